@@ -1,0 +1,334 @@
+"""The `kansoku` command: start, stop and inspect the platform.
+
+    kansoku up [--detach]     start everything (embedded PostgreSQL, NATS, Valkey, services)
+    kansoku down              stop a detached stack
+    kansoku status [--json]   every component: name, pid, url, state, health
+    kansoku migrate           create or upgrade every service's schema, add demo data
+
+Errors are one line naming the problem and the fix, with a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from kansoku import __version__, topology
+from kansoku.kit.settings import ConfigurationError
+from kansoku.stack.settings import StackSettings
+from kansoku.stack.state import process_alive, read_state, supervisor_alive
+
+app = typer.Typer(
+    name="kansoku",
+    help="kansoku (観測): an online shop built to be observed.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where data, logs and state live "
+                 "[env: KANSOKU_DATA_DIR; default: ./.kansoku]", show_default=False),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one plain line naming the problem and the fix, and exit."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load_settings(data_dir: Path | None) -> StackSettings:
+    try:
+        settings = StackSettings() if data_dir is None else StackSettings(data_dir=data_dir)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = "KANSOKU_" + "_".join(str(part) for part in first["loc"]).upper()
+        fail(f"{variable} is not valid: {first['msg']} — fix or unset it")
+    settings.data_dir = settings.data_dir.expanduser().absolute()
+    return settings
+
+
+# --- up / down / status ---------------------------------------------------------------
+
+def _state_table(state: dict[str, Any] | None, title: str) -> Table:
+    table = Table(title=title, title_justify="left", expand=False)
+    for column in ("component", "state", "health", "pid", "restarts", "url"):
+        table.add_column(column)
+    colours = {"running": "green", "healthy": "green", "failed": "red", "unhealthy": "red",
+               "down": "red", "restarting": "yellow", "starting": "yellow",
+               "preparing": "yellow", "stopping": "yellow"}
+    for component in (state or {}).get("components", []):
+        cells = [component["name"], component["state"], component["health"],
+                 str(component["pid"] or "-"), str(component["restarts"]), component["url"]]
+        table.add_row(*(f"[{colours[c]}]{c}[/]" if c in colours else c for c in cells))
+    return table
+
+
+def _urls(settings: StackSettings) -> str:
+    return (
+        f"  storefront  {settings.service_url('gateway')}\n"
+        f"  explorer    {settings.service_url('explorer')}\n"
+        f"  OTLP/HTTP   {settings.otlp_endpoint}  (send telemetry here)\n"
+        f"  logs        {settings.log_dir}/"
+    )
+
+
+def _spawn_supervisor(settings: StackSettings) -> subprocess.Popen[bytes]:
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.log_dir / "supervisor.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "kansoku", "supervise", "--data-dir", str(settings.data_dir)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]) -> None:
+    """Show progress until every component is ready; exit with the error if start fails."""
+    started = time.monotonic()
+    with Live(console=console, refresh_per_second=8, transient=True) as live:
+        while True:
+            state = read_state(settings.state_file)
+            mine = state if state and state["supervisor"]["pid"] == supervisor.pid else None
+            phase = mine["supervisor"]["state"] if mine else "starting"
+            elapsed = time.monotonic() - started
+            live.update(_state_table(mine, f"Starting kansoku … {elapsed:4.1f}s"))
+            if phase == "running":
+                break
+            if phase == "failed" or supervisor.poll() is not None:
+                error = mine["supervisor"]["error"] if mine else None
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    supervisor.wait(60)
+                fail(error or "the supervisor stopped unexpectedly — see "
+                     f"{settings.log_dir / 'supervisor.log'}")
+            time.sleep(0.15)
+    console.print(f"[bold green]kansoku is ready[/] in {time.monotonic() - started:.1f}s\n"
+                  f"{_urls(settings)}", highlight=False)
+
+
+def _stop_supervisor(settings: StackSettings, pid: int, timeout: float = 60.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    with console.status("Stopping kansoku …"):
+        while time.monotonic() < deadline and process_alive(pid):
+            time.sleep(0.2)
+    _kill_leftovers(settings)
+
+
+def _kill_leftovers(settings: StackSettings) -> None:
+    """Last resort: any process the state file lists that still runs is killed. Each is
+    matched by pid and start time, so an unrelated process that reused a pid is spared."""
+    state = read_state(settings.state_file) or {}
+    entries = [*state.get("components", []), state.get("supervisor", {})]
+    for entry in entries:
+        pid = entry.get("pid")
+        if pid and entry.get("process_started") and process_alive(pid, entry["process_started"]):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+
+
+@app.command()
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d",
+                                         help="Return once everything is ready.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the whole platform and wait until every component is ready."""
+    from kansoku.stack.preflight import PreflightFailed, run_preflight
+
+    settings = load_settings(data_dir)
+    try:
+        run_preflight(settings)
+    except (PreflightFailed, ConfigurationError) as exc:
+        fail(str(exc))
+    supervisor = _spawn_supervisor(settings)
+
+    def stop_on_sigterm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    try:
+        _wait_for_start(settings, supervisor)
+        if detach:
+            console.print("Running in the background: 'kansoku status' shows it, "
+                          "'kansoku down' stops it.")
+            return
+        console.print("Press Ctrl-C to stop everything.")
+        with Live(console=console, refresh_per_second=1) as live:
+            while supervisor.poll() is None:
+                live.update(_state_table(read_state(settings.state_file), "kansoku"))
+                time.sleep(1)
+        fail(f"the supervisor stopped unexpectedly — see {settings.log_dir / 'supervisor.log'}")
+    except KeyboardInterrupt:
+        _stop_supervisor(settings, supervisor.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            supervisor.wait(5)
+        console.print("kansoku stopped.")
+
+
+@app.command()
+def down(data_dir: DataDir = None) -> None:
+    """Stop a running stack (started with --detach) and leave no process behind."""
+    settings = load_settings(data_dir)
+    state = read_state(settings.state_file)
+    if not supervisor_alive(state):
+        _kill_leftovers(settings)
+        console.print(f"kansoku is not running (data directory {settings.data_dir}).")
+        return
+    assert state is not None
+    _stop_supervisor(settings, state["supervisor"]["pid"])
+    console.print("kansoku stopped.")
+
+
+async def _probe(url: str) -> str:
+    """Health as seen right now: /health/ready for services, a TCP connect otherwise."""
+    parts = urlsplit(url)
+    try:
+        if parts.scheme == "http":
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                response = await client.get(f"{url}/health/ready")
+            return "healthy" if response.status_code == 200 else "unhealthy"
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, parts.port), 2)
+        writer.close()
+        return "healthy"
+    except Exception:
+        return "down"
+
+
+async def _probe_all(urls: list[str]) -> list[str]:
+    return list(await asyncio.gather(*(_probe(url) for url in urls)))
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List every component: name, pid, url, state and health (probed now)."""
+    settings = load_settings(data_dir)
+    state = read_state(settings.state_file)
+    running = supervisor_alive(state)
+    components: list[dict[str, Any]] = (state or {}).get("components", [])
+    if running:
+        for component, health in zip(
+            components, asyncio.run(_probe_all([c["url"] for c in components])), strict=True
+        ):
+            component["health"] = health
+    else:
+        for component in components:
+            component.update(state="stopped", health="down", pid=None)
+    phase = state["supervisor"]["state"] if running and state else "stopped"
+    if as_json:
+        typer.echo(json.dumps({"state": phase, "data_dir": str(settings.data_dir),
+                               "components": components}, indent=2))
+        return
+    if not components:
+        console.print(f"kansoku is not running (data directory {settings.data_dir}).")
+        return
+    console.print(_state_table({"components": components}, f"kansoku: {phase}"))
+
+
+# --- commands the supervisor runs -----------------------------------------------------
+
+@app.command(hidden=True)
+def supervise(data_dir: DataDir = None) -> None:
+    """Run the supervisor in this process (what `up` starts in the background)."""
+    from kansoku.kit.logging import setup_logging
+    from kansoku.stack.supervisor import Supervisor, build_components, migrate_command
+
+    settings = load_settings(data_dir)
+    setup_logging("supervisor", os.environ.get("KANSOKU_LOG_LEVEL", "INFO"))
+    groups = build_components(settings)
+    code = asyncio.run(Supervisor(settings, groups, migrate_command()).run())
+    raise typer.Exit(code)
+
+
+@app.command(hidden=True)
+def serve(name: Annotated[str, typer.Argument(help="The component to run.")]) -> None:
+    """Run one component in this process (what the supervisor starts)."""
+    from kansoku.kit.serve import PortUnavailable
+    from kansoku.kit.serve import serve as run_server
+
+    info = topology.SERVICES_BY_NAME.get(name)
+    if info is None:
+        fail(f"there is no component '{name}' — choose one of: "
+             + ", ".join(topology.SERVICES_BY_NAME), code=2)
+    module_name, factory_name = info.app_factory.split(":")
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    try:
+        service_app = factory()
+        settings = service_app.state.settings
+        run_server(service_app, host=settings.host, ports=settings.listen_ports(),
+                   graceful_shutdown_seconds=settings.graceful_shutdown_seconds)
+    except (ConfigurationError, PortUnavailable) as exc:
+        fail(f"{name}: {exc}", code=2)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade every service's schema and add the demo data (needs
+    KANSOKU_DATABASE_URL). Safe to run again."""
+    from kansoku.kit.db import Database, upgrade_schema
+
+    url = os.environ.get("KANSOKU_DATABASE_URL")
+    if not url:
+        fail("KANSOKU_DATABASE_URL is not set — point it at PostgreSQL "
+             "(kansoku up sets it for the embedded one)")
+
+    async def seed(package: str, schema: str) -> int:
+        demo = importlib.import_module(f"{package}.demo")
+        database = Database(url, schema=schema, application_name="kansoku-migrate")
+        try:
+            async for session in database.session():
+                added: int = await demo.seed(session)
+            return added
+        finally:
+            await database.dispose()
+
+    for service in topology.SERVICES:
+        package = service.app_factory.split(":")[0].rsplit(".", 1)[0]
+        versions = files(package) / "migrations"
+        if not versions.is_dir():
+            continue
+        upgrade_schema(url, schema=service.name, versions=Path(str(versions)))
+        message = f"{service.name}: schema up to date"
+        if importlib.util.find_spec(f"{package}.demo") is not None:
+            added = asyncio.run(seed(package, service.name))
+            message += f", {added} demo rows added" if added else ", demo data present"
+        console.print(message, highlight=False)
+
+
+@app.command()
+def version() -> None:
+    """Print kansoku's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

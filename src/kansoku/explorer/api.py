@@ -1,0 +1,123 @@
+"""The explorer's routes: the OTLP/HTTP receiver and the first query endpoints."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from google.protobuf.message import DecodeError, Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from kansoku.kit.errors import Problem
+from kansoku.explorer.store import TelemetryStore
+
+router = APIRouter()
+
+PROTOBUF = "application/x-protobuf"
+
+
+async def _decode(request: Request, message: Message) -> None:
+    """Read an OTLP/HTTP protobuf body (optionally gzip) into `message`, or raise a Problem."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type != PROTOBUF:
+        raise Problem(415, "unsupported-media-type",
+                      f"Send OTLP as {PROTOBUF}; got '{content_type or 'nothing'}'. "
+                      "(OTLP/JSON arrives with the full explorer.)")
+    limit: int = request.app.state.settings.max_body_bytes
+    body = await request.body()
+    if len(body) > limit:
+        raise Problem(413, "payload-too-large", f"The body is over {limit} bytes.")
+    if request.headers.get("content-encoding", "").lower() == "gzip":
+        try:
+            decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+            body = decompressor.decompress(body, limit + 1)
+        except (zlib.error, gzip.BadGzipFile) as exc:
+            raise Problem(400, "bad-encoding", f"The gzip body is corrupt: {exc}.") from exc
+        if len(body) > limit:
+            raise Problem(413, "payload-too-large", f"The body is over {limit} bytes unzipped.")
+    try:
+        message.ParseFromString(body)
+    except DecodeError as exc:
+        raise Problem(400, "malformed-otlp", f"The body is not a valid OTLP message: {exc}."
+                      ) from exc
+
+
+def _store(request: Request) -> TelemetryStore:
+    store: TelemetryStore = request.app.state.store
+    return store
+
+
+@router.post("/v1/traces", include_in_schema=False)
+async def receive_traces(request: Request) -> Response:
+    message = ExportTraceServiceRequest()
+    await _decode(request, message)
+    _store(request).add_traces(message)
+    return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
+
+
+@router.post("/v1/metrics", include_in_schema=False)
+async def receive_metrics(request: Request) -> Response:
+    message = ExportMetricsServiceRequest()
+    await _decode(request, message)
+    _store(request).add_metrics(message)
+    return Response(ExportMetricsServiceResponse().SerializeToString(), media_type=PROTOBUF)
+
+
+@router.post("/v1/logs", include_in_schema=False)
+async def receive_logs(request: Request) -> Response:
+    message = ExportLogsServiceRequest()
+    await _decode(request, message)
+    _store(request).add_logs(message)
+    return Response(ExportLogsServiceResponse().SerializeToString(), media_type=PROTOBUF)
+
+
+@router.get("/api/services")
+async def services(request: Request) -> dict[str, Any]:
+    """Services that sent spans (Jaeger's shape: `{"data": [...]}`)."""
+    return {"data": sorted(_store(request).services)}
+
+
+@router.get("/api/traces/{trace_id}")
+async def trace(trace_id: str, request: Request) -> dict[str, Any]:
+    """The spans of one trace, oldest first."""
+    spans = _store(request).trace(trace_id)
+    if not spans:
+        raise Problem(404, "trace-not-found", f"No spans of trace {trace_id} have arrived.")
+    return {"data": {"trace_id": trace_id.lower(), "spans": spans}}
+
+
+@router.get("/api/stats")
+async def stats(request: Request) -> dict[str, Any]:
+    """How much telemetry arrived since the explorer started."""
+    store = _store(request)
+    return {"received": dict(store.received), "traces_kept": len(store.traces),
+            "spans_kept": store.span_count, "services": sorted(store.services)}
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def home(request: Request) -> str:
+    store = _store(request)
+    services_list = "".join(f"<li>{name}</li>" for name in sorted(store.services))
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>kansoku explorer</title></head><body style="font-family:system-ui;margin:2rem">
+<h1>kansoku explorer</h1>
+<p>Receiving OTLP. Spans: {store.received["spans"]}, metric points:
+{store.received["metric_points"]}, log records: {store.received["log_records"]}.</p>
+<h2>Services seen</h2><ul>{services_list or "<li>none yet</li>"}</ul>
+<p>The full explorer (service map, trace waterfall, logs, problems) is on its way;
+meanwhile <a href="/api/stats">/api/stats</a> and <code>/api/traces/&lt;trace id&gt;</code>
+answer in JSON.</p></body></html>"""

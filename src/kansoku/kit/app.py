@@ -1,0 +1,102 @@
+"""Assemble a service's FastAPI app the same way for every service.
+
+`build_service_app` wires what each service shares — problem+json errors, the request
+middleware, health endpoints, `/metrics`, tracing of every route — and runs the service's
+own start-up and shutdown hooks inside one lifespan. On shutdown it flushes telemetry
+last, so the spans of the final requests are not lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from kansoku import __version__
+from kansoku.kit.errors import install_problem_handlers
+from kansoku.kit.health import Check, health_router
+from kansoku.kit.logging import setup_logging
+from kansoku.kit.middleware import RequestContextMiddleware
+from kansoku.kit.settings import ServiceSettings
+from kansoku.kit.telemetry import Telemetry, setup_telemetry
+
+logger = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+#: Probes and scrapes: not traced and not access-logged, or they would drown real traffic.
+UNOBSERVED_PATHS = ("/health", "/metrics")
+
+
+def start_process_telemetry(service: str, settings: ServiceSettings) -> Telemetry:
+    """Telemetry and JSON logging for this process; call once, from `create_app`."""
+    telemetry = setup_telemetry(service)
+    setup_logging(service, settings.effective_log_level, extra_handlers=telemetry.log_handlers)
+    return telemetry
+
+
+async def _metrics() -> Response:
+    """Prometheus text exposition of this process's metrics."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def build_service_app(
+    *,
+    service: str,
+    settings: ServiceSettings,
+    telemetry: Telemetry,
+    description: str,
+    checks: Mapping[str, Check] | None = None,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    docs: bool = True,
+    quiet_paths: tuple[str, ...] = (),
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for hook in on_startup:
+            await hook()
+        logger.info("%s started on %s:%s", service, settings.host, settings.port)
+        try:
+            yield
+        finally:
+            logger.info("%s stopping", service)
+            for hook in on_shutdown:
+                try:
+                    await hook()
+                except Exception:
+                    logger.exception("shutdown step failed")
+            telemetry.shutdown()
+
+    app = FastAPI(
+        title=f"kansoku {service}",
+        description=description,
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.settings = settings
+    app.state.telemetry = telemetry
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, quiet_paths=UNOBSERVED_PATHS + quiet_paths)
+    app.include_router(
+        health_router(service, __version__, checks or {}, settings.readiness_timeout_seconds)
+    )
+    app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    if telemetry.enabled:
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=telemetry.tracer_provider,
+            meter_provider=telemetry.meter_provider,
+            excluded_urls=",".join(UNOBSERVED_PATHS),
+            # One server span per request; the per-message receive/send spans double
+            # the span count and tell a learner nothing.
+            exclude_spans=["receive", "send"],
+        )
+    return app

@@ -1,0 +1,150 @@
+"""Errors as RFC 9457 problem details (`application/problem+json`), never a traceback.
+
+Every problem carries the request id, so what a caller sees can be found in the logs and
+the trace of that request.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from kansoku.kit.context import current_request_id
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An error meant for the caller. Raise it anywhere; it becomes problem+json.
+
+    `code` is a short stable identifier (e.g. `dependency-unavailable`) that also forms
+    the problem `type`; `detail` is one sentence a person can act on.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.title = title or HTTPStatus(status).phrase
+        self.headers = headers or {}
+        self.extensions = extensions
+
+
+class DependencyUnavailable(Problem):
+    """Another component this request needs did not answer in time, or answered 5xx."""
+
+    def __init__(self, dependency: str, reason: str) -> None:
+        super().__init__(
+            503,
+            "dependency-unavailable",
+            f"The {dependency} service is unavailable right now ({reason}). "
+            "Please try again in a few seconds.",
+            title="Service Unavailable",
+            headers={"Retry-After": "5"},
+            dependency=dependency,
+        )
+        self.dependency = dependency
+        self.reason = reason
+
+
+def problem_body(
+    status: int, code: str, title: str, detail: str, instance: str | None, **extensions: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"https://kansoku.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body["request_id"] = current_request_id()
+    body.update(extensions)
+    return body
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    title: str | None = None,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body = problem_body(
+        status, code, title or HTTPStatus(status).phrase, detail, instance, **extensions
+    )
+    # The request middleware adds the X-Request-ID header to every response.
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE,
+                        headers=headers)
+
+
+def _code_for_status(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
+    except ValueError:
+        return "error"
+
+
+async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    if exc.status >= 500:
+        logger.warning("answered %s %s: %s", exc.status, exc.code, exc.detail)
+    return problem_response(exc.status, exc.code, exc.detail, title=exc.title,
+                            instance=request.url.path, headers=exc.headers, **exc.extensions)
+
+
+async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
+    if status == 404 and exc.detail == "Not Found":
+        detail = f"There is nothing at {request.url.path}."
+    elif status == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}."
+    return problem_response(status, _code_for_status(status), detail,
+                            instance=request.url.path, headers=dict(exc.headers or {}))
+
+
+async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {
+            # ("query", "limit") reads better as "limit", and says which field is wrong.
+            "field": ".".join(str(part) for part in error["loc"][1:]) or str(error["loc"][0]),
+            "location": str(error["loc"][0]),
+            "message": error["msg"],
+        }
+        for error in exc.errors()
+    ]
+    names = ", ".join(sorted({error["field"] for error in errors}))
+    return problem_response(422, "validation-error", f"Some fields are not valid: {names}.",
+                            title="Unprocessable Content", instance=request.url.path,
+                            errors=errors)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error raised inside a route as problem+json."""
+    app.add_exception_handler(Problem, _handle_problem)
+    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
+    app.add_exception_handler(RequestValidationError, _handle_validation_error)

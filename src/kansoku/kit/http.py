@@ -1,0 +1,228 @@
+"""Calling another kansoku service over HTTP, the way every service does it.
+
+- Timeouts per phase (connect, read, write, pool), never one number for everything.
+- Retries with exponential backoff and jitter, for idempotent methods only: a retried
+  POST could place an order twice.
+- A circuit breaker per downstream service: after repeated failures calls fail at once
+  for a while instead of piling up; its state is a metric.
+- Trace context and baggage travel in the headers (the httpx instrumentation injects
+  them), so the callee's spans join the caller's trace.
+
+Failures surface as `DependencyUnavailable`, which the error handlers answer with 503.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+from purgatory import AsyncCircuitBreakerFactory
+from purgatory.domain.model import OpenedState
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from kansoku.kit import semconv
+from kansoku.kit.context import current_request_id
+from kansoku.kit.errors import DependencyUnavailable
+from kansoku.kit.telemetry import Telemetry
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Answers that say "try again": the callee or something in front of it is overloaded.
+RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds allowed for each phase of a call."""
+
+    connect: float = 1.0
+    read: float = 3.0
+    write: float = 3.0
+    pool: float = 1.0
+
+    def as_httpx(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.read, write=self.write,
+                             pool=self.pool)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently idempotent calls are retried."""
+
+    attempts: int = 3
+    initial_backoff: float = 0.05
+    max_backoff: float = 0.5
+
+
+@dataclass(frozen=True)
+class BreakerPolicy:
+    """Consecutive failed calls that open the circuit, and how long it stays open."""
+
+    failure_threshold: int = 5
+    open_seconds: float = 5.0
+
+
+class _ServerError(Exception):
+    """The callee answered 5xx: a failure for the breaker; retried if `retryable`."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+        self.retryable = response.status_code in RETRYABLE_STATUSES
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """Retry what a second try can fix: no connection (yet), or an answer that says "try
+    again". Not a read timeout: the callee is slow, and asking again makes it slower."""
+    if isinstance(exc, _ServerError):
+        return exc.retryable
+    return isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.RemoteProtocolError)
+
+
+class CircuitBreakers:
+    """The circuit breakers of one process, one per downstream service.
+
+    Wraps purgatory's in-memory breakers and follows their state changes, so the state
+    can be read (`state(name)`) and exported as the `kansoku.circuit_breaker.state` gauge.
+    """
+
+    def __init__(self, policy: BreakerPolicy, meter: Meter | None = None) -> None:
+        self.policy = policy
+        self._factory = AsyncCircuitBreakerFactory(
+            default_threshold=policy.failure_threshold, default_ttl=policy.open_seconds
+        )
+        self._factory.add_listener(self._on_event)
+        self._states: dict[str, str] = {}
+        if meter is not None:
+            meter.create_observable_gauge(
+                semconv.METRIC_CIRCUIT_STATE,
+                callbacks=[self._observe],
+                description="Circuit breaker state per downstream service: "
+                "0 closed, 1 half-open, 2 open.",
+            )
+
+    def _on_event(self, name: str, event_name: str, event: Any) -> None:
+        if event_name == "circuit_breaker_created":
+            self._states[name] = "closed"
+        elif event_name == "state_changed":
+            previous = self._states.get(name)
+            self._states[name] = event.state
+            if previous != event.state:
+                logger.warning("circuit breaker for %s is now %s", name, event.state,
+                               extra={"circuit": name, "circuit_state": event.state})
+
+    def _observe(self, options: CallbackOptions) -> list[Observation]:
+        return [
+            Observation(semconv.CIRCUIT_STATE_VALUES.get(state, 0),
+                        {semconv.PEER_SERVICE: name})
+            for name, state in self._states.items()
+        ]
+
+    def state(self, name: str) -> str:
+        """`closed`, `half-opened` or `opened`. A breaker never used is closed."""
+        return self._states.get(name, "closed")
+
+    async def get(self, name: str) -> Any:
+        return await self._factory.get_breaker(name)
+
+
+class ServiceClient:
+    """A client for one downstream service, e.g. `ServiceClient("catalog", url, …)`."""
+
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        breakers: CircuitBreakers,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        telemetry: Telemetry | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.service = service
+        self.breakers = breakers
+        self.retry = retry or RetryPolicy()
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            timeout=(timeouts or Timeouts()).as_httpx(),
+            transport=transport,
+            headers={"User-Agent": "kansoku-service-client"},
+        )
+        if telemetry is not None and telemetry.enabled:
+            HTTPXClientInstrumentor.instrument_client(
+                self._client,
+                tracer_provider=telemetry.tracer_provider,
+                meter_provider=telemetry.meter_provider,
+            )
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send one logical call; retried if idempotent; 4xx are returned to the caller.
+
+        Raises `DependencyUnavailable` when the service cannot be reached, times out,
+        keeps answering 5xx, or its circuit is open.
+        """
+        method = method.upper()
+        attempts = self.retry.attempts if method in IDEMPOTENT_METHODS else 1
+        try:
+            breaker = await self.breakers.get(self.service)
+            async with breaker:
+                return await self._send_with_retries(method, path, attempts, **kwargs)
+        except OpenedState as exc:
+            raise DependencyUnavailable(self.service, "circuit open after repeated failures"
+                                        ) from exc
+        except _ServerError as exc:
+            raise DependencyUnavailable(
+                self.service, f"it answered HTTP {exc.response.status_code}") from exc
+        except httpx.TimeoutException as exc:
+            raise DependencyUnavailable(self.service, f"no answer in time: {type(exc).__name__}"
+                                        ) from exc
+        except httpx.TransportError as exc:
+            raise DependencyUnavailable(self.service, f"cannot connect: {type(exc).__name__}"
+                                        ) from exc
+
+    async def _send_with_retries(
+        self, method: str, path: str, attempts: int, **kwargs: Any
+    ) -> httpx.Response:
+        headers = self._forwarded_headers(kwargs.pop("headers", None))
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential_jitter(initial=self.retry.initial_backoff,
+                                         max=self.retry.max_backoff,
+                                         jitter=self.retry.initial_backoff),
+            retry=retry_if_exception(_worth_retrying),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                response = await self._client.request(method, path, headers=headers, **kwargs)
+                if response.status_code >= 500:
+                    raise _ServerError(response)
+                return response
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    @staticmethod
+    def _forwarded_headers(headers: dict[str, str] | None) -> dict[str, str]:
+        """The caller's headers plus this request's id, so one id follows the request
+        through every service's logs."""
+        forwarded = dict(headers or {})
+        request_id = current_request_id()
+        if request_id:
+            forwarded.setdefault(semconv.REQUEST_ID_HEADER, request_id)
+        return forwarded
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", path, **kwargs)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

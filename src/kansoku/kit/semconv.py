@@ -1,0 +1,42 @@
+"""Every telemetry name kansoku uses, in one place.
+
+Where OpenTelemetry's semantic conventions define a name we use theirs (re-exported here
+so a reader finds all names in one module); kansoku's own names start with `kansoku.`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Attributes from the OpenTelemetry semantic conventions -------------------------
+ENDUSER_ID: Final = "enduser.id"
+SERVICE_NAME: Final = "service.name"
+SERVICE_VERSION: Final = "service.version"
+SERVICE_NAMESPACE: Final = "service.namespace"
+PEER_SERVICE: Final = "peer.service"
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_ROUTE: Final = "http.route"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+URL_PATH: Final = "url.path"
+
+#: Every component reports this namespace, so one backend can hold several platforms.
+NAMESPACE: Final = "kansoku"
+
+# --- Baggage keys (travel with the request across every service) --------------------
+#: The logged-in user. Stamped as `enduser.id` on every span of the request.
+BAGGAGE_USER_ID: Final = ENDUSER_ID
+
+# --- HTTP headers --------------------------------------------------------------------
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+
+# --- kansoku attributes --------------------------------------------------------------
+REQUEST_ID: Final = "kansoku.request_id"
+CIRCUIT_NAME: Final = "kansoku.circuit.name"
+HEALTH_CHECK: Final = "kansoku.health.check"
+
+# --- kansoku metrics -----------------------------------------------------------------
+#: 0 = closed, 1 = half-open, 2 = open; one series per downstream service.
+METRIC_CIRCUIT_STATE: Final = "kansoku.circuit_breaker.state"
+METRIC_CATALOG_PRODUCTS_LISTED: Final = "kansoku.catalog.products.listed"
+
+CIRCUIT_STATE_VALUES: Final[dict[str, int]] = {"closed": 0, "half-opened": 1, "opened": 2}

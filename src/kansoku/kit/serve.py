@@ -1,0 +1,46 @@
+"""Run one service's app with uvicorn: the body of `kansoku serve NAME`."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import uvicorn
+from fastapi import FastAPI
+
+
+class PortUnavailable(Exception):
+    """A port this service must listen on is taken or cannot be bound."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise PortUnavailable(f"cannot listen on {host}:{port}: {reason}") from exc
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: FastAPI, *, host: str, ports: list[int], graceful_shutdown_seconds: float) -> None:
+    """Serve `app` on every port in `ports` until SIGTERM or SIGINT.
+
+    On a signal uvicorn stops accepting, lets in-flight requests finish (up to
+    `graceful_shutdown_seconds`), then runs the lifespan shutdown, which flushes telemetry.
+    """
+    sockets = [bind(host, port) for port in ports]
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(graceful_shutdown_seconds),
+    )
+    uvicorn.Server(config).run(sockets=sockets)

@@ -1,0 +1,58 @@
+"""The settings every service shares.
+
+Each service declares one `Settings` class that inherits from `ServiceSettings` and sets
+its own environment prefix (`KANSOKU_CATALOG_`, …). What the whole platform shares — where
+the database, NATS and Valkey are, the default log level — is read from unprefixed
+`KANSOKU_*` variables, so one export configures every service at once.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or wrong; the message names the variable and the fix."""
+
+
+def require(value: str | None, variable: str, why: str) -> str:
+    """Return `value`, or stop with a message naming the variable to set."""
+    if not value:
+        raise ConfigurationError(f"{variable} is not set: {why}")
+    return value
+
+
+def shared(name: str) -> AliasChoices:
+    """Read a field from the platform-wide variable `KANSOKU_<NAME>`, ignoring the prefix."""
+    return AliasChoices(f"KANSOKU_{name.upper()}")
+
+
+class ServiceSettings(BaseSettings):
+    """Fields every kansoku service has. Subclasses add their own and set `env_prefix`."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="KANSOKU_")
+
+    #: Address to listen on. Loopback by default: an embedded stack is not exposed.
+    host: str = "127.0.0.1"
+    port: int = 0
+    #: This service's log level; falls back to KANSOKU_LOG_LEVEL, then INFO.
+    log_level: str | None = None
+    default_log_level: str = Field("INFO", validation_alias=shared("log_level"))
+
+    database_url: str | None = Field(None, validation_alias=shared("database_url"))
+    nats_url: str | None = Field(None, validation_alias=shared("nats_url"))
+    redis_url: str | None = Field(None, validation_alias=shared("redis_url"))
+
+    #: How long a readiness check may wait for one dependency before it counts as down.
+    readiness_timeout_seconds: float = Field(2.0, validation_alias=shared("readiness_timeout"))
+    #: How long shutdown waits for in-flight requests after SIGTERM.
+    graceful_shutdown_seconds: float = Field(10.0, validation_alias=shared("graceful_shutdown"))
+
+    def listen_ports(self) -> list[int]:
+        """Every port this service listens on (most have one)."""
+        return [self.port]
+
+    @property
+    def effective_log_level(self) -> str:
+        return (self.log_level or self.default_log_level).upper()

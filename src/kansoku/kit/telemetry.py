@@ -1,0 +1,119 @@
+"""OpenTelemetry for a kansoku process: traces, metrics and logs over OTLP/HTTP.
+
+The standard environment variables are honoured: `OTEL_EXPORTER_OTLP_ENDPOINT` (and the
+per-signal variants) say where data goes, `OTEL_TRACES_SAMPLER` how much is kept,
+`OTEL_BSP_*` / `OTEL_METRIC_EXPORT_INTERVAL` how it is batched, `OTEL_RESOURCE_ATTRIBUTES`
+what is added to the resource, and `OTEL_SDK_DISABLED=true` turns it all off.
+`OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER` and `OTEL_LOGS_EXPORTER` accept `none` to
+keep one signal local.
+
+Propagation is W3C `traceparent` + `baggage` (the API's default). The user id travels in
+baggage and a span processor copies it onto every span as `enduser.id`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.processor.baggage import BaggageSpanProcessor
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from kansoku import __version__
+from kansoku.kit import semconv
+
+logger = logging.getLogger(__name__)
+
+
+def _exporter_enabled(signal: str) -> bool:
+    return os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp").strip().lower() != "none"
+
+
+def sdk_disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+@dataclass
+class Telemetry:
+    """The providers of one process. Pass them to instrumentations; shut down on exit."""
+
+    service: str
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    logger_provider: LoggerProvider | None = None
+    log_handlers: list[logging.Handler] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.tracer_provider is not None
+
+    def shutdown(self) -> None:
+        """Flush what is buffered and stop exporting. Safe to call twice."""
+        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
+            if provider is None:
+                continue
+            try:
+                provider.shutdown()
+            except Exception:  # pragma: no cover - a dead backend must not block exit
+                logger.warning("telemetry provider did not shut down cleanly", exc_info=True)
+        self.tracer_provider = self.meter_provider = self.logger_provider = None
+
+
+def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
+    """Create this process's providers, register them globally and return them.
+
+    Call once per process, before the app is built: instrumentations and the JSON log
+    formatter read the global providers and propagators.
+    """
+    if sdk_disabled():
+        return Telemetry(service)
+    resource = Resource.create(
+        {
+            semconv.SERVICE_NAME: service,
+            semconv.SERVICE_NAMESPACE: semconv.NAMESPACE,
+            semconv.SERVICE_VERSION: __version__,
+            "service.instance.id": uuid.uuid4().hex,
+        }
+    )
+
+    tracer_provider = TracerProvider(resource=resource)
+    # Stamp the user id from baggage on every span, in every service, with no code in
+    # the handlers: the seeds' "user id as a custom attribute".
+    tracer_provider.add_span_processor(
+        BaggageSpanProcessor(lambda key: key == semconv.BAGGAGE_USER_ID)
+    )
+    if _exporter_enabled("traces"):
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(tracer_provider)
+
+    readers: list[MetricReader] = []
+    if _exporter_enabled("metrics"):
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    if prometheus:
+        readers.append(PrometheusMetricReader())
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    metrics.set_meter_provider(meter_provider)
+
+    logger_provider = LoggerProvider(resource=resource)
+    handlers: list[logging.Handler] = []
+    if _exporter_enabled("logs"):
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+        handlers.append(LoggingHandler(logger_provider=logger_provider))
+    set_logger_provider(logger_provider)
+
+    return Telemetry(service, tracer_provider, meter_provider, logger_provider, handlers)

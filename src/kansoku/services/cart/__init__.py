@@ -1,0 +1,3 @@
+"""cart: shopping carts, kept in Valkey."""
+
+SERVICE = "cart"

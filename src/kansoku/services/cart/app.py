@@ -1,0 +1,30 @@
+"""The cart service: `create_app` builds it, `kansoku serve cart` runs it.
+
+So far it has its health endpoints and the connections it will need (carts live in Valkey):
+the shop issue fills in its API.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.connections import Connections
+from kansoku.kit.telemetry import Telemetry
+from kansoku.services.cart import SERVICE
+from kansoku.services.cart.settings import Settings
+
+
+def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
+    settings = settings or Settings()
+    telemetry = telemetry or start_process_telemetry(SERVICE, settings)
+    connections = Connections(SERVICE, settings, telemetry, valkey=True)
+    return build_service_app(
+        service=SERVICE,
+        settings=settings,
+        telemetry=telemetry,
+        description="Shopping carts, kept in Valkey.",
+        checks=connections.checks,
+        on_startup=[connections.open],
+        on_shutdown=[connections.close],
+    )

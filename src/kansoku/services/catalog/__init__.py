@@ -1,0 +1,3 @@
+"""catalog: products and categories."""
+
+SERVICE = "catalog"

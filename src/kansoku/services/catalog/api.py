@@ -1,0 +1,36 @@
+"""The catalog's HTTP routes (internal: the gateway's public API fronts them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from kansoku.kit.db import DbSession
+from kansoku.services.catalog import service
+from kansoku.services.catalog.schemas import CategoryOut, ProductOut, ProductPage
+
+router = APIRouter(tags=["catalog"])
+
+
+@router.get("/products")
+async def list_products(
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+) -> ProductPage:
+    """A page of products, optionally of one category (by slug)."""
+    return await service.browse_products(session, limit=limit, offset=offset, category=category)
+
+
+@router.get("/products/{product_id}")
+async def get_product(product_id: int, session: DbSession) -> ProductOut:
+    """One product with its category."""
+    return await service.product_detail(session, product_id)
+
+
+@router.get("/categories")
+async def list_categories(session: DbSession) -> list[CategoryOut]:
+    """Every category, by name."""
+    return await service.categories(session)

@@ -1,0 +1,31 @@
+"""The catalog service: `create_app` builds it, `kansoku serve catalog` runs it."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.connections import Connections
+from kansoku.kit.telemetry import Telemetry
+from kansoku.services.catalog import SERVICE, api
+from kansoku.services.catalog.models import SCHEMA
+from kansoku.services.catalog.settings import Settings
+
+
+def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
+    settings = settings or Settings()
+    telemetry = telemetry or start_process_telemetry(SERVICE, settings)
+    connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
+                              pool_size=settings.pool_size)
+    app = build_service_app(
+        service=SERVICE,
+        settings=settings,
+        telemetry=telemetry,
+        description="Products and categories, read from PostgreSQL.",
+        checks=connections.checks,
+        on_startup=[connections.open],
+        on_shutdown=[connections.close],
+    )
+    app.state.db = connections.db
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,16 @@
+"""The catalog's settings (environment prefix KANSOKU_CATALOG_)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from kansoku.kit.settings import ServiceSettings
+from kansoku.topology import SERVICES_BY_NAME
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="KANSOKU_CATALOG_", extra="ignore")
+
+    port: int = SERVICES_BY_NAME["catalog"].default_port
+    #: Connections the catalog keeps open to PostgreSQL.
+    pool_size: int = 5

@@ -1,0 +1,40 @@
+"""The gateway: `create_app` builds it, `kansoku serve gateway` runs it."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from opentelemetry import metrics
+
+from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient, Timeouts
+from kansoku.kit.telemetry import Telemetry
+from kansoku.services.gateway import SERVICE, api
+from kansoku.services.gateway.settings import Settings
+
+
+def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
+    settings = settings or Settings()
+    telemetry = telemetry or start_process_telemetry(SERVICE, settings)
+    breakers = CircuitBreakers(
+        BreakerPolicy(),
+        meter=metrics.get_meter("kansoku.gateway", meter_provider=telemetry.meter_provider),
+    )
+    catalog = ServiceClient(
+        "catalog", settings.catalog_url, breakers,
+        timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
+        telemetry=telemetry,
+    )
+    app = build_service_app(
+        service=SERVICE,
+        settings=settings,
+        telemetry=telemetry,
+        description="The storefront and the public API in front of kansoku's services.",
+        # The gateway is ready when it can serve; a missing catalog shows as a 503 page
+        # for that request, not as the gateway being taken out of rotation.
+        checks={},
+        on_shutdown=[catalog.aclose],
+    )
+    app.state.catalog = catalog
+    app.state.breakers = breakers
+    app.include_router(api.router)
+    return app

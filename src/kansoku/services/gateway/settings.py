@@ -1,0 +1,25 @@
+"""The gateway's settings (environment prefix KANSOKU_GATEWAY_)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from kansoku.kit.settings import ServiceSettings, shared
+from kansoku.topology import SERVICES_BY_NAME
+
+
+def _default_url(service: str) -> str:
+    return f"http://127.0.0.1:{SERVICES_BY_NAME[service].default_port}"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="KANSOKU_GATEWAY_", extra="ignore")
+
+    port: int = SERVICES_BY_NAME["gateway"].default_port
+    catalog_url: str = Field(_default_url("catalog"), validation_alias=shared("catalog_url"))
+    #: Where people look at telemetry; linked from the pages.
+    explorer_url: str = Field(_default_url("explorer"), validation_alias=shared("explorer_url"))
+    #: Per-phase timeouts for calls to other services, in seconds.
+    connect_timeout: float = 1.0
+    read_timeout: float = 3.0

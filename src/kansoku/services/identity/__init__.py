@@ -1,0 +1,3 @@
+"""identity: users, password hashes, login and JWT issuing."""
+
+SERVICE = "identity"

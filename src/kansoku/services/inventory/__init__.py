@@ -1,0 +1,3 @@
+"""inventory: stock levels and reservations."""
+
+SERVICE = "inventory"

@@ -1,0 +1,30 @@
+"""The inventory service: `create_app` builds it, `kansoku serve inventory` runs it.
+
+So far it has its health endpoints and the connections it will need (inventory keeps stock levels in its `inventory` schema):
+the shop issue fills in its API.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.connections import Connections
+from kansoku.kit.telemetry import Telemetry
+from kansoku.services.inventory import SERVICE
+from kansoku.services.inventory.settings import Settings
+
+
+def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
+    settings = settings or Settings()
+    telemetry = telemetry or start_process_telemetry(SERVICE, settings)
+    connections = Connections(SERVICE, settings, telemetry, postgresql_schema="inventory")
+    return build_service_app(
+        service=SERVICE,
+        settings=settings,
+        telemetry=telemetry,
+        description="Stock levels and reservations.",
+        checks=connections.checks,
+        on_startup=[connections.open],
+        on_shutdown=[connections.close],
+    )

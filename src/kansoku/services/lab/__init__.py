@@ -1,0 +1,3 @@
+"""lab: the performance-problem lab."""
+
+SERVICE = "lab"

@@ -1,0 +1,3 @@
+"""orders: the checkout saga, orders and the transactional outbox."""
+
+SERVICE = "orders"

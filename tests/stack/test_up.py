@@ -1,0 +1,239 @@
+"""The whole platform, as a user starts it: `kansoku up --detach`, on private ports.
+
+One stack serves every test in this module (starting it takes ~10 s); the last test
+stops it and checks nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from kansoku import topology
+from tests.support import STACK_PORT_VARIABLES, eventually, port_is_free, run_cli, stack_environment
+
+pytestmark = pytest.mark.stack
+
+
+@dataclass
+class RunningStack:
+    env: dict[str, str]
+    data_dir: Path
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.env[topology.port_variable(service)]}"
+
+    def status(self) -> dict[str, Any]:
+        result = run_cli("status", "--json", env=self.env, timeout=30)
+        assert result.returncode == 0, result.stderr
+        parsed: dict[str, Any] = json.loads(result.stdout)
+        return parsed
+
+    def component(self, name: str) -> dict[str, Any]:
+        return next(c for c in self.status()["components"] if c["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    data_dir = tmp_path_factory.mktemp("stack") / "data"
+    env = stack_environment(data_dir)
+    result = run_cli("up", "--detach", env=env)
+    assert result.returncode == 0, f"kansoku up failed:\n{result.stdout}\n{result.stderr}"
+    assert "kansoku is ready" in result.stdout
+    running = RunningStack(env, data_dir)
+    try:
+        yield running
+    finally:
+        run_cli("down", env=env)
+
+
+def test_status_lists_every_component_healthy(stack: RunningStack) -> None:
+    status = stack.status()
+    assert status["state"] == "running"
+    components = {c["name"]: c for c in status["components"]}
+    expected = {"postgresql", "nats", "valkey", *topology.SERVICES_BY_NAME}
+    assert set(components) == expected
+    for name, component in components.items():
+        assert component["state"] == "running", component
+        assert component["health"] == "healthy", component
+        assert psutil.pid_exists(component["pid"]), name
+    assert components["catalog"]["url"] == stack.url("catalog")
+
+
+def test_status_table_for_people(stack: RunningStack) -> None:
+    result = run_cli("status", env=stack.env, timeout=30)
+    assert result.returncode == 0
+    for name in ("postgresql", "gateway", "explorer"):
+        assert name in result.stdout
+
+
+def test_every_service_answers_its_health_endpoints(stack: RunningStack) -> None:
+    for service in topology.SERVICES:
+        for path in ("/health/live", "/health/ready", "/health"):
+            response = httpx.get(stack.url(service.name) + path, timeout=5)
+            assert response.status_code == 200, (service.name, path, response.text)
+        summary = httpx.get(stack.url(service.name) + "/health", timeout=5).json()
+        assert summary["service"] == service.name
+        assert summary["ready"] is True
+
+
+def test_home_page_lists_products_from_the_catalog(stack: RunningStack) -> None:
+    response = httpx.get(stack.url("gateway") + "/", headers={"Accept": "text/html"},
+                         timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert response.text.count('class="card product"') == 24
+    # The first demo product, read by the catalog from PostgreSQL.
+    assert "Orion Refractor" in response.text
+    assert "of 200 products" in response.text
+
+
+def test_metrics_are_exposed_for_prometheus(stack: RunningStack) -> None:
+    httpx.get(stack.url("gateway") + "/", timeout=10)
+    text = httpx.get(stack.url("catalog") + "/metrics", timeout=5).text
+    assert "kansoku_catalog_products_listed" in text
+    assert "http_server_duration" in text or "http_server_request_duration" in text
+
+
+async def test_one_trace_crosses_gateway_catalog_and_postgresql(stack: RunningStack) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(stack.url("gateway") + "/",
+                                    headers={"baggage": "enduser.id=user-42"})
+        assert response.status_code == 200
+        request_id = response.headers["x-request-id"]
+
+        spans: list[dict[str, Any]] = []
+
+        async def trace_complete() -> bool:
+            nonlocal spans
+            trace_id = _trace_id_from_logs(stack.data_dir / "logs" / "gateway.log", request_id)
+            if trace_id is None:
+                return False
+            answer = await client.get(f"{stack.url('explorer')}/api/traces/{trace_id}")
+            if answer.status_code != 200:
+                return False
+            spans = answer.json()["data"]["spans"]
+            services = {span["service"] for span in spans}
+            return {"gateway", "catalog"} <= services and any(
+                span["attributes"].get("db.statement") for span in spans)
+
+        await eventually(trace_complete, 15, "the trace reaching the explorer")
+
+    by_id = {span["span_id"]: span for span in spans}
+    roots = [span for span in spans if span["parent_span_id"] is None]
+    assert len(roots) == 1 and roots[0]["service"] == "gateway"
+    assert roots[0]["kind"] == "server"
+    # Every other span's parent is in the trace: no broken links.
+    for span in spans:
+        if span["parent_span_id"] is not None:
+            assert span["parent_span_id"] in by_id, span
+    catalog_server = next(s for s in spans if s["service"] == "catalog" and s["kind"] == "server")
+    gateway_client = by_id[catalog_server["parent_span_id"]]
+    assert gateway_client["service"] == "gateway" and gateway_client["kind"] == "client"
+    db_spans = [s for s in spans if s["attributes"].get("db.statement")]
+    assert db_spans and all(s["service"] == "catalog" for s in db_spans)
+    assert any("FROM catalog.products" in s["attributes"]["db.statement"] for s in db_spans)
+    for span in db_spans:
+        assert by_id[span["parent_span_id"]] is catalog_server
+    # The user id from baggage is on every span, in both services.
+    assert all(span["attributes"].get("enduser.id") == "user-42" for span in spans)
+
+
+def _trace_id_from_logs(log: Path, request_id: str) -> str | None:
+    for line in log.read_text().splitlines():
+        if line.startswith("{") and request_id in line:
+            record = json.loads(line)
+            if record.get("request_id") == request_id and record.get("trace_id"):
+                return str(record["trace_id"])
+    return None
+
+
+def test_logs_are_json_with_trace_and_request_ids(stack: RunningStack) -> None:
+    response = httpx.get(stack.url("gateway") + "/", headers={"baggage": "enduser.id=ana"},
+                         timeout=10)
+    request_id = response.headers["x-request-id"]
+    time.sleep(0.3)
+    for service in ("gateway", "catalog"):
+        records = [json.loads(line) for line in
+                   (stack.data_dir / "logs" / f"{service}.log").read_text().splitlines()
+                   if line.startswith("{")]
+        mine = [r for r in records if r.get("request_id") == request_id]
+        assert mine, f"no {service} record with the gateway's request id"
+        for record in mine:
+            assert {"time", "level", "service", "message", "trace_id", "span_id"} <= set(record)
+            assert record["service"] == service
+            assert record["user_id"] == "ana"
+
+
+async def test_killed_catalog_gives_503_then_is_restarted(stack: RunningStack) -> None:
+    before = stack.component("catalog")
+    os.kill(before["pid"], signal.SIGKILL)
+    async with httpx.AsyncClient(timeout=30) as client:
+        started = time.monotonic()
+        response = await client.get(stack.url("gateway") + "/")
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert response.headers["content-type"] == "application/problem+json"
+        problem = response.json()
+        assert problem["dependency"] == "catalog"
+        assert problem["request_id"] == response.headers["x-request-id"]
+        assert "Traceback" not in response.text
+        assert elapsed < 3, f"the gateway took {elapsed:.1f}s to give up"
+
+        async def page_works() -> bool:
+            return (await client.get(stack.url("gateway") + "/")).status_code == 200
+
+        await eventually(page_works, 30, "the storefront recovering")
+
+    after = stack.component("catalog")
+    assert after["restarts"] == before["restarts"] + 1
+    assert after["pid"] != before["pid"]
+    assert after["state"] == "running"
+    log = (stack.data_dir / "logs" / "supervisor.log").read_text()
+    assert "catalog exited with code -9; restarting" in log
+
+
+async def test_hanging_catalog_times_out_instead_of_hanging(stack: RunningStack) -> None:
+    pid = stack.component("catalog")["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            started = time.monotonic()
+            response = await client.get(stack.url("gateway") + "/",
+                                        headers={"Accept": "text/html"})
+            elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert "right back" in response.text and "catalog" in response.text
+        assert elapsed < 6, f"the gateway waited {elapsed:.1f}s"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_down_leaves_no_process(stack: RunningStack) -> None:
+    state = json.loads((stack.data_dir / "run" / "state.json").read_text())
+    pids = [c["pid"] for c in state["components"] if c["pid"]] + [state["supervisor"]["pid"]]
+    result = run_cli("down", env=stack.env)
+    assert result.returncode == 0
+    assert "stopped" in result.stdout
+    alive = [pid for pid in pids if _running(pid)]
+    assert alive == []
+    ports = [int(stack.env[variable]) for variable in STACK_PORT_VARIABLES]
+    assert [port for port in ports if not port_is_free(port)] == []
+    assert run_cli("status", "--json", env=stack.env).stdout.count('"stopped"') >= 1
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -1,0 +1,76 @@
+"""Helpers the tests share: free ports, running the CLI, starting embedded servers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from kansoku import topology
+
+#: Every port variable a stack reads, so a test stack never touches the defaults (a
+#: developer's own `kansoku up`) nor the system servers on the standard ports.
+STACK_PORT_VARIABLES = (
+    *(topology.port_variable(service.name) for service in topology.SERVICES),
+    "KANSOKU_EXPLORER_OTLP_PORT",
+    "KANSOKU_POSTGRES_PORT",
+    "KANSOKU_NATS_PORT",
+    "KANSOKU_VALKEY_PORT",
+)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now (held open together, so they are distinct)."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def stack_environment(data_dir: Path) -> dict[str, str]:
+    """An environment for a private stack: own data dir, every port free and unusual."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("KANSOKU_", "OTEL_"))}
+    env.update(zip(STACK_PORT_VARIABLES, map(str, free_ports(len(STACK_PORT_VARIABLES))),
+                   strict=True))
+    env["KANSOKU_DATA_DIR"] = str(data_dir)
+    # Export quickly, so tests see spans within a second instead of five.
+    env["OTEL_BSP_SCHEDULE_DELAY"] = "200"
+    env["OTEL_BLRP_SCHEDULE_DELAY"] = "200"
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 120
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "kansoku", *args], env=env, text=True,
+                          capture_output=True, timeout=timeout, check=False)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Wait until `check()` is true, or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
