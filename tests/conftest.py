@@ -7,6 +7,7 @@ system PostgreSQL / Redis / NATS on the standard ports, nor a developer's own st
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -27,7 +28,9 @@ def _start(command: list[str], log: Path, run_as: tuple[int, int] | None = None
         )
 
 
-async def _wait(probe: Callable[[], Awaitable[None]], process: subprocess.Popen[bytes], log: Path) -> None:
+async def _wait(
+    probe: Callable[[], Awaitable[None]], process: subprocess.Popen[bytes], log: Path
+) -> None:
     for _ in range(150):
         if process.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-2000:]}")
@@ -39,8 +42,8 @@ async def _wait(probe: Callable[[], Awaitable[None]], process: subprocess.Popen[
     raise RuntimeError(f"server not ready: {log.read_text()[-2000:]}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
+def _stop(process: subprocess.Popen[bytes], signum: int = signal.SIGTERM) -> None:
+    process.send_signal(signum)
     try:
         process.wait(15)
     except subprocess.TimeoutExpired:
@@ -64,7 +67,7 @@ async def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         await infra.create_database("127.0.0.1", port)
         yield infra.postgres_url("127.0.0.1", port)
     finally:
-        _stop(process)
+        _stop(process, signal.SIGINT)  # fast shutdown: do not wait for clients
 
 
 @pytest.fixture(scope="session")

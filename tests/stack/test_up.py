@@ -219,6 +219,14 @@ async def test_hanging_catalog_times_out_instead_of_hanging(stack: RunningStack)
         os.kill(pid, signal.SIGCONT)
 
 
+def test_second_up_on_the_same_data_dir_is_refused(stack: RunningStack) -> None:
+    result = run_cli("up", "--detach", env=stack.env)
+    assert result.returncode == 1
+    assert "kansoku is already running" in result.stderr
+    assert "kansoku down" in result.stderr
+    assert stack.status()["state"] == "running"
+
+
 def test_down_leaves_no_process(stack: RunningStack) -> None:
     state = json.loads((stack.data_dir / "run" / "state.json").read_text())
     pids = [c["pid"] for c in state["components"] if c["pid"]] + [state["supervisor"]["pid"]]
@@ -234,6 +242,6 @@ def test_down_leaves_no_process(stack: RunningStack) -> None:
 
 def _running(pid: int) -> bool:
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False

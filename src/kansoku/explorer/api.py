@@ -22,8 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from kansoku.kit.errors import Problem
 from kansoku.explorer.store import TelemetryStore
+from kansoku.kit.errors import Problem
 
 router = APIRouter()
 

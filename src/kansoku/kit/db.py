@@ -10,7 +10,7 @@ and rolls back when it raised. Service code never commits.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -73,7 +73,7 @@ class Database:
                                     pool_size=pool_size)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
-    async def session(self) -> AsyncIterator[AsyncSession]:
+    async def session(self) -> AsyncGenerator[AsyncSession, None]:
         """A FastAPI dependency: the request's session, committed or rolled back at its end."""
         async with self._sessions() as session:
             try:
@@ -100,6 +100,8 @@ def upgrade_schema(url: str, *, schema: str, versions: Path) -> None:
     `versions` folder; the version table lives in the service's schema, so services
     migrate independently.
     """
+    if not versions.is_dir():
+        raise FileNotFoundError(f"no migrations folder at {versions} for schema {schema}")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_ENV))
     config.set_main_option("version_locations", str(versions))

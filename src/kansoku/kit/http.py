@@ -197,7 +197,7 @@ class ServiceClient:
         headers = self._forwarded_headers(kwargs.pop("headers", None))
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),
-            wait=wait_exponential_jitter(initial=self.retry.initial_backoff,
+            wait=wait_exponential_jitter(multiplier=self.retry.initial_backoff,
                                          max=self.retry.max_backoff,
                                          jitter=self.retry.initial_backoff),
             retry=retry_if_exception(_worth_retrying),

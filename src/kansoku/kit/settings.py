@@ -31,7 +31,7 @@ def shared(name: str) -> AliasChoices:
 class ServiceSettings(BaseSettings):
     """Fields every kansoku service has. Subclasses add their own and set `env_prefix`."""
 
-    model_config = SettingsConfigDict(extra="ignore", env_prefix="KANSOKU_")
+    model_config = SettingsConfigDict(extra="ignore", env_prefix="KANSOKU_", populate_by_name=True)
 
     #: Address to listen on. Loopback by default: an embedded stack is not exposed.
     host: str = "127.0.0.1"

@@ -37,4 +37,5 @@ async def product_detail(session: AsyncSession, product_id: int) -> ProductOut:
 
 
 async def categories(session: AsyncSession) -> list[CategoryOut]:
-    return [CategoryOut.model_validate(category) for category in await store.list_categories(session)]
+    rows = await store.list_categories(session)
+    return [CategoryOut.model_validate(category) for category in rows]

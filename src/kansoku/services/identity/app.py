@@ -1,7 +1,7 @@
 """The identity service: `create_app` builds it, `kansoku serve identity` runs it.
 
-So far it has its health endpoints and the connections it will need (identity keeps users and password hashes in its `identity` schema):
-the shop issue fills in its API.
+So far it has its health endpoints and the connections it will need (identity keeps users
+and password hashes in its `identity` schema); the shop issue fills in its API.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The inventory service: `create_app` builds it, `kansoku serve inventory` runs it.
 
-So far it has its health endpoints and the connections it will need (inventory keeps stock levels in its `inventory` schema):
-the shop issue fills in its API.
+So far it has its health endpoints and the connections it will need (inventory keeps stock
+levels in its `inventory` schema); the shop issue fills in its API.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The orders service: `create_app` builds it, `kansoku serve orders` runs it.
 
-So far it has its health endpoints and the connections it will need (orders keeps orders in PostgreSQL and publishes events to NATS):
-the shop issue fills in its API.
+So far it has its health endpoints and the connections it will need (orders keeps orders in
+PostgreSQL and publishes events to NATS); the shop issue fills in its API.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from kansoku.services.orders.settings import Settings
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    connections = Connections(SERVICE, settings, telemetry, postgresql_schema="orders", nats_messaging=True)
+    connections = Connections(SERVICE, settings, telemetry, postgresql_schema="orders",
+                              nats_messaging=True)
     return build_service_app(
         service=SERVICE,
         settings=settings,

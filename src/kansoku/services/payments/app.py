@@ -1,7 +1,7 @@
 """The payments service: `create_app` builds it, `kansoku serve payments` runs it.
 
-So far it has its health endpoints and the connections it will need (payments needs nothing but itself):
-the shop issue fills in its API.
+So far it has its health endpoints and the connections it will need (payments needs nothing
+but itself); the shop issue fills in its API.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The worker service: `create_app` builds it, `kansoku serve worker` runs it.
 
-So far it has its health endpoints and the connections it will need (the worker consumes events from NATS):
-the shop issue fills in its API.
+So far it has its health endpoints and the connections it will need (the worker consumes
+events from NATS); the shop issue fills in its API.
 """
 
 from __future__ import annotations

@@ -1,0 +1,34 @@
+"""A small service built with the kit, for testing the kit in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated
+
+from fastapi import FastAPI, Query
+
+from kansoku.kit.app import build_service_app
+from kansoku.kit.errors import Problem
+from kansoku.kit.health import Check
+from kansoku.kit.settings import ServiceSettings
+from kansoku.kit.telemetry import Telemetry
+
+
+def make_app(checks: Mapping[str, Check] | None = None, timeout: float = 0.5) -> FastAPI:
+    settings = ServiceSettings(port=9, readiness_timeout_seconds=timeout)
+    app = build_service_app(service="probe", settings=settings, telemetry=Telemetry("probe"),
+                            description="test service", checks=checks)
+
+    @app.get("/items")
+    async def items(limit: Annotated[int, Query(ge=1, le=10)] = 5) -> dict[str, int]:
+        return {"limit": limit}
+
+    @app.get("/teapot")
+    async def teapot() -> None:
+        raise Problem(418, "teapot", "This endpoint only brews tea.", flavour="sencha")
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internal detail: db password is hunter2")
+
+    return app

@@ -1,0 +1,132 @@
+"""The client between services: per-phase timeouts, retries only where idempotent, a
+circuit breaker whose state is a metric. A mock transport scripts the failures."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import httpx
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+
+from kansoku.kit import semconv
+from kansoku.kit.context import set_request_id
+from kansoku.kit.errors import DependencyUnavailable
+from kansoku.kit.http import BreakerPolicy, CircuitBreakers, RetryPolicy, ServiceClient, Timeouts
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+class Script:
+    """Answers requests from a list of outcomes (a response, or an exception to raise)."""
+
+    def __init__(self, *outcomes: int | type[Exception]) -> None:
+        self.outcomes = list(outcomes)
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        outcome = self.outcomes.pop(0) if len(self.outcomes) > 1 else self.outcomes[0]
+        if isinstance(outcome, int):
+            return httpx.Response(outcome, json={"ok": outcome < 400})
+        raise outcome("scripted failure")
+
+
+def make_client(script: Script, breakers: CircuitBreakers | None = None) -> ServiceClient:
+    return ServiceClient(
+        "catalog", "http://catalog.test", breakers or CircuitBreakers(BreakerPolicy()),
+        retry=RetryPolicy(attempts=3, initial_backoff=0.001, max_backoff=0.002),
+        transport=httpx.MockTransport(script),
+    )
+
+
+async def test_get_is_retried_after_a_connection_error() -> None:
+    script = Script(httpx.ConnectError, 200)
+    response = await make_client(script).get("/products")
+    assert response.status_code == 200
+    assert len(script.requests) == 2
+
+
+async def test_get_is_retried_on_503_then_gives_up_as_dependency_unavailable() -> None:
+    script = Script(503)
+    with pytest.raises(DependencyUnavailable) as raised:
+        await make_client(script).get("/products")
+    assert len(script.requests) == 3
+    assert raised.value.status == 503
+    assert raised.value.dependency == "catalog"
+    assert "HTTP 503" in raised.value.detail
+
+
+async def test_post_is_never_retried() -> None:
+    script = Script(httpx.ConnectError, 201)
+    with pytest.raises(DependencyUnavailable):
+        await make_client(script).request("POST", "/orders", json={})
+    assert len(script.requests) == 1
+
+
+async def test_read_timeout_is_not_retried() -> None:
+    script = Script(httpx.ReadTimeout, 200)
+    with pytest.raises(DependencyUnavailable, match="no answer in time"):
+        await make_client(script).get("/slow")
+    assert len(script.requests) == 1
+
+
+async def test_client_errors_are_returned_not_retried() -> None:
+    script = Script(404)
+    response = await make_client(script).get("/products/999")
+    assert response.status_code == 404
+    assert len(script.requests) == 1
+
+
+async def test_request_id_is_forwarded() -> None:
+    script = Script(200)
+    set_request_id("req-7")
+    await make_client(script).get("/products", headers={"Accept": "application/json"})
+    assert script.requests[0].headers["x-request-id"] == "req-7"
+    assert script.requests[0].headers["accept"] == "application/json"
+
+
+async def test_breaker_opens_fails_fast_and_recovers_with_its_state_as_a_metric() -> None:
+    reader = InMemoryMetricReader()
+    meter = MeterProvider(metric_readers=[reader]).get_meter("test")
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=2, open_seconds=0.3), meter)
+    script = Script(500)
+    client = make_client(script, breakers)
+
+    for _ in range(2):
+        with pytest.raises(DependencyUnavailable):
+            await client.get("/products")
+    assert breakers.state("catalog") == "opened"
+    assert _gauge(reader) == {"catalog": 2}
+
+    calls_before = len(script.requests)
+    with pytest.raises(DependencyUnavailable, match="circuit open"):
+        await client.get("/products")
+    assert len(script.requests) == calls_before, "an open circuit must not call out"
+
+    await asyncio.sleep(0.35)
+    script.outcomes = [200]
+    assert (await client.get("/products")).status_code == 200
+    assert breakers.state("catalog") == "closed"
+    assert _gauge(reader) == {"catalog": 0}
+
+
+def _gauge(reader: InMemoryMetricReader) -> dict[str, int]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    values: dict[str, int] = {}
+    for resource in data.resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name == semconv.METRIC_CIRCUIT_STATE:
+                    for point in metric.data.data_points:
+                        assert isinstance(point, NumberDataPoint) and point.attributes
+                        values[str(point.attributes[semconv.PEER_SERVICE])] = int(point.value)
+    return values
+
+
+def test_timeouts_are_per_phase() -> None:
+    timeout = Timeouts(connect=0.5, read=2, write=3, pool=0.25).as_httpx()
+    assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (0.5, 2, 3, 0.25)

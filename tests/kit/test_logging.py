@@ -1,0 +1,49 @@
+"""Log records are one JSON object a line with the trace, request and user."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+from opentelemetry import baggage, context
+from opentelemetry.sdk.trace import TracerProvider
+
+from kansoku.kit import semconv
+from kansoku.kit.context import set_request_id
+from kansoku.kit.logging import ContextFilter, JsonFormatter
+
+
+def test_record_carries_trace_request_and_user() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("catalog"))
+    handler.addFilter(ContextFilter())
+    logger = logging.getLogger("test.json")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+    tracer = TracerProvider().get_tracer("test")
+    token = context.attach(baggage.set_baggage(semconv.BAGGAGE_USER_ID, "user-9"))
+    try:
+        set_request_id("req-1")
+        with tracer.start_as_current_span("work") as span:
+            logger.info("listed %d products", 3, extra={"category": "telescopes"})
+            span_context = span.get_span_context()
+    finally:
+        context.detach(token)
+        logger.removeHandler(handler)
+
+    line = stream.getvalue().strip()
+    assert "\n" not in line
+    record = json.loads(line)
+    assert record["message"] == "listed 3 products"
+    assert record["level"] == "INFO"
+    assert record["service"] == "catalog"
+    assert record["trace_id"] == format(span_context.trace_id, "032x")
+    assert record["span_id"] == format(span_context.span_id, "016x")
+    assert record["request_id"] == "req-1"
+    assert record["user_id"] == "user-9"
+    assert record["category"] == "telescopes"
+    assert record["time"].endswith("+00:00")

@@ -1,0 +1,88 @@
+"""The kit's OTLP export, end to end: a separate process exports traces, metrics and
+logs over OTLP/HTTP to a real receiver, which decodes the protobuf."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from kansoku.explorer.app import create_app
+from kansoku.explorer.settings import Settings
+from kansoku.explorer.store import TelemetryStore
+from tests.support import free_ports
+
+EXPORTING_PROCESS = textwrap.dedent("""
+    import logging
+    from opentelemetry import baggage, context, metrics, trace
+    from kansoku.kit.logging import setup_logging
+    from kansoku.kit.telemetry import setup_telemetry
+
+    telemetry = setup_telemetry("probe-service", prometheus=False)
+    setup_logging("probe-service", "INFO", extra_handlers=telemetry.log_handlers)
+    context.attach(baggage.set_baggage("enduser.id", "user-77"))
+    tracer = trace.get_tracer("probe")
+    with tracer.start_as_current_span("outer"):
+        with tracer.start_as_current_span("inner"):
+            logging.getLogger("probe").warning("inside the inner span")
+    metrics.get_meter("probe").create_counter("probe.things").add(3)
+    telemetry.shutdown()
+""")
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, TelemetryStore]]:
+    (port,) = free_ports(1)
+    app = create_app(Settings(port=port, otlp_port=port))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", app.state.store
+    server.should_exit = True
+    thread.join(10)
+
+
+def run_exporter(endpoint: str, **extra_env: str) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env.update(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, **extra_env)
+    result = subprocess.run([sys.executable, "-c", EXPORTING_PROCESS], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, TelemetryStore]) -> None:
+    endpoint, store = receiver
+    run_exporter(endpoint)
+    assert store.services == {"probe-service"}
+    (trace_id,) = store.traces
+    spans = {span["name"]: span for span in store.trace(trace_id)}
+    assert spans["inner"]["parent_span_id"] == spans["outer"]["span_id"]
+    # The user id in baggage is stamped on every span.
+    assert spans["outer"]["attributes"]["enduser.id"] == "user-77"
+    assert spans["inner"]["attributes"]["enduser.id"] == "user-77"
+    assert store.received["log_records"] >= 1
+    assert store.received["metric_points"] >= 1
+
+
+def test_sdk_disabled_exports_nothing(receiver: tuple[str, TelemetryStore]) -> None:
+    endpoint, store = receiver
+    run_exporter(endpoint, OTEL_SDK_DISABLED="true")
+    assert store.received["spans"] == 0
+    assert store.received["log_records"] == 0
+
+
+def test_one_signal_can_be_kept_local(receiver: tuple[str, TelemetryStore]) -> None:
+    endpoint, store = receiver
+    run_exporter(endpoint, OTEL_TRACES_EXPORTER="none")
+    assert store.received["spans"] == 0
+    assert store.received["log_records"] >= 1

@@ -1,0 +1,86 @@
+"""The catalog on a real PostgreSQL, migrated and seeded the way `kansoku migrate` does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from importlib.resources import files
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kansoku.kit.db import upgrade_schema
+from kansoku.kit.telemetry import Telemetry
+from kansoku.services.catalog import demo
+from kansoku.services.catalog.app import create_app
+from kansoku.services.catalog.settings import Settings
+
+
+@pytest.fixture(scope="module")
+async def catalog(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    versions = Path(str(files("kansoku.services.catalog") / "migrations"))
+    await asyncio.to_thread(upgrade_schema, postgres_url, schema="catalog", versions=versions)
+    app = create_app(Settings(database_url=postgres_url), Telemetry("catalog"))
+    db = app.state.db
+    async for session in db.session():
+        await demo.seed(session)
+    async for session in db.session():
+        assert await demo.seed(session) == 0, "seeding twice must add nothing"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://catalog") as client:
+        yield client
+    await db.dispose()
+
+
+def test_demo_catalog_has_200_products_in_8_categories() -> None:
+    categories, products = demo.demo_catalog()
+    assert len(categories) == 8
+    assert len(products) == 200
+    assert len({product.sku for product in products}) == 200
+    assert all(isinstance(product.price, Decimal) and product.price > 0 for product in products)
+
+
+async def test_list_pages_through_products(catalog: httpx.AsyncClient) -> None:
+    first = (await catalog.get("/products", params={"limit": 5})).json()
+    second = (await catalog.get("/products", params={"limit": 5, "offset": 5})).json()
+    assert first["total"] == 200
+    assert len(first["items"]) == 5
+    assert {p["id"] for p in first["items"]}.isdisjoint({p["id"] for p in second["items"]})
+    product = first["items"][0]
+    assert product["name"] == "Orion Refractor"
+    assert product["price"] == "192.99"  # Decimal as a string, never a float
+    assert product["category"]["slug"] == "telescopes"
+
+
+async def test_filter_by_category(catalog: httpx.AsyncClient) -> None:
+    page = (await catalog.get("/products", params={"category": "books", "limit": 100})).json()
+    assert page["total"] == 25
+    assert {p["category"]["slug"] for p in page["items"]} == {"books"}
+
+
+async def test_product_detail_and_missing_product(catalog: httpx.AsyncClient) -> None:
+    found = await catalog.get("/products/1")
+    missing = await catalog.get("/products/99999")
+    assert found.status_code == 200 and found.json()["id"] == 1
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == "There is no product with id 99999."
+
+
+async def test_bad_paging_names_the_field(catalog: httpx.AsyncClient) -> None:
+    response = await catalog.get("/products", params={"limit": 1000})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "limit"
+
+
+async def test_categories(catalog: httpx.AsyncClient) -> None:
+    categories = (await catalog.get("/categories")).json()
+    assert len(categories) == 8
+    assert [c["name"] for c in categories] == sorted(c["name"] for c in categories)
+
+
+async def test_ready_checks_postgresql(catalog: httpx.AsyncClient) -> None:
+    ready = await catalog.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["postgresql"]["status"] == "up"
