@@ -23,7 +23,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import run_cli, stack_environment  # noqa: E402
+from tests.support import run_cli, stack_environment
 
 MIB = 1024 * 1024
 

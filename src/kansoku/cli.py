@@ -4,6 +4,7 @@
     kansoku down              stop a detached stack
     kansoku status [--json]   every component: name, pid, url, state, health
     kansoku migrate           create or upgrade every service's schema, add demo data
+    kansoku serve NAME        run one service in this process
 
 Errors are one line naming the problem and the fix, with a non-zero exit code.
 """
@@ -115,8 +116,9 @@ def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]
             state = read_state(settings.state_file)
             mine = state if state and state["supervisor"]["pid"] == supervisor.pid else None
             phase = mine["supervisor"]["state"] if mine else "starting"
+            step = mine["supervisor"].get("step", "") if mine else "starting the supervisor"
             elapsed = time.monotonic() - started
-            live.update(_state_table(mine, f"Starting kansoku … {elapsed:4.1f}s"))
+            live.update(_state_table(mine, f"Starting kansoku … {elapsed:4.1f}s  {step}"))
             if phase == "running":
                 break
             if phase == "failed" or supervisor.poll() is not None:
@@ -269,9 +271,10 @@ def supervise(data_dir: DataDir = None) -> None:
     raise typer.Exit(code)
 
 
-@app.command(hidden=True)
+@app.command()
 def serve(name: Annotated[str, typer.Argument(help="The component to run.")]) -> None:
-    """Run one component in this process (what the supervisor starts)."""
+    """Run one service in this process: what the supervisor starts, and how to run
+    services yourself (one per container, say)."""
     from kansoku.kit.serve import PortUnavailable
     from kansoku.kit.serve import serve as run_server
 

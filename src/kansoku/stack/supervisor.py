@@ -111,6 +111,8 @@ class Supervisor:
         self.migrate = migrate
         self.stopping = asyncio.Event()
         self.phase = "starting"
+        #: What start-up is doing now, in words, for the progress display.
+        self.step = "starting"
         self.error: str | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._process_started = psutil.Process().create_time()
@@ -125,7 +127,7 @@ class Supervisor:
         write_state(self.settings.state_file, {
             "supervisor": {
                 "pid": os.getpid(), "process_started": self._process_started,
-                "state": self.phase, "error": self.error,
+                "state": self.phase, "step": self.step, "error": self.error,
                 "data_dir": str(self.settings.data_dir), "updated_at": time.time(),
             },
             "components": [component.describe() for component in self.components],
@@ -164,8 +166,11 @@ class Supervisor:
         for index, group in enumerate(self.groups):
             if self.stopping.is_set():
                 raise StartupFailed("stopped while starting")
+            self.step = "starting " + ", ".join(component.name for component in group)
             await self._start_group(group)
             if index == 0 and self.migrate:
+                self.step = "creating schemas and demo data"
+                self.save_state()
                 await self._run_migrations()
 
     async def _start_group(self, group: list[Component]) -> None:

@@ -1,0 +1,57 @@
+"""`kansoku up` in the foreground: Ctrl-C stops everything cleanly."""
+
+from __future__ import annotations
+
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.support import STACK_PORT_VARIABLES, port_is_free, stack_environment
+
+pytestmark = pytest.mark.stack
+
+
+def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+    env = stack_environment(tmp_path / "data")
+    up = subprocess.Popen([sys.executable, "-m", "kansoku", "up"], env=env, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert up.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in up.stdout or []],
+                              daemon=True)
+    reader.start()
+    printed = []
+    try:
+        while "Press Ctrl-C" not in "".join(printed):
+            printed.append(lines.get(timeout=90))
+    except queue.Empty:
+        up.kill()
+        pytest.fail(f"kansoku up did not say it was ready: {printed}")
+
+    state_file = tmp_path / "data" / "run" / "state.json"
+    pids = [c["pid"] for c in json.loads(state_file.read_text())["components"]]
+    up.send_signal(signal.SIGINT)
+    assert up.wait(60) == 0, up.stderr.read() if up.stderr else ""
+    reader.join(5)
+    while not lines.empty():
+        printed.append(lines.get())
+    output = "".join(printed)
+    assert "kansoku is ready" in output
+    assert "kansoku stopped." in output
+    assert [pid for pid in pids if psutil.pid_exists(pid)
+            and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE] == []
+    ports = [int(env[variable]) for variable in STACK_PORT_VARIABLES]
+    assert [port for port in ports if not port_is_free(port)] == []
+    final = json.loads(state_file.read_text())
+    assert final["supervisor"]["state"] == "stopped"
+    assert {c["state"] for c in final["components"]} == {"stopped"}
+    if up.stderr:
+        up.stderr.close()
+    up.stdout.close()
