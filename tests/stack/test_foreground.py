@@ -24,10 +24,14 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert up.stdout is not None
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in up.stdout or []],
-                              daemon=True)
+
+    def read_output() -> None:
+        for line in up.stdout or []:
+            lines.put(line)
+
+    reader = threading.Thread(target=read_output, daemon=True)
     reader.start()
-    printed = []
+    printed: list[str] = []
     try:
         while "Press Ctrl-C" not in "".join(printed):
             printed.append(lines.get(timeout=90))
