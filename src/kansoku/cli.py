@@ -170,10 +170,13 @@ def up(
         fail(str(exc))
     supervisor = _spawn_supervisor(settings)
 
-    def stop_on_sigterm(signum: int, frame: Any) -> None:
+    def stop_on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, stop_on_sigterm)
+    # Ctrl-C, a closed terminal (SIGHUP) or SIGTERM stops the stack — also while a
+    # --detach start is still waiting: an abandoned start leaves nothing running.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on_signal)
     try:
         _wait_for_start(settings, supervisor)
         if detach:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import psutil
@@ -59,3 +60,30 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     if up.stderr:
         up.stderr.close()
     up.stdout.close()
+
+
+def test_ctrl_c_while_starting_stops_what_was_started(tmp_path: Path) -> None:
+    env = stack_environment(tmp_path / "data")
+    up = subprocess.Popen([sys.executable, "-m", "kansoku", "up"], env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = tmp_path / "data" / "run" / "state.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        # Interrupt once the infrastructure runs but the services are not all up.
+        if state_file.exists() and "postgresql" in state_file.read_text():
+            state = json.loads(state_file.read_text())
+            running = {c["name"] for c in state["components"] if c["state"] == "running"}
+            if "postgresql" in running and state["supervisor"]["state"] == "starting":
+                break
+        time.sleep(0.05)
+    else:
+        up.kill()
+        pytest.fail("start-up never reached the point to interrupt")
+    up.send_signal(signal.SIGINT)
+    assert up.wait(60) == 0
+    final = json.loads(state_file.read_text())
+    assert final["supervisor"]["state"] == "stopped"
+    assert final["supervisor"]["error"] is None
+    assert all(c["pid"] is None for c in final["components"])
+    ports = [int(env[variable]) for variable in STACK_PORT_VARIABLES]
+    assert [port for port in ports if not port_is_free(port)] == []

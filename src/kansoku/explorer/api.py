@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -61,28 +62,29 @@ def _store(request: Request) -> TelemetryStore:
     return store
 
 
+async def _receive(request: Request, message: Message, store: Callable[[Any], int],
+                   answer: Message) -> Response:
+    await _decode(request, message)
+    store(message)
+    return Response(answer.SerializeToString(), media_type=PROTOBUF)
+
+
 @router.post("/v1/traces", include_in_schema=False)
 async def receive_traces(request: Request) -> Response:
-    message = ExportTraceServiceRequest()
-    await _decode(request, message)
-    _store(request).add_traces(message)
-    return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
+    return await _receive(request, ExportTraceServiceRequest(), _store(request).add_traces,
+                          ExportTraceServiceResponse())
 
 
 @router.post("/v1/metrics", include_in_schema=False)
 async def receive_metrics(request: Request) -> Response:
-    message = ExportMetricsServiceRequest()
-    await _decode(request, message)
-    _store(request).add_metrics(message)
-    return Response(ExportMetricsServiceResponse().SerializeToString(), media_type=PROTOBUF)
+    return await _receive(request, ExportMetricsServiceRequest(), _store(request).add_metrics,
+                          ExportMetricsServiceResponse())
 
 
 @router.post("/v1/logs", include_in_schema=False)
 async def receive_logs(request: Request) -> Response:
-    message = ExportLogsServiceRequest()
-    await _decode(request, message)
-    _store(request).add_logs(message)
-    return Response(ExportLogsServiceResponse().SerializeToString(), media_type=PROTOBUF)
+    return await _receive(request, ExportLogsServiceRequest(), _store(request).add_logs,
+                          ExportLogsServiceResponse())
 
 
 @router.get("/api/services")

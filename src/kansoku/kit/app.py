@@ -17,6 +17,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kansoku import __version__
+from kansoku.kit.connections import Connections
 from kansoku.kit.errors import install_problem_handlers
 from kansoku.kit.health import Check, health_router
 from kansoku.kit.logging import setup_logging
@@ -51,11 +52,22 @@ def build_service_app(
     telemetry: Telemetry,
     description: str,
     checks: Mapping[str, Check] | None = None,
+    connections: Connections | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     docs: bool = True,
     quiet_paths: tuple[str, ...] = (),
 ) -> FastAPI:
+    """The service's app with everything services share.
+
+    `connections` are opened at start-up, checked by `/health/ready` and closed at
+    shutdown; their database (if any) is `app.state.db`, which `kit.db.DbSession` uses.
+    """
+    checks = {**(checks or {}), **(connections.checks if connections else {})}
+    if connections is not None:
+        on_startup = [connections.open, *on_startup]
+        on_shutdown = [*on_shutdown, connections.close]
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for hook in on_startup:
@@ -83,10 +95,11 @@ def build_service_app(
     )
     app.state.settings = settings
     app.state.telemetry = telemetry
+    app.state.db = connections.db if connections else None
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, quiet_paths=UNOBSERVED_PATHS + quiet_paths)
     app.include_router(
-        health_router(service, __version__, checks or {}, settings.readiness_timeout_seconds)
+        health_router(service, __version__, checks, settings.readiness_timeout_seconds)
     )
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     if telemetry.enabled:

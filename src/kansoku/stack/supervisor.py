@@ -47,6 +47,10 @@ class StartupFailed(Exception):
     """A component could not be started or did not become ready in time."""
 
 
+class StopRequested(Exception):
+    """A stop signal arrived while the stack was still starting."""
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Ask Linux to SIGTERM the child when the supervisor dies, even by SIGKILL,
     so a killed supervisor never leaves orphans holding the ports."""
@@ -158,6 +162,8 @@ class Supervisor:
             self.phase, self.error = "failed", str(exc)
             logger.error("start-up failed: %s", exc)
             exit_code = 1
+        except StopRequested:
+            logger.info("asked to stop while starting")
         finally:
             await self._stop_everything()
         return exit_code
@@ -165,7 +171,7 @@ class Supervisor:
     async def _start_everything(self) -> None:
         for index, group in enumerate(self.groups):
             if self.stopping.is_set():
-                raise StartupFailed("stopped while starting")
+                raise StopRequested
             self.step = "starting " + ", ".join(component.name for component in group)
             await self._start_group(group)
             if index == 0 and self.migrate:
@@ -177,8 +183,10 @@ class Supervisor:
         results = await asyncio.gather(*(self._start_first_time(c) for c in group),
                                        return_exceptions=True)
         for result in results:
+            if isinstance(result, StartupFailed | StopRequested):
+                raise result
             if isinstance(result, BaseException):
-                raise result if isinstance(result, StartupFailed) else StartupFailed(str(result))
+                raise StartupFailed(str(result))
 
     async def _start_first_time(self, component: Component) -> None:
         if component.prepare is not None:
@@ -225,6 +233,8 @@ class Supervisor:
         last_error = "no answer yet"
         assert component.process is not None
         while time.monotonic() < deadline:
+            if self.stopping.is_set():
+                raise StopRequested
             if component.process.returncode is not None:
                 component.last_exit = component.process.returncode
                 self._set(component, "failed")
@@ -294,7 +304,9 @@ class Supervisor:
             try:
                 await self._spawn(component)
                 await self._wait_ready(component, self.settings.ready_timeout)
-            except StartupFailed as exc:
+            except StopRequested:
+                return
+            except Exception as exc:
                 logger.error("restart of %s failed: %s", component.name, exc)
                 if component.process is not None and component.process.returncode is None:
                     await self._stop(component)

@@ -15,17 +15,13 @@ from kansoku.services.catalog.settings import Settings
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
-                              pool_size=settings.pool_size)
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
         description="Products and categories, read from PostgreSQL.",
-        checks=connections.checks,
-        on_startup=[connections.open],
-        on_shutdown=[connections.close],
+        connections=Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
+                                pool_size=settings.pool_size),
     )
-    app.state.db = connections.db
     app.include_router(api.router)
     return app

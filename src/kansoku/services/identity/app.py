@@ -18,13 +18,10 @@ from kansoku.services.identity.settings import Settings
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    connections = Connections(SERVICE, settings, telemetry, postgresql_schema="identity")
     return build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
         description="Users, password hashes, login and JWT issuing.",
-        checks=connections.checks,
-        on_startup=[connections.open],
-        on_shutdown=[connections.close],
+        connections=Connections(SERVICE, settings, telemetry, postgresql_schema="identity"),
     )

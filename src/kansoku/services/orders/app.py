@@ -18,14 +18,11 @@ from kansoku.services.orders.settings import Settings
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    connections = Connections(SERVICE, settings, telemetry, postgresql_schema="orders",
-                              nats_messaging=True)
     return build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
         description="The checkout saga, orders and the transactional outbox.",
-        checks=connections.checks,
-        on_startup=[connections.open],
-        on_shutdown=[connections.close],
+        connections=Connections(SERVICE, settings, telemetry, postgresql_schema="orders",
+                                nats_messaging=True),
     )

@@ -18,13 +18,10 @@ from kansoku.services.payments.settings import Settings
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    connections = Connections(SERVICE, settings, telemetry)
     return build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
         description="A simulated card processor.",
-        checks=connections.checks,
-        on_startup=[connections.open],
-        on_shutdown=[connections.close],
+        connections=Connections(SERVICE, settings, telemetry),
     )
