@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.support import STACK_PORT_VARIABLES, port_is_free, stack_environment
+from tests.support import STACK_PORT_VARIABLES, port_is_free, run_cli, stack_environment
 
 pytestmark = pytest.mark.stack
 
@@ -87,3 +88,20 @@ def test_ctrl_c_while_starting_stops_what_was_started(tmp_path: Path) -> None:
     assert all(c["pid"] is None for c in final["components"])
     ports = [int(env[variable]) for variable in STACK_PORT_VARIABLES]
     assert [port for port in ports if not port_is_free(port)] == []
+
+
+def test_a_killed_supervisor_leaves_no_orphans(tmp_path: Path) -> None:
+    """Even SIGKILL, which the supervisor cannot catch: Linux stops its children."""
+    env = stack_environment(tmp_path / "data")
+    result = run_cli("up", "--detach", env=env)
+    assert result.returncode == 0, result.stderr
+    state = json.loads((tmp_path / "data" / "run" / "state.json").read_text())
+    pids = [c["pid"] for c in state["components"]]
+    os.kill(state["supervisor"]["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    alive = pids
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.5)
+        alive = [pid for pid in pids if psutil.pid_exists(pid)
+                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [psutil.Process(pid).cmdline()[:2] for pid in alive]

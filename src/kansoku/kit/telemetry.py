@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 
@@ -63,14 +64,25 @@ class Telemetry:
         return self.tracer_provider is not None
 
     def shutdown(self) -> None:
-        """Flush what is buffered and stop exporting. Safe to call twice."""
-        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
-            if provider is None:
-                continue
+        """Flush what is buffered and stop exporting. Safe to call twice.
+
+        The three providers flush at once, so a backend that has gone away costs one
+        export timeout at exit, not three.
+        """
+
+        def shut_down(provider: TracerProvider | MeterProvider | LoggerProvider) -> None:
             try:
                 provider.shutdown()
             except Exception:  # pragma: no cover - a dead backend must not block exit
                 logger.warning("telemetry provider did not shut down cleanly", exc_info=True)
+
+        providers = [p for p in (self.tracer_provider, self.meter_provider,
+                                 self.logger_provider) if p is not None]
+        threads = [threading.Thread(target=shut_down, args=(p,)) for p in providers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         self.tracer_provider = self.meter_provider = self.logger_provider = None
 
 

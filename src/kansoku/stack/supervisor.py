@@ -51,12 +51,26 @@ class StopRequested(Exception):
     """A stop signal arrived while the stack was still starting."""
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Ask Linux to SIGTERM the child when the supervisor dies, even by SIGKILL,
-    so a killed supervisor never leaves orphans holding the ports."""
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+def _child_setup(run_as: tuple[int, int] | None, death_signal: signal.Signals
+                 ) -> Callable[[], None]:
+    """What a child does between fork and exec: drop to `run_as` (uid, gid) if given,
+    then ask Linux to send it `death_signal` when the supervisor dies — even by SIGKILL —
+    so a killed supervisor never leaves orphans holding the ports.
+
+    The privilege drop happens here, not through Popen's `user=`, because Linux clears
+    the parent-death signal when the user id changes: the order matters.
+    """
+
+    def setup() -> None:  # pragma: no cover - runs in the child before exec
+        if run_as is not None:
+            os.setgroups([])
+            os.setgid(run_as[1])
+            os.setuid(run_as[0])
+        if sys.platform.startswith("linux"):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, death_signal)
+
+    return setup
 
 
 @dataclass
@@ -208,7 +222,6 @@ class Supervisor:
         with component.log_file.open("ab") as log:
             log.write(f"--- kansoku: starting {component.name} at {time.ctime()} ---\n".encode())
             log.flush()
-            run_as = component.run_as
             component.process = await asyncio.create_subprocess_exec(
                 *component.command,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
@@ -216,10 +229,7 @@ class Supervisor:
                 # Own session: a Ctrl-C in the terminal reaches the supervisor only, which
                 # then stops everything in order.
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
-                user=run_as[0] if run_as else None,
-                group=run_as[1] if run_as else None,
-                extra_groups=[] if run_as else None,
+                preexec_fn=_child_setup(component.run_as, component.stop_signal),
             )
         component.started_at = time.monotonic()
         with contextlib.suppress(psutil.Error):
@@ -260,7 +270,7 @@ class Supervisor:
             process = await asyncio.create_subprocess_exec(
                 *self.migrate, stdin=asyncio.subprocess.DEVNULL, stdout=log,
                 stderr=asyncio.subprocess.STDOUT, env={**os.environ, **self._service_env()},
-                start_new_session=True, preexec_fn=_die_with_parent,
+                start_new_session=True, preexec_fn=_child_setup(None, signal.SIGTERM),
             )
             code = await process.wait()
         if code != 0:
@@ -432,6 +442,9 @@ def service_environment(settings: StackSettings, infrastructure: list[Component]
         "OTEL_EXPORTER_OTLP_ENDPOINT": os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT",
                                                       settings.otlp_endpoint),
         "OTEL_METRIC_EXPORT_INTERVAL": os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "10000"),
+        # An export that takes longer than this is to a backend that is gone; a service
+        # shutting down should not wait the default ten seconds per signal for it.
+        "OTEL_EXPORTER_OTLP_TIMEOUT": os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "5"),
     }
     for service in topology.SERVICES:
         env[topology.port_variable(service.name)] = str(settings.service_port(service.name))
