@@ -311,7 +311,7 @@ def migrate() -> None:
         demo = importlib.import_module(f"{package}.demo")
         database = Database(url, schema=schema, application_name="kansoku-migrate")
         try:
-            async for session in database.session():
+            async with database.transaction() as session:
                 added: int = await demo.seed(session)
             return added
         finally:

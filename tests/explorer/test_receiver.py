@@ -71,8 +71,10 @@ async def test_malformed_truncated_and_corrupt_payloads_are_400() -> None:
                                     headers=PROTOBUF)
         bad_gzip = await http.post("/v1/logs", content=b"not gzip at all",
                                    headers={**PROTOBUF, "Content-Encoding": "gzip"})
+        cut_gzip = await http.post("/v1/traces", content=gzip.compress(export_request())[:-9],
+                                   headers={**PROTOBUF, "Content-Encoding": "gzip"})
         still_serving = await http.get("/api/stats")
-    for response in (garbage, truncated, bad_gzip):
+    for response in (garbage, truncated, bad_gzip, cut_gzip):
         assert response.status_code == 400, response.text
         assert response.headers["content-type"] == "application/problem+json"
     assert still_serving.status_code == 200
@@ -106,3 +108,12 @@ async def test_oldest_traces_are_dropped_past_the_limit() -> None:
     assert first.status_code == 200
     assert dropped.status_code == 404
     assert stats["spans_kept"] == 2 and stats["received"]["spans"] == 4
+
+
+async def test_service_names_are_escaped_on_the_page() -> None:
+    hostile = export_request().replace(b"shop", b"<b>X")
+    async with client() as http:
+        await http.post("/v1/traces", content=hostile, headers=PROTOBUF)
+        page = await http.get("/")
+    assert "<b>X" not in page.text
+    assert "&lt;b&gt;X" in page.text

@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy import text
 
-from kansoku.kit.db import Database, async_url, redact_url, upgrade_schema
+from kansoku.kit.db import Database, DbSession, async_url, redact_url, upgrade_schema
+from kansoku.kit.errors import Problem
+from tests.kit.apps import make_app
 
 MIGRATION = '''
 import sqlalchemy as sa
@@ -25,6 +28,8 @@ depends_on = None
 def upgrade() -> None:
     op.create_table("notes", sa.Column("id", sa.Integer, primary_key=True),
                     sa.Column("body", sa.Text, nullable=False))
+    op.execute("ALTER TABLE notes ADD CONSTRAINT notes_body_unique_at_commit "
+               "UNIQUE (body) DEFERRABLE INITIALLY DEFERRED")
 
 
 def downgrade() -> None:
@@ -62,21 +67,59 @@ async def test_migrations_live_in_the_service_schema(notes_db: Database, postgre
     assert tables == {("notes", "notes"), ("notes", "alembic_version")}
 
 
-async def test_session_commits_when_the_request_succeeds(notes_db: Database) -> None:
+async def test_transaction_commits_when_the_block_succeeds(notes_db: Database) -> None:
     before = await _count(notes_db)
-    async for session in notes_db.session():
-        await session.execute(text("INSERT INTO notes (body) VALUES ('kept')"))
+    async with notes_db.transaction() as session:
+        await session.execute(
+            text("INSERT INTO notes (body) VALUES ('kept-' || gen_random_uuid())"))
     assert await _count(notes_db) == before + 1
 
 
-async def test_session_rolls_back_when_the_request_fails(notes_db: Database) -> None:
+async def test_transaction_rolls_back_when_the_block_fails(notes_db: Database) -> None:
     before = await _count(notes_db)
-    sessions = notes_db.session()
-    session = await anext(sessions)
-    await session.execute(text("INSERT INTO notes (body) VALUES ('lost')"))
     with pytest.raises(RuntimeError):
-        await sessions.athrow(RuntimeError("the handler failed"))
+        async with notes_db.transaction() as session:
+            await session.execute(text("INSERT INTO notes (body) VALUES ('lost')"))
+            raise RuntimeError("the handler failed")
     assert await _count(notes_db) == before
+
+
+def notes_app(db: Database) -> httpx.AsyncClient:
+    """A route that writes through the request-owned session."""
+    app = make_app()
+    app.state.db = db
+
+    @app.post("/notes")
+    async def add_note(session: DbSession, body: str, fail: bool = False) -> dict[str, str]:
+        await session.execute(text("INSERT INTO notes (body) VALUES (:body)"), {"body": body})
+        if fail:
+            raise Problem(409, "refused", "Refused after writing.")
+        return {"saved": body}
+
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_route_session_is_committed_before_the_answer(notes_db: Database) -> None:
+    before = await _count(notes_db)
+    async with notes_app(notes_db) as client:
+        ok = await client.post("/notes", params={"body": "via route"})
+        refused = await client.post("/notes", params={"body": "refused", "fail": True})
+    assert ok.status_code == 200
+    assert refused.status_code == 409
+    assert await _count(notes_db) == before + 1
+
+
+async def test_a_commit_that_fails_is_an_error_answer_not_a_success(notes_db: Database
+                                                                   ) -> None:
+    """The unique check is deferred to COMMIT: only a commit before the response can
+    turn its failure into the answer."""
+    async with notes_app(notes_db) as client:
+        first = await client.post("/notes", params={"body": "unique-at-commit"})
+        second = await client.post("/notes", params={"body": "unique-at-commit"})
+    assert first.status_code == 200
+    assert second.status_code == 500
+    assert second.headers["content-type"] == "application/problem+json"
+    assert "unique-at-commit" not in second.text
 
 
 async def test_readiness_check(notes_db: Database) -> None:

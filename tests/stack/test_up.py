@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import redis.asyncio as redis
 import psutil
 import pytest
 
@@ -68,6 +70,28 @@ def test_status_lists_every_component_healthy(stack: RunningStack) -> None:
         assert component["health"] == "healthy", component
         assert psutil.pid_exists(component["pid"]), name
     assert components["catalog"]["url"] == stack.url("catalog")
+
+
+async def test_embedded_servers_require_the_stack_secret(stack: RunningStack) -> None:
+    """Other users of the machine cannot use the stack's servers without the secret."""
+    postgres_port = int(stack.env["KANSOKU_POSTGRES_PORT"])
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        await asyncpg.connect(host="127.0.0.1", port=postgres_port, user="postgres",
+                              password="guess", database="kansoku")
+    valkey = redis.from_url(f"redis://127.0.0.1:{stack.env['KANSOKU_VALKEY_PORT']}/0")
+    try:
+        with pytest.raises(redis.AuthenticationError):
+            await valkey.ping()
+    finally:
+        await valkey.aclose()
+    secret = (stack.data_dir / "secret").read_text().strip()
+    assert (stack.data_dir / "secret").stat().st_mode & 0o077 == 0
+    connection = await asyncpg.connect(host="127.0.0.1", port=postgres_port, user="postgres",
+                                       password=secret, database="kansoku")
+    await connection.close()
+    # The secret appears in no log and not in the state file.
+    for path in [*(stack.data_dir / "logs").iterdir(), stack.data_dir / "run" / "state.json"]:
+        assert secret not in path.read_text(errors="replace"), path
 
 
 def test_status_table_for_people(stack: RunningStack) -> None:

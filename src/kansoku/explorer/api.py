@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gzip
+import html
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -39,17 +39,25 @@ async def _decode(request: Request, message: Message) -> None:
                       f"Send OTLP as {PROTOBUF}; got '{content_type or 'nothing'}'. "
                       "(OTLP/JSON arrives with the full explorer.)")
     limit: int = request.app.state.settings.max_body_bytes
-    body = await request.body()
-    if len(body) > limit:
-        raise Problem(413, "payload-too-large", f"The body is over {limit} bytes.")
+    # Read at most limit + 1 bytes: an oversized body is refused without holding it all.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, "payload-too-large", f"The body is over {limit} bytes.")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     if request.headers.get("content-encoding", "").lower() == "gzip":
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
-            decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
             body = decompressor.decompress(body, limit + 1)
-        except (zlib.error, gzip.BadGzipFile) as exc:
+        except zlib.error as exc:
             raise Problem(400, "bad-encoding", f"The gzip body is corrupt: {exc}.") from exc
         if len(body) > limit:
             raise Problem(413, "payload-too-large", f"The body is over {limit} bytes unzipped.")
+        if not decompressor.eof:
+            raise Problem(400, "bad-encoding", "The gzip body is truncated.")
     try:
         message.ParseFromString(body)
     except DecodeError as exc:
@@ -113,7 +121,8 @@ async def stats(request: Request) -> dict[str, Any]:
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def home(request: Request) -> str:
     store = _store(request)
-    services_list = "".join(f"<li>{name}</li>" for name in sorted(store.services))
+    # Service names come from whoever sends OTLP: escape them.
+    services_list = "".join(f"<li>{html.escape(name)}</li>" for name in sorted(store.services))
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>kansoku explorer</title></head><body style="font-family:system-ui;margin:2rem">
 <h1>kansoku explorer</h1>

@@ -8,8 +8,11 @@ against the embedded servers and external ones.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 import redis.asyncio as redis
@@ -40,6 +43,8 @@ class Connections:
         self.valkey: redis.Redis | None = None
         self.nats: Any = None
         self._nats_url: str | None = None
+        self._nats_connecting: asyncio.Task[None] | None = None
+        self._closing = False
         self.checks: dict[str, Check] = {}
 
         if postgresql_schema is not None:
@@ -66,15 +71,50 @@ class Connections:
             self.checks["nats"] = self._check_nats
 
     async def open(self) -> None:
-        """Connect what needs an explicit connection (NATS); pools connect lazily."""
+        """Start connecting what needs an explicit connection (NATS); pools connect lazily.
+
+        NATS is connected in the background: a service starts (and is live) while NATS is
+        away, reports it in readiness, and connects as soon as NATS answers.
+        """
         if self._nats_url is not None:
-            self.nats = await nats.connect(
-                self._nats_url, name=self.service, connect_timeout=2,
-                max_reconnect_attempts=-1, reconnect_time_wait=1,
-            )
+            self._nats_connecting = asyncio.create_task(self._connect_nats(self._nats_url))
+
+    async def _connect_nats(self, url: str) -> None:
+        """Connect once NATS answers. nats-py retries a first connect forever when told to
+        reconnect forever, so this waits for the server to accept TCP first and bounds
+        the connect itself; once connected, nats-py reconnects by itself."""
+        parts = urlsplit(url)
+        # asyncio.timeout rather than wait_for: in Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the awaited call fails, and close() would hang.
+        while not self._closing:
+            try:
+                async with asyncio.timeout(2):
+                    _, writer = await asyncio.open_connection(parts.hostname,
+                                                              parts.port or 4222)
+                writer.close()
+                async with asyncio.timeout(10):
+                    self.nats = await nats.connect(
+                        url, name=self.service, connect_timeout=2, allow_reconnect=True,
+                        max_reconnect_attempts=-1, reconnect_time_wait=1,
+                        error_cb=self._on_nats_error,
+                    )
+                logger.info("connected to NATS")
+                return
+            except Exception as exc:
+                logger.warning("NATS is not reachable yet (%s); retrying", exc or type(exc))
+                await asyncio.sleep(1)
+
+    async def _on_nats_error(self, exc: Exception) -> None:
+        # One line, not nats-py's default traceback for every reconnect attempt.
+        logger.warning("NATS connection problem: %s", exc or type(exc).__name__)
 
     async def close(self) -> None:
-        if self.nats is not None:
+        self._closing = True
+        if self._nats_connecting is not None and not self._nats_connecting.done():
+            self._nats_connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._nats_connecting
+        if self.nats is not None and self.nats.is_connected:
             await self.nats.drain()
         if self.valkey is not None:
             await self.valkey.aclose()

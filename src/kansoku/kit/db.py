@@ -3,14 +3,15 @@
 A service reads and writes only its own schema; the engine sets `search_path` to it, so
 SQL in `store.py` names tables without a schema prefix.
 
-Sessions belong to the request: `Database.session()` commits when the request succeeded
-and rolls back when it raised. Service code never commits.
+Sessions belong to the request (`DbSession`): committed when the route returned, rolled
+back when it raised, before the response leaves. Service code never commits.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -56,6 +57,9 @@ def create_engine(
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_timeout=5,
+        # Error messages (which reach logs and spans) name the statement, never the
+        # values bound to it: those can be e-mail addresses or password hashes.
+        hide_parameters=True,
         connect_args={
             "timeout": 5,
             "server_settings": {"search_path": schema, "application_name": application_name},
@@ -73,16 +77,17 @@ class Database:
                                     pool_size=pool_size)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
-    async def session(self) -> AsyncGenerator[AsyncSession, None]:
-        """A FastAPI dependency: the request's session, committed or rolled back at its end."""
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session whose work is committed when the block ends normally and rolled back
+        when it raises; its connection goes back to the pool either way."""
         async with self._sessions() as session:
             try:
                 yield session
             except BaseException:
                 await session.rollback()
                 raise
-            else:
-                await session.commit()
+            await session.commit()
 
     async def check(self) -> None:
         """Readiness: the database answers a trivial query."""
@@ -123,10 +128,12 @@ async def check_reachable(url: str, timeout: float = 5.0) -> None:
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
     database: Database = request.app.state.db
-    async for session in database.session():
+    async with database.transaction() as session:
         yield session
 
 
 #: Use as a route parameter type: `session: DbSession`. The service's app must put its
-#: `Database` at `app.state.db`.
-DbSession = Annotated[AsyncSession, Depends(_request_session)]
+#: `Database` at `app.state.db`. The scope "function" ends the transaction when the
+#: route returns and *before* the response is sent, so a commit that fails becomes an
+#: error answer instead of a success for data that was never saved.
+DbSession = Annotated[AsyncSession, Depends(_request_session, scope="function")]

@@ -27,7 +27,8 @@ async def run_check(check: Check, timeout: float) -> dict[str, Any]:
         # Probes come every few seconds: their database round-trips are not traffic
         # anyone wants to see as traces.
         with suppress_instrumentation():
-            await asyncio.wait_for(check(), timeout)
+            async with asyncio.timeout(timeout):
+                await check()
         outcome: dict[str, Any] = {"status": "up"}
     except TimeoutError:
         outcome = {"status": "down", "error": f"no answer within {timeout:g}s"}

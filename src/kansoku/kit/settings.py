@@ -34,7 +34,7 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", env_prefix="KANSOKU_", populate_by_name=True)
 
     #: Address to listen on. Loopback by default: an embedded stack is not exposed.
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", validation_alias=shared("host"))
     port: int = 0
     #: This service's log level; falls back to KANSOKU_LOG_LEVEL, then INFO.
     log_level: str | None = None

@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import os
 import pwd
+import secrets
 import stat
 import subprocess
 import sys
@@ -102,9 +103,21 @@ def _make_traversable(path: Path) -> None:
             ancestor.chmod(mode | stat.S_IXOTH)
 
 
-def prepare_postgres(pgdata: Path, bin_dir: Path) -> None:
+def stack_secret(path: Path) -> str:
+    """The stack's password for its embedded servers: made once, kept 0600 in the data
+    directory, so other users of the machine cannot reach the stack's data."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def prepare_postgres(pgdata: Path, bin_dir: Path, password: str | None = None) -> None:
     """Create the cluster in `pgdata` the first time (initdb), owned by the user that
-    will run it. Idempotent."""
+    will run it. With `password`, TCP connections must give it (SCRAM); without, they
+    are trusted (tests). Idempotent."""
     run_as = postgres_run_as()
     pgdata.mkdir(parents=True, exist_ok=True)
     if run_as is not None:
@@ -114,13 +127,26 @@ def prepare_postgres(pgdata: Path, bin_dir: Path) -> None:
     pgdata.chmod(0o700)
     if (pgdata / "PG_VERSION").exists():
         return
-    result = subprocess.run(
-        [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
-         "--encoding=UTF8", "--locale=C", "--no-instructions"],
-        capture_output=True, text=True, check=False, timeout=120,
-        user=run_as[0] if run_as else None, group=run_as[1] if run_as else None,
-        extra_groups=[] if run_as else None,
-    )
+    command = [str(bin_dir / "initdb"), "-D", str(pgdata), "-U", "postgres",
+               "--encoding=UTF8", "--locale=C", "--no-instructions"]
+    password_file = pgdata.parent / ".initdb-password"
+    if password is None:
+        command.append("--auth=trust")
+    else:
+        password_file.write_text(password)
+        password_file.chmod(0o600)
+        if run_as is not None:
+            os.chown(password_file, *run_as)
+        command += ["--auth-local=trust", "--auth-host=scram-sha-256",
+                    f"--pwfile={password_file}"]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, check=False, timeout=120,
+            user=run_as[0] if run_as else None, group=run_as[1] if run_as else None,
+            extra_groups=[] if run_as else None,
+        )
+    finally:
+        password_file.unlink(missing_ok=True)
     if result.returncode != 0:
         raise RuntimeError(f"initdb failed: {(result.stderr or result.stdout).strip()[-500:]}")
 
@@ -136,20 +162,23 @@ def postgres_command(bin_dir: Path, pgdata: Path, host: str, port: int) -> list[
     ]
 
 
-def postgres_url(host: str, port: int, database: str = topology.DATABASE_NAME) -> str:
-    return f"postgresql://postgres@{host}:{port}/{database}"
+def postgres_url(host: str, port: int, password: str | None = None,
+                 database: str = topology.DATABASE_NAME) -> str:
+    credentials = f"postgres:{password}" if password else "postgres"
+    return f"postgresql://{credentials}@{host}:{port}/{database}"
 
 
-async def probe_postgres(host: str, port: int) -> None:
+async def probe_postgres(host: str, port: int, password: str | None = None) -> None:
     connection = await asyncpg.connect(host=host, port=port, user="postgres",
-                                       database="postgres", timeout=2)
+                                       password=password, database="postgres", timeout=2)
     await connection.close()
 
 
-async def create_database(host: str, port: int, database: str = topology.DATABASE_NAME) -> None:
+async def create_database(host: str, port: int, password: str | None = None,
+                          database: str = topology.DATABASE_NAME) -> None:
     """Create kansoku's database in the embedded server, if it is not there yet."""
     connection = await asyncpg.connect(host=host, port=port, user="postgres",
-                                       database="postgres", timeout=5)
+                                       password=password, database="postgres", timeout=5)
     try:
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1",
                                            database)
@@ -162,9 +191,17 @@ async def create_database(host: str, port: int, database: str = topology.DATABAS
 
 # --- NATS -----------------------------------------------------------------------------
 
-def nats_command(binary: Path, store_dir: Path, host: str, port: int) -> list[str]:
-    return [str(binary), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir),
-            "-n", "kansoku"]
+def nats_command(binary: Path, store_dir: Path, host: str, port: int,
+                 token: str | None = None) -> list[str]:
+    command = [str(binary), "-a", host, "-p", str(port), "-js", "-sd", str(store_dir),
+               "-n", "kansoku"]
+    if token is not None:
+        # In a 0600 config file, not on the command line, where `ps` would show it.
+        config = store_dir.parent / "nats.conf"
+        config.write_text(f'authorization {{ token: "{token}" }}\n')
+        config.chmod(0o600)
+        command += ["-c", str(config)]
+    return command
 
 
 async def probe_nats(host: str, port: int) -> None:
@@ -181,11 +218,17 @@ async def probe_nats(host: str, port: int) -> None:
 
 # --- Valkey ---------------------------------------------------------------------------
 
-def valkey_command(binary: Path, data_dir: Path, host: str, port: int) -> list[str]:
-    # Carts live here: keep them across restarts with the append-only file.
-    return [str(binary), "--port", str(port), "--bind", host, "--dir", str(data_dir),
-            "--save", "", "--appendonly", "yes", "--daemonize", "no",
-            "--protected-mode", "no"]
+def valkey_command(binary: Path, data_dir: Path, host: str, port: int,
+                   password: str | None = None) -> list[str]:
+    # Carts live here: keep them across restarts with the append-only file. The
+    # password goes in a 0600 config file, not on the command line.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "valkey.conf"
+    config.write_text(f"requirepass {password}\n" if password else "")
+    config.chmod(0o600)
+    return [str(binary), str(config), "--port", str(port), "--bind", host,
+            "--dir", str(data_dir), "--save", "", "--appendonly", "yes",
+            "--daemonize", "no", "--protected-mode", "no"]
 
 
 async def probe_valkey(url: str) -> None:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from kansoku import topology
 from kansoku.kit.db import check_reachable, redact_url
 from kansoku.stack import infra
-from kansoku.stack.settings import StackSettings
+from kansoku.stack.settings import LOOPBACK, StackSettings
 from kansoku.stack.state import read_state, supervisor_alive
 
 
@@ -44,37 +44,39 @@ def check_not_running(settings: StackSettings) -> None:
         )
 
 
-def planned_ports(settings: StackSettings) -> list[tuple[int, str, str]]:
-    """(port, component, variable that moves it) for every port `up` will listen on."""
-    ports = [(settings.service_port(s.name), s.name, topology.port_variable(s.name))
-             for s in topology.SERVICES]
-    ports.append((settings.explorer_otlp_port, "explorer OTLP receiver",
+def planned_ports(settings: StackSettings) -> list[tuple[str, int, str, str]]:
+    """(address, port, component, variable that moves it) for every port `up` will
+    listen on: the services on KANSOKU_HOST, the embedded servers on loopback."""
+    ports = [(settings.host, settings.service_port(s.name), s.name,
+              topology.port_variable(s.name)) for s in topology.SERVICES]
+    ports.append((settings.host, settings.explorer_otlp_port, "explorer OTLP receiver",
                   "KANSOKU_EXPLORER_OTLP_PORT"))
     if settings.database_url is None:
-        ports.append((settings.postgres_port, "postgresql", "KANSOKU_POSTGRES_PORT"))
+        ports.append((LOOPBACK, settings.postgres_port, "postgresql", "KANSOKU_POSTGRES_PORT"))
     if settings.nats_url is None:
-        ports.append((settings.nats_port, "nats", "KANSOKU_NATS_PORT"))
+        ports.append((LOOPBACK, settings.nats_port, "nats", "KANSOKU_NATS_PORT"))
     if settings.redis_url is None:
-        ports.append((settings.valkey_port, "valkey", "KANSOKU_VALKEY_PORT"))
+        ports.append((LOOPBACK, settings.valkey_port, "valkey", "KANSOKU_VALKEY_PORT"))
     return ports
 
 
 def check_ports(settings: StackSettings) -> None:
     seen: dict[int, str] = {}
-    for port, component, variable in planned_ports(settings):
+    for host, port, component, variable in planned_ports(settings):
         if port in seen:
             raise PreflightFailed(
                 f"port {port} is configured for both {seen[port]} and {component} — "
                 f"give one of them another port with {variable}")
         seen[port] = component
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind((settings.host, port))
+                sock.bind((host, port))
             except OSError as exc:
                 reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
                 raise PreflightFailed(
-                    f"port {port} for {component} on {settings.host} is {reason} — stop "
+                    f"port {port} for {component} on {host} is {reason} — stop "
                     f"what is using it, or move {component} with {variable}=<another port>"
                 ) from exc
 

@@ -15,11 +15,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kansoku import topology
 from kansoku.kit.settings import ConfigurationError
 
+LOOPBACK = "127.0.0.1"
+
 
 class StackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KANSOKU_", extra="ignore")
 
     data_dir: Path = Path(".kansoku")
+    #: Where kansoku's services listen. The embedded servers always listen on loopback:
+    #: they are private to the stack.
     host: str = "127.0.0.1"
 
     database_url: str | None = None
@@ -49,12 +53,21 @@ class StackSettings(BaseSettings):
                                      "from 1 to 65535")
         return int(value)
 
+    @property
+    def connect_host(self) -> str:
+        """The address to reach the services at: a wildcard listen address is not one."""
+        return LOOPBACK if self.host in ("0.0.0.0", "::", "") else self.host
+
     def service_url(self, service: str) -> str:
-        return f"http://{self.host}:{self.service_port(service)}"
+        return f"http://{self.connect_host}:{self.service_port(service)}"
 
     @property
     def otlp_endpoint(self) -> str:
-        return f"http://{self.host}:{self.explorer_otlp_port}"
+        return f"http://{self.connect_host}:{self.explorer_otlp_port}"
+
+    @property
+    def secret_file(self) -> Path:
+        return self.data_dir / "secret"
 
     @property
     def run_dir(self) -> Path:

@@ -27,7 +27,7 @@ import psutil
 
 from kansoku import topology
 from kansoku.stack import infra
-from kansoku.stack.settings import StackSettings
+from kansoku.stack.settings import LOOPBACK, StackSettings
 from kansoku.stack.state import write_state
 
 logger = logging.getLogger("kansoku.supervisor")
@@ -81,6 +81,8 @@ class Component:
     url: str
     probe: Probe
     log_file: Path
+    #: How clients connect, credentials included; never shown or written to the state.
+    client_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     run_as: tuple[int, int] | None = None
     #: Signal for a clean stop: PostgreSQL's fast shutdown is SIGINT.
@@ -389,40 +391,43 @@ def _log_tail(path: Path, lines: int = 5) -> str:
 
 # -- the stack's components ------------------------------------------------------------
 
-def _postgresql(settings: StackSettings) -> Component:
-    host, port = settings.host, settings.postgres_port
+def _postgresql(settings: StackSettings, secret: str) -> Component:
+    host, port = LOOPBACK, settings.postgres_port
     bin_dir = infra.postgres_bin_dir(settings.postgres_bin_dir)
     pgdata = settings.data_dir / "postgres"
     return Component(
         "postgresql", "infrastructure", infra.postgres_command(bin_dir, pgdata, host, port),
         f"postgresql://{host}:{port}/{topology.DATABASE_NAME}",
-        lambda: infra.probe_postgres(host, port), settings.log_dir / "postgresql.log",
+        lambda: infra.probe_postgres(host, port, secret), settings.log_dir / "postgresql.log",
+        client_url=infra.postgres_url(host, port, secret),
         run_as=infra.postgres_run_as(), stop_signal=signal.SIGINT,
-        prepare=lambda: infra.prepare_postgres(pgdata, bin_dir),
-        after_ready=lambda: infra.create_database(host, port),
+        prepare=lambda: infra.prepare_postgres(pgdata, bin_dir, secret),
+        after_ready=lambda: infra.create_database(host, port, secret),
     )
 
 
-def _nats(settings: StackSettings) -> Component:
-    host, port = settings.host, settings.nats_port
+def _nats(settings: StackSettings, secret: str) -> Component:
+    host, port = LOOPBACK, settings.nats_port
     binary = infra.nats_server_bin(settings.nats_server_bin)
     store = settings.data_dir / "nats"
     return Component(
-        "nats", "infrastructure", infra.nats_command(binary, store, host, port),
+        "nats", "infrastructure", infra.nats_command(binary, store, host, port, secret),
         f"nats://{host}:{port}", lambda: infra.probe_nats(host, port),
-        settings.log_dir / "nats.log", prepare=lambda: store.mkdir(parents=True, exist_ok=True),
+        settings.log_dir / "nats.log", client_url=f"nats://{secret}@{host}:{port}",
+        prepare=lambda: store.mkdir(parents=True, exist_ok=True),
     )
 
 
-def _valkey(settings: StackSettings) -> Component:
-    host, port = settings.host, settings.valkey_port
+def _valkey(settings: StackSettings, secret: str) -> Component:
+    host, port = LOOPBACK, settings.valkey_port
     binary = infra.valkey_server_bin(settings.valkey_server_bin)
     valkey_dir = settings.data_dir / "valkey"
-    url = f"redis://{host}:{port}/0"
+    client_url = f"redis://:{secret}@{host}:{port}/0"
     return Component(
-        "valkey", "infrastructure", infra.valkey_command(binary, valkey_dir, host, port), url,
-        lambda: infra.probe_valkey(url), settings.log_dir / "valkey.log",
-        prepare=lambda: valkey_dir.mkdir(parents=True, exist_ok=True),
+        "valkey", "infrastructure",
+        infra.valkey_command(binary, valkey_dir, host, port, secret),
+        f"redis://{host}:{port}/0", lambda: infra.probe_valkey(client_url),
+        settings.log_dir / "valkey.log", client_url=client_url,
     )
 
 
@@ -430,12 +435,13 @@ def service_environment(settings: StackSettings, infrastructure: list[Component]
                         ) -> dict[str, str]:
     """What every service process is told: where the infrastructure, the other services
     and the telemetry backend are."""
-    embedded = {component.name: component.url for component in infrastructure}
+    embedded = {component.name: component.client_url or component.url
+                for component in infrastructure}
     env = {
-        "KANSOKU_DATABASE_URL": settings.database_url or infra.postgres_url(
-            settings.host, settings.postgres_port),
+        "KANSOKU_DATABASE_URL": settings.database_url or embedded["postgresql"],
         "KANSOKU_NATS_URL": settings.nats_url or embedded["nats"],
         "KANSOKU_REDIS_URL": settings.redis_url or embedded["valkey"],
+        "KANSOKU_HOST": settings.host,
         "KANSOKU_EXPLORER_OTLP_PORT": str(settings.explorer_otlp_port),
         "PYTHONUNBUFFERED": "1",
         # Telemetry goes to the embedded explorer unless the user chose a backend.
@@ -458,13 +464,14 @@ def build_components(settings: StackSettings) -> list[list[Component]]:
 
     Raises `infra.BinaryMissing` if an embedded server's binary is missing.
     """
+    secret = infra.stack_secret(settings.secret_file)
     infrastructure = []
     if settings.database_url is None:
-        infrastructure.append(_postgresql(settings))
+        infrastructure.append(_postgresql(settings, secret))
     if settings.nats_url is None:
-        infrastructure.append(_nats(settings))
+        infrastructure.append(_nats(settings, secret))
     if settings.redis_url is None:
-        infrastructure.append(_valkey(settings))
+        infrastructure.append(_valkey(settings, secret))
     env = service_environment(settings, infrastructure)
 
     def service_component(name: str) -> Component:

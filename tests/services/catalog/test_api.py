@@ -24,9 +24,9 @@ async def catalog(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
     await asyncio.to_thread(upgrade_schema, postgres_url, schema="catalog", versions=versions)
     app = create_app(Settings(database_url=postgres_url), Telemetry("catalog"))
     db = app.state.db
-    async for session in db.session():
+    async with db.transaction() as session:
         await demo.seed(session)
-    async for session in db.session():
+    async with db.transaction() as session:
         assert await demo.seed(session) == 0, "seeding twice must add nothing"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="http://catalog") as client:
