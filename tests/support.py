@@ -54,6 +54,8 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
     env.update(zip(STACK_PORT_VARIABLES, map(str, free_ports(len(STACK_PORT_VARIABLES))),
                    strict=True))
     env["KANSOKU_DATA_DIR"] = str(data_dir)
+    # The tests play a trusted front proxy that says who the user is.
+    env["KANSOKU_GATEWAY_TRUST_INCOMING_USER"] = "true"
     # Export quickly, so tests see spans within a second instead of five.
     env["OTEL_BSP_SCHEDULE_DELAY"] = "200"
     env["OTEL_BLRP_SCHEDULE_DELAY"] = "200"

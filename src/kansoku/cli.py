@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -62,15 +64,29 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def invalid_setting(exc: ValidationError, prefix: str = "KANSOKU_") -> NoReturn:
+    first = exc.errors()[0]
+    variable = prefix + "_".join(str(part) for part in first["loc"]).upper()
+    if variable.startswith("KANSOKU_KANSOKU_"):  # the field was read through an alias
+        variable = variable.removeprefix("KANSOKU_")
+    fail(f"{variable} is not valid: {first['msg']} — fix or unset it")
+
+
 def load_settings(data_dir: Path | None) -> StackSettings:
     try:
         settings = StackSettings() if data_dir is None else StackSettings(data_dir=data_dir)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        variable = "KANSOKU_" + "_".join(str(part) for part in first["loc"]).upper()
-        fail(f"{variable} is not valid: {first['msg']} — fix or unset it")
+        invalid_setting(exc)
     settings.data_dir = settings.data_dir.expanduser().absolute()
     return settings
+
+
+def load_state(settings: StackSettings) -> dict[str, Any] | None:
+    try:
+        return read_state(settings.state_file)
+    except OSError as exc:
+        fail(f"cannot read {settings.state_file} ({exc.strerror}) — check its permissions, "
+             "or run kansoku as the user who started the stack")
 
 
 # --- up / down / status ---------------------------------------------------------------
@@ -113,7 +129,7 @@ def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]
     started = time.monotonic()
     with Live(console=console, refresh_per_second=8, transient=True) as live:
         while True:
-            state = read_state(settings.state_file)
+            state = load_state(settings)
             mine = state if state and state["supervisor"]["pid"] == supervisor.pid else None
             phase = mine["supervisor"]["state"] if mine else "starting"
             step = mine["supervisor"].get("step", "") if mine else "starting the supervisor"
@@ -125,14 +141,27 @@ def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]
                 error = mine["supervisor"]["error"] if mine else None
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     supervisor.wait(60)
-                fail(error or "the supervisor stopped unexpectedly — see "
-                     f"{settings.log_dir / 'supervisor.log'}")
+                fail(error or _supervisor_exit_reason(settings))
             time.sleep(0.15)
     console.print(f"[bold green]kansoku is ready[/] in {time.monotonic() - started:.1f}s\n"
                   f"{_urls(settings)}", highlight=False)
 
 
+def _supervisor_exit_reason(settings: StackSettings) -> str:
+    """The supervisor's last words, for when it exits without recording an error."""
+    log = settings.log_dir / "supervisor.log"
+    try:
+        last = log.read_text(errors="replace").strip().splitlines()[-1]
+        last = json.loads(last).get("message", last) if last.startswith("{") else last
+    except (OSError, IndexError, json.JSONDecodeError):
+        last = "no message"
+    last = last.removeprefix("error: ")
+    return f"the supervisor stopped: {last} — see {log}"
+
+
 def _stop_supervisor(settings: StackSettings, pid: int, timeout: float = 60.0) -> None:
+    # Stopping is under way: a second Ctrl-C must not cut it short with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -145,7 +174,7 @@ def _stop_supervisor(settings: StackSettings, pid: int, timeout: float = 60.0) -
 def _kill_leftovers(settings: StackSettings) -> None:
     """Last resort: any process the state file lists that still runs is killed. Each is
     matched by pid and start time, so an unrelated process that reused a pid is spared."""
-    state = read_state(settings.state_file) or {}
+    state = load_state(settings) or {}
     entries = [*state.get("components", []), state.get("supervisor", {})]
     for entry in entries:
         pid = entry.get("pid")
@@ -186,9 +215,9 @@ def up(
         console.print("Press Ctrl-C to stop everything.")
         with Live(console=console, refresh_per_second=1) as live:
             while supervisor.poll() is None:
-                live.update(_state_table(read_state(settings.state_file), "kansoku"))
+                live.update(_state_table(load_state(settings), "kansoku"))
                 time.sleep(1)
-        fail(f"the supervisor stopped unexpectedly — see {settings.log_dir / 'supervisor.log'}")
+        fail(_supervisor_exit_reason(settings))
     except KeyboardInterrupt:
         _stop_supervisor(settings, supervisor.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -200,7 +229,7 @@ def up(
 def down(data_dir: DataDir = None) -> None:
     """Stop a running stack (started with --detach) and leave no process behind."""
     settings = load_settings(data_dir)
-    state = read_state(settings.state_file)
+    state = load_state(settings)
     if not supervisor_alive(state):
         _kill_leftovers(settings)
         console.print(f"kansoku is not running (data directory {settings.data_dir}).")
@@ -237,7 +266,7 @@ def status(
 ) -> None:
     """List every component: name, pid, url, state and health (probed now)."""
     settings = load_settings(data_dir)
-    state = read_state(settings.state_file)
+    state = load_state(settings)
     running = supervisor_alive(state)
     components: list[dict[str, Any]] = (state or {}).get("components", [])
     if running:
@@ -269,6 +298,14 @@ def supervise(data_dir: DataDir = None) -> None:
 
     settings = load_settings(data_dir)
     setup_logging("supervisor", os.environ.get("KANSOKU_LOG_LEVEL", "INFO"))
+    # One supervisor per data directory: the lock is held until this process exits.
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    lock = (settings.run_dir / "supervisor.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fail(f"kansoku is already running from {settings.data_dir} — stop it with "
+             "'kansoku down' or use another --data-dir")
     groups = build_components(settings)
     code = asyncio.run(Supervisor(settings, groups, migrate_command()).run())
     raise typer.Exit(code)
@@ -292,6 +329,8 @@ def serve(name: Annotated[str, typer.Argument(help="The component to run.")]) ->
         settings = service_app.state.settings
         run_server(service_app, host=settings.host, ports=settings.listen_ports(),
                    graceful_shutdown_seconds=settings.graceful_shutdown_seconds)
+    except ValidationError as exc:
+        invalid_setting(exc, prefix=f"KANSOKU_{name.upper()}_")
     except (ConfigurationError, PortUnavailable) as exc:
         fail(f"{name}: {exc}", code=2)
 
@@ -300,7 +339,7 @@ def serve(name: Annotated[str, typer.Argument(help="The component to run.")]) ->
 def migrate() -> None:
     """Create or upgrade every service's schema and add the demo data (needs
     KANSOKU_DATABASE_URL). Safe to run again."""
-    from kansoku.kit.db import Database, upgrade_schema
+    from kansoku.kit.db import Database, check_reachable, redact_url, upgrade_schema
 
     url = os.environ.get("KANSOKU_DATABASE_URL")
     if not url:
@@ -317,16 +356,30 @@ def migrate() -> None:
         finally:
             await database.dispose()
 
+    if "://" not in url:
+        fail(f"KANSOKU_DATABASE_URL={redact_url(url)!r} is not a URL — use the form "
+             "postgresql://user:password@host:5432/database")
+    try:
+        asyncio.run(check_reachable(url))
+    except Exception as exc:
+        fail(f"cannot reach the database at {redact_url(url)} ({exc or type(exc).__name__}) "
+             "— check KANSOKU_DATABASE_URL")
     for service in topology.SERVICES:
         package = service.app_factory.split(":")[0].rsplit(".", 1)[0]
         versions = files(package) / "migrations"
         if not versions.is_dir():
             continue
-        upgrade_schema(url, schema=service.name, versions=Path(str(versions)))
-        message = f"{service.name}: schema up to date"
-        if importlib.util.find_spec(f"{package}.demo") is not None:
-            added = asyncio.run(seed(package, service.name))
-            message += f", {added} demo rows added" if added else ", demo data present"
+        try:
+            upgrade_schema(url, schema=service.name, versions=Path(str(versions)))
+            message = f"{service.name}: schema up to date"
+            if importlib.util.find_spec(f"{package}.demo") is not None:
+                added = asyncio.run(seed(package, service.name))
+                message += f", {added} demo rows added" if added else ", demo data present"
+        except Exception as exc:
+            # The traceback is for the log; the line says what failed where.
+            logging.getLogger("kansoku.migrate").debug("migration failed", exc_info=True)
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            fail(f"migrating {service.name} failed: {first_line[:300]}")
         console.print(message, highlight=False)
 
 

@@ -21,9 +21,8 @@ class ServiceInfo:
     app_factory: str
 
 
-#: Services in the order the supervisor starts them: the explorer first, so the others
-#: have somewhere to send telemetry from their first span on; the gateway last, so its
-#: dependencies are up when it starts taking traffic.
+#: Every service. The supervisor starts the explorer first, so the others have somewhere
+#: to send telemetry from their first span on, then all the rest at once.
 SERVICES: tuple[ServiceInfo, ...] = (
     ServiceInfo("explorer", 8800, "telemetry explorer: UI and API",
                 "kansoku.explorer.app:create_app"),

@@ -39,6 +39,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
             printed.append(lines.get(timeout=90))
     except queue.Empty:
         up.kill()
+        run_cli("down", env=env)
         pytest.fail(f"kansoku up did not say it was ready: {printed}")
 
     state_file = tmp_path / "data" / "run" / "state.json"
@@ -79,6 +80,7 @@ def test_ctrl_c_while_starting_stops_what_was_started(tmp_path: Path) -> None:
         time.sleep(0.05)
     else:
         up.kill()
+        run_cli("down", env=env)
         pytest.fail("start-up never reached the point to interrupt")
     up.send_signal(signal.SIGINT)
     assert up.wait(60) == 0
@@ -100,8 +102,11 @@ def test_a_killed_supervisor_leaves_no_orphans(tmp_path: Path) -> None:
     os.kill(state["supervisor"]["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 30
     alive = pids
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.5)
-        alive = [pid for pid in pids if psutil.pid_exists(pid)
-                 and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
-    assert alive == [], [psutil.Process(pid).cmdline()[:2] for pid in alive]
+    try:
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.5)
+            alive = [pid for pid in pids if psutil.pid_exists(pid)
+                     and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+        assert alive == [], [psutil.Process(pid).cmdline()[:2] for pid in alive]
+    finally:
+        run_cli("down", env=env)

@@ -119,3 +119,22 @@ def test_other_commands_explain_bad_input(command: list[str], tmp_path: Path) ->
     result = run_cli(*command, env=env, timeout=60)
     assert_one_clear_line(result, "no-such-service" if command[0] == "serve"
                           else "KANSOKU_DATABASE_URL")
+
+
+def test_serve_with_a_bad_setting_is_one_line() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KANSOKU_")}
+    env["KANSOKU_CATALOG_PORT"] = "abc"
+    env["KANSOKU_DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none"
+    assert_one_clear_line(run_cli("serve", "catalog", env=env, timeout=60),
+                          "KANSOKU_CATALOG_PORT is not valid")
+
+
+def test_migrate_with_an_unreachable_database_is_one_line() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("KANSOKU_")}
+    (closed,) = free_ports(1)
+    env["KANSOKU_DATABASE_URL"] = f"postgresql://shop:pw@127.0.0.1:{closed}/shop"
+    line = assert_one_clear_line(run_cli("migrate", env=env, timeout=60),
+                                 "cannot reach the database", "KANSOKU_DATABASE_URL")
+    assert ":pw@" not in line
+    env["KANSOKU_DATABASE_URL"] = "not a url"
+    assert_one_clear_line(run_cli("migrate", env=env, timeout=60), "is not a URL")

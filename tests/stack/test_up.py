@@ -17,9 +17,9 @@ from typing import Any
 
 import asyncpg
 import httpx
-import redis.asyncio as redis
 import psutil
 import pytest
+import redis.asyncio as redis
 
 from kansoku import topology
 from tests.support import STACK_PORT_VARIABLES, eventually, port_is_free, run_cli, stack_environment
@@ -261,7 +261,10 @@ def test_down_leaves_no_process(stack: RunningStack) -> None:
     assert alive == []
     ports = [int(stack.env[variable]) for variable in STACK_PORT_VARIABLES]
     assert [port for port in ports if not port_is_free(port)] == []
-    assert run_cli("status", "--json", env=stack.env).stdout.count('"stopped"') >= 1
+    status = json.loads(run_cli("status", "--json", env=stack.env).stdout)
+    assert status["state"] == "stopped"
+    assert {c["state"] for c in status["components"]} == {"stopped"}
+    assert all(c["pid"] is None for c in status["components"])
 
 
 def _running(pid: int) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import unquote
 
+from fastapi import FastAPI
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,3 +87,44 @@ class RequestContextMiddleware:
                     extra={"http_status": status,
                            "duration_ms": round((time.perf_counter() - started) * 1000, 2)},
                 )
+
+
+class DropIncomingBaggage:
+    """Removes baggage entries a caller must not set from the incoming `baggage` header.
+
+    At the edge (the gateway) the user id in baggage would otherwise be whatever the
+    client claims, stamped on every span and log line of the request. Runs outside the
+    tracing middleware, so no span ever sees the dropped entries.
+    """
+
+    def __init__(self, app: ASGIApp, keys: frozenset[str]) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = []
+            for name, value in scope["headers"]:
+                if name == b"baggage":
+                    kept = [entry for entry in value.decode("latin-1").split(",")
+                            if unquote(entry.split("=", 1)[0]).strip() not in self.keys]
+                    if not kept:
+                        continue
+                    value = ",".join(kept).encode("latin-1")
+                headers.append((name, value))
+            scope = {**scope, "headers": headers}
+        await self.app(scope, receive, send)
+
+
+def drop_incoming_baggage(app: FastAPI, keys: frozenset[str]) -> None:
+    """Wrap `app`'s whole middleware stack, tracing included, in `DropIncomingBaggage`.
+
+    The tracing middleware is installed as the outermost layer when the stack is built,
+    so this hooks the build rather than `add_middleware`, which would land inside it.
+    """
+    build_stack = app.build_middleware_stack
+
+    def build_guarded_stack() -> ASGIApp:
+        return DropIncomingBaggage(build_stack(), keys)
+
+    app.build_middleware_stack = build_guarded_stack  # type: ignore[method-assign]

@@ -41,6 +41,7 @@ MAX_BACKOFF_SECONDS = 30.0
 STABLE_SECONDS = 60.0
 HEALTH_INTERVAL_SECONDS = 2.0
 STOP_TIMEOUT_SECONDS = 15.0
+MIGRATION_TIMEOUT_SECONDS = 300.0
 
 
 class StartupFailed(Exception):
@@ -49,6 +50,19 @@ class StartupFailed(Exception):
 
 class StopRequested(Exception):
     """A stop signal arrived while the stack was still starting."""
+
+
+def _load_prctl() -> Callable[[int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl: Callable[[int, int], int] = ctypes.CDLL(None, use_errno=True).prctl
+    return prctl
+
+
+#: Looked up once in the supervisor: between fork and exec the child may only do
+#: simple things, and loading a library is not one of them.
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
 
 
 def _child_setup(run_as: tuple[int, int] | None, death_signal: signal.Signals
@@ -61,14 +75,18 @@ def _child_setup(run_as: tuple[int, int] | None, death_signal: signal.Signals
     the parent-death signal when the user id changes: the order matters.
     """
 
+    supervisor_pid = os.getpid()
+
     def setup() -> None:  # pragma: no cover - runs in the child before exec
         if run_as is not None:
             os.setgroups([])
             os.setgid(run_as[1])
             os.setuid(run_as[0])
-        if sys.platform.startswith("linux"):
-            pr_set_pdeathsig = 1
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, death_signal)
+        if _PRCTL is not None:
+            _PRCTL(_PR_SET_PDEATHSIG, death_signal)
+            if os.getppid() != supervisor_pid:
+                # The supervisor died before the request took effect: do not start.
+                os._exit(1)
 
     return setup
 
@@ -144,6 +162,14 @@ class Supervisor:
     # -- state ----------------------------------------------------------------------
 
     def save_state(self) -> None:
+        """Write the state file. It informs `status`; failing to write it (a full disk)
+        is logged and must never stop the supervisor from supervising."""
+        try:
+            self._write_state()
+        except OSError as exc:
+            logger.warning("could not write %s: %s", self.settings.state_file, exc)
+
+    def _write_state(self) -> None:
         write_state(self.settings.state_file, {
             "supervisor": {
                 "pid": os.getpid(), "process_started": self._process_started,
@@ -217,7 +243,14 @@ class Supervisor:
         if component.after_ready is not None:
             await component.after_ready()
         self._set(component, "running")
-        self._watchers.append(asyncio.create_task(self._watch(component)))
+        watcher = asyncio.create_task(self._watch(component))
+        watcher.add_done_callback(self._watcher_ended)
+        self._watchers.append(watcher)
+
+    def _watcher_ended(self, watcher: asyncio.Task[None]) -> None:
+        if not watcher.cancelled() and watcher.exception() is not None:
+            logger.error("a component watcher failed; that component is no longer "
+                         "restarted", exc_info=watcher.exception())
 
     async def _spawn(self, component: Component) -> None:
         component.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -274,7 +307,20 @@ class Supervisor:
                 stderr=asyncio.subprocess.STDOUT, env={**os.environ, **self._service_env()},
                 start_new_session=True, preexec_fn=_child_setup(None, signal.SIGTERM),
             )
-            code = await process.wait()
+        finished = asyncio.create_task(process.wait())
+        stop = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait({finished, stop}, timeout=MIGRATION_TIMEOUT_SECONDS,
+                           return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not finished.done():
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await finished
+            if self.stopping.is_set():
+                raise StopRequested
+            raise StartupFailed(f"migrations did not finish within "
+                                f"{MIGRATION_TIMEOUT_SECONDS:g}s — see {log_file}")
+        code = finished.result()
         if code != 0:
             raise StartupFailed(f"migrations failed (exit {code}) — see {log_file}"
                                 f"{_log_tail(log_file)}")
@@ -381,12 +427,13 @@ class Supervisor:
         self._set(component, "stopped")
 
 
-def _log_tail(path: Path, lines: int = 5) -> str:
+def _log_tail(path: Path) -> str:
+    """The log's last line, to end a one-line error with what the component last said."""
     try:
-        tail = path.read_text(errors="replace").strip().splitlines()[-lines:]
+        lines = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    return "\n  " + "\n  ".join(tail) if tail else ""
+    return f" (last line: {lines[-1].strip()[:300]})" if lines else ""
 
 
 # -- the stack's components ------------------------------------------------------------

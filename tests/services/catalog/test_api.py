@@ -8,6 +8,7 @@ from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -72,6 +73,24 @@ async def test_bad_paging_names_the_field(catalog: httpx.AsyncClient) -> None:
     response = await catalog.get("/products", params={"limit": 1000})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "limit"
+
+
+async def test_seeded_ids_leave_the_sequences_usable(postgres_url: str,
+                                                   catalog: httpx.AsyncClient) -> None:
+    """Rows added after the demo data get fresh ids, not a duplicate-key error."""
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        await connection.execute("SET search_path TO catalog")
+        new_category = await connection.fetchval(
+            "INSERT INTO categories (slug, name) VALUES ('gifts', 'Gifts') RETURNING id")
+        new_product = await connection.fetchval(
+            "INSERT INTO products (sku, name, price, category_id) "
+            "VALUES ('GIF-1', 'Gift Card', 25, $1) RETURNING id", new_category)
+        await connection.execute("DELETE FROM products WHERE id = $1", new_product)
+        await connection.execute("DELETE FROM categories WHERE id = $1", new_category)
+    finally:
+        await connection.close()
+    assert new_category > 8 and new_product > 200
 
 
 async def test_categories(catalog: httpx.AsyncClient) -> None:

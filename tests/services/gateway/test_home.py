@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import httpx
+from opentelemetry.processor.baggage import BaggageSpanProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.app import create_app
@@ -35,3 +40,44 @@ async def test_scripts_get_problem_json() -> None:
     assert body["dependency"] == "catalog"
     assert "cannot connect" in body["detail"]
     assert body["request_id"] == response.headers["x-request-id"]
+
+
+def traced_gateway(trust_incoming_user: bool) -> tuple[httpx.AsyncClient, InMemorySpanExporter]:
+    """The gateway with real tracing into memory, and the catalog absent."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BaggageSpanProcessor(lambda key: key == "enduser.id"))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = Telemetry("gateway", tracer_provider=provider,
+                          meter_provider=MeterProvider())
+    (closed,) = free_ports(1)
+    app = create_app(Settings(catalog_url=f"http://127.0.0.1:{closed}",
+                              trust_incoming_user=trust_incoming_user), telemetry)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    return client, exporter
+
+
+async def test_a_clients_claimed_user_id_is_dropped_at_the_edge() -> None:
+    client, exporter = traced_gateway(trust_incoming_user=False)
+    async with client:
+        await client.get("/", headers={"baggage": "enduser.id=mallory,synthetic=true"})
+    spans = exporter.get_finished_spans()
+    assert spans, "the request was traced"
+    assert all("enduser.id" not in (span.attributes or {}) for span in spans)
+
+
+async def test_a_trusted_proxys_user_id_is_kept() -> None:
+    client, exporter = traced_gateway(trust_incoming_user=True)
+    async with client:
+        await client.get("/", headers={"baggage": "enduser.id=alice"})
+    server = next(s for s in exporter.get_finished_spans() if s.name == "GET /")
+    assert (server.attributes or {})["enduser.id"] == "alice"
+
+
+async def test_the_server_span_carries_the_request_id() -> None:
+    client, exporter = traced_gateway(trust_incoming_user=False)
+    async with client:
+        response = await client.get("/", headers={"X-Request-ID": "trace-me-1"})
+    server = next(s for s in exporter.get_finished_spans() if s.name == "GET /")
+    assert response.headers["x-request-id"] == "trace-me-1"
+    assert (server.attributes or {})["kansoku.request_id"] == "trace-me-1"

@@ -46,8 +46,10 @@ _LINES: tuple[tuple[str, str, Decimal], ...] = (
 def demo_catalog() -> tuple[list[Category], list[Product]]:
     categories: list[Category] = []
     products: list[Product] = []
-    for category_number, (slug, name, kinds, base_price) in enumerate(_CATEGORIES, start=1):
-        category = Category(id=category_number, slug=slug, name=name)
+    for slug, name, kinds, base_price in _CATEGORIES:
+        # No explicit ids: the database assigns them, so its sequences stay right for
+        # the rows an admin adds later.
+        category = Category(slug=slug, name=name)
         categories.append(category)
         for kind_number, kind in enumerate(kinds):
             for line_number, (line, blurb, factor) in enumerate(_LINES):
@@ -61,7 +63,7 @@ def demo_catalog() -> tuple[list[Category], list[Product]]:
                         description=f"{line} {kind.lower()}: {blurb}.",
                         price=price.quantize(Decimal("1")) + cents,
                         currency="USD",
-                        category_id=category_number,
+                        category=category,
                     )
                 )
     return categories, products

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry import metrics
 
+from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient, Timeouts
+from kansoku.kit.middleware import drop_incoming_baggage
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway import SERVICE, api
 from kansoku.services.gateway.settings import Settings
@@ -34,6 +36,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         checks={},
         on_shutdown=[catalog.aclose],
     )
+    if not settings.trust_incoming_user:
+        drop_incoming_baggage(app, frozenset({semconv.BAGGAGE_USER_ID}))
     app.state.catalog = catalog
     app.state.breakers = breakers
     app.include_router(api.router)

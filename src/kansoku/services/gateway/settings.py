@@ -20,6 +20,10 @@ class Settings(ServiceSettings):
     catalog_url: str = Field(_default_url("catalog"), validation_alias=shared("catalog_url"))
     #: Where people look at telemetry; linked from the pages.
     explorer_url: str = Field(_default_url("explorer"), validation_alias=shared("explorer_url"))
+    #: Accept a user id (`enduser.id`) in the baggage of incoming requests. Off: the
+    #: gateway is the edge, and a client could claim to be anyone. Turn on only behind
+    #: a trusted proxy that sets it, or for tests.
+    trust_incoming_user: bool = False
     #: Per-phase timeouts for calls to other services, in seconds.
     connect_timeout: float = 1.0
     read_timeout: float = 3.0
