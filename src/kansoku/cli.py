@@ -105,12 +105,29 @@ def _state_table(state: dict[str, Any] | None, title: str) -> Table:
     return table
 
 
+def _demo_login(email_variable: str, password_variable: str, email: str, password: str
+                ) -> str:
+    """A demo account's login, for the start-up message. A password the user chose is
+    theirs: it is named, never printed."""
+    email = os.environ.get(email_variable, email)
+    if password_variable in os.environ:
+        password = f"(the password in {password_variable})"
+    return f"{email} / {password}"
+
+
 def _urls(settings: StackSettings) -> str:
+    customer = _demo_login("KANSOKU_DEMO_CUSTOMER_EMAIL", "KANSOKU_DEMO_CUSTOMER_PASSWORD",
+                           "alice@example.com", "alice-pass-1234")
+    admin = _demo_login("KANSOKU_DEMO_ADMIN_EMAIL", "KANSOKU_DEMO_ADMIN_PASSWORD",
+                        "admin@example.com", "admin-pass-1234")
     return (
         f"  storefront  {settings.service_url('gateway')}\n"
+        f"  public API  {settings.service_url('gateway')}/api/docs\n"
         f"  explorer    {settings.service_url('explorer')}\n"
         f"  OTLP/HTTP   {settings.otlp_endpoint}  (send telemetry here)\n"
-        f"  logs        {settings.log_dir}/"
+        f"  logs        {settings.log_dir}/\n"
+        f"  demo logins customer {customer}\n"
+        f"              admin    {admin}"
     )
 
 

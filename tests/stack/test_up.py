@@ -243,6 +243,66 @@ async def test_hanging_catalog_times_out_instead_of_hanging(stack: RunningStack)
         os.kill(pid, signal.SIGCONT)
 
 
+async def test_public_api_register_login_profile_with_the_user_on_every_span(
+    stack: RunningStack,
+) -> None:
+    api = stack.url("gateway") + "/api/v1"
+    async with httpx.AsyncClient(timeout=15) as client:
+        created = await client.post(f"{api}/users", json={
+            "name": "John Doe", "email": "john.doe@example.com", "password": "securepassword"})
+        assert created.status_code == 201, created.text
+        user_id = created.json()["id"]
+        bad = await client.post(f"{api}/auth/login", json={
+            "email": "john.doe@example.com", "password": "wrong-password"})
+        assert bad.status_code == 401
+        assert bad.headers["content-type"] == "application/problem+json"
+        assert bad.json()["request_id"] == bad.headers["x-request-id"]
+        tokens = (await client.post(f"{api}/auth/login", json={
+            "email": "john.doe@example.com", "password": "securepassword"})).json()
+        me = await client.get(f"{api}/users/me",
+                              headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        assert me.status_code == 200 and me.json()["id"] == user_id
+        request_id = me.headers["x-request-id"]
+        anonymous = await client.get(f"{api}/users/me")
+        assert anonymous.status_code == 401
+
+        spans: list[dict[str, Any]] = []
+
+        async def trace_complete() -> bool:
+            nonlocal spans
+            trace_id = _trace_id_from_logs(stack.data_dir / "logs" / "gateway.log", request_id)
+            if trace_id is None:
+                return False
+            answer = await client.get(f"{stack.url('explorer')}/api/traces/{trace_id}")
+            spans = answer.json()["data"]["spans"] if answer.status_code == 200 else []
+            return {"gateway", "identity"} <= {span["service"] for span in spans}
+
+        await eventually(trace_complete, 15, "the profile trace reaching the explorer")
+    # The user comes from the verified token, not from anything the client claimed.
+    for service in ("gateway", "identity"):
+        assert any(span["attributes"].get("enduser.id") == user_id
+                   for span in spans if span["service"] == service), service
+    # No password or token is in any span attribute.
+    text = json.dumps(spans)
+    assert "securepassword" not in text and tokens["access_token"] not in text
+
+
+async def test_demo_accounts_and_the_api_documentation(stack: RunningStack) -> None:
+    api = stack.url("gateway") + "/api/v1"
+    async with httpx.AsyncClient(timeout=15) as client:
+        admin = await client.post(f"{api}/auth/login", json={
+            "email": "admin@example.com", "password": "admin-pass-1234"})
+        spec = (await client.get(stack.url("gateway") + "/api/openapi.json")).json()
+        docs = await client.get(stack.url("gateway") + "/api/docs")
+        page = await client.get(f"{api}/products", params={"q": "refractor", "sort": "-price"})
+    assert admin.status_code == 200
+    assert {"/api/v1/users", "/api/v1/auth/login", "/api/v1/products"} <= set(spec["paths"])
+    assert "/" not in spec["paths"]
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    prices = [float(item["price"]) for item in page.json()["items"]]
+    assert page.json()["total"] == 5 and prices == sorted(prices, reverse=True)
+
+
 def test_second_up_on_the_same_data_dir_is_refused(stack: RunningStack) -> None:
     result = run_cli("up", "--detach", env=stack.env)
     assert result.returncode == 1
@@ -272,3 +332,4 @@ def _running(pid: int) -> bool:
         return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
+

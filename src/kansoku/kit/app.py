@@ -55,7 +55,8 @@ def build_service_app(
     connections: Connections | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
-    docs: bool = True,
+    docs_url: str = "/docs",
+    openapi_url: str = "/openapi.json",
     quiet_paths: tuple[str, ...] = (),
 ) -> FastAPI:
     """The service's app with everything services share.
@@ -89,9 +90,9 @@ def build_service_app(
         description=description,
         version=__version__,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
+        docs_url=docs_url,
         redoc_url=None,
-        openapi_url="/openapi.json" if docs else None,
+        openapi_url=openapi_url,
     )
     app.state.settings = settings
     app.state.telemetry = telemetry

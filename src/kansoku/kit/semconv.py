@@ -40,3 +40,5 @@ METRIC_CIRCUIT_STATE: Final = "kansoku.circuit_breaker.state"
 METRIC_CATALOG_PRODUCTS_LISTED: Final = "kansoku.catalog.products.listed"
 
 CIRCUIT_STATE_VALUES: Final[dict[str, int]] = {"closed": 0, "half-opened": 1, "opened": 2}
+METRIC_USERS_REGISTERED: Final = "kansoku.identity.users.registered"
+METRIC_LOGINS: Final = "kansoku.identity.logins"

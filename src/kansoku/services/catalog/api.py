@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from kansoku.kit.db import DbSession
 from kansoku.services.catalog import service
-from kansoku.services.catalog.schemas import CategoryOut, ProductOut, ProductPage
+from kansoku.services.catalog.schemas import CategoryOut, ProductOut, ProductPage, ProductSort
 
 router = APIRouter(tags=["catalog"])
 
@@ -19,9 +19,12 @@ async def list_products(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
     category: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=100, description="Words in name or text")] = None,
+    sort: Annotated[ProductSort, Query()] = "id",
 ) -> ProductPage:
-    """A page of products, optionally of one category (by slug)."""
-    return await service.browse_products(session, limit=limit, offset=offset, category=category)
+    """A page of products, optionally of one category (by slug) or matching a search."""
+    return await service.browse_products(session, limit=limit, offset=offset, category=category,
+                                         search=q, sort=sort)
 
 
 @router.get("/products/{product_id}")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+#: How a product list can be sorted ("-price": most expensive first).
+ProductSort = Literal["id", "name", "price", "-price", "newest"]
 
 
 class CategoryOut(BaseModel):

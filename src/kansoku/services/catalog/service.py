@@ -18,10 +18,12 @@ _products_listed = _meter.create_counter(
 
 
 async def browse_products(
-    session: AsyncSession, *, limit: int, offset: int, category: str | None
+    session: AsyncSession, *, limit: int, offset: int, category: str | None,
+    search: str | None = None, sort: str = "id",
 ) -> ProductPage:
-    products = await store.list_products(session, limit=limit, offset=offset, category=category)
-    total = await store.count_products(session, category=category)
+    products = await store.list_products(session, limit=limit, offset=offset,
+                                         category=category, search=search, sort=sort)
+    total = await store.count_products(session, category=category, search=search)
     _products_listed.add(len(products))
     return ProductPage(
         items=[ProductOut.model_validate(product) for product in products],

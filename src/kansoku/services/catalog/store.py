@@ -3,33 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
 from kansoku.services.catalog.models import Category, Product
 
+#: The orders a product list can be sorted in; each ends with the id so paging is stable.
+PRODUCT_ORDERS = {
+    "id": (Product.id,),
+    "name": (Product.name, Product.id),
+    "price": (Product.price, Product.id),
+    "-price": (Product.price.desc(), Product.id),
+    "newest": (Product.created_at.desc(), Product.id.desc()),
+}
+
+
+def _filtered(query: Select[Any], category: str | None, search: str | None) -> Select[Any]:
+    if category is not None:
+        query = query.join(Product.category).where(Category.slug == category)
+    if search:
+        # Escape LIKE's wildcards: a search for "50%" means the characters "50%".
+        escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        query = query.where(or_(Product.name.ilike(pattern), Product.description.ilike(pattern)))
+    return query
+
 
 async def list_products(
-    session: AsyncSession, *, limit: int, offset: int, category: str | None
+    session: AsyncSession, *, limit: int, offset: int, category: str | None,
+    search: str | None = None, sort: str = "id",
 ) -> Sequence[Product]:
     query = (
         select(Product)
         .options(joinedload(Product.category))
-        .order_by(Product.id)
+        .order_by(*PRODUCT_ORDERS[sort])
         .limit(limit)
         .offset(offset)
     )
-    if category is not None:
-        query = query.join(Product.category).where(Category.slug == category)
-    return (await session.scalars(query)).all()
+    return (await session.scalars(_filtered(query, category, search))).all()
 
 
-async def count_products(session: AsyncSession, *, category: str | None) -> int:
-    query = select(func.count()).select_from(Product)
-    if category is not None:
-        query = query.join(Product.category).where(Category.slug == category)
+async def count_products(session: AsyncSession, *, category: str | None,
+                         search: str | None = None) -> int:
+    query = _filtered(select(func.count()).select_from(Product), category, search)
     return int(await session.scalar(query) or 0)
 
 

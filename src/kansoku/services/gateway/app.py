@@ -7,6 +7,7 @@ from opentelemetry import metrics
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient, Timeouts
 from kansoku.kit.middleware import drop_incoming_baggage
 from kansoku.kit.telemetry import Telemetry
@@ -21,24 +22,33 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         BreakerPolicy(),
         meter=metrics.get_meter("kansoku.gateway", meter_provider=telemetry.meter_provider),
     )
-    catalog = ServiceClient(
-        "catalog", settings.catalog_url, breakers,
-        timeouts=Timeouts(connect=settings.connect_timeout, read=settings.read_timeout),
-        telemetry=telemetry,
-    )
+    timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
+    catalog = ServiceClient("catalog", settings.catalog_url, breakers, timeouts=timeouts,
+                            telemetry=telemetry)
+    identity = ServiceClient("identity", settings.identity_url, breakers, timeouts=timeouts,
+                             telemetry=telemetry)
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
-        description="The storefront and the public API in front of kansoku's services.",
+        description="The public API of the kansoku shop. Errors are RFC 9457 problem "
+                    "details (`application/problem+json`) with a `request_id`; log in at "
+                    "`/api/v1/auth/login` and send `Authorization: Bearer <access_token>`.",
         # The gateway is ready when it can serve; a missing catalog shows as a 503 page
         # for that request, not as the gateway being taken out of rotation.
         checks={},
-        on_shutdown=[catalog.aclose],
+        on_shutdown=[catalog.aclose, identity.aclose],
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
     )
     if not settings.trust_incoming_user:
         drop_incoming_baggage(app, frozenset({semconv.BAGGAGE_USER_ID}))
     app.state.catalog = catalog
+    app.state.identity = identity
     app.state.breakers = breakers
-    app.include_router(api.router)
+    # The gateway checks tokens itself (to know the user for every span of the request)
+    # with identity's public keys, fetched once.
+    app.state.tokens = TokenVerifier(f"{settings.identity_url}/.well-known/jwks.json")
+    app.include_router(api.pages)
+    app.include_router(api.public)
     return app

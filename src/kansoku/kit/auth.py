@@ -1,0 +1,151 @@
+"""Who is calling: access tokens issued by the identity service, verified everywhere.
+
+Identity signs short-lived JWTs (RS256) and publishes its public keys as a JWKS. Every
+service verifies tokens itself with those keys — no call to identity per request — and
+gets a `Principal`. Verifying also puts the user id in baggage and on the server span
+(`enduser.id`), so every later span and log line of the request, in every service,
+names the user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from opentelemetry import baggage, context, trace
+
+from kansoku.kit import semconv
+from kansoku.kit.errors import Problem
+
+ISSUER = "kansoku-identity"
+AUDIENCE = "kansoku"
+ALGORITHM = "RS256"
+ROLE_ADMIN = "admin"
+ROLE_CUSTOMER = "customer"
+
+#: An unknown key id makes the verifier fetch the JWKS again, but not more often than
+#: this: a flood of forged tokens must not become a flood of requests to identity.
+_MIN_REFETCH_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user_id: str
+    email: str
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ROLE_ADMIN
+
+
+def unauthorized(detail: str) -> Problem:
+    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class TokenVerifier:
+    """Verifies access tokens against identity's JWKS (fetched once, refreshed when a
+    token names a key it has not seen)."""
+
+    def __init__(self, jwks_url: str | None = None, *, jwks: dict[str, Any] | None = None,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.jwks_url = jwks_url
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+        self._client = client
+        if jwks is not None:
+            self._load(jwks)
+
+    def _load(self, jwks: dict[str, Any]) -> None:
+        key_set = jwt.PyJWKSet.from_dict(jwks)
+        self._keys = {key.key_id: key for key in key_set.keys if key.key_id}
+
+    async def _key(self, key_id: str) -> Any:
+        if key_id in self._keys:
+            return self._keys[key_id]
+        if self.jwks_url is None:
+            raise unauthorized("The token was signed with an unknown key.")
+        async with self._lock:
+            if key_id not in self._keys and time.monotonic() - self._fetched_at > (
+                _MIN_REFETCH_SECONDS if self._keys else 0
+            ):
+                await self._fetch()
+        if key_id not in self._keys:
+            raise unauthorized("The token was signed with an unknown key.")
+        return self._keys[key_id]
+
+    async def _fetch(self) -> None:
+        assert self.jwks_url is not None
+        self._fetched_at = time.monotonic()
+        client = self._client or httpx.AsyncClient(timeout=3.0)
+        try:
+            response = await client.get(self.jwks_url)
+            response.raise_for_status()
+            self._load(response.json())
+        except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
+            raise Problem(503, "identity-unavailable",
+                          "Tokens cannot be checked right now: the identity service's keys "
+                          "are out of reach. Please try again shortly.") from exc
+        finally:
+            if self._client is None:
+                await client.aclose()
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError as exc:
+            raise unauthorized("The access token is malformed.") from exc
+        key = await self._key(str(header.get("kid", "")))
+        try:
+            claims = jwt.decode(token, key=key, algorithms=[ALGORITHM], audience=AUDIENCE,
+                                issuer=ISSUER, options={"require": ["exp", "sub", "iat"]})
+        except jwt.ExpiredSignatureError as exc:
+            raise unauthorized("The access token has expired: refresh it or log in again."
+                               ) from exc
+        except jwt.InvalidTokenError as exc:
+            raise unauthorized("The access token is not valid.") from exc
+        return Principal(user_id=str(claims["sub"]), email=str(claims.get("email", "")),
+                         name=str(claims.get("name", "")),
+                         role=str(claims.get("role", ROLE_CUSTOMER)))
+
+
+def bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _authenticated(request: Request) -> AsyncIterator[Principal]:
+    token = bearer_token(request)
+    if token is None:
+        raise unauthorized("Log in first: send 'Authorization: Bearer <access token>'.")
+    verifier: TokenVerifier = request.app.state.tokens
+    principal = await verifier.verify(token)
+    trace.get_current_span().set_attribute(semconv.ENDUSER_ID, principal.user_id)
+    attached = context.attach(baggage.set_baggage(semconv.BAGGAGE_USER_ID, principal.user_id))
+    try:
+        yield principal
+    finally:
+        context.detach(attached)
+
+
+async def _admin(principal: Annotated[Principal, Depends(_authenticated, scope="function")]
+                 ) -> Principal:
+    if not principal.is_admin:
+        raise Problem(403, "forbidden", "This needs the admin role.")
+    return principal
+
+
+#: Route parameter types: `user: CurrentUser` (401 without a valid token) and
+#: `admin: AdminUser` (403 for anyone but an admin). The app needs `app.state.tokens`.
+CurrentUser = Annotated[Principal, Depends(_authenticated, scope="function")]
+AdminUser = Annotated[Principal, Depends(_admin)]

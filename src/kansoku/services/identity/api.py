@@ -1,0 +1,66 @@
+"""The identity service's routes (internal: the gateway's public API fronts them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from kansoku.kit.auth import CurrentUser
+from kansoku.kit.db import DbSession
+from kansoku.services.identity import service
+from kansoku.services.identity.schemas import (
+    Credentials,
+    ProfileChange,
+    RefreshRequest,
+    Registration,
+    Tokens,
+    UserOut,
+)
+
+router = APIRouter(tags=["identity"])
+
+
+def _token_lifetimes(request: Request) -> dict[str, int]:
+    settings = request.app.state.settings
+    return {"access_seconds": settings.access_token_seconds,
+            "refresh_days": settings.refresh_token_days}
+
+
+@router.post("/users", status_code=201)
+async def register(registration: Registration, session: DbSession) -> UserOut:
+    """Create a customer account."""
+    return await service.register(session, registration)
+
+
+@router.post("/auth/login")
+async def login(credentials: Credentials, session: DbSession, request: Request) -> Tokens:
+    """Exchange e-mail and password for an access token and a refresh token."""
+    return await service.login(session, credentials, request.app.state.signer,
+                               **_token_lifetimes(request))
+
+
+@router.post("/auth/refresh")
+async def refresh(body: RefreshRequest, session: DbSession, request: Request) -> Tokens:
+    """Exchange a refresh token (used up) for new tokens."""
+    return await service.refresh(session, body.refresh_token.get_secret_value(),
+                                 request.app.state.signer, **_token_lifetimes(request))
+
+
+@router.get("/users/me")
+async def me(user: CurrentUser, session: DbSession) -> UserOut:
+    """The caller's profile."""
+    return await service.profile(session, user)
+
+
+@router.patch("/users/me")
+async def change_me(change: ProfileChange, user: CurrentUser, session: DbSession) -> UserOut:
+    """Change the caller's name or password (a new password ends other sessions)."""
+    return await service.change_profile(session, user, change)
+
+
+@router.get("/.well-known/jwks.json")
+async def jwks(request: Request) -> dict[str, Any]:
+    """The public keys that verify access tokens."""
+    keys: dict[str, Any] = request.app.state.signer.jwks()
+    return keys

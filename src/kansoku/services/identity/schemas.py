@@ -1,0 +1,46 @@
+"""What the identity service accepts and returns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
+
+
+class Registration(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    password: SecretStr = Field(min_length=8, max_length=200)
+
+
+class Credentials(BaseModel):
+    email: EmailStr
+    password: SecretStr = Field(min_length=1, max_length=200)
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: SecretStr = Field(min_length=1, max_length=200)
+
+
+class ProfileChange(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    password: SecretStr | None = Field(None, min_length=8, max_length=200)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    email: str
+    role: str
+    created_at: datetime
+
+
+class Tokens(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    #: Seconds until the access token expires.
+    expires_in: int
+    refresh_token: str

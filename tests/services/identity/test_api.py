@@ -1,0 +1,179 @@
+"""Identity on a real PostgreSQL: accounts, argon2 hashes, JWTs with JWKS, refresh
+rotation. Passwords and tokens never come back where they should not."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+
+from kansoku.kit.auth import TokenVerifier
+from kansoku.kit.db import upgrade_schema
+from kansoku.kit.telemetry import Telemetry
+from kansoku.services.identity import demo
+from kansoku.services.identity.app import create_app
+from kansoku.services.identity.settings import Settings
+
+
+@pytest.fixture(scope="module")
+async def identity_app(postgres_url: str) -> AsyncIterator[FastAPI]:
+    versions = Path(str(files("kansoku.services.identity") / "migrations"))
+    await asyncio.to_thread(upgrade_schema, postgres_url, schema="identity", versions=versions)
+    app = create_app(Settings(database_url=postgres_url), Telemetry("identity"))
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def identity(identity_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=identity_app),
+                                 base_url="http://identity") as client:
+        yield client
+
+
+async def register(client: httpx.AsyncClient, email: str, password: str = "long-enough-1"
+                   ) -> httpx.Response:
+    return await client.post("/users", json={"name": "Test User", "email": email,
+                                             "password": password})
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = "long-enough-1"
+                ) -> dict[str, Any]:
+    response = await client.post("/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    tokens: dict[str, Any] = response.json()
+    return tokens
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_register_then_the_same_address_again(identity: httpx.AsyncClient) -> None:
+    created = await register(identity, "Reg@Example.com")
+    again = await register(identity, "reg@example.COM")
+    assert created.status_code == 201
+    body = created.json()
+    assert body["email"] == "reg@example.com" and body["role"] == "customer"
+    assert "password" not in created.text and "long-enough-1" not in created.text
+    assert again.status_code == 409
+    assert again.json()["field"] == "email"
+
+
+async def test_bad_registrations_name_the_field_and_never_echo_the_password(
+    identity: httpx.AsyncClient,
+) -> None:
+    short = await register(identity, "short@example.com", password="2short")
+    bad_email = await register(identity, "not-an-address")
+    assert short.status_code == 422
+    assert [e["field"] for e in short.json()["errors"]] == ["password"]
+    assert "2short" not in short.text
+    assert bad_email.status_code == 422
+    assert [e["field"] for e in bad_email.json()["errors"]] == ["email"]
+
+
+async def test_passwords_are_stored_as_argon2id(identity: httpx.AsyncClient,
+                                                postgres_url: str) -> None:
+    await register(identity, "hashed@example.com", password="never-stored-as-is")
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        stored = await connection.fetchval(
+            "SELECT password_hash FROM identity.users WHERE email = 'hashed@example.com'")
+    finally:
+        await connection.close()
+    assert stored.startswith("$argon2id$")
+    assert "never-stored-as-is" not in stored
+
+
+async def test_login_gives_tokens_that_verify_with_the_published_keys(
+    identity: httpx.AsyncClient,
+) -> None:
+    await register(identity, "login@example.com")
+    tokens = await login(identity, "login@example.com")
+    assert tokens["token_type"] == "bearer"
+    assert tokens["expires_in"] == 900
+    jwks = (await identity.get("/.well-known/jwks.json")).json()
+    assert all("d" not in key for key in jwks["keys"]), "no private key material"
+    principal = await TokenVerifier(jwks=jwks).verify(tokens["access_token"])
+    assert principal.email == "login@example.com"
+    assert principal.role == "customer"
+
+
+async def test_wrong_password_and_unknown_address_get_the_same_answer(
+    identity: httpx.AsyncClient,
+) -> None:
+    await register(identity, "known@example.com")
+    wrong = await identity.post("/auth/login", json={"email": "known@example.com",
+                                                     "password": "wrong-password"})
+    unknown = await identity.post("/auth/login", json={"email": "nobody@example.com",
+                                                       "password": "wrong-password"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["detail"] == unknown.json()["detail"]
+
+
+async def test_refresh_tokens_rotate_and_cannot_be_reused(identity: httpx.AsyncClient) -> None:
+    await register(identity, "rotate@example.com")
+    first = await login(identity, "rotate@example.com")
+    second = await identity.post("/auth/refresh",
+                                 json={"refresh_token": first["refresh_token"]})
+    reused = await identity.post("/auth/refresh",
+                                 json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200
+    assert second.json()["refresh_token"] != first["refresh_token"]
+    assert reused.status_code == 401
+
+
+async def test_profile_needs_a_valid_token(identity: httpx.AsyncClient,
+                                           identity_app: FastAPI) -> None:
+    await register(identity, "me@example.com")
+    tokens = await login(identity, "me@example.com")
+    me = await identity.get("/users/me", headers=bearer(tokens["access_token"]))
+    anonymous = await identity.get("/users/me")
+    garbage = await identity.get("/users/me", headers=bearer("not.a.token"))
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    claims["exp"] = datetime.now(UTC) - timedelta(minutes=1)
+    expired = await identity.get("/users/me",
+                                 headers=bearer(identity_app.state.signer.sign(claims)))
+    forged = await identity.get("/users/me", headers=bearer(jwt.encode(
+        {**claims, "exp": datetime.now(UTC) + timedelta(hours=1)}, "a-guessed-secret-" * 3,
+        algorithm="HS256", headers={"kid": identity_app.state.signer.kid})))
+    assert me.status_code == 200 and me.json()["email"] == "me@example.com"
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"] == "Bearer"
+    assert garbage.status_code == 401
+    assert expired.status_code == 401 and "expired" in expired.json()["detail"]
+    assert forged.status_code == 401
+
+
+async def test_changing_the_password_ends_other_sessions(identity: httpx.AsyncClient) -> None:
+    await register(identity, "change@example.com")
+    tokens = await login(identity, "change@example.com")
+    changed = await identity.patch("/users/me", headers=bearer(tokens["access_token"]),
+                                   json={"name": "New Name", "password": "brand-new-pass"})
+    assert changed.status_code == 200 and changed.json()["name"] == "New Name"
+    stale = await identity.post("/auth/refresh",
+                                json={"refresh_token": tokens["refresh_token"]})
+    assert stale.status_code == 401
+    await login(identity, "change@example.com", password="brand-new-pass")
+
+
+async def test_demo_accounts(identity_app: FastAPI, identity: httpx.AsyncClient) -> None:
+    db = identity_app.state.db
+    async with db.transaction() as session:
+        await demo.seed(session)
+    async with db.transaction() as session:
+        assert await demo.seed(session) == 0
+    admin = await login(identity, "admin@example.com", password="admin-pass-1234")
+    alice = await login(identity, "alice@example.com", password="alice-pass-1234")
+    verifier = identity_app.state.tokens
+    assert (await verifier.verify(admin["access_token"])).is_admin
+    assert not (await verifier.verify(alice["access_token"])).is_admin
