@@ -17,6 +17,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kansoku import __version__
+from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.connections import Connections
 from kansoku.kit.errors import install_problem_handlers
 from kansoku.kit.health import Check, health_router
@@ -96,6 +97,8 @@ def build_service_app(
     )
     app.state.settings = settings
     app.state.telemetry = telemetry
+    # Every service checks access tokens itself, with identity's published keys.
+    app.state.tokens = TokenVerifier(f"{settings.identity_url}/.well-known/jwks.json")
     app.state.db = connections.db if connections else None
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, quiet_paths=UNOBSERVED_PATHS + quiet_paths)

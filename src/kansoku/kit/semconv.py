@@ -42,3 +42,5 @@ METRIC_CATALOG_PRODUCTS_LISTED: Final = "kansoku.catalog.products.listed"
 CIRCUIT_STATE_VALUES: Final[dict[str, int]] = {"closed": 0, "half-opened": 1, "opened": 2}
 METRIC_USERS_REGISTERED: Final = "kansoku.identity.users.registered"
 METRIC_LOGINS: Final = "kansoku.identity.logins"
+METRIC_RESERVATIONS_EXPIRED: Final = "kansoku.inventory.reservations.expired"
+METRIC_OUT_OF_STOCK: Final = "kansoku.inventory.out_of_stock"

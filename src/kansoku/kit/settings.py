@@ -11,6 +11,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kansoku.topology import SERVICES_BY_NAME
+
 
 class ConfigurationError(Exception):
     """A setting is missing or wrong; the message names the variable and the fix."""
@@ -39,6 +41,11 @@ class ServiceSettings(BaseSettings):
     #: This service's log level; falls back to KANSOKU_LOG_LEVEL, then INFO.
     log_level: str | None = None
     default_log_level: str = Field("INFO", validation_alias=shared("log_level"))
+
+    #: Where identity publishes the keys that verify access tokens.
+    identity_url: str = Field(
+        f"http://127.0.0.1:{SERVICES_BY_NAME['identity'].default_port}",
+        validation_alias=shared("identity_url"))
 
     database_url: str | None = Field(None, validation_alias=shared("database_url"))
     nats_url: str | None = Field(None, validation_alias=shared("nats_url"))

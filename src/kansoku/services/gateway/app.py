@@ -7,7 +7,6 @@ from opentelemetry import metrics
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
-from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient, Timeouts
 from kansoku.kit.middleware import drop_incoming_baggage
 from kansoku.kit.telemetry import Telemetry
@@ -46,9 +45,6 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     app.state.catalog = catalog
     app.state.identity = identity
     app.state.breakers = breakers
-    # The gateway checks tokens itself (to know the user for every span of the request)
-    # with identity's public keys, fetched once.
-    app.state.tokens = TokenVerifier(f"{settings.identity_url}/.well-known/jwks.json")
     app.include_router(api.pages)
     app.include_router(api.public)
     return app

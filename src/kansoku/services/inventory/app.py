@@ -1,27 +1,67 @@
-"""The inventory service: `create_app` builds it, `kansoku serve inventory` runs it.
-
-So far it has its health endpoints and the connections it will need (inventory keeps stock
-levels in its `inventory` schema); the shop issue fills in its API.
-"""
+"""The inventory service: `create_app` builds it, `kansoku serve inventory` runs it."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+
 from fastapi import FastAPI
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
+from kansoku.kit.db import Database
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.inventory import SERVICE
+from kansoku.services.inventory import SERVICE, api, service
+from kansoku.services.inventory.models import SCHEMA
 from kansoku.services.inventory.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+async def sweep_expired_reservations(db: Database, interval: float) -> None:
+    """Release unpaid reservations past their TTL, every `interval` seconds."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            # A sweep every second would be a trace every second: instrumentation is off
+            # here, and what expired is counted and logged instead.
+            with suppress_instrumentation():
+                async with db.transaction() as session:
+                    expired = await service.expire_due(session)
+            if expired:
+                logger.info("released %d expired reservations", expired,
+                            extra={"expired": expired})
+        except Exception:
+            logger.exception("the reservation expiry sweep failed; retrying")
 
 
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    return build_service_app(
+    connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA)
+    sweeper: list[asyncio.Task[None]] = []
+
+    async def start_sweeper() -> None:
+        assert connections.db is not None
+        sweeper.append(asyncio.create_task(
+            sweep_expired_reservations(connections.db, settings.expiry_sweep_seconds)))
+
+    async def stop_sweeper() -> None:
+        for task in sweeper:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
-        description="Stock levels and reservations.",
-        connections=Connections(SERVICE, settings, telemetry, postgresql_schema="inventory"),
+        description="Stock levels, reservations with expiry, restocking.",
+        connections=connections,
+        on_startup=[start_sweeper],
+        on_shutdown=[stop_sweeper],
     )
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,93 @@
+"""The inventory's routes (internal: the gateway and orders call them)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from kansoku.kit.auth import AdminUser, CurrentUser
+from kansoku.kit.db import DbSession
+from kansoku.kit.errors import Problem
+from kansoku.services.inventory import service
+from kansoku.services.inventory.schemas import (
+    Adjust,
+    OrderReservation,
+    ReservationRequest,
+    StockLevel,
+    StockPage,
+)
+
+router = APIRouter(tags=["inventory"])
+
+
+@router.get("/stock")
+async def stock_levels(
+    session: DbSession,
+    product_ids: Annotated[str, Query(description="Comma-separated, at most 100",
+                                      max_length=800)],
+) -> list[StockLevel]:
+    """Stock of several products at once."""
+    try:
+        ids = [int(part) for part in product_ids.split(",") if part.strip()]
+    except ValueError as exc:
+        raise Problem(422, "validation-error", "product_ids must be whole numbers, "
+                      "separated by commas.", field="product_ids") from exc
+    if not 0 < len(ids) <= 100:
+        raise Problem(422, "validation-error", "Give 1 to 100 product ids.",
+                      field="product_ids")
+    return await service.levels(session, ids)
+
+
+@router.get("/stock/{product_id}")
+async def stock_level(product_id: int, session: DbSession) -> StockLevel:
+    """Stock of one product."""
+    return (await service.levels(session, [product_id]))[0]
+
+
+@router.get("/inventory")
+async def inventory(
+    admin: AdminUser,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    low_only: bool = False,
+) -> StockPage:
+    """Every product's levels, reserved units and low-stock flag (admin)."""
+    return await service.overview(session, limit=limit, offset=offset, low_only=low_only)
+
+
+@router.post("/inventory/{product_id}/adjust")
+async def adjust(product_id: int, change: Adjust, admin: AdminUser, session: DbSession
+                 ) -> StockLevel:
+    """Restock (positive delta) or remove units (negative), with a reason (admin)."""
+    return await service.adjust(session, product_id, change, admin)
+
+
+@router.post("/reservations", status_code=201)
+async def reserve(request: ReservationRequest, user: CurrentUser, session: DbSession
+                  ) -> OrderReservation:
+    """Hold every item of an order until it is paid or the TTL runs out (409 if short)."""
+    return await service.reserve(session, request)
+
+
+@router.get("/reservations/{order_id}")
+async def reservation(order_id: uuid.UUID, user: CurrentUser, session: DbSession
+                      ) -> OrderReservation:
+    """What is held for an order."""
+    return await service.reservation(session, order_id)
+
+
+@router.post("/reservations/{order_id}/commit")
+async def commit(order_id: uuid.UUID, user: CurrentUser, session: DbSession
+                 ) -> OrderReservation:
+    """The order is paid: its units leave the warehouse."""
+    return await service.commit(session, order_id)
+
+
+@router.post("/reservations/{order_id}/release")
+async def release(order_id: uuid.UUID, user: CurrentUser, session: DbSession
+                  ) -> OrderReservation:
+    """The order will not be paid: its units are available again."""
+    return await service.release(session, order_id)

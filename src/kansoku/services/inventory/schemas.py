@@ -1,0 +1,61 @@
+"""What the inventory service accepts and returns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+StockStatus = Literal["in_stock", "low", "out"]
+
+
+class StockLevel(BaseModel):
+    product_id: int
+    on_hand: int
+    reserved: int
+    available: int
+    low_stock_threshold: int
+    status: StockStatus
+    low_stock: bool
+
+
+class StockPage(BaseModel):
+    items: list[StockLevel]
+    total: int
+    limit: int
+    offset: int
+
+
+class Adjust(BaseModel):
+    delta: int = Field(ge=-1_000_000, le=1_000_000,
+                       description="Units to add (restock) or remove (negative)")
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class ReservedItem(BaseModel):
+    product_id: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=1000)
+
+
+class ReservationRequest(BaseModel):
+    order_id: uuid.UUID
+    items: list[ReservedItem] = Field(min_length=1, max_length=100)
+    #: How long unpaid units stay held.
+    ttl_seconds: int = Field(900, ge=1, le=86_400)
+
+
+class ReservationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    product_id: int
+    quantity: int
+    status: str
+    expires_at: datetime
+
+
+class OrderReservation(BaseModel):
+    order_id: uuid.UUID
+    status: str
+    items: list[ReservationOut]

@@ -1,0 +1,146 @@
+"""The inventory's logic: levels, restocking, and reservations that never oversell."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from opentelemetry import metrics
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kansoku.kit import semconv
+from kansoku.kit.auth import Principal
+from kansoku.kit.errors import Problem
+from kansoku.services.inventory import store
+from kansoku.services.inventory.models import Adjustment, Reservation, Stock
+from kansoku.services.inventory.schemas import (
+    Adjust,
+    OrderReservation,
+    ReservationOut,
+    ReservationRequest,
+    StockLevel,
+    StockPage,
+)
+
+_meter = metrics.get_meter("kansoku.inventory")
+_expired = _meter.create_counter(semconv.METRIC_RESERVATIONS_EXPIRED, unit="{reservation}",
+                                 description="Unpaid reservations released after their TTL")
+_out_of_stock = _meter.create_counter(semconv.METRIC_OUT_OF_STOCK, unit="{request}",
+                                      description="Reservations refused for lack of stock")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def level(stock: Stock) -> StockLevel:
+    available = stock.on_hand - stock.reserved
+    low = available <= stock.low_stock_threshold
+    return StockLevel(
+        product_id=stock.product_id, on_hand=stock.on_hand, reserved=stock.reserved,
+        available=available, low_stock_threshold=stock.low_stock_threshold,
+        status="out" if available <= 0 else "low" if low else "in_stock", low_stock=low,
+    )
+
+
+async def levels(session: AsyncSession, product_ids: list[int]) -> list[StockLevel]:
+    """Levels of these products; a product never stocked counts as out of stock."""
+    found = {stock.product_id: level(stock) for stock in await store.levels(session, product_ids)}
+    return [found.get(product_id) or level(Stock(product_id=product_id, on_hand=0, reserved=0,
+                                                 low_stock_threshold=5))
+            for product_id in product_ids]
+
+
+async def overview(session: AsyncSession, *, limit: int, offset: int, low_only: bool
+                   ) -> StockPage:
+    rows = await store.list_levels(session, limit=limit, offset=offset, low_only=low_only)
+    return StockPage(items=[level(stock) for stock in rows],
+                     total=await store.count_levels(session, low_only=low_only),
+                     limit=limit, offset=offset)
+
+
+async def adjust(session: AsyncSession, product_id: int, change: Adjust, actor: Principal
+                 ) -> StockLevel:
+    if change.delta >= 0:
+        stock: Stock | None = await store.add_stock(session, product_id, change.delta)
+    else:
+        stock = await store.remove_stock(session, product_id, -change.delta)
+    if stock is None:
+        raise Problem(409, "stock-too-low",
+                      f"Cannot remove {-change.delta} units of product {product_id}: stock "
+                      "cannot go below zero or below what is reserved for unpaid orders.",
+                      field="delta")
+    await store.add_adjustment(session, Adjustment(
+        product_id=product_id, delta=change.delta, reason=change.reason, actor=actor.user_id))
+    return level(stock)
+
+
+def _describe(order_id: uuid.UUID, reservations: list[Reservation]) -> OrderReservation:
+    statuses = {reservation.status for reservation in reservations}
+    return OrderReservation(
+        order_id=order_id,
+        status=statuses.pop() if len(statuses) == 1 else "mixed",
+        items=[ReservationOut.model_validate(reservation) for reservation in reservations],
+    )
+
+
+async def reserve(session: AsyncSession, request: ReservationRequest) -> OrderReservation:
+    """Hold every item of an order, or none of them (409 names what is short).
+
+    Asking again for the same order returns what was reserved the first time: a retried
+    request cannot reserve twice.
+    """
+    existing = list(await store.reservations_of(session, request.order_id))
+    if existing:
+        return _describe(request.order_id, existing)
+    wanted = Counter[int]()
+    for item in request.items:
+        wanted[item.product_id] += item.quantity
+    expires_at = _now() + timedelta(seconds=request.ttl_seconds)
+    # In product order, so two orders for the same products lock rows in the same order
+    # and cannot deadlock.
+    for product_id in sorted(wanted):
+        if not await store.hold(session, product_id, wanted[product_id]):
+            _out_of_stock.add(1)
+            left = await store.available(session, product_id)
+            # Raising rolls back the holds already made for this order.
+            raise Problem(409, "out-of-stock",
+                          f"Product {product_id}: {wanted[product_id]} wanted, {left} left.",
+                          product_id=product_id, available=left)
+    reservations = [Reservation(order_id=request.order_id, product_id=product_id,
+                                quantity=quantity, status="active", expires_at=expires_at)
+                    for product_id, quantity in sorted(wanted.items())]
+    await store.add_reservations(session, reservations)
+    return _describe(request.order_id, reservations)
+
+
+async def reservation(session: AsyncSession, order_id: uuid.UUID) -> OrderReservation:
+    found = list(await store.reservations_of(session, order_id))
+    if not found:
+        raise Problem(404, "reservation-not-found", f"Nothing is reserved for order {order_id}.")
+    return _describe(order_id, found)
+
+
+async def commit(session: AsyncSession, order_id: uuid.UUID) -> OrderReservation:
+    """The order is paid. Safe to repeat; 409 if its reservation expired or was released."""
+    await store.commit(session, order_id)
+    current = await reservation(session, order_id)
+    if current.status != "committed":
+        raise Problem(409, "reservation-gone",
+                      f"The reservation of order {order_id} is {current.status}: its units "
+                      "are no longer held.", reservation_status=current.status)
+    return current
+
+
+async def release(session: AsyncSession, order_id: uuid.UUID) -> OrderReservation:
+    """The order will not be paid. Safe to repeat; committed units stay sold."""
+    await store.release(session, order_id)
+    return await reservation(session, order_id)
+
+
+async def expire_due(session: AsyncSession) -> int:
+    expired = await store.expire(session, _now())
+    if expired:
+        _expired.add(expired)
+    return expired

@@ -1,0 +1,156 @@
+"""Inventory on a real PostgreSQL: restocking, all-or-nothing reservations that never
+oversell under concurrency, commit, release and expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from kansoku.kit.db import upgrade_schema
+from kansoku.kit.telemetry import Telemetry
+from kansoku.services.inventory import service
+from kansoku.services.inventory.app import create_app
+from kansoku.services.inventory.settings import Settings
+from tests.tokens import TokenIssuer
+
+TOKENS = TokenIssuer()
+ADMIN = TOKENS.headers("admin")
+CUSTOMER = TOKENS.headers()
+
+
+@pytest.fixture(scope="module")
+async def inventory_app(postgres_url: str) -> AsyncIterator[FastAPI]:
+    versions = Path(str(files("kansoku.services.inventory") / "migrations"))
+    await asyncio.to_thread(upgrade_schema, postgres_url, schema="inventory", versions=versions)
+    app = create_app(Settings(database_url=postgres_url, expiry_sweep_seconds=3600),
+                     Telemetry("inventory"))
+    app.state.tokens = TOKENS.verifier
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture
+async def inventory(inventory_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=inventory_app),
+                                 base_url="http://inventory") as client:
+        yield client
+
+
+_next_product = iter(range(10_000, 20_000))
+
+
+async def stocked(client: httpx.AsyncClient, units: int) -> int:
+    product_id = next(_next_product)
+    response = await client.post(f"/inventory/{product_id}/adjust", headers=ADMIN,
+                                 json={"delta": units, "reason": "test stock"})
+    assert response.status_code == 200, response.text
+    return product_id
+
+
+async def reserve(client: httpx.AsyncClient, items: list[tuple[int, int]],
+                  order_id: uuid.UUID | None = None, ttl: int = 900) -> httpx.Response:
+    return await client.post("/reservations", headers=CUSTOMER, json={
+        "order_id": str(order_id or uuid.uuid4()), "ttl_seconds": ttl,
+        "items": [{"product_id": p, "quantity": q} for p, q in items]})
+
+
+async def level(client: httpx.AsyncClient, product_id: int) -> dict[str, Any]:
+    body: dict[str, Any] = (await client.get(f"/stock/{product_id}")).json()
+    return body
+
+
+async def test_restock_needs_an_admin_and_cannot_go_below_reserved(
+    inventory: httpx.AsyncClient,
+) -> None:
+    product = await stocked(inventory, 10)
+    refused = await inventory.post(f"/inventory/{product}/adjust", headers=CUSTOMER,
+                                   json={"delta": 5, "reason": "sneaky"})
+    assert refused.status_code == 403
+    assert (await reserve(inventory, [(product, 4)])).status_code == 201
+    too_much = await inventory.post(f"/inventory/{product}/adjust", headers=ADMIN,
+                                    json={"delta": -7, "reason": "damaged"})
+    assert too_much.status_code == 409 and too_much.json()["field"] == "delta"
+    fine = await inventory.post(f"/inventory/{product}/adjust", headers=ADMIN,
+                                json={"delta": -6, "reason": "damaged"})
+    assert fine.json()["on_hand"] == 4
+    assert fine.json()["available"] == 0 and fine.json()["status"] == "out"
+
+
+async def test_reservation_is_all_or_nothing(inventory: httpx.AsyncClient) -> None:
+    plenty, scarce = await stocked(inventory, 50), await stocked(inventory, 1)
+    refused = await reserve(inventory, [(plenty, 5), (scarce, 2)])
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["product_id"] == scarce and problem["available"] == 1
+    assert (await level(inventory, plenty))["reserved"] == 0, "nothing held on refusal"
+
+
+async def test_concurrent_buyers_never_oversell(inventory: httpx.AsyncClient) -> None:
+    product = await stocked(inventory, 20)
+    answers = await asyncio.gather(*(reserve(inventory, [(product, 1)]) for _ in range(60)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses.count(201) == 20
+    assert statuses.count(409) == 40
+    final = await level(inventory, product)
+    assert final["reserved"] == 20 and final["available"] == 0 and final["on_hand"] == 20
+
+
+async def test_same_order_reserves_once(inventory: httpx.AsyncClient) -> None:
+    product, order = await stocked(inventory, 10), uuid.uuid4()
+    first = await reserve(inventory, [(product, 3)], order)
+    again = await reserve(inventory, [(product, 3)], order)
+    assert first.status_code == again.status_code == 201
+    assert (await level(inventory, product))["reserved"] == 3
+
+
+async def test_commit_sells_and_release_frees_both_idempotent(
+    inventory: httpx.AsyncClient,
+) -> None:
+    product = await stocked(inventory, 10)
+    paid, abandoned = uuid.uuid4(), uuid.uuid4()
+    await reserve(inventory, [(product, 2)], paid)
+    await reserve(inventory, [(product, 3)], abandoned)
+    for _ in range(2):
+        committed = await inventory.post(f"/reservations/{paid}/commit", headers=CUSTOMER)
+        released = await inventory.post(f"/reservations/{abandoned}/release", headers=CUSTOMER)
+        assert committed.json()["status"] == "committed"
+        assert released.json()["status"] == "released"
+    final = await level(inventory, product)
+    assert (final["on_hand"], final["reserved"], final["available"]) == (8, 0, 8)
+    late = await inventory.post(f"/reservations/{abandoned}/commit", headers=CUSTOMER)
+    assert late.status_code == 409 and late.json()["reservation_status"] == "released"
+
+
+async def test_unpaid_reservations_expire(inventory: httpx.AsyncClient,
+                                          inventory_app: FastAPI) -> None:
+    product, order = await stocked(inventory, 5), uuid.uuid4()
+    await reserve(inventory, [(product, 5)], order, ttl=1)
+    assert (await level(inventory, product))["available"] == 0
+    await asyncio.sleep(1.1)
+    async with inventory_app.state.db.transaction() as session:
+        assert await service.expire_due(session) >= 1
+    assert (await level(inventory, product))["available"] == 5
+    gone = await inventory.post(f"/reservations/{order}/commit", headers=CUSTOMER)
+    assert gone.status_code == 409 and gone.json()["reservation_status"] == "expired"
+
+
+async def test_levels_in_bulk_and_admin_overview(inventory: httpx.AsyncClient) -> None:
+    low, never = await stocked(inventory, 2), next(_next_product)
+    bulk = (await inventory.get("/stock", params={"product_ids": f"{low},{never}"})).json()
+    assert [(item["product_id"], item["status"]) for item in bulk] == [(low, "low"),
+                                                                      (never, "out")]
+    bad = await inventory.get("/stock", params={"product_ids": "1,two"})
+    assert bad.status_code == 422 and bad.json()["field"] == "product_ids"
+    overview = (await inventory.get("/inventory", params={"low_only": True, "limit": 200},
+                                    headers=ADMIN)).json()
+    assert low in {item["product_id"] for item in overview["items"]}
+    assert all(item["low_stock"] for item in overview["items"])
+    assert (await inventory.get("/inventory", headers=CUSTOMER)).status_code == 403
