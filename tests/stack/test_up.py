@@ -303,6 +303,42 @@ async def test_demo_accounts_and_the_api_documentation(stack: RunningStack) -> N
     assert page.json()["total"] == 5 and prices == sorted(prices, reverse=True)
 
 
+async def test_admin_creates_a_product_with_stock_and_customers_cannot(
+    stack: RunningStack,
+) -> None:
+    api = stack.url("gateway") + "/api/v1"
+    async with httpx.AsyncClient(timeout=15) as client:
+        async def token(email: str, password: str) -> dict[str, str]:
+            answer = await client.post(f"{api}/auth/login",
+                                       json={"email": email, "password": password})
+            return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+        admin = await token("admin@example.com", "admin-pass-1234")
+        customer = await token("alice@example.com", "alice-pass-1234")
+        laptop = {"name": "Premium Laptop", "price": "1299.99", "currency": "USD",
+                  "description": "High-performance laptop for professionals",
+                  "inventory": 100}
+        refused = await client.post(f"{api}/products", json=laptop, headers=customer)
+        created = await client.post(f"{api}/products", json=laptop, headers=admin)
+        assert refused.status_code == 403
+        assert created.status_code == 201, created.text
+        product = created.json()
+        assert (product["price"], product["stock"], product["stock_status"]) == (
+            "1299.99", 100, "in_stock")
+        detail = (await client.get(f"{api}/products/{product['id']}")).json()
+        assert detail["stock"] == 100
+        restocked = await client.post(f"{api}/inventory/{product['id']}/adjust",
+                                      json={"delta": -98, "reason": "shelf count"},
+                                      headers=admin)
+        assert restocked.json()["status"] == "low"
+        low = await client.get(f"{api}/inventory", params={"low_only": True, "limit": 200},
+                               headers=admin)
+        assert product["id"] in {item["product_id"] for item in low.json()["items"]}
+        # The demo stock: product 23 is sold out, product 7 is low.
+        sold_out = (await client.get(f"{api}/products/23")).json()
+        assert (sold_out["stock"], sold_out["stock_status"]) == (0, "out")
+
+
 def test_second_up_on_the_same_data_dir_is_refused(stack: RunningStack) -> None:
     result = run_cli("up", "--detach", env=stack.env)
     assert result.returncode == 1

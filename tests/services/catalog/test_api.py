@@ -17,6 +17,10 @@ from kansoku.kit.telemetry import Telemetry
 from kansoku.services.catalog import demo
 from kansoku.services.catalog.app import create_app
 from kansoku.services.catalog.settings import Settings
+from tests.tokens import TokenIssuer
+
+TOKENS = TokenIssuer()
+ADMIN = TOKENS.headers("admin")
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +28,7 @@ async def catalog(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
     versions = Path(str(files("kansoku.services.catalog") / "migrations"))
     await asyncio.to_thread(upgrade_schema, postgres_url, schema="catalog", versions=versions)
     app = create_app(Settings(database_url=postgres_url), Telemetry("catalog"))
+    app.state.tokens = TOKENS.verifier
     db = app.state.db
     async with db.transaction() as session:
         await demo.seed(session)
@@ -103,3 +108,46 @@ async def test_ready_checks_postgresql(catalog: httpx.AsyncClient) -> None:
     ready = await catalog.get("/health/ready")
     assert ready.status_code == 200
     assert ready.json()["checks"]["postgresql"]["status"] == "up"
+
+
+async def test_admins_create_replace_and_delete_products(catalog: httpx.AsyncClient) -> None:
+    new = {"name": "Premium Laptop", "description": "For professionals", "price": "1299.99",
+           "currency": "USD"}
+    refused = await catalog.post("/products", json=new, headers=TOKENS.headers())
+    created = await catalog.post("/products", json=new, headers=ADMIN)
+    assert refused.status_code == 403
+    assert created.status_code == 201, created.text
+    product = created.json()
+    assert product["price"] == "1299.99"
+    assert product["category"]["slug"] == "uncategorized"
+    assert product["sku"].startswith("KS-")
+
+    replaced = await catalog.put(f"/products/{product['id']}", headers=ADMIN, json={
+        **new, "price": "999.00", "category": "accessories", "sku": product["sku"]})
+    assert replaced.status_code == 200
+    assert replaced.json()["price"] == "999.00"
+    assert replaced.json()["category"]["slug"] == "accessories"
+
+    unknown = await catalog.post("/products", headers=ADMIN, json={**new, "category": "nope"})
+    assert unknown.status_code == 422 and unknown.json()["field"] == "category"
+    assert "telescopes" in unknown.json()["detail"]
+    duplicate = await catalog.post("/products", headers=ADMIN,
+                                   json={**new, "sku": product["sku"]})
+    assert duplicate.status_code == 409
+    free = await catalog.post("/products", headers=ADMIN, json={**new, "price": "-1"})
+    assert free.status_code == 422 and free.json()["errors"][0]["field"] == "price"
+
+    assert (await catalog.delete(f"/products/{product['id']}", headers=ADMIN)
+            ).status_code == 204
+    assert (await catalog.get(f"/products/{product['id']}")).status_code == 404
+    assert (await catalog.delete(f"/products/{product['id']}", headers=ADMIN)
+            ).status_code == 404
+
+
+async def test_search_and_sort(catalog: httpx.AsyncClient) -> None:
+    found = (await catalog.get("/products", params={"q": "dobsonian", "sort": "price"})).json()
+    assert found["total"] == 5
+    prices = [float(p["price"]) for p in found["items"]]
+    assert prices == sorted(prices)
+    literal = (await catalog.get("/products", params={"q": "100%"})).json()
+    assert literal["total"] == 0, "% is searched for literally, not as a wildcard"

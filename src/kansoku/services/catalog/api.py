@@ -6,9 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from kansoku.kit.auth import AdminUser
 from kansoku.kit.db import DbSession
 from kansoku.services.catalog import service
-from kansoku.services.catalog.schemas import CategoryOut, ProductOut, ProductPage, ProductSort
+from kansoku.services.catalog.schemas import (
+    CategoryOut,
+    ProductIn,
+    ProductOut,
+    ProductPage,
+    ProductSort,
+)
 
 router = APIRouter(tags=["catalog"])
 
@@ -31,6 +38,25 @@ async def list_products(
 async def get_product(product_id: int, session: DbSession) -> ProductOut:
     """One product with its category."""
     return await service.product_detail(session, product_id)
+
+
+@router.post("/products", status_code=201)
+async def create_product(data: ProductIn, admin: AdminUser, session: DbSession) -> ProductOut:
+    """Add a product (admin)."""
+    return await service.create_product(session, data)
+
+
+@router.put("/products/{product_id}")
+async def replace_product(product_id: int, data: ProductIn, admin: AdminUser,
+                          session: DbSession) -> ProductOut:
+    """Replace a product's details (admin)."""
+    return await service.replace_product(session, product_id, data)
+
+
+@router.delete("/products/{product_id}", status_code=204)
+async def delete_product(product_id: int, admin: AdminUser, session: DbSession) -> None:
+    """Remove a product (admin)."""
+    await service.delete_product(session, product_id)
 
 
 @router.get("/categories")

@@ -31,6 +31,18 @@ class ProductOut(BaseModel):
     category: CategoryOut
 
 
+class ProductIn(BaseModel):
+    """A product as an admin creates or replaces it."""
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=5000)
+    price: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    #: A category slug; products without one go to "uncategorized".
+    category: str | None = Field(None, max_length=64)
+    sku: str | None = Field(None, min_length=1, max_length=32)
+
+
 class ProductPage(BaseModel):
     items: list[ProductOut]
     total: int

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
@@ -55,6 +56,40 @@ async def count_products(session: AsyncSession, *, category: str | None,
 async def get_product(session: AsyncSession, product_id: int) -> Product | None:
     query = select(Product).options(joinedload(Product.category)).where(Product.id == product_id)
     return (await session.scalars(query)).first()
+
+
+async def category_by_slug(session: AsyncSession, slug: str) -> Category | None:
+    return (await session.scalars(select(Category).where(Category.slug == slug))).first()
+
+
+async def add_category(session: AsyncSession, slug: str, name: str) -> Category:
+    """Insert a category, or return the one another request inserted at the same time."""
+    await session.execute(insert(Category).values(slug=slug, name=name)
+                          .on_conflict_do_nothing(index_elements=[Category.slug]))
+    category = await category_by_slug(session, slug)
+    assert category is not None
+    return category
+
+
+async def add_product(session: AsyncSession, product: Product) -> Product:
+    session.add(product)
+    await session.flush()
+    fresh = await get_product(session, product.id)
+    assert fresh is not None
+    return fresh
+
+
+async def sku_taken(session: AsyncSession, sku: str, *, other_than: int | None = None) -> bool:
+    query = select(Product.id).where(Product.sku == sku)
+    if other_than is not None:
+        query = query.where(Product.id != other_than)
+    return (await session.scalar(query)) is not None
+
+
+async def delete_product(session: AsyncSession, product_id: int) -> bool:
+    deleted = await session.scalar(delete(Product).where(Product.id == product_id)
+                                   .returning(Product.id))
+    return deleted is not None
 
 
 async def list_categories(session: AsyncSession) -> Sequence[Category]:

@@ -6,20 +6,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from kansoku.kit.auth import CurrentUser
+from kansoku.kit.auth import AdminUser, CurrentUser
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.services.gateway import service
 from kansoku.services.gateway.schemas import (
     Category,
     Credentials,
+    NewProduct,
     Product,
+    ProductChange,
+    ProductDetail,
     ProductPage,
     ProfileChange,
     RefreshRequest,
     Registration,
+    StockChange,
+    StockLevel,
+    StockPage,
     Tokens,
     User,
 )
@@ -62,7 +68,7 @@ async def home(request: Request) -> Response:
 
 @public.post("/users", status_code=201, response_model=User, tags=["accounts"],
              responses={409: PROBLEM, 422: PROBLEM})
-async def register(registration: Registration, request: Request) -> JSONResponse:
+async def register(registration: Registration, request: Request) -> Response:
     """Create a customer account."""
     return await service.relay(request.app.state.identity, "POST", "/users", request,
                                body=registration)
@@ -70,7 +76,7 @@ async def register(registration: Registration, request: Request) -> JSONResponse
 
 @public.post("/auth/login", response_model=Tokens, tags=["accounts"],
              responses={401: PROBLEM})
-async def login(credentials: Credentials, request: Request) -> JSONResponse:
+async def login(credentials: Credentials, request: Request) -> Response:
     """Exchange e-mail and password for an access token (send it as
     `Authorization: Bearer …`) and a refresh token."""
     return await service.relay(request.app.state.identity, "POST", "/auth/login", request,
@@ -79,14 +85,14 @@ async def login(credentials: Credentials, request: Request) -> JSONResponse:
 
 @public.post("/auth/refresh", response_model=Tokens, tags=["accounts"],
              responses={401: PROBLEM})
-async def refresh(body: RefreshRequest, request: Request) -> JSONResponse:
+async def refresh(body: RefreshRequest, request: Request) -> Response:
     """Exchange a refresh token (each works once) for new tokens."""
     return await service.relay(request.app.state.identity, "POST", "/auth/refresh", request,
                                body=body)
 
 
 @public.get("/users/me", response_model=User, tags=["accounts"], responses={401: PROBLEM})
-async def me(user: CurrentUser, request: Request) -> JSONResponse:
+async def me(user: CurrentUser, request: Request) -> Response:
     """Your profile."""
     return await service.relay(request.app.state.identity, "GET", "/users/me", request)
 
@@ -94,7 +100,7 @@ async def me(user: CurrentUser, request: Request) -> JSONResponse:
 @public.patch("/users/me", response_model=User, tags=["accounts"],
               responses={401: PROBLEM, 422: PROBLEM})
 async def change_me(change: ProfileChange, user: CurrentUser, request: Request
-                    ) -> JSONResponse:
+                    ) -> Response:
     """Change your name or password (a new password logs out your other sessions)."""
     return await service.relay(request.app.state.identity, "PATCH", "/users/me", request,
                                body=change)
@@ -110,22 +116,69 @@ async def products(
     category: Annotated[str | None, Query(max_length=64, description="Category slug")] = None,
     q: Annotated[str | None, Query(max_length=100, description="Search words")] = None,
     sort: Annotated[Literal["id", "name", "price", "-price", "newest"], Query()] = "id",
-) -> JSONResponse:
+) -> Response:
     """A page of products: filter by category, search, sort; `total` counts them all."""
     return await service.relay(
         request.app.state.catalog, "GET", "/products", request,
         params={"limit": limit, "offset": offset, "category": category, "q": q, "sort": sort})
 
 
-@public.get("/products/{product_id}", response_model=Product, tags=["catalog"],
+@public.get("/products/{product_id}", response_model=ProductDetail, tags=["catalog"],
             responses={404: PROBLEM})
-async def product(product_id: int, request: Request) -> JSONResponse:
-    """One product."""
-    return await service.relay(request.app.state.catalog, "GET", f"/products/{product_id}",
-                               request)
+async def product(product_id: int, request: Request) -> Response:
+    """One product, with the units available now and a stock status."""
+    return await service.product_with_stock(request.app.state.catalog,
+                                            request.app.state.inventory, product_id)
+
+
+@public.post("/products", status_code=201, response_model=ProductDetail,
+             tags=["admin"], responses={403: PROBLEM, 409: PROBLEM, 422: PROBLEM})
+async def create_product(new: NewProduct, admin: AdminUser, request: Request) -> Response:
+    """Add a product with its starting stock (admin)."""
+    return await service.create_product(request.app.state.catalog,
+                                        request.app.state.inventory, request, new)
+
+
+@public.put("/products/{product_id}", response_model=Product, tags=["admin"],
+            responses={403: PROBLEM, 404: PROBLEM, 422: PROBLEM})
+async def replace_product(product_id: int, change: ProductChange, admin: AdminUser,
+                          request: Request) -> Response:
+    """Replace a product's details (admin)."""
+    return await service.relay(request.app.state.catalog, "PUT", f"/products/{product_id}",
+                               request, body=change)
+
+
+@public.delete("/products/{product_id}", status_code=204, tags=["admin"],
+               responses={403: PROBLEM, 404: PROBLEM})
+async def delete_product(product_id: int, admin: AdminUser, request: Request) -> Response:
+    """Remove a product (admin)."""
+    return await service.relay(request.app.state.catalog, "DELETE",
+                               f"/products/{product_id}", request)
+
+
+@public.get("/inventory", response_model=StockPage, tags=["admin"], responses={403: PROBLEM})
+async def inventory(
+    admin: AdminUser,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    low_only: bool = False,
+) -> Response:
+    """Stock levels, reserved units and the low-stock flag of every product (admin)."""
+    return await service.relay(request.app.state.inventory, "GET", "/inventory", request,
+                               params={"limit": limit, "offset": offset, "low_only": low_only})
+
+
+@public.post("/inventory/{product_id}/adjust", response_model=StockLevel, tags=["admin"],
+             responses={403: PROBLEM, 409: PROBLEM})
+async def adjust_stock(product_id: int, change: StockChange, admin: AdminUser,
+                       request: Request) -> Response:
+    """Restock or remove units, with a reason (admin)."""
+    return await service.relay(request.app.state.inventory, "POST",
+                               f"/inventory/{product_id}/adjust", request, body=change)
 
 
 @public.get("/categories", response_model=list[Category], tags=["catalog"])
-async def categories(request: Request) -> JSONResponse:
+async def categories(request: Request) -> Response:
     """Every category."""
     return await service.relay(request.app.state.catalog, "GET", "/categories", request)

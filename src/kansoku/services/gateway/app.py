@@ -26,6 +26,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                             telemetry=telemetry)
     identity = ServiceClient("identity", settings.identity_url, breakers, timeouts=timeouts,
                              telemetry=telemetry)
+    inventory = ServiceClient("inventory", settings.inventory_url, breakers, timeouts=timeouts,
+                              telemetry=telemetry)
     app = build_service_app(
         service=SERVICE,
         settings=settings,
@@ -36,7 +38,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         # The gateway is ready when it can serve; a missing catalog shows as a 503 page
         # for that request, not as the gateway being taken out of rotation.
         checks={},
-        on_shutdown=[catalog.aclose, identity.aclose],
+        on_shutdown=[catalog.aclose, identity.aclose, inventory.aclose],
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
     )
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         drop_incoming_baggage(app, frozenset({semconv.BAGGAGE_USER_ID}))
     app.state.catalog = catalog
     app.state.identity = identity
+    app.state.inventory = inventory
     app.state.breakers = breakers
     app.include_router(api.pages)
     app.include_router(api.public)

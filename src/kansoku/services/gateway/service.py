@@ -3,14 +3,20 @@ service that owns them."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
+import httpx
 from fastapi import Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.kit.http import ServiceClient
+from kansoku.services.gateway.schemas import NewProduct
+
+logger = logging.getLogger(__name__)
 
 
 async def featured_products(catalog: ServiceClient, *, limit: int = 24) -> dict[str, Any]:
@@ -22,6 +28,66 @@ async def featured_products(catalog: ServiceClient, *, limit: int = 24) -> dict[
     return page
 
 
+async def product_with_stock(catalog: ServiceClient, inventory: ServiceClient,
+                             product_id: int) -> Response:
+    """A product and how many can be bought now. Without inventory the product is still
+    shown, its stock "unknown": a page without a number beats no page."""
+    product_answer, stock_answer = await asyncio.gather(
+        catalog.get(f"/products/{product_id}"),
+        inventory.get(f"/stock/{product_id}"),
+        return_exceptions=True,
+    )
+    if isinstance(product_answer, BaseException):
+        raise product_answer
+    if product_answer.status_code != 200:
+        return _as_response(product_answer)
+    product: dict[str, Any] = product_answer.json()
+    if isinstance(stock_answer, BaseException) or stock_answer.status_code != 200:
+        logger.warning("stock of product %s unknown: inventory did not answer", product_id)
+        product.update(stock=None, stock_status="unknown")
+    else:
+        stock = stock_answer.json()
+        product.update(stock=stock["available"], stock_status=stock["status"])
+    return JSONResponse(product)
+
+
+async def create_product(catalog: ServiceClient, inventory: ServiceClient, request: Request,
+                         new: NewProduct) -> Response:
+    """Create the product in the catalog, then its starting stock in inventory. If the
+    stock cannot be set, the product is removed again: no product half-created."""
+    headers = _forwarded(request)
+    created = await catalog.request("POST", "/products", headers=headers, json=new.model_dump(
+        mode="json", exclude={"inventory"}))
+    if created.status_code != 201:
+        return _as_response(created)
+    product: dict[str, Any] = created.json()
+    try:
+        stocked = await inventory.request(
+            "POST", f"/inventory/{product['id']}/adjust", headers=headers,
+            json={"delta": new.inventory, "reason": "initial stock"})
+        if stocked.status_code != 200:
+            raise DependencyUnavailable("inventory", f"it answered HTTP {stocked.status_code}")
+    except DependencyUnavailable:
+        await catalog.request("DELETE", f"/products/{product['id']}", headers=headers)
+        raise
+    stock = stocked.json()
+    product.update(stock=stock["available"], stock_status=stock["status"])
+    return JSONResponse(product, status_code=201)
+
+
+def _forwarded(request: Request) -> dict[str, str]:
+    """The caller's token goes along, for the service to check itself."""
+    authorization = request.headers.get("authorization")
+    return {"Authorization": authorization} if authorization else {}
+
+
+def _as_response(response: httpx.Response) -> Response:
+    if response.status_code == 204:
+        return Response(status_code=204)
+    return JSONResponse(response.json(), status_code=response.status_code,
+                        media_type=response.headers.get("content-type", "application/json"))
+
+
 async def relay(
     client: ServiceClient,
     method: str,
@@ -30,18 +96,14 @@ async def relay(
     *,
     body: BaseModel | None = None,
     params: dict[str, Any] | None = None,
-) -> JSONResponse:
+) -> Response:
     """Send a public API call on to the service that owns it and answer with what it
     said: its status and JSON, problems included (they already carry the request id,
     which the client forwarded). The caller's token goes along, for the service to
     check itself."""
-    headers = {}
-    if authorization := request.headers.get("authorization"):
-        headers["Authorization"] = authorization
     response = await client.request(
-        method, path, headers=headers,
+        method, path, headers=_forwarded(request),
         json=body.model_dump(mode="json", exclude_unset=True) if body is not None else None,
         params={key: value for key, value in (params or {}).items() if value is not None},
     )
-    return JSONResponse(response.json(), status_code=response.status_code,
-                        media_type=response.headers.get("content-type", "application/json"))
+    return _as_response(response)

@@ -18,6 +18,8 @@ class Settings(ServiceSettings):
 
     port: int = SERVICES_BY_NAME["gateway"].default_port
     catalog_url: str = Field(_default_url("catalog"), validation_alias=shared("catalog_url"))
+    inventory_url: str = Field(_default_url("inventory"),
+                               validation_alias=shared("inventory_url"))
     #: Where people look at telemetry; linked from the pages.
     explorer_url: str = Field(_default_url("explorer"), validation_alias=shared("explorer_url"))
     #: Accept a user id (`enduser.id`) in the baggage of incoming requests. Off: the
