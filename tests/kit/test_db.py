@@ -136,3 +136,17 @@ def test_urls() -> None:
 def test_versions_folder_is_required(tmp_path: Path, postgres_url: str) -> None:
     with pytest.raises(FileNotFoundError, match="no migrations folder"):
         upgrade_schema(postgres_url, schema="empty", versions=tmp_path / "missing")
+
+
+async def test_a_problem_that_keeps_changes_commits_them(notes_db: Database) -> None:
+    before = await _count(notes_db)
+    with pytest.raises(Problem):
+        async with notes_db.transaction() as session:
+            await session.execute(text("INSERT INTO notes (body) VALUES ('compensated')"))
+            raise Problem(402, "declined", "Declined, and the decline is on record.",
+                          keep_changes=True)
+    with pytest.raises(Problem):
+        async with notes_db.transaction() as session:
+            await session.execute(text("INSERT INTO notes (body) VALUES ('discarded')"))
+            raise Problem(409, "conflict", "Nothing of this is kept.")
+    assert await _count(notes_db) == before + 1

@@ -27,6 +27,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from kansoku.kit.errors import Problem
+
 #: The Alembic environment every service shares; each service brings its own versions.
 MIGRATIONS_ENV = Path(__file__).parent / "migrations"
 
@@ -84,6 +86,12 @@ class Database:
         async with self._sessions() as session:
             try:
                 yield session
+            except Problem as problem:
+                if problem.keep_changes:
+                    await session.commit()
+                else:
+                    await session.rollback()
+                raise
             except BaseException:
                 await session.rollback()
                 raise

@@ -27,6 +27,10 @@ class Problem(Exception):
 
     `code` is a short stable identifier (e.g. `dependency-unavailable`) that also forms
     the problem `type`; `detail` is one sentence a person can act on.
+
+    Raising a problem rolls back the request's database work, unless `keep_changes`:
+    then what was written is committed first — a saga records that it compensated (an
+    order marked cancelled, a declined payment kept) and still answers with the error.
     """
 
     def __init__(
@@ -37,9 +41,11 @@ class Problem(Exception):
         *,
         title: str | None = None,
         headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
         **extensions: Any,
     ) -> None:
         super().__init__(detail)
+        self.keep_changes = keep_changes
         self.status = status
         self.code = code
         self.detail = detail

@@ -1,0 +1,33 @@
+"""The payments routes (internal: orders calls them during checkout)."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from kansoku.kit.auth import CurrentUser
+from kansoku.kit.db import DbSession
+from kansoku.services.payments import service
+from kansoku.services.payments.schemas import Charge, PaymentOut
+
+router = APIRouter(tags=["payments"])
+
+
+@router.post("/charges", status_code=201)
+async def charge(request: Charge, user: CurrentUser, session: DbSession) -> PaymentOut:
+    """Charge an order (once: a repeat returns the same payment). 402 when declined."""
+    return await service.charge(session, user, request)
+
+
+@router.get("/charges/{payment_id}")
+async def get_charge(payment_id: uuid.UUID, user: CurrentUser, session: DbSession
+                     ) -> PaymentOut:
+    """One payment."""
+    return await service.payment(session, payment_id)
+
+
+@router.post("/charges/{payment_id}/refund")
+async def refund(payment_id: uuid.UUID, user: CurrentUser, session: DbSession) -> PaymentOut:
+    """Give the money back (checkout does this if the order cannot be completed)."""
+    return await service.refund(session, payment_id)

@@ -1,0 +1,47 @@
+"""What the payments service accepts and returns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CardDetails(BaseModel):
+    #: repr=False everywhere here: card data never reaches a log line or a repr.
+    card_number: str = Field(min_length=12, max_length=23, repr=False,
+                             examples=["4111111111111111"])
+    expiry_month: int = Field(ge=1, le=12, examples=[12])
+    expiry_year: int = Field(ge=2000, le=2100, examples=[2030])
+    cvv: str = Field(pattern=r"^[0-9]{3,4}$", repr=False, examples=["123"])
+
+
+class WalletDetails(BaseModel):
+    wallet_id: str = Field(min_length=3, max_length=64, repr=False,
+                           examples=["wallet-alice"])
+
+
+class Charge(BaseModel):
+    order_id: uuid.UUID
+    amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    payment_method: Literal["credit_card", "wallet"]
+    payment_details: CardDetails | WalletDetails
+
+
+class PaymentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    amount: Decimal
+    currency: str
+    method: str
+    status: str
+    brand: str | None
+    last4: str | None
+    decline_reason: str | None
+    created_at: datetime
