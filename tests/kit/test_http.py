@@ -129,4 +129,5 @@ def _gauge(reader: InMemoryMetricReader) -> dict[str, int]:
 
 def test_timeouts_are_per_phase() -> None:
     timeout = Timeouts(connect=0.5, read=2, write=3, pool=0.25).as_httpx()
+    assert Timeouts().pool == 3.0
     assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (0.5, 2, 3, 0.25)

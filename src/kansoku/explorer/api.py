@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -99,6 +99,22 @@ async def receive_logs(request: Request) -> Response:
 async def services(request: Request) -> dict[str, Any]:
     """Services that sent spans (Jaeger's shape: `{"data": [...]}`)."""
     return {"data": sorted(_store(request).services)}
+
+
+@router.get("/api/traces")
+async def traces(
+    request: Request,
+    service: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> dict[str, Any]:
+    """The newest traces with a span of `service` (any service if omitted)."""
+    found = []
+    for trace_id, spans in reversed(_store(request).traces.items()):
+        if service is None or any(span["service"] == service for span in spans):
+            found.append({"trace_id": trace_id, "spans": _store(request).trace(trace_id)})
+            if len(found) == limit:
+                break
+    return {"data": found}
 
 
 @router.get("/api/traces/{trace_id}")

@@ -36,7 +36,7 @@ class Connections:
         postgresql_schema: str | None = None,
         valkey: bool = False,
         nats_messaging: bool = False,
-        pool_size: int = 5,
+        pool_size: int = 10,
     ) -> None:
         self.service = service
         self.db: Database | None = None

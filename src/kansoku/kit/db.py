@@ -51,14 +51,15 @@ def redact_url(url: str) -> str:
 
 
 def create_engine(
-    url: str, *, schema: str, application_name: str, pool_size: int = 5, **kwargs: Any
+    url: str, *, schema: str, application_name: str, pool_size: int = 10, **kwargs: Any
 ) -> AsyncEngine:
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        pool_timeout=5,
+        # Past this a request gets 503 "busy" (see kit.errors) rather than waiting on.
+        pool_timeout=10,
         # Error messages (which reach logs and spans) name the statement, never the
         # values bound to it: those can be e-mail addresses or password hashes.
         hide_parameters=True,
@@ -73,7 +74,7 @@ def create_engine(
 class Database:
     """One service's connection pool and the sessions its requests use."""
 
-    def __init__(self, url: str, *, schema: str, application_name: str, pool_size: int = 5):
+    def __init__(self, url: str, *, schema: str, application_name: str, pool_size: int = 10):
         self.schema = schema
         self.engine = create_engine(url, schema=schema, application_name=application_name,
                                     pool_size=pool_size)

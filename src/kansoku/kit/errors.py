@@ -10,6 +10,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -149,8 +150,18 @@ async def _handle_validation_error(request: Request, exc: Exception) -> JSONResp
                             errors=errors)
 
 
+async def _handle_pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+    # Every database connection stayed busy for the pool's whole timeout: the service is
+    # overloaded, not broken. Say so, and when to come back.
+    logger.warning("no database connection became free in time for %s", request.url.path)
+    return problem_response(503, "busy", "The service is too busy to take this request "
+                            "right now. Please try again in a few seconds.",
+                            instance=request.url.path, headers={"Retry-After": "2"})
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error raised inside a route as problem+json."""
     app.add_exception_handler(Problem, _handle_problem)
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _handle_pool_exhausted)
     app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
     app.add_exception_handler(RequestValidationError, _handle_validation_error)

@@ -48,7 +48,8 @@ class Timeouts:
     connect: float = 1.0
     read: float = 3.0
     write: float = 3.0
-    pool: float = 1.0
+    #: Waiting for a free connection of our own pool.
+    pool: float = 3.0
 
     def as_httpx(self) -> httpx.Timeout:
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.write,
@@ -149,6 +150,7 @@ class ServiceClient:
         retry: RetryPolicy | None = None,
         telemetry: Telemetry | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_connections: int = 500,
     ) -> None:
         self.service = service
         self.breakers = breakers
@@ -156,6 +158,10 @@ class ServiceClient:
         self._client = httpx.AsyncClient(
             base_url=base_url,
             timeout=(timeouts or Timeouts()).as_httpx(),
+            # httpx's default of 100 connections makes a busy gateway queue for its own
+            # pool; a service's callers are bounded by their own limits anyway.
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=min(max_connections, 100)),
             transport=transport,
             headers={"User-Agent": "kansoku-service-client"},
         )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from kansoku.kit.auth import AdminUser
 from kansoku.kit.db import DbSession
+from kansoku.kit.errors import Problem
 from kansoku.services.catalog import service
 from kansoku.services.catalog.schemas import (
     CategoryOut,
@@ -28,10 +29,18 @@ async def list_products(
     category: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=100, description="Words in name or text")] = None,
     sort: Annotated[ProductSort, Query()] = "id",
+    ids: Annotated[str | None, Query(max_length=800,
+                                     description="Only these ids, comma-separated")] = None,
 ) -> ProductPage:
-    """A page of products, optionally of one category (by slug) or matching a search."""
+    """A page of products, optionally of one category (by slug), matching a search, or
+    with the given ids (what carts and orders use to price their lines in one call)."""
+    try:
+        id_list = [int(part) for part in ids.split(",") if part.strip()] if ids else None
+    except ValueError as exc:
+        raise Problem(422, "validation-error", "ids must be whole numbers separated by "
+                      "commas.", field="ids") from exc
     return await service.browse_products(session, limit=limit, offset=offset, category=category,
-                                         search=q, sort=sort)
+                                         search=q, sort=sort, ids=id_list)
 
 
 @router.get("/products/{product_id}")

@@ -22,11 +22,11 @@ _products_listed = _meter.create_counter(
 
 async def browse_products(
     session: AsyncSession, *, limit: int, offset: int, category: str | None,
-    search: str | None = None, sort: str = "id",
+    search: str | None = None, sort: str = "id", ids: list[int] | None = None,
 ) -> ProductPage:
     products = await store.list_products(session, limit=limit, offset=offset,
-                                         category=category, search=search, sort=sort)
-    total = await store.count_products(session, category=category, search=search)
+                                         category=category, search=search, sort=sort, ids=ids)
+    total = await store.count_products(session, category=category, search=search, ids=ids)
     _products_listed.add(len(products))
     return ProductPage(
         items=[ProductOut.model_validate(product) for product in products],

@@ -13,4 +13,4 @@ class Settings(ServiceSettings):
 
     port: int = SERVICES_BY_NAME["catalog"].default_port
     #: Connections the catalog keeps open to PostgreSQL.
-    pool_size: int = 5
+    pool_size: int = 10

@@ -22,7 +22,10 @@ PRODUCT_ORDERS = {
 }
 
 
-def _filtered(query: Select[Any], category: str | None, search: str | None) -> Select[Any]:
+def _filtered(query: Select[Any], category: str | None, search: str | None,
+              ids: Sequence[int] | None = None) -> Select[Any]:
+    if ids is not None:
+        query = query.where(Product.id.in_(ids))
     if category is not None:
         query = query.join(Product.category).where(Category.slug == category)
     if search:
@@ -35,7 +38,7 @@ def _filtered(query: Select[Any], category: str | None, search: str | None) -> S
 
 async def list_products(
     session: AsyncSession, *, limit: int, offset: int, category: str | None,
-    search: str | None = None, sort: str = "id",
+    search: str | None = None, sort: str = "id", ids: Sequence[int] | None = None,
 ) -> Sequence[Product]:
     query = (
         select(Product)
@@ -44,12 +47,12 @@ async def list_products(
         .limit(limit)
         .offset(offset)
     )
-    return (await session.scalars(_filtered(query, category, search))).all()
+    return (await session.scalars(_filtered(query, category, search, ids))).all()
 
 
 async def count_products(session: AsyncSession, *, category: str | None,
-                         search: str | None = None) -> int:
-    query = _filtered(select(func.count()).select_from(Product), category, search)
+                         search: str | None = None, ids: Sequence[int] | None = None) -> int:
+    query = _filtered(select(func.count()).select_from(Product), category, search, ids)
     return int(await session.scalar(query) or 0)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -13,14 +14,22 @@ from kansoku.kit.auth import AdminUser, CurrentUser
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.services.gateway import service
 from kansoku.services.gateway.schemas import (
+    Cart,
+    CartLineIn,
     Category,
     Credentials,
+    NewOrder,
+    NewPayment,
     NewProduct,
+    Order,
+    OrderPage,
+    Payment,
     Product,
     ProductChange,
     ProductDetail,
     ProductPage,
     ProfileChange,
+    QuantityChange,
     RefreshRequest,
     Registration,
     StockChange,
@@ -182,3 +191,94 @@ async def adjust_stock(product_id: int, change: StockChange, admin: AdminUser,
 async def categories(request: Request) -> Response:
     """Every category."""
     return await service.relay(request.app.state.catalog, "GET", "/categories", request)
+
+
+# --- cart -----------------------------------------------------------------------------
+
+@public.get("/cart", response_model=Cart, tags=["shopping"], responses={401: PROBLEM})
+async def get_cart(user: CurrentUser, request: Request) -> Response:
+    """Your cart, priced."""
+    return await service.priced_cart(request.app.state.cart, request.app.state.catalog,
+                                     request)
+
+
+@public.post("/cart/items", response_model=Cart, tags=["shopping"],
+             responses={401: PROBLEM, 404: PROBLEM, 422: PROBLEM})
+async def add_to_cart(line: CartLineIn, user: CurrentUser, request: Request) -> Response:
+    """Add units of a product to your cart."""
+    return await service.add_to_cart(request.app.state.cart, request.app.state.catalog,
+                                     request, line)
+
+
+@public.patch("/cart/items/{product_id}", response_model=Cart, tags=["shopping"],
+              responses={401: PROBLEM, 404: PROBLEM})
+async def change_cart_line(product_id: int, change: QuantityChange, user: CurrentUser,
+                           request: Request) -> Response:
+    """Set how many of a product your cart holds (0 removes it)."""
+    answer = await service.relay(request.app.state.cart, "PATCH", f"/cart/items/{product_id}",
+                                 request, body=change)
+    if answer.status_code != 200:
+        return answer
+    return await service.priced_cart(request.app.state.cart, request.app.state.catalog,
+                                     request)
+
+
+@public.delete("/cart/items/{product_id}", response_model=Cart, tags=["shopping"],
+               responses={401: PROBLEM, 404: PROBLEM})
+async def remove_from_cart(product_id: int, user: CurrentUser, request: Request) -> Response:
+    """Remove a product from your cart."""
+    answer = await service.relay(request.app.state.cart, "DELETE",
+                                 f"/cart/items/{product_id}", request)
+    if answer.status_code != 200:
+        return answer
+    return await service.priced_cart(request.app.state.cart, request.app.state.catalog,
+                                     request)
+
+
+# --- orders and payments --------------------------------------------------------------
+
+@public.post("/orders", status_code=201, response_model=Order, tags=["shopping"],
+             responses={401: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM})
+async def place_order(
+    order: NewOrder, user: CurrentUser, request: Request,
+    idempotency_key: Annotated[str | None, Header(
+        max_length=100, description="Send the same key again and get the same order back, "
+        "never a second one")] = None,
+) -> Response:
+    """Place an order (the given items, or your cart) and reserve its stock; then pay it
+    with `POST /api/v1/payments`. 409 when something is out of stock."""
+    return await service.relay(request.app.state.orders, "POST", "/orders", request,
+                               body=order)
+
+
+@public.get("/orders", response_model=OrderPage, tags=["shopping"], responses={401: PROBLEM})
+async def list_orders(
+    user: CurrentUser, request: Request,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Response:
+    """Your orders, newest first."""
+    return await service.relay(request.app.state.orders, "GET", "/orders", request,
+                               params={"limit": limit, "offset": offset})
+
+
+@public.get("/orders/{order_id}", response_model=Order, tags=["shopping"],
+            responses={401: PROBLEM, 404: PROBLEM})
+async def get_order(order_id: uuid.UUID, user: CurrentUser, request: Request) -> Response:
+    """One of your orders."""
+    return await service.relay(request.app.state.orders, "GET", f"/orders/{order_id}",
+                               request)
+
+
+@public.post("/payments", status_code=201, response_model=Payment, tags=["shopping"],
+             responses={401: PROBLEM, 402: PROBLEM, 404: PROBLEM, 409: PROBLEM,
+                        422: PROBLEM, 503: PROBLEM})
+async def pay(payment: NewPayment, user: CurrentUser, request: Request) -> Response:
+    """Pay an order. Declined: 402 with the reason, and the order is cancelled. Test
+    cards: 4111 1111 1111 1111 pays; 4000 0000 0000 7775 (insufficient funds),
+    4000 0000 0000 8880 (stolen card) and 4000 0000 0000 6660 (processing error) decline."""
+    body = payment.model_dump(mode="json", exclude={"order_id"})
+    answer = await request.app.state.orders.request(
+        "POST", f"/orders/{payment.order_id}/payment", json=body,
+        headers={"Authorization": request.headers["authorization"]})
+    return service.as_response(answer)

@@ -28,6 +28,12 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                              telemetry=telemetry)
     inventory = ServiceClient("inventory", settings.inventory_url, breakers, timeouts=timeouts,
                               telemetry=telemetry)
+    cart = ServiceClient("cart", settings.cart_url, breakers, timeouts=timeouts,
+                         telemetry=telemetry)
+    # Checkout calls three services in turn: give it the time they need.
+    orders = ServiceClient("orders", settings.orders_url, breakers, telemetry=telemetry,
+                           timeouts=Timeouts(connect=settings.connect_timeout,
+                                             read=settings.read_timeout * 3))
     app = build_service_app(
         service=SERVICE,
         settings=settings,
@@ -38,7 +44,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         # The gateway is ready when it can serve; a missing catalog shows as a 503 page
         # for that request, not as the gateway being taken out of rotation.
         checks={},
-        on_shutdown=[catalog.aclose, identity.aclose, inventory.aclose],
+        on_shutdown=[client.aclose for client in (catalog, identity, inventory, cart, orders)],
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
     )
@@ -47,6 +53,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     app.state.catalog = catalog
     app.state.identity = identity
     app.state.inventory = inventory
+    app.state.cart = cart
+    app.state.orders = orders
     app.state.breakers = breakers
     app.include_router(api.pages)
     app.include_router(api.public)

@@ -116,6 +116,107 @@ class StockChange(BaseModel):
     reason: str = Field(min_length=1, max_length=200, examples=["restock from supplier"])
 
 
+class CartLineIn(BaseModel):
+    product_id: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=99)
+
+
+class QuantityChange(BaseModel):
+    quantity: int = Field(ge=0, le=99, description="0 removes the item")
+
+
+class CartLine(BaseModel):
+    product_id: int
+    name: str
+    unit_price: Decimal
+    quantity: int
+    line_total: Decimal
+
+
+class Cart(BaseModel):
+    items: list[CartLine]
+    total: Decimal
+    currency: str | None
+
+
+class Address(BaseModel):
+    street: str = Field(min_length=1, max_length=200, examples=["123 Main St"])
+    city: str = Field(min_length=1, max_length=100, examples=["San Francisco"])
+    state: str = Field("", max_length=100, examples=["CA"])
+    zip: str = Field(min_length=1, max_length=20, examples=["94105"])
+    country: str = Field(pattern=r"^[A-Z]{2}$", examples=["US"])
+
+
+class OrderLineIn(BaseModel):
+    product_id: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=99)
+
+
+class NewOrder(BaseModel):
+    items: list[OrderLineIn] | None = Field(
+        None, min_length=1, max_length=100, description="Omit to order what is in your cart")
+    shipping_address: Address
+
+
+class OrderLine(BaseModel):
+    product_id: int
+    name: str
+    unit_price: Decimal
+    quantity: int
+    line_total: Decimal
+
+
+class Order(BaseModel):
+    id: uuid.UUID
+    number: str = Field(examples=["KS-000042"])
+    status: Literal["pending_payment", "paid", "cancelled"]
+    total: Decimal
+    currency: str
+    items: list[OrderLine]
+    shipping_address: dict[str, str]
+    payment_id: uuid.UUID | None
+    cancel_reason: str | None
+    created_at: datetime
+
+
+class OrderPage(BaseModel):
+    items: list[Order]
+    total: int
+    limit: int
+    offset: int
+
+
+class CardDetails(BaseModel):
+    card_number: str = Field(min_length=12, max_length=23, repr=False,
+                             examples=["4111111111111111"])
+    expiry_month: int = Field(ge=1, le=12, examples=[12])
+    expiry_year: int = Field(ge=2000, le=2100, examples=[2030])
+    cvv: str = Field(pattern=r"^[0-9]{3,4}$", repr=False, examples=["123"])
+
+
+class WalletDetails(BaseModel):
+    wallet_id: str = Field(min_length=3, max_length=64, repr=False)
+
+
+class NewPayment(BaseModel):
+    order_id: uuid.UUID
+    payment_method: Literal["credit_card", "wallet"]
+    payment_details: CardDetails | WalletDetails
+
+
+class Payment(BaseModel):
+    id: uuid.UUID
+    order_id: uuid.UUID
+    order_number: str
+    order_status: str
+    status: Literal["succeeded"]
+    amount: Decimal
+    currency: str
+    method: str
+    brand: str | None
+    last4: str | None
+
+
 class ProductPage(BaseModel):
     items: list[Product]
     total: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -40,7 +41,7 @@ async def product_with_stock(catalog: ServiceClient, inventory: ServiceClient,
     if isinstance(product_answer, BaseException):
         raise product_answer
     if product_answer.status_code != 200:
-        return _as_response(product_answer)
+        return as_response(product_answer)
     product: dict[str, Any] = product_answer.json()
     if isinstance(stock_answer, BaseException) or stock_answer.status_code != 200:
         logger.warning("stock of product %s unknown: inventory did not answer", product_id)
@@ -59,7 +60,7 @@ async def create_product(catalog: ServiceClient, inventory: ServiceClient, reque
     created = await catalog.request("POST", "/products", headers=headers, json=new.model_dump(
         mode="json", exclude={"inventory"}))
     if created.status_code != 201:
-        return _as_response(created)
+        return as_response(created)
     product: dict[str, Any] = created.json()
     try:
         stocked = await inventory.request(
@@ -75,13 +76,52 @@ async def create_product(catalog: ServiceClient, inventory: ServiceClient, reque
     return JSONResponse(product, status_code=201)
 
 
+async def priced_cart(cart: ServiceClient, catalog: ServiceClient, request: Request
+                      ) -> Response:
+    """The caller's cart, each line with the product's name and today's price."""
+    answer = await cart.get("/cart", headers=_forwarded(request))
+    if answer.status_code != 200:
+        return as_response(answer)
+    lines = answer.json()["items"]
+    products: dict[int, dict[str, Any]] = {}
+    if lines:
+        listed = await catalog.get("/products", params={
+            "ids": ",".join(str(line["product_id"]) for line in lines), "limit": 100})
+        if listed.status_code != 200:
+            raise DependencyUnavailable("catalog", f"it answered HTTP {listed.status_code}")
+        products = {product["id"]: product for product in listed.json()["items"]}
+    items, total = [], Decimal("0")
+    for line in lines:
+        product = products.get(line["product_id"])
+        if product is None:  # removed from the catalog since it was added
+            continue
+        price = Decimal(product["price"])
+        items.append({"product_id": line["product_id"], "name": product["name"],
+                      "unit_price": str(price), "quantity": line["quantity"],
+                      "line_total": str(price * line["quantity"])})
+        total += price * line["quantity"]
+    currency = next(iter(products.values()))["currency"] if products else None
+    return JSONResponse({"items": items, "total": str(total), "currency": currency})
+
+
+async def add_to_cart(cart: ServiceClient, catalog: ServiceClient, request: Request,
+                      line: BaseModel) -> Response:
+    """Add to the cart a product that exists (404 if it does not)."""
+    product_id = line.model_dump()["product_id"]
+    known = await catalog.get(f"/products/{product_id}")
+    if known.status_code != 200:
+        return as_response(known)
+    await relay(cart, "POST", "/cart/items", request, body=line)
+    return await priced_cart(cart, catalog, request)
+
+
 def _forwarded(request: Request) -> dict[str, str]:
     """The caller's token goes along, for the service to check itself."""
     authorization = request.headers.get("authorization")
     return {"Authorization": authorization} if authorization else {}
 
 
-def _as_response(response: httpx.Response) -> Response:
+def as_response(response: httpx.Response) -> Response:
     if response.status_code == 204:
         return Response(status_code=204)
     return JSONResponse(response.json(), status_code=response.status_code,
@@ -101,9 +141,12 @@ async def relay(
     said: its status and JSON, problems included (they already carry the request id,
     which the client forwarded). The caller's token goes along, for the service to
     check itself."""
+    headers = _forwarded(request)
+    if key := request.headers.get("idempotency-key"):
+        headers["Idempotency-Key"] = key
     response = await client.request(
-        method, path, headers=_forwarded(request),
+        method, path, headers=headers,
         json=body.model_dump(mode="json", exclude_unset=True) if body is not None else None,
         params={key: value for key, value in (params or {}).items() if value is not None},
     )
-    return _as_response(response)
+    return as_response(response)

@@ -20,6 +20,8 @@ class Settings(ServiceSettings):
     catalog_url: str = Field(_default_url("catalog"), validation_alias=shared("catalog_url"))
     inventory_url: str = Field(_default_url("inventory"),
                                validation_alias=shared("inventory_url"))
+    cart_url: str = Field(_default_url("cart"), validation_alias=shared("cart_url"))
+    orders_url: str = Field(_default_url("orders"), validation_alias=shared("orders_url"))
     #: Where people look at telemetry; linked from the pages.
     explorer_url: str = Field(_default_url("explorer"), validation_alias=shared("explorer_url"))
     #: Accept a user id (`enduser.id`) in the baggage of incoming requests. Off: the

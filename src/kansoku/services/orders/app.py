@@ -1,28 +1,48 @@
-"""The orders service: `create_app` builds it, `kansoku serve orders` runs it.
-
-So far it has its health endpoints and the connections it will need (orders keeps orders in
-PostgreSQL and publishes events to NATS); the shop issue fills in its API.
-"""
+"""The orders service: `create_app` builds it, `kansoku serve orders` runs it."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from opentelemetry import metrics
 
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
+from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.orders import SERVICE
+from kansoku.services.orders import SERVICE, api
+from kansoku.services.orders.models import SCHEMA
+from kansoku.services.orders.service import Downstream
 from kansoku.services.orders.settings import Settings
 
 
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    return build_service_app(
+    breakers = CircuitBreakers(BreakerPolicy(), meter=metrics.get_meter(
+        "kansoku.orders", meter_provider=telemetry.meter_provider))
+    downstream = Downstream(*(
+        ServiceClient(name, url, breakers, telemetry=telemetry)
+        for name, url in (("catalog", settings.catalog_url),
+                          ("inventory", settings.inventory_url),
+                          ("cart", settings.cart_url),
+                          ("payments", settings.payments_url))))
+
+    async def close_clients() -> None:
+        for client in (downstream.catalog, downstream.inventory, downstream.cart,
+                       downstream.payments):
+            await client.aclose()
+
+    app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
-        description="The checkout saga, orders and the transactional outbox.",
-        connections=Connections(SERVICE, settings, telemetry, postgresql_schema="orders",
+        description="Checkout as a saga (reserve, charge, commit), orders, and the "
+                    "transactional outbox of order events.",
+        connections=Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
                                 nats_messaging=True),
+        on_shutdown=[close_clients],
     )
+    app.state.downstream = downstream
+    app.state.breakers = breakers
+    app.include_router(api.router)
+    return app

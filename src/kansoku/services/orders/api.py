@@ -1,0 +1,61 @@
+"""The orders routes (internal: the gateway's public API fronts them)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+
+from kansoku.kit.auth import CurrentUser
+from kansoku.kit.db import DbSession
+from kansoku.services.orders import service
+from kansoku.services.orders.schemas import (
+    OrderOut,
+    OrderPage,
+    PaymentResult,
+    PayOrder,
+    PlaceOrder,
+)
+
+router = APIRouter(tags=["orders"])
+
+
+def _auth(request: Request) -> dict[str, str]:
+    """The caller's token, passed on to the services checkout calls."""
+    return {"Authorization": request.headers["authorization"]}
+
+
+@router.post("/orders", status_code=201)
+async def place_order(
+    order: PlaceOrder, user: CurrentUser, session: DbSession, request: Request,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> OrderOut:
+    """Place an order (items, or the cart) and reserve its stock."""
+    return await service.place_order(session, user, order, idempotency_key,
+                                     request.app.state.downstream, _auth(request),
+                                     request.app.state.settings.reservation_seconds)
+
+
+@router.get("/orders")
+async def list_orders(
+    user: CurrentUser, session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> OrderPage:
+    """Your orders, newest first."""
+    return await service.orders(session, user, limit=limit, offset=offset)
+
+
+@router.get("/orders/{order_id}")
+async def get_order(order_id: uuid.UUID, user: CurrentUser, session: DbSession) -> OrderOut:
+    """One of your orders."""
+    return await service.order(session, user, order_id)
+
+
+@router.post("/orders/{order_id}/payment", status_code=201)
+async def pay(order_id: uuid.UUID, payment: PayOrder, user: CurrentUser, session: DbSession,
+              request: Request) -> PaymentResult:
+    """Pay an order: charge, then commit its stock. Declined: 402, order cancelled."""
+    return await service.pay_order(session, user, order_id, payment,
+                                   request.app.state.downstream, _auth(request))

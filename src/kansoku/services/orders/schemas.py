@@ -1,0 +1,80 @@
+"""What the orders service accepts and returns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Address(BaseModel):
+    street: str = Field(min_length=1, max_length=200, examples=["123 Main St"])
+    city: str = Field(min_length=1, max_length=100, examples=["San Francisco"])
+    state: str = Field("", max_length=100, examples=["CA"])
+    zip: str = Field(min_length=1, max_length=20, examples=["94105"])
+    country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$", examples=["US"])
+
+
+class LineRequest(BaseModel):
+    product_id: int = Field(ge=1)
+    quantity: int = Field(ge=1, le=99)
+
+
+class PlaceOrder(BaseModel):
+    #: Omitted: the caller's cart.
+    items: list[LineRequest] | None = Field(None, min_length=1, max_length=100)
+    shipping_address: Address
+
+
+class OrderItemOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    product_id: int
+    name: str
+    unit_price: Decimal
+    quantity: int
+    line_total: Decimal
+
+
+class OrderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    number: str
+    status: str
+    total: Decimal
+    currency: str
+    items: list[OrderItemOut]
+    shipping_address: dict[str, Any]
+    payment_id: uuid.UUID | None
+    cancel_reason: str | None
+    created_at: datetime
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class PayOrder(BaseModel):
+    payment_method: Literal["credit_card", "wallet"]
+    #: Passed to payments as it is; never stored or logged here.
+    payment_details: dict[str, Any] = Field(repr=False)
+
+
+class PaymentResult(BaseModel):
+    id: uuid.UUID
+    order_id: uuid.UUID
+    order_number: str
+    order_status: str
+    status: str
+    amount: Decimal
+    currency: str
+    method: str
+    brand: str | None
+    last4: str | None

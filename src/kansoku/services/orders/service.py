@@ -1,0 +1,282 @@
+"""Checkout, as a saga across services: reserve stock → charge → commit the stock.
+
+Every step that fails undoes the ones before it (release the stock, refund the money)
+and the order records why it was cancelled. Each step is safe to repeat: reservations
+are keyed by order id, charges too, and the order row is locked while it is paid.
+A crash between steps is covered by the reservation's expiry.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from opentelemetry import metrics, propagate, trace
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kansoku.kit import semconv
+from kansoku.kit.auth import Principal
+from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.http import ServiceClient
+from kansoku.services.orders import store
+from kansoku.services.orders.models import Order, OrderItem, OutboxMessage
+from kansoku.services.orders.schemas import (
+    LineRequest,
+    OrderOut,
+    OrderPage,
+    PaymentResult,
+    PayOrder,
+    PlaceOrder,
+)
+
+logger = logging.getLogger(__name__)
+
+_meter = metrics.get_meter("kansoku.orders")
+_orders = _meter.create_counter(semconv.METRIC_ORDERS, unit="{order}",
+                                description="Orders, by status they reached")
+_revenue = _meter.create_counter(semconv.METRIC_REVENUE, unit="{currency_unit}",
+                                 description="Revenue of paid orders, by currency")
+_items_sold = _meter.create_counter(semconv.METRIC_ITEMS_SOLD, unit="{unit}",
+                                    description="Units sold in paid orders")
+
+
+@dataclass(frozen=True)
+class Downstream:
+    """The services checkout calls."""
+
+    catalog: ServiceClient
+    inventory: ServiceClient
+    cart: ServiceClient
+    payments: ServiceClient
+
+
+def _as_problem(response: httpx.Response, service: str) -> Problem:
+    """A 4xx answer from another service, handed on to the caller as it was."""
+    try:
+        body: dict[str, Any] = response.json()
+    except ValueError:
+        body = {}
+    extensions = {key: value for key, value in body.items()
+                  if key not in {"type", "title", "status", "detail", "instance", "request_id"}}
+    return Problem(response.status_code, str(body.get("type", "error")).rsplit("/", 1)[-1],
+                   str(body.get("detail", f"The {service} service refused the request.")),
+                   **extensions)
+
+
+def _event(order: Order, subject: str, principal: Principal, **extra: Any) -> OutboxMessage:
+    """The event for `order`, with the current trace context in its headers."""
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    payload = {
+        "order_id": str(order.id), "number": order.number, "status": order.status,
+        "user_id": order.user_id, "email": principal.email, "name": principal.name,
+        "total": str(order.total), "currency": order.currency,
+        "items": [{"product_id": item.product_id, "name": item.name,
+                   "quantity": item.quantity, "unit_price": str(item.unit_price)}
+                  for item in order.items],
+        **extra,
+    }
+    return OutboxMessage(subject=subject, payload=payload, headers=headers)
+
+
+def _tag_span(order: Order) -> None:
+    span = trace.get_current_span()
+    span.set_attribute(semconv.ORDER_ID, str(order.id))
+    span.set_attribute(semconv.ORDER_NUMBER, order.number)
+
+
+async def _lines(downstream: Downstream, auth: dict[str, str], request: PlaceOrder
+                 ) -> tuple[list[LineRequest], bool]:
+    """The lines to order, and whether they came from the cart."""
+    if request.items is not None:
+        return request.items, False
+    response = await downstream.cart.get("/cart", headers=auth)
+    if response.status_code != 200:
+        raise _as_problem(response, "cart")
+    lines = [LineRequest(**item) for item in response.json()["items"]]
+    if not lines:
+        raise Problem(422, "cart-empty", "Your cart is empty: add products first, or send "
+                      "the items with the order.", field="items")
+    return lines, True
+
+
+async def _priced_items(downstream: Downstream, lines: list[LineRequest]
+                        ) -> tuple[list[OrderItem], str]:
+    """Order items at today's catalog prices, and their common currency."""
+    quantities: dict[int, int] = {}
+    for line in lines:
+        quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
+    response = await downstream.catalog.get("/products", params={
+        "ids": ",".join(map(str, sorted(quantities))), "limit": 100})
+    if response.status_code != 200:
+        raise DependencyUnavailable("catalog", f"it answered HTTP {response.status_code}")
+    products = {product["id"]: product for product in response.json()["items"]}
+    missing = sorted(set(quantities) - set(products))
+    if missing:
+        raise Problem(422, "unknown-products",
+                      f"These products do not exist: {', '.join(map(str, missing))}.",
+                      field="items", product_ids=missing)
+    currencies = {products[product_id]["currency"] for product_id in quantities}
+    if len(currencies) > 1:
+        raise Problem(422, "mixed-currencies", "One order cannot mix currencies "
+                      f"({', '.join(sorted(currencies))}): order them separately.",
+                      field="items")
+    items = []
+    for product_id, quantity in sorted(quantities.items()):
+        price = Decimal(products[product_id]["price"])
+        items.append(OrderItem(product_id=product_id, name=products[product_id]["name"],
+                               unit_price=price, quantity=quantity, line_total=price * quantity))
+    return items, currencies.pop()
+
+
+async def place_order(session: AsyncSession, principal: Principal, request: PlaceOrder,
+                      idempotency_key: str | None, downstream: Downstream,
+                      auth: dict[str, str], reservation_seconds: int) -> OrderOut:
+    """Create an order and reserve its stock (step one of the saga)."""
+    if idempotency_key:
+        existing = await store.order_by_key(session, principal.user_id, idempotency_key)
+        if existing is not None:
+            return OrderOut.model_validate(existing)
+
+    lines, from_cart = await _lines(downstream, auth, request)
+    items, currency = await _priced_items(downstream, lines)
+    order = Order(id=uuid.uuid4(), number=await store.next_order_number(session),
+                  user_id=principal.user_id, status="pending_payment",
+                  total=sum((item.line_total for item in items), Decimal("0")),
+                  currency=currency,
+                  shipping_address=request.shipping_address.model_dump(),
+                  idempotency_key=idempotency_key, items=items)
+    try:
+        async with session.begin_nested():
+            await store.add_order(session, order)
+    except IntegrityError:
+        # The same Idempotency-Key, in a request that got there first.
+        assert idempotency_key is not None
+        existing = await store.order_by_key(session, principal.user_id, idempotency_key)
+        if existing is None:
+            raise
+        return OrderOut.model_validate(existing)
+    _tag_span(order)
+
+    reserved = await downstream.inventory.request("POST", "/reservations", headers=auth, json={
+        "order_id": str(order.id), "ttl_seconds": reservation_seconds,
+        "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in items]})
+    if reserved.status_code != 201:
+        # Nothing was reserved; raising rolls the order back: it never existed.
+        _orders.add(1, {"status": "rejected"})
+        raise _as_problem(reserved, "inventory")
+
+    await store.add_outbox_message(session, _event(order, "order.placed", principal))
+    if from_cart:
+        try:
+            await downstream.cart.request("DELETE", "/cart", headers=auth)
+        except DependencyUnavailable:
+            logger.warning("order %s placed, but the cart could not be emptied", order.number)
+    _orders.add(1, {"status": "placed"})
+    logger.info("order %s placed", order.number,
+                extra={"order_id": str(order.id), "order_number": order.number})
+    return OrderOut.model_validate(order)
+
+
+async def _cancel(session: AsyncSession, order: Order, principal: Principal, reason: str,
+                  downstream: Downstream, auth: dict[str, str]) -> None:
+    """Compensate: free the stock and record why. Stock that cannot be released now is
+    freed by its reservation's expiry."""
+    try:
+        await downstream.inventory.request("POST", f"/reservations/{order.id}/release",
+                                           headers=auth)
+    except DependencyUnavailable:
+        logger.warning("could not release the stock of order %s now; its reservation "
+                       "expires by itself", order.number)
+    order.status, order.cancel_reason = "cancelled", reason
+    await store.add_outbox_message(session, _event(order, "order.cancelled", principal,
+                                                   reason=reason))
+    await session.flush()
+    _orders.add(1, {"status": "cancelled"})
+    logger.info("order %s cancelled: %s", order.number, reason,
+                extra={"order_id": str(order.id), "order_number": order.number})
+
+
+async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID,
+                    request: PayOrder, downstream: Downstream, auth: dict[str, str]
+                    ) -> PaymentResult:
+    """Charge the order and commit its stock (steps two and three of the saga)."""
+    order = await store.users_order(session, principal.user_id, order_id, lock=True)
+    if order is None:
+        raise Problem(404, "order-not-found", f"You have no order {order_id}.")
+    _tag_span(order)
+    if order.status == "cancelled":
+        raise Problem(409, "order-cancelled",
+                      f"Order {order.number} was cancelled ({order.cancel_reason}).")
+
+    try:
+        charged = await downstream.payments.request("POST", "/charges", headers=auth, json={
+            "order_id": str(order.id), "amount": str(order.total), "currency": order.currency,
+            "payment_method": request.payment_method,
+            "payment_details": request.payment_details})
+    except DependencyUnavailable as exc:
+        await _cancel(session, order, principal, "payments unavailable", downstream, auth)
+        raise Problem(503, "payments-unavailable",
+                      f"Payments are unavailable right now, so order {order.number} was "
+                      "cancelled and its items released. Please order again shortly.",
+                      headers={"Retry-After": "10"}, keep_changes=True,
+                      order_status=order.status) from exc
+    if charged.status_code == 402:
+        problem = _as_problem(charged, "payments")
+        await _cancel(session, order, principal,
+                      f"payment declined: {problem.extensions.get('reason', 'declined')}",
+                      downstream, auth)
+        problem.keep_changes = True
+        problem.extensions["order_status"] = order.status
+        raise problem
+    if charged.status_code != 201:
+        # A card that fails the checks (422): nothing happened, the order waits.
+        raise _as_problem(charged, "payments")
+    payment: dict[str, Any] = charged.json()
+
+    if order.status != "paid":
+        committed = await downstream.inventory.request(
+            "POST", f"/reservations/{order.id}/commit", headers=auth)
+        if committed.status_code != 200:
+            await downstream.payments.request("POST", f"/charges/{payment['id']}/refund",
+                                              headers=auth)
+            await _cancel(session, order, principal, "stock no longer reserved; refunded",
+                          downstream, auth)
+            raise Problem(409, "reservation-expired",
+                          f"Order {order.number} waited too long: its items were released. "
+                          "The payment was refunded.", keep_changes=True,
+                          order_status=order.status)
+        order.status, order.payment_id = "paid", uuid.UUID(payment["id"])
+        await store.add_outbox_message(session, _event(order, "order.paid", principal,
+                                                       payment_id=payment["id"]))
+        await session.flush()
+        _orders.add(1, {"status": "paid"})
+        _revenue.add(float(order.total), {"currency": order.currency})
+        _items_sold.add(sum(item.quantity for item in order.items))
+        logger.info("order %s paid", order.number,
+                    extra={"order_id": str(order.id), "order_number": order.number})
+    return PaymentResult(
+        id=payment["id"], order_id=order.id, order_number=order.number,
+        order_status=order.status, status=payment["status"], amount=Decimal(payment["amount"]),
+        currency=payment["currency"], method=payment["method"], brand=payment["brand"],
+        last4=payment["last4"])
+
+
+async def order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> OrderOut:
+    found = await store.users_order(session, principal.user_id, order_id)
+    if found is None:
+        raise Problem(404, "order-not-found", f"You have no order {order_id}.")
+    return OrderOut.model_validate(found)
+
+
+async def orders(session: AsyncSession, principal: Principal, *, limit: int, offset: int
+                 ) -> OrderPage:
+    rows = await store.users_orders(session, principal.user_id, limit=limit, offset=offset)
+    return OrderPage(items=[OrderOut.model_validate(row) for row in rows],
+                     total=await store.count_users_orders(session, principal.user_id),
+                     limit=limit, offset=offset)

@@ -1,0 +1,79 @@
+"""Every SQL statement of the orders service. Functions take the request's session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kansoku.services.orders.models import Order, OutboxMessage
+
+
+async def next_order_number(session: AsyncSession) -> str:
+    value = await session.scalar(text("SELECT nextval('order_number_seq')"))
+    return f"KS-{int(value or 0):06d}"
+
+
+async def order_by_key(session: AsyncSession, user_id: str, key: str) -> Order | None:
+    query = select(Order).where(Order.user_id == user_id, Order.idempotency_key == key)
+    return (await session.scalars(query)).first()
+
+
+async def add_order(session: AsyncSession, order: Order) -> None:
+    session.add(order)
+    await session.flush()
+
+
+async def users_order(session: AsyncSession, user_id: str, order_id: uuid.UUID, *,
+                      lock: bool = False) -> Order | None:
+    """The order if it is this user's; locked for the rest of the transaction if asked,
+    so two payments of one order are handled one after the other."""
+    query = select(Order).where(Order.id == order_id, Order.user_id == user_id)
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query.execution_options(populate_existing=True))).first()
+
+
+async def users_orders(session: AsyncSession, user_id: str, *, limit: int, offset: int
+                       ) -> Sequence[Order]:
+    query = (select(Order).where(Order.user_id == user_id)
+             .order_by(Order.created_at.desc(), Order.number.desc()).limit(limit).offset(offset))
+    return (await session.scalars(query)).all()
+
+
+async def count_users_orders(session: AsyncSession, user_id: str) -> int:
+    query = select(func.count()).select_from(Order).where(Order.user_id == user_id)
+    return int(await session.scalar(query) or 0)
+
+
+async def add_outbox_message(session: AsyncSession, message: OutboxMessage) -> None:
+    session.add(message)
+    await session.flush()
+
+
+async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxMessage]:
+    """The oldest events not yet relayed, locked so that relays in other instances skip
+    them rather than publish them twice."""
+    query = (select(OutboxMessage).where(OutboxMessage.published_at.is_(None))
+             .order_by(OutboxMessage.created_at).limit(limit)
+             .with_for_update(skip_locked=True))
+    return (await session.scalars(query)).all()
+
+
+async def mark_published(session: AsyncSession, message_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                          .values(published_at=now, attempts=OutboxMessage.attempts + 1))
+
+
+async def mark_attempted(session: AsyncSession, message_id: uuid.UUID) -> None:
+    await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
+                          .values(attempts=OutboxMessage.attempts + 1))
+
+
+async def pending_count(session: AsyncSession) -> int:
+    query = select(func.count()).select_from(OutboxMessage).where(
+        OutboxMessage.published_at.is_(None))
+    return int(await session.scalar(query) or 0)

@@ -1,0 +1,313 @@
+"""The shop through its public API, on a running stack: seed 004's calls, concurrent
+buyers, payments going away, and no secret anywhere afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.stack.test_up import RunningStack, _trace_id_from_logs
+from tests.support import eventually, run_cli, stack_environment
+
+pytestmark = pytest.mark.stack
+
+CARD = {"card_number": "4111111111111111", "expiry_month": 12, "expiry_year": 2099,
+        "cvv": "123"}
+ADDRESS = {"street": "123 Main St", "city": "San Francisco", "state": "CA", "zip": "94105",
+           "country": "US"}
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    data_dir = tmp_path_factory.mktemp("shop") / "data"
+    env = stack_environment(data_dir)
+    result = run_cli("up", "--detach", env=env)
+    assert result.returncode == 0, f"kansoku up failed:\n{result.stdout}\n{result.stderr}"
+    try:
+        yield RunningStack(env, data_dir)
+    finally:
+        run_cli("down", env=env)
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient, base: str) -> None:
+        self.client, self.base = client, base
+
+    async def call(self, method: str, path: str, token: str | None = None,
+                   **kwargs: Any) -> httpx.Response:
+        headers = kwargs.pop("headers", {})
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return await self.client.request(method, f"{self.base}{path}", headers=headers,
+                                         **kwargs)
+
+    async def login(self, email: str, password: str) -> str:
+        answer = await self.call("POST", "/auth/login",
+                                 json={"email": email, "password": password})
+        assert answer.status_code == 200, answer.text
+        return str(answer.json()["access_token"])
+
+    async def new_customer(self) -> str:
+        email = f"buyer-{uuid.uuid4().hex[:10]}@example.com"
+        created = await self.call("POST", "/users", json={
+            "name": "Buyer", "email": email, "password": "buyer-pass-1234"})
+        assert created.status_code == 201, created.text
+        return await self.login(email, "buyer-pass-1234")
+
+    async def new_product(self, admin: str, units: int) -> int:
+        created = await self.call("POST", "/products", admin, json={
+            "name": f"Limited Edition {uuid.uuid4().hex[:6]}", "price": "49.99",
+            "currency": "USD", "inventory": units, "category": "telescopes"})
+        assert created.status_code == 201, created.text
+        return int(created.json()["id"])
+
+
+def api_for(shop: RunningStack, client: httpx.AsyncClient) -> Api:
+    return Api(client, shop.url("gateway") + "/api/v1")
+
+
+async def test_seed_004_calls_work_as_written(shop: RunningStack) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        user = await api.call("POST", "/users", json={
+            "name": "John Doe", "email": "john.doe@example.com", "password": "securepassword"})
+        assert user.status_code == 201
+        token = await api.login("john.doe@example.com", "securepassword")
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        laptop = {"name": "Premium Laptop", "description": "High-performance laptop for "
+                  "professionals", "price": "1299.99", "currency": "USD", "inventory": 100}
+        assert (await api.call("POST", "/products", token, json=laptop)).status_code == 403
+        product = (await api.call("POST", "/products", admin, json=laptop)).json()
+
+        order = await api.call("POST", "/orders", token, json={
+            "items": [{"product_id": product["id"], "quantity": 1}],
+            "shipping_address": ADDRESS})
+        assert order.status_code == 201, order.text
+        placed = order.json()
+        assert placed["status"] == "pending_payment"
+        assert placed["total"] == "1299.99" and placed["number"].startswith("KS-")
+
+        payment = await api.call("POST", "/payments", token, json={
+            "order_id": placed["id"], "payment_method": "credit_card",
+            "payment_details": {"card_number": "4111111111111111", "expiry_month": "12",
+                                "expiry_year": "2099", "cvv": "123"}})
+        assert payment.status_code == 201, payment.text
+        assert payment.json()["status"] == "succeeded"
+        assert payment.json()["last4"] == "1111"
+        paid = (await api.call("GET", f"/orders/{placed['id']}", token)).json()
+        assert paid["status"] == "paid"
+        detail = (await api.call("GET", f"/products/{product['id']}")).json()
+        assert detail["stock"] == 99
+
+        assert (await client.get(shop.url("gateway") + "/health")).status_code == 200
+        metrics = (await client.get(shop.url("orders") + "/metrics")).text
+        assert "kansoku_orders_total" in metrics and "kansoku_orders_revenue" in metrics
+        assert (await client.get(shop.url("gateway") + "/api/docs")).status_code == 200
+        # Another customer cannot see the order.
+        other = await api.new_customer()
+        assert (await api.call("GET", f"/orders/{placed['id']}", other)).status_code == 404
+
+
+async def test_cart_checkout_and_idempotency(shop: RunningStack) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        token = await api.new_customer()
+        await api.call("POST", "/cart/items", token, json={"product_id": 1, "quantity": 2})
+        cart = (await api.call("POST", "/cart/items", token,
+                               json={"product_id": 2, "quantity": 1})).json()
+        assert [line["quantity"] for line in cart["items"]] == [2, 1]
+        assert float(cart["total"]) == sum(float(line["line_total"]) for line in cart["items"])
+        missing = await api.call("POST", "/cart/items", token,
+                                 json={"product_id": 999999, "quantity": 1})
+        assert missing.status_code == 404
+
+        key = {"Idempotency-Key": uuid.uuid4().hex}
+        first, again = await asyncio.gather(*(
+            api.call("POST", "/orders", token, headers=dict(key),
+                     json={"shipping_address": ADDRESS}) for _ in range(2)))
+        assert first.status_code == again.status_code == 201, (first.text, again.text)
+        assert first.json()["id"] == again.json()["id"], "one key, one order"
+        assert len(first.json()["items"]) == 2
+        assert (await api.call("GET", "/cart", token)).json()["items"] == []
+        listed = (await api.call("GET", "/orders", token)).json()
+        assert listed["total"] == 1
+
+
+async def test_declined_card_cancels_the_order_and_frees_its_stock(shop: RunningStack
+                                                                   ) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        product = await api.new_product(admin, units=3)
+        token = await api.new_customer()
+        order = (await api.call("POST", "/orders", token, json={
+            "items": [{"product_id": product, "quantity": 3}],
+            "shipping_address": ADDRESS})).json()
+        assert (await api.call("GET", f"/products/{product}")).json()["stock"] == 0
+        bad_number = await api.call("POST", "/payments", token, json={
+            "order_id": order["id"], "payment_method": "credit_card",
+            "payment_details": {**CARD, "card_number": "4111111111111112"}})
+        assert bad_number.status_code == 422
+        assert bad_number.json()["field"] == "payment_details.card_number"
+        declined = await api.call("POST", "/payments", token, json={
+            "order_id": order["id"], "payment_method": "credit_card",
+            "payment_details": {**CARD, "card_number": "4000000000007775"}})
+        assert declined.status_code == 402
+        assert declined.json()["reason"] == "insufficient_funds"
+        cancelled = (await api.call("GET", f"/orders/{order['id']}", token)).json()
+        assert cancelled["status"] == "cancelled"
+        assert "insufficient_funds" in cancelled["cancel_reason"]
+        assert (await api.call("GET", f"/products/{product}")).json()["stock"] == 3
+
+
+async def test_200_concurrent_buyers_for_20_units(shop: RunningStack) -> None:
+    limits = httpx.Limits(max_connections=250, max_keepalive_connections=250)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        api = api_for(shop, client)
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        product = await api.new_product(admin, units=20)
+        buyers = await asyncio.gather(*(api.new_customer() for _ in range(20)))
+
+        async def buy(token: str) -> tuple[int, int | None]:
+            order = await api.call("POST", "/orders", token, json={
+                "items": [{"product_id": product, "quantity": 1}],
+                "shipping_address": ADDRESS})
+            if order.status_code != 201:
+                return order.status_code, None
+            paid = await api.call("POST", "/payments", token, json={
+                "order_id": order.json()["id"], "payment_method": "credit_card",
+                "payment_details": CARD})
+            return order.status_code, paid.status_code
+
+        outcomes = await asyncio.gather(*(buy(buyers[i % 20]) for i in range(200)))
+        stock = (await api.call("GET", f"/products/{product}")).json()
+    placed = [outcome for outcome in outcomes if outcome[0] == 201]
+    assert len(placed) == 20, sorted(outcomes)
+    assert all(payment == 201 for _, payment in placed), placed
+    assert sorted({status for status, _ in outcomes}) == [201, 409]
+    assert stock["stock"] == 0 and stock["stock_status"] == "out"
+
+
+async def test_payments_away_fails_fast_frees_stock_and_recovers(shop: RunningStack) -> None:
+    payments_pid = shop.component("payments")["pid"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        product = await api.new_product(admin, units=50)
+        token = await api.new_customer()
+
+        async def checkout() -> tuple[httpx.Response, float]:
+            order = await api.call("POST", "/orders", token, json={
+                "items": [{"product_id": product, "quantity": 1}],
+                "shipping_address": ADDRESS})
+            assert order.status_code == 201, order.text
+            started = time.monotonic()
+            paid = await api.call("POST", "/payments", token, json={
+                "order_id": order.json()["id"], "payment_method": "credit_card",
+                "payment_details": CARD})
+            return paid, time.monotonic() - started
+
+        os.kill(payments_pid, signal.SIGSTOP)
+        try:
+            answers = [await checkout() for _ in range(7)]
+        finally:
+            os.kill(payments_pid, signal.SIGCONT)
+        assert all(paid.status_code == 503 for paid, _ in answers), [a.text for a, _ in answers]
+        assert answers[0][0].headers["content-type"] == "application/problem+json"
+        # Once the breaker has opened, checkout fails at once instead of waiting.
+        assert answers[-1][1] < 1.0, [round(seconds, 2) for _, seconds in answers]
+        assert (await api.call("GET", f"/products/{product}")).json()["stock"] == 50
+        metrics = (await client.get(shop.url("orders") + "/metrics")).text
+        assert re.search(r'kansoku_circuit_breaker_state\{[^}]*peer_service="payments"\} 2\.0',
+                         metrics), "the open breaker shows in the metrics"
+
+        async def works_again() -> bool:
+            paid, _ = await checkout()
+            return paid.status_code == 201
+
+        await eventually(works_again, 30, "checkout working after payments returned")
+
+
+async def test_one_checkout_is_one_trace_across_the_services(shop: RunningStack) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        token = await api.new_customer()
+        await api.call("POST", "/cart/items", token, json={"product_id": 3, "quantity": 1})
+        order = await api.call("POST", "/orders", token, json={"shipping_address": ADDRESS})
+        paid = await api.call("POST", "/payments", token, json={
+            "order_id": order.json()["id"], "payment_method": "credit_card",
+            "payment_details": CARD})
+        assert paid.status_code == 201
+        request_ids = [order.headers["x-request-id"], paid.headers["x-request-id"]]
+        services: set[str] = set()
+
+        async def traced() -> bool:
+            nonlocal services
+            services = set()
+            for request_id in request_ids:
+                trace_id = _trace_id_from_logs(shop.data_dir / "logs" / "gateway.log",
+                                               request_id)
+                answer = await client.get(f"{shop.url('explorer')}/api/traces/{trace_id}")
+                if answer.status_code == 200:
+                    services |= {span["service"] for span in answer.json()["data"]["spans"]}
+            return {"gateway", "orders", "cart", "catalog", "inventory", "payments"} <= services
+
+        await eventually(traced, 15, "the checkout traces reaching the explorer")
+
+
+async def test_no_card_number_cvv_password_or_token_anywhere(shop: RunningStack) -> None:
+    secret_card, secret_cvv, password = "5555555555554444", "918", "very-secret-pass-77"
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        email = f"secrets-{uuid.uuid4().hex[:8]}@example.com"
+        await api.call("POST", "/users", json={"name": "S", "email": email,
+                                               "password": password})
+        token = await api.login(email, password)
+        order = await api.call("POST", "/orders", token, json={
+            "items": [{"product_id": 4, "quantity": 1}], "shipping_address": ADDRESS})
+        paid = await api.call("POST", "/payments", token, json={
+            "order_id": order.json()["id"], "payment_method": "credit_card",
+            "payment_details": {**CARD, "card_number": secret_card, "cvv": secret_cvv}})
+        assert paid.status_code == 201 and paid.json()["last4"] == "4444"
+        await asyncio.sleep(1.5)  # let the spans and logs be exported
+        traces = (await client.get(f"{shop.url('explorer')}/api/traces",
+                                   params={"limit": 1000})).json()["data"]
+    forbidden = [secret_card, password, token, f'"{secret_cvv}"']
+    spans = json.dumps(traces)
+    logs = "\n".join(path.read_text(errors="replace")
+                     for path in (shop.data_dir / "logs").iterdir())
+    database = await _database_dump(shop)
+    for text, where in ((spans, "spans"), (logs, "logs"), (database, "database")):
+        for secret in forbidden:
+            assert secret not in text, f"a secret is in the {where}"
+    assert "4444" in database, "the search really looked at the payments"
+
+
+async def _database_dump(shop: RunningStack) -> str:
+    secret = (shop.data_dir / "secret").read_text().strip()
+    connection = await asyncpg.connect(host="127.0.0.1", user="postgres", password=secret,
+                                       port=int(shop.env["KANSOKU_POSTGRES_PORT"]),
+                                       database="kansoku")
+    try:
+        tables = await connection.fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')")
+        rows = []
+        for table in tables:
+            name = f'"{table["table_schema"]}"."{table["table_name"]}"'
+            rows += [row[0] for row in await connection.fetch(
+                f"SELECT row_to_json(t)::text FROM {name} t")]
+    finally:
+        await connection.close()
+    return "\n".join(rows)
