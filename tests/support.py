@@ -18,6 +18,7 @@ from kansoku import topology
 STACK_PORT_VARIABLES = (
     *(topology.port_variable(service.name) for service in topology.SERVICES),
     "KANSOKU_EXPLORER_OTLP_PORT",
+    "KANSOKU_WORKER_SMTP_PORT",
     "KANSOKU_POSTGRES_PORT",
     "KANSOKU_NATS_PORT",
     "KANSOKU_VALKEY_PORT",

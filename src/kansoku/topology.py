@@ -51,6 +51,9 @@ SERVICES_BY_NAME: dict[str, ServiceInfo] = {service.name: service for service in
 #: The explorer's second listener: OTLP over HTTP, the standard port.
 DEFAULT_OTLP_PORT = 4318
 
+#: The worker's embedded mailbox (SMTP), private to the stack.
+DEFAULT_SMTP_PORT = 8025
+
 #: Embedded infrastructure ports: the standard ones (5432, 4222, 6379) with a leading 1,
 #: so that they never collide with system servers on the standard ports.
 DEFAULT_POSTGRES_PORT = 15432

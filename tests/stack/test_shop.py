@@ -15,6 +15,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import nats
 import pytest
 
 from tests.stack.test_up import RunningStack, _trace_id_from_logs
@@ -32,6 +33,8 @@ ADDRESS = {"street": "123 Main St", "city": "San Francisco", "state": "CA", "zip
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     data_dir = tmp_path_factory.mktemp("shop") / "data"
     env = stack_environment(data_dir)
+    # Give up on a failing event after two deliveries, to see dead letters quickly.
+    env["KANSOKU_WORKER_MAX_DELIVERIES"] = "2"
     result = run_cli("up", "--detach", env=env)
     assert result.returncode == 0, f"kansoku up failed:\n{result.stdout}\n{result.stderr}"
     try:
@@ -261,9 +264,11 @@ async def test_one_checkout_is_one_trace_across_the_services(shop: RunningStack)
                 answer = await client.get(f"{shop.url('explorer')}/api/traces/{trace_id}")
                 if answer.status_code == 200:
                     services |= {span["service"] for span in answer.json()["data"]["spans"]}
-            return {"gateway", "orders", "cart", "catalog", "inventory", "payments"} <= services
+            return {"gateway", "orders", "cart", "catalog", "inventory", "payments",
+                    "worker"} <= services
 
-        await eventually(traced, 15, "the checkout traces reaching the explorer")
+        await eventually(traced, 20, "the checkout traces reaching the explorer, "
+                                     "through NATS into the worker")
 
 
 async def test_no_card_number_cvv_password_or_token_anywhere(shop: RunningStack) -> None:
@@ -311,3 +316,102 @@ async def _database_dump(shop: RunningStack) -> str:
     finally:
         await connection.close()
     return "\n".join(rows)
+
+
+async def _mail_for(api: Api, admin: str, number: str) -> list[dict[str, Any]]:
+    mails = (await api.call("GET", "/admin/mailbox", admin, params={"limit": 500})).json()
+    return [mail for mail in mails if number in mail["subject"]]
+
+
+async def test_paid_orders_are_confirmed_by_email_exactly_once(shop: RunningStack) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        token = await api.new_customer()
+        order = (await api.call("POST", "/orders", token, json={
+            "items": [{"product_id": 5, "quantity": 1}], "shipping_address": ADDRESS})).json()
+        await api.call("POST", "/payments", token, json={
+            "order_id": order["id"], "payment_method": "credit_card", "payment_details": CARD})
+
+        async def confirmed() -> bool:
+            return len(await _mail_for(api, admin, order["number"])) >= 1
+
+        await eventually(confirmed, 20, "the confirmation e-mail")
+        await asyncio.sleep(1)
+        mails = await _mail_for(api, admin, order["number"])
+        assert len(mails) == 1
+        assert "confirmed" in mails[0]["subject"] and "Buyer" in mails[0]["body"]
+        customer = await api.call("GET", "/admin/mailbox", token)
+        assert customer.status_code == 403
+
+
+async def test_checkouts_go_on_while_nats_is_away_and_no_event_is_lost(
+    shop: RunningStack,
+) -> None:
+    nats_pid = shop.component("nats")["pid"]
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        token = await api.new_customer()
+        numbers = []
+        os.kill(nats_pid, signal.SIGSTOP)
+        try:
+            for _ in range(3):
+                order = await api.call("POST", "/orders", token, json={
+                    "items": [{"product_id": 6, "quantity": 1}], "shipping_address": ADDRESS})
+                assert order.status_code == 201, order.text
+                paid = await api.call("POST", "/payments", token, json={
+                    "order_id": order.json()["id"], "payment_method": "credit_card",
+                    "payment_details": CARD})
+                assert paid.status_code == 201, paid.text
+                numbers.append(order.json()["number"])
+            await asyncio.sleep(1)
+            assert [await _mail_for(api, admin, n) for n in numbers] == [[], [], []]
+        finally:
+            os.kill(nats_pid, signal.SIGCONT)
+
+        async def all_delivered() -> bool:
+            return all([await _mail_for(api, admin, n) for n in numbers])
+
+        await eventually(all_delivered, 60, "the events waiting in the outbox being delivered")
+        await asyncio.sleep(1)
+        assert [len(await _mail_for(api, admin, n)) for n in numbers] == [1, 1, 1]
+
+
+async def test_a_poison_event_ends_in_the_dead_letters_and_can_be_replayed(
+    shop: RunningStack,
+) -> None:
+    secret = (shop.data_dir / "secret").read_text().strip()
+    connection = await nats.connect(f"nats://{secret}@127.0.0.1:{shop.env['KANSOKU_NATS_PORT']}")
+    try:
+        await connection.jetstream().publish(
+            "order.paid", json.dumps({"number": "KS-POISON"}).encode(),
+            headers={"Nats-Msg-Id": f"poison-{uuid.uuid4().hex}"})
+    finally:
+        await connection.close()
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        found: list[dict[str, Any]] = []
+
+        async def dead() -> bool:
+            nonlocal found
+            letters = (await api.call("GET", "/admin/dead-letters", admin)).json()
+            found = [d for d in letters if (d["payload"] or {}).get("number") == "KS-POISON"]
+            return bool(found)
+
+        await eventually(dead, 30, "the poison event reaching the dead letters")
+        letter = found[0]
+        assert letter["subject"] == "order.paid"
+        assert letter["consumer"] == "order-confirmation"
+        assert "email" in letter["error"]
+        replayed = await api.call("POST", f"/admin/dead-letters/{letter['sequence']}/replay",
+                                  admin)
+        assert replayed.status_code == 200 and replayed.json()["subject"] == "order.paid"
+
+        async def dead_again() -> bool:
+            await dead()
+            return bool(found) and found[0]["sequence"] != letter["sequence"]
+
+        # Still poison: it fails again and comes back as a new dead letter.
+        await eventually(dead_again, 30, "the replayed poison event failing again")

@@ -104,6 +104,12 @@ class Connections:
                 logger.warning("NATS is not reachable yet (%s); retrying", exc or type(exc))
                 await asyncio.sleep(1)
 
+    def jetstream(self) -> Any:
+        """JetStream on the NATS connection, or None while NATS is not connected."""
+        if self.nats is None or not self.nats.is_connected:
+            return None
+        return self.nats.jetstream(timeout=3)
+
     async def _on_nats_error(self, exc: Exception) -> None:
         # One line, not nats-py's default traceback for every reconnect attempt.
         logger.warning("NATS connection problem: %s", exc or type(exc).__name__)

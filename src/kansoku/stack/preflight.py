@@ -51,6 +51,9 @@ def planned_ports(settings: StackSettings) -> list[tuple[str, int, str, str]]:
               topology.port_variable(s.name)) for s in topology.SERVICES]
     ports.append((settings.host, settings.explorer_otlp_port, "explorer OTLP receiver",
                   "KANSOKU_EXPLORER_OTLP_PORT"))
+    if settings.smtp_url is None:
+        ports.append((LOOPBACK, settings.worker_smtp_port, "the worker's mailbox (SMTP)",
+                      "KANSOKU_WORKER_SMTP_PORT"))
     if settings.database_url is None:
         ports.append((LOOPBACK, settings.postgres_port, "postgresql", "KANSOKU_POSTGRES_PORT"))
     if settings.nats_url is None:

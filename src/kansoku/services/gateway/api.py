@@ -18,6 +18,8 @@ from kansoku.services.gateway.schemas import (
     CartLineIn,
     Category,
     Credentials,
+    DeadLetter,
+    Mail,
     NewOrder,
     NewPayment,
     NewProduct,
@@ -282,3 +284,31 @@ async def pay(payment: NewPayment, user: CurrentUser, request: Request) -> Respo
         "POST", f"/orders/{payment.order_id}/payment", json=body,
         headers={"Authorization": request.headers["authorization"]})
     return service.as_response(answer)
+
+
+# --- operations -----------------------------------------------------------------------
+
+@public.get("/admin/mailbox", response_model=list[Mail], tags=["admin"],
+            responses={403: PROBLEM})
+async def mailbox(admin: AdminUser, request: Request,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    """E-mails the shop sent (the embedded mailbox), newest first (admin)."""
+    return await service.relay(request.app.state.worker, "GET", "/mailbox", request,
+                               params={"limit": limit})
+
+
+@public.get("/admin/dead-letters", response_model=list[DeadLetter], tags=["admin"],
+            responses={403: PROBLEM, 503: PROBLEM})
+async def dead_letters(admin: AdminUser, request: Request,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 100) -> Response:
+    """Events that failed every delivery, with their error (admin)."""
+    return await service.relay(request.app.state.worker, "GET", "/dead-letters", request,
+                               params={"limit": limit})
+
+
+@public.post("/admin/dead-letters/{sequence}/replay", tags=["admin"],
+             responses={403: PROBLEM, 404: PROBLEM})
+async def replay_dead_letter(sequence: int, admin: AdminUser, request: Request) -> Response:
+    """Deliver a dead letter again (admin)."""
+    return await service.relay(request.app.state.worker, "POST",
+                               f"/dead-letters/{sequence}/replay", request)

@@ -30,6 +30,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                               telemetry=telemetry)
     cart = ServiceClient("cart", settings.cart_url, breakers, timeouts=timeouts,
                          telemetry=telemetry)
+    worker = ServiceClient("worker", settings.worker_url, breakers, timeouts=timeouts,
+                           telemetry=telemetry)
     # Checkout calls three services in turn: give it the time they need.
     orders = ServiceClient("orders", settings.orders_url, breakers, telemetry=telemetry,
                            timeouts=Timeouts(connect=settings.connect_timeout,
@@ -44,7 +46,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         # The gateway is ready when it can serve; a missing catalog shows as a 503 page
         # for that request, not as the gateway being taken out of rotation.
         checks={},
-        on_shutdown=[client.aclose for client in (catalog, identity, inventory, cart, orders)],
+        on_shutdown=[client.aclose for client in (catalog, identity, inventory, cart, orders,
+                                                        worker)],
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
     )
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     app.state.inventory = inventory
     app.state.cart = cart
     app.state.orders = orders
+    app.state.worker = worker
     app.state.breakers = breakers
     app.include_router(api.pages)
     app.include_router(api.public)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field
 
@@ -215,6 +215,23 @@ class Payment(BaseModel):
     method: str
     brand: str | None
     last4: str | None
+
+
+class Mail(BaseModel):
+    sender: str
+    recipients: list[str]
+    subject: str
+    body: str
+    received_at: datetime
+
+
+class DeadLetter(BaseModel):
+    sequence: int
+    subject: str
+    consumer: str | None
+    error: str | None
+    event_id: str | None
+    payload: dict[str, Any] | None
 
 
 class ProductPage(BaseModel):

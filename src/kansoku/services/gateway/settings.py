@@ -22,6 +22,7 @@ class Settings(ServiceSettings):
                                validation_alias=shared("inventory_url"))
     cart_url: str = Field(_default_url("cart"), validation_alias=shared("cart_url"))
     orders_url: str = Field(_default_url("orders"), validation_alias=shared("orders_url"))
+    worker_url: str = Field(_default_url("worker"), validation_alias=shared("worker_url"))
     #: Where people look at telemetry; linked from the pages.
     explorer_url: str = Field(_default_url("explorer"), validation_alias=shared("explorer_url"))
     #: Accept a user id (`enduser.id`) in the baggage of incoming requests. Off: the

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import FastAPI
 from opentelemetry import metrics
 
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
+from kansoku.kit.events import OutboxRelay
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.orders import SERVICE, api
+from kansoku.services.orders import SERVICE, api, store
 from kansoku.services.orders.models import SCHEMA
 from kansoku.services.orders.service import Downstream
 from kansoku.services.orders.settings import Settings
@@ -32,15 +36,31 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                        downstream.payments):
             await client.aclose()
 
+    connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
+                              nats_messaging=True)
+    assert connections.db is not None
+    relay = OutboxRelay(SERVICE, connections.db.transaction, store.unpublished,
+                        store.mark_published, connections.jetstream)
+    background: list[asyncio.Task[None]] = []
+
+    async def start_relay() -> None:
+        background.append(asyncio.create_task(relay.run()))
+
+    async def stop_relay() -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
         description="Checkout as a saga (reserve, charge, commit), orders, and the "
                     "transactional outbox of order events.",
-        connections=Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
-                                nats_messaging=True),
-        on_shutdown=[close_clients],
+        connections=connections,
+        on_startup=[start_relay],
+        on_shutdown=[stop_relay, close_clients],
     )
     app.state.downstream = downstream
     app.state.breakers = breakers

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -63,14 +62,9 @@ async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxMessa
     return (await session.scalars(query)).all()
 
 
-async def mark_published(session: AsyncSession, message_id: uuid.UUID, now: datetime) -> None:
+async def mark_published(session: AsyncSession, message_id: uuid.UUID) -> None:
     await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                          .values(published_at=now, attempts=OutboxMessage.attempts + 1))
-
-
-async def mark_attempted(session: AsyncSession, message_id: uuid.UUID) -> None:
-    await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                          .values(attempts=OutboxMessage.attempts + 1))
+                          .values(published_at=func.now(), attempts=OutboxMessage.attempts + 1))
 
 
 async def pending_count(session: AsyncSession) -> int:

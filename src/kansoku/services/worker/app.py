@@ -1,27 +1,83 @@
-"""The worker service: `create_app` builds it, `kansoku serve worker` runs it.
+"""The worker: `create_app` builds it, `kansoku serve worker` runs it.
 
-So far it has its health endpoints and the connections it will need (the worker consumes
-events from NATS); the shop issue fills in its API.
+It subscribes its functions to the shop's events once NATS is reachable, and, with no
+external SMTP server configured, runs the embedded mailbox those functions send to.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
 from fastapi import FastAPI
 
+from kansoku.kit import events
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.worker import SERVICE
+from kansoku.services.worker import SERVICE, api, service
+from kansoku.services.worker.mailbox import start_mailbox
+from kansoku.services.worker.models import SCHEMA
 from kansoku.services.worker.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    return build_service_app(
+    connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
+                              nats_messaging=True)
+    db = connections.db
+    assert db is not None
+    mailer = service.Mailer(settings.smtp_url, settings.smtp_port, settings.mail_from)
+    functions: dict[str, tuple[str, Any]] = {
+        "order.paid": ("order-confirmation", service.order_confirmation),
+        "order.cancelled": ("order-cancellation", service.order_cancellation),
+    }
+    background: list[asyncio.Task[None]] = []
+    servers: list[asyncio.Server] = []
+
+    async def subscribe_when_connected() -> None:
+        # NATS connects in the background (kit.connections); poll for it.
+        while (js := connections.jetstream()) is None:  # noqa: ASYNC110
+            await asyncio.sleep(0.5)
+        await events.ensure_streams(js)
+        for subject, (name, function) in functions.items():
+            async def handle(payload: dict[str, Any], event_id: str, name: str = name,
+                             function: Any = function) -> None:
+                await service.run_function(name, event_id, db,
+                                           lambda: function(payload, mailer))
+            await events.subscribe(js, subject, name, handle,
+                                   max_deliveries=settings.max_deliveries)
+        logger.info("subscribed to %s", ", ".join(functions))
+
+    async def start() -> None:
+        if settings.smtp_url is None:
+            # Private to the stack, whatever address the service itself listens on.
+            servers.append(await start_mailbox(db, "127.0.0.1", settings.smtp_port))
+        background.append(asyncio.create_task(subscribe_when_connected()))
+
+    async def stop() -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+
+    app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
-        description="Event functions: e-mails, thumbnails, reports.",
-        connections=Connections(SERVICE, settings, telemetry, nats_messaging=True),
+        description="Event functions: order e-mails; the embedded mailbox; dead letters.",
+        connections=connections,
+        on_startup=[start],
+        on_shutdown=[stop],
     )
+    app.state.connections = connections
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,42 @@
+"""The embedded mailbox: a real SMTP server (aiosmtpd) that keeps every message it
+receives, so the shop's e-mails can be read in the admin pages instead of being sent
+into the world. Used when no external SMTP server is configured."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from email import message_from_bytes, policy
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+from kansoku.kit.db import Database
+from kansoku.services.worker import store
+from kansoku.services.worker.models import Mail
+
+logger = logging.getLogger(__name__)
+
+
+class MailboxHandler:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        body = message.get_body(preferencelist=("plain", "html"))
+        async with self.db.transaction() as db_session:
+            await store.add_mail(db_session, Mail(
+                sender=str(envelope.mail_from), recipients=list(envelope.rcpt_tos),
+                subject=str(message.get("Subject", ""))[:300],
+                body=body.get_content() if body is not None else ""))
+        logger.info("mailbox received '%s'", message.get("Subject", ""),
+                    extra={"recipients": list(envelope.rcpt_tos)})
+        return "250 Message accepted for delivery"
+
+
+async def start_mailbox(db: Database, host: str, port: int) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    handler = MailboxHandler(db)
+    return await loop.create_server(
+        lambda: SMTP(handler, hostname="kansoku-mailbox", loop=loop), host, port)
