@@ -129,7 +129,18 @@ def test_metrics_are_exposed_for_prometheus(stack: RunningStack) -> None:
     assert "http_server_duration" in text or "http_server_request_duration" in text
 
 
+async def _forget_cached_catalog_reads(stack: RunningStack) -> None:
+    """Start a new cache generation, so the next catalog read goes to PostgreSQL."""
+    secret = (stack.data_dir / "secret").read_text().strip()
+    valkey = redis.from_url(f"redis://:{secret}@127.0.0.1:{stack.env['KANSOKU_VALKEY_PORT']}/0")
+    try:
+        await valkey.incr("catalog:generation")
+    finally:
+        await valkey.aclose()
+
+
 async def test_one_trace_crosses_gateway_catalog_and_postgresql(stack: RunningStack) -> None:
+    await _forget_cached_catalog_reads(stack)
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.get(stack.url("gateway") + "/",
                                     headers={"baggage": "enduser.id=user-42"})

@@ -24,10 +24,11 @@ ADMIN = TOKENS.headers("admin")
 
 
 @pytest.fixture(scope="module")
-async def catalog(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def catalog(postgres_url: str, valkey_url: str) -> AsyncIterator[httpx.AsyncClient]:
     versions = Path(str(files("kansoku.services.catalog") / "migrations"))
     await asyncio.to_thread(upgrade_schema, postgres_url, schema="catalog", versions=versions)
-    app = create_app(Settings(database_url=postgres_url), Telemetry("catalog"))
+    app = create_app(Settings(database_url=postgres_url, redis_url=valkey_url),
+                     Telemetry("catalog"))
     app.state.tokens = TOKENS.verifier
     db = app.state.db
     async with db.transaction() as session:
@@ -151,3 +152,15 @@ async def test_search_and_sort(catalog: httpx.AsyncClient) -> None:
     assert prices == sorted(prices)
     literal = (await catalog.get("/products", params={"q": "100%"})).json()
     assert literal["total"] == 0, "% is searched for literally, not as a wildcard"
+
+
+async def test_changes_are_visible_at_once_despite_the_cache(catalog: httpx.AsyncClient
+                                                             ) -> None:
+    new = {"name": "Cached Lens", "price": "10.00", "currency": "USD"}
+    product = (await catalog.post("/products", json=new, headers=ADMIN)).json()
+    assert (await catalog.get(f"/products/{product['id']}")).json()["price"] == "10.00"
+    await catalog.put(f"/products/{product['id']}", headers=ADMIN,
+                      json={**new, "price": "12.00"})
+    assert (await catalog.get(f"/products/{product['id']}")).json()["price"] == "12.00"
+    await catalog.delete(f"/products/{product['id']}", headers=ADMIN)
+    assert (await catalog.get(f"/products/{product['id']}")).status_code == 404

@@ -13,16 +13,23 @@ from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.app import create_app
 from kansoku.services.gateway.settings import Settings
 from tests.support import free_ports
+from tests.tokens import TokenIssuer
+
+TOKENS = TokenIssuer()
 
 
-def gateway_without_catalog() -> httpx.AsyncClient:
+def gateway_without_catalog(valkey_url: str, rate_limit_per_ip: int = 6000,
+                            rate_limit_per_user: int = 1200) -> httpx.AsyncClient:
     (closed,) = free_ports(1)
-    app = create_app(Settings(catalog_url=f"http://127.0.0.1:{closed}"), Telemetry("gateway"))
+    app = create_app(Settings(catalog_url=f"http://127.0.0.1:{closed}", redis_url=valkey_url,
+                              rate_limit_per_ip=rate_limit_per_ip,
+                              rate_limit_per_user=rate_limit_per_user), Telemetry("gateway"))
+    app.state.tokens = TOKENS.verifier
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
 
 
-async def test_browsers_get_a_friendly_page() -> None:
-    async with gateway_without_catalog() as client:
+async def test_browsers_get_a_friendly_page(valkey_url: str) -> None:
+    async with gateway_without_catalog(valkey_url) as client:
         response = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
@@ -31,8 +38,8 @@ async def test_browsers_get_a_friendly_page() -> None:
     assert "Traceback" not in response.text
 
 
-async def test_scripts_get_problem_json() -> None:
-    async with gateway_without_catalog() as client:
+async def test_scripts_get_problem_json(valkey_url: str) -> None:
+    async with gateway_without_catalog(valkey_url) as client:
         response = await client.get("/", headers={"Accept": "application/json"})
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
@@ -42,7 +49,8 @@ async def test_scripts_get_problem_json() -> None:
     assert body["request_id"] == response.headers["x-request-id"]
 
 
-def traced_gateway(trust_incoming_user: bool) -> tuple[httpx.AsyncClient, InMemorySpanExporter]:
+def traced_gateway(valkey_url: str, trust_incoming_user: bool
+                   ) -> tuple[httpx.AsyncClient, InMemorySpanExporter]:
     """The gateway with real tracing into memory, and the catalog absent."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
@@ -51,14 +59,14 @@ def traced_gateway(trust_incoming_user: bool) -> tuple[httpx.AsyncClient, InMemo
     telemetry = Telemetry("gateway", tracer_provider=provider,
                           meter_provider=MeterProvider())
     (closed,) = free_ports(1)
-    app = create_app(Settings(catalog_url=f"http://127.0.0.1:{closed}",
+    app = create_app(Settings(catalog_url=f"http://127.0.0.1:{closed}", redis_url=valkey_url,
                               trust_incoming_user=trust_incoming_user), telemetry)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
     return client, exporter
 
 
-async def test_a_clients_claimed_user_id_is_dropped_at_the_edge() -> None:
-    client, exporter = traced_gateway(trust_incoming_user=False)
+async def test_a_clients_claimed_user_id_is_dropped_at_the_edge(valkey_url: str) -> None:
+    client, exporter = traced_gateway(valkey_url, trust_incoming_user=False)
     async with client:
         await client.get("/", headers={"baggage": "enduser.id=mallory,synthetic=true"})
     spans = exporter.get_finished_spans()
@@ -66,18 +74,37 @@ async def test_a_clients_claimed_user_id_is_dropped_at_the_edge() -> None:
     assert all("enduser.id" not in (span.attributes or {}) for span in spans)
 
 
-async def test_a_trusted_proxys_user_id_is_kept() -> None:
-    client, exporter = traced_gateway(trust_incoming_user=True)
+async def test_a_trusted_proxys_user_id_is_kept(valkey_url: str) -> None:
+    client, exporter = traced_gateway(valkey_url, trust_incoming_user=True)
     async with client:
         await client.get("/", headers={"baggage": "enduser.id=alice"})
     server = next(s for s in exporter.get_finished_spans() if s.name == "GET /")
     assert (server.attributes or {})["enduser.id"] == "alice"
 
 
-async def test_the_server_span_carries_the_request_id() -> None:
-    client, exporter = traced_gateway(trust_incoming_user=False)
+async def test_the_server_span_carries_the_request_id(valkey_url: str) -> None:
+    client, exporter = traced_gateway(valkey_url, trust_incoming_user=False)
     async with client:
         response = await client.get("/", headers={"X-Request-ID": "trace-me-1"})
     server = next(s for s in exporter.get_finished_spans() if s.name == "GET /")
     assert response.headers["x-request-id"] == "trace-me-1"
     assert (server.attributes or {})["kansoku.request_id"] == "trace-me-1"
+
+
+async def test_rate_limits_per_address_and_per_user(valkey_url: str) -> None:
+    async with gateway_without_catalog(valkey_url, rate_limit_per_ip=1000,
+                                       rate_limit_per_user=2) as client:
+        user = TOKENS.headers(user_id=f"limited-{free_ports(1)[0]}")
+        answers = [await client.get("/api/v1/categories", headers=user) for _ in range(3)]
+        other = await client.get("/api/v1/categories", headers=TOKENS.headers())
+    assert [a.status_code for a in answers[:2]] == [503, 503]  # the catalog is absent
+    assert answers[2].status_code == 429
+    assert answers[2].headers["content-type"] == "application/problem+json"
+    assert 1 <= int(answers[2].headers["retry-after"]) <= 60
+    assert "user" in answers[2].json()["detail"]
+    assert other.status_code == 503, "another user has their own allowance"
+    async with gateway_without_catalog(valkey_url, rate_limit_per_ip=1) as client:
+        await client.get("/api/v1/categories")
+        await client.get("/api/v1/categories")  # may share the window with the above
+        limited = await client.get("/api/v1/categories")
+    assert limited.status_code == 429 and "address" in limited.json()["detail"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit.auth import AdminUser
 from kansoku.kit.db import DbSession
@@ -21,9 +22,17 @@ from kansoku.services.catalog.schemas import (
 router = APIRouter(tags=["catalog"])
 
 
+async def _invalidate_after_commit(request: Request, session: AsyncSession) -> None:
+    """Drop cached reads once the change is committed: invalidating before the commit
+    would let a read in between cache the old data again."""
+    await session.commit()
+    await request.app.state.cache.invalidate()
+
+
 @router.get("/products")
 async def list_products(
     session: DbSession,
+    request: Request,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
     category: Annotated[str | None, Query(max_length=64)] = None,
@@ -39,33 +48,41 @@ async def list_products(
     except ValueError as exc:
         raise Problem(422, "validation-error", "ids must be whole numbers separated by "
                       "commas.", field="ids") from exc
-    return await service.browse_products(session, limit=limit, offset=offset, category=category,
-                                         search=q, sort=sort, ids=id_list)
+    return await service.browse_products(session, request.app.state.cache, limit=limit,
+                                         offset=offset, category=category, search=q,
+                                         sort=sort, ids=id_list)
 
 
 @router.get("/products/{product_id}")
-async def get_product(product_id: int, session: DbSession) -> ProductOut:
+async def get_product(product_id: int, session: DbSession, request: Request) -> ProductOut:
     """One product with its category."""
-    return await service.product_detail(session, product_id)
+    return await service.product_detail(session, request.app.state.cache, product_id)
 
 
 @router.post("/products", status_code=201)
-async def create_product(data: ProductIn, admin: AdminUser, session: DbSession) -> ProductOut:
+async def create_product(data: ProductIn, admin: AdminUser, session: DbSession,
+                         request: Request) -> ProductOut:
     """Add a product (admin)."""
-    return await service.create_product(session, data)
+    created = await service.create_product(session, data)
+    await _invalidate_after_commit(request, session)
+    return created
 
 
 @router.put("/products/{product_id}")
 async def replace_product(product_id: int, data: ProductIn, admin: AdminUser,
-                          session: DbSession) -> ProductOut:
+                          session: DbSession, request: Request) -> ProductOut:
     """Replace a product's details (admin)."""
-    return await service.replace_product(session, product_id, data)
+    replaced = await service.replace_product(session, product_id, data)
+    await _invalidate_after_commit(request, session)
+    return replaced
 
 
 @router.delete("/products/{product_id}", status_code=204)
-async def delete_product(product_id: int, admin: AdminUser, session: DbSession) -> None:
+async def delete_product(product_id: int, admin: AdminUser, session: DbSession,
+                         request: Request) -> None:
     """Remove a product (admin)."""
     await service.delete_product(session, product_id)
+    await _invalidate_after_commit(request, session)
 
 
 @router.get("/categories")

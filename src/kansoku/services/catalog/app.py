@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.cache import Cache
 from kansoku.kit.connections import Connections
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.catalog import SERVICE, api
@@ -15,13 +16,15 @@ from kansoku.services.catalog.settings import Settings
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
+    connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
+                              valkey=True, pool_size=settings.pool_size)
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
         description="Products and categories, read from PostgreSQL.",
-        connections=Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
-                                pool_size=settings.pool_size),
+        connections=connections,
     )
+    app.state.cache = Cache(connections.valkey, "catalog", settings.cache_seconds)
     app.include_router(api.router)
     return app

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
+from typing import Any
 
 from opentelemetry import metrics
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit import semconv
+from kansoku.kit.cache import Cache
 from kansoku.kit.errors import Problem
 from kansoku.services.catalog import store
 from kansoku.services.catalog.models import Category, Product
@@ -20,25 +24,49 @@ _products_listed = _meter.create_counter(
 )
 
 
+_views = _meter.create_counter(semconv.METRIC_PRODUCT_VIEWS, unit="{view}",
+                               description="Product detail reads")
+_searches = _meter.create_counter(semconv.METRIC_SEARCHES, unit="{search}",
+                                  description="Product searches, by whether they found any")
+
+
+def _cache_key(kind: str, **params: Any) -> str:
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
+    return f"{kind}:{digest}"
+
+
 async def browse_products(
-    session: AsyncSession, *, limit: int, offset: int, category: str | None,
+    session: AsyncSession, cache: Cache, *, limit: int, offset: int, category: str | None,
     search: str | None = None, sort: str = "id", ids: list[int] | None = None,
 ) -> ProductPage:
-    products = await store.list_products(session, limit=limit, offset=offset,
-                                         category=category, search=search, sort=sort, ids=ids)
-    total = await store.count_products(session, category=category, search=search, ids=ids)
-    _products_listed.add(len(products))
-    return ProductPage(
-        items=[ProductOut.model_validate(product) for product in products],
-        total=total, limit=limit, offset=offset,
-    )
+    async def load() -> dict[str, Any]:
+        products = await store.list_products(session, limit=limit, offset=offset,
+                                             category=category, search=search, sort=sort,
+                                             ids=ids)
+        total = await store.count_products(session, category=category, search=search,
+                                           ids=ids)
+        return ProductPage(items=[ProductOut.model_validate(product) for product in products],
+                           total=total, limit=limit, offset=offset).model_dump(mode="json")
+
+    page = ProductPage.model_validate(await cache.get_or_load(_cache_key(
+        "list", limit=limit, offset=offset, category=category, search=search, sort=sort,
+        ids=ids), load))
+    _products_listed.add(len(page.items))
+    if search:
+        _searches.add(1, {"found": bool(page.total)})
+    return page
 
 
-async def product_detail(session: AsyncSession, product_id: int) -> ProductOut:
-    product = await store.get_product(session, product_id)
-    if product is None:
+async def product_detail(session: AsyncSession, cache: Cache, product_id: int) -> ProductOut:
+    async def load() -> dict[str, Any] | None:
+        product = await store.get_product(session, product_id)
+        return ProductOut.model_validate(product).model_dump(mode="json") if product else None
+
+    found = await cache.get_or_load(f"product:{product_id}", load)
+    if found is None:
         raise Problem(404, "product-not-found", f"There is no product with id {product_id}.")
-    return ProductOut.model_validate(product)
+    _views.add(1)
+    return ProductOut.model_validate(found)
 
 
 UNCATEGORIZED = ("uncategorized", "Uncategorized")

@@ -14,3 +14,5 @@ class Settings(ServiceSettings):
     port: int = SERVICES_BY_NAME["catalog"].default_port
     #: Connections the catalog keeps open to PostgreSQL.
     pool_size: int = 10
+    #: How long product reads stay cached in Valkey (a change invalidates them at once).
+    cache_seconds: float = 60.0

@@ -6,12 +6,12 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from kansoku.kit.auth import AdminUser, CurrentUser
-from kansoku.kit.errors import DependencyUnavailable
+from kansoku.kit.auth import AdminUser, CurrentUser, bearer_token
+from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.services.gateway import service
 from kansoku.services.gateway.schemas import (
     Cart,
@@ -42,7 +42,23 @@ from kansoku.services.gateway.schemas import (
 )
 
 pages = APIRouter(include_in_schema=False)
-public = APIRouter(prefix="/api/v1")
+async def limit_requests(request: Request) -> None:
+    """Count the request against its address's and (if logged in) its user's limits."""
+    settings = request.app.state.settings
+    limits = request.app.state.limits
+    address = request.client.host if request.client else "unknown"
+    await limits.check("address", address, settings.rate_limit_per_ip)
+    token = bearer_token(request)
+    if token:
+        try:
+            user = await request.app.state.tokens.verify(token)
+        except Problem:
+            return  # the route's own check answers 401
+        await limits.check("user", user.user_id, settings.rate_limit_per_user)
+
+
+public = APIRouter(prefix="/api/v1", dependencies=[Depends(limit_requests)],
+                   responses={429: {"content": {"application/problem+json": {}}}})
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 #: Problems every route can answer, for the OpenAPI document.

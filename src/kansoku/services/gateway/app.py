@@ -7,8 +7,10 @@ from opentelemetry import metrics
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.connections import Connections
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient, Timeouts
 from kansoku.kit.middleware import drop_incoming_baggage
+from kansoku.kit.ratelimit import RateLimiter
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway import SERVICE, api
 from kansoku.services.gateway.settings import Settings
@@ -36,6 +38,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     orders = ServiceClient("orders", settings.orders_url, breakers, telemetry=telemetry,
                            timeouts=Timeouts(connect=settings.connect_timeout,
                                              read=settings.read_timeout * 3))
+    connections = Connections(SERVICE, settings, telemetry, valkey=True)
     app = build_service_app(
         service=SERVICE,
         settings=settings,
@@ -43,9 +46,9 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         description="The public API of the kansoku shop. Errors are RFC 9457 problem "
                     "details (`application/problem+json`) with a `request_id`; log in at "
                     "`/api/v1/auth/login` and send `Authorization: Bearer <access_token>`.",
-        # The gateway is ready when it can serve; a missing catalog shows as a 503 page
-        # for that request, not as the gateway being taken out of rotation.
-        checks={},
+        # Ready when it can serve: a missing catalog shows as a 503 page for that request,
+        # not as the gateway taken out of rotation. Valkey holds the rate limits.
+        connections=connections,
         on_shutdown=[client.aclose for client in (catalog, identity, inventory, cart, orders,
                                                         worker)],
         docs_url="/api/docs",
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     app.state.cart = cart
     app.state.orders = orders
     app.state.worker = worker
+    app.state.limits = RateLimiter(connections.valkey)
     app.state.breakers = breakers
     app.include_router(api.pages)
     app.include_router(api.public)

@@ -29,6 +29,9 @@ class Settings(ServiceSettings):
     #: gateway is the edge, and a client could claim to be anyone. Turn on only behind
     #: a trusted proxy that sets it, or for tests.
     trust_incoming_user: bool = False
+    #: Public API requests a minute, per client address and per logged-in user (0: off).
+    rate_limit_per_ip: int = Field(6000, ge=0)
+    rate_limit_per_user: int = Field(1200, ge=0)
     #: Per-phase timeouts for calls to other services, in seconds.
     connect_timeout: float = 1.0
     read_timeout: float = 3.0

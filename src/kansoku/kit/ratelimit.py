@@ -1,0 +1,51 @@
+"""Request rate limits, counted in Valkey so every gateway instance shares them.
+
+A fixed one-minute window per key (an IP address, a user): simple, cheap (one round
+trip) and easy to reason about in a dashboard. Over the limit: 429 with Retry-After,
+the seconds until the window turns. Valkey away: requests pass (and it is logged) —
+an outage of the limiter must not become an outage of the shop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import redis.asyncio as redis
+from opentelemetry import metrics
+
+from kansoku.kit import semconv
+from kansoku.kit.errors import Problem
+
+logger = logging.getLogger(__name__)
+_meter = metrics.get_meter("kansoku.ratelimit")
+_limited = _meter.create_counter(semconv.METRIC_RATE_LIMITED, unit="{request}",
+                                 description="Requests refused by a rate limit, by kind")
+
+
+class RateLimiter:
+    def __init__(self, client: redis.Redis | None, prefix: str = "ratelimit") -> None:
+        self.client = client
+        self.prefix = prefix
+
+    async def check(self, kind: str, key: str, per_minute: int) -> None:
+        """Count one request for `key`; raise 429 if it is over `per_minute`."""
+        if self.client is None or per_minute <= 0:
+            return
+        now = time.time()
+        window_key = f"{self.prefix}:{kind}:{key}:{int(now // 60)}"
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.incr(window_key)
+                pipe.expire(window_key, 90)
+                count, _ = await pipe.execute()
+        except redis.RedisError as exc:
+            logger.warning("rate limits not enforced, Valkey is away: %s", exc)
+            return
+        if int(count) > per_minute:
+            _limited.add(1, {"kind": kind})
+            retry_after = max(1, int(60 - now % 60))
+            raise Problem(429, "too-many-requests",
+                          f"Too many requests from this {kind}: at most {per_minute} a "
+                          f"minute. Try again in {retry_after} s.",
+                          headers={"Retry-After": str(retry_after)}, limit=per_minute)
