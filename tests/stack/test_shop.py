@@ -345,6 +345,28 @@ async def test_paid_orders_are_confirmed_by_email_exactly_once(shop: RunningStac
         assert customer.status_code == 403
 
 
+async def test_low_stock_alerts_the_admin_once(shop: RunningStack) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        product = await api.new_product(admin, units=7)
+        token = await api.new_customer()
+        for quantity in (3, 1):  # 4 left (low), then 3 (still low: no second alert)
+            await api.call("POST", "/orders", token, json={
+                "items": [{"product_id": product, "quantity": quantity}],
+                "shipping_address": ADDRESS})
+        subject = f"Low stock: product {product}"
+
+        async def alerted() -> bool:
+            return bool(await _mail_for(api, admin, subject))
+
+        await eventually(alerted, 20, "the low-stock alert")
+        await asyncio.sleep(1)
+        mails = await _mail_for(api, admin, subject)
+        assert len(mails) == 1 and mails[0]["recipients"] == ["admin@example.com"]
+        assert "down to 4 units" in mails[0]["body"]
+
+
 async def test_checkouts_go_on_while_nats_is_away_and_no_event_is_lost(
     shop: RunningStack,
 ) -> None:

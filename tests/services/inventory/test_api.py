@@ -4,12 +4,14 @@ oversell under concurrency, commit, release and expiry."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -27,11 +29,11 @@ CUSTOMER = TOKENS.headers()
 
 
 @pytest.fixture(scope="module")
-async def inventory_app(postgres_url: str) -> AsyncIterator[FastAPI]:
+async def inventory_app(postgres_url: str, nats_url: str) -> AsyncIterator[FastAPI]:
     versions = Path(str(files("kansoku.services.inventory") / "migrations"))
     await asyncio.to_thread(upgrade_schema, postgres_url, schema="inventory", versions=versions)
-    app = create_app(Settings(database_url=postgres_url, expiry_sweep_seconds=3600),
-                     Telemetry("inventory"))
+    app = create_app(Settings(database_url=postgres_url, nats_url=nats_url,
+                              expiry_sweep_seconds=3600), Telemetry("inventory"))
     app.state.tokens = TOKENS.verifier
     async with app.router.lifespan_context(app):
         yield app
@@ -154,3 +156,20 @@ async def test_levels_in_bulk_and_admin_overview(inventory: httpx.AsyncClient) -
     assert low in {item["product_id"] for item in overview["items"]}
     assert all(item["low_stock"] for item in overview["items"])
     assert (await inventory.get("/inventory", headers=CUSTOMER)).status_code == 403
+
+
+async def test_low_stock_is_announced_once_per_crossing(inventory: httpx.AsyncClient,
+                                                        postgres_url: str) -> None:
+    product = await stocked(inventory, 8)  # threshold 5
+    await reserve(inventory, [(product, 2)])  # 6 left: not low
+    await reserve(inventory, [(product, 2)])  # 4 left: crosses
+    await reserve(inventory, [(product, 1)])  # 3 left: already low
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        events = await connection.fetch(
+            "SELECT payload::text FROM inventory.outbox WHERE subject = 'inventory.low_stock'")
+    finally:
+        await connection.close()
+    mine = [json.loads(e["payload"]) for e in events
+            if json.loads(e["payload"])["product_id"] == product]
+    assert mine == [{"product_id": product, "available": 4, "low_stock_threshold": 5}]

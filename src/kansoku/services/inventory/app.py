@@ -12,8 +12,9 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
 from kansoku.kit.db import Database
+from kansoku.kit.events import OutboxRelay
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.inventory import SERVICE, api, service
+from kansoku.services.inventory import SERVICE, api, service, store
 from kansoku.services.inventory.models import SCHEMA
 from kansoku.services.inventory.settings import Settings
 
@@ -40,13 +41,18 @@ async def sweep_expired_reservations(db: Database, interval: float) -> None:
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA)
+    connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
+                              nats_messaging=True)
+    assert connections.db is not None
+    relay = OutboxRelay(SERVICE, connections.db.transaction, store.unpublished,
+                        store.mark_published, connections.jetstream)
     sweeper: list[asyncio.Task[None]] = []
 
     async def start_sweeper() -> None:
         assert connections.db is not None
         sweeper.append(asyncio.create_task(
             sweep_expired_reservations(connections.db, settings.expiry_sweep_seconds)))
+        sweeper.append(asyncio.create_task(relay.run()))
 
     async def stop_sweeper() -> None:
         for task in sweeper:
@@ -58,7 +64,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
-        description="Stock levels, reservations with expiry, restocking.",
+        description="Stock levels, reservations with expiry, restocking, low-stock events.",
         connections=connections,
         on_startup=[start_sweeper],
         on_shutdown=[stop_sweeper],

@@ -8,6 +8,8 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, MetaData, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from kansoku.kit.outbox import OutboxColumns
+
 SCHEMA = "inventory"
 
 
@@ -60,3 +62,9 @@ class Adjustment(Base):
     reason: Mapped[str] = mapped_column(String(200))
     actor: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OutboxMessage(OutboxColumns, Base):
+    """Inventory's events (inventory.low_stock), relayed to NATS after the commit."""
+
+    __tablename__ = "outbox"

@@ -60,6 +60,17 @@ async def overview(session: AsyncSession, *, limit: int, offset: int, low_only: 
                      limit=limit, offset=offset)
 
 
+async def _announce_if_low(session: AsyncSession, product_id: int, units_taken: int) -> None:
+    """Write inventory.low_stock when taking `units_taken` crossed the threshold — once
+    per crossing, not on every sale below it."""
+    stock = (await store.levels(session, [product_id]))[0]
+    after = stock.on_hand - stock.reserved
+    if after <= stock.low_stock_threshold < after + units_taken:
+        await store.add_event(session, "inventory.low_stock", {
+            "product_id": product_id, "available": after,
+            "low_stock_threshold": stock.low_stock_threshold})
+
+
 async def adjust(session: AsyncSession, product_id: int, change: Adjust, actor: Principal
                  ) -> StockLevel:
     if change.delta >= 0:
@@ -73,6 +84,8 @@ async def adjust(session: AsyncSession, product_id: int, change: Adjust, actor: 
                       field="delta")
     await store.add_adjustment(session, Adjustment(
         product_id=product_id, delta=change.delta, reason=change.reason, actor=actor.user_id))
+    if change.delta < 0:
+        await _announce_if_low(session, product_id, -change.delta)
     return level(stock)
 
 
@@ -112,6 +125,8 @@ async def reserve(session: AsyncSession, request: ReservationRequest) -> OrderRe
                                 quantity=quantity, status="active", expires_at=expires_at)
                     for product_id, quantity in sorted(wanted.items())]
     await store.add_reservations(session, reservations)
+    for product_id, quantity in sorted(wanted.items()):
+        await _announce_if_low(session, product_id, quantity)
     return _describe(request.order_id, reservations)
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kansoku.services.inventory.models import Adjustment, Reservation, Stock
+from kansoku.kit import outbox
+from kansoku.services.inventory.models import Adjustment, OutboxMessage, Reservation, Stock
 
 
 async def levels(session: AsyncSession, product_ids: Sequence[int]) -> Sequence[Stock]:
@@ -148,3 +150,15 @@ async def expire(session: AsyncSession, now: datetime, batch: int = 500) -> int:
         SELECT coalesce(sum(reservations), 0) FROM freed
     """), {"now": now, "batch": batch})
     return int(result.scalar_one())
+
+
+async def add_event(session: AsyncSession, subject: str, payload: dict[str, Any]) -> None:
+    await outbox.add_event(session, OutboxMessage, subject, payload)
+
+
+async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxMessage]:
+    return await outbox.unpublished(session, OutboxMessage, limit)
+
+
+async def mark_published(session: AsyncSession, message_id: uuid.UUID) -> None:
+    await outbox.mark_published(session, OutboxMessage, message_id)

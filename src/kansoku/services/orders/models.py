@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, MetaData, Numeric, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from kansoku.kit.outbox import OutboxColumns
+
 SCHEMA = "orders"
 
 
@@ -54,17 +56,8 @@ class OrderItem(Base):
     line_total: Mapped[Decimal] = mapped_column(Numeric(12, 2))
 
 
-class OutboxMessage(Base):
+class OutboxMessage(OutboxColumns, Base):
     """An event written in the same transaction as the change it reports, and relayed
     to NATS afterwards: the change and its event are never one without the other."""
 
     __tablename__ = "outbox"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    subject: Mapped[str] = mapped_column(String(100))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: Trace context of the request that wrote it, so consumers continue the trace.
-    headers: Mapped[dict[str, str]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
-    published_at: Mapped[datetime | None] = mapped_column(default=None)
-    attempts: Mapped[int] = mapped_column(default=0)

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import metrics, trace
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,7 +24,7 @@ from kansoku.kit.auth import Principal
 from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.kit.http import ServiceClient
 from kansoku.services.orders import store
-from kansoku.services.orders.models import Order, OrderItem, OutboxMessage
+from kansoku.services.orders.models import Order, OrderItem
 from kansoku.services.orders.schemas import (
     LineRequest,
     OrderOut,
@@ -68,11 +68,9 @@ def _as_problem(response: httpx.Response, service: str) -> Problem:
                    **extensions)
 
 
-def _event(order: Order, subject: str, principal: Principal, **extra: Any) -> OutboxMessage:
-    """The event for `order`, with the current trace context in its headers."""
-    headers: dict[str, str] = {}
-    propagate.inject(headers)
-    payload = {
+def _event(order: Order, principal: Principal, **extra: Any) -> dict[str, Any]:
+    """The payload of an event about `order`."""
+    return {
         "order_id": str(order.id), "number": order.number, "status": order.status,
         "user_id": order.user_id, "email": principal.email, "name": principal.name,
         "total": str(order.total), "currency": order.currency,
@@ -81,7 +79,6 @@ def _event(order: Order, subject: str, principal: Principal, **extra: Any) -> Ou
                   for item in order.items],
         **extra,
     }
-    return OutboxMessage(subject=subject, payload=payload, headers=headers)
 
 
 def _tag_span(order: Order) -> None:
@@ -171,7 +168,7 @@ async def place_order(session: AsyncSession, principal: Principal, request: Plac
         _orders.add(1, {"status": "rejected"})
         raise _as_problem(reserved, "inventory")
 
-    await store.add_outbox_message(session, _event(order, "order.placed", principal))
+    await store.add_event(session, "order.placed", _event(order, principal))
     if from_cart:
         try:
             await downstream.cart.request("DELETE", "/cart", headers=auth)
@@ -194,8 +191,7 @@ async def _cancel(session: AsyncSession, order: Order, principal: Principal, rea
         logger.warning("could not release the stock of order %s now; its reservation "
                        "expires by itself", order.number)
     order.status, order.cancel_reason = "cancelled", reason
-    await store.add_outbox_message(session, _event(order, "order.cancelled", principal,
-                                                   reason=reason))
+    await store.add_event(session, "order.cancelled", _event(order, principal, reason=reason))
     await session.flush()
     _orders.add(1, {"status": "cancelled"})
     logger.info("order %s cancelled: %s", order.number, reason,
@@ -252,8 +248,8 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
                           "The payment was refunded.", keep_changes=True,
                           order_status=order.status)
         order.status, order.payment_id = "paid", uuid.UUID(payment["id"])
-        await store.add_outbox_message(session, _event(order, "order.paid", principal,
-                                                       payment_id=payment["id"]))
+        await store.add_event(session, "order.paid",
+                              _event(order, principal, payment_id=payment["id"]))
         await session.flush()
         _orders.add(1, {"status": "paid"})
         _revenue.add(float(order.total), {"currency": order.currency})

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kansoku.kit import outbox
 from kansoku.services.orders.models import Order, OutboxMessage
 
 
@@ -48,26 +50,13 @@ async def count_users_orders(session: AsyncSession, user_id: str) -> int:
     return int(await session.scalar(query) or 0)
 
 
-async def add_outbox_message(session: AsyncSession, message: OutboxMessage) -> None:
-    session.add(message)
-    await session.flush()
+async def add_event(session: AsyncSession, subject: str, payload: dict[str, Any]) -> None:
+    await outbox.add_event(session, OutboxMessage, subject, payload)
 
 
 async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxMessage]:
-    """The oldest events not yet relayed, locked so that relays in other instances skip
-    them rather than publish them twice."""
-    query = (select(OutboxMessage).where(OutboxMessage.published_at.is_(None))
-             .order_by(OutboxMessage.created_at).limit(limit)
-             .with_for_update(skip_locked=True))
-    return (await session.scalars(query)).all()
+    return await outbox.unpublished(session, OutboxMessage, limit)
 
 
 async def mark_published(session: AsyncSession, message_id: uuid.UUID) -> None:
-    await session.execute(update(OutboxMessage).where(OutboxMessage.id == message_id)
-                          .values(published_at=func.now(), attempts=OutboxMessage.attempts + 1))
-
-
-async def pending_count(session: AsyncSession) -> int:
-    query = select(func.count()).select_from(OutboxMessage).where(
-        OutboxMessage.published_at.is_(None))
-    return int(await session.scalar(query) or 0)
+    await outbox.mark_published(session, OutboxMessage, message_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -25,6 +26,11 @@ from kansoku.services.worker.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+async def _to_admin(function: Any, admin_email: str, payload: dict[str, Any],
+                    mailer: service.Mailer) -> None:
+    await function(payload, mailer, admin_email)
+
+
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
@@ -36,6 +42,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     functions: dict[str, tuple[str, Any]] = {
         "order.paid": ("order-confirmation", service.order_confirmation),
         "order.cancelled": ("order-cancellation", service.order_cancellation),
+        "inventory.low_stock": ("low-stock-alert", functools.partial(
+            _to_admin, service.low_stock_alert, settings.admin_email)),
     }
     background: list[asyncio.Task[None]] = []
     servers: list[asyncio.Server] = []
@@ -73,7 +81,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
-        description="Event functions: order e-mails; the embedded mailbox; dead letters.",
+        description="Event functions: order e-mails, low-stock alerts; the embedded "
+                    "mailbox; dead letters.",
         connections=connections,
         on_startup=[start],
         on_shutdown=[stop],

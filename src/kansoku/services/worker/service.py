@@ -89,3 +89,10 @@ async def order_cancellation(payload: dict[str, Any], mailer: Mailer) -> None:
         f"Hello {payload['name']},\n\nyour order {payload['number']} was cancelled "
         f"({payload.get('reason', 'no reason given')}). Nothing was charged that was not "
         "refunded.\n\nkansoku shop\n")
+
+
+async def low_stock_alert(payload: dict[str, Any], mailer: Mailer, admin_email: str) -> None:
+    await mailer.send(
+        admin_email, f"Low stock: product {payload['product_id']}",
+        f"Product {payload['product_id']} is down to {payload['available']} units "
+        f"(threshold {payload['low_stock_threshold']}). Time to restock.\n\nkansoku shop\n")
