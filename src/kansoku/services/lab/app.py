@@ -1,7 +1,7 @@
 """The lab service: `create_app` builds it, `kansoku serve lab` runs it.
 
 So far it has its health endpoints and the connections it will need (the lab reads the
-shop's tables in PostgreSQL); the shop issue fills in its API.
+shop's tables in PostgreSQL); the lab issue fills in its API.
 """
 
 from __future__ import annotations
