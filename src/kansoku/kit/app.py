@@ -8,9 +8,11 @@ last, so the spans of the final requests are not lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Response
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -41,6 +43,12 @@ def start_process_telemetry(service: str, settings: ServiceSettings) -> Telemetr
     return telemetry
 
 
+def _report_if_failed(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("background task %s stopped", task.get_name(),
+                     exc_info=task.exception())
+
+
 async def _metrics() -> Response:
     """Prometheus text exposition of this process's metrics."""
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
@@ -54,6 +62,7 @@ def build_service_app(
     description: str,
     checks: Mapping[str, Check] | None = None,
     connections: Connections | None = None,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     docs_url: str = "/docs",
@@ -64,6 +73,8 @@ def build_service_app(
 
     `connections` are opened at start-up, checked by `/health/ready` and closed at
     shutdown; their database (if any) is `app.state.db`, which `kit.db.DbSession` uses.
+    `background` coroutines (relays, sweeps) run from start-up, after the hooks, and are
+    cancelled first at shutdown, before anything they use is closed.
     """
     checks = {**(checks or {}), **(connections.checks if connections else {})}
     if connections is not None:
@@ -74,11 +85,18 @@ def build_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         for hook in on_startup:
             await hook()
+        tasks = [asyncio.create_task(run(), name=f"{service} background")
+                 for run in background]
+        for task in tasks:
+            task.add_done_callback(_report_if_failed)
         logger.info("%s started on %s:%s", service, settings.host, settings.port)
         try:
             yield
         finally:
             logger.info("%s stopping", service)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             for hook in on_shutdown:
                 try:
                     await hook()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from fastapi import FastAPI
@@ -46,19 +45,10 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     assert connections.db is not None
     relay = OutboxRelay(SERVICE, connections.db.transaction, store.unpublished,
                         store.mark_published, connections.jetstream)
-    sweeper: list[asyncio.Task[None]] = []
+    db = connections.db
 
-    async def start_sweeper() -> None:
-        assert connections.db is not None
-        sweeper.append(asyncio.create_task(
-            sweep_expired_reservations(connections.db, settings.expiry_sweep_seconds)))
-        sweeper.append(asyncio.create_task(relay.run()))
-
-    async def stop_sweeper() -> None:
-        for task in sweeper:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def sweep() -> None:
+        await sweep_expired_reservations(db, settings.expiry_sweep_seconds)
 
     app = build_service_app(
         service=SERVICE,
@@ -66,8 +56,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         telemetry=telemetry,
         description="Stock levels, reservations with expiry, restocking, low-stock events.",
         connections=connections,
-        on_startup=[start_sweeper],
-        on_shutdown=[stop_sweeper],
+        background=[sweep, relay.run],
     )
     app.include_router(api.router)
     return app

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 from fastapi import FastAPI
 from opentelemetry import metrics
 
@@ -41,16 +38,6 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     assert connections.db is not None
     relay = OutboxRelay(SERVICE, connections.db.transaction, store.unpublished,
                         store.mark_published, connections.jetstream)
-    background: list[asyncio.Task[None]] = []
-
-    async def start_relay() -> None:
-        background.append(asyncio.create_task(relay.run()))
-
-    async def stop_relay() -> None:
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     app = build_service_app(
         service=SERVICE,
@@ -59,8 +46,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         description="Checkout as a saga (reserve, charge, commit), orders, and the "
                     "transactional outbox of order events.",
         connections=connections,
-        on_startup=[start_relay],
-        on_shutdown=[stop_relay, close_clients],
+        background=[relay.run],
+        on_shutdown=[close_clients],
     )
     app.state.downstream = downstream
     app.state.breakers = breakers

@@ -7,7 +7,6 @@ external SMTP server configured, runs the embedded mailbox those functions send 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from typing import Any
@@ -45,13 +44,24 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         "inventory.low_stock": ("low-stock-alert", functools.partial(
             _to_admin, service.low_stock_alert, settings.admin_email)),
     }
-    background: list[asyncio.Task[None]] = []
     servers: list[asyncio.Server] = []
 
     async def subscribe_when_connected() -> None:
+        while True:
+            try:
+                await subscribe(await jetstream_when_connected())
+                return
+            except Exception as exc:
+                logger.warning("could not subscribe yet (%s); retrying", exc)
+                await asyncio.sleep(2)
+
+    async def jetstream_when_connected() -> Any:
         # NATS connects in the background (kit.connections); poll for it.
         while (js := connections.jetstream()) is None:  # noqa: ASYNC110
             await asyncio.sleep(0.5)
+        return js
+
+    async def subscribe(js: Any) -> None:
         await events.ensure_streams(js)
         for subject, (name, function) in functions.items():
             async def handle(payload: dict[str, Any], event_id: str, name: str = name,
@@ -66,13 +76,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         if settings.smtp_url is None:
             # Private to the stack, whatever address the service itself listens on.
             servers.append(await start_mailbox(db, "127.0.0.1", settings.smtp_port))
-        background.append(asyncio.create_task(subscribe_when_connected()))
 
     async def stop() -> None:
-        for task in background:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         for server in servers:
             server.close()
             await server.wait_closed()
@@ -84,6 +89,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         description="Event functions: order e-mails, low-stock alerts; the embedded "
                     "mailbox; dead letters.",
         connections=connections,
+        background=[subscribe_when_connected],
         on_startup=[start],
         on_shutdown=[stop],
     )
