@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from kansoku import topology
+from kansoku.kit.db import migrations_folder, upgrade_schema
 
 #: Every port variable a stack reads, so a test stack never touches the defaults (a
 #: developer's own `kansoku up`) nor the system servers on the standard ports.
@@ -67,6 +68,12 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120
             ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kansoku", *args], env=env, text=True,
                           capture_output=True, timeout=timeout, check=False)
+
+
+async def migrate(database_url: str, service: str) -> None:
+    """Bring one service's schema up to date, as `kansoku migrate` does."""
+    versions = migrations_folder(f"kansoku.services.{service}")
+    await asyncio.to_thread(upgrade_schema, database_url, schema=service, versions=versions)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

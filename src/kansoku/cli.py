@@ -23,7 +23,6 @@ import signal
 import subprocess
 import sys
 import time
-from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit
@@ -356,7 +355,13 @@ def serve(name: Annotated[str, typer.Argument(help="The component to run.")]) ->
 def migrate() -> None:
     """Create or upgrade every service's schema and add the demo data (needs
     KANSOKU_DATABASE_URL). Safe to run again."""
-    from kansoku.kit.db import Database, check_reachable, redact_url, upgrade_schema
+    from kansoku.kit.db import (
+        Database,
+        check_reachable,
+        migrations_folder,
+        redact_url,
+        upgrade_schema,
+    )
 
     url = os.environ.get("KANSOKU_DATABASE_URL")
     if not url:
@@ -383,11 +388,11 @@ def migrate() -> None:
              "— check KANSOKU_DATABASE_URL")
     for service in topology.SERVICES:
         package = service.app_factory.split(":")[0].rsplit(".", 1)[0]
-        versions = files(package) / "migrations"
+        versions = migrations_folder(package)
         if not versions.is_dir():
             continue
         try:
-            upgrade_schema(url, schema=service.name, versions=Path(str(versions)))
+            upgrade_schema(url, schema=service.name, versions=versions)
             message = f"{service.name}: schema up to date"
             if importlib.util.find_spec(f"{package}.demo") is not None:
                 added = asyncio.run(seed(package, service.name))

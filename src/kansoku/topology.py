@@ -64,6 +64,11 @@ DEFAULT_VALKEY_PORT = 16379
 DATABASE_NAME = "kansoku"
 
 
+def default_url(service: str) -> str:
+    """Where a service is on this machine when nothing says otherwise."""
+    return f"http://127.0.0.1:{SERVICES_BY_NAME[service].default_port}"
+
+
 def port_variable(component: str) -> str:
     """The environment variable that overrides a component's port, e.g. KANSOKU_CATALOG_PORT."""
     return f"KANSOKU_{component.upper()}_PORT"

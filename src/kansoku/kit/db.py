@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -105,6 +106,11 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def migrations_folder(package: str) -> Path:
+    """A service package's Alembic versions: the `migrations` folder inside it."""
+    return Path(str(files(package) / "migrations"))
 
 
 def upgrade_schema(url: str, *, schema: str, versions: Path) -> None:

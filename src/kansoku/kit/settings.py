@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kansoku.topology import SERVICES_BY_NAME
+from kansoku.topology import default_url
 
 
 class ConfigurationError(Exception):
@@ -43,9 +43,7 @@ class ServiceSettings(BaseSettings):
     default_log_level: str = Field("INFO", validation_alias=shared("log_level"))
 
     #: Where identity publishes the keys that verify access tokens.
-    identity_url: str = Field(
-        f"http://127.0.0.1:{SERVICES_BY_NAME['identity'].default_port}",
-        validation_alias=shared("identity_url"))
+    identity_url: str = Field(default_url("identity"), validation_alias=shared("identity_url"))
 
     database_url: str | None = Field(None, validation_alias=shared("database_url"))
     nats_url: str | None = Field(None, validation_alias=shared("nats_url"))

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from importlib.resources import files
-from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
-from kansoku.kit.db import upgrade_schema
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.catalog import demo
 from kansoku.services.catalog.app import create_app
 from kansoku.services.catalog.settings import Settings
+from tests.support import migrate
 from tests.tokens import TokenIssuer
 
 TOKENS = TokenIssuer()
@@ -25,8 +22,7 @@ ADMIN = TOKENS.headers("admin")
 
 @pytest.fixture(scope="module")
 async def catalog(postgres_url: str, valkey_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    versions = Path(str(files("kansoku.services.catalog") / "migrations"))
-    await asyncio.to_thread(upgrade_schema, postgres_url, schema="catalog", versions=versions)
+    await migrate(postgres_url, "catalog")
     app = create_app(Settings(database_url=postgres_url, redis_url=valkey_url),
                      Telemetry("catalog"))
     app.state.tokens = TOKENS.verifier

@@ -3,11 +3,8 @@ rotation. Passwords and tokens never come back where they should not."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,17 +14,16 @@ import pytest
 from fastapi import FastAPI
 
 from kansoku.kit.auth import TokenVerifier
-from kansoku.kit.db import upgrade_schema
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.identity import demo
 from kansoku.services.identity.app import create_app
 from kansoku.services.identity.settings import Settings
+from tests.support import migrate
 
 
 @pytest.fixture(scope="module")
 async def identity_app(postgres_url: str) -> AsyncIterator[FastAPI]:
-    versions = Path(str(files("kansoku.services.identity") / "migrations"))
-    await asyncio.to_thread(upgrade_schema, postgres_url, schema="identity", versions=versions)
+    await migrate(postgres_url, "identity")
     app = create_app(Settings(database_url=postgres_url), Telemetry("identity"))
     async with app.router.lifespan_context(app):
         yield app

@@ -7,8 +7,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -16,11 +14,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from kansoku.kit.db import upgrade_schema
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.inventory import service
 from kansoku.services.inventory.app import create_app
 from kansoku.services.inventory.settings import Settings
+from tests.support import migrate
 from tests.tokens import TokenIssuer
 
 TOKENS = TokenIssuer()
@@ -30,8 +28,7 @@ CUSTOMER = TOKENS.headers()
 
 @pytest.fixture(scope="module")
 async def inventory_app(postgres_url: str, nats_url: str) -> AsyncIterator[FastAPI]:
-    versions = Path(str(files("kansoku.services.inventory") / "migrations"))
-    await asyncio.to_thread(upgrade_schema, postgres_url, schema="inventory", versions=versions)
+    await migrate(postgres_url, "inventory")
     app = create_app(Settings(database_url=postgres_url, nats_url=nats_url,
                               expiry_sweep_seconds=3600), Telemetry("inventory"))
     app.state.tokens = TOKENS.verifier

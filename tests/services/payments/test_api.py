@@ -6,19 +6,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from importlib.resources import files
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from kansoku.kit.db import upgrade_schema
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.payments.app import create_app
 from kansoku.services.payments.service import card_brand, luhn_valid
 from kansoku.services.payments.settings import Settings
+from tests.support import migrate
 from tests.tokens import TokenIssuer
 
 TOKENS = TokenIssuer()
@@ -28,8 +26,7 @@ GOOD_CARD = "4111111111111111"
 
 @pytest.fixture(scope="module")
 async def payments(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    versions = Path(str(files("kansoku.services.payments") / "migrations"))
-    await asyncio.to_thread(upgrade_schema, postgres_url, schema="payments", versions=versions)
+    await migrate(postgres_url, "payments")
     app = create_app(Settings(database_url=postgres_url), Telemetry("payments"))
     app.state.tokens = TOKENS.verifier
     async with (app.router.lifespan_context(app),

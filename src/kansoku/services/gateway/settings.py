@@ -6,25 +6,21 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.settings import ServiceSettings, shared
-from kansoku.topology import SERVICES_BY_NAME
-
-
-def _default_url(service: str) -> str:
-    return f"http://127.0.0.1:{SERVICES_BY_NAME[service].default_port}"
+from kansoku.topology import SERVICES_BY_NAME, default_url
 
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KANSOKU_GATEWAY_", extra="ignore")
 
     port: int = SERVICES_BY_NAME["gateway"].default_port
-    catalog_url: str = Field(_default_url("catalog"), validation_alias=shared("catalog_url"))
-    inventory_url: str = Field(_default_url("inventory"),
+    catalog_url: str = Field(default_url("catalog"), validation_alias=shared("catalog_url"))
+    inventory_url: str = Field(default_url("inventory"),
                                validation_alias=shared("inventory_url"))
-    cart_url: str = Field(_default_url("cart"), validation_alias=shared("cart_url"))
-    orders_url: str = Field(_default_url("orders"), validation_alias=shared("orders_url"))
-    worker_url: str = Field(_default_url("worker"), validation_alias=shared("worker_url"))
+    cart_url: str = Field(default_url("cart"), validation_alias=shared("cart_url"))
+    orders_url: str = Field(default_url("orders"), validation_alias=shared("orders_url"))
+    worker_url: str = Field(default_url("worker"), validation_alias=shared("worker_url"))
     #: Where people look at telemetry; linked from the pages.
-    explorer_url: str = Field(_default_url("explorer"), validation_alias=shared("explorer_url"))
+    explorer_url: str = Field(default_url("explorer"), validation_alias=shared("explorer_url"))
     #: Accept a user id (`enduser.id`) in the baggage of incoming requests. Off: the
     #: gateway is the edge, and a client could claim to be anyone. Turn on only behind
     #: a trusted proxy that sets it, or for tests.

@@ -6,21 +6,17 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.settings import ServiceSettings, shared
-from kansoku.topology import SERVICES_BY_NAME
-
-
-def _default_url(service: str) -> str:
-    return f"http://127.0.0.1:{SERVICES_BY_NAME[service].default_port}"
+from kansoku.topology import SERVICES_BY_NAME, default_url
 
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="KANSOKU_ORDERS_", extra="ignore")
 
     port: int = SERVICES_BY_NAME["orders"].default_port
-    catalog_url: str = Field(_default_url("catalog"), validation_alias=shared("catalog_url"))
-    inventory_url: str = Field(_default_url("inventory"),
+    catalog_url: str = Field(default_url("catalog"), validation_alias=shared("catalog_url"))
+    inventory_url: str = Field(default_url("inventory"),
                                validation_alias=shared("inventory_url"))
-    cart_url: str = Field(_default_url("cart"), validation_alias=shared("cart_url"))
-    payments_url: str = Field(_default_url("payments"), validation_alias=shared("payments_url"))
+    cart_url: str = Field(default_url("cart"), validation_alias=shared("cart_url"))
+    payments_url: str = Field(default_url("payments"), validation_alias=shared("payments_url"))
     #: How long an unpaid order holds its stock.
     reservation_seconds: int = Field(900, gt=0)
