@@ -5,6 +5,10 @@ service verifies tokens itself with those keys — no call to identity per reque
 gets a `Principal`. Verifying also puts the user id in baggage and on the server span
 (`enduser.id`), so every later span and log line of the request, in every service,
 names the user.
+
+Work a service does on its own — the worker storing a thumbnail, or reading stock for a
+report — carries a *service token* instead: `ServiceCredentials` asks identity for one
+with the stack's service secret and keeps it until shortly before it expires.
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ from fastapi import Depends, Request
 from opentelemetry import baggage, context, trace
 
 from kansoku.kit import semconv
-from kansoku.kit.errors import Problem
+from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.http import ServiceClient
 
 ISSUER = "kansoku-identity"
 AUDIENCE = "kansoku"
 ALGORITHM = "RS256"
 ROLE_ADMIN = "admin"
 ROLE_CUSTOMER = "customer"
+#: Services acting on their own; their subject is `service:<name>`.
+ROLE_SERVICE = "service"
+SERVICE_SUBJECT_PREFIX = "service:"
 
 #: An unknown key id makes the verifier fetch the JWKS again, but not more often than
 #: this: a flood of forged tokens must not become a flood of requests to identity.
@@ -46,6 +54,10 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == ROLE_ADMIN
+
+    @property
+    def is_service(self) -> bool:
+        return self.role == ROLE_SERVICE
 
 
 def unauthorized(detail: str) -> Problem:
@@ -130,6 +142,10 @@ async def _authenticated(request: Request) -> AsyncIterator[Principal]:
         raise unauthorized("Log in first: send 'Authorization: Bearer <access token>'.")
     verifier: TokenVerifier = request.app.state.tokens
     principal = await verifier.verify(token)
+    if principal.is_service:
+        # A service is not an end user: keep whatever user the trace already names.
+        yield principal
+        return
     trace.get_current_span().set_attribute(semconv.ENDUSER_ID, principal.user_id)
     attached = context.attach(baggage.set_baggage(semconv.BAGGAGE_USER_ID, principal.user_id))
     try:
@@ -145,7 +161,58 @@ async def _admin(principal: Annotated[Principal, Depends(_authenticated, scope="
     return principal
 
 
-#: Route parameter types: `user: CurrentUser` (401 without a valid token) and
-#: `admin: AdminUser` (403 for anyone but an admin). The app needs `app.state.tokens`.
+async def _admin_or_service(
+        principal: Annotated[Principal, Depends(_authenticated, scope="function")]
+) -> Principal:
+    if not (principal.is_admin or principal.is_service):
+        raise Problem(403, "forbidden", "This needs the admin role or a service token.")
+    return principal
+
+
+#: Route parameter types: `user: CurrentUser` (401 without a valid token),
+#: `admin: AdminUser` (403 for anyone but an admin) and `caller: AdminOrService` (an
+#: admin, or a service acting on its own). The app needs `app.state.tokens`.
 CurrentUser = Annotated[Principal, Depends(_authenticated, scope="function")]
 AdminUser = Annotated[Principal, Depends(_admin)]
+AdminOrService = Annotated[Principal, Depends(_admin_or_service)]
+
+#: Ask for a new service token this long before the current one expires, so a call
+#: never leaves with a token that expires on the way.
+_RENEW_BEFORE_SECONDS = 60.0
+
+
+class ServiceCredentials:
+    """A service's own token, from identity's `/auth/service-token`, kept until shortly
+    before it expires. `await credentials.headers()` gives the Authorization header."""
+
+    def __init__(self, service: str, identity: ServiceClient, secret: str | None) -> None:
+        self.service = service
+        self._identity = identity
+        self._secret = secret
+        self._token: str | None = None
+        self._renew_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def headers(self) -> dict[str, str]:
+        """Raises `DependencyUnavailable` when no token can be had (no secret configured,
+        or identity refuses or cannot be reached)."""
+        async with self._lock:
+            if self._token is None or time.monotonic() >= self._renew_at:
+                await self._fetch()
+        return {"Authorization": f"Bearer {self._token}"}
+
+    async def _fetch(self) -> None:
+        if not self._secret:
+            raise DependencyUnavailable(
+                "identity", "no service secret configured: set KANSOKU_SERVICE_SECRET")
+        response = await self._identity.request(
+            "POST", "/auth/service-token",
+            json={"service": self.service, "secret": self._secret})
+        if response.status_code != 200:
+            raise DependencyUnavailable(
+                "identity", f"it refused a service token (HTTP {response.status_code})")
+        answer = response.json()
+        self._token = str(answer["access_token"])
+        lifetime = float(answer["expires_in"])
+        self._renew_at = time.monotonic() + max(lifetime - _RENEW_BEFORE_SECONDS,
+                                                lifetime / 2)

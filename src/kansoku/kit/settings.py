@@ -8,7 +8,7 @@ the database, NATS and Valkey are, the default log level — is read from unpref
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kansoku.topology import default_url
@@ -44,6 +44,11 @@ class ServiceSettings(BaseSettings):
 
     #: Where identity publishes the keys that verify access tokens.
     identity_url: str = Field(default_url("identity"), validation_alias=shared("identity_url"))
+
+    #: The secret services show identity to get a service token (client credentials),
+    #: for calls they make on their own rather than for a user. `kansoku up` sets one
+    #: per stack; unset, no service tokens are issued.
+    service_secret: SecretStr | None = Field(None, validation_alias=shared("service_secret"))
 
     database_url: str | None = Field(None, validation_alias=shared("database_url"))
     nats_url: str | None = Field(None, validation_alias=shared("nats_url"))

@@ -13,18 +13,25 @@ import jwt
 import pytest
 from fastapi import FastAPI
 
-from kansoku.kit.auth import TokenVerifier
+from kansoku.kit.auth import ServiceCredentials, TokenVerifier
+from kansoku.kit.errors import Problem
+from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.identity import demo
 from kansoku.services.identity.app import create_app
+from kansoku.services.identity.schemas import ServiceTokenRequest
+from kansoku.services.identity.service import Signer, issue_service_token
 from kansoku.services.identity.settings import Settings
 from tests.support import migrate
+
+SERVICE_SECRET = "the-stack-service-secret"
 
 
 @pytest.fixture(scope="module")
 async def identity_app(postgres_url: str) -> AsyncIterator[FastAPI]:
     await migrate(postgres_url, "identity")
-    app = create_app(Settings(database_url=postgres_url), Telemetry("identity"))
+    app = create_app(Settings(database_url=postgres_url, service_secret=SERVICE_SECRET),
+                     Telemetry("identity"))
     async with app.router.lifespan_context(app):
         yield app
 
@@ -173,3 +180,48 @@ async def test_demo_accounts(identity_app: FastAPI, identity: httpx.AsyncClient)
     verifier = identity_app.state.tokens
     assert (await verifier.verify(admin["access_token"])).is_admin
     assert not (await verifier.verify(alice["access_token"])).is_admin
+
+
+async def test_a_service_with_the_secret_gets_a_service_token(identity: httpx.AsyncClient
+                                                              ) -> None:
+    answer = await identity.post("/auth/service-token",
+                                 json={"service": "worker", "secret": SERVICE_SECRET})
+    assert answer.status_code == 200, answer.text
+    verifier = TokenVerifier(jwks=(await identity.get("/.well-known/jwks.json")).json())
+    principal = await verifier.verify(answer.json()["access_token"])
+    assert (principal.user_id, principal.role, principal.is_service) == (
+        "service:worker", "service", True)
+    assert not principal.is_admin
+
+
+async def test_a_wrong_service_secret_is_refused(identity: httpx.AsyncClient) -> None:
+    answer = await identity.post("/auth/service-token",
+                                 json={"service": "worker", "secret": "guess"})
+    assert answer.status_code == 401
+    assert answer.json()["type"].endswith("bad-service-secret")
+    assert "guess" not in answer.text
+
+
+def test_without_a_configured_secret_no_service_token_is_issued() -> None:
+    ask = ServiceTokenRequest.model_validate({"service": "worker", "secret": "anything"})
+    with pytest.raises(Problem) as refused:
+        issue_service_token(ask, None, Signer(*Signer.new_key()), access_seconds=60)
+    assert refused.value.status == 503
+    assert "KANSOKU_SERVICE_SECRET" in refused.value.detail
+
+
+async def test_service_credentials_fetch_once_and_reuse(identity_app: FastAPI) -> None:
+    calls: list[str] = []
+
+    class Counting(httpx.ASGITransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            calls.append(request.url.path)
+            return await super().handle_async_request(request)
+
+    client = ServiceClient("identity", "http://identity", CircuitBreakers(BreakerPolicy()),
+                           transport=Counting(app=identity_app))
+    credentials = ServiceCredentials("worker", client, SERVICE_SECRET)
+    first, second = await credentials.headers(), await credentials.headers()
+    await client.aclose()
+    assert first == second and first["Authorization"].startswith("Bearer ")
+    assert calls == ["/auth/service-token"]

@@ -14,6 +14,8 @@ from kansoku.services.identity.schemas import (
     ProfileChange,
     RefreshRequest,
     Registration,
+    ServiceToken,
+    ServiceTokenRequest,
     Tokens,
     UserOut,
 )
@@ -45,6 +47,16 @@ async def refresh(body: RefreshRequest, session: DbSession, request: Request) ->
     """Exchange a refresh token (used up) for new tokens."""
     return await service.refresh(session, body.refresh_token.get_secret_value(),
                                  request.app.state.signer, **_token_lifetimes(request))
+
+
+@router.post("/auth/service-token")
+async def service_token(ask: ServiceTokenRequest, request: Request) -> ServiceToken:
+    """A token with the service role, for a service that shows the stack's service
+    secret (internal: the gateway does not expose this)."""
+    settings = request.app.state.settings
+    secret = settings.service_secret.get_secret_value() if settings.service_secret else None
+    return service.issue_service_token(ask, secret, request.app.state.signer,
+                                       access_seconds=settings.access_token_seconds)
 
 
 @router.get("/users/me")

@@ -44,3 +44,16 @@ class Tokens(BaseModel):
     #: Seconds until the access token expires.
     expires_in: int
     refresh_token: str
+
+
+class ServiceTokenRequest(BaseModel):
+    """A service asking for a token of its own (OAuth's client-credentials grant)."""
+
+    service: str = Field(pattern=r"^[a-z][a-z0-9-]{1,31}$", description="Who is asking")
+    secret: SecretStr = Field(min_length=1, max_length=200)
+
+
+class ServiceToken(BaseModel):
+    access_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int

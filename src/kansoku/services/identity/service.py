@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,15 @@ from opentelemetry import metrics
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit import semconv
-from kansoku.kit.auth import ALGORITHM, AUDIENCE, ISSUER, ROLE_CUSTOMER, Principal
+from kansoku.kit.auth import (
+    ALGORITHM,
+    AUDIENCE,
+    ISSUER,
+    ROLE_CUSTOMER,
+    ROLE_SERVICE,
+    SERVICE_SUBJECT_PREFIX,
+    Principal,
+)
 from kansoku.kit.errors import Problem
 from kansoku.services.identity import store
 from kansoku.services.identity.models import RefreshToken, User
@@ -26,6 +35,8 @@ from kansoku.services.identity.schemas import (
     Credentials,
     ProfileChange,
     Registration,
+    ServiceToken,
+    ServiceTokenRequest,
     Tokens,
     UserOut,
 )
@@ -162,6 +173,27 @@ async def refresh(session: AsyncSession, refresh_token: str, signer: Signer, *,
         raise Problem(401, "bad-refresh-token",
                       "The refresh token is unknown, expired or already used: log in again.")
     return await _issue_tokens(session, user, signer, access_seconds, refresh_days)
+
+
+def issue_service_token(ask: ServiceTokenRequest, configured: str | None, signer: Signer, *,
+                        access_seconds: int) -> ServiceToken:
+    """A token with the service role for a service that knows the stack's service
+    secret: what the worker shows catalog when it stores a thumbnail, for example. It has
+    no refresh token; the service asks again when it expires."""
+    if not configured:
+        raise Problem(503, "service-tokens-disabled",
+                      "No service secret is configured, so no service tokens are issued: "
+                      "set KANSOKU_SERVICE_SECRET for every service (kansoku up does).")
+    offered = ask.secret.get_secret_value()
+    if not hmac.compare_digest(offered.encode(), configured.encode()):
+        raise Problem(401, "bad-service-secret", "The service secret is wrong.")
+    now = datetime.now(UTC)
+    token = signer.sign({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": f"{SERVICE_SUBJECT_PREFIX}{ask.service}",
+        "name": ask.service, "role": ROLE_SERVICE, "iat": now,
+        "exp": now + timedelta(seconds=access_seconds), "jti": uuid.uuid4().hex,
+    })
+    return ServiceToken(access_token=token, expires_in=access_seconds)
 
 
 async def profile(session: AsyncSession, principal: Principal) -> UserOut:
