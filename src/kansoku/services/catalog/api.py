@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kansoku.kit.auth import AdminUser
+from kansoku.kit.auth import AdminOrService, AdminUser
 from kansoku.kit.db import DbSession
 from kansoku.kit.errors import Problem
 from kansoku.services.catalog import service
@@ -18,6 +18,13 @@ from kansoku.services.catalog.schemas import (
     ProductPage,
     ProductSort,
 )
+from kansoku.services.catalog.service import MAX_THUMBNAIL_BYTES
+
+#: Pictures may be cached a while; their URLs change with every upload anyway.
+_PICTURE_CACHE_CONTROL = "public, max-age=300"
+#: Images are only ever shown, never run: no script, even inside an SVG opened directly.
+_PICTURE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+                    "X-Content-Type-Options": "nosniff"}
 
 router = APIRouter(tags=["catalog"])
 
@@ -89,3 +96,78 @@ async def delete_product(product_id: int, admin: AdminUser, session: DbSession,
 async def list_categories(session: DbSession) -> list[CategoryOut]:
     """Every category, by name."""
     return await service.categories(session)
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """The raw request body, refused with 413 as soon as it grows past `limit` bytes
+    (a declared Content-Length over the limit is refused before reading anything)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(what, limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(what, limit)
+    if not body:
+        raise Problem(422, "validation-error", f"Send the {what} as the request body.",
+                      field=what)
+    return bytes(body)
+
+
+def _too_large(what: str, limit: int) -> Problem:
+    return Problem(413, f"{what}-too-large",
+                   f"The {what} is larger than {limit // 1024:,} KiB: send a smaller file.")
+
+
+async def _picture_response(request: Request, session: AsyncSession, product_id: int, *,
+                            thumbnail: bool, version: int | None) -> Response:
+    picture = await service.picture(session, request.app.state.cache, product_id,
+                                    thumbnail=thumbnail, version=version)
+    headers = {"ETag": picture.etag, "Cache-Control": _PICTURE_CACHE_CONTROL,
+               **_PICTURE_HEADERS}
+    if picture.etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(picture.data, media_type=picture.content_type, headers=headers)
+
+
+@router.get("/products/{product_id}/image", response_class=Response,
+            responses={200: {"content": {"image/*": {}}}})
+async def get_image(product_id: int, session: DbSession, request: Request,
+                    version: Annotated[int | None, Query(ge=0)] = None) -> Response:
+    """The product's image: the uploaded one, or its generated picture (SVG). With
+    `version`, exactly that upload or 404."""
+    return await _picture_response(request, session, product_id, thumbnail=False,
+                                   version=version)
+
+
+@router.get("/products/{product_id}/thumbnail", response_class=Response,
+            responses={200: {"content": {"image/*": {}}}})
+async def get_thumbnail(product_id: int, session: DbSession, request: Request,
+                        version: Annotated[int | None, Query(ge=0)] = None) -> Response:
+    """The small version of the image; 404 `thumbnail-pending` while the worker is
+    making it."""
+    return await _picture_response(request, session, product_id, thumbnail=True,
+                                   version=version)
+
+
+@router.put("/products/{product_id}/image")
+async def upload_image(product_id: int, admin: AdminUser, session: DbSession,
+                       request: Request) -> ProductOut:
+    """Replace the product's image with the request body (PNG, JPEG, WebP or GIF) (admin).
+    The worker makes the thumbnail afterwards."""
+    settings = request.app.state.settings
+    data = await read_body(request, settings.max_image_bytes, "image")
+    uploaded = await service.upload_image(session, product_id, data,
+                                          max_pixels=settings.max_image_pixels)
+    await _invalidate_after_commit(request, session)
+    return uploaded
+
+
+@router.put("/products/{product_id}/thumbnail", status_code=204)
+async def store_thumbnail(product_id: int, caller: AdminOrService, session: DbSession,
+                          request: Request, version: Annotated[int, Query(ge=1)]) -> None:
+    """Keep the thumbnail of image `version` (the worker, with its service token)."""
+    data = await read_body(request, MAX_THUMBNAIL_BYTES, "thumbnail")
+    await service.store_thumbnail(session, product_id, version, data)
+    await _invalidate_after_commit(request, session)

@@ -7,8 +7,9 @@ from fastapi import FastAPI
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.cache import Cache
 from kansoku.kit.connections import Connections
+from kansoku.kit.events import OutboxRelay
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.catalog import SERVICE, api
+from kansoku.services.catalog import SERVICE, api, store
 from kansoku.services.catalog.models import SCHEMA
 from kansoku.services.catalog.settings import Settings
 
@@ -17,13 +18,19 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
     connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
-                              valkey=True, pool_size=settings.pool_size)
+                              valkey=True, nats_messaging=True,
+                              pool_size=settings.pool_size)
+    assert connections.db is not None
+    # Image uploads announce themselves through the outbox (product.image_uploaded).
+    relay = OutboxRelay(SERVICE, connections.db.transaction, store.unpublished,
+                        store.mark_published, connections.jetstream)
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
-        description="Products and categories, read from PostgreSQL.",
+        description="Products, categories and product images, in PostgreSQL.",
         connections=connections,
+        background=[relay.run],
     )
     app.state.cache = Cache(connections.valkey, "catalog", settings.cache_seconds)
     app.include_router(api.router)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, MetaData, Numeric, String, Text, func
+from sqlalchemy import ForeignKey, LargeBinary, MetaData, Numeric, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from kansoku.kit.outbox import OutboxColumns
 
 SCHEMA = "catalog"
 
@@ -35,5 +37,35 @@ class Product(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: Which uploaded image is current (None: the generated picture). Counts up with
+    #: every upload, so image URLs change when the image does and can be cached forever.
+    image_version: Mapped[int | None] = mapped_column(default=None)
+    #: Whether the worker has made the thumbnail of the current upload.
+    thumbnail_ready: Mapped[bool] = mapped_column(default=False)
 
     category: Mapped[Category] = relationship(lazy="raise")
+
+
+class ProductImage(Base):
+    """A product's uploaded image and, once the worker has made it, its thumbnail.
+    Kept apart from `products` so listing products never reads image bytes."""
+
+    __tablename__ = "product_images"
+
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int]
+    content_type: Mapped[str] = mapped_column(String(40))
+    width: Mapped[int]
+    height: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    thumbnail: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    thumbnail_content_type: Mapped[str | None] = mapped_column(String(40), default=None)
+    uploaded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OutboxMessage(OutboxColumns, Base):
+    """An event written in the same transaction as the change it reports
+    (`product.image_uploaded`), and relayed to NATS afterwards."""
+
+    __tablename__ = "outbox"

@@ -5,7 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+#: The gateway's public API root: image URLs are given as paths under it.
+PUBLIC_ROOT = "/api/v1"
 
 #: How a product list can be sorted ("-price": most expensive first).
 ProductSort = Literal["id", "name", "price", "-price", "newest"]
@@ -29,6 +32,25 @@ class ProductOut(BaseModel):
     price: Decimal = Field(description="Decimal as a string, e.g. \"19.99\"")
     currency: str
     category: CategoryOut
+    #: Which uploaded image is current; None while the product shows its generated
+    #: picture.
+    image_version: int | None = None
+    thumbnail_ready: bool = False
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def image_url(self) -> str:
+        """Where clients fetch the image: a path of the public API, which changes with
+        every upload (so it can be cached for good)."""
+        return f"{PUBLIC_ROOT}/products/{self.id}/image?v={self.image_version or 0}"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def thumbnail_url(self) -> str | None:
+        """The small version; None while the worker is still making it."""
+        if self.image_version is not None and not self.thumbnail_ready:
+            return None
+        return f"{PUBLIC_ROOT}/products/{self.id}/thumbnail?v={self.image_version or 0}"
 
 
 class ProductIn(BaseModel):

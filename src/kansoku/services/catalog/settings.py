@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.settings import ServiceSettings
@@ -16,3 +17,6 @@ class Settings(ServiceSettings):
     pool_size: int = 10
     #: How long product reads stay cached in Valkey (a change invalidates them at once).
     cache_seconds: float = 60.0
+    #: The largest image upload accepted, in bytes, and in pixels (width x height).
+    max_image_bytes: int = Field(5 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(40_000_000, gt=0)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from kansoku.services.catalog.models import Category, Product
+from kansoku.kit import outbox
+from kansoku.services.catalog.models import Category, OutboxMessage, Product, ProductImage
 
 #: The orders a product list can be sorted in; each ends with the id so paging is stable.
 PRODUCT_ORDERS = {
@@ -111,3 +113,65 @@ async def add_categories(session: AsyncSession, categories: Sequence[Category]) 
 async def add_products(session: AsyncSession, products: Sequence[Product]) -> None:
     session.add_all(products)
     await session.flush()
+
+
+async def product_for_update(session: AsyncSession, product_id: int) -> Product | None:
+    """The product, locked until the transaction ends: two uploads at once get
+    consecutive image versions, not the same one."""
+    query = (select(Product).options(joinedload(Product.category))
+             .where(Product.id == product_id).with_for_update(of=Product))
+    return (await session.scalars(query)).first()
+
+
+async def save_image(session: AsyncSession, image: ProductImage) -> None:
+    """Store the product's image, replacing any earlier one and its thumbnail. (The
+    caller moves the product's `image_version` on in the same transaction.)"""
+    values = {"version": image.version, "content_type": image.content_type,
+              "width": image.width, "height": image.height, "data": image.data,
+              "thumbnail": None, "thumbnail_content_type": None, "uploaded_at": func.now()}
+    await session.execute(
+        insert(ProductImage).values(product_id=image.product_id, **values)
+        .on_conflict_do_update(index_elements=[ProductImage.product_id], set_=values))
+
+
+async def image_bytes(session: AsyncSession, product_id: int, *, thumbnail: bool
+                      ) -> tuple[int, str, bytes] | None:
+    """(version, content type, bytes) of the uploaded image or of its thumbnail; None
+    if there is none (yet). Reads only the column asked for, never both."""
+    data = ProductImage.thumbnail if thumbnail else ProductImage.data
+    content_type = (ProductImage.thumbnail_content_type if thumbnail
+                    else ProductImage.content_type)
+    row = (await session.execute(
+        select(ProductImage.version, content_type, data)
+        .where(ProductImage.product_id == product_id))).first()
+    if row is None or row[2] is None:
+        return None
+    return int(row[0]), str(row[1]), bytes(row[2])
+
+
+async def save_thumbnail(session: AsyncSession, product_id: int, version: int, data: bytes,
+                         content_type: str) -> bool:
+    """Store the thumbnail of image `version`; False if that is no longer the current
+    image (a newer upload arrived while the worker was busy)."""
+    stored = await session.scalar(
+        update(ProductImage)
+        .where(ProductImage.product_id == product_id, ProductImage.version == version)
+        .values(thumbnail=data, thumbnail_content_type=content_type)
+        .returning(ProductImage.product_id))
+    if stored is None:
+        return False
+    await session.execute(update(Product).where(Product.id == product_id)
+                          .values(thumbnail_ready=True))
+    return True
+
+
+async def add_event(session: AsyncSession, subject: str, payload: dict[str, Any]) -> None:
+    await outbox.add_event(session, OutboxMessage, subject, payload)
+
+
+async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxMessage]:
+    return await outbox.unpublished(session, OutboxMessage, limit)
+
+
+async def mark_published(session: AsyncSession, message_id: uuid.UUID) -> None:
+    await outbox.mark_published(session, OutboxMessage, message_id)
