@@ -4,6 +4,7 @@ buyers, payments going away, and no secret anywhere afterwards."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import asyncpg
 import httpx
 import nats
 import pytest
+from PIL import Image
 
 from tests.stack.test_up import RunningStack, _trace_id_from_logs
 from tests.support import eventually, run_cli, stack_environment
@@ -254,18 +256,21 @@ async def test_one_checkout_is_one_trace_across_the_services(shop: RunningStack)
         assert paid.status_code == 201
         request_ids = [order.headers["x-request-id"], paid.headers["x-request-id"]]
         services: set[str] = set()
+        databases: set[str] = set()
 
         async def traced() -> bool:
-            nonlocal services
-            services = set()
+            nonlocal services, databases
+            services, databases = set(), set()
             for request_id in request_ids:
                 trace_id = _trace_id_from_logs(shop.data_dir / "logs" / "gateway.log",
                                                request_id)
                 answer = await client.get(f"{shop.url('explorer')}/api/traces/{trace_id}")
                 if answer.status_code == 200:
-                    services |= {span["service"] for span in answer.json()["data"]["spans"]}
+                    spans = answer.json()["data"]["spans"]
+                    services |= {span["service"] for span in spans}
+                    databases |= {span["attributes"].get("db.system") for span in spans}
             return {"gateway", "orders", "cart", "catalog", "inventory", "payments",
-                    "worker"} <= services
+                    "worker"} <= services and {"postgresql", "redis"} <= databases
 
         await eventually(traced, 20, "the checkout traces reaching the explorer, "
                                      "through NATS into the worker")
@@ -343,6 +348,49 @@ async def test_paid_orders_are_confirmed_by_email_exactly_once(shop: RunningStac
         assert "confirmed" in mails[0]["subject"] and "Buyer" in mails[0]["body"]
         customer = await api.call("GET", "/admin/mailbox", token)
         assert customer.status_code == 403
+
+
+def photo(size: tuple[int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, (20, 60, 160)).save(out, "JPEG")
+    return out.getvalue()
+
+
+async def test_an_uploaded_image_gets_a_thumbnail_from_the_worker(shop: RunningStack
+                                                                   ) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        product = await api.new_product(admin, units=3)
+        generated = await api.call("GET", f"/products/{product}/image")
+        assert generated.headers["content-type"] == "image/svg+xml"
+
+        customer = await api.call("POST", f"/products/{product}/image", await api.new_customer(),
+                                  files={"image": ("photo.jpg", photo((900, 600)), "image/jpeg")})
+        uploaded = await api.call("POST", f"/products/{product}/image", admin,
+                                  files={"image": ("photo.jpg", photo((900, 600)), "image/jpeg")})
+        not_an_image = await api.call("POST", f"/products/{product}/image", admin,
+                                      files={"image": ("notes.txt", b"hello", "text/plain")})
+        assert customer.status_code == 403
+        assert uploaded.status_code == 200, uploaded.text
+        assert not_an_image.status_code == 422 and "not an image" in not_an_image.json()["detail"]
+        assert uploaded.json()["image_version"] == 1
+
+        async def thumbnail_made() -> bool:
+            detail = (await api.call("GET", f"/products/{product}")).json()
+            return detail["thumbnail_url"] is not None
+
+        await eventually(thumbnail_made, 30, "the worker's thumbnail")
+        detail = (await api.call("GET", f"/products/{product}")).json()
+        thumbnail = await client.get(shop.url("gateway") + detail["thumbnail_url"])
+        assert thumbnail.headers["content-type"] == "image/webp"
+        with Image.open(io.BytesIO(thumbnail.content)) as small:
+            assert max(small.size) <= 320 and small.size[0] > small.size[1]
+        image = await client.get(shop.url("gateway") + detail["image_url"])
+        assert image.headers["content-type"] == "image/jpeg"
+        unchanged = await client.get(shop.url("gateway") + detail["image_url"],
+                                     headers={"If-None-Match": image.headers["etag"]})
+        assert unchanged.status_code == 304
 
 
 async def test_low_stock_alerts_the_admin_once(shop: RunningStack) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import nats
 import redis.asyncio as redis
+from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
 from kansoku.kit.db import Database
@@ -64,6 +65,11 @@ class Connections:
         if valkey:
             url = require(settings.redis_url, "KANSOKU_REDIS_URL", f"{service} uses Valkey")
             self.valkey = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+            if telemetry.enabled:
+                # One span per command, its arguments replaced by "?": cache hits, rate
+                # limits and carts show up in traces and on the service map.
+                RedisInstrumentor.instrument_client(
+                    self.valkey, tracer_provider=telemetry.tracer_provider)
             self.checks["valkey"] = self._check_valkey
         if nats_messaging:
             self._nats_url = require(settings.nats_url, "KANSOKU_NATS_URL",

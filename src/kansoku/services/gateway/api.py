@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -181,6 +181,48 @@ async def delete_product(product_id: int, admin: AdminUser, request: Request) ->
     """Remove a product (admin)."""
     return await service.relay(request.app.state.catalog, "DELETE",
                                f"/products/{product_id}", request)
+
+
+#: Pictures the public API answers with: bytes, or a problem.
+PICTURE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}, "image/gif": {},
+                      "image/svg+xml": {}}},
+    304: {"description": "Not modified (If-None-Match)"}, 404: PROBLEM}
+
+
+@public.get("/products/{product_id}/image", tags=["catalog"], response_class=Response,
+            responses=PICTURE)
+async def product_image(product_id: int, request: Request) -> Response:
+    """The product's image: an admin's upload, or its generated picture (SVG). The `v`
+    in `image_url` only tells caches that the image changed."""
+    return await service.picture(request.app.state.catalog, request, product_id, "image")
+
+
+@public.get("/products/{product_id}/thumbnail", tags=["catalog"], response_class=Response,
+            responses=PICTURE)
+async def product_thumbnail(product_id: int, request: Request) -> Response:
+    """The small version of the image; 404 `thumbnail-pending` (with Retry-After) in the
+    seconds after an upload, while the worker makes it."""
+    return await service.picture(request.app.state.catalog, request, product_id,
+                                 "thumbnail")
+
+
+@public.post("/products/{product_id}/image", response_model=Product, tags=["admin"],
+             responses={403: PROBLEM, 404: PROBLEM, 413: PROBLEM, 422: PROBLEM})
+async def upload_product_image(
+    product_id: int, admin: AdminUser, request: Request,
+    image: Annotated[UploadFile, File(description="A PNG, JPEG, WebP or GIF image")],
+) -> Response:
+    """Upload the product's image as the multipart form field `image` (admin), e.g.
+    `curl -F image=@photo.jpg`. The worker makes its thumbnail a moment later."""
+    limit = request.app.state.settings.max_image_bytes
+    # One byte more than allowed is enough for the catalog to say it is too large.
+    data = await image.read(limit + 1)
+    if len(data) > limit:
+        raise Problem(413, "image-too-large",
+                      f"The image is larger than {limit // 1024:,} KiB: send a smaller file.")
+    return await service.upload_picture(request.app.state.catalog, request, product_id, data,
+                                        image.content_type or "application/octet-stream")
 
 
 @public.get("/inventory", response_model=StockPage, tags=["admin"], responses={403: PROBLEM})

@@ -66,6 +66,12 @@ class Product(BaseModel):
     price: Decimal = Field(description='Decimal as a string, e.g. "1299.99"')
     currency: str
     category: Category
+    image_version: int | None = Field(
+        None, description="Which uploaded image is current; null: the generated picture")
+    image_url: str = Field(description="The product's image (changes with every upload)",
+                           examples=["/api/v1/products/1/image?v=0"])
+    thumbnail_url: str | None = Field(
+        None, description="Its small version; null while the worker is still making it")
 
 
 class ProductDetail(Product):

@@ -150,3 +150,33 @@ async def relay(
         params={key: value for key, value in (params or {}).items() if value is not None},
     )
     return as_response(response)
+
+
+#: What a picture answer keeps from the catalog's response.
+_PICTURE_HEADERS = ("content-type", "etag", "cache-control", "content-security-policy",
+                    "x-content-type-options", "retry-after")
+
+
+async def picture(catalog: ServiceClient, request: Request, product_id: int, kind: str
+                  ) -> Response:
+    """A product's image or thumbnail, passed through from the catalog with its cache
+    headers (a browser's If-None-Match goes along, so unchanged pictures cost a 304)."""
+    headers = {}
+    if etag := request.headers.get("if-none-match"):
+        headers["If-None-Match"] = etag
+    answer = await catalog.get(f"/products/{product_id}/{kind}", headers=headers)
+    if answer.headers.get("content-type", "").startswith("application/problem+json"):
+        return as_response(answer)
+    return Response(answer.content if answer.status_code == 200 else None,
+                    status_code=answer.status_code,
+                    headers={name: answer.headers[name] for name in _PICTURE_HEADERS
+                             if name in answer.headers})
+
+
+async def upload_picture(catalog: ServiceClient, request: Request, product_id: int,
+                         data: bytes, content_type: str) -> Response:
+    """Send an uploaded image on to the catalog, which checks and keeps it."""
+    headers = {**_forwarded(request), "Content-Type": content_type}
+    answer = await catalog.request("PUT", f"/products/{product_id}/image", headers=headers,
+                                   content=data)
+    return as_response(answer)

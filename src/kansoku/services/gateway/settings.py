@@ -28,6 +28,9 @@ class Settings(ServiceSettings):
     #: Public API requests a minute, per client address and per logged-in user (0: off).
     rate_limit_per_ip: int = Field(6000, ge=0)
     rate_limit_per_user: int = Field(1200, ge=0)
+    #: The largest image upload accepted, in bytes (the catalog checks it too).
+    max_image_bytes: int = Field(5 * 1024 * 1024, gt=0,
+                                 validation_alias=shared("max_image_bytes"))
     #: Per-phase timeouts for calls to other services, in seconds.
     connect_timeout: float = 1.0
     read_timeout: float = 3.0
