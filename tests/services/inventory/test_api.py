@@ -170,3 +170,21 @@ async def test_low_stock_is_announced_once_per_crossing(inventory: httpx.AsyncCl
     mine = [json.loads(e["payload"]) for e in events
             if json.loads(e["payload"])["product_id"] == product]
     assert mine == [{"product_id": product, "available": 4, "low_stock_threshold": 5}]
+
+
+async def test_overview_accepts_a_service_token_but_not_a_customer(
+    inventory: httpx.AsyncClient,
+) -> None:
+    """The worker's inventory report reads the overview with its own service token."""
+    product = await stocked(inventory, 3)  # below the threshold of 5: low
+    worker = TOKENS.headers("service", user_id="service:worker")
+    page = await inventory.get("/inventory", params={"low_only": True, "limit": 200},
+                               headers=worker)
+    assert page.status_code == 200, page.text
+    assert product in {item["product_id"] for item in page.json()["items"]}
+    assert (await inventory.get("/inventory", headers=CUSTOMER)).status_code == 403
+    assert (await inventory.get("/inventory")).status_code == 401
+    # Reading is all it may do: changing stock still needs an admin.
+    restock = await inventory.post(f"/inventory/{product}/adjust", headers=worker,
+                                   json={"delta": 5, "reason": "not the worker's job"})
+    assert restock.status_code == 403

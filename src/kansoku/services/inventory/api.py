@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from kansoku.kit.auth import AdminUser, CurrentUser
+from kansoku.kit.auth import AdminOrService, AdminUser, CurrentUser
 from kansoku.kit.db import DbSession
 from kansoku.kit.errors import Problem
 from kansoku.services.inventory import service
@@ -48,13 +48,14 @@ async def stock_level(product_id: int, session: DbSession) -> StockLevel:
 
 @router.get("/inventory")
 async def inventory(
-    admin: AdminUser,
+    caller: AdminOrService,
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
     low_only: bool = False,
 ) -> StockPage:
-    """Every product's levels, reserved units and low-stock flag (admin)."""
+    """Every product's levels, reserved units and low-stock flag (admin, or a service:
+    the worker's inventory report reads it with its service token)."""
     return await service.overview(session, limit=limit, offset=offset, low_only=low_only)
 
 

@@ -1,7 +1,8 @@
 """The worker: `create_app` builds it, `kansoku serve worker` runs it.
 
-It subscribes its functions to the shop's events once NATS is reachable, and, with no
-external SMTP server configured, runs the embedded mailbox those functions send to.
+It subscribes its functions to the shop's events once NATS is reachable, makes the
+inventory report on a schedule, and, with no external SMTP server configured, runs the
+embedded mailbox its e-mails go to.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
+from opentelemetry import metrics
 
 from kansoku.kit import events
 from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.connections import Connections
+from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.worker import SERVICE, api, service
 from kansoku.services.worker.mailbox import start_mailbox
@@ -24,25 +29,42 @@ from kansoku.services.worker.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-
-async def _to_admin(function: Any, admin_email: str, payload: dict[str, Any],
-                    mailer: service.Mailer) -> None:
-    await function(payload, mailer, admin_email)
+#: A function run on an event: given the event's payload and its invocation.
+EventFunction = Callable[[dict[str, Any], service.Invocation], Awaitable[None]]
 
 
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
+    meter = metrics.get_meter("kansoku.worker", meter_provider=telemetry.meter_provider)
     connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
                               nats_messaging=True)
     db = connections.db
     assert db is not None
-    mailer = service.Mailer(settings.smtp_url, settings.smtp_port, settings.mail_from)
-    functions: dict[str, tuple[str, Any]] = {
-        "order.paid": ("order-confirmation", service.order_confirmation),
-        "order.cancelled": ("order-cancellation", service.order_cancellation),
+
+    breakers = CircuitBreakers(BreakerPolicy(), meter=meter)
+    identity, catalog, inventory = (
+        ServiceClient(name, url, breakers, telemetry=telemetry)
+        for name, url in (("identity", settings.identity_url),
+                          ("catalog", settings.catalog_url),
+                          ("inventory", settings.inventory_url)))
+    secret = settings.service_secret.get_secret_value() if settings.service_secret else None
+    credentials = ServiceCredentials(SERVICE, identity, secret)
+    notifier = service.Notifier(
+        service.Mailer(settings.smtp_url, settings.smtp_port, settings.mail_from), meter)
+    reports = service.InventoryReports(catalog, inventory, credentials, meter)
+
+    # Subject -> (function name, which is also its durable consumer, and the function).
+    functions: dict[str, tuple[str, EventFunction]] = {
+        "order.paid": ("order-confirmation", functools.partial(
+            service.order_confirmation, notifier=notifier)),
+        "order.cancelled": ("order-cancellation", functools.partial(
+            service.order_cancellation, notifier=notifier)),
         "inventory.low_stock": ("low-stock-alert", functools.partial(
-            _to_admin, service.low_stock_alert, settings.admin_email)),
+            service.low_stock_alert, notifier=notifier, admin_email=settings.admin_email,
+            oncall_phone=settings.oncall_phone)),
+        "product.image_uploaded": (service.ImageThumbnails.NAME,
+                                   service.ImageThumbnails(catalog, credentials)),
     }
     servers: list[asyncio.Server] = []
 
@@ -65,12 +87,16 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         await events.ensure_streams(js)
         for subject, (name, function) in functions.items():
             async def handle(payload: dict[str, Any], event_id: str, name: str = name,
-                             function: Any = function) -> None:
+                             function: EventFunction = function) -> None:
                 await service.run_function(name, event_id, db,
-                                           lambda: function(payload, mailer))
+                                           lambda run: function(payload, run))
             await events.subscribe(js, subject, name, handle,
                                    max_deliveries=settings.max_deliveries)
         logger.info("subscribed to %s", ", ".join(functions))
+
+    async def reports_on_schedule() -> None:
+        await reports.run_on_schedule(db, settings.report_interval_seconds,
+                                      settings.report_first_run_seconds)
 
     async def start() -> None:
         if settings.smtp_url is None:
@@ -81,18 +107,23 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         for server in servers:
             server.close()
             await server.wait_closed()
+        for client in (identity, catalog, inventory):
+            await client.aclose()
 
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
-        description="Event functions: order e-mails, low-stock alerts; the embedded "
-                    "mailbox; dead letters.",
+        description="Event functions: order e-mails and push notifications, low-stock "
+                    "alerts by e-mail and SMS, product thumbnails, inventory reports; the "
+                    "embedded mailbox; dead letters.",
         connections=connections,
-        background=[subscribe_when_connected],
+        background=[subscribe_when_connected, reports_on_schedule],
         on_startup=[start],
         on_shutdown=[stop],
     )
     app.state.connections = connections
+    app.state.breakers = breakers
+    app.state.reports = reports
     app.include_router(api.router)
     return app

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import JSON, MetaData, String, Text, func
+from sqlalchemy import JSON, DateTime, Integer, MetaData, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "worker"
@@ -36,3 +37,37 @@ class Mail(Base):
     subject: Mapped[str] = mapped_column(String(300))
     body: Mapped[str] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Notification(Base):
+    """A text message or push notification the shop sent. Both channels are simulated:
+    this row is the message, as the mailbox's rows are the e-mails."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    #: `sms` or `push`.
+    channel: Mapped[str] = mapped_column(String(8))
+    #: A phone number for SMS, `user:<user id>` for push.
+    recipient: Mapped[str] = mapped_column(String(320))
+    text: Mapped[str] = mapped_column(Text)
+    #: The event that caused it, to follow a notification back to its trace and order.
+    event_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 server_default=func.now())
+
+
+class Report(Base):
+    """A report the worker made: its summary, and the whole report as CSV and JSON."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    #: What the report is about; `inventory` so far.
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True),
+                                                 server_default=func.now())
+    row_count: Mapped[int] = mapped_column(Integer)
+    low_stock_count: Mapped[int] = mapped_column(Integer)
+    csv: Mapped[str] = mapped_column(Text)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)

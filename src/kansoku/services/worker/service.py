@@ -1,30 +1,58 @@
-"""The worker's functions, serverless-style: each runs on one event, is idempotent (an
-event handled once is skipped when delivered again), and leaves one structured log
-record and its invocation metrics."""
+"""The worker's functions, serverless-style: each runs on one event (or one time slot),
+is idempotent (an event handled once is skipped when delivered again), and leaves one
+structured log record and its invocation metrics.
+
+- `order-confirmation`, `order-cancellation`: e-mail and a push notification to the
+  customer.
+- `low-stock-alert`: e-mail to the admin and a text message to the on-call phone.
+- `image-thumbnail`: a WebP thumbnail of a product's uploaded image, stored in catalog.
+- `inventory-report`: every product's stock as CSV and JSON, on a schedule and on demand.
+
+Every function runs inside `run_function`'s transaction, which first claims the event:
+whatever the function writes with `Invocation.session` is committed together with the
+claim, or not at all.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import aiosmtplib
-from opentelemetry import metrics
+import httpx
+from opentelemetry import metrics, trace
+from opentelemetry.metrics import Meter
+from opentelemetry.trace import StatusCode
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit import semconv
+from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.db import Database
-from kansoku.services.worker import store
+from kansoku.kit.errors import Problem
+from kansoku.kit.http import ServiceClient
+from kansoku.services.worker import reports, store
+from kansoku.services.worker.models import Notification, Report
+from kansoku.services.worker.thumbnails import THUMBNAIL_CONTENT_TYPE, make_thumbnail
 
 logger = logging.getLogger("kansoku.worker.functions")
+_tracer = trace.get_tracer("kansoku.worker")
 _meter = metrics.get_meter("kansoku.worker")
 _invocations = _meter.create_counter(semconv.METRIC_FUNCTION_INVOCATIONS, unit="{invocation}",
                                      description="Function invocations, by outcome")
 _duration = _meter.create_histogram(semconv.METRIC_FUNCTION_DURATION, unit="s",
                                     description="Function run time")
 _warm: set[str] = set()
+
+T = TypeVar("T")
+Channel = Literal["email", "sms", "push"]
 
 
 class Mailer:
@@ -45,29 +73,101 @@ class Mailer:
         await aiosmtplib.send(message, hostname=self.host, port=self.port, timeout=10)
 
 
+@dataclass
+class Invocation:
+    """One run of a function: which event it handles, and the transaction that claimed
+    the event. What the function writes with `session` commits with the claim."""
+
+    function: str
+    event_id: str
+    session: AsyncSession
+    _after_commit: list[Callable[[], None]] = field(default_factory=list, init=False,
+                                                    repr=False)
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` once the invocation's work is committed. Counting there means a
+        run that fails (and is retried) is counted once, by the run that succeeds."""
+        self._after_commit.append(hook)
+
+    def committed(self) -> None:
+        """Called by `run_function` once the transaction has committed."""
+        for hook in self._after_commit:
+            hook()
+
+
 async def run_function(name: str, event_id: str, db: Database,
-                       work: Callable[[], Awaitable[None]]) -> None:
-    """Run one invocation of `name` for `event_id`, at most once, and account for it."""
+                       work: Callable[[Invocation], Awaitable[T]]) -> T | None:
+    """Run one invocation of `name` for `event_id`, at most once, and account for it.
+
+    Returns what `work` returned, or None when the event was already handled. An error
+    in `work` rolls everything back, leaves the event unclaimed for a retry, is logged
+    with the invocation's record, and is raised again."""
     started = time.perf_counter()
     cold_start = name not in _warm
     _warm.add(name)
     outcome = "ok"
+    error: str | None = None
     try:
         async with db.transaction() as session:
             if not await store.claim(session, name, event_id):
                 outcome = "duplicate"
-                return
-            await work()
-    except Exception:
+                return None
+            invocation = Invocation(name, event_id, session)
+            result = await work(invocation)
+        invocation.committed()
+        return result
+    except Exception as exc:
         outcome = "error"
+        error = f"{type(exc).__name__}: {exc}"[:500]
         raise
     finally:
         elapsed = time.perf_counter() - started
         _invocations.add(1, {"function": name, "outcome": outcome})
         _duration.record(elapsed, {"function": name})
-        logger.info("%s %s", name, outcome, extra={
+        record: dict[str, Any] = {
             "function": name, "event_id": event_id, "duration_ms": round(elapsed * 1000, 1),
-            "outcome": outcome, "cold_start": cold_start})
+            "outcome": outcome, "cold_start": cold_start}
+        if error is not None:
+            record["error"] = error
+        logger.log(logging.WARNING if error else logging.INFO, "%s %s", name, outcome,
+                   extra=record)
+
+
+# --- Notifications --------------------------------------------------------------------
+
+
+class Notifier:
+    """Sends the shop's notifications and counts them by channel.
+
+    E-mail goes over SMTP (`Mailer`). Text messages and push notifications are
+    simulated: each is a row in the `notifications` table, written in the invocation's
+    transaction, so it is "sent" exactly when the event counts as handled.
+    """
+
+    def __init__(self, mailer: Mailer, meter: Meter | None = None) -> None:
+        self.mailer = mailer
+        self._sent = (meter or _meter).create_counter(
+            semconv.METRIC_NOTIFICATIONS, unit="{notification}",
+            description="Notifications sent, by channel (email, sms, push)")
+
+    async def email(self, run: Invocation, to: str, subject: str, body: str) -> None:
+        await self.mailer.send(to, subject, body)
+        self._count(run, "email")
+
+    async def sms(self, run: Invocation, phone: str, text: str) -> None:
+        await self._record(run, "sms", phone, text)
+
+    async def push(self, run: Invocation, recipient: str, text: str) -> None:
+        await self._record(run, "push", recipient, text)
+
+    async def _record(self, run: Invocation, channel: Channel, recipient: str,
+                      text: str) -> None:
+        await store.add_notification(run.session, Notification(
+            channel=channel, recipient=recipient, text=text, event_id=run.event_id))
+        self._count(run, channel)
+
+    def _count(self, run: Invocation, channel: Channel) -> None:
+        run.after_commit(lambda: self._sent.add(1, {semconv.NOTIFICATION_CHANNEL: channel}))
 
 
 def _lines(payload: dict[str, Any]) -> str:
@@ -75,24 +175,248 @@ def _lines(payload: dict[str, Any]) -> str:
                      f"{payload['currency']}" for item in payload["items"])
 
 
-async def order_confirmation(payload: dict[str, Any], mailer: Mailer) -> None:
-    await mailer.send(
-        payload["email"], f"Your order {payload['number']} is confirmed",
+def _customer(payload: dict[str, Any]) -> str:
+    """The push recipient for the customer of an order event."""
+    return f"user:{payload['user_id']}"
+
+
+# In the functions below the recorded notifications come first and the e-mail last:
+# if the e-mail fails, the records roll back and the retry sends everything once; the
+# other way round, a failed record would send the e-mail again on the retry.
+
+
+async def order_confirmation(payload: dict[str, Any], run: Invocation, *,
+                             notifier: Notifier) -> None:
+    await notifier.push(run, _customer(payload),
+                        f"Order {payload['number']} is confirmed: we received "
+                        f"{payload['total']} {payload['currency']}. Thank you!")
+    await notifier.email(
+        run, payload["email"], f"Your order {payload['number']} is confirmed",
         f"Hello {payload['name']},\n\nthank you for your order {payload['number']}. "
         f"We received your payment of {payload['total']} {payload['currency']}:\n\n"
         f"{_lines(payload)}\n\nkansoku shop\n")
 
 
-async def order_cancellation(payload: dict[str, Any], mailer: Mailer) -> None:
-    await mailer.send(
-        payload["email"], f"Your order {payload['number']} was cancelled",
+async def order_cancellation(payload: dict[str, Any], run: Invocation, *,
+                             notifier: Notifier) -> None:
+    reason = payload.get("reason", "no reason given")
+    await notifier.push(run, _customer(payload),
+                        f"Order {payload['number']} was cancelled ({reason}).")
+    await notifier.email(
+        run, payload["email"], f"Your order {payload['number']} was cancelled",
         f"Hello {payload['name']},\n\nyour order {payload['number']} was cancelled "
-        f"({payload.get('reason', 'no reason given')}). Nothing was charged that was not "
-        "refunded.\n\nkansoku shop\n")
+        f"({reason}). Nothing was charged that was not refunded.\n\nkansoku shop\n")
 
 
-async def low_stock_alert(payload: dict[str, Any], mailer: Mailer, admin_email: str) -> None:
-    await mailer.send(
-        admin_email, f"Low stock: product {payload['product_id']}",
+async def low_stock_alert(payload: dict[str, Any], run: Invocation, *, notifier: Notifier,
+                          admin_email: str, oncall_phone: str) -> None:
+    await notifier.sms(run, oncall_phone,
+                       f"kansoku: product {payload['product_id']} is low, "
+                       f"{payload['available']} left (threshold "
+                       f"{payload['low_stock_threshold']}).")
+    await notifier.email(
+        run, admin_email, f"Low stock: product {payload['product_id']}",
         f"Product {payload['product_id']} is down to {payload['available']} units "
         f"(threshold {payload['low_stock_threshold']}). Time to restock.\n\nkansoku shop\n")
+
+
+# --- Calling other services -----------------------------------------------------------
+
+
+def _refused(service: str, response: httpx.Response) -> Problem:
+    """Another service answered with a status the function cannot work with (a 4xx it
+    did not expect, such as 401 for a bad service token)."""
+    return Problem(502, "dependency-refused",
+                   f"The {service} service refused the worker's request "
+                   f"(HTTP {response.status_code}).", dependency=service)
+
+
+# --- image-thumbnail ------------------------------------------------------------------
+
+
+class ImageThumbnails:
+    """The `image-thumbnail` function, run on `product.image_uploaded`.
+
+    Fetches the uploaded image from catalog, makes its thumbnail (see `thumbnails`) and
+    stores it in catalog with the worker's service token. The image's version travels
+    both ways, so catalog can refuse (409) a thumbnail of an image that has since been
+    replaced. An image or product that is gone (404) leaves nothing to do either.
+    """
+
+    NAME = "image-thumbnail"
+
+    def __init__(self, catalog: ServiceClient, credentials: ServiceCredentials) -> None:
+        self.catalog = catalog
+        self.credentials = credentials
+
+    async def __call__(self, payload: dict[str, Any], run: Invocation) -> None:
+        product_id, version = int(payload["product_id"]), int(payload["version"])
+        facts = {"product_id": product_id, "image_version": version}
+        original = await self.catalog.get(f"/products/{product_id}/image",
+                                          params={"version": version})
+        if original.status_code == 404:
+            logger.info("no thumbnail for product %s: image version %s is gone",
+                        product_id, version, extra=facts)
+            return
+        if original.status_code != 200:
+            raise _refused("catalog", original)
+        thumbnail = await asyncio.to_thread(make_thumbnail, original.content)
+        headers = {**await self.credentials.headers(),
+                   "Content-Type": THUMBNAIL_CONTENT_TYPE}
+        stored = await self.catalog.request(
+            "PUT", f"/products/{product_id}/thumbnail", params={"version": version},
+            content=thumbnail, headers=headers)
+        if stored.status_code == 409:
+            logger.info("thumbnail of product %s image version %s not stored: a newer "
+                        "image was uploaded meanwhile", product_id, version, extra=facts)
+        elif stored.status_code == 404:
+            logger.info("thumbnail of product %s image version %s not stored: the "
+                        "product is gone", product_id, version, extra=facts)
+        elif stored.is_success:  # catalog answers 204 No Content
+            logger.info("thumbnail of product %s image version %s stored (%d bytes)",
+                        product_id, version, len(thumbnail),
+                        extra={**facts, "thumbnail_bytes": len(thumbnail)})
+        else:
+            raise _refused("catalog", stored)
+
+
+# --- inventory-report -----------------------------------------------------------------
+
+#: Inventory's largest page of stock levels.
+_STOCK_PAGE = 200
+#: Catalog's largest page, and the longest `ids` parameter it takes.
+_PRODUCTS_PER_CALL = 100
+_MAX_IDS_LENGTH = 800
+#: After a failed scheduled report, try the same slot again this much later (or at the
+#: next slot, if that comes sooner).
+_SCHEDULE_RETRY_SECONDS = 60.0
+
+
+def report_slot(now: datetime, interval_seconds: float) -> datetime:
+    """The start of the time slot `now` falls in. Slots are counted from the Unix epoch,
+    so every worker instance cuts time the same way and agrees on the slot."""
+    seconds = now.timestamp()
+    return datetime.fromtimestamp(seconds - seconds % interval_seconds, UTC)
+
+
+def slot_event_id(slot: datetime) -> str:
+    """The event id of a slot's scheduled report: one claim, so one report, per slot."""
+    return f"{InventoryReports.NAME}:{slot.isoformat()}"
+
+
+def _id_batches(ids: list[int]) -> Iterator[list[int]]:
+    """`ids` in batches catalog takes in one call: at most 100, at most 800 characters
+    comma-separated."""
+    batch: list[int] = []
+    for product_id in ids:
+        longer = [*batch, product_id]
+        if batch and (len(longer) > _PRODUCTS_PER_CALL
+                      or len(",".join(map(str, longer))) > _MAX_IDS_LENGTH):
+            yield batch
+            longer = [product_id]
+        batch = longer
+    if batch:
+        yield batch
+
+
+class InventoryReports:
+    """The `inventory-report` function: every stock level (from inventory, read with the
+    worker's service token, a page at a time) with each product's SKU, name and
+    category (from catalog), stored as one report row with its CSV and JSON.
+
+    It runs per time slot (`run_on_schedule`) and on an admin's request (`on_request`).
+    If inventory or catalog cannot be reached the invocation fails and nothing is
+    stored.
+    """
+
+    NAME = "inventory-report"
+
+    def __init__(self, catalog: ServiceClient, inventory: ServiceClient,
+                 credentials: ServiceCredentials, meter: Meter | None = None) -> None:
+        self.catalog = catalog
+        self.inventory = inventory
+        self.credentials = credentials
+        self._made = (meter or _meter).create_counter(
+            semconv.METRIC_REPORTS, unit="{report}", description="Reports made, by kind")
+
+    async def __call__(self, run: Invocation) -> Report:
+        created_at = datetime.now(UTC)
+        levels = await self._stock_levels()
+        products = await self._products([int(level["product_id"]) for level in levels])
+        report_id = uuid.uuid4()
+        rendered = reports.render_inventory(report_id, created_at, levels, products)
+        report = Report(id=report_id, kind=reports.INVENTORY, created_at=created_at,
+                        row_count=rendered.row_count,
+                        low_stock_count=rendered.low_stock_count, csv=rendered.csv,
+                        document=rendered.document)
+        await store.add_report(run.session, report)
+        run.after_commit(lambda: self._made.add(1, {"kind": reports.INVENTORY}))
+        logger.info("inventory report %s: %d products, %d low on stock", report_id,
+                    rendered.row_count, rendered.low_stock_count,
+                    extra={"report_id": str(report_id), "row_count": rendered.row_count,
+                           "low_stock_count": rendered.low_stock_count})
+        return report
+
+    async def on_request(self, db: Database) -> Report:
+        """A report now, for an admin (each request makes a new one)."""
+        report = await run_function(self.NAME, f"{self.NAME}:request:{uuid.uuid4()}", db,
+                                    self)
+        assert report is not None, "a new event id is never a duplicate"
+        return report
+
+    async def for_slot(self, db: Database, slot: datetime) -> Report | None:
+        """The slot's report, unless another run (maybe another instance) made it."""
+        return await run_function(self.NAME, slot_event_id(slot), db, self)
+
+    async def run_on_schedule(self, db: Database, interval_seconds: float,
+                              first_run_after: float) -> None:
+        """Make a report for every slot of `interval_seconds`, for as long as it runs.
+        A failed report is tried again; the loop itself never stops on one."""
+        await asyncio.sleep(first_run_after)
+        while True:
+            slot = report_slot(datetime.now(UTC), interval_seconds)
+            next_slot = slot + timedelta(seconds=interval_seconds)
+            # No request or event starts this run: its own span makes the calls to
+            # identity, inventory and catalog and the SQL one trace instead of many.
+            with _tracer.start_as_current_span(f"{self.NAME} scheduled",
+                                               record_exception=False,
+                                               set_status_on_exception=False) as span:
+                try:
+                    await self.for_slot(db, slot)
+                    wait = (next_slot - datetime.now(UTC)).total_seconds()
+                except Exception as exc:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR, type(exc).__name__)
+                    # run_function has logged the failed invocation; say what happens next.
+                    wait = min(_SCHEDULE_RETRY_SECONDS,
+                               (next_slot - datetime.now(UTC)).total_seconds())
+                    logger.warning("scheduled inventory report for %s failed (%s); "
+                                   "trying again in %.0f s", slot.isoformat(),
+                                   type(exc).__name__, max(wait, 0.0))
+            await asyncio.sleep(max(wait, 0.0))
+
+    async def _stock_levels(self) -> list[dict[str, Any]]:
+        levels: dict[int, dict[str, Any]] = {}
+        offset = 0
+        while True:
+            response = await self.inventory.get(
+                "/inventory", params={"limit": _STOCK_PAGE, "offset": offset},
+                headers=await self.credentials.headers())
+            if response.status_code != 200:
+                raise _refused("inventory", response)
+            page = response.json()
+            # Keyed by product: a row that moves between pages while we read is kept once.
+            levels.update((int(item["product_id"]), item) for item in page["items"])
+            offset += len(page["items"])
+            if not page["items"] or offset >= int(page["total"]):
+                return list(levels.values())
+
+    async def _products(self, ids: list[int]) -> dict[int, dict[str, Any]]:
+        products: dict[int, dict[str, Any]] = {}
+        for batch in _id_batches(sorted(set(ids))):
+            response = await self.catalog.get("/products", params={
+                "ids": ",".join(map(str, batch)), "limit": _PRODUCTS_PER_CALL})
+            if response.status_code != 200:
+                raise _refused("catalog", response)
+            products.update((int(item["id"]), item) for item in response.json()["items"])
+        return products

@@ -6,7 +6,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.settings import ServiceSettings, shared
-from kansoku.topology import DEFAULT_SMTP_PORT, SERVICES_BY_NAME
+from kansoku.topology import DEFAULT_SMTP_PORT, SERVICES_BY_NAME, default_url
 
 
 class Settings(ServiceSettings):
@@ -20,5 +20,23 @@ class Settings(ServiceSettings):
     mail_from: str = "shop@kansoku.example"
     #: Who gets operational mail (low-stock alerts).
     admin_email: str = Field("admin@example.com", validation_alias=shared("demo_admin_email"))
+    #: The on-call phone that low-stock alerts are texted to (SMS is simulated: the
+    #: message is recorded in the worker's notifications table).
+    oncall_phone: str = "+15550100"
     #: Failed deliveries of one event before it goes to the dead letters.
     max_deliveries: int = Field(5, ge=1)
+
+    #: Where the thumbnail function reads images and stores thumbnails, and the
+    #: inventory report reads product names.
+    catalog_url: str = Field(default_url("catalog"), validation_alias=shared("catalog_url"))
+    #: Where the inventory report reads stock levels.
+    inventory_url: str = Field(default_url("inventory"),
+                               validation_alias=shared("inventory_url"))
+
+    #: How often the inventory report is made. Time is cut into slots of this length
+    #: (counted from the Unix epoch), and each slot gets one report however many worker
+    #: instances run.
+    report_interval_seconds: float = Field(3600.0, gt=0)
+    #: How long after start-up the first scheduled report is attempted: long enough for
+    #: the services it reads from, started at the same time, to be ready.
+    report_first_run_seconds: float = Field(15.0, ge=0)
