@@ -413,6 +413,36 @@ async def test_low_stock_alerts_the_admin_once(shop: RunningStack) -> None:
         mails = await _mail_for(api, admin, subject)
         assert len(mails) == 1 and mails[0]["recipients"] == ["admin@example.com"]
         assert "down to 4 units" in mails[0]["body"]
+        texts = (await api.call("GET", "/admin/notifications", admin,
+                                params={"channel": "sms"})).json()
+        about = [text for text in texts if f"product {product} is low" in text["text"]]
+        assert len(about) == 1 and about[0]["recipient"] == "+15550100"
+
+
+async def test_inventory_report_as_csv_and_json(shop: RunningStack) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        admin = await api.login("admin@example.com", "admin-pass-1234")
+        refused = await api.call("POST", "/admin/reports/inventory", await api.new_customer())
+        made = await api.call("POST", "/admin/reports/inventory", admin)
+        assert refused.status_code == 403
+        assert made.status_code == 201, made.text
+        summary = made.json()
+        assert summary["row_count"] >= 200 and summary["low_stock_count"] >= 1
+        listed = (await api.call("GET", "/admin/reports", admin)).json()
+        assert summary["id"] in {report["id"] for report in listed}
+
+        csv = await api.call("GET", f"/admin/reports/{summary['id']}.csv", admin)
+        assert csv.headers["content-type"].startswith("text/csv")
+        assert "attachment" in csv.headers["content-disposition"]
+        header, first = csv.text.splitlines()[:2]
+        assert header.startswith("product_id,sku,name,category,on_hand,reserved,available")
+        assert first.startswith("1,TEL-101,Orion Refractor,Telescopes,")
+        document = (await api.call("GET", f"/admin/reports/{summary['id']}.json",
+                                   admin)).json()
+        assert len(document["items"]) == summary["row_count"]
+        missing = await api.call("GET", f"/admin/reports/{uuid.uuid4()}.csv", admin)
+        assert missing.status_code == 404
 
 
 async def test_checkouts_go_on_while_nats_is_away_and_no_event_is_lost(

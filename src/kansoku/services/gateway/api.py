@@ -23,6 +23,7 @@ from kansoku.services.gateway.schemas import (
     NewOrder,
     NewPayment,
     NewProduct,
+    Notification,
     Order,
     OrderPage,
     Payment,
@@ -34,6 +35,7 @@ from kansoku.services.gateway.schemas import (
     QuantityChange,
     RefreshRequest,
     Registration,
+    ReportSummary,
     StockChange,
     StockLevel,
     StockPage,
@@ -195,7 +197,8 @@ PICTURE: dict[int | str, dict[str, Any]] = {
 async def product_image(product_id: int, request: Request) -> Response:
     """The product's image: an admin's upload, or its generated picture (SVG). The `v`
     in `image_url` only tells caches that the image changed."""
-    return await service.picture(request.app.state.catalog, request, product_id, "image")
+    return await service.pass_through(request.app.state.catalog, request,
+                                      f"/products/{product_id}/image")
 
 
 @public.get("/products/{product_id}/thumbnail", tags=["catalog"], response_class=Response,
@@ -203,8 +206,8 @@ async def product_image(product_id: int, request: Request) -> Response:
 async def product_thumbnail(product_id: int, request: Request) -> Response:
     """The small version of the image; 404 `thumbnail-pending` (with Retry-After) in the
     seconds after an upload, while the worker makes it."""
-    return await service.picture(request.app.state.catalog, request, product_id,
-                                 "thumbnail")
+    return await service.pass_through(request.app.state.catalog, request,
+                                      f"/products/{product_id}/thumbnail")
 
 
 @public.post("/products/{product_id}/image", response_model=Product, tags=["admin"],
@@ -370,3 +373,45 @@ async def replay_dead_letter(sequence: int, admin: AdminUser, request: Request) 
     """Deliver a dead letter again (admin)."""
     return await service.relay(request.app.state.worker, "POST",
                                f"/dead-letters/{sequence}/replay", request)
+
+
+@public.get("/admin/notifications", response_model=list[Notification], tags=["admin"],
+            responses={403: PROBLEM, 422: PROBLEM})
+async def notifications(
+    admin: AdminUser, request: Request,
+    channel: Annotated[Literal["sms", "push"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    """Text messages and push notifications the shop sent (simulated), newest first
+    (admin)."""
+    return await service.relay(request.app.state.worker, "GET", "/notifications", request,
+                               params={"channel": channel, "limit": limit})
+
+
+@public.get("/admin/reports", response_model=list[ReportSummary], tags=["admin"],
+            responses={403: PROBLEM})
+async def reports(admin: AdminUser, request: Request,
+                  limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    """Inventory reports (made every hour, and on request), newest first (admin)."""
+    return await service.relay(request.app.state.worker, "GET", "/reports", request,
+                               params={"limit": limit})
+
+
+@public.post("/admin/reports/inventory", status_code=201, response_model=ReportSummary,
+             tags=["admin"], responses={403: PROBLEM, 503: PROBLEM})
+async def make_inventory_report(admin: AdminUser, request: Request) -> Response:
+    """Make an inventory report now (admin)."""
+    return await service.relay(request.app.state.worker, "POST", "/reports/inventory",
+                               request)
+
+
+@public.get("/admin/reports/{report_id}.{file_format}", tags=["admin"],
+            response_class=Response,
+            responses={200: {"content": {"text/csv": {}, "application/json": {}}},
+                       403: PROBLEM, 404: PROBLEM})
+async def download_report(report_id: uuid.UUID, file_format: Literal["csv", "json"],
+                          admin: AdminUser, request: Request) -> Response:
+    """Download a report as CSV (for a spreadsheet) or JSON (for a script) (admin)."""
+    return await service.pass_through(request.app.state.worker, request,
+                                      f"/reports/{report_id}.{file_format}",
+                                      forward_token=True)

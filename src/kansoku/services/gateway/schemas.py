@@ -231,6 +231,27 @@ class Mail(BaseModel):
     received_at: datetime
 
 
+class Notification(BaseModel):
+    """A text message or push notification the shop sent (simulated channels)."""
+
+    id: uuid.UUID
+    channel: Literal["sms", "push"]
+    recipient: str = Field(description="A phone number (sms) or `user:<user id>` (push)")
+    text: str
+    event_id: str = Field(description="The event that caused it")
+    created_at: datetime
+
+
+class ReportSummary(BaseModel):
+    """A report without its content: download it as `.csv` or `.json`."""
+
+    id: uuid.UUID
+    kind: Literal["inventory"]
+    created_at: datetime
+    row_count: int = Field(description="Products in the report")
+    low_stock_count: int = Field(description="Of those, how many are low on stock")
+
+
 class DeadLetter(BaseModel):
     sequence: int
     subject: str

@@ -152,24 +152,25 @@ async def relay(
     return as_response(response)
 
 
-#: What a picture answer keeps from the catalog's response.
-_PICTURE_HEADERS = ("content-type", "etag", "cache-control", "content-security-policy",
-                    "x-content-type-options", "retry-after")
+#: What a passed-through (non-JSON) answer keeps of the service's response headers.
+_PASSED_HEADERS = ("content-type", "content-disposition", "etag", "cache-control",
+                   "content-security-policy", "x-content-type-options", "retry-after")
 
 
-async def picture(catalog: ServiceClient, request: Request, product_id: int, kind: str
-                  ) -> Response:
-    """A product's image or thumbnail, passed through from the catalog with its cache
-    headers (a browser's If-None-Match goes along, so unchanged pictures cost a 304)."""
-    headers = {}
+async def pass_through(client: ServiceClient, request: Request, path: str, *,
+                       forward_token: bool = False) -> Response:
+    """Answer with another service's non-JSON response as it is — an image, a CSV
+    download — keeping its content and caching headers. A browser's If-None-Match goes
+    along, so an unchanged picture costs a 304; problems come back as problems."""
+    headers = _forwarded(request) if forward_token else {}
     if etag := request.headers.get("if-none-match"):
         headers["If-None-Match"] = etag
-    answer = await catalog.get(f"/products/{product_id}/{kind}", headers=headers)
+    answer = await client.get(path, headers=headers)
     if answer.headers.get("content-type", "").startswith("application/problem+json"):
         return as_response(answer)
     return Response(answer.content if answer.status_code == 200 else None,
                     status_code=answer.status_code,
-                    headers={name: answer.headers[name] for name in _PICTURE_HEADERS
+                    headers={name: answer.headers[name] for name in _PASSED_HEADERS
                              if name in answer.headers})
 
 
