@@ -3,6 +3,8 @@
     kansoku up [--detach]     start everything (embedded PostgreSQL, NATS, Valkey, services)
     kansoku down              stop a detached stack
     kansoku status [--json]   every component: name, pid, url, state, health
+    kansoku stop NAME         stop one component and keep it stopped
+    kansoku start NAME        start a component stopped that way, wait until it is ready
     kansoku migrate           create or upgrade every service's schema, add demo data
     kansoku serve NAME        run one service in this process
 
@@ -23,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit
@@ -37,6 +40,7 @@ from rich.table import Table
 
 from kansoku import __version__, topology
 from kansoku.kit.settings import ConfigurationError
+from kansoku.stack.control import Request, write_request
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import process_alive, read_state, supervisor_alive
 
@@ -292,7 +296,8 @@ def status(
             component["health"] = health
     else:
         for component in components:
-            component.update(state="stopped", health="down", pid=None)
+            # A stop the user asked for ended with the stack: nothing is held any more.
+            component.update(state="stopped", health="down", pid=None, held=False)
     phase = state["supervisor"]["state"] if running and state else "stopped"
     if as_json:
         typer.echo(json.dumps({"state": phase, "data_dir": str(settings.data_dir),
@@ -302,6 +307,154 @@ def status(
         console.print(f"kansoku is not running (data directory {settings.data_dir}).")
         return
     console.print(_state_table({"components": components}, f"kansoku: {phase}"))
+
+
+# --- stop / start one component ------------------------------------------------------
+
+ComponentName = Annotated[
+    str | None,
+    typer.Argument(help="A component, as 'kansoku status' lists it (e.g. payments, nats).",
+                   show_default=False),
+]
+
+#: How long `stop` and `start` wait beyond the supervisor's own bounds (the stop's
+#: SIGKILL deadline, the ready timeout) before saying they gave up.
+CONTROL_MARGIN_SECONDS = 15.0
+
+
+def _running_stack(settings: StackSettings) -> dict[str, Any]:
+    """The state of the stack running from this data directory; if there is none, exit
+    with one line saying how to start it."""
+    state = load_state(settings)
+    if not supervisor_alive(state):
+        fail(f"kansoku is not running (data directory {settings.data_dir}) — start it with "
+             "'kansoku up --detach'")
+    assert state is not None
+    phase = state["supervisor"]["state"]
+    if phase == "starting":
+        fail("kansoku is still starting — try again when 'kansoku status' says running")
+    if phase != "running":
+        # stopping, or stopped/failed with the supervisor about to exit
+        fail(f"kansoku is stopping (data directory {settings.data_dir}) — start it again "
+             "with 'kansoku up --detach' once it has stopped")
+    return state
+
+
+def _find_component(state: dict[str, Any], name: str | None, action: str) -> dict[str, Any]:
+    """The state file's entry for `name`; exit with the valid names if there is none."""
+    components: list[dict[str, Any]] = state["components"]
+    names = ", ".join(component["name"] for component in components)
+    if name is None:
+        hint = " ('kansoku down' stops everything)" if action == "stop" else ""
+        fail(f"name the component to {action} — one of: {names}{hint}", code=2)
+    for component in components:
+        if component["name"] == name:
+            return component
+    fail(f"there is no component '{name}' — choose one of: {names}", code=2)
+
+
+def _ask_supervisor(settings: StackSettings, state: dict[str, Any], request: Request) -> None:
+    """Leave the request in the run directory, then wake the supervisor with SIGUSR1."""
+    try:
+        write_request(settings.run_dir, request)
+    except OSError as exc:
+        fail(f"cannot write to {settings.run_dir} ({exc.strerror}) — run kansoku as the "
+             "user who started the stack")
+    supervisor = state["supervisor"]
+    # Checked again just before the signal: SIGUSR1 would end an unrelated process that
+    # reused the pid, so the pid must still be the supervisor that wrote the state.
+    if not supervisor_alive(state):
+        fail("the supervisor stopped just now — see "
+             f"{settings.log_dir / 'supervisor.log'}")
+    try:
+        os.kill(supervisor["pid"], signal.SIGUSR1)
+    except ProcessLookupError:
+        fail(f"the supervisor stopped just now — see {settings.log_dir / 'supervisor.log'}")
+    except PermissionError:
+        fail(f"cannot signal the supervisor (pid {supervisor['pid']}) — run kansoku as the "
+             "user who started the stack")
+
+
+def _wait_for(settings: StackSettings, name: str, timeout: float,
+              outcome: Callable[[dict[str, Any]], str | None]) -> str:
+    """Poll the state file until `outcome(component)` names an outcome, and return it;
+    "timeout" after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = load_state(settings)
+        if not supervisor_alive(state):
+            fail(f"the supervisor stopped while handling {name} — see "
+                 f"{settings.log_dir / 'supervisor.log'}")
+        assert state is not None
+        result = outcome(next(c for c in state["components"] if c["name"] == name))
+        if result is not None:
+            return result
+        time.sleep(0.1)
+    return "timeout"
+
+
+@app.command()
+def stop(name: ComponentName = None, data_dir: DataDir = None) -> None:
+    """Stop one component of the running stack (SIGTERM, then SIGKILL) and keep it
+    stopped: it is not restarted until 'kansoku start NAME'. 'kansoku down' stops
+    everything."""
+    from kansoku.stack.supervisor import STOP_TIMEOUT_SECONDS
+
+    settings = load_settings(data_dir)
+    state = _running_stack(settings)
+    component = _find_component(state, name, "stop")
+    name = component["name"]
+    if component.get("held") and component["state"] == "stopped":
+        console.print(f"{name} is already stopped.", highlight=False)
+        return
+    _ask_supervisor(settings, state, Request("stop", name))
+    timeout = STOP_TIMEOUT_SECONDS + CONTROL_MARGIN_SECONDS
+    with console.status(f"Stopping {name} …"):
+        result = _wait_for(settings, name, timeout, lambda c: (
+            "stopped" if c.get("held") and c["state"] == "stopped" else None))
+    if result == "timeout":
+        fail(f"{name} did not stop within {timeout:g}s — the supervisor may still be "
+             f"stopping it; see {settings.log_dir / 'supervisor.log'}")
+    console.print(f"{name} stopped; it stays stopped until 'kansoku start {name}'.",
+                  highlight=False)
+
+
+@app.command()
+def start(name: ComponentName = None, data_dir: DataDir = None) -> None:
+    """Start a component stopped with 'kansoku stop NAME' and wait until it is ready."""
+    settings = load_settings(data_dir)
+    state = _running_stack(settings)
+    component = _find_component(state, name, "start")
+    name = component["name"]
+    if not component.get("held"):
+        if component["state"] == "running":
+            console.print(f"{name} is already running.", highlight=False)
+        else:
+            console.print(f"{name} is {component['state']}, not stopped — the supervisor "
+                          "is already starting it again; 'kansoku status' shows when it "
+                          "is ready.", highlight=False)
+        return
+    _ask_supervisor(settings, state, Request("start", name))
+    timeout = settings.ready_timeout + CONTROL_MARGIN_SECONDS
+    began = time.monotonic()
+
+    def outcome(component: dict[str, Any]) -> str | None:
+        if component.get("held"):
+            return None  # not taken yet, or a stop made before this start still runs
+        if component["state"] == "running":
+            return "running"
+        return "failed" if component["state"] in ("failed", "restarting") else None
+
+    with console.status(f"Starting {name} …"):
+        result = _wait_for(settings, name, timeout, outcome)
+    logs = f"see {component['log']} and {settings.log_dir / 'supervisor.log'}"
+    if result == "failed":
+        fail(f"{name} did not start; the supervisor keeps retrying it as after a crash "
+             f"— {logs}")
+    if result == "timeout":
+        fail(f"{name} did not become ready within {timeout:g}s — {logs}")
+    console.print(f"{name} is running and ready ({time.monotonic() - began:.1f}s).",
+                  highlight=False)
 
 
 # --- commands the supervisor runs -----------------------------------------------------

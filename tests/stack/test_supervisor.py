@@ -1,22 +1,29 @@
-"""The supervisor's restart policy, on a component that crashes and then cannot start."""
+"""The supervisor's restart policy, on a component that crashes and then cannot start,
+and a component the user stops (held: not restarted) and starts again."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
+from kansoku.stack import control
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import read_state
 from kansoku.stack.supervisor import Component, Supervisor, http_probe
-from tests.support import eventually, free_ports
+from tests.support import eventually, free_ports, port_is_free
 
-#: Serves /health/ready, then exits after 0.5 s. Once its marker file exists it exits
-#: at once with an error: the first start works, every restart fails.
+#: Serves /health/ready, then exits after 2 s (time enough for the first readiness probe
+#: on a busy machine). Once its marker file exists it exits at once with an error: the
+#: first start works, every restart fails.
 FLAKY = textwrap.dedent("""
     import http.server, os, pathlib, sys, threading
     marker = pathlib.Path(sys.argv[2])
@@ -33,7 +40,7 @@ FLAKY = textwrap.dedent("""
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready)
-    threading.Timer(0.5, lambda: os._exit(3)).start()
+    threading.Timer(2, lambda: os._exit(3)).start()
     server.serve_forever()
 """)
 
@@ -70,3 +77,105 @@ async def test_crashes_are_restarted_with_growing_backoff_and_failures_keep_retr
     assert state is not None
     assert state["supervisor"]["state"] == "stopped"
     assert state["components"][0]["restarts"] >= 3
+
+
+#: Serves /health/ready until it is stopped.
+STEADY = textwrap.dedent("""
+    import http.server, sys
+
+    class Ready(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Ready).serve_forever()
+""")
+
+
+async def test_a_component_the_user_stops_stays_stopped_until_started(tmp_path: Path) -> None:
+    """The path `kansoku stop/start NAME` takes: a request file, then SIGUSR1 to the
+    supervisor (this process, here); the answer is in the state file."""
+    (port,) = free_ports(1)
+    settings = StackSettings(data_dir=tmp_path, ready_timeout=5)
+    steady = Component(
+        "steady", "service", [sys.executable, "-c", STEADY, str(port)],
+        f"http://127.0.0.1:{port}", http_probe(f"http://127.0.0.1:{port}/"),
+        tmp_path / "steady.log",
+    )
+    supervisor = Supervisor(settings, [[steady]], migrate=None)
+    running = asyncio.create_task(supervisor.run())
+
+    def component_state() -> dict[str, Any]:
+        state = read_state(settings.state_file)
+        assert state is not None
+        entry: dict[str, Any] = state["components"][0]
+        return entry
+
+    async def phase_is_running() -> bool:
+        return supervisor.phase == "running"
+
+    def ask(action: control.Action) -> None:
+        control.write_request(settings.run_dir, control.Request(action, "steady"))
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    try:
+        await eventually(phase_is_running, 15, "the supervisor running")
+        first_pid = component_state()["pid"]
+
+        ask("stop")
+
+        async def held_and_stopped() -> bool:
+            entry = component_state()
+            return bool(entry["held"]) and entry["state"] == "stopped"
+
+        await eventually(held_and_stopped, 10, "the component stopped")
+        assert not psutil.pid_exists(first_pid) or psutil.Process(
+            first_pid).status() == psutil.STATUS_ZOMBIE
+        # Longer than the first restart delays (0.5 s, 1 s): nothing brings it back.
+        await asyncio.sleep(2.5)
+        entry = component_state()
+        assert (entry["state"], entry["health"], entry["pid"], entry["restarts"]) == (
+            "stopped", "down", None, 0)
+        assert port_is_free(port)
+        assert list(control.requests_dir(settings.run_dir).iterdir()) == []
+
+        ask("start")
+
+        async def running_again() -> bool:
+            entry = component_state()
+            return not entry["held"] and bool(entry["state"] == "running")
+
+        await eventually(running_again, 10, "the component running again")
+        await steady.probe()
+        second_pid = component_state()["pid"]
+        assert second_pid not in (None, first_pid)
+
+        # Once started again, a crash is restarted as before.
+        os.kill(second_pid, signal.SIGKILL)
+
+        async def restarted() -> bool:
+            entry = component_state()
+            return bool(entry["restarts"] == 1 and entry["state"] == "running")
+
+        await eventually(restarted, 10, "the crash restarted")
+    finally:
+        supervisor.stopping.set()
+        assert await asyncio.wait_for(running, 20) == 0
+    state = read_state(settings.state_file)
+    assert state is not None and state["supervisor"]["state"] == "stopped"
+
+
+def test_requests_are_taken_oldest_first_and_junk_is_dropped(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    control.write_request(run_dir, control.Request("stop", "payments"))
+    control.write_request(run_dir, control.Request("start", "payments"))
+    (control.requests_dir(run_dir) / "0-junk.json").write_text("{not json")
+    (control.requests_dir(run_dir) / "1-odd.json").write_text('{"action": "explode"}')
+    (control.requests_dir(run_dir) / "2-half.tmp").write_text('{"action": "st')
+    taken = control.take_requests(run_dir)
+    assert taken == [control.Request("stop", "payments"), control.Request("start", "payments")]
+    # Only the half-written one remains: its writer renames it when complete.
+    assert [path.name for path in control.requests_dir(run_dir).iterdir()] == ["2-half.tmp"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -348,6 +349,98 @@ async def test_admin_creates_a_product_with_stock_and_customers_cannot(
         # The demo stock: product 23 is sold out, product 7 is low.
         sold_out = (await client.get(f"{api}/products/23")).json()
         assert (sold_out["stock"], sold_out["stock_status"]) == (0, "out")
+
+
+def _refuses_connections(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_a_stopped_service_stays_stopped_until_started(stack: RunningStack) -> None:
+    before = stack.component("payments")
+    port = int(stack.env[topology.port_variable("payments")])
+    stopped = run_cli("stop", "payments", env=stack.env, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "payments stopped" in stopped.stdout
+    try:
+        assert _refuses_connections(port)
+        # Longer than the first restart delays (0.5 s, 1 s, 2 s): it stays away.
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            assert _refuses_connections(port), "payments came back by itself"
+            time.sleep(0.5)
+        component = stack.component("payments")
+        assert (component["state"], component["health"], component["pid"]) == (
+            "stopped", "down", None)
+        assert component["held"] is True
+        assert component["restarts"] == before["restarts"]
+        assert not _running(before["pid"])
+        again = run_cli("stop", "payments", env=stack.env, timeout=30)
+        assert again.returncode == 0 and "payments is already stopped" in again.stdout
+        table = run_cli("status", env=stack.env, timeout=30).stdout
+        assert any("payments" in line and "stopped" in line for line in table.splitlines())
+    finally:
+        started = run_cli("start", "payments", env=stack.env, timeout=120)
+    assert started.returncode == 0, started.stderr
+    assert "payments is running and ready" in started.stdout
+    component = stack.component("payments")
+    assert (component["state"], component["health"], component["held"]) == (
+        "running", "healthy", False)
+    assert component["pid"] != before["pid"]
+    assert httpx.get(stack.url("payments") + "/health/ready", timeout=5).status_code == 200
+    again = run_cli("start", "payments", env=stack.env, timeout=30)
+    assert again.returncode == 0 and "payments is already running" in again.stdout
+
+
+async def test_stopping_nats_is_seen_by_the_services_until_it_is_started(
+    stack: RunningStack,
+) -> None:
+    port = int(stack.env["KANSOKU_NATS_PORT"])
+    stopped = run_cli("stop", "nats", env=stack.env, timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    async with httpx.AsyncClient(timeout=5) as client:
+        try:
+            assert _refuses_connections(port)
+
+            async def orders_not_ready() -> bool:
+                answer = await client.get(stack.url("orders") + "/health/ready")
+                return answer.status_code != 200
+
+            await eventually(orders_not_ready, 15, "orders noticing that NATS is away")
+            assert _refuses_connections(port), "nats came back by itself"
+            assert stack.component("nats")["state"] == "stopped"
+        finally:
+            started = run_cli("start", "nats", env=stack.env, timeout=120)
+        assert started.returncode == 0, started.stderr
+        assert "nats is running and ready" in started.stdout
+        assert stack.component("nats")["state"] == "running"
+
+        async def orders_ready() -> bool:
+            answer = await client.get(stack.url("orders") + "/health/ready")
+            return answer.status_code == 200
+
+        await eventually(orders_ready, 30, "orders reconnecting to NATS")
+
+
+def test_stop_and_start_name_the_components_they_know(stack: RunningStack,
+                                                      tmp_path: Path) -> None:
+    for command in ("stop", "start"):
+        result = run_cli(command, "paymnets", env=stack.env, timeout=30)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert "no component 'paymnets'" in lines[0]
+        assert all(name in lines[0] for name in ("nats", "payments", "gateway"))
+    unnamed = run_cli("stop", env=stack.env, timeout=30)
+    assert unnamed.returncode == 2 and "kansoku down" in unnamed.stderr
+    assert stack.status()["state"] == "running"
+    elsewhere = {**stack.env, "KANSOKU_DATA_DIR": str(tmp_path / "nothing")}
+    not_running = run_cli("stop", "payments", env=elsewhere, timeout=30)
+    assert not_running.returncode == 1
+    assert len(not_running.stderr.strip().splitlines()) == 1
+    assert "kansoku is not running" in not_running.stderr
+    assert "kansoku up" in not_running.stderr
 
 
 def test_second_up_on_the_same_data_dir_is_refused(stack: RunningStack) -> None:

@@ -9,6 +9,8 @@ restart it, stop it in order and report its pid.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import importlib.util
 import logging
 import os
@@ -112,6 +114,12 @@ def stack_secret(path: Path) -> str:
         with os.fdopen(descriptor, "w") as file:
             file.write(secrets.token_urlsafe(24))
     return path.read_text().strip()
+
+
+def derived_secret(stack_secret: str, purpose: str) -> str:
+    """A secret for one purpose, derived from the stack's: the same on every start,
+    and useless for anything else."""
+    return hmac.new(stack_secret.encode(), purpose.encode(), hashlib.sha256).hexdigest()
 
 
 def prepare_postgres(pgdata: Path, bin_dir: Path, password: str | None = None) -> None:

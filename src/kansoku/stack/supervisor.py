@@ -5,6 +5,10 @@ explorer, then the services — waits until each is ready, restarts any that cra
 exponential backoff, counted in the state file and logged), and on SIGTERM/SIGINT stops
 everything in reverse order. It runs as its own process (`kansoku supervise`), so the
 stack outlives the terminal with `--detach`.
+
+While running, it also obeys `kansoku stop NAME` / `kansoku start NAME` (see
+`kansoku.stack.control`): a component the user stopped is *held* — not restarted —
+until the user starts it again.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import httpx
 import psutil
 
 from kansoku import topology
-from kansoku.stack import infra
+from kansoku.stack import control, infra
 from kansoku.stack.settings import LOOPBACK, StackSettings
 from kansoku.stack.state import write_state
 
@@ -118,6 +122,10 @@ class Component:
     started_at: float | None = None
     #: The OS's start time of the current process, so a stale pid is never mistaken for it.
     process_started: float | None = None
+    #: Stopped by the user (`kansoku stop NAME`): not restarted until `kansoku start NAME`.
+    held: bool = False
+    #: Serialises the user's stops and starts of this component, in the order made.
+    control_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def describe(self) -> dict[str, Any]:
         alive = self.process is not None and self.process.returncode is None
@@ -126,7 +134,7 @@ class Component:
             "pid": self.process.pid if alive and self.process else None,
             "process_started": self.process_started if alive else None,
             "state": self.state, "health": self.health, "restarts": self.restarts,
-            "last_exit": self.last_exit, "log": str(self.log_file),
+            "held": self.held, "last_exit": self.last_exit, "log": str(self.log_file),
         }
 
 
@@ -152,7 +160,11 @@ class Supervisor:
         #: What start-up is doing now, in words, for the progress display.
         self.step = "starting"
         self.error: str | None = None
-        self._watchers: list[asyncio.Task[None]] = []
+        #: Each running component's watcher, which restarts it when it exits.
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        #: Set by SIGUSR1: request files are waiting in the run directory.
+        self._requests_waiting = asyncio.Event()
+        self._request_tasks: set[asyncio.Task[None]] = set()
         self._process_started = psutil.Process().create_time()
 
     @property
@@ -190,6 +202,9 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self.stopping.set)
+        # Installed first thing: SIGUSR1's default action would end the supervisor.
+        loop.add_signal_handler(signal.SIGUSR1, self._requests_waiting.set)
+        control.clear_requests(self.settings.run_dir)
         self.save_state()
         exit_code = 0
         try:
@@ -197,9 +212,11 @@ class Supervisor:
             self.phase = "running"
             self.save_state()
             logger.info("all components are ready")
-            health = asyncio.create_task(self._watch_health())
+            background = [asyncio.create_task(self._watch_health()),
+                          asyncio.create_task(self._serve_requests())]
             await self.stopping.wait()
-            health.cancel()
+            for task in background:
+                task.cancel()
         except StartupFailed as exc:
             self.phase, self.error = "failed", str(exc)
             logger.error("start-up failed: %s", exc)
@@ -208,6 +225,8 @@ class Supervisor:
             logger.info("asked to stop while starting")
         finally:
             await self._stop_everything()
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+                loop.remove_signal_handler(signum)
         return exit_code
 
     async def _start_everything(self) -> None:
@@ -243,9 +262,12 @@ class Supervisor:
         if component.after_ready is not None:
             await component.after_ready()
         self._set(component, "running")
+        self._start_watching(component)
+
+    def _start_watching(self, component: Component) -> None:
         watcher = asyncio.create_task(self._watch(component))
         watcher.add_done_callback(self._watcher_ended)
-        self._watchers.append(watcher)
+        self._watchers[component.name] = watcher
 
     def _watcher_ended(self, watcher: asyncio.Task[None]) -> None:
         if not watcher.cancelled() and watcher.exception() is not None:
@@ -367,7 +389,7 @@ class Supervisor:
             except Exception as exc:
                 logger.error("restart of %s failed: %s", component.name, exc)
                 if component.process is not None and component.process.returncode is None:
-                    await self._stop(component)
+                    await self._stop(component, final_state="failed")
                 # Wait out the backoff again by looping on the (exited) process.
                 continue
             self._set(component, "running")
@@ -385,11 +407,104 @@ class Supervisor:
                     health = "healthy"
                 except Exception:
                     health = "unhealthy"
+                if component.state != "running":
+                    continue  # stopped or crashed while probed: that path set its health
                 if health != component.health:
                     component.health, changed = health, True
                     logger.info("%s is %s", component.name, health)
             if changed:
                 self.save_state()
+
+    # -- the user's stop and start ----------------------------------------------------
+
+    async def _serve_requests(self) -> None:
+        """Carry out `kansoku stop NAME` / `kansoku start NAME` while the stack runs.
+
+        SIGUSR1 wakes this loop; it takes every waiting request file, oldest first. Each
+        request runs as its own task, so stopping one component does not wait for another
+        to become ready; the component's lock keeps requests for the *same* component in
+        the order they were made (asyncio locks are first come, first served).
+        """
+        self._requests_waiting.set()  # requests made while the stack was starting
+        while True:
+            await self._requests_waiting.wait()
+            self._requests_waiting.clear()
+            try:
+                requests = control.take_requests(self.settings.run_dir)
+            except Exception:
+                # This loop must outlive one bad look into the folder, or no later stop
+                # or start would ever be carried out.
+                logger.exception("could not read the stop/start requests")
+                continue
+            for request in requests:
+                task = asyncio.create_task(self._carry_out(request))
+                self._request_tasks.add(task)
+                task.add_done_callback(self._request_done)
+
+    def _request_done(self, task: asyncio.Task[None]) -> None:
+        self._request_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a stop or start request failed", exc_info=task.exception())
+
+    async def _carry_out(self, request: control.Request) -> None:
+        component = next((c for c in self.components if c.name == request.component), None)
+        if component is None:
+            logger.warning("asked to %s %r, which is not a component of this stack",
+                           request.action, request.component)
+            return
+        async with component.control_lock:
+            if self.stopping.is_set():
+                return
+            if request.action == "stop":
+                await self._hold(component)
+            else:
+                await self._release(component)
+
+    async def _hold(self, component: Component) -> None:
+        """Stop `component` and keep it stopped: its watcher goes first, so the exit
+        this causes is not mistaken for a crash and restarted."""
+        if component.held:
+            return
+        component.held = True
+        logger.info("stopping %s: asked by the user", component.name,
+                    extra={"component": component.name})
+        watcher = self._watchers.pop(component.name, None)
+        if watcher is not None:
+            watcher.cancel()
+            # The watcher may be mid-restart; once it is gone, nothing else starts a
+            # process for this component, so what _stop sees is the last one.
+            await asyncio.gather(watcher, return_exceptions=True)
+        await self._stop(component)
+        component.health = "down"
+        self._set(component, "stopped")
+        logger.info("%s is stopped and stays stopped until 'kansoku start %s'",
+                    component.name, component.name, extra={"component": component.name})
+
+    async def _release(self, component: Component) -> None:
+        """Start a held component again and wait until it is ready, like the first start
+        (but without the first start's preparation: the data is already there)."""
+        if not component.held:
+            return
+        component.held = False
+        logger.info("starting %s: asked by the user", component.name,
+                    extra={"component": component.name})
+        try:
+            await self._spawn(component)
+            await self._wait_ready(component, self.settings.ready_timeout)
+        except StopRequested:
+            return
+        except Exception as exc:
+            # From here on it is a crashed component like any other: the watcher
+            # restarts it with backoff, and `kansoku start` reports the failure.
+            logger.error("start of %s failed: %s", component.name, exc,
+                         extra={"component": component.name})
+            if component.process is not None and component.process.returncode is None:
+                await self._stop(component, final_state="failed")
+        else:
+            self._set(component, "running")
+            logger.info("%s is running again", component.name,
+                        extra={"component": component.name})
+        self._start_watching(component)
 
     # -- stopping ---------------------------------------------------------------------
 
@@ -398,8 +513,10 @@ class Supervisor:
         if self.phase != "failed":
             self.phase = "stopping"
         self.save_state()
-        for watcher in self._watchers:
-            watcher.cancel()
+        # A user's stop or start under way is abandoned: everything stops now anyway.
+        for task in [*self._watchers.values(), *self._request_tasks]:
+            task.cancel()
+        await asyncio.gather(*self._request_tasks, return_exceptions=True)
         for group in reversed(self.groups):
             await asyncio.gather(*(self._stop(component) for component in group))
         if self.phase != "failed":
@@ -407,10 +524,12 @@ class Supervisor:
         self.save_state()
         logger.info("stack stopped")
 
-    async def _stop(self, component: Component) -> None:
+    async def _stop(self, component: Component, final_state: str = "stopped") -> None:
+        """Stop the component's process: its clean-stop signal, SIGKILL after
+        STOP_TIMEOUT_SECONDS. `final_state` is what the state file then says."""
         process = component.process
         if process is None or process.returncode is not None:
-            component.state = component.state if component.state == "failed" else "stopped"
+            component.state = component.state if component.state == "failed" else final_state
             return
         self._set(component, "stopping")
         with contextlib.suppress(ProcessLookupError):
@@ -424,7 +543,7 @@ class Supervisor:
                 process.kill()
             await process.wait()
         component.health = "down"
-        self._set(component, "stopped")
+        self._set(component, final_state)
 
 
 def _log_tail(path: Path) -> str:
@@ -478,10 +597,10 @@ def _valkey(settings: StackSettings, secret: str) -> Component:
     )
 
 
-def service_environment(settings: StackSettings, infrastructure: list[Component]
-                        ) -> dict[str, str]:
+def service_environment(settings: StackSettings, infrastructure: list[Component],
+                        stack_secret: str) -> dict[str, str]:
     """What every service process is told: where the infrastructure, the other services
-    and the telemetry backend are."""
+    and the telemetry backend are, and the secret services get their own tokens with."""
     embedded = {component.name: component.client_url or component.url
                 for component in infrastructure}
     env = {
@@ -491,6 +610,10 @@ def service_environment(settings: StackSettings, infrastructure: list[Component]
         "KANSOKU_HOST": settings.host,
         "KANSOKU_EXPLORER_OTLP_PORT": str(settings.explorer_otlp_port),
         "KANSOKU_WORKER_SMTP_PORT": str(settings.worker_smtp_port),
+        # Derived from the stack's secret rather than equal to it: a service token
+        # secret that leaks does not open the databases.
+        "KANSOKU_SERVICE_SECRET": os.environ.get(
+            "KANSOKU_SERVICE_SECRET", infra.derived_secret(stack_secret, "service-tokens")),
         "PYTHONUNBUFFERED": "1",
         # Telemetry goes to the embedded explorer unless the user chose a backend.
         "OTEL_EXPORTER_OTLP_ENDPOINT": os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -520,7 +643,7 @@ def build_components(settings: StackSettings) -> list[list[Component]]:
         infrastructure.append(_nats(settings, secret))
     if settings.redis_url is None:
         infrastructure.append(_valkey(settings, secret))
-    env = service_environment(settings, infrastructure)
+    env = service_environment(settings, infrastructure, secret)
 
     def service_component(name: str) -> Component:
         url = settings.service_url(name)
