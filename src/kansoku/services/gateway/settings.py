@@ -34,3 +34,5 @@ class Settings(ServiceSettings):
     #: Per-phase timeouts for calls to other services, in seconds.
     connect_timeout: float = 1.0
     read_timeout: float = 3.0
+    #: How long placing an order or paying may take (several services in turn).
+    checkout_timeout: float = 15.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 from opentelemetry import metrics
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,15 +61,13 @@ async def overview(session: AsyncSession, *, limit: int, offset: int, low_only: 
                      limit=limit, offset=offset)
 
 
-async def _announce_if_low(session: AsyncSession, product_id: int, units_taken: int) -> None:
-    """Write inventory.low_stock when taking `units_taken` crossed the threshold — once
-    per crossing, not on every sale below it."""
-    stock = (await store.levels(session, [product_id]))[0]
-    after = stock.on_hand - stock.reserved
-    if after <= stock.low_stock_threshold < after + units_taken:
+async def _announce_if_low(session: AsyncSession, product_id: int, after: int,
+                           threshold: int, units_taken: int) -> None:
+    """Write inventory.low_stock when taking `units_taken` left `after` units, crossing
+    the threshold — once per crossing, not on every sale below it."""
+    if after <= threshold < after + units_taken:
         await store.add_event(session, "inventory.low_stock", {
-            "product_id": product_id, "available": after,
-            "low_stock_threshold": stock.low_stock_threshold})
+            "product_id": product_id, "available": after, "low_stock_threshold": threshold})
 
 
 async def adjust(session: AsyncSession, product_id: int, change: Adjust, actor: Principal
@@ -85,7 +84,8 @@ async def adjust(session: AsyncSession, product_id: int, change: Adjust, actor: 
     await store.add_adjustment(session, Adjustment(
         product_id=product_id, delta=change.delta, reason=change.reason, actor=actor.user_id))
     if change.delta < 0:
-        await _announce_if_low(session, product_id, -change.delta)
+        await _announce_if_low(session, product_id, stock.on_hand - stock.reserved,
+                               stock.low_stock_threshold, -change.delta)
     return level(stock)
 
 
@@ -110,24 +110,37 @@ async def reserve(session: AsyncSession, request: ReservationRequest) -> OrderRe
     wanted = Counter[int]()
     for item in request.items:
         wanted[item.product_id] += item.quantity
-    expires_at = _now() + timedelta(seconds=request.ttl_seconds)
-    # In product order, so two orders for the same products lock rows in the same order
-    # and cannot deadlock.
+    # A popular product's stock row is a hot spot: every buyer must lock it. So the
+    # cheap checks come first and the lock last, held only until the commit right after:
+    # 1. without any lock, refuse what is visibly sold out already (the buyers who come
+    #    after the last unit need not queue for the lock to be told no);
     for product_id in sorted(wanted):
-        if not await store.hold(session, product_id, wanted[product_id]):
-            _out_of_stock.add(1)
-            left = await store.available(session, product_id)
-            # Raising rolls back the holds already made for this order.
-            raise Problem(409, "out-of-stock",
-                          f"Product {product_id}: {wanted[product_id]} wanted, {left} left.",
-                          product_id=product_id, available=left)
+        left = await store.available(session, product_id)
+        if left < wanted[product_id]:
+            _refuse(product_id, wanted[product_id], left)
+    # 2. write the reservations (rows of this order alone, nobody waits for them);
+    expires_at = _now() + timedelta(seconds=request.ttl_seconds)
     reservations = [Reservation(order_id=request.order_id, product_id=product_id,
                                 quantity=quantity, status="active", expires_at=expires_at)
                     for product_id, quantity in sorted(wanted.items())]
     await store.add_reservations(session, reservations)
-    for product_id, quantity in sorted(wanted.items()):
-        await _announce_if_low(session, product_id, quantity)
+    # 3. take the units, in product order, so two orders for the same products lock rows
+    #    in the same order and cannot deadlock. The UPDATE re-checks what is available.
+    for product_id in sorted(wanted):
+        held = await store.hold(session, product_id, wanted[product_id])
+        if held is None:
+            # Raising rolls back the reservations and the holds already made.
+            _refuse(product_id, wanted[product_id],
+                    await store.available(session, product_id))
+        after, threshold = held
+        await _announce_if_low(session, product_id, after, threshold, wanted[product_id])
     return _describe(request.order_id, reservations)
+
+
+def _refuse(product_id: int, wanted: int, left: int) -> NoReturn:
+    _out_of_stock.add(1)
+    raise Problem(409, "out-of-stock", f"Product {product_id}: {wanted} wanted, {left} left.",
+                  product_id=product_id, available=max(left, 0))
 
 
 async def reservation(session: AsyncSession, order_id: uuid.UUID) -> OrderReservation:

@@ -69,13 +69,17 @@ async def add_adjustment(session: AsyncSession, adjustment: Adjustment) -> None:
     await session.flush()
 
 
-async def hold(session: AsyncSession, product_id: int, quantity: int) -> bool:
-    """Reserve `quantity` units if that many are available; False if not."""
+async def hold(session: AsyncSession, product_id: int, quantity: int
+               ) -> tuple[int, int] | None:
+    """Reserve `quantity` units if that many are available: (units available after, the
+    low-stock threshold), or None if not. Locks the stock row until the transaction
+    ends, so callers do this last, just before committing."""
     held = (await session.execute(text(
         "UPDATE stock SET reserved = reserved + :quantity, updated_at = now() "
         "WHERE product_id = :product_id AND on_hand - reserved >= :quantity "
-        "RETURNING product_id"), {"product_id": product_id, "quantity": quantity})).scalar()
-    return held is not None
+        "RETURNING on_hand - reserved, low_stock_threshold"),
+        {"product_id": product_id, "quantity": quantity})).first()
+    return (int(held[0]), int(held[1])) if held is not None else None
 
 
 async def available(session: AsyncSession, product_id: int) -> int:

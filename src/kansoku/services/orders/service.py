@@ -139,34 +139,45 @@ async def place_order(session: AsyncSession, principal: Principal, request: Plac
         existing = await store.order_by_key(session, principal.user_id, idempotency_key)
         if existing is not None:
             return OrderOut.model_validate(existing)
+        # End the read's transaction: its connection goes back to the pool instead of
+        # being held through the calls to other services below.
+        await session.commit()
 
     lines, from_cart = await _lines(downstream, auth, request)
     items, currency = await _priced_items(downstream, lines)
-    order = Order(id=uuid.uuid4(), number=await store.next_order_number(session),
-                  user_id=principal.user_id, status="pending_payment",
-                  total=sum((item.line_total for item in items), Decimal("0")),
-                  currency=currency,
-                  shipping_address=request.shipping_address.model_dump(),
-                  idempotency_key=idempotency_key, items=items)
+    # Reserve before writing anything here: most buyers of a sold-out product are turned
+    # away by inventory, and they should not hold one of this service's database
+    # connections while they wait for that answer. The order id is made up front, so
+    # the reservation names the order that is written next.
+    order_id = uuid.uuid4()
+    reserved = await downstream.inventory.request("POST", "/reservations", headers=auth, json={
+        "order_id": str(order_id), "ttl_seconds": reservation_seconds,
+        "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in items]})
+    if reserved.status_code != 201:
+        _orders.add(1, {"status": "rejected"})
+        raise _as_problem(reserved, "inventory")
     try:
+        order = Order(id=order_id, number=await store.next_order_number(session),
+                      user_id=principal.user_id, status="pending_payment",
+                      total=sum((item.line_total for item in items), Decimal("0")),
+                      currency=currency,
+                      shipping_address=request.shipping_address.model_dump(),
+                      idempotency_key=idempotency_key, items=items)
         async with session.begin_nested():
             await store.add_order(session, order)
     except IntegrityError:
-        # The same Idempotency-Key, in a request that got there first.
-        assert idempotency_key is not None
-        existing = await store.order_by_key(session, principal.user_id, idempotency_key)
+        # The same Idempotency-Key, in a request that got there first: hand back its
+        # order, and free what this request reserved.
+        await _release(downstream, auth, order_id, "duplicate request")
+        existing = (await store.order_by_key(session, principal.user_id, idempotency_key)
+                    if idempotency_key else None)
         if existing is None:
             raise
         return OrderOut.model_validate(existing)
+    except BaseException:
+        await _release(downstream, auth, order_id, "the order could not be written")
+        raise
     _tag_span(order)
-
-    reserved = await downstream.inventory.request("POST", "/reservations", headers=auth, json={
-        "order_id": str(order.id), "ttl_seconds": reservation_seconds,
-        "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in items]})
-    if reserved.status_code != 201:
-        # Nothing was reserved; raising rolls the order back: it never existed.
-        _orders.add(1, {"status": "rejected"})
-        raise _as_problem(reserved, "inventory")
 
     await store.add_event(session, "order.placed", _event(order, principal))
     if from_cart:
@@ -180,16 +191,23 @@ async def place_order(session: AsyncSession, principal: Principal, request: Plac
     return OrderOut.model_validate(order)
 
 
+async def _release(downstream: Downstream, auth: dict[str, str], order_id: uuid.UUID,
+                   what: str) -> None:
+    """Free the stock reserved for `order_id` (a compensation). Stock that cannot be
+    released now is freed by its reservation's expiry."""
+    try:
+        await downstream.inventory.request("POST", f"/reservations/{order_id}/release",
+                                           headers=auth)
+    except DependencyUnavailable:
+        logger.warning("could not release the stock reserved for %s now; the reservation "
+                       "expires by itself", what)
+
+
 async def _cancel(session: AsyncSession, order: Order, principal: Principal, reason: str,
                   downstream: Downstream, auth: dict[str, str]) -> None:
     """Compensate: free the stock and record why. Stock that cannot be released now is
     freed by its reservation's expiry."""
-    try:
-        await downstream.inventory.request("POST", f"/reservations/{order.id}/release",
-                                           headers=auth)
-    except DependencyUnavailable:
-        logger.warning("could not release the stock of order %s now; its reservation "
-                       "expires by itself", order.number)
+    await _release(downstream, auth, order.id, f"order {order.number}")
     order.status, order.cancel_reason = "cancelled", reason
     await store.add_event(session, "order.cancelled", _event(order, principal, reason=reason))
     await session.flush()
