@@ -192,7 +192,7 @@ async def test_200_concurrent_buyers_for_20_units(shop: RunningStack) -> None:
                 "items": [{"product_id": product, "quantity": 1}],
                 "shipping_address": ADDRESS})
             if order.status_code not in (201, 409):
-                unexpected.append(order.text)
+                unexpected.append(f"{order.status_code} {order.json().get('detail')}")
             if order.status_code != 201:
                 return order.status_code, None
             paid = await api.call("POST", "/payments", token, json={

@@ -37,6 +37,10 @@ from kansoku.kit.telemetry import Telemetry
 logger = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: How long an idle connection to another service is kept for reuse: well under the
+#: services' own keep-alive (kit.serve), so the client always drops it first.
+KEEPALIVE_SECONDS = 5.0
+
 #: Answers that say "try again": the callee or something in front of it is overloaded.
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
@@ -161,7 +165,8 @@ class ServiceClient:
             # httpx's default of 100 connections makes a busy gateway queue for its own
             # pool; a service's callers are bounded by their own limits anyway.
             limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=min(max_connections, 100)),
+                                max_keepalive_connections=min(max_connections, 100),
+                                keepalive_expiry=KEEPALIVE_SECONDS),
             transport=transport,
             headers={"User-Agent": "kansoku-service-client"},
         )

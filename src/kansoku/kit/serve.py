@@ -13,6 +13,10 @@ class PortUnavailable(Exception):
     """A port this service must listen on is taken or cannot be bound."""
 
 
+#: How long a service keeps an idle client connection open.
+SERVER_KEEPALIVE_SECONDS = 30
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -42,5 +46,9 @@ def serve(app: FastAPI, *, host: str, ports: list[int], graceful_shutdown_second
         server_header=False,
         lifespan="on",
         timeout_graceful_shutdown=int(graceful_shutdown_seconds),
+        # Longer than the kit client's keep-alive (kit.http's KEEPALIVE_SECONDS): the caller, not
+        # the server, closes an idle connection. Otherwise both close it after the same
+        # 5 s and a request sent in that instant meets a closed connection (ReadError).
+        timeout_keep_alive=SERVER_KEEPALIVE_SECONDS,
     )
     uvicorn.Server(config).run(sockets=sockets)
