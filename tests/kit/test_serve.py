@@ -13,6 +13,7 @@ import time
 
 import httpx
 
+from kansoku.explorer import queries
 from kansoku.explorer.store import TelemetryStore
 from tests.kit.test_telemetry import receiver  # noqa: F401  (a fixture)
 from tests.support import free_ports
@@ -70,6 +71,6 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_spans(
             service.kill()
     assert answers and answers[0].status_code == 200
     assert answers[0].json() == {"done": "yes"}
-    spans = [span for trace in store.traces.values() for span in trace]
+    spans = queries.spans_of(store, queries.find_trace_ids(store, queries.TraceQuery()))
     assert [span["name"] for span in spans] == ["GET /slow"]
     assert spans[0]["service"] == "slowpoke"

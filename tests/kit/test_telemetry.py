@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 import uvicorn
 
+from kansoku.explorer import queries
 from kansoku.explorer.app import create_app
 from kansoku.explorer.settings import Settings
 from kansoku.explorer.store import TelemetryStore
@@ -40,7 +41,7 @@ EXPORTING_PROCESS = textwrap.dedent("""
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, TelemetryStore]]:
     (port,) = free_ports(1)
-    app = create_app(Settings(port=port, otlp_port=port))
+    app = create_app(Settings(port=port, otlp_port=port, db_path=":memory:"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -50,6 +51,7 @@ def receiver() -> Iterator[tuple[str, TelemetryStore]]:
     yield f"http://127.0.0.1:{port}", app.state.store
     server.should_exit = True
     thread.join(10)
+    app.state.store.close()
 
 
 def run_exporter(endpoint: str, **extra_env: str) -> None:
@@ -63,14 +65,14 @@ def run_exporter(endpoint: str, **extra_env: str) -> None:
 def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, TelemetryStore]) -> None:
     endpoint, store = receiver
     run_exporter(endpoint)
-    assert store.services == {"probe-service"}
-    (trace_id,) = store.traces
-    spans = {span["name"]: span for span in store.trace(trace_id)}
+    assert queries.services(store) == ["probe-service"]
+    (trace_id,) = queries.find_trace_ids(store, queries.TraceQuery())
+    spans = {span["name"]: span for span in queries.spans_of(store, [trace_id])}
     assert spans["inner"]["parent_span_id"] == spans["outer"]["span_id"]
     # The user id in baggage is stamped on every span.
     assert spans["outer"]["attributes"]["enduser.id"] == "user-77"
     assert spans["inner"]["attributes"]["enduser.id"] == "user-77"
-    assert store.received["log_records"] >= 1
+    assert store.received["logs"] >= 1
     assert store.received["metric_points"] >= 1
 
 
@@ -78,11 +80,11 @@ def test_sdk_disabled_exports_nothing(receiver: tuple[str, TelemetryStore]) -> N
     endpoint, store = receiver
     run_exporter(endpoint, OTEL_SDK_DISABLED="true")
     assert store.received["spans"] == 0
-    assert store.received["log_records"] == 0
+    assert store.received["logs"] == 0
 
 
 def test_one_signal_can_be_kept_local(receiver: tuple[str, TelemetryStore]) -> None:
     endpoint, store = receiver
     run_exporter(endpoint, OTEL_TRACES_EXPORTER="none")
     assert store.received["spans"] == 0
-    assert store.received["log_records"] >= 1
+    assert store.received["logs"] >= 1

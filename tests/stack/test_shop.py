@@ -19,6 +19,11 @@ import asyncpg
 import httpx
 import nats
 import pytest
+from opentelemetry import propagate
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from PIL import Image
 
 from tests.stack.test_up import RunningStack, _trace_id_from_logs
@@ -288,7 +293,7 @@ async def test_one_checkout_is_one_trace_across_the_services(shop: RunningStack)
             for request_id in request_ids:
                 trace_id = _trace_id_from_logs(shop.data_dir / "logs" / "gateway.log",
                                                request_id)
-                answer = await client.get(f"{shop.url('explorer')}/api/traces/{trace_id}")
+                answer = await client.get(f"{shop.url('explorer')}/api/spans/{trace_id}")
                 if answer.status_code == 200:
                     spans = answer.json()["data"]["spans"]
                     services |= {span["service"] for span in spans}
@@ -298,6 +303,62 @@ async def test_one_checkout_is_one_trace_across_the_services(shop: RunningStack)
 
         await eventually(traced, 20, "the checkout traces reaching the explorer, "
                                      "through NATS into the worker")
+
+
+async def test_a_checkout_is_one_whole_trace_in_the_jaeger_api(shop: RunningStack) -> None:
+    """An instrumented client's checkout (place the order, pay it) under one span of its
+    own: the explorer shows one trace, one root, no orphan, the user on the spans."""
+    explorer = shop.url("explorer")
+    otlp = f"http://127.0.0.1:{shop.env['KANSOKU_EXPLORER_OTLP_PORT']}"
+    provider = TracerProvider(resource=Resource.create({"service.name": "shop-client"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(
+        endpoint=f"{otlp}/v1/traces")))
+    async with httpx.AsyncClient(timeout=30) as client:
+        api = api_for(shop, client)
+        token = await api.new_customer()
+        with provider.get_tracer("client").start_as_current_span("checkout") as root:
+            trace_id = format(root.get_span_context().trace_id, "032x")
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
+            order = await api.call("POST", "/orders", token, headers=dict(headers), json={
+                "items": [{"product_id": 8, "quantity": 1}], "shipping_address": ADDRESS})
+            paid = await api.call("POST", "/payments", token, headers=dict(headers), json={
+                "order_id": order.json()["id"], "payment_method": "credit_card",
+                "payment_details": CARD})
+        assert paid.status_code == 201, paid.text
+        provider.force_flush()
+        provider.shutdown()
+        spans: list[dict[str, Any]] = []
+
+        async def whole() -> bool:
+            nonlocal spans
+            found = (await client.get(f"{explorer}/api/traces", params={
+                "service": "gateway", "limit": 50, "lookback": "5m"})).json()["data"]
+            mine = [trace for trace in found if trace["traceID"] == trace_id]
+            if not mine:
+                return False
+            processes = mine[0]["processes"]
+            spans = [{**span, "service": processes[span["processID"]]["serviceName"]}
+                     for span in mine[0]["spans"]]
+            # A parent ends (and is exported) after its children: the trace is whole
+            # once every span's parent has arrived too.
+            return {"gateway", "orders", "inventory", "payments", "worker"} <= {
+                span["service"] for span in spans} and not orphans()
+
+        def orphans() -> list[tuple[str, str]]:
+            ids = {span["spanID"] for span in spans}
+            return [(span["service"], span["operationName"]) for span in spans
+                    if span["references"] and span["references"][0]["spanID"] not in ids]
+
+        try:
+            await eventually(whole, 10, "the checkout as one whole trace in /api/traces")
+        except AssertionError:
+            raise AssertionError(f"orphan spans: {orphans()}") from None
+    roots = [span for span in spans if not span["references"]]
+    assert [root["operationName"] for root in roots] == ["checkout"]
+    with_user = {span["service"] for span in spans
+                 if any(tag["key"] == "enduser.id" for tag in span["tags"])}
+    assert len(with_user) >= 3, with_user
 
 
 async def test_no_card_number_cvv_password_or_token_anywhere(shop: RunningStack) -> None:

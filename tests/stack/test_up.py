@@ -155,7 +155,7 @@ async def test_one_trace_crosses_gateway_catalog_and_postgresql(stack: RunningSt
             trace_id = _trace_id_from_logs(stack.data_dir / "logs" / "gateway.log", request_id)
             if trace_id is None:
                 return False
-            answer = await client.get(f"{stack.url('explorer')}/api/traces/{trace_id}")
+            answer = await client.get(f"{stack.url('explorer')}/api/spans/{trace_id}")
             if answer.status_code != 200:
                 return False
             spans = answer.json()["data"]["spans"]
@@ -285,7 +285,7 @@ async def test_public_api_register_login_profile_with_the_user_on_every_span(
             trace_id = _trace_id_from_logs(stack.data_dir / "logs" / "gateway.log", request_id)
             if trace_id is None:
                 return False
-            answer = await client.get(f"{stack.url('explorer')}/api/traces/{trace_id}")
+            answer = await client.get(f"{stack.url('explorer')}/api/spans/{trace_id}")
             spans = answer.json()["data"]["spans"] if answer.status_code == 200 else []
             return {"gateway", "identity"} <= {span["service"] for span in spans}
 

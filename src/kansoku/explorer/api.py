@@ -1,15 +1,20 @@
-"""The explorer's routes: the OTLP/HTTP receiver and the first query endpoints."""
+"""The explorer's routes: the OTLP/HTTP receiver, the Jaeger-compatible query API, and
+kansoku's own JSON endpoints (RED, service map, logs, one trace with its logs)."""
 
 from __future__ import annotations
 
+import asyncio
 import html
+import json
+import time
 import zlib
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
-from google.protobuf.message import DecodeError, Message
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from google.protobuf import json_format
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -23,21 +28,22 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from kansoku.explorer.store import TelemetryStore
+from kansoku.explorer import otlp, queries
+from kansoku.explorer.store import StoreBusy, TelemetryStore
 from kansoku.kit.errors import Problem
 
 router = APIRouter()
 
 PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
 
 
-async def _decode(request: Request, message: Message) -> None:
-    """Read an OTLP/HTTP protobuf body (optionally gzip) into `message`, or raise a Problem."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if content_type != PROTOBUF:
+async def _body(request: Request) -> tuple[bytes, bool]:
+    """The OTLP/HTTP body (gunzipped), and whether it is JSON; Problems for bad input."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (PROTOBUF, JSON):
         raise Problem(415, "unsupported-media-type",
-                      f"Send OTLP as {PROTOBUF}; got '{content_type or 'nothing'}'. "
-                      "(OTLP/JSON arrives with the full explorer.)")
+                      f"Send OTLP as {PROTOBUF} or {JSON}; got '{content_type or 'nothing'}'.")
     limit: int = request.app.state.settings.max_body_bytes
     # Read at most limit + 1 bytes: an oversized body is refused without holding it all.
     chunks: list[bytes] = []
@@ -58,11 +64,7 @@ async def _decode(request: Request, message: Message) -> None:
             raise Problem(413, "payload-too-large", f"The body is over {limit} bytes unzipped.")
         if not decompressor.eof:
             raise Problem(400, "bad-encoding", "The gzip body is truncated.")
-    try:
-        message.ParseFromString(body)
-    except DecodeError as exc:
-        raise Problem(400, "malformed-otlp", f"The body is not a valid OTLP message: {exc}."
-                      ) from exc
+    return body, content_type == JSON
 
 
 def _store(request: Request) -> TelemetryStore:
@@ -70,81 +72,269 @@ def _store(request: Request) -> TelemetryStore:
     return store
 
 
-async def _receive(request: Request, message: Message, store: Callable[[Any], int],
-                   answer: Message) -> Response:
-    await _decode(request, message)
-    store(message)
+async def _receive(request: Request, message: Message, to_rows: Callable[[Any], otlp.Rows],
+                   answer: Message, rejected_field: str) -> Response:
+    body, is_json = await _body(request)
+
+    def decode() -> otlp.Rows:
+        otlp.parse(body, message, json_body=is_json)
+        return to_rows(message)
+
+    try:
+        # Decoding is CPU work: off the event loop, so queries stay responsive.
+        rows = await asyncio.to_thread(decode)
+    except otlp.MalformedPayload as exc:
+        raise Problem(400, "malformed-otlp",
+                      f"The body is not a valid OTLP export request: {exc}") from exc
+    try:
+        await asyncio.wrap_future(_store(request).submit(rows))
+    except StoreBusy as exc:
+        raise Problem(503, "explorer-busy", f"The explorer is catching up ({exc}); send "
+                      "again shortly.", headers={"Retry-After": "2"}) from exc
+    if rows.rejected:
+        partial = answer.partial_success
+        setattr(partial, rejected_field, rows.rejected)
+        partial.error_message = rows.error
+    if is_json:
+        return JSONResponse(json_format.MessageToDict(answer))
     return Response(answer.SerializeToString(), media_type=PROTOBUF)
 
 
 @router.post("/v1/traces", include_in_schema=False)
 async def receive_traces(request: Request) -> Response:
-    return await _receive(request, ExportTraceServiceRequest(), _store(request).add_traces,
-                          ExportTraceServiceResponse())
+    return await _receive(request, ExportTraceServiceRequest(), otlp.span_rows,
+                          ExportTraceServiceResponse(), "rejected_spans")
 
 
 @router.post("/v1/metrics", include_in_schema=False)
 async def receive_metrics(request: Request) -> Response:
-    return await _receive(request, ExportMetricsServiceRequest(), _store(request).add_metrics,
-                          ExportMetricsServiceResponse())
+    return await _receive(request, ExportMetricsServiceRequest(), otlp.metric_rows,
+                          ExportMetricsServiceResponse(), "rejected_data_points")
 
 
 @router.post("/v1/logs", include_in_schema=False)
 async def receive_logs(request: Request) -> Response:
-    return await _receive(request, ExportLogsServiceRequest(), _store(request).add_logs,
-                          ExportLogsServiceResponse())
+    return await _receive(request, ExportLogsServiceRequest(), otlp.log_rows,
+                          ExportLogsServiceResponse(), "rejected_log_records")
 
 
-@router.get("/api/services")
+# --- the Jaeger query API (Grafana's Jaeger data source speaks it) --------------------
+
+def _window(lookback: str | None, start: int | None, end: int | None) -> tuple[int, int]:
+    """(start, end) in ns from Jaeger's parameters: start/end in microseconds, or a
+    lookback such as '1h' before now (default: the last hour)."""
+    end_ns = end * 1000 if end else time.time_ns()
+    if start:
+        return start * 1000, end_ns
+    try:
+        span = queries.duration_ns(lookback, "lookback") if lookback and lookback != \
+            "custom" else 3_600_000_000_000
+    except ValueError as exc:
+        raise Problem(400, "bad-parameter", str(exc), field="lookback") from exc
+    return end_ns - span, end_ns
+
+
+def _jaeger(data: Any) -> dict[str, Any]:
+    return {"data": data, "total": len(data) if isinstance(data, list) else 0,
+            "limit": 0, "offset": 0, "errors": None}
+
+
+async def _read(request: Request, query: Callable[..., Any], *args: Any, **kwargs: Any
+                ) -> Any:
+    return await asyncio.to_thread(query, _store(request), *args, **kwargs)
+
+
+@router.get("/api/services", tags=["jaeger"])
 async def services(request: Request) -> dict[str, Any]:
-    """Services that sent spans (Jaeger's shape: `{"data": [...]}`)."""
-    return {"data": sorted(_store(request).services)}
+    """Services that sent spans."""
+    return _jaeger(await _read(request, queries.services))
 
 
-@router.get("/api/traces")
-async def traces(
+@router.get("/api/services/{service}/operations", tags=["jaeger"])
+async def service_operations(service: str, request: Request) -> dict[str, Any]:
+    """Span names of one service."""
+    found = await _read(request, queries.operations, service)
+    return _jaeger(sorted({row["name"] for row in found}))
+
+
+@router.get("/api/operations", tags=["jaeger"])
+async def operations(request: Request, service: Annotated[str, Query(max_length=200)],
+                     spanKind: Annotated[str | None, Query()] = None
+                     ) -> dict[str, Any]:
+    """Span names and kinds of one service (optionally of one kind)."""
+    found = await _read(request, queries.operations, service)
+    return _jaeger([{"name": row["name"], "spanKind": row["kind"]} for row in found
+                    if spanKind in (None, "", row["kind"])])
+
+
+@router.get("/api/traces", tags=["jaeger"])
+async def find_traces(
     request: Request,
-    service: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    service: Annotated[str | None, Query(max_length=200)] = None,
+    operation: Annotated[str | None, Query(max_length=500)] = None,
+    tags: Annotated[str | None, Query(description='JSON object, e.g. {"error":"true"}')] = None,
+    minDuration: Annotated[str | None, Query(description="e.g. 250ms")] = None,
+    maxDuration: Annotated[str | None, Query(description="e.g. 2s")] = None,
+    limit: Annotated[int, Query(ge=1, le=1500)] = 20,
+    lookback: Annotated[str | None, Query(description="e.g. 1h, 2d")] = None,
+    start: Annotated[int | None, Query(description="microseconds since the epoch")] = None,
+    end: Annotated[int | None, Query(description="microseconds since the epoch")] = None,
 ) -> dict[str, Any]:
-    """The newest traces with a span of `service` (any service if omitted)."""
-    found = []
-    for trace_id, spans in reversed(_store(request).traces.items()):
-        if service is None or any(span["service"] == service for span in spans):
-            found.append({"trace_id": trace_id, "spans": _store(request).trace(trace_id)})
-            if len(found) == limit:
-                break
-    return {"data": found}
+    """The newest traces matching the search, whole, in Jaeger's shape."""
+    try:
+        wanted = json.loads(tags) if tags else {}
+        if not isinstance(wanted, dict):
+            raise ValueError("tags must be a JSON object")
+        minimum = queries.duration_ns(minDuration, "minDuration") if minDuration else None
+        maximum = queries.duration_ns(maxDuration, "maxDuration") if maxDuration else None
+    except ValueError as exc:
+        raise Problem(400, "bad-parameter", str(exc)) from exc
+    start_ns, end_ns = _window(lookback, start, end)
+    query = queries.TraceQuery(
+        service=service, operation=operation,
+        tags=tuple((str(k), str(v).lower() if isinstance(v, bool) else str(v))
+                   for k, v in wanted.items()),
+        min_duration_ns=minimum, max_duration_ns=maximum, start_ns=start_ns, end_ns=end_ns,
+        limit=limit)
+
+    def search(store: TelemetryStore) -> list[dict[str, Any]]:
+        return queries.spans_of(store, queries.find_trace_ids(store, query))
+
+    spans = await asyncio.to_thread(search, _store(request))
+    return _jaeger(queries.jaeger_traces(spans))
 
 
-@router.get("/api/traces/{trace_id}")
+def _trace_id(trace_id: str) -> str:
+    trace_id = trace_id.lower()
+    if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
+        raise Problem(400, "bad-trace-id", f"'{trace_id[:40]}' is not a trace id "
+                      "(32 hexadecimal digits).", field="trace_id")
+    return trace_id
+
+
+@router.get("/api/traces/{trace_id}", tags=["jaeger"])
 async def trace(trace_id: str, request: Request) -> dict[str, Any]:
-    """The spans of one trace, oldest first."""
-    spans = _store(request).trace(trace_id)
+    """One trace, in Jaeger's shape."""
+    spans = await _read(request, queries.spans_of, [_trace_id(trace_id)])
     if not spans:
         raise Problem(404, "trace-not-found", f"No spans of trace {trace_id} have arrived.")
-    return {"data": {"trace_id": trace_id.lower(), "spans": spans}}
+    return _jaeger(queries.jaeger_traces(spans))
 
 
-@router.get("/api/stats")
+@router.get("/api/dependencies", tags=["jaeger"])
+async def dependencies(
+    request: Request,
+    endTs: Annotated[int | None, Query(description="milliseconds")] = None,
+    lookback: Annotated[int | None, Query(description="milliseconds")] = None,
+) -> dict[str, Any]:
+    """Calls between services: parent, child, callCount."""
+    end_ns = endTs * 1_000_000 if endTs else time.time_ns()
+    start_ns = end_ns - (lookback or 3_600_000) * 1_000_000
+    edges = await _read(request, queries.dependencies, start_ns, end_ns)
+    return _jaeger([{"parent": e["parent"], "child": e["child"], "callCount": e["calls"]}
+                    for e in edges if e["kind"] != "database"])
+
+
+# --- kansoku's JSON endpoints --------------------------------------------------------
+
+def _lookback_window(lookback: str) -> tuple[int, int]:
+    return _window(lookback, None, None)
+
+
+@router.get("/api/spans/{trace_id}", tags=["kansoku"])
+async def trace_with_logs(trace_id: str, request: Request) -> dict[str, Any]:
+    """One trace as a flat list of spans (oldest first, every column), with the log
+    records written during it."""
+    wanted = _trace_id(trace_id)
+    spans = await _read(request, queries.spans_of, [wanted])
+    if not spans:
+        raise Problem(404, "trace-not-found", f"No spans of trace {trace_id} have arrived.")
+    logs = await _read(request, queries.logs_of, wanted)
+    return {"data": {"trace_id": wanted, "spans": spans, "logs": logs}}
+
+
+@router.get("/api/red", tags=["kansoku"])
+async def red(request: Request,
+              service: Annotated[str | None, Query(max_length=200)] = None,
+              by_route: bool = False,
+              lookback: Annotated[str, Query(description="e.g. 15m, 1h")] = "1h",
+              ) -> dict[str, Any]:
+    """Rate, error % and p50/p90/p95/p99 latency of server spans, per service (and per
+    route with `by_route`)."""
+    start_ns, end_ns = _lookback_window(lookback)
+    return {"data": await _read(request, queries.red, start_ns, end_ns, service, by_route)}
+
+
+@router.get("/api/red/series", tags=["kansoku"])
+async def red_series(request: Request, service: Annotated[str, Query(max_length=200)],
+                     route: Annotated[str | None, Query(max_length=500)] = None,
+                     lookback: str = "1h",
+                     step: Annotated[str, Query(description="e.g. 1m")] = "1m",
+                     ) -> dict[str, Any]:
+    """Requests, errors and p95 per time step, for one service or route."""
+    start_ns, end_ns = _lookback_window(lookback)
+    try:
+        step_ns = max(queries.duration_ns(step, "step"), 1_000_000_000)
+    except ValueError as exc:
+        raise Problem(400, "bad-parameter", str(exc), field="step") from exc
+    return {"data": await _read(request, queries.red_series, start_ns, end_ns, step_ns,
+                                service, route)}
+
+
+@router.get("/api/map", tags=["kansoku"])
+async def service_map(request: Request, lookback: str = "1h") -> dict[str, Any]:
+    """The service map: services, databases and caches as nodes; calls as edges with
+    rate, errors and mean latency."""
+    start_ns, end_ns = _lookback_window(lookback)
+    edges = await _read(request, queries.dependencies, start_ns, end_ns)
+    nodes = sorted({e["parent"] for e in edges} | {e["child"] for e in edges})
+    databases = {e["child"] for e in edges if e["kind"] == "database"}
+    return {"data": {
+        "nodes": [{"id": n, "kind": "database" if n in databases else "service"}
+                  for n in nodes],
+        "edges": edges}}
+
+
+@router.get("/api/logs", tags=["kansoku"])
+async def logs(
+    request: Request,
+    service: Annotated[str | None, Query(max_length=200)] = None,
+    min_severity: Annotated[int | None, Query(ge=1, le=24,
+                                              description="9 info, 13 warn, 17 error")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Text in the message")] = None,
+    trace_id: Annotated[str | None, Query(max_length=32)] = None,
+    lookback: str = "1h",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Log records, newest first; each carries its trace id, to open its trace."""
+    start_ns, end_ns = _lookback_window(lookback)
+    return {"data": await _read(request, queries.search_logs, start_ns=start_ns,
+                                end_ns=end_ns, service=service, min_severity=min_severity,
+                                text=q, trace_id=trace_id, limit=limit)}
+
+
+@router.get("/api/stats", tags=["kansoku"])
 async def stats(request: Request) -> dict[str, Any]:
-    """How much telemetry arrived since the explorer started."""
+    """What arrived since the explorer started, what waits to be written, and the size
+    of the store."""
     store = _store(request)
-    return {"received": dict(store.received), "traces_kept": len(store.traces),
-            "spans_kept": store.span_count, "services": sorted(store.services)}
+    size = await asyncio.to_thread(store.size_bytes)
+    return {"received": dict(store.received), "pending_rows": store.pending_rows,
+            "store_bytes": size, "services": await _read(request, queries.services)}
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def home(request: Request) -> str:
     store = _store(request)
+    names = await _read(request, queries.services)
     # Service names come from whoever sends OTLP: escape them.
-    services_list = "".join(f"<li>{html.escape(name)}</li>" for name in sorted(store.services))
+    services_list = "".join(f"<li>{html.escape(name)}</li>" for name in names)
+    received = store.received
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>kansoku explorer</title></head><body style="font-family:system-ui;margin:2rem">
 <h1>kansoku explorer</h1>
-<p>Receiving OTLP. Spans: {store.received["spans"]}, metric points:
-{store.received["metric_points"]}, log records: {store.received["log_records"]}.</p>
+<p>Receiving OTLP. Spans: {received["spans"]}, metric points:
+{received["metric_points"]}, log records: {received["logs"]}.</p>
 <h2>Services seen</h2><ul>{services_list or "<li>none yet</li>"}</ul>
-<p>The full explorer (service map, trace waterfall, logs, problems) is on its way;
-meanwhile <a href="/api/stats">/api/stats</a> and <code>/api/traces/&lt;trace id&gt;</code>
-answer in JSON.</p></body></html>"""
+<p>The pictures (service map, RED charts, trace waterfall, logs) are on their way;
+meanwhile the JSON API is documented at <a href="/docs">/docs</a>.</p></body></html>"""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.settings import ServiceSettings
@@ -14,8 +15,17 @@ class Settings(ServiceSettings):
     port: int = SERVICES_BY_NAME["explorer"].default_port
     #: OTLP/HTTP receiver (the standard port). Both ports serve the same routes.
     otlp_port: int = DEFAULT_OTLP_PORT
-    #: Spans kept in memory; the oldest traces are dropped first.
-    max_spans: int = 200_000
+    #: The DuckDB file everything is kept in (`kansoku up` puts it in the data
+    #: directory); ":memory:" keeps nothing across restarts.
+    db_path: str = ".kansoku/explorer/telemetry.duckdb"
+    #: Retention: data older than this is deleted, and the oldest goes first while the
+    #: file is larger than `retention_bytes`.
+    retention_hours: float = Field(24.0, gt=0)
+    retention_bytes: int = Field(1024**3, gt=0)
+    #: How often retention is enforced.
+    retention_check_seconds: float = Field(60.0, gt=0)
+    #: Rows that may wait to be written before receivers answer 503 (back-pressure).
+    max_pending_rows: int = Field(500_000, gt=0)
     #: Largest OTLP request body accepted, in bytes (after decompression).
     max_body_bytes: int = 16 * 1024 * 1024
 

@@ -1,98 +1,232 @@
-"""Recent telemetry, in memory: spans grouped by trace, and counts of everything else."""
+"""The explorer's store: spans, logs and metric points in an embedded DuckDB file.
+
+Writes go through one writer thread. Receivers hand it decoded rows and wait; it takes
+whatever has queued up (up to `_MAX_BATCH_ROWS`), inserts it column by column in one
+transaction, and only then lets the receivers answer — so what the explorer
+acknowledged is on disk (DuckDB's write-ahead log) and survives a restart, and a burst of
+small exports costs one commit, not one each. When more rows wait than `max_pending_rows`,
+`submit` refuses at once (`StoreBusy`) and the receiver answers 503 with Retry-After, the
+OTLP way of asking a sender to back off, instead of growing without bound.
+
+Reads use their own cursors, from worker threads, and see the last commit.
+"""
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
-from typing import Any
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
-from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
-    ExportMetricsServiceRequest,
-)
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+import duckdb
 
-from kansoku.kit import semconv
+from kansoku.explorer.otlp import LOG_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS, Rows
 
-_SPAN_KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer",
-               5: "consumer"}
-_STATUS_CODES = {0: "unset", 1: "ok", 2: "error"}
+logger = logging.getLogger("kansoku.explorer.store")
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    trace_id VARCHAR NOT NULL, span_id VARCHAR NOT NULL, parent_span_id VARCHAR,
+    service VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    start_ns BIGINT NOT NULL, duration_ns BIGINT NOT NULL,
+    status VARCHAR NOT NULL, status_message VARCHAR,
+    route VARCHAR, http_status INTEGER, user_id VARCHAR,
+    db_system VARCHAR, db_statement VARCHAR, peer_service VARCHAR,
+    messaging_destination VARCHAR,
+    attributes JSON, resource JSON, events JSON, links JSON
+);
+CREATE TABLE IF NOT EXISTS logs (
+    time_ns BIGINT NOT NULL, service VARCHAR NOT NULL, severity_number INTEGER,
+    severity VARCHAR, body VARCHAR, trace_id VARCHAR, span_id VARCHAR,
+    attributes JSON, resource JSON
+);
+CREATE TABLE IF NOT EXISTS metric_points (
+    time_ns BIGINT NOT NULL, service VARCHAR NOT NULL, name VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL, unit VARCHAR, attributes JSON, value DOUBLE, count BIGINT,
+    sum DOUBLE, bucket_counts BIGINT[], bounds DOUBLE[], temporality VARCHAR,
+    monotonic BOOLEAN
+);
+"""
+
+_COLUMN_TYPES = {
+    "spans": SPAN_COLUMNS, "logs": LOG_COLUMNS, "metric_points": METRIC_COLUMNS}
+#: Each table's time column: retention deletes by it.
+_TIME_COLUMNS = {"spans": "start_ns", "logs": "time_ns", "metric_points": "time_ns"}
+#: Rows one commit takes at most; more wait for the next.
+_MAX_BATCH_ROWS = 50_000
+#: How long the writer waits for more rows to share a commit with.
+_GATHER_SECONDS = 0.02
 
 
-def any_value(value: AnyValue) -> Any:
-    """An OTLP attribute value as plain Python."""
-    kind = value.WhichOneof("value")
-    if kind is None:
-        return None
-    if kind == "array_value":
-        return [any_value(item) for item in value.array_value.values]
-    if kind == "kvlist_value":
-        return attributes(value.kvlist_value.values)
-    if kind == "bytes_value":
-        return value.bytes_value.hex()
-    return getattr(value, kind)
-
-
-def attributes(pairs: Any) -> dict[str, Any]:
-    return {pair.key: any_value(pair.value) for pair in pairs if isinstance(pair, KeyValue)}
+class StoreBusy(Exception):
+    """More rows wait to be written than the store accepts; try again shortly."""
 
 
 @dataclass
+class _Batch:
+    rows: Rows
+    done: Future[int]
+
+
+def _insert_statement(table: str, columns: Sequence[str]) -> str:
+    unnests = ", ".join(f"unnest(${index + 1}) AS {name}"
+                        for index, name in enumerate(columns))
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {unnests}"
+
+
 class TelemetryStore:
-    max_spans: int
-    traces: OrderedDict[str, list[dict[str, Any]]] = field(default_factory=OrderedDict)
-    span_count: int = 0
-    received: Counter[str] = field(default_factory=Counter)
-    services: set[str] = field(default_factory=set)
+    """Spans, logs and metric points in DuckDB (`path`; ":memory:" for a throwaway)."""
 
-    def add_traces(self, request: ExportTraceServiceRequest) -> int:
-        added = 0
-        for resource_spans in request.resource_spans:
-            resource = attributes(resource_spans.resource.attributes)
-            service = str(resource.get(semconv.SERVICE_NAME, "unknown_service"))
-            self.services.add(service)
-            for scope_spans in resource_spans.scope_spans:
-                for span in scope_spans.spans:
-                    trace_id = span.trace_id.hex()
-                    self.traces.setdefault(trace_id, []).append({
-                        "trace_id": trace_id,
-                        "span_id": span.span_id.hex(),
-                        "parent_span_id": span.parent_span_id.hex() or None,
-                        "name": span.name,
-                        "kind": _SPAN_KINDS.get(span.kind, "unspecified"),
-                        "service": service,
-                        "start_unix_nano": span.start_time_unix_nano,
-                        "duration_ms": (span.end_time_unix_nano - span.start_time_unix_nano)
-                        / 1e6,
-                        "status": _STATUS_CODES.get(span.status.code, "unset"),
-                        "attributes": attributes(span.attributes),
-                    })
-                    self.traces.move_to_end(trace_id)
-                    added += 1
-        self.span_count += added
-        self.received["spans"] += added
-        while self.span_count > self.max_spans and self.traces:
-            _, dropped = self.traces.popitem(last=False)
-            self.span_count -= len(dropped)
-        return added
+    def __init__(self, path: str | Path, *, max_pending_rows: int = 500_000) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = duckdb.connect(self.path)
+        self._db.execute(_SCHEMA)
+        self._statements = {table: _insert_statement(table, columns)
+                            for table, columns in _COLUMN_TYPES.items()}
+        self.max_pending_rows = max_pending_rows
+        self._pending_rows = 0
+        self._pending_lock = threading.Lock()
+        self._queue: queue.Queue[_Batch | None] = queue.Queue()
+        self.received = {"spans": 0, "logs": 0, "metric_points": 0, "rejected": 0}
+        self._writer = threading.Thread(target=self._write_forever, name="explorer-writer",
+                                        daemon=True)
+        self._writer.start()
 
-    def add_metrics(self, request: ExportMetricsServiceRequest) -> int:
-        points = 0
-        for resource_metrics in request.resource_metrics:
-            for scope_metrics in resource_metrics.scope_metrics:
-                for metric in scope_metrics.metrics:
-                    data = getattr(metric, metric.WhichOneof("data") or "gauge")
-                    points += len(data.data_points)
-        self.received["metric_points"] += points
-        return points
+    # --- writing ---------------------------------------------------------------------
 
-    def add_logs(self, request: ExportLogsServiceRequest) -> int:
-        records = sum(len(scope.log_records) for resource in request.resource_logs
-                      for scope in resource.scope_logs)
-        self.received["log_records"] += records
-        return records
+    def submit(self, rows: Rows) -> Future[int]:
+        """Queue `rows` for the writer; the future resolves once they are committed.
+        Raises `StoreBusy` when the backlog is full."""
+        done: Future[int] = Future()
+        with self._pending_lock:
+            if self._pending_rows + len(rows) > self.max_pending_rows and self._pending_rows:
+                raise StoreBusy(f"{self._pending_rows} rows are waiting to be written")
+            self._pending_rows += len(rows)
+        self._queue.put(_Batch(rows, done))
+        return done
 
-    def trace(self, trace_id: str) -> list[dict[str, Any]]:
-        return sorted(self.traces.get(trace_id.lower(), []),
-                      key=lambda span: span["start_unix_nano"])
+    def _write_forever(self) -> None:
+        cursor = self._db.cursor()
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batches, size = [first], len(first.rows)
+            deadline = time.monotonic() + _GATHER_SECONDS
+            while size < _MAX_BATCH_ROWS:
+                try:
+                    more = self._queue.get(timeout=max(deadline - time.monotonic(), 0))
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # stop after this batch
+                    break
+                batches.append(more)
+                size += len(more.rows)
+            self._commit(cursor, batches)
+
+    def _commit(self, cursor: duckdb.DuckDBPyConnection, batches: list[_Batch]) -> None:
+        by_table: dict[str, list[list[Any]]] = {}
+        for batch in batches:
+            columns = by_table.setdefault(batch.rows.table,
+                                          [[] for _ in batch.rows.columns])
+            for merged, values in zip(columns, batch.rows.values, strict=True):
+                merged.extend(values)
+        error: Exception | None = None
+        try:
+            cursor.execute("BEGIN TRANSACTION")
+            for table, columns in by_table.items():
+                if columns and columns[0]:
+                    cursor.execute(self._statements[table], columns)
+            cursor.execute("COMMIT")
+        except Exception as exc:  # the receivers answer 503 and the senders retry
+            logger.exception("could not write %d telemetry batches", len(batches))
+            error = exc
+            with contextlib.suppress(duckdb.Error):
+                cursor.execute("ROLLBACK")
+        with self._pending_lock:
+            self._pending_rows -= sum(len(batch.rows) for batch in batches)
+        for batch in batches:
+            if error is None:
+                self.received[batch.rows.table] += len(batch.rows)
+                self.received["rejected"] += batch.rows.rejected
+                batch.done.set_result(len(batch.rows))
+            else:
+                batch.done.set_exception(error)
+
+    # --- reading ---------------------------------------------------------------------
+
+    def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `query` on a cursor of its own (call it from a worker thread)."""
+        cursor = self._db.cursor()
+        try:
+            return query(cursor)
+        finally:
+            cursor.close()
+
+    def rows(self, sql: str, parameters: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The result of `sql` as dicts (call it from a worker thread)."""
+        def run(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+            result = cursor.execute(sql, list(parameters))
+            names = [column[0] for column in result.description or []]
+            return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+        return self.read(run)
+
+    @property
+    def pending_rows(self) -> int:
+        return self._pending_rows
+
+    # --- retention -------------------------------------------------------------------
+
+    def size_bytes(self) -> int:
+        """The space the data takes: blocks in use in the file (freed blocks are reused
+        before the file grows) plus the write-ahead log not yet checkpointed."""
+        def run(cursor: duckdb.DuckDBPyConnection) -> int:
+            row = cursor.execute(
+                "SELECT used_blocks, block_size FROM pragma_database_size()").fetchone()
+            return int(row[0]) * int(row[1]) if row else 0
+        wal = Path(f"{self.path}.wal")
+        return self.read(run) + (wal.stat().st_size if wal.exists() else 0)
+
+    def enforce_retention(self, *, max_age_seconds: float, max_bytes: int) -> int:
+        """Delete what is older than `max_age_seconds`, then, while the file is larger
+        than `max_bytes`, the oldest tenth of what is left. Returns rows deleted."""
+        cutoff = time.time_ns() - int(max_age_seconds * 1e9)
+        deleted = self._delete_before(cutoff)
+        for _ in range(10):
+            if self.size_bytes() <= max_bytes:
+                break
+            cutoffs = self.rows(
+                "SELECT quantile_disc(start_ns, 0.1) AS cutoff FROM spans")
+            oldest = cutoffs[0]["cutoff"] if cutoffs else None
+            if oldest is None:
+                break
+            deleted += self._delete_before(int(oldest) + 1)
+            self.read(lambda cursor: cursor.execute("CHECKPOINT"))
+        return deleted
+
+    def _delete_before(self, cutoff_ns: int) -> int:
+        def run(cursor: duckdb.DuckDBPyConnection) -> int:
+            total = 0
+            for table, column in _TIME_COLUMNS.items():
+                # DuckDB answers a DELETE with the number of rows it deleted.
+                row = cursor.execute(f"DELETE FROM {table} WHERE {column} < ?",
+                                     [cutoff_ns]).fetchone()
+                total += int(row[0]) if row else 0
+            return total
+        return self.read(run)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._writer.join(timeout=10)
+        self._db.close()

@@ -610,6 +610,9 @@ def service_environment(settings: StackSettings, infrastructure: list[Component]
         "KANSOKU_HOST": settings.host,
         "KANSOKU_EXPLORER_OTLP_PORT": str(settings.explorer_otlp_port),
         "KANSOKU_WORKER_SMTP_PORT": str(settings.worker_smtp_port),
+        # The explorer keeps its telemetry store with the rest of the stack's data.
+        "KANSOKU_EXPLORER_DB_PATH": str(
+            (settings.data_dir / "explorer" / "telemetry.duckdb").absolute()),
         # Derived from the stack's secret rather than equal to it: a service token
         # secret that leaks does not open the databases.
         "KANSOKU_SERVICE_SECRET": os.environ.get(
@@ -619,6 +622,9 @@ def service_environment(settings: StackSettings, infrastructure: list[Component]
         "OTEL_EXPORTER_OTLP_ENDPOINT": os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT",
                                                       settings.otlp_endpoint),
         "OTEL_METRIC_EXPORT_INTERVAL": os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "10000"),
+        # Spans leave every second rather than every five: a learner looks for the trace
+        # of what they just did, and exports are batched all the same.
+        "OTEL_BSP_SCHEDULE_DELAY": os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "1000"),
         # An export that takes longer than this is to a backend that is gone; a service
         # shutting down should not wait the default ten seconds per signal for it.
         "OTEL_EXPORTER_OTLP_TIMEOUT": os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "5"),

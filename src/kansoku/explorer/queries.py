@@ -1,0 +1,277 @@
+"""The questions the explorer answers, as SQL over the store, and the Jaeger shapes the
+Jaeger-compatible API returns. Every function runs in a worker thread."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from kansoku.explorer.store import TelemetryStore
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h|d)?\s*$")
+_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+            "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
+
+
+def duration_ns(text: str, field: str) -> int:
+    """'250ms', '1.5s', '2h' (Jaeger's and Go's style) in nanoseconds; a bare number is
+    microseconds, as in Jaeger's API. ValueError names the field."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{field} '{text}' is not a duration such as 250ms, 1.5s or 2h")
+    number, unit = float(match.group(1)), match.group(2) or "us"
+    return int(number * _UNIT_NS[unit])
+
+
+@dataclass(frozen=True)
+class TraceQuery:
+    service: str | None = None
+    operation: str | None = None
+    #: Attribute key -> value every matching trace has on a span ("error": "true" means
+    #: a span with error status).
+    tags: tuple[tuple[str, str], ...] = ()
+    min_duration_ns: int | None = None
+    max_duration_ns: int | None = None
+    start_ns: int = 0
+    end_ns: int = 2**62
+    limit: int = 20
+
+
+_SPAN_FIELDS = ("trace_id, span_id, parent_span_id, service, name, kind, start_ns, "
+                "duration_ns, status, status_message, route, http_status, user_id, "
+                "db_system, db_statement, attributes, resource, events, links")
+
+
+def _loads(value: str | None) -> Any:
+    return json.loads(value) if value else None
+
+
+def _span(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    for key in ("attributes", "resource"):
+        row[key] = _loads(row[key]) or {}
+    for key in ("events", "links"):
+        row[key] = _loads(row[key]) or []
+    return row
+
+
+def services(store: TelemetryStore) -> list[str]:
+    return [row["service"] for row in store.rows(
+        "SELECT DISTINCT service FROM spans ORDER BY service")]
+
+
+def operations(store: TelemetryStore, service: str) -> list[dict[str, str]]:
+    return store.rows("SELECT DISTINCT name, kind FROM spans WHERE service = ? "
+                      "ORDER BY name", [service])
+
+
+def find_trace_ids(store: TelemetryStore, query: TraceQuery) -> list[str]:
+    """The newest traces matching `query`: a span of `service` (named `operation`) within
+    the duration bounds, and spans carrying each tag."""
+    where = ["start_ns BETWEEN ? AND ?"]
+    parameters: list[Any] = [query.start_ns, query.end_ns]
+    if query.service:
+        where.append("service = ?")
+        parameters.append(query.service)
+    if query.operation:
+        where.append("name = ?")
+        parameters.append(query.operation)
+    if query.min_duration_ns is not None:
+        where.append("duration_ns >= ?")
+        parameters.append(query.min_duration_ns)
+    if query.max_duration_ns is not None:
+        where.append("duration_ns <= ?")
+        parameters.append(query.max_duration_ns)
+    for key, value in query.tags:
+        if key == "error":
+            tagged = "status = 'error'" if value == "true" else "status <> 'error'"
+        else:
+            tagged = "json_extract_string(attributes, ?) = ?"
+            parameters.extend(['$."' + key.replace('"', "") + '"', value])
+        where.append(f"trace_id IN (SELECT trace_id FROM spans WHERE {tagged} "
+                     "AND start_ns BETWEEN ? AND ?)")
+        parameters.extend([query.start_ns, query.end_ns])
+    rows = store.rows(
+        f"SELECT trace_id FROM spans WHERE {' AND '.join(where)} "
+        "GROUP BY trace_id ORDER BY max(start_ns) DESC LIMIT ?", [*parameters, query.limit])
+    return [row["trace_id"] for row in rows]
+
+
+def spans_of(store: TelemetryStore, trace_ids: list[str]) -> list[dict[str, Any]]:
+    if not trace_ids:
+        return []
+    marks = ", ".join("?" for _ in trace_ids)
+    return [_span(row) for row in store.rows(
+        f"SELECT {_SPAN_FIELDS} FROM spans WHERE trace_id IN ({marks}) "
+        "ORDER BY start_ns", trace_ids)]
+
+
+def logs_of(store: TelemetryStore, trace_id: str) -> list[dict[str, Any]]:
+    rows = store.rows("SELECT time_ns, service, severity, body, span_id, attributes "
+                      "FROM logs WHERE trace_id = ? ORDER BY time_ns", [trace_id])
+    for row in rows:
+        row["attributes"] = _loads(row["attributes"]) or {}
+    return rows
+
+
+# --- Jaeger's shapes ------------------------------------------------------------------
+
+
+def _tag(key: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, bool):
+        kind = "bool"
+    elif isinstance(value, int):
+        kind = "int64"
+    elif isinstance(value, float):
+        kind = "float64"
+    else:
+        kind, value = "string", value if isinstance(value, str) else json.dumps(value)
+    return {"key": key, "type": kind, "value": value}
+
+
+def jaeger_traces(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spans grouped into traces, in the JSON Jaeger's query service returns."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for span in spans:
+        grouped[span["trace_id"]].append(span)
+    traces = []
+    for trace_id, members in grouped.items():
+        processes: dict[str, dict[str, Any]] = {}
+        process_of: dict[str, str] = {}
+        jaeger_spans = []
+        for span in members:
+            service = span["service"]
+            if service not in process_of:
+                process_of[service] = f"p{len(process_of) + 1}"
+                processes[process_of[service]] = {
+                    "serviceName": service,
+                    "tags": [_tag(k, v) for k, v in span["resource"].items()]}
+            tags = [_tag(k, v) for k, v in span["attributes"].items()]
+            tags.append(_tag("span.kind", span["kind"]))
+            if span["status"] == "error":
+                tags.append(_tag("error", True))
+            if span["status_message"]:
+                tags.append(_tag("otel.status_description", span["status_message"]))
+            jaeger_spans.append({
+                "traceID": trace_id, "spanID": span["span_id"], "flags": 1,
+                "operationName": span["name"],
+                "references": ([{"refType": "CHILD_OF", "traceID": trace_id,
+                                 "spanID": span["parent_span_id"]}]
+                               if span["parent_span_id"] else []),
+                "startTime": span["start_ns"] // 1000,
+                "duration": span["duration_ns"] // 1000,
+                "tags": tags,
+                "logs": [{"timestamp": event["time_ns"] // 1000,
+                          "fields": [_tag("event", event["name"]),
+                                     *(_tag(k, v) for k, v in event["attributes"].items())]}
+                         for event in span["events"]],
+                "processID": process_of[service], "warnings": None,
+            })
+        traces.append({"traceID": trace_id, "spans": jaeger_spans, "processes": processes,
+                       "warnings": None})
+    return traces
+
+
+# --- service map and RED --------------------------------------------------------------
+
+
+def dependencies(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+    """Calls between services (a span whose parent is another service's), with rate,
+    errors and latency; plus each service's calls to databases and caches."""
+    between = store.rows(
+        "SELECT p.service AS parent, c.service AS child, count(*) AS calls, "
+        "sum(CASE WHEN c.status = 'error' THEN 1 ELSE 0 END) AS errors, "
+        "avg(c.duration_ns) / 1e6 AS mean_ms, "
+        "max(CASE WHEN c.kind = 'consumer' THEN 1 ELSE 0 END) AS messaging "
+        "FROM spans c JOIN spans p ON c.trace_id = p.trace_id "
+        "AND c.parent_span_id = p.span_id "
+        "WHERE c.service <> p.service AND c.start_ns BETWEEN ? AND ? "
+        "GROUP BY 1, 2 ORDER BY 1, 2", [start_ns, end_ns])
+    stores = store.rows(
+        "SELECT service AS parent, db_system AS child, count(*) AS calls, "
+        "sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS errors, "
+        "avg(duration_ns) / 1e6 AS mean_ms, 0 AS messaging FROM spans "
+        "WHERE db_system IS NOT NULL AND start_ns BETWEEN ? AND ? "
+        "GROUP BY 1, 2 ORDER BY 1, 2", [start_ns, end_ns])
+    for edge in stores:
+        edge["kind"] = "database"
+    for edge in between:
+        edge["kind"] = "messaging" if edge.pop("messaging") else "http"
+    for edge in stores:
+        edge.pop("messaging")
+    return between + stores
+
+
+def red(store: TelemetryStore, start_ns: int, end_ns: int, service: str | None = None,
+        by_route: bool = False) -> list[dict[str, Any]]:
+    """Rate, errors and duration of server spans per service (and route)."""
+    group = "service, coalesce(route, name)" if by_route else "service"
+    where = "kind IN ('server', 'consumer') AND start_ns BETWEEN ? AND ?"
+    parameters: list[Any] = [start_ns, end_ns]
+    if service:
+        where += " AND service = ?"
+        parameters.append(service)
+    seconds = max((end_ns - start_ns) / 1e9, 1e-9)
+    columns = "service, coalesce(route, name) AS route" if by_route else "service"
+    rows = store.rows(
+        f"SELECT {columns}, count(*) AS requests, "
+        "sum(CASE WHEN status = 'error' OR http_status >= 500 THEN 1 ELSE 0 END) AS errors, "
+        "quantile_cont(duration_ns, [0.5, 0.9, 0.95, 0.99]) AS quantiles "
+        f"FROM spans WHERE {where} GROUP BY {group} ORDER BY {group}", parameters)
+    for row in rows:
+        p50, p90, p95, p99 = (value / 1e6 for value in row.pop("quantiles"))
+        row.update(rate_per_second=row["requests"] / seconds,
+                   error_percent=100.0 * row["errors"] / row["requests"],
+                   p50_ms=p50, p90_ms=p90, p95_ms=p95, p99_ms=p99)
+    return rows
+
+
+def red_series(store: TelemetryStore, start_ns: int, end_ns: int, step_ns: int,
+               service: str, route: str | None = None) -> list[dict[str, Any]]:
+    """Requests, errors and p95 of one service (or route) per time step, for charts."""
+    where = "kind IN ('server', 'consumer') AND service = ? AND start_ns BETWEEN ? AND ?"
+    parameters: list[Any] = [service, start_ns, end_ns]
+    if route:
+        where += " AND coalesce(route, name) = ?"
+        parameters.append(route)
+    step = int(step_ns)  # an int, so safe to write into the statement
+    return store.rows(
+        f"SELECT (start_ns // {step}) * {step} AS time_ns, count(*) AS requests, "
+        "sum(CASE WHEN status = 'error' OR http_status >= 500 THEN 1 ELSE 0 END) AS errors, "
+        "quantile_cont(duration_ns, 0.95) / 1e6 AS p95_ms "
+        f"FROM spans WHERE {where} GROUP BY 1 ORDER BY 1", parameters)
+
+
+def search_logs(store: TelemetryStore, *, start_ns: int, end_ns: int, service: str | None,
+                min_severity: int | None, text: str | None, trace_id: str | None,
+                limit: int) -> list[dict[str, Any]]:
+    where = ["time_ns BETWEEN ? AND ?"]
+    parameters: list[Any] = [start_ns, end_ns]
+    if service:
+        where.append("service = ?")
+        parameters.append(service)
+    if min_severity:
+        where.append("severity_number >= ?")
+        parameters.append(min_severity)
+    if text:
+        where.append("body ILIKE ?")
+        parameters.append("%" + text.replace("\\", "\\\\").replace("%", "\\%")
+                          .replace("_", "\\_") + "%")
+    if trace_id:
+        where.append("trace_id = ?")
+        parameters.append(trace_id.lower())
+    rows = store.rows(
+        "SELECT time_ns, service, severity_number, severity, body, trace_id, span_id, "
+        f"attributes FROM logs WHERE {' AND '.join(where)} "
+        "ORDER BY time_ns DESC LIMIT ?", [*parameters, limit])
+    for row in rows:
+        row["attributes"] = _loads(row["attributes"]) or {}
+    return rows
+
+
+def now_ns() -> int:
+    return time.time_ns()
