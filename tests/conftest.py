@@ -11,11 +11,17 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from kansoku.stack import infra
 from tests.support import free_ports
+
+if TYPE_CHECKING:
+    from playwright.async_api import Browser
+
+    from tests.browser import BrowserPage
 
 
 def _start(command: list[str], log: Path, run_as: tuple[int, int] | None = None
@@ -108,3 +114,42 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
         if key.startswith(("KANSOKU_", "OTEL_")):
             monkeypatch.delenv(key)
     yield monkeypatch
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's Chromium (/usr/bin/chromium), headless, driven by Playwright.
+
+    Skips when Chromium is missing (`scripts/test` installs it), but fails under CI.
+    """
+    from playwright.async_api import async_playwright
+
+    from tests import browser as chromium
+
+    reason = chromium.missing_chromium()
+    if reason is not None:
+        if chromium.in_ci():
+            pytest.fail(f"{reason} (CI is set: scripts/test must install it)", pytrace=False)
+        pytest.skip(reason)
+    async with async_playwright() as playwright:
+        launched = await chromium.launch(playwright)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+@pytest.fixture
+async def page(browser: Browser, request: pytest.FixtureRequest) -> AsyncIterator[BrowserPage]:
+    """A fresh page in its own browser context, recording console and JavaScript errors.
+
+    Assert `page.errors == []`; `await page.screenshot()` saves
+    test-artifacts/screenshots/<test name>.png.
+    """
+    from tests.browser import BrowserPage
+
+    context = await browser.new_context()
+    try:
+        yield BrowserPage(await context.new_page(), test_name=request.node.name)
+    finally:
+        await context.close()
