@@ -4,7 +4,6 @@ kansoku's own JSON endpoints (RED, service map, logs, one trace with its logs)."
 from __future__ import annotations
 
 import asyncio
-import html
 import json
 import time
 import zlib
@@ -12,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -321,20 +320,3 @@ async def stats(request: Request) -> dict[str, Any]:
     size = await asyncio.to_thread(store.size_bytes)
     return {"received": dict(store.received), "pending_rows": store.pending_rows,
             "store_bytes": size, "services": await _read(request, queries.services)}
-
-
-@router.get("/", response_class=HTMLResponse, include_in_schema=False)
-async def home(request: Request) -> str:
-    store = _store(request)
-    names = await _read(request, queries.services)
-    # Service names come from whoever sends OTLP: escape them.
-    services_list = "".join(f"<li>{html.escape(name)}</li>" for name in names)
-    received = store.received
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>kansoku explorer</title></head><body style="font-family:system-ui;margin:2rem">
-<h1>kansoku explorer</h1>
-<p>Receiving OTLP. Spans: {received["spans"]}, metric points:
-{received["metric_points"]}, log records: {received["logs"]}.</p>
-<h2>Services seen</h2><ul>{services_list or "<li>none yet</li>"}</ul>
-<p>The pictures (service map, RED charts, trace waterfall, logs) are on their way;
-meanwhile the JSON API is documented at <a href="/docs">/docs</a>.</p></body></html>"""

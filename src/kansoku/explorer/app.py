@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from kansoku.explorer import SERVICE, api
+from kansoku.explorer import SERVICE, api, pages
 from kansoku.explorer.settings import Settings
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit.app import build_service_app
@@ -52,5 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_shutdown=[close_store],
     )
     app.state.store = store
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.include_router(pages.router)
     app.include_router(api.router)
     return app

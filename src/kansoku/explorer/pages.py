@@ -1,0 +1,53 @@
+"""The explorer's pages. Each is a small server-rendered shell; `static/explorer.js`
+fills it from the JSON API (the same API scripts and Grafana use), so what the pages
+show and what the API answers can never disagree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+#: (path, label) of the navigation, in order.
+SECTIONS = (("/", "Services"), ("/map", "Service map"), ("/traces", "Traces"),
+            ("/logs", "Logs"))
+
+
+def _page(request: Request, page: str, title: str, **context: object) -> Response:
+    return templates.TemplateResponse(request, "page.html", {
+        "page": page, "title": title, "sections": SECTIONS, **context})
+
+
+@router.get("/", response_class=HTMLResponse)
+async def services_page(request: Request) -> Response:
+    return _page(request, "services", "Services")
+
+
+@router.get("/services/{service}", response_class=HTMLResponse)
+async def service_page(service: str, request: Request) -> Response:
+    return _page(request, "service", service, service=service)
+
+
+@router.get("/map", response_class=HTMLResponse)
+async def map_page(request: Request) -> Response:
+    return _page(request, "map", "Service map")
+
+
+@router.get("/traces", response_class=HTMLResponse)
+async def traces_page(request: Request) -> Response:
+    return _page(request, "traces", "Traces")
+
+
+@router.get("/traces/{trace_id}", response_class=HTMLResponse)
+async def trace_page(trace_id: str, request: Request) -> Response:
+    return _page(request, "trace", f"Trace {trace_id[:8]}", trace_id=trace_id)
+
+
+@router.get("/logs", response_class=HTMLResponse)
+async def logs_page(request: Request) -> Response:
+    return _page(request, "logs", "Logs")

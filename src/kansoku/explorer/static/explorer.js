@@ -1,0 +1,297 @@
+// The explorer's pages: each fetches the JSON API and draws tables and SVG charts.
+// Data is always inserted as text (never as HTML): span names and attributes come from
+// whoever sent them.
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const lookback = params.get("lookback") || "1h";
+const content = document.getElementById("content");
+const SVG = "http://www.w3.org/2000/svg";
+
+function el(tag, attributes = {}, ...children) {
+  const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4))
+    : document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key === "onclick") node.addEventListener("click", value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+async function api(path, query = {}) {
+  const url = new URL(path, location.origin);
+  for (const [key, value] of Object.entries(query)) {
+    if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
+  }
+  const response = await fetch(url);
+  const body = await response.json();
+  if (!response.ok) throw new Error(body.detail || `${response.status} from ${path}`);
+  return body.data;
+}
+
+const ms = (value) => value === null || value === undefined ? "–"
+  : value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(value < 10 ? 2 : 0)} ms`;
+const pct = (value) => `${value.toFixed(value && value < 1 ? 2 : 1)} %`;
+const when = (ns) => new Date(ns / 1e6).toLocaleTimeString();
+const link = (href, text) => el("a", { href }, text);
+const withLookback = (path) => `${path}${path.includes("?") ? "&" : "?"}lookback=${lookback}`;
+
+function show(...nodes) {
+  content.replaceChildren(...nodes);
+}
+
+function empty(text) {
+  return el("p", { class: "muted" }, text);
+}
+
+// A small line chart: points [[x, y], ...] over the chart's width.
+function sparkline(points, { width = 160, height = 36, label = "" } = {}) {
+  const svg = el("svg:svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": label, class: "spark" });
+  if (points.length < 2) return svg;
+  const xs = points.map((p) => p[0]); const ys = points.map((p) => p[1]);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  const top = Math.max(...ys) || 1;
+  const path = points.map(([x, y], i) => `${i ? "L" : "M"}${((x - x0) / (x1 - x0 || 1) * (width - 2) + 1).toFixed(1)},${(height - 2 - y / top * (height - 4)).toFixed(1)}`).join(" ");
+  svg.append(el("svg:path", { d: path, fill: "none", stroke: "currentColor", "stroke-width": 1.5 }));
+  svg.append(el("svg:title", {}, `${label}: max ${top.toFixed(1)}`));
+  return svg;
+}
+
+function redTable(rows, { byRoute = false } = {}) {
+  const head = el("tr", {}, el("th", { scope: "col" }, byRoute ? "Route" : "Service"),
+    ...["Requests/s", "Errors", "p50", "p90", "p95", "p99", byRoute ? "" : "Requests, p95 over time"]
+      .map((name) => el("th", { scope: "col" }, name)));
+  const body = rows.map((row) => {
+    const name = byRoute ? row.route : row.service;
+    const target = byRoute
+      ? withLookback(`/traces?service=${encodeURIComponent(row.service)}&tag=${encodeURIComponent(`http.route=${row.route}`)}&minDuration=${Math.floor(row.p95_ms)}ms`)
+      : `/services/${encodeURIComponent(row.service)}?lookback=${lookback}`;
+    const charts = el("td", { class: "charts" });
+    if (!byRoute) {
+      api("/api/red/series", { service: row.service, lookback, step: stepFor(lookback) })
+        .then((series) => charts.append(
+          sparkline(series.map((p) => [p.time_ns, p.requests]), { label: "requests per step" }),
+          sparkline(series.map((p) => [p.time_ns, p.p95_ms]), { label: "p95 latency" })))
+        .catch(() => charts.append("–"));
+    }
+    return el("tr", { class: row.error_percent >= 5 ? "bad" : "" },
+      el("th", { scope: "row" }, link(target, name), byRoute ? el("span", { class: "muted" }, " slowest traces") : null),
+      el("td", {}, row.rate_per_second.toFixed(2)), el("td", {}, pct(row.error_percent)),
+      el("td", {}, ms(row.p50_ms)), el("td", {}, ms(row.p90_ms)), el("td", {}, ms(row.p95_ms)),
+      el("td", {}, ms(row.p99_ms)), byRoute ? el("td") : charts);
+  });
+  return el("table", { class: "data" }, el("thead", {}, head), el("tbody", {}, body));
+}
+
+function stepFor(range) {
+  return { "15m": "30s", "1h": "1m", "6h": "5m", "24h": "20m" }[range] || "1m";
+}
+
+const pages = {
+  async services() {
+    const rows = await api("/api/red", { lookback });
+    show(rows.length ? redTable(rows)
+      : empty("No requests in this time range yet. Use the shop (or `kansoku load`) and come back."));
+  },
+
+  async service() {
+    const service = document.body.dataset.service;
+    const rows = await api("/api/red", { service, by_route: true, lookback });
+    show(el("p", {}, link(withLookback(`/traces?service=${encodeURIComponent(service)}`), "All traces of this service"),
+      " · ", link(withLookback(`/logs?service=${encodeURIComponent(service)}`), "its logs")),
+    rows.length ? redTable(rows, { byRoute: true }) : empty("No requests in this time range."));
+  },
+
+  async map() {
+    const { nodes, edges } = await api("/api/map", { lookback });
+    if (!nodes.length) return show(empty("No calls between services in this time range yet."));
+    // Layers: a node sits one column right of the deepest node calling it.
+    const depth = Object.fromEntries(nodes.map((n) => [n.id, 0]));
+    for (let round = 0; round < nodes.length; round += 1) {
+      for (const e of edges) if (e.parent !== e.child) depth[e.child] = Math.max(depth[e.child], Math.min(depth[e.parent] + 1, 8));
+    }
+    const columns = {};
+    for (const n of nodes) (columns[depth[n.id]] ||= []).push(n);
+    const [boxWidth, columnGap, rowGap] = [150, 270, 80];
+    const width = columnGap * Math.max(...Object.values(depth)) + boxWidth + 60;
+    const height = rowGap * Math.max(...Object.values(columns).map((c) => c.length)) + 40;
+    const at = {};
+    for (const [column, members] of Object.entries(columns)) {
+      members.forEach((n, i) => { at[n.id] = [30 + column * columnGap, 30 + i * rowGap]; });
+    }
+    const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+      "aria-label": "Service map", class: "map" },
+    el("svg:defs", {}, el("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
+      markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+    el("svg:path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#98a2b3" }))));
+    for (const e of edges) {
+      const [x1, y1] = at[e.parent]; const [x2, y2] = at[e.child];
+      const bad = e.errors / e.calls >= 0.05;
+      svg.append(el("svg:line", { x1: x1 + boxWidth, y1: y1 + 18, x2, y2: y2 + 18,
+        class: `edge ${e.kind} ${bad ? "bad" : ""}`, "marker-end": "url(#arrow)" },
+      el("svg:title", {}, `${e.parent} → ${e.child}: ${e.calls} calls, ${pct(100 * e.errors / e.calls)} errors, mean ${ms(e.mean_ms)}`)));
+      svg.append(el("svg:text", { x: (x1 + boxWidth + x2) / 2, y: (y1 + y2) / 2 + 12,
+        "text-anchor": "middle", class: "edge-label" },
+      `${e.calls} calls · ${ms(e.mean_ms)}${e.errors ? ` · ${e.errors} errors` : ""}`));
+    }
+    for (const n of nodes) {
+      const [x, y] = at[n.id];
+      const label = n.id.length > 22 ? `${n.id.slice(0, 21)}…` : n.id;
+      const box = el("svg:a", { href: n.kind === "service" ? withLookback(`/services/${encodeURIComponent(n.id)}`) : null },
+        el("svg:title", {}, n.id),
+        el("svg:rect", { x, y, width: boxWidth, height: 36, rx: n.kind === "database" ? 18 : 6, class: `node ${n.kind}` }),
+        el("svg:text", { x: x + boxWidth / 2, y: y + 23, "text-anchor": "middle" }, label));
+      svg.append(box);
+    }
+    show(el("p", { class: "muted" }, "Each arrow is calls from one component to another in this time range: count · mean latency · errors. Hover for details; click a service for its routes."), svg);
+  },
+
+  async traces() {
+    const form = document.getElementById("trace-search");
+    const choice = document.getElementById("service-choice");
+    for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
+    for (const [key, value] of params) if (form.elements[key]) {
+      if (form.elements[key].type === "checkbox") form.elements[key].checked = value === "true";
+      else form.elements[key].value = value;
+    }
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const query = new URLSearchParams(new FormData(form));
+      for (const [key, value] of [...query]) if (!value) query.delete(key);
+      query.set("lookback", lookback);
+      history.replaceState(null, "", `?${query}`);
+      searchTraces(form);
+    });
+    await searchTraces(form);
+  },
+
+  async trace() {
+    const traceId = document.body.dataset.traceId;
+    const { spans, logs } = await api(`/api/spans/${traceId}`);
+    show(waterfall(spans, logs), logTable(logs, "Logs of this trace"));
+  },
+
+  async logs() {
+    const form = document.getElementById("log-search");
+    const choice = document.getElementById("service-choice");
+    for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
+    for (const [key, value] of params) if (form.elements[key]) form.elements[key].value = value;
+    const search = async () => {
+      const query = Object.fromEntries(new FormData(form));
+      show(logTable(await api("/api/logs", { ...query, lookback, limit: 200 }), null));
+    };
+    form.addEventListener("submit", (event) => { event.preventDefault(); search().catch(fail); });
+    await search();
+  },
+};
+
+async function searchTraces(form) {
+  const data = Object.fromEntries(new FormData(form));
+  const tags = {};
+  if (data.error) tags.error = "true";
+  if (data.user) tags["enduser.id"] = data.user;
+  if (data.tag && data.tag.includes("=")) {
+    const [key, ...rest] = data.tag.split("=");
+    tags[key.trim()] = rest.join("=").trim();
+  }
+  const traces = await api("/api/traces", {
+    service: data.service, operation: data.operation, minDuration: data.minDuration,
+    maxDuration: data.maxDuration, lookback, limit: 50,
+    tags: Object.keys(tags).length ? JSON.stringify(tags) : "" });
+  if (!traces.length) return show(empty("No trace matches. Widen the time range or the search."));
+  const summaries = traces.map((trace) => {
+    const start = Math.min(...trace.spans.map((s) => s.startTime));
+    const end = Math.max(...trace.spans.map((s) => s.startTime + s.duration));
+    const root = trace.spans.find((s) => !s.references.length) || trace.spans[0];
+    const errors = trace.spans.filter((s) => s.tags.some((t) => t.key === "error")).length;
+    const services = new Set(trace.spans.map((s) => trace.processes[s.processID].serviceName));
+    return { id: trace.traceID, root, duration: (end - start) / 1000, start, errors, services,
+      count: trace.spans.length, service: trace.processes[root.processID].serviceName };
+  });
+  const longest = Math.max(...summaries.map((t) => t.duration)) || 1;
+  show(el("ol", { class: "traces" }, summaries.map((t) => el("li", { class: t.errors ? "bad" : "" },
+    link(`/traces/${t.id}`, `${t.service}: ${t.root.operationName}`),
+    el("span", { class: "bar", style: `width:${Math.max(2, 60 * t.duration / longest)}%` }),
+    el("span", { class: "muted" }, ` ${ms(t.duration)} · ${t.count} spans · ${t.services.size} services${t.errors ? ` · ${t.errors} errors` : ""} · ${when(t.start * 1000)}`)))));
+}
+
+function waterfall(spans, logs) {
+  const byId = Object.fromEntries(spans.map((s) => [s.span_id, s]));
+  const children = {};
+  const roots = [];
+  for (const s of spans) {
+    if (s.parent_span_id && byId[s.parent_span_id]) (children[s.parent_span_id] ||= []).push(s);
+    else roots.push(s);
+  }
+  const start = Math.min(...spans.map((s) => s.start_ns));
+  const total = Math.max(...spans.map((s) => s.start_ns + s.duration_ns)) - start || 1;
+  const services = [...new Set(spans.map((s) => s.service))];
+  const list = el("ol", { class: "waterfall", "aria-label": "Spans, as a tree" });
+  const logsBySpan = {};
+  for (const log of logs) (logsBySpan[log.span_id] ||= []).push(log);
+  const add = (span, depth) => {
+    const details = el("div", { class: "details", hidden: true }, spanDetails(span, logsBySpan[span.span_id] || []));
+    const row = el("li", { class: `span ${span.status === "error" ? "bad" : ""}` },
+      el("button", { type: "button", class: "span-row", "aria-expanded": "false",
+        onclick: (event) => {
+          details.hidden = !details.hidden;
+          event.currentTarget.setAttribute("aria-expanded", String(!details.hidden));
+        } },
+      el("span", { class: "name", style: `padding-left:${depth * 14}px` },
+        el("span", { class: `svc c${services.indexOf(span.service) % 8}` }, span.service), ` ${span.name}`),
+      el("span", { class: "lane" }, el("span", { class: `bar c${services.indexOf(span.service) % 8}`,
+        style: `left:${100 * (span.start_ns - start) / total}%;width:${Math.max(0.3, 100 * span.duration_ns / total)}%` })),
+      el("span", { class: "dur" }, ms(span.duration_ns / 1e6))), details);
+    list.append(row);
+    for (const child of (children[span.span_id] || []).sort((a, b) => a.start_ns - b.start_ns)) add(child, depth + 1);
+  };
+  roots.sort((a, b) => a.start_ns - b.start_ns).forEach((root) => add(root, 0));
+  return el("section", { "aria-label": "Waterfall" },
+    el("p", { class: "muted" }, `${spans.length} spans in ${services.length} services, ${ms(total / 1e6)}. Click a span for its attributes, events and logs.`),
+    list);
+}
+
+function spanDetails(span, logs) {
+  const rows = Object.entries(span.attributes).map(([key, value]) => el("tr", {},
+    el("th", { scope: "row" }, key), el("td", {}, typeof value === "string" ? value : JSON.stringify(value))));
+  const parts = [el("p", {}, `${span.kind} span · status ${span.status}${span.status_message ? `: ${span.status_message}` : ""} · started ${when(span.start_ns)}`)];
+  if (span.db_statement) parts.push(el("pre", { class: "sql" }, span.db_statement));
+  parts.push(el("table", { class: "attributes" }, el("tbody", {}, rows)));
+  for (const event of span.events) {
+    const attrs = event.attributes;
+    parts.push(el("div", { class: event.name === "exception" ? "event bad" : "event" },
+      el("strong", {}, event.name), " ", attrs["exception.type"] || "", " ", attrs["exception.message"] || "",
+      attrs["exception.stacktrace"] ? el("pre", {}, attrs["exception.stacktrace"]) : null));
+  }
+  if (logs.length) parts.push(logTable(logs, "Logs of this span"));
+  return parts;
+}
+
+function logTable(logs, title) {
+  if (!logs.length) return title ? el("section", {}, el("h2", {}, title), empty("None.")) : empty("No log records match.");
+  const table = el("table", { class: "data logs" },
+    el("thead", {}, el("tr", {}, ...["Time", "Service", "Level", "Message", "Trace"].map((n) => el("th", { scope: "col" }, n)))),
+    el("tbody", {}, logs.map((log) => el("tr", { class: /ERROR|CRITICAL/.test(log.severity || "") ? "bad" : "" },
+      el("td", {}, when(log.time_ns)), el("td", {}, log.service), el("td", {}, log.severity || ""),
+      el("td", {}, log.body), el("td", {}, log.trace_id ? link(`/traces/${log.trace_id}`, log.trace_id.slice(0, 8)) : "")))));
+  return title ? el("section", {}, el("h2", {}, title), table) : table;
+}
+
+function fail(error) {
+  show(el("p", { class: "error", role: "alert" }, `Could not load this page: ${error.message}`));
+}
+
+const range = document.getElementById("lookback");
+range.value = lookback;
+range.addEventListener("change", () => {
+  params.set("lookback", range.value);
+  location.search = params.toString();
+});
+for (const a of document.querySelectorAll("nav a")) a.href = withLookback(a.getAttribute("href"));
+(pages[document.body.dataset.page] || (async () => {}))().catch(fail);
