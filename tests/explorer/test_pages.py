@@ -9,7 +9,12 @@ import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+from opentelemetry.proto.logs.v1.logs_pb2 import (
+    LogRecord,
+    ResourceLogs,
+    ScopeLogs,
+    SeverityNumber,
+)
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
@@ -57,7 +62,8 @@ def telemetry_of_one_request() -> tuple[bytes, bytes]:
     ])
     logs = ExportLogsServiceRequest(resource_logs=[ResourceLogs(
         resource=_resource("gateway"), scope_logs=[ScopeLogs(log_records=[LogRecord(
-            time_unix_nano=now + 1_000_000, severity_number=17, severity_text="ERROR",
+            time_unix_nano=now + 1_000_000, severity_number=SeverityNumber.SEVERITY_NUMBER_ERROR,
+            severity_text="ERROR",
             body=AnyValue(string_value="the catalog failed"), trace_id=TRACE,
             span_id=gateway.span_id)])])])
     return spans.SerializeToString(), logs.SerializeToString()
