@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from PIL import Image
 
+from tests.browser import BrowserPage
 from tests.stack.test_up import RunningStack, _trace_id_from_logs
 from tests.support import eventually, run_cli, stack_environment
 
@@ -359,6 +360,33 @@ async def test_a_checkout_is_one_whole_trace_in_the_jaeger_api(shop: RunningStac
     with_user = {span["service"] for span in spans
                  if any(tag["key"] == "enduser.id" for tag in span["tags"])}
     assert len(with_user) >= 3, with_user
+
+
+async def test_the_explorer_pages_show_the_shops_traffic(shop: RunningStack,
+                                                         page: BrowserPage) -> None:
+    """After the checkouts above: the services, the map, a route's slowest traces and a
+    waterfall, in Chromium, with no JavaScript error."""
+    explorer, browser = shop.url("explorer"), page.page
+    await browser.goto(f"{explorer}/?lookback=15m")
+    services = browser.get_by_role("table")
+    for name in ("gateway", "orders", "payments", "worker"):
+        await services.get_by_role("link", name=name, exact=True).wait_for()
+    await page.screenshot("shop-explorer-services")
+
+    await browser.goto(f"{explorer}/map?lookback=15m")
+    await browser.get_by_role("img", name="Service map").wait_for()
+    nodes = set(await browser.locator("svg.map a > title").all_text_contents())
+    assert {"gateway", "orders", "inventory", "payments", "worker", "postgresql",
+            "redis"} <= nodes, nodes
+    await page.screenshot("shop-explorer-map")
+
+    await browser.goto(f"{explorer}/services/orders?lookback=15m")
+    await browser.get_by_role("link", name="/orders", exact=True).click()
+    await browser.locator("ol.traces a").first.click()
+    await browser.get_by_role("button").first.wait_for()
+    assert await browser.locator("li.span").count() >= 3
+    await page.screenshot("shop-explorer-trace")
+    assert page.errors == []
 
 
 async def test_no_card_number_cvv_password_or_token_anywhere(shop: RunningStack) -> None:

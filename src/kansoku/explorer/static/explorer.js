@@ -136,9 +136,13 @@ const pages = {
       svg.append(el("svg:line", { x1: x1 + boxWidth, y1: y1 + 18, x2, y2: y2 + 18,
         class: `edge ${e.kind} ${bad ? "bad" : ""}`, "marker-end": "url(#arrow)" },
       el("svg:title", {}, `${e.parent} → ${e.child}: ${e.calls} calls, ${pct(100 * e.errors / e.calls)} errors, mean ${ms(e.mean_ms)}`)));
-      svg.append(el("svg:text", { x: (x1 + boxWidth + x2) / 2, y: (y1 + y2) / 2 + 12,
-        "text-anchor": "middle", class: "edge-label" },
-      `${e.calls} calls · ${ms(e.mean_ms)}${e.errors ? ` · ${e.errors} errors` : ""}`));
+      // Calls into databases crowd the right-hand column: those tell their numbers on
+      // hover only; calls between services are labelled.
+      if (e.kind !== "database") {
+        svg.append(el("svg:text", { x: (x1 + boxWidth + x2) / 2, y: (y1 + y2) / 2 + 12,
+          "text-anchor": "middle", class: "edge-label" },
+        `${e.calls} calls · ${ms(e.mean_ms)}${e.errors ? ` · ${e.errors} errors` : ""}`));
+      }
     }
     for (const n of nodes) {
       const [x, y] = at[n.id];
@@ -149,7 +153,7 @@ const pages = {
         el("svg:text", { x: x + boxWidth / 2, y: y + 23, "text-anchor": "middle" }, label));
       svg.append(box);
     }
-    show(el("p", { class: "muted" }, "Each arrow is calls from one component to another in this time range: count · mean latency · errors. Hover for details; click a service for its routes."), svg);
+    show(el("p", { class: "muted" }, "Each arrow is calls from one component to another in this time range: count · mean latency · errors (dashed: through NATS). Hover an arrow for details; click a service for its routes."), svg);
   },
 
   async traces() {
