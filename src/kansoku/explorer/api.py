@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from kansoku.explorer import otlp, queries
 from kansoku.explorer.store import StoreBusy, TelemetryStore
+from kansoku.kit import semconv
 from kansoku.kit.errors import Problem
 
 router = APIRouter()
@@ -310,6 +311,47 @@ async def logs(
     return {"data": await _read(request, queries.search_logs, start_ns=start_ns,
                                 end_ns=end_ns, service=service, min_severity=min_severity,
                                 text=q, trace_id=trace_id, limit=limit)}
+
+
+@router.get("/api/metrics", tags=["kansoku"])
+async def metric_names(request: Request, lookback: str = "1h") -> dict[str, Any]:
+    """Every metric that arrived in the time range: name, kind, unit, and who sends it."""
+    start_ns, end_ns = _lookback_window(lookback)
+    return {"data": await _read(request, queries.metric_names, start_ns, end_ns)}
+
+
+@router.get("/api/metrics/series", tags=["kansoku"])
+async def metric_series(request: Request, name: Annotated[str, Query(max_length=200)],
+                        service: Annotated[str | None, Query(max_length=200)] = None,
+                        lookback: str = "1h",
+                        step: Annotated[str, Query(description="e.g. 1m")] = "1m",
+                        ) -> dict[str, Any]:
+    """One metric per time step and service: the increase of a counter (or of a
+    histogram's count) in each step, the average of a gauge."""
+    start_ns, end_ns = _lookback_window(lookback)
+    try:
+        step_ns = max(queries.duration_ns(step, "step"), 1_000_000_000)
+    except ValueError as exc:
+        raise Problem(400, "bad-parameter", str(exc), field="step") from exc
+    return {"data": await _read(request, queries.metric_series, name, service, start_ns,
+                                end_ns, step_ns)}
+
+
+@router.get("/api/funnel", tags=["kansoku"])
+async def funnel(request: Request, lookback: str = "1h") -> dict[str, Any]:
+    """The shop's funnel in the time range: product views, units added to carts, orders
+    placed, orders paid."""
+    start_ns, end_ns = _lookback_window(lookback)
+    steps = (("Product views", semconv.METRIC_PRODUCT_VIEWS, None),
+             ("Units added to carts", semconv.METRIC_CART_ADDS, None),
+             ("Orders placed", semconv.METRIC_ORDERS, "placed"),
+             ("Orders paid", semconv.METRIC_ORDERS, "paid"))
+    data = []
+    for label, name, status in steps:
+        total = await _read(request, queries.metric_increase, name, start_ns, end_ns,
+                            {"status": status} if status else None)
+        data.append({"step": label, "metric": name, "count": total})
+    return {"data": data}
 
 
 @router.get("/api/stats", tags=["kansoku"])

@@ -15,7 +15,7 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 #: (path, label) of the navigation, in order.
 SECTIONS = (("/", "Services"), ("/map", "Service map"), ("/traces", "Traces"),
-            ("/logs", "Logs"))
+            ("/logs", "Logs"), ("/charts", "Metrics"))
 
 
 def _page(request: Request, page: str, title: str, **context: object) -> Response:
@@ -51,3 +51,9 @@ async def trace_page(trace_id: str, request: Request) -> Response:
 @router.get("/logs", response_class=HTMLResponse)
 async def logs_page(request: Request) -> Response:
     return _page(request, "logs", "Logs")
+
+
+# Not /metrics: that is every kansoku process's Prometheus endpoint, the explorer's too.
+@router.get("/charts", response_class=HTMLResponse)
+async def metrics_page(request: Request) -> Response:
+    return _page(request, "charts", "Metrics")

@@ -275,3 +275,78 @@ def search_logs(store: TelemetryStore, *, start_ns: int, end_ns: int, service: s
 
 def now_ns() -> int:
     return time.time_ns()
+
+
+# --- metrics --------------------------------------------------------------------------
+
+#: How a metric's value per step is found: counters (and histogram counts) by their
+#: increase, anything else by its average.
+_CUMULATIVE_KINDS = ("sum", "histogram", "exponential_histogram", "summary")
+
+
+def metric_names(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+    return store.rows(
+        "SELECT name, kind, any_value(unit) AS unit, list(DISTINCT service) AS services "
+        "FROM metric_points WHERE time_ns BETWEEN ? AND ? GROUP BY name, kind ORDER BY name",
+        [start_ns, end_ns])
+
+
+def _increase_sql(value: str, step: int, extra_where: str) -> str:
+    """Per step and series, a cumulative value's increase (a counter reset counts as 0);
+    delta points are summed as they are."""
+    return (
+        f"WITH per AS (SELECT service, attributes, temporality, (time_ns // {step}) * {step} "
+        f"AS t, max({value}) AS latest, sum({value}) AS total FROM metric_points "
+        f"WHERE name = ? AND time_ns BETWEEN ? AND ? {extra_where} "
+        "GROUP BY service, attributes, temporality, t), "
+        "lagged AS (SELECT *, lag(latest) OVER (PARTITION BY service, attributes "
+        "ORDER BY t) AS previous FROM per), "
+        "steps AS (SELECT service, t, CASE WHEN temporality = 'delta' THEN total "
+        "WHEN previous IS NULL THEN NULL ELSE greatest(latest - previous, 0) END "
+        "AS increase FROM lagged) ")
+
+
+def metric_series(store: TelemetryStore, name: str, service: str | None, start_ns: int,
+                  end_ns: int, step_ns: int) -> list[dict[str, Any]]:
+    """`name` per step and service (see `_CUMULATIVE_KINDS`)."""
+    kinds = store.rows("SELECT DISTINCT kind FROM metric_points WHERE name = ?", [name])
+    kind = kinds[0]["kind"] if kinds else "gauge"
+    parameters: list[Any] = [name, start_ns, end_ns]
+    extra = ""
+    if service:
+        extra = "AND service = ?"
+        parameters.append(service)
+    step = int(step_ns)
+    if kind in _CUMULATIVE_KINDS:
+        value = "value" if kind == "sum" else "count"
+        return store.rows(
+            _increase_sql(value, step, extra)
+            + "SELECT service, t AS time_ns, sum(increase) AS value FROM steps "
+            "WHERE increase IS NOT NULL GROUP BY service, t ORDER BY t, service", parameters)
+    return store.rows(
+        f"SELECT service, (time_ns // {step}) * {step} AS time_ns, avg(value) AS value "
+        f"FROM metric_points WHERE name = ? AND time_ns BETWEEN ? AND ? {extra} "
+        "GROUP BY 1, 2 ORDER BY 2, 1", parameters)
+
+
+def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
+                    attributes: dict[str, str] | None = None) -> float:
+    """How much a counter grew over the window, across services, optionally only its
+    series with the given attribute values. A cumulative series grew by its last value
+    in the window minus its last value before it (0 for a series that began inside the
+    window: its whole count happened there); delta points are summed."""
+    extra, parameters = "", [name, end_ns]
+    for key, value in (attributes or {}).items():
+        extra += " AND json_extract_string(attributes, ?) = ?"
+        parameters += ['$."' + key.replace('"', "") + '"', value]
+    rows = store.rows(
+        "SELECT coalesce(sum(CASE WHEN temporality = 'delta' THEN inside ELSE "
+        "greatest(last_inside - coalesce(last_before, 0), 0) END), 0) AS total FROM ("
+        "SELECT service, attributes, temporality, "
+        f"sum(value) FILTER (WHERE time_ns >= {int(start_ns)}) AS inside, "
+        f"arg_max(value, time_ns) FILTER (WHERE time_ns >= {int(start_ns)}) AS last_inside, "
+        f"arg_max(value, time_ns) FILTER (WHERE time_ns < {int(start_ns)}) AS last_before "
+        f"FROM metric_points WHERE name = ? AND time_ns <= ? {extra} "
+        "GROUP BY service, attributes, temporality) WHERE last_inside IS NOT NULL",
+        parameters)
+    return float(rows[0]["total"])

@@ -195,6 +195,65 @@ const pages = {
   },
 };
 
+// Charts drawn first on the metrics page, in this order; the rest follow by name.
+const FEATURED_METRICS = ["kansoku.orders", "kansoku.orders.revenue", "kansoku.orders.items_sold",
+  "kansoku.payments.declined", "kansoku.cart.abandoned", "kansoku.catalog.searches",
+  "kansoku.cache.requests", "kansoku.events.dead_letters", "process.cpu.utilization",
+  "process.memory.usage", "http.server.duration", "http.server.request.duration"];
+
+// A line chart with one line per series: [{service, time_ns, value}, ...].
+function lineChart(points, title, unit) {
+  const width = 420; const height = 140; const pad = 28;
+  const bySeries = {};
+  for (const p of points) (bySeries[p.service] ||= []).push([p.time_ns, p.value]);
+  const xs = points.map((p) => p.time_ns); const ys = points.map((p) => p.value);
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  const top = Math.max(...ys, 0) || 1;
+  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
+    "aria-label": title, class: "chart" },
+  el("svg:text", { x: 2, y: 12, class: "axis" }, `${+top.toPrecision(3)} ${unit || ""}`),
+  el("svg:line", { x1: pad, y1: height - 14, x2: width, y2: height - 14, class: "axis-line" }));
+  Object.entries(bySeries).forEach(([service, series], index) => {
+    const path = series.sort((a, b) => a[0] - b[0]).map(([x, y], i) =>
+      `${i ? "L" : "M"}${(pad + (x - x0) / (x1 - x0 || 1) * (width - pad - 4)).toFixed(1)},${(height - 16 - y / top * (height - 34)).toFixed(1)}`).join(" ");
+    svg.append(el("svg:path", { d: path, class: `series s${index % 8}` }, el("svg:title", {}, service)));
+    if (series.length < 4) {  // too few points for a line to show: mark each one
+      for (const [x, y] of series) {
+        svg.append(el("svg:circle", { r: 3, class: `dot s${index % 8}`,
+          cx: (pad + (x - x0) / (x1 - x0 || 1) * (width - pad - 4)).toFixed(1),
+          cy: (height - 16 - y / top * (height - 34)).toFixed(1) }));
+      }
+    }
+  });
+  const legend = el("p", { class: "legend" }, Object.keys(bySeries).map((service, index) =>
+    el("span", { class: `key s${index % 8}` }, service)));
+  return el("figure", { class: "metric" }, el("figcaption", {}, title), svg, legend);
+}
+
+pages.charts = async () => {
+  const [names, funnel] = await Promise.all([api("/api/metrics", { lookback }), api("/api/funnel", { lookback })]);
+  if (!names.length) return show(empty("No metrics in this time range yet."));
+  const top = Math.max(...funnel.map((s) => s.count), 1);
+  const funnelView = el("section", { "aria-label": "Funnel" }, el("h2", {}, "Funnel"),
+    el("ol", { class: "funnel" }, funnel.map((s) => el("li", {},
+      el("span", { class: "label" }, s.step),
+      el("span", { class: "bar", style: `width:${Math.max(1, 100 * s.count / top)}%` }),
+      el("span", { class: "count" }, Math.round(s.count))))));
+  const rank = (name) => { const i = FEATURED_METRICS.indexOf(name); return i < 0 ? 999 : i; };
+  const ordered = [...names].sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name));
+  const grid = el("div", { class: "charts-grid" });
+  show(funnelView, el("h2", {}, "Metrics"), el("p", { class: "muted" },
+    "Counters show their increase per step; gauges their average. One line per service."), grid);
+  for (const metric of ordered.slice(0, 40)) {
+    const figure = el("div", {}, el("p", { class: "muted" }, `${metric.name}…`));
+    grid.append(figure);
+    api("/api/metrics/series", { name: metric.name, lookback, step: stepFor(lookback) })
+      .then((points) => figure.replaceChildren(points.length
+        ? lineChart(points, metric.name, metric.unit) : el("p", { class: "muted" }, `${metric.name}: no change`)))
+      .catch((error) => figure.replaceChildren(el("p", { class: "error" }, `${metric.name}: ${error.message}`)));
+  }
+};
+
 async function searchTraces(form) {
   const data = Object.fromEntries(new FormData(form));
   const tags = {};
