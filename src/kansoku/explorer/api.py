@@ -120,15 +120,19 @@ async def receive_logs(request: Request) -> Response:
 
 # --- the Jaeger query API (Grafana's Jaeger data source speaks it) --------------------
 
+_DEFAULT_LOOKBACK_NS = 3_600_000_000_000  # an hour
+
+
 def _window(lookback: str | None, start: int | None, end: int | None) -> tuple[int, int]:
     """(start, end) in ns from Jaeger's parameters: start/end in microseconds, or a
     lookback such as '1h' before now (default: the last hour)."""
     end_ns = end * 1000 if end else time.time_ns()
     if start:
         return start * 1000, end_ns
+    if not lookback or lookback == "custom":  # Jaeger's UI sends "custom" with start/end
+        return end_ns - _DEFAULT_LOOKBACK_NS, end_ns
     try:
-        span = queries.duration_ns(lookback, "lookback") if lookback and lookback != \
-            "custom" else 3_600_000_000_000
+        span = queries.duration_ns(lookback, "lookback")
     except ValueError as exc:
         raise Problem(400, "bad-parameter", str(exc), field="lookback") from exc
     return end_ns - span, end_ns
@@ -182,7 +186,11 @@ async def find_traces(
 ) -> dict[str, Any]:
     """The newest traces matching the search, whole, in Jaeger's shape."""
     try:
-        wanted = json.loads(tags) if tags else {}
+        try:
+            wanted = json.loads(tags) if tags else {}
+        except ValueError as exc:
+            raise ValueError(f"tags is not JSON ({exc}); send an object such as "
+                             '{"error": "true"}') from exc
         if not isinstance(wanted, dict):
             raise ValueError("tags must be a JSON object")
         minimum = queries.duration_ns(minDuration, "minDuration") if minDuration else None

@@ -1,0 +1,39 @@
+"""The explorer's query API answers bad parameters with a 400 that names the problem."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from kansoku.explorer.app import create_app
+from kansoku.explorer.settings import Settings
+
+
+@pytest.mark.parametrize(("path", "says"), [
+    ("/api/traces?lookback=2x", "lookback '2x' is not a duration"),
+    ("/api/traces?minDuration=fast", "minDuration 'fast' is not a duration"),
+    ("/api/traces?tags=[1]", "tags must be a JSON object"),
+    ("/api/traces?tags={nope", "tags"),
+    ("/api/traces/zz", "'zz' is not a trace id"),
+    ("/api/red/series?service=x&step=soon", "step 'soon' is not a duration"),
+])
+async def test_bad_parameters_are_400_naming_the_problem(path: str, says: str) -> None:
+    app = create_app(Settings(db_path=":memory:"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://explorer") as http:
+        answer = await http.get(path)
+    app.state.store.close()
+    assert answer.status_code == 400, answer.text
+    assert says in answer.json()["detail"]
+    assert answer.json()["request_id"]
+
+
+async def test_jaeger_custom_lookback_and_empty_answers() -> None:
+    app = create_app(Settings(db_path=":memory:"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://explorer") as http:
+        custom = await http.get("/api/traces", params={"lookback": "custom",
+                                                       "start": 1, "end": 2})
+        services = await http.get("/api/services")
+    app.state.store.close()
+    assert custom.json()["data"] == [] and services.json()["data"] == []
