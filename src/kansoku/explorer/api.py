@@ -362,6 +362,18 @@ async def funnel(request: Request, lookback: str = "1h") -> dict[str, Any]:
     return {"data": data}
 
 
+@router.get("/api/vitals", tags=["kansoku"])
+async def vitals(request: Request, lookback: str = "1h") -> dict[str, Any]:
+    """Real users' Web Vitals per page at p75, rated good / needs-improvement / poor by
+    web-vitals' thresholds, and their JavaScript errors."""
+    start_ns, end_ns = _lookback_window(lookback)
+    return {"data": {
+        "vitals": await _read(request, queries.web_vitals, start_ns, end_ns),
+        "errors": await _read(request, queries.browser_errors, start_ns, end_ns),
+        "thresholds": {name: {"good": good, "poor": poor}
+                       for name, (good, poor) in queries.VITAL_THRESHOLDS.items()}}}
+
+
 @router.get("/api/stats", tags=["kansoku"])
 async def stats(request: Request) -> dict[str, Any]:
     """What arrived since the explorer started, what waits to be written, and the size

@@ -15,7 +15,7 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 #: (path, label) of the navigation, in order.
 SECTIONS = (("/", "Services"), ("/map", "Service map"), ("/traces", "Traces"),
-            ("/logs", "Logs"), ("/charts", "Metrics"))
+            ("/logs", "Logs"), ("/charts", "Metrics"), ("/browser", "Browser"))
 
 
 def _page(request: Request, page: str, title: str, **context: object) -> Response:
@@ -57,3 +57,8 @@ async def logs_page(request: Request) -> Response:
 @router.get("/charts", response_class=HTMLResponse)
 async def metrics_page(request: Request) -> Response:
     return _page(request, "charts", "Metrics")
+
+
+@router.get("/browser", response_class=HTMLResponse)
+async def browser_page(request: Request) -> Response:
+    return _page(request, "browser", "Browser")

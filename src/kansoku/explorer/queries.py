@@ -351,3 +351,50 @@ def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int
         "GROUP BY service, attributes, temporality) WHERE last_inside IS NOT NULL",
         parameters)
     return float(rows[0]["total"])
+
+
+# --- the browser (real-user monitoring) -----------------------------------------------
+
+#: What the storefront's script reports arrives as log records with these event names
+#: (attribute `event.name`), from service `storefront-web`:
+#: a Web Vital: `web_vital.name` (LCP, INP, CLS, FCP, TTFB), `web_vital.value` (ms; CLS
+#: unitless), `url.path`; a JavaScript error: `exception.type`, `exception.message`,
+#: `url.path`.
+WEB_VITAL_EVENT = "browser.web_vital"
+BROWSER_ERROR_EVENT = "browser.error"
+
+#: web-vitals' thresholds: (good up to, poor above).
+VITAL_THRESHOLDS = {"LCP": (2500.0, 4000.0), "INP": (200.0, 500.0), "CLS": (0.1, 0.25),
+                    "FCP": (1800.0, 3000.0), "TTFB": (800.0, 1800.0)}
+
+
+def rating(name: str, value: float) -> str:
+    good, poor = VITAL_THRESHOLDS.get(name, (float("inf"), float("inf")))
+    return "good" if value <= good else "poor" if value > poor else "needs-improvement"
+
+
+def web_vitals(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+    """Each page's Web Vitals at the 75th percentile (how web-vitals judges a page), with
+    how many measurements and the rating."""
+    rows = store.rows(
+        "SELECT json_extract_string(attributes, '$.\"url.path\"') AS page, "
+        "json_extract_string(attributes, '$.\"web_vital.name\"') AS name, "
+        "quantile_cont(CAST(json_extract(attributes, '$.\"web_vital.value\"') AS DOUBLE), "
+        "0.75) AS p75, count(*) AS samples FROM logs "
+        "WHERE time_ns BETWEEN ? AND ? "
+        "AND json_extract_string(attributes, '$.\"event.name\"') = ? "
+        "GROUP BY 1, 2 ORDER BY 1, 2", [start_ns, end_ns, WEB_VITAL_EVENT])
+    for row in rows:
+        row["rating"] = rating(row["name"] or "", float(row["p75"] or 0))
+    return rows
+
+
+def browser_errors(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+    """JavaScript errors by message and page, most frequent first."""
+    return store.rows(
+        "SELECT json_extract_string(attributes, '$.\"exception.message\"') AS message, "
+        "json_extract_string(attributes, '$.\"url.path\"') AS page, count(*) AS count, "
+        "max(time_ns) AS last_seen_ns, arg_max(trace_id, time_ns) AS trace_id FROM logs "
+        "WHERE time_ns BETWEEN ? AND ? "
+        "AND json_extract_string(attributes, '$.\"event.name\"') = ? "
+        "GROUP BY 1, 2 ORDER BY count DESC LIMIT 50", [start_ns, end_ns, BROWSER_ERROR_EVENT])
