@@ -75,7 +75,12 @@ async def test_counters_become_increases_and_gauges_averages(page: BrowserPage) 
                                        {"status": "placed"}) == 7
         series = queries.metric_series(store, "kansoku.orders", None, T0, T0 + 30 * SECOND,
                                        10 * SECOND)
-        assert [point["value"] for point in series] == [5, 7]  # (8+6)-(5+4), (12+9)-(8+6)
+        # The series began in the window: its first step counts in full (5+4), then
+        # (8+6)-(5+4) and (12+9)-(8+6).
+        assert [point["value"] for point in series] == [9, 5, 7]
+        later = queries.metric_series(store, "kansoku.orders", None, T0 + SECOND,
+                                      T0 + 30 * SECOND, 10 * SECOND)
+        assert [point["value"] for point in later] == [5, 7]  # against the export before
         averages = queries.metric_series(store, "process.memory.usage", "orders", T0,
                                          T0 + 30 * SECOND, 20 * SECOND)
         assert [point["value"] for point in averages] == [200.0, 200.0]  # (100+300)/2, 200

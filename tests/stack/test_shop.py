@@ -386,6 +386,15 @@ async def test_the_explorer_pages_show_the_shops_traffic(shop: RunningStack,
     await browser.get_by_role("button").first.wait_for()
     assert await browser.locator("li.span").count() >= 3
     await page.screenshot("shop-explorer-trace")
+
+    await browser.goto(f"{explorer}/charts?lookback=15m")
+    funnel = browser.get_by_role("region", name="Funnel")
+    await funnel.wait_for()
+    counts = dict(zip(await funnel.locator(".label").all_inner_texts(),
+                      await funnel.locator(".count").all_inner_texts(), strict=True))
+    assert int(counts["Orders paid"]) >= 1, counts
+    await browser.locator("figure.metric").first.wait_for()  # charts of the metrics
+    await page.screenshot("shop-explorer-metrics")
     assert page.errors == []
 
 

@@ -293,18 +293,25 @@ def metric_names(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict
 
 
 def _increase_sql(value: str, step: int, extra_where: str) -> str:
-    """Per step and series, a cumulative value's increase (a counter reset counts as 0);
-    delta points are summed as they are."""
+    """Per step and series, how much a cumulative value grew since the step before (or,
+    in the first step, since the last value before the window; 0 for a series that
+    began inside it); a counter reset counts as no growth; delta points are summed.
+    Parameters: name, start, end, the extra ones; name, start, the extra ones again."""
     return (
         f"WITH per AS (SELECT service, attributes, temporality, (time_ns // {step}) * {step} "
         f"AS t, max({value}) AS latest, sum({value}) AS total FROM metric_points "
         f"WHERE name = ? AND time_ns BETWEEN ? AND ? {extra_where} "
         "GROUP BY service, attributes, temporality, t), "
-        "lagged AS (SELECT *, lag(latest) OVER (PARTITION BY service, attributes "
-        "ORDER BY t) AS previous FROM per), "
+        f"base AS (SELECT service, attributes, arg_max({value}, time_ns) AS before "
+        f"FROM metric_points WHERE name = ? AND time_ns < ? {extra_where} "
+        "GROUP BY service, attributes), "
+        "lagged AS (SELECT per.*, coalesce(lag(latest) OVER (PARTITION BY per.service, "
+        "per.attributes ORDER BY t), base.before, 0) AS previous FROM per "
+        "LEFT JOIN base ON base.service = per.service "
+        "AND CAST(base.attributes AS VARCHAR) IS NOT DISTINCT FROM "
+        "CAST(per.attributes AS VARCHAR)), "
         "steps AS (SELECT service, t, CASE WHEN temporality = 'delta' THEN total "
-        "WHEN previous IS NULL THEN NULL ELSE greatest(latest - previous, 0) END "
-        "AS increase FROM lagged) ")
+        "ELSE greatest(latest - previous, 0) END AS increase FROM lagged) ")
 
 
 def metric_series(store: TelemetryStore, name: str, service: str | None, start_ns: int,
@@ -312,22 +319,21 @@ def metric_series(store: TelemetryStore, name: str, service: str | None, start_n
     """`name` per step and service (see `_CUMULATIVE_KINDS`)."""
     kinds = store.rows("SELECT DISTINCT kind FROM metric_points WHERE name = ?", [name])
     kind = kinds[0]["kind"] if kinds else "gauge"
-    parameters: list[Any] = [name, start_ns, end_ns]
-    extra = ""
+    extra, extra_parameters = "", []
     if service:
-        extra = "AND service = ?"
-        parameters.append(service)
+        extra, extra_parameters = "AND service = ?", [service]
     step = int(step_ns)
     if kind in _CUMULATIVE_KINDS:
         value = "value" if kind == "sum" else "count"
         return store.rows(
             _increase_sql(value, step, extra)
             + "SELECT service, t AS time_ns, sum(increase) AS value FROM steps "
-            "WHERE increase IS NOT NULL GROUP BY service, t ORDER BY t, service", parameters)
+            "GROUP BY service, t ORDER BY t, service",
+            [name, start_ns, end_ns, *extra_parameters, name, start_ns, *extra_parameters])
     return store.rows(
         f"SELECT service, (time_ns // {step}) * {step} AS time_ns, avg(value) AS value "
         f"FROM metric_points WHERE name = ? AND time_ns BETWEEN ? AND ? {extra} "
-        "GROUP BY 1, 2 ORDER BY 2, 1", parameters)
+        "GROUP BY 1, 2 ORDER BY 2, 1", [name, start_ns, end_ns, *extra_parameters])
 
 
 def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
