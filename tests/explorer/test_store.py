@@ -1,12 +1,13 @@
-"""The store's write path: what goes in through the columnar insert comes out the same,
-awkward values included; trace lookups by a list of ids."""
+"""The store's write path: what goes in through the columnar (Arrow) insert comes out the
+same, awkward values included; values of the wrong type for their column are converted
+instead of failing the commit; trace lookups by a list of ids."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kansoku.explorer import queries
-from kansoku.explorer.otlp import LOG_COLUMNS, SPAN_COLUMNS, Rows
+from kansoku.explorer.otlp import LOG_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS, Rows
 from kansoku.explorer.store import TelemetryStore
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -22,7 +23,8 @@ def span(span_id: str, **values: Any) -> dict[str, Any]:
 
 
 def stored(rows: list[dict[str, Any]], table: str = "spans") -> list[tuple[Any, ...]]:
-    columns = SPAN_COLUMNS if table == "spans" else LOG_COLUMNS
+    columns = {"spans": SPAN_COLUMNS, "logs": LOG_COLUMNS,
+               "metric_points": METRIC_COLUMNS}[table]
     batch = Rows(table, columns)
     for row in rows:
         batch.add(row[column] for column in columns)
@@ -56,6 +58,34 @@ def test_logs_come_back_unchanged() -> None:
         (2, "shop", None, None, "", TRACE, "0000000000000001", '{"a":1}', '{"b":2}'),
     ]]
     assert stored(logs, "logs") == [tuple(log.values()) for log in logs]
+
+
+def test_metric_points_with_lists_come_back_unchanged() -> None:
+    points = [dict(zip(METRIC_COLUMNS, values, strict=True)) for values in [
+        (1, "shop", "http.server.duration", "histogram", "ms", '{"route":"/"}', None, 3,
+         12.5, [1, 0, 2], [5.0, 10.0], "cumulative", False),
+        (2, "shop", "requests", "sum", "1", None, 7.0, None, None, None, None, "delta",
+         True),
+        (3, "shop", "empty", "histogram", "", None, None, 0, 0.0, [], [], "delta", False),
+    ]]
+    assert stored(points, "metric_points") == [tuple(point.values()) for point in points]
+
+
+def test_values_of_another_type_are_converted_not_fatal() -> None:
+    """Arrow converts nothing: an attribute copied into a text column may be a number,
+    a bool or a list, a status code may not fit an INTEGER. One such span must not fail
+    the commit of everything written with it (its senders would retry it for ever)."""
+    rows = [
+        span("0000000000000001"),
+        span("0000000000000002", user_id=42, db_system=True, route=["a", 1],
+             peer_service={"b": 2}, messaging_destination=1.5, http_status=2**40),
+    ]
+    found = stored(rows)
+    assert found[0] == tuple(rows[0][column] for column in SPAN_COLUMNS)
+    second = dict(zip(SPAN_COLUMNS, found[1], strict=True))
+    assert (second["user_id"], second["db_system"], second["route"],
+            second["peer_service"], second["messaging_destination"],
+            second["http_status"]) == ("42", "true", '["a",1]', '{"b":2}', "1.5", None)
 
 
 def test_spans_of_several_traces() -> None:

@@ -24,7 +24,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The explorer does not trace itself: its spans would be sent to itself, and every
     # export would produce more to export.
     setup_logging(SERVICE, settings.effective_log_level)
-    store = TelemetryStore(settings.db_path, max_pending_rows=settings.max_pending_rows)
+    store = TelemetryStore(settings.db_path, max_pending_rows=settings.max_pending_rows,
+                           memory_limit=settings.memory_limit, threads=settings.threads)
 
     async def enforce_retention() -> None:
         while True:

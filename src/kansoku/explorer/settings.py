@@ -24,6 +24,9 @@ class Settings(ServiceSettings):
     retention_bytes: int = Field(1024**3, gt=0)
     #: How often retention is enforced.
     retention_check_seconds: float = Field(60.0, gt=0)
+    #: The store's share of the machine: DuckDB's memory limit and worker threads.
+    memory_limit: str = "512MB"
+    threads: int = Field(2, ge=1)
     #: Rows that may wait to be written before receivers answer 503 (back-pressure).
     max_pending_rows: int = Field(500_000, gt=0)
     #: Largest OTLP request body accepted, in bytes (after decompression).
