@@ -209,3 +209,16 @@ async def test_retention_deletes_by_age_and_by_size(tmp_path: Path) -> None:
         emptied = await http.get(f"/api/spans/{TRACE_ID.hex()}")
     assert shrunk == 2 and emptied.status_code == 404
     assert deleted == 2 and len(kept) == 2 and gone.status_code == 404
+
+
+async def test_spans_from_beyond_2262_are_rejected_not_fatal() -> None:
+    request = ExportTraceServiceRequest.FromString(export_request())
+    request.resource_spans[0].scope_spans[0].spans[0].end_time_unix_nano = 2**64 - 1
+    async with client() as http:
+        response = await http.post("/v1/traces", content=request.SerializeToString(),
+                                   headers=PROTOBUF)
+        fine = await http.post("/v1/traces", content=export_request(), headers=PROTOBUF)
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert response.status_code == 200 and fine.status_code == 200
+    assert answer.partial_success.rejected_spans == 1
+    assert "2262" in answer.partial_success.error_message

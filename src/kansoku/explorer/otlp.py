@@ -48,6 +48,9 @@ METRIC_COLUMNS = ("time_ns", "service", "name", "kind", "unit", "attributes", "v
                   "count", "sum", "bucket_counts", "bounds", "temporality", "monotonic")
 
 
+#: Times are kept as signed 64-bit nanoseconds.
+_MAX_TIME_NS = 2**63
+
 class MalformedPayload(ValueError):
     """The body is not an OTLP export request of the kind the path says."""
 
@@ -187,9 +190,15 @@ def span_rows(request: ExportTraceServiceRequest) -> Rows:
                     rows.rejected += 1
                     rows.error = "spans need a 16-byte trace id and an 8-byte span id"
                     continue
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                if start >= _MAX_TIME_NS or end >= _MAX_TIME_NS:
+                    # Past what a signed 64-bit column holds (year 2262): storing it
+                    # would fail the whole commit, other senders' rows included.
+                    rows.rejected += 1
+                    rows.error = "span times must be before the year 2262"
+                    continue
                 found = attributes(span.attributes)
                 get = found.get
-                start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 kind, status = span.kind, span.status
                 code = status.code
                 trace_ids(trace_id.hex())
