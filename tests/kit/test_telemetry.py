@@ -74,6 +74,9 @@ def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, Telemetry
     assert spans["inner"]["attributes"]["enduser.id"] == "user-77"
     assert store.received["logs"] >= 1
     assert store.received["metric_points"] >= 1
+    # Every process reports its own CPU and memory, for the explorer's runtime charts.
+    names = {row["name"] for row in queries.metric_names(store, 0, 2**62)}
+    assert {"process.cpu.utilization", "process.memory.usage"} <= names, names
 
 
 def test_sdk_disabled_exports_nothing(receiver: tuple[str, TelemetryStore]) -> None:

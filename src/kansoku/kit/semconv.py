@@ -74,3 +74,8 @@ METRIC_NOTIFICATIONS: Final = "kansoku.worker.notifications"
 NOTIFICATION_CHANNEL: Final = "kansoku.notification.channel"
 METRIC_REPORTS: Final = "kansoku.worker.reports"
 PRODUCT_ID: Final = "kansoku.product.id"
+
+#: The process's own runtime metrics every service exports (OpenTelemetry's system
+#: metrics instrumentation): the explorer's CPU and memory charts.
+RUNTIME_METRICS: Final = ("process.cpu.utilization", "process.memory.usage",
+                          "process.thread.count", "cpython.gc.collections")

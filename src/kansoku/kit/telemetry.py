@@ -26,6 +26,7 @@ from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExp
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrumentor
 from opentelemetry.processor.baggage import BaggageSpanProcessor
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -120,6 +121,9 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
         readers.append(PrometheusMetricReader())
     meter_provider = MeterProvider(resource=resource, metric_readers=readers)
     metrics.set_meter_provider(meter_provider)
+    # CPU, memory, threads and GC of this process, read when metrics are collected.
+    SystemMetricsInstrumentor(config={name: None for name in semconv.RUNTIME_METRICS}
+                              ).instrument(meter_provider=meter_provider)
 
     logger_provider = LoggerProvider(resource=resource)
     handlers: list[logging.Handler] = []
