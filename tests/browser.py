@@ -8,21 +8,18 @@ under CI, where `scripts/test` must have installed it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, Playwright
 
-from kansoku.kit.serve import bind
+from tests.support import serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -116,29 +113,8 @@ class BrowserPage:
 
 
 @asynccontextmanager
-async def served(app: FastAPI, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve `app` over real HTTP with uvicorn, in a thread, on a free loopback port.
-
-    Runs the app's lifespan as `kansoku serve` does. Yields the base URL.
-    """
-    sock = bind(host, 0)  # the kernel picks a free port, and it is ours until we close it
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
-                                           server_header=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
-                              name=f"uvicorn :{port}", daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            if not thread.is_alive():
-                raise RuntimeError(f"the app on {host}:{port} did not start (see the log)")
-            await asyncio.sleep(0.05)
-        else:
-            raise RuntimeError(f"the app on {host}:{port} did not start within 10 s")
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 15)
-        sock.close()
+async def served(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` over real HTTP, with its lifespan as `kansoku serve` runs it, for a
+    browser to visit. Yields the base URL."""
+    with serve_in_thread(app, lifespan="on") as url:
+        yield url

@@ -1,4 +1,5 @@
-"""Helpers the tests share: free ports, running the CLI, starting embedded servers."""
+"""Helpers the tests share: free ports, running the CLI, serving an app over real HTTP,
+starting embedded servers."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
+
+import uvicorn
+from fastapi import FastAPI
 
 from kansoku import topology
 from kansoku.kit.db import migrations_folder, upgrade_schema
+from kansoku.kit.serve import bind
 
 #: Every port variable a stack reads, so a test stack never touches the defaults (a
 #: developer's own `kansoku up`) nor the system servers on the standard ports.
@@ -84,3 +92,31 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what:
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"{what} did not happen within {timeout}s")
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI, *, lifespan: Literal["on", "off"] = "off",
+                    host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` over real HTTP with uvicorn, in a thread, on a free loopback port;
+    yields its base URL. `lifespan="on"` runs the app's start-up and shutdown as
+    `kansoku serve` does."""
+    sock = bind(host, 0)  # the kernel picks a free port, and it is ours until we close it
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
+                                           server_header=False, lifespan=lifespan))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                              name=f"uvicorn :{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(f"the app on {host}:{port} did not start (see the log)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the app on {host}:{port} did not start within 10 s")
+            time.sleep(0.05)
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()

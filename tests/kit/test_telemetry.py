@@ -7,18 +7,15 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
 from kansoku.explorer import queries
 from kansoku.explorer.app import create_app
 from kansoku.explorer.settings import Settings
 from kansoku.explorer.store import TelemetryStore
-from tests.support import free_ports
+from tests.support import serve_in_thread
 
 EXPORTING_PROCESS = textwrap.dedent("""
     import logging
@@ -40,17 +37,9 @@ EXPORTING_PROCESS = textwrap.dedent("""
 
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, TelemetryStore]]:
-    (port,) = free_ports(1)
-    app = create_app(Settings(port=port, otlp_port=port, db_path=":memory:"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app.state.store
-    server.should_exit = True
-    thread.join(10)
+    app = create_app(Settings(db_path=":memory:"))
+    with serve_in_thread(app) as url:
+        yield url, app.state.store
     app.state.store.close()
 
 

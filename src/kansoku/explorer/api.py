@@ -249,6 +249,14 @@ def _lookback_window(lookback: str) -> tuple[int, int]:
     return _window(lookback, None, None)
 
 
+def _step_ns(step: str) -> int:
+    """A chart's time step ('30s', '1m') in ns; at least a second."""
+    try:
+        return max(queries.duration_ns(step, "step"), 1_000_000_000)
+    except ValueError as exc:
+        raise Problem(400, "bad-parameter", str(exc), field="step") from exc
+
+
 @router.get("/api/spans/{trace_id}", tags=["kansoku"])
 async def trace_with_logs(trace_id: str, request: Request) -> dict[str, Any]:
     """One trace as a flat list of spans (oldest first, every column), with the log
@@ -281,10 +289,7 @@ async def red_series(request: Request, service: Annotated[str, Query(max_length=
                      ) -> dict[str, Any]:
     """Requests, errors and p95 per time step, for one service or route."""
     start_ns, end_ns = _lookback_window(lookback)
-    try:
-        step_ns = max(queries.duration_ns(step, "step"), 1_000_000_000)
-    except ValueError as exc:
-        raise Problem(400, "bad-parameter", str(exc), field="step") from exc
+    step_ns = _step_ns(step)
     return {"data": await _read(request, queries.red_series, start_ns, end_ns, step_ns,
                                 service, route)}
 
@@ -337,10 +342,7 @@ async def metric_series(request: Request, name: Annotated[str, Query(max_length=
     """One metric per time step and service: the increase of a counter (or of a
     histogram's count) in each step, the average of a gauge."""
     start_ns, end_ns = _lookback_window(lookback)
-    try:
-        step_ns = max(queries.duration_ns(step, "step"), 1_000_000_000)
-    except ValueError as exc:
-        raise Problem(400, "bad-parameter", str(exc), field="step") from exc
+    step_ns = _step_ns(step)
     return {"data": await _read(request, queries.metric_series, name, service, start_ns,
                                 end_ns, step_ns)}
 

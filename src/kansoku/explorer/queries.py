@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -272,10 +271,6 @@ def search_logs(store: TelemetryStore, *, start_ns: int, end_ns: int, service: s
     for row in rows:
         row["attributes"] = _loads(row["attributes"]) or {}
     return rows
-
-
-def now_ns() -> int:
-    return time.time_ns()
 
 
 # --- metrics --------------------------------------------------------------------------

@@ -22,8 +22,8 @@ from kansoku.kit.telemetry import Telemetry
 from kansoku.services.worker.app import create_app
 from kansoku.services.worker.models import Notification
 from kansoku.services.worker.settings import Settings
-from tests.services.worker.world import World, png, product, serve_in_thread, stock_level
-from tests.support import eventually, free_ports, migrate
+from tests.services.worker.world import World, png, product, stock_level
+from tests.support import eventually, free_ports, migrate, serve_in_thread
 from tests.tokens import TokenIssuer
 
 TOKENS = TokenIssuer()

@@ -4,21 +4,16 @@ identity (service tokens, JWKS), catalog (images, thumbnails, products) and inve
 worker asked of it.
 
 Tests reach it in-process (`httpx.ASGITransport`, passed to `ServiceClient`) or over
-real HTTP (`serve_in_thread`), and change its state to script what happens.
+real HTTP (`tests.support.serve_in_thread`), and change its state to script what happens.
 """
 
 from __future__ import annotations
 
 import io
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Query, Request, Response
 from PIL import Image
 from pydantic import BaseModel
@@ -26,7 +21,6 @@ from pydantic import BaseModel
 from kansoku.kit.auth import AdminOrService, Principal
 from kansoku.kit.errors import Problem, install_problem_handlers
 from kansoku.kit.http import CircuitBreakers, RetryPolicy, ServiceClient
-from tests.support import free_ports
 from tests.tokens import TokenIssuer
 
 #: What identity and the worker agree on in these tests.
@@ -170,20 +164,3 @@ def product(product_id: int, name: str | None = None) -> dict[str, Any]:
     return {"id": product_id, "sku": f"SKU-{product_id}", "name": name or f"Thing {product_id}",
             "description": "", "price": "9.99", "currency": "USD",
             "category": {"id": 1, "slug": "telescopes", "name": "Telescopes"}}
-
-
-@contextmanager
-def serve_in_thread(app: FastAPI) -> Iterator[str]:
-    """Run `app` on a real HTTP server in a thread; yields its base URL."""
-    (port,) = free_ports(1)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)

@@ -28,6 +28,7 @@ from kansoku.kit.auth import (
     SERVICE_SUBJECT_PREFIX,
     Principal,
 )
+from kansoku.kit.db import utc_now
 from kansoku.kit.errors import Problem
 from kansoku.services.identity import store
 from kansoku.services.identity.models import RefreshToken, User
@@ -54,10 +55,6 @@ _registrations = _meter.create_counter(semconv.METRIC_USERS_REGISTERED, unit="{u
 _logins = _meter.create_counter(semconv.METRIC_LOGINS, unit="{login}",
                                 description="Login attempts, by outcome")
 
-
-def _now() -> datetime:
-    # Naive UTC, matching the columns (timestamp without time zone, server default now()).
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _token_hash(token: str) -> str:
@@ -146,7 +143,7 @@ async def _issue_tokens(session: AsyncSession, user: User, signer: Signer,
     refresh_token = secrets.token_urlsafe(32)
     await store.add_refresh_token(session, RefreshToken(
         user_id=user.id, token_hash=_token_hash(refresh_token),
-        expires_at=_now() + timedelta(days=refresh_days)))
+        expires_at=utc_now() + timedelta(days=refresh_days)))
     return Tokens(access_token=access_token, expires_in=access_seconds,
                   refresh_token=refresh_token)
 
@@ -167,7 +164,7 @@ async def login(session: AsyncSession, credentials: Credentials, signer: Signer,
 async def refresh(session: AsyncSession, refresh_token: str, signer: Signer, *,
                   access_seconds: int, refresh_days: int) -> Tokens:
     """New tokens for a refresh token, which is used up (rotation)."""
-    used = await store.take_refresh_token(session, _token_hash(refresh_token), _now())
+    used = await store.take_refresh_token(session, _token_hash(refresh_token), utc_now())
     user = await store.get_user(session, used.user_id) if used else None
     if user is None:
         raise Problem(401, "bad-refresh-token",
@@ -213,7 +210,7 @@ async def change_profile(session: AsyncSession, principal: Principal, change: Pr
     if change.password is not None:
         user.password_hash = await hash_password(change.password.get_secret_value())
         # A new password logs out every other session.
-        await store.revoke_refresh_tokens(session, user.id, _now())
+        await store.revoke_refresh_tokens(session, user.id, utc_now())
     await session.flush()
     await session.refresh(user)
     return UserOut.model_validate(user)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import NoReturn
 
 from opentelemetry import metrics
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
+from kansoku.kit.db import utc_now
 from kansoku.kit.errors import Problem
 from kansoku.services.inventory import store
 from kansoku.services.inventory.models import Adjustment, Reservation, Stock
@@ -30,9 +31,6 @@ _expired = _meter.create_counter(semconv.METRIC_RESERVATIONS_EXPIRED, unit="{res
 _out_of_stock = _meter.create_counter(semconv.METRIC_OUT_OF_STOCK, unit="{request}",
                                       description="Reservations refused for lack of stock")
 
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def level(stock: Stock) -> StockLevel:
@@ -119,7 +117,7 @@ async def reserve(session: AsyncSession, request: ReservationRequest) -> OrderRe
         if left < wanted[product_id]:
             _refuse(product_id, wanted[product_id], left)
     # 2. write the reservations (rows of this order alone, nobody waits for them);
-    expires_at = _now() + timedelta(seconds=request.ttl_seconds)
+    expires_at = utc_now() + timedelta(seconds=request.ttl_seconds)
     reservations = [Reservation(order_id=request.order_id, product_id=product_id,
                                 quantity=quantity, status="active", expires_at=expires_at)
                     for product_id, quantity in sorted(wanted.items())]
@@ -168,7 +166,7 @@ async def release(session: AsyncSession, order_id: uuid.UUID) -> OrderReservatio
 
 
 async def expire_due(session: AsyncSession) -> int:
-    expired = await store.expire(session, _now())
+    expired = await store.expire(session, utc_now())
     if expired:
         _expired.add(expired)
     return expired
