@@ -1,17 +1,16 @@
-"""The gateway's routes: the storefront pages and the public REST API (`/api/v1`)."""
+"""The gateway's public REST API (`/api/v1`); the web pages are in `pages.py`
+(storefront) and `admin_pages.py` (admin), browser telemetry intake in `rum.py`."""
 
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
-from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import Response
 
 from kansoku.kit.auth import AdminUser, CurrentUser, bearer_token
-from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.errors import Problem
 from kansoku.services.gateway import service
 from kansoku.services.gateway.schemas import (
     Cart,
@@ -43,7 +42,7 @@ from kansoku.services.gateway.schemas import (
     User,
 )
 
-pages = APIRouter(include_in_schema=False)
+
 async def limit_requests(request: Request) -> None:
     """Count the request against its address's and (if logged in) its user's limits."""
     settings = request.app.state.settings
@@ -61,36 +60,9 @@ async def limit_requests(request: Request) -> None:
 
 public = APIRouter(prefix="/api/v1", dependencies=[Depends(limit_requests)],
                    responses={429: {"content": {"application/problem+json": {}}}})
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 #: Problems every route can answer, for the OpenAPI document.
 PROBLEM: dict[str, Any] = {"content": {"application/problem+json": {}}}
-
-
-def wants_html(request: Request) -> bool:
-    """Browsers ask for text/html first; scripts and API clients do not."""
-    return "text/html" in request.headers.get("accept", "")
-
-
-@pages.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> Response:
-    """The storefront's home page: products from the catalog."""
-    try:
-        page = await service.featured_products(request.app.state.catalog)
-    except DependencyUnavailable as exc:
-        if not wants_html(request):
-            raise
-        return templates.TemplateResponse(
-            request, "unavailable.html",
-            {"dependency": exc.dependency, "reason": exc.reason,
-             "explorer_url": request.app.state.settings.explorer_url},
-            status_code=503, headers={"Retry-After": "5"},
-        )
-    return templates.TemplateResponse(
-        request, "home.html",
-        {"products": page["items"], "total": page["total"],
-         "explorer_url": request.app.state.settings.explorer_url},
-    )
 
 
 # --- accounts -------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from opentelemetry import metrics
 
 from kansoku.kit import semconv
@@ -12,7 +15,7 @@ from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient, Time
 from kansoku.kit.middleware import drop_incoming_baggage
 from kansoku.kit.ratelimit import RateLimiter
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.gateway import SERVICE, api
+from kansoku.services.gateway import SERVICE, admin_pages, api, pages, rum
 from kansoku.services.gateway.settings import Settings
 
 
@@ -66,6 +69,11 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     app.state.worker = worker
     app.state.limits = RateLimiter(connections.valkey)
     app.state.breakers = breakers
-    app.include_router(api.pages)
+    rum.install(app)
+    app.include_router(pages.router)
+    app.include_router(admin_pages.router)
+    app.include_router(rum.router)
     app.include_router(api.public)
+    # The pages' own CSS and JavaScript, written here (no build step).
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app
