@@ -154,7 +154,7 @@ def export_request(rng: random.Random, start_ns: int) -> bytes:
             by_service.setdefault(service, []).extend(spans)
     request = ExportTraceServiceRequest(resource_spans=[
         ResourceSpans(resource=_resource(service), scope_spans=[ScopeSpans(
-            scope=InstrumentationScope(name="opentelemetry.instrumentation.fastapi"),
+            scope=InstrumentationScope(name="kansoku.kit.http"),
             spans=spans)])
         for service, spans in by_service.items()])
     return bytes(request.SerializeToString())

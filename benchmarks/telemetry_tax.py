@@ -64,6 +64,8 @@ NULL_SINK = textwrap.dedent("""
                          if a.key == "service.name"), "?")
         spans = collections.Counter()
         names = collections.Counter()
+        seen = set()
+        repeated = 0
         for body in bodies["/v1/traces"]:
             request = ExportTraceServiceRequest.FromString(body)
             for rs in request.resource_spans:
@@ -72,6 +74,8 @@ NULL_SINK = textwrap.dedent("""
                     spans[name] += len(ss.spans)
                     for span in ss.spans:
                         names[f"{name}: {span.name}"] += 1
+                        repeated += span.span_id in seen
+                        seen.add(span.span_id)
         logs = collections.Counter()
         for body in bodies["/v1/logs"]:
             request = ExportLogsServiceRequest.FromString(body)
@@ -79,7 +83,7 @@ NULL_SINK = textwrap.dedent("""
                 name = service(rl.resource)
                 for sl in rl.scope_logs:
                     logs[name] += len(sl.log_records)
-        return {"spans": spans, "span_names": names, "logs": logs,
+        return {"spans": spans, "span_names": names, "logs": logs, "repeated": repeated,
                 "posts": {path: len(b) for path, b in bodies.items()},
                 "bytes": {path: sum(map(len, b)) for path, b in bodies.items()}}
 
@@ -368,6 +372,8 @@ def main() -> None:
                       for name, count in sorted(received["logs"].items())) + ")")
     print("OTLP bytes per request   " + ", ".join(
         f"{path} {size / requests:.0f}" for path, size in received["bytes"].items()))
+    if received["repeated"]:
+        print(f"spans received more than once (exporter retries): {received['repeated']}")
     print("spans by name, per request:")
     for name, count in sorted(received["span_names"].items(), key=lambda item: -item[1]):
         if count / requests >= 0.01:

@@ -1,57 +1,123 @@
 """What a kit service records per request, and that it records it cheaply: one server
-span (no per-message receive/send spans) with its attributes; none for health probes."""
+span (no per-message receive/send spans) with its attributes, one duration measurement,
+parents and baggage taken from the caller's headers; none of it for health probes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import httpx
+from fastapi import HTTPException
 from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry
 
+PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_SPAN = "00f067aa0ba902b7"
 
-async def traced_request(path: str) -> tuple[httpx.Response, Sequence[ReadableSpan]]:
+
+async def traced_request(path: str, headers: dict[str, str] | None = None
+                         ) -> tuple[httpx.Response, Sequence[ReadableSpan], list[Any]]:
+    """One request to a kit app; its response, its spans and its duration data points."""
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    telemetry = Telemetry("probe", tracer_provider, MeterProvider())
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry("probe", tracer_provider, MeterProvider(metric_readers=[reader]))
     app = build_service_app(service="probe", settings=ServiceSettings(port=9),
                             telemetry=telemetry, description="test service")
 
     @app.get("/items/{item}")
     async def item(item: int) -> dict[str, int]:
+        if item == 0:
+            raise HTTPException(404, "no item 0")
+        if item == 13:
+            raise RuntimeError("unlucky")
         return {"item": item}
 
-    transport = httpx.ASGITransport(app=app)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
-        response = await client.get(path, headers={"X-Request-ID": "req-1"})
-    return response, exporter.get_finished_spans()
+        response = await client.get(path, headers={"X-Request-ID": "req-1",
+                                                   **(headers or {})})
+    points: list[Any] = []
+    data = reader.get_metrics_data()
+    for resource_metrics in data.resource_metrics if data else ():
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == semconv.METRIC_HTTP_SERVER_DURATION:
+                    points.extend(metric.data.data_points)
+    return response, exporter.get_finished_spans(), points
 
 
 async def test_one_server_span_per_request_with_its_attributes() -> None:
-    response, spans = await traced_request("/items/7")
+    response, spans, points = await traced_request("/items/7")
     assert response.status_code == 200
     # No "http receive" / "http send" spans: they would triple the spans per request.
     assert [span.name for span in spans] == ["GET /items/{item}"]
     (server,) = spans
     assert server.kind == SpanKind.SERVER
+    assert server.parent is None
     attributes = dict(server.attributes or {})
     assert attributes[semconv.HTTP_ROUTE] == "/items/{item}"
-    assert attributes["http.method"] == "GET"
-    assert attributes["http.status_code"] == 200
-    assert attributes["http.target"] == "/items/7"
+    assert attributes[semconv.HTTP_REQUEST_METHOD] == "GET"
+    assert attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == 200
+    assert attributes[semconv.URL_PATH] == "/items/7"
     assert attributes[semconv.REQUEST_ID] == "req-1"
+    assert server.status.status_code == StatusCode.UNSET
+    # One duration, labelled by route (not by path: one series per route, not per item).
+    (point,) = points
+    assert isinstance(point, HistogramDataPoint) and point.count == 1
+    assert dict(point.attributes) == {semconv.HTTP_REQUEST_METHOD: "GET",
+                                      semconv.HTTP_ROUTE: "/items/{item}",
+                                      semconv.HTTP_RESPONSE_STATUS_CODE: 200}
+    assert response.headers[semconv.REQUEST_ID_HEADER] == "req-1"
 
 
-async def test_probes_make_no_spans() -> None:
-    response, spans = await traced_request("/health/live")
+async def test_the_callers_trace_and_user_continue_in_the_server_span() -> None:
+    _, spans, _ = await traced_request("/items/7", headers={
+        "traceparent": f"00-{PARENT_TRACE}-{PARENT_SPAN}-01",
+        "baggage": f"{semconv.BAGGAGE_USER_ID}=user-42"})
+    (server,) = spans
+    assert format(server.context.trace_id, "032x") == PARENT_TRACE
+    assert server.parent is not None and format(server.parent.span_id, "016x") == PARENT_SPAN
+    # The telemetry set-up copies the user from baggage; here only the context matters.
+    assert server.parent.is_remote
+
+
+async def test_a_client_error_is_not_a_server_error_but_a_crash_is() -> None:
+    response, (span,), _ = await traced_request("/items/0")
+    assert response.status_code == 404
+    assert span.status.status_code == StatusCode.UNSET
+    assert dict(span.attributes or {})[semconv.HTTP_RESPONSE_STATUS_CODE] == 404
+
+    response, (span,), points = await traced_request("/items/13")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert span.status.status_code == StatusCode.ERROR
+    assert [event.name for event in span.events] == ["exception"]
+    assert dict(points[0].attributes)[semconv.HTTP_RESPONSE_STATUS_CODE] == 500
+
+
+async def test_an_unknown_path_is_named_by_its_method_only() -> None:
+    response, (span,), points = await traced_request("/no/such/page")
+    assert response.status_code == 404
+    # Named after the method, not the path: paths would be unbounded span names.
+    assert span.name == "GET"
+    assert semconv.HTTP_ROUTE not in dict(span.attributes or {})
+    assert semconv.HTTP_ROUTE not in dict(points[0].attributes)
+
+
+async def test_probes_make_no_spans_and_no_durations() -> None:
+    response, spans, points = await traced_request("/health/live")
     assert response.status_code == 200
     assert spans == ()
+    assert points == []

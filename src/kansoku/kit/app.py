@@ -15,16 +15,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Response
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry import metrics, trace
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kansoku import __version__
+from kansoku.kit import semconv
 from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.connections import Connections
 from kansoku.kit.errors import install_problem_handlers
 from kansoku.kit.health import Check, health_router
 from kansoku.kit.logging import setup_logging
-from kansoku.kit.middleware import RequestContextMiddleware
+from kansoku.kit.middleware import DURATION_BUCKETS, ServiceRequestMiddleware
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry, setup_telemetry
 
@@ -32,8 +33,9 @@ logger = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
 
-#: Probes and scrapes: not traced and not access-logged, or they would drown real traffic.
-UNOBSERVED_PATHS = ("/health", "/metrics")
+#: Probes, scrapes and static files: not traced, not timed and not access-logged, or they
+#: would drown real traffic.
+UNOBSERVED_PATHS = ("/health", "/metrics", "/static/")
 
 
 def start_process_telemetry(service: str, settings: ServiceSettings) -> Telemetry:
@@ -75,6 +77,8 @@ def build_service_app(
     shutdown; their database (if any) is `app.state.db`, which `kit.db.DbSession` uses.
     `background` coroutines (relays, sweeps) run from start-up, after the hooks, and are
     cancelled first at shutdown, before anything they use is closed.
+    `quiet_paths` (prefixes) join `UNOBSERVED_PATHS`: served with no span, no duration and
+    no access-log line.
     """
     checks = {**(checks or {}), **(connections.checks if connections else {})}
     if connections is not None:
@@ -119,19 +123,19 @@ def build_service_app(
     app.state.tokens = TokenVerifier(f"{settings.identity_url}/.well-known/jwks.json")
     app.state.db = connections.db if connections else None
     install_problem_handlers(app)
-    app.add_middleware(RequestContextMiddleware, quiet_paths=UNOBSERVED_PATHS + quiet_paths)
+    tracer = duration = None
+    if telemetry.enabled:
+        tracer = trace.get_tracer("kansoku.kit.http", __version__,
+                                  tracer_provider=telemetry.tracer_provider)
+        duration = metrics.get_meter(
+            "kansoku.kit.http", __version__, meter_provider=telemetry.meter_provider
+        ).create_histogram(semconv.METRIC_HTTP_SERVER_DURATION, unit="s",
+                           description="Duration of HTTP server requests.",
+                           explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
+    app.add_middleware(ServiceRequestMiddleware, tracer=tracer, duration=duration,
+                       quiet_paths=UNOBSERVED_PATHS + quiet_paths)
     app.include_router(
         health_router(service, __version__, checks, settings.readiness_timeout_seconds)
     )
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
-    if telemetry.enabled:
-        FastAPIInstrumentor.instrument_app(
-            app,
-            tracer_provider=telemetry.tracer_provider,
-            meter_provider=telemetry.meter_provider,
-            excluded_urls=",".join(UNOBSERVED_PATHS),
-            # One server span per request; the per-message receive/send spans double
-            # the span count and tell a learner nothing.
-            exclude_spans=["receive", "send"],
-        )
     return app

@@ -18,6 +18,12 @@ HTTP_REQUEST_METHOD: Final = "http.request.method"
 HTTP_ROUTE: Final = "http.route"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 URL_PATH: Final = "url.path"
+URL_SCHEME: Final = "url.scheme"
+NETWORK_PROTOCOL_VERSION: Final = "network.protocol.version"
+CLIENT_ADDRESS: Final = "client.address"
+USER_AGENT: Final = "user_agent.original"
+#: The server's request-duration histogram (seconds), per method, route and status.
+METRIC_HTTP_SERVER_DURATION: Final = "http.server.request.duration"
 
 #: Every component reports this namespace, so one backend can hold several platforms.
 NAMESPACE: Final = "kansoku"
