@@ -1,5 +1,6 @@
 """The client between services: per-phase timeouts, retries only where idempotent, a
-circuit breaker whose state is a metric. A mock transport scripts the failures."""
+circuit breaker whose state is a metric, a client span per attempt whose context reaches
+the callee. A mock transport scripts the failures."""
 
 from __future__ import annotations
 
@@ -8,13 +9,20 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from opentelemetry import baggage, propagate, trace
+from opentelemetry import context as otel_context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.context import set_request_id
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, RetryPolicy, ServiceClient, Timeouts
+from kansoku.kit.telemetry import Telemetry
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -131,3 +139,71 @@ def test_timeouts_are_per_phase() -> None:
     timeout = Timeouts(connect=0.5, read=2, write=3, pool=0.25).as_httpx()
     assert Timeouts().pool == 3.0
     assert (timeout.connect, timeout.read, timeout.write, timeout.pool) == (0.5, 2, 3, 0.25)
+
+
+def traced_client(script: Script) -> tuple[ServiceClient, InMemorySpanExporter,
+                                           InMemoryMetricReader]:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry("gateway", tracer_provider, MeterProvider(metric_readers=[reader]))
+    client = ServiceClient(
+        "catalog", "http://catalog.test:8002", CircuitBreakers(BreakerPolicy()),
+        retry=RetryPolicy(attempts=3, initial_backoff=0.001, max_backoff=0.002),
+        transport=httpx.MockTransport(script), telemetry=telemetry,
+    )
+    return client, exporter, reader
+
+
+async def test_each_attempt_is_a_client_span_whose_context_and_baggage_reach_the_callee(
+) -> None:
+    script = Script(503, 200)
+    client, exporter, reader = traced_client(script)
+    token = otel_context.attach(baggage.set_baggage(semconv.BAGGAGE_USER_ID, "user-7"))
+    try:
+        response = await client.get("/products/3", params={"q": "secret search"})
+    finally:
+        otel_context.detach(token)
+    assert response.status_code == 200
+
+    failed, succeeded = exporter.get_finished_spans()
+    for span, status in ((failed, 503), (succeeded, 200)):
+        assert span.name == "GET" and span.kind == SpanKind.CLIENT
+        attributes = dict(span.attributes or {})
+        assert attributes[semconv.HTTP_RESPONSE_STATUS_CODE] == status
+        assert attributes[semconv.PEER_SERVICE] == "catalog"
+        assert attributes[semconv.SERVER_ADDRESS] == "catalog.test"
+        assert attributes[semconv.SERVER_PORT] == 8002
+        # The query stays out of the span: what a user searched for is theirs.
+        assert attributes[semconv.URL_FULL] == "http://catalog.test:8002/products/3"
+    assert failed.status.status_code == StatusCode.ERROR
+    assert succeeded.status.status_code == StatusCode.UNSET
+
+    # Each attempt carried its own span as the parent, and the user in baggage.
+    for request, span in zip(script.requests, (failed, succeeded), strict=True):
+        carried = propagate.extract(dict(request.headers))
+        parent = trace.get_current_span(carried).get_span_context()
+        assert parent.span_id == span.context.span_id
+        assert parent.trace_id == span.context.trace_id
+        assert baggage.get_baggage(semconv.BAGGAGE_USER_ID, carried) == "user-7"
+
+    data = reader.get_metrics_data()
+    assert data is not None
+    durations = [point for resource in data.resource_metrics
+                 for scope in resource.scope_metrics for metric in scope.metrics
+                 if metric.name == semconv.METRIC_HTTP_CLIENT_DURATION
+                 for point in metric.data.data_points]
+    assert sorted(dict(point.attributes)[semconv.HTTP_RESPONSE_STATUS_CODE]
+                  for point in durations) == [200, 503]
+
+
+async def test_a_call_that_cannot_connect_is_an_error_span_with_its_type() -> None:
+    client, exporter, _ = traced_client(Script(httpx.ConnectError))
+    with pytest.raises(DependencyUnavailable):
+        await client.get("/products")
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 3  # one per attempt
+    for span in spans:
+        assert span.status.status_code == StatusCode.ERROR
+        assert dict(span.attributes or {})[semconv.ERROR_TYPE] == "ConnectError"

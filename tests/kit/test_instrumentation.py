@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app
+from kansoku.kit.middleware import SERVICE_CLIENT_USER_AGENT
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry
 
@@ -121,3 +122,15 @@ async def test_probes_make_no_spans_and_no_durations() -> None:
     assert response.status_code == 200
     assert spans == ()
     assert points == []
+
+
+async def test_who_called_is_kept_for_callers_from_outside_only() -> None:
+    _, (edge,), _ = await traced_request("/items/7", headers={"User-Agent": "curl/8.5"})
+    assert dict(edge.attributes or {})[semconv.USER_AGENT] == "curl/8.5"
+    assert semconv.CLIENT_ADDRESS in dict(edge.attributes or {})
+
+    _, (internal,), _ = await traced_request(
+        "/items/7", headers={"User-Agent": SERVICE_CLIENT_USER_AGENT})
+    attributes = dict(internal.attributes or {})
+    assert semconv.USER_AGENT not in attributes
+    assert semconv.CLIENT_ADDRESS not in attributes

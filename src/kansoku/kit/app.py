@@ -9,6 +9,7 @@ last, so the spans of the final requests are not lost.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -32,6 +33,15 @@ from kansoku.kit.telemetry import Telemetry, setup_telemetry
 logger = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+
+#: Recent FastAPI releases trace, time and log every request themselves once a global
+#: tracer provider is set: a second server span (plus spans for dependencies and
+#: serialisation), a second duration metric and more log records per request, for what
+#: the kit's middleware already records. Switched off where FastAPI has the option.
+_FASTAPI_OPTIONS: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters else {}
+)
 
 #: Probes, scrapes and static files: not traced, not timed and not access-logged, or they
 #: would drown real traffic.
@@ -116,6 +126,7 @@ def build_service_app(
         docs_url=docs_url,
         redoc_url=None,
         openapi_url=openapi_url,
+        **_FASTAPI_OPTIONS,
     )
     app.state.settings = settings
     app.state.telemetry = telemetry

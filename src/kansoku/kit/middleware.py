@@ -34,6 +34,9 @@ _REQUEST_ID_HEADER_BYTES = semconv.REQUEST_ID_HEADER.lower().encode()
 #: The only headers the propagators read (W3C trace context and baggage).
 _PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
 
+#: How the kit's client between services introduces itself (`kit.http`).
+SERVICE_CLIENT_USER_AGENT = "kansoku-service-client"
+
 #: The buckets the HTTP semantic conventions advise for request durations, in seconds.
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                     7.5, 10.0)
@@ -86,17 +89,21 @@ class ServiceRequestMiddleware:
         token = None
         if self.tracer is not None and not quiet:
             parent = propagate.extract(carrier)
+            # Few attributes, cheap to build: the SDK validates each one, and the exporter
+            # encodes each one, on every span.
             attributes: dict[str, Any] = {
                 semconv.HTTP_REQUEST_METHOD: method,
                 semconv.URL_PATH: path,
                 semconv.URL_SCHEME: scope.get("scheme", "http"),
-                semconv.NETWORK_PROTOCOL_VERSION: scope.get("http_version", "1.1"),
                 semconv.REQUEST_ID: request_id,
             }
-            if scope.get("client"):
-                attributes[semconv.CLIENT_ADDRESS] = scope["client"][0]
-            if user_agent:
-                attributes[semconv.USER_AGENT] = user_agent
+            # Who called, for calls from outside only: between services it is always
+            # the kit's own client on this network, which says nothing.
+            if user_agent != SERVICE_CLIENT_USER_AGENT:
+                if user_agent:
+                    attributes[semconv.USER_AGENT] = user_agent
+                if scope.get("client"):
+                    attributes[semconv.CLIENT_ADDRESS] = scope["client"][0]
             # Named by method until routing has matched; renamed to "GET /route" below.
             span = self.tracer.start_span(method, parent, SpanKind.SERVER, attributes)
             token = context.attach(trace.set_span_in_context(span, parent))

@@ -19,11 +19,16 @@ HTTP_ROUTE: Final = "http.route"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 URL_PATH: Final = "url.path"
 URL_SCHEME: Final = "url.scheme"
-NETWORK_PROTOCOL_VERSION: Final = "network.protocol.version"
 CLIENT_ADDRESS: Final = "client.address"
 USER_AGENT: Final = "user_agent.original"
+URL_FULL: Final = "url.full"
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+ERROR_TYPE: Final = "error.type"
 #: The server's request-duration histogram (seconds), per method, route and status.
 METRIC_HTTP_SERVER_DURATION: Final = "http.server.request.duration"
+#: The client's duration of calls to other services (seconds), per method, callee, status.
+METRIC_HTTP_CLIENT_DURATION: Final = "http.client.request.duration"
 
 #: Every component reports this namespace, so one backend can hold several platforms.
 NAMESPACE: Final = "kansoku"

@@ -2,8 +2,10 @@
 
 The standard environment variables are honoured: `OTEL_EXPORTER_OTLP_ENDPOINT` (and the
 per-signal variants) say where data goes, `OTEL_TRACES_SAMPLER` how much is kept,
-`OTEL_BSP_*` / `OTEL_METRIC_EXPORT_INTERVAL` how it is batched, `OTEL_RESOURCE_ATTRIBUTES`
-what is added to the resource, and `OTEL_SDK_DISABLED=true` turns it all off.
+`OTEL_BSP_*` / `OTEL_METRIC_EXPORT_INTERVAL` how it is batched,
+`OTEL_METRICS_EXEMPLAR_FILTER` whether exemplars are kept (off by default),
+`OTEL_RESOURCE_ATTRIBUTES` what is added to the resource, and `OTEL_SDK_DISABLED=true`
+turns it all off.
 `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER` and `OTEL_LOGS_EXPORTER` accept `none` to
 keep one signal local.
 
@@ -30,7 +32,7 @@ from opentelemetry.instrumentation.system_metrics import SystemMetricsInstrument
 from opentelemetry.processor.baggage import BaggageSpanProcessor
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -119,7 +121,12 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
     if prometheus:
         readers.append(PrometheusMetricReader())
-    meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+    # Exemplars (a trace id kept beside a measurement) cost work on every measurement and
+    # nothing here reads them: off unless OTEL_METRICS_EXEMPLAR_FILTER asks for them.
+    exemplar_filter = (None if os.environ.get("OTEL_METRICS_EXEMPLAR_FILTER")
+                       else AlwaysOffExemplarFilter())
+    meter_provider = MeterProvider(resource=resource, metric_readers=readers,
+                                   exemplar_filter=exemplar_filter)
     metrics.set_meter_provider(meter_provider)
     # CPU, memory, threads and GC of this process, read when metrics are collected.
     SystemMetricsInstrumentor(config={name: None for name in semconv.RUNTIME_METRICS}
