@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app
-from kansoku.kit.middleware import SERVICE_CLIENT_USER_AGENT
+from kansoku.kit.middleware import SERVICE_CLIENT_USER_AGENT, _is_quiet
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry
 
@@ -134,3 +134,11 @@ async def test_who_called_is_kept_for_callers_from_outside_only() -> None:
     attributes = dict(internal.attributes or {})
     assert semconv.USER_AGENT not in attributes
     assert semconv.CLIENT_ADDRESS not in attributes
+
+
+def test_quiet_paths_cover_what_is_below_them_not_what_merely_starts_alike() -> None:
+    quiet = ("/health", "/static/")
+    assert _is_quiet("/health", quiet) and _is_quiet("/health/ready", quiet)
+    assert _is_quiet("/static/shop.css", quiet)
+    assert not _is_quiet("/healthy", quiet)
+    assert not _is_quiet("/static", quiet)

@@ -42,6 +42,15 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 
                     7.5, 10.0)
 
 
+def _is_quiet(path: str, quiet_paths: tuple[str, ...]) -> bool:
+    """Whether `path` is one of `quiet_paths` or below one: `/health` covers
+    `/health/ready` but not `/healthy`; an entry ending in `/` covers what starts with it."""
+    for quiet in quiet_paths:
+        if path == quiet or path.startswith(quiet if quiet.endswith("/") else quiet + "/"):
+            return True
+    return False
+
+
 def _route_of(scope: Scope) -> str | None:
     """The path template Starlette matched (`/products/{product_id}`), if any."""
     route = scope.get("route")
@@ -52,7 +61,7 @@ def _route_of(scope: Scope) -> str | None:
 class ServiceRequestMiddleware:
     """Pure ASGI (no per-request task or body buffering, unlike BaseHTTPMiddleware).
 
-    `tracer` and `duration` are None when telemetry is off. Paths starting with one of
+    `tracer` and `duration` are None when telemetry is off. Paths at or below one of
     `quiet_paths` (health probes, scrapes, static files) are served without a span, a
     duration or an access-log line: a probe every few seconds would drown real traffic.
     """
@@ -71,7 +80,7 @@ class ServiceRequestMiddleware:
 
         path: str = scope["path"]
         method: str = scope["method"]
-        quiet = path.startswith(self.quiet_paths)
+        quiet = _is_quiet(path, self.quiet_paths)
         supplied = None
         carrier: dict[str, str] = {}
         user_agent = ""

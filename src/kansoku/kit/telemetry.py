@@ -44,7 +44,8 @@ from kansoku.kit import semconv
 logger = logging.getLogger(__name__)
 
 
-def _exporter_enabled(signal: str) -> bool:
+def exporter_enabled(signal: str) -> bool:
+    """Whether `signal` ("traces", "metrics", "logs") is exported over OTLP."""
     return os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp").strip().lower() != "none"
 
 
@@ -112,12 +113,12 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
     tracer_provider.add_span_processor(
         BaggageSpanProcessor(lambda key: key == semconv.BAGGAGE_USER_ID)
     )
-    if _exporter_enabled("traces"):
+    if exporter_enabled("traces"):
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(tracer_provider)
 
     readers: list[MetricReader] = []
-    if _exporter_enabled("metrics"):
+    if exporter_enabled("metrics"):
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
     if prometheus:
         readers.append(PrometheusMetricReader())
@@ -134,7 +135,7 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
 
     logger_provider = LoggerProvider(resource=resource)
     handlers: list[logging.Handler] = []
-    if _exporter_enabled("logs"):
+    if exporter_enabled("logs"):
         logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
         handlers.append(LoggingHandler(logger_provider=logger_provider))
     set_logger_provider(logger_provider)
