@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kansoku.explorer.store import TelemetryStore
+from kansoku.kit import semconv
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h|d)?\s*$")
 _UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
@@ -361,12 +362,11 @@ def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int
 #: a Web Vital: `web_vital.name` (LCP, INP, CLS, FCP, TTFB), `web_vital.value` (ms; CLS
 #: unitless), `url.path`; a JavaScript error: `exception.type`, `exception.message`,
 #: `url.path`.
-WEB_VITAL_EVENT = "browser.web_vital"
-BROWSER_ERROR_EVENT = "browser.error"
+WEB_VITAL_EVENT = semconv.EVENT_WEB_VITAL
+BROWSER_ERROR_EVENT = semconv.EVENT_ERROR
 
-#: web-vitals' thresholds: (good up to, poor above).
-VITAL_THRESHOLDS = {"LCP": (2500.0, 4000.0), "INP": (200.0, 500.0), "CLS": (0.1, 0.25),
-                    "FCP": (1800.0, 3000.0), "TTFB": (800.0, 1800.0)}
+#: web-vitals' thresholds: (good up to, poor above), as the intake rates them.
+VITAL_THRESHOLDS = semconv.VITAL_THRESHOLDS
 
 
 def rating(name: str, value: float) -> str:

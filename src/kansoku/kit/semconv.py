@@ -90,3 +90,47 @@ PRODUCT_ID: Final = "kansoku.product.id"
 #: metrics instrumentation): the explorer's CPU and memory charts.
 RUNTIME_METRICS: Final = ("process.cpu.utilization", "process.memory.usage",
                           "process.thread.count", "cpython.gc.collections")
+
+# --- Real-user monitoring (the gateway's browser intake, the explorer's Browser page) ----
+
+#: The browser shows up as this service, beside the gateway it talks to.
+RUM_SERVICE: Final = "storefront-web"
+#: Log records are events; the explorer's Browser page selects them by this attribute.
+EVENT_NAME: Final = "event.name"
+EVENT_WEB_VITAL: Final = "browser.web_vital"
+EVENT_ERROR: Final = "browser.error"
+EVENT_PAGE_VIEW: Final = "browser.page_view"
+EVENT_CLICK: Final = "browser.click"
+WEB_VITAL_NAME: Final = "web_vital.name"
+WEB_VITAL_VALUE: Final = "web_vital.value"
+WEB_VITAL_RATING: Final = "web_vital.rating"
+#: OpenTelemetry's names for the browser session, the page's route and the browser.
+SESSION_ID: Final = "session.id"
+URL_TEMPLATE: Final = "url.template"
+EXCEPTION_TYPE: Final = "exception.type"
+EXCEPTION_MESSAGE: Final = "exception.message"
+EXCEPTION_STACKTRACE: Final = "exception.stacktrace"
+CODE_FILE_PATH: Final = "code.file.path"
+CODE_LINE_NUMBER: Final = "code.line.number"
+CODE_COLUMN_NUMBER: Final = "code.column.number"
+#: kansoku's own: one page view (its vitals, errors and clicks share it), how the page
+#: was reached, and the key action (`data-rum-action`) a span or click belongs to.
+RUM_PAGE_VIEW_ID: Final = "kansoku.rum.page_view.id"
+RUM_NAVIGATION_TYPE: Final = "kansoku.rum.navigation_type"
+RUM_ACTION: Final = "kansoku.rum.action"
+RUM_UNHANDLED_REJECTION: Final = "kansoku.rum.unhandled_rejection"
+
+#: One histogram per Web Vital (CLS is unitless, the others are milliseconds).
+METRIC_WEB_VITALS: Final[dict[str, str]] = {
+    "LCP": "kansoku.browser.lcp", "INP": "kansoku.browser.inp", "CLS": "kansoku.browser.cls",
+    "FCP": "kansoku.browser.fcp", "TTFB": "kansoku.browser.ttfb"}
+METRIC_PAGE_VIEWS: Final = "kansoku.browser.page_views"
+METRIC_ERRORS: Final = "kansoku.browser.errors"
+METRIC_KEY_ACTIONS: Final = "kansoku.browser.key_actions"
+METRIC_ACTION_DURATION: Final = "kansoku.browser.action.duration"
+
+#: web-vitals' thresholds: (good up to, poor above). The explorer rates its p75 with the
+#: same numbers (this table).
+VITAL_THRESHOLDS: Final[dict[str, tuple[float, float]]] = {
+    "LCP": (2500.0, 4000.0), "INP": (200.0, 500.0), "CLS": (0.1, 0.25),
+    "FCP": (1800.0, 3000.0), "TTFB": (800.0, 1800.0)}

@@ -36,3 +36,10 @@ class Settings(ServiceSettings):
     read_timeout: float = 3.0
     #: How long placing an order or paying may take (several services in turn).
     checkout_timeout: float = 15.0
+    #: Real-user monitoring (`POST /rum`, what the pages' script sends): the largest
+    #: batch in bytes (a browser's `sendBeacon` carries at most 64 KiB), and batches a
+    #: minute per client address and per browser session (0: no limit). A page sends a
+    #: few batches; many shoppers can share one address.
+    rum_max_body_bytes: int = Field(64 * 1024, gt=0)
+    rum_rate_per_address: int = Field(1200, ge=0)
+    rum_rate_per_session: int = Field(120, ge=0)
