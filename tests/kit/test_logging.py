@@ -7,6 +7,9 @@ import json
 import logging
 
 from opentelemetry import baggage, context
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.trace import TracerProvider
 
 from kansoku.kit import semconv
@@ -47,3 +50,25 @@ def test_record_carries_trace_request_and_user() -> None:
     assert record["user_id"] == "user-9"
     assert record["category"] == "telescopes"
     assert record["time"].endswith("+00:00")
+
+
+def test_an_anonymous_requests_otlp_record_has_no_empty_user_attribute() -> None:
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    handler = LoggingHandler(logger_provider=provider)
+    handler.addFilter(ContextFilter())
+    logger = logging.getLogger("test.otlp")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        set_request_id("req-2")
+        logger.info("GET /products 200")
+    finally:
+        logger.removeHandler(handler)
+
+    (exported,) = exporter.get_finished_logs()
+    attributes = dict(exported.log_record.attributes or {})
+    assert attributes["request_id"] == "req-2"
+    assert "user_id" not in attributes

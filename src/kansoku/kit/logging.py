@@ -29,8 +29,14 @@ class ContextFilter(logging.Filter):
     """Stamps the request id and user id on a record, for every handler that follows."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id()
-        record.user_id = current_user_id()
+        # Only what is known: an empty attribute still costs the OTLP handler and the
+        # exporter their work, on every record.
+        request_id = current_request_id()
+        if request_id is not None:
+            record.request_id = request_id
+        user_id = current_user_id()
+        if user_id is not None:
+            record.user_id = user_id
         return True
 
 
