@@ -53,7 +53,7 @@ def test_record_carries_trace_request_and_user() -> None:
 
 
 def test_an_anonymous_requests_otlp_record_has_no_empty_user_attribute() -> None:
-    exporter = InMemoryLogRecordExporter()
+    exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
     handler = LoggingHandler(logger_provider=provider)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Header, Query, Request, UploadFile
@@ -35,6 +36,7 @@ from kansoku.services.gateway.schemas import (
     RefreshRequest,
     Registration,
     ReportSummary,
+    SalesSummary,
     StockChange,
     StockLevel,
     StockPage,
@@ -387,3 +389,16 @@ async def download_report(report_id: uuid.UUID, file_format: Literal["csv", "jso
     return await service.pass_through(request.app.state.worker, request,
                                       f"/reports/{report_id}.{file_format}",
                                       forward_token=True)
+
+
+@public.get("/admin/sales", response_model=SalesSummary, tags=["admin"],
+            responses={403: PROBLEM, 422: PROBLEM})
+async def sales(
+    admin: AdminUser, request: Request,
+    since: Annotated[datetime | None, Query(
+        description="ISO 8601; without a zone it is UTC. Default: midnight UTC today")] = None,
+) -> Response:
+    """Orders placed since `since` by status, the paid ones' revenue per currency, and
+    the newest cancelled orders with their reason (admin)."""
+    return await service.relay(request.app.state.orders, "GET", "/sales/summary", request,
+                               params={"since": since.isoformat() if since else None})

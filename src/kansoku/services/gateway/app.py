@@ -15,7 +15,16 @@ from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient, Time
 from kansoku.kit.middleware import drop_incoming_baggage
 from kansoku.kit.ratelimit import RateLimiter
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.gateway import SERVICE, admin_pages, api, pages, rum
+from kansoku.services.gateway import (
+    SERVICE,
+    admin_pages,
+    api,
+    pages,
+    rum,
+    service,
+    sessions,
+    storefront,
+)
 from kansoku.services.gateway.settings import Settings
 
 
@@ -58,6 +67,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                                                         worker)],
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
+        # Browser telemetry arrives with every page view: its own spans say what it holds.
+        quiet_paths=("/rum",),
     )
     if not settings.trust_incoming_user:
         drop_incoming_baggage(app, frozenset({semconv.BAGGAGE_USER_ID}))
@@ -68,8 +79,16 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     app.state.orders = orders
     app.state.worker = worker
     app.state.limits = RateLimiter(connections.valkey)
+    # Web sessions live in Valkey too (sessions.py).
+    app.state.valkey = connections.valkey
+    app.state.categories = storefront.CategoryList(catalog)
     app.state.breakers = breakers
     rum.install(app)
+    # The pages' session cookie, the redirect to a login page, and HTML problem pages
+    # for browsers (the API keeps problem+json).
+    sessions.install(app)
+    # A service's refusal no page put next to a field: its problem page, not a 500.
+    app.add_exception_handler(service.Refused, pages.refused_as_problem)
     app.include_router(pages.router)
     app.include_router(admin_pages.router)
     app.include_router(rum.router)

@@ -1,41 +1,472 @@
-"""The storefront's web pages, server-rendered from `templates/`."""
+"""The storefront's web pages, server-rendered from `templates/`.
+
+Browsing (home, products, a product) is open to anyone; the cart, checkout and orders
+need a logged-in customer (`CustomerDep` sends others to the login page and back). Every
+form posts its CSRF token (`CsrfChecked`) and is answered the Post/Redirect/Get way: a
+303 to the next page with a one-time notice, or the same page again with each mistake
+in words next to its field. The key forms carry `data-rum-action` (add-to-cart,
+checkout, place-order), so the pages' script measures them as user actions.
+
+The pages call the services the way the public API does (`storefront.py`), with the
+session's token; a service that is away shows as the 503 page, never a traceback.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import asyncio
+import math
+import re
+import uuid
+from typing import Annotated, Any, Final, Literal
+from urllib.parse import quote
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import Response
 
-from kansoku.kit.errors import DependencyUnavailable
-from kansoku.services.gateway import service
+from kansoku.kit.errors import DependencyUnavailable, Problem, problem_response
+from kansoku.services.gateway import forms, service, storefront
+from kansoku.services.gateway.api import limit_requests
+from kansoku.services.gateway.service import Refused
+from kansoku.services.gateway.sessions import (
+    CsrfChecked,
+    CustomerDep,
+    LoginRefused,
+    WebSession,
+    WebSessionDep,
+    log_in,
+    log_out,
+    render,
+    safe_next,
+    see_other,
+)
 
 router = APIRouter(include_in_schema=False)
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+#: Form posts count against the same per-address limit as the public API (the 429 page
+#: beyond it): logging in here must not be a way around the API's limit on guessing
+#: passwords. Reading pages is not limited (each costs no more than its API call).
+LIMITED: Final = [Depends(limit_requests)]
+
+#: Products on the home page, and on each page of the product list.
+FEATURED_PRODUCTS: Final = 24
+PRODUCTS_PER_PAGE: Final = 12
+ORDERS_PER_PAGE: Final = 10
+#: The most of one product a cart line holds (the cart service's own limit).
+MAX_QUANTITY: Final = 99
+SORTS: Final = {"id": "Featured", "name": "Name", "price": "Price: low to high",
+                "-price": "Price: high to low", "newest": "Newest"}
+_CHECKOUT_KEY: Final = re.compile(r"^[0-9a-f]{32}$")
+
+ProductId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-def wants_html(request: Request) -> bool:
-    """Browsers ask for text/html first; scripts and API clients do not."""
-    return "text/html" in request.headers.get("accept", "")
+async def refused_as_problem(request: Request, exc: Exception) -> Response:
+    """A service's "no" that no page turned into words next to a field: its problem
+    (the HTML problem page, for a browser), with the service's status and sentence."""
+    assert isinstance(exc, Refused)
+    return problem_response(exc.status, exc.code, exc.detail, instance=request.url.path)
 
 
-@router.get("/", response_class=HTMLResponse)
-async def home(request: Request) -> Response:
-    """The storefront's home page: products from the catalog."""
+def _categories(request: Request) -> storefront.CategoryList:
+    categories: storefront.CategoryList = request.app.state.categories
+    return categories
+
+
+def _no_such_product(product_id: int) -> Problem:
+    return Problem(404, "product-not-found",
+                   f"There is no product {product_id}: it may have been removed from the "
+                   "shop.")
+
+
+# --- browsing -------------------------------------------------------------------------
+
+@router.get("/")
+async def home(request: Request, session: WebSessionDep) -> Response:
+    """The home page: featured products and the categories."""
+    page, categories = await asyncio.gather(
+        service.featured_products(request.app.state.catalog, limit=FEATURED_PRODUCTS),
+        _categories(request).get())
+    return render(request, "home.html", {"products": page["items"], "total": page["total"],
+                                         "categories": categories})
+
+
+@router.get("/products")
+async def products(
+    request: Request, session: WebSessionDep,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    sort: Annotated[Literal["id", "name", "price", "-price", "newest"], Query()] = "id",
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+) -> Response:
+    """The product list: a category, search words, an order, a page."""
+    category, search = category or None, (q or "").strip() or None
+    found, categories = await asyncio.gather(
+        storefront.browse(request.app.state.catalog, request.app.state.inventory,
+                          category=category, search=search, sort=sort,
+                          limit=PRODUCTS_PER_PAGE, offset=(page - 1) * PRODUCTS_PER_PAGE),
+        _categories(request).get())
+    current = next((c for c in categories if c["slug"] == category), None)
+    pages = max(1, math.ceil(found["total"] / PRODUCTS_PER_PAGE))
+    query = {key: value for key, value in
+             (("category", category), ("q", search), ("sort", sort if sort != "id" else None))
+             if value}
+    return render(request, "products.html", {
+        "products": found["items"], "total": found["total"], "categories": categories,
+        "category": current, "category_slug": category, "search_words": search or "",
+        "sort": sort, "sorts": SORTS, "page": page, "pages": pages, "query": query,
+        "first": (page - 1) * PRODUCTS_PER_PAGE + 1 if found["items"] else 0,
+        "last": (page - 1) * PRODUCTS_PER_PAGE + len(found["items"])})
+
+
+async def _product_page(request: Request, product: dict[str, Any], *,
+                        errors: dict[str, str] | None = None, quantity: int = 1,
+                        status_code: int = 200) -> Response:
+    return render(request, "product.html", {
+        "product": product, "errors": errors or {}, "quantity": quantity,
+        "max_quantity": _max_quantity(product)}, status_code=status_code)
+
+
+def _max_quantity(product: dict[str, Any]) -> int:
+    stock = product.get("stock")
+    return MAX_QUANTITY if stock is None else max(0, min(MAX_QUANTITY, stock))
+
+
+@router.get("/products/{product_id}")
+async def product_detail(product_id: ProductId, request: Request, session: WebSessionDep
+                         ) -> Response:
+    """One product: picture, description, price and whether it is in stock."""
+    found = await storefront.product(request.app.state.catalog, request.app.state.inventory,
+                                     product_id)
+    if found is None:
+        raise _no_such_product(product_id)
+    return await _product_page(request, found)
+
+
+# --- the cart -------------------------------------------------------------------------
+
+@router.post("/cart/items", dependencies=LIMITED)
+async def add_to_cart(request: Request, checked: CsrfChecked, customer: CustomerDep
+                      ) -> Response:
+    """Add units of a product to the cart (the product page's form)."""
+    form = await request.form()
+    product_id = forms.whole_number(form, "product_id")
+    if product_id is None or product_id < 1:
+        raise Problem(422, "product-needed", "Choose a product to add to your cart.")
+    found = await storefront.product(request.app.state.catalog,
+                                     request.app.state.inventory, product_id)
+    if found is None:
+        raise _no_such_product(product_id)
+    quantity = forms.whole_number(form, "quantity")
+    error = None
+    if quantity is None or not 1 <= quantity <= MAX_QUANTITY:
+        error = f"Choose how many to add: 1 to {MAX_QUANTITY}."
+    elif found["stock_status"] == "out":
+        error = "This product is sold out: it cannot be added to your cart."
+    else:
+        in_cart = await storefront.cart_quantity(request.app.state.cart, customer, product_id)
+        available = found["stock"] if found["stock"] is not None else MAX_QUANTITY
+        if in_cart + quantity > min(available, MAX_QUANTITY):
+            most = min(available, MAX_QUANTITY)
+            error = (f"Only {most} can be bought" + (f", and your cart holds {in_cart} "
+                     "already" if in_cart else "") + ": choose fewer.")
+    if error:
+        return await _product_page(request, found, errors={"quantity": error},
+                                   quantity=quantity or 1, status_code=422)
+    assert quantity is not None
+    await storefront.add_to_cart(request.app.state.cart, customer, product_id, quantity)
+    customer.add_message(f"Added {quantity} of {found['name']} to your cart.")
+    return see_other("/cart")
+
+
+async def _cart_page(request: Request, customer: WebSession, *,
+                     errors: dict[int, str] | None = None, status_code: int = 200
+                     ) -> Response:
+    cart = await storefront.priced_cart(request.app.state.cart, request.app.state.catalog,
+                                        customer)
+    levels = await storefront.stock_levels(request.app.state.inventory,
+                                           [item["product_id"] for item in cart["items"]])
+    shortages = _shortages(cart, levels)
+    return render(request, "cart.html", {
+        "cart": cart, "stock": levels, "errors": {**shortages, **(errors or {})},
+        "max_quantity": MAX_QUANTITY}, status_code=status_code)
+
+
+def _shortages(cart: dict[str, Any], levels: dict[int, dict[str, Any]]) -> dict[int, str]:
+    """Cart lines wanting more than can be bought now, with what to do about it."""
+    shortages = {}
+    for item in cart["items"]:
+        level = levels.get(item["product_id"])
+        if level is None or item["quantity"] <= level["available"]:
+            continue
+        if level["available"] == 0:
+            shortages[item["product_id"]] = "Sold out: remove it to check out."
+        else:
+            shortages[item["product_id"]] = (f"Only {level['available']} left: lower the "
+                                              "quantity to check out.")
+    return shortages
+
+
+@router.get("/cart")
+async def cart(request: Request, customer: CustomerDep) -> Response:
+    """The cart: change quantities, remove lines, go to checkout."""
+    return await _cart_page(request, customer)
+
+
+@router.post("/cart/items/{product_id}", dependencies=LIMITED)
+async def change_quantity(product_id: ProductId, request: Request, checked: CsrfChecked,
+                          customer: CustomerDep) -> Response:
+    """Set a cart line's quantity (0 removes it)."""
+    quantity = forms.whole_number(await request.form(), "quantity")
+    if quantity is None or quantity > MAX_QUANTITY:
+        return await _cart_page(
+            request, customer, status_code=422,
+            errors={product_id: f"Choose a quantity from 0 to {MAX_QUANTITY}."})
+    await storefront.set_quantity(request.app.state.cart, customer, product_id, quantity)
+    customer.add_message("Your cart was updated." if quantity else "Removed from your cart.")
+    return see_other("/cart")
+
+
+@router.post("/cart/items/{product_id}/remove", dependencies=LIMITED)
+async def remove_from_cart(product_id: ProductId, request: Request, checked: CsrfChecked,
+                           customer: CustomerDep) -> Response:
+    """Remove a line from the cart."""
+    await storefront.remove_from_cart(request.app.state.cart, customer, product_id)
+    customer.add_message("Removed from your cart.")
+    return see_other("/cart")
+
+
+@router.post("/cart/checkout", dependencies=LIMITED)
+async def start_checkout(request: Request, checked: CsrfChecked, customer: CustomerDep
+                         ) -> Response:
+    """Go to checkout, once everything in the cart can be bought."""
+    cart = await storefront.priced_cart(request.app.state.cart, request.app.state.catalog,
+                                        customer)
+    if not cart["items"]:
+        customer.add_message("Your cart is empty: add products first.")
+        return see_other("/cart")
+    levels = await storefront.stock_levels(request.app.state.inventory,
+                                           [item["product_id"] for item in cart["items"]])
+    if _shortages(cart, levels):
+        return await _cart_page(request, customer, status_code=409)
+    return see_other("/checkout")
+
+
+# --- checkout -------------------------------------------------------------------------
+
+def _checkout_page(request: Request, cart: dict[str, Any], *, values: dict[str, str],
+                   errors: dict[str, str], status_code: int = 200,
+                   checkout_key: str | None = None) -> Response:
+    return render(request, "checkout.html", {
+        "cart": cart, "values": values, "errors": errors,
+        # One key per order attempt: the same form sent twice places one order.
+        "checkout_key": checkout_key or uuid.uuid4().hex,
+        "countries": forms.COUNTRIES, "months": range(1, 13),
+        "years": forms.expiry_years()}, status_code=status_code)
+
+
+@router.get("/checkout")
+async def checkout(request: Request, customer: CustomerDep) -> Response:
+    """The checkout form: where to send the order and the card to pay with."""
+    cart = await storefront.priced_cart(request.app.state.cart, request.app.state.catalog,
+                                        customer)
+    if not cart["items"]:
+        customer.add_message("Your cart is empty: add products first.")
+        return see_other("/cart")
+    return _checkout_page(request, cart, values={"country": "US"}, errors={})
+
+
+#: Fields a service names in its answer → the checkout form's field.
+_CHECKOUT_FIELDS: Final = {
+    "payment_details.card_number": "card_number", "payment_details.expiry_year": "expiry",
+    "payment_details.expiry_month": "expiry", "payment_details.cvv": "cvv",
+    "payment_details": "card_number", "shipping_address.street": "street",
+    "shipping_address.city": "city", "shipping_address.state": "state",
+    "shipping_address.zip": "zip", "shipping_address.country": "country",
+}
+
+
+@router.post("/checkout", dependencies=LIMITED)
+async def place_order(request: Request, checked: CsrfChecked, customer: CustomerDep
+                      ) -> Response:
+    """Place the order and pay it: the checkout saga (reserve the stock, charge the
+    card, commit the stock). Mistakes and declines show on the form again; the card
+    number and security code are never shown back."""
+    form = await request.form()
+    sent_key = forms.text(form, "checkout_key")
+    key = sent_key if _CHECKOUT_KEY.match(sent_key) else uuid.uuid4().hex
+    cart = await storefront.priced_cart(request.app.state.cart, request.app.state.catalog,
+                                        customer)
+    if not cart["items"]:
+        customer.add_message("Your cart is empty: add products first.")
+        return see_other("/cart")
+    filled = forms.checkout(form)
+    if not filled.ok:
+        return _checkout_page(request, cart, values=filled.values, errors=filled.errors,
+                              status_code=422, checkout_key=key)
+
+    orders = request.app.state.orders
+    items = [{"product_id": item["product_id"], "quantity": item["quantity"]}
+             for item in cart["items"]]
     try:
-        page = await service.featured_products(request.app.state.catalog)
-    except DependencyUnavailable as exc:
-        if not wants_html(request):
-            raise
-        return templates.TemplateResponse(
-            request, "unavailable.html",
-            {"dependency": exc.dependency, "reason": exc.reason,
-             "explorer_url": request.app.state.settings.explorer_url},
-            status_code=503, headers={"Retry-After": "5"},
-        )
-    return templates.TemplateResponse(
-        request, "home.html",
-        {"products": page["items"], "total": page["total"],
-         "explorer_url": request.app.state.settings.explorer_url},
-    )
+        placed = await storefront.place_order(orders, customer, items,
+                                              filled.data["address"], key)
+        if placed["status"] == "cancelled":
+            # This key's order was declined earlier (its page was sent again): a new one.
+            key = uuid.uuid4().hex
+            placed = await storefront.place_order(orders, customer, items,
+                                                  filled.data["address"], key)
+    except Refused as refused:
+        field = _CHECKOUT_FIELDS.get(refused.field or "", "form")
+        return _checkout_page(request, cart, values=filled.values,
+                              errors={field: refused.detail}, status_code=refused.status)
+    if placed["status"] != "paid":
+        try:
+            payment = await storefront.pay_order(orders, customer, placed["id"],
+                                                 filled.data["card"])
+        except Refused as refused:
+            return _declined(request, cart, filled, refused, key)
+        except DependencyUnavailable:
+            return _checkout_page(
+                request, cart, values=filled.values, status_code=503,
+                errors={"form": "The payment could not be made right now, so nothing was "
+                        "charged and the order was not placed. Please try again in a "
+                        "minute."})
+        customer.add_message(f"Payment received: {str(payment['brand']).upper()} card ending "
+                             f"{payment['last4']}.")
+    await storefront.empty_cart(request.app.state.cart, customer)
+    return see_other(f"/orders/{placed['id']}/confirmation")
+
+
+def _declined(request: Request, cart: dict[str, Any], filled: forms.Checked,
+              refused: Refused, key: str) -> Response:
+    """The checkout form again after the payment was refused, saying why."""
+    if refused.status == 402:
+        # Declined: orders cancelled that order and freed its stock; the cart is as it
+        # was, and the next attempt is a new order.
+        return _checkout_page(request, cart, values=filled.values, status_code=402, errors={
+            "card_number": f"{refused.detail} Nothing was charged: use another card."})
+    if refused.status == 422:
+        # The card failed the processor's checks: the order waits, the same key pays it.
+        field = _CHECKOUT_FIELDS.get(refused.field or "", "card_number")
+        return _checkout_page(request, cart, values=filled.values, status_code=422,
+                              errors={field: refused.detail}, checkout_key=key)
+    return _checkout_page(request, cart, values=filled.values, status_code=refused.status,
+                          errors={"form": refused.detail})
+
+
+# --- orders ---------------------------------------------------------------------------
+
+@router.get("/orders")
+async def orders(request: Request, customer: CustomerDep,
+                 page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
+    """The customer's orders, newest first."""
+    found = await storefront.order_page(request.app.state.orders, customer,
+                                        limit=ORDERS_PER_PAGE,
+                                        offset=(page - 1) * ORDERS_PER_PAGE)
+    return render(request, "orders.html", {
+        "orders": found["items"], "total": found["total"], "page": page,
+        "pages": max(1, math.ceil(found["total"] / ORDERS_PER_PAGE))})
+
+
+async def _order_page(request: Request, customer: WebSession, order_id: str, *,
+                      just_placed: bool) -> Response:
+    found = None
+    if _is_uuid(order_id):
+        found = await storefront.order(request.app.state.orders, customer, order_id)
+    if found is None:
+        raise Problem(404, "order-not-found", "You have no order with this number: see "
+                      "your orders for the ones you placed.")
+    return render(request, "order.html", {"order": found, "just_placed": just_placed})
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+@router.get("/orders/{order_id}")
+async def order(order_id: str, request: Request, customer: CustomerDep) -> Response:
+    """One order: what was bought, where it goes, and its status."""
+    return await _order_page(request, customer, order_id, just_placed=False)
+
+
+@router.get("/orders/{order_id}/confirmation")
+async def order_confirmation(order_id: str, request: Request, customer: CustomerDep
+                             ) -> Response:
+    """The page after paying: thank you, and the order number."""
+    return await _order_page(request, customer, order_id, just_placed=True)
+
+
+# --- accounts -------------------------------------------------------------------------
+
+@router.get("/login")
+async def login_form(request: Request, session: WebSessionDep,
+                     next: Annotated[str | None, Query(max_length=2000)] = None
+                     ) -> Response:
+    """The login form."""
+    if session.logged_in:
+        return see_other(safe_next(next))
+    return render(request, "login.html", {"values": {}, "errors": {}, "next": safe_next(next)})
+
+
+@router.post("/login", dependencies=LIMITED)
+async def login(request: Request, session: CsrfChecked) -> Response:
+    """Log in, then go back to the page that asked for it."""
+    form = await request.form()
+    target = safe_next(forms.text(form, "next"))
+    filled = forms.login(form)
+    if filled.ok:
+        try:
+            await log_in(request, filled.data["email"], filled.data["password"])
+        except LoginRefused as refused:
+            filled.errors["password"] = refused.message
+        else:
+            return see_other(target)
+    return render(request, "login.html", {"values": filled.values, "errors": filled.errors,
+                                          "next": target}, status_code=422)
+
+
+@router.get("/register")
+async def registration_form(request: Request, session: WebSessionDep,
+                            next: Annotated[str | None, Query(max_length=2000)] = None
+                            ) -> Response:
+    """The form to open an account."""
+    if session.logged_in:
+        return see_other(safe_next(next))
+    return render(request, "register.html",
+                  {"values": {}, "errors": {}, "next": safe_next(next)})
+
+
+@router.post("/register", dependencies=LIMITED)
+async def register(request: Request, session: CsrfChecked) -> Response:
+    """Open an account and log in with it."""
+    form = await request.form()
+    target = safe_next(forms.text(form, "next"))
+    filled = forms.registration(form)
+    if filled.ok:
+        try:
+            await storefront.register(request.app.state.identity, filled.data["name"],
+                                      filled.data["email"], filled.data["password"])
+        except Refused as refused:
+            field = refused.field if refused.field in ("name", "email", "password") else "email"
+            filled.errors[field] = refused.detail
+        else:
+            try:
+                customer = await log_in(request, filled.data["email"],
+                                        filled.data["password"])
+            except LoginRefused:  # made, but not (yet) accepted: log in by hand
+                session.add_message("Your account is ready: log in with it.")
+                return see_other(f"/login?next={quote(target, safe='/')}")
+            customer.add_message(f"Welcome, {filled.data['name']}: your account is ready.")
+            return see_other(target)
+    return render(request, "register.html", {"values": filled.values, "errors": filled.errors,
+                                             "next": target}, status_code=422)
+
+
+@router.post("/logout", dependencies=LIMITED)
+async def logout(request: Request, session: CsrfChecked) -> Response:
+    """Log out: the session ends, here and in Valkey."""
+    await log_out(request)
+    return see_other("/")

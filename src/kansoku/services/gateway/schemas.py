@@ -266,3 +266,33 @@ class ProductPage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class CurrencyRevenue(BaseModel):
+    """Money taken in one currency (different currencies are never added up)."""
+
+    currency: str
+    paid_orders: int
+    revenue: Decimal
+
+
+class CancelledOrder(BaseModel):
+    id: uuid.UUID
+    number: str
+    total: Decimal
+    currency: str
+    cancel_reason: str | None
+    created_at: datetime
+
+
+class SalesSummary(BaseModel):
+    """Orders placed since a moment (default: midnight UTC today) by what became of
+    them, the paid ones' revenue, and the newest cancellations."""
+
+    since: datetime = Field(description="UTC")
+    orders: int = Field(description="Orders placed since then, whatever became of them")
+    paid: int
+    pending_payment: int
+    cancelled: int
+    revenue: list[CurrencyRevenue]
+    recent_cancellations: list[CancelledOrder]

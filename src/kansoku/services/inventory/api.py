@@ -13,6 +13,7 @@ from kansoku.kit.errors import Problem
 from kansoku.services.inventory import service
 from kansoku.services.inventory.schemas import (
     Adjust,
+    AdjustmentOut,
     OrderReservation,
     ReservationRequest,
     StockLevel,
@@ -64,6 +65,15 @@ async def adjust(product_id: int, change: Adjust, admin: AdminUser, session: DbS
                  ) -> StockLevel:
     """Restock (positive delta) or remove units (negative), with a reason (admin)."""
     return await service.adjust(session, product_id, change, admin)
+
+
+@router.get("/inventory/{product_id}/adjustments")
+async def adjustments(
+    product_id: int, admin: AdminUser, session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> list[AdjustmentOut]:
+    """The product's restocks and adjustments, newest first, with their reason (admin)."""
+    return await service.adjustments(session, product_id, limit=limit)
 
 
 @router.post("/reservations", status_code=201)

@@ -59,3 +59,15 @@ class OrderReservation(BaseModel):
     order_id: uuid.UUID
     status: str
     items: list[ReservationOut]
+
+
+class AdjustmentOut(BaseModel):
+    """A manual change of stock: how many units, why, and who made it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    delta: int
+    reason: str
+    #: The user id of the admin who made it.
+    actor: str
+    created_at: datetime

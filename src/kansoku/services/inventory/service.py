@@ -18,6 +18,7 @@ from kansoku.services.inventory import store
 from kansoku.services.inventory.models import Adjustment, Reservation, Stock
 from kansoku.services.inventory.schemas import (
     Adjust,
+    AdjustmentOut,
     OrderReservation,
     ReservationOut,
     ReservationRequest,
@@ -170,3 +171,10 @@ async def expire_due(session: AsyncSession) -> int:
     if expired:
         _expired.add(expired)
     return expired
+
+
+async def adjustments(session: AsyncSession, product_id: int, *, limit: int
+                      ) -> list[AdjustmentOut]:
+    """The product's recent restocks and adjustments, newest first."""
+    return [AdjustmentOut.model_validate(row)
+            for row in await store.adjustments_of(session, product_id, limit=limit)]

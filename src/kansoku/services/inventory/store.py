@@ -166,3 +166,11 @@ async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxMessa
 
 async def mark_published(session: AsyncSession, message_id: uuid.UUID) -> None:
     await outbox.mark_published(session, OutboxMessage, message_id)
+
+
+async def adjustments_of(session: AsyncSession, product_id: int, *, limit: int
+                         ) -> Sequence[Adjustment]:
+    """The product's newest manual stock changes first."""
+    query = (select(Adjustment).where(Adjustment.product_id == product_id)
+             .order_by(Adjustment.created_at.desc(), Adjustment.id).limit(limit))
+    return (await session.scalars(query)).all()

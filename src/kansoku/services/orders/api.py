@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
-from kansoku.kit.auth import CurrentUser
+from kansoku.kit.auth import AdminOrService, CurrentUser
 from kansoku.kit.db import DbSession
 from kansoku.services.orders import service
 from kansoku.services.orders.schemas import (
@@ -16,6 +17,7 @@ from kansoku.services.orders.schemas import (
     PaymentResult,
     PayOrder,
     PlaceOrder,
+    SalesSummary,
 )
 
 router = APIRouter(tags=["orders"])
@@ -59,3 +61,14 @@ async def pay(order_id: uuid.UUID, payment: PayOrder, user: CurrentUser, session
     """Pay an order: charge, then commit its stock. Declined: 402, order cancelled."""
     return await service.pay_order(session, user, order_id, payment,
                                    request.app.state.downstream, _auth(request))
+
+
+@router.get("/sales/summary", tags=["admin"])
+async def sales_summary(
+    caller: AdminOrService, session: DbSession,
+    since: Annotated[datetime | None, Query(
+        description="ISO 8601; without a zone it is UTC. Default: midnight UTC today")] = None,
+) -> SalesSummary:
+    """Orders placed since `since` by status, the paid ones' revenue per currency, and
+    the newest cancellations (admin, or a service)."""
+    return await service.sales_summary(session, since)

@@ -78,3 +78,38 @@ class PaymentResult(BaseModel):
     method: str
     brand: str | None
     last4: str | None
+
+
+class CurrencyRevenue(BaseModel):
+    """Money taken in one currency: orders in different currencies are never added up."""
+
+    currency: str
+    paid_orders: int
+    revenue: Decimal
+
+
+class CancelledOrder(BaseModel):
+    """An order that did not go through, and why (a decline, payments away, expiry)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    number: str
+    total: Decimal
+    currency: str
+    cancel_reason: str | None
+    created_at: datetime
+
+
+class SalesSummary(BaseModel):
+    """Orders placed since a moment (the admin dashboard's "today"), by what became of
+    them, and the revenue of those that were paid."""
+
+    since: datetime = Field(description="UTC, without a time zone, like every timestamp here")
+    orders: int = Field(description="Orders placed since then, whatever became of them")
+    paid: int
+    pending_payment: int
+    cancelled: int
+    revenue: list[CurrencyRevenue] = Field(description="Paid orders' totals, per currency")
+    recent_cancellations: list[CancelledOrder] = Field(
+        description="The newest cancelled orders of the period, newest first")

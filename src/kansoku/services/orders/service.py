@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -21,17 +22,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
+from kansoku.kit.db import utc_now
 from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.kit.http import ServiceClient
 from kansoku.services.orders import store
 from kansoku.services.orders.models import Order, OrderItem
 from kansoku.services.orders.schemas import (
+    CancelledOrder,
+    CurrencyRevenue,
     LineRequest,
     OrderOut,
     OrderPage,
     PaymentResult,
     PayOrder,
     PlaceOrder,
+    SalesSummary,
 )
 
 logger = logging.getLogger(__name__)
@@ -294,3 +299,32 @@ async def orders(session: AsyncSession, principal: Principal, *, limit: int, off
     return OrderPage(items=[OrderOut.model_validate(row) for row in rows],
                      total=await store.count_users_orders(session, principal.user_id),
                      limit=limit, offset=offset)
+
+
+def start_of_today() -> datetime:
+    """Midnight UTC today, naive like the orders' timestamps: the dashboard's "today"."""
+    return utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def sales_summary(session: AsyncSession, since: datetime | None = None, *,
+                        cancellations: int = 5) -> SalesSummary:
+    """How many orders were placed since `since` (default: today, UTC), what became of
+    them, and the revenue of the paid ones, per currency. An order counts on the day it
+    was placed, even when it was paid a little later."""
+    if since is None:
+        since = start_of_today()
+    elif since.tzinfo is not None:  # the columns hold UTC without a zone
+        since = since.astimezone(UTC).replace(tzinfo=None)
+    counts = {"paid": 0, "pending_payment": 0, "cancelled": 0}
+    revenue: dict[str, CurrencyRevenue] = {}
+    for status, currency, count, total in await store.orders_by_status_since(session, since):
+        counts[status] = counts.get(status, 0) + count
+        if status == "paid":
+            revenue[currency] = CurrencyRevenue(currency=currency, paid_orders=count,
+                                                revenue=total)
+    cancelled = await store.cancelled_since(session, since, limit=cancellations)
+    return SalesSummary(
+        since=since, orders=sum(counts.values()), paid=counts["paid"],
+        pending_payment=counts["pending_payment"], cancelled=counts["cancelled"],
+        revenue=[revenue[currency] for currency in sorted(revenue)],
+        recent_cancellations=[CancelledOrder.model_validate(row) for row in cancelled])

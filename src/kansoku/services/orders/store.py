@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select, text
@@ -60,3 +62,22 @@ async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxMessa
 
 async def mark_published(session: AsyncSession, message_id: uuid.UUID) -> None:
     await outbox.mark_published(session, OutboxMessage, message_id)
+
+
+async def orders_by_status_since(session: AsyncSession, since: datetime
+                                 ) -> Sequence[tuple[str, str, int, Decimal]]:
+    """(status, currency, how many, their total) of the orders placed since `since`."""
+    query = (select(Order.status, Order.currency, func.count(), func.sum(Order.total))
+             .where(Order.created_at >= since)
+             .group_by(Order.status, Order.currency))
+    rows = (await session.execute(query)).all()
+    return [(status, currency, int(count), Decimal(total or 0))
+            for status, currency, count, total in rows]
+
+
+async def cancelled_since(session: AsyncSession, since: datetime, *, limit: int
+                          ) -> Sequence[Order]:
+    """The newest orders placed since `since` that were cancelled."""
+    query = (select(Order).where(Order.created_at >= since, Order.status == "cancelled")
+             .order_by(Order.created_at.desc(), Order.number.desc()).limit(limit))
+    return (await session.scalars(query)).all()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from nats.js.errors import NotFoundError
 
 from kansoku.kit import events
 from kansoku.kit.auth import AdminUser
@@ -112,9 +113,9 @@ async def replay(sequence: int, admin: AdminUser, request: Request) -> dict[str,
     except KeyError as exc:
         raise Problem(422, "not-a-dead-letter", f"Message {sequence} has no original "
                       "subject to replay to.") from exc
-    except Exception as exc:
-        if "not found" in str(exc).lower():
-            raise Problem(404, "dead-letter-not-found",
-                          f"There is no dead letter {sequence}.") from exc
-        raise
+    except NotFoundError as exc:
+        # Never there, or replayed already (by another admin, or a second click).
+        raise Problem(404, "dead-letter-not-found",
+                      f"There is no dead letter {sequence}: it may have been replayed "
+                      "already.") from exc
     return {"replayed": sequence, "subject": subject}
