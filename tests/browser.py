@@ -118,3 +118,8 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
     browser to visit. Yields the base URL."""
     with serve_in_thread(app, lifespan="on") as url:
         yield url
+
+
+def path_of(page: Page) -> str:
+    """The path of the page's current URL, without host or query."""
+    return re.sub(r"^https?://[^/]+", "", page.url).split("?", 1)[0]

@@ -10,16 +10,18 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
 from kansoku import topology
-from kansoku.kit.db import migrations_folder, upgrade_schema
+from kansoku.kit.db import Database, migrations_folder, upgrade_schema
 from kansoku.kit.serve import bind
 
 #: Every port variable a stack reads, so a test stack never touches the defaults (a
@@ -120,3 +122,25 @@ def serve_in_thread(app: FastAPI, *, lifespan: Literal["on", "off"] = "off",
         server.should_exit = True
         thread.join(15)
         sock.close()
+
+
+async def new_customer(gateway: str, name: str = "Star Gazer") -> tuple[str, str]:
+    """Register an account of its own through the public API; its e-mail and password."""
+    slug = name.lower().replace(" ", "-")
+    email, password = f"{slug}-{uuid.uuid4().hex[:8]}@example.com", f"{slug}-pass-1"
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(f"{gateway}/api/v1/users", json={
+            "name": name, "email": email, "password": password})
+    assert created.status_code == 201, created.text
+    return email, password
+
+
+async def seed(database_url: str, schema: str, add_demo_data: Callable[..., Awaitable[Any]]
+               ) -> None:
+    """Add a service's demo data the way `kansoku migrate` does."""
+    database = Database(database_url, schema=schema, application_name="test-seed")
+    try:
+        async with database.transaction() as session:
+            await add_demo_data(session)
+    finally:
+        await database.dispose()

@@ -9,34 +9,23 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from PIL import Image, ImageDraw
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
-from tests.browser import BrowserPage
+from tests.browser import BrowserPage, path_of
 from tests.rum import assert_rum_exported
 from tests.stack.test_up import RunningStack
-from tests.support import run_cli, stack_environment
+from tests.support import new_customer
 
 pytestmark = pytest.mark.stack
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-pass-1234"
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    data_dir = tmp_path_factory.mktemp("admin-journey") / "data"
-    env = stack_environment(data_dir)
-    result = run_cli("up", "--detach", env=env)
-    assert result.returncode == 0, f"kansoku up failed:\n{result.stdout}\n{result.stderr}"
-    try:
-        yield RunningStack(env, data_dir)
-    finally:
-        run_cli("down", env=env)
+
 
 
 def picture(path: Path) -> Path:
@@ -49,23 +38,13 @@ def picture(path: Path) -> Path:
     return path
 
 
-async def new_customer(gateway: str) -> tuple[str, str]:
-    email, password = f"stargazer-{uuid.uuid4().hex[:8]}@example.com", "stargazer-pass-1"
-    async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(f"{gateway}/api/v1/users", json={
-            "name": "Star Gazer", "email": email, "password": password})
-    assert created.status_code == 201, created.text
-    return email, password
 
-
-def path_of(browser: Page) -> str:
-    return re.sub(r"^https?://[^/]+", "", browser.url).split("?", 1)[0]
 
 
 async def test_admin_creates_restocks_and_a_customer_can_buy(
-    shop: RunningStack, page: BrowserPage, tmp_path: Path,
+    web_shop: RunningStack, page: BrowserPage, tmp_path: Path,
 ) -> None:
-    gateway, browser = shop.url("gateway"), page.page
+    gateway, browser = web_shop.url("gateway"), page.page
     visited: list[str] = []
 
     async def arrived(pattern: str) -> str:
@@ -129,7 +108,7 @@ async def test_admin_creates_restocks_and_a_customer_can_buy(
     # A customer finds it in the storefront and can buy it.
     await browser.get_by_role("button", name="Log out").click()
     await browser.wait_for_load_state("load")
-    email, password = await new_customer(gateway)
+    email, password = await new_customer(gateway, "Star Gazer")
     await browser.goto(f"{gateway}/login")
     await arrived(r"/login")
     await browser.get_by_label("E-mail address").fill(email)
@@ -154,4 +133,4 @@ async def test_admin_creates_restocks_and_a_customer_can_buy(
     # Leave the last page, so its final Web Vitals are sent.
     await browser.goto("about:blank")
     assert page.errors == [], "no JavaScript error, nothing logged as an error"
-    await assert_rum_exported(shop.url("explorer"), sorted(set(visited)))
+    await assert_rum_exported(web_shop.url("explorer"), sorted(set(visited)))

@@ -9,17 +9,14 @@ Screenshots: test-artifacts/screenshots/customer-journey-*.png."""
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 
-import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
-from tests.browser import BrowserPage
+from tests.browser import BrowserPage, path_of
 from tests.rum import assert_rum_exported
 from tests.stack.test_up import RunningStack
-from tests.support import run_cli, stack_environment
+from tests.support import new_customer
 
 pytestmark = pytest.mark.stack
 
@@ -27,36 +24,16 @@ pytestmark = pytest.mark.stack
 PRODUCT_ID, PRODUCT_NAME = 51, "Orion Wide-Field Eyepiece"
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    data_dir = tmp_path_factory.mktemp("customer-journey") / "data"
-    env = stack_environment(data_dir)
-    result = run_cli("up", "--detach", env=env)
-    assert result.returncode == 0, f"kansoku up failed:\n{result.stdout}\n{result.stderr}"
-    try:
-        yield RunningStack(env, data_dir)
-    finally:
-        run_cli("down", env=env)
 
 
-async def new_customer(gateway: str) -> tuple[str, str]:
-    """An account of its own (registered through the public API)."""
-    email, password = f"nightowl-{uuid.uuid4().hex[:8]}@example.com", "nightowl-pass-1"
-    async with httpx.AsyncClient(timeout=30) as client:
-        created = await client.post(f"{gateway}/api/v1/users", json={
-            "name": "Night Owl", "email": email, "password": password})
-    assert created.status_code == 201, created.text
-    return email, password
 
 
-def path_of(browser: Page) -> str:
-    return re.sub(r"^https?://[^/]+", "", browser.url).split("?", 1)[0]
 
 
 async def test_customer_logs_in_buys_two_and_finds_the_order(
-        shop: RunningStack, page: BrowserPage) -> None:
-    gateway, browser = shop.url("gateway"), page.page
-    email, password = await new_customer(gateway)
+        web_shop: RunningStack, page: BrowserPage) -> None:
+    gateway, browser = web_shop.url("gateway"), page.page
+    email, password = await new_customer(gateway, "Night Owl")
     visited: list[str] = []
 
     async def arrived(pattern: str) -> str:
@@ -137,4 +114,4 @@ async def test_customer_logs_in_buys_two_and_finds_the_order(
     # Leave the last page, so its final Web Vitals are sent.
     await browser.goto("about:blank")
     assert page.errors == [], "no JavaScript error, nothing logged as an error"
-    await assert_rum_exported(shop.url("explorer"), sorted(set(visited)))
+    await assert_rum_exported(web_shop.url("explorer"), sorted(set(visited)))

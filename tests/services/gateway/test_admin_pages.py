@@ -37,7 +37,6 @@ from playwright.async_api import ViewportSize
 from kansoku.explorer.app import create_app as create_explorer
 from kansoku.explorer.settings import Settings as ExplorerSettings
 from kansoku.kit import events
-from kansoku.kit.db import Database
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.catalog import demo as catalog_demo
 from kansoku.services.catalog.app import create_app as create_catalog
@@ -56,7 +55,7 @@ from kansoku.services.orders.settings import Settings as OrdersSettings
 from kansoku.services.worker.app import create_app as create_worker
 from kansoku.services.worker.settings import Settings as WorkerSettings
 from tests.browser import BrowserPage, served
-from tests.support import eventually, free_ports, migrate, serve_in_thread
+from tests.support import eventually, free_ports, migrate, seed, serve_in_thread
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-pass-1234"
 SERVICE_SECRET = "admin-pages-test-secret"
@@ -77,23 +76,13 @@ class Shop:
         return create_gateway(self.settings.model_copy(update=changes), Telemetry("gateway"))
 
 
-async def _seed(postgres_url: str, schema: str, seed: Any) -> None:
-    """Add a service's demo data the way `kansoku migrate` does."""
-    database = Database(postgres_url, schema=schema, application_name="test-seed")
-    try:
-        async with database.transaction() as session:
-            await seed(session)
-    finally:
-        await database.dispose()
-
-
 @pytest.fixture(scope="module")
 async def shop(postgres_url: str, valkey_url: str, nats_url: str) -> AsyncIterator[Shop]:
     for schema in ("identity", "catalog", "inventory", "orders", "worker"):
         await migrate(postgres_url, schema)
-    await _seed(postgres_url, "identity", identity_demo.seed)
-    await _seed(postgres_url, "catalog", catalog_demo.seed)
-    await _seed(postgres_url, "inventory", inventory_demo.seed)
+    await seed(postgres_url, "identity", identity_demo.seed)
+    await seed(postgres_url, "catalog", catalog_demo.seed)
+    await seed(postgres_url, "inventory", inventory_demo.seed)
     (closed, smtp_port) = free_ports(2)
     nowhere = f"http://127.0.0.1:{closed}"  # cart and payments: not needed here
     shared: dict[str, Any] = {"database_url": postgres_url, "nats_url": nats_url,

@@ -16,7 +16,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from kansoku.kit.db import Database
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.cart.app import create_app as create_cart
 from kansoku.services.cart.settings import Settings as CartSettings
@@ -36,7 +35,7 @@ from kansoku.services.orders.settings import Settings as OrdersSettings
 from kansoku.services.payments.app import create_app as create_payments
 from kansoku.services.payments.settings import Settings as PaymentsSettings
 from tests.browser import BrowserPage, served
-from tests.support import free_ports, migrate, serve_in_thread
+from tests.support import free_ports, migrate, seed, serve_in_thread
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 ADMIN = ("admin@example.com", "admin-pass-1234")
@@ -57,22 +56,13 @@ class Shop:
         return create_gateway(self.settings, Telemetry("gateway"))
 
 
-async def _seed(postgres_url: str, schema: str, seed: Any) -> None:
-    database = Database(postgres_url, schema=schema, application_name="test-seed")
-    try:
-        async with database.transaction() as session:
-            await seed(session)
-    finally:
-        await database.dispose()
-
-
 @pytest.fixture(scope="module")
 async def shop(postgres_url: str, valkey_url: str, nats_url: str) -> AsyncIterator[Shop]:
     for schema in ("identity", "catalog", "inventory", "orders", "payments"):
         await migrate(postgres_url, schema)
-    await _seed(postgres_url, "identity", identity_demo.seed)
-    await _seed(postgres_url, "catalog", catalog_demo.seed)
-    await _seed(postgres_url, "inventory", inventory_demo.seed)
+    await seed(postgres_url, "identity", identity_demo.seed)
+    await seed(postgres_url, "catalog", catalog_demo.seed)
+    await seed(postgres_url, "inventory", inventory_demo.seed)
     with ExitStack() as running:
         def serve(app: FastAPI) -> str:
             return running.enter_context(serve_in_thread(app, lifespan="on"))
