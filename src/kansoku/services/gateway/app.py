@@ -19,6 +19,7 @@ from kansoku.services.gateway import (
     SERVICE,
     admin_pages,
     api,
+    lab_pages,
     pages,
     rum,
     service,
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     app.add_exception_handler(service.Refused, pages.refused_as_problem)
     app.include_router(pages.router)
     app.include_router(admin_pages.router)
+    app.include_router(lab_pages.router)
     app.include_router(rum.router)
     app.include_router(api.public)
     # The pages' own CSS and JavaScript, written here (no build step).

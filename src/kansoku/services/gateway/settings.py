@@ -19,6 +19,7 @@ class Settings(ServiceSettings):
     cart_url: str = Field(default_url("cart"), validation_alias=shared("cart_url"))
     orders_url: str = Field(default_url("orders"), validation_alias=shared("orders_url"))
     worker_url: str = Field(default_url("worker"), validation_alias=shared("worker_url"))
+    lab_url: str = Field(default_url("lab"), validation_alias=shared("lab_url"))
     #: Where people look at telemetry; linked from the pages.
     explorer_url: str = Field(default_url("explorer"), validation_alias=shared("explorer_url"))
     #: Accept a user id (`enduser.id`) in the baggage of incoming requests. Off: the
