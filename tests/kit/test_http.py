@@ -65,6 +65,7 @@ async def test_get_is_retried_on_503_then_gives_up_as_dependency_unavailable() -
     assert raised.value.status == 503
     assert raised.value.dependency == "catalog"
     assert "HTTP 503" in raised.value.detail
+    assert raised.value.response is not None and raised.value.response.status_code == 503
 
 
 async def test_post_is_never_retried() -> None:

@@ -56,9 +56,13 @@ class Problem(Exception):
 
 
 class DependencyUnavailable(Problem):
-    """Another component this request needs did not answer in time, or answered 5xx."""
+    """Another component this request needs did not answer in time, or answered 5xx.
 
-    def __init__(self, dependency: str, reason: str) -> None:
+    `response` is the 5xx answer when there was one (a caller that expects error answers
+    from that component, like the gateway from the lab, can show it).
+    """
+
+    def __init__(self, dependency: str, reason: str, response: Any = None) -> None:
         super().__init__(
             503,
             "dependency-unavailable",
@@ -70,6 +74,7 @@ class DependencyUnavailable(Problem):
         )
         self.dependency = dependency
         self.reason = reason
+        self.response = response
 
 
 def problem_body(

@@ -209,7 +209,8 @@ class ServiceClient:
                                         ) from exc
         except _ServerError as exc:
             raise DependencyUnavailable(
-                self.service, f"it answered HTTP {exc.response.status_code}") from exc
+                self.service, f"it answered HTTP {exc.response.status_code}",
+                response=exc.response) from exc
         except httpx.TimeoutException as exc:
             raise DependencyUnavailable(self.service, f"no answer in time: {type(exc).__name__}"
                                         ) from exc

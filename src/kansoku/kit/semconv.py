@@ -134,3 +134,22 @@ METRIC_ACTION_DURATION: Final = "kansoku.browser.action.duration"
 VITAL_THRESHOLDS: Final[dict[str, tuple[float, float]]] = {
     "LCP": (2500.0, 4000.0), "INP": (200.0, 500.0), "CLS": (0.1, 0.25),
     "FCP": (1800.0, 3000.0), "TTFB": (800.0, 1800.0)}
+
+# --- The performance lab (services/lab) -------------------------------------------------
+
+#: The seeds' custom attribute: which lab operation a span belongs to (`n_plus_one`,
+#: `n_plus_one_fixed`, `slow_query`, …). The lab puts it in baggage beside the user
+#: id, and its tracer stamps it on every span it makes, database spans included.
+OPERATION_TYPE: Final = "operation.type"
+#: Whether the operation is a problem's fixed twin.
+LAB_FIXED: Final = "kansoku.lab.fixed"
+#: Which form of the scenario ran (slow query: `sleep` or `cartesian`; database error:
+#: `missing-table` or `constraint`).
+LAB_VARIANT: Final = "kansoku.lab.variant"
+#: Statements the operation sent to PostgreSQL, counted as they were executed.
+LAB_QUERY_COUNT: Final = "kansoku.lab.query_count"
+#: Lab runs, per `operation.type` and outcome (`success` or `error`).
+METRIC_LAB_RUNS: Final = "kansoku.lab.runs"
+LAB_OUTCOME: Final = "kansoku.lab.outcome"
+#: Statements per lab run (a histogram), per `operation.type`: N+1 shows as a tail.
+METRIC_LAB_QUERIES: Final = "kansoku.lab.queries"
