@@ -27,7 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from kansoku.explorer import otlp, queries
+from kansoku.explorer import otlp, problems, queries
+from kansoku.explorer.schemas import Problems
 from kansoku.explorer.store import StoreBusy, TelemetryStore
 from kansoku.kit import semconv
 from kansoku.kit.errors import Problem
@@ -376,11 +377,42 @@ async def vitals(request: Request, lookback: str = "1h") -> dict[str, Any]:
                        for name, (good, poor) in queries.VITAL_THRESHOLDS.items()}}}
 
 
+@router.get("/api/problems", tags=["kansoku"], response_model=Problems)
+async def list_problems(
+    request: Request,
+    service: Annotated[str | None, Query(max_length=200)] = None,
+    kind: Annotated[str | None, Query(description=", ".join(problems.KINDS))] = None,
+    lookback: Annotated[str, Query(description="Seen within, e.g. 1h, 2d")] = "24h",
+    trace_id: Annotated[str | None, Query(
+        description="Only the problems of this trace, each with its spans (lookback is "
+                    "then ignored)")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    """Problems the explorer detected in the traces (N+1 queries, slow queries,
+    consecutive queries that could run in parallel, N+1 calls between services, error
+    hotspots, endpoints slower than their baseline), the most recently seen first: each
+    with its example trace, first and last seen, occurrences, impact, and what to do."""
+    if kind and kind not in problems.KINDS:
+        raise Problem(400, "bad-parameter", f"kind '{kind[:60]}' is none of "
+                      f"{', '.join(problems.KINDS)}.", field="kind")
+    if trace_id is not None:
+        found = await _read(request, queries.problems_of_trace, _trace_id(trace_id))
+        found = [row for row in found if (not service or row["service"] == service)
+                 and (not kind or row["kind"] == kind)]
+    else:
+        start_ns, _ = _lookback_window(lookback)
+        found = await _read(request, queries.problems, since_ns=start_ns, service=service,
+                            kind=kind, limit=limit)
+    return {"data": [problems.presented(row) for row in found]}
+
+
 @router.get("/api/stats", tags=["kansoku"])
 async def stats(request: Request) -> dict[str, Any]:
-    """What arrived since the explorer started, what waits to be written, and the size
-    of the store."""
+    """What arrived since the explorer started, what waits to be written, the size of
+    the store, and how far problem detection got."""
     store = _store(request)
     size = await asyncio.to_thread(store.size_bytes)
+    detector: problems.ProblemDetector | None = request.app.state.problems
     return {"received": dict(store.received), "pending_rows": store.pending_rows,
-            "store_bytes": size, "services": await _read(request, queries.services)}
+            "store_bytes": size, "services": await _read(request, queries.services),
+            "problems": detector.stats() if detector else None}

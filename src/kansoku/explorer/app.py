@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kansoku.explorer import SERVICE, api, pages
+from kansoku.explorer.problems import ProblemDetector, Thresholds
 from kansoku.explorer.settings import Settings
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit.app import build_service_app
@@ -42,20 +43,52 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def close_store() -> None:
         await asyncio.to_thread(store.close)
 
+    detector = ProblemDetector(
+        store, thresholds(settings), check_seconds=settings.problems_check_seconds,
+        grace_seconds=settings.problems_grace_seconds,
+        orphan_seconds=settings.problems_orphan_seconds,
+        baseline_check_seconds=settings.problems_baseline_check_seconds,
+    ) if settings.problems_enabled else None
+
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=Telemetry(SERVICE),
         description="Receives OTLP (traces, metrics, logs) into an embedded DuckDB store "
                     "and answers questions about it: the Jaeger query API, RED, the "
-                    "service map, logs.",
+                    "service map, logs, and the problems it detects in the traces.",
         # Exports arrive every few seconds from every service: not worth a log line each.
         quiet_paths=("/v1/",),
-        background=[enforce_retention],
+        background=[enforce_retention, *([detector.run_forever] if detector else [])],
         on_shutdown=[close_store],
     )
     app.state.store = store
+    app.state.problems = detector
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)
     return app
+
+
+def thresholds(settings: Settings) -> Thresholds:
+    """The detection rules' thresholds, from the explorer's settings."""
+    return Thresholds(
+        n_plus_one_db_min_spans=settings.n_plus_one_db_min_spans,
+        n_plus_one_db_min_total_ms=settings.n_plus_one_db_min_total_ms,
+        n_plus_one_db_many_spans=settings.n_plus_one_db_many_spans,
+        slow_db_query_ms=settings.slow_db_query_ms,
+        consecutive_db_min_saved_ms=settings.consecutive_db_min_saved_ms,
+        consecutive_db_min_ratio=settings.consecutive_db_min_ratio,
+        consecutive_db_min_span_ms=settings.consecutive_db_min_span_ms,
+        n_plus_one_http_min_calls=settings.n_plus_one_http_min_calls,
+        recent_seconds=settings.problems_recent_seconds,
+        baseline_seconds=settings.problems_baseline_seconds,
+        error_hotspot_min_requests=settings.error_hotspot_min_requests,
+        error_hotspot_min_errors=settings.error_hotspot_min_errors,
+        error_hotspot_min_rate=settings.error_hotspot_min_rate,
+        error_hotspot_factor=settings.error_hotspot_factor,
+        slow_endpoint_min_requests=settings.slow_endpoint_min_requests,
+        slow_endpoint_baseline_min_requests=settings.slow_endpoint_baseline_min_requests,
+        slow_endpoint_factor=settings.slow_endpoint_factor,
+        slow_endpoint_min_extra_ms=settings.slow_endpoint_min_extra_ms,
+    )

@@ -10,12 +10,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from kansoku.explorer.problems import KINDS
+
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 #: (path, label) of the navigation, in order.
 SECTIONS = (("/", "Services"), ("/map", "Service map"), ("/traces", "Traces"),
-            ("/logs", "Logs"), ("/charts", "Metrics"), ("/browser", "Browser"))
+            ("/problems", "Problems"), ("/logs", "Logs"), ("/charts", "Metrics"),
+            ("/browser", "Browser"))
 
 
 def _page(request: Request, page: str, title: str, **context: object) -> Response:
@@ -46,6 +49,11 @@ async def traces_page(request: Request) -> Response:
 @router.get("/traces/{trace_id}", response_class=HTMLResponse)
 async def trace_page(trace_id: str, request: Request) -> Response:
     return _page(request, "trace", f"Trace {trace_id[:8]}", trace_id=trace_id)
+
+
+@router.get("/problems", response_class=HTMLResponse)
+async def problems_page(request: Request) -> Response:
+    return _page(request, "problems", "Problems", kinds=KINDS)
 
 
 @router.get("/logs", response_class=HTMLResponse)

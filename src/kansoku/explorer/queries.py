@@ -399,3 +399,102 @@ def browser_errors(store: TelemetryStore, start_ns: int, end_ns: int) -> list[di
         "WHERE time_ns BETWEEN ? AND ? "
         "AND json_extract_string(attributes, '$.\"event.name\"') = ? "
         "GROUP BY 1, 2 ORDER BY count DESC LIMIT 50", [start_ns, end_ns, BROWSER_ERROR_EVENT])
+
+
+# --- problem detection (explorer/problems.py) -----------------------------------------
+
+#: The columns the detection rules read, in the order of `problems.Span`'s fields (rows
+#: become spans positionally: dicts would cost more than the rules themselves).
+DETECTION_COLUMNS = ("trace_id", "span_id", "parent_span_id", "service", "name", "kind",
+                     "start_ns", "duration_ns", "status", "route", "http_status", "db_system",
+                     "db_statement", "peer_service", "url")
+#: ... the last one being a client span's URL, from its attributes, to group calls by route.
+_DETECTION_FIELDS = (
+    ", ".join(DETECTION_COLUMNS[:-1]) + ", CASE WHEN kind = 'client' THEN "
+    f"json_extract_string(attributes, '$.\"{semconv.URL_FULL}\"') END AS url")
+
+
+def recent_roots(store: TelemetryStore, since_ns: int) -> list[tuple[str, int]]:
+    """Traces whose root span started since `since_ns`: (trace id, root's start)."""
+    return [(row["trace_id"], int(row["start_ns"])) for row in store.rows(
+        "SELECT trace_id, min(start_ns) AS start_ns FROM spans "
+        "WHERE parent_span_id IS NULL AND start_ns >= ? GROUP BY trace_id", [since_ns])]
+
+
+def spans_for_detection(store: TelemetryStore, trace_ids: list[str], since_ns: int
+                        ) -> list[tuple[Any, ...]]:
+    """The spans of `trace_ids` that started since `since_ns` (the bound lets DuckDB skip
+    all older row groups instead of reading every trace id in the store), as tuples of
+    `DETECTION_COLUMNS`."""
+    return store.read(lambda cursor: cursor.execute(
+        f"SELECT {_DETECTION_FIELDS} FROM spans WHERE start_ns >= ? "
+        "AND trace_id = ANY(?::VARCHAR[])", [since_ns, trace_ids]).fetchall())
+
+
+def operation_windows(store: TelemetryStore, *, baseline_start_ns: int, recent_start_ns: int,
+                      end_ns: int, min_requests: int) -> list[dict[str, Any]]:
+    """For each operation (server and consumer spans of one service with one name, e.g.
+    'GET /products', and its route): requests, errors (error status or 5xx), p95 and
+    mean duration in the recent window [recent_start, end] and in the baseline
+    [baseline_start, recent_start); the slowest recent span and the latest recent
+    failure as examples. Only operations with at least `min_requests` recent requests."""
+    failed = "(status = 'error' OR coalesce(http_status, 0) >= 500)"
+    return store.rows(
+        "WITH w AS (SELECT service, name AS operation, route, trace_id, span_id, "
+        f"duration_ns, start_ns, {failed} AS failed, start_ns >= ? AS recent FROM spans "
+        "WHERE kind IN ('server', 'consumer') AND start_ns >= ? AND start_ns <= ?) "
+        "SELECT service, operation, coalesce(any_value(route), operation) AS route, "
+        "count(*) FILTER (WHERE recent) AS recent_requests, "
+        "count(*) FILTER (WHERE recent AND failed) AS recent_errors, "
+        "quantile_cont(duration_ns, 0.95) FILTER (WHERE recent) AS recent_p95_ns, "
+        "avg(duration_ns) FILTER (WHERE recent) AS recent_mean_ns, "
+        "count(*) FILTER (WHERE NOT recent) AS baseline_requests, "
+        "count(*) FILTER (WHERE NOT recent AND failed) AS baseline_errors, "
+        "quantile_cont(duration_ns, 0.95) FILTER (WHERE NOT recent) AS baseline_p95_ns, "
+        "avg(duration_ns) FILTER (WHERE NOT recent) AS baseline_mean_ns, "
+        "arg_max(trace_id, duration_ns) FILTER (WHERE recent) AS slow_trace_id, "
+        "arg_max(span_id, duration_ns) FILTER (WHERE recent) AS slow_span_id, "
+        "arg_max(trace_id, start_ns) FILTER (WHERE recent AND failed) AS error_trace_id, "
+        "arg_max(span_id, start_ns) FILTER (WHERE recent AND failed) AS error_span_id "
+        "FROM w GROUP BY service, operation "
+        "HAVING count(*) FILTER (WHERE recent) >= ? ORDER BY service, operation",
+        [recent_start_ns, baseline_start_ns, end_ns, min_requests])
+
+
+_PROBLEM_FIELDS = ("p.fingerprint, p.kind, p.service, p.operation, p.target, p.first_seen_ns, "
+                   "p.last_seen_ns, p.occurrences, p.impact, p.impact_unit, "
+                   "p.example_trace_id, p.details")
+
+
+def problems(store: TelemetryStore, *, since_ns: int, service: str | None = None,
+             kind: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Problems seen since `since_ns`, the most recently seen first."""
+    where = ["p.last_seen_ns >= ?"]
+    parameters: list[Any] = [since_ns]
+    if service:
+        where.append("p.service = ?")
+        parameters.append(service)
+    if kind:
+        where.append("p.kind = ?")
+        parameters.append(kind)
+    rows = store.rows(
+        f"SELECT {_PROBLEM_FIELDS} FROM problems p WHERE {' AND '.join(where)} "
+        "ORDER BY p.last_seen_ns DESC, p.fingerprint LIMIT ?", [*parameters, limit])
+    for row in rows:
+        row["details"] = _loads(row["details"]) or {}
+    return rows
+
+
+def problems_of_trace(store: TelemetryStore, trace_id: str) -> list[dict[str, Any]]:
+    """The problems that occurred in one trace, each with that occurrence's spans, its
+    impact and evidence (in place of the problem's totals)."""
+    rows = store.rows(
+        f"SELECT {_PROBLEM_FIELDS}, o.span_ids, o.impact AS occurrence_impact, "
+        "o.details AS occurrence_details FROM problem_occurrences o "
+        "JOIN problems p ON p.fingerprint = o.fingerprint WHERE o.trace_id = ? "
+        "ORDER BY o.time_ns", [trace_id])
+    for row in rows:
+        row["impact"] = row.pop("occurrence_impact")
+        row["details"] = _loads(row.pop("occurrence_details")) or {}
+        row["occurrences"] = 1
+    return rows

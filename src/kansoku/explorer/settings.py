@@ -32,5 +32,48 @@ class Settings(ServiceSettings):
     #: Largest OTLP request body accepted, in bytes (after decompression).
     max_body_bytes: int = 16 * 1024 * 1024
 
+    # --- problem detection (explorer/problems.py; docs/problems.md) -------------------
+    #: Run the detection rules at all.
+    problems_enabled: bool = True
+    #: How often complete traces are checked, and how long after a trace's root span
+    #: arrived (with no more of its spans) it counts as complete; a trace whose root
+    #: never arrives is checked this long after its last span.
+    problems_check_seconds: float = Field(5.0, gt=0)
+    problems_grace_seconds: float = Field(5.0, ge=0)
+    problems_orphan_seconds: float = Field(30.0, ge=0)
+    #: How often the baseline rules (error hotspot, slow endpoint) run.
+    problems_baseline_check_seconds: float = Field(60.0, gt=0)
+    #: N+1 queries: this many sequential identical statements under one parent, taking
+    #: this long together.
+    n_plus_one_db_min_spans: int = Field(5, ge=2)
+    n_plus_one_db_min_total_ms: float = Field(50.0, ge=0)
+    #: ...or this many, however quick they were (0: only the rule above).
+    n_plus_one_db_many_spans: int = Field(10, ge=0)
+    #: A read this slow is a slow query.
+    slow_db_query_ms: float = Field(500.0, gt=0)
+    #: Consecutive independent queries: the least time saved by running them at once,
+    #: as milliseconds and as a share of the sequence, and the least each must take.
+    consecutive_db_min_saved_ms: float = Field(100.0, ge=0)
+    consecutive_db_min_ratio: float = Field(0.1, ge=0, le=1)
+    consecutive_db_min_span_ms: float = Field(30.0, ge=0)
+    #: N+1 calls: this many calls to one route of another service under one parent.
+    n_plus_one_http_min_calls: int = Field(5, ge=2)
+    #: The baseline rules compare the last `problems_recent_seconds` with the
+    #: `problems_baseline_seconds` before.
+    problems_recent_seconds: float = Field(300.0, gt=0)
+    problems_baseline_seconds: float = Field(3600.0, gt=0)
+    #: Error hotspot: least recent requests and errors, least error rate, and how many
+    #: times the baseline's rate.
+    error_hotspot_min_requests: int = Field(20, ge=1)
+    error_hotspot_min_errors: int = Field(5, ge=1)
+    error_hotspot_min_rate: float = Field(0.1, gt=0, le=1)
+    error_hotspot_factor: float = Field(3.0, ge=1)
+    #: Slow endpoint: least requests recently and in the baseline, how many times the
+    #: baseline's p95, and how many milliseconds more at least.
+    slow_endpoint_min_requests: int = Field(20, ge=1)
+    slow_endpoint_baseline_min_requests: int = Field(50, ge=1)
+    slow_endpoint_factor: float = Field(2.0, ge=1)
+    slow_endpoint_min_extra_ms: float = Field(250.0, ge=0)
+
     def listen_ports(self) -> list[int]:
         return [self.port, self.otlp_port]

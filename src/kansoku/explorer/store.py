@@ -11,6 +11,11 @@ not one each. When more rows wait than `max_pending_rows`, `submit` refuses at o
 sender to back off, instead of growing without bound.
 
 Reads use their own cursors, from worker threads, and see the last commit.
+
+Problem detection (`explorer/problems.py`) listens to the span commits
+(`add_span_listener`) and keeps what it finds in `problems` (one row per fingerprint)
+and `problem_occurrences` (one per problem and trace), written by `record_problems`;
+retention treats them like the rest.
 """
 
 from __future__ import annotations
@@ -58,6 +63,16 @@ CREATE TABLE IF NOT EXISTS metric_points (
     sum DOUBLE, bucket_counts BIGINT[], bounds DOUBLE[], temporality VARCHAR,
     monotonic BOOLEAN
 );
+CREATE TABLE IF NOT EXISTS problems (
+    fingerprint VARCHAR NOT NULL, kind VARCHAR NOT NULL, service VARCHAR NOT NULL,
+    operation VARCHAR NOT NULL, target VARCHAR, first_seen_ns BIGINT NOT NULL,
+    last_seen_ns BIGINT NOT NULL, occurrences BIGINT NOT NULL, impact DOUBLE NOT NULL,
+    impact_unit VARCHAR NOT NULL, example_trace_id VARCHAR NOT NULL, details JSON
+);
+CREATE TABLE IF NOT EXISTS problem_occurrences (
+    fingerprint VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, time_ns BIGINT NOT NULL,
+    span_ids VARCHAR[] NOT NULL, impact DOUBLE NOT NULL, details JSON
+);
 """
 
 _TEXT, _BIGINT, _INTEGER, _DOUBLE = pa.string(), pa.int64(), pa.int32(), pa.float64()
@@ -83,8 +98,10 @@ _ARROW_TYPES: dict[str, dict[str, pa.DataType]] = {
 _COLUMNS = {"spans": SPAN_COLUMNS, "logs": LOG_COLUMNS, "metric_points": METRIC_COLUMNS}
 #: The name the writer's cursor gives the Arrow table it inserts from.
 _STAGED = "staged_rows"
-#: Each table's time column: retention deletes by it.
-_TIME_COLUMNS = {"spans": "start_ns", "logs": "time_ns", "metric_points": "time_ns"}
+#: Each table's time column: retention deletes by it (a problem goes with its last
+#: occurrence).
+_TIME_COLUMNS = {"spans": "start_ns", "logs": "time_ns", "metric_points": "time_ns",
+                 "problems": "last_seen_ns", "problem_occurrences": "time_ns"}
 #: Rows one commit takes at most; more wait for the next.
 _MAX_BATCH_ROWS = 50_000
 #: How long the writer waits for more rows to share a commit with.
@@ -93,6 +110,28 @@ _GATHER_SECONDS = 0.02
 
 class StoreBusy(Exception):
     """More rows wait to be written than the store accepts; try again shortly."""
+
+
+@dataclass(frozen=True)
+class ProblemOccurrence:
+    """One occurrence of a detected problem (see `explorer/problems.py`): what it is, the
+    trace it was seen in and that trace's spans involved, and what it cost."""
+
+    fingerprint: str
+    kind: str
+    service: str
+    operation: str
+    #: The normalised statement, or the route.
+    target: str
+    trace_id: str
+    time_ns: int
+    span_ids: tuple[str, ...]
+    impact: float
+    impact_unit: str
+    details: dict[str, Any]
+    #: 0: one occurrence per trace. Otherwise at most one per this many ns (the baseline
+    #: rules look at overlapping windows: one occurrence per window).
+    once_per_ns: int = 0
 
 
 @dataclass
@@ -168,6 +207,7 @@ class TelemetryStore:
         self._pending_lock = threading.Lock()
         self._queue: queue.Queue[_Batch | None] = queue.Queue()
         self.received = {"spans": 0, "logs": 0, "metric_points": 0, "rejected": 0}
+        self._span_listeners: list[Callable[[Rows], None]] = []
         self._writer = threading.Thread(target=self._write_forever, name="explorer-writer",
                                         daemon=True)
         self._writer.start()
@@ -184,6 +224,12 @@ class TelemetryStore:
             self._pending_rows += len(rows)
         self._queue.put(_Batch(rows, done))
         return done
+
+    def add_span_listener(self, listener: Callable[[Rows], None]) -> None:
+        """Call `listener(rows)` with every batch of spans, in the writer thread, once
+        committed (problem detection learns this way which traces received spans).
+        Keep it quick: the next commit waits for it."""
+        self._span_listeners.append(listener)
 
     def _write_forever(self) -> None:
         cursor = self._db.cursor()
@@ -237,6 +283,107 @@ class TelemetryStore:
                 batch.done.set_result(len(batch.rows))
             else:
                 batch.done.set_exception(error)
+        if error is None:
+            for batch in batches:
+                if batch.rows.table == "spans":
+                    for listener in self._span_listeners:
+                        try:
+                            listener(batch.rows)
+                        except Exception:
+                            logger.exception("a span listener failed")
+
+    # --- problems --------------------------------------------------------------------
+
+    def record_problems(self, occurrences: Sequence[ProblemOccurrence]) -> int:
+        """Keep new occurrences and fold them into their problems (one row per
+        fingerprint: first and last seen, occurrences, total impact, the latest trace
+        as the example). An occurrence already kept for the same problem and trace, or
+        (with `once_per_ns`) one too soon after the last, only moves `last_seen` and
+        brings the evidence up to date.
+        Returns the occurrences kept. Call it from one thread at a time."""
+        if not occurrences:
+            return 0
+
+        def run(cursor: duckdb.DuckDBPyConnection) -> int:
+            prints = sorted({o.fingerprint for o in occurrences})
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                kept = self._new_occurrences(cursor, prints, occurrences)
+                if kept:
+                    cursor.executemany(
+                        "INSERT INTO problem_occurrences (fingerprint, trace_id, time_ns, "
+                        "span_ids, impact, details) VALUES (?, ?, ?, ?, ?, ?)",
+                        [[o.fingerprint, o.trace_id, o.time_ns, list(o.span_ids), o.impact,
+                          _as_json(o.details)] for o in kept])
+                self._fold_into_problems(cursor, prints, occurrences, kept)
+                cursor.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.execute("ROLLBACK")
+                raise
+            return len(kept)
+        return self.read(run)
+
+    @staticmethod
+    def _new_occurrences(cursor: duckdb.DuckDBPyConnection, prints: list[str],
+                         occurrences: Sequence[ProblemOccurrence]) -> list[ProblemOccurrence]:
+        traces = sorted({o.trace_id for o in occurrences})
+        seen = {(row[0], row[1]) for row in cursor.execute(
+            "SELECT fingerprint, trace_id FROM problem_occurrences "
+            "WHERE fingerprint = ANY(?::VARCHAR[]) AND trace_id = ANY(?::VARCHAR[])",
+            [prints, traces]).fetchall()}
+        latest = dict(cursor.execute(
+            "SELECT fingerprint, max(time_ns) FROM problem_occurrences "
+            "WHERE fingerprint = ANY(?::VARCHAR[]) GROUP BY fingerprint", [prints]).fetchall())
+        kept = []
+        for occurrence in occurrences:
+            key = (occurrence.fingerprint, occurrence.trace_id)
+            last = latest.get(occurrence.fingerprint)
+            if key in seen or (occurrence.once_per_ns and last is not None
+                               and occurrence.time_ns - last < occurrence.once_per_ns):
+                continue
+            seen.add(key)
+            latest[occurrence.fingerprint] = max(last or 0, occurrence.time_ns)
+            kept.append(occurrence)
+        return kept
+
+    @staticmethod
+    def _fold_into_problems(cursor: duckdb.DuckDBPyConnection, prints: list[str],
+                            occurrences: Sequence[ProblemOccurrence],
+                            kept: list[ProblemOccurrence]) -> None:
+        known = {row[0] for row in cursor.execute(
+            "SELECT fingerprint FROM problems WHERE fingerprint = ANY(?::VARCHAR[])",
+            [prints]).fetchall()}
+        for fingerprint in prints:
+            mine = [o for o in occurrences if o.fingerprint == fingerprint]
+            new = [o for o in kept if o.fingerprint == fingerprint]
+            latest = max(mine, key=lambda o: o.time_ns)
+            if fingerprint in known:
+                if new:
+                    example = max(new, key=lambda o: o.time_ns)
+                    cursor.execute(
+                        "UPDATE problems SET last_seen_ns = greatest(last_seen_ns, ?), "
+                        "first_seen_ns = least(first_seen_ns, ?), "
+                        "occurrences = occurrences + ?, impact = impact + ?, "
+                        "example_trace_id = ?, details = ? WHERE fingerprint = ?",
+                        [example.time_ns, min(o.time_ns for o in new), len(new),
+                         sum(o.impact for o in new), example.trace_id,
+                         _as_json(example.details), fingerprint])
+                else:  # seen again: the latest evidence, nothing counted twice
+                    cursor.execute(
+                        "UPDATE problems SET last_seen_ns = greatest(last_seen_ns, ?), "
+                        "details = ? WHERE fingerprint = ?",
+                        [latest.time_ns, _as_json(latest.details), fingerprint])
+            elif new:
+                example = max(new, key=lambda o: o.time_ns)
+                cursor.execute(
+                    "INSERT INTO problems (fingerprint, kind, service, operation, target, "
+                    "first_seen_ns, last_seen_ns, occurrences, impact, impact_unit, "
+                    "example_trace_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [fingerprint, example.kind, example.service, example.operation,
+                     example.target, min(o.time_ns for o in new), example.time_ns, len(new),
+                     sum(o.impact for o in new), example.impact_unit, example.trace_id,
+                     _as_json(example.details)])
 
     # --- reading ---------------------------------------------------------------------
 

@@ -104,7 +104,8 @@ const pages = {
     const service = document.body.dataset.service;
     const rows = await api("/api/red", { service, by_route: true, lookback });
     show(el("p", {}, link(withLookback(`/traces?service=${encodeURIComponent(service)}`), "All traces of this service"),
-      " · ", link(withLookback(`/logs?service=${encodeURIComponent(service)}`), "its logs")),
+      " · ", link(withLookback(`/logs?service=${encodeURIComponent(service)}`), "its logs"),
+      " · ", link(withLookback(`/problems?service=${encodeURIComponent(service)}`), "its problems")),
     rows.length ? redTable(rows, { byRoute: true }) : empty("No requests in this time range."));
   },
 
@@ -177,8 +178,33 @@ const pages = {
 
   async trace() {
     const traceId = document.body.dataset.traceId;
-    const { spans, logs } = await api(`/api/spans/${traceId}`);
-    show(waterfall(spans, logs), logTable(logs, "Logs of this trace"));
+    // The trace's problems are extra: the waterfall shows without them if they fail.
+    const [{ spans, logs }, found] = await Promise.all([api(`/api/spans/${traceId}`),
+      api("/api/problems", { trace_id: traceId }).catch(() => [])]);
+    show(...(found.length ? [traceProblems(found)] : []), waterfall(spans, logs, found),
+      logTable(logs, "Logs of this trace"));
+  },
+
+  async problems() {
+    const form = document.getElementById("problem-search");
+    const choice = document.getElementById("service-choice");
+    for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
+    for (const [key, value] of params) if (form.elements[key]) form.elements[key].value = value;
+    const search = async () => {
+      const query = Object.fromEntries(new FormData(form));
+      const found = await api("/api/problems", { ...query, lookback });
+      show(found.length ? el("ol", { class: "problems" }, found.map(problemCard))
+        : empty("No problems detected in this time range. Good news — or try the lab's scenarios."));
+    };
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const query = new URLSearchParams(new FormData(form));
+      for (const [key, value] of [...query]) if (!value) query.delete(key);
+      query.set("lookback", lookback);
+      history.replaceState(null, "", `?${query}`);
+      search().catch(fail);
+    });
+    await search();
   },
 
   async logs() {
@@ -312,7 +338,40 @@ async function searchTraces(form) {
     el("span", { class: "muted" }, ` ${ms(t.duration)} · ${t.count} spans · ${t.services.size} services${t.errors ? ` · ${t.errors} errors` : ""} · ${when(t.start * 1000)}`)))));
 }
 
-function waterfall(spans, logs) {
+// What a problem is about: its statement (SQL) or its route.
+function problemTarget(problem) {
+  return problem.statement ? el("pre", { class: "sql" }, problem.statement)
+    : el("p", {}, el("span", { class: "muted" }, "Route "), el("code", {}, problem.route || ""));
+}
+
+function problemCard(problem) {
+  const times = problem.occurrences === 1 ? "once" : `${problem.occurrences} times`;
+  return el("li", {}, el("article", { class: `problem ${problem.kind}`, "aria-label": `${problem.title}: ${problem.service} ${problem.operation}` },
+    el("h2", {}, el("span", { class: "kind" }, problem.title), " ",
+      link(withLookback(`/services/${encodeURIComponent(problem.service)}`), problem.service), " · ",
+      el("span", { class: "operation" }, problem.operation)),
+    problemTarget(problem),
+    el("p", { class: "explanation" }, problem.explanation),
+    el("p", { class: "fix" }, el("strong", {}, "Fix: "), problem.fix),
+    el("p", { class: "muted" }, `Seen ${times} · ${problem.impact_text} · first ${when(problem.first_seen_ns)} · last ${when(problem.last_seen_ns)}`),
+    el("p", {}, link(`/traces/${problem.example_trace_id}`, "Example trace"), " · ",
+      link(withLookback(`/problems?service=${encodeURIComponent(problem.service)}`), `all problems of ${problem.service}`))));
+}
+
+function traceProblems(found) {
+  return el("section", { class: "trace-problems", "aria-label": "Problems in this trace" },
+    el("h2", {}, found.length === 1 ? "A problem in this trace" : `${found.length} problems in this trace`),
+    el("ul", {}, found.map((problem) => el("li", { class: "problem" },
+      el("strong", {}, `${problem.title}: `), problem.explanation, " ",
+      el("span", { class: "fix" }, el("strong", {}, "Fix: "), problem.fix), " ",
+      el("span", { class: "muted" }, `(${problem.span_ids.length} span${problem.span_ids.length === 1 ? "" : "s"} marked ⚠ below · `),
+      link(withLookback(`/problems?kind=${problem.kind}&service=${encodeURIComponent(problem.service)}`), "every occurrence"),
+      el("span", { class: "muted" }, ")")))));
+}
+
+function waterfall(spans, logs, found = []) {
+  const problemsOf = {};
+  for (const problem of found) for (const id of problem.span_ids || []) (problemsOf[id] ||= []).push(problem);
   const byId = Object.fromEntries(spans.map((s) => [s.span_id, s]));
   const children = {};
   const roots = [];
@@ -327,15 +386,21 @@ function waterfall(spans, logs) {
   const logsBySpan = {};
   for (const log of logs) (logsBySpan[log.span_id] ||= []).push(log);
   const add = (span, depth) => {
-    const details = el("div", { class: "details", hidden: true }, spanDetails(span, logsBySpan[span.span_id] || []));
-    const row = el("li", { class: `span ${span.status === "error" ? "bad" : ""}` },
+    const marked = problemsOf[span.span_id] || [];
+    const details = el("div", { class: "details", hidden: true },
+      marked.map((problem) => el("p", { class: "problem-note" }, el("strong", {}, `⚠ ${problem.title}: `),
+        problem.explanation, " ", el("strong", {}, "Fix: "), problem.fix)),
+      spanDetails(span, logsBySpan[span.span_id] || []));
+    const row = el("li", { class: `span ${span.status === "error" ? "bad" : ""} ${marked.length ? "problem" : ""}` },
       el("button", { type: "button", class: "span-row", "aria-expanded": "false",
         onclick: (event) => {
           details.hidden = !details.hidden;
           event.currentTarget.setAttribute("aria-expanded", String(!details.hidden));
         } },
       el("span", { class: "name", style: `padding-left:${depth * 14}px` },
-        el("span", { class: `svc c${services.indexOf(span.service) % 8}` }, span.service), ` ${span.name}`),
+        el("span", { class: `svc c${services.indexOf(span.service) % 8}` }, span.service), ` ${span.name}`,
+        marked.length ? el("span", { class: "flag", title: marked.map((p) => p.title).join(", ") },
+          ` ⚠ ${marked.map((p) => p.title).join(", ")}`) : null),
       el("span", { class: "lane" }, el("span", { class: `bar c${services.indexOf(span.service) % 8}`,
         style: `left:${100 * (span.start_ns - start) / total}%;width:${Math.max(0.3, 100 * span.duration_ns / total)}%` })),
       el("span", { class: "dur" }, ms(span.duration_ns / 1e6))), details);
