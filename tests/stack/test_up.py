@@ -160,11 +160,14 @@ async def test_one_trace_crosses_gateway_catalog_and_postgresql(stack: RunningSt
                 return False
             spans = answer.json()["data"]["spans"]
             services = {span["service"] for span in spans}
-            # The root (the gateway's server span) ends last, so may arrive in a later
-            # export than its children: the trace is whole once it is there too.
+            # A server span ends after its children, so it may arrive in a later export
+            # than they do (the gateway's root, the catalog's server spans): the trace is
+            # whole once every parent is there too.
+            ids = {span["span_id"] for span in spans}
             return {"gateway", "catalog"} <= services and any(
-                span["attributes"].get("db.statement") for span in spans) and any(
-                span["parent_span_id"] is None for span in spans)
+                span["attributes"].get("db.statement") for span in spans) and all(
+                span["parent_span_id"] is None or span["parent_span_id"] in ids
+                for span in spans)
 
         await eventually(trace_complete, 15, "the trace reaching the explorer")
 
