@@ -104,6 +104,7 @@ async def test_a_client_error_is_not_a_server_error_but_a_crash_is() -> None:
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert span.status.status_code == StatusCode.ERROR
+    assert span.status.description == "RuntimeError"
     assert [event.name for event in span.events] == ["exception"]
     assert dict(points[0].attributes)[semconv.HTTP_RESPONSE_STATUS_CODE] == 500
 

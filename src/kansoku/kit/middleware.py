@@ -119,6 +119,7 @@ class ServiceRequestMiddleware:
 
         status = 500
         response_started = False
+        crashed = False
 
         async def send_with_request_id(message: Message) -> None:
             nonlocal status, response_started
@@ -136,6 +137,7 @@ class ServiceRequestMiddleware:
         except Exception as exc:
             # Record it on the server span and in the log (with the traceback, which is
             # for us), and answer the caller with a problem (without it).
+            crashed = True
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             logger.exception("unhandled error in %s %s", method, path)
@@ -151,13 +153,13 @@ class ServiceRequestMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             if not quiet:
-                self._finish(scope, method, path, status, elapsed, span)
+                self._finish(scope, method, path, status, elapsed, span, crashed)
             if token is not None:
                 span.end()
                 context.detach(token)
 
     def _finish(self, scope: Scope, method: str, path: str, status: int, elapsed: float,
-                span: trace.Span) -> None:
+                span: trace.Span, crashed: bool) -> None:
         """Name the span after its route, record the duration and write the access line
         (while the span is current, so the line carries its trace id)."""
         route = _route_of(scope)
@@ -166,8 +168,9 @@ class ServiceRequestMiddleware:
                 span.update_name(f"{method} {route}")
                 span.set_attribute(semconv.HTTP_ROUTE, route)
             span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
-            # Server spans are errors for 5xx only: a 404 is the client's mistake.
-            if status >= 500:
+            # Server spans are errors for 5xx only: a 404 is the client's mistake. (An
+            # exception has set the status already, with its type as the description.)
+            if status >= 500 and not crashed:
                 span.set_status(Status(StatusCode.ERROR))
         if self.duration is not None:
             labels: Mapping[str, str | int] = (
