@@ -17,7 +17,6 @@ import asyncio
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import free_ports, run_cli, stack_environment
+from tests.support import free_ports, private_stack
 
 ADDRESS = {"street": "1 Bench St", "city": "Tokyo", "state": "", "zip": "100-0001",
            "country": "JP"}
@@ -117,17 +116,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="kansoku-bench-") as temporary:
-        env = stack_environment(Path(temporary) / "data")
-        env["KANSOKU_GATEWAY_TRUST_INCOMING_USER"] = "false"
-        started = run_cli("up", "--detach", env=env, timeout=300)
-        if started.returncode != 0:
-            sys.exit(f"kansoku up failed: {started.stderr.strip()}")
-        try:
-            base = f"http://127.0.0.1:{env['KANSOKU_GATEWAY_PORT']}/api/v1"
-            failures, latencies = asyncio.run(checkouts(base, args.seconds, args.concurrency))
-        finally:
-            run_cli("down", env=env, timeout=120)
+    with private_stack(KANSOKU_GATEWAY_TRUST_INCOMING_USER="false") as env:
+        base = f"http://127.0.0.1:{env['KANSOKU_GATEWAY_PORT']}/api/v1"
+        failures, latencies = asyncio.run(checkouts(base, args.seconds, args.concurrency))
     (port,) = free_ports(1)
     server = subprocess.Popen([sys.executable, "-c", BARE_APP, str(port)])
     try:

@@ -20,7 +20,6 @@ import asyncio
 import json
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import run_cli, stack_environment
+from tests.support import private_stack, run_cli
 
 ADDRESS = {"street": "1 Bench St", "city": "Tokyo", "state": "", "zip": "100-0001",
            "country": "JP"}
@@ -115,29 +114,22 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=0.5,
                         help="mean seconds a customer waits between steps")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="kansoku-bench-") as temporary:
-        env = stack_environment(Path(temporary) / "data")
-        started = run_cli("up", "--detach", env=env, timeout=300)
-        if started.returncode != 0:
-            sys.exit(f"kansoku up failed: {started.stderr.strip()}")
-        try:
-            pids = component_pids(env)
-            explorer_url = f"http://127.0.0.1:{env['KANSOKU_EXPLORER_PORT']}"
-            before_stats = httpx.get(f"{explorer_url}/api/stats", timeout=30).json()
-            before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            began = time.monotonic()
-            counts = asyncio.run(run_load(
-                f"http://127.0.0.1:{env['KANSOKU_GATEWAY_PORT']}/api/v1",
-                args.users, args.seconds, args.think))
-            elapsed = time.monotonic() - began
-            used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
-            after_stats = httpx.get(f"{explorer_url}/api/stats", timeout=30).json()
-            # The detectors look at a trace a few seconds after it completes, and at
-            # the baselines every minute: give the last requests time to be judged.
-            time.sleep(70)
-            problems = httpx.get(f"{explorer_url}/api/problems", timeout=30).json()["data"]
-        finally:
-            run_cli("down", env=env, timeout=120)
+    with private_stack() as env:
+        pids = component_pids(env)
+        explorer_url = f"http://127.0.0.1:{env['KANSOKU_EXPLORER_PORT']}"
+        before_stats = httpx.get(f"{explorer_url}/api/stats", timeout=30).json()
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        began = time.monotonic()
+        counts = asyncio.run(run_load(
+            f"http://127.0.0.1:{env['KANSOKU_GATEWAY_PORT']}/api/v1",
+            args.users, args.seconds, args.think))
+        elapsed = time.monotonic() - began
+        used = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        after_stats = httpx.get(f"{explorer_url}/api/stats", timeout=30).json()
+        # The detectors look at a trace a few seconds after it completes, and at
+        # the baselines every minute: give the last requests time to be judged.
+        time.sleep(70)
+        problems = httpx.get(f"{explorer_url}/api/problems", timeout=30).json()["data"]
     received = {kind: after_stats["received"].get(kind, 0) - before_stats["received"].get(kind, 0)
                 for kind in after_stats["received"]}
     explorer = used.get("explorer", 0.0)

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support import run_cli, stack_environment
+from tests.support import private_stack
 
 CUSTOMER = {"email": "alice@example.com", "password": "alice-pass-1234"}
 
@@ -117,17 +116,9 @@ def main() -> None:
     if args.gateway:
         results = asyncio.run(measure(args.gateway.rstrip("/"), limits, args.rounds))
     else:
-        with tempfile.TemporaryDirectory(prefix="kansoku-bench-") as temporary:
-            env = stack_environment(Path(temporary) / "data")
-            env["KANSOKU_GATEWAY_TRUST_INCOMING_USER"] = "false"
-            started = run_cli("up", "--detach", env=env, timeout=300)
-            if started.returncode != 0:
-                sys.exit(f"kansoku up failed: {started.stderr.strip()}")
-            try:
-                base = f"http://127.0.0.1:{env['KANSOKU_GATEWAY_PORT']}"
-                results = asyncio.run(measure(base, limits, args.rounds))
-            finally:
-                run_cli("down", env=env, timeout=120)
+        with private_stack(KANSOKU_GATEWAY_TRUST_INCOMING_USER="false") as env:
+            base = f"http://127.0.0.1:{env['KANSOKU_GATEWAY_PORT']}"
+            results = asyncio.run(measure(base, limits, args.rounds))
     report(results, limits, args.rounds)
 
 

@@ -123,3 +123,18 @@ async def served(app: FastAPI) -> AsyncIterator[str]:
 def path_of(page: Page) -> str:
     """The path of the page's current URL, without host or query."""
     return re.sub(r"^https?://[^/]+", "", page.url).split("?", 1)[0]
+
+
+class Visits:
+    """The paths a journey arrived at, in order: what its RUM check looks for."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.paths: list[str] = []
+
+    async def arrived(self, pattern: str) -> str:
+        """Wait for a URL matching `pattern` to have loaded; record and return its path."""
+        await self.page.wait_for_url(re.compile(pattern))
+        await self.page.wait_for_load_state("load")
+        self.paths.append(path_of(self.page))
+        return self.paths[-1]

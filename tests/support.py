@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -144,3 +145,20 @@ async def seed(database_url: str, schema: str, add_demo_data: Callable[..., Awai
             await add_demo_data(session)
     finally:
         await database.dispose()
+
+
+@contextmanager
+def private_stack(**settings: str) -> Iterator[dict[str, str]]:
+    """`kansoku up --detach` in a temporary data directory on free ports, with extra
+    `settings` (environment variables); yields its environment, stops it on exit. For
+    the benchmarks, which exit with kansoku's own message when it cannot start."""
+    with tempfile.TemporaryDirectory(prefix="kansoku-bench-") as temporary:
+        env = stack_environment(Path(temporary) / "data")
+        env.update(settings)
+        started = run_cli("up", "--detach", env=env, timeout=300)
+        if started.returncode != 0:
+            sys.exit(f"kansoku up failed: {started.stderr.strip()}")
+        try:
+            yield env
+        finally:
+            run_cli("down", env=env, timeout=120)

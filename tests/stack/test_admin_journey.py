@@ -7,7 +7,6 @@ Screenshots: test-artifacts/screenshots/admin-journey-*.png."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.async_api import expect
 
-from tests.browser import BrowserPage, path_of
+from tests.browser import BrowserPage, Visits
 from tests.rum import assert_rum_exported
 from tests.stack.test_up import RunningStack
 from tests.support import new_customer
@@ -45,13 +44,8 @@ async def test_admin_creates_restocks_and_a_customer_can_buy(
     web_shop: RunningStack, page: BrowserPage, tmp_path: Path,
 ) -> None:
     gateway, browser = web_shop.url("gateway"), page.page
-    visited: list[str] = []
-
-    async def arrived(pattern: str) -> str:
-        await browser.wait_for_url(re.compile(pattern))
-        await browser.wait_for_load_state("load")
-        visited.append(path_of(browser))
-        return visited[-1]
+    visits = Visits(browser)
+    arrived, visited = visits.arrived, visits.paths
 
     # Log in: an admin page sends the anonymous visitor to the admin login, and back.
     await browser.goto(f"{gateway}/admin")

@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from tests.browser import BrowserPage, path_of
+from tests.browser import BrowserPage, Visits
 from tests.rum import assert_rum_exported
 from tests.stack.test_up import RunningStack
 from tests.support import new_customer
@@ -34,13 +34,8 @@ async def test_customer_logs_in_buys_two_and_finds_the_order(
         web_shop: RunningStack, page: BrowserPage) -> None:
     gateway, browser = web_shop.url("gateway"), page.page
     email, password = await new_customer(gateway, "Night Owl")
-    visited: list[str] = []
-
-    async def arrived(pattern: str) -> str:
-        await browser.wait_for_url(re.compile(pattern))
-        await browser.wait_for_load_state("load")
-        visited.append(path_of(browser))
-        return visited[-1]
+    visits = Visits(browser)
+    arrived, visited = visits.arrived, visits.paths
 
     # Log in.
     await browser.goto(f"{gateway}/login")
