@@ -26,19 +26,21 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import httpx
 import psutil
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from kansoku import __version__, topology
+from kansoku.commands import alerts as alerts_commands
+from kansoku.commands import flags as flags_commands
+from kansoku.commands import load as load_commands
+from kansoku.commands.common import DataDir, console, fail, invalid_setting, load_settings
 from kansoku.kit.settings import ConfigurationError
 from kansoku.stack.control import Request, write_request
 from kansoku.stack.settings import StackSettings
@@ -51,37 +53,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Where data, logs and state live "
-                 "[env: KANSOKU_DATA_DIR; default: ./.kansoku]", show_default=False),
-]
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one plain line naming the problem and the fix, and exit."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def invalid_setting(exc: ValidationError, prefix: str = "KANSOKU_") -> NoReturn:
-    first = exc.errors()[0]
-    variable = prefix + "_".join(str(part) for part in first["loc"]).upper()
-    if variable.startswith("KANSOKU_KANSOKU_"):  # the field was read through an alias
-        variable = variable.removeprefix("KANSOKU_")
-    fail(f"{variable} is not valid: {first['msg']} — fix or unset it")
-
-
-def load_settings(data_dir: Path | None) -> StackSettings:
-    try:
-        settings = StackSettings() if data_dir is None else StackSettings(data_dir=data_dir)
-    except ValidationError as exc:
-        invalid_setting(exc)
-    settings.data_dir = settings.data_dir.expanduser().absolute()
-    return settings
+app.add_typer(flags_commands.app, name="flags")
+app.add_typer(load_commands.app)
+app.add_typer(alerts_commands.app, name="alerts")
 
 
 def load_state(settings: StackSettings) -> dict[str, Any] | None:

@@ -1,0 +1,1 @@
+"""The `kansoku` command's subcommand groups; `kansoku/cli.py` puts them together."""

@@ -1,0 +1,45 @@
+"""What every `kansoku` subcommand shares: the consoles, the `--data-dir` option, and
+`fail`, which ends a command with one plain line naming the problem and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from kansoku.stack.settings import StackSettings
+
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Where data, logs and state live "
+                 "[env: KANSOKU_DATA_DIR; default: ./.kansoku]", show_default=False),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one plain line naming the problem and the fix, and exit."""
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def invalid_setting(exc: ValidationError, prefix: str = "KANSOKU_") -> NoReturn:
+    first = exc.errors()[0]
+    variable = prefix + "_".join(str(part) for part in first["loc"]).upper()
+    if variable.startswith("KANSOKU_KANSOKU_"):  # the field was read through an alias
+        variable = variable.removeprefix("KANSOKU_")
+    fail(f"{variable} is not valid: {first['msg']} — fix or unset it")
+
+
+def load_settings(data_dir: Path | None) -> StackSettings:
+    try:
+        settings = StackSettings() if data_dir is None else StackSettings(data_dir=data_dir)
+    except ValidationError as exc:
+        invalid_setting(exc)
+    settings.data_dir = settings.data_dir.expanduser().absolute()
+    return settings
