@@ -153,3 +153,22 @@ METRIC_LAB_RUNS: Final = "kansoku.lab.runs"
 LAB_OUTCOME: Final = "kansoku.lab.outcome"
 #: Statements per lab run (a histogram), per `operation.type`: N+1 shows as a tail.
 METRIC_LAB_QUERIES: Final = "kansoku.lab.queries"
+
+# --- Faults, load, synthetic monitoring and alerts (issue 8) ------------------------------
+
+#: OpenTelemetry's feature-flag conventions: a span on which a fault flag acted carries
+#: the flag and the variant that acted.
+FEATURE_FLAG_KEY: Final = "feature_flag.key"
+FEATURE_FLAG_VARIANT: Final = "feature_flag.result.variant"
+#: Messages waiting for a JetStream consumer (a gauge, per `messaging.consumer.group.name`
+#: and `messaging.destination.name`): the queue lag the alerts watch.
+METRIC_QUEUE_LAG: Final = "kansoku.events.consumer.lag"
+#: Baggage entry that marks generated traffic: `load` (kansoku load) or `synthetic`
+#: (the synthetic monitors). Every service copies it onto its spans.
+BAGGAGE_SYNTHETIC: Final = "kansoku.synthetic"
+#: Synthetic monitor runs (a counter per journey and outcome `success` / `failure`) and
+#: their duration (a histogram, seconds).
+METRIC_SYNTHETIC_RUNS: Final = "kansoku.synthetics.runs"
+METRIC_SYNTHETIC_DURATION: Final = "kansoku.synthetics.duration"
+SYNTHETIC_JOURNEY: Final = "kansoku.synthetic.journey"
+SYNTHETIC_OUTCOME: Final = "kansoku.synthetic.outcome"
