@@ -613,6 +613,11 @@ def service_environment(settings: StackSettings, infrastructure: list[Component]
         # The explorer keeps its telemetry store with the rest of the stack's data.
         "KANSOKU_EXPLORER_DB_PATH": str(
             (settings.data_dir / "explorer" / "telemetry.duckdb").absolute()),
+        # The fault flags (flagd's JSON format), read by every service, written by
+        # `kansoku flags` and the admin pages.
+        "KANSOKU_FLAGS_FILE": str((settings.data_dir / "flags.json").absolute()),
+        # The user's alert rules and SLOs; the explorer's packaged defaults when absent.
+        "KANSOKU_EXPLORER_ALERTS_FILE": str((settings.data_dir / "alerts.yaml").absolute()),
         # Derived from the stack's secret rather than equal to it: a service token
         # secret that leaks does not open the databases.
         "KANSOKU_SERVICE_SECRET": os.environ.get(
