@@ -26,6 +26,8 @@ EXPORTING_PROCESS = textwrap.dedent("""
     telemetry = setup_telemetry("probe-service", prometheus=False)
     setup_logging("probe-service", "INFO", extra_handlers=telemetry.log_handlers)
     context.attach(baggage.set_baggage("enduser.id", "user-77"))
+    context.attach(baggage.set_baggage("kansoku.synthetic", "load"))
+    context.attach(baggage.set_baggage("session.secret", "not for spans"))
     tracer = trace.get_tracer("probe")
     with tracer.start_as_current_span("outer"):
         with tracer.start_as_current_span("inner"):
@@ -61,6 +63,9 @@ def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, Telemetry
     # The user id in baggage is stamped on every span.
     assert spans["outer"]["attributes"]["enduser.id"] == "user-77"
     assert spans["inner"]["attributes"]["enduser.id"] == "user-77"
+    # So is the mark of generated traffic; other baggage entries are not.
+    assert spans["inner"]["attributes"]["kansoku.synthetic"] == "load"
+    assert "session.secret" not in spans["inner"]["attributes"]
     assert store.received["logs"] >= 1
     assert store.received["metric_points"] >= 1
     # Every process reports its own CPU and memory, for the explorer's runtime charts.

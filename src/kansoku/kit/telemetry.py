@@ -10,7 +10,8 @@ turns it all off.
 keep one signal local.
 
 Propagation is W3C `traceparent` + `baggage` (the API's default). The user id travels in
-baggage and a span processor copies it onto every span as `enduser.id`.
+baggage and a span processor copies it onto every span as `enduser.id`; so does the mark
+of generated traffic, `kansoku.synthetic`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ from kansoku import __version__
 from kansoku.kit import semconv
 
 logger = logging.getLogger(__name__)
+
+#: Baggage entries copied onto every span as attributes of the same name.
+_STAMPED_BAGGAGE = frozenset({semconv.BAGGAGE_USER_ID, semconv.BAGGAGE_SYNTHETIC})
 
 
 def exporter_enabled(signal: str) -> bool:
@@ -109,10 +113,9 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
 
     tracer_provider = TracerProvider(resource=resource)
     # Stamp the user id from baggage on every span, in every service, with no code in
-    # the handlers: the seeds' "user id as a custom attribute".
-    tracer_provider.add_span_processor(
-        BaggageSpanProcessor(lambda key: key == semconv.BAGGAGE_USER_ID)
-    )
+    # the handlers: the seeds' "user id as a custom attribute". Generated traffic (load,
+    # synthetic monitors) is marked the same way, so it can be told from real users.
+    tracer_provider.add_span_processor(BaggageSpanProcessor(_STAMPED_BAGGAGE.__contains__))
     if exporter_enabled("traces"):
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(tracer_provider)
