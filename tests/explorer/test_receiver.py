@@ -109,6 +109,57 @@ async def test_otlp_json_is_accepted() -> None:
     assert [trace["traceID"] for trace in errors] == [TRACE_ID.hex()]
 
 
+async def test_otlp_json_logs_and_metrics_are_accepted() -> None:
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": "json-shop"}}]}
+    logs = {"resourceLogs": [{"resource": resource, "scopeLogs": [{"logRecords": [{
+        "timeUnixNano": "1700000000000000000", "severityNumber": 17, "severityText": "ERROR",
+        "body": {"stringValue": "payment failed"}, "traceId": TRACE_ID.hex(),
+        "spanId": "b7ad6b7169203331",
+        "attributes": [{"key": "attempt", "value": {"intValue": "3"}}]}]}]}]}
+    metrics = {"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": [
+        {"name": "queue.depth", "unit": "{message}", "gauge": {"dataPoints": [
+            {"timeUnixNano": "1700000000000000000", "asInt": "42"}]}},
+        {"name": "latency", "unit": "s", "histogram": {
+            "aggregationTemporality": 2, "dataPoints": [{
+                "timeUnixNano": "1700000000000000000", "count": "5", "sum": 1.25,
+                "bucketCounts": ["1", "4"], "explicitBounds": [0.1]}]}}]}]}]}
+    async with client() as http:
+        logged = await http.post("/v1/logs", json=logs)
+        measured = await http.post("/v1/metrics", json=metrics)
+        found = (await http.get("/api/logs", params={"trace_id": TRACE_ID.hex(),
+                                                     "lookback": "1000000h"})).json()
+        stats = (await http.get("/api/stats")).json()
+    assert logged.status_code == measured.status_code == 200
+    (record,) = found["data"]
+    assert record["body"] == "payment failed" and record["severity"] == "ERROR"
+    assert record["attributes"] == {"attempt": 3}
+    assert stats["received"]["metric_points"] == 2
+
+
+async def test_malformed_otlp_json_is_400_naming_the_problem() -> None:
+    def spans(span: object) -> dict[str, object]:
+        return {"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}
+
+    bodies = {
+        "not an object": b"[1, 2]",
+        "truncated": json_export_request()[:-5],
+        "not hex": json.dumps(spans({"traceId": "z" * 32, "spanId": "0" * 16})).encode(),
+        "wrong shape": json.dumps({"resourceSpans": "everything"}).encode(),
+        "wrong type": json.dumps(spans({"traceId": TRACE_ID.hex(), "spanId": "0" * 16,
+                                        "startTimeUnixNano": "soon"})).encode(),
+    }
+    async with client() as http:
+        answers = {name: await http.post("/v1/traces", content=body,
+                                         headers={"Content-Type": "application/json"})
+                   for name, body in bodies.items()}
+        still_serving = await http.get("/api/stats")
+    for name, response in answers.items():
+        assert response.status_code == 400, (name, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    assert "is not hex" in answers["not hex"].json()["detail"]
+    assert still_serving.json()["received"]["spans"] == 0
+
+
 async def test_spans_without_proper_ids_are_rejected_partially() -> None:
     request = ExportTraceServiceRequest.FromString(export_request())
     request.resource_spans[0].scope_spans[0].spans[0].trace_id = b"short"

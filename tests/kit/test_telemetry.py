@@ -8,8 +8,10 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from fastapi import Request
 
 from kansoku.explorer import queries
 from kansoku.explorer.app import create_app
@@ -37,9 +39,20 @@ EXPORTING_PROCESS = textwrap.dedent("""
 """)
 
 
+#: The content types of the OTLP posts the receiver saw, per path.
+SEEN: dict[str, set[str]] = {}
+
+
 @pytest.fixture
 def receiver() -> Iterator[tuple[str, TelemetryStore]]:
     app = create_app(Settings(db_path=":memory:"))
+
+    @app.middleware("http")
+    async def note_content_type(request: Request, call_next: Any) -> Any:
+        SEEN.setdefault(request.url.path, set()).add(request.headers.get("content-type", ""))
+        return await call_next(request)
+
+    SEEN.clear()
     with serve_in_thread(app) as url:
         yield url, app.state.store
     app.state.store.close()
@@ -53,9 +66,16 @@ def run_exporter(endpoint: str, **extra_env: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, TelemetryStore]) -> None:
+@pytest.mark.parametrize("protocol", ["", "http/json", "http/protobuf"])
+def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, TelemetryStore],
+                                                   protocol: str) -> None:
+    """OTLP/JSON by default (cheaper for the services), protobuf when asked for."""
     endpoint, store = receiver
-    run_exporter(endpoint)
+    run_exporter(endpoint, OTEL_EXPORTER_OTLP_PROTOCOL=protocol)
+    sent_as = "application/x-protobuf" if protocol == "http/protobuf" else "application/json"
+    assert SEEN["/v1/traces"] == SEEN["/v1/logs"] == {sent_as}
+    # Metrics, every ten seconds, always go as protobuf.
+    assert SEEN["/v1/metrics"] == {"application/x-protobuf"}
     assert queries.services(store) == ["probe-service"]
     (trace_id,) = queries.find_trace_ids(store, queries.TraceQuery())
     spans = {span["name"]: span for span in queries.spans_of(store, [trace_id])}
@@ -85,3 +105,13 @@ def test_one_signal_can_be_kept_local(receiver: tuple[str, TelemetryStore]) -> N
     run_exporter(endpoint, OTEL_TRACES_EXPORTER="none")
     assert store.received["spans"] == 0
     assert store.received["logs"] >= 1
+
+
+def test_a_protocol_kansoku_cannot_send_is_a_clear_error() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = "grpc"
+    result = subprocess.run([sys.executable, "-c", EXPORTING_PROCESS], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL 'grpc' is not supported" in result.stderr
+    assert "http/json or http/protobuf" in result.stderr

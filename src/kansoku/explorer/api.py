@@ -73,12 +73,15 @@ def _store(request: Request) -> TelemetryStore:
     return store
 
 
-async def _receive(request: Request, message: Message, to_rows: Callable[[Any], otlp.Rows],
-                   answer: Message, rejected_field: str) -> Response:
+async def _receive(request: Request, table: str, message: Message,
+                   to_rows: Callable[[Any], otlp.Rows], answer: Message,
+                   rejected_field: str) -> Response:
     body, is_json = await _body(request)
 
     def decode() -> otlp.Rows:
-        otlp.parse(body, message, json_body=is_json)
+        if is_json:
+            return otlp.json_rows(table, body)
+        otlp.parse(body, message)
         return to_rows(message)
 
     try:
@@ -103,19 +106,19 @@ async def _receive(request: Request, message: Message, to_rows: Callable[[Any], 
 
 @router.post("/v1/traces", include_in_schema=False)
 async def receive_traces(request: Request) -> Response:
-    return await _receive(request, ExportTraceServiceRequest(), otlp.span_rows,
+    return await _receive(request, "spans", ExportTraceServiceRequest(), otlp.span_rows,
                           ExportTraceServiceResponse(), "rejected_spans")
 
 
 @router.post("/v1/metrics", include_in_schema=False)
 async def receive_metrics(request: Request) -> Response:
-    return await _receive(request, ExportMetricsServiceRequest(), otlp.metric_rows,
+    return await _receive(request, "metric_points", ExportMetricsServiceRequest(), otlp.metric_rows,
                           ExportMetricsServiceResponse(), "rejected_data_points")
 
 
 @router.post("/v1/logs", include_in_schema=False)
 async def receive_logs(request: Request) -> Response:
-    return await _receive(request, ExportLogsServiceRequest(), otlp.log_rows,
+    return await _receive(request, "logs", ExportLogsServiceRequest(), otlp.log_rows,
                           ExportLogsServiceResponse(), "rejected_log_records")
 
 

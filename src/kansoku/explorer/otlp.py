@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -129,109 +129,96 @@ def _http_status(value: Any) -> int | None:
 
 # --- parsing ------------------------------------------------------------------------
 
-_HEX_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id",
-                            "parent_span_id"})
-
-
-def _hex_ids_to_base64(node: Any) -> Any:
-    """OTLP/JSON writes trace and span ids as hex, where protobuf's JSON mapping expects
-    base64: convert them before parsing."""
-    if isinstance(node, dict):
-        converted = {}
-        for key, value in node.items():
-            if key in _HEX_ID_FIELDS and isinstance(value, str):
-                try:
-                    value = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError as exc:
-                    raise MalformedPayload(f"{key} '{value[:40]}' is not hex") from exc
-            else:
-                value = _hex_ids_to_base64(value)
-            converted[key] = value
-        return converted
-    if isinstance(node, list):
-        return [_hex_ids_to_base64(item) for item in node]
-    return node
-
-
-def parse(body: bytes, message: Message, *, json_body: bool) -> None:
-    """Fill `message` from an OTLP/HTTP body, protobuf or JSON."""
+def parse(body: bytes, message: Message) -> None:
+    """Fill `message` from an OTLP/HTTP protobuf body (`json_rows` reads JSON)."""
     try:
-        if json_body:
-            document = json.loads(body)
-            json_format.ParseDict(_hex_ids_to_base64(document), message,
-                                  ignore_unknown_fields=True)
-        else:
-            message.ParseFromString(body)
-    except (DecodeError, json_format.ParseError, ValueError, RecursionError,
-            UnicodeDecodeError) as exc:
+        message.ParseFromString(body)
+    except (DecodeError, ValueError, RecursionError) as exc:
         raise MalformedPayload(str(exc)[:300] or type(exc).__name__) from exc
 
 
 # --- traces -------------------------------------------------------------------------
 
 
+class _SpanColumns:
+    """Appends spans to `rows`, one append per column: the receiver's hot loop, shared by
+    the protobuf and the JSON decoders (each reads its own form, this does the rest)."""
+
+    def __init__(self, rows: Rows) -> None:
+        self.rows = rows
+        (self.trace_ids, self.span_ids, self.parent_span_ids, self.services, self.names,
+         self.kinds, self.starts, self.durations, self.statuses, self.status_messages,
+         self.routes, self.http_statuses, self.user_ids, self.db_systems, self.db_statements,
+         self.peer_services, self.destinations, self.attributes_json, self.resources,
+         self.events_json, self.links_json) = (column.append for column in rows.values)
+
+    def add(self, service: str, resource_json: str | None, trace_id: str, span_id: str,
+            parent_span_id: str | None, name: str, kind: int, start: int, end: int,
+            code: int, status_message: str | None, found: dict[str, Any],
+            events: list[dict[str, Any]] | None, links: list[dict[str, Any]] | None) -> None:
+        """One span, its ids already hex; rejected (and counted) if it cannot be stored."""
+        if len(trace_id) != 32 or len(span_id) != 16:
+            self.rows.rejected += 1
+            self.rows.error = "spans need a 16-byte trace id and an 8-byte span id"
+            return
+        if start >= _MAX_TIME_NS or end >= _MAX_TIME_NS or start < 0 or end < 0:
+            # Past what a signed 64-bit column holds (year 2262): storing it would fail
+            # the whole commit, other senders' rows included.
+            self.rows.rejected += 1
+            self.rows.error = "span times must be before the year 2262"
+            return
+        get = found.get
+        self.trace_ids(trace_id)
+        self.span_ids(span_id)
+        self.parent_span_ids(parent_span_id or None)
+        self.services(service)
+        self.names(name)
+        self.kinds(SPAN_KINDS[kind] if 0 <= kind < len(SPAN_KINDS) else SPAN_KINDS[0])
+        self.starts(start)
+        self.durations(end - start if end > start else 0)
+        self.statuses(STATUS_CODES[code] if 0 <= code < len(STATUS_CODES) else STATUS_CODES[0])
+        self.status_messages(status_message or None)
+        self.routes(_first(found, _ROUTE_KEYS) if found else None)
+        self.http_statuses(_http_status(_first(found, _STATUS_KEYS)) if found else None)
+        self.user_ids(get(semconv.ENDUSER_ID))
+        self.db_systems(get("db.system"))
+        self.db_statements(_first(found, _STATEMENT_KEYS) if found else None)
+        self.peer_services(get(semconv.PEER_SERVICE))
+        self.destinations(_first(found, _DESTINATION_KEYS) if found else None)
+        self.attributes_json(_encode(found) if found else None)
+        self.resources(resource_json)
+        self.events_json(_dumps(events))
+        self.links_json(_dumps(links))
+
+
 def span_rows(request: ExportTraceServiceRequest) -> Rows:
     rows = Rows("spans", SPAN_COLUMNS)
-    # One append per column per span, bound once: this loop is the receiver's cost.
-    (trace_ids, span_ids, parent_span_ids, services, names, kinds, starts, durations,
-     statuses, status_messages, routes, http_statuses, user_ids, db_systems, db_statements,
-     peer_services, destinations, attributes_json, resources, events_json, links_json,
-     ) = (column.append for column in rows.values)
-    kind_names, code_names = SPAN_KINDS, STATUS_CODES
-    kind_count, code_count = len(SPAN_KINDS), len(STATUS_CODES)
+    add = _SpanColumns(rows).add
     for resource_spans in request.resource_spans:
         resource = attributes(resource_spans.resource.attributes)
         service = str(resource.get(semconv.SERVICE_NAME) or UNKNOWN_SERVICE)
         resource_json = _dumps(resource)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                trace_id, span_id = span.trace_id, span.span_id
-                if len(trace_id) != 16 or len(span_id) != 8:
-                    rows.rejected += 1
-                    rows.error = "spans need a 16-byte trace id and an 8-byte span id"
-                    continue
-                start, end = span.start_time_unix_nano, span.end_time_unix_nano
-                if start >= _MAX_TIME_NS or end >= _MAX_TIME_NS:
-                    # Past what a signed 64-bit column holds (year 2262): storing it
-                    # would fail the whole commit, other senders' rows included.
-                    rows.rejected += 1
-                    rows.error = "span times must be before the year 2262"
-                    continue
-                found = attributes(span.attributes)
-                get = found.get
-                kind, status = span.kind, span.status
-                code = status.code
-                trace_ids(trace_id.hex())
-                span_ids(span_id.hex())
-                parent_span_ids(span.parent_span_id.hex() or None)
-                services(service)
-                names(span.name)
-                kinds(kind_names[kind] if 0 <= kind < kind_count else kind_names[0])
-                starts(start)
-                durations(end - start if end > start else 0)
-                statuses(code_names[code] if 0 <= code < code_count else code_names[0])
-                status_messages(status.message or None)
-                routes(_first(found, _ROUTE_KEYS) if found else None)
-                http_statuses(_http_status(_first(found, _STATUS_KEYS)) if found else None)
-                user_ids(get(semconv.ENDUSER_ID))
-                db_systems(get("db.system"))
-                db_statements(_first(found, _STATEMENT_KEYS) if found else None)
-                peer_services(get(semconv.PEER_SERVICE))
-                destinations(_first(found, _DESTINATION_KEYS) if found else None)
-                attributes_json(_encode(found) if found else None)
-                resources(resource_json)
-                events_json(_dumps([
-                    {"time_ns": event.time_unix_nano, "name": event.name,
-                     "attributes": attributes(event.attributes)}
-                    for event in span.events]) if span.events else None)
-                links_json(_dumps([
-                    {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(),
-                     "attributes": attributes(link.attributes)}
-                    for link in span.links]) if span.links else None)
+                status = span.status
+                add(service, resource_json, span.trace_id.hex(), span.span_id.hex(),
+                    span.parent_span_id.hex(), span.name, span.kind,
+                    span.start_time_unix_nano, span.end_time_unix_nano, status.code,
+                    status.message, attributes(span.attributes),
+                    [{"time_ns": event.time_unix_nano, "name": event.name,
+                      "attributes": attributes(event.attributes)}
+                     for event in span.events] if span.events else None,
+                    [{"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex(),
+                      "attributes": attributes(link.attributes)}
+                     for link in span.links] if span.links else None)
     return rows
 
 
 # --- logs ---------------------------------------------------------------------------
+
+
+def _body_text(body: Any) -> str | None:
+    return body if body is None or isinstance(body, str) else json.dumps(body, default=str)
 
 
 def log_rows(request: ExportLogsServiceRequest) -> Rows:
@@ -242,11 +229,10 @@ def log_rows(request: ExportLogsServiceRequest) -> Rows:
         resource_json = _dumps(resource)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
-                body = any_value(record.body)
                 rows.add((
                     record.time_unix_nano or record.observed_time_unix_nano, service,
                     record.severity_number, record.severity_text or None,
-                    body if isinstance(body, str) else json.dumps(body, default=str),
+                    _body_text(any_value(record.body)),
                     record.trace_id.hex() or None, record.span_id.hex() or None,
                     _dumps(attributes(record.attributes)), resource_json,
                 ))
@@ -254,6 +240,13 @@ def log_rows(request: ExportLogsServiceRequest) -> Rows:
 
 
 # --- metrics ------------------------------------------------------------------------
+
+def _metric_row(rows: Rows, service: str, name: str, unit: str, kind: str,
+                temporality: str, monotonic: bool, time_ns: int, found: dict[str, Any],
+                value: float | None, count: int | None, total: float | None,
+                buckets: list[int] | None, bounds: list[float] | None) -> None:
+    rows.add((time_ns, service, name, kind, unit, _dumps(found), value, count, total,
+              buckets, bounds, temporality, monotonic))
 
 
 def metric_rows(request: ExportMetricsServiceRequest) -> Rows:
@@ -280,9 +273,166 @@ def metric_rows(request: ExportMetricsServiceRequest) -> Rows:
                     elif kind == "histogram":
                         count, total = point.count, point.sum
                         buckets, bounds = list(point.bucket_counts), list(point.explicit_bounds)
-                    elif kind in ("exponential_histogram", "summary"):
+                    else:
                         count, total = point.count, point.sum
-                    rows.add((point.time_unix_nano, service, metric.name, kind, metric.unit,
-                              _dumps(attributes(point.attributes)), value, count, total,
-                              buckets, bounds, temporality, monotonic))
+                    _metric_row(rows, service, metric.name, metric.unit, kind, temporality,
+                                monotonic, point.time_unix_nano, attributes(point.attributes),
+                                value, count, total, buckets, bounds)
     return rows
+
+
+# --- OTLP/JSON ----------------------------------------------------------------------
+#
+# Decoded straight from the parsed document, not through protobuf's JSON mapping (which
+# is pure Python and several times slower than decoding protobuf): kansoku's own
+# services export JSON, so this is the explorer's main path. The OTLP/JSON rules: keys
+# in lowerCamelCase, trace and span ids as hex, 64-bit integers as decimal strings or
+# numbers, enums as integers.
+
+_HEX = re.compile(r"[0-9a-fA-F]*")
+
+
+def _hex_id(value: Any, field_name: str) -> str:
+    if not isinstance(value, str) or not _HEX.fullmatch(value):
+        raise MalformedPayload(f"{field_name} '{str(value)[:40]}' is not hex")
+    return value.lower()
+
+
+def json_value(value: dict[str, Any]) -> Any:
+    """An OTLP/JSON AnyValue as plain Python."""
+    for kind, item in value.items():
+        if kind == "stringValue":
+            return str(item)
+        if kind == "intValue":
+            return int(item)
+        if kind == "boolValue":
+            return bool(item)
+        if kind == "doubleValue":
+            return float(item)
+        if kind == "arrayValue":
+            return [json_value(element) for element in item.get("values", ())]
+        if kind == "kvlistValue":
+            return json_attributes(item.get("values", ()))
+        if kind == "bytesValue":
+            return base64.b64decode(item, validate=True).hex()
+    return None
+
+
+def json_attributes(pairs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    found = {}
+    for pair in pairs:
+        value = pair.get("value") or {}
+        # Strings are nearly all of them: read without the general case's calls.
+        text = value.get("stringValue")
+        found[pair["key"]] = text if type(text) is str else json_value(value)
+    return found
+
+
+def _json_resource(node: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    resource = json_attributes(node.get("resource", {}).get("attributes", ()))
+    return str(resource.get(semconv.SERVICE_NAME) or UNKNOWN_SERVICE), resource
+
+
+def _json_spans(document: dict[str, Any]) -> Rows:
+    rows = Rows("spans", SPAN_COLUMNS)
+    add = _SpanColumns(rows).add
+    for resource_spans in document.get("resourceSpans", ()):
+        service, resource = _json_resource(resource_spans)
+        resource_json = _dumps(resource)
+        for scope_spans in resource_spans.get("scopeSpans", ()):
+            for span in scope_spans.get("spans", ()):
+                status = span.get("status") or {}
+                events = span.get("events")
+                links = span.get("links")
+                add(service, resource_json, _hex_id(span.get("traceId", ""), "traceId"),
+                    _hex_id(span.get("spanId", ""), "spanId"),
+                    _hex_id(span.get("parentSpanId", ""), "parentSpanId"),
+                    str(span.get("name", "")), int(span.get("kind", 0)),
+                    int(span.get("startTimeUnixNano", 0)), int(span.get("endTimeUnixNano", 0)),
+                    int(status.get("code", 0)), status.get("message"),
+                    json_attributes(span.get("attributes", ())),
+                    [{"time_ns": int(event.get("timeUnixNano", 0)),
+                      "name": str(event.get("name", "")),
+                      "attributes": json_attributes(event.get("attributes", ()))}
+                     for event in events] if events else None,
+                    [{"trace_id": _hex_id(link.get("traceId", ""), "traceId"),
+                      "span_id": _hex_id(link.get("spanId", ""), "spanId"),
+                      "attributes": json_attributes(link.get("attributes", ()))}
+                     for link in links] if links else None)
+    return rows
+
+
+def _json_logs(document: dict[str, Any]) -> Rows:
+    rows = Rows("logs", LOG_COLUMNS)
+    for resource_logs in document.get("resourceLogs", ()):
+        service, resource = _json_resource(resource_logs)
+        resource_json = _dumps(resource)
+        for scope_logs in resource_logs.get("scopeLogs", ()):
+            for record in scope_logs.get("logRecords", ()):
+                body = record.get("body")
+                rows.add((
+                    int(record.get("timeUnixNano", 0))
+                    or int(record.get("observedTimeUnixNano", 0)), service,
+                    int(record.get("severityNumber", 0)), record.get("severityText") or None,
+                    _body_text(json_value(body) if body else None),
+                    _hex_id(record.get("traceId", ""), "traceId") or None,
+                    _hex_id(record.get("spanId", ""), "spanId") or None,
+                    _dumps(json_attributes(record.get("attributes", ()))), resource_json,
+                ))
+    return rows
+
+
+_JSON_POINT_KINDS = {"sum": "sum", "gauge": "gauge", "histogram": "histogram",
+                     "exponentialHistogram": "exponential_histogram", "summary": "summary"}
+
+
+def _json_metrics(document: dict[str, Any]) -> Rows:
+    rows = Rows("metric_points", METRIC_COLUMNS)
+    for resource_metrics in document.get("resourceMetrics", ()):
+        service, _ = _json_resource(resource_metrics)
+        for scope_metrics in resource_metrics.get("scopeMetrics", ()):
+            for metric in scope_metrics.get("metrics", ()):
+                key = next((key for key in _JSON_POINT_KINDS if key in metric), None)
+                if key is None:
+                    continue
+                kind, data = _JSON_POINT_KINDS[key], metric[key]
+                temporality = _TEMPORALITIES[int(data.get("aggregationTemporality", 0)) % 3]
+                monotonic = bool(data.get("isMonotonic", False))
+                for point in data.get("dataPoints", ()):
+                    value: float | None = None
+                    count = total = None
+                    buckets: list[int] | None = None
+                    bounds: list[float] | None = None
+                    if kind in ("sum", "gauge"):
+                        number = point.get("asDouble", point.get("asInt"))
+                        value = float(number) if number is not None else None
+                    else:
+                        count, total = int(point.get("count", 0)), float(point.get("sum", 0))
+                        if kind == "histogram":
+                            buckets = [int(n) for n in point.get("bucketCounts", ())]
+                            bounds = [float(b) for b in point.get("explicitBounds", ())]
+                    _metric_row(rows, service, str(metric.get("name", "")),
+                                str(metric.get("unit", "")), kind, temporality, monotonic,
+                                int(point.get("timeUnixNano", 0)),
+                                json_attributes(point.get("attributes", ())),
+                                value, count, total, buckets, bounds)
+    return rows
+
+
+_JSON_DECODERS = {"spans": _json_spans, "logs": _json_logs, "metric_points": _json_metrics}
+
+
+def json_rows(table: str, body: bytes) -> Rows:
+    """Rows for `table` ("spans", "logs", "metric_points") from an OTLP/JSON body."""
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise MalformedPayload("the body is not a JSON object")
+        return _JSON_DECODERS[table](document)
+    except MalformedPayload:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError,
+            UnicodeDecodeError) as exc:
+        # A field of the wrong type or shape anywhere: the request is not OTLP/JSON.
+        raise MalformedPayload(f"not OTLP/JSON ({type(exc).__name__}: "
+                               f"{str(exc)[:200]})") from exc

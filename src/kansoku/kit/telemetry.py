@@ -5,7 +5,10 @@ per-signal variants) say where data goes, `OTEL_TRACES_SAMPLER` how much is kept
 `OTEL_BSP_*` / `OTEL_METRIC_EXPORT_INTERVAL` how it is batched,
 `OTEL_METRICS_EXEMPLAR_FILTER` whether exemplars are kept (off by default),
 `OTEL_RESOURCE_ATTRIBUTES` what is added to the resource, and `OTEL_SDK_DISABLED=true`
-turns it all off.
+turns it all off. Spans and log records go as OTLP/JSON, which costs the services about
+half what protobuf does to encode (`kit/otlp_json.py`); `OTEL_EXPORTER_OTLP_PROTOCOL=
+http/protobuf` (or the per-signal variable) asks for protobuf. Metrics, exported every
+ten seconds, always go as protobuf.
 `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER` and `OTEL_LOGS_EXPORTER` accept `none` to
 keep one signal local.
 
@@ -41,6 +44,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from kansoku import __version__
 from kansoku.kit import semconv
+from kansoku.kit.otlp_json import JsonLogExporter, JsonSpanExporter
+from kansoku.kit.settings import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,21 @@ _STAMPED_BAGGAGE = frozenset({semconv.BAGGAGE_USER_ID, semconv.BAGGAGE_SYNTHETIC
 def exporter_enabled(signal: str) -> bool:
     """Whether `signal` ("traces", "metrics", "logs") is exported over OTLP."""
     return os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "otlp").strip().lower() != "none"
+
+
+def otlp_json(signal: str) -> bool:
+    """Whether `signal` ("traces" or "logs") is exported as OTLP/JSON (kansoku's default,
+    see `kit/otlp_json.py`) rather than protobuf: `OTEL_EXPORTER_OTLP_<SIGNAL>_PROTOCOL`,
+    else `OTEL_EXPORTER_OTLP_PROTOCOL`, set to `http/protobuf` asks for protobuf.
+
+    Raises `ConfigurationError` for a protocol kansoku cannot send (gRPC)."""
+    protocol = (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
+                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/json").strip().lower()
+    if protocol not in ("http/json", "http/protobuf"):
+        raise ConfigurationError(
+            f"OTEL_EXPORTER_OTLP_PROTOCOL '{protocol}' is not supported: kansoku exports "
+            "OTLP over HTTP — set it to http/json or http/protobuf")
+    return protocol == "http/json"
 
 
 def sdk_disabled() -> bool:
@@ -117,7 +137,8 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
     # synthetic monitors) is marked the same way, so it can be told from real users.
     tracer_provider.add_span_processor(BaggageSpanProcessor(_STAMPED_BAGGAGE.__contains__))
     if exporter_enabled("traces"):
-        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        span_exporter = JsonSpanExporter() if otlp_json("traces") else OTLPSpanExporter()
+        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
     trace.set_tracer_provider(tracer_provider)
 
     readers: list[MetricReader] = []
@@ -139,7 +160,8 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
     logger_provider = LoggerProvider(resource=resource)
     handlers: list[logging.Handler] = []
     if exporter_enabled("logs"):
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+        log_exporter = JsonLogExporter() if otlp_json("logs") else OTLPLogExporter()
+        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
         handlers.append(LoggingHandler(logger_provider=logger_provider))
     set_logger_provider(logger_provider)
 

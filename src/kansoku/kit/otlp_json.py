@@ -1,0 +1,273 @@
+"""OTLP/JSON exporters for spans and log records: the OpenTelemetry SDK's OTLP/HTTP
+exporters with the encoding step replaced.
+
+Why: the SDK's encoder builds a protobuf object for every span, attribute and value
+before serialising, and hashes each span's resource with `json.dumps` to group them. In
+the services that is the largest part of exporting (the telemetry-tax benchmark's
+profiles); building plain dicts and letting the standard library's C encoder write them
+costs about half as much per span. OTLP/JSON is part of the OTLP/HTTP specification:
+the explorer, the OpenTelemetry Collector and the common backends accept it.
+
+Everything else — endpoint, headers, timeout, compression, retries with backoff, the
+size limit, shutdown — is the SDK exporter's own. `OTEL_EXPORTER_OTLP_PROTOCOL`
+(or `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `…_LOGS_PROTOCOL`) set to `http/protobuf`
+selects the SDK's protobuf exporters instead (`kit/telemetry.py`).
+
+The encoding follows the OTLP/JSON rules: lowerCamelCase keys, trace and span ids as
+hex, 64-bit integers as decimal strings, enums as integers, empty fields left out.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExportResult
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, StatusCode
+
+logger = logging.getLogger(__name__)
+
+JSON_CONTENT_TYPE = "application/json"
+
+#: Bits of a span's `flags` (OTLP 1.x): whether the parent's remoteness is known, and
+#: whether the parent is remote.
+_HAS_IS_REMOTE = 0x100
+_IS_REMOTE = 0x200
+
+_encode_document = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                    check_circular=False, default=str).encode
+
+
+def any_value(value: Any) -> dict[str, Any]:
+    """An attribute value as an OTLP/JSON AnyValue."""
+    kind = type(value)
+    if kind is str:
+        return {"stringValue": value}
+    if kind is bool:
+        return {"boolValue": value}
+    if kind is int:
+        return {"intValue": str(value)}
+    if kind is float:
+        return {"doubleValue": value}
+    if value is None:
+        return {}
+    if isinstance(value, bytes):
+        return {"bytesValue": base64.b64encode(value).decode()}
+    if isinstance(value, Mapping):
+        return {"kvlistValue": {"values": key_values(value)}}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return {"arrayValue": {"values": [any_value(item) for item in value]}}
+    return {"stringValue": str(value)}
+
+
+def key_values(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    if not attributes:
+        return []
+    # The hot loop: most values are strings, read without the general case's calls.
+    return [{"key": key, "value": {"stringValue": value} if type(value) is str
+             else any_value(value)} for key, value in attributes.items()]
+
+
+def _flags(parent: SpanContext | None) -> int:
+    return _HAS_IS_REMOTE | _IS_REMOTE if parent is not None and parent.is_remote \
+        else _HAS_IS_REMOTE
+
+
+def _span(span: ReadableSpan) -> dict[str, Any]:
+    context = span.get_span_context()
+    if context is None:  # never for the SDK's spans; the batch is dropped if it happens
+        raise ValueError(f"span '{span.name}' has no span context")
+    parent = span.parent
+    encoded: dict[str, Any] = {
+        "traceId": format(context.trace_id, "032x"),
+        "spanId": format(context.span_id, "016x"),
+        "name": span.name,
+        "kind": span.kind.value + 1,  # the API counts from INTERNAL = 0, OTLP from 1
+        "startTimeUnixNano": str(span.start_time or 0),
+        "endTimeUnixNano": str(span.end_time or 0),
+        "flags": _flags(parent),
+    }
+    if parent is not None:
+        encoded["parentSpanId"] = format(parent.span_id, "016x")
+    if context.trace_state:
+        encoded["traceState"] = ",".join(f"{key}={value}"
+                                         for key, value in context.trace_state.items())
+    if span.attributes:
+        encoded["attributes"] = key_values(span.attributes)
+    if span.dropped_attributes:
+        encoded["droppedAttributesCount"] = span.dropped_attributes
+    if span.events:
+        encoded["events"] = [{
+            "timeUnixNano": str(event.timestamp), "name": event.name,
+            "attributes": key_values(event.attributes),
+            **({"droppedAttributesCount": event.dropped_attributes}
+               if event.dropped_attributes else {}),
+        } for event in span.events]
+    if span.dropped_events:
+        encoded["droppedEventsCount"] = span.dropped_events
+    if span.links:
+        encoded["links"] = [{
+            "traceId": format(link.context.trace_id, "032x"),
+            "spanId": format(link.context.span_id, "016x"),
+            "attributes": key_values(link.attributes),
+            "flags": _flags(link.context),
+            **({"droppedAttributesCount": link.dropped_attributes}
+               if link.dropped_attributes else {}),
+        } for link in span.links]
+    if span.dropped_links:
+        encoded["droppedLinksCount"] = span.dropped_links
+    status = span.status
+    if status.status_code is not StatusCode.UNSET:
+        encoded["status"] = {"code": status.status_code.value,
+                             **({"message": status.description} if status.description
+                                else {})}
+    return encoded
+
+
+def _log_record(readable: ReadableLogRecord) -> dict[str, Any]:
+    record = readable.log_record
+    encoded: dict[str, Any] = {
+        "timeUnixNano": str(record.timestamp or 0),
+        "observedTimeUnixNano": str(record.observed_timestamp or 0),
+        "flags": int(record.trace_flags or 0),
+    }
+    if record.severity_number is not None:
+        encoded["severityNumber"] = record.severity_number.value
+    if record.severity_text:
+        encoded["severityText"] = record.severity_text
+    if record.body is not None:
+        encoded["body"] = any_value(record.body)
+    if record.attributes:
+        encoded["attributes"] = key_values(record.attributes)
+    if readable.dropped_attributes:
+        encoded["droppedAttributesCount"] = readable.dropped_attributes
+    if record.trace_id:
+        encoded["traceId"] = format(record.trace_id, "032x")
+    if record.span_id:
+        encoded["spanId"] = format(record.span_id, "016x")
+    if record.event_name:
+        encoded["eventName"] = record.event_name
+    return encoded
+
+
+def _scope(scope: InstrumentationScope | None) -> dict[str, Any]:
+    if scope is None:
+        return {}
+    encoded: dict[str, Any] = {"name": scope.name}
+    if scope.version:
+        encoded["version"] = scope.version
+    if scope.attributes:
+        encoded["attributes"] = key_values(scope.attributes)
+    return encoded
+
+
+def _grouped(items: Sequence[Any], resource_of: Callable[[Any], Resource],
+             scope_of: Callable[[Any], InstrumentationScope | None],
+             encode: Callable[[Any], dict[str, Any]], scoped_key: str, items_key: str
+             ) -> list[dict[str, Any]]:
+    """Items grouped by resource, then by instrumentation scope, as OTLP nests them.
+
+    Grouped by identity: a process has one resource object and a handful of scopes, and
+    hashing a resource serialises it (the SDK's encoder pays that once per span)."""
+    resources: dict[int, tuple[Resource, dict[int, tuple[InstrumentationScope | None,
+                                                         list[dict[str, Any]]]]]] = {}
+    for item in items:
+        resource = resource_of(item)
+        scopes = resources.get(id(resource))
+        if scopes is None:
+            scopes = resources[id(resource)] = (resource, {})
+        scope = scope_of(item)
+        group = scopes[1].get(id(scope))
+        if group is None:
+            group = scopes[1][id(scope)] = (scope, [])
+        group[1].append(encode(item))
+    return [{
+        "resource": {"attributes": key_values(resource.attributes)},
+        scoped_key: [{"scope": _scope(scope), items_key: encoded,
+                      **({"schemaUrl": scope.schema_url} if scope and scope.schema_url
+                         else {})}
+                     for scope, encoded in scopes.values()],
+        **({"schemaUrl": resource.schema_url} if resource.schema_url else {}),
+    } for resource, scopes in resources.values()]
+
+
+def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
+    """An OTLP/JSON ExportTraceServiceRequest body."""
+    return _encode_document({"resourceSpans": _grouped(
+        spans, lambda span: span.resource, lambda span: span.instrumentation_scope,
+        _span, "scopeSpans", "spans")}).encode()
+
+
+def encode_logs(records: Sequence[ReadableLogRecord]) -> bytes:
+    """An OTLP/JSON ExportLogsServiceRequest body."""
+    return _encode_document({"resourceLogs": _grouped(
+        records, lambda record: record.resource,
+        lambda record: record.instrumentation_scope, _log_record, "scopeLogs",
+        "logRecords")}).encode()
+
+
+class _JsonPost:
+    """What both exporters share: the SDK exporter's client, size limit and self-metrics
+    around a body encoded here. Relies on attributes of the pinned SDK's exporters
+    (`_client`, `_metrics`, `_max_request_size`, `_shutdown`)."""
+
+    _client: Any
+    _metrics: Any
+    _max_request_size: int
+    _shutdown: bool
+
+    def _post(self, count: int, encode: Callable[[], bytes], what: str) -> bool:
+        if self._shutdown:
+            logger.warning("%s exporter already shut down; batch dropped", what)
+            return False
+        with self._metrics.export_operation(count) as result:
+            try:
+                body = encode()
+            except Exception as error:  # a value the encoder cannot write: drop the batch
+                logger.error("could not encode a batch of %s: %s", what, error)
+                result.error = error
+                return False
+            if len(body) > self._max_request_size:
+                logger.warning("%s batch of %d bytes is over the %d-byte limit; dropped",
+                               what, len(body), self._max_request_size)
+                result.error = ValueError("request too large")
+                return False
+            sent = self._client.export(body)
+            if not sent.success:
+                result.error = sent.error
+                return False
+        return True
+
+
+class JsonSpanExporter(_JsonPost, OTLPSpanExporter):
+    """`OTLPSpanExporter` (same settings and environment variables) sending OTLP/JSON."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        headers = {**(kwargs.pop("headers", None) or {}), "Content-Type": JSON_CONTENT_TYPE}
+        super().__init__(headers=headers, **kwargs)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        sent = self._post(len(spans), lambda: encode_spans(spans), "span")
+        return SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
+
+
+class JsonLogExporter(_JsonPost, OTLPLogExporter):
+    """`OTLPLogExporter` (same settings and environment variables) sending OTLP/JSON."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        headers = {**(kwargs.pop("headers", None) or {}), "Content-Type": JSON_CONTENT_TYPE}
+        super().__init__(headers=headers, **kwargs)
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        sent = self._post(len(batch), lambda: encode_logs(batch), "log record")
+        return LogRecordExportResult.SUCCESS if sent else LogRecordExportResult.FAILURE
