@@ -48,44 +48,48 @@ from kansoku.stack import infra
 #: The services one product page goes through.
 PAIR = ("catalog", "inventory", "gateway")
 
-#: An OTLP/HTTP receiver that answers every POST with 200 and an empty (valid) protobuf
-#: response, keeps the bodies, and decodes them only when asked for `GET /stats`.
+#: An OTLP/HTTP receiver that answers every POST with 200 and an empty (valid) response,
+#: keeps the bodies, and decodes them only when asked for `GET /stats`.
 NULL_SINK = textwrap.dedent("""
     import asyncio, collections, json, sys
     bodies = collections.defaultdict(list)
 
     def stats():
+        # Decoded with the explorer's own decoders, whichever encoding was sent.
         from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
             ExportLogsServiceRequest)
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest)
-        def service(resource):
-            return next((a.value.string_value for a in resource.attributes
-                         if a.key == "service.name"), "?")
+        from kansoku.explorer import otlp
+
+        def rows(path, table, message, to_rows):
+            for is_json, body in bodies[path]:
+                if is_json:
+                    yield otlp.json_rows(table, body)
+                else:
+                    request = message()
+                    otlp.parse(body, request)
+                    yield to_rows(request)
+
         spans = collections.Counter()
         names = collections.Counter()
         seen = set()
         repeated = 0
-        for body in bodies["/v1/traces"]:
-            request = ExportTraceServiceRequest.FromString(body)
-            for rs in request.resource_spans:
-                name = service(rs.resource)
-                for ss in rs.scope_spans:
-                    spans[name] += len(ss.spans)
-                    for span in ss.spans:
-                        names[f"{name}: {span.name}"] += 1
-                        repeated += span.span_id in seen
-                        seen.add(span.span_id)
+        for found in rows("/v1/traces", "spans", ExportTraceServiceRequest, otlp.span_rows):
+            columns = dict(zip(found.columns, found.values))
+            for service, name, span_id in zip(columns["service"], columns["name"],
+                                              columns["span_id"]):
+                spans[service] += 1
+                names[f"{service}: {name}"] += 1
+                repeated += span_id in seen
+                seen.add(span_id)
         logs = collections.Counter()
-        for body in bodies["/v1/logs"]:
-            request = ExportLogsServiceRequest.FromString(body)
-            for rl in request.resource_logs:
-                name = service(rl.resource)
-                for sl in rl.scope_logs:
-                    logs[name] += len(sl.log_records)
+        for found in rows("/v1/logs", "logs", ExportLogsServiceRequest, otlp.log_rows):
+            logs.update(found.values[found.columns.index("service")])
         return {"spans": spans, "span_names": names, "logs": logs, "repeated": repeated,
                 "posts": {path: len(b) for path, b in bodies.items()},
-                "bytes": {path: sum(map(len, b)) for path, b in bodies.items()}}
+                "bytes": {path: sum(len(body) for _, body in b)
+                          for path, b in bodies.items()}}
 
     async def handle(reader, writer):
         try:
@@ -94,16 +98,20 @@ NULL_SINK = textwrap.dedent("""
                 lines = head.decode("latin-1").split("\\r\\n")
                 method, path = lines[0].split(" ")[:2]
                 length = 0
+                is_json = False
                 for line in lines[1:]:
                     if line.lower().startswith("content-length:"):
                         length = int(line.split(":", 1)[1])
+                    if line.lower().startswith("content-type:"):
+                        is_json = "json" in line.lower()
                 body = await reader.readexactly(length) if length else b""
                 if method == "GET":
                     answer = json.dumps(stats()).encode()
                     kind = b"application/json"
                 else:
-                    bodies[path].append(body)
-                    answer, kind = b"", b"application/x-protobuf"
+                    bodies[path].append((is_json, body))
+                    answer, kind = ((b"{}", b"application/json") if is_json
+                                    else (b"", b"application/x-protobuf"))
                 writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Type: " + kind +
                              b"\\r\\nContent-Length: " + str(len(answer)).encode() +
                              b"\\r\\n\\r\\n" + answer)
