@@ -24,6 +24,7 @@ from kansoku.kit import semconv
 from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.connections import Connections
 from kansoku.kit.errors import install_problem_handlers
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.health import Check, health_router
 from kansoku.kit.logging import setup_logging
 from kansoku.kit.middleware import DURATION_BUCKETS, ServiceRequestMiddleware
@@ -94,6 +95,17 @@ def build_service_app(
     if connections is not None:
         on_startup = [connections.open, *on_startup]
         on_shutdown = [*on_shutdown, connections.close]
+    # Every service reads the fault flags; the ones it acts on are its own business.
+    flags = FaultFlags(settings.flags_file, service)
+
+    async def start_flags() -> None:
+        flags.start()
+
+    async def stop_flags() -> None:
+        flags.close()
+
+    on_startup = [start_flags, *on_startup]
+    on_shutdown = [*on_shutdown, stop_flags]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -130,6 +142,7 @@ def build_service_app(
     )
     app.state.settings = settings
     app.state.telemetry = telemetry
+    app.state.flags = flags
     # Every service checks access tokens itself, with identity's published keys.
     app.state.tokens = TokenVerifier(f"{settings.identity_url}/.well-known/jwks.json")
     app.state.db = connections.db if connections else None

@@ -8,6 +8,8 @@ the database, NATS and Valkey are, the default log level — is read from unpref
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -49,6 +51,10 @@ class ServiceSettings(BaseSettings):
     #: for calls they make on their own rather than for a user. `kansoku up` sets one
     #: per stack; unset, no service tokens are issued.
     service_secret: SecretStr | None = Field(None, validation_alias=shared("service_secret"))
+
+    #: The fault flags file (flagd's JSON format; see kit/flags.py). Unset: every flag
+    #: is off.
+    flags_file: Path | None = Field(None, validation_alias=shared("flags_file"))
 
     database_url: str | None = Field(None, validation_alias=shared("database_url"))
     nats_url: str | None = Field(None, validation_alias=shared("nats_url"))

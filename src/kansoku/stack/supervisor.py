@@ -30,6 +30,7 @@ import httpx
 import psutil
 
 from kansoku import topology
+from kansoku.kit import flags
 from kansoku.stack import control, infra
 from kansoku.stack.settings import LOOPBACK, StackSettings
 from kansoku.stack.state import write_state
@@ -230,6 +231,12 @@ class Supervisor:
         return exit_code
 
     async def _start_everything(self) -> None:
+        # A stack starts with every fault flag off (a fault left on from the last run
+        # would be a surprise), and the services find the file they watch.
+        try:
+            flags.reset(self.settings.data_dir / "flags.json")
+        except OSError as exc:
+            logger.warning("could not write the fault flags file: %s", exc)
         for index, group in enumerate(self.groups):
             if self.stopping.is_set():
                 raise StopRequested

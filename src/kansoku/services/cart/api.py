@@ -2,42 +2,58 @@
 
 from __future__ import annotations
 
+import redis.asyncio as redis
 from fastapi import APIRouter, Request
 
 from kansoku.kit.auth import CurrentUser
+from kansoku.kit.flags import FaultFlags, Faults
 from kansoku.services.cart import service
 from kansoku.services.cart.schemas import Cart, CartItem, QuantityChange
 
 router = APIRouter(tags=["cart"])
 
 
+def _valkey(request: Request, faults: FaultFlags) -> redis.Redis:
+    """Valkey — or, with cartCacheOutage on, an address that refuses connections, so
+    the cart fails as it would with Valkey down."""
+    fault = faults.active("cartCacheOutage")
+    if fault:
+        fault.mark()
+        unreachable: redis.Redis = request.app.state.unreachable_valkey
+        return unreachable
+    valkey: redis.Redis = request.app.state.valkey
+    return valkey
+
+
 @router.get("/cart")
-async def get_cart(user: CurrentUser, request: Request) -> Cart:
+async def get_cart(user: CurrentUser, request: Request, faults: Faults) -> Cart:
     """Your cart."""
-    return await service.cart(request.app.state.valkey, user.user_id)
+    return await service.cart(_valkey(request, faults), user.user_id)
 
 
 @router.post("/cart/items")
-async def add_item(item: CartItem, user: CurrentUser, request: Request) -> Cart:
+async def add_item(item: CartItem, user: CurrentUser, request: Request, faults: Faults
+                   ) -> Cart:
     """Add units of a product (up to 99 a line)."""
-    return await service.add(request.app.state.valkey, user.user_id, item)
+    return await service.add(_valkey(request, faults), user.user_id, item)
 
 
 @router.patch("/cart/items/{product_id}")
 async def change_item(product_id: int, change: QuantityChange, user: CurrentUser,
-                      request: Request) -> Cart:
+                      request: Request, faults: Faults) -> Cart:
     """Set a line's quantity (0 removes it)."""
-    return await service.change(request.app.state.valkey, user.user_id, product_id,
+    return await service.change(_valkey(request, faults), user.user_id, product_id,
                                 change.quantity)
 
 
 @router.delete("/cart/items/{product_id}")
-async def remove_item(product_id: int, user: CurrentUser, request: Request) -> Cart:
+async def remove_item(product_id: int, user: CurrentUser, request: Request,
+                      faults: Faults) -> Cart:
     """Remove a product from your cart."""
-    return await service.remove(request.app.state.valkey, user.user_id, product_id)
+    return await service.remove(_valkey(request, faults), user.user_id, product_id)
 
 
 @router.delete("/cart", status_code=204)
-async def clear_cart(user: CurrentUser, request: Request) -> None:
+async def clear_cart(user: CurrentUser, request: Request, faults: Faults) -> None:
     """Empty your cart (checkout does this when the order is placed)."""
-    await service.clear(request.app.state.valkey, user.user_id)
+    await service.clear(_valkey(request, faults), user.user_id)

@@ -12,10 +12,12 @@ import logging
 import redis.asyncio as redis
 from fastapi import FastAPI
 from opentelemetry import metrics
+from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
+from kansoku.kit.flags import refusing_address
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.cart import SERVICE, api, service
 from kansoku.services.cart.settings import Settings
@@ -35,6 +37,18 @@ async def sweep_abandoned_carts(client: redis.Redis, abandoned: metrics.Counter,
                 await service.count_abandoned_carts(client, abandon_after_seconds, abandoned)
         except Exception:
             logger.exception("the cart abandonment sweep failed; retrying")
+
+
+def unreachable_valkey(telemetry: Telemetry) -> redis.Redis:
+    """A client set up like the real one, for an address that refuses connections: what
+    the cart uses while cartCacheOutage is on (its commands fail with the library's own
+    ConnectionError, after its usual retries, in spans of their own)."""
+    host, port = refusing_address()
+    client = redis.from_url(f"redis://{host}:{port}/0", socket_connect_timeout=2,
+                            socket_timeout=2)
+    if telemetry.enabled:
+        RedisInstrumentor.instrument_client(client, tracer_provider=telemetry.tracer_provider)
+    return client
 
 
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
@@ -59,5 +73,6 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         background=[sweep],
     )
     app.state.valkey = valkey
+    app.state.unreachable_valkey = unreachable_valkey(telemetry)
     app.include_router(api.router)
     return app

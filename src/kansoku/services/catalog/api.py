@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kansoku.kit.auth import AdminOrService, AdminUser
 from kansoku.kit.db import DbSession
 from kansoku.kit.errors import Problem
+from kansoku.kit.flags import Faults
 from kansoku.services.catalog import service
 from kansoku.services.catalog.schemas import (
     CategoryOut,
@@ -40,6 +41,7 @@ async def _invalidate_after_commit(request: Request, session: AsyncSession) -> N
 async def list_products(
     session: DbSession,
     request: Request,
+    faults: Faults,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
     category: Annotated[str | None, Query(max_length=64)] = None,
@@ -57,7 +59,7 @@ async def list_products(
                       "commas.", field="ids") from exc
     return await service.browse_products(session, request.app.state.cache, limit=limit,
                                          offset=offset, category=category, search=q,
-                                         sort=sort, ids=id_list)
+                                         sort=sort, ids=id_list, faults=faults)
 
 
 @router.get("/products/{product_id}")

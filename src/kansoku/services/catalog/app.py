@@ -8,6 +8,7 @@ from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.cache import Cache
 from kansoku.kit.connections import Connections
 from kansoku.kit.events import OutboxRelay
+from kansoku.kit.flags import lose_database_while_on
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.catalog import SERVICE, api, store
 from kansoku.services.catalog.models import SCHEMA
@@ -33,5 +34,6 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         background=[relay.run],
     )
     app.state.cache = Cache(connections.valkey, "catalog", settings.cache_seconds)
+    lose_database_while_on(connections.db.engine, app.state.flags)
     app.include_router(api.router)
     return app

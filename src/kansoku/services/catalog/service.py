@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kansoku.kit import semconv
 from kansoku.kit.cache import Cache
 from kansoku.kit.errors import Problem
+from kansoku.kit.flags import FaultFlags
 from kansoku.services.catalog import images, store
 from kansoku.services.catalog.models import Category, Product, ProductImage
 from kansoku.services.catalog.schemas import CategoryOut, ProductIn, ProductOut, ProductPage
@@ -45,22 +46,42 @@ def _cache_key(kind: str, **params: Any) -> str:
     return f"{kind}:{digest}"
 
 
+#: How much longer the product list statement takes with catalogSlowQuery on.
+SLOW_QUERY_SECONDS = 2.0
+
+
 async def browse_products(
     session: AsyncSession, cache: Cache, *, limit: int, offset: int, category: str | None,
     search: str | None = None, sort: str = "id", ids: list[int] | None = None,
+    faults: FaultFlags | None = None,
 ) -> ProductPage:
+    """A page of products, cached. With catalogSlowQuery or catalogNPlusOne on, the
+    page is loaded from the database on every request, the faulty way."""
+    slow = faults.active("catalogSlowQuery") if faults else None
+    n_plus_one = faults.active("catalogNPlusOne") if faults else None
+    filters: dict[str, Any] = {"limit": limit, "offset": offset, "category": category,
+                               "search": search, "sort": sort, "ids": ids}
+
     async def load() -> dict[str, Any]:
-        products = await store.list_products(session, limit=limit, offset=offset,
-                                             category=category, search=search, sort=sort,
-                                             ids=ids)
+        if n_plus_one:
+            products = await store.list_products_one_by_one(session, **filters)
+        else:
+            products = await store.list_products(
+                session, **filters, delay_seconds=SLOW_QUERY_SECONDS if slow else 0.0)
         total = await store.count_products(session, category=category, search=search,
                                            ids=ids)
         return ProductPage(items=[ProductOut.model_validate(product) for product in products],
                            total=total, limit=limit, offset=offset).model_dump(mode="json")
 
-    page = ProductPage.model_validate(await cache.get_or_load(_cache_key(
-        "list", limit=limit, offset=offset, category=category, search=search, sort=sort,
-        ids=ids), load))
+    if slow or n_plus_one:
+        # A cached page would hide the fault after the first request.
+        for fault in (slow, n_plus_one):
+            if fault:
+                fault.mark()
+        page = ProductPage.model_validate(await load())
+    else:
+        page = ProductPage.model_validate(
+            await cache.get_or_load(_cache_key("list", **filters), load))
     _products_listed.add(len(page.items))
     if search:
         _searches.add(1, {"found": bool(page.total)})

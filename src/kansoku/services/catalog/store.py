@@ -6,10 +6,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from kansoku.kit import outbox
 from kansoku.services.catalog.models import Category, OutboxMessage, Product, ProductImage
@@ -41,7 +42,11 @@ def _filtered(query: Select[Any], category: str | None, search: str | None,
 async def list_products(
     session: AsyncSession, *, limit: int, offset: int, category: str | None,
     search: str | None = None, sort: str = "id", ids: Sequence[int] | None = None,
+    delay_seconds: float = 0.0,
 ) -> Sequence[Product]:
+    """A page of products with their categories, in one statement. `delay_seconds` (the
+    catalogSlowQuery fault) makes that statement itself slow: it joins a one-row CTE
+    that sleeps, evaluated once (MATERIALIZED), not once per row."""
     query = (
         select(Product)
         .options(joinedload(Product.category))
@@ -49,7 +54,26 @@ async def list_products(
         .limit(limit)
         .offset(offset)
     )
+    if delay_seconds > 0:
+        pause = (select(func.pg_sleep(delay_seconds).label("slept"))
+                 .cte("pause").prefix_with("MATERIALIZED"))
+        query = query.join(pause, true())
     return (await session.scalars(_filtered(query, category, search, ids))).all()
+
+
+async def list_products_one_by_one(
+    session: AsyncSession, *, limit: int, offset: int, category: str | None,
+    search: str | None = None, sort: str = "id", ids: Sequence[int] | None = None,
+) -> Sequence[Product]:
+    """The same page as `list_products`, loaded the N+1 way (the catalogNPlusOne fault):
+    the products alone, then one SELECT per product for its category."""
+    query = select(Product).order_by(*PRODUCT_ORDERS[sort]).limit(limit).offset(offset)
+    products = (await session.scalars(_filtered(query, category, search, ids))).all()
+    for product in products:
+        found = (await session.scalars(
+            select(Category).where(Category.id == product.category_id))).one()
+        set_committed_value(product, "category", found)
+    return products
 
 
 async def count_products(session: AsyncSession, *, category: str | None,

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from kansoku.kit.errors import DependencyUnavailable, Problem
-from kansoku.services.gateway import service
+from kansoku.services.gateway import faults, service
 from kansoku.services.gateway.schemas import NewProduct, ProductChange, StockChange
 from kansoku.services.gateway.service import Refused
 from kansoku.services.gateway.sessions import (
@@ -540,3 +540,43 @@ async def replay_dead_letter(request: Request, sequence: int, admin: AdminPost) 
     admin.add_message(f"Dead letter {sequence} was delivered again to "
                       f"{replayed.get('subject', 'its subject')}.")
     return see_other("/admin/dead-letters")
+
+
+# --- fault flags ---------------------------------------------------------------------
+
+def _faults_page(request: Request, *, error: str | None = None, status_code: int = 200
+                 ) -> HTMLResponse:
+    path = request.app.state.settings.flags_file
+    rows, unreadable = faults.page_rows(path)
+    return render(request, "admin/faults.html", {
+        "heading": "Faults", "section": "/admin/faults", "flags": rows,
+        "writable": path is not None, "error": error or unreadable}, status_code=status_code)
+
+
+@router.get("/faults", response_class=HTMLResponse)
+async def fault_flags(request: Request, admin: AdminDep) -> Response:
+    """Every fault flag: what it does, where to look, its variant, and a switch."""
+    return _faults_page(request)
+
+
+@router.post("/faults/reset", response_class=HTMLResponse)
+async def reset_fault_flags(request: Request, admin: AdminPost) -> Response:
+    """Turn every flag off."""
+    faults.reset(faults.flags_file(request))
+    admin.add_message("Every fault flag is off.")
+    return see_other("/admin/faults")
+
+
+@router.post("/faults/{name}", response_class=HTMLResponse)
+async def switch_fault_flag(request: Request, name: str, admin: AdminPost,
+                            form: PostedForm) -> Response:
+    """Switch one flag to the variant chosen in its form."""
+    try:
+        flag = faults.switch(faults.flags_file(request), name, _text(form, "variant"))
+    except Problem as problem:
+        if problem.status >= 500:
+            raise
+        return _faults_page(request, error=problem.detail, status_code=problem.status)
+    admin.add_message(f"{flag.name} is now {flag.variant}." if flag.variant != "off"
+                      else f"{flag.name} is off.")
+    return see_other("/admin/faults")

@@ -12,13 +12,17 @@ from fastapi.responses import Response
 
 from kansoku.kit.auth import AdminUser, CurrentUser, bearer_token
 from kansoku.kit.errors import Problem
-from kansoku.services.gateway import service
+from kansoku.kit.flags import Faults
+from kansoku.services.gateway import faults, service
+from kansoku.services.gateway.faults import deliver_image_slowly
 from kansoku.services.gateway.schemas import (
     Cart,
     CartLineIn,
     Category,
     Credentials,
     DeadLetter,
+    FaultFlag,
+    FlagChange,
     Mail,
     NewOrder,
     NewPayment,
@@ -168,18 +172,20 @@ PICTURE: dict[int | str, dict[str, Any]] = {
 
 @public.get("/products/{product_id}/image", tags=["catalog"], response_class=Response,
             responses=PICTURE)
-async def product_image(product_id: int, request: Request) -> Response:
+async def product_image(product_id: int, request: Request, faults: Faults) -> Response:
     """The product's image: an admin's upload, or its generated picture (SVG). The `v`
     in `image_url` only tells caches that the image changed."""
+    await deliver_image_slowly(faults)
     return await service.pass_through(request.app.state.catalog, request,
                                       f"/products/{product_id}/image")
 
 
 @public.get("/products/{product_id}/thumbnail", tags=["catalog"], response_class=Response,
             responses=PICTURE)
-async def product_thumbnail(product_id: int, request: Request) -> Response:
+async def product_thumbnail(product_id: int, request: Request, faults: Faults) -> Response:
     """The small version of the image; 404 `thumbnail-pending` (with Retry-After) in the
     seconds after an upload, while the worker makes it."""
+    await deliver_image_slowly(faults)
     return await service.pass_through(request.app.state.catalog, request,
                                       f"/products/{product_id}/thumbnail")
 
@@ -402,3 +408,27 @@ async def sales(
     the newest cancelled orders with their reason (admin)."""
     return await service.relay(request.app.state.orders, "GET", "/sales/summary", request,
                                params={"since": since.isoformat() if since else None})
+
+
+@public.get("/admin/flags", response_model=list[FaultFlag], tags=["admin"],
+            responses={403: PROBLEM, 503: PROBLEM})
+async def fault_flags(admin: AdminUser, request: Request) -> list[FaultFlag]:
+    """Every fault flag with its current variant, its variants, and what it does (admin).
+    See docs/faults.md."""
+    return faults.current(faults.flags_file(request))
+
+
+@public.put("/admin/flags/{name}", response_model=FaultFlag, tags=["admin"],
+            responses={403: PROBLEM, 404: PROBLEM, 422: PROBLEM, 503: PROBLEM})
+async def set_fault_flag(name: str, change: FlagChange, admin: AdminUser, request: Request
+                         ) -> FaultFlag:
+    """Switch a fault flag to one of its variants (`off` turns it off); every service
+    sees it within a second (admin). 404 names the flags, 422 the flag's variants."""
+    return faults.switch(faults.flags_file(request), name, change.variant)
+
+
+@public.post("/admin/flags/reset", response_model=list[FaultFlag], tags=["admin"],
+             responses={403: PROBLEM, 503: PROBLEM})
+async def reset_fault_flags(admin: AdminUser, request: Request) -> list[FaultFlag]:
+    """Turn every fault flag off (admin)."""
+    return faults.reset(faults.flags_file(request))

@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from opentelemetry import metrics
+from starlette.middleware import Middleware
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
@@ -19,6 +20,7 @@ from kansoku.services.gateway import (
     SERVICE,
     admin_pages,
     api,
+    faults,
     lab_pages,
     pages,
     rum,
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         # Browser telemetry arrives with every page view: its own spans say what it holds.
         quiet_paths=("/rum",),
     )
+    # Inside the request's span (user_middleware's first entry is the outermost layer).
+    app.user_middleware.append(Middleware(faults.CpuHog, faults=app.state.flags))
     if not settings.trust_incoming_user:
         drop_incoming_baggage(app, frozenset({semconv.BAGGAGE_USER_ID}))
     app.state.catalog = catalog

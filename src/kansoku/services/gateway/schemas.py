@@ -296,3 +296,20 @@ class SalesSummary(BaseModel):
     cancelled: int
     revenue: list[CurrencyRevenue]
     recent_cancellations: list[CancelledOrder]
+
+
+class FaultFlag(BaseModel):
+    """A fault flag: its current variant, the variants it has, and what it does."""
+
+    name: str = Field(examples=["paymentFailure"])
+    variant: str = Field(description="The current variant; `off` when the flag is off",
+                         examples=["25%"])
+    variants: list[str] = Field(examples=[["off", "10%", "25%", "50%", "75%", "100%"]])
+    service: str = Field(description="Where the fault acts", examples=["payments"])
+    description: str
+    effect: str = Field(description="What the code really does while the flag is on")
+    look_for: str = Field(description="Where it shows in the explorer")
+
+
+class FlagChange(BaseModel):
+    variant: str = Field(min_length=1, max_length=32, examples=["25%"])

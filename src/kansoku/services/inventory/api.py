@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from kansoku.kit.auth import AdminOrService, AdminUser, CurrentUser
 from kansoku.kit.db import DbSession
 from kansoku.kit.errors import Problem
+from kansoku.kit.flags import Faults
 from kansoku.services.inventory import service
 from kansoku.services.inventory.schemas import (
     Adjust,
@@ -26,6 +27,7 @@ router = APIRouter(tags=["inventory"])
 @router.get("/stock")
 async def stock_levels(
     session: DbSession,
+    faults: Faults,
     product_ids: Annotated[str, Query(description="Comma-separated, at most 100",
                                       max_length=800)],
 ) -> list[StockLevel]:
@@ -38,13 +40,13 @@ async def stock_levels(
     if not 0 < len(ids) <= 100:
         raise Problem(422, "validation-error", "Give 1 to 100 product ids.",
                       field="product_ids")
-    return await service.levels(session, ids)
+    return await service.levels(session, ids, faults)
 
 
 @router.get("/stock/{product_id}")
-async def stock_level(product_id: int, session: DbSession) -> StockLevel:
+async def stock_level(product_id: int, session: DbSession, faults: Faults) -> StockLevel:
     """Stock of one product."""
-    return (await service.levels(session, [product_id]))[0]
+    return (await service.levels(session, [product_id], faults))[0]
 
 
 @router.get("/inventory")
@@ -77,10 +79,10 @@ async def adjustments(
 
 
 @router.post("/reservations", status_code=201)
-async def reserve(request: ReservationRequest, user: CurrentUser, session: DbSession
-                  ) -> OrderReservation:
+async def reserve(request: ReservationRequest, user: CurrentUser, session: DbSession,
+                  faults: Faults) -> OrderReservation:
     """Hold every item of an order until it is paid or the TTL runs out (409 if short)."""
-    return await service.reserve(session, request)
+    return await service.reserve(session, request, faults)
 
 
 @router.get("/reservations/{order_id}")

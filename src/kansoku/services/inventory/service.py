@@ -14,6 +14,7 @@ from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.db import utc_now
 from kansoku.kit.errors import Problem
+from kansoku.kit.flags import FaultFlags
 from kansoku.services.inventory import store
 from kansoku.services.inventory.models import Adjustment, Reservation, Stock
 from kansoku.services.inventory.schemas import (
@@ -44,8 +45,23 @@ def level(stock: Stock) -> StockLevel:
     )
 
 
-async def levels(session: AsyncSession, product_ids: list[int]) -> list[StockLevel]:
+class StockServiceError(Exception):
+    """The stock store failed a request (fault inventoryFailure)."""
+
+
+def _fail_if_faulty(faults: FaultFlags | None, what: str) -> None:
+    """With inventoryFailure on, fail its share of requests as a broken store would."""
+    fault = faults.active("inventoryFailure") if faults else None
+    if fault and fault.hits():
+        raise fault.fail(StockServiceError(f"the stock store failed to {what}"), 500,
+                         "inventory-failed", f"Inventory could not {what}. "
+                         "Please try again.")
+
+
+async def levels(session: AsyncSession, product_ids: list[int],
+                 faults: FaultFlags | None = None) -> list[StockLevel]:
     """Levels of these products; a product never stocked counts as out of stock."""
+    _fail_if_faulty(faults, "read stock levels")
     found = {stock.product_id: level(stock) for stock in await store.levels(session, product_ids)}
     return [found.get(product_id) or level(Stock(product_id=product_id, on_hand=0, reserved=0,
                                                  low_stock_threshold=5))
@@ -97,12 +113,14 @@ def _describe(order_id: uuid.UUID, reservations: list[Reservation]) -> OrderRese
     )
 
 
-async def reserve(session: AsyncSession, request: ReservationRequest) -> OrderReservation:
+async def reserve(session: AsyncSession, request: ReservationRequest,
+                  faults: FaultFlags | None = None) -> OrderReservation:
     """Hold every item of an order, or none of them (409 names what is short).
 
     Asking again for the same order returns what was reserved the first time: a retried
     request cannot reserve twice.
     """
+    _fail_if_faulty(faults, "reserve stock")
     existing = list(await store.reservations_of(session, request.order_id))
     if existing:
         return _describe(request.order_id, existing)

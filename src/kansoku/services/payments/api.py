@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from kansoku.kit.auth import CurrentUser
 from kansoku.kit.db import DbSession
+from kansoku.kit.flags import Faults
 from kansoku.services.payments import service
 from kansoku.services.payments.schemas import Charge, PaymentOut
 
@@ -15,9 +16,10 @@ router = APIRouter(tags=["payments"])
 
 
 @router.post("/charges", status_code=201)
-async def charge(request: Charge, user: CurrentUser, session: DbSession) -> PaymentOut:
+async def charge(request: Charge, user: CurrentUser, session: DbSession, faults: Faults,
+                 http: Request) -> PaymentOut:
     """Charge an order (once: a repeat returns the same payment). 402 when declined."""
-    return await service.charge(session, user, request)
+    return await service.charge(session, user, request, faults, http.is_disconnected)
 
 
 @router.get("/charges/{payment_id}")

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from opentelemetry import metrics, trace
 from sqlalchemy.exc import IntegrityError
@@ -17,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.errors import Problem
+from kansoku.kit.flags import ActiveFault, FaultFlags
 from kansoku.services.payments import store
 from kansoku.services.payments.models import Payment
 from kansoku.services.payments.schemas import CardDetails, Charge, PaymentOut, WalletDetails
@@ -33,6 +37,7 @@ DECLINING_CARDS = {
 #: The wallet that is always empty.
 EMPTY_WALLET = "empty-wallet"
 
+_tracer = trace.get_tracer("kansoku.payments")
 _meter = metrics.get_meter("kansoku.payments")
 _declines = _meter.create_counter(semconv.METRIC_PAYMENT_DECLINES, unit="{payment}",
                                   description="Declined payments, by reason")
@@ -75,9 +80,49 @@ def _check_card(card: CardDetails) -> str:
     return digits
 
 
-async def charge(session: AsyncSession, user: Principal, request: Charge) -> PaymentOut:
+class PaymentProcessingError(Exception):
+    """The card network answered a charge with a processing error (fault paymentFailure)."""
+
+
+class CardNetworkUnreachable(TimeoutError):
+    """The charge was never answered (fault paymentUnreachable)."""
+
+
+#: With paymentUnreachable, the longest a charge hangs when its caller stays connected.
+UNREACHABLE_LONGEST_SECONDS = 60.0
+
+
+async def _never_answer(fault: ActiveFault, caller_gone: Callable[[], Awaitable[bool]]
+                        ) -> NoReturn:
+    """Hold the charge unanswered, as a partitioned or stuck processor would, until the
+    caller stops waiting (or, at most, `UNREACHABLE_LONGEST_SECONDS`)."""
+    started = time.monotonic()
+    with fault.span("card network unreachable"):
+        while time.monotonic() - started < UNREACHABLE_LONGEST_SECONDS:
+            await asyncio.sleep(0.25)
+            if await caller_gone():
+                break
+    waited = time.monotonic() - started
+    raise fault.fail(CardNetworkUnreachable(f"no answer from the card network after "
+                                            f"{waited:.1f} s; the caller gave up"),
+                     504, "payments-unreachable", "The card network did not answer.")
+
+
+async def _no_caller_check() -> bool:
+    return False
+
+
+async def charge(session: AsyncSession, user: Principal, request: Charge,
+                 faults: FaultFlags | None = None,
+                 caller_gone: Callable[[], Awaitable[bool]] = _no_caller_check,
+                 ) -> PaymentOut:
     """Charge an order once. Asking again for an order already paid returns that payment:
-    a retry can never charge twice. A decline is kept on record and answered with 402."""
+    a retry can never charge twice. A decline is kept on record and answered with 402.
+
+    `faults` may make the charge hang (paymentUnreachable), slow (paymentLatency) or fail
+    (paymentFailure); `caller_gone` tells a hanging charge when to stop."""
+    if faults and (unreachable := faults.active("paymentUnreachable")):
+        await _never_answer(unreachable, caller_gone)
     existing = await store.settled_payment(session, request.order_id)
     if existing is not None:
         return PaymentOut.model_validate(existing)
@@ -101,7 +146,20 @@ async def charge(session: AsyncSession, user: Principal, request: Charge) -> Pay
         decline = "insufficient_funds" if details.wallet_id == EMPTY_WALLET else None
 
     # The simulated network round-trip to the card scheme.
-    await asyncio.sleep(0.02)
+    latency = faults.active("paymentLatency") if faults else None
+    if latency:
+        latency.mark()  # the request's span, as well as the slow one inside it
+    with _tracer.start_as_current_span("card network authorize") as network:
+        if latency:
+            latency.mark(network)
+        await asyncio.sleep(0.02 + (float(latency.value) if latency else 0.0))
+    failure = faults.active("paymentFailure") if faults else None
+    if failure and failure.hits():
+        raise failure.fail(
+            PaymentProcessingError(f"the card network answered 'processing error' for "
+                                   f"order {request.order_id}"),
+            500, "payment-processing-failed",
+            "The payment could not be processed; nothing was charged. Please try again.")
     span = trace.get_current_span()
     span.set_attribute(semconv.PAYMENT_METHOD, payment.method)
     if payment.brand:

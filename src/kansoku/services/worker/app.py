@@ -83,16 +83,24 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
             await asyncio.sleep(0.5)
         return js
 
+    consumer_lag = service.ConsumerLag(
+        meter, {name: subject for subject, (name, _) in functions.items()})
+
     async def subscribe(js: Any) -> None:
         await events.ensure_streams(js)
         for subject, (name, function) in functions.items():
             async def handle(payload: dict[str, Any], event_id: str, name: str = name,
-                             function: EventFunction = function) -> None:
+                             function: EventFunction = function, subject: str = subject
+                             ) -> None:
+                await faults.before_event(subject)
                 await service.run_function(name, event_id, db,
                                            lambda run: function(payload, run))
             await events.subscribe(js, subject, name, handle,
                                    max_deliveries=settings.max_deliveries)
         logger.info("subscribed to %s", ", ".join(functions))
+
+    async def watch_consumer_lag() -> None:
+        await consumer_lag.run(connections.jetstream)
 
     async def reports_on_schedule() -> None:
         await reports.run_on_schedule(db, settings.report_interval_seconds,
@@ -118,10 +126,14 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                     "alerts by e-mail and SMS, product thumbnails, inventory reports; the "
                     "embedded mailbox; dead letters.",
         connections=connections,
-        background=[subscribe_when_connected, reports_on_schedule],
+        background=[subscribe_when_connected, reports_on_schedule, watch_consumer_lag],
         on_startup=[start],
         on_shutdown=[stop],
     )
+    # The fault flags are read from start-up on (by the app the kit builds).
+    faults = service.FaultEffects(app.state.flags)
+    app.state.faults = faults
+    app.state.consumer_lag = consumer_lag
     app.state.connections = connections
     app.state.breakers = breakers
     app.state.reports = reports

@@ -29,14 +29,15 @@ from urllib.parse import urlsplit
 import aiosmtplib
 import httpx
 from opentelemetry import metrics, trace
-from opentelemetry.metrics import Meter
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import StatusCode
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kansoku.kit import semconv
+from kansoku.kit import events, semconv
 from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.db import Database
 from kansoku.kit.errors import Problem
+from kansoku.kit.flags import ActiveFault, FaultFlags
 from kansoku.kit.http import ServiceClient
 from kansoku.services.worker import reports, store
 from kansoku.services.worker.models import Notification, Report
@@ -420,3 +421,92 @@ class InventoryReports:
                 raise _refused("catalog", response)
             products.update((int(item["id"]), item) for item in response.json()["items"])
         return products
+
+
+# --- Fault flags and the queue lag ------------------------------------------------------
+
+#: The events orderQueueLag slows down, and by how much each.
+ORDER_SUBJECTS = frozenset({"order.paid", "order.cancelled"})
+QUEUE_LAG_SECONDS = 5.0
+#: workerMemoryLeak keeps this much per event at 1x (10x, 100x: ten, a hundred times),
+#: up to `LEAK_LIMIT_BYTES` in all: enough to see and to alert on, not enough to take
+#: down the machine the stack runs on.
+LEAK_UNIT_BYTES = 256 * 1024
+LEAK_LIMIT_BYTES = 512 * 1024 * 1024
+
+
+class FaultEffects:
+    """What the worker's fault flags do to each event, before its function runs."""
+
+    def __init__(self, flags: FaultFlags) -> None:
+        self.flags = flags
+        #: The leak: blocks kept and never read. Freed when the flag goes off, as a
+        #: restart would, so that turning the flag off ends the incident.
+        self.leaked: list[bytes] = []
+        self.leaked_bytes = 0
+        self._limit_logged = False
+        flags.add_listener(self._free_when_off)
+
+    async def before_event(self, subject: str) -> None:
+        if subject in ORDER_SUBJECTS and (lag := self.flags.active("orderQueueLag")):
+            # Events of one consumer are handled one at a time: this holds up the queue.
+            await lag.sleep(QUEUE_LAG_SECONDS, "slow consumer")
+        if leak := self.flags.active("workerMemoryLeak"):
+            self._leak(leak)
+
+    def _leak(self, fault: ActiveFault) -> None:
+        size = int(LEAK_UNIT_BYTES * float(fault.value))
+        fault.mark()
+        if self.leaked_bytes + size > LEAK_LIMIT_BYTES:
+            if not self._limit_logged:
+                logger.warning("the simulated memory leak reached its limit of %d MiB",
+                               LEAK_LIMIT_BYTES // 2**20)
+                self._limit_logged = True
+            return
+        # Written byte by byte (not zero pages the kernel could leave unmapped), so the
+        # process's resident memory really grows.
+        self.leaked.append(b"\x5a" * size)
+        self.leaked_bytes += size
+
+    def _free_when_off(self) -> None:
+        if self.leaked and not self.flags.active("workerMemoryLeak"):
+            freed, self.leaked, self.leaked_bytes = self.leaked_bytes, [], 0
+            self._limit_logged = False
+            logger.info("the simulated memory leak is off: %d MiB freed", freed // 2**20)
+
+
+class ConsumerLag:
+    """Messages each of the worker's durable consumers has not acknowledged yet (not
+    delivered, or delivered and in progress), read from JetStream every `interval`
+    seconds and reported by the `kansoku.events.consumer.lag` gauge."""
+
+    def __init__(self, meter: Meter, consumers: dict[str, str], interval: float = 5.0
+                 ) -> None:
+        #: durable consumer name → the subject it consumes
+        self.consumers = consumers
+        self.interval = interval
+        self.lag: dict[str, int] = {}
+        meter.create_observable_gauge(
+            semconv.METRIC_QUEUE_LAG, callbacks=[self._observe], unit="{message}",
+            description="Messages a consumer has not acknowledged yet")
+
+    def _observe(self, options: CallbackOptions) -> Iterator[Observation]:
+        for durable, lag in list(self.lag.items()):
+            yield Observation(lag, {semconv.MESSAGING_CONSUMER: durable,
+                                    semconv.MESSAGING_DESTINATION: self.consumers[durable]})
+
+    async def read_once(self, js: Any) -> None:
+        for durable in self.consumers:
+            try:
+                info = await js.consumer_info(events.STREAM, durable)
+            except Exception as exc:  # not subscribed yet, or NATS away: keep the last
+                logger.debug("no consumer info for %s: %s", durable, exc)
+                continue
+            self.lag[durable] = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def run(self, jetstream: Callable[[], Any]) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            js = jetstream()
+            if js is not None:
+                await self.read_once(js)

@@ -1,0 +1,124 @@
+"""The gateway and the fault flags: the two faults that act in the gateway itself
+(`gatewayCpuHog`, `imageSlowLoad`), and switching flags from the admin API and pages.
+
+The gateway writes the flags file named by `KANSOKU_FLAGS_FILE` (the one every service
+reads; see kit/flags.py) directly, as `kansoku flags` does: each service sees a change
+within about half a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kansoku.kit import flags
+from kansoku.kit.app import UNOBSERVED_PATHS
+from kansoku.kit.errors import Problem
+from kansoku.kit.flags import FaultFlags
+from kansoku.services.gateway.schemas import FaultFlag
+
+#: CPU time gatewayCpuHog burns on each request, in seconds.
+CPU_HOG_SECONDS = 0.05
+_CPU_WORK = b"kansoku" * 1024
+
+
+def burn_cpu(seconds: float) -> int:
+    """Hash in a loop until this thread has used `seconds` of CPU time; returns the
+    rounds. (CPU time, not wall time: a busy machine does not shorten the burn.)"""
+    deadline = time.thread_time() + seconds
+    rounds = 0
+    while time.thread_time() < deadline:
+        hashlib.sha256(_CPU_WORK).digest()
+        rounds += 1
+    return rounds
+
+
+class CpuHog:
+    """While gatewayCpuHog is on, every traced request first burns `CPU_HOG_SECONDS` of
+    CPU on the event loop, in a `cpu-intensive work` span inside the request's span, as
+    a hot loop in a request handler would. Off, it costs one dictionary lookup."""
+
+    def __init__(self, app: ASGIApp, faults: FaultFlags) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (fault := self.faults.active("gatewayCpuHog")) \
+                and not str(scope["path"]).startswith(UNOBSERVED_PATHS):
+            with fault.span("cpu-intensive work") as span:
+                span.set_attribute("kansoku.cpu_hog.rounds", burn_cpu(CPU_HOG_SECONDS))
+        await self.app(scope, receive, send)
+
+
+async def deliver_image_slowly(faults: FaultFlags) -> None:
+    """With imageSlowLoad on, wait its variant's seconds before an image is sent."""
+    if fault := faults.active("imageSlowLoad"):
+        await fault.sleep(float(fault.value), "slow image delivery")
+
+
+# --- Switching the flags (admin API and pages) ------------------------------------------
+
+def flags_file(request: Request) -> Path:
+    """The flags file, or a 503 problem if the gateway was not told of one."""
+    path: Path | None = request.app.state.settings.flags_file
+    if path is None:
+        raise Problem(503, "flags-unavailable", "The gateway does not know the fault flags "
+                      f"file: set {flags.FLAGS_FILE_VARIABLE} (`kansoku up` does).")
+    return path
+
+
+def _problem(exc: flags.FlagError | flags.FlagFileError, name: str) -> Problem:
+    if isinstance(exc, flags.FlagFileError):
+        return Problem(503, "flags-unreadable", str(exc))
+    if name not in flags.FLAGS and not any(n.lower() == name.lower() for n in flags.FLAGS):
+        return Problem(404, "flag-not-found", str(exc), flags=list(flags.FLAGS))
+    flag = flags.flag_definition(name)
+    return Problem(422, "unknown-variant", str(exc), field="variant",
+                   variants=flag.variant_names)
+
+
+def describe(variants: dict[str, str]) -> list[FaultFlag]:
+    """Every flag with its current variant, for the API and the page."""
+    return [FaultFlag(name=flag.name, variant=variants.get(flag.name, flags.OFF),
+                      variants=flag.variant_names, service=flag.service,
+                      description=flag.description, effect=flag.effect,
+                      look_for=flag.look_for)
+            for flag in flags.FLAGS.values()]
+
+
+def current(path: Path) -> list[FaultFlag]:
+    try:
+        return describe(flags.read_variants(path))
+    except flags.FlagFileError as exc:
+        raise _problem(exc, "") from exc
+
+
+def switch(path: Path, name: str, variant: str) -> FaultFlag:
+    """Set flag `name` to `variant`: 404 for an unknown flag, 422 for an unknown variant,
+    each naming the valid ones."""
+    try:
+        canonical, _ = flags.set_variant(path, name, variant)
+    except (flags.FlagError, flags.FlagFileError) as exc:
+        raise _problem(exc, name) from exc
+    return next(flag for flag in current(path) if flag.name == canonical)
+
+
+def reset(path: Path) -> list[FaultFlag]:
+    flags.reset(path)
+    return current(path)
+
+
+def page_rows(path: Path | None) -> tuple[list[dict[str, Any]], str | None]:
+    """The flags for the admin page, and why they cannot be shown (or None)."""
+    if path is None:
+        return [], (f"The gateway does not know the fault flags file: set "
+                    f"{flags.FLAGS_FILE_VARIABLE} (`kansoku up` does).")
+    try:
+        return [row.model_dump() for row in describe(flags.read_variants(path))], None
+    except flags.FlagFileError as exc:
+        return [row.model_dump() for row in describe({})], str(exc)
