@@ -1,7 +1,122 @@
-"""`kansoku alerts …`: the alert rules and SLOs (see docs/alerts.md)."""
+"""`kansoku alerts …`: the alert rules and SLOs (see docs/alerts.md).
+
+- `init` writes the packaged defaults to `<data dir>/alerts.yaml`, to edit;
+- `check [FILE]` checks a rules file (the data directory's by default) and says what is
+  wrong in one line;
+- `list` shows the running explorer's alerts;
+- `export DIR` writes the same rules for distributed mode: Prometheus rules, a
+  Prometheus configuration that loads them, and an Alertmanager configuration.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
 import typer
+import yaml
+from rich.table import Table
+
+from kansoku.commands.common import DataDir, console, fail, load_settings
+from kansoku.explorer import prometheus
+from kansoku.explorer.rules import RuleFile, RulesError, default_rules_text, load_rules
 
 app = typer.Typer(help="The alert rules and SLOs.", no_args_is_help=True)
+
+RulesOption = Annotated[Path | None, typer.Option(
+    "--rules", help="A rules file [default: <data dir>/alerts.yaml, else the packaged "
+                    "defaults]", show_default=False)]
+
+
+def _rules_path(data_dir: Path | None) -> Path:
+    return load_settings(data_dir).data_dir / "alerts.yaml"
+
+
+def _load(path: Path | None, data_dir: Path | None) -> tuple[RuleFile, str]:
+    chosen = path or _rules_path(data_dir)
+    if path is not None and not path.exists():
+        fail(f"{path} does not exist: give an existing rules file, or leave --rules out "
+             "for the data directory's (or the defaults)")
+    try:
+        return load_rules(chosen), str(chosen) if chosen.exists() else "the packaged defaults"
+    except RulesError as exc:
+        fail(f"{exc} — fix the file and run `kansoku alerts check` again")
+
+
+@app.command("init")
+def init(data_dir: DataDir = None,
+         force: Annotated[bool, typer.Option(help="Overwrite an existing file")] = False,
+         ) -> None:
+    """Write the default rules to <data dir>/alerts.yaml, to edit; the explorer reads
+    the file instead of its defaults and picks up changes by itself."""
+    path = _rules_path(data_dir)
+    if path.exists() and not force:
+        fail(f"{path} exists already: edit it, or run with --force to start again from "
+             "the defaults")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(default_rules_text(), encoding="utf-8")
+    console.print(f"Wrote the default rules to {path}.")
+
+
+@app.command("check")
+def check(file: Annotated[Path | None, typer.Argument(
+              help="The rules file [default: <data dir>/alerts.yaml]",
+              show_default=False)] = None,
+          data_dir: DataDir = None) -> None:
+    """Check a rules file: one line saying what is wrong, or what it holds."""
+    rules, source = _load(file, data_dir)
+    console.print(f"{source}: {len(rules.rules)} rules, {len(rules.slos)} SLOs, "
+                  f"{len(rules.notifications.receivers)} receivers — OK", highlight=False)
+
+
+@app.command("list")
+def list_alerts(data_dir: DataDir = None) -> None:
+    """The running explorer's alerts: firing, pending, lately resolved."""
+    url = load_settings(data_dir).service_url("explorer")
+    try:
+        answer = httpx.get(f"{url}/api/alerts", timeout=10)
+        answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        fail(f"the explorer at {url} did not answer ({exc}): start the stack with "
+             "`kansoku up`")
+    found: list[dict[str, Any]] = answer.json()["data"]
+    if not found:
+        console.print("No alerts: all quiet.")
+        return
+    table = Table("State", "Alert", "Service", "Value", "Summary")
+    for alert in found:
+        table.add_row(alert["state"], alert["name"], alert["service"] or "",
+                      alert["value_text"] or "", alert["summary"])
+    console.print(table)
+
+
+@app.command("export")
+def export(directory: Annotated[Path, typer.Argument(help="Where to write the files")],
+           rules_file: RulesOption = None, data_dir: DataDir = None,
+           host: Annotated[str, typer.Option(help="Where the services listen")] = "127.0.0.1",
+           alertmanager: Annotated[str, typer.Option(
+               help="Alertmanager's host:port")] = "127.0.0.1:9093",
+           smtp: Annotated[str, typer.Option(
+               help="SMTP server (host:port) for e-mail receivers without one")
+           ] = "127.0.0.1:8025",
+           ) -> None:
+    """Write the rules for distributed mode: kansoku-rules.yml (Prometheus recording
+    and alerting rules), prometheus.yml (scrapes every service, loads the rules) and
+    alertmanager.yml (the receivers, grouping and repeat interval)."""
+    rules, source = _load(rules_file, data_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create {directory} ({exc.strerror}): choose a writable directory")
+    files = {
+        prometheus.RULES_FILE: prometheus.prometheus_rules(rules),
+        "prometheus.yml": prometheus.prometheus_config(host=host, alertmanager=alertmanager),
+        "alertmanager.yml": prometheus.alertmanager_config(rules, smtp=smtp),
+    }
+    header = (f"# Written by `kansoku alerts export` from {source}; see docs/alerts.md.\n")
+    for name, document in files.items():
+        (directory / name).write_text(
+            header + yaml.safe_dump(document, sort_keys=False, width=100), encoding="utf-8")
+    console.print(f"Wrote {', '.join(files)} to {directory} (from {source}).",
+                  highlight=False)

@@ -1,5 +1,6 @@
 """The explorer's routes: the OTLP/HTTP receiver, the Jaeger-compatible query API, and
-kansoku's own JSON endpoints (RED, service map, logs, one trace with its logs)."""
+kansoku's own JSON endpoints (RED, service map, logs, one trace with its logs, problems,
+alerts and SLOs)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import time
 import zlib
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -27,13 +28,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from kansoku.explorer import otlp, problems, queries
-from kansoku.explorer.schemas import Problems
+from kansoku.explorer import alerts, otlp, problems, queries, slos
+from kansoku.explorer.schemas import AlertHistory, Alerts, Problems, Slos
 from kansoku.explorer.store import StoreBusy, TelemetryStore
 from kansoku.kit import semconv
 from kansoku.kit.errors import Problem
 
 router = APIRouter()
+
+alerts_state = Literal["pending", "firing", "resolved"]
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -409,6 +412,86 @@ async def list_problems(
     return {"data": [problems.presented(row) for row in found]}
 
 
+def _evaluator(request: Request) -> alerts.AlertEvaluator:
+    evaluator: alerts.AlertEvaluator | None = request.app.state.alerts
+    if evaluator is None:
+        raise Problem(404, "alerts-disabled", "Alerting is off in this explorer "
+                      "(KANSOKU_EXPLORER_ALERTS_ENABLED=false).")
+    return evaluator
+
+
+@router.get("/api/alerts", tags=["alerts"], response_model=Alerts)
+async def list_alerts(
+    request: Request,
+    state: Annotated[alerts_state | None, Query(
+        description="Only alerts in this state")] = None,
+    service: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    """The alerts: firing first, then pending, then those resolved within the last
+    hour; each with its rule, state, service, value, since when, labels, a summary
+    that says where to look, and links into the explorer (docs/alerts.md)."""
+    _evaluator(request)
+    found = [alerts.presented(row) for row in await _read(request, queries.alert_states)]
+    found = [alert for alert in found if (not state or alert["state"] == state)
+             and (not service or alert["service"] == service)]
+    found.sort(key=lambda a: (alerts.STATE_ORDER.get(a["state"], 9), -a["since_ns"]))
+    return {"data": found}
+
+
+@router.get("/api/alerts/history", tags=["alerts"], response_model=AlertHistory)
+async def alert_history(
+    request: Request,
+    rule: Annotated[str | None, Query(max_length=200)] = None,
+    service: Annotated[str | None, Query(max_length=200)] = None,
+    lookback: Annotated[str, Query(description="e.g. 1h, 2d")] = "24h",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> dict[str, Any]:
+    """Every change of an alert's state (pending, firing, resolved, or inactive: a
+    pending alert that went away), newest first."""
+    _evaluator(request)
+    start_ns, _ = _lookback_window(lookback)
+    return {"data": await _read(request, queries.alert_history, since_ns=start_ns,
+                                rule=rule, service=service, limit=limit)}
+
+
+@router.get("/api/alerts/rules", tags=["alerts"])
+async def alert_rules(request: Request) -> dict[str, Any]:
+    """The rules in use, where they come from, and the last error reading the rules
+    file (the previous rules stay in use while the file has a mistake)."""
+    evaluator = _evaluator(request)
+    rules = evaluator.rules
+    return {"data": {
+        "source": evaluator.rules_source, "load_error": evaluator.load_error,
+        "rule_errors": dict(evaluator.rule_errors),
+        "rules": [rule.model_dump(mode="json", by_alias=True) for rule in rules.rules],
+        "slos": [slo.model_dump(mode="json") for slo in rules.slos],
+        "notifications": {
+            **rules.notifications.model_dump(mode="json", exclude={"receivers"}),
+            "receivers": [{"name": r.name, "kind": "webhook" if r.webhook else "email"}
+                          for r in rules.notifications.receivers]}}}
+
+
+@router.get("/api/slos", tags=["alerts"], response_model=Slos)
+async def list_slos(request: Request,
+                    lookback: Annotated[str, Query(description="The charts' range, e.g. "
+                                                               "6h, 24h")] = "24h",
+                    step: Annotated[str | None, Query(
+                        description="The charts' step, e.g. 5m (default: about 60 "
+                                    "steps)")] = None,
+                    ) -> dict[str, Any]:
+    """The SLOs of the rules file: over each SLO's window the requests, the share that
+    was good and the error budget remaining; the burn rate over 5m, 30m, 1h, 6h and 3d;
+    and per step the burn rate and the budget remaining, for charts."""
+    evaluator = _evaluator(request)
+    start_ns, end_ns = _lookback_window(lookback)
+    step_ns = _step_ns(step) if step else max((end_ns - start_ns) // 60, 1_000_000_000)
+
+    def build(store: TelemetryStore) -> list[dict[str, Any]]:
+        return [slos.report(store, slo, now_ns=end_ns, lookback_ns=end_ns - start_ns,
+                            step_ns=step_ns) for slo in evaluator.rules.slos]
+    return {"data": await asyncio.to_thread(build, _store(request))}
+
+
 @router.get("/api/stats", tags=["kansoku"])
 async def stats(request: Request) -> dict[str, Any]:
     """What arrived since the explorer started, what waits to be written, the size of
@@ -416,6 +499,8 @@ async def stats(request: Request) -> dict[str, Any]:
     store = _store(request)
     size = await asyncio.to_thread(store.size_bytes)
     detector: problems.ProblemDetector | None = request.app.state.problems
+    evaluator: alerts.AlertEvaluator | None = request.app.state.alerts
     return {"received": dict(store.received), "pending_rows": store.pending_rows,
             "store_bytes": size, "services": await _read(request, queries.services),
-            "problems": detector.stats() if detector else None}
+            "problems": detector.stats() if detector else None,
+            "alerts": evaluator.stats() if evaluator else None}

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from kansoku.explorer import SERVICE, api, pages
+from kansoku.explorer.alerts import AlertEvaluator
+from kansoku.explorer.notify import Notifier
 from kansoku.explorer.problems import ProblemDetector, Thresholds
 from kansoku.explorer.settings import Settings
 from kansoku.explorer.store import TelemetryStore
@@ -50,20 +52,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         baseline_check_seconds=settings.problems_baseline_check_seconds,
     ) if settings.problems_enabled else None
 
+    evaluator = AlertEvaluator(
+        store, settings.alerts_file, check_seconds=settings.alerts_check_seconds,
+        resolved_keep_seconds=settings.alerts_resolved_keep_seconds,
+        notifier=Notifier(public_url=settings.public_url
+                          or f"http://{settings.host}:{settings.port}",
+                          smtp_host=settings.alerts_smtp_host,
+                          smtp_port=settings.alerts_smtp_port),
+    ) if settings.alerts_enabled else None
+    background = [enforce_retention, *([detector.run_forever] if detector else []),
+                  *([evaluator.run_forever] if evaluator else [])]
+
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=Telemetry(SERVICE),
         description="Receives OTLP (traces, metrics, logs) into an embedded DuckDB store "
                     "and answers questions about it: the Jaeger query API, RED, the "
-                    "service map, logs, and the problems it detects in the traces.",
+                    "service map, logs, the problems it detects in the traces, and the "
+                    "alerts and SLOs it evaluates.",
         # Exports arrive every few seconds from every service: not worth a log line each.
         quiet_paths=("/v1/",),
-        background=[enforce_retention, *([detector.run_forever] if detector else [])],
+        background=background,
         on_shutdown=[close_store],
     )
     app.state.store = store
     app.state.problems = detector
+    app.state.alerts = evaluator
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)

@@ -17,8 +17,8 @@ templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 #: (path, label) of the navigation, in order.
 SECTIONS = (("/", "Services"), ("/map", "Service map"), ("/traces", "Traces"),
-            ("/problems", "Problems"), ("/logs", "Logs"), ("/charts", "Metrics"),
-            ("/browser", "Browser"))
+            ("/problems", "Problems"), ("/alerts", "Alerts"), ("/slos", "SLOs"),
+            ("/logs", "Logs"), ("/charts", "Metrics"), ("/browser", "Browser"))
 
 
 def _page(request: Request, page: str, title: str, **context: object) -> Response:
@@ -70,3 +70,13 @@ async def metrics_page(request: Request) -> Response:
 @router.get("/browser", response_class=HTMLResponse)
 async def browser_page(request: Request) -> Response:
     return _page(request, "browser", "Browser")
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def alerts_page(request: Request) -> Response:
+    return _page(request, "alerts", "Alerts")
+
+
+@router.get("/slos", response_class=HTMLResponse)
+async def slos_page(request: Request) -> Response:
+    return _page(request, "slos", "SLOs")

@@ -498,3 +498,169 @@ def problems_of_trace(store: TelemetryStore, trace_id: str) -> list[dict[str, An
         row["details"] = _loads(row.pop("occurrence_details")) or {}
         row["occurrences"] = 1
     return rows
+
+
+# --- alerts and SLOs (explorer/alerts.py, explorer/slos.py) ----------------------------
+
+#: A request failed: error status, or an HTTP status of 500 or more.
+_FAILED = "(status = 'error' OR coalesce(http_status, 0) >= 500)"
+
+
+def _like(pattern: str) -> str:
+    """A pattern with * for anything as a LIKE pattern (escape: backslash)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def request_windows(store: TelemetryStore, *, start_ns: int, end_ns: int, by_route: bool,
+                    quantile: float, services: list[str], exclude_services: list[str],
+                    exclude_routes: list[str], min_requests: int) -> list[dict[str, Any]]:
+    """Server spans that started in [start, end), per service (and route): requests,
+    failures (error status or 5xx), the duration at `quantile` (ns), and as examples
+    the slowest trace and the latest failed one. Only groups with at least
+    `min_requests` requests."""
+    where = ["kind = 'server'", "start_ns >= ?", "start_ns < ?"]
+    parameters: list[Any] = [start_ns, end_ns]
+    if services:
+        where.append("service = ANY(?::VARCHAR[])")
+        parameters.append(list(services))
+    if exclude_services:
+        where.append("NOT service = ANY(?::VARCHAR[])")
+        parameters.append(list(exclude_services))
+    for pattern in exclude_routes:
+        where.append("coalesce(route, name) NOT LIKE ? ESCAPE '\\'")
+        parameters.append(_like(pattern))
+    group = "service, coalesce(route, name)" if by_route else "service"
+    route = "coalesce(route, name)" if by_route else "NULL"
+    return store.rows(
+        f"SELECT service, {route} AS route, count(*) AS requests, "
+        f"count(*) FILTER (WHERE {_FAILED}) AS errors, "
+        "quantile_cont(duration_ns, ?) AS quantile_ns, "
+        "arg_max(trace_id, duration_ns) AS slowest_trace_id, "
+        f"arg_max(trace_id, start_ns) FILTER (WHERE {_FAILED}) AS failed_trace_id "
+        f"FROM spans WHERE {' AND '.join(where)} GROUP BY {group} "
+        f"HAVING count(*) >= ? ORDER BY {group}",
+        [quantile, *parameters, min_requests])
+
+
+def _attribute_filter(attributes: dict[str, str] | None) -> tuple[str, list[Any]]:
+    extra, parameters = "", []
+    for key, value in (attributes or {}).items():
+        extra += " AND json_extract_string(attributes, ?) = ?"
+        parameters += ['$."' + key.replace('"', "") + '"', value]
+    return extra, parameters
+
+
+def gauge_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
+                    attributes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """A gauge (or up-down counter) in [start, end), per series (service and attribute
+    set): its mean and its latest value; attributes as a dict."""
+    extra, parameters = _attribute_filter(attributes)
+    rows = store.rows(
+        "SELECT service, CAST(attributes AS VARCHAR) AS attributes, avg(value) AS mean, "
+        "arg_max(value, time_ns) AS latest FROM metric_points "
+        f"WHERE name = ? AND time_ns >= ? AND time_ns < ? AND value IS NOT NULL {extra} "
+        "GROUP BY service, CAST(attributes AS VARCHAR) ORDER BY service",
+        [name, start_ns, end_ns, *parameters])
+    for row in rows:
+        row["attributes"] = _loads(row["attributes"]) or {}
+    return rows
+
+
+def increase_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
+                       attributes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """How much a counter grew in [start, end), per series (service and attribute set),
+    as `metric_increase` counts it; attributes as a dict."""
+    extra, parameters = _attribute_filter(attributes)
+    rows = store.rows(
+        "SELECT service, attributes, CASE WHEN temporality = 'delta' THEN inside ELSE "
+        "greatest(last_inside - coalesce(last_before, 0), 0) END AS increase FROM ("
+        "SELECT service, CAST(attributes AS VARCHAR) AS attributes, temporality, "
+        "sum(value) FILTER (WHERE time_ns >= ?) AS inside, "
+        "arg_max(value, time_ns) FILTER (WHERE time_ns >= ?) AS last_inside, "
+        "arg_max(value, time_ns) FILTER (WHERE time_ns < ?) AS last_before "
+        f"FROM metric_points WHERE name = ? AND time_ns < ? {extra} "
+        "GROUP BY service, CAST(attributes AS VARCHAR), temporality) "
+        "WHERE last_inside IS NOT NULL ORDER BY service",
+        [start_ns, start_ns, start_ns, name, end_ns, *parameters])
+    for row in rows:
+        row["attributes"] = _loads(row["attributes"]) or {}
+    return rows
+
+
+def histogram_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int
+                        ) -> list[dict[str, Any]]:
+    """A histogram's points per series for the window: cumulative series give their
+    latest buckets inside [start, end) and their latest before it; delta series every
+    point inside (`bucket_counts`, `bounds`, `temporality`; attributes as a dict)."""
+    rows = store.rows(
+        "SELECT service, CAST(attributes AS VARCHAR) AS attributes, temporality, "
+        "bounds, bucket_counts, time_ns >= ? AS inside FROM ("
+        "SELECT *, row_number() OVER (PARTITION BY service, CAST(attributes AS VARCHAR), "
+        "temporality, time_ns >= ? ORDER BY time_ns DESC) AS newest FROM metric_points "
+        "WHERE name = ? AND kind = 'histogram' AND time_ns < ? "
+        "AND time_ns >= ? - (? - ?)) "
+        "WHERE temporality = 'delta' AND time_ns >= ? OR temporality <> 'delta' "
+        "AND newest = 1", [start_ns, start_ns, name, end_ns, start_ns, end_ns, start_ns,
+                           start_ns])
+    for row in rows:
+        row["attributes"] = _loads(row["attributes"]) or {}
+    return rows
+
+
+def slo_counts(store: TelemetryStore, *, service: str, operations: list[str],
+               threshold_ns: int | None, start_ns: int, end_ns: int) -> tuple[int, int]:
+    """(requests, bad requests) of a journey in [start, end): bad = failed, or (with
+    `threshold_ns`) slower than it."""
+    bad = f"duration_ns > {int(threshold_ns)}" if threshold_ns else _FAILED
+    rows = store.rows(
+        f"SELECT count(*) AS total, count(*) FILTER (WHERE {bad}) AS bad FROM spans "
+        "WHERE kind = 'server' AND service = ? AND name = ANY(?::VARCHAR[]) "
+        "AND start_ns >= ? AND start_ns < ?", [service, list(operations), start_ns, end_ns])
+    return int(rows[0]["total"]), int(rows[0]["bad"])
+
+
+def slo_steps(store: TelemetryStore, *, service: str, operations: list[str],
+              threshold_ns: int | None, start_ns: int, end_ns: int, step_ns: int
+              ) -> list[dict[str, Any]]:
+    """`slo_counts` per time step (`time_ns`, `total`, `bad`), oldest first; steps
+    without requests are left out."""
+    bad = f"duration_ns > {int(threshold_ns)}" if threshold_ns else _FAILED
+    step = int(step_ns)
+    return store.rows(
+        f"SELECT (start_ns // {step}) * {step} AS time_ns, count(*) AS total, "
+        f"count(*) FILTER (WHERE {bad}) AS bad FROM spans "
+        "WHERE kind = 'server' AND service = ? AND name = ANY(?::VARCHAR[]) "
+        "AND start_ns >= ? AND start_ns < ? GROUP BY 1 ORDER BY 1",
+        [service, list(operations), start_ns, end_ns])
+
+
+def alert_states(store: TelemetryStore) -> list[dict[str, Any]]:
+    """The alerts' current states, as `TelemetryStore.save_alerts` keeps them."""
+    rows = store.rows(
+        "SELECT fingerprint, rule, labels, state, since_ns, active_since_ns, value, "
+        "summary, details, notified_state, notified_ns FROM alert_states "
+        "ORDER BY rule, fingerprint")
+    for row in rows:
+        row["labels"] = _loads(row["labels"]) or {}
+        row["details"] = _loads(row["details"]) or {}
+    return rows
+
+
+def alert_history(store: TelemetryStore, *, since_ns: int, rule: str | None = None,
+                  service: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Alert state changes since `since_ns`, newest first."""
+    where, parameters = ["time_ns >= ?"], list[Any]([since_ns])
+    if rule:
+        where.append("rule = ?")
+        parameters.append(rule)
+    if service:
+        where.append("json_extract_string(labels, '$.service') = ?")
+        parameters.append(service)
+    rows = store.rows(
+        "SELECT time_ns, fingerprint, rule, labels, from_state, to_state, value, summary "
+        f"FROM alert_history WHERE {' AND '.join(where)} "
+        "ORDER BY time_ns DESC, rule LIMIT ?", [*parameters, limit])
+    for row in rows:
+        row["labels"] = _loads(row["labels"]) or {}
+    return rows

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.settings import ServiceSettings
-from kansoku.topology import DEFAULT_OTLP_PORT, SERVICES_BY_NAME
+from kansoku.topology import DEFAULT_OTLP_PORT, DEFAULT_SMTP_PORT, SERVICES_BY_NAME
 
 
 class Settings(ServiceSettings):
@@ -74,6 +74,23 @@ class Settings(ServiceSettings):
     slow_endpoint_baseline_min_requests: int = Field(50, ge=1)
     slow_endpoint_factor: float = Field(2.0, ge=1)
     slow_endpoint_min_extra_ms: float = Field(250.0, ge=0)
+
+    # --- alerts and SLOs (explorer/alerts.py; docs/alerts.md) -------------------------
+    #: Evaluate the alert rules at all.
+    alerts_enabled: bool = True
+    #: The user's rules file (YAML); absent or unset: the packaged defaults.
+    alerts_file: str | None = None
+    #: How often the rules are evaluated (and the file checked for changes).
+    alerts_check_seconds: float = Field(10.0, gt=0)
+    #: How long a resolved alert stays listed in /api/alerts (its history stays).
+    alerts_resolved_keep_seconds: float = Field(3600.0, ge=0)
+    #: Where e-mail receivers send, unless they name a server: the stack's mailbox.
+    alerts_smtp_host: str = Field("127.0.0.1", validation_alias=AliasChoices(
+        "KANSOKU_EXPLORER_ALERTS_SMTP_HOST", "KANSOKU_HOST"))
+    alerts_smtp_port: int = Field(DEFAULT_SMTP_PORT, validation_alias=AliasChoices(
+        "KANSOKU_EXPLORER_ALERTS_SMTP_PORT", "KANSOKU_WORKER_SMTP_PORT"))
+    #: The explorer's address in notifications' links (default: http://host:port).
+    public_url: str | None = None
 
     def listen_ports(self) -> list[int]:
         return [self.port, self.otlp_port]

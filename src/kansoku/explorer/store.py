@@ -16,6 +16,10 @@ Problem detection (`explorer/problems.py`) listens to the span commits
 (`add_span_listener`) and keeps what it finds in `problems` (one row per fingerprint)
 and `problem_occurrences` (one per problem and trace), written by `record_problems`;
 retention treats them like the rest.
+
+The alert evaluator (`explorer/alerts.py`) keeps each alert's current state in
+`alert_states` and every change of state in `alert_history` (`save_alerts`); retention
+deletes old history, never a current state.
 """
 
 from __future__ import annotations
@@ -73,6 +77,17 @@ CREATE TABLE IF NOT EXISTS problem_occurrences (
     fingerprint VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, time_ns BIGINT NOT NULL,
     span_ids VARCHAR[] NOT NULL, impact DOUBLE NOT NULL, details JSON
 );
+CREATE TABLE IF NOT EXISTS alert_states (
+    fingerprint VARCHAR NOT NULL, rule VARCHAR NOT NULL, labels JSON NOT NULL,
+    state VARCHAR NOT NULL, since_ns BIGINT NOT NULL, active_since_ns BIGINT NOT NULL,
+    value DOUBLE, summary VARCHAR, details JSON, notified_state VARCHAR,
+    notified_ns BIGINT
+);
+CREATE TABLE IF NOT EXISTS alert_history (
+    time_ns BIGINT NOT NULL, fingerprint VARCHAR NOT NULL, rule VARCHAR NOT NULL,
+    labels JSON NOT NULL, from_state VARCHAR NOT NULL, to_state VARCHAR NOT NULL,
+    value DOUBLE, summary VARCHAR
+);
 """
 
 _TEXT, _BIGINT, _INTEGER, _DOUBLE = pa.string(), pa.int64(), pa.int32(), pa.float64()
@@ -101,7 +116,8 @@ _STAGED = "staged_rows"
 #: Each table's time column: retention deletes by it (a problem goes with its last
 #: occurrence).
 _TIME_COLUMNS = {"spans": "start_ns", "logs": "time_ns", "metric_points": "time_ns",
-                 "problems": "last_seen_ns", "problem_occurrences": "time_ns"}
+                 "problems": "last_seen_ns", "problem_occurrences": "time_ns",
+                 "alert_history": "time_ns"}
 #: Rows one commit takes at most; more wait for the next.
 _MAX_BATCH_ROWS = 50_000
 #: How long the writer waits for more rows to share a commit with.
@@ -132,6 +148,38 @@ class ProblemOccurrence:
     #: 0: one occurrence per trace. Otherwise at most one per this many ns (the baseline
     #: rules look at overlapping windows: one occurrence per window).
     once_per_ns: int = 0
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    """One alert (a rule and one set of label values) as `alert_states` keeps it; the
+    evaluator (`explorer/alerts.py`) owns the meaning of each field."""
+
+    fingerprint: str
+    rule: str
+    labels: dict[str, str]
+    state: str
+    since_ns: int
+    active_since_ns: int
+    value: float | None
+    summary: str
+    details: dict[str, Any]
+    notified_state: str | None
+    notified_ns: int | None
+
+
+@dataclass(frozen=True)
+class AlertTransition:
+    """An alert moving from one state to another, for `alert_history`."""
+
+    time_ns: int
+    fingerprint: str
+    rule: str
+    labels: dict[str, str]
+    from_state: str
+    to_state: str
+    value: float | None
+    summary: str
 
 
 @dataclass
@@ -384,6 +432,38 @@ class TelemetryStore:
                      example.target, min(o.time_ns for o in new), example.time_ns, len(new),
                      sum(o.impact for o in new), example.impact_unit, example.trace_id,
                      _as_json(example.details)])
+
+    # --- alerts ----------------------------------------------------------------------
+
+    def save_alerts(self, alerts: Sequence[AlertRow],
+                    transitions: Sequence[AlertTransition]) -> None:
+        """Replace the alerts' current states with `alerts` and append `transitions` to
+        their history, in one transaction (a few hundred rows at most: the states are
+        rewritten whole). Call it from one thread at a time."""
+        def run(cursor: duckdb.DuckDBPyConnection) -> None:
+            cursor.execute("BEGIN TRANSACTION")
+            try:
+                cursor.execute("DELETE FROM alert_states")
+                if alerts:
+                    cursor.executemany(
+                        "INSERT INTO alert_states (fingerprint, rule, labels, state, "
+                        "since_ns, active_since_ns, value, summary, details, "
+                        "notified_state, notified_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [[a.fingerprint, a.rule, _as_json(a.labels), a.state, a.since_ns,
+                          a.active_since_ns, a.value, a.summary, _as_json(a.details),
+                          a.notified_state, a.notified_ns] for a in alerts])
+                if transitions:
+                    cursor.executemany(
+                        "INSERT INTO alert_history (time_ns, fingerprint, rule, labels, "
+                        "from_state, to_state, value, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        [[t.time_ns, t.fingerprint, t.rule, _as_json(t.labels), t.from_state,
+                          t.to_state, t.value, t.summary] for t in transitions])
+                cursor.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.execute("ROLLBACK")
+                raise
+        self.read(run)
 
     # --- reading ---------------------------------------------------------------------
 

@@ -443,6 +443,92 @@ function fail(error) {
   show(el("p", { class: "error", role: "alert" }, `Could not load this page: ${error.message}`));
 }
 
+
+// --- Alerts and SLOs (docs/alerts.md) -------------------------------------------------
+
+const stateLabel = { firing: "Firing", pending: "Pending", resolved: "Resolved", inactive: "Cleared" };
+
+function alertLinks(alert) {
+  const names = { service: alert.service, traces: "traces", example_trace: "example trace", logs: "error logs", slos: "SLOs" };
+  return Object.entries(alert.links || {}).flatMap(([name, path], index) =>
+    [index ? " · " : "", link(path, names[name] || name)]);
+}
+
+function alertCard(alert) {
+  const extra = Object.entries(alert.labels).filter(([key]) => !["service", "severity"].includes(key))
+    .map(([key, value]) => `${key}=${value}`).join(" · ");
+  return el("li", {}, el("article", { class: `alert ${alert.state} ${alert.severity}`, "aria-label": `${alert.name} ${alert.state}` },
+    el("h2", {}, el("span", { class: "state" }, stateLabel[alert.state] || alert.state), " ",
+      el("span", { class: "name" }, alert.name), " ",
+      alert.service ? link(withLookback(`/services/${encodeURIComponent(alert.service)}`), alert.service) : null,
+      extra ? el("span", { class: "muted" }, ` · ${extra}`) : null),
+    el("p", { class: "summary" }, alert.summary),
+    el("p", { class: "muted" }, `${alert.severity} · value ${alert.value_text ?? alert.value ?? "–"}`,
+      alert.threshold_text ? ` (threshold ${alert.threshold_text})` : "",
+      ` · ${alert.state} since ${when(alert.since_ns)}`),
+    el("p", {}, alertLinks(alert))));
+}
+
+pages.alerts = async () => {
+  const [alerts, history, rules] = await Promise.all([api("/api/alerts"),
+    api("/api/alerts/history", { lookback, limit: 200 }), api("/api/alerts/rules")]);
+  const active = alerts.filter((a) => a.state !== "resolved");
+  const resolved = alerts.filter((a) => a.state === "resolved");
+  const problems = rules.load_error ? [el("p", { class: "error", role: "alert" },
+    `The rules file has a mistake, so the rules before it stay in use: ${rules.load_error}`)] : [];
+  const historyTable = history.length ? el("table", { class: "data history" },
+    el("thead", {}, el("tr", {}, ...["Time", "Alert", "Labels", "Change", "Value"].map((n) => el("th", { scope: "col" }, n)))),
+    el("tbody", {}, history.map((h) => el("tr", { class: h.to_state === "firing" ? "bad" : "" },
+      el("td", {}, when(h.time_ns)), el("td", {}, h.rule),
+      el("td", {}, Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(" ")),
+      el("td", {}, `${stateLabel[h.from_state] || h.from_state} → ${stateLabel[h.to_state] || h.to_state}`),
+      el("td", {}, h.value === null ? "–" : +h.value.toPrecision(3))))))
+    : empty("No alert changed state in this time range.");
+  show(...problems,
+    el("p", { class: "muted" }, `${rules.rules.length} rules from ${rules.source}, evaluated every few seconds. The same list is `,
+      el("code", {}, "GET /api/alerts"), "."),
+    el("h2", {}, "Firing and pending"),
+    active.length ? el("ol", { class: "alerts" }, active.map(alertCard)) : empty("Nothing is firing. All quiet."),
+    ...(resolved.length ? [el("h2", {}, "Resolved lately"), el("ol", { class: "alerts" }, resolved.map(alertCard))] : []),
+    el("h2", {}, "History"), historyTable);
+};
+
+const fixed = (value, digits = 1) => value === null || value === undefined ? "–" : value.toFixed(digits);
+
+function sloCard(slo) {
+  const remaining = slo.budget_remaining;
+  const level = remaining === null ? "" : remaining < 0 ? "bad" : remaining < 0.25 ? "low" : "good";
+  const goal = slo.kind === "latency" ? `${slo.objective_percent} % of requests within ${ms(slo.threshold_ms)}`
+    : `${slo.objective_percent} % of requests succeed`;
+  const burns = el("table", { class: "data burns" },
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Window"), ...slo.burn_rates.map((b) => el("th", { scope: "col" }, b.window)))),
+    el("tbody", {}, el("tr", {}, el("th", { scope: "row" }, "Burn rate"),
+      ...slo.burn_rates.map((b) => el("td", { class: b.burn_rate >= 1 ? "bad" : "" }, b.burn_rate === null ? "–" : `${fixed(b.burn_rate)}×`)))));
+  const burnPoints = slo.series.filter((p) => p.burn_rate !== null).map((p) => ({ service: "burn rate", time_ns: p.time_ns, value: p.burn_rate }));
+  const budgetPoints = slo.series.filter((p) => p.budget_remaining !== null)
+    .map((p) => ({ service: "budget remaining (%)", time_ns: p.time_ns, value: Math.max(0, 100 * p.budget_remaining) }));
+  return el("li", {}, el("article", { class: `slo ${level}`, "aria-label": `SLO ${slo.name}` },
+    el("h2", {}, slo.name, " ", link(withLookback(`/services/${encodeURIComponent(slo.service)}`), slo.service)),
+    el("p", {}, slo.description, " ", el("span", { class: "muted" }, `${goal} over ${slo.window}: ${slo.operations.join(", ")}`)),
+    el("p", { class: "budget" }, el("strong", {}, remaining === null ? "No requests yet" : `${fixed(100 * remaining)} % of the error budget left`),
+      el("span", { class: "muted" }, ` · ${slo.requests} requests, ${slo.bad} bad · SLI ${slo.sli_percent === null ? "–" : `${fixed(slo.sli_percent, 2)} %`}`)),
+    el("div", { class: "meter", role: "meter", "aria-label": "Error budget remaining", "aria-valuemin": 0, "aria-valuemax": 100,
+      "aria-valuenow": remaining === null ? 100 : Math.max(0, Math.round(100 * remaining)) },
+    el("span", { style: `width:${remaining === null ? 100 : Math.max(0, Math.min(100, 100 * remaining))}%` })),
+    burns,
+    el("div", { class: "charts-grid" },
+      burnPoints.length ? lineChart(burnPoints, "Burn rate per step (1 = on budget)", "×") : empty("No requests in this time range."),
+      budgetPoints.length ? lineChart(budgetPoints, "Error budget remaining over the SLO window", "%") : empty(""))));
+}
+
+pages.slos = async () => {
+  const found = await api("/api/slos", { lookback });
+  show(el("p", { class: "muted" }, "Each SLO's error budget is the share of requests allowed to be bad. The burn rate says how fast it goes: 1 spends it exactly over the SLO window, 14.4 spends 2 % of a 30-day budget in an hour. ",
+    link("/alerts", "Alerts"), " fire when both windows of a pair burn fast (1h and 5m at 14.4×, 6h and 30m at 6×, 3d and 6h at 1×)."),
+  found.length ? el("ol", { class: "slos" }, found.map(sloCard)) : empty("No SLOs are defined in the rules file."));
+};
+
+// Start: the page's filler, once every page above is defined.
 const range = document.getElementById("lookback");
 range.value = lookback;
 range.addEventListener("change", () => {

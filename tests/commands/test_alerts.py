@@ -1,0 +1,172 @@
+"""`kansoku alerts`: init and check (one plain line for a mistake), and export, whose
+files Prometheus's own tools accept — `promtool check rules` / `check config`,
+`amtool check-config` — and whose PromQL fires as the explorer does (`promtool test
+rules` on made-up series)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.browser import in_ci
+from tests.support import run_cli
+
+TOOLS = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
+
+
+def tool(name: str) -> str:
+    """The path of promtool or amtool; skips without it (fails under CI, where
+    scripts/install-chromium installs it)."""
+    found = shutil.which(name)
+    if found is None:
+        reason = (f"{name} is not installed: run scripts/install-chromium, or "
+                  f"'sudo apt-get install -y --no-install-recommends {TOOLS[name]}'")
+        if in_ci():
+            pytest.fail(f"{reason} (CI is set: scripts/test must install it)", pytrace=False)
+        pytest.skip(reason)
+    return found
+
+
+def environment(data_dir: Path) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("KANSOKU_", "OTEL_"))}
+    env["KANSOKU_DATA_DIR"] = str(data_dir)
+    return env
+
+
+RULES_WITH_RECEIVERS = """
+rules:
+  - name: HighErrorRate
+    kind: error_rate
+    window: 2m
+    threshold: 0.05
+    min_requests: 20
+    min_errors: 5
+    for: 20s
+    labels: {severity: critical}
+    summary: "{service} failed {value} over {window}"
+  - name: SlowResponses
+    kind: latency
+    window: 2m
+    threshold: 2s
+    group_by: [service, route]
+  - {name: QueueLag, kind: queue_lag, threshold: 20}
+  - {name: ErrorBudgetBurn, kind: slo_burn_rate}
+slos:
+  - name: product-page-latency
+    service: gateway
+    operations: ["GET /api/v1/products/{product_id}"]
+    kind: latency
+    threshold: 800ms
+    objective: 95
+notifications:
+  group_by: [service]
+  repeat_interval: 4h
+  receivers:
+    - name: on-call
+      webhook: {url: "http://127.0.0.1:9000/alerts"}
+      match: {severity: critical}
+    - name: ops-mail
+      email: {to: [ops@kansoku.local]}
+"""
+
+_SERIES = ('http_server_request_duration_seconds_count{{service="{service}",http_route="{route}",'
+           'http_request_method="{method}",http_response_status_code="{status}"}}')
+#: promtool's unit test: payments fails half its requests from the third minute on.
+UNIT_TEST = """
+rule_files: [kansoku-rules.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: '{failed}'
+        values: '0x12 0+10x20'
+      - series: '{created}'
+        values: '0+10x32'
+      - series: '{listed}'
+        values: '0+10x32'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: HighErrorRate
+        exp_alerts: []
+      - eval_time: 7m
+        alertname: HighErrorRate
+        exp_alerts:
+          - exp_labels: {service: payments, severity: critical}
+            exp_annotations:
+              summary: "payments failed 50% over 2m"
+""".replace("{failed}", _SERIES.format(service="payments", route="/payments", method="POST",
+                                       status="500")
+          ).replace("{created}", _SERIES.format(service="payments", route="/payments",
+                                                method="POST", status="201")
+          ).replace("{listed}", _SERIES.format(service="catalog", route="/products",
+                                               method="GET", status="200"))
+
+
+def test_export_passes_promtool_and_amtool(tmp_path: Path) -> None:
+    promtool, amtool = tool("promtool"), tool("amtool")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "alerts.yaml").write_text(RULES_WITH_RECEIVERS)
+    out = tmp_path / "out"
+    result = run_cli("alerts", "export", str(out), env=environment(data))
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == {"kansoku-rules.yml", "prometheus.yml",
+                                               "alertmanager.yml"}
+    for command in ([promtool, "check", "rules", "kansoku-rules.yml"],
+                    [promtool, "check", "config", "prometheus.yml"],
+                    [amtool, "check-config", "alertmanager.yml"]):
+        checked = subprocess.run(command, cwd=out, capture_output=True, text=True,
+                                 timeout=60, check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    rules = (out / "kansoku-rules.yml").read_text()
+    assert "http_server_request_duration_seconds_bucket" in rules
+    # 800 ms is not a bucket bound: the SLO counts requests within 1 s.
+    assert 'le="1.0"' in rules
+    assert "kansoku:slo_errors:ratio_rate3d" in rules
+    manager = (out / "alertmanager.yml").read_text()
+    assert "http://127.0.0.1:9000/alerts" in manager and "127.0.0.1:8025" in manager
+    assert "repeat_interval: 4h" in manager
+
+    (out / "test.yml").write_text(UNIT_TEST)
+    tested = subprocess.run([promtool, "test", "rules", "test.yml"], cwd=out,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_export_of_the_defaults_passes_promtool(tmp_path: Path) -> None:
+    promtool = tool("promtool")
+    result = run_cli("alerts", "export", str(tmp_path), env=environment(tmp_path / "none"))
+    assert result.returncode == 0, result.stderr
+    checked = subprocess.run([promtool, "check", "config", "prometheus.yml"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout
+
+
+def test_init_then_check_and_a_mistake_in_one_line(tmp_path: Path) -> None:
+    env = environment(tmp_path)
+    assert run_cli("alerts", "init", env=env).returncode == 0
+    again = run_cli("alerts", "init", env=env)
+    assert again.returncode == 1 and "exists already" in again.stderr
+    checked = run_cli("alerts", "check", env=env)
+    assert checked.returncode == 0
+    assert "alerts.yaml: 9 rules, 4 SLOs, 1 receivers — OK" in " ".join(
+        checked.stdout.split())
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules:\n  - {name: Slow, kind: latency, threshold: fast}\n")
+    result = run_cli("alerts", "check", str(broken), env=env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert f"error: {broken}: rule 'Slow' (rules[0]), field 'threshold': 'fast' is not a " \
+        "duration" in message
+    assert "kansoku alerts check" in message
+    missing = run_cli("alerts", "export", str(tmp_path / "out"), "--rules",
+                      str(tmp_path / "nope.yaml"), env=env)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
