@@ -1,0 +1,87 @@
+"""The `storefront` synthetic journey: the shop's pages in a real browser.
+
+Debian's Chromium (`/usr/bin/chromium`, the `chromium` package) driven by Playwright —
+never a browser Playwright downloads. Without Chromium or Playwright the journey is
+skipped, saying why; it is not a failure of the shop.
+
+Before each step the page's extra headers are set to that step's `traceparent` and the
+synthetic baggage, so the gateway's spans for the page (and what it calls) join the
+journey's trace under the step.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from opentelemetry import propagate
+
+if TYPE_CHECKING:
+    from kansoku.loadgen.synthetics import Journey
+
+#: Headless, with no GPU and no calls home (the same flags as the tests' browser).
+CHROMIUM_FLAGS: Final = ("--headless", "--no-sandbox", "--disable-gpu",
+                         "--disable-background-networking", "--disable-component-update",
+                         "--disable-sync", "--no-first-run")
+
+
+def missing_browser(chromium: Path) -> str | None:
+    """Why the browser journey cannot run here, or None when it can."""
+    if not os.access(chromium, os.X_OK):
+        return (f"Chromium is not installed at {chromium}: install Debian's chromium "
+                "package (apt-get install chromium) or set KANSOKU_SYNTHETICS_CHROMIUM_PATH")
+    try:
+        import playwright.async_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed: pip install playwright (no browser download)"
+    return None
+
+
+def _trace_headers() -> dict[str, str]:
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
+    return headers
+
+
+async def storefront_in_browser(journey: Journey) -> None:
+    from kansoku.loadgen.synthetics import JourneyFailed, JourneySkipped
+
+    chromium = Path(journey.monitor.chromium_path)
+    reason = missing_browser(chromium)
+    if reason:
+        raise JourneySkipped(reason)
+    from playwright.async_api import Error, async_playwright
+
+    gateway = journey.monitor.gateway
+    errors: list[str] = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=list(CHROMIUM_FLAGS))
+        try:
+            page = await browser.new_page()
+            page.set_default_timeout(journey.monitor.request_timeout * 1000)
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            try:
+                async with journey.step("home page"):
+                    await page.set_extra_http_headers(_trace_headers())
+                    answer = await page.goto(f"{gateway}/")
+                    if answer is None or answer.status != 200:
+                        raise JourneyFailed(f"the home page answered "
+                                            f"{answer.status if answer else 'nothing'}")
+                async with journey.step("product page"):
+                    await page.set_extra_http_headers(_trace_headers())
+                    link = page.locator("main a[href^='/products/']").first
+                    name = (await link.inner_text()).strip()
+                    async with page.expect_navigation():
+                        await link.click()
+                    heading = (await page.locator("h1").first.inner_text()).strip()
+                    if name and heading not in name and name not in heading:
+                        raise JourneyFailed(f"the product page shows {heading!r}, not "
+                                            f"{name!r}")
+            except Error as exc:
+                raise JourneyFailed(f"the browser: {str(exc).splitlines()[0]}") from exc
+            if errors:
+                raise JourneyFailed(f"JavaScript error on the page: {errors[0][:200]}")
+        finally:
+            await browser.close()

@@ -1,0 +1,465 @@
+"""Synthetic monitoring: scripted journeys through the shop, on a schedule and on demand.
+
+Each run of a journey is one trace: a root span `synthetic <journey>` with a child span
+per step, and under each step a client span per request, whose `traceparent` goes to the
+gateway — so the services' spans join the same trace. Every request also carries the
+baggage `kansoku.synthetic=synthetic`, which every service copies onto its spans. Each
+run records
+
+- `kansoku.synthetics.runs` (counter) and `kansoku.synthetics.duration` (histogram, s),
+  both with `kansoku.synthetic.journey` and `kansoku.synthetic.outcome`
+  (`success` / `failure`): the alert rules watch them;
+- one log record (in the run's trace), naming the journey, the outcome, the duration
+  and, for a failure, the step and what went wrong.
+
+Journeys (`JOURNEY_NAMES`):
+
+- `browse` (API): home page, categories, a product list, a search, a product;
+- `checkout` (API): as the monitor customer — log in, a product with plenty in stock,
+  add it to an emptied cart, place the order (with an Idempotency-Key), pay with the
+  test card that pays, read the order back paid;
+- `storefront` (browser): Debian's Chromium through Playwright — home page, a product
+  page, no JavaScript error on the way. Skipped, with the reason, when Chromium or
+  Playwright is missing; a skipped run records no metric.
+
+The monitor customer is `synthetic-monitor@example.com`, whose password is derived from
+the stack's service secret (`KANSOKU_SERVICE_SECRET`), so every runner of the stack — the
+scheduled one and `kansoku synth` — logs in as the same account; without a secret each
+process registers an account of its own.
+
+Run it:
+
+- on demand: `kansoku synth [--journey NAME]`;
+- on a schedule, in the stack: `kansoku serve synthetics` (`create_app`: the schedule as
+  a background task, `/health`, `/metrics`, and `GET /runs` for the latest outcomes);
+- on a schedule, alone: `python -m kansoku.loadgen.synthetics [--interval S] [--once]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+from opentelemetry import baggage, context, metrics, propagate, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from kansoku import __version__
+from kansoku.kit import semconv
+from kansoku.kit.telemetry import Telemetry
+from kansoku.loadgen import shop
+
+logger = logging.getLogger("kansoku.synthetics")
+
+#: The service name the monitors' telemetry carries.
+SERVICE: Final = "synthetics"
+#: The journeys, in the order a round runs them.
+JOURNEY_NAMES: Final = ("browse", "checkout", "storefront")
+
+SUCCESS: Final = "success"
+FAILURE: Final = "failure"
+SKIPPED: Final = "skipped"
+
+#: The monitor customer's e-mail address.
+MONITOR_EMAIL: Final = "synthetic-monitor@example.com"
+#: Duration buckets (s) for a journey: from a quick browse to a slow checkout.
+DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+#: How many recent results the runner keeps for `GET /runs`.
+KEPT_RESULTS: Final = 50
+
+
+class JourneyFailed(Exception):
+    """A step found the shop not as it should be; the message says what it saw."""
+
+
+@dataclass
+class RunResult:
+    """One run of one journey."""
+
+    journey: str
+    outcome: str
+    duration_seconds: float
+    trace_id: str | None
+    started_at: float
+    #: The step that failed, or None.
+    step: str | None = None
+    #: What went wrong, or why the journey was skipped.
+    error: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def monitor_password(service_secret: str) -> str:
+    """The monitor customer's password, derived from the stack's service secret: the
+    same for every runner of one stack, useless for anything else."""
+    return hmac.new(service_secret.encode(), b"synthetic-monitor", hashlib.sha256
+                    ).hexdigest()[:32]
+
+
+class MonitorAccount:
+    """The monitor customer: logs in, registering the account the first time."""
+
+    def __init__(self, service_secret: str | None) -> None:
+        if service_secret:
+            self.email, self.password = MONITOR_EMAIL, monitor_password(service_secret)
+        else:
+            account = shop.new_account("monitor")
+            self.email, self.password = account["email"], account["password"]
+        self.token: str | None = None
+        self.token_at = 0.0
+
+
+class Journey:
+    """What one run of a journey uses: the gateway client, spans for its steps and
+    requests, and the monitor customer."""
+
+    def __init__(self, monitor: Monitor, name: str, client: httpx.AsyncClient) -> None:
+        self.monitor, self.name, self.client = monitor, name, client
+        self.tracer = monitor.tracer
+        self.steps: list[str] = []
+        self.current_step: str | None = None
+
+    @contextlib.asynccontextmanager
+    async def step(self, name: str) -> AsyncIterator[Span]:
+        """A step of the journey: a span of its own, the parent of its requests."""
+        self.current_step = name
+        self.steps.append(name)
+        with self.tracer.start_as_current_span(f"step {name}") as span:
+            yield span
+
+    async def call(self, method: str, route: str, *, path: str | None = None,
+                   expect: int = 200, headers: dict[str, str] | None = None,
+                   **kwargs: Any) -> httpx.Response:
+        """One request to the gateway, as a client span named by its route, with the
+        trace context and the synthetic baggage in its headers. An answer other than
+        `expect` fails the journey."""
+        path = path or route
+        url = f"{self.monitor.gateway}{path}"
+        parts = urlsplit(url)
+        with self.tracer.start_as_current_span(
+                f"{method} {route}", kind=SpanKind.CLIENT, attributes={
+                    semconv.HTTP_REQUEST_METHOD: method, semconv.URL_FULL: url,
+                    semconv.SERVER_ADDRESS: parts.hostname or "",
+                    semconv.SERVER_PORT: parts.port or 80,
+                    semconv.URL_TEMPLATE: route}) as span:
+            sent = dict(headers or {})
+            propagate.inject(sent)
+            try:
+                answer = await self.client.request(method, url, headers=sent, **kwargs)
+            except httpx.HTTPError as exc:
+                span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise JourneyFailed(f"{method} {path}: {type(exc).__name__} "
+                                    f"({exc or 'no detail'})") from exc
+            span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, answer.status_code)
+            if answer.status_code != expect:
+                span.set_attribute(semconv.ERROR_TYPE, str(answer.status_code))
+                span.set_status(Status(StatusCode.ERROR))
+                raise JourneyFailed(f"{method} {path} answered {answer.status_code}, not "
+                                    f"{expect}: {_detail(answer)}")
+            return answer
+
+    async def customer(self) -> dict[str, str]:
+        """The monitor customer's Authorization header (logging in, or registering the
+        account first, when needed)."""
+        account = self.monitor.account
+        if account.token is None or time.monotonic() - account.token_at > 600:
+            credentials = {"email": account.email, "password": account.password}
+            try:
+                answer = await self.call("POST", f"{shop.API}/auth/login", json=credentials)
+            except JourneyFailed:
+                await self.call("POST", f"{shop.API}/users", expect=201, json={
+                    "name": "Synthetic Monitor", **credentials})
+                answer = await self.call("POST", f"{shop.API}/auth/login", json=credentials)
+            account.token, account.token_at = answer.json()["access_token"], time.monotonic()
+        return {"Authorization": f"Bearer {account.token}"}
+
+
+def _detail(answer: httpx.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.text[:200] or "(no body)"
+    if isinstance(body, dict):
+        return str(body.get("detail") or body.get("title") or body)[:200]
+    return str(body)[:200]
+
+
+# --- The journeys -----------------------------------------------------------------------
+
+async def browse(journey: Journey) -> None:
+    async with journey.step("home page"):
+        await journey.call("GET", "/", headers={"Accept": "text/html"})
+    async with journey.step("categories"):
+        categories = (await journey.call("GET", f"{shop.API}/categories")).json()
+        if not categories:
+            raise JourneyFailed("the shop lists no categories")
+    async with journey.step("product list"):
+        page = (await journey.call("GET", f"{shop.API}/products",
+                                   params={"category": categories[0]["slug"]})).json()
+        if not page["items"]:
+            raise JourneyFailed(f"category {categories[0]['slug']} lists no products")
+    async with journey.step("search"):
+        await journey.call("GET", f"{shop.API}/products", params={"q": shop.search_word()})
+    async with journey.step("product"):
+        product_id = page["items"][0]["id"]
+        detail = (await journey.call("GET", f"{shop.API}/products/{{product_id}}",
+                                     path=f"{shop.API}/products/{product_id}")).json()
+        if detail.get("stock_status") == "unknown":
+            raise JourneyFailed(f"product {product_id} shows no stock (inventory away?)")
+
+
+async def checkout(journey: Journey) -> None:
+    async with journey.step("log in"):
+        auth = await journey.customer()
+    async with journey.step("home page"):
+        await journey.call("GET", "/", headers={"Accept": "text/html"})
+    async with journey.step("product"):
+        listing = (await journey.call("GET", f"{shop.API}/products",
+                                      params={"limit": 100, "sort": "id"})).json()
+        product_id = None
+        for item in sorted(listing["items"], key=lambda _: uuid.uuid4().int)[:10]:
+            detail = (await journey.call("GET", f"{shop.API}/products/{{product_id}}",
+                                         path=f"{shop.API}/products/{item['id']}")).json()
+            if detail["stock_status"] == "in_stock":
+                product_id = detail["id"]
+                break
+        if product_id is None:
+            raise JourneyFailed("no product with plenty in stock among ten looked at")
+    async with journey.step("add to cart"):
+        cart = (await journey.call("GET", f"{shop.API}/cart", headers=auth)).json()
+        for line in cart["items"]:
+            await journey.call("DELETE", f"{shop.API}/cart/items/{{product_id}}",
+                               path=f"{shop.API}/cart/items/{line['product_id']}",
+                               headers=auth)
+        await journey.call("POST", f"{shop.API}/cart/items", headers=auth,
+                           json={"product_id": product_id, "quantity": 1})
+    async with journey.step("place order"):
+        order = (await journey.call(
+            "POST", f"{shop.API}/orders", expect=201, json={
+                "shipping_address": shop.SHIPPING_ADDRESS},
+            headers={**auth, "Idempotency-Key": uuid.uuid4().hex})).json()
+    async with journey.step("pay"):
+        await journey.call("POST", f"{shop.API}/payments", expect=201, headers=auth, json={
+            "order_id": order["id"], "payment_method": "credit_card",
+            "payment_details": shop.PAYING_CARD})
+    async with journey.step("order paid"):
+        placed = (await journey.call("GET", f"{shop.API}/orders/{{order_id}}",
+                                     path=f"{shop.API}/orders/{order['id']}",
+                                     headers=auth)).json()
+        if placed["status"] != "paid":
+            raise JourneyFailed(f"order {placed['number']} is {placed['status']} after "
+                                "paying, not paid")
+
+
+async def storefront(journey: Journey) -> None:
+    from kansoku.loadgen.browser import storefront_in_browser
+
+    await storefront_in_browser(journey)
+
+
+#: Journey name -> what one run does.
+JOURNEYS: Final[dict[str, Callable[[Journey], Awaitable[None]]]] = {
+    "browse": browse, "checkout": checkout, "storefront": storefront}
+
+
+class JourneySkipped(Exception):
+    """The journey cannot run here (no browser): reported as skipped, not failed."""
+
+
+# --- Running them -----------------------------------------------------------------------
+
+class Monitor:
+    """Runs journeys against one gateway, with the telemetry each run records."""
+
+    def __init__(self, gateway: str, telemetry: Telemetry, *, service_secret: str | None,
+                 request_timeout: float = 15.0, chromium_path: str = "/usr/bin/chromium"
+                 ) -> None:
+        self.gateway = gateway.rstrip("/")
+        self.tracer = trace.get_tracer("kansoku.synthetics", __version__,
+                                       tracer_provider=telemetry.tracer_provider)
+        meter = metrics.get_meter("kansoku.synthetics", __version__,
+                                  meter_provider=telemetry.meter_provider)
+        self.runs = meter.create_counter(
+            semconv.METRIC_SYNTHETIC_RUNS, unit="{run}",
+            description="Synthetic journey runs, by journey and outcome")
+        self.duration = meter.create_histogram(
+            semconv.METRIC_SYNTHETIC_DURATION, unit="s",
+            description="How long a synthetic journey took, by journey and outcome",
+            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
+        self.account = MonitorAccount(service_secret)
+        self.request_timeout = request_timeout
+        self.chromium_path = chromium_path
+        self.recent: deque[RunResult] = deque(maxlen=KEPT_RESULTS)
+
+    async def run(self, name: str) -> RunResult:
+        """Run journey `name` once; its trace, metrics and log record are recorded
+        whatever the outcome."""
+        started_at, started = time.time(), time.perf_counter()
+        marked = context.attach(baggage.set_baggage(semconv.BAGGAGE_SYNTHETIC, shop.SYNTHETIC))
+        try:
+            with self.tracer.start_as_current_span(
+                    f"synthetic {name}", attributes={semconv.SYNTHETIC_JOURNEY: name},
+                    record_exception=False, set_status_on_exception=False) as root:
+                trace_id = (format(root.get_span_context().trace_id, "032x")
+                            if root.get_span_context().is_valid else None)
+                timeout = httpx.Timeout(self.request_timeout, connect=5.0)
+                async with httpx.AsyncClient(timeout=timeout, headers={
+                        "User-Agent": f"kansoku-synthetics/{__version__}"}) as client:
+                    journey = Journey(self, name, client)
+                    outcome, error = SUCCESS, None
+                    try:
+                        await JOURNEYS[name](journey)
+                    except JourneySkipped as exc:
+                        outcome, error = SKIPPED, str(exc)
+                    except JourneyFailed as exc:
+                        outcome, error = FAILURE, str(exc)
+                    except Exception as exc:  # a bug or a surprise: still a failed run
+                        outcome, error = FAILURE, f"{type(exc).__name__}: {exc}"
+                        root.record_exception(exc)
+                result = RunResult(name, outcome, round(time.perf_counter() - started, 3),
+                                   trace_id, started_at,
+                                   journey.current_step if outcome == FAILURE else None,
+                                   error, journey.steps)
+                root.set_attribute(semconv.SYNTHETIC_OUTCOME, outcome)
+                if outcome == FAILURE:
+                    root.set_status(Status(StatusCode.ERROR, (error or "")[:200]))
+                self._record(result)
+        finally:
+            context.detach(marked)
+        self.recent.append(result)
+        return result
+
+    def _record(self, result: RunResult) -> None:
+        """The run's metrics and its log record (inside the root span: the record
+        carries the trace id)."""
+        attributes = {semconv.SYNTHETIC_JOURNEY: result.journey,
+                      semconv.SYNTHETIC_OUTCOME: result.outcome}
+        extra = {semconv.SYNTHETIC_JOURNEY: result.journey,
+                 semconv.SYNTHETIC_OUTCOME: result.outcome,
+                 "duration_seconds": result.duration_seconds}
+        if result.outcome == SKIPPED:
+            logger.info("synthetic %s skipped: %s", result.journey, result.error, extra=extra)
+            return
+        self.runs.add(1, attributes)
+        self.duration.record(result.duration_seconds, attributes)
+        if result.outcome == SUCCESS:
+            logger.info("synthetic %s succeeded in %.2f s", result.journey,
+                        result.duration_seconds, extra=extra)
+        else:
+            logger.error("synthetic %s failed at step %s after %.2f s: %s", result.journey,
+                         result.step, result.duration_seconds, result.error, extra=extra)
+
+    async def run_round(self, names: list[str]) -> list[RunResult]:
+        """Each journey once, one after the other."""
+        return [await self.run(name) for name in names]
+
+
+async def run_forever(interval: float, monitor: Monitor, names: list[str]) -> None:
+    """Run a round of `names` every `interval` seconds (from one round's start to the
+    next's; a round that takes longer starts the next at once), until cancelled. A
+    journey that reports itself skipped (no browser here) is said once and dropped."""
+    names = list(names)
+    while True:
+        began = time.monotonic()
+        for result in await monitor.run_round(names):
+            if result.outcome == SKIPPED:
+                logger.warning("synthetic %s dropped from the schedule: %s",
+                               result.journey, result.error)
+                names.remove(result.journey)
+        await asyncio.sleep(max(0.0, interval - (time.monotonic() - began)))
+
+
+# --- In the stack: `kansoku serve synthetics` ---------------------------------------------
+
+def create_app(settings: Any = None, telemetry: Telemetry | None = None) -> Any:
+    """The scheduled runner as a kansoku service: the schedule runs as a background
+    task; `/health/ready`, `/metrics` and `GET /runs` (the latest results) are served."""
+    from fastapi import FastAPI
+
+    from kansoku.kit.app import build_service_app, start_process_telemetry
+    from kansoku.loadgen.settings import Settings
+
+    settings = settings or Settings()
+    telemetry = telemetry or start_process_telemetry(SERVICE, settings)
+    secret = settings.service_secret.get_secret_value() if settings.service_secret else None
+    monitor = Monitor(settings.gateway_url, telemetry, service_secret=secret,
+                      request_timeout=settings.request_timeout_seconds,
+                      chromium_path=str(settings.chromium_path))
+
+    async def schedule() -> None:
+        await run_forever(settings.interval_seconds, monitor, settings.journey_names())
+
+    app: FastAPI = build_service_app(
+        service=SERVICE, settings=settings, telemetry=telemetry,
+        description="Synthetic monitors: scripted journeys through the shop on a schedule.",
+        background=[schedule])
+
+    @app.get("/runs", tags=["synthetics"])
+    async def runs() -> dict[str, Any]:
+        """The latest runs, newest first: journey, outcome, duration, trace id."""
+        return {"data": [result.as_dict() for result in reversed(monitor.recent)]}
+
+    return app
+
+
+# --- Alone: python -m kansoku.loadgen.synthetics -----------------------------------------
+
+def main() -> None:
+    from pydantic import ValidationError
+
+    from kansoku.kit.app import start_process_telemetry
+    from kansoku.loadgen.settings import Settings
+
+    parser = argparse.ArgumentParser(
+        prog="python -m kansoku.loadgen.synthetics",
+        description="Run the synthetic journeys against a gateway, on a schedule.")
+    parser.add_argument("--interval", type=float, default=None,
+                        help="seconds between rounds (KANSOKU_SYNTHETICS_INTERVAL_SECONDS)")
+    parser.add_argument("--once", action="store_true", help="one round, then exit")
+    parser.add_argument("--journey", action="append", choices=JOURNEY_NAMES,
+                        help="only this journey (repeatable)")
+    arguments = parser.parse_args()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SystemExit(f"error: KANSOKU_SYNTHETICS_{str(first['loc'][0]).upper()} is not "
+                         f"valid: {first['msg']} — fix or unset it") from None
+    telemetry = start_process_telemetry(SERVICE, settings)
+    secret = settings.service_secret.get_secret_value() if settings.service_secret else None
+    monitor = Monitor(settings.gateway_url, telemetry, service_secret=secret,
+                      request_timeout=settings.request_timeout_seconds,
+                      chromium_path=str(settings.chromium_path))
+    names = arguments.journey or settings.journey_names()
+    try:
+        if arguments.once:
+            results = asyncio.run(monitor.run_round(names))
+            raise SystemExit(1 if any(r.outcome == FAILURE for r in results) else 0)
+        asyncio.run(run_forever(arguments.interval or settings.interval_seconds, monitor,
+                                names))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        telemetry.shutdown()
+
+
+if __name__ == "__main__":
+    # The imported module's main, not this `__main__` copy's: the exceptions the browser
+    # journey raises are the imported module's classes.
+    from kansoku.loadgen import synthetics
+
+    synthetics.main()
