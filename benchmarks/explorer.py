@@ -172,7 +172,7 @@ def export_requests(count: int, seed: int = 1) -> list[bytes]:
 
 def decode(body: bytes) -> otlp.Rows:
     request = ExportTraceServiceRequest()
-    otlp.parse(body, request, json_body=False)
+    otlp.parse(body, request)
     return otlp.span_rows(request)
 
 
