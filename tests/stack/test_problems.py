@@ -61,6 +61,12 @@ async def shopper(gateway: str, number: int, deadline: float) -> int:
                         await step("POST", "/payments", json={
                             "order_id": order.json()["id"], "payment_method": "credit_card",
                             "payment_details": CARD})
+                    else:
+                        # Something sold out (409): like a customer, start a new cart,
+                        # rather than one that grows with every failed checkout.
+                        cart = await step("GET", "/cart")
+                        for line in cart.json().get("items", []):
+                            await step("DELETE", f"/cart/items/{line['product_id']}")
     return made
 
 
