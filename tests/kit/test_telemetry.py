@@ -113,5 +113,5 @@ def test_a_protocol_kansoku_cannot_send_is_a_clear_error() -> None:
     result = subprocess.run([sys.executable, "-c", EXPORTING_PROCESS], env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0
-    assert "OTEL_EXPORTER_OTLP_PROTOCOL 'grpc' is not supported" in result.stderr
+    assert "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL 'grpc' is not supported" in result.stderr
     assert "http/json or http/protobuf" in result.stderr

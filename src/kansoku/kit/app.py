@@ -33,6 +33,9 @@ from kansoku.kit.telemetry import Telemetry, setup_telemetry
 
 logger = logging.getLogger(__name__)
 
+#: How long one shutdown step (stopping the background tasks, or one hook) may take.
+SHUTDOWN_STEP_SECONDS = 20.0
+
 Hook = Callable[[], Awaitable[None]]
 
 #: Recent FastAPI releases trace, time and log every request themselves once a global
@@ -122,10 +125,19 @@ def build_service_app(
             logger.info("%s stopping", service)
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # Each step is bounded: a step that never finishes is named in the log and
+            # left behind, rather than keeping the process (or a test) from ending.
+            if tasks:
+                _, stuck = await asyncio.wait(tasks, timeout=SHUTDOWN_STEP_SECONDS)
+                for task in stuck:
+                    logger.error("background task %s did not stop within %g s",
+                                 task.get_name(), SHUTDOWN_STEP_SECONDS)
             for hook in on_shutdown:
                 try:
-                    await hook()
+                    await asyncio.wait_for(hook(), SHUTDOWN_STEP_SECONDS)
+                except TimeoutError:
+                    logger.error("shutdown step %s did not finish within %g s",
+                                 getattr(hook, "__qualname__", hook), SHUTDOWN_STEP_SECONDS)
                 except Exception:
                     logger.exception("shutdown step failed")
             telemetry.shutdown()

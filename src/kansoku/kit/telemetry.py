@@ -64,12 +64,14 @@ def otlp_json(signal: str) -> bool:
     else `OTEL_EXPORTER_OTLP_PROTOCOL`, set to `http/protobuf` asks for protobuf.
 
     Raises `ConfigurationError` for a protocol kansoku cannot send (gRPC)."""
-    protocol = (os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL")
-                or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "http/json").strip().lower()
+    variable = next((name for name in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL",
+                                       "OTEL_EXPORTER_OTLP_PROTOCOL")
+                     if os.environ.get(name)), None)
+    protocol = os.environ[variable].strip().lower() if variable else "http/json"
     if protocol not in ("http/json", "http/protobuf"):
         raise ConfigurationError(
-            f"OTEL_EXPORTER_OTLP_PROTOCOL '{protocol}' is not supported: kansoku exports "
-            "OTLP over HTTP — set it to http/json or http/protobuf")
+            f"{variable} '{protocol}' is not supported: kansoku exports OTLP over HTTP — "
+            "set it to http/json or http/protobuf")
     return protocol == "http/json"
 
 
