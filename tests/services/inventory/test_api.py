@@ -13,6 +13,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.inventory import service
@@ -100,6 +101,30 @@ async def test_concurrent_buyers_never_oversell(inventory: httpx.AsyncClient) ->
     assert statuses.count(409) == 40
     final = await level(inventory, product)
     assert final["reserved"] == 20 and final["available"] == 0 and final["on_hand"] == 20
+
+
+async def test_a_big_order_is_reserved_in_a_fixed_number_of_statements(
+        inventory_app: FastAPI, inventory: httpx.AsyncClient) -> None:
+    """Not one statement per line (an N+1 the explorer would rightly name): the checks
+    and the holds each take one statement whatever the number of products."""
+    products = [await stocked(inventory, 3) for _ in range(12)]
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    engine = inventory_app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        answer = await reserve(inventory, [(product, 2) for product in products])
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert answer.status_code == 201, answer.text
+    assert len([s for s in statements if s.lstrip().upper().startswith("UPDATE")]) == 1
+    assert len(statements) < 12, statements
+    levels = (await inventory.get("/stock", params={
+        "product_ids": ",".join(map(str, products))})).json()
+    assert len(levels) == 12 and all(level["available"] == 1 for level in levels), levels
 
 
 async def test_same_order_reserves_once(inventory: httpx.AsyncClient) -> None:

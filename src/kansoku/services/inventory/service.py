@@ -131,8 +131,7 @@ async def reserve(session: AsyncSession, request: ReservationRequest,
     # cheap checks come first and the lock last, held only until the commit right after:
     # 1. without any lock, refuse what is visibly sold out already (the buyers who come
     #    after the last unit need not queue for the lock to be told no);
-    for product_id in sorted(wanted):
-        left = await store.available(session, product_id)
+    for product_id, left in (await store.available(session, sorted(wanted))).items():
         if left < wanted[product_id]:
             _refuse(product_id, wanted[product_id], left)
     # 2. write the reservations (rows of this order alone, nobody waits for them);
@@ -141,15 +140,15 @@ async def reserve(session: AsyncSession, request: ReservationRequest,
                                 quantity=quantity, status="active", expires_at=expires_at)
                     for product_id, quantity in sorted(wanted.items())]
     await store.add_reservations(session, reservations)
-    # 3. take the units, in product order, so two orders for the same products lock rows
-    #    in the same order and cannot deadlock. The UPDATE re-checks what is available.
+    # 3. take the units, all products in one statement after locking their rows in
+    #    product order; the UPDATE re-checks what is available.
+    held = await store.hold(session, dict(wanted))
     for product_id in sorted(wanted):
-        held = await store.hold(session, product_id, wanted[product_id])
-        if held is None:
+        if product_id not in held:
             # Raising rolls back the reservations and the holds already made.
             _refuse(product_id, wanted[product_id],
-                    await store.available(session, product_id))
-        after, threshold = held
+                    (await store.available(session, [product_id]))[product_id])
+        after, threshold = held[product_id]
         await _announce_if_low(session, product_id, after, threshold, wanted[product_id])
     return _describe(request.order_id, reservations)
 

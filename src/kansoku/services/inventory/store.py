@@ -69,23 +69,37 @@ async def add_adjustment(session: AsyncSession, adjustment: Adjustment) -> None:
     await session.flush()
 
 
-async def hold(session: AsyncSession, product_id: int, quantity: int
-               ) -> tuple[int, int] | None:
-    """Reserve `quantity` units if that many are available: (units available after, the
-    low-stock threshold), or None if not. Locks the stock row until the transaction
+async def hold(session: AsyncSession, wanted: dict[int, int]
+               ) -> dict[int, tuple[int, int]]:
+    """Reserve `wanted[product_id]` units of each product that has that many available,
+    in two statements whatever the number of products: lock the stock rows in product
+    order (two orders for the same products then cannot deadlock), then take the units.
+    Returns, per product held, (units available after, the low-stock threshold); a
+    product missing from the answer had too few. The locks last until the transaction
     ends, so callers do this last, just before committing."""
-    held = (await session.execute(text(
-        "UPDATE stock SET reserved = reserved + :quantity, updated_at = now() "
-        "WHERE product_id = :product_id AND on_hand - reserved >= :quantity "
-        "RETURNING on_hand - reserved, low_stock_threshold"),
-        {"product_id": product_id, "quantity": quantity})).first()
-    return (int(held[0]), int(held[1])) if held is not None else None
+    product_ids = sorted(wanted)
+    await session.execute(text(
+        "SELECT product_id FROM stock WHERE product_id = ANY(:product_ids) "
+        "ORDER BY product_id FOR UPDATE"), {"product_ids": product_ids})
+    held = await session.execute(text(
+        "UPDATE stock SET reserved = stock.reserved + w.quantity, updated_at = now() "
+        "FROM unnest(CAST(:product_ids AS bigint[]), CAST(:quantities AS int[])) "
+        "AS w(product_id, quantity) "
+        "WHERE stock.product_id = w.product_id "
+        "AND stock.on_hand - stock.reserved >= w.quantity "
+        "RETURNING stock.product_id, stock.on_hand - stock.reserved, "
+        "stock.low_stock_threshold"),
+        {"product_ids": product_ids, "quantities": [wanted[p] for p in product_ids]})
+    return {int(row[0]): (int(row[1]), int(row[2])) for row in held}
 
 
-async def available(session: AsyncSession, product_id: int) -> int:
-    value = await session.scalar(select(Stock.on_hand - Stock.reserved)
-                                 .where(Stock.product_id == product_id))
-    return int(value or 0)
+async def available(session: AsyncSession, product_ids: Sequence[int]) -> dict[int, int]:
+    """Units available (on hand less reserved) per product; a product never stocked
+    has none."""
+    rows = await session.execute(select(Stock.product_id, Stock.on_hand - Stock.reserved)
+                                 .where(Stock.product_id.in_(product_ids)))
+    found = {int(product_id): int(units) for product_id, units in rows}
+    return {product_id: found.get(product_id, 0) for product_id in product_ids}
 
 
 async def add_reservations(session: AsyncSession, reservations: Sequence[Reservation]) -> None:
