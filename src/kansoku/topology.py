@@ -22,7 +22,8 @@ class ServiceInfo:
 
 
 #: Every service. The supervisor starts the explorer first, so the others have somewhere
-#: to send telemetry from their first span on, then all the rest at once.
+#: to send telemetry from their first span on, then the shop's services at once, and the
+#: synthetic monitors last: they walk through the gateway, so they start once it is ready.
 SERVICES: tuple[ServiceInfo, ...] = (
     ServiceInfo("explorer", 8800, "telemetry explorer: UI and API",
                 "kansoku.explorer.app:create_app"),
@@ -44,7 +45,13 @@ SERVICES: tuple[ServiceInfo, ...] = (
                 "kansoku.services.lab.app:create_app"),
     ServiceInfo("gateway", 8000, "storefront, admin, public API",
                 "kansoku.services.gateway.app:create_app"),
+    ServiceInfo("synthetics", 8009, "synthetic monitors (scheduled journeys)",
+                "kansoku.loadgen.synthetics:create_app"),
 )
+
+#: Services that act as customers of the shop rather than parts of it: started after
+#: every other service is ready (and stopped first).
+MONITORS: frozenset[str] = frozenset({"synthetics"})
 
 SERVICES_BY_NAME: dict[str, ServiceInfo] = {service.name: service for service in SERVICES}
 

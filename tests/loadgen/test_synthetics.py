@@ -1,7 +1,8 @@
 """A synthetic journey's run, against a gateway that answers badly: a failure, named
 with its step, recorded as a trace, metrics and a log record; the request carried the
 run's trace context and the synthetic baggage. A journey that cannot run here (no
-browser) is skipped, not failed. (Against the real shop: tests/stack/test_load.py.)"""
+browser, or one that cannot start) is skipped, not failed, and the schedule drops it and
+goes on with the others. (Against the real shop: tests/stack/test_load.py.)"""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -21,8 +23,18 @@ from opentelemetry.trace import StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.telemetry import Telemetry
-from kansoku.loadgen.synthetics import FAILURE, SKIPPED, Monitor, monitor_password
-from tests.support import free_ports, serve_in_thread
+from kansoku.loadgen.settings import Settings
+from kansoku.loadgen.synthetics import (
+    FAILURE,
+    MONITOR_EMAIL,
+    SCHEDULE_EMAIL,
+    SKIPPED,
+    Monitor,
+    MonitorAccount,
+    create_app,
+    monitor_password,
+)
+from tests.support import eventually, free_ports, serve_in_thread
 
 
 class Recorded:
@@ -144,7 +156,51 @@ async def test_the_browser_journey_without_chromium_is_skipped_not_failed(
     assert recorded.points(semconv.METRIC_SYNTHETIC_RUNS) == []
 
 
-def test_every_runner_of_a_stack_logs_in_as_the_same_monitor() -> None:
+async def test_a_chromium_that_cannot_start_is_skipped_with_the_cause(
+        recorded: Recorded, unwell_gateway: tuple[str, list[dict[str, str]]]) -> None:
+    """Installed but broken (here: a program that exits at once): not the shop's failure,
+    so no failed run an alert would count every minute — skipped, saying what to check."""
+    gateway, seen = unwell_gateway
+    monitor = Monitor(gateway, recorded.telemetry, service_secret=None,
+                      chromium_path="/bin/false")
+    result = await monitor.run("storefront")
+    assert result.outcome == SKIPPED, result
+    assert result.error is not None
+    assert result.error.startswith("Chromium at /bin/false could not be started (")
+    assert "'/bin/false --headless --version'" in result.error
+    assert "\n" not in result.error and len(result.error) < 400
+    assert seen == []
+    assert recorded.points(semconv.METRIC_SYNTHETIC_RUNS) == []
+
+
+async def test_the_schedule_drops_a_journey_that_cannot_run_and_keeps_the_others(
+        recorded: Recorded, unwell_gateway: tuple[str, list[dict[str, str]]],
+        caplog: pytest.LogCaptureFixture) -> None:
+    gateway, _ = unwell_gateway
+    settings = Settings(gateway_url=gateway, interval_seconds=0.2, port=0,
+                        journeys="storefront,browse", chromium_path="/nonexistent/chromium")
+    app = create_app(settings, recorded.telemetry)
+    with caplog.at_level(logging.INFO, logger="kansoku.synthetics"), \
+            serve_in_thread(app, lifespan="on") as url:
+        runs: list[dict[str, Any]] = []
+
+        async def three_rounds() -> bool:
+            async with httpx.AsyncClient(timeout=10) as http:
+                runs[:] = (await http.get(f"{url}/runs")).json()["data"]
+            return len([run for run in runs if run["journey"] == "browse"]) >= 3
+
+        await eventually(three_rounds, 20, "three rounds of browse")
+    assert [run["outcome"] for run in runs if run["journey"] == "storefront"] == [SKIPPED]
+    assert {run["outcome"] for run in runs if run["journey"] == "browse"} == {FAILURE}
+    dropped = [r.getMessage() for r in caplog.records if "dropped from" in r.getMessage()]
+    assert len(dropped) == 1 and "Chromium is not installed" in dropped[0]
+
+
+def test_each_runner_of_a_stack_logs_in_as_its_own_monitor() -> None:
     assert monitor_password("a") == monitor_password("a")
     assert monitor_password("a") != monitor_password("b")
     assert len(monitor_password("a")) >= 16
+    # The schedule and `kansoku synth` shop as two customers: a run on demand never
+    # empties the cart of a scheduled checkout under way.
+    assert monitor_password("a", SCHEDULE_EMAIL) != monitor_password("a", MONITOR_EMAIL)
+    assert MonitorAccount("a", SCHEDULE_EMAIL).email == SCHEDULE_EMAIL

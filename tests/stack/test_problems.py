@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from kansoku.kit import semconv
 from tests.stack.test_up import RunningStack
 from tests.support import new_customer
 
@@ -99,12 +100,27 @@ async def detection_caught_up(explorer: str, timeout: float = 60) -> dict[str, A
     raise AssertionError(f"problem detection did not catch up: {stats}")
 
 
-def ordinary(found: list[dict[str, Any]], since_ns: int = 0) -> list[dict[str, Any]]:
+async def ordinary(explorer: str, found: list[dict[str, Any]], since_ns: int = 0
+                   ) -> list[dict[str, Any]]:
     """Problems outside the lab (whose problems are on purpose) seen in traces that
     started at or after `since_ns` (earlier tests on the shared stack, the load run's
-    big carts among them, leave their own)."""
-    return [p for p in found if p["service"] != "lab" and "/lab" not in p["operation"]
+    big carts among them, leave their own), in traffic that is not generated: the stack's
+    synthetic monitors shop every minute, and their traces are marked (baggage
+    `kansoku.synthetic`, on every span)."""
+    mine = [p for p in found if p["service"] != "lab" and "/lab" not in p["operation"]
             and p["last_seen_ns"] >= since_ns]
+    return [p for p in mine if not await generated(explorer, p["example_trace_id"])]
+
+
+async def generated(explorer: str, trace_id: str) -> bool:
+    """Whether the trace is generated traffic: its spans carry `kansoku.synthetic`."""
+    async with httpx.AsyncClient(base_url=explorer, timeout=10) as http:
+        answer = await http.get(f"/api/traces/{trace_id}")
+    if answer.status_code != 200:
+        return False
+    return any(tag["key"] == semconv.BAGGAGE_SYNTHETIC
+               for trace in answer.json()["data"] for span in trace["spans"]
+               for tag in span["tags"])
 
 
 async def test_ordinary_shop_traffic_shows_no_problem(web_shop: RunningStack) -> None:
@@ -122,7 +138,7 @@ async def test_ordinary_shop_traffic_shows_no_problem(web_shop: RunningStack) ->
     assert stats["traces_checked"] > sum(made) // 2
     async with httpx.AsyncClient(base_url=explorer, timeout=10) as http:
         found = (await http.get("/api/problems", params={"lookback": "1h"})).json()["data"]
-    assert ordinary(found, since_ns) == [], [
+    assert await ordinary(explorer, found, since_ns) == [], [
         (p["kind"], p["service"], p["operation"], p["statement"] or p["route"]) for p in found]
 
 

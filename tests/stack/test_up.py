@@ -23,6 +23,8 @@ import pytest
 import redis.asyncio as redis
 
 from kansoku import topology
+from kansoku.loadgen.synthetics import JOURNEY_NAMES, SKIPPED, SUCCESS
+from tests.browser import missing_chromium
 from tests.support import STACK_PORT_VARIABLES, eventually, port_is_free, run_cli, stack_environment
 
 pytestmark = pytest.mark.stack
@@ -110,6 +112,29 @@ def test_every_service_answers_its_health_endpoints(stack: RunningStack) -> None
         summary = httpx.get(stack.url(service.name) + "/health", timeout=5).json()
         assert summary["service"] == service.name
         assert summary["ready"] is True
+
+
+async def test_the_synthetic_monitors_start_last_and_walk_the_shop(stack: RunningStack
+                                                                   ) -> None:
+    """`synthetics` is started once every other service is ready, so its first round —
+    which runs at once — finds a working shop: browse and checkout succeed, and the
+    browser journey too (or is skipped where there is no Chromium)."""
+    started = {c["name"]: c["process_started"] for c in stack.status()["components"]}
+    assert started["synthetics"] > max(when for name, when in started.items()
+                                       if name != "synthetics")
+    runs: list[dict[str, Any]] = []
+
+    async def first_round_done() -> bool:
+        async with httpx.AsyncClient(timeout=10) as http:
+            runs[:] = (await http.get(stack.url("synthetics") + "/runs")).json()["data"]
+        return len(runs) >= len(JOURNEY_NAMES)
+
+    await eventually(first_round_done, 60, "the monitors' first round")
+    first_round = {run["journey"]: run for run in runs[-len(JOURNEY_NAMES):]}
+    assert set(first_round) == set(JOURNEY_NAMES)
+    for name, run in first_round.items():
+        expected = SKIPPED if name == "storefront" and missing_chromium() else SUCCESS
+        assert run["outcome"] == expected, run
 
 
 def test_home_page_lists_products_from_the_catalog(stack: RunningStack) -> None:

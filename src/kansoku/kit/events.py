@@ -6,7 +6,9 @@
   event twice.
 - The publish span is a child of the request that wrote the event (its trace context is
   stored with it), and the consumer's span a child of the publish: one checkout is one
-  trace, into the worker.
+  trace, into the worker. The request's baggage travels the same way (`event_headers`),
+  so the consumer's spans carry what the request's did: the user (`enduser.id`) and the
+  mark of generated traffic (`kansoku.synthetic`).
 - A message whose handler keeps failing goes, after `max_deliveries`, to the dead-letter
   stream, where an admin can list it and replay it.
 """
@@ -23,9 +25,12 @@ from typing import Any, Protocol
 
 from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import context, metrics, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.instrumentation.utils import suppress_instrumentation
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.trace import SpanKind, StatusCode, TracerProvider
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from kansoku.kit import semconv
 
@@ -48,6 +53,24 @@ MESSAGE_ID_HEADER = "Nats-Msg-Id"
 #: replayed, so consumers recognise an event they have already handled.
 EVENT_ID_HEADER = "Kansoku-Event-Id"
 
+#: How an event carries its context: W3C `traceparent` and `baggage`, always. Events are
+#: kansoku's own contract between services, stored in outbox rows and on the stream, so
+#: they do not follow OTEL_PROPAGATORS (which may pick B3 for HTTP, or leave baggage out).
+_PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+
+
+def event_headers() -> dict[str, str]:
+    """The current trace context and baggage, as an event's headers: what the outbox
+    stores with an event, so its publish and its consumers continue the request."""
+    headers: dict[str, str] = {}
+    _PROPAGATOR.inject(headers)
+    return headers
+
+
+def _tracer_for(tracer_provider: TracerProvider | None) -> trace.Tracer:
+    return _tracer if tracer_provider is None else trace.get_tracer(
+        "kansoku.events", tracer_provider=tracer_provider)
+
 
 async def ensure_streams(js: Any) -> None:
     """Create the event and dead-letter streams if they are missing (idempotent)."""
@@ -61,17 +84,26 @@ async def ensure_streams(js: Any) -> None:
 
 
 async def publish(js: Any, subject: str, payload: dict[str, Any], *, message_id: str,
-                  trace_headers: dict[str, str]) -> None:
-    """Publish one event as a child span of the request that produced it."""
-    parent = propagate.extract(trace_headers)
-    with _tracer.start_as_current_span(
-        f"{subject} publish", context=parent, kind=SpanKind.PRODUCER,
-        attributes={semconv.MESSAGING_SYSTEM: "nats", semconv.MESSAGING_DESTINATION: subject,
-                    semconv.MESSAGING_MESSAGE_ID: message_id},
-    ):
-        headers = {MESSAGE_ID_HEADER: message_id, EVENT_ID_HEADER: message_id}
-        propagate.inject(headers)
-        await js.publish(subject, json.dumps(payload).encode(), headers=headers, timeout=2)
+                  trace_headers: dict[str, str],
+                  tracer_provider: TracerProvider | None = None) -> None:
+    """Publish one event as a child span of the request that produced it, whose context
+    and baggage `trace_headers` hold (`event_headers`); the message carries both on."""
+    # The request's context becomes the current one, not only the span's parent: the
+    # baggage then reaches the span processors and the message's headers.
+    token = context.attach(_PROPAGATOR.extract(trace_headers))
+    try:
+        with _tracer_for(tracer_provider).start_as_current_span(
+            f"{subject} publish", kind=SpanKind.PRODUCER,
+            attributes={semconv.MESSAGING_SYSTEM: "nats",
+                        semconv.MESSAGING_DESTINATION: subject,
+                        semconv.MESSAGING_MESSAGE_ID: message_id},
+        ):
+            headers = {MESSAGE_ID_HEADER: message_id, EVENT_ID_HEADER: message_id,
+                       **event_headers()}
+            await js.publish(subject, json.dumps(payload).encode(), headers=headers,
+                             timeout=2)
+    finally:
+        context.detach(token)
 
 
 class OutboxMessage(Protocol):
@@ -130,37 +162,44 @@ Handler = Callable[[dict[str, Any], str], Awaitable[None]]
 
 
 async def subscribe(js: Any, subject: str, durable: str, handler: Handler, *,
-                    max_deliveries: int = 5, retry_delay: float = 1.0) -> Any:
+                    max_deliveries: int = 5, retry_delay: float = 1.0,
+                    tracer_provider: TracerProvider | None = None) -> Any:
     """Run `handler(payload, message_id)` for every message on `subject`, each in a
-    consumer span continuing the producer's trace. Acknowledged on success; redelivered
-    on failure; after `max_deliveries` failures moved to the dead-letter stream."""
+    consumer span continuing the producer's trace, with the producer's baggage current
+    (so the handler's own spans and calls carry it too). Acknowledged on success;
+    redelivered on failure; after `max_deliveries` failures moved to the dead-letter
+    stream."""
+    tracer = _tracer_for(tracer_provider)
 
     async def on_message(message: Any) -> None:
         headers = dict(message.headers or {})
         message_id = headers.get(EVENT_ID_HEADER) or headers.get(MESSAGE_ID_HEADER, "")
-        with _tracer.start_as_current_span(
-            f"{message.subject} process", context=propagate.extract(headers),
-            kind=SpanKind.CONSUMER,
-            attributes={semconv.MESSAGING_SYSTEM: "nats",
-                        semconv.MESSAGING_DESTINATION: message.subject,
-                        semconv.MESSAGING_MESSAGE_ID: message_id,
-                        semconv.MESSAGING_CONSUMER: durable},
-        ) as span:
-            try:
-                await handler(json.loads(message.data), message_id)
-            except Exception as exc:
-                span.record_exception(exc)
-                span.set_status(StatusCode.ERROR, type(exc).__name__)
-                deliveries = message.metadata.num_delivered
-                if deliveries >= max_deliveries:
-                    await _to_dead_letters(js, message, headers, durable, exc)
-                    await message.ack()
-                else:
-                    logger.warning("%s failed on %s (delivery %d of %d): %s", durable,
-                                   message.subject, deliveries, max_deliveries, exc)
-                    await message.nak(delay=retry_delay * deliveries)
-                return
-            await message.ack()
+        token = context.attach(_PROPAGATOR.extract(headers))
+        try:
+            with tracer.start_as_current_span(
+                f"{message.subject} process", kind=SpanKind.CONSUMER,
+                attributes={semconv.MESSAGING_SYSTEM: "nats",
+                            semconv.MESSAGING_DESTINATION: message.subject,
+                            semconv.MESSAGING_MESSAGE_ID: message_id,
+                            semconv.MESSAGING_CONSUMER: durable},
+            ) as span:
+                try:
+                    await handler(json.loads(message.data), message_id)
+                except Exception as exc:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR, type(exc).__name__)
+                    deliveries = message.metadata.num_delivered
+                    if deliveries >= max_deliveries:
+                        await _to_dead_letters(js, message, headers, durable, exc)
+                        await message.ack()
+                    else:
+                        logger.warning("%s failed on %s (delivery %d of %d): %s", durable,
+                                       message.subject, deliveries, max_deliveries, exc)
+                        await message.nak(delay=retry_delay * deliveries)
+                    return
+                await message.ack()
+        finally:
+            context.detach(token)
 
     return await js.subscribe(subject, durable=durable, cb=on_message, manual_ack=True,
                               config=ConsumerConfig(ack_wait=30, max_deliver=-1))

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from opentelemetry import propagate
 from sqlalchemy import JSON, String, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+
+from kansoku.kit.events import event_headers
 
 
 class OutboxColumns:
@@ -26,7 +27,8 @@ class OutboxColumns:
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     subject: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    #: Trace context of the request that wrote it, so consumers continue the trace.
+    #: Trace context and baggage of the request that wrote it (`events.event_headers`),
+    #: so the publish and the consumers continue the trace, with the request's baggage.
     headers: Mapped[dict[str, str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     published_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -38,10 +40,9 @@ Message = TypeVar("Message", bound=OutboxColumns)
 
 async def add_event(session: AsyncSession, model: type[Message], subject: str,
                     payload: dict[str, Any]) -> None:
-    headers: dict[str, str] = {}
-    propagate.inject(headers)
+    """Write an event to the outbox, with the current trace context and baggage."""
     message = model()
-    message.subject, message.payload, message.headers = subject, payload, headers
+    message.subject, message.payload, message.headers = subject, payload, event_headers()
     session.add(message)
     await session.flush()
 

@@ -22,16 +22,19 @@ Journeys (`JOURNEY_NAMES`):
   page, no JavaScript error on the way. Skipped, with the reason, when Chromium or
   Playwright is missing; a skipped run records no metric.
 
-The monitor customer is `synthetic-monitor@example.com`, whose password is derived from
-the stack's service secret (`KANSOKU_SERVICE_SECRET`), so every runner of the stack — the
-scheduled one and `kansoku synth` — logs in as the same account; without a secret each
-process registers an account of its own.
+The monitor customers are `synthetic-schedule@example.com` (the scheduled runner) and
+`synthetic-monitor@example.com` (`kansoku synth`, on demand): two, so that a run on demand
+never empties the cart of a scheduled checkout under way. Their passwords are derived
+from the stack's service secret (`KANSOKU_SERVICE_SECRET`), so every run logs in to the
+same account rather than registering a new one; without a secret each process registers
+an account of its own.
 
 Run it:
 
 - on demand: `kansoku synth [--journey NAME]`;
-- on a schedule, in the stack: `kansoku serve synthetics` (`create_app`: the schedule as
-  a background task, `/health`, `/metrics`, and `GET /runs` for the latest outcomes);
+- on a schedule, in the stack: the component `synthetics`, which `kansoku up` starts
+  once the shop is ready (`kansoku serve synthetics`, `create_app`: the schedule as a
+  background task, `/health`, `/metrics`, and `GET /runs` for the latest outcomes);
 - on a schedule, alone: `python -m kansoku.loadgen.synthetics [--interval S] [--once]`.
 """
 
@@ -71,8 +74,10 @@ SUCCESS: Final = "success"
 FAILURE: Final = "failure"
 SKIPPED: Final = "skipped"
 
-#: The monitor customer's e-mail address.
+#: The monitor customer of runs on demand (`kansoku synth`).
 MONITOR_EMAIL: Final = "synthetic-monitor@example.com"
+#: The monitor customer of the scheduled runner.
+SCHEDULE_EMAIL: Final = "synthetic-schedule@example.com"
 #: Duration buckets (s) for a journey: from a quick browse to a slow checkout.
 DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 #: How many recent results the runner keeps for `GET /runs`.
@@ -102,19 +107,19 @@ class RunResult:
         return asdict(self)
 
 
-def monitor_password(service_secret: str) -> str:
-    """The monitor customer's password, derived from the stack's service secret: the
-    same for every runner of one stack, useless for anything else."""
-    return hmac.new(service_secret.encode(), b"synthetic-monitor", hashlib.sha256
-                    ).hexdigest()[:32]
+def monitor_password(service_secret: str, email: str = MONITOR_EMAIL) -> str:
+    """The password of the monitor customer `email`, derived from the stack's service
+    secret: the same for every run on one stack, useless for anything else."""
+    purpose = email.split("@")[0].encode()  # b"synthetic-monitor", b"synthetic-schedule"
+    return hmac.new(service_secret.encode(), purpose, hashlib.sha256).hexdigest()[:32]
 
 
 class MonitorAccount:
     """The monitor customer: logs in, registering the account the first time."""
 
-    def __init__(self, service_secret: str | None) -> None:
+    def __init__(self, service_secret: str | None, email: str = MONITOR_EMAIL) -> None:
         if service_secret:
-            self.email, self.password = MONITOR_EMAIL, monitor_password(service_secret)
+            self.email, self.password = email, monitor_password(service_secret, email)
         else:
             account = shop.new_account("monitor")
             self.email, self.password = account["email"], account["password"]
@@ -268,7 +273,21 @@ async def checkout(journey: Journey) -> None:
 async def storefront(journey: Journey) -> None:
     from kansoku.loadgen.browser import storefront_in_browser
 
-    await storefront_in_browser(journey)
+    try:
+        await storefront_in_browser(journey)
+    except (JourneyFailed, JourneySkipped):
+        raise
+    except Exception as exc:
+        # Playwright's own error before the first step: the browser did not start (a
+        # broken install, missing libraries, no memory). Not the shop's failure, so no
+        # failed run for the alerts to count every minute; said once, with the cause.
+        if journey.steps or not type(exc).__module__.startswith("playwright"):
+            raise
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        path = journey.monitor.chromium_path
+        raise JourneySkipped(f"Chromium at {path} could not be started ({cause}): check "
+                             f"that '{path} --headless --version' runs, or set "
+                             "KANSOKU_SYNTHETICS_CHROMIUM_PATH") from exc
 
 
 #: Journey name -> what one run does.
@@ -286,8 +305,8 @@ class Monitor:
     """Runs journeys against one gateway, with the telemetry each run records."""
 
     def __init__(self, gateway: str, telemetry: Telemetry, *, service_secret: str | None,
-                 request_timeout: float = 15.0, chromium_path: str = "/usr/bin/chromium"
-                 ) -> None:
+                 request_timeout: float = 15.0, chromium_path: str = "/usr/bin/chromium",
+                 email: str = MONITOR_EMAIL) -> None:
         self.gateway = gateway.rstrip("/")
         self.tracer = trace.get_tracer("kansoku.synthetics", __version__,
                                        tracer_provider=telemetry.tracer_provider)
@@ -300,7 +319,7 @@ class Monitor:
             semconv.METRIC_SYNTHETIC_DURATION, unit="s",
             description="How long a synthetic journey took, by journey and outcome",
             explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
-        self.account = MonitorAccount(service_secret)
+        self.account = MonitorAccount(service_secret, email)
         self.request_timeout = request_timeout
         self.chromium_path = chromium_path
         self.recent: deque[RunResult] = deque(maxlen=KEPT_RESULTS)
@@ -375,7 +394,16 @@ async def run_forever(interval: float, monitor: Monitor, names: list[str]) -> No
     names = list(names)
     while True:
         began = time.monotonic()
-        for result in await monitor.run_round(names):
+        try:
+            results = await monitor.run_round(names)
+        except Exception:
+            # A journey's own failures are results; this is a bug in the runner. Said,
+            # and the schedule goes on: a monitor that silently stopped would look
+            # like a shop with nothing wrong.
+            logger.exception("a round of synthetic journeys broke off; next round in %g s",
+                             interval)
+            results = []
+        for result in results:
             if result.outcome == SKIPPED:
                 logger.warning("synthetic %s dropped from the schedule: %s",
                                result.journey, result.error)
@@ -398,7 +426,7 @@ def create_app(settings: Any = None, telemetry: Telemetry | None = None) -> Any:
     secret = settings.service_secret.get_secret_value() if settings.service_secret else None
     monitor = Monitor(settings.gateway_url, telemetry, service_secret=secret,
                       request_timeout=settings.request_timeout_seconds,
-                      chromium_path=str(settings.chromium_path))
+                      chromium_path=str(settings.chromium_path), email=SCHEDULE_EMAIL)
 
     async def schedule() -> None:
         await run_forever(settings.interval_seconds, monitor, settings.journey_names())
@@ -443,7 +471,8 @@ def main() -> None:
     secret = settings.service_secret.get_secret_value() if settings.service_secret else None
     monitor = Monitor(settings.gateway_url, telemetry, service_secret=secret,
                       request_timeout=settings.request_timeout_seconds,
-                      chromium_path=str(settings.chromium_path))
+                      chromium_path=str(settings.chromium_path),
+                      email=MONITOR_EMAIL if arguments.once else SCHEDULE_EMAIL)
     names = arguments.journey or settings.journey_names()
     try:
         if arguments.once:
