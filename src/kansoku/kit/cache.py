@@ -1,8 +1,11 @@
 """Cache-aside in Valkey, for reads that are asked far more often than they change.
 
-- Invalidation by generation: every key includes a namespace's generation number;
-  a change bumps it, and every earlier entry is unreachable at once (they expire by
-  their TTL). No key listing, no stale reads after a change.
+- Invalidation by generation: every entry is stored with the namespace's generation
+  number at the time it was loaded; a change bumps the generation, and every earlier
+  entry reads as a miss at once (they expire by their TTL). No key listing, no stale
+  reads after a change.
+- One round trip per read: the generation and the entry come back in one `MGET`, so a
+  hit is one command (and one span), not two.
 - Stampede protection: when a hot entry expires, one caller recomputes it (it holds a
   short lock) while the others wait briefly for its result instead of all hitting the
   database at once.
@@ -26,6 +29,9 @@ from kansoku.kit import semconv
 
 logger = logging.getLogger(__name__)
 _meter = metrics.get_meter("kansoku.cache")
+#: What `_read` returns for "no usable entry" (None is a value that can be cached).
+_MISSING = object()
+
 _requests = _meter.create_counter(semconv.METRIC_CACHE_REQUESTS, unit="{request}",
                                   description="Cache lookups, by result (hit or miss)")
 
@@ -38,31 +44,46 @@ class Cache:
         self.ttl = ttl_seconds
         self.lock_seconds = lock_seconds
 
-    async def _generation(self) -> int:
+    @property
+    def _generation_key(self) -> str:
+        return f"{self.namespace}:generation"
+
+    async def _read(self, full_key: str) -> tuple[int, Any]:
+        """The namespace's generation and the entry's value, or `_MISSING` when there is
+        no entry of this generation."""
         assert self.client is not None
-        value = await self.client.get(f"{self.namespace}:generation")
-        return int(value or 0)
+        generation, stored = await self.client.mget(self._generation_key, full_key)
+        current = int(generation or 0)
+        if stored is not None:
+            try:
+                entry_generation, value = json.loads(stored)
+            except (ValueError, TypeError):  # not an entry this code wrote: reload it
+                return current, _MISSING
+            if entry_generation == current:
+                return current, value
+        return current, _MISSING
 
     async def get_or_load(self, key: str, load: Callable[[], Awaitable[Any]]) -> Any:
         """The cached value of `key`, or `load()`'s result, stored for next time. Values
         must be JSON-serialisable."""
         if self.client is None:
             return await load()
+        full_key = f"{self.namespace}:{key}"
         try:
-            full_key = f"{self.namespace}:{await self._generation()}:{key}"
-            cached = await self.client.get(full_key)
+            generation, value = await self._read(full_key)
         except redis.RedisError as exc:
             logger.warning("cache unavailable, reading from the source: %s", exc)
             return await load()
-        if cached is not None:
+        if value is not _MISSING:
             _requests.add(1, {semconv.CACHE_NAME: self.namespace, "result": "hit"})
-            return json.loads(cached)
+            return value
         _requests.add(1, {semconv.CACHE_NAME: self.namespace, "result": "miss"})
-        return await self._load_once(full_key, load)
+        return await self._load_once(full_key, generation, load)
 
-    async def _load_once(self, full_key: str, load: Callable[[], Awaitable[Any]]) -> Any:
+    async def _load_once(self, full_key: str, generation: int,
+                         load: Callable[[], Awaitable[Any]]) -> Any:
         assert self.client is not None
-        lock = f"{full_key}:lock"
+        lock = f"{full_key}:{generation}:lock"
         try:
             leader = await self.client.set(lock, "1", nx=True,
                                            px=int(self.lock_seconds * 1000))
@@ -70,13 +91,16 @@ class Cache:
                 # Someone is loading it: wait for their result, a little while.
                 for _ in range(int(self.lock_seconds / 0.05)):
                     await asyncio.sleep(0.05)
-                    cached = await self.client.get(full_key)
-                    if cached is not None:
-                        return json.loads(cached)
+                    _, value = await self._read(full_key)
+                    if value is not _MISSING:
+                        return value
             value = await load()
-            # Jitter, so entries made together do not all expire together.
+            # Stored with the generation read before loading: if the data changed while
+            # it loaded, the generation has moved on and this entry already reads as a
+            # miss. Jitter, so entries made together do not all expire together.
             ttl = self.ttl * random.uniform(0.9, 1.1)  # noqa: S311 - not for security
-            await self.client.set(full_key, json.dumps(value, default=str), px=int(ttl * 1000))
+            await self.client.set(full_key, json.dumps([generation, value], default=str),
+                                  px=int(ttl * 1000))
             if leader:
                 await self.client.delete(lock)
             return value
@@ -89,7 +113,7 @@ class Cache:
         if self.client is None:
             return
         try:
-            await self.client.incr(f"{self.namespace}:generation")
+            await self.client.incr(self._generation_key)
         except redis.RedisError as exc:
             # Entries expire by their TTL; say loudly that they may be stale until then.
             logger.error("could not invalidate the %s cache: %s", self.namespace, exc)
