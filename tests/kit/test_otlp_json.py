@@ -4,7 +4,10 @@ rows — ids, times, kinds, statuses, every attribute type, events, links, bodie
 
 from __future__ import annotations
 
+import gc
+import json
 import logging
+import weakref
 from collections.abc import Sequence
 
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs as pb_logs
@@ -145,3 +148,51 @@ def test_attribute_values_of_every_type() -> None:
                                                          {"stringValue": "a"}]}}}]}}
     for value in ("x", True, 2**62, 1.5, {"k": [1, "a"]}):
         assert otlp.json_value(otlp_json.any_value(value)) == value
+
+
+def test_the_export_queues_hold_text_not_the_finished_spans_and_records() -> None:
+    """What waits for export is the span's and the record's OTLP/JSON: the objects
+    themselves are freed when they end, instead of aging in the garbage collector."""
+    unreachable = "http://127.0.0.1:9"  # never sent to: the queues are emptied first
+    span_processor = otlp_json.JsonSpanProcessor(
+        otlp_json.JsonSpanExporter(endpoint=f"{unreachable}/v1/traces"),
+        schedule_delay_millis=60_000)
+    tracer_provider = TracerProvider(resource=Resource.create({"service.name": "queue"}))
+    tracer_provider.add_span_processor(span_processor)
+    log_processor = otlp_json.JsonLogRecordProcessor(
+        otlp_json.JsonLogExporter(endpoint=f"{unreachable}/v1/logs"),
+        schedule_delay_millis=60_000)
+    logger_provider = LoggerProvider(resource=Resource.create({"service.name": "queue"}))
+    logger_provider.add_log_record_processor(log_processor)
+    try:
+        span = tracer_provider.get_tracer("test").start_span("queued", attributes={"n": 1})
+        span.end()
+        ended = weakref.ref(span)
+        handler = LoggingHandler(logger_provider=logger_provider)
+        source = logging.getLogger("test.queue")
+        source.addHandler(handler)
+        try:
+            source.warning("queued too")
+        finally:
+            source.removeHandler(handler)
+        del span
+        gc.collect()
+        assert ended() is None, "the span outlived its end"
+
+        spans = list(span_processor._batch_processor._queue)
+        records = list(log_processor._batch_processor._queue)
+        assert [json.loads(item.json)["name"] for item in spans] == ["queued"]
+        assert [json.loads(item.json)["body"]["stringValue"] for item in records] \
+            == ["queued too"]
+        body = json.loads(otlp_json.encode_spans(spans))
+        (resource_spans,) = body["resourceSpans"]
+        assert {"key": "service.name", "value": {"stringValue": "queue"}} \
+            in resource_spans["resource"]["attributes"]
+        assert resource_spans["scopeSpans"][0]["scope"] == {"name": "test"}
+        assert resource_spans["scopeSpans"][0]["spans"][0]["attributes"] == [
+            {"key": "n", "value": {"intValue": "1"}}]
+    finally:
+        span_processor._batch_processor._queue.clear()
+        log_processor._batch_processor._queue.clear()
+        tracer_provider.shutdown()
+        logger_provider.shutdown()

@@ -6,7 +6,8 @@ per-signal variants) say where data goes, `OTEL_TRACES_SAMPLER` how much is kept
 `OTEL_METRICS_EXEMPLAR_FILTER` whether exemplars are kept (off by default),
 `OTEL_RESOURCE_ATTRIBUTES` what is added to the resource, and `OTEL_SDK_DISABLED=true`
 turns it all off. Spans and log records go as OTLP/JSON, which costs the services about
-half what protobuf does to encode (`kit/otlp_json.py`); `OTEL_EXPORTER_OTLP_PROTOCOL=
+half what protobuf does to encode, written when they end so that only text waits in the
+export queue (`kit/otlp_json.py`); `OTEL_EXPORTER_OTLP_PROTOCOL=
 http/protobuf` (or the per-signal variable) asks for protobuf. Metrics, exported every
 ten seconds, always go as protobuf.
 `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER` and `OTEL_LOGS_EXPORTER` accept `none` to
@@ -44,7 +45,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from kansoku import __version__
 from kansoku.kit import semconv
-from kansoku.kit.otlp_json import JsonLogExporter, JsonSpanExporter
+from kansoku.kit.otlp_json import (
+    JsonLogExporter,
+    JsonLogRecordProcessor,
+    JsonSpanExporter,
+    JsonSpanProcessor,
+)
 from kansoku.kit.settings import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -139,8 +145,9 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
     # synthetic monitors) is marked the same way, so it can be told from real users.
     tracer_provider.add_span_processor(BaggageSpanProcessor(_STAMPED_BAGGAGE.__contains__))
     if exporter_enabled("traces"):
-        span_exporter = JsonSpanExporter() if otlp_json("traces") else OTLPSpanExporter()
-        tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        tracer_provider.add_span_processor(
+            JsonSpanProcessor(JsonSpanExporter()) if otlp_json("traces")
+            else BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(tracer_provider)
 
     readers: list[MetricReader] = []
@@ -162,8 +169,9 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
     logger_provider = LoggerProvider(resource=resource)
     handlers: list[logging.Handler] = []
     if exporter_enabled("logs"):
-        log_exporter = JsonLogExporter() if otlp_json("logs") else OTLPLogExporter()
-        logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+        logger_provider.add_log_record_processor(
+            JsonLogRecordProcessor(JsonLogExporter()) if otlp_json("logs")
+            else BatchLogRecordProcessor(OTLPLogExporter()))
         handlers.append(LoggingHandler(logger_provider=logger_provider))
     set_logger_provider(logger_provider)
 
