@@ -1,5 +1,6 @@
 """Graceful shutdown: on SIGTERM a service stops accepting, finishes the requests in
-flight, and flushes their telemetry before it exits."""
+flight, and flushes their telemetry before it exits. A served process has its garbage
+collector set up for serving."""
 
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import httpx
 
 from kansoku.explorer import queries
 from kansoku.explorer.store import TelemetryStore
+from kansoku.kit.serve import GC_THRESHOLDS
 from tests.kit.test_telemetry import receiver  # noqa: F401  (a fixture)
 from tests.support import free_ports
 
 SERVICE_PROCESS = textwrap.dedent("""
-    import asyncio, sys
+    import asyncio, gc, logging, sys
     from kansoku.kit.app import build_service_app, start_process_telemetry
     from kansoku.kit.serve import serve
     from kansoku.kit.settings import ServiceSettings
@@ -34,11 +36,17 @@ SERVICE_PROCESS = textwrap.dedent("""
         await asyncio.sleep(1.5)
         return {"done": "yes"}
 
+    @app.get("/gc")
+    async def collector() -> dict[str, object]:
+        record = logging.LogRecord("x", logging.INFO, "x.py", 1, "m", (), None)
+        return {"thresholds": gc.get_threshold(), "frozen": gc.get_freeze_count(),
+                "record_process": record.process, "record_thread": record.thread}
+
     serve(app, host="127.0.0.1", ports=[settings.port], graceful_shutdown_seconds=10)
 """)
 
 
-def test_sigterm_finishes_in_flight_requests_and_flushes_spans(
+def test_sigterm_finishes_in_flight_requests_and_flushes_spans_of_a_tuned_process(
     receiver: tuple[str, TelemetryStore],  # noqa: F811
 ) -> None:
     endpoint, store = receiver
@@ -56,6 +64,10 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_spans(
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
+        collector = httpx.get(f"{base}/gc", timeout=5).json()
+        assert tuple(collector["thresholds"]) == GC_THRESHOLDS
+        assert collector["frozen"] > 10_000, "the start-up objects were frozen"
+        assert collector["record_process"] is None and collector["record_thread"] is None
         answers: list[httpx.Response] = []
         in_flight = threading.Thread(
             target=lambda: answers.append(httpx.get(f"{base}/slow", timeout=10)))
@@ -72,5 +84,6 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_spans(
     assert answers and answers[0].status_code == 200
     assert answers[0].json() == {"done": "yes"}
     spans = queries.spans_of(store, queries.find_trace_ids(store, queries.TraceQuery()))
-    assert [span["name"] for span in spans] == ["GET /slow"]
-    assert spans[0]["service"] == "slowpoke"
+    slow = [span for span in spans if span["name"] != "GET /gc"]
+    assert [span["name"] for span in slow] == ["GET /slow"]
+    assert slow[0]["service"] == "slowpoke"

@@ -71,6 +71,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
+def skip_unused_record_fields() -> None:
+    """Stop gathering, for every record, what no handler of a served process writes: the
+    caller's source location (a walk up the stack), the thread, and the process id and
+    name (a system call each). The logging HOWTO's "Optimization" section names these
+    switches. Called by `kit.serve` only: a test run keeps them for its own log output.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+
+
 def setup_logging(
     service: str, level: str, *, extra_handlers: Sequence[logging.Handler] = ()
 ) -> None:

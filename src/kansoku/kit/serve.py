@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import errno
+import gc
 import socket
 
 import uvicorn
 from fastapi import FastAPI
+
+from kansoku.kit.logging import skip_unused_record_fields
 
 
 class PortUnavailable(Exception):
@@ -15,6 +18,25 @@ class PortUnavailable(Exception):
 
 #: How long a service keeps an idle client connection open.
 SERVER_KEEPALIVE_SECONDS = 30
+
+#: Collector thresholds for a long-running server (CPython's default is 700, 10, 10).
+#: Each request allocates thousands of short-lived objects, and with telemetry on some
+#: live on for seconds (spans and log records waiting in the export queue), so the
+#: default collects the young generation hundreds of times a second and keeps promoting
+#: those survivors into older generations that are expensive to scan. Measured with
+#: benchmarks/telemetry_tax.py: about 9 % less CPU per request with telemetry on, 5 %
+#: with it off.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def tune_garbage_collection() -> None:
+    """Set up the collector for serving: everything made so far (modules, the app, its
+    routes and models, which live as long as the process) is moved out of the
+    collector's sight with `gc.freeze()`, so no later collection scans it again, and
+    young collections run less often (`GC_THRESHOLDS`)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -39,6 +61,8 @@ def serve(app: FastAPI, *, host: str, ports: list[int], graceful_shutdown_second
     `graceful_shutdown_seconds`), then runs the lifespan shutdown, which flushes telemetry.
     """
     sockets = [bind(host, port) for port in ports]
+    tune_garbage_collection()
+    skip_unused_record_fields()
     config = uvicorn.Config(
         app,
         log_config=None,
