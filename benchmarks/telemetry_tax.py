@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import statistics
 import subprocess
@@ -266,6 +267,12 @@ async def services_ready(envs: dict[str, dict[str, str]]) -> None:
                 await wait_until(probe, f"{service} ({mode})", timeout=120)
 
 
+def context_switches(processes: list[psutil.Process]) -> int:
+    """Context switches of the services so far: each is a trip through the kernel, and
+    threads handing the GIL to each other (an exporter's, the event loop's) make them."""
+    return sum(sum(process.num_ctx_switches()) for process in processes)
+
+
 def cpu_seconds(processes: list[psutil.Process]) -> float:
     total = 0.0
     for process in processes:
@@ -281,13 +288,114 @@ def product_paths(gateway: int) -> list[str]:
     return [f"/api/v1/products/{item['id']}" for item in listing["items"]]
 
 
+#: Where CPU goes, by the module of a frame: a sample is charged to the innermost frame
+#: that belongs to telemetry code, unless shop work (a driver, the web framework, a
+#: service) runs inside it, as when an instrumentation wraps the call it traces.
+PROFILE_CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("export (encode, send)", ("(kansoku/kit/otlp_json", "(exporter/", "(export/__init__",
+                               "(requests/", "(urllib3", "(_shared_internal", "(http/client")),
+    ("sqlalchemy instrumentation", ("(sqlalchemy/engine.py", "(sqlalchemy/__init__.py",
+                                    "(_semconv.py", "(kansoku/kit/db_telemetry")),
+    ("redis instrumentation", ("(redis/__init__.py", "(redis/util.py",
+                               "(kansoku/kit/cache_telemetry")),
+    ("logging", ("(_logs/", "(logging/handler.py", "(kansoku/kit/logging",
+                 "(logging/__init__")),
+    ("metrics", ("(metrics/",)),
+    ("spans (sdk, api, context)", ("(trace/", "(context/", "(attributes/", "(propagat",
+                                   "(baggage/", "(processor/", "(util/__init__",
+                                   "(_decorator", "(instrumentation/utils")),
+)
+_SHOP_WORK = ("(redis/asyncio", "(redis/_parsers", "(asyncpg", "(sqlalchemy/orm",
+              "(sqlalchemy/sql", "(sqlalchemy/engine/", "(sqlalchemy/pool",
+              "(kansoku/services", "(httpcore", "(httpx", "(anyio", "(fastapi",
+              "(starlette", "(pydantic")
+_IDLE = ("Condition.wait", "select (", "epoll", "_run_once (", "sleep (")
+
+
+def profile_categories(stacks: Path) -> dict[str, int]:
+    """Busy samples by category in one py-spy raw file (idle waits left out)."""
+    counts: dict[str, int] = {}
+    for line in stacks.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        frames = stack.split(";")
+        if not frames or any(mark in frames[-1] for mark in _IDLE):
+            continue
+        category, telemetry_depth, shop_depth = "", -1, -1
+        for depth, frame in enumerate(frames):
+            found = next((name for name, marks in PROFILE_CATEGORIES
+                          if any(mark in frame for mark in marks)), None)
+            if found:
+                category, telemetry_depth = found, depth
+            if any(mark in frame for mark in _SHOP_WORK):
+                shop_depth = depth
+        if shop_depth > telemetry_depth or telemetry_depth < 0:
+            # The shop's own work, by the package of the innermost frame: what grows
+            # here with telemetry on is paid indirectly (bigger headers, more garbage).
+            leaf = frames[-1].rpartition("(")[2]
+            category = f"shop: {leaf.split('/')[0] if '/' in leaf else leaf.split(':')[0]}"
+        counts[category] = counts.get(category, 0) + int(number)
+    return counts
+
+
+def start_profiles(folder: Path, label: str, processes: list[psutil.Process],
+                   seconds: float) -> list[subprocess.Popen[bytes]]:
+    """py-spy recording each process for `seconds`, raw stacks into `folder`."""
+    return [subprocess.Popen(
+        ["py-spy", "record", "--pid", str(process.pid), "--duration", str(int(seconds)),
+         "--rate", "250", "--format", "raw", "--nonblocking",
+         "--output", str(folder / f"{label}-{process.pid}.txt")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for process in processes]
+
+
+def print_profile(folder: Path, per_request: dict[str, float]) -> None:
+    """CPU per request by category, on beside off: where the tax goes."""
+    shares: dict[str, dict[str, float]] = {}
+    for mode in per_request:
+        counts: dict[str, int] = {}
+        for stacks in folder.glob(f"*-{mode}-*.txt"):
+            for category, number in profile_categories(stacks).items():
+                counts[category] = counts.get(category, 0) + number
+        total = sum(counts.values()) or 1
+        shares[mode] = {category: number / total for category, number in counts.items()}
+    names = sorted({name for mode in shares.values() for name in mode},
+                   key=lambda name: (name.startswith("shop"),
+                                     -abs(shares["on"].get(name, 0) * per_request["on"]
+                                          - shares["off"].get(name, 0) * per_request["off"])))
+    print("\nCPU per request by where it goes (py-spy samples x CPU/request), ms:")
+    print(f"  {'':28} {'on':>6} {'off':>6} {'on-off':>7}")
+    for name in names[:len(PROFILE_CATEGORIES) + 12]:
+        on, off = (shares[mode].get(name, 0) * per_request[mode] for mode in ("on", "off"))
+        print(f"  {name[:28]:28} {on:6.2f} {off:6.2f} {on - off:7.2f}")
+
+
+def variant(text: str) -> tuple[str, dict[str, str]]:
+    """`LABEL:VAR=VALUE,VAR=VALUE` from the command line."""
+    label, _, assignments = text.partition(":")
+    changes = dict(item.split("=", 1) for item in assignments.split(",") if "=" in item)
+    if not label or label in ("on", "off") or not changes:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not LABEL:VAR=VALUE[,VAR=VALUE] with a label other than on/off")
+    return label, changes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10, help="per round")
     parser.add_argument("--rounds", type=int, default=3, help="on/off pairs")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=float, default=3, help="seconds, each set")
+    parser.add_argument("--variant", action="append", default=[], type=variant,
+                        metavar="LABEL:VAR=VALUE[,VAR=VALUE]",
+                        help="also measure telemetry on with these variables changed, e.g. "
+                             "no-span-export:OTEL_TRACES_EXPORTER=none (repeatable)")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="record each round with py-spy (pip install py-spy) into DIR "
+                             "and print CPU per request by category, on beside off")
     args = parser.parse_args()
+    if args.profile:
+        if shutil.which("py-spy") is None:
+            sys.exit("--profile needs py-spy on PATH: pip install py-spy")
+        args.profile.mkdir(parents=True, exist_ok=True)
 
     with tempfile.TemporaryDirectory(prefix="kansoku-bench-") as temporary:
         root = Path(temporary)
@@ -301,14 +409,23 @@ def main() -> None:
                                       text=True, timeout=300, check=False)
             if migrated.returncode != 0:
                 sys.exit(f"kansoku migrate failed: {migrated.stderr.strip()[-2000:]}")
-            (sink_port,) = free_ports(1)
+            sink_port, variants_sink_port = free_ports(2)
             processes.start("sink", [sys.executable, "-c", NULL_SINK, str(sink_port)])
+            telemetry_on = {"OTEL_TRACES_SAMPLER": "always_on",
+                            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}
             envs = {
-                "on": service_environment(shared, {
-                    "OTEL_TRACES_SAMPLER": "always_on",
-                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}"}),
+                "on": service_environment(shared, telemetry_on),
                 "off": service_environment(shared, {"OTEL_SDK_DISABLED": "true"}),
             }
+            if args.variant:
+                # A sink of their own, so the counts below stay those of the "on" set.
+                processes.start("variants-sink", [sys.executable, "-c", NULL_SINK,
+                                                  str(variants_sink_port)])
+            for label, changes in args.variant:
+                envs[label] = service_environment(shared, {
+                    **telemetry_on,
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{variants_sink_port}",
+                    **changes})
             pids = {}
             for mode, env in envs.items():
                 for service in PAIR:
@@ -324,27 +441,37 @@ def main() -> None:
                         for mode in envs}
             paths = product_paths(gateways["off"])
             loads = {mode: Load(port, paths) for mode, port in gateways.items()}
-            sent = {"on": 0, "off": 0}
-            for mode in ("on", "off"):
+            modes = list(envs)
+            sent = dict.fromkeys(modes, 0)
+            for mode in modes:
                 ok, failed = asyncio.run(loads[mode].run(args.warmup, args.concurrency))
                 sent[mode] += ok + failed
-            rates: dict[str, list[float]] = {"on": [], "off": []}
-            failures = {"on": 0, "off": 0}
+            rates: dict[str, list[float]] = {mode: [] for mode in modes}
+            failures = dict.fromkeys(modes, 0)
             # CPU seconds of the three services per request: unlike requests per second,
             # hardly moved by whatever else the machine is doing at the time.
-            cpu = {"on": 0.0, "off": 0.0}
-            answered = {"on": 0, "off": 0}
+            cpu = dict.fromkeys(modes, 0.0)
+            answered = dict.fromkeys(modes, 0)
+            switches = dict.fromkeys(modes, 0)
             for round_number in range(args.rounds):
-                order = ("on", "off") if round_number % 2 == 0 else ("off", "on")
+                # Each round starts one set later, so no set always runs first.
+                order = modes[round_number % len(modes):] + modes[:round_number % len(modes)]
                 for mode in order:
+                    profilers = (start_profiles(args.profile, f"r{round_number}-{mode}",
+                                                services[mode], args.seconds)
+                                 if args.profile else [])
                     before = cpu_seconds(services[mode])
+                    switches_before = context_switches(services[mode])
                     ok, failed = asyncio.run(loads[mode].run(args.seconds, args.concurrency))
                     used = cpu_seconds(services[mode]) - before
+                    switches[mode] += context_switches(services[mode]) - switches_before
                     cpu[mode] += used
                     answered[mode] += ok + failed
                     sent[mode] += ok + failed
                     failures[mode] += failed
                     rates[mode].append(ok / args.seconds)
+                    for profiler in profilers:
+                        profiler.wait(30)
                     print(f"round {round_number + 1} telemetry {mode:<3}  "
                           f"{ok / args.seconds:7.1f} rps  "
                           f"{used / max(1, ok + failed) * 1000:6.2f} ms CPU/request  "
@@ -366,6 +493,15 @@ def main() -> None:
     print(f"CPU of gateway+catalog+inventory per request: on {per_request['on']:.2f} ms, "
           f"off {per_request['off']:.2f} ms; ratio off/on "
           f"{per_request['off'] / per_request['on']:.3f} (the rps ratio if CPU were the limit)")
+    print("context switches per request: " + ", ".join(
+        f"{mode} {switches[mode] / max(1, answered[mode]):.1f}" for mode in modes))
+    for label, changes in args.variant:
+        rate = statistics.mean(rates[label])
+        print(f"variant {label} ({', '.join(f'{k}={v}' for k, v in changes.items())}): "
+              f"{rate:7.1f} rps, ratio to off {rate / off:.3f}; CPU {per_request[label]:.2f} "
+              f"ms/request, ratio off/{label} {per_request['off'] / per_request[label]:.3f}")
+    if args.profile:
+        print_profile(args.profile, per_request)
     requests = sent["on"]
     spans = sum(received["spans"].values())
     logs = sum(received["logs"].values())
