@@ -38,11 +38,12 @@ from rich.table import Table
 
 from kansoku import __version__, topology
 from kansoku.commands import alerts as alerts_commands
+from kansoku.commands import chaos as chaos_commands
 from kansoku.commands import flags as flags_commands
 from kansoku.commands import load as load_commands
 from kansoku.commands.common import DataDir, console, fail, invalid_setting, load_settings
 from kansoku.kit.settings import ConfigurationError
-from kansoku.stack.control import Request, write_request
+from kansoku.stack.control import ControlError, Request, ask_supervisor
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import process_alive, read_state, supervisor_alive
 
@@ -56,6 +57,7 @@ app = typer.Typer(
 app.add_typer(flags_commands.app, name="flags")
 app.add_typer(load_commands.app)
 app.add_typer(alerts_commands.app, name="alerts")
+app.add_typer(chaos_commands.app, name="chaos")
 
 
 def load_state(settings: StackSettings) -> dict[str, Any] | None:
@@ -328,25 +330,10 @@ def _find_component(state: dict[str, Any], name: str | None, action: str) -> dic
 
 
 def _ask_supervisor(settings: StackSettings, state: dict[str, Any], request: Request) -> None:
-    """Leave the request in the run directory, then wake the supervisor with SIGUSR1."""
     try:
-        write_request(settings.run_dir, request)
-    except OSError as exc:
-        fail(f"cannot write to {settings.run_dir} ({exc.strerror}) — run kansoku as the "
-             "user who started the stack")
-    supervisor = state["supervisor"]
-    # Checked again just before the signal: SIGUSR1 would end an unrelated process that
-    # reused the pid, so the pid must still be the supervisor that wrote the state.
-    if not supervisor_alive(state):
-        fail("the supervisor stopped just now — see "
-             f"{settings.log_dir / 'supervisor.log'}")
-    try:
-        os.kill(supervisor["pid"], signal.SIGUSR1)
-    except ProcessLookupError:
-        fail(f"the supervisor stopped just now — see {settings.log_dir / 'supervisor.log'}")
-    except PermissionError:
-        fail(f"cannot signal the supervisor (pid {supervisor['pid']}) — run kansoku as the "
-             "user who started the stack")
+        ask_supervisor(settings.run_dir, settings.log_dir, state, request)
+    except ControlError as exc:
+        fail(str(exc))
 
 
 def _wait_for(settings: StackSettings, name: str, timeout: float,

@@ -19,7 +19,8 @@ from kansoku.kit import flags
 app = typer.Typer(help="List, set and reset the fault flags.", no_args_is_help=True)
 
 
-def _flags_file(data_dir: Path | None) -> Path:
+def flags_file(data_dir: Path | None) -> Path:
+    """The flag file of the stack in `data_dir` (or `KANSOKU_FLAGS_FILE` when set)."""
     explicit = flags.default_path()
     if explicit is not None:
         return explicit.expanduser().absolute()
@@ -40,7 +41,7 @@ def list_flags(
     = False,
 ) -> None:
     """Every flag: its current variant, its variants, and what it does."""
-    path = _flags_file(data_dir)
+    path = flags_file(data_dir)
     variants = _current(path)
     if as_json:
         console.print_json(json.dumps([
@@ -69,7 +70,7 @@ def set_flag(
     data_dir: DataDir = None,
 ) -> None:
     """Switch a flag to one of its variants (`off` turns it off)."""
-    path = _flags_file(data_dir)
+    path = flags_file(data_dir)
     try:
         name, variant = flags.set_variant(path, name, variant)
     except flags.FlagError as exc:
@@ -83,7 +84,7 @@ def set_flag(
 @app.command("reset")
 def reset_flags(data_dir: DataDir = None) -> None:
     """Turn every flag off."""
-    path = _flags_file(data_dir)
+    path = flags_file(data_dir)
     try:
         flags.reset(path)
     except OSError as exc:

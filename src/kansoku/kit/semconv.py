@@ -172,3 +172,13 @@ METRIC_SYNTHETIC_RUNS: Final = "kansoku.synthetics.runs"
 METRIC_SYNTHETIC_DURATION: Final = "kansoku.synthetics.duration"
 SYNTHETIC_JOURNEY: Final = "kansoku.synthetic.journey"
 SYNTHETIC_OUTCOME: Final = "kansoku.synthetic.outcome"
+#: Chaos experiments (`kansoku chaos run`): the experiment's title, its outcome
+#: (`recovered`, `not-recovered`, `aborted`, `failed`, `interrupted`), the recovery time
+#: in seconds, and on each step's span its phase (`method` / `rollback`) and action.
+CHAOS_EXPERIMENT: Final = "kansoku.chaos.experiment"
+CHAOS_STATUS: Final = "kansoku.chaos.status"
+CHAOS_RECOVERY_SECONDS: Final = "kansoku.chaos.recovery_seconds"
+CHAOS_PHASE: Final = "kansoku.chaos.phase"
+CHAOS_ACTION: Final = "kansoku.chaos.action"
+#: On the experiment's "hypothesis deviated" events: the probes that did not hold.
+CHAOS_DEVIATIONS: Final = "kansoku.chaos.deviations"

@@ -17,10 +17,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
+
+from kansoku.stack.state import supervisor_alive
 
 logger = logging.getLogger("kansoku.supervisor")
 
@@ -53,6 +56,35 @@ def write_request(run_dir: Path, request: Request) -> Path:
     path = folder / f"{name}.json"
     os.replace(temporary, path)
     return path
+
+
+class ControlError(Exception):
+    """A request could not be handed to the supervisor; the message says why and what
+    to do about it."""
+
+
+def ask_supervisor(run_dir: Path, log_dir: Path, state: dict[str, Any],
+                   request: Request) -> None:
+    """Leave `request` in the run directory, then wake the supervisor that wrote `state`
+    with SIGUSR1. Raises `ControlError` when either step fails."""
+    try:
+        write_request(run_dir, request)
+    except OSError as exc:
+        raise ControlError(f"cannot write to {run_dir} ({exc.strerror}) — run kansoku as "
+                           "the user who started the stack") from exc
+    supervisor = state["supervisor"]
+    gone = f"the supervisor stopped just now — see {log_dir / 'supervisor.log'}"
+    # Checked again just before the signal: SIGUSR1 would end an unrelated process that
+    # reused the pid, so the pid must still be the supervisor that wrote the state.
+    if not supervisor_alive(state):
+        raise ControlError(gone)
+    try:
+        os.kill(supervisor["pid"], signal.SIGUSR1)
+    except ProcessLookupError as exc:
+        raise ControlError(gone) from exc
+    except PermissionError as exc:
+        raise ControlError(f"cannot signal the supervisor (pid {supervisor['pid']}) — run "
+                           "kansoku as the user who started the stack") from exc
 
 
 def take_requests(run_dir: Path) -> list[Request]:

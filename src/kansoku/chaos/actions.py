@@ -1,0 +1,293 @@
+"""What an experiment does to a running stack: fault flags, and stopping, starting,
+killing and pausing components.
+
+- **Flags** are written with `kansoku.kit.flags.set_variant` into the stack's flags file,
+  as `kansoku flags set` does; every service sees the change within about a second.
+- **stop / start** ask the supervisor, as `kansoku stop NAME` / `kansoku start NAME` do
+  (a request file in the run directory, then SIGUSR1), and wait for the state file to
+  say the component is stopped and held, or running again.
+- **kill** sends SIGKILL to the component's process (pid and start time from the state
+  file, so a recycled pid is never hit): a crash, which the supervisor answers by
+  restarting it after its backoff.
+- **pause** sends SIGSTOP to the process and its children, waits, then SIGCONT: a
+  process that hangs without exiting, which nothing restarts.
+
+`Changes` remembers what is still changed (a flag away from its variant before the
+experiment, a component stopped and not started again, a process still frozen), so the
+runner can put the stack back however the experiment ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from kansoku.chaos import experiment as model
+from kansoku.kit import flags
+from kansoku.stack import control
+from kansoku.stack.settings import StackSettings
+from kansoku.stack.state import process_alive, read_state, supervisor_alive
+
+#: How long stop and start wait beyond the supervisor's own bounds (its SIGKILL deadline,
+#: the ready timeout) — the same margin `kansoku stop` / `kansoku start` allow.
+CONTROL_MARGIN_SECONDS = 15.0
+
+
+class StackError(Exception):
+    """The stack is not there or not in a state to run an experiment; says what to do."""
+
+
+class ActionFailed(Exception):
+    """A step could not be carried out; the message says why."""
+
+
+class Stack:
+    """The stack running from one data directory, as its state file describes it."""
+
+    def __init__(self, settings: StackSettings, flags_file: Path) -> None:
+        self.settings = settings
+        self.flags_file = flags_file
+
+    def state(self) -> dict[str, Any]:
+        """The state file of a running stack; `StackError` if none runs here."""
+        try:
+            state = read_state(self.settings.state_file)
+        except OSError as exc:
+            raise StackError(f"cannot read {self.settings.state_file} ({exc.strerror}) — "
+                             "run kansoku as the user who started the stack") from exc
+        if not supervisor_alive(state) or state is None:
+            raise StackError(f"kansoku is not running (data directory "
+                             f"{self.settings.data_dir}) — start it with "
+                             "'kansoku up --detach'")
+        phase = state["supervisor"]["state"]
+        if phase != "running":
+            raise StackError(f"kansoku is {phase}, not running — try again when "
+                             "'kansoku status' says running")
+        return state
+
+    def component(self, name: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
+        state = state or self.state()
+        for component in state["components"]:
+            if component["name"] == name:
+                return dict(component)
+        names = ", ".join(component["name"] for component in state["components"])
+        raise StackError(f"this stack has no component '{name}' (an external server is "
+                         f"not kansoku's to stop) — its components: {names}")
+
+    def url(self, name: str) -> str:
+        return str(self.component(name)["url"])
+
+    def check(self, experiment: model.Experiment) -> None:
+        """Every component the experiment names is part of this stack; `StackError`
+        otherwise, before anything is touched."""
+        state = self.state()
+        named = {step.component for step in [*experiment.method, *experiment.rollback]
+                 if isinstance(step, model.Stop | model.Start | model.Kill | model.Pause)}
+        named |= {probe.component for probe in experiment.hypothesis.probes
+                  if isinstance(probe, model.ReadyProbe | model.HttpProbe)}
+        named |= {"explorer" for probe in experiment.hypothesis.probes
+                  if isinstance(probe, model.ErrorRateProbe | model.LatencyProbe)}
+        named |= {"gateway" for probe in experiment.hypothesis.probes
+                  if isinstance(probe, model.CheckoutProbe)}
+        for name in sorted(named):
+            self.component(name, state)
+
+
+@dataclass
+class Changes:
+    """What the experiment changed and has not put back yet."""
+
+    #: Flag -> its variant before the experiment first set it.
+    flags: dict[str, str] = field(default_factory=dict)
+    #: Components stopped (held by the supervisor) and not started again.
+    stopped: set[str] = field(default_factory=set)
+    #: Component -> its processes frozen with SIGSTOP and not resumed.
+    paused: dict[str, list[psutil.Process]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.flags or self.stopped or self.paused)
+
+
+class Actions:
+    """Carries out steps on one stack, remembering in `changes` what is still changed."""
+
+    def __init__(self, stack: Stack) -> None:
+        # Imported here, not at the top: every `kansoku` command imports this module,
+        # and only a run needs the supervisor's constants (read now, not on the loop).
+        from kansoku.stack.supervisor import STOP_TIMEOUT_SECONDS
+
+        self.stop_timeout = STOP_TIMEOUT_SECONDS + CONTROL_MARGIN_SECONDS
+        self.stack = stack
+        self.changes = Changes()
+
+    async def run(self, step: Any) -> str:
+        """Carry out one step; returns a few words on how it went. Raises
+        `ActionFailed` (or `StackError`)."""
+        if isinstance(step, model.SetFlag):
+            return self.set_flag(step.flag, step.variant)
+        if isinstance(step, model.Stop):
+            return await self.stop(step.component)
+        if isinstance(step, model.Start):
+            return await self.start(step.component)
+        if isinstance(step, model.Kill):
+            return self.kill(step.component)
+        if isinstance(step, model.Pause):
+            return await self.pause(step.component, step.for_)
+        if isinstance(step, model.Wait):
+            await asyncio.sleep(step.for_)
+            return ""
+        raise ActionFailed(f"no way to carry out {step!r}")  # pragma: no cover
+
+    # --- flags --------------------------------------------------------------------------
+
+    def set_flag(self, name: str, variant: str) -> str:
+        path = self.stack.flags_file
+        try:
+            before = flags.read_variants(path)[name]
+            flags.set_variant(path, name, variant)
+        except flags.FlagError as exc:
+            raise ActionFailed(str(exc)) from exc
+        except OSError as exc:
+            raise ActionFailed(f"cannot write {path}: {exc.strerror}") from exc
+        original = self.changes.flags.setdefault(name, before)
+        if variant == original:
+            del self.changes.flags[name]
+        return f"was {before}"
+
+    # --- stop and start, through the supervisor -----------------------------------------
+
+    async def stop(self, name: str) -> str:
+        component = self.stack.component(name)
+        if component.get("held") and component["state"] == "stopped":
+            return "already stopped"
+        self._ask_supervisor(control.Request("stop", name))
+        self.changes.stopped.add(name)
+        await self._wait_for(name, self.stop_timeout, lambda c: (
+            True if c.get("held") and c["state"] == "stopped" else None), "stop")
+        return "stopped and held"
+
+    async def start(self, name: str) -> str:
+        component = self.stack.component(name)
+        self.changes.stopped.discard(name)
+        if not component.get("held"):
+            if component["state"] == "running":
+                return "already running"
+            return f"{component['state']}: the supervisor is already starting it"
+        self._ask_supervisor(control.Request("start", name))
+
+        def outcome(component: dict[str, Any]) -> bool | None:
+            if component.get("held"):
+                return None  # not taken yet
+            if component["state"] == "running":
+                return True
+            if component["state"] in ("failed", "restarting"):
+                raise ActionFailed(f"{name} did not start; the supervisor keeps retrying "
+                                   f"it — see {component['log']}")
+            return None
+
+        await self._wait_for(name, self.stack.settings.ready_timeout + CONTROL_MARGIN_SECONDS,
+                             outcome, "become ready")
+        return "running and ready"
+
+    def _ask_supervisor(self, request: control.Request) -> None:
+        try:
+            control.ask_supervisor(self.stack.settings.run_dir, self.stack.settings.log_dir,
+                                   self.stack.state(), request)
+        except control.ControlError as exc:
+            raise ActionFailed(str(exc)) from exc
+
+    async def _wait_for(self, name: str, timeout: float, outcome: Any, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if outcome(self.stack.component(name)):
+                return
+            await asyncio.sleep(0.1)
+        raise ActionFailed(f"{name} did not {what} within {timeout:g}s — see "
+                           f"{self.stack.settings.log_dir / 'supervisor.log'}")
+
+    # --- signals ------------------------------------------------------------------------
+
+    def _process(self, name: str) -> psutil.Process:
+        component = self.stack.component(name)
+        pid, started = component.get("pid"), component.get("process_started")
+        if not pid or not process_alive(pid, started):
+            raise ActionFailed(f"{name} has no running process now (it is "
+                               f"{component['state']})")
+        try:
+            return psutil.Process(pid)
+        except psutil.Error as exc:
+            raise ActionFailed(f"{name} (pid {pid}) is gone: {exc}") from exc
+
+    def kill(self, name: str) -> str:
+        process = self._process(name)
+        try:
+            process.send_signal(signal.SIGKILL)
+        except psutil.AccessDenied as exc:
+            raise ActionFailed(f"not allowed to signal {name} (pid {process.pid}) — run "
+                               "kansoku as the user who started the stack") from exc
+        except psutil.NoSuchProcess:
+            return f"pid {process.pid} had already exited"
+        return f"pid {process.pid} killed; the supervisor restarts it"
+
+    async def pause(self, name: str, seconds: float) -> str:
+        parent = self._process(name)
+        # The parent first, so it starts nothing new; then everything it started (a
+        # PostgreSQL backend keeps serving its connection unless it is frozen too).
+        processes = [parent]
+        with contextlib.suppress(psutil.Error):
+            processes += parent.children(recursive=True)
+        frozen: list[psutil.Process] = []
+        try:
+            for process in processes:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.suspend()
+                    frozen.append(process)
+        except psutil.AccessDenied as exc:
+            self._resume(frozen)
+            raise ActionFailed(f"not allowed to signal {name} (pid {parent.pid}) — run "
+                               "kansoku as the user who started the stack") from exc
+        self.changes.paused[name] = frozen
+        await asyncio.sleep(seconds)
+        self.resume(name)
+        return f"{len(frozen)} process{'es' if len(frozen) != 1 else ''} frozen, then resumed"
+
+    def resume(self, name: str) -> None:
+        self._resume(self.changes.paused.pop(name, []))
+
+    @staticmethod
+    def _resume(processes: list[psutil.Process]) -> None:
+        # Children before the parent: the reverse of the order they were frozen in.
+        for process in reversed(processes):
+            with contextlib.suppress(psutil.Error):
+                process.resume()
+
+    # --- putting the stack back ---------------------------------------------------------
+
+    async def undo(self) -> list[str]:
+        """Put back whatever is still changed: resume frozen processes, set flags back
+        to their variant before the experiment, start components still stopped. Each
+        is tried even if another fails; returns what was done (or failed), in words."""
+        done: list[str] = []
+        for name in list(self.changes.paused):
+            self.resume(name)
+            done.append(f"resumed {name}")
+        for name, variant in list(self.changes.flags.items()):
+            try:
+                self.set_flag(name, variant)
+                done.append(f"set {name} back to {variant}")
+            except ActionFailed as exc:
+                done.append(f"could not set {name} back to {variant}: {exc}")
+        for name in sorted(self.changes.stopped):
+            try:
+                await self.start(name)
+                done.append(f"started {name}")
+            except (ActionFailed, StackError) as exc:
+                done.append(f"could not start {name}: {exc}")
+        return done

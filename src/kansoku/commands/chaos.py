@@ -1,0 +1,244 @@
+"""`kansoku chaos list|run|schedule`: chaos experiments and game days (docs/chaos.md).
+
+`run` takes a shipped experiment by name or a YAML file, runs it against the stack
+running from the data directory and prints what happens as it goes, then the report:
+whether the hypothesis held before, during and after, and the recovery time. It exits 0
+when the shop recovered, 1 otherwise. `schedule` turns random fault flags on and off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import signal
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from kansoku.chaos import experiment as model
+from kansoku.chaos.actions import Stack, StackError
+from kansoku.chaos.report import EventPrinter, render
+from kansoku.chaos.runner import RECOVERED, run_experiment
+from kansoku.chaos.runner import logger as runner_logger
+from kansoku.chaos.scheduler import FaultPicker, Scheduler, plan
+from kansoku.commands.common import DataDir, console, errors, fail, load_settings
+from kansoku.commands.flags import flags_file
+from kansoku.explorer.rules import format_duration, parse_duration
+from kansoku.kit import flags
+from kansoku.stack.settings import StackSettings
+from kansoku.stack.state import read_state, supervisor_alive
+
+if TYPE_CHECKING:
+    from kansoku.kit.telemetry import Telemetry
+
+#: The service name the experiments' telemetry carries.
+SERVICE = "chaos"
+
+app = typer.Typer(help="Chaos experiments and game days against the running stack.",
+                  no_args_is_help=True)
+
+
+@app.command("list")
+def list_experiments() -> None:
+    """The shipped experiments: name, title, parameters and what each is about."""
+    table = Table(title="Shipped chaos experiments ('kansoku chaos run NAME')",
+                  title_justify="left")
+    table.add_column("name", no_wrap=True)
+    table.add_column("title", no_wrap=True)
+    table.add_column("parameters")
+    table.add_column("what it does")
+    for name in model.shipped():
+        experiment = model.load(name)
+        parameters = " ".join(f"{key}={value}" for key, value
+                              in experiment.parameters.items())
+        # The first sentence: `kansoku chaos run NAME` prints the rest.
+        about = " ".join(experiment.description.split()).split(". ")[0].rstrip(".") + "."
+        table.add_row(name, experiment.title, parameters, about)
+    console.print(table)
+
+
+def _overrides(values: list[str]) -> dict[str, str]:
+    found = {}
+    for value in values:
+        name, equals, setting = value.partition("=")
+        if not equals or not name.strip():
+            fail(f"--param '{value}' is not NAME=VALUE — e.g. --param outage=5s")
+        found[name.strip()] = setting.strip()
+    return found
+
+
+@app.command("run")
+def run(
+    experiment: Annotated[str, typer.Argument(
+        help="A shipped experiment ('kansoku chaos list') or a YAML file",
+        show_default=False)],
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="Set a parameter of the experiment, e.g. outage=5s "
+        "(repeatable)", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the report as JSON (progress goes to stderr)")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run a chaos experiment: probe the hypothesis, run the method, roll back, and
+    report whether the hypothesis held and how long the shop took to recover."""
+    try:
+        chosen = model.load(experiment, _overrides(param or []))
+    except model.ExperimentError as exc:
+        fail(str(exc))
+    settings = load_settings(data_dir)
+    stack = Stack(settings, flags_file(data_dir))
+    try:
+        stack.check(chosen)
+    except StackError as exc:
+        fail(str(exc))
+    printer = EventPrinter(errors if as_json else console)
+    if not as_json:
+        console.print(f"[bold]{chosen.title}[/] ({chosen.source}) against "
+                      f"{settings.data_dir}", highlight=False)
+        if chosen.description:
+            console.print(" ".join(chosen.description.split()), highlight=False)
+        console.print(f"Hypothesis: {chosen.hypothesis.title} — "
+                      + "; ".join(probe.label for probe in chosen.hypothesis.probes),
+                      highlight=False)
+    telemetry = _telemetry(settings)
+    try:
+        report = asyncio.run(run_experiment(chosen, stack, printer))
+    except StackError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        # The runner handles Ctrl-C while it can change anything; this one came just
+        # before it began or just after it had put everything back.
+        fail("interrupted — the experiment left nothing changed")
+    finally:
+        with contextlib.suppress(KeyboardInterrupt):
+            telemetry.shutdown()  # the experiment's trace and log leave before the report
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        console.print()
+        console.print(render(report))
+    if report.status != RECOVERED:
+        raise typer.Exit(1)
+
+
+def _telemetry(settings: StackSettings) -> Telemetry:
+    """Providers for the experiment's trace and log records, sent where the stack's
+    telemetry goes (the explorer, unless the user named another backend)."""
+    from kansoku.kit.telemetry import setup_telemetry
+
+    os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", settings.otlp_endpoint)
+    # An experiment may stop the explorer: exiting should not wait long for it.
+    os.environ.setdefault("OTEL_EXPORTER_OTLP_TIMEOUT", "5")
+    telemetry = setup_telemetry(SERVICE, prometheus=False)
+    # The run's log records go over OTLP only: the console already says the same.
+    run_log = logging.getLogger(runner_logger.name)
+    run_log.handlers, run_log.propagate = list(telemetry.log_handlers), False
+    run_log.setLevel(logging.INFO)
+    return telemetry
+
+
+def _duration(value: str, option: str) -> float:
+    try:
+        seconds = parse_duration(value)
+    except ValueError as exc:
+        fail(f"{option} {exc} — e.g. {option} 2m")
+    if seconds <= 0:
+        fail(f"{option} must be longer than 0s — e.g. {option} 2m")
+    return seconds
+
+
+@app.command("schedule")
+def schedule(
+    interval: Annotated[str, typer.Option(
+        help="A new random fault this often, e.g. 2m")] = "2m",
+    fault_time: Annotated[str | None, typer.Option(
+        "--fault-time", help="How long each fault stays on [default: half the interval]",
+        show_default=False)] = None,
+    duration: Annotated[str | None, typer.Option(
+        help="How long the game day lasts, e.g. 30m [default: until Ctrl-C]",
+        show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(
+        help="Seed of the random choices: the same seed replays the same faults "
+        "[default: a new one, printed]", show_default=False)] = None,
+    flag: Annotated[list[str] | None, typer.Option(
+        "--flag", help="Choose only among these flags (repeatable) [default: every flag]",
+        show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the faults it would turn on, change nothing")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Game day: turn random fault flags on and off, one at a time, saying what it
+    does. Every flag it turned on is put back when it ends, Ctrl-C included."""
+    every = _duration(interval, "--interval")
+    on_for = _duration(fault_time, "--fault-time") if fault_time else every / 2
+    if on_for > every:
+        fail(f"--fault-time ({fault_time}) is longer than --interval ({interval}) — one "
+             "fault at a time: make it shorter")
+    total = _duration(duration, "--duration") if duration else None
+    try:
+        names = [flags.flag_definition(name).name for name in flag or []] or list(flags.FLAGS)
+    except flags.FlagError as exc:
+        fail(str(exc))
+    seed = seed if seed is not None else random.SystemRandom().randrange(1, 1_000_000)
+    if dry_run:
+        shown = plan(seed, names, every, total if total is not None else every * 10)
+        for start, fault in shown:
+            console.print(f"+{format_duration(start):<6} on   {fault}  for "
+                          f"{format_duration(on_for)}", highlight=False)
+        console.print(f"(seed {seed}; {'the first ' if total is None else ''}"
+                      f"{len(shown)} faults; nothing was changed)", highlight=False)
+        return
+    settings = load_settings(data_dir)
+    path = flags_file(data_dir)
+    try:
+        current = flags.read_variants(path)
+    except flags.FlagFileError as exc:
+        fail(str(exc))
+    busy = [name for name in names if current[name] != flags.OFF]
+    names = [name for name in names if current[name] == flags.OFF]
+    if not names:
+        fail("every flag to choose from is already on — 'kansoku flags reset' turns "
+             "them off")
+    if busy:
+        console.print(f"Already on, left alone: {', '.join(busy)}", highlight=False)
+    with contextlib.suppress(OSError):
+        if not supervisor_alive(read_state(settings.state_file)):
+            errors.print(f"[yellow]warning:[/] kansoku is not running from "
+                         f"{settings.data_dir}: the flags change, but nothing reads them "
+                         "('kansoku up --detach' starts it)", highlight=False)
+    until = f"for {format_duration(total)}" if total else "until Ctrl-C"
+    console.print(f"Game day: a random fault every {format_duration(every)}, each on for "
+                  f"{format_duration(on_for)}, {until} (seed {seed}: '--seed {seed}' "
+                  f"replays it). Flags file: {path}", highlight=False)
+    scheduler = Scheduler(path, FaultPicker(seed, names), interval=every,
+                          fault_time=on_for, duration=total,
+                          say=lambda line: console.print(line, highlight=False))
+
+    def stop_on_signal(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # A closed terminal or SIGTERM ends it like Ctrl-C: the flags are put back.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on_signal)
+    interrupted = False
+    try:
+        scheduler.run()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        # Putting the flags back must not be cut short by a second Ctrl-C.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)
+        try:
+            restored = scheduler.restore()
+        except (OSError, flags.FlagError) as exc:
+            fail(f"could not put the flags back ({exc}) — run 'kansoku flags reset'")
+    back = f"; put back just now: {', '.join(restored)}" if restored else ""
+    faults = f"{scheduler.faults} fault{'s' if scheduler.faults != 1 else ''}"
+    console.print(f"{'Stopped' if interrupted else 'Done'}: {faults} turned on{back}. "
+                  "Every flag it set is back as it was.", highlight=False)
