@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.context import set_request_id
-from kansoku.kit.errors import DependencyUnavailable
+from kansoku.kit.errors import DependencyUnavailable, UpstreamDependencyUnavailable
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, RetryPolicy, ServiceClient, Timeouts
 from kansoku.kit.telemetry import Telemetry
 
@@ -208,3 +208,62 @@ async def test_a_call_that_cannot_connect_is_an_error_span_with_its_type() -> No
     for span in spans:
         assert span.status.status_code == StatusCode.ERROR
         assert dict(span.attributes or {})[semconv.ERROR_TYPE] == "ConnectError"
+
+
+def _upstream_outage(request: httpx.Request) -> httpx.Response:
+    """orders, up and well, saying that payments (its dependency) is away."""
+    return httpx.Response(
+        503, headers={"Content-Type": "application/problem+json", "Retry-After": "10"},
+        json={"type": "https://kansoku.dev/problems/payments-unavailable",
+              "title": "Service Unavailable", "status": 503,
+              "detail": "Payments are unavailable right now, so order KS-000042 was "
+                        "cancelled.", "request_id": "r1", "order_status": "cancelled",
+              "dependency": "payments"})
+
+
+async def test_a_callee_reporting_its_own_dependency_away_keeps_its_breaker_closed() -> None:
+    """A payments outage must not open the gateway's breaker to orders: orders answered
+    as designed. The caller gets orders' problem, naming payments."""
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=2, open_seconds=30))
+    calls: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return _upstream_outage(request)
+
+    client = ServiceClient("orders", "http://orders.test", breakers,
+                           retry=RetryPolicy(attempts=3, initial_backoff=0.001,
+                                             max_backoff=0.002),
+                           transport=httpx.MockTransport(answer))
+    for attempt in range(5):
+        with pytest.raises(UpstreamDependencyUnavailable) as raised:
+            await client.request("POST", "/orders/1/pay", json={})
+        assert len(calls) == attempt + 1, "sent every time: the circuit stayed closed"
+    assert breakers.state("orders") == "closed"
+    problem = raised.value
+    assert isinstance(problem, DependencyUnavailable), "existing fallbacks still apply"
+    assert (problem.status, problem.code, problem.dependency, problem.via) == (
+        503, "payments-unavailable", "payments", "orders")
+    assert problem.detail.startswith("Payments are unavailable right now")
+    assert problem.extensions == {"order_status": "cancelled", "dependency": "payments"}
+    assert problem.headers == {"Retry-After": "10"}
+
+
+async def test_a_503_without_a_named_dependency_is_the_callees_own_failure() -> None:
+    """Busy (pool exhausted) or a proxy's 503: the callee itself is in trouble."""
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=2, open_seconds=30))
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, headers={"Content-Type": "application/problem+json"},
+                              json={"type": "https://kansoku.dev/problems/busy",
+                                    "status": 503, "detail": "busy"})
+
+    client = ServiceClient("orders", "http://orders.test", breakers,
+                           retry=RetryPolicy(attempts=1),
+                           transport=httpx.MockTransport(busy))
+    for _ in range(2):
+        with pytest.raises(DependencyUnavailable) as raised:
+            await client.request("POST", "/orders", json={})
+        assert not isinstance(raised.value, UpstreamDependencyUnavailable)
+        assert raised.value.dependency == "orders"
+    assert breakers.state("orders") == "opened"

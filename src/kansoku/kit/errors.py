@@ -77,6 +77,34 @@ class DependencyUnavailable(Problem):
         self.response = response
 
 
+#: The members of a problem+json body that are not extensions.
+PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "request_id"})
+
+
+class UpstreamDependencyUnavailable(DependencyUnavailable):
+    """The called service is up, but answered 503 because something *it* needs is
+    unavailable: its problem names that `dependency` (e.g. orders answering
+    `payments-unavailable` with `dependency: payments`).
+
+    The callee's problem is handed on as it was (code, title, detail and extensions), so
+    whoever called the caller learns the real cause, not "orders is unavailable". `via`
+    is the service that answered.
+    """
+
+    def __init__(self, via: str, response: Any, body: dict[str, Any]) -> None:
+        super().__init__(str(body["dependency"]), f"reported by {via}", response=response)
+        self.via = via
+        self.code = str(body.get("type", "dependency-unavailable")).rsplit("/", 1)[-1]
+        self.title = str(body.get("title", self.title))
+        self.detail = str(body.get("detail", self.detail))
+        self.args = (self.detail,)
+        self.extensions = {key: value for key, value in body.items()
+                           if key not in PROBLEM_MEMBERS}
+        retry_after = response.headers.get("retry-after") if response is not None else None
+        if retry_after:
+            self.headers = {"Retry-After": retry_after}
+
+
 def problem_body(
     status: int, code: str, title: str, detail: str, instance: str | None, **extensions: Any
 ) -> dict[str, Any]:

@@ -12,6 +12,11 @@
   gateway's CPU in `benchmarks/telemetry_tax.py`).
 
 Failures surface as `DependencyUnavailable`, which the error handlers answer with 503.
+A 503 whose problem names a dependency of the callee's own (orders saying payments is
+away) is not a failure of the callee: it does not count against the callee's breaker,
+and it surfaces as `UpstreamDependencyUnavailable` carrying the callee's problem, so one
+service being away does not open every breaker in front of it and the answer names the
+real cause.
 """
 
 from __future__ import annotations
@@ -37,7 +42,11 @@ from tenacity import (
 from kansoku import __version__
 from kansoku.kit import semconv
 from kansoku.kit.context import current_request_id
-from kansoku.kit.errors import DependencyUnavailable
+from kansoku.kit.errors import (
+    PROBLEM_MEDIA_TYPE,
+    DependencyUnavailable,
+    UpstreamDependencyUnavailable,
+)
 from kansoku.kit.middleware import DURATION_BUCKETS, SERVICE_CLIENT_USER_AGENT
 from kansoku.kit.telemetry import Telemetry
 
@@ -91,6 +100,22 @@ class _ServerError(Exception):
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
         self.retryable = response.status_code in RETRYABLE_STATUSES
+
+
+def _upstream_problem(response: httpx.Response, callee: str) -> dict[str, Any] | None:
+    """The callee's problem when `response` is a 503 in which it reports that one of
+    *its* dependencies is unavailable (a `dependency` other than itself), else None."""
+    if response.status_code != 503 or not response.headers.get(
+            "content-type", "").startswith(PROBLEM_MEDIA_TYPE):
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    dependency = body.get("dependency")
+    return body if isinstance(dependency, str) and dependency not in ("", callee) else None
 
 
 def _worth_retrying(exc: BaseException) -> bool:
@@ -203,7 +228,7 @@ class ServiceClient:
         try:
             breaker = await self.breakers.get(self.service)
             async with breaker:
-                return await self._send_with_retries(method, path, attempts, **kwargs)
+                response = await self._send_with_retries(method, path, attempts, **kwargs)
         except OpenedState as exc:
             raise DependencyUnavailable(self.service, "circuit open after repeated failures"
                                         ) from exc
@@ -217,6 +242,11 @@ class ServiceClient:
         except httpx.TransportError as exc:
             raise DependencyUnavailable(self.service, f"cannot connect: {type(exc).__name__}"
                                         ) from exc
+        if response.status_code == 503:
+            upstream = _upstream_problem(response, self.service)
+            if upstream is not None:
+                raise UpstreamDependencyUnavailable(self.service, response, upstream)
+        return response
 
     async def _send_with_retries(
         self, method: str, path: str, attempts: int, **kwargs: Any
@@ -233,8 +263,11 @@ class ServiceClient:
         async for attempt in retrying:
             with attempt:
                 response = await self._traced_send(method, path, dict(headers), **kwargs)
-                if response.status_code >= 500:
+                if response.status_code >= 500 and (
+                        _upstream_problem(response, self.service) is None):
                     raise _ServerError(response)
+                # 2xx-4xx, or the callee saying that its own dependency is away: the
+                # callee answered as designed, which is no failure for its breaker.
                 return response
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
