@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import nats
 import redis.asyncio as redis
 from opentelemetry.instrumentation.redis import RedisInstrumentor
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
 from kansoku.kit.db import Database
+from kansoku.kit.db_telemetry import DatabaseTelemetry
 from kansoku.kit.health import Check
 from kansoku.kit.settings import ServiceSettings, require
 from kansoku.kit.telemetry import Telemetry
@@ -41,6 +41,7 @@ class Connections:
     ) -> None:
         self.service = service
         self.db: Database | None = None
+        self._db_telemetry: DatabaseTelemetry | None = None
         self.valkey: redis.Redis | None = None
         self.nats: Any = None
         self._nats_url: str | None = None
@@ -55,12 +56,9 @@ class Connections:
                                pool_size=pool_size)
             if telemetry.enabled:
                 # Database spans carry the statement with placeholders, never the values.
-                SQLAlchemyInstrumentor().instrument(
-                    engine=self.db.engine.sync_engine,
-                    tracer_provider=telemetry.tracer_provider,
-                    meter_provider=telemetry.meter_provider,
-                    enable_commenter=False,
-                )
+                self._db_telemetry = DatabaseTelemetry(self.db.engine,
+                                                       telemetry.tracer_provider,
+                                                       telemetry.meter_provider)
             self.checks["postgresql"] = self.db.check
         if valkey:
             url = require(settings.redis_url, "KANSOKU_REDIS_URL", f"{service} uses Valkey")
@@ -131,6 +129,8 @@ class Connections:
         if self.valkey is not None:
             await self.valkey.aclose()
         if self.db is not None:
+            if self._db_telemetry is not None:
+                self._db_telemetry.close()
             await self.db.dispose()
 
     async def _check_valkey(self) -> None:

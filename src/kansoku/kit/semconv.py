@@ -25,6 +25,15 @@ URL_FULL: Final = "url.full"
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
+DB_SYSTEM: Final = "db.system"
+DB_NAME: Final = "db.name"
+DB_USER: Final = "db.user"
+DB_STATEMENT: Final = "db.statement"
+DB_OPERATION: Final = "db.operation"
+#: The connections of a pool by state (`idle`, `used`), per `pool.name`.
+METRIC_DB_CONNECTIONS_USAGE: Final = "db.client.connections.usage"
+DB_POOL_NAME: Final = "pool.name"
+DB_CONNECTION_STATE: Final = "state"
 #: The server's request-duration histogram (seconds), per method, route and status.
 METRIC_HTTP_SERVER_DURATION: Final = "http.server.request.duration"
 #: The client's duration of calls to other services (seconds), per method, callee, status.
@@ -182,3 +191,16 @@ CHAOS_PHASE: Final = "kansoku.chaos.phase"
 CHAOS_ACTION: Final = "kansoku.chaos.action"
 #: On the experiment's "hypothesis deviated" events: the probes that did not hold.
 CHAOS_DEVIATIONS: Final = "kansoku.chaos.deviations"
+
+# --- Checkout compensation (payments refunds what a cancelled order was charged) -------
+
+#: Refunds (a counter per `kansoku.payment.refund_reason`): `order_cancelled` when
+#: payments gave the money back on its own after an `order.cancelled` event (a charge
+#: that finished after orders gave up waiting), `requested` when a caller asked for it.
+METRIC_PAYMENT_REFUNDS: Final = "kansoku.payments.refunded"
+PAYMENT_REFUND_REASON: Final = "kansoku.payment.refund_reason"
+PAYMENT_ID: Final = "kansoku.payment.id"
+#: Why orders cancelled an order (on orders' span event and payments' consumer span).
+ORDER_CANCEL_REASON: Final = "kansoku.order.cancel_reason"
+#: On a consumer span: the event had already been handled, so nothing was done again.
+EVENT_DUPLICATE: Final = "kansoku.event.duplicate"

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 
 from kansoku.kit.telemetry import Telemetry
@@ -55,9 +54,6 @@ async def lab_shop(postgres_url: str, valkey_url: str, nats_url: str
     await seed(postgres_url, "identity", identity_demo.seed)
     await seed(postgres_url, "catalog", catalog_demo.seed)
     # The lab traces (into nowhere), so its answers carry a trace id.
-    instrumentor = SQLAlchemyInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
     with ExitStack() as running:
         def serve(app: FastAPI) -> str:
             return running.enter_context(serve_in_thread(app, lifespan="on"))
@@ -76,7 +72,6 @@ async def lab_shop(postgres_url: str, valkey_url: str, nats_url: str
             identity_url=identity, redis_url=valkey_url, catalog_url=catalog, lab_url=lab,
             inventory_url=elsewhere, cart_url=elsewhere, orders_url=elsewhere,
             worker_url=elsewhere, explorer_url=EXPLORER))
-    instrumentor.uninstrument()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.processor.baggage import BaggageSpanProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -57,18 +56,11 @@ async def traced(shop: Shop) -> AsyncIterator[TracedLab]:
     provider.add_span_processor(BaggageSpanProcessor(
         lambda key: key == semconv.BAGGAGE_USER_ID))
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    # The instrumentation instruments once per process; this module's engine is the one.
-    instrumentor = SQLAlchemyInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
     app = lab_app(shop, Telemetry("lab", provider, MeterProvider()))
-    try:
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://lab",
-                timeout=30) as client:
-            yield TracedLab(client, exporter)
-    finally:
-        instrumentor.uninstrument()
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://lab",
+            timeout=30) as client:
+        yield TracedLab(client, exporter)
 
 
 def statements(spans: Sequence[ReadableSpan]) -> list[ReadableSpan]:
