@@ -25,9 +25,10 @@ GOOD_CARD = "4111111111111111"
 
 
 @pytest.fixture(scope="module")
-async def payments(postgres_url: str) -> AsyncIterator[httpx.AsyncClient]:
+async def payments(postgres_url: str, nats_url: str) -> AsyncIterator[httpx.AsyncClient]:
     await migrate(postgres_url, "payments")
-    app = create_app(Settings(database_url=postgres_url), Telemetry("payments"))
+    app = create_app(Settings(database_url=postgres_url, nats_url=nats_url),
+                     Telemetry("payments"))
     app.state.tokens = TOKENS.verifier
     async with (app.router.lifespan_context(app),
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
@@ -97,6 +98,11 @@ async def test_wallets_and_refunds(payments: httpx.AsyncClient) -> None:
     assert empty.status_code == 402
     refunded = await payments.post(f"/charges/{paid.json()['id']}/refund", headers=CUSTOMER)
     assert refunded.json()["status"] == "refunded"
+    assert refunded.json()["refund_reason"] == "requested"
+    again = await payments.post(f"/charges/{paid.json()['id']}/refund", headers=CUSTOMER)
+    assert again.json()["refunded_at"] == refunded.json()["refunded_at"], "refunded once"
+    missing = await payments.post(f"/charges/{uuid.uuid4()}/refund", headers=CUSTOMER)
+    assert missing.status_code == 404
 
 
 async def test_no_card_number_or_cvv_in_the_database(payments: httpx.AsyncClient,

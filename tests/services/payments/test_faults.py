@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -60,25 +59,20 @@ class Payments:
 
 
 @pytest.fixture(scope="module")
-async def payments(postgres_url: str, tmp_path_factory: pytest.TempPathFactory
-                   ) -> AsyncIterator[Payments]:
+async def payments(postgres_url: str, nats_url: str,
+                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Payments]:
     await migrate(postgres_url, "payments")
     flags_file = tmp_path_factory.mktemp("faults") / "flags.json"
     flags.reset(flags_file)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    instrumentor = SQLAlchemyInstrumentor()
-    if instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.uninstrument()
-    app = create_app(Settings(database_url=postgres_url, flags_file=flags_file),
+    app = create_app(Settings(database_url=postgres_url, nats_url=nats_url,
+                              flags_file=flags_file),
                      Telemetry("payments", provider, MeterProvider()))
     app.state.tokens = TOKENS.verifier
-    try:
-        with serve_in_thread(app, lifespan="on") as url:
-            yield Payments(url, app, flags_file, exporter)
-    finally:
-        instrumentor.uninstrument()
+    with serve_in_thread(app, lifespan="on") as url:
+        yield Payments(url, app, flags_file, exporter)
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,11 @@
 """Checkout, as a saga across services: reserve stock → charge → commit the stock.
 
 Every step that fails undoes the ones before it (release the stock, refund the money)
-and the order records why it was cancelled. Each step is safe to repeat: reservations
-are keyed by order id, charges too, and the order row is locked while it is paid.
-A crash between steps is covered by the reservation's expiry.
+and the order records why it was cancelled. A charge whose answer never came (a timeout)
+may still have been taken: payments consumes `order.cancelled` and refunds it, and
+refuses a charge that arrives after the cancellation. Each step is safe to repeat:
+reservations are keyed by order id, charges too, and the order row is locked while it
+is paid. A crash between steps is covered by the reservation's expiry.
 """
 
 from __future__ import annotations
@@ -214,6 +216,9 @@ async def _cancel(session: AsyncSession, order: Order, principal: Principal, rea
     freed by its reservation's expiry."""
     await _release(downstream, auth, order.id, f"order {order.number}")
     order.status, order.cancel_reason = "cancelled", reason
+    # In the waterfall, between the failed step and the order.cancelled publish.
+    trace.get_current_span().add_event("order cancelled",
+                                       {semconv.ORDER_CANCEL_REASON: reason})
     await store.add_event(session, "order.cancelled", _event(order, principal, reason=reason))
     await session.flush()
     _orders.add(1, {"status": "cancelled"})
@@ -239,12 +244,17 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
             "payment_method": request.payment_method,
             "payment_details": request.payment_details})
     except DependencyUnavailable as exc:
-        await _cancel(session, order, principal, "payments unavailable", downstream, auth)
+        # After a timeout the charge may still go through: payments refunds it when it
+        # receives order.cancelled (the reason says so to whoever reads the order).
+        timed_out = isinstance(exc.__cause__, httpx.TimeoutException)
+        await _cancel(session, order, principal,
+                      "payments did not answer in time; any charge is refunded" if timed_out
+                      else "payments unavailable", downstream, auth)
         raise Problem(503, "payments-unavailable",
                       f"Payments are unavailable right now, so order {order.number} was "
                       "cancelled and its items released. Please order again shortly.",
                       headers={"Retry-After": "10"}, keep_changes=True,
-                      order_status=order.status) from exc
+                      order_status=order.status, dependency="payments") from exc
     if charged.status_code == 402:
         problem = _as_problem(charged, "payments")
         await _cancel(session, order, principal,
@@ -262,8 +272,13 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
         committed = await downstream.inventory.request(
             "POST", f"/reservations/{order.id}/commit", headers=auth)
         if committed.status_code != 200:
-            await downstream.payments.request("POST", f"/charges/{payment['id']}/refund",
-                                              headers=auth)
+            try:
+                await downstream.payments.request(
+                    "POST", f"/charges/{payment['id']}/refund", headers=auth)
+            except DependencyUnavailable:
+                logger.warning("could not refund payment %s of order %s now; payments "
+                               "refunds it when it receives order.cancelled",
+                               payment["id"], order.number)
             await _cancel(session, order, principal, "stock no longer reserved; refunded",
                           downstream, auth)
             raise Problem(409, "reservation-expired",

@@ -33,3 +33,22 @@ class Payment(Base):
     token: Mapped[str] = mapped_column(String(40))
     decline_reason: Mapped[str | None] = mapped_column(String(40), default=None)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    #: Why the money was given back: `order_cancelled` (payments did it on its own,
+    #: after the order.cancelled event) or `requested` (a caller asked).
+    refund_reason: Mapped[str | None] = mapped_column(String(40), default=None)
+    refunded_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class CancelledOrder(Base):
+    """An order that orders cancelled (from its `order.cancelled` event). Payments never
+    keeps money for one: a charge it already took is refunded when the event arrives,
+    and a charge that comes later is refused."""
+
+    __tablename__ = "cancelled_orders"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    #: The event that said so: a redelivery of it, or of another event about the same
+    #: cancellation, finds this row and does nothing again.
+    event_id: Mapped[str] = mapped_column(String(100))
+    cancelled_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -45,3 +45,7 @@ class PaymentOut(BaseModel):
     last4: str | None
     decline_reason: str | None
     created_at: datetime
+    #: `order_cancelled` (refunded by payments after the order's cancellation) or
+    #: `requested`; None while the money is kept.
+    refund_reason: str | None = None
+    refunded_at: datetime | None = None

@@ -1,6 +1,14 @@
 """A simulated card processor: real checks (Luhn, expiry), documented test cards that
 decline, tokens instead of card numbers. Card number and CVV are used to decide and
-then forgotten: only brand and last four digits are stored, logged or traced."""
+then forgotten: only brand and last four digits are stored, logged or traced.
+
+Payments never keeps money for a cancelled order. Orders may give up waiting for a charge
+(a read timeout) and cancel the order while the charge is still running here, or after
+it finished; orders cannot tell which. So payments consumes `order.cancelled` itself
+(`on_order_cancelled`): it refunds the order's successful charge and remembers the
+cancellation, and a charge that completes afterwards is refused. A charge and a
+cancellation of the same order take the order's lock, so one always sees the other.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from opentelemetry import metrics, trace
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
+from kansoku.kit.db import Database
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import ActiveFault, FaultFlags
 from kansoku.services.payments import store
@@ -43,6 +52,14 @@ _declines = _meter.create_counter(semconv.METRIC_PAYMENT_DECLINES, unit="{paymen
                                   description="Declined payments, by reason")
 _charged = _meter.create_counter(semconv.METRIC_PAYMENTS, unit="{payment}",
                                  description="Successful payments, by method")
+_refunds = _meter.create_counter(semconv.METRIC_PAYMENT_REFUNDS, unit="{payment}",
+                                 description="Refunded payments, by reason")
+
+#: Why a payment was refunded (`kansoku.payment.refund_reason`).
+REFUND_ORDER_CANCELLED = "order_cancelled"
+REFUND_REQUESTED = "requested"
+#: The durable JetStream consumer through which payments hears of cancelled orders.
+CANCELLATIONS_CONSUMER = "payments-order-cancelled"
 
 
 def luhn_valid(number: str) -> bool:
@@ -112,6 +129,25 @@ async def _no_caller_check() -> bool:
     return False
 
 
+async def _refuse_if_cancelled(session: AsyncSession, order_id: uuid.UUID) -> None:
+    """A 409 if the order was cancelled: its money must not be taken any more."""
+    cancelled = await store.cancellation(session, order_id)
+    if cancelled is None:
+        return
+    span = trace.get_current_span()
+    span.set_attribute(semconv.ORDER_ID, str(order_id))
+    span.set_attribute(semconv.ORDER_CANCEL_REASON, cancelled.reason)
+    span.add_event("charge refused: the order was cancelled",
+                   {semconv.ORDER_CANCEL_REASON: cancelled.reason})
+    logger.warning("refused a charge for order %s: the order was cancelled (%s)",
+                   order_id, cancelled.reason,
+                   extra={"order_id": str(order_id), "cancel_reason": cancelled.reason})
+    raise Problem(409, "order-cancelled",
+                  f"Order {order_id} was cancelled ({cancelled.reason}), so it cannot be "
+                  "paid any more; nothing was charged.",
+                  order_id=str(order_id), cancel_reason=cancelled.reason)
+
+
 async def charge(session: AsyncSession, user: Principal, request: Charge,
                  faults: FaultFlags | None = None,
                  caller_gone: Callable[[], Awaitable[bool]] = _no_caller_check,
@@ -123,6 +159,7 @@ async def charge(session: AsyncSession, user: Principal, request: Charge,
     (paymentFailure); `caller_gone` tells a hanging charge when to stop."""
     if faults and (unreachable := faults.active("paymentUnreachable")):
         await _never_answer(unreachable, caller_gone)
+    await _refuse_if_cancelled(session, request.order_id)
     existing = await store.settled_payment(session, request.order_id)
     if existing is not None:
         return PaymentOut.model_validate(existing)
@@ -160,6 +197,11 @@ async def charge(session: AsyncSession, user: Principal, request: Charge,
                                    f"order {request.order_id}"),
             500, "payment-processing-failed",
             "The payment could not be processed; nothing was charged. Please try again.")
+    # The caller may have given up during the round trip above and cancelled the order.
+    # Checked again under the order's lock, which the cancellation takes too: either it
+    # is already recorded (refuse), or it will find this charge once committed (refund).
+    await store.lock_order(session, request.order_id)
+    await _refuse_if_cancelled(session, request.order_id)
     span = trace.get_current_span()
     span.set_attribute(semconv.PAYMENT_METHOD, payment.method)
     if payment.brand:
@@ -190,13 +232,66 @@ async def charge(session: AsyncSession, user: Principal, request: Charge,
 
 
 async def refund(session: AsyncSession, payment_id: uuid.UUID) -> PaymentOut:
-    payment = await store.get_payment(session, payment_id)
-    if payment is None:
-        raise Problem(404, "payment-not-found", f"There is no payment {payment_id}.")
-    if payment.status == "succeeded":
-        payment.status = "refunded"
-        await session.flush()
-    return PaymentOut.model_validate(payment)
+    """Give a successful payment's money back; asking again changes nothing."""
+    refunded = await store.refund_payment(session, payment_id, REFUND_REQUESTED)
+    if refunded is not None:
+        _refunds.add(1, {semconv.PAYMENT_REFUND_REASON: REFUND_REQUESTED})
+        trace.get_current_span().set_attribute(semconv.PAYMENT_ID, str(payment_id))
+        logger.info("payment %s of order %s refunded on request", payment_id,
+                    refunded.order_id, extra={"payment_id": str(payment_id),
+                                              "order_id": str(refunded.order_id)})
+        return PaymentOut.model_validate(refunded)
+    return await payment(session, payment_id)
+
+
+async def order_cancelled(session: AsyncSession, event: dict[str, Any], event_id: str
+                          ) -> list[Payment] | None:
+    """Handle an `order.cancelled` event: remember the cancellation (so a later charge is
+    refused) and refund the order's successful charge, if there is one. Returns the
+    refunded payments, or None when this cancellation had already been handled (a
+    redelivery): nothing is done twice."""
+    order_id = uuid.UUID(str(event["order_id"]))
+    reason = str(event.get("reason") or "cancelled")
+    span = trace.get_current_span()
+    span.set_attribute(semconv.ORDER_ID, str(order_id))
+    if event.get("number"):
+        span.set_attribute(semconv.ORDER_NUMBER, str(event["number"]))
+    span.set_attribute(semconv.ORDER_CANCEL_REASON, reason)
+    await store.lock_order(session, order_id)
+    if not await store.remember_cancellation(session, order_id, reason, event_id):
+        span.set_attribute(semconv.EVENT_DUPLICATE, True)
+        logger.info("cancellation of order %s already handled; nothing to do", order_id,
+                    extra={"order_id": str(order_id), "event_id": event_id})
+        return None
+    refunded = list(await store.refund_order_payments(session, order_id,
+                                                      REFUND_ORDER_CANCELLED))
+    for paid in refunded:
+        attributes = {semconv.PAYMENT_ID: str(paid.id),
+                      semconv.PAYMENT_REFUND_REASON: REFUND_ORDER_CANCELLED}
+        span.set_attributes(attributes)
+        span.add_event("payment refunded: the order was cancelled after it was charged",
+                       attributes)
+        # The amount and order, never card data.
+        logger.warning("refunded payment %s (%s %s) of order %s: the order was cancelled "
+                       "(%s) after it was charged", paid.id, paid.amount,
+                       paid.currency, order_id, reason,
+                       extra={"order_id": str(order_id), "payment_id": str(paid.id),
+                              "cancel_reason": reason,
+                              "refund_reason": REFUND_ORDER_CANCELLED})
+    if not refunded:
+        logger.info("order %s cancelled (%s): no charge to refund", order_id, reason,
+                    extra={"order_id": str(order_id), "cancel_reason": reason})
+    return refunded
+
+
+async def on_order_cancelled(db: Database, event: dict[str, Any], event_id: str) -> None:
+    """The `order.cancelled` consumer: `order_cancelled` in a transaction of its own,
+    with its refunds counted once committed (a failed try is redelivered and counted by
+    the one that succeeds)."""
+    async with db.transaction() as session:
+        refunded = await order_cancelled(session, event, event_id)
+    if refunded:
+        _refunds.add(len(refunded), {semconv.PAYMENT_REFUND_REASON: REFUND_ORDER_CANCELLED})
 
 
 async def payment(session: AsyncSession, payment_id: uuid.UUID) -> PaymentOut:
