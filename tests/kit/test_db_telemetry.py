@@ -18,6 +18,7 @@ from sqlalchemy.exc import ProgrammingError
 from kansoku.kit import semconv
 from kansoku.kit.db import Database
 from kansoku.kit.db_telemetry import DatabaseTelemetry
+from tests.support import free_ports
 
 
 class Traced:
@@ -109,3 +110,25 @@ async def test_closing_stops_the_spans(two_engines: tuple[Traced, Traced]) -> No
     async with traced.db.transaction() as session:
         await session.execute(text("SELECT 1"))
     assert traced.spans.get_finished_spans() == ()
+
+
+async def test_a_checkout_that_cannot_connect_is_an_error_span() -> None:
+    """The database away: the `connect` span says so, with the error's type."""
+    (closed,) = free_ports(1)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    db = Database(f"postgresql://nobody@127.0.0.1:{closed}/none", schema="public",
+                  application_name="test")
+    telemetry = DatabaseTelemetry(db.engine, provider, MeterProvider())
+    try:
+        with pytest.raises(OSError):
+            await db.check()
+    finally:
+        telemetry.close()
+        await db.dispose()
+    (connect,) = exporter.get_finished_spans()
+    assert connect.name == "connect"
+    assert connect.status.status_code is StatusCode.ERROR
+    assert connect.attributes is not None
+    assert connect.attributes[semconv.ERROR_TYPE] in ("ConnectionRefusedError", "OSError")

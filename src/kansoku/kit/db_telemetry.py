@@ -87,9 +87,18 @@ class DatabaseTelemetry:
         self._engine.__dict__.pop("connect", None)
 
     def _traced_connect(self) -> Any:
-        with self._tracer.start_as_current_span("connect", kind=SpanKind.CLIENT,
-                                                attributes=self._attributes):
+        # Not made current: nothing inside a checkout makes spans of its own.
+        span = self._tracer.start_span("connect", kind=SpanKind.CLIENT,
+                                       attributes=self._attributes)
+        try:
             return self._connect()
+        except BaseException as error:
+            span.set_attribute(semconv.ERROR_TYPE, type(error).__name__)
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, str(error)))
+            raise
+        finally:
+            span.end()
 
     def _statement(self, statement: str) -> tuple[str, dict[str, Any]]:
         found = self._statements.get(statement)

@@ -285,27 +285,34 @@ class ServiceClient:
         }
         started = time.perf_counter()
         status = 0
-        with self._tracer.start_as_current_span(method, kind=SpanKind.CLIENT,
-                                                attributes=attributes) as span:
-            propagate.inject(headers)
-            try:
-                response = await self._client.request(method, path, headers=headers, **kwargs)
-                status = response.status_code
-            except httpx.HTTPError as exc:
+        # The span is made current for the headers only: nothing traced runs inside the
+        # call itself, so the SDK's context-manager machinery (a generator, an attach
+        # and a detach per call) would be work for nothing.
+        span = self._tracer.start_span(method, kind=SpanKind.CLIENT, attributes=attributes)
+        propagate.inject(headers, context=trace.set_span_in_context(span))
+        try:
+            response = await self._client.request(method, path, headers=headers, **kwargs)
+            status = response.status_code
+        except BaseException as exc:  # cancelled calls too, as the SDK's context manager did
+            if isinstance(exc, httpx.HTTPError):
                 span.set_attribute(semconv.ERROR_TYPE, type(exc).__name__)
-                raise
-            finally:
-                if self._duration is not None:
-                    labels: dict[str, Any] = {semconv.HTTP_REQUEST_METHOD: method,
-                                              semconv.PEER_SERVICE: self.service}
-                    if status:
-                        labels[semconv.HTTP_RESPONSE_STATUS_CODE] = status
-                    self._duration.record(time.perf_counter() - started, labels)
-            span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
-            # A client span is an error for any 4xx or 5xx answer (the HTTP conventions);
-            # the callee's server span says whose mistake it was.
-            if status >= 400:
-                span.set_status(Status(StatusCode.ERROR))
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            if self._duration is not None:
+                labels: dict[str, Any] = {semconv.HTTP_REQUEST_METHOD: method,
+                                          semconv.PEER_SERVICE: self.service}
+                if status:
+                    labels[semconv.HTTP_RESPONSE_STATUS_CODE] = status
+                self._duration.record(time.perf_counter() - started, labels)
+            if status:
+                span.set_attribute(semconv.HTTP_RESPONSE_STATUS_CODE, status)
+                # A client span is an error for any 4xx or 5xx answer (the HTTP
+                # conventions); the callee's server span says whose mistake it was.
+                if status >= 400:
+                    span.set_status(Status(StatusCode.ERROR))
+            span.end()
         return response
 
     @staticmethod
