@@ -137,6 +137,56 @@ def test_log_records_decode_to_the_same_rows_both_ways() -> None:
     assert decoded.values[otlp.LOG_COLUMNS.index("trace_id")][1] is None
 
 
+def test_the_json_log_handler_sends_what_the_sdk_handler_sends() -> None:
+    """The same records through OpenTelemetry's LoggingHandler (SDK records, protobuf)
+    and through the kit's JsonLogHandler (straight to OTLP/JSON) give the explorer the
+    same rows: body, severity, attributes (context filter's included), exception, trace."""
+    kept = KeptLogs()
+    provider = LoggerProvider(resource=RESOURCE)
+    provider.add_log_record_processor(SimpleLogRecordProcessor(kept))
+    queue = otlp_json.JsonLogRecordProcessor(
+        otlp_json.JsonLogExporter(endpoint="http://127.0.0.1:9/v1/logs"),
+        schedule_delay_millis=60_000)
+    handlers = [LoggingHandler(logger_provider=provider),
+                otlp_json.JsonLogHandler(RESOURCE, queue)]
+    setup_logging("encoder-test", "DEBUG", extra_handlers=handlers)
+    log = logging.getLogger("kansoku.test.handler")
+    tracer = TracerProvider(resource=RESOURCE).get_tracer("t")
+    try:
+        with tracer.start_as_current_span("with a trace"):
+            log.warning("stock low for %s", "tea", extra={"product_id": 7, "ratio": 0.5,
+                                                          "tags": ["a", "b"]})
+            try:
+                raise ValueError("bad quantity")
+            except ValueError:
+                log.exception("could not reserve")
+        log.critical("no trace here: ünïcödé")
+        log.debug("quiet detail", extra={"otel.event.name": "kansoku.detail"})
+        provider.force_flush()
+        queued = list(reversed(queue._batch_processor._queue))  # oldest first
+    finally:
+        for handler in handlers:
+            logging.getLogger().removeHandler(handler)
+        queue._batch_processor._queue.clear()
+        queue.shutdown()
+
+    from_protobuf = ExportLogsServiceRequest()
+    otlp.parse(pb_logs(kept.records).SerializeToString(), from_protobuf)
+    expected = otlp.log_rows(from_protobuf)
+    decoded = otlp.json_rows("logs", otlp_json.encode_logs(queued))
+    assert len(expected) == len(queued) == 4
+    for column, want, got in zip(otlp.LOG_COLUMNS, expected.values, decoded.values,
+                                 strict=True):
+        assert got == want, column
+    documents = [json.loads(item.json) for item in queued]
+    assert [document["severityText"] for document in documents] == [
+        "WARN", "ERROR", "FATAL", "DEBUG"]
+    assert documents[3]["eventName"] == "kansoku.detail"
+    exception = {pair["key"]: pair["value"] for pair in documents[1]["attributes"]}
+    assert exception["exception.type"] == {"stringValue": "ValueError"}
+    assert "bad quantity" in exception["exception.stacktrace"]["stringValue"]
+
+
 def test_attribute_values_of_every_type() -> None:
     assert otlp_json.any_value("x") == {"stringValue": "x"}
     assert otlp_json.any_value(True) == {"boolValue": True}

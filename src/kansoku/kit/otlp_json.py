@@ -22,11 +22,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.sdk._logs import ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExportResult
 from opentelemetry.sdk.resources import Resource
@@ -331,4 +335,92 @@ class JsonLogRecordProcessor(BatchLogRecordProcessor):
         except Exception as error:  # logging must never fail the code that logs
             logger.warning("a log record could not be encoded and is dropped: %s", error)
             return
+        self.emit_encoded(encoded)
+
+    def emit_encoded(self, encoded: Encoded) -> None:
+        """Queue a record already written as OTLP/JSON (`JsonLogHandler`)."""
         self._batch_processor.emit(encoded)  # type: ignore[arg-type]
+
+
+#: What every stdlib LogRecord has (and what formatters add to it): not attributes of the
+#: record's own, the same fields OpenTelemetry's `LoggingHandler` leaves out.
+_STDLIB_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "taskName"}
+#: OpenTelemetry's severity texts where they differ from Python's level names.
+_SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+_EVENT_NAME_KEYS = ("otel.event.name", "event.name")
+
+
+def stdlib_log_record(record: logging.LogRecord) -> dict[str, Any]:
+    """A standard-library log record as an OTLP/JSON LogRecord, mapped as OpenTelemetry's
+    `LoggingHandler` maps it (body, severity, the record's own attributes, the exception,
+    the event name, and the trace and span of the current span)."""
+    attributes = {key: value for key, value in vars(record).items()
+                  if key not in _STDLIB_RECORD_FIELDS}
+    event_name = None
+    for key in _EVENT_NAME_KEYS:
+        found = attributes.pop(key, None)
+        event_name = event_name or found
+    if record.exc_info and record.exc_info[0] is not None:
+        kind, error, stack = record.exc_info
+        attributes["exception.type"] = kind.__name__
+        if error is not None and error.args:
+            attributes["exception.message"] = str(error.args[0])
+        if stack is not None:
+            attributes["exception.stacktrace"] = "".join(
+                traceback.format_exception(*record.exc_info))
+    encoded: dict[str, Any] = {
+        "timeUnixNano": str(int(record.created * 1e9)),
+        "observedTimeUnixNano": str(time.time_ns()),
+        "severityNumber": std_to_otel(record.levelno).value,
+        "severityText": _SEVERITY_TEXT.get(record.levelname, record.levelname),
+        "body": {"stringValue": record.getMessage()},
+    }
+    if attributes:
+        encoded["attributes"] = key_values(attributes)
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        encoded["traceId"] = format(context.trace_id, "032x")
+        encoded["spanId"] = format(context.span_id, "016x")
+        encoded["flags"] = int(context.trace_flags)
+    else:
+        encoded["flags"] = 0
+    if event_name:
+        encoded["eventName"] = str(event_name)
+    return encoded
+
+
+class JsonLogHandler(logging.Handler):
+    """Sends standard-library log records over OTLP/JSON: each record is written as
+    OTLP/JSON here and queued in `processor`, with `resource` and the logger's name as
+    its scope, as OpenTelemetry's `LoggingHandler` would send it.
+
+    Why: the `LoggingHandler` path makes three objects per record (the API record, the
+    SDK's read-write record with validated attributes, a read-only copy) only for them
+    to be written out as JSON; here the record goes to JSON at once. The mapping is the
+    same, which a test checks against the `LoggingHandler` + protobuf path.
+    """
+
+    def __init__(self, resource: Resource, processor: JsonLogRecordProcessor,
+                 level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self._resource = resource
+        self._processor = processor
+        self._scopes: dict[str, InstrumentationScope] = {}
+
+    def _scope(self, name: str) -> InstrumentationScope:
+        scope = self._scopes.get(name)
+        if scope is None:
+            scope = InstrumentationScope(name)
+            if len(self._scopes) < 1024:  # logger names are few; a bound all the same
+                self._scopes[name] = scope
+        return scope
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            encoded = Encoded(self._resource, self._scope(record.name),
+                              _encode_document(stdlib_log_record(record)))
+        except Exception:  # logging must never fail the code that logs
+            self.handleError(record)
+            return
+        self._processor.emit_encoded(encoded)

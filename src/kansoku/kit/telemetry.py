@@ -47,6 +47,7 @@ from kansoku import __version__
 from kansoku.kit import semconv
 from kansoku.kit.otlp_json import (
     JsonLogExporter,
+    JsonLogHandler,
     JsonLogRecordProcessor,
     JsonSpanExporter,
     JsonSpanProcessor,
@@ -169,10 +170,15 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
     logger_provider = LoggerProvider(resource=resource)
     handlers: list[logging.Handler] = []
     if exporter_enabled("logs"):
-        logger_provider.add_log_record_processor(
-            JsonLogRecordProcessor(JsonLogExporter()) if otlp_json("logs")
-            else BatchLogRecordProcessor(OTLPLogExporter()))
-        handlers.append(LoggingHandler(logger_provider=logger_provider))
+        if otlp_json("logs"):
+            # Records go from the standard library straight to OTLP/JSON; the provider
+            # still owns the processor (flush and shutdown go through it).
+            log_processor = JsonLogRecordProcessor(JsonLogExporter())
+            logger_provider.add_log_record_processor(log_processor)
+            handlers.append(JsonLogHandler(resource, log_processor))
+        else:
+            logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+            handlers.append(LoggingHandler(logger_provider=logger_provider))
     set_logger_provider(logger_provider)
 
     return Telemetry(service, tracer_provider, meter_provider, logger_provider, handlers)
