@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import TracerProvider
@@ -132,3 +133,12 @@ async def test_a_checkout_that_cannot_connect_is_an_error_span() -> None:
     assert connect.status.status_code is StatusCode.ERROR
     assert connect.attributes is not None
     assert connect.attributes[semconv.ERROR_TYPE] in ("ConnectionRefusedError", "OSError")
+
+
+async def test_nothing_is_traced_while_instrumentation_is_suppressed(
+        two_engines: tuple[Traced, Traced]) -> None:
+    """Readiness checks (kit.health) run suppressed: no spans every few seconds."""
+    traced, _ = two_engines
+    with suppress_instrumentation():
+        await traced.db.check()
+    assert traced.spans.get_finished_spans() == ()

@@ -168,7 +168,7 @@ def test_the_json_log_handler_sends_what_the_sdk_handler_sends() -> None:
         for handler in handlers:
             logging.getLogger().removeHandler(handler)
         queue._batch_processor._queue.clear()
-        queue.shutdown()
+        queue.shutdown()  # type: ignore[no-untyped-call]
 
     from_protobuf = ExportLogsServiceRequest()
     otlp.parse(pb_logs(kept.records).SerializeToString(), from_protobuf)

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 
 import nats
 import redis.asyncio as redis
-from opentelemetry.instrumentation.redis import RedisInstrumentor
 
 from kansoku.kit.db import Database
 from kansoku.kit.db_telemetry import DatabaseTelemetry
 from kansoku.kit.health import Check
+from kansoku.kit.redis_telemetry import trace_client
 from kansoku.kit.settings import ServiceSettings, require
 from kansoku.kit.telemetry import Telemetry
 
@@ -66,8 +66,7 @@ class Connections:
             if telemetry.enabled:
                 # One span per command, its arguments replaced by "?": cache hits, rate
                 # limits and carts show up in traces and on the service map.
-                RedisInstrumentor.instrument_client(
-                    self.valkey, tracer_provider=telemetry.tracer_provider)
+                trace_client(self.valkey, telemetry.tracer_provider)
             self.checks["valkey"] = self._check_valkey
         if nats_messaging:
             self._nats_url = require(settings.nats_url, "KANSOKU_NATS_URL",

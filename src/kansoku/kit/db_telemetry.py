@@ -5,6 +5,7 @@
 - A span `connect` per connection taken from the pool (for a request, its first
   statement): the wait for a free connection and the pool's liveness check are in it,
   so a starved pool or a slow database shows in the waterfall.
+- Nothing inside `suppress_instrumentation()` (readiness checks, the exporters).
 - The pool's connections by state (`db.client.connections.usage`, `state` = `used` or
   `idle`), read from the pool when metrics are collected: the pool-saturation alert's
   input.
@@ -23,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
@@ -87,6 +89,8 @@ class DatabaseTelemetry:
         self._engine.__dict__.pop("connect", None)
 
     def _traced_connect(self) -> Any:
+        if not is_instrumentation_enabled():  # a readiness check, say (kit.health)
+            return self._connect()
         # Not made current: nothing inside a checkout makes spans of its own.
         span = self._tracer.start_span("connect", kind=SpanKind.CLIENT,
                                        attributes=self._attributes)
@@ -114,6 +118,8 @@ class DatabaseTelemetry:
 
     def _before_execute(self, connection: Any, cursor: Any, statement: str, parameters: Any,
                         context: Any, executemany: bool) -> None:
+        if not is_instrumentation_enabled():
+            return
         name, attributes = self._statement(statement)
         span = self._tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         if context is not None:

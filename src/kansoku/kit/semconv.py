@@ -33,6 +33,7 @@ DB_OPERATION: Final = "db.operation"
 #: The connections of a pool by state (`idle`, `used`), per `pool.name`.
 METRIC_DB_CONNECTIONS_USAGE: Final = "db.client.connections.usage"
 DB_POOL_NAME: Final = "pool.name"
+DB_REDIS_DATABASE_INDEX: Final = "db.redis.database_index"
 DB_CONNECTION_STATE: Final = "state"
 #: The server's request-duration histogram (seconds), per method, route and status.
 METRIC_HTTP_SERVER_DURATION: Final = "http.server.request.duration"

@@ -12,12 +12,12 @@ import logging
 import redis.asyncio as redis
 from fastapi import FastAPI
 from opentelemetry import metrics
-from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
 from kansoku.kit.flags import refusing_address
+from kansoku.kit.redis_telemetry import trace_client
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.cart import SERVICE, api, service
 from kansoku.services.cart.settings import Settings
@@ -47,7 +47,7 @@ def unreachable_valkey(telemetry: Telemetry) -> redis.Redis:
     client = redis.from_url(f"redis://{host}:{port}/0", socket_connect_timeout=2,
                             socket_timeout=2)
     if telemetry.enabled:
-        RedisInstrumentor.instrument_client(client, tracer_provider=telemetry.tracer_provider)
+        trace_client(client, telemetry.tracer_provider)
     return client
 
 
