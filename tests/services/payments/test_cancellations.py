@@ -57,7 +57,8 @@ class Payments:
         event_id = event_id or str(uuid.uuid4())
         await self.js.publish("order.cancelled", json.dumps({
             "order_id": str(order_id), "number": "KS-TEST", "status": "cancelled",
-            "user_id": "someone", "email": "someone@example.com", "total": "25.50",
+            "user_id": "someone", "email": "someone@example.com", "name": "Someone",
+            "total": "25.50",
             "currency": "USD", "items": [], "reason": REASON}).encode(), headers={
                 events.MESSAGE_ID_HEADER: message_id or event_id,
                 events.EVENT_ID_HEADER: event_id}, timeout=2)
