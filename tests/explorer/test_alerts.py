@@ -211,6 +211,56 @@ rules:
     assert found[("HighMemory", "worker")].value == pytest.approx(2048)
 
 
+
+def test_a_saturation_rule_leaves_out_the_services_it_excludes(
+        store: TelemetryStore, tmp_path: Path) -> None:
+    now = time.time_ns()
+    for service in ("worker", "explorer"):
+        write_points(store, "process.memory.usage", [(now - 10 * S, 700 * 1024 * 1024)],
+                     service=service, kind="sum")
+    evaluator = evaluator_for(store, tmp_path, """
+rules:
+  - {name: HighMemory, kind: saturation, resource: memory, window: 1m, threshold: 512,
+     exclude_services: [explorer]}
+""")
+    evaluator.evaluate(now)
+    assert states(evaluator) == {("HighMemory", "worker"): "firing"}
+
+
+def test_the_default_error_rule_sees_a_service_its_callers_stopped_calling(
+        store: TelemetryStore) -> None:
+    """A failing service loses most of its traffic at once: its callers' circuit
+    breakers open after five failures and then let one probe through every 5 s or so.
+    The default rule still fires within a minute of the first failure, stays firing
+    while only the probes come (and fail), and resolves within a minute and a half of
+    the last failure."""
+    fault = time.time_ns()
+    # Two minutes of a healthy inventory, five requests a second.
+    write_requests(store, service="inventory", route="/stock", start_ns=fault - 120 * S,
+                   count=600, every_ns=S // 5)
+    # Then the first calls fail (before the breaker opens), then only probes come, one
+    # every 8 s for three minutes (a caller sends one when a request comes while the
+    # breaker is half-open), all failing.
+    write_requests(store, service="inventory", route="/stock", start_ns=fault, count=5,
+                   every_ns=S // 5, failed=5)
+    write_requests(store, service="inventory", route="/stock", start_ns=fault + 8 * S,
+                   count=23, every_ns=8 * S, failed=23)
+    evaluator = AlertEvaluator(store, None)  # the packaged defaults
+    states_at: dict[int, str] = {}
+    for seconds in range(0, 271, 10):
+        evaluator.evaluate(fault + seconds * S)
+        found = [a.state for a in evaluator.alerts.values() if a.rule == "HighErrorRate"]
+        states_at[seconds] = found[0] if found else "inactive"
+    fired = min(seconds for seconds, state in states_at.items() if state == "firing")
+    # Evaluated every 10 s, spans in within a second or two: firing by 40 s leaves
+    # room for both inside the minute.
+    assert fired <= 40, states_at
+    last_failure = 8 + 22 * 8
+    assert all(states_at[seconds] == "firing" for seconds in states_at
+               if fired <= seconds <= last_failure), states_at
+    assert states_at[270] == "resolved", states_at  # 86 s after the last failure
+
+
 BURN = """
 slos:
   - name: checkout-availability

@@ -11,11 +11,13 @@ from kansoku.explorer.rules import (
     BurnRateRule,
     ErrorRateRule,
     RulesError,
+    SaturationRule,
     format_duration,
     load_rules,
     parse_duration,
     parse_rules,
 )
+from kansoku.services.worker.service import LEAK_LIMIT_BYTES
 
 
 def test_the_packaged_defaults_cover_every_kind_and_the_workbook_pairs() -> None:
@@ -31,6 +33,17 @@ def test_the_packaged_defaults_cover_every_kind_and_the_workbook_pairs() -> None
     errors = next(rule for rule in rules.rules if isinstance(rule, ErrorRateRule))
     # Short enough to fire within a minute and resolve within three.
     assert errors.window <= 120 and errors.for_ <= 30
+
+
+
+def test_the_default_memory_alert_can_see_the_worker_leak_fault() -> None:
+    """workerMemoryLeak stops at LEAK_LIMIT_BYTES (a bound that keeps the machine
+    alive): the memory alert must fire on the leak alone, whatever the worker holds besides,
+    and leave out the explorer, whose DuckDB may use 512 MB by design."""
+    memory = next(rule for rule in load_rules(None).rules
+                  if isinstance(rule, SaturationRule) and rule.resource == "memory")
+    assert memory.threshold <= LEAK_LIMIT_BYTES / 2**20
+    assert memory.exclude_services == ["explorer"]
 
 
 def test_a_missing_user_file_means_the_defaults(tmp_path: Path) -> None:

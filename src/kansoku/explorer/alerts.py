@@ -289,7 +289,8 @@ def _saturation(store: TelemetryStore, rule: SaturationRule, now_ns: int, cpu_co
     rows = queries.gauge_by_series(store, metric, start, end, attributes or None)
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     for row in rows:
-        if rule.services and row["service"] not in rule.services:
+        if (rule.services and row["service"] not in rule.services) or \
+                row["service"] in rule.exclude_services:
             continue
         pool = str(row["attributes"].get("pool.name", "")) if rule.resource == "db_pool" \
             else ""

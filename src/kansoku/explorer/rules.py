@@ -184,7 +184,9 @@ class SaturationRule(_Rule):
     resource: Literal["cpu", "memory", "db_pool"]
     window: Duration = 120.0
     threshold: float = Field(gt=0)
+    #: Only these services (empty: all), and never these.
     services: list[str] = Field(default_factory=list)
+    exclude_services: list[str] = Field(default_factory=list)
 
 
 class SyntheticFailureRule(_Rule):
