@@ -19,24 +19,20 @@ import httpx
 import nats
 import pytest
 from fastapi import FastAPI
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kansoku.kit import events, flags, semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.db import Database
-from kansoku.kit.telemetry import Telemetry
 from kansoku.services.payments import service
-from kansoku.services.payments.app import create_app
 from kansoku.services.payments.models import Payment
 from kansoku.services.payments.schemas import Charge
 from kansoku.services.payments.service import CANCELLATIONS_CONSUMER
-from kansoku.services.payments.settings import Settings
 from tests.faults import switch
-from tests.services.payments.test_api import CUSTOMER, GOOD_CARD, TOKENS, charge
-from tests.support import eventually, migrate, serve_in_thread
+from tests.services.payments.test_api import CUSTOMER, GOOD_CARD, charge
+from tests.services.payments.traced import traced_payments
+from tests.support import eventually, serve_in_thread
 
 REASON = "payments did not answer in time; any charge is refunded"
 
@@ -105,16 +101,8 @@ class Payments:
 @pytest.fixture(scope="module")
 async def payments(postgres_url: str, nats_url: str,
                    tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Payments]:
-    await migrate(postgres_url, "payments")
     flags_file = tmp_path_factory.mktemp("cancellations") / "flags.json"
-    flags.reset(flags_file)
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    app = create_app(Settings(database_url=postgres_url, nats_url=nats_url,
-                              flags_file=flags_file),
-                     Telemetry("payments", provider, MeterProvider()))
-    app.state.tokens = TOKENS.verifier
+    app, exporter = await traced_payments(postgres_url, nats_url, flags_file)
     connection = await nats.connect(nats_url)
     try:
         with serve_in_thread(app, lifespan="on") as url:

@@ -14,19 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
 from kansoku.kit import flags, semconv
-from kansoku.kit.telemetry import Telemetry
-from kansoku.services.payments.app import create_app
-from kansoku.services.payments.settings import Settings
 from tests.faults import switch
-from tests.services.payments.test_api import CUSTOMER, TOKENS, charge
-from tests.support import eventually, migrate, serve_in_thread
+from tests.services.payments.test_api import CUSTOMER, charge
+from tests.services.payments.traced import traced_payments
+from tests.support import eventually, serve_in_thread
 
 
 def exception_types(span: ReadableSpan) -> list[str]:
@@ -61,16 +57,8 @@ class Payments:
 @pytest.fixture(scope="module")
 async def payments(postgres_url: str, nats_url: str,
                    tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Payments]:
-    await migrate(postgres_url, "payments")
     flags_file = tmp_path_factory.mktemp("faults") / "flags.json"
-    flags.reset(flags_file)
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    app = create_app(Settings(database_url=postgres_url, nats_url=nats_url,
-                              flags_file=flags_file),
-                     Telemetry("payments", provider, MeterProvider()))
-    app.state.tokens = TOKENS.verifier
+    app, exporter = await traced_payments(postgres_url, nats_url, flags_file)
     with serve_in_thread(app, lifespan="on") as url:
         yield Payments(url, app, flags_file, exporter)
 
