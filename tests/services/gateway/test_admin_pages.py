@@ -41,8 +41,8 @@ from kansoku.kit.telemetry import Telemetry
 from kansoku.services.catalog import demo as catalog_demo
 from kansoku.services.catalog.app import create_app as create_catalog
 from kansoku.services.catalog.settings import Settings as CatalogSettings
-from kansoku.services.gateway import service
 from kansoku.services.gateway.app import create_app as create_gateway
+from kansoku.services.gateway.clients import ExplorerClient
 from kansoku.services.gateway.settings import Settings as GatewaySettings
 from kansoku.services.identity import demo as identity_demo
 from kansoku.services.identity.app import create_app as create_identity
@@ -532,14 +532,14 @@ async def test_the_dashboard_says_when_the_explorer_or_a_service_is_away(shop: S
 
 async def test_recent_failures_come_from_the_jaeger_api(shop: Shop) -> None:
     trace_id = await asyncio.to_thread(_export_failed_trace, shop.urls["explorer"])
-    failures = await service.recent_failures(shop.urls["explorer"])
+    failures = await ExplorerClient(shop.urls["explorer"]).recent_failures()
     assert failures.unavailable is None
     mine = next(failed for failed in failures.traces if failed.trace_id == trace_id)
     assert mine.operation == "POST /api/v1/payments" and mine.service == "payments"
     assert mine.message == "card processor timed out"
     assert mine.url == f"{shop.urls['explorer']}/traces/{trace_id}"
     assert abs((datetime.now(UTC) - mine.started_at).total_seconds()) < 120
-    refused = await service.recent_failures(shop.urls["identity"])  # not a trace backend
+    refused = await ExplorerClient(shop.urls["identity"]).recent_failures()  # not a trace backend
     assert refused.traces == [] and refused.unavailable == "the explorer answered HTTP 404"
 
 

@@ -23,6 +23,7 @@ from kansoku.kit import semconv
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.app import create_app
 from kansoku.services.gateway.settings import Settings
+from kansoku.services.gateway.state import gateway_of
 from tests.rum import explorer_in_thread
 from tests.support import eventually, free_ports, serve_in_thread
 
@@ -60,8 +61,9 @@ async def intake(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
                                      base_url="http://shop") as client:
             yield client
     finally:
-        if app.state.rum is not None:
-            app.state.rum.shutdown()
+        rum = gateway_of(app).rum
+        if rum is not None:
+            rum.shutdown()
 
 
 def now_ms() -> float:
@@ -202,7 +204,7 @@ async def test_the_intake_flushes_when_the_gateway_stops(
 
 async def test_without_telemetry_the_intake_checks_and_drops(valkey_url: str) -> None:
     app = gateway(valkey_url, telemetry=False)
-    assert app.state.rum is None
+    assert gateway_of(app).rum is None
     async with intake(app) as client:
         good = await client.post("/rum", json=beacon([vital("LCP", 900.0)]))
         bad = await client.post("/rum", json=beacon([{"kind": "keystroke"}]))

@@ -23,8 +23,8 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.app import create_app
-from kansoku.services.gateway.sessions import PAGE_SECURITY_HEADERS
 from kansoku.services.gateway.settings import Settings
+from kansoku.services.gateway.web.rendering import PAGE_SECURITY_HEADERS
 from tests.browser import BrowserPage, served
 from tests.rum import RUM_SERVICE, assert_rum_exported, explorer_in_thread
 from tests.support import eventually, free_ports

@@ -24,10 +24,11 @@ from fastapi.responses import PlainTextResponse, Response
 from kansoku.kit.app import build_service_app
 from kansoku.kit.db import Database
 from kansoku.kit.errors import DependencyUnavailable, Problem
-from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.gateway import sessions
-from kansoku.services.gateway.sessions import (
+from kansoku.services.gateway.settings import Settings as GatewaySettings
+from kansoku.services.gateway.state import Gateway, gateway_of
+from kansoku.services.gateway.web import layers
+from kansoku.services.gateway.web.auth import (
     AdminDep,
     CsrfChecked,
     CustomerDep,
@@ -35,11 +36,10 @@ from kansoku.services.gateway.sessions import (
     WebSessionDep,
     log_in,
     log_out,
-    render,
     safe_next,
     see_other,
 )
-from kansoku.services.gateway.settings import Settings as GatewaySettings
+from kansoku.services.gateway.web.rendering import render
 from kansoku.services.identity import demo as identity_demo
 from kansoku.services.identity.app import create_app as create_identity
 from kansoku.services.identity.settings import Settings as IdentitySettings
@@ -53,12 +53,11 @@ def session_app(valkey_url: str, identity_url: str) -> FastAPI:
     """An app with the gateway's session layer and one route per thing to try."""
     settings = GatewaySettings(redis_url=valkey_url, identity_url=identity_url,
                                explorer_url="http://explorer.test")
+    telemetry = Telemetry("sessions-test")
     app = build_service_app(service="sessions-test", settings=settings,
-                            telemetry=Telemetry("sessions-test"), description="")
-    app.state.valkey = redis.from_url(valkey_url)
-    app.state.identity = ServiceClient("identity", identity_url,
-                                       CircuitBreakers(BreakerPolicy()))
-    sessions.install(app)
+                            telemetry=telemetry, description="")
+    app.state.gateway = Gateway.build(settings, telemetry, redis.from_url(valkey_url))
+    layers.install(app, gateway_of(app).sessions)
 
     @app.get("/form")
     async def form_page(request: Request, session: WebSessionDep) -> Response:
@@ -141,8 +140,8 @@ async def app(valkey_url: str, identity_url: str) -> AsyncIterator[FastAPI]:
     built = session_app(valkey_url, identity_url)
     async with built.router.lifespan_context(built):
         yield built
-    await built.state.valkey.aclose()
-    await built.state.identity.aclose()
+    await gateway_of(built).sessions.valkey.aclose()
+    await gateway_of(built).clients.aclose()
 
 
 @pytest.fixture

@@ -1,61 +1,71 @@
-"""The gateway: `create_app` builds it, `kansoku serve gateway` runs it."""
+"""The gateway: `create_app` builds it, `kansoku serve gateway` runs it.
+
+The gateway is the shop's front door: the public REST API (`api/`), the storefront's,
+the admin's and the lab's web pages (`web/`), and the intake of what the pages measure
+in the browser (`rum/`). All of them share one state (`state.Gateway`): the clients of
+the services behind the gateway (`clients.py`), the shop's read model (`shop.py`), the
+rate limits and the web sessions.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from opentelemetry import metrics
 from starlette.middleware import Middleware
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
-from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient, Timeouts
+from kansoku.kit.errors import PROBLEM_MEDIA_TYPE, problem_response
 from kansoku.kit.middleware import drop_incoming_baggage
-from kansoku.kit.ratelimit import RateLimiter
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.gateway import (
-    SERVICE,
-    admin_pages,
-    api,
-    faults,
-    lab_pages,
-    pages,
-    rum,
-    service,
-    sessions,
-    storefront,
-)
+from kansoku.services.gateway import SERVICE, faults
+from kansoku.services.gateway.api import accounts, catalog, lab, operations, shopping
+from kansoku.services.gateway.api.common import PROBLEM
+from kansoku.services.gateway.clients import Refused
+from kansoku.services.gateway.rum import routes as rum_routes
 from kansoku.services.gateway.settings import Settings
+from kansoku.services.gateway.state import Gateway, limit_requests
+from kansoku.services.gateway.web import layers
+from kansoku.services.gateway.web.admin import routes as admin_routes
+from kansoku.services.gateway.web.lab import routes as lab_routes
+from kansoku.services.gateway.web.storefront import routes as storefront_routes
+
+STATIC_DIR = Path(__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
+async def hand_on_refusal(request: Request, exc: Exception) -> Response:
+    """A service's "no" that no page turned into words next to a field: the service's
+    own problem, as it wrote it (the HTML problem page, for a browser)."""
+    assert isinstance(exc, Refused)
+    if exc.body:
+        return JSONResponse(exc.body, status_code=exc.status, media_type=PROBLEM_MEDIA_TYPE,
+                            headers=exc.headers)
+    return problem_response(exc.status, exc.code, exc.detail, instance=request.url.path,
+                            headers=exc.headers)
+
+
+def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None, *,
+               clock: Callable[[], float] = time.time) -> FastAPI:
+    """The gateway's app. `clock` (the wall clock, in seconds) is what web sessions'
+    tokens expire by and rate limits count minutes by; tests move it."""
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
-    breakers = CircuitBreakers(
-        BreakerPolicy(),
-        meter=metrics.get_meter("kansoku.gateway", meter_provider=telemetry.meter_provider),
-    )
-    timeouts = Timeouts(connect=settings.connect_timeout, read=settings.read_timeout)
-    catalog = ServiceClient("catalog", settings.catalog_url, breakers, timeouts=timeouts,
-                            telemetry=telemetry)
-    identity = ServiceClient("identity", settings.identity_url, breakers, timeouts=timeouts,
-                             telemetry=telemetry)
-    inventory = ServiceClient("inventory", settings.inventory_url, breakers, timeouts=timeouts,
-                              telemetry=telemetry)
-    cart = ServiceClient("cart", settings.cart_url, breakers, timeouts=timeouts,
-                         telemetry=telemetry)
-    worker = ServiceClient("worker", settings.worker_url, breakers, timeouts=timeouts,
-                           telemetry=telemetry)
-    # Checkout calls several services in turn, each with its own read timeout, and
-    # queues behind other buyers in a rush: the gateway waits longer than any one of
-    # those, so it never answers 503 for an order that is still being placed.
-    orders = ServiceClient("orders", settings.orders_url, breakers, telemetry=telemetry,
-                           timeouts=Timeouts(connect=settings.connect_timeout,
-                                             read=settings.checkout_timeout))
     connections = Connections(SERVICE, settings, telemetry, valkey=True)
+    assert connections.valkey is not None
+    gateway = Gateway.build(settings, telemetry, connections.valkey, clock=clock)
+
+    async def stop_browser_telemetry() -> None:
+        # After the gateway's own shutdown: the last batches are flushed too.
+        if gateway.rum is not None:
+            await asyncio.to_thread(gateway.rum.shutdown)
+
     app = build_service_app(
         service=SERVICE,
         settings=settings,
@@ -64,41 +74,29 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                     "details (`application/problem+json`) with a `request_id`; log in at "
                     "`/api/v1/auth/login` and send `Authorization: Bearer <access_token>`.",
         # Ready when it can serve: a missing catalog shows as a 503 page for that request,
-        # not as the gateway taken out of rotation. Valkey holds the rate limits.
+        # not as the gateway taken out of rotation. Valkey holds sessions and rate limits.
         connections=connections,
-        on_shutdown=[client.aclose for client in (catalog, identity, inventory, cart, orders,
-                                                        worker)],
+        on_shutdown=[gateway.clients.aclose, stop_browser_telemetry],
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         # Browser telemetry arrives with every page view: its own spans say what it holds.
         quiet_paths=("/rum",),
     )
+    app.state.gateway = gateway
     # Inside the request's span (user_middleware's first entry is the outermost layer).
     app.user_middleware.append(Middleware(faults.CpuHog, faults=app.state.flags))
     if not settings.trust_incoming_user:
         drop_incoming_baggage(app, frozenset({semconv.BAGGAGE_USER_ID}))
-    app.state.catalog = catalog
-    app.state.identity = identity
-    app.state.inventory = inventory
-    app.state.cart = cart
-    app.state.orders = orders
-    app.state.worker = worker
-    app.state.limits = RateLimiter(connections.valkey)
-    # Web sessions live in Valkey too (sessions.py).
-    app.state.valkey = connections.valkey
-    app.state.categories = storefront.CategoryList(catalog)
-    app.state.breakers = breakers
-    rum.install(app)
-    # The pages' session cookie, the redirect to a login page, and HTML problem pages
-    # for browsers (the API keeps problem+json).
-    sessions.install(app)
-    # A service's refusal no page put next to a field: its problem page, not a 500.
-    app.add_exception_handler(service.Refused, pages.refused_as_problem)
-    app.include_router(pages.router)
-    app.include_router(admin_pages.router)
-    app.include_router(lab_pages.router)
-    app.include_router(rum.router)
-    app.include_router(api.public)
+    layers.install(app, gateway.sessions)
+    app.add_exception_handler(Refused, hand_on_refusal)
+
+    public_api = APIRouter(prefix="/api/v1", dependencies=[Depends(limit_requests)],
+                           responses={429: PROBLEM})
+    for part in (accounts, catalog, shopping, operations, lab):
+        public_api.include_router(part.router)
+    for router in (storefront_routes.router, admin_routes.router, lab_routes.router,
+                   rum_routes.router, public_api):
+        app.include_router(router)
     # The pages' own CSS and JavaScript, written here (no build step).
-    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -20,7 +20,7 @@ from kansoku.kit import flags
 from kansoku.kit.app import UNOBSERVED_PATHS
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import FaultFlags
-from kansoku.services.gateway.schemas import FaultFlag
+from kansoku.services.gateway.api.schemas import FaultFlag
 
 #: CPU time gatewayCpuHog burns on each request, in seconds.
 CPU_HOG_SECONDS = 0.05

@@ -1,17 +1,20 @@
 """The public API's contract (`/api/v1`): what it accepts and returns.
 
 These models are the documented, versioned surface; the services behind the gateway
-have their own internal models and may change them without breaking callers.
+have their own internal models and may change them without breaking callers. Every
+answer is checked against its route's model on the way out, so what is documented is
+what is sent.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from pydantic import BaseModel, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
 
 class Registration(BaseModel):
@@ -313,3 +316,86 @@ class FaultFlag(BaseModel):
 
 class FlagChange(BaseModel):
     variant: str = Field(min_length=1, max_length=32, examples=["25%"])
+
+
+# --- the performance lab ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LabOperation:
+    """A lab operation as the gateway offers it: a scenario, as problem or fixed twin."""
+
+    scenario: str
+    fixed: bool
+
+    @property
+    def key(self) -> str:
+        """`n-plus-one`, `n-plus-one-fixed`: names the page's result boxes."""
+        return self.scenario + ("-fixed" if self.fixed else "")
+
+    @property
+    def name(self) -> str:
+        """The seeds' operation name, `operation.type`: `n_plus_one`, `n_plus_one_fixed`."""
+        return self.key.replace("-", "_")
+
+    @property
+    def suffix(self) -> str:
+        return f"/{self.scenario}" + ("/fixed" if self.fixed else "")
+
+
+SCENARIOS: Final = ("n-plus-one", "slow-query", "database-error")
+OPERATIONS: Final = tuple(LabOperation(scenario, fixed) for scenario in SCENARIOS
+                          for fixed in (False, True))
+
+
+class LabParameters(BaseModel):
+    """What to run the operation on; every field has a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(10, ge=1, le=100, description="How many products (the N of N+1)")
+    category: str | None = Field(None, min_length=1, max_length=64,
+                                 pattern=r"^[a-z0-9][a-z0-9-]*$",
+                                 description="A category's slug", examples=["telescopes"])
+    variant: Literal["sleep", "cartesian", "missing-table", "constraint"] | None = Field(
+        None, description="Slow query: `sleep` (3 to 5 s of pg_sleep, the default) or "
+        "`cartesian` (needs a `category`); database error: `missing-table` (the default) "
+        "or `constraint`")
+    product_id: int | None = Field(None, ge=1, le=2**31 - 1,
+                                   description="Database error, `constraint`: the product "
+                                   "to save as a favourite")
+
+
+class LabRun(BaseModel):
+    """The seeds' request, less what the gateway knows: the user comes from the token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str | None = Field(None, max_length=64,
+                                description="Leave it out: the gateway fills it in. If "
+                                "sent, it must be your own")
+    parameters: LabParameters = Field(default_factory=LabParameters)
+
+
+class LabData(BaseModel):
+    results: list[dict[str, Any]]
+    execution_time: float = Field(description="Seconds the operation took in the lab")
+    query_count: int = Field(description="Statements the lab sent to PostgreSQL")
+
+
+class LabError(BaseModel):
+    type: str = Field(examples=["UndefinedTableError"])
+    sqlstate: str | None = Field(examples=["42P01"])
+    message: str
+
+
+class LabResult(BaseModel):
+    """The seeds' answer: `status`, `data`, `user_id`, `trace_id`, and what ran."""
+
+    status: Literal["success", "error"]
+    operation: str = Field(examples=["n_plus_one"])
+    fixed: bool
+    variant: str | None
+    data: LabData
+    error: LabError | None = None
+    user_id: str
+    trace_id: str | None = Field(description="Open it in the explorer: /traces/{trace_id}")

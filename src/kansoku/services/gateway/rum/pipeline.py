@@ -1,43 +1,27 @@
-"""Real-user monitoring: the intake for what the pages' script measures in the browser.
-
-`static/rum.js`, on every page, measures Web Vitals, catches JavaScript errors, counts
-page views and key actions (add to cart, checkout, place order …) and times the key
-actions' requests as browser spans. It posts them here in batches (`POST /rum`, JSON; a
-`sendBeacon` sends it as text/plain). The intake checks the batch strictly — bounded
-sizes, known kinds, sane times — limits it by size and by rate, and forwards it over
-OTLP, the same pipeline the services use, as if the browser were one more service,
-`storefront-web`:
+"""Forwarding browser telemetry over OTLP, as if the browser were one more service,
+`storefront-web`, through the same pipeline the services use:
 
 - traces: each browser span, with the browser's own trace and span ids, so the
   gateway's server span that received its `traceparent` is its child;
 - logs: one record per event, `event.name` = `browser.web_vital`, `browser.error`,
   `browser.page_view` or `browser.click` (the explorer's Browser page reads them);
 - metrics: a histogram per Web Vital, counters of page views, errors and key actions,
-  and the key actions' durations — by route template, never by real path or session.
-
-Nothing a user typed is ever sent: the script sends names, timings and the page's path.
-docs/rum.md describes the wire format and where to look at the data.
+  and the key actions' durations — by route template, never by real path or session
+  (`KnownRoutes` accepts only the gateway's own templates).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
-import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Annotated, Any, Final, Literal
+from collections.abc import Callable
+from typing import Final
 
 import fastapi.routing
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.exceptions import RequestValidationError
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -49,26 +33,19 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    model_validator,
-)
+from starlette.applications import Starlette
 from starlette.routing import compile_path
 
 from kansoku import __version__
 from kansoku.kit import semconv
-from kansoku.kit.errors import Problem
-from kansoku.kit.ratelimit import RateLimiter
 from kansoku.kit.telemetry import Telemetry, exporter_enabled
-
-logger = logging.getLogger(__name__)
-
-router = APIRouter(include_in_schema=False)
+from kansoku.services.gateway.rum.schemas import (
+    Beacon,
+    BrowserError,
+    BrowserSpan,
+    PageView,
+    WebVital,
+)
 
 #: Bucket bounds that contain the thresholds, so "share rated good" can be read off the
 #: histograms.
@@ -86,146 +63,6 @@ def rating(name: str, value: float) -> str:
     good, poor = semconv.VITAL_THRESHOLDS[name]
     return "good" if value <= good else "poor" if value > poor else "needs-improvement"
 
-
-# --- The wire format ----------------------------------------------------------------------
-
-#: Times are milliseconds since the epoch, as the browser's clock has them
-#: (`performance.timeOrigin + performance.now()`), below the year 2262 where nanoseconds
-#: overflow OTLP's 64 bits.
-EpochMs = Annotated[float, Field(gt=0, lt=9.2e12)]
-
-
-def _not_all_zeros(value: str) -> str:
-    if not value.strip("0"):
-        raise ValueError("an id of only zeros is W3C's 'no id'")
-    return value
-
-
-TraceId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$"),
-                    AfterValidator(_not_all_zeros)]
-SpanId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$"),
-                   AfterValidator(_not_all_zeros)]
-RandomId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,32}$")]
-#: A path without query or fragment (the script never sends those: a search box's text
-#: is in the query).
-UrlPath = Annotated[str, StringConstraints(max_length=2048, pattern=r"^/[^\s?#]*$")]
-RouteTemplate = Annotated[str, StringConstraints(max_length=256, pattern=r"^/[^\s?#]*$")]
-#: A `data-rum-action` name: "add-to-cart", "place-order" …
-ActionName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,47}$")]
-NavigationType = Literal["navigate", "reload", "back_forward", "prerender",
-                         "back_forward_cache", "replace"]
-
-_MAX_EVENTS = 100
-_DAY_MS = 86_400_000.0
-
-
-class _Strict(BaseModel):
-    # JSON types exactly (no "12" for 12), no unknown fields: what passes is what the
-    # script sends, and anything else is a 422 that names the field.
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-
-class WebVital(_Strict):
-    """One Web Vital of the page: LCP, FCP and TTFB once, CLS and INP when the page is
-    hidden or left."""
-
-    kind: Literal["web_vital"]
-    time: EpochMs
-    name: Literal["LCP", "INP", "CLS", "FCP", "TTFB"]
-    #: Milliseconds (CLS: a unitless score).
-    value: Annotated[float, Field(ge=0, le=3_600_000)]
-    #: The browser's rating; the intake rates the value again and records its own.
-    rating: Literal["good", "needs-improvement", "poor"]
-
-
-class BrowserError(_Strict):
-    """An uncaught JavaScript error or an unhandled promise rejection."""
-
-    kind: Literal["error"]
-    time: EpochMs
-    type: Annotated[str, StringConstraints(min_length=1, max_length=100)]
-    message: Annotated[str, StringConstraints(max_length=1000)]
-    stack: Annotated[str, StringConstraints(max_length=4000)] | None = None
-    #: The script's URL (no query), where the error was thrown, when the browser says.
-    source: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    line: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
-    column: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
-    unhandled_rejection: bool = False
-    #: The browser span in progress when it happened, if any.
-    trace_id: TraceId | None = None
-    span_id: SpanId | None = None
-
-
-class PageView(_Strict):
-    """The page was shown: loaded, reloaded, restored from the back/forward cache, or
-    replaced by a key action's answer."""
-
-    kind: Literal["page_view"]
-    time: EpochMs
-    navigation_type: NavigationType
-
-
-class Click(_Strict):
-    """A key action (an element or form with `data-rum-action`) was used."""
-
-    kind: Literal["click"]
-    time: EpochMs
-    action: ActionName
-
-
-class BrowserSpan(_Strict):
-    """A request the page made, timed in the browser; its ids went out in `traceparent`."""
-
-    kind: Literal["span"]
-    trace_id: TraceId
-    span_id: SpanId
-    name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/-]{0,99}$")]
-    start: EpochMs
-    end: EpochMs
-    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    #: The request's path (same origin only).
-    url: UrlPath
-    #: The response's status; 0 when none came (network error, aborted).
-    status_code: Annotated[int, Field(ge=0, le=599)]
-    #: The key action (`data-rum-action`) that sent it, if it was one.
-    action: ActionName | None = None
-
-    @model_validator(mode="after")
-    def _ends_after_it_starts(self) -> BrowserSpan:
-        if not 0 <= self.end - self.start <= 600_000:
-            raise ValueError("a span ends after it starts, within 10 minutes")
-        return self
-
-
-Event = Annotated[WebVital | BrowserError | PageView | Click | BrowserSpan,
-                  Field(discriminator="kind")]
-
-
-class Beacon(_Strict):
-    """One batch from one page view: what happened since the last batch."""
-
-    #: Random, per browser tab (sessionStorage); not tied to the shop's login session.
-    session_id: RandomId
-    #: Random, per page view.
-    page_view_id: RandomId
-    #: The page's real path, and its route template (`<meta name="kansoku-route">`).
-    path: UrlPath
-    route: RouteTemplate | None = None
-    #: The browser's clock when it sent the batch: the intake corrects a wrong clock.
-    sent_at: EpochMs
-    events: Annotated[list[Event], Field(min_length=1, max_length=_MAX_EVENTS)]
-
-    @model_validator(mode="after")
-    def _times_near_sending(self) -> Beacon:
-        for event in self.events:
-            times = (event.start, event.end) if isinstance(event, BrowserSpan) else (
-                event.time,)
-            if any(not self.sent_at - _DAY_MS <= t <= self.sent_at + 60_000 for t in times):
-                raise ValueError("events happen within a day before the batch is sent")
-        return self
-
-
-# --- Forwarding over OTLP -------------------------------------------------------------------
 
 #: A wrong clock in the browser is corrected when it is off by more than this; a
 #: smaller difference is mostly the time the batch took to arrive, which a correction
@@ -404,27 +241,29 @@ class BrowserTelemetry:
                  semconv.HTTP_RESPONSE_STATUS_CODE: event.status_code})
 
 
-# --- The intake -----------------------------------------------------------------------
+class KnownRoutes:
+    """The gateway's own route templates, to check the one a batch claims its page has.
 
-_ACCEPTED_TYPES = ("application/json", "text/plain")
+    Anyone can post to the intake: a template made up per request would be a new time
+    series each, and a template that does not fit its path would file the page wrongly.
+    The templates are read from the app on first use (once every router is included).
+    """
+
+    def __init__(self) -> None:
+        self._patterns: dict[str, re.Pattern[str]] | None = None
+
+    def check(self, app: Starlette, claimed: str | None, path: str) -> str | None:
+        """`claimed` if it is one of `app`'s route templates and matches `path`."""
+        if claimed is None:
+            return None
+        if self._patterns is None:
+            self._patterns = {template: compile_path(template)[0]
+                              for template in _route_templates(app)}
+        pattern = self._patterns.get(claimed)
+        return claimed if pattern is not None and pattern.match(path) else None
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request's body, refused with 413 as soon as it is larger than `limit`."""
-    too_large = Problem(413, "payload-too-large",
-                        f"A batch of browser telemetry is at most {limit} bytes.", limit=limit)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
-
-
-def _route_templates(app: FastAPI) -> set[str]:
+def _route_templates(app: Starlette) -> set[str]:
     """Every route template of the app, with its routers' prefixes (`/admin/products/{…}`).
 
     FastAPI since 0.16x keeps included routers nested and lists their routes through
@@ -434,87 +273,3 @@ def _route_templates(app: FastAPI) -> set[str]:
     routes = contexts(app.routes) if contexts is not None else app.routes
     templates = {getattr(route, "path", None) for route in routes}
     return {t for t in templates if isinstance(t, str) and t.startswith("/")}
-
-
-def _known_route(request: Request, claimed: str | None, path: str) -> str | None:
-    """`claimed` if it is one of the gateway's own route templates and matches `path`.
-
-    Anyone can post to the intake: a template made up per request would be a new time
-    series each, and a template that does not fit its path would file the page wrongly.
-    """
-    if claimed is None:
-        return None
-    routes: dict[str, re.Pattern[str]] | None = getattr(request.app.state, "rum_routes", None)
-    if routes is None:
-        routes = {template: compile_path(template)[0]
-                  for template in _route_templates(request.app)}
-        request.app.state.rum_routes = routes
-    pattern = routes.get(claimed)
-    return claimed if pattern is not None and pattern.match(path) else None
-
-
-@router.post("/rum", status_code=204, response_class=Response)
-async def receive_browser_telemetry(request: Request) -> Response:
-    """Take one batch from a page's script, check it, and forward it over OTLP."""
-    settings = request.app.state.settings
-    # A browser says where a request comes from; another site's pages may not post here.
-    if request.headers.get("sec-fetch-site") == "cross-site":
-        raise Problem(403, "cross-site", "Browser telemetry is accepted from this site's "
-                      "own pages only.")
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in _ACCEPTED_TYPES:
-        raise Problem(415, "unsupported-media-type",
-                      "Send browser telemetry as JSON (application/json, or text/plain "
-                      "from navigator.sendBeacon).")
-    limits = RateLimiter(request.app.state.limits.client, prefix="ratelimit:rum")
-    address = request.client.host if request.client else "unknown"
-    # The intake's own Valkey calls are bookkeeping, not something to trace.
-    with suppress_instrumentation():
-        await limits.check("address", address, settings.rum_rate_per_address)
-    body = await _read_body(request, settings.rum_max_body_bytes)
-    try:
-        beacon = Beacon.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_input=False, include_url=False)
-        if any(error["type"] == "json_invalid" for error in errors):
-            raise Problem(400, "bad-json", "The body is not JSON: "
-                          f"{errors[0]['msg'].removeprefix('Invalid JSON: ')}.") from None
-        # The kit's handler answers 422 naming each field, as for every other route.
-        raise RequestValidationError(
-            [{**error, "loc": ("body", *error["loc"])} for error in errors]) from None
-    with suppress_instrumentation():
-        await limits.check("session", beacon.session_id, settings.rum_rate_per_session)
-    forward: BrowserTelemetry | None = request.app.state.rum
-    if forward is not None:
-        forward.record(beacon, received_ms=time.time() * 1000,
-                       known_route=_known_route(request, beacon.route, beacon.path),
-                       user_agent=request.headers.get("user-agent"))
-    return Response(status_code=204)
-
-
-def install(app: FastAPI) -> None:
-    """Prepare the intake on `app.state` (called once from `create_app`).
-
-    With the gateway's telemetry on, the browser's data gets providers of its own (service
-    `storefront-web`), which the app's lifespan flushes and stops when the app stops.
-    With it off (tests, `OTEL_SDK_DISABLED`), the intake still checks what it is sent, and
-    drops it.
-    """
-    telemetry: Telemetry = app.state.telemetry
-    if not telemetry.enabled:
-        app.state.rum = None
-        return
-    browser = BrowserTelemetry.for_environment()
-    app.state.rum = browser
-    run_app = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
-        try:
-            async with run_app(app) as state:
-                yield state
-        finally:
-            # After the gateway's own shutdown: the last batches are flushed too.
-            await asyncio.to_thread(browser.shutdown)
-
-    app.router.lifespan_context = lifespan

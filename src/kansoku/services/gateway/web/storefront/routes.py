@@ -7,8 +7,9 @@ form posts its CSRF token (`CsrfChecked`) and is answered the Post/Redirect/Get 
 in words next to its field. The key forms carry `data-rum-action` (add-to-cart,
 checkout, place-order), so the pages' script measures them as user actions.
 
-The pages call the services the way the public API does (`storefront.py`), with the
-session's token; a service that is away shows as the 503 page, never a traceback.
+The pages read the shop through the same read model as the public API (`shop.py`) and
+call the services through the same clients (`clients.py`), for the session's user; a
+service that is away shows as the 503 page, never a traceback.
 """
 
 from __future__ import annotations
@@ -17,28 +18,29 @@ import asyncio
 import math
 import re
 import uuid
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Final, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
-from kansoku.kit.errors import DependencyUnavailable, Problem, problem_response
-from kansoku.services.gateway import forms, service, storefront
-from kansoku.services.gateway.api import limit_requests
-from kansoku.services.gateway.service import Refused
-from kansoku.services.gateway.sessions import (
+from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.services.gateway.clients import Json, Refused
+from kansoku.services.gateway.shop import PricedCart
+from kansoku.services.gateway.state import Gateway, GatewayDep, limit_requests
+from kansoku.services.gateway.web import forms
+from kansoku.services.gateway.web.auth import (
     CsrfChecked,
     CustomerDep,
     LoginRefused,
-    WebSession,
     WebSessionDep,
     log_in,
     log_out,
-    render,
     safe_next,
     see_other,
 )
+from kansoku.services.gateway.web.rendering import render
+from kansoku.services.gateway.web.sessions import WebSession
 
 router = APIRouter(include_in_schema=False)
 #: Form posts count against the same per-address limit as the public API (the 429 page
@@ -59,18 +61,6 @@ _CHECKOUT_KEY: Final = re.compile(r"^[0-9a-f]{32}$")
 ProductId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
-async def refused_as_problem(request: Request, exc: Exception) -> Response:
-    """A service's "no" that no page turned into words next to a field: its problem
-    (the HTML problem page, for a browser), with the service's status and sentence."""
-    assert isinstance(exc, Refused)
-    return problem_response(exc.status, exc.code, exc.detail, instance=request.url.path)
-
-
-def _categories(request: Request) -> storefront.CategoryList:
-    categories: storefront.CategoryList = request.app.state.categories
-    return categories
-
-
 def _no_such_product(product_id: int) -> Problem:
     return Problem(404, "product-not-found",
                    f"There is no product {product_id}: it may have been removed from the "
@@ -80,18 +70,18 @@ def _no_such_product(product_id: int) -> Problem:
 # --- browsing -------------------------------------------------------------------------
 
 @router.get("/")
-async def home(request: Request, session: WebSessionDep) -> Response:
+async def home(request: Request, session: WebSessionDep, gateway: GatewayDep) -> Response:
     """The home page: featured products and the categories."""
     page, categories = await asyncio.gather(
-        service.featured_products(request.app.state.catalog, limit=FEATURED_PRODUCTS),
-        _categories(request).get())
+        gateway.clients.catalog.products(limit=FEATURED_PRODUCTS),
+        gateway.shop.categories.get())
     return render(request, "home.html", {"products": page["items"], "total": page["total"],
                                          "categories": categories})
 
 
 @router.get("/products")
 async def products(
-    request: Request, session: WebSessionDep,
+    request: Request, session: WebSessionDep, gateway: GatewayDep,
     category: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=100)] = None,
     sort: Annotated[Literal["id", "name", "price", "-price", "newest"], Query()] = "id",
@@ -100,10 +90,9 @@ async def products(
     """The product list: a category, search words, an order, a page."""
     category, search = category or None, (q or "").strip() or None
     found, categories = await asyncio.gather(
-        storefront.browse(request.app.state.catalog, request.app.state.inventory,
-                          category=category, search=search, sort=sort,
-                          limit=PRODUCTS_PER_PAGE, offset=(page - 1) * PRODUCTS_PER_PAGE),
-        _categories(request).get())
+        gateway.shop.browse(category=category, search=search, sort=sort,
+                            limit=PRODUCTS_PER_PAGE, offset=(page - 1) * PRODUCTS_PER_PAGE),
+        gateway.shop.categories.get())
     current = next((c for c in categories if c["slug"] == category), None)
     pages = max(1, math.ceil(found["total"] / PRODUCTS_PER_PAGE))
     query = {key: value for key, value in
@@ -117,7 +106,17 @@ async def products(
         "last": (page - 1) * PRODUCTS_PER_PAGE + len(found["items"])})
 
 
-async def _product_page(request: Request, product: dict[str, Any], *,
+async def _product(gateway: Gateway, product_id: int) -> Json:
+    """The product with its stock, or the storefront's own 404 page."""
+    try:
+        return await gateway.shop.product(product_id)
+    except Refused as refused:
+        if refused.status == 404:
+            raise _no_such_product(product_id) from refused
+        raise
+
+
+async def _product_page(request: Request, product: Json, *,
                         errors: dict[str, str] | None = None, quantity: int = 1,
                         status_code: int = 200) -> Response:
     return render(request, "product.html", {
@@ -125,36 +124,29 @@ async def _product_page(request: Request, product: dict[str, Any], *,
         "max_quantity": _max_quantity(product)}, status_code=status_code)
 
 
-def _max_quantity(product: dict[str, Any]) -> int:
+def _max_quantity(product: Json) -> int:
     stock = product.get("stock")
     return MAX_QUANTITY if stock is None else max(0, min(MAX_QUANTITY, stock))
 
 
 @router.get("/products/{product_id}")
-async def product_detail(product_id: ProductId, request: Request, session: WebSessionDep
-                         ) -> Response:
+async def product_detail(product_id: ProductId, request: Request, session: WebSessionDep,
+                         gateway: GatewayDep) -> Response:
     """One product: picture, description, price and whether it is in stock."""
-    found = await storefront.product(request.app.state.catalog, request.app.state.inventory,
-                                     product_id)
-    if found is None:
-        raise _no_such_product(product_id)
-    return await _product_page(request, found)
+    return await _product_page(request, await _product(gateway, product_id))
 
 
 # --- the cart -------------------------------------------------------------------------
 
 @router.post("/cart/items", dependencies=LIMITED)
-async def add_to_cart(request: Request, checked: CsrfChecked, customer: CustomerDep
-                      ) -> Response:
+async def add_to_cart(request: Request, checked: CsrfChecked, customer: CustomerDep,
+                      gateway: GatewayDep) -> Response:
     """Add units of a product to the cart (the product page's form)."""
     form = await request.form()
     product_id = forms.whole_number(form, "product_id")
     if product_id is None or product_id < 1:
         raise Problem(422, "product-needed", "Choose a product to add to your cart.")
-    found = await storefront.product(request.app.state.catalog,
-                                     request.app.state.inventory, product_id)
-    if found is None:
-        raise _no_such_product(product_id)
+    found = await _product(gateway, product_id)
     quantity = forms.whole_number(form, "quantity")
     error = None
     if quantity is None or not 1 <= quantity <= MAX_QUANTITY:
@@ -162,7 +154,7 @@ async def add_to_cart(request: Request, checked: CsrfChecked, customer: Customer
     elif found["stock_status"] == "out":
         error = "This product is sold out: it cannot be added to your cart."
     else:
-        in_cart = await storefront.cart_quantity(request.app.state.cart, customer, product_id)
+        in_cart = await gateway.shop.cart_quantity(customer, product_id)
         available = found["stock"] if found["stock"] is not None else MAX_QUANTITY
         if in_cart + quantity > min(available, MAX_QUANTITY):
             most = min(available, MAX_QUANTITY)
@@ -172,87 +164,83 @@ async def add_to_cart(request: Request, checked: CsrfChecked, customer: Customer
         return await _product_page(request, found, errors={"quantity": error},
                                    quantity=quantity or 1, status_code=422)
     assert quantity is not None
-    await storefront.add_to_cart(request.app.state.cart, customer, product_id, quantity)
+    await gateway.clients.cart.add(customer, product_id, quantity)
     customer.add_message(f"Added {quantity} of {found['name']} to your cart.")
     return see_other("/cart")
 
 
-async def _cart_page(request: Request, customer: WebSession, *,
+async def _cart_page(request: Request, gateway: Gateway, customer: WebSession, *,
                      errors: dict[int, str] | None = None, status_code: int = 200
                      ) -> Response:
-    cart = await storefront.priced_cart(request.app.state.cart, request.app.state.catalog,
-                                        customer)
-    levels = await storefront.stock_levels(request.app.state.inventory,
-                                           [item["product_id"] for item in cart["items"]])
+    cart = await gateway.shop.priced_cart(customer)
+    levels = await gateway.shop.stock_levels([item.product_id for item in cart.items])
     shortages = _shortages(cart, levels)
     return render(request, "cart.html", {
         "cart": cart, "stock": levels, "errors": {**shortages, **(errors or {})},
         "max_quantity": MAX_QUANTITY}, status_code=status_code)
 
 
-def _shortages(cart: dict[str, Any], levels: dict[int, dict[str, Any]]) -> dict[int, str]:
+def _shortages(cart: PricedCart, levels: dict[int, Json]) -> dict[int, str]:
     """Cart lines wanting more than can be bought now, with what to do about it."""
     shortages = {}
-    for item in cart["items"]:
-        level = levels.get(item["product_id"])
-        if level is None or item["quantity"] <= level["available"]:
+    for item in cart.items:
+        level = levels.get(item.product_id)
+        if level is None or item.quantity <= level["available"]:
             continue
         if level["available"] == 0:
-            shortages[item["product_id"]] = "Sold out: remove it to check out."
+            shortages[item.product_id] = "Sold out: remove it to check out."
         else:
-            shortages[item["product_id"]] = (f"Only {level['available']} left: lower the "
-                                              "quantity to check out.")
+            shortages[item.product_id] = (f"Only {level['available']} left: lower the "
+                                          "quantity to check out.")
     return shortages
 
 
 @router.get("/cart")
-async def cart(request: Request, customer: CustomerDep) -> Response:
+async def cart(request: Request, customer: CustomerDep, gateway: GatewayDep) -> Response:
     """The cart: change quantities, remove lines, go to checkout."""
-    return await _cart_page(request, customer)
+    return await _cart_page(request, gateway, customer)
 
 
 @router.post("/cart/items/{product_id}", dependencies=LIMITED)
 async def change_quantity(product_id: ProductId, request: Request, checked: CsrfChecked,
-                          customer: CustomerDep) -> Response:
+                          customer: CustomerDep, gateway: GatewayDep) -> Response:
     """Set a cart line's quantity (0 removes it)."""
     quantity = forms.whole_number(await request.form(), "quantity")
     if quantity is None or quantity > MAX_QUANTITY:
         return await _cart_page(
-            request, customer, status_code=422,
+            request, gateway, customer, status_code=422,
             errors={product_id: f"Choose a quantity from 0 to {MAX_QUANTITY}."})
-    await storefront.set_quantity(request.app.state.cart, customer, product_id, quantity)
+    await gateway.clients.cart.set_quantity(customer, product_id, quantity)
     customer.add_message("Your cart was updated." if quantity else "Removed from your cart.")
     return see_other("/cart")
 
 
 @router.post("/cart/items/{product_id}/remove", dependencies=LIMITED)
 async def remove_from_cart(product_id: ProductId, request: Request, checked: CsrfChecked,
-                           customer: CustomerDep) -> Response:
+                           customer: CustomerDep, gateway: GatewayDep) -> Response:
     """Remove a line from the cart."""
-    await storefront.remove_from_cart(request.app.state.cart, customer, product_id)
+    await gateway.clients.cart.remove(customer, product_id)
     customer.add_message("Removed from your cart.")
     return see_other("/cart")
 
 
 @router.post("/cart/checkout", dependencies=LIMITED)
-async def start_checkout(request: Request, checked: CsrfChecked, customer: CustomerDep
-                         ) -> Response:
+async def start_checkout(request: Request, checked: CsrfChecked, customer: CustomerDep,
+                         gateway: GatewayDep) -> Response:
     """Go to checkout, once everything in the cart can be bought."""
-    cart = await storefront.priced_cart(request.app.state.cart, request.app.state.catalog,
-                                        customer)
-    if not cart["items"]:
+    cart = await gateway.shop.priced_cart(customer)
+    if not cart.items:
         customer.add_message("Your cart is empty: add products first.")
         return see_other("/cart")
-    levels = await storefront.stock_levels(request.app.state.inventory,
-                                           [item["product_id"] for item in cart["items"]])
+    levels = await gateway.shop.stock_levels([item.product_id for item in cart.items])
     if _shortages(cart, levels):
-        return await _cart_page(request, customer, status_code=409)
+        return await _cart_page(request, gateway, customer, status_code=409)
     return see_other("/checkout")
 
 
 # --- checkout -------------------------------------------------------------------------
 
-def _checkout_page(request: Request, cart: dict[str, Any], *, values: dict[str, str],
+def _checkout_page(request: Request, cart: PricedCart, *, values: dict[str, str],
                    errors: dict[str, str], status_code: int = 200,
                    checkout_key: str | None = None) -> Response:
     return render(request, "checkout.html", {
@@ -264,11 +252,11 @@ def _checkout_page(request: Request, cart: dict[str, Any], *, values: dict[str, 
 
 
 @router.get("/checkout")
-async def checkout(request: Request, customer: CustomerDep) -> Response:
+async def checkout(request: Request, customer: CustomerDep, gateway: GatewayDep
+                   ) -> Response:
     """The checkout form: where to send the order and the card to pay with."""
-    cart = await storefront.priced_cart(request.app.state.cart, request.app.state.catalog,
-                                        customer)
-    if not cart["items"]:
+    cart = await gateway.shop.priced_cart(customer)
+    if not cart.items:
         customer.add_message("Your cart is empty: add products first.")
         return see_other("/cart")
     return _checkout_page(request, cart, values={"country": "US"}, errors={})
@@ -285,17 +273,16 @@ _CHECKOUT_FIELDS: Final = {
 
 
 @router.post("/checkout", dependencies=LIMITED)
-async def place_order(request: Request, checked: CsrfChecked, customer: CustomerDep
-                      ) -> Response:
+async def place_order(request: Request, checked: CsrfChecked, customer: CustomerDep,
+                      gateway: GatewayDep) -> Response:
     """Place the order and pay it: the checkout saga (reserve the stock, charge the
     card, commit the stock). Mistakes and declines show on the form again; the card
     number and security code are never shown back."""
     form = await request.form()
     sent_key = forms.text(form, "checkout_key")
     key = sent_key if _CHECKOUT_KEY.match(sent_key) else uuid.uuid4().hex
-    cart = await storefront.priced_cart(request.app.state.cart, request.app.state.catalog,
-                                        customer)
-    if not cart["items"]:
+    cart = await gateway.shop.priced_cart(customer)
+    if not cart.items:
         customer.add_message("Your cart is empty: add products first.")
         return see_other("/cart")
     filled = forms.checkout(form)
@@ -303,25 +290,26 @@ async def place_order(request: Request, checked: CsrfChecked, customer: Customer
         return _checkout_page(request, cart, values=filled.values, errors=filled.errors,
                               status_code=422, checkout_key=key)
 
-    orders = request.app.state.orders
-    items = [{"product_id": item["product_id"], "quantity": item["quantity"]}
-             for item in cart["items"]]
+    orders = gateway.clients.orders
+    # The order as the customer sees it in the cart; the same key gives back the same
+    # order, so a form sent twice never orders twice.
+    order = {"items": [{"product_id": item.product_id, "quantity": item.quantity}
+                       for item in cart.items],
+             "shipping_address": filled.data["address"]}
     try:
-        placed = await storefront.place_order(orders, customer, items,
-                                              filled.data["address"], key)
+        placed = await orders.place(customer, order, idempotency_key=key)
         if placed["status"] == "cancelled":
             # This key's order was declined earlier (its page was sent again): a new one.
             key = uuid.uuid4().hex
-            placed = await storefront.place_order(orders, customer, items,
-                                                  filled.data["address"], key)
+            placed = await orders.place(customer, order, idempotency_key=key)
     except Refused as refused:
         field = _CHECKOUT_FIELDS.get(refused.field or "", "form")
         return _checkout_page(request, cart, values=filled.values,
                               errors={field: refused.detail}, status_code=refused.status)
     if placed["status"] != "paid":
         try:
-            payment = await storefront.pay_order(orders, customer, placed["id"],
-                                                 filled.data["card"])
+            payment = await orders.pay(customer, placed["id"], {
+                "payment_method": "credit_card", "payment_details": filled.data["card"]})
         except Refused as refused:
             return _declined(request, cart, filled, refused, key)
         except DependencyUnavailable:
@@ -332,11 +320,11 @@ async def place_order(request: Request, checked: CsrfChecked, customer: Customer
                         "minute."})
         customer.add_message(f"Payment received: {str(payment['brand']).upper()} card ending "
                              f"{payment['last4']}.")
-    await storefront.empty_cart(request.app.state.cart, customer)
+    await gateway.shop.empty_cart(customer)
     return see_other(f"/orders/{placed['id']}/confirmation")
 
 
-def _declined(request: Request, cart: dict[str, Any], filled: forms.Checked,
+def _declined(request: Request, cart: PricedCart, filled: forms.Checked,
               refused: Refused, key: str) -> Response:
     """The checkout form again after the payment was refused, saying why."""
     if refused.status == 402:
@@ -356,25 +344,28 @@ def _declined(request: Request, cart: dict[str, Any], filled: forms.Checked,
 # --- orders ---------------------------------------------------------------------------
 
 @router.get("/orders")
-async def orders(request: Request, customer: CustomerDep,
+async def orders(request: Request, customer: CustomerDep, gateway: GatewayDep,
                  page: Annotated[int, Query(ge=1, le=10_000)] = 1) -> Response:
     """The customer's orders, newest first."""
-    found = await storefront.order_page(request.app.state.orders, customer,
-                                        limit=ORDERS_PER_PAGE,
-                                        offset=(page - 1) * ORDERS_PER_PAGE)
+    found = await gateway.clients.orders.page(customer, limit=ORDERS_PER_PAGE,
+                                              offset=(page - 1) * ORDERS_PER_PAGE)
     return render(request, "orders.html", {
         "orders": found["items"], "total": found["total"], "page": page,
         "pages": max(1, math.ceil(found["total"] / ORDERS_PER_PAGE))})
 
 
-async def _order_page(request: Request, customer: WebSession, order_id: str, *,
-                      just_placed: bool) -> Response:
-    found = None
-    if _is_uuid(order_id):
-        found = await storefront.order(request.app.state.orders, customer, order_id)
-    if found is None:
-        raise Problem(404, "order-not-found", "You have no order with this number: see "
-                      "your orders for the ones you placed.")
+async def _order_page(request: Request, gateway: Gateway, customer: WebSession,
+                      order_id: str, *, just_placed: bool) -> Response:
+    not_yours = Problem(404, "order-not-found", "You have no order with this number: see "
+                        "your orders for the ones you placed.")
+    if not _is_uuid(order_id):
+        raise not_yours
+    try:
+        found = await gateway.clients.orders.order(customer, order_id)
+    except Refused as refused:
+        if refused.status in (404, 422):
+            raise not_yours from refused
+        raise
     return render(request, "order.html", {"order": found, "just_placed": just_placed})
 
 
@@ -387,16 +378,17 @@ def _is_uuid(text: str) -> bool:
 
 
 @router.get("/orders/{order_id}")
-async def order(order_id: str, request: Request, customer: CustomerDep) -> Response:
+async def order(order_id: str, request: Request, customer: CustomerDep,
+                gateway: GatewayDep) -> Response:
     """One order: what was bought, where it goes, and its status."""
-    return await _order_page(request, customer, order_id, just_placed=False)
+    return await _order_page(request, gateway, customer, order_id, just_placed=False)
 
 
 @router.get("/orders/{order_id}/confirmation")
-async def order_confirmation(order_id: str, request: Request, customer: CustomerDep
-                             ) -> Response:
+async def order_confirmation(order_id: str, request: Request, customer: CustomerDep,
+                             gateway: GatewayDep) -> Response:
     """The page after paying: thank you, and the order number."""
-    return await _order_page(request, customer, order_id, just_placed=True)
+    return await _order_page(request, gateway, customer, order_id, just_placed=True)
 
 
 # --- accounts -------------------------------------------------------------------------
@@ -440,15 +432,15 @@ async def registration_form(request: Request, session: WebSessionDep,
 
 
 @router.post("/register", dependencies=LIMITED)
-async def register(request: Request, session: CsrfChecked) -> Response:
+async def register(request: Request, session: CsrfChecked, gateway: GatewayDep
+                   ) -> Response:
     """Open an account and log in with it."""
     form = await request.form()
     target = safe_next(forms.text(form, "next"))
     filled = forms.registration(form)
     if filled.ok:
         try:
-            await storefront.register(request.app.state.identity, filled.data["name"],
-                                      filled.data["email"], filled.data["password"])
+            await gateway.clients.identity.register(filled.data)
         except Refused as refused:
             field = refused.field if refused.field in ("name", "email", "password") else "email"
             filled.errors[field] = refused.detail

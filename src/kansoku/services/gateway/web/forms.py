@@ -1,16 +1,26 @@
-"""The storefront's forms, checked before anything is sent to a service: each mistake
-becomes a sentence next to its field (`errors[field]`), and the page is shown again with
-what was typed (`values`) — never a password, a card number or a security code, which
-the customer types again."""
+"""The pages' forms, checked before anything is sent to a service: each mistake becomes
+a sentence next to its field (`errors[field]`), and the page is shown again with what was
+typed (`values`) — never a password, a card number or a security code, which the person
+types again.
+
+The storefront's forms (checkout, login, registration) are checked here field by field;
+the admin's forms are validated against the public API's models (`validated`), with
+plain words for each field (`FIELD_HELP`) instead of the validator's; a picture is
+checked by its first bytes (`picture_from`) before any service sees it.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from starlette.datastructures import FormData
+from pydantic import BaseModel, ValidationError
+from starlette.datastructures import FormData, UploadFile
+
+from kansoku.services.gateway.clients import Refused
 
 #: Countries the shop ships to (ISO 3166-1 alpha-2), for the address form's list.
 COUNTRIES: Final = {
@@ -154,3 +164,112 @@ def registration(form: FormData) -> Checked:
     if checked.ok:
         checked.data = {"name": name, "email": email, "password": password}
     return checked
+
+
+# --- the admin's forms ----------------------------------------------------------------
+
+#: Each form field's label, for the list of mistakes at the top of a form.
+LABELS: Final = {
+    "email": "E-mail address", "password": "Password",
+    "name": "Name", "description": "Description", "price": "Price", "currency": "Currency",
+    "category": "Category", "sku": "SKU", "inventory": "Units in stock", "image": "Picture",
+    "delta": "Units to add", "reason": "Reason",
+}
+
+#: What to do about a field the form got wrong, in plain words (instead of the
+#: validator's "Input should be a valid decimal").
+FIELD_HELP: Final = {
+    "name": "Enter the product's name (at most 200 characters).",
+    "description": "Keep the description under 5,000 characters.",
+    "price": "Enter a price above 0 with at most two decimals, such as 19.99.",
+    "currency": "Enter a currency as three capital letters, such as USD or EUR.",
+    "category": "Choose a category from the list.",
+    "sku": "Leave the SKU empty, or use at most 32 characters.",
+    "inventory": "Enter the units in stock as a whole number from 0 to 1,000,000.",
+    "delta": "Enter a whole number of units other than 0: 20 adds twenty, -3 removes three.",
+    "email": "Enter your e-mail address.",
+    "password": "Enter your password.",
+    "reason": "Say why, in at most 200 characters, such as “restock from supplier”.",
+}
+
+#: The product form's fields, as the API names them.
+PRODUCT_FIELDS: Final = ("name", "description", "price", "currency", "category", "sku")
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def validated(model: type[Model], data: Mapping[str, Any]
+              ) -> tuple[Model | None, dict[str, str]]:
+    """The form's data as `model`, or the mistakes by field, in words."""
+    try:
+        return model.model_validate(data), {}
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "form"
+            errors.setdefault(name, FIELD_HELP.get(name, str(error["msg"])))
+        return None, errors
+
+
+def refusal_errors(refused: Refused) -> dict[str, str]:
+    """A service's "no" as a form error: next to the field it names, else on the form."""
+    return {refused.field if refused.field in LABELS else "form": refused.detail}
+
+
+def values(form: FormData, names: tuple[str, ...]) -> dict[str, str]:
+    """What was typed in these fields, to show again."""
+    return {name: text(form, name) for name in names}
+
+
+def product(form: FormData, *, with_stock: bool) -> dict[str, Any]:
+    """The product form's fields as the API takes them (empty optional ones left out)."""
+    data: dict[str, Any] = {
+        "name": text(form, "name"), "description": text(form, "description"),
+        "price": text(form, "price").replace(",", "") or None,
+        "currency": text(form, "currency").upper() or "USD",
+        "category": text(form, "category") or None, "sku": text(form, "sku") or None}
+    if with_stock:
+        data["inventory"] = text(form, "inventory") or None
+    return data
+
+
+class FieldError(Exception):
+    """A form field the page itself found wrong (the services never saw it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+#: What the start of each image format the catalog takes looks like. Checked before a
+#: product is created with its image, so a wrong file is refused with the form still
+#: filled in; the catalog decodes and checks the image fully when it is sent.
+_IMAGE_SIGNATURES: Final = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+                            (b"GIF87a", "image/gif"), (b"GIF89a", "image/gif"))
+
+
+def image_type(data: bytes) -> str | None:
+    """The image's media type by its first bytes (PNG, JPEG, GIF or WebP), or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return next((kind for signature, kind in _IMAGE_SIGNATURES
+                 if data.startswith(signature)), None)
+
+
+async def picture_from(form: FormData, limit: int, name: str = "image"
+                       ) -> tuple[bytes, str] | None:
+    """The picture chosen in the form (bytes, media type), or None if none was chosen.
+    Raises `FieldError` for a file larger than `limit` bytes or not a picture."""
+    upload = form.get(name)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    data = await upload.read(limit + 1)  # one byte more than allowed says "too large"
+    if not data:
+        raise FieldError(name, "The chosen file is empty: choose a picture.")
+    if len(data) > limit:
+        raise FieldError(name, f"The picture is larger than {limit // 1024:,} KiB: choose "
+                               "a smaller one.")
+    media_type = image_type(data)
+    if media_type is None:
+        raise FieldError(name, "This file is not a PNG, JPEG, WebP or GIF picture.")
+    return data, media_type

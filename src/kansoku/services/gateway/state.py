@@ -1,0 +1,103 @@
+"""The gateway's state: built once by `create_app`, read by every route.
+
+`Gateway` is what the gateway's routes share — its settings, the clients of the
+services behind it, the shop's read model, the rate limits, the web sessions and the
+browser-telemetry pipeline — as one typed object on `app.state.gateway`. A route takes
+it as a `GatewayDep` parameter; `limit_requests` counts a request against the rate
+limits. (What every service has — settings, telemetry, fault flags, the token verifier —
+stays where the kit puts it, on `app.state`.)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import redis.asyncio as redis
+from fastapi import Depends, Request
+from starlette.applications import Starlette
+
+from kansoku.kit.auth import TokenVerifier, bearer_token
+from kansoku.kit.errors import Problem
+from kansoku.kit.ratelimit import RateLimiter
+from kansoku.kit.telemetry import Telemetry
+from kansoku.services.gateway.clients import Clients
+from kansoku.services.gateway.rum.pipeline import BrowserTelemetry, KnownRoutes
+from kansoku.services.gateway.settings import Settings
+from kansoku.services.gateway.shop import Shop
+from kansoku.services.gateway.web.sessions import SessionStore
+
+
+@dataclass
+class Gateway:
+    """Everything the gateway's routes share."""
+
+    settings: Settings
+    clients: Clients
+    shop: Shop
+    #: The public API's (and the pages' form posts') limits per address and per user.
+    limits: RateLimiter
+    sessions: SessionStore
+    #: Browser telemetry: its own limits, the gateway's route templates, and the
+    #: pipeline that forwards it (None while the gateway's telemetry is off).
+    rum_limits: RateLimiter
+    rum_routes: KnownRoutes
+    rum: BrowserTelemetry | None
+
+    @classmethod
+    def build(cls, settings: Settings, telemetry: Telemetry, valkey: redis.Redis, *,
+              clock: Callable[[], float] = time.time) -> Gateway:
+        """The gateway's state for `settings`: clients traced by `telemetry`, sessions
+        and rate limits in `valkey`, time by `clock` (the wall clock, in seconds)."""
+        clients = Clients.connect(settings, telemetry)
+        return cls(
+            settings=settings,
+            clients=clients,
+            shop=Shop(clients),
+            limits=RateLimiter(valkey),
+            sessions=SessionStore(valkey, clock=clock),
+            rum_limits=RateLimiter(valkey, prefix="ratelimit:rum"),
+            rum_routes=KnownRoutes(),
+            # With the gateway's telemetry off (tests, OTEL_SDK_DISABLED), the intake
+            # still checks what it is sent, and drops it.
+            rum=BrowserTelemetry.for_environment() if telemetry.enabled else None,
+        )
+
+
+def gateway_of(app: Starlette) -> Gateway:
+    """The gateway's state of `app` (made by `create_app`)."""
+    gateway: Gateway = app.state.gateway
+    return gateway
+
+
+def tokens_of(app: Starlette) -> TokenVerifier:
+    """The verifier of access tokens every service has (`kit.app`)."""
+    verifier: TokenVerifier = app.state.tokens
+    return verifier
+
+
+async def _gateway(request: Request) -> Gateway:
+    # async: FastAPI runs a plain function dependency in a thread pool, costing far
+    # more than the lookup.
+    return gateway_of(request.app)
+
+
+#: A route parameter: the gateway's state.
+GatewayDep = Annotated[Gateway, Depends(_gateway)]
+
+
+async def limit_requests(request: Request) -> None:
+    """Count the request against its address's and (if logged in) its user's limits."""
+    gateway = gateway_of(request.app)
+    settings = gateway.settings
+    address = request.client.host if request.client else "unknown"
+    await gateway.limits.check("address", address, settings.rate_limit_per_ip)
+    token = bearer_token(request)
+    if token:
+        try:
+            user = await tokens_of(request.app).verify(token)
+        except Problem:
+            return  # the route's own check answers 401
+        await gateway.limits.check("user", user.user_id, settings.rate_limit_per_user)

@@ -1,0 +1,1 @@
+"""The performance lab's page (`routes.py`)."""

@@ -1,0 +1,118 @@
+"""Rendering the pages: the Jinja templates, what every page gets, and its headers.
+
+`render()` answers with a page. Its templates are in `templates/` (the storefront's at
+the top, the admin's in `admin/`), and every page's context has `session`, `csrf_token`,
+`explorer_url`, `route` (the route's template, which the pages' script groups browser
+measurements by), `current_path` and `messages` (one-time notices). Every page is sent
+with `PAGE_SECURITY_HEADERS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Final
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from kansoku.services.gateway.state import gateway_of
+from kansoku.services.gateway.web.sessions import WebSession
+
+#: Where the pages' templates are: storefront ones at the top, admin ones in admin/.
+TEMPLATES_DIR: Final = Path(__file__).parent.parent / "templates"
+templates = Jinja2Templates(directory=TEMPLATES_DIR)
+
+#: Sent with every page: scripts and styles only from the shop's own /static (no inline
+#: code, so an injected <script> does not run), pictures also as data:/blob: URLs (an
+#: upload's preview), no framing, forms post only here.
+PAGE_SECURITY_HEADERS: Final[Mapping[str, str]] = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        "img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    # Pages carry a CSRF token and personal data: never kept in a shared cache.
+    "Cache-Control": "no-store",
+}
+
+
+def format_money(amount: Any, currency: str | None = "USD") -> str:
+    """"$1,299.99" for dollars, "1,299.99 EUR" for others; the amount as the API gives
+    it (a decimal string) or as a Decimal."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    text = f"{value:,.2f}"
+    if currency in (None, "USD"):
+        return f"${text}"
+    return f"{text} {currency}"
+
+
+templates.env.filters["money"] = format_money
+
+
+class _FormToken:
+    """The CSRF token as a template sees it (`{{ csrf_token }}`). Rendering it keeps the
+    session: a visitor gets a session, and a cookie, once a page shows them a form."""
+
+    def __init__(self, session: WebSession) -> None:
+        self._session = session
+
+    def __str__(self) -> str:
+        self._session.keep()
+        return self._session.csrf_token
+
+    def __html__(self) -> str:  # markupsafe: the token is URL-safe base64, nothing to escape
+        return str(self)
+
+
+def route_template(scope: Mapping[str, Any]) -> str:
+    """The route that served the request, as its template (`/products/{product_id}`):
+    what RUM groups page measurements by."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "(unmatched)"
+
+
+def _messages_for(request: Request, session: WebSession) -> list[str]:
+    """The one-time notices for this page. Only a page the browser navigates to uses them
+    up: a script's fetch that followed a form post's redirect (rum.js does, then
+    navigates there itself) shows them without taking them from the page that follows."""
+    if request.headers.get("sec-fetch-mode", "navigate") == "navigate":
+        return session.take_messages()
+    return list(session.messages)
+
+
+def page_context(request: Request, session: WebSession, extra: Mapping[str, Any] | None
+                 ) -> dict[str, Any]:
+    """What every page's template gets, with `extra` on top."""
+    return {
+        "request": request,
+        "session": session,
+        "csrf_token": _FormToken(session),
+        "explorer_url": gateway_of(request.app).settings.explorer_url,
+        "route": route_template(request.scope),
+        "current_path": request.url.path,
+        "messages": _messages_for(request, session),
+        **(extra or {}),
+    }
+
+
+def render(request: Request, template_name: str, context: Mapping[str, Any] | None = None,
+           *, status_code: int = 200, headers: Mapping[str, str] | None = None
+           ) -> HTMLResponse:
+    """Answer with a page. The route must have asked for the session (`WebSessionDep`,
+    `CustomerDep`, `AdminDep`, `AdminPost` or `CsrfChecked`)."""
+    session: WebSession | None = getattr(request.state, "web_session", None)
+    if session is None:
+        raise RuntimeError(f"{request.url.path}: render() needs the route to take the "
+                           "session (WebSessionDep, CustomerDep, AdminDep or CsrfChecked)")
+    html = templates.get_template(template_name).render(
+        page_context(request, session, context))
+    return HTMLResponse(html, status_code=status_code,
+                        headers={**PAGE_SECURITY_HEADERS, **(headers or {})})

@@ -1,0 +1,1 @@
+"""The storefront's pages (`routes.py`): browsing, the cart, checkout, orders and accounts."""
