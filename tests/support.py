@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from kansoku import topology
+from kansoku.kit.clock import utc_now
 from kansoku.kit.db import Database, migrations_folder, upgrade_schema
 from kansoku.kit.serve import bind
 
@@ -162,3 +164,23 @@ def private_stack(**settings: str) -> Iterator[dict[str, str]]:
             yield env
         finally:
             run_cli("down", env=env, timeout=120)
+
+
+class ManualClock:
+    """A clock that stands still until a test moves it: `time` is a `kit.clock.WallClock`,
+    `utc_now` a `kit.clock.UtcClock`, both reading the same moment. It starts at the real
+    time (rows it stamps sort among other tests' rows) unless given `start` (naive UTC)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or utc_now()
+
+    def time(self) -> float:
+        """Seconds since the epoch at the clock's moment."""
+        return self.now.replace(tzinfo=UTC).timestamp()
+
+    def utc_now(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward (or back, with a negative number)."""
+        self.now += timedelta(seconds=seconds)

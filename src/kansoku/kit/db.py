@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,12 +32,6 @@ from kansoku.kit.errors import Problem
 
 #: The Alembic environment every service shares; each service brings its own versions.
 MIGRATIONS_ENV = Path(__file__).parent / "migrations"
-
-
-def utc_now() -> datetime:
-    """Now in UTC, naive: what `timestamp without time zone` columns (server default
-    now() in a UTC session) hold, so the two compare correctly."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def async_url(url: str) -> str:

@@ -4,17 +4,20 @@ A fixed one-minute window per key (an IP address, a user): simple, cheap (one ro
 trip) and easy to reason about in a dashboard. Over the limit: 429 with Retry-After,
 the seconds until the window turns. Valkey away: requests pass (and it is logged) —
 an outage of the limiter must not become an outage of the shop.
+
+Windows follow the limiter's wall clock (`time.time` unless given another), so every
+instance turns them at the same minute and a test can move the clock to turn one.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 
 import redis.asyncio as redis
 from opentelemetry import metrics
 
 from kansoku.kit import semconv
+from kansoku.kit.clock import WallClock, wall_time
 from kansoku.kit.errors import Problem
 
 logger = logging.getLogger(__name__)
@@ -24,15 +27,20 @@ _limited = _meter.create_counter(semconv.METRIC_RATE_LIMITED, unit="{request}",
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis | None, prefix: str = "ratelimit") -> None:
+    """Fixed one-minute windows in Valkey under `<prefix>:<kind>:<key>:<minute>`; no
+    `client`, no limits."""
+
+    def __init__(self, client: redis.Redis | None, prefix: str = "ratelimit", *,
+                 clock: WallClock = wall_time) -> None:
         self.client = client
         self.prefix = prefix
+        self.clock = clock
 
     async def check(self, kind: str, key: str, per_minute: int) -> None:
         """Count one request for `key`; raise 429 if it is over `per_minute`."""
         if self.client is None or per_minute <= 0:
             return
-        now = time.time()
+        now = self.clock()
         window_key = f"{self.prefix}:{kind}:{key}:{int(now // 60)}"
         try:
             async with self.client.pipeline(transaction=True) as pipe:

@@ -19,7 +19,7 @@ from kansoku.kit.telemetry import Telemetry
 from kansoku.services.inventory import service
 from kansoku.services.inventory.app import create_app
 from kansoku.services.inventory.settings import Settings
-from tests.support import migrate
+from tests.support import ManualClock, migrate
 from tests.tokens import TokenIssuer
 
 TOKENS = TokenIssuer()
@@ -28,10 +28,18 @@ CUSTOMER = TOKENS.headers()
 
 
 @pytest.fixture(scope="module")
-async def inventory_app(postgres_url: str, nats_url: str) -> AsyncIterator[FastAPI]:
+def clock() -> ManualClock:
+    """Inventory's clock in this module: reservations expire when a test moves it."""
+    return ManualClock()
+
+
+@pytest.fixture(scope="module")
+async def inventory_app(postgres_url: str, nats_url: str, clock: ManualClock
+                        ) -> AsyncIterator[FastAPI]:
     await migrate(postgres_url, "inventory")
     app = create_app(Settings(database_url=postgres_url, nats_url=nats_url,
-                              expiry_sweep_seconds=3600), Telemetry("inventory"))
+                              expiry_sweep_seconds=3600), Telemetry("inventory"),
+                     clock=clock.utc_now)
     app.state.tokens = TOKENS.verifier
     async with app.router.lifespan_context(app):
         yield app
@@ -154,13 +162,17 @@ async def test_commit_sells_and_release_frees_both_idempotent(
 
 
 async def test_unpaid_reservations_expire(inventory: httpx.AsyncClient,
-                                          inventory_app: FastAPI) -> None:
+                                          inventory_app: FastAPI, clock: ManualClock) -> None:
     product, order = await stocked(inventory, 5), uuid.uuid4()
     await reserve(inventory, [(product, 5)], order, ttl=1)
     assert (await level(inventory, product))["available"] == 0
-    await asyncio.sleep(1.1)
+    clock.advance(0.9)
     async with inventory_app.state.db.transaction() as session:
-        assert await service.expire_due(session) >= 1
+        await service.expire_due(session, clock.utc_now())
+    assert (await level(inventory, product))["available"] == 0, "held until its TTL is up"
+    clock.advance(0.2)
+    async with inventory_app.state.db.transaction() as session:
+        assert await service.expire_due(session, clock.utc_now()) >= 1
     assert (await level(inventory, product))["available"] == 5
     gone = await inventory.post(f"/reservations/{order}/commit", headers=CUSTOMER)
     assert gone.status_code == 409 and gone.json()["reservation_status"] == "expired"

@@ -28,7 +28,7 @@ from kansoku.kit.auth import (
     SERVICE_SUBJECT_PREFIX,
     Principal,
 )
-from kansoku.kit.db import utc_now
+from kansoku.kit.clock import utc_now
 from kansoku.kit.errors import Problem
 from kansoku.services.identity import store
 from kansoku.services.identity.models import RefreshToken, User

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from kansoku.kit.auth import AdminOrService, AdminUser, CurrentUser
+from kansoku.kit.clock import UtcClock
 from kansoku.kit.db import DbSession
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import Faults
@@ -22,6 +24,17 @@ from kansoku.services.inventory.schemas import (
 )
 
 router = APIRouter(tags=["inventory"])
+
+
+def _now(request: Request) -> datetime:
+    """Now by the clock the app was made with (`create_app(clock=...)`): a test moves it
+    to expire reservations instead of waiting for them."""
+    clock: UtcClock = request.app.state.clock
+    return clock()
+
+
+#: Now in UTC (naive), by the app's clock.
+Now = Annotated[datetime, Depends(_now)]
 
 
 @router.get("/stock")
@@ -80,9 +93,9 @@ async def adjustments(
 
 @router.post("/reservations", status_code=201)
 async def reserve(request: ReservationRequest, user: CurrentUser, session: DbSession,
-                  faults: Faults) -> OrderReservation:
+                  faults: Faults, now: Now) -> OrderReservation:
     """Hold every item of an order until it is paid or the TTL runs out (409 if short)."""
-    return await service.reserve(session, request, faults)
+    return await service.reserve(session, request, now, faults)
 
 
 @router.get("/reservations/{order_id}")

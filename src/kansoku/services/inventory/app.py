@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.clock import UtcClock, utc_now
 from kansoku.kit.connections import Connections
 from kansoku.kit.db import Database
 from kansoku.kit.events import OutboxRelay
@@ -20,8 +21,8 @@ from kansoku.services.inventory.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-async def sweep_expired_reservations(db: Database, interval: float) -> None:
-    """Release unpaid reservations past their TTL, every `interval` seconds."""
+async def sweep_expired_reservations(db: Database, interval: float, clock: UtcClock) -> None:
+    """Release unpaid reservations past their TTL by `clock`, every `interval` seconds."""
     while True:
         await asyncio.sleep(interval)
         try:
@@ -29,7 +30,7 @@ async def sweep_expired_reservations(db: Database, interval: float) -> None:
             # here, and what expired is counted and logged instead.
             with suppress_instrumentation():
                 async with db.transaction() as session:
-                    expired = await service.expire_due(session)
+                    expired = await service.expire_due(session, clock())
             if expired:
                 logger.info("released %d expired reservations", expired,
                             extra={"expired": expired})
@@ -37,7 +38,10 @@ async def sweep_expired_reservations(db: Database, interval: float) -> None:
             logger.exception("the reservation expiry sweep failed; retrying")
 
 
-def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None, *,
+               clock: UtcClock = utc_now) -> FastAPI:
+    """The inventory app. `clock` decides when reservations expire (the TTL counts from
+    it, and the sweep releases what is past it); tests pass one they move."""
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
     connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
@@ -48,7 +52,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     db = connections.db
 
     async def sweep() -> None:
-        await sweep_expired_reservations(db, settings.expiry_sweep_seconds)
+        await sweep_expired_reservations(db, settings.expiry_sweep_seconds, clock)
 
     app = build_service_app(
         service=SERVICE,
@@ -58,5 +62,6 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         connections=connections,
         background=[sweep, relay.run],
     )
+    app.state.clock = clock
     app.include_router(api.router)
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from opentelemetry import metrics
@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
-from kansoku.kit.db import utc_now
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import FaultFlags
 from kansoku.services.inventory import store
@@ -113,9 +112,10 @@ def _describe(order_id: uuid.UUID, reservations: list[Reservation]) -> OrderRese
     )
 
 
-async def reserve(session: AsyncSession, request: ReservationRequest,
+async def reserve(session: AsyncSession, request: ReservationRequest, now: datetime,
                   faults: FaultFlags | None = None) -> OrderReservation:
-    """Hold every item of an order, or none of them (409 names what is short).
+    """Hold every item of an order, or none of them (409 names what is short), until
+    `ttl_seconds` after `now` (naive UTC, the app's clock).
 
     Asking again for the same order returns what was reserved the first time: a retried
     request cannot reserve twice.
@@ -135,7 +135,7 @@ async def reserve(session: AsyncSession, request: ReservationRequest,
         if left < wanted[product_id]:
             _refuse(product_id, wanted[product_id], left)
     # 2. write the reservations (rows of this order alone, nobody waits for them);
-    expires_at = utc_now() + timedelta(seconds=request.ttl_seconds)
+    expires_at = now + timedelta(seconds=request.ttl_seconds)
     reservations = [Reservation(order_id=request.order_id, product_id=product_id,
                                 quantity=quantity, status="active", expires_at=expires_at)
                     for product_id, quantity in sorted(wanted.items())]
@@ -183,8 +183,10 @@ async def release(session: AsyncSession, order_id: uuid.UUID) -> OrderReservatio
     return await reservation(session, order_id)
 
 
-async def expire_due(session: AsyncSession) -> int:
-    expired = await store.expire(session, utc_now())
+async def expire_due(session: AsyncSession, now: datetime) -> int:
+    """Release the active reservations that expired before `now` (naive UTC, the app's
+    clock); returns how many."""
+    expired = await store.expire(session, now)
     if expired:
         _expired.add(expired)
     return expired

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
-from kansoku.kit.db import utc_now
+from kansoku.kit.clock import utc_now
 from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.kit.http import ServiceClient
 from kansoku.services.orders import store
