@@ -24,6 +24,7 @@ from fastapi.responses import PlainTextResponse, Response
 from kansoku.kit.app import build_service_app
 from kansoku.kit.db import Database
 from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway import sessions
@@ -54,7 +55,8 @@ def session_app(valkey_url: str, identity_url: str) -> FastAPI:
     settings = GatewaySettings(redis_url=valkey_url, identity_url=identity_url,
                                explorer_url="http://explorer.test")
     app = build_service_app(service="sessions-test", settings=settings,
-                            telemetry=Telemetry("sessions-test"), description="")
+                            telemetry=Telemetry("sessions-test"),
+                            fault_flags=FaultFlags(None, "sessions-test", {}), description="")
     app.state.valkey = redis.from_url(valkey_url)
     app.state.identity = ServiceClient("identity", identity_url,
                                        CircuitBreakers(BreakerPolicy()))
