@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from kansoku.kit import flags, semconv
+from kansoku.faults import flagfile
+from kansoku.kit import semconv
+from kansoku.kit.flags import OFF
 from kansoku.stack.state import read_state
 from tests.support import run_cli, stack_environment
 
@@ -36,8 +38,8 @@ class Stack:
 
     def flags_on(self) -> dict[str, str]:
         return {name: variant for name, variant
-                in flags.read_variants(self.data_dir / "flags.json").items()
-                if variant != flags.OFF}
+                in flagfile.read_variants(self.data_dir / "flags.json").items()
+                if variant != OFF}
 
 
 @pytest.fixture(scope="module")

@@ -17,12 +17,13 @@ from typer.testing import CliRunner
 
 from kansoku.chaos.scheduler import Fault, FaultPicker, Scheduler, plan
 from kansoku.cli import app
-from kansoku.kit import flags
+from kansoku.faults import catalogue, flagfile
+from kansoku.kit.flags import OFF
 from tests.support import stack_environment
 
 
 def test_the_same_seed_picks_the_same_faults() -> None:
-    names = list(flags.FLAGS)
+    names = list(catalogue.FLAGS)
     first = [FaultPicker(42, names).next() for _ in range(1)]
     picker, again = FaultPicker(42, names), FaultPicker(42, names)
     picks = [picker.next() for _ in range(50)]
@@ -30,8 +31,8 @@ def test_the_same_seed_picks_the_same_faults() -> None:
     assert picks[0] == first[0]
     assert picks != [FaultPicker(43, names).next() for _ in range(50)]
     for fault in picks:
-        assert fault.variant in flags.FLAGS[fault.flag].variant_names
-        assert fault.variant != flags.OFF
+        assert fault.variant in catalogue.FLAGS[fault.flag].variant_names
+        assert fault.variant != OFF
     # One fault at a time, and never the same flag twice in a row.
     assert all(a.flag != b.flag for a, b in itertools.pairwise(picks))
     assert len({fault.flag for fault in picks}) > 5
@@ -43,9 +44,9 @@ def test_a_restricted_pool_and_the_plan() -> None:
     assert [fault.flag for fault in picks] == ["paymentLatency", "paymentFailure"] * 3 or \
         [fault.flag for fault in picks] == ["paymentFailure", "paymentLatency"] * 3
     # Ten minutes at one fault every two: five faults, the same as the picker gives.
-    steps = plan(7, list(flags.FLAGS), 120, 600)
+    steps = plan(7, list(catalogue.FLAGS), 120, 600)
     assert [start for start, _ in steps] == [0, 120, 240, 360, 480]
-    picker = FaultPicker(7, list(flags.FLAGS))
+    picker = FaultPicker(7, list(catalogue.FLAGS))
     assert [fault for _, fault in steps] == [picker.next() for _ in range(5)]
     with pytest.raises(ValueError, match="no flags"):
         FaultPicker(1, [])
@@ -53,14 +54,14 @@ def test_a_restricted_pool_and_the_plan() -> None:
 
 def test_each_fault_goes_on_then_back(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
-    flags.reset(path)
+    flagfile.reset(path)
     seen: list[dict[str, str]] = []
     lines: list[str] = []
 
     def say(line: str) -> None:
         lines.append(line)
-        seen.append({name: variant for name, variant in flags.read_variants(path).items()
-                     if variant != flags.OFF})
+        seen.append({name: variant for name, variant in flagfile.read_variants(path).items()
+                     if variant != OFF})
 
     scheduler = Scheduler(path, FaultPicker(5, ["paymentFailure", "catalogSlowQuery"]),
                           interval=0.4, fault_time=0.2, duration=1.2, say=say)
@@ -71,20 +72,20 @@ def test_each_fault_goes_on_then_back(tmp_path: Path) -> None:
     assert [line.split()[2] for line in lines] == ["on", "off"] * 3
     # While on, exactly the fault is on; once off, nothing.
     assert [len(on) for on in seen] == [1, 0] * 3
-    assert set(flags.read_variants(path).values()) == {flags.OFF}
+    assert set(flagfile.read_variants(path).values()) == {OFF}
 
 
 def test_restore_puts_back_what_it_changed(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
-    flags.set_variant(path, "paymentFailure", "25%")  # someone else's before it started
+    flagfile.set_variant(path, "paymentFailure", "25%")  # someone else's before it started
     scheduler = Scheduler(path, FaultPicker(1, ["paymentFailure"]), interval=60,
                           fault_time=30, duration=None, say=lambda line: None)
     scheduler.turn_on(Fault("paymentFailure", "100%"))
     scheduler.turn_on(Fault("orderQueueLag", "on"))
-    assert flags.read_variants(path)["paymentFailure"] == "100%"
+    assert flagfile.read_variants(path)["paymentFailure"] == "100%"
     assert sorted(scheduler.restore()) == ["orderQueueLag=off", "paymentFailure=25%"]
-    variants = flags.read_variants(path)
-    assert variants["paymentFailure"] == "25%" and variants["orderQueueLag"] == flags.OFF
+    variants = flagfile.read_variants(path)
+    assert variants["paymentFailure"] == "25%" and variants["orderQueueLag"] == OFF
 
 
 def test_dry_run_prints_the_seeded_plan_and_changes_nothing(tmp_path: Path) -> None:
@@ -94,7 +95,7 @@ def test_dry_run_prints_the_seeded_plan_and_changes_nothing(tmp_path: Path) -> N
     assert first.exit_code == 0 and first.stdout == second.stdout
     lines = first.stdout.strip().splitlines()
     assert len(lines) == 6 and lines[-1] == "(seed 7; 5 faults; nothing was changed)"
-    expected = [f"{fault}" for _, fault in plan(7, list(flags.FLAGS), 120, 600)]
+    expected = [f"{fault}" for _, fault in plan(7, list(catalogue.FLAGS), 120, 600)]
     assert [line.split()[2] for line in lines[:5]] == expected
     assert not (tmp_path / "flags.json").exists()
 
@@ -116,7 +117,7 @@ def test_bad_options_get_one_line(tmp_path: Path, args: list[str], message: str)
 def test_ctrl_c_or_sigterm_puts_every_flag_back(tmp_path: Path, signum: int) -> None:
     env = stack_environment(tmp_path / "data")  # no stack runs there: only the file
     path = tmp_path / "data" / "flags.json"
-    flags.set_variant(path, "loadFlood", "on")  # already on: left alone
+    flagfile.set_variant(path, "loadFlood", "on")  # already on: left alone
     scheduler = subprocess.Popen(
         [sys.executable, "-m", "kansoku", "chaos", "schedule", "--interval", "1m",
          "--fault-time", "50s", "--seed", "11"], env={**env, "COLUMNS": "200"},
@@ -124,8 +125,8 @@ def test_ctrl_c_or_sigterm_puts_every_flag_back(tmp_path: Path, signum: int) -> 
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            on = [name for name, variant in flags.read_variants(path).items()
-                  if variant != flags.OFF and name != "loadFlood"]
+            on = [name for name, variant in flagfile.read_variants(path).items()
+                  if variant != OFF and name != "loadFlood"]
             if on:
                 break
             assert scheduler.poll() is None, scheduler.communicate()
@@ -142,7 +143,7 @@ def test_ctrl_c_or_sigterm_puts_every_flag_back(tmp_path: Path, signum: int) -> 
     assert "(seed 11: '--seed 11' replays it)" in out
     assert (f"Stopped: 1 fault turned on; put back just now: {on[0]}=off. Every flag it "
             "set is back as it was.") in out
-    variants = flags.read_variants(path)
+    variants = flagfile.read_variants(path)
     assert variants["loadFlood"] == "on"
-    assert [name for name, variant in variants.items() if variant != flags.OFF] == \
+    assert [name for name, variant in variants.items() if variant != OFF] == \
         ["loadFlood"]

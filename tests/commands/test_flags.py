@@ -10,12 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from kansoku.cli import app
-from kansoku.kit import flags
+from kansoku.faults import catalogue, flagfile
+from kansoku.kit.flags import FLAGS_FILE_VARIABLE
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv(flags.FLAGS_FILE_VARIABLE, raising=False)
+    monkeypatch.delenv(FLAGS_FILE_VARIABLE, raising=False)
     monkeypatch.setenv("COLUMNS", "200")
     return tmp_path
 
@@ -28,7 +29,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def test_set_list_and_reset(data_dir: Path) -> None:
     code, out, _ = run("flags", "set", "paymentfailure", "25%", "--data-dir", str(data_dir))
     assert code == 0 and "paymentFailure is now 25%" in out
-    assert flags.read_variants(data_dir / "flags.json")["paymentFailure"] == "25%"
+    assert flagfile.read_variants(data_dir / "flags.json")["paymentFailure"] == "25%"
     code, out, _ = run("flags", "list", "--data-dir", str(data_dir))
     assert code == 0
     row = next(line for line in out.splitlines() if "paymentFailure" in line)
@@ -36,20 +37,20 @@ def test_set_list_and_reset(data_dir: Path) -> None:
     assert "Payments fail that share of charges" in row
     code, out, _ = run("flags", "list", "--json", "--data-dir", str(data_dir))
     listed = {flag["name"]: flag for flag in json.loads(out)}
-    assert list(listed) == list(flags.FLAGS)
+    assert list(listed) == list(catalogue.FLAGS)
     assert listed["paymentFailure"]["variant"] == "25%"
     assert listed["loadFlood"]["variants"] == ["off", "on"]
     code, out, _ = run("flags", "reset", "--data-dir", str(data_dir))
     assert code == 0 and "Every fault flag is off" in out
-    assert set(flags.read_variants(data_dir / "flags.json").values()) == {"off"}
+    assert set(flagfile.read_variants(data_dir / "flags.json").values()) == {"off"}
 
 
 def test_the_flags_file_variable_wins(data_dir: Path, monkeypatch: pytest.MonkeyPatch
                                       ) -> None:
     elsewhere = data_dir / "elsewhere.json"
-    monkeypatch.setenv(flags.FLAGS_FILE_VARIABLE, str(elsewhere))
+    monkeypatch.setenv(FLAGS_FILE_VARIABLE, str(elsewhere))
     assert run("flags", "set", "orderQueueLag", "on")[0] == 0
-    assert flags.read_variants(elsewhere)["orderQueueLag"] == "on"
+    assert flagfile.read_variants(elsewhere)["orderQueueLag"] == "on"
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Query
 
 from kansoku.kit.app import build_service_app
 from kansoku.kit.errors import Problem
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.health import Check
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry
@@ -17,6 +18,7 @@ from kansoku.kit.telemetry import Telemetry
 def make_app(checks: Mapping[str, Check] | None = None, timeout: float = 0.5) -> FastAPI:
     settings = ServiceSettings(port=9, readiness_timeout_seconds=timeout)
     app = build_service_app(service="probe", settings=settings, telemetry=Telemetry("probe"),
+                            fault_flags=FaultFlags(None, "probe", {}),
                             description="test service", checks=checks)
 
     @app.get("/items")

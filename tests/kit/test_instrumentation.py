@@ -18,6 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.middleware import SERVICE_CLIENT_USER_AGENT, _is_quiet
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry
@@ -35,7 +36,8 @@ async def traced_request(path: str, headers: dict[str, str] | None = None
     reader = InMemoryMetricReader()
     telemetry = Telemetry("probe", tracer_provider, MeterProvider(metric_readers=[reader]))
     app = build_service_app(service="probe", settings=ServiceSettings(port=9),
-                            telemetry=telemetry, description="test service")
+                            telemetry=telemetry, fault_flags=FaultFlags(None, "probe", {}),
+                            description="test service")
 
     @app.get("/items/{item}")
     async def item(item: int) -> dict[str, int]:

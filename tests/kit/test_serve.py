@@ -23,12 +23,14 @@ from tests.support import free_ports
 SERVICE_PROCESS = textwrap.dedent("""
     import asyncio, gc, logging, sys
     from kansoku.kit.app import build_service_app, start_process_telemetry
+    from kansoku.kit.flags import FaultFlags
     from kansoku.kit.serve import serve
     from kansoku.kit.settings import ServiceSettings
 
     settings = ServiceSettings(port=int(sys.argv[1]))
     app = build_service_app(service="slowpoke", settings=settings,
                             telemetry=start_process_telemetry("slowpoke", settings),
+                            fault_flags=FaultFlags(None, "slowpoke", {}),
                             description="test")
 
     @app.get("/slow")

@@ -1,7 +1,7 @@
 """What an experiment does to a running stack: fault flags, and stopping, starting,
 killing and pausing components.
 
-- **Flags** are written with `kansoku.kit.flags.set_variant` into the stack's flags file,
+- **Flags** are written with `kansoku.faults.flagfile.set_variant` into the stack's flags file,
   as `kansoku flags set` does; every service sees the change within about a second.
 - **stop / start** ask the supervisor, as `kansoku stop NAME` / `kansoku start NAME` do
   (a request file in the run directory, then SIGUSR1), and wait for the state file to
@@ -30,7 +30,7 @@ from typing import Any
 import psutil
 
 from kansoku.chaos import experiment as model
-from kansoku.kit import flags
+from kansoku.faults import catalogue, flagfile
 from kansoku.stack import control
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import process_alive, read_state, supervisor_alive
@@ -150,9 +150,9 @@ class Actions:
     def set_flag(self, name: str, variant: str) -> str:
         path = self.stack.flags_file
         try:
-            before = flags.read_variants(path)[name]
-            flags.set_variant(path, name, variant)
-        except flags.FlagError as exc:
+            before = flagfile.read_variants(path)[name]
+            flagfile.set_variant(path, name, variant)
+        except catalogue.FlagError as exc:
             raise ActionFailed(str(exc)) from exc
         except OSError as exc:
             raise ActionFailed(f"cannot write {path}: {exc.strerror}") from exc

@@ -47,7 +47,8 @@ from pydantic import (
 
 from kansoku import topology
 from kansoku.explorer.rules import format_duration, parse_duration
-from kansoku.kit import flags
+from kansoku.faults import catalogue
+from kansoku.kit.flags import OFF
 
 #: The embedded infrastructure's component names, as `kansoku status` lists them (the
 #: supervisor's `build_components`); the services come from `topology.SERVICES`.
@@ -227,7 +228,7 @@ class Hypothesis(_Model):
 def _variant_text(value: Any) -> Any:
     # YAML 1.1 reads a bare on/off as true/false: take them back as the variant names.
     if isinstance(value, bool):
-        return "on" if value else flags.OFF
+        return "on" if value else OFF
     return value
 
 
@@ -241,7 +242,7 @@ class SetFlag(_Model):
     @field_validator("flag")
     @classmethod
     def _known_flag(cls, name: str) -> str:
-        return flags.flag_definition(name).name
+        return catalogue.flag_definition(name).name
 
     @field_validator("variant")
     @classmethod
@@ -249,7 +250,7 @@ class SetFlag(_Model):
         name = info.data.get("flag")
         if name is None:  # the flag itself was wrong: that error is the one to show
             return variant
-        return flags.canonical_variant(flags.FLAGS[name], variant)
+        return catalogue.canonical_variant(catalogue.FLAGS[name], variant)
 
     def describe(self) -> str:
         return f"set-flag {self.flag}={self.variant}"

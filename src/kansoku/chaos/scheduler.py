@@ -21,7 +21,8 @@ from datetime import datetime
 from pathlib import Path
 
 from kansoku.explorer.rules import format_duration
-from kansoku.kit import flags
+from kansoku.faults import catalogue, flagfile
+from kansoku.kit.flags import OFF
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class FaultPicker:
     def next(self) -> Fault:
         choices = [name for name in self.names if name != self._last] or self.names
         name = self._rng.choice(choices)
-        variants = [v for v in flags.FLAGS[name].variant_names if v != flags.OFF]
+        variants = [v for v in catalogue.FLAGS[name].variant_names if v != OFF]
         self._last = name
         return Fault(name, self._rng.choice(variants))
 
@@ -110,16 +111,16 @@ class Scheduler:
             self._sleep_until(following if end is None else min(following, end))
 
     def turn_on(self, fault: Fault) -> None:
-        before = flags.read_variants(self.flags_file)[fault.flag]
+        before = flagfile.read_variants(self.flags_file)[fault.flag]
         self.changed.setdefault(fault.flag, before)
-        flags.set_variant(self.flags_file, fault.flag, fault.variant)
+        flagfile.set_variant(self.flags_file, fault.flag, fault.variant)
         self.faults += 1
         self._line(f"on   {fault}  for {format_duration(self.fault_time)} — "
-                   f"{flags.FLAGS[fault.flag].description}")
+                   f"{catalogue.FLAGS[fault.flag].description}")
 
     def turn_off(self, fault: Fault) -> None:
-        original = self.changed.get(fault.flag, flags.OFF)
-        flags.set_variant(self.flags_file, fault.flag, original)
+        original = self.changed.get(fault.flag, OFF)
+        flagfile.set_variant(self.flags_file, fault.flag, original)
         self.changed.pop(fault.flag, None)  # only once it is really back
         self._line(f"off  {fault.flag} (back to {original})")
 
@@ -127,7 +128,7 @@ class Scheduler:
         """Put back every flag still changed; returns them as `flag=variant`."""
         restored = []
         for name, original in list(self.changed.items()):
-            flags.set_variant(self.flags_file, name, original)
+            flagfile.set_variant(self.flags_file, name, original)
             del self.changed[name]
             restored.append(f"{name}={original}")
         return restored

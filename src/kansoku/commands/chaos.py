@@ -29,7 +29,8 @@ from kansoku.chaos.scheduler import FaultPicker, Scheduler, plan
 from kansoku.commands.common import DataDir, console, errors, fail, load_settings
 from kansoku.commands.flags import flags_file
 from kansoku.explorer.rules import format_duration, parse_duration
-from kansoku.kit import flags
+from kansoku.faults import catalogue, flagfile
+from kansoku.kit.flags import OFF
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import read_state, supervisor_alive
 
@@ -181,8 +182,9 @@ def schedule(
              "fault at a time: make it shorter")
     total = _duration(duration, "--duration") if duration else None
     try:
-        names = [flags.flag_definition(name).name for name in flag or []] or list(flags.FLAGS)
-    except flags.FlagError as exc:
+        names = ([catalogue.flag_definition(name).name for name in flag or []]
+                 or list(catalogue.FLAGS))
+    except catalogue.FlagError as exc:
         fail(str(exc))
     seed = seed if seed is not None else random.SystemRandom().randrange(1, 1_000_000)
     if dry_run:
@@ -196,11 +198,11 @@ def schedule(
     settings = load_settings(data_dir)
     path = flags_file(data_dir)
     try:
-        current = flags.read_variants(path)
-    except flags.FlagFileError as exc:
+        current = flagfile.read_variants(path)
+    except flagfile.FlagFileError as exc:
         fail(str(exc))
-    busy = [name for name in names if current[name] != flags.OFF]
-    names = [name for name in names if current[name] == flags.OFF]
+    busy = [name for name in names if current[name] != OFF]
+    names = [name for name in names if current[name] == OFF]
     if not names:
         fail("every flag to choose from is already on — 'kansoku flags reset' turns "
              "them off")
@@ -236,7 +238,7 @@ def schedule(
             signal.signal(signum, signal.SIG_IGN)
         try:
             restored = scheduler.restore()
-        except (OSError, flags.FlagError) as exc:
+        except (OSError, catalogue.FlagError) as exc:
             fail(f"could not put the flags back ({exc}) — run 'kansoku flags reset'")
     back = f"; put back just now: {', '.join(restored)}" if restored else ""
     faults = f"{scheduler.faults} fault{'s' if scheduler.faults != 1 else ''}"

@@ -14,14 +14,15 @@ import typer
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings
-from kansoku.kit import flags
+from kansoku.faults import catalogue, flagfile
+from kansoku.kit.flags import OFF
 
 app = typer.Typer(help="List, set and reset the fault flags.", no_args_is_help=True)
 
 
 def flags_file(data_dir: Path | None) -> Path:
     """The flag file of the stack in `data_dir` (or `KANSOKU_FLAGS_FILE` when set)."""
-    explicit = flags.default_path()
+    explicit = flagfile.default_path()
     if explicit is not None:
         return explicit.expanduser().absolute()
     return load_settings(data_dir).data_dir / "flags.json"
@@ -29,8 +30,8 @@ def flags_file(data_dir: Path | None) -> Path:
 
 def _current(path: Path) -> dict[str, str]:
     try:
-        return flags.read_variants(path)
-    except flags.FlagFileError as exc:
+        return flagfile.read_variants(path)
+    except flagfile.FlagFileError as exc:
         fail(str(exc))
 
 
@@ -49,16 +50,16 @@ def list_flags(
              "variants": flag.variant_names, "service": flag.service,
              "description": flag.description, "effect": flag.effect,
              "look_for": flag.look_for}
-            for flag in flags.FLAGS.values()]))
+            for flag in catalogue.FLAGS.values()]))
         return
     table = Table(title=f"Fault flags ({path})", title_justify="left")
     table.add_column("flag", no_wrap=True)
     table.add_column("now", no_wrap=True)
     table.add_column("variants")
     table.add_column("description")
-    for flag in flags.FLAGS.values():
+    for flag in catalogue.FLAGS.values():
         now = variants[flag.name]
-        table.add_row(flag.name, now if now == flags.OFF else f"[bold red]{now}[/]",
+        table.add_row(flag.name, now if now == OFF else f"[bold red]{now}[/]",
                       " ".join(flag.variant_names), flag.description)
     console.print(table)
 
@@ -72,12 +73,12 @@ def set_flag(
     """Switch a flag to one of its variants (`off` turns it off)."""
     path = flags_file(data_dir)
     try:
-        name, variant = flags.set_variant(path, name, variant)
-    except flags.FlagError as exc:
+        name, variant = flagfile.set_variant(path, name, variant)
+    except catalogue.FlagError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot write {path}: {exc.strerror} — check the data directory")
-    state = "off" if variant == flags.OFF else f"[bold red]{variant}[/]"
+    state = "off" if variant == OFF else f"[bold red]{variant}[/]"
     console.print(f"{name} is now {state}  ({path})")
 
 
@@ -86,7 +87,7 @@ def reset_flags(data_dir: DataDir = None) -> None:
     """Turn every flag off."""
     path = flags_file(data_dir)
     try:
-        flags.reset(path)
+        flagfile.reset(path)
     except OSError as exc:
         fail(f"cannot write {path}: {exc.strerror} — check the data directory")
     console.print(f"Every fault flag is off  ({path})")

@@ -15,7 +15,9 @@ from kansoku.explorer.notify import Notifier
 from kansoku.explorer.problems import ProblemDetector, Thresholds
 from kansoku.explorer.settings import Settings
 from kansoku.explorer.store import TelemetryStore
+from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit.app import build_service_app
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.logging import setup_logging
 from kansoku.kit.telemetry import Telemetry
 
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         service=SERVICE,
         settings=settings,
         telemetry=Telemetry(SERVICE),
+        fault_flags=FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS),
         description="Receives OTLP (traces, metrics, logs) into an embedded DuckDB store "
                     "and answers questions about it: the Jaeger query API, RED, the "
                     "service map, logs, the problems it detects in the traces, and the "

@@ -1,9 +1,9 @@
 """Assemble a service's FastAPI app the same way for every service.
 
 `build_service_app` wires what each service shares — problem+json errors, the request
-middleware, health endpoints, `/metrics`, tracing of every route — and runs the service's
-own start-up and shutdown hooks inside one lifespan. On shutdown it flushes telemetry
-last, so the spans of the final requests are not lost.
+middleware, health endpoints, `/metrics`, tracing of every route, the fault flags it is
+given — and runs the service's own start-up and shutdown hooks inside one lifespan. On
+shutdown it flushes telemetry last, so the spans of the final requests are not lost.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def build_service_app(
     service: str,
     settings: ServiceSettings,
     telemetry: Telemetry,
+    fault_flags: FaultFlags,
     description: str,
     checks: Mapping[str, Check] | None = None,
     connections: Connections | None = None,
@@ -87,6 +88,9 @@ def build_service_app(
 ) -> FastAPI:
     """The service's app with everything services share.
 
+    `fault_flags` (every service reads them; the ones it acts on are its own business)
+    are started first and closed last, and are `app.state.flags`, which the `Faults`
+    dependency gives a route.
     `connections` are opened at start-up, checked by `/health/ready` and closed at
     shutdown; their database (if any) is `app.state.db`, which `kit.db.DbSession` uses.
     `background` coroutines (relays, sweeps) run from start-up, after the hooks, and are
@@ -98,14 +102,12 @@ def build_service_app(
     if connections is not None:
         on_startup = [connections.open, *on_startup]
         on_shutdown = [*on_shutdown, connections.close]
-    # Every service reads the fault flags; the ones it acts on are its own business.
-    flags = FaultFlags(settings.flags_file, service)
 
     async def start_flags() -> None:
-        flags.start()
+        fault_flags.start()
 
     async def stop_flags() -> None:
-        flags.close()
+        fault_flags.close()
 
     on_startup = [start_flags, *on_startup]
     on_shutdown = [*on_shutdown, stop_flags]
@@ -154,7 +156,7 @@ def build_service_app(
     )
     app.state.settings = settings
     app.state.telemetry = telemetry
-    app.state.flags = flags
+    app.state.flags = fault_flags
     # Every service checks access tokens itself, with identity's published keys.
     app.state.tokens = TokenVerifier(f"{settings.identity_url}/.well-known/jwks.json")
     app.state.db = connections.db if connections else None

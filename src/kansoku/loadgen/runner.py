@@ -109,7 +109,10 @@ class Flood:
     def flag_on(self) -> bool:
         if self.flags_file is None:
             return False
-        from kansoku.kit.flags import OFF, current_variant
+        # Imported only when a flags file is followed: through the kit it loads FastAPI
+        # and SQLAlchemy (over half a second), which a run without one never needs.
+        from kansoku.faults.flagfile import current_variant
+        from kansoku.kit.flags import OFF
 
         return current_variant("loadFlood", self.flags_file) != OFF
 

@@ -418,7 +418,9 @@ def create_app(settings: Any = None, telemetry: Telemetry | None = None) -> Any:
     task; `/health/ready`, `/metrics` and `GET /runs` (the latest results) are served."""
     from fastapi import FastAPI
 
+    from kansoku.faults.catalogue import FLAG_KINDS
     from kansoku.kit.app import build_service_app, start_process_telemetry
+    from kansoku.kit.flags import FaultFlags
     from kansoku.loadgen.settings import Settings
 
     settings = settings or Settings()
@@ -433,6 +435,7 @@ def create_app(settings: Any = None, telemetry: Telemetry | None = None) -> Any:
 
     app: FastAPI = build_service_app(
         service=SERVICE, settings=settings, telemetry=telemetry,
+        fault_flags=FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS),
         description="Synthetic monitors: scripted journeys through the shop on a schedule.",
         background=[schedule])
 

@@ -30,7 +30,7 @@ import httpx
 import psutil
 
 from kansoku import topology
-from kansoku.kit import flags
+from kansoku.faults import flagfile
 from kansoku.stack import control, infra
 from kansoku.stack.settings import LOOPBACK, StackSettings
 from kansoku.stack.state import write_state
@@ -234,7 +234,7 @@ class Supervisor:
         # A stack starts with every fault flag off (a fault left on from the last run
         # would be a surprise), and the services find the file they watch.
         try:
-            flags.reset(self.settings.data_dir / "flags.json")
+            flagfile.reset(self.settings.data_dir / "flags.json")
         except OSError as exc:
             logger.warning("could not write the fault flags file: %s", exc)
         for index, group in enumerate(self.groups):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from kansoku.kit import flags
+from kansoku.faults import flagfile
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.cart.app import create_app
 from kansoku.services.cart.settings import Settings
@@ -17,7 +17,7 @@ from tests.services.cart.test_api import TOKENS
 async def test_cache_outage_fails_cart_calls_until_it_is_off(
         valkey_url: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     flags_file = tmp_path_factory.mktemp("faults") / "flags.json"
-    flags.reset(flags_file)
+    flagfile.reset(flags_file)
     app = create_app(Settings(redis_url=valkey_url, flags_file=flags_file), Telemetry("cart"))
     app.state.tokens = TOKENS.verifier
     me = TOKENS.headers(user_id="cart-outage-user")

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
-from kansoku.kit import flags
+from kansoku.faults import flagfile
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.catalog import demo
 from kansoku.services.catalog.app import create_app
@@ -40,7 +40,7 @@ async def catalog(postgres_url: str, valkey_url: str, nats_url: str,
                   tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Catalog]:
     await migrate(postgres_url, "catalog")
     flags_file = tmp_path_factory.mktemp("faults") / "flags.json"
-    flags.reset(flags_file)
+    flagfile.reset(flags_file)
     app = create_app(Settings(database_url=postgres_url, redis_url=valkey_url,
                               nats_url=nats_url, flags_file=flags_file), Telemetry("catalog"))
     async with app.state.db.transaction() as session:
@@ -59,7 +59,7 @@ async def catalog(postgres_url: str, valkey_url: str, nats_url: str,
 
 @pytest.fixture(autouse=True)
 def flags_off(catalog: Catalog) -> None:
-    flags.reset(catalog.flags_file)
+    flagfile.reset(catalog.flags_file)
 
 
 async def test_n_plus_one_sends_one_query_per_product(catalog: Catalog) -> None:

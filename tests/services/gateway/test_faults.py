@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from kansoku.kit import flags
+from kansoku.faults import catalogue, flagfile
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.app import create_app
 from kansoku.services.gateway.faults import CPU_HOG_SECONDS, deliver_image_slowly
@@ -33,7 +33,7 @@ ADMIN, CUSTOMER = TOKENS.headers("admin"), TOKENS.headers()
 async def gateway(valkey_url: str, tmp_path: Path) -> AsyncIterator[tuple[FastAPI, Path]]:
     """The gateway alone (no other service answers), with a flags file."""
     flags_file = tmp_path / "flags.json"
-    flags.reset(flags_file)
+    flagfile.reset(flags_file)
     (closed,) = free_ports(1)
     app = create_app(Settings(catalog_url=f"http://127.0.0.1:{closed}", redis_url=valkey_url,
                               flags_file=flags_file), Telemetry("gateway"))
@@ -52,16 +52,16 @@ async def test_the_admin_api_lists_sets_and_resets_flags(gateway: tuple[FastAPI,
     async with client(app) as api:
         listed = await api.get("/api/v1/admin/flags", headers=ADMIN)
         assert listed.status_code == 200
-        assert [flag["name"] for flag in listed.json()] == list(flags.FLAGS)
+        assert [flag["name"] for flag in listed.json()] == list(catalogue.FLAGS)
         assert {flag["variant"] for flag in listed.json()} == {"off"}
         changed = await api.put("/api/v1/admin/flags/paymentFailure", headers=ADMIN,
                                 json={"variant": "50%"})
         assert changed.status_code == 200
         assert (changed.json()["variant"], changed.json()["service"]) == ("50%", "payments")
-        assert flags.read_variants(flags_file)["paymentFailure"] == "50%"
+        assert flagfile.read_variants(flags_file)["paymentFailure"] == "50%"
         reset = await api.post("/api/v1/admin/flags/reset", headers=ADMIN)
         assert {flag["variant"] for flag in reset.json()} == {"off"}
-        assert flags.read_variants(flags_file)["paymentFailure"] == "off"
+        assert flagfile.read_variants(flags_file)["paymentFailure"] == "off"
 
 
 async def test_the_admin_api_names_the_valid_flags_and_variants(
@@ -76,12 +76,12 @@ async def test_the_admin_api_names_the_valid_flags_and_variants(
                                  json={"variant": "1s"})
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"
-    assert unknown.json()["flags"] == list(flags.FLAGS) and unknown.json()["request_id"]
+    assert unknown.json()["flags"] == list(catalogue.FLAGS) and unknown.json()["request_id"]
     assert "paymentFailure" in unknown.json()["detail"]
     assert bad.status_code == 422 and bad.json()["variants"] == ["off", "1s", "3s"]
     assert "Variants: off, 1s, 3s." in bad.json()["detail"]
     assert customer.status_code == 403
-    assert set(flags.read_variants(flags_file).values()) == {"off"}
+    assert set(flagfile.read_variants(flags_file).values()) == {"off"}
 
 
 async def test_cpu_hog_burns_cpu_on_every_request(gateway: tuple[FastAPI, Path]) -> None:
@@ -120,7 +120,7 @@ def csrf_token(html: str) -> str:
 async def test_the_faults_page_switches_and_resets_flags(
         shop: Shop, tmp_path: Path) -> None:  # noqa: F811
     flags_file = tmp_path / "flags.json"
-    flags.reset(flags_file)
+    flagfile.reset(flags_file)
     app = shop.gateway(flags_file=flags_file)
     async with (app.router.lifespan_context(app),
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
@@ -131,7 +131,7 @@ async def test_the_faults_page_switches_and_resets_flags(
         page = await admin.get("/admin/faults")
         assert page.status_code == 200
         assert '<a href="/admin/faults" aria-current="page">Faults</a>' in page.text
-        assert all(f'data-flag="{name}"' in page.text for name in flags.FLAGS)
+        assert all(f'data-flag="{name}"' in page.text for name in catalogue.FLAGS)
         assert "What to look for" in page.text
         token = csrf_token(page.text)
         forged = await admin.post("/admin/faults/inventoryFailure", {"variant": "50%"})
@@ -139,7 +139,7 @@ async def test_the_faults_page_switches_and_resets_flags(
         switched = await admin.post("/admin/faults/inventoryFailure",
                                     {"variant": "50%", "csrf_token": token})
         assert switched.status_code == 303
-        assert flags.read_variants(flags_file)["inventoryFailure"] == "50%"
+        assert flagfile.read_variants(flags_file)["inventoryFailure"] == "50%"
         shown = await admin.get("/admin/faults")
         assert "inventoryFailure is now 50%." in unescape(shown.text)
         assert '<option value="50%" selected>' in shown.text
@@ -149,4 +149,4 @@ async def test_the_faults_page_switches_and_resets_flags(
         assert "Variants: off, 10%, 50%, 100%." in unescape(bad.text)
         reset = await admin.post("/admin/faults/reset", {"csrf_token": token})
         assert reset.status_code == 303
-        assert set(flags.read_variants(flags_file).values()) == {"off"}
+        assert set(flagfile.read_variants(flags_file).values()) == {"off"}

@@ -24,6 +24,7 @@ from fastapi.responses import PlainTextResponse, Response
 from kansoku.kit.app import build_service_app
 from kansoku.kit.db import Database
 from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.settings import Settings as GatewaySettings
 from kansoku.services.gateway.state import Gateway, gateway_of
@@ -55,7 +56,8 @@ def session_app(valkey_url: str, identity_url: str) -> FastAPI:
                                explorer_url="http://explorer.test")
     telemetry = Telemetry("sessions-test")
     app = build_service_app(service="sessions-test", settings=settings,
-                            telemetry=telemetry, description="")
+                            telemetry=telemetry, description="",
+                            fault_flags=FaultFlags(None, "sessions-test", {}))
     app.state.gateway = Gateway.build(settings, telemetry, redis.from_url(valkey_url))
     layers.install(app, gateway_of(app).sessions)
 

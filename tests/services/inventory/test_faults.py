@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from kansoku.kit import flags
+from kansoku.faults import flagfile
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.inventory.app import create_app
 from kansoku.services.inventory.settings import Settings
@@ -25,7 +25,7 @@ async def faulty(postgres_url: str, nats_url: str, tmp_path_factory: pytest.Temp
                  ) -> AsyncIterator[tuple[FastAPI, Path]]:
     await migrate(postgres_url, "inventory")
     flags_file = tmp_path_factory.mktemp("faults") / "flags.json"
-    flags.reset(flags_file)
+    flagfile.reset(flags_file)
     app = create_app(Settings(database_url=postgres_url, nats_url=nats_url,
                               expiry_sweep_seconds=3600, flags_file=flags_file),
                      Telemetry("inventory"))

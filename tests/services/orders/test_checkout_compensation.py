@@ -25,7 +25,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from kansoku.kit import flags, semconv
+from kansoku.faults import flagfile
+from kansoku.kit import semconv
 from kansoku.kit.http import ServiceClient, Timeouts
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.orders.app import create_app as create_orders
@@ -128,7 +129,7 @@ async def shop(postgres_url: str, nats_url: str, tmp_path_factory: pytest.TempPa
     await migrate(postgres_url, "orders")
     await migrate(postgres_url, "payments")
     flags_file = tmp_path_factory.mktemp("compensation") / "flags.json"
-    flags.reset(flags_file)
+    flagfile.reset(flags_file)
     exporters: list[InMemorySpanExporter] = []
     # Nothing listens here: inventory cannot release the stock (its reservation expires
     # by itself), and the payments that takes charges cannot reach NATS.

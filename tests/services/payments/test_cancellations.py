@@ -22,7 +22,8 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kansoku.kit import events, flags, semconv
+from kansoku.faults import flagfile
+from kansoku.kit import events, semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.db import Database
 from kansoku.services.payments import service
@@ -123,7 +124,7 @@ async def payments(postgres_url: str, nats_url: str,
 @pytest.fixture(autouse=True)
 def flags_off(payments: Payments) -> Iterator[None]:
     yield
-    flags.reset(payments.flags_file)
+    flagfile.reset(payments.flags_file)
 
 
 async def test_a_charge_before_the_cancellation_is_refunded_once(

@@ -18,7 +18,8 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from kansoku.kit import flags, semconv
+from kansoku.faults import flagfile
+from kansoku.kit import semconv
 from tests.faults import switch
 from tests.services.payments.test_api import CUSTOMER, charge
 from tests.services.payments.traced import traced_payments
@@ -66,7 +67,7 @@ async def payments(postgres_url: str, nats_url: str,
 @pytest.fixture(autouse=True)
 def flags_off(payments: Payments) -> Iterator[None]:
     yield
-    flags.reset(payments.flags_file)
+    flagfile.reset(payments.flags_file)
 
 
 async def test_payment_failure_fails_the_charge_as_an_error(payments: Payments) -> None:

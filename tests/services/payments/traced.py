@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from kansoku.kit import flags
+from kansoku.faults import flagfile
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.payments.app import create_app
 from kansoku.services.payments.settings import Settings
@@ -22,7 +22,7 @@ async def traced_payments(postgres_url: str, nats_url: str, flags_file: Path
                           ) -> tuple[FastAPI, InMemorySpanExporter]:
     """Payments migrated, its flags all off, its spans kept in the returned exporter."""
     await migrate(postgres_url, "payments")
-    flags.reset(flags_file)
+    flagfile.reset(flags_file)
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))

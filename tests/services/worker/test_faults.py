@@ -17,7 +17,9 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 
-from kansoku.kit import events, flags, semconv
+from kansoku.faults import flagfile
+from kansoku.faults.catalogue import FLAG_KINDS
+from kansoku.kit import events, semconv
 from kansoku.kit.flags import FaultFlags
 from kansoku.services.worker.service import LEAK_UNIT_BYTES, ConsumerLag, FaultEffects
 
@@ -32,15 +34,15 @@ def wait_for(condition: Any, timeout: float = 3.0) -> None:
 @pytest.fixture
 def effects(tmp_path: Path) -> Iterator[tuple[FaultEffects, Path]]:
     flags_file = tmp_path / "flags.json"
-    flags.reset(flags_file)
-    watcher = FaultFlags(flags_file, "worker")
+    flagfile.reset(flags_file)
+    watcher = FaultFlags(flags_file, "worker", FLAG_KINDS)
     watcher.start()
     yield FaultEffects(watcher), flags_file
     watcher.close()
 
 
 def switch(effects: FaultEffects, flags_file: Path, name: str, variant: str) -> None:
-    flags.set_variant(flags_file, name, variant)
+    flagfile.set_variant(flags_file, name, variant)
     wait_for(lambda: effects.flags.variant(name) == variant)
 
 

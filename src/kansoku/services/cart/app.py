@@ -14,9 +14,11 @@ from fastapi import FastAPI
 from opentelemetry import metrics
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from kansoku.faults.catalogue import FLAG_KINDS
+from kansoku.faults.effects import refusing_address
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
-from kansoku.kit.flags import refusing_address
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.redis_telemetry import trace_client
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.cart import SERVICE, api, service
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
+        fault_flags=FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS),
         description="Shopping carts, kept in Valkey.",
         connections=connections,
         background=[sweep],

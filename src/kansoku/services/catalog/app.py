@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from kansoku.faults.catalogue import FLAG_KINDS
+from kansoku.faults.effects import lose_database_while_on
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.cache import Cache
 from kansoku.kit.connections import Connections
 from kansoku.kit.events import OutboxRelay
-from kansoku.kit.flags import lose_database_while_on
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.catalog import SERVICE, api, store
 from kansoku.services.catalog.models import SCHEMA
@@ -25,15 +27,17 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     # Image uploads announce themselves through the outbox (product.image_uploaded).
     relay = OutboxRelay(SERVICE, connections.db.transaction, store.unpublished,
                         store.mark_published, connections.jetstream)
+    fault_flags = FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS)
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
+        fault_flags=fault_flags,
         description="Products, categories and product images, in PostgreSQL.",
         connections=connections,
         background=[relay.run],
     )
     app.state.cache = Cache(connections.valkey, "catalog", settings.cache_seconds)
-    lose_database_while_on(connections.db.engine, app.state.flags)
+    lose_database_while_on(connections.db.engine, fault_flags)
     app.include_router(api.router)
     return app

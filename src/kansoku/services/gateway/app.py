@@ -19,10 +19,12 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware import Middleware
 
+from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
 from kansoku.kit.errors import PROBLEM_MEDIA_TYPE, problem_response
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.middleware import drop_incoming_baggage
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway import SERVICE, faults
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
+        fault_flags=FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS),
         description="The public API of the kansoku shop. Errors are RFC 9457 problem "
                     "details (`application/problem+json`) with a `request_id`; log in at "
                     "`/api/v1/auth/login` and send `Authorization: Bearer <access_token>`.",

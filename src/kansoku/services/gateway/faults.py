@@ -2,8 +2,8 @@
 (`gatewayCpuHog`, `imageSlowLoad`), and switching flags from the admin API and pages.
 
 The gateway writes the flags file named by `KANSOKU_FLAGS_FILE` (the one every service
-reads; see kit/flags.py) directly, as `kansoku flags` does: each service sees a change
-within about half a second.
+reads; see kansoku/faults/flagfile.py) directly, as `kansoku flags` does: each service
+sees a change within about half a second.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kansoku.kit import flags
+from kansoku.faults import catalogue, flagfile
 from kansoku.kit.app import UNOBSERVED_PATHS
 from kansoku.kit.errors import Problem
-from kansoku.kit.flags import FaultFlags
+from kansoku.kit.flags import FLAGS_FILE_VARIABLE, OFF, FaultFlags
 from kansoku.services.gateway.api.schemas import FaultFlag
 
 #: CPU time gatewayCpuHog burns on each request, in seconds.
@@ -68,33 +68,33 @@ def flags_file(request: Request) -> Path:
     path: Path | None = request.app.state.settings.flags_file
     if path is None:
         raise Problem(503, "flags-unavailable", "The gateway does not know the fault flags "
-                      f"file: set {flags.FLAGS_FILE_VARIABLE} (`kansoku up` does).")
+                      f"file: set {FLAGS_FILE_VARIABLE} (`kansoku up` does).")
     return path
 
 
-def _problem(exc: flags.FlagError | flags.FlagFileError, name: str) -> Problem:
-    if isinstance(exc, flags.FlagFileError):
+def _problem(exc: catalogue.FlagError | flagfile.FlagFileError, name: str) -> Problem:
+    if isinstance(exc, flagfile.FlagFileError):
         return Problem(503, "flags-unreadable", str(exc))
-    if name not in flags.FLAGS and not any(n.lower() == name.lower() for n in flags.FLAGS):
-        return Problem(404, "flag-not-found", str(exc), flags=list(flags.FLAGS))
-    flag = flags.flag_definition(name)
+    if name not in catalogue.FLAGS and not any(n.lower() == name.lower() for n in catalogue.FLAGS):
+        return Problem(404, "flag-not-found", str(exc), flags=list(catalogue.FLAGS))
+    flag = catalogue.flag_definition(name)
     return Problem(422, "unknown-variant", str(exc), field="variant",
                    variants=flag.variant_names)
 
 
 def describe(variants: dict[str, str]) -> list[FaultFlag]:
     """Every flag with its current variant, for the API and the page."""
-    return [FaultFlag(name=flag.name, variant=variants.get(flag.name, flags.OFF),
+    return [FaultFlag(name=flag.name, variant=variants.get(flag.name, OFF),
                       variants=flag.variant_names, service=flag.service,
                       description=flag.description, effect=flag.effect,
                       look_for=flag.look_for)
-            for flag in flags.FLAGS.values()]
+            for flag in catalogue.FLAGS.values()]
 
 
 def current(path: Path) -> list[FaultFlag]:
     try:
-        return describe(flags.read_variants(path))
-    except flags.FlagFileError as exc:
+        return describe(flagfile.read_variants(path))
+    except flagfile.FlagFileError as exc:
         raise _problem(exc, "") from exc
 
 
@@ -102,14 +102,14 @@ def switch(path: Path, name: str, variant: str) -> FaultFlag:
     """Set flag `name` to `variant`: 404 for an unknown flag, 422 for an unknown variant,
     each naming the valid ones."""
     try:
-        canonical, _ = flags.set_variant(path, name, variant)
-    except (flags.FlagError, flags.FlagFileError) as exc:
+        canonical, _ = flagfile.set_variant(path, name, variant)
+    except (catalogue.FlagError, flagfile.FlagFileError) as exc:
         raise _problem(exc, name) from exc
     return next(flag for flag in current(path) if flag.name == canonical)
 
 
 def reset(path: Path) -> list[FaultFlag]:
-    flags.reset(path)
+    flagfile.reset(path)
     return current(path)
 
 
@@ -117,8 +117,8 @@ def page_rows(path: Path | None) -> tuple[list[dict[str, Any]], str | None]:
     """The flags for the admin page, and why they cannot be shown (or None)."""
     if path is None:
         return [], (f"The gateway does not know the fault flags file: set "
-                    f"{flags.FLAGS_FILE_VARIABLE} (`kansoku up` does).")
+                    f"{FLAGS_FILE_VARIABLE} (`kansoku up` does).")
     try:
-        return [row.model_dump() for row in describe(flags.read_variants(path))], None
-    except flags.FlagFileError as exc:
+        return [row.model_dump() for row in describe(flagfile.read_variants(path))], None
+    except flagfile.FlagFileError as exc:
         return [row.model_dump() for row in describe({})], str(exc)

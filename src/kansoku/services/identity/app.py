@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.connections import Connections
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.identity import SERVICE, api, service
 from kansoku.services.identity.models import SCHEMA
@@ -30,6 +32,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
+        fault_flags=FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS),
         description="Users, password hashes, login and access tokens (JWKS for checking "
                     "them).",
         connections=connections,

@@ -8,11 +8,13 @@ import logging
 from fastapi import FastAPI
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
+from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.clock import UtcClock, utc_now
 from kansoku.kit.connections import Connections
 from kansoku.kit.db import Database
 from kansoku.kit.events import OutboxRelay
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.inventory import SERVICE, api, service, store
 from kansoku.services.inventory.models import SCHEMA
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
+        fault_flags=FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS),
         description="Stock levels, reservations with expiry, restocking, low-stock events.",
         connections=connections,
         background=[sweep, relay.run],

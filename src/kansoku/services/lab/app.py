@@ -13,9 +13,11 @@ from opentelemetry import trace
 from opentelemetry.processor.baggage import BaggageSpanProcessor
 
 from kansoku import __version__
+from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.lab import SERVICE, api, store
 from kansoku.services.lab.service import Lab
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
+        fault_flags=FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS),
         description="The performance-problem lab: N+1 queries, a slow query and a "
                     "database error, each with its fixed twin, on the shop's data. Send a "
                     "user's access token; answers use the seeds' format (`status`, `data` "

@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry import metrics
 
+from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
 from kansoku.kit.events import OutboxRelay
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.orders import SERVICE, api, store
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
+        fault_flags=FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS),
         description="Checkout as a saga (reserve, charge, commit), orders, and the "
                     "transactional outbox of order events.",
         connections=connections,

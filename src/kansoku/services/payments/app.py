@@ -12,9 +12,11 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit import events
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.payments import SERVICE, api, service
 from kansoku.services.payments.models import SCHEMA
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
+        fault_flags=FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS),
         description="A simulated card processor: Luhn and expiry checks, test cards that "
                     "decline, tokens; never stores a card number. Refunds any charge of "
                     "an order that was cancelled, and refuses charges after it.",

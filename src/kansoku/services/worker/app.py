@@ -16,10 +16,12 @@ from typing import Any
 from fastapi import FastAPI
 from opentelemetry import metrics
 
+from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit import events
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.connections import Connections
+from kansoku.kit.flags import FaultFlags
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.worker import SERVICE, api, service
@@ -118,10 +120,12 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         for client in (identity, catalog, inventory):
             await client.aclose()
 
+    fault_flags = FaultFlags(settings.flags_file, SERVICE, FLAG_KINDS)
     app = build_service_app(
         service=SERVICE,
         settings=settings,
         telemetry=telemetry,
+        fault_flags=fault_flags,
         description="Event functions: order e-mails and push notifications, low-stock "
                     "alerts by e-mail and SMS, product thumbnails, inventory reports; the "
                     "embedded mailbox; dead letters.",
@@ -130,8 +134,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         on_startup=[start],
         on_shutdown=[stop],
     )
-    # The fault flags are read from start-up on (by the app the kit builds).
-    faults = service.FaultEffects(app.state.flags)
+    # The fault flags are read from start-up on (the app starts them).
+    faults = service.FaultEffects(fault_flags)
     app.state.faults = faults
     app.state.consumer_lag = consumer_lag
     app.state.connections = connections

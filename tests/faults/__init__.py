@@ -1,4 +1,6 @@
-"""Switching a fault flag in a test and waiting until the service under test sees it."""
+"""Tests of `kansoku.faults` (the catalogue, the flags file, the effects), and `switch`,
+which the services' fault tests use to turn a flag on and wait until the service sees it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +8,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from kansoku.kit import flags
+from kansoku.faults import flagfile
 from tests.support import eventually
 
 
 async def switch(app: FastAPI, flags_file: Path, name: str, variant: str) -> None:
     """Set flag `name` to `variant` in `flags_file`, and wait (at most 3 s: the provider
     polls every 0.5 s) until `app`'s fault flags show it."""
-    flags.set_variant(flags_file, name, variant)
+    flagfile.set_variant(flags_file, name, variant)
 
     async def seen() -> bool:
         return bool(app.state.flags.variant(name) == variant)

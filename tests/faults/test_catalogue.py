@@ -1,0 +1,54 @@
+"""The catalogue: every flag starts off, says how a service evaluates it, and is found by
+name and variant whatever the case."""
+
+from __future__ import annotations
+
+import pytest
+
+from kansoku.faults.catalogue import (
+    FLAG_KINDS,
+    FLAGS,
+    FlagError,
+    canonical_variant,
+    flag_definition,
+)
+from kansoku.kit.flags import OFF, FlagKind
+
+
+def test_every_flag_starts_off_with_a_value_that_does_nothing() -> None:
+    for flag in FLAGS.values():
+        (first, value), *others = flag.variants
+        assert (first, bool(value)) == (OFF, False), flag.name
+        assert others and all(value for _, value in others), flag.name
+        assert len(set(flag.variant_names)) == len(flag.variants), flag.name
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("paymentFailure", FlagKind.SHARE),
+    ("inventoryFailure", FlagKind.SHARE),
+    ("paymentLatency", FlagKind.AMOUNT),
+    ("imageSlowLoad", FlagKind.AMOUNT),
+    ("workerMemoryLeak", FlagKind.AMOUNT),
+    ("cartCacheOutage", FlagKind.SWITCH),
+    ("loadFlood", FlagKind.SWITCH),
+])
+def test_each_flag_is_evaluated_as_its_variants_say(name: str, kind: FlagKind) -> None:
+    assert FLAGS[name].kind is kind
+    assert FLAG_KINDS[name] is kind
+
+
+def test_the_kinds_cover_every_flag_and_only_switches_are_booleans() -> None:
+    assert list(FLAG_KINDS) == list(FLAGS)
+    for name, kind in FLAG_KINDS.items():
+        booleans = {isinstance(value, bool) for _, value in FLAGS[name].variants}
+        assert booleans == {kind is FlagKind.SWITCH}, name
+
+
+def test_names_and_variants_are_found_whatever_the_case() -> None:
+    flag = flag_definition("PAYMENTLATENCY")
+    assert flag.name == "paymentLatency"
+    assert canonical_variant(flag, " 3S ") == "3s"
+    with pytest.raises(FlagError, match="Flags: paymentFailure, paymentLatency, "):
+        flag_definition("paymentLatencies")
+    with pytest.raises(FlagError, match=r"Variants: off, 1s, 3s\.$"):
+        canonical_variant(flag, "2s")
