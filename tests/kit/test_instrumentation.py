@@ -4,10 +4,12 @@ parents and baggage taken from the caller's headers; none of it for health probe
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import HTTPException
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
@@ -18,10 +20,12 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app
+from kansoku.kit.auth import CurrentUser
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.middleware import SERVICE_CLIENT_USER_AGENT, _is_quiet
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry
+from tests.tokens import TokenIssuer
 
 PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
@@ -145,3 +149,28 @@ def test_quiet_paths_cover_what_is_below_them_not_what_merely_starts_alike() -> 
     assert _is_quiet("/static/shop.css", quiet)
     assert not _is_quiet("/healthy", quiet)
     assert not _is_quiet("/static", quiet)
+
+
+async def test_the_access_line_names_the_user_the_route_authenticated(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The route learns the user (kit.auth) and its baggage ends with it; the access line,
+    written after the route, still says whose request it was."""
+    issuer = TokenIssuer()
+    telemetry = Telemetry("probe", TracerProvider(), MeterProvider())
+    app = build_service_app(service="probe", settings=ServiceSettings(port=9),
+                            telemetry=telemetry, fault_flags=FaultFlags(None, "probe", {}),
+                            description="test service")
+    app.state.tokens = issuer.verifier
+
+    @app.get("/mine")
+    async def mine(user: CurrentUser) -> dict[str, str]:
+        return {"user": user.user_id}
+
+    transport = httpx.ASGITransport(app=app)
+    with caplog.at_level(logging.INFO, logger="kansoku.access"):
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+            mine_answer = await client.get("/mine", headers=issuer.headers(user_id="user-7"))
+            anonymous = await client.get("/mine")
+    assert (mine_answer.status_code, anonymous.status_code) == (200, 401)
+    lines = [record for record in caplog.records if record.name == "kansoku.access"]
+    assert [getattr(record, "user_id", None) for record in lines] == ["user-7", None]

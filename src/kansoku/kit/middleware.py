@@ -178,8 +178,15 @@ class ServiceRequestMiddleware:
                  semconv.HTTP_RESPONSE_STATUS_CODE: status} if route else
                 {semconv.HTTP_REQUEST_METHOD: method, semconv.HTTP_RESPONSE_STATUS_CODE: status})
             self.duration.record(elapsed, labels)
-        logger.info("%s %s %s", method, path, status,
-                    extra={"http_status": status, "duration_ms": round(elapsed * 1000, 2)})
+        extra: dict[str, object] = {"http_status": status,
+                                    "duration_ms": round(elapsed * 1000, 2)}
+        # The user a route authenticated is named on its span (kit.auth); their baggage
+        # ended with the route, so the access line takes the id from the span.
+        attributes = getattr(span, "attributes", None)
+        user_id = attributes.get(semconv.ENDUSER_ID) if attributes else None
+        if user_id is not None:
+            extra["user_id"] = str(user_id)
+        logger.info("%s %s %s", method, path, status, extra=extra)
 
 
 class DropIncomingBaggage:
