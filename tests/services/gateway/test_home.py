@@ -9,21 +9,24 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from kansoku.kit.clock import wall_time
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.app import create_app
 from kansoku.services.gateway.settings import Settings
-from tests.support import free_ports
+from tests.support import ManualClock, free_ports
 from tests.tokens import TokenIssuer
 
 TOKENS = TokenIssuer()
 
 
 def gateway_without_catalog(valkey_url: str, rate_limit_per_ip: int = 6000,
-                            rate_limit_per_user: int = 1200) -> httpx.AsyncClient:
+                            rate_limit_per_user: int = 1200,
+                            clock: ManualClock | None = None) -> httpx.AsyncClient:
     (closed,) = free_ports(1)
     app = create_app(Settings(catalog_url=f"http://127.0.0.1:{closed}", redis_url=valkey_url,
                               rate_limit_per_ip=rate_limit_per_ip,
-                              rate_limit_per_user=rate_limit_per_user), Telemetry("gateway"))
+                              rate_limit_per_user=rate_limit_per_user), Telemetry("gateway"),
+                     clock=clock.time if clock else wall_time)
     app.state.tokens = TOKENS.verifier
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
 
@@ -92,8 +95,9 @@ async def test_the_server_span_carries_the_request_id(valkey_url: str) -> None:
 
 
 async def test_rate_limits_per_address_and_per_user(valkey_url: str) -> None:
+    clock = ManualClock()  # stands still: no window turns in the middle of the test
     async with gateway_without_catalog(valkey_url, rate_limit_per_ip=1000,
-                                       rate_limit_per_user=2) as client:
+                                       rate_limit_per_user=2, clock=clock) as client:
         user = TOKENS.headers(user_id=f"limited-{free_ports(1)[0]}")
         answers = [await client.get("/api/v1/categories", headers=user) for _ in range(3)]
         other = await client.get("/api/v1/categories", headers=TOKENS.headers())
@@ -103,8 +107,8 @@ async def test_rate_limits_per_address_and_per_user(valkey_url: str) -> None:
     assert 1 <= int(answers[2].headers["retry-after"]) <= 60
     assert "user" in answers[2].json()["detail"]
     assert other.status_code == 503, "another user has their own allowance"
-    async with gateway_without_catalog(valkey_url, rate_limit_per_ip=1) as client:
+    async with gateway_without_catalog(valkey_url, rate_limit_per_ip=1, clock=clock) as client:
         await client.get("/api/v1/categories")
-        await client.get("/api/v1/categories")  # may share the window with the above
+        await client.get("/api/v1/categories")
         limited = await client.get("/api/v1/categories")
     assert limited.status_code == 429 and "address" in limited.json()["detail"]

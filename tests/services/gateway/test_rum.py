@@ -4,7 +4,6 @@ not send is refused with a problem that says why."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -15,17 +14,19 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as redis
 from fastapi import FastAPI
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from kansoku.kit import semconv
+from kansoku.kit.clock import wall_time
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.app import create_app
 from kansoku.services.gateway.settings import Settings
 from kansoku.services.gateway.state import gateway_of
 from tests.rum import explorer_in_thread
-from tests.support import eventually, free_ports, serve_in_thread
+from tests.support import ManualClock, eventually, free_ports, serve_in_thread
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +46,14 @@ def exporting_to(monkeypatch: pytest.MonkeyPatch, explorer: str, *,
     monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "500")
 
 
-def gateway(valkey_url: str, *, telemetry: bool = True, **settings: Any) -> FastAPI:
+def gateway(valkey_url: str, *, telemetry: bool = True, clock: ManualClock | None = None,
+            **settings: Any) -> FastAPI:
     """The real gateway app; its own spans go nowhere, the browser's go to OTLP."""
     (closed,) = free_ports(1)  # no other service is needed by the intake
     return create_app(
         Settings(catalog_url=f"http://127.0.0.1:{closed}", redis_url=valkey_url, **settings),
         Telemetry("gateway", tracer_provider=TracerProvider(), meter_provider=MeterProvider())
-        if telemetry else Telemetry("gateway"))
+        if telemetry else Telemetry("gateway"), clock=clock.time if clock else wall_time)
 
 
 @asynccontextmanager
@@ -284,10 +286,12 @@ async def test_bad_batches_are_refused_saying_why(valkey_url: str) -> None:
 async def test_rates_are_limited_per_session_and_per_address(valkey_url: str) -> None:
     # A Valkey database of its own, so other tests' batches from this address do not count.
     own_db = valkey_url.rsplit("/", 1)[0] + "/7"
-    # Limits count per clock minute: start in a fresh one, so no window turns mid-test.
-    await asyncio.sleep(60 - time.time() % 60 if 60 - time.time() % 60 < 10 else 0)
-    async with intake(gateway(own_db, rum_rate_per_session=3, rum_rate_per_address=8)
-                      ) as client:
+    async with redis.from_url(own_db) as valkey:
+        await valkey.flushdb()
+    # Limits count per clock minute: a clock that stands still turns no window mid-test.
+    clock = ManualClock()
+    async with intake(gateway(own_db, rum_rate_per_session=3, rum_rate_per_address=8,
+                              clock=clock)) as client:
         session = uuid.uuid4().hex
         answers = [await client.post("/rum", json=beacon([vital("TTFB", 90.0)],
                                                           session_id=session))

@@ -1,8 +1,8 @@
 """Web sessions, CSRF and the HTML problem pages, on a small app built like every service
-(`build_service_app`) with a few routes that use `sessions.py`, a real Valkey, and the
-real identity service (on a real PostgreSQL) whose access tokens last 31 seconds: the
-pages refresh a token 30 seconds before it expires, so every request from a second after
-logging in refreshes it, and the tokens still verify on a slow machine."""
+(`build_service_app`) with the gateway's web layers and a few routes that use them, a real
+Valkey, and the real identity service (on a real PostgreSQL). The sessions tell time by
+a clock the tests move: a token is due for its refresh when the test says so, not after
+a sleep."""
 
 from __future__ import annotations
 
@@ -44,13 +44,13 @@ from kansoku.services.gateway.web.rendering import render
 from kansoku.services.identity import demo as identity_demo
 from kansoku.services.identity.app import create_app as create_identity
 from kansoku.services.identity.settings import Settings as IdentitySettings
-from tests.support import migrate, serve_in_thread
+from tests.support import ManualClock, migrate, serve_in_thread
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-def session_app(valkey_url: str, identity_url: str) -> FastAPI:
+def session_app(valkey_url: str, identity_url: str, clock: ManualClock) -> FastAPI:
     """An app with the gateway's session layer and one route per thing to try."""
     settings = GatewaySettings(redis_url=valkey_url, identity_url=identity_url,
                                explorer_url="http://explorer.test")
@@ -58,7 +58,8 @@ def session_app(valkey_url: str, identity_url: str) -> FastAPI:
     app = build_service_app(service="sessions-test", settings=settings,
                             telemetry=telemetry, description="",
                             fault_flags=FaultFlags(None, "sessions-test", {}))
-    app.state.gateway = Gateway.build(settings, telemetry, redis.from_url(valkey_url))
+    app.state.gateway = Gateway.build(settings, telemetry, redis.from_url(valkey_url),
+                                      clock=clock.time)
     layers.install(app, gateway_of(app).sessions)
 
     @app.get("/form")
@@ -130,16 +131,22 @@ async def identity_url(postgres_url: str) -> AsyncIterator[str]:
             await identity_demo.seed(session)
     finally:
         await database.dispose()
-    identity = create_identity(IdentitySettings(database_url=postgres_url,
-                                                access_token_seconds=31),
+    identity = create_identity(IdentitySettings(database_url=postgres_url),
                                Telemetry("identity"))
     with serve_in_thread(identity, lifespan="on") as url:
         yield url
 
 
 @pytest.fixture(scope="module")
-async def app(valkey_url: str, identity_url: str) -> AsyncIterator[FastAPI]:
-    built = session_app(valkey_url, identity_url)
+def clock() -> ManualClock:
+    """The sessions' clock: it moves only when a test moves it."""
+    return ManualClock()
+
+
+@pytest.fixture(scope="module")
+async def app(valkey_url: str, identity_url: str, clock: ManualClock
+              ) -> AsyncIterator[FastAPI]:
+    built = session_app(valkey_url, identity_url, clock)
     async with built.router.lifespan_context(built):
         yield built
     await gateway_of(built).sessions.valkey.aclose()
@@ -280,12 +287,13 @@ async def test_wrong_password_is_refused_in_words(browser: httpx.AsyncClient,
 
 
 async def test_expired_access_tokens_are_refreshed_once_for_concurrent_requests(
-        browser: httpx.AsyncClient, valkey: redis.Redis, identity_url: str) -> None:
+        browser: httpx.AsyncClient, valkey: redis.Redis, identity_url: str,
+        clock: ManualClock) -> None:
     email, password = await customer(identity_url)
     await log_in_as(browser, email, password)
     session_id = browser.cookies["kansoku_session"]
     first = await stored_session(valkey, session_id)
-    await asyncio.sleep(1.1)  # the access token is due for a refresh
+    clock.advance(first["access_expires_at"] - clock.time())  # the token is due now
     # A browser asks for several things at once; refresh tokens work only once.
     answers = await asyncio.gather(*(browser.get("/mine") for _ in range(6)))
     assert [answer.status_code for answer in answers] == [200] * 6

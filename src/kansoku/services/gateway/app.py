@@ -10,8 +10,6 @@ rate limits and the web sessions.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -22,6 +20,7 @@ from starlette.middleware import Middleware
 from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.clock import WallClock, wall_time
 from kansoku.kit.connections import Connections
 from kansoku.kit.errors import PROBLEM_MEDIA_TYPE, problem_response
 from kansoku.kit.flags import FaultFlags
@@ -54,7 +53,7 @@ async def hand_on_refusal(request: Request, exc: Exception) -> Response:
 
 
 def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None, *,
-               clock: Callable[[], float] = time.time) -> FastAPI:
+               clock: WallClock = wall_time) -> FastAPI:
     """The gateway's app. `clock` (the wall clock, in seconds) is what web sessions'
     tokens expire by and rate limits count minutes by; tests move it."""
     settings = settings or Settings()

@@ -10,8 +10,6 @@ stays where the kit puts it, on `app.state`.)
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -20,6 +18,7 @@ from fastapi import Depends, Request
 from starlette.applications import Starlette
 
 from kansoku.kit.auth import TokenVerifier, bearer_token
+from kansoku.kit.clock import WallClock, wall_time
 from kansoku.kit.errors import Problem
 from kansoku.kit.ratelimit import RateLimiter
 from kansoku.kit.telemetry import Telemetry
@@ -48,7 +47,7 @@ class Gateway:
 
     @classmethod
     def build(cls, settings: Settings, telemetry: Telemetry, valkey: redis.Redis, *,
-              clock: Callable[[], float] = time.time) -> Gateway:
+              clock: WallClock = wall_time) -> Gateway:
         """The gateway's state for `settings`: clients traced by `telemetry`, sessions
         and rate limits in `valkey`, time by `clock` (the wall clock, in seconds)."""
         clients = Clients.connect(settings, telemetry)
@@ -56,9 +55,9 @@ class Gateway:
             settings=settings,
             clients=clients,
             shop=Shop(clients),
-            limits=RateLimiter(valkey),
+            limits=RateLimiter(valkey, clock=clock),
             sessions=SessionStore(valkey, clock=clock),
-            rum_limits=RateLimiter(valkey, prefix="ratelimit:rum"),
+            rum_limits=RateLimiter(valkey, prefix="ratelimit:rum", clock=clock),
             rum_routes=KnownRoutes(),
             # With the gateway's telemetry off (tests, OTEL_SDK_DISABLED), the intake
             # still checks what it is sent, and drops it.

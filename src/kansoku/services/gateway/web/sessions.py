@@ -24,8 +24,7 @@ import json
 import logging
 import re
 import secrets
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -34,6 +33,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kansoku.kit.auth import ROLE_ADMIN, TokenVerifier
+from kansoku.kit.clock import WallClock, wall_time
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.services.gateway.clients import IdentityClient, Refused
 
@@ -190,7 +190,7 @@ class SessionStore:
     """Sessions in Valkey, shared by every gateway instance. `clock` is the wall clock
     (seconds since the epoch) that access tokens expire by."""
 
-    def __init__(self, valkey: redis.Redis, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, valkey: redis.Redis, *, clock: WallClock = wall_time) -> None:
         self.valkey = valkey
         self.clock = clock
 
