@@ -16,14 +16,18 @@ without it they fetch identity's keys, and identity must be among the services.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kansoku.explorer.app import create_app as create_explorer
+from kansoku.explorer.settings import Settings as ExplorerSettings
 from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry
@@ -32,16 +36,22 @@ from kansoku.services.cart.settings import Settings as CartSettings
 from kansoku.services.catalog import demo as catalog_demo
 from kansoku.services.catalog.app import create_app as create_catalog
 from kansoku.services.catalog.settings import Settings as CatalogSettings
+from kansoku.services.gateway.app import create_app as create_gateway
+from kansoku.services.gateway.settings import Settings as GatewaySettings
 from kansoku.services.identity import demo as identity_demo
 from kansoku.services.identity.app import create_app as create_identity
 from kansoku.services.identity.settings import Settings as IdentitySettings
 from kansoku.services.inventory import demo as inventory_demo
 from kansoku.services.inventory.app import create_app as create_inventory
 from kansoku.services.inventory.settings import Settings as InventorySettings
+from kansoku.services.lab.app import create_app as create_lab
+from kansoku.services.lab.settings import Settings as LabSettings
 from kansoku.services.orders.app import create_app as create_orders
 from kansoku.services.orders.settings import Settings as OrdersSettings
 from kansoku.services.payments.app import create_app as create_payments
 from kansoku.services.payments.settings import Settings as PaymentsSettings
+from kansoku.services.worker.app import create_app as create_worker
+from kansoku.services.worker.settings import Settings as WorkerSettings
 from tests.support import free_ports, migrate, seed, serve_in_thread
 
 
@@ -65,10 +75,20 @@ class _Service:
     demo: Callable[[AsyncSession], Awaitable[int]] | None = None
     #: The services it calls, each by the setting `<name>_url`.
     calls: tuple[str, ...] = ()
+    #: Settings a test needs unless it says otherwise (made per serve: free ports).
+    defaults: Callable[[], Mapping[str, Any]] = dict
+
+
+def _explorer(settings: ExplorerSettings, telemetry: Telemetry) -> FastAPI:
+    # The explorer does not trace itself: it is its own telemetry's backend.
+    return create_explorer(settings)
 
 
 #: The shop's services, in the order they start: each after those it calls.
 SERVICES: dict[str, _Service] = {
+    # Kept in memory; send it telemetry at its URL (`/v1/traces` …).
+    "explorer": _Service(_explorer, ExplorerSettings, migrated=False,
+                         defaults=lambda: {"db_path": ":memory:"}),
     "identity": _Service(create_identity, IdentitySettings, demo=identity_demo.seed),
     "catalog": _Service(create_catalog, CatalogSettings, demo=catalog_demo.seed),
     "inventory": _Service(create_inventory, InventorySettings, demo=inventory_demo.seed),
@@ -76,17 +96,46 @@ SERVICES: dict[str, _Service] = {
     "payments": _Service(create_payments, PaymentsSettings),
     "orders": _Service(create_orders, OrdersSettings,
                        calls=("catalog", "inventory", "cart", "payments")),
+    # Its mailbox's SMTP server on a free port; no scheduled report during a test.
+    "worker": _Service(create_worker, WorkerSettings, calls=("catalog", "inventory"),
+                       defaults=lambda: {"smtp_port": free_ports(1)[0],
+                                         "report_first_run_seconds": 3600}),
+    # The lab reads catalog's and orders' tables: serve it with them.
+    "lab": _Service(create_lab, LabSettings),
 }
+
+
+#: What a gateway in front of the shop calls, each by the setting `<name>_url`.
+_GATEWAY_CALLS = ("identity", "catalog", "inventory", "cart", "orders", "worker", "lab",
+                  "explorer")
 
 
 @dataclass(frozen=True)
 class ServedShop:
     """The services being served: their base URLs and their apps, by name."""
 
+    infra: Infrastructure
     urls: dict[str, str]
     apps: dict[str, FastAPI]
     #: Where the services left out were said to be (nothing listens there).
     away: str
+
+    def gateway_settings(self, **changes: Any) -> GatewaySettings:
+        """Settings of a gateway in front of these services (the ones left out: away;
+        without the explorer, an address that is never asked), with `changes`."""
+        values: dict[str, Any] = {
+            "redis_url": self.infra.valkey_url, "explorer_url": "http://explorer.test",
+            **{f"{name}_url": self.urls[name] for name in _GATEWAY_CALLS
+               if name in self.urls},
+            **changes}
+        for name in _GATEWAY_CALLS:
+            values.setdefault(f"{name}_url", self.away)
+        return GatewaySettings.model_validate(values)
+
+    def gateway(self, **changes: Any) -> FastAPI:
+        """A gateway app in front of these services (see `gateway_settings`); the test
+        runs it, in its own event loop or served."""
+        return create_gateway(self.gateway_settings(**changes), Telemetry("gateway"))
 
 
 @asynccontextmanager
@@ -126,6 +175,7 @@ async def serve_shop(
                 "database_url": infra.postgres_url, "redis_url": infra.valkey_url,
                 "nats_url": infra.nats_url, "identity_url": urls.get("identity", away),
                 **{f"{callee}_url": urls.get(callee, away) for callee in service.calls},
+                **service.defaults(),
                 **(settings or {}).get(name, {}),
             }
             app = service.create_app(service.settings.model_validate(values), telemetry(name))
@@ -133,4 +183,11 @@ async def serve_shop(
                 app.state.tokens = tokens
             urls[name] = running.enter_context(serve_in_thread(app, lifespan="on"))
             apps[name] = app
-        yield ServedShop(urls, apps, away)
+            # FastAPI prepares its routes on the first request, inside
+            # warnings.catch_warnings(), which is not thread-safe: done while a test
+            # enters or leaves pytest's own catch_warnings, a warning it meant to silence
+            # escapes (and fails the request). So let that first request happen now, while
+            # this thread only waits (a path no route has: every route gets prepared).
+            await asyncio.to_thread(httpx.get, f"{urls[name]}/no-such-page-warms-up",
+                                    timeout=10)
+        yield ServedShop(infra, urls, apps, away)

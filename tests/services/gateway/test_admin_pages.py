@@ -15,7 +15,6 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from html import unescape
@@ -34,28 +33,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from PIL import Image
 from playwright.async_api import ViewportSize
 
-from kansoku.explorer.app import create_app as create_explorer
-from kansoku.explorer.settings import Settings as ExplorerSettings
 from kansoku.kit import events
-from kansoku.kit.telemetry import Telemetry
-from kansoku.services.catalog import demo as catalog_demo
-from kansoku.services.catalog.app import create_app as create_catalog
-from kansoku.services.catalog.settings import Settings as CatalogSettings
-from kansoku.services.gateway.app import create_app as create_gateway
 from kansoku.services.gateway.clients import ExplorerClient
-from kansoku.services.gateway.settings import Settings as GatewaySettings
-from kansoku.services.identity import demo as identity_demo
-from kansoku.services.identity.app import create_app as create_identity
-from kansoku.services.identity.settings import Settings as IdentitySettings
-from kansoku.services.inventory import demo as inventory_demo
-from kansoku.services.inventory.app import create_app as create_inventory
-from kansoku.services.inventory.settings import Settings as InventorySettings
-from kansoku.services.orders.app import create_app as create_orders
-from kansoku.services.orders.settings import Settings as OrdersSettings
-from kansoku.services.worker.app import create_app as create_worker
-from kansoku.services.worker.settings import Settings as WorkerSettings
 from tests.browser import BrowserPage, served
-from tests.support import eventually, free_ports, migrate, seed, serve_in_thread
+from tests.services.shop import Infrastructure, ServedShop, serve_shop
+from tests.support import eventually, free_ports
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@example.com", "admin-pass-1234"
 SERVICE_SECRET = "admin-pages-test-secret"
@@ -65,58 +47,16 @@ ADMIN_PAGES = ("/admin", "/admin/products", "/admin/products/new", "/admin/inven
                "/admin/mailbox", "/admin/dead-letters")
 
 
-@dataclass
-class Shop:
-    """The services' URLs, and the gateway app made from them."""
-
-    urls: dict[str, str]
-    settings: GatewaySettings
-
-    def gateway(self, **changes: Any) -> FastAPI:
-        return create_gateway(self.settings.model_copy(update=changes), Telemetry("gateway"))
-
-
 @pytest.fixture(scope="module")
-async def shop(postgres_url: str, valkey_url: str, nats_url: str) -> AsyncIterator[Shop]:
-    for schema in ("identity", "catalog", "inventory", "orders", "worker"):
-        await migrate(postgres_url, schema)
-    await seed(postgres_url, "identity", identity_demo.seed)
-    await seed(postgres_url, "catalog", catalog_demo.seed)
-    await seed(postgres_url, "inventory", inventory_demo.seed)
-    (closed, smtp_port) = free_ports(2)
-    nowhere = f"http://127.0.0.1:{closed}"  # cart and payments: not needed here
-    shared: dict[str, Any] = {"database_url": postgres_url, "nats_url": nats_url,
-                              "redis_url": valkey_url, "service_secret": SERVICE_SECRET}
-    urls: dict[str, str] = {}
-    with contextlib.ExitStack() as running:
-        def serve(name: str, app: FastAPI) -> None:
-            urls[name] = running.enter_context(serve_in_thread(app, lifespan="on"))
-            # FastAPI prepares its routes on the first request, inside
-            # warnings.catch_warnings(), which is not thread-safe: done while a test
-            # enters or leaves pytest's own catch_warnings, a warning it meant to silence
-            # escapes (and fails the request). So let that first request happen now, while
-            # this thread only waits (a path no route has: every route gets prepared).
-            httpx.get(f"{urls[name]}/no-such-page-warms-up-the-routes", timeout=10)
-
-        serve("explorer", create_explorer(ExplorerSettings(db_path=":memory:")))
-        serve("identity", create_identity(IdentitySettings(**shared), Telemetry("identity")))
-        serve("catalog", create_catalog(CatalogSettings(**shared, identity_url=urls["identity"]),
-                                        Telemetry("catalog")))
-        serve("inventory", create_inventory(
-            InventorySettings(**shared, identity_url=urls["identity"]), Telemetry("inventory")))
-        serve("orders", create_orders(OrdersSettings(
-            **shared, identity_url=urls["identity"], catalog_url=urls["catalog"],
-            inventory_url=urls["inventory"], cart_url=nowhere, payments_url=nowhere),
-            Telemetry("orders")))
-        serve("worker", create_worker(WorkerSettings(
-            **shared, identity_url=urls["identity"], catalog_url=urls["catalog"],
-            inventory_url=urls["inventory"], smtp_port=smtp_port,
-            report_first_run_seconds=3600), Telemetry("worker")))
-        settings = GatewaySettings(
-            redis_url=valkey_url, identity_url=urls["identity"], catalog_url=urls["catalog"],
-            inventory_url=urls["inventory"], orders_url=urls["orders"], cart_url=nowhere,
-            worker_url=urls["worker"], explorer_url=urls["explorer"])
-        yield Shop(urls, settings)
+async def shop(postgres_url: str, valkey_url: str, nats_url: str
+               ) -> AsyncIterator[ServedShop]:
+    """What the admin pages call, with the explorer; cart and payments are not needed.
+    The worker shows identity the service secret for its own tokens."""
+    secret = {"service_secret": SERVICE_SECRET}
+    async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
+                          ["explorer", "identity", "catalog", "inventory", "orders", "worker"],
+                          settings={"identity": secret, "worker": secret}) as served:
+        yield served
 
 
 class Browser:
@@ -165,7 +105,7 @@ async def browsing(app: FastAPI) -> AsyncIterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-async def gateway(shop: Shop) -> AsyncIterator[FastAPI]:
+async def gateway(shop: ServedShop) -> AsyncIterator[FastAPI]:
     app = shop.gateway()
     async with app.router.lifespan_context(app):
         yield app
@@ -272,7 +212,7 @@ async def test_login_never_sends_the_admin_to_another_site(visitor: Browser) -> 
     assert answer.headers["location"] == "/admin"
 
 
-async def test_a_customer_gets_the_403_page(visitor: Browser, shop: Shop) -> None:
+async def test_a_customer_gets_the_403_page(visitor: Browser, shop: ServedShop) -> None:
     email, password = await new_customer(visitor)
     refused = await visitor.log_in(email, password)
     assert refused.status_code == 403
@@ -312,7 +252,7 @@ async def test_a_forged_form_post_is_refused(admin: Browser) -> None:
 # --- products -------------------------------------------------------------------------
 
 async def test_a_new_product_with_a_picture_gets_its_thumbnail_and_stock(
-    admin: Browser, shop: Shop,
+    admin: Browser, shop: ServedShop,
 ) -> None:
     product_id, _ = await create_product(admin, png(), name="Planisphere deluxe",
                                          category="books", inventory="4")
@@ -490,7 +430,7 @@ def _export_failed_trace(explorer_url: str) -> str:
 
 
 async def test_the_dashboard_shows_today_low_stock_and_failures(
-    admin: Browser, shop: Shop, postgres_url: str,
+    admin: Browser, shop: ServedShop, postgres_url: str,
 ) -> None:
     currency = "CHF"  # no other test sells in francs
     await _write_orders(postgres_url, ("paid", "12.30", currency, None),
@@ -514,7 +454,7 @@ async def test_the_dashboard_shows_today_low_stock_and_failures(
     assert re.search(r'data-testid="dead-letters">\d+\+?<', html)
 
 
-async def test_the_dashboard_says_when_the_explorer_or_a_service_is_away(shop: Shop
+async def test_the_dashboard_says_when_the_explorer_or_a_service_is_away(shop: ServedShop
                                                                          ) -> None:
     (closed,) = free_ports(1)
     app = shop.gateway(explorer_url=f"http://127.0.0.1:{closed}",
@@ -530,7 +470,7 @@ async def test_the_dashboard_says_when_the_explorer_or_a_service_is_away(shop: S
     assert "Low on stock" in page.text
 
 
-async def test_recent_failures_come_from_the_jaeger_api(shop: Shop) -> None:
+async def test_recent_failures_come_from_the_jaeger_api(shop: ServedShop) -> None:
     trace_id = await asyncio.to_thread(_export_failed_trace, shop.urls["explorer"])
     failures = await ExplorerClient(shop.urls["explorer"]).recent_failures()
     assert failures.unavailable is None
@@ -650,7 +590,7 @@ async def test_every_admin_page_is_well_formed(admin: Browser) -> None:
 
 # --- in a real browser ----------------------------------------------------------------
 
-async def test_the_admin_pages_in_chromium(shop: Shop, page: BrowserPage) -> None:
+async def test_the_admin_pages_in_chromium(shop: ServedShop, page: BrowserPage) -> None:
     """Each screen in Chromium, wide and phone-sized: no JavaScript error, nothing wider
     than the screen, and after a form with mistakes the keyboard starts at their list.
     Screenshots: test-artifacts/screenshots/admin-page-*.png."""

@@ -21,7 +21,8 @@ from kansoku.services.gateway.app import create_app
 from kansoku.services.gateway.faults import CPU_HOG_SECONDS, deliver_image_slowly
 from kansoku.services.gateway.settings import Settings
 from tests.faults import switch
-from tests.services.gateway.test_admin_pages import Browser, Shop, shop  # noqa: F401
+from tests.services.gateway.test_admin_pages import Browser, shop  # noqa: F401
+from tests.services.shop import ServedShop
 from tests.support import free_ports
 from tests.tokens import TokenIssuer
 
@@ -118,7 +119,7 @@ def csrf_token(html: str) -> str:
 
 
 async def test_the_faults_page_switches_and_resets_flags(
-        shop: Shop, tmp_path: Path) -> None:  # noqa: F811
+        shop: ServedShop, tmp_path: Path) -> None:  # noqa: F811
     flags_file = tmp_path / "flags.json"
     flagfile.reset(flags_file)
     app = shop.gateway(flags_file=flags_file)

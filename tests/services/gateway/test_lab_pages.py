@@ -7,8 +7,6 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,19 +15,10 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.catalog import demo as catalog_demo
-from kansoku.services.catalog.app import create_app as create_catalog
-from kansoku.services.catalog.settings import Settings as CatalogSettings
-from kansoku.services.gateway.app import create_app as create_gateway
-from kansoku.services.gateway.settings import Settings as GatewaySettings
-from kansoku.services.identity import demo as identity_demo
-from kansoku.services.identity.app import create_app as create_identity
-from kansoku.services.identity.settings import Settings as IdentitySettings
-from kansoku.services.lab.app import create_app as create_lab
-from kansoku.services.lab.settings import Settings as LabSettings
 from tests.browser import BrowserPage, served
 from tests.services.gateway.test_pages import _ACCESSIBILITY_PROBLEMS, Browser
-from tests.support import free_ports, migrate, seed, serve_in_thread
+from tests.services.shop import Infrastructure, ServedShop, serve_shop
+from tests.support import free_ports
 
 EXPLORER = "http://explorer.test"
 ALICE = ("alice@example.com", "alice-pass-1234")
@@ -37,45 +26,24 @@ TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@dataclass
-class LabShop:
-    settings: GatewaySettings
-
-    def gateway(self, **changes: Any) -> FastAPI:
-        settings = self.settings.model_copy(update=changes)
-        return create_gateway(settings, Telemetry("gateway"))
+def _lab_traces(name: str) -> Telemetry:
+    """The lab traces (into nowhere), so its answers carry a trace id."""
+    return Telemetry(name, tracer_provider=TracerProvider()) if name == "lab" else Telemetry(name)
 
 
 @pytest.fixture(scope="module")
 async def lab_shop(postgres_url: str, valkey_url: str, nats_url: str
-                   ) -> AsyncIterator[LabShop]:
-    for schema in ("identity", "catalog", "orders", "lab"):
-        await migrate(postgres_url, schema)
-    await seed(postgres_url, "identity", identity_demo.seed)
-    await seed(postgres_url, "catalog", catalog_demo.seed)
-    # The lab traces (into nowhere), so its answers carry a trace id.
-    with ExitStack() as running:
-        def serve(app: FastAPI) -> str:
-            return running.enter_context(serve_in_thread(app, lifespan="on"))
-
-        identity = serve(create_identity(IdentitySettings(database_url=postgres_url),
-                                         Telemetry("identity")))
-        infra = {"identity_url": identity, "database_url": postgres_url,
-                 "redis_url": valkey_url, "nats_url": nats_url}
-        catalog = serve(create_catalog(CatalogSettings.model_validate(infra),
-                                       Telemetry("catalog")))
-        lab = serve(create_lab(LabSettings.model_validate(infra),
-                               Telemetry("lab", tracer_provider=TracerProvider())))
-        (nobody,) = free_ports(1)
-        elsewhere = f"http://127.0.0.1:{nobody}"
-        yield LabShop(GatewaySettings(
-            identity_url=identity, redis_url=valkey_url, catalog_url=catalog, lab_url=lab,
-            inventory_url=elsewhere, cart_url=elsewhere, orders_url=elsewhere,
-            worker_url=elsewhere, explorer_url=EXPLORER))
+                   ) -> AsyncIterator[ServedShop]:
+    """The lab, with identity for logging in, the catalog for the page's categories, and
+    orders (whose tables the lab reads)."""
+    async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
+                          ["identity", "catalog", "orders", "lab"], telemetry=_lab_traces
+                          ) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
-async def gateway(lab_shop: LabShop) -> AsyncIterator[FastAPI]:
+async def gateway(lab_shop: ServedShop) -> AsyncIterator[FastAPI]:
     app = lab_shop.gateway()
     async with app.router.lifespan_context(app):
         yield app
@@ -177,7 +145,7 @@ async def test_the_labs_own_refusals_come_through_as_problems(api: httpx.AsyncCl
     assert answer.json()["type"].endswith("/category-needed")
 
 
-async def test_without_the_lab_the_gateway_answers_503(lab_shop: LabShop) -> None:
+async def test_without_the_lab_the_gateway_answers_503(lab_shop: ServedShop) -> None:
     (closed,) = free_ports(1)
     app = lab_shop.gateway(lab_url=f"http://127.0.0.1:{closed}")
     async with app.router.lifespan_context(app), httpx.AsyncClient(
@@ -271,7 +239,7 @@ async def test_the_script_endpoint_needs_the_session_and_its_csrf_header(
     assert bad.headers["content-type"] == "application/problem+json"
 
 
-async def test_the_page_works_in_chromium(lab_shop: LabShop, page: BrowserPage) -> None:
+async def test_the_page_works_in_chromium(lab_shop: ServedShop, page: BrowserPage) -> None:
     async with served(lab_shop.gateway()) as base_url:
         tab = page.page
         await tab.goto(f"{base_url}/lab")

@@ -5,37 +5,21 @@ the Secure session cookie travels), and once in Chromium."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import ExitStack
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as redis
 from fastapi import FastAPI
 
-from kansoku.kit.telemetry import Telemetry
-from kansoku.services.cart.app import create_app as create_cart
-from kansoku.services.cart.settings import Settings as CartSettings
-from kansoku.services.catalog import demo as catalog_demo
-from kansoku.services.catalog.app import create_app as create_catalog
-from kansoku.services.catalog.settings import Settings as CatalogSettings
-from kansoku.services.gateway.app import create_app as create_gateway
-from kansoku.services.gateway.settings import Settings as GatewaySettings
-from kansoku.services.identity import demo as identity_demo
-from kansoku.services.identity.app import create_app as create_identity
-from kansoku.services.identity.settings import Settings as IdentitySettings
-from kansoku.services.inventory import demo as inventory_demo
-from kansoku.services.inventory.app import create_app as create_inventory
-from kansoku.services.inventory.settings import Settings as InventorySettings
-from kansoku.services.orders.app import create_app as create_orders
-from kansoku.services.orders.settings import Settings as OrdersSettings
-from kansoku.services.payments.app import create_app as create_payments
-from kansoku.services.payments.settings import Settings as PaymentsSettings
 from tests.browser import BrowserPage, served
-from tests.support import free_ports, migrate, seed, serve_in_thread
+from tests.services.shop import Infrastructure, ServedShop, serve_shop
+from tests.tokens import TokenIssuer
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 ADMIN = ("admin@example.com", "admin-pass-1234")
@@ -45,55 +29,18 @@ DECLINED_CARD = "4000 0000 0000 7775"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@dataclass
-class Shop:
-    """The services' URLs, and the gateway's settings pointing at them."""
-
-    urls: dict[str, str]
-    settings: GatewaySettings
-
-    def gateway(self) -> FastAPI:
-        return create_gateway(self.settings, Telemetry("gateway"))
+@pytest.fixture(scope="module")
+async def shop(postgres_url: str, valkey_url: str, nats_url: str
+               ) -> AsyncIterator[ServedShop]:
+    """The services the storefront calls (the worker is not needed by it)."""
+    async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
+                          ["identity", "catalog", "inventory", "cart", "payments", "orders"]
+                          ) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
-async def shop(postgres_url: str, valkey_url: str, nats_url: str) -> AsyncIterator[Shop]:
-    for schema in ("identity", "catalog", "inventory", "orders", "payments"):
-        await migrate(postgres_url, schema)
-    await seed(postgres_url, "identity", identity_demo.seed)
-    await seed(postgres_url, "catalog", catalog_demo.seed)
-    await seed(postgres_url, "inventory", inventory_demo.seed)
-    with ExitStack() as running:
-        def serve(app: FastAPI) -> str:
-            return running.enter_context(serve_in_thread(app, lifespan="on"))
-
-        identity = serve(create_identity(IdentitySettings(database_url=postgres_url),
-                                         Telemetry("identity")))
-        infra = {"identity_url": identity, "database_url": postgres_url,
-                 "redis_url": valkey_url, "nats_url": nats_url}
-        urls = {
-            "identity": identity,
-            "catalog": serve(create_catalog(CatalogSettings.model_validate(infra),
-                                            Telemetry("catalog"))),
-            "inventory": serve(create_inventory(InventorySettings.model_validate(infra),
-                                                Telemetry("inventory"))),
-            "cart": serve(create_cart(CartSettings.model_validate(infra), Telemetry("cart"))),
-            "payments": serve(create_payments(PaymentsSettings.model_validate(infra),
-                                              Telemetry("payments"))),
-        }
-        urls["orders"] = serve(create_orders(OrdersSettings.model_validate({
-            **infra, "catalog_url": urls["catalog"], "inventory_url": urls["inventory"],
-            "cart_url": urls["cart"], "payments_url": urls["payments"]}), Telemetry("orders")))
-        (nobody,) = free_ports(1)  # the worker is not needed by the storefront
-        settings = GatewaySettings(
-            identity_url=identity, redis_url=valkey_url, catalog_url=urls["catalog"],
-            inventory_url=urls["inventory"], cart_url=urls["cart"], orders_url=urls["orders"],
-            worker_url=f"http://127.0.0.1:{nobody}", explorer_url="http://explorer.test")
-        yield Shop(urls, settings)
-
-
-@pytest.fixture(scope="module")
-async def gateway(shop: Shop) -> AsyncIterator[FastAPI]:
+async def gateway(shop: ServedShop) -> AsyncIterator[FastAPI]:
     """The gateway, asked in this test's event loop (its start-up and shutdown run, so
     its connections are closed at the end)."""
     app = shop.gateway()
@@ -214,7 +161,8 @@ async def test_product_list_filters_searches_and_pages(gateway: FastAPI) -> None
     assert "Traceback" not in bad_page.text
 
 
-async def test_product_page_shows_picture_price_and_stock(shop: Shop, gateway: FastAPI) -> None:
+async def test_product_page_shows_picture_price_and_stock(shop: ServedShop, gateway: FastAPI
+                                                          ) -> None:
     plenty, low, none = (await new_product(gateway, 40), await new_product(gateway, 2),
                          await new_product(gateway, 0))
     async with Browser(gateway) as browser:
@@ -292,6 +240,25 @@ async def test_login_logout_and_going_back_where_you_were(gateway: FastAPI) -> N
     assert evil.headers["location"] == "/", "never sent to another site"
 
 
+async def test_a_token_the_services_no_longer_accept_logs_the_session_out(
+        shop: ServedShop, gateway: FastAPI) -> None:
+    """The account's token is refused by the service a page calls (keys changed, account
+    gone): the page sends the browser to log in again instead of showing the 401."""
+    async with Browser(gateway) as browser, redis.from_url(shop.infra.valkey_url) as valkey:
+        await browser.register()
+        key = "websession:" + hashlib.sha256(
+            browser.client.cookies["kansoku_session"].encode()).hexdigest()
+        stored = json.loads(await valkey.get(key) or "{}")
+        stored["access_token"] = TokenIssuer().token()  # signed by a key nobody knows
+        await valkey.set(key, json.dumps(stored))
+        refused = await browser.get("/cart")
+        after = json.loads(await valkey.get(key) or "{}")
+        again = await browser.get("/cart")
+    assert refused.status_code == 303 and refused.headers["location"] == "/login"
+    assert after["user_id"] is None and after["access_token"] is None
+    assert again.headers["location"] == "/login?next=/cart", "now anonymous"
+
+
 async def test_a_form_post_without_the_csrf_token_is_refused(gateway: FastAPI) -> None:
     async with Browser(gateway) as browser:
         await browser.register()
@@ -333,9 +300,8 @@ async def test_problem_pages_for_browsers_and_problem_json_for_the_api(gateway: 
     assert script.headers["content-type"] == "application/problem+json"
 
 
-async def test_guessing_passwords_here_meets_the_apis_limit(shop: Shop) -> None:
-    app = create_gateway(shop.settings.model_copy(update={"rate_limit_per_ip": 3}),
-                         Telemetry("gateway"))
+async def test_guessing_passwords_here_meets_the_apis_limit(shop: ServedShop) -> None:
+    app = shop.gateway(rate_limit_per_ip=3)
     address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.7"
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, client=(address, 4321)),
@@ -365,7 +331,7 @@ async def add(browser: Browser, product_id: int, quantity: int) -> httpx.Respons
                               token_from=f"/products/{product_id}")
 
 
-async def test_cart_add_change_and_remove(shop: Shop, gateway: FastAPI) -> None:
+async def test_cart_add_change_and_remove(shop: ServedShop, gateway: FastAPI) -> None:
     first, second = await new_product(gateway, 10), await new_product(gateway, 5)
     async with Browser(gateway) as browser:
         anonymous = await add(browser, first["id"], 1)
@@ -408,7 +374,7 @@ async def checkout_form(browser: Browser, card_number: str, **changes: str) -> d
             "expiry_year": "2035", "cvv": "737", **changes}
 
 
-async def test_checkout_bad_card_declined_card_then_an_order(shop: Shop, gateway: FastAPI
+async def test_checkout_bad_card_declined_card_then_an_order(shop: ServedShop, gateway: FastAPI
                                                              ) -> None:
     product = await new_product(gateway, 10)
     async with Browser(gateway) as browser:
@@ -457,7 +423,7 @@ async def test_checkout_bad_card_declined_card_then_an_order(shop: Shop, gateway
     assert "Your cart is empty" in emptied.text
 
 
-async def test_another_customers_order_is_not_found(shop: Shop, gateway: FastAPI) -> None:
+async def test_another_customers_order_is_not_found(shop: ServedShop, gateway: FastAPI) -> None:
     product = await new_product(gateway, 5)
     async with Browser(gateway) as buyer, Browser(gateway) as other:
         await buyer.register()
@@ -492,7 +458,7 @@ _ACCESSIBILITY_PROBLEMS = """() => {
 
 
 async def test_pages_work_in_chromium_with_keyboard_and_no_script_errors(
-        shop: Shop, gateway: FastAPI, page: BrowserPage) -> None:
+        shop: ServedShop, gateway: FastAPI, page: BrowserPage) -> None:
     product = await new_product(gateway, 8)
     async with served(shop.gateway()) as base_url:
         tab = page.page

@@ -222,14 +222,15 @@ class SessionStore:
     async def save_unless_overtaken(self, session: WebSession) -> bool:
         """Save a session changed in this request (a notice added or shown, a lazy CSRF
         token), minding the browser's other requests meanwhile: one that logged out is
-        not undone, and tokens one refreshed are kept (each refresh token works once).
+        not undone, and tokens one refreshed are kept (each refresh token works once) —
+        unless this request forgot the user (their token was refused): that stands.
         False when the session was ended meanwhile."""
         if session.stored:
             current = await self.fetch(session.id)
             if current is None:
                 session.stored = False
                 return False
-            if current.access_expires_at > session.access_expires_at:
+            if session.logged_in and current.access_expires_at > session.access_expires_at:
                 session.adopt_tokens(current)
         await self.save(session)
         return True
