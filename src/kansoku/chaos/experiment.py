@@ -46,8 +46,8 @@ from pydantic import (
 )
 
 from kansoku import topology
-from kansoku.explorer.rules import format_duration, parse_duration
 from kansoku.kit import flags
+from kansoku.kit.durations import format_duration, parse_duration
 
 #: The embedded infrastructure's component names, as `kansoku status` lists them (the
 #: supervisor's `build_components`); the services come from `topology.SERVICES`.
@@ -66,10 +66,7 @@ class ExperimentError(ValueError):
 
 
 def _duration(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError("must be longer than 0s")
-    return seconds
+    return parse_duration(value, positive=True)
 
 
 #: A length of time: `500ms`, `5s`, `2m`, or a number of seconds.

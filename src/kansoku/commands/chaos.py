@@ -28,8 +28,8 @@ from kansoku.chaos.runner import logger as runner_logger
 from kansoku.chaos.scheduler import FaultPicker, Scheduler, plan
 from kansoku.commands.common import DataDir, console, errors, fail, load_settings
 from kansoku.commands.flags import flags_file
-from kansoku.explorer.rules import format_duration, parse_duration
 from kansoku.kit import flags
+from kansoku.kit.durations import DurationError, format_duration, parse_duration
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import read_state, supervisor_alive
 
@@ -144,12 +144,9 @@ def _telemetry(settings: StackSettings) -> Telemetry:
 
 def _duration(value: str, option: str) -> float:
     try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        fail(f"{option} {exc} — e.g. {option} 2m")
-    if seconds <= 0:
-        fail(f"{option} must be longer than 0s — e.g. {option} 2m")
-    return seconds
+        return parse_duration(value, field=option, positive=True)
+    except DurationError as exc:
+        fail(f"{exc} — e.g. {option} 2m")
 
 
 @app.command("schedule")

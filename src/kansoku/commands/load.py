@@ -27,6 +27,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings
+from kansoku.kit.durations import DurationError, parse_duration
 from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import read_state, supervisor_alive
@@ -35,25 +36,6 @@ app = typer.Typer()
 
 #: How long a stopped run may take to finish its requests and report.
 STOP_GRACE_SECONDS = 30.0
-
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-def parse_duration(text: str) -> float:
-    """`90`, `90s`, `5m`, `1h30m`, `2m30s` in seconds; ValueError for anything else."""
-    text = text.strip().lower()
-    if text.isdigit():
-        seconds = float(text)
-    else:
-        match = _DURATION.fullmatch(text)
-        if not text or match is None:
-            raise ValueError(text)
-        hours, minutes, secs = (int(part or 0) for part in match.groups())
-        seconds = float(hours * 3600 + minutes * 60 + secs)
-    if seconds <= 0:
-        raise ValueError(text)
-    return seconds
-
 
 def _state(settings: StackSettings) -> dict[str, Any] | None:
     try:
@@ -237,8 +219,8 @@ def load(
     start), 2 for bad options. Ctrl-C stops early and still prints the summary.
     """
     try:
-        seconds = parse_duration(duration)
-    except ValueError:
+        seconds = parse_duration(duration, positive=True)
+    except DurationError:
         fail(f"--duration {duration!r} is not a duration — use e.g. 90s, 5m or 1h30m",
              code=2)
     settings = load_settings(data_dir)

@@ -52,11 +52,11 @@ from kansoku.explorer.rules import (
     RulesError,
     SaturationRule,
     SyntheticFailureRule,
-    format_duration,
     load_rules,
 )
 from kansoku.explorer.store import AlertRow, AlertTransition, TelemetryStore
 from kansoku.kit import semconv
+from kansoku.kit.durations import format_duration
 
 if TYPE_CHECKING:
     from kansoku.explorer.notify import Notifier
