@@ -45,7 +45,14 @@ from kansoku.commands.common import DataDir, console, fail, invalid_setting, loa
 from kansoku.kit.settings import ConfigurationError
 from kansoku.stack.control import ControlError, Request, ask_supervisor
 from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import process_alive, read_state, supervisor_alive
+from kansoku.stack.state import (
+    ComponentState,
+    StackNotRunning,
+    StackState,
+    process_alive,
+    read_stack_state,
+    running_stack,
+)
 
 app = typer.Typer(
     name="kansoku",
@@ -60,26 +67,26 @@ app.add_typer(alerts_commands.app, name="alerts")
 app.add_typer(chaos_commands.app, name="chaos")
 
 
-def load_state(settings: StackSettings) -> dict[str, Any] | None:
+def _read_state(settings: StackSettings) -> StackState | None:
+    """The state file, whatever the stack is doing; exits when it cannot be read."""
     try:
-        return read_state(settings.state_file)
-    except OSError as exc:
-        fail(f"cannot read {settings.state_file} ({exc.strerror}) — check its permissions, "
-             "or run kansoku as the user who started the stack")
+        return read_stack_state(settings)
+    except StackNotRunning as exc:
+        fail(str(exc))
 
 
 # --- up / down / status ---------------------------------------------------------------
 
-def _state_table(state: dict[str, Any] | None, title: str) -> Table:
+def _state_table(components: list[ComponentState], title: str) -> Table:
     table = Table(title=title, title_justify="left", expand=False)
     for column in ("component", "state", "health", "pid", "restarts", "url"):
         table.add_column(column)
     colours = {"running": "green", "healthy": "green", "failed": "red", "unhealthy": "red",
                "down": "red", "restarting": "yellow", "starting": "yellow",
                "preparing": "yellow", "stopping": "yellow"}
-    for component in (state or {}).get("components", []):
-        cells = [component["name"], component["state"], component["health"],
-                 str(component["pid"] or "-"), str(component["restarts"]), component["url"]]
+    for component in components:
+        cells = [component.name, component.state, component.health,
+                 str(component.pid or "-"), str(component.restarts), component.url]
         table.add_row(*(f"[{colours[c]}]{c}[/]" if c in colours else c for c in cells))
     return table
 
@@ -125,16 +132,17 @@ def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]
     started = time.monotonic()
     with Live(console=console, refresh_per_second=8, transient=True) as live:
         while True:
-            state = load_state(settings)
-            mine = state if state and state["supervisor"]["pid"] == supervisor.pid else None
-            phase = mine["supervisor"]["state"] if mine else "starting"
-            step = mine["supervisor"].get("step", "") if mine else "starting the supervisor"
+            state = _read_state(settings)
+            mine = state if state and state.supervisor.pid == supervisor.pid else None
+            phase = mine.supervisor.state if mine else "starting"
+            step = mine.supervisor.step if mine else "starting the supervisor"
             elapsed = time.monotonic() - started
-            live.update(_state_table(mine, f"Starting kansoku … {elapsed:4.1f}s  {step}"))
+            live.update(_state_table(mine.components if mine else [],
+                                     f"Starting kansoku … {elapsed:4.1f}s  {step}"))
             if phase == "running":
                 break
             if phase == "failed" or supervisor.poll() is not None:
-                error = mine["supervisor"]["error"] if mine else None
+                error = mine.supervisor.error if mine else None
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     supervisor.wait(60)
                 fail(error or _supervisor_exit_reason(settings))
@@ -170,11 +178,13 @@ def _stop_supervisor(settings: StackSettings, pid: int, timeout: float = 60.0) -
 def _kill_leftovers(settings: StackSettings) -> None:
     """Last resort: any process the state file lists that still runs is killed. Each is
     matched by pid and start time, so an unrelated process that reused a pid is spared."""
-    state = load_state(settings) or {}
-    entries = [*state.get("components", []), state.get("supervisor", {})]
-    for entry in entries:
-        pid = entry.get("pid")
-        if pid and entry.get("process_started") and process_alive(pid, entry["process_started"]):
+    state = _read_state(settings)
+    if state is None:
+        return
+    processes = [(c.pid, c.process_started) for c in state.components]
+    processes.append((state.supervisor.pid, state.supervisor.process_started))
+    for pid, started in processes:
+        if pid and started and process_alive(pid, started):
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).kill()
 
@@ -211,7 +221,8 @@ def up(
         console.print("Press Ctrl-C to stop everything.")
         with Live(console=console, refresh_per_second=1) as live:
             while supervisor.poll() is None:
-                live.update(_state_table(load_state(settings), "kansoku"))
+                state = _read_state(settings)
+                live.update(_state_table(state.components if state else [], "kansoku"))
                 time.sleep(1)
         fail(_supervisor_exit_reason(settings))
     except KeyboardInterrupt:
@@ -225,13 +236,12 @@ def up(
 def down(data_dir: DataDir = None) -> None:
     """Stop a running stack (started with --detach) and leave no process behind."""
     settings = load_settings(data_dir)
-    state = load_state(settings)
-    if not supervisor_alive(state):
+    state = _read_state(settings)
+    if state is None or not state.supervisor_alive():
         _kill_leftovers(settings)
         console.print(f"kansoku is not running (data directory {settings.data_dir}).")
         return
-    assert state is not None
-    _stop_supervisor(settings, state["supervisor"]["pid"])
+    _stop_supervisor(settings, state.supervisor.pid)
     console.print("kansoku stopped.")
 
 
@@ -262,27 +272,28 @@ def status(
 ) -> None:
     """List every component: name, pid, url, state and health (probed now)."""
     settings = load_settings(data_dir)
-    state = load_state(settings)
-    running = supervisor_alive(state)
-    components: list[dict[str, Any]] = (state or {}).get("components", [])
+    state = _read_state(settings)
+    running = state is not None and state.supervisor_alive()
+    components = state.components if state else []
     if running:
-        for component, health in zip(
-            components, asyncio.run(_probe_all([c["url"] for c in components])), strict=True
-        ):
-            component["health"] = health
+        healths = asyncio.run(_probe_all([component.url for component in components]))
+        components = [component.model_copy(update={"health": health})
+                      for component, health in zip(components, healths, strict=True)]
     else:
-        for component in components:
-            # A stop the user asked for ended with the stack: nothing is held any more.
-            component.update(state="stopped", health="down", pid=None, held=False)
-    phase = state["supervisor"]["state"] if running and state else "stopped"
+        # A stop the user asked for ended with the stack: nothing is held any more.
+        components = [component.model_copy(update={
+            "state": "stopped", "health": "down", "pid": None, "held": False})
+            for component in components]
+    phase = state.supervisor.state if running and state else "stopped"
     if as_json:
         typer.echo(json.dumps({"state": phase, "data_dir": str(settings.data_dir),
-                               "components": components}, indent=2))
+                               "components": [c.model_dump() for c in components]},
+                              indent=2))
         return
     if not components:
         console.print(f"kansoku is not running (data directory {settings.data_dir}).")
         return
-    console.print(_state_table({"components": components}, f"kansoku: {phase}"))
+    console.print(_state_table(components, f"kansoku: {phase}"))
 
 
 # --- stop / start one component ------------------------------------------------------
@@ -298,56 +309,46 @@ ComponentName = Annotated[
 CONTROL_MARGIN_SECONDS = 15.0
 
 
-def _running_stack(settings: StackSettings) -> dict[str, Any]:
+def _running_stack(settings: StackSettings) -> StackState:
     """The state of the stack running from this data directory; if there is none, exit
     with one line saying how to start it."""
-    state = load_state(settings)
-    if not supervisor_alive(state):
-        fail(f"kansoku is not running (data directory {settings.data_dir}) — start it with "
-             "'kansoku up --detach'")
-    assert state is not None
-    phase = state["supervisor"]["state"]
-    if phase == "starting":
-        fail("kansoku is still starting — try again when 'kansoku status' says running")
-    if phase != "running":
-        # stopping, or stopped/failed with the supervisor about to exit
-        fail(f"kansoku is stopping (data directory {settings.data_dir}) — start it again "
-             "with 'kansoku up --detach' once it has stopped")
-    return state
+    try:
+        return running_stack(settings)
+    except StackNotRunning as exc:
+        fail(str(exc))
 
 
-def _find_component(state: dict[str, Any], name: str | None, action: str) -> dict[str, Any]:
+def _find_component(state: StackState, name: str | None, action: str) -> ComponentState:
     """The state file's entry for `name`; exit with the valid names if there is none."""
-    components: list[dict[str, Any]] = state["components"]
-    names = ", ".join(component["name"] for component in components)
+    names = ", ".join(state.component_names())
     if name is None:
         hint = " ('kansoku down' stops everything)" if action == "stop" else ""
         fail(f"name the component to {action} — one of: {names}{hint}", code=2)
-    for component in components:
-        if component["name"] == name:
-            return component
-    fail(f"there is no component '{name}' — choose one of: {names}", code=2)
+    component = state.component(name)
+    if component is None:
+        fail(f"there is no component '{name}' — choose one of: {names}", code=2)
+    return component
 
 
-def _ask_supervisor(settings: StackSettings, state: dict[str, Any], request: Request) -> None:
+def _ask_supervisor(settings: StackSettings, state: StackState, request: Request) -> None:
     try:
-        ask_supervisor(settings.run_dir, settings.log_dir, state, request)
+        ask_supervisor(settings.run_dir, settings.log_dir, state.supervisor, request)
     except ControlError as exc:
         fail(str(exc))
 
 
 def _wait_for(settings: StackSettings, name: str, timeout: float,
-              outcome: Callable[[dict[str, Any]], str | None]) -> str:
+              outcome: Callable[[ComponentState], str | None]) -> str:
     """Poll the state file until `outcome(component)` names an outcome, and return it;
     "timeout" after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = load_state(settings)
-        if not supervisor_alive(state):
+        state = _read_state(settings)
+        component = state.component(name) if state and state.supervisor_alive() else None
+        if component is None:
             fail(f"the supervisor stopped while handling {name} — see "
                  f"{settings.log_dir / 'supervisor.log'}")
-        assert state is not None
-        result = outcome(next(c for c in state["components"] if c["name"] == name))
+        result = outcome(component)
         if result is not None:
             return result
         time.sleep(0.1)
@@ -364,15 +365,15 @@ def stop(name: ComponentName = None, data_dir: DataDir = None) -> None:
     settings = load_settings(data_dir)
     state = _running_stack(settings)
     component = _find_component(state, name, "stop")
-    name = component["name"]
-    if component.get("held") and component["state"] == "stopped":
+    name = component.name
+    if component.stopped_by_user:
         console.print(f"{name} is already stopped.", highlight=False)
         return
     _ask_supervisor(settings, state, Request("stop", name))
     timeout = STOP_TIMEOUT_SECONDS + CONTROL_MARGIN_SECONDS
     with console.status(f"Stopping {name} …"):
         result = _wait_for(settings, name, timeout, lambda c: (
-            "stopped" if c.get("held") and c["state"] == "stopped" else None))
+            "stopped" if c.stopped_by_user else None))
     if result == "timeout":
         fail(f"{name} did not stop within {timeout:g}s — the supervisor may still be "
              f"stopping it; see {settings.log_dir / 'supervisor.log'}")
@@ -386,12 +387,12 @@ def start(name: ComponentName = None, data_dir: DataDir = None) -> None:
     settings = load_settings(data_dir)
     state = _running_stack(settings)
     component = _find_component(state, name, "start")
-    name = component["name"]
-    if not component.get("held"):
-        if component["state"] == "running":
+    name = component.name
+    if not component.held:
+        if component.state == "running":
             console.print(f"{name} is already running.", highlight=False)
         else:
-            console.print(f"{name} is {component['state']}, not stopped — the supervisor "
+            console.print(f"{name} is {component.state}, not stopped — the supervisor "
                           "is already starting it again; 'kansoku status' shows when it "
                           "is ready.", highlight=False)
         return
@@ -399,16 +400,16 @@ def start(name: ComponentName = None, data_dir: DataDir = None) -> None:
     timeout = settings.ready_timeout + CONTROL_MARGIN_SECONDS
     began = time.monotonic()
 
-    def outcome(component: dict[str, Any]) -> str | None:
-        if component.get("held"):
+    def outcome(component: ComponentState) -> str | None:
+        if component.held:
             return None  # not taken yet, or a stop made before this start still runs
-        if component["state"] == "running":
+        if component.state == "running":
             return "running"
-        return "failed" if component["state"] in ("failed", "restarting") else None
+        return "failed" if component.state in ("failed", "restarting") else None
 
     with console.status(f"Starting {name} …"):
         result = _wait_for(settings, name, timeout, outcome)
-    logs = f"see {component['log']} and {settings.log_dir / 'supervisor.log'}"
+    logs = f"see {component.log} and {settings.log_dir / 'supervisor.log'}"
     if result == "failed":
         fail(f"{name} did not start; the supervisor keeps retrying it as after a crash "
              f"— {logs}")

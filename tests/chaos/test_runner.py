@@ -20,8 +20,7 @@ import httpx
 import pytest
 
 from kansoku.kit import flags, semconv
-from kansoku.stack.state import read_state
-from tests.support import run_cli, stack_environment
+from tests.support import read_state, run_cli, stack_environment
 
 
 @dataclass

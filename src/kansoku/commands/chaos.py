@@ -31,7 +31,7 @@ from kansoku.commands.flags import flags_file
 from kansoku.kit import flags
 from kansoku.kit.durations import DurationError, format_duration, parse_duration
 from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import read_state, supervisor_alive
+from kansoku.stack.state import StackNotRunning, running_stack
 
 if TYPE_CHECKING:
     from kansoku.kit.telemetry import Telemetry
@@ -203,8 +203,10 @@ def schedule(
              "them off")
     if busy:
         console.print(f"Already on, left alone: {', '.join(busy)}", highlight=False)
-    with contextlib.suppress(OSError):
-        if not supervisor_alive(read_state(settings.state_file)):
+    try:
+        running_stack(settings)
+    except StackNotRunning as exc:
+        if exc.reason == "not-running":
             errors.print(f"[yellow]warning:[/] kansoku is not running from "
                          f"{settings.data_dir}: the flags change, but nothing reads them "
                          "('kansoku up --detach' starts it)", highlight=False)

@@ -30,35 +30,25 @@ from kansoku.commands.common import DataDir, console, fail, load_settings
 from kansoku.kit.durations import DurationError, parse_duration
 from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
 from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import read_state, supervisor_alive
+from kansoku.stack.state import StackNotRunning, read_stack_state, running_stack
 
 app = typer.Typer()
 
 #: How long a stopped run may take to finish its requests and report.
 STOP_GRACE_SECONDS = 30.0
 
-def _state(settings: StackSettings) -> dict[str, Any] | None:
-    try:
-        return read_state(settings.state_file)
-    except OSError as exc:
-        fail(f"cannot read {settings.state_file} ({exc.strerror}) — run kansoku as the user "
-             "who started the stack")
-
-
 def stack_url(settings: StackSettings, component: str) -> str:
     """Where `component` of the stack running from this data directory listens; exits
     with one line when no stack runs there."""
-    state = _state(settings)
-    if not supervisor_alive(state) or state is None:
-        fail(f"kansoku is not running (data directory {settings.data_dir}) — start it with "
-             "'kansoku up --detach', or name a gateway with --target")
-    if state["supervisor"]["state"] != "running":
-        fail(f"kansoku is {state['supervisor']['state']}, not running — try again when "
-             "'kansoku status' says running")
-    for entry in state["components"]:
-        if entry["name"] == component:
-            return str(entry["url"])
-    fail(f"the running stack has no {component} — see 'kansoku status'")
+    try:
+        state = running_stack(settings)
+    except StackNotRunning as exc:
+        hint = ", or name a gateway with --target" if exc.reason == "not-running" else ""
+        fail(f"{exc}{hint}")
+    entry = state.component(component)
+    if entry is None:
+        fail(f"the running stack has no {component} — see 'kansoku status'")
+    return entry.url
 
 
 def check_gateway(target: str) -> None:
@@ -277,11 +267,11 @@ def load(
 
 
 def _explorer_hint(settings: StackSettings) -> str:
-    with contextlib.suppress(Exception):
-        state = _state(settings) or {}
-        for entry in state.get("components", []):
-            if entry["name"] == "explorer":
-                return str(entry["url"])
+    with contextlib.suppress(StackNotRunning):
+        state = read_stack_state(settings)
+        explorer = state.component("explorer") if state else None
+        if explorer is not None:
+            return explorer.url
     return "kansoku status lists it"
 
 
