@@ -28,6 +28,7 @@ from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings
 from kansoku.kit.durations import DurationError, parse_duration
+from kansoku.loadgen.outcomes import FAILURE, JOURNEY_NAMES
 from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import StackNotRunning, read_stack_state, running_stack
@@ -310,6 +311,8 @@ def _follow(run: LoadRun, seconds: float, *, quiet: bool) -> None:
 def _service_secret(settings: StackSettings) -> str | None:
     """The stack's service secret, as the supervisor gives it to the services: the
     monitor customer's password is derived from it."""
+    # Imported here, like the monitors below: the embedded servers' module is start-up
+    # time only `synth` needs.
     from kansoku.stack.infra import derived_secret
 
     if os.environ.get("KANSOKU_SERVICE_SECRET"):
@@ -355,7 +358,9 @@ def synth(
     and a log record. Exit code 1 when a journey failed; a journey that cannot run here
     (no Chromium for 'storefront') is reported skipped and does not count as failed.
     """
-    from kansoku.loadgen.synthetics import FAILURE, JOURNEY_NAMES, SERVICE, Monitor
+    # Imported here: the monitors bring OpenTelemetry's SDK and httpx, a second of
+    # start-up every other command would pay.
+    from kansoku.loadgen.synthetics import SERVICE, Monitor
 
     names = journey or list(JOURNEY_NAMES)
     unknown = [name for name in names if name not in JOURNEY_NAMES]

@@ -36,10 +36,11 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from kansoku.explorer import queries, slos
+from kansoku.explorer.notify import Notifier
 from kansoku.explorer.rules import (
     SATURATION_RESOURCES,
     BurnRateRule,
@@ -57,9 +58,6 @@ from kansoku.explorer.rules import (
 from kansoku.explorer.store import AlertRow, AlertTransition, TelemetryStore
 from kansoku.kit import semconv
 from kansoku.kit.durations import format_duration
-
-if TYPE_CHECKING:
-    from kansoku.explorer.notify import Notifier
 
 logger = logging.getLogger("kansoku.explorer.alerts")
 
