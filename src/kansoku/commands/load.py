@@ -373,7 +373,7 @@ def synth(
     # The runs' telemetry goes where the stack's does: the explorer, unless the user
     # named another backend.
     os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", settings.otlp_endpoint)
-    from kansoku.kit.telemetry import setup_telemetry
+    from kansoku.kit.telemetry import setup_telemetry  # start-up time, as above
 
     telemetry = setup_telemetry(SERVICE, prometheus=False)
     # Each run's log record goes over OTLP only: the table says the same here.
