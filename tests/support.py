@@ -4,6 +4,7 @@ starting embedded servers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
@@ -75,6 +76,16 @@ def stack_environment(data_dir: Path) -> dict[str, str]:
     env["OTEL_BSP_SCHEDULE_DELAY"] = "200"
     env["OTEL_BLRP_SCHEDULE_DELAY"] = "200"
     return env
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """The stack's state file as the supervisor wrote it, as plain JSON (None before the
+    first write): what the tests check the supervisor against."""
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return state
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 120

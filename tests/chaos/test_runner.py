@@ -22,8 +22,7 @@ import pytest
 from kansoku.faults import flagfile
 from kansoku.kit import semconv
 from kansoku.kit.flags import OFF
-from kansoku.stack.state import read_state
-from tests.support import run_cli, stack_environment
+from tests.support import read_state, run_cli, stack_environment
 
 
 @dataclass

@@ -12,11 +12,10 @@ from kansoku.explorer.rules import (
     ErrorRateRule,
     RulesError,
     SaturationRule,
-    format_duration,
     load_rules,
-    parse_duration,
     parse_rules,
 )
+from kansoku.kit.durations import format_duration, parse_duration
 from kansoku.services.worker.service import LEAK_LIMIT_BYTES
 
 

@@ -23,12 +23,11 @@ from opentelemetry.trace import StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.telemetry import Telemetry
+from kansoku.loadgen.outcomes import FAILURE, SKIPPED
 from kansoku.loadgen.settings import Settings
 from kansoku.loadgen.synthetics import (
-    FAILURE,
     MONITOR_EMAIL,
     SCHEDULE_EMAIL,
-    SKIPPED,
     Monitor,
     MonitorAccount,
     create_app,

@@ -19,9 +19,10 @@ import pytest
 
 from kansoku.kit import semconv
 from kansoku.kit.telemetry import Telemetry
+from kansoku.loadgen.outcomes import JOURNEY_NAMES, SKIPPED, SUCCESS
 from kansoku.loadgen.settings import Settings
 from kansoku.loadgen.steps import STEP_NAMES, split_step
-from kansoku.loadgen.synthetics import JOURNEY_NAMES, SKIPPED, SUCCESS, create_app
+from kansoku.loadgen.synthetics import create_app
 from tests.browser import missing_chromium
 from tests.stack.test_up import RunningStack
 from tests.support import eventually, run_cli, serve_in_thread

@@ -17,9 +17,8 @@ import pytest
 
 from kansoku.stack import control
 from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import read_state
 from kansoku.stack.supervisor import Component, Supervisor, http_probe
-from tests.support import eventually, free_ports, port_is_free
+from tests.support import eventually, free_ports, port_is_free, read_state
 
 #: Serves /health/ready, then exits after 2 s (time enough for the first readiness probe
 #: on a busy machine). Once its marker file exists it exits at once with an error: the

@@ -23,7 +23,7 @@ import pytest
 import redis.asyncio as redis
 
 from kansoku import topology
-from kansoku.loadgen.synthetics import JOURNEY_NAMES, SKIPPED, SUCCESS
+from kansoku.loadgen.outcomes import JOURNEY_NAMES, SKIPPED, SUCCESS
 from tests.browser import missing_chromium
 from tests.support import STACK_PORT_VARIABLES, eventually, port_is_free, run_cli, stack_environment
 

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from kansoku.chaos import experiment as model
 from kansoku.faults import catalogue, flagfile
 from kansoku.stack import control
 from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import process_alive, read_state, supervisor_alive
+from kansoku.stack.state import ComponentState, StackNotRunning, StackState, running_stack
 
 #: How long stop and start wait beyond the supervisor's own bounds (its SIGKILL deadline,
 #: the ready timeout) — the same margin `kansoku stop` / `kansoku start` allow.
@@ -55,34 +56,24 @@ class Stack:
         self.settings = settings
         self.flags_file = flags_file
 
-    def state(self) -> dict[str, Any]:
+    def state(self) -> StackState:
         """The state file of a running stack; `StackError` if none runs here."""
         try:
-            state = read_state(self.settings.state_file)
-        except OSError as exc:
-            raise StackError(f"cannot read {self.settings.state_file} ({exc.strerror}) — "
-                             "run kansoku as the user who started the stack") from exc
-        if not supervisor_alive(state) or state is None:
-            raise StackError(f"kansoku is not running (data directory "
-                             f"{self.settings.data_dir}) — start it with "
-                             "'kansoku up --detach'")
-        phase = state["supervisor"]["state"]
-        if phase != "running":
-            raise StackError(f"kansoku is {phase}, not running — try again when "
-                             "'kansoku status' says running")
-        return state
+            return running_stack(self.settings)
+        except StackNotRunning as exc:
+            raise StackError(str(exc)) from exc
 
-    def component(self, name: str, state: dict[str, Any] | None = None) -> dict[str, Any]:
+    def component(self, name: str, state: StackState | None = None) -> ComponentState:
         state = state or self.state()
-        for component in state["components"]:
-            if component["name"] == name:
-                return dict(component)
-        names = ", ".join(component["name"] for component in state["components"])
-        raise StackError(f"this stack has no component '{name}' (an external server is "
-                         f"not kansoku's to stop) — its components: {names}")
+        component = state.component(name)
+        if component is None:
+            names = ", ".join(state.component_names())
+            raise StackError(f"this stack has no component '{name}' (an external server "
+                             f"is not kansoku's to stop) — its components: {names}")
+        return component
 
     def url(self, name: str) -> str:
-        return str(self.component(name)["url"])
+        return self.component(name).url
 
     def check(self, experiment: model.Experiment) -> None:
         """Every component the experiment names is part of this stack; `StackError`
@@ -164,32 +155,31 @@ class Actions:
     # --- stop and start, through the supervisor -----------------------------------------
 
     async def stop(self, name: str) -> str:
-        component = self.stack.component(name)
-        if component.get("held") and component["state"] == "stopped":
+        if self.stack.component(name).stopped_by_user:
             return "already stopped"
         self._ask_supervisor(control.Request("stop", name))
         self.changes.stopped.add(name)
         await self._wait_for(name, self.stop_timeout, lambda c: (
-            True if c.get("held") and c["state"] == "stopped" else None), "stop")
+            True if c.stopped_by_user else None), "stop")
         return "stopped and held"
 
     async def start(self, name: str) -> str:
         component = self.stack.component(name)
         self.changes.stopped.discard(name)
-        if not component.get("held"):
-            if component["state"] == "running":
+        if not component.held:
+            if component.state == "running":
                 return "already running"
-            return f"{component['state']}: the supervisor is already starting it"
+            return f"{component.state}: the supervisor is already starting it"
         self._ask_supervisor(control.Request("start", name))
 
-        def outcome(component: dict[str, Any]) -> bool | None:
-            if component.get("held"):
+        def outcome(component: ComponentState) -> bool | None:
+            if component.held:
                 return None  # not taken yet
-            if component["state"] == "running":
+            if component.state == "running":
                 return True
-            if component["state"] in ("failed", "restarting"):
+            if component.state in ("failed", "restarting"):
                 raise ActionFailed(f"{name} did not start; the supervisor keeps retrying "
-                                   f"it — see {component['log']}")
+                                   f"it — see {component.log}")
             return None
 
         await self._wait_for(name, self.stack.settings.ready_timeout + CONTROL_MARGIN_SECONDS,
@@ -199,11 +189,12 @@ class Actions:
     def _ask_supervisor(self, request: control.Request) -> None:
         try:
             control.ask_supervisor(self.stack.settings.run_dir, self.stack.settings.log_dir,
-                                   self.stack.state(), request)
+                                   self.stack.state().supervisor, request)
         except control.ControlError as exc:
             raise ActionFailed(str(exc)) from exc
 
-    async def _wait_for(self, name: str, timeout: float, outcome: Any, what: str) -> None:
+    async def _wait_for(self, name: str, timeout: float,
+                        outcome: Callable[[ComponentState], bool | None], what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if outcome(self.stack.component(name)):
@@ -216,10 +207,10 @@ class Actions:
 
     def _process(self, name: str) -> psutil.Process:
         component = self.stack.component(name)
-        pid, started = component.get("pid"), component.get("process_started")
-        if not pid or not process_alive(pid, started):
+        pid = component.pid
+        if pid is None or not component.process_alive():
             raise ActionFailed(f"{name} has no running process now (it is "
-                               f"{component['state']})")
+                               f"{component.state})")
         try:
             return psutil.Process(pid)
         except psutil.Error as exc:

@@ -46,8 +46,8 @@ from pydantic import (
 )
 
 from kansoku import topology
-from kansoku.explorer.rules import format_duration, parse_duration
 from kansoku.faults import catalogue
+from kansoku.kit.durations import format_duration, parse_duration
 from kansoku.kit.flags import OFF
 
 #: The embedded infrastructure's component names, as `kansoku status` lists them (the
@@ -67,10 +67,7 @@ class ExperimentError(ValueError):
 
 
 def _duration(value: Any) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError("must be longer than 0s")
-    return seconds
+    return parse_duration(value, positive=True)
 
 
 #: A length of time: `500ms`, `5s`, `2m`, or a number of seconds.

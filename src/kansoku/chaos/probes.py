@@ -28,7 +28,7 @@ import httpx
 from kansoku import __version__
 from kansoku.chaos import experiment as model
 from kansoku.chaos.actions import Stack, StackError
-from kansoku.explorer.rules import format_duration
+from kansoku.kit.durations import format_duration
 from kansoku.loadgen import shop
 
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from kansoku.explorer.rules import format_duration
 from kansoku.faults import catalogue, flagfile
+from kansoku.kit.durations import format_duration
 from kansoku.kit.flags import OFF
 
 

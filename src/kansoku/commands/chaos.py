@@ -28,11 +28,11 @@ from kansoku.chaos.runner import logger as runner_logger
 from kansoku.chaos.scheduler import FaultPicker, Scheduler, plan
 from kansoku.commands.common import DataDir, console, errors, fail, load_settings
 from kansoku.commands.flags import flags_file
-from kansoku.explorer.rules import format_duration, parse_duration
 from kansoku.faults import catalogue, flagfile
+from kansoku.kit.durations import DurationError, format_duration, parse_duration
 from kansoku.kit.flags import OFF
 from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import read_state, supervisor_alive
+from kansoku.stack.state import StackNotRunning, running_stack
 
 if TYPE_CHECKING:
     from kansoku.kit.telemetry import Telemetry
@@ -145,12 +145,9 @@ def _telemetry(settings: StackSettings) -> Telemetry:
 
 def _duration(value: str, option: str) -> float:
     try:
-        seconds = parse_duration(value)
-    except ValueError as exc:
-        fail(f"{option} {exc} — e.g. {option} 2m")
-    if seconds <= 0:
-        fail(f"{option} must be longer than 0s — e.g. {option} 2m")
-    return seconds
+        return parse_duration(value, field=option, positive=True)
+    except DurationError as exc:
+        fail(f"{exc} — e.g. {option} 2m")
 
 
 @app.command("schedule")
@@ -208,8 +205,10 @@ def schedule(
              "them off")
     if busy:
         console.print(f"Already on, left alone: {', '.join(busy)}", highlight=False)
-    with contextlib.suppress(OSError):
-        if not supervisor_alive(read_state(settings.state_file)):
+    try:
+        running_stack(settings)
+    except StackNotRunning as exc:
+        if exc.reason == "not-running":
             errors.print(f"[yellow]warning:[/] kansoku is not running from "
                          f"{settings.data_dir}: the flags change, but nothing reads them "
                          "('kansoku up --detach' starts it)", highlight=False)

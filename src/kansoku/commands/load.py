@@ -27,56 +27,29 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings
+from kansoku.kit.durations import DurationError, parse_duration
+from kansoku.loadgen.outcomes import FAILURE, JOURNEY_NAMES
 from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
 from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import read_state, supervisor_alive
+from kansoku.stack.state import StackNotRunning, read_stack_state, running_stack
 
 app = typer.Typer()
 
 #: How long a stopped run may take to finish its requests and report.
 STOP_GRACE_SECONDS = 30.0
 
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-def parse_duration(text: str) -> float:
-    """`90`, `90s`, `5m`, `1h30m`, `2m30s` in seconds; ValueError for anything else."""
-    text = text.strip().lower()
-    if text.isdigit():
-        seconds = float(text)
-    else:
-        match = _DURATION.fullmatch(text)
-        if not text or match is None:
-            raise ValueError(text)
-        hours, minutes, secs = (int(part or 0) for part in match.groups())
-        seconds = float(hours * 3600 + minutes * 60 + secs)
-    if seconds <= 0:
-        raise ValueError(text)
-    return seconds
-
-
-def _state(settings: StackSettings) -> dict[str, Any] | None:
-    try:
-        return read_state(settings.state_file)
-    except OSError as exc:
-        fail(f"cannot read {settings.state_file} ({exc.strerror}) — run kansoku as the user "
-             "who started the stack")
-
-
 def stack_url(settings: StackSettings, component: str) -> str:
     """Where `component` of the stack running from this data directory listens; exits
     with one line when no stack runs there."""
-    state = _state(settings)
-    if not supervisor_alive(state) or state is None:
-        fail(f"kansoku is not running (data directory {settings.data_dir}) — start it with "
-             "'kansoku up --detach', or name a gateway with --target")
-    if state["supervisor"]["state"] != "running":
-        fail(f"kansoku is {state['supervisor']['state']}, not running — try again when "
-             "'kansoku status' says running")
-    for entry in state["components"]:
-        if entry["name"] == component:
-            return str(entry["url"])
-    fail(f"the running stack has no {component} — see 'kansoku status'")
+    try:
+        state = running_stack(settings)
+    except StackNotRunning as exc:
+        hint = ", or name a gateway with --target" if exc.reason == "not-running" else ""
+        fail(f"{exc}{hint}")
+    entry = state.component(component)
+    if entry is None:
+        fail(f"the running stack has no {component} — see 'kansoku status'")
+    return entry.url
 
 
 def check_gateway(target: str) -> None:
@@ -237,8 +210,8 @@ def load(
     start), 2 for bad options. Ctrl-C stops early and still prints the summary.
     """
     try:
-        seconds = parse_duration(duration)
-    except ValueError:
+        seconds = parse_duration(duration, positive=True)
+    except DurationError:
         fail(f"--duration {duration!r} is not a duration — use e.g. 90s, 5m or 1h30m",
              code=2)
     settings = load_settings(data_dir)
@@ -295,11 +268,11 @@ def load(
 
 
 def _explorer_hint(settings: StackSettings) -> str:
-    with contextlib.suppress(Exception):
-        state = _state(settings) or {}
-        for entry in state.get("components", []):
-            if entry["name"] == "explorer":
-                return str(entry["url"])
+    with contextlib.suppress(StackNotRunning):
+        state = read_stack_state(settings)
+        explorer = state.component("explorer") if state else None
+        if explorer is not None:
+            return explorer.url
     return "kansoku status lists it"
 
 
@@ -338,6 +311,8 @@ def _follow(run: LoadRun, seconds: float, *, quiet: bool) -> None:
 def _service_secret(settings: StackSettings) -> str | None:
     """The stack's service secret, as the supervisor gives it to the services: the
     monitor customer's password is derived from it."""
+    # Imported here, like the monitors below: the embedded servers' module is start-up
+    # time only `synth` needs.
     from kansoku.stack.infra import derived_secret
 
     if os.environ.get("KANSOKU_SERVICE_SECRET"):
@@ -383,7 +358,9 @@ def synth(
     and a log record. Exit code 1 when a journey failed; a journey that cannot run here
     (no Chromium for 'storefront') is reported skipped and does not count as failed.
     """
-    from kansoku.loadgen.synthetics import FAILURE, JOURNEY_NAMES, SERVICE, Monitor
+    # Imported here: the monitors bring OpenTelemetry's SDK and httpx, a second of
+    # start-up every other command would pay.
+    from kansoku.loadgen.synthetics import SERVICE, Monitor
 
     names = journey or list(JOURNEY_NAMES)
     unknown = [name for name in names if name not in JOURNEY_NAMES]
@@ -396,7 +373,7 @@ def synth(
     # The runs' telemetry goes where the stack's does: the explorer, unless the user
     # named another backend.
     os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", settings.otlp_endpoint)
-    from kansoku.kit.telemetry import setup_telemetry
+    from kansoku.kit.telemetry import setup_telemetry  # start-up time, as above
 
     telemetry = setup_telemetry(SERVICE, prometheus=False)
     # Each run's log record goes over OTLP only: the table says the same here.

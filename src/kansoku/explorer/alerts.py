@@ -36,10 +36,11 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from kansoku.explorer import queries, slos
+from kansoku.explorer.notify import Notifier
 from kansoku.explorer.rules import (
     SATURATION_RESOURCES,
     BurnRateRule,
@@ -52,14 +53,11 @@ from kansoku.explorer.rules import (
     RulesError,
     SaturationRule,
     SyntheticFailureRule,
-    format_duration,
     load_rules,
 )
 from kansoku.explorer.store import AlertRow, AlertTransition, TelemetryStore
 from kansoku.kit import semconv
-
-if TYPE_CHECKING:
-    from kansoku.explorer.notify import Notifier
+from kansoku.kit.durations import format_duration
 
 logger = logging.getLogger("kansoku.explorer.alerts")
 

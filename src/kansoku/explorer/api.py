@@ -32,6 +32,7 @@ from kansoku.explorer import alerts, otlp, problems, queries, slos
 from kansoku.explorer.schemas import AlertHistory, Alerts, Problems, Slos
 from kansoku.explorer.store import StoreBusy, TelemetryStore
 from kansoku.kit import semconv
+from kansoku.kit.durations import DurationError, parse_duration_ns
 from kansoku.kit.errors import Problem
 
 router = APIRouter()
@@ -139,8 +140,9 @@ def _window(lookback: str | None, start: int | None, end: int | None) -> tuple[i
     if not lookback or lookback == "custom":  # Jaeger's UI sends "custom" with start/end
         return end_ns - _DEFAULT_LOOKBACK_NS, end_ns
     try:
-        span = queries.duration_ns(lookback, "lookback")
-    except ValueError as exc:
+        # A bare number is microseconds in Jaeger's API, as its timestamps are.
+        span = parse_duration_ns(lookback, bare_unit="us", field="lookback")
+    except DurationError as exc:
         raise Problem(400, "bad-parameter", str(exc), field="lookback") from exc
     return end_ns - span, end_ns
 
@@ -200,8 +202,10 @@ async def find_traces(
                              '{"error": "true"}') from exc
         if not isinstance(wanted, dict):
             raise ValueError("tags must be a JSON object")
-        minimum = queries.duration_ns(minDuration, "minDuration") if minDuration else None
-        maximum = queries.duration_ns(maxDuration, "maxDuration") if maxDuration else None
+        minimum = parse_duration_ns(minDuration, bare_unit="us", field="minDuration"
+                                    ) if minDuration else None
+        maximum = parse_duration_ns(maxDuration, bare_unit="us", field="maxDuration"
+                                    ) if maxDuration else None
     except ValueError as exc:
         raise Problem(400, "bad-parameter", str(exc)) from exc
     start_ns, end_ns = _window(lookback, start, end)
@@ -259,8 +263,8 @@ def _lookback_window(lookback: str) -> tuple[int, int]:
 def _step_ns(step: str) -> int:
     """A chart's time step ('30s', '1m') in ns; at least a second."""
     try:
-        return max(queries.duration_ns(step, "step"), 1_000_000_000)
-    except ValueError as exc:
+        return max(parse_duration_ns(step, bare_unit="us", field="step"), 1_000_000_000)
+    except DurationError as exc:
         raise Problem(400, "bad-parameter", str(exc), field="step") from exc
 
 

@@ -25,19 +25,16 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import aiosmtplib
 import httpx
 
 from kansoku.explorer.rules import Notifications, Receiver
 from kansoku.explorer.store import AlertRow
-
-if TYPE_CHECKING:
-    from kansoku.explorer.alerts import AlertEvaluator
 
 logger = logging.getLogger("kansoku.explorer.notify")
 
@@ -62,6 +59,17 @@ def _common(maps: list[dict[str, str]]) -> dict[str, str]:
             if all(other.get(key) == value for other in maps[1:])}
 
 
+class AlertBook(Protocol):
+    """What the notifier needs of the alert evaluator (`explorer/alerts.py`, which
+    imports this module): every alert, and a way to record what the receivers were told."""
+
+    @property
+    def alerts(self) -> Mapping[str, AlertRow]: ...
+
+    def mark_notified(self, keys: list[str], now: int) -> None:
+        """The receivers were told about these alerts in their current state."""
+
+
 class Notifier:
     """Sends the alerts' news to the receivers; `notify` runs after every evaluation."""
 
@@ -80,7 +88,7 @@ class Notifier:
         return "{}:{" + ",".join(f'{name}="{alert.labels.get(name, "")}"'
                                  for name in group_by) + "}"
 
-    async def notify(self, evaluator: AlertEvaluator, config: Notifications) -> int:
+    async def notify(self, evaluator: AlertBook, config: Notifications) -> int:
         """Send what is due (see the module's doc); returns the notifications sent."""
         now = self.clock()
         groups: dict[str, list[AlertRow]] = defaultdict(list)

@@ -33,8 +33,8 @@ from kansoku.explorer.rules import (
     RuleFile,
     SaturationRule,
     SyntheticFailureRule,
-    format_duration,
 )
+from kansoku.kit.durations import format_duration
 from kansoku.topology import SERVICES
 
 REQUESTS = "http_server_request_duration_seconds"

@@ -4,27 +4,12 @@ Jaeger-compatible API returns. Every function runs in a worker thread."""
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit import semconv
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h|d)?\s*$")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-            "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
-
-
-def duration_ns(text: str, field: str) -> int:
-    """'250ms', '1.5s', '2h' (Jaeger's and Go's style) in nanoseconds; a bare number is
-    microseconds, as in Jaeger's API. ValueError names the field."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{field} '{text}' is not a duration such as 250ms, 1.5s or 2h")
-    number, unit = float(match.group(1)), match.group(2) or "us"
-    return int(number * _UNIT_NS[unit])
 
 
 @dataclass(frozen=True)

@@ -35,41 +35,12 @@ from pydantic import (
     model_validator,
 )
 
+from kansoku.kit.durations import parse_duration
+
 DEFAULT_RULES_RESOURCE = "alerts.default.yaml"
 
-# --- durations ------------------------------------------------------------------------
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
-                 "w": 604800.0}
-
-
-def parse_duration(value: Any) -> float:
-    """'500ms', '30s', '2m', '1h', '3d' (or a number of seconds) in seconds."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 30s, 2m or 1h")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ValueError(f"'{value}' is not a duration such as 500ms, 30s, 2m, 1h or 3d")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds as the shortest exact text `parse_duration` (and Prometheus) reads."""
-    if seconds and seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s" if seconds == int(seconds) else f"{round(seconds * 1000)}ms"
-
-
+#: A length of time in seconds, written as `kit.durations` reads it (`30s`, `1h30m`, or
+#: a number of seconds).
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 #: Names Prometheus accepts as an alert name or a label name.
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"

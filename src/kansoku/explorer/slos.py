@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from kansoku.explorer import queries
-from kansoku.explorer.rules import SLO, format_duration
+from kansoku.explorer.rules import SLO
 from kansoku.explorer.store import TelemetryStore
+from kansoku.kit.durations import format_duration
 
 #: The windows whose burn rate the SLOs page shows (the workbook's pairs use them).
 SHOWN_WINDOWS = (300.0, 1800.0, 3600.0, 6 * 3600.0, 3 * 86400.0)

@@ -12,13 +12,17 @@ journey's trace under the step.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from opentelemetry import propagate
 
-if TYPE_CHECKING:
-    from kansoku.loadgen.synthetics import Journey
+from kansoku.loadgen.outcomes import JourneyFailed, JourneySkipped
+
+#: Opens a step of the journey by name: its span, the parent of what the page calls.
+Step = Callable[[str], AbstractAsyncContextManager[object]]
 
 #: Headless, with no GPU and no calls home (the same flags as the tests' browser).
 CHROMIUM_FLAGS: Final = ("--headless", "--no-sandbox", "--disable-gpu",
@@ -32,6 +36,8 @@ def missing_browser(chromium: Path) -> str | None:
         return (f"Chromium is not installed at {chromium}: install Debian's chromium "
                 "package (apt-get install chromium) or set KANSOKU_SYNTHETICS_CHROMIUM_PATH")
     try:
+        # Imported only to see whether it is there: Playwright is a test extra, not a
+        # dependency of kansoku.
         import playwright.async_api  # noqa: F401
     except ImportError:
         return "Playwright is not installed: pip install playwright (no browser download)"
@@ -44,32 +50,32 @@ def _trace_headers() -> dict[str, str]:
     return headers
 
 
-async def storefront_in_browser(journey: Journey) -> None:
-    from kansoku.loadgen.synthetics import JourneyFailed, JourneySkipped
-
-    chromium = Path(journey.monitor.chromium_path)
+async def storefront_in_browser(step: Step, *, gateway: str, chromium: Path,
+                                timeout_seconds: float) -> None:
+    """The journey: the home page, then a product page, in Chromium at `chromium`, each in
+    a `step`; `JourneyFailed` for what went wrong, `JourneySkipped` without a browser."""
     reason = missing_browser(chromium)
     if reason:
         raise JourneySkipped(reason)
+    # Playwright is optional (see missing_browser): imported once it is known to be there.
     from playwright.async_api import Error, async_playwright
 
-    gateway = journey.monitor.gateway
     errors: list[str] = []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(chromium), headless=True, args=list(CHROMIUM_FLAGS))
         try:
             page = await browser.new_page()
-            page.set_default_timeout(journey.monitor.request_timeout * 1000)
+            page.set_default_timeout(timeout_seconds * 1000)
             page.on("pageerror", lambda error: errors.append(str(error)))
             try:
-                async with journey.step("home page"):
+                async with step("home page"):
                     await page.set_extra_http_headers(_trace_headers())
                     answer = await page.goto(f"{gateway}/")
                     if answer is None or answer.status != 200:
                         raise JourneyFailed(f"the home page answered "
                                             f"{answer.status if answer else 'nothing'}")
-                async with journey.step("product page"):
+                async with step("product page"):
                     await page.set_extra_http_headers(_trace_headers())
                     link = page.locator("main a[href^='/products/']").first
                     name = (await link.inner_text()).strip()

@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.settings import ServiceSettings, shared
+from kansoku.loadgen.outcomes import JOURNEY_NAMES
 from kansoku.topology import SERVICES_BY_NAME, default_url
 
 #: The runner's port when `kansoku serve synthetics` runs it (`topology.py` names it once
@@ -35,8 +36,6 @@ class Settings(ServiceSettings):
     @field_validator("journeys")
     @classmethod
     def _known_journeys(cls, value: str) -> str:
-        from kansoku.loadgen.synthetics import JOURNEY_NAMES
-
         unknown = [name for name in _names(value) if name not in JOURNEY_NAMES]
         if unknown:
             raise ValueError(f"unknown journey {', '.join(unknown)}: choose from "
@@ -44,8 +43,6 @@ class Settings(ServiceSettings):
         return value
 
     def journey_names(self) -> list[str]:
-        from kansoku.loadgen.synthetics import JOURNEY_NAMES
-
         return _names(self.journeys) or list(JOURNEY_NAMES)
 
 

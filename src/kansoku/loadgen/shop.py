@@ -44,6 +44,8 @@ def baggage_header(kind: str) -> str:
 def demo_admin() -> tuple[str, str]:
     """The demo admin's e-mail and password, as `kansoku migrate` created the account:
     the defaults, or `KANSOKU_DEMO_ADMIN_EMAIL` / `KANSOKU_DEMO_ADMIN_PASSWORD`."""
+    # Imported when asked: only the admin journey needs the identity service's settings,
+    # and this module is otherwise plain data every generated request's module imports.
     from kansoku.services.identity.settings import Settings
 
     settings = Settings()

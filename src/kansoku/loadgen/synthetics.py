@@ -51,28 +51,34 @@ import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 from opentelemetry import baggage, context, metrics, propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from pydantic import ValidationError
 
 from kansoku import __version__
 from kansoku.kit import semconv
 from kansoku.kit.telemetry import Telemetry
 from kansoku.loadgen import shop
+from kansoku.loadgen.browser import storefront_in_browser
+from kansoku.loadgen.outcomes import (
+    FAILURE,
+    JOURNEY_NAMES,
+    SKIPPED,
+    SUCCESS,
+    JourneyFailed,
+    JourneySkipped,
+)
+from kansoku.loadgen.settings import Settings
 
 logger = logging.getLogger("kansoku.synthetics")
 
 #: The service name the monitors' telemetry carries.
 SERVICE: Final = "synthetics"
-#: The journeys, in the order a round runs them.
-JOURNEY_NAMES: Final = ("browse", "checkout", "storefront")
-
-SUCCESS: Final = "success"
-FAILURE: Final = "failure"
-SKIPPED: Final = "skipped"
 
 #: The monitor customer of runs on demand (`kansoku synth`).
 MONITOR_EMAIL: Final = "synthetic-monitor@example.com"
@@ -82,10 +88,6 @@ SCHEDULE_EMAIL: Final = "synthetic-schedule@example.com"
 DURATION_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 #: How many recent results the runner keeps for `GET /runs`.
 KEPT_RESULTS: Final = 50
-
-
-class JourneyFailed(Exception):
-    """A step found the shop not as it should be; the message says what it saw."""
 
 
 @dataclass
@@ -271,10 +273,11 @@ async def checkout(journey: Journey) -> None:
 
 
 async def storefront(journey: Journey) -> None:
-    from kansoku.loadgen.browser import storefront_in_browser
-
+    monitor = journey.monitor
     try:
-        await storefront_in_browser(journey)
+        await storefront_in_browser(journey.step, gateway=monitor.gateway,
+                                    chromium=Path(monitor.chromium_path),
+                                    timeout_seconds=monitor.request_timeout)
     except (JourneyFailed, JourneySkipped):
         raise
     except Exception as exc:
@@ -293,10 +296,6 @@ async def storefront(journey: Journey) -> None:
 #: Journey name -> what one run does.
 JOURNEYS: Final[dict[str, Callable[[Journey], Awaitable[None]]]] = {
     "browse": browse, "checkout": checkout, "storefront": storefront}
-
-
-class JourneySkipped(Exception):
-    """The journey cannot run here (no browser): reported as skipped, not failed."""
 
 
 # --- Running them -----------------------------------------------------------------------
@@ -416,12 +415,13 @@ async def run_forever(interval: float, monitor: Monitor, names: list[str]) -> No
 def create_app(settings: Any = None, telemetry: Telemetry | None = None) -> Any:
     """The scheduled runner as a kansoku service: the schedule runs as a background
     task; `/health/ready`, `/metrics` and `GET /runs` (the latest results) are served."""
+    # Imported here: the web app's machinery takes seconds to import, and `kansoku synth`
+    # (a round on demand) needs none of it.
     from fastapi import FastAPI
 
     from kansoku.faults.catalogue import FLAG_KINDS
     from kansoku.kit.app import build_service_app, start_process_telemetry
     from kansoku.kit.flags import FaultFlags
-    from kansoku.loadgen.settings import Settings
 
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
@@ -450,10 +450,8 @@ def create_app(settings: Any = None, telemetry: Telemetry | None = None) -> Any:
 # --- Alone: python -m kansoku.loadgen.synthetics -----------------------------------------
 
 def main() -> None:
-    from pydantic import ValidationError
-
+    # Here, not at the top, for the reason create_app gives.
     from kansoku.kit.app import start_process_telemetry
-    from kansoku.loadgen.settings import Settings
 
     parser = argparse.ArgumentParser(
         prog="python -m kansoku.loadgen.synthetics",
@@ -490,8 +488,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # The imported module's main, not this `__main__` copy's: the exceptions the browser
-    # journey raises are the imported module's classes.
-    from kansoku.loadgen import synthetics
-
-    synthetics.main()
+    main()

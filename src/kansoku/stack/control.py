@@ -21,9 +21,9 @@ import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
-from kansoku.stack.state import supervisor_alive
+from kansoku.stack.state import SupervisorState
 
 logger = logging.getLogger("kansoku.supervisor")
 
@@ -63,27 +63,26 @@ class ControlError(Exception):
     to do about it."""
 
 
-def ask_supervisor(run_dir: Path, log_dir: Path, state: dict[str, Any],
+def ask_supervisor(run_dir: Path, log_dir: Path, supervisor: SupervisorState,
                    request: Request) -> None:
-    """Leave `request` in the run directory, then wake the supervisor that wrote `state`
-    with SIGUSR1. Raises `ControlError` when either step fails."""
+    """Leave `request` in the run directory, then wake `supervisor` (as the state file
+    describes it) with SIGUSR1. Raises `ControlError` when either step fails."""
     try:
         write_request(run_dir, request)
     except OSError as exc:
         raise ControlError(f"cannot write to {run_dir} ({exc.strerror}) — run kansoku as "
                            "the user who started the stack") from exc
-    supervisor = state["supervisor"]
     gone = f"the supervisor stopped just now — see {log_dir / 'supervisor.log'}"
     # Checked again just before the signal: SIGUSR1 would end an unrelated process that
     # reused the pid, so the pid must still be the supervisor that wrote the state.
-    if not supervisor_alive(state):
+    if not supervisor.alive():
         raise ControlError(gone)
     try:
-        os.kill(supervisor["pid"], signal.SIGUSR1)
+        os.kill(supervisor.pid, signal.SIGUSR1)
     except ProcessLookupError as exc:
         raise ControlError(gone) from exc
     except PermissionError as exc:
-        raise ControlError(f"cannot signal the supervisor (pid {supervisor['pid']}) — run "
+        raise ControlError(f"cannot signal the supervisor (pid {supervisor.pid}) — run "
                            "kansoku as the user who started the stack") from exc
 
 

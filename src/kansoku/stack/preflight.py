@@ -13,7 +13,7 @@ from kansoku import topology
 from kansoku.kit.db import check_reachable, redact_url
 from kansoku.stack import infra
 from kansoku.stack.settings import LOOPBACK, StackSettings
-from kansoku.stack.state import read_state, supervisor_alive
+from kansoku.stack.state import StackNotRunning, read_stack_state
 
 
 class PreflightFailed(Exception):
@@ -34,12 +34,16 @@ def check_data_dir(data_dir: Path) -> None:
 
 
 def check_not_running(settings: StackSettings) -> None:
-    state = read_state(settings.state_file)
-    if supervisor_alive(state):
-        assert state is not None
+    """No supervisor runs from this data directory, whatever it is doing (starting,
+    stopping): a second stack would fight it for every port and file."""
+    try:
+        state = read_stack_state(settings)
+    except StackNotRunning as exc:  # the state file cannot be read
+        raise PreflightFailed(str(exc)) from exc
+    if state is not None and state.supervisor_alive():
         raise PreflightFailed(
             f"kansoku is already running from {settings.data_dir} "
-            f"(supervisor pid {state['supervisor']['pid']}) — stop it with 'kansoku down' "
+            f"(supervisor pid {state.supervisor.pid}) — stop it with 'kansoku down' "
             "or use another --data-dir"
         )
 

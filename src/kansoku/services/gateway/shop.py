@@ -24,7 +24,6 @@ from typing import Any, Final
 
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.services.gateway.clients import (
-    ANONYMOUS,
     Caller,
     Clients,
     Json,
@@ -252,7 +251,3 @@ class Shop:
             else:
                 setattr(board, name, part)
         return board
-
-
-__all__ = ["ANONYMOUS", "CategoryCache", "Dashboard", "PricedCart", "PricedLine", "Shop",
-           "with_stock"]

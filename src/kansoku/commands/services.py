@@ -1,0 +1,103 @@
+"""Running the services: `kansoku serve NAME` (one service in this process) and
+`kansoku migrate` (every service's schema and demo data) — what the supervisor starts,
+and how to run kansoku's services without it (one per container, say).
+
+The service machinery (uvicorn, SQLAlchemy, Alembic) is imported inside the commands:
+every `kansoku` command imports this module, and most never need it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import logging
+import os
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from kansoku import topology
+from kansoku.commands.common import console, fail, invalid_setting
+from kansoku.kit.settings import ConfigurationError
+
+app = typer.Typer()
+
+
+@app.command()
+def serve(name: Annotated[str, typer.Argument(help="The component to run.")]) -> None:
+    """Run one service in this process: what the supervisor starts, and how to run
+    services yourself (one per container, say)."""
+    from kansoku.kit.serve import PortUnavailable
+    from kansoku.kit.serve import serve as run_server
+
+    info = topology.SERVICES_BY_NAME.get(name)
+    if info is None:
+        fail(f"there is no component '{name}' — choose one of: "
+             + ", ".join(topology.SERVICES_BY_NAME), code=2)
+    module_name, factory_name = info.app_factory.split(":")
+    factory = getattr(importlib.import_module(module_name), factory_name)
+    try:
+        service_app = factory()
+        settings = service_app.state.settings
+        run_server(service_app, host=settings.host, ports=settings.listen_ports(),
+                   graceful_shutdown_seconds=settings.graceful_shutdown_seconds)
+    except ValidationError as exc:
+        invalid_setting(exc, prefix=f"KANSOKU_{name.upper()}_")
+    except (ConfigurationError, PortUnavailable) as exc:
+        fail(f"{name}: {exc}", code=2)
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade every service's schema and add the demo data (needs
+    KANSOKU_DATABASE_URL). Safe to run again."""
+    from kansoku.kit.db import (
+        Database,
+        check_reachable,
+        migrations_folder,
+        redact_url,
+        upgrade_schema,
+    )
+
+    url = os.environ.get("KANSOKU_DATABASE_URL")
+    if not url:
+        fail("KANSOKU_DATABASE_URL is not set — point it at PostgreSQL "
+             "(kansoku up sets it for the embedded one)")
+
+    async def seed(package: str, schema: str) -> int:
+        demo = importlib.import_module(f"{package}.demo")
+        database = Database(url, schema=schema, application_name="kansoku-migrate")
+        try:
+            async with database.transaction() as session:
+                added: int = await demo.seed(session)
+            return added
+        finally:
+            await database.dispose()
+
+    if "://" not in url:
+        fail(f"KANSOKU_DATABASE_URL={redact_url(url)!r} is not a URL — use the form "
+             "postgresql://user:password@host:5432/database")
+    try:
+        asyncio.run(check_reachable(url))
+    except Exception as exc:
+        fail(f"cannot reach the database at {redact_url(url)} ({exc or type(exc).__name__}) "
+             "— check KANSOKU_DATABASE_URL")
+    for service in topology.SERVICES:
+        package = service.app_factory.split(":")[0].rsplit(".", 1)[0]
+        versions = migrations_folder(package)
+        if not versions.is_dir():
+            continue
+        try:
+            upgrade_schema(url, schema=service.name, versions=versions)
+            message = f"{service.name}: schema up to date"
+            if importlib.util.find_spec(f"{package}.demo") is not None:
+                added = asyncio.run(seed(package, service.name))
+                message += f", {added} demo rows added" if added else ", demo data present"
+        except Exception as exc:
+            # The traceback is for the log; the line says what failed where.
+            logging.getLogger("kansoku.migrate").debug("migration failed", exc_info=True)
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            fail(f"migrating {service.name} failed: {first_line[:300]}")
+        console.print(message, highlight=False)

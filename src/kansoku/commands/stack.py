@@ -1,0 +1,427 @@
+"""The stack's commands: start, stop and inspect the platform running from a data
+directory.
+
+    kansoku up [--detach]     start everything (embedded PostgreSQL, NATS, Valkey, services)
+    kansoku down              stop a detached stack
+    kansoku status [--json]   every component: name, pid, url, state, health
+    kansoku stop NAME         stop one component and keep it stopped
+    kansoku start NAME        start a component stopped that way, wait until it is ready
+    kansoku supervise         (hidden) the supervisor, which `up` starts in the background
+
+They learn about the stack from its state file (`stack/state.py`); `up` starts the
+supervisor (`stack/supervisor.py`) and `stop`/`start` leave it requests
+(`stack/control.py`). Modules only some commands need (the supervisor, the preflight
+checks) are imported inside them: every `kansoku` command imports this module, and
+would otherwise pay for them at start-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from kansoku.commands.common import DataDir, console, fail, load_settings
+from kansoku.kit.settings import ConfigurationError
+from kansoku.stack.control import ControlError, Request, ask_supervisor
+from kansoku.stack.settings import StackSettings
+from kansoku.stack.state import (
+    ComponentState,
+    StackNotRunning,
+    StackState,
+    process_alive,
+    read_stack_state,
+    running_stack,
+)
+
+app = typer.Typer()
+
+
+def _read_state(settings: StackSettings) -> StackState | None:
+    """The state file, whatever the stack is doing; exits when it cannot be read."""
+    try:
+        return read_stack_state(settings)
+    except StackNotRunning as exc:
+        fail(str(exc))
+
+
+# --- up / down / status ---------------------------------------------------------------
+
+def _state_table(components: list[ComponentState], title: str) -> Table:
+    table = Table(title=title, title_justify="left", expand=False)
+    for column in ("component", "state", "health", "pid", "restarts", "url"):
+        table.add_column(column)
+    colours = {"running": "green", "healthy": "green", "failed": "red", "unhealthy": "red",
+               "down": "red", "restarting": "yellow", "starting": "yellow",
+               "preparing": "yellow", "stopping": "yellow"}
+    for component in components:
+        cells = [component.name, component.state, component.health,
+                 str(component.pid or "-"), str(component.restarts), component.url]
+        table.add_row(*(f"[{colours[c]}]{c}[/]" if c in colours else c for c in cells))
+    return table
+
+
+def _demo_login(email_variable: str, password_variable: str, email: str, password: str
+                ) -> str:
+    """A demo account's login, for the start-up message. A password the user chose is
+    theirs: it is named, never printed."""
+    email = os.environ.get(email_variable, email)
+    if password_variable in os.environ:
+        password = f"(the password in {password_variable})"
+    return f"{email} / {password}"
+
+
+def _urls(settings: StackSettings) -> str:
+    customer = _demo_login("KANSOKU_DEMO_CUSTOMER_EMAIL", "KANSOKU_DEMO_CUSTOMER_PASSWORD",
+                           "alice@example.com", "alice-pass-1234")
+    admin = _demo_login("KANSOKU_DEMO_ADMIN_EMAIL", "KANSOKU_DEMO_ADMIN_PASSWORD",
+                        "admin@example.com", "admin-pass-1234")
+    return (
+        f"  storefront  {settings.service_url('gateway')}\n"
+        f"  public API  {settings.service_url('gateway')}/api/docs\n"
+        f"  explorer    {settings.service_url('explorer')}\n"
+        f"  OTLP/HTTP   {settings.otlp_endpoint}  (send telemetry here)\n"
+        f"  logs        {settings.log_dir}/\n"
+        f"  demo logins customer {customer}\n"
+        f"              admin    {admin}"
+    )
+
+
+def _spawn_supervisor(settings: StackSettings) -> subprocess.Popen[bytes]:
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    with (settings.log_dir / "supervisor.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "kansoku", "supervise", "--data-dir", str(settings.data_dir)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]) -> None:
+    """Show progress until every component is ready; exit with the error if start fails."""
+    started = time.monotonic()
+    with Live(console=console, refresh_per_second=8, transient=True) as live:
+        while True:
+            state = _read_state(settings)
+            mine = state if state and state.supervisor.pid == supervisor.pid else None
+            phase = mine.supervisor.state if mine else "starting"
+            step = mine.supervisor.step if mine else "starting the supervisor"
+            elapsed = time.monotonic() - started
+            live.update(_state_table(mine.components if mine else [],
+                                     f"Starting kansoku … {elapsed:4.1f}s  {step}"))
+            if phase == "running":
+                break
+            if phase == "failed" or supervisor.poll() is not None:
+                error = mine.supervisor.error if mine else None
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    supervisor.wait(60)
+                fail(error or _supervisor_exit_reason(settings))
+            time.sleep(0.15)
+    console.print(f"[bold green]kansoku is ready[/] in {time.monotonic() - started:.1f}s\n"
+                  f"{_urls(settings)}", highlight=False)
+
+
+def _supervisor_exit_reason(settings: StackSettings) -> str:
+    """The supervisor's last words, for when it exits without recording an error."""
+    log = settings.log_dir / "supervisor.log"
+    try:
+        last = log.read_text(errors="replace").strip().splitlines()[-1]
+        last = json.loads(last).get("message", last) if last.startswith("{") else last
+    except (OSError, IndexError, json.JSONDecodeError):
+        last = "no message"
+    last = last.removeprefix("error: ")
+    return f"the supervisor stopped: {last} — see {log}"
+
+
+def _stop_supervisor(settings: StackSettings, pid: int, timeout: float = 60.0) -> None:
+    # Stopping is under way: a second Ctrl-C must not cut it short with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    with console.status("Stopping kansoku …"):
+        while time.monotonic() < deadline and process_alive(pid):
+            time.sleep(0.2)
+    _kill_leftovers(settings)
+
+
+def _kill_leftovers(settings: StackSettings) -> None:
+    """Last resort: any process the state file lists that still runs is killed. Each is
+    matched by pid and start time, so an unrelated process that reused a pid is spared."""
+    state = _read_state(settings)
+    if state is None:
+        return
+    processes = [(c.pid, c.process_started) for c in state.components]
+    processes.append((state.supervisor.pid, state.supervisor.process_started))
+    for pid, started in processes:
+        if pid and started and process_alive(pid, started):
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).kill()
+
+
+@app.command()
+def up(
+    detach: Annotated[bool, typer.Option("--detach", "-d",
+                                         help="Return once everything is ready.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Start the whole platform and wait until every component is ready."""
+    from kansoku.stack.preflight import PreflightFailed, run_preflight
+
+    settings = load_settings(data_dir)
+    try:
+        run_preflight(settings)
+    except (PreflightFailed, ConfigurationError) as exc:
+        fail(str(exc))
+    supervisor = _spawn_supervisor(settings)
+
+    def stop_on_signal(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl-C, a closed terminal (SIGHUP) or SIGTERM stops the stack — also while a
+    # --detach start is still waiting: an abandoned start leaves nothing running.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop_on_signal)
+    try:
+        _wait_for_start(settings, supervisor)
+        if detach:
+            console.print("Running in the background: 'kansoku status' shows it, "
+                          "'kansoku down' stops it.")
+            return
+        console.print("Press Ctrl-C to stop everything.")
+        with Live(console=console, refresh_per_second=1) as live:
+            while supervisor.poll() is None:
+                state = _read_state(settings)
+                live.update(_state_table(state.components if state else [], "kansoku"))
+                time.sleep(1)
+        fail(_supervisor_exit_reason(settings))
+    except KeyboardInterrupt:
+        _stop_supervisor(settings, supervisor.pid)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            supervisor.wait(5)
+        console.print("kansoku stopped.")
+
+
+@app.command()
+def down(data_dir: DataDir = None) -> None:
+    """Stop a running stack (started with --detach) and leave no process behind."""
+    settings = load_settings(data_dir)
+    state = _read_state(settings)
+    if state is None or not state.supervisor_alive():
+        _kill_leftovers(settings)
+        console.print(f"kansoku is not running (data directory {settings.data_dir}).")
+        return
+    _stop_supervisor(settings, state.supervisor.pid)
+    console.print("kansoku stopped.")
+
+
+async def _probe(url: str) -> str:
+    """Health as seen right now: /health/ready for services, a TCP connect otherwise."""
+    parts = urlsplit(url)
+    try:
+        if parts.scheme == "http":
+            async with httpx.AsyncClient(timeout=2.0) as client:
+                response = await client.get(f"{url}/health/ready")
+            return "healthy" if response.status_code == 200 else "unhealthy"
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, parts.port), 2)
+        writer.close()
+        return "healthy"
+    except Exception:
+        return "down"
+
+
+async def _probe_all(urls: list[str]) -> list[str]:
+    return list(await asyncio.gather(*(_probe(url) for url in urls)))
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """List every component: name, pid, url, state and health (probed now)."""
+    settings = load_settings(data_dir)
+    state = _read_state(settings)
+    running = state is not None and state.supervisor_alive()
+    components = state.components if state else []
+    if running:
+        healths = asyncio.run(_probe_all([component.url for component in components]))
+        components = [component.model_copy(update={"health": health})
+                      for component, health in zip(components, healths, strict=True)]
+    else:
+        # A stop the user asked for ended with the stack: nothing is held any more.
+        components = [component.model_copy(update={
+            "state": "stopped", "health": "down", "pid": None, "held": False})
+            for component in components]
+    phase = state.supervisor.state if running and state else "stopped"
+    if as_json:
+        typer.echo(json.dumps({"state": phase, "data_dir": str(settings.data_dir),
+                               "components": [c.model_dump() for c in components]},
+                              indent=2))
+        return
+    if not components:
+        console.print(f"kansoku is not running (data directory {settings.data_dir}).")
+        return
+    console.print(_state_table(components, f"kansoku: {phase}"))
+
+
+# --- stop / start one component ------------------------------------------------------
+
+ComponentName = Annotated[
+    str | None,
+    typer.Argument(help="A component, as 'kansoku status' lists it (e.g. payments, nats).",
+                   show_default=False),
+]
+
+#: How long `stop` and `start` wait beyond the supervisor's own bounds (the stop's
+#: SIGKILL deadline, the ready timeout) before saying they gave up.
+CONTROL_MARGIN_SECONDS = 15.0
+
+
+def _running_stack(settings: StackSettings) -> StackState:
+    """The state of the stack running from this data directory; if there is none, exit
+    with one line saying how to start it."""
+    try:
+        return running_stack(settings)
+    except StackNotRunning as exc:
+        fail(str(exc))
+
+
+def _find_component(state: StackState, name: str | None, action: str) -> ComponentState:
+    """The state file's entry for `name`; exit with the valid names if there is none."""
+    names = ", ".join(state.component_names())
+    if name is None:
+        hint = " ('kansoku down' stops everything)" if action == "stop" else ""
+        fail(f"name the component to {action} — one of: {names}{hint}", code=2)
+    component = state.component(name)
+    if component is None:
+        fail(f"there is no component '{name}' — choose one of: {names}", code=2)
+    return component
+
+
+def _ask_supervisor(settings: StackSettings, state: StackState, request: Request) -> None:
+    try:
+        ask_supervisor(settings.run_dir, settings.log_dir, state.supervisor, request)
+    except ControlError as exc:
+        fail(str(exc))
+
+
+def _wait_for(settings: StackSettings, name: str, timeout: float,
+              outcome: Callable[[ComponentState], str | None]) -> str:
+    """Poll the state file until `outcome(component)` names an outcome, and return it;
+    "timeout" after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = _read_state(settings)
+        component = state.component(name) if state and state.supervisor_alive() else None
+        if component is None:
+            fail(f"the supervisor stopped while handling {name} — see "
+                 f"{settings.log_dir / 'supervisor.log'}")
+        result = outcome(component)
+        if result is not None:
+            return result
+        time.sleep(0.1)
+    return "timeout"
+
+
+@app.command()
+def stop(name: ComponentName = None, data_dir: DataDir = None) -> None:
+    """Stop one component of the running stack (SIGTERM, then SIGKILL) and keep it
+    stopped: it is not restarted until 'kansoku start NAME'. 'kansoku down' stops
+    everything."""
+    from kansoku.stack.supervisor import STOP_TIMEOUT_SECONDS
+
+    settings = load_settings(data_dir)
+    state = _running_stack(settings)
+    component = _find_component(state, name, "stop")
+    name = component.name
+    if component.stopped_by_user:
+        console.print(f"{name} is already stopped.", highlight=False)
+        return
+    _ask_supervisor(settings, state, Request("stop", name))
+    timeout = STOP_TIMEOUT_SECONDS + CONTROL_MARGIN_SECONDS
+    with console.status(f"Stopping {name} …"):
+        result = _wait_for(settings, name, timeout, lambda c: (
+            "stopped" if c.stopped_by_user else None))
+    if result == "timeout":
+        fail(f"{name} did not stop within {timeout:g}s — the supervisor may still be "
+             f"stopping it; see {settings.log_dir / 'supervisor.log'}")
+    console.print(f"{name} stopped; it stays stopped until 'kansoku start {name}'.",
+                  highlight=False)
+
+
+@app.command()
+def start(name: ComponentName = None, data_dir: DataDir = None) -> None:
+    """Start a component stopped with 'kansoku stop NAME' and wait until it is ready."""
+    settings = load_settings(data_dir)
+    state = _running_stack(settings)
+    component = _find_component(state, name, "start")
+    name = component.name
+    if not component.held:
+        if component.state == "running":
+            console.print(f"{name} is already running.", highlight=False)
+        else:
+            console.print(f"{name} is {component.state}, not stopped — the supervisor "
+                          "is already starting it again; 'kansoku status' shows when it "
+                          "is ready.", highlight=False)
+        return
+    _ask_supervisor(settings, state, Request("start", name))
+    timeout = settings.ready_timeout + CONTROL_MARGIN_SECONDS
+    began = time.monotonic()
+
+    def outcome(component: ComponentState) -> str | None:
+        if component.held:
+            return None  # not taken yet, or a stop made before this start still runs
+        if component.state == "running":
+            return "running"
+        return "failed" if component.state in ("failed", "restarting") else None
+
+    with console.status(f"Starting {name} …"):
+        result = _wait_for(settings, name, timeout, outcome)
+    logs = f"see {component.log} and {settings.log_dir / 'supervisor.log'}"
+    if result == "failed":
+        fail(f"{name} did not start; the supervisor keeps retrying it as after a crash "
+             f"— {logs}")
+    if result == "timeout":
+        fail(f"{name} did not become ready within {timeout:g}s — {logs}")
+    console.print(f"{name} is running and ready ({time.monotonic() - began:.1f}s).",
+                  highlight=False)
+
+
+# --- the supervisor itself ---------------------------------------------------------------
+
+@app.command(hidden=True)
+def supervise(data_dir: DataDir = None) -> None:
+    """Run the supervisor in this process (what `up` starts in the background)."""
+    from kansoku.kit.logging import setup_logging
+    from kansoku.stack.supervisor import Supervisor, build_components, migrate_command
+
+    settings = load_settings(data_dir)
+    setup_logging("supervisor", os.environ.get("KANSOKU_LOG_LEVEL", "INFO"))
+    # One supervisor per data directory: the lock is held until this process exits.
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    lock = (settings.run_dir / "supervisor.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fail(f"kansoku is already running from {settings.data_dir} — stop it with "
+             "'kansoku down' or use another --data-dir")
+    groups = build_components(settings)
+    code = asyncio.run(Supervisor(settings, groups, migrate_command()).run())
+    raise typer.Exit(code)
