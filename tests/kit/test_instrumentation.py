@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import HTTPException
+from fastapi import APIRouter, HTTPException
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -174,3 +174,39 @@ async def test_the_access_line_names_the_user_the_route_authenticated(
     assert (mine_answer.status_code, anonymous.status_code) == (200, 401)
     lines = [record for record in caplog.records if record.name == "kansoku.access"]
     assert [getattr(record, "user_id", None) for record in lines] == ["user-7", None]
+
+
+async def test_a_route_included_under_a_prefix_is_named_by_its_whole_path() -> None:
+    """FastAPI keeps a router included with a prefix nested: the route the request
+    matched knows only its own part of the path. The span and the duration carry the
+    whole template, as the caller sees the route."""
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry("probe", tracer_provider, MeterProvider(metric_readers=[reader]))
+    app = build_service_app(service="probe", settings=ServiceSettings(port=9),
+                            telemetry=telemetry, fault_flags=FaultFlags(None, "probe", {}),
+                            description="test service")
+    part = APIRouter()
+
+    @part.get("/things/{thing}")
+    async def thing(thing: int) -> dict[str, int]:
+        return {"thing": thing}
+
+    outer = APIRouter(prefix="/api/v1")
+    outer.include_router(part, prefix="/shop")
+    app.include_router(outer)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        assert (await client.get("/api/v1/shop/things/3")).status_code == 200
+    (server,) = exporter.get_finished_spans()
+    assert server.name == "GET /api/v1/shop/things/{thing}"
+    assert dict(server.attributes or {})[semconv.HTTP_ROUTE] == "/api/v1/shop/things/{thing}"
+    data = reader.get_metrics_data()
+    routes = {dict(point.attributes or {}).get(semconv.HTTP_ROUTE)
+              for resource in (data.resource_metrics if data else ())
+              for scope in resource.scope_metrics for metric in scope.metrics
+              if metric.name == semconv.METRIC_HTTP_SERVER_DURATION
+              for point in metric.data.data_points}
+    assert routes == {"/api/v1/shop/things/{thing}"}

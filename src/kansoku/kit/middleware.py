@@ -6,8 +6,9 @@ It replaces OpenTelemetry's FastAPI/ASGI instrumentation, which cost more than e
 else the services do for a product page (measured by `benchmarks/telemetry_tax.py`): it
 matches the route a second time, builds two generations of semantic-convention
 attributes, records five instruments per request and wraps every ASGI message. Here the
-route comes from Starlette's own match (`scope["route"]`), the attributes are the stable
-HTTP conventions only, and one histogram is recorded.
+route comes from Starlette's own match (`scope["route"]`, with the prefixes of the
+routers it was included under), the attributes are the stable HTTP conventions only,
+and one histogram is recorded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
+import fastapi.routing
 from fastapi import FastAPI
 from opentelemetry import context, propagate, trace
 from opentelemetry.metrics import Histogram
@@ -51,11 +53,39 @@ def _is_quiet(path: str, quiet_paths: tuple[str, ...]) -> bool:
     return False
 
 
-def _route_of(scope: Scope) -> str | None:
-    """The path template Starlette matched (`/products/{product_id}`), if any."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else None
+class RouteTemplates:
+    """The whole path template of the route a request matched (`/api/v1/products/{id}`).
+
+    Starlette puts the matched route in `scope["route"]`, but FastAPI keeps routers
+    included with a prefix nested: that route's own `path` lacks the prefixes it was
+    included under. FastAPI lists every route with its whole path
+    (`fastapi.routing.iter_route_contexts`); the first request reads that list once (by
+    then every router is included), and each later one is a dictionary lookup.
+    """
+
+    def __init__(self) -> None:
+        self._paths: dict[int, str] | None = None
+
+    def of(self, scope: Scope) -> str | None:
+        route = scope.get("route")
+        if route is None:
+            return None
+        if self._paths is None:
+            self._paths = _whole_paths(scope["app"])
+        path = self._paths.get(id(route), getattr(route, "path", None))
+        return path if isinstance(path, str) and path else None
+
+
+def _whole_paths(app: Any) -> dict[int, str]:
+    """Each route object of `app` (by identity) with its whole path template."""
+    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
+    if contexts is None:  # FastAPI before 0.16x flattened included routes: paths are whole
+        return {}
+    paths: dict[int, str] = {}
+    for included in contexts(getattr(app, "routes", ())):
+        if isinstance(included.path, str):
+            paths.setdefault(id(included.original_route), included.path)
+    return paths
 
 
 class ServiceRequestMiddleware:
@@ -72,6 +102,7 @@ class ServiceRequestMiddleware:
         self.tracer = tracer
         self.duration = duration
         self.quiet_paths = quiet_paths
+        self._routes = RouteTemplates()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -162,7 +193,7 @@ class ServiceRequestMiddleware:
                 span: trace.Span, crashed: bool) -> None:
         """Name the span after its route, record the duration and write the access line
         (while the span is current, so the line carries its trace id)."""
-        route = _route_of(scope)
+        route = self._routes.of(scope)
         if span.is_recording():
             if route:
                 span.update_name(f"{method} {route}")

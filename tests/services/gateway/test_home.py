@@ -8,6 +8,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from kansoku.kit.clock import wall_time
 from kansoku.kit.telemetry import Telemetry
@@ -112,3 +113,21 @@ async def test_rate_limits_per_address_and_per_user(valkey_url: str) -> None:
         await client.get("/api/v1/categories")
         limited = await client.get("/api/v1/categories")
     assert limited.status_code == 429 and "address" in limited.json()["detail"]
+
+
+async def test_server_spans_are_named_by_the_whole_route(valkey_url: str) -> None:
+    """The alert rules' and SLOs' operations name the gateway's routes as callers see
+    them (`POST /api/v1/orders`, `GET /products/{product_id}`), whatever router holds
+    them."""
+    client, exporter = traced_gateway(valkey_url, trust_incoming_user=False)
+    async with client:
+        await client.get("/api/v1/products/7")
+        await client.post("/api/v1/orders", json={})
+        await client.post("/api/v1/lab/slow-query/fixed")
+        await client.get("/products/7")
+        await client.get("/admin/inventory/7")
+    names = {span.name for span in exporter.get_finished_spans()
+             if span.kind == SpanKind.SERVER}
+    assert names == {"GET /api/v1/products/{product_id}", "POST /api/v1/orders",
+                     "POST /api/v1/lab/slow-query/fixed", "GET /products/{product_id}",
+                     "GET /admin/inventory/{product_id}"}
