@@ -27,6 +27,10 @@ _PICTURE_CACHE_CONTROL = "public, max-age=300"
 _PICTURE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
                     "X-Content-Type-Options": "nosniff"}
 
+#: How far past its own limit an upload may go before the request's body limit
+#: (`kit.middleware`) stops it: `read_body` answers anything in between, naming the file.
+UPLOAD_SLACK_BYTES = 64 * 1024
+
 router = APIRouter(tags=["catalog"])
 
 
