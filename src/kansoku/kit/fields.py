@@ -40,6 +40,9 @@ DbId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 #: How many rows of a list to skip (`OFFSET`, a PostgreSQL `bigint`).
 Offset = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
+#: A message's sequence number in a JetStream stream (they start at 1).
+StreamSequence = Annotated[int, Field(ge=1, le=INT64_MAX)]
+
 #: A whole number a PostgreSQL `integer` column holds (a quantity, a change of stock);
 #: narrow it further with `Field(ge=…, le=…)` where the domain says so.
 Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]

@@ -18,6 +18,10 @@ from fastapi import FastAPI
 
 from kansoku.kit.errors import PROBLEM_MEDIA_TYPE
 
+#: A route's own error answer, for its `responses`: `responses={404: PROBLEM}`. The
+#: completed document gives it the `Problem` schema and a description.
+PROBLEM: Final[dict[str, Any]] = {"content": {PROBLEM_MEDIA_TYPE: {}}}
+
 _PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
 _VALIDATION_PROBLEM_REF: Final = {"$ref": "#/components/schemas/ValidationProblem"}
 

@@ -140,7 +140,7 @@ async def test_an_order_from_the_cart_empties_the_cart(shop: ServedShop,
         assert answer.json()["total"] == "28.00"
         assert (await cart.get("/cart", headers=who)).json()["items"] == []
     empty = await place(orders, who, None)
-    assert empty.status_code == 422
+    assert empty.status_code == 409
     assert empty.json()["type"].endswith("/cart-empty") and empty.json()["field"] == "items"
 
 

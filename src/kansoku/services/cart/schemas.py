@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from kansoku.kit.fields import DbId
+
 #: No line of a cart holds more than this many units.
 MAX_QUANTITY = 99
 
 
 class CartItem(BaseModel):
-    product_id: int = Field(ge=1)
+    product_id: DbId
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 

@@ -25,10 +25,10 @@ from kansoku.kit.connections import Connections
 from kansoku.kit.errors import PROBLEM_MEDIA_TYPE, problem_response
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.middleware import drop_incoming_baggage
+from kansoku.kit.openapi import PROBLEM
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway import SERVICE, faults
 from kansoku.services.gateway.api import accounts, catalog, lab, operations, shopping
-from kansoku.services.gateway.api.common import PROBLEM
 from kansoku.services.gateway.clients import Refused
 from kansoku.services.gateway.rum import routes as rum_routes
 from kansoku.services.gateway.settings import Settings

@@ -104,7 +104,8 @@ async def _lines(downstream: Downstream, auth: dict[str, str], request: PlaceOrd
         raise _as_problem(response, "cart")
     lines = [LineRequest(**item) for item in response.json()["items"]]
     if not lines:
-        raise Problem(422, "cart-empty", "Your cart is empty: add products first, or send "
+        # The request is well-formed; the cart it points at is what is lacking.
+        raise Problem(409, "cart-empty", "Your cart is empty: add products first, or send "
                       "the items with the order.", field="items")
     return lines, True
 
@@ -122,12 +123,12 @@ async def _priced_items(downstream: Downstream, lines: list[LineRequest]
     products = {product["id"]: product for product in response.json()["items"]}
     missing = sorted(set(quantities) - set(products))
     if missing:
-        raise Problem(422, "unknown-products",
+        raise Problem(404, "unknown-products",
                       f"These products do not exist: {', '.join(map(str, missing))}.",
                       field="items", product_ids=missing)
     currencies = {products[product_id]["currency"] for product_id in quantities}
     if len(currencies) > 1:
-        raise Problem(422, "mixed-currencies", "One order cannot mix currencies "
+        raise Problem(409, "mixed-currencies", "One order cannot mix currencies "
                       f"({', '.join(sorted(currencies))}): order them separately.",
                       field="items")
     items = []
