@@ -34,18 +34,31 @@ INT64_MAX: Final = 2**63 - 1
 #: Text PostgreSQL can store: anything but the NUL character.
 WITHOUT_NUL: Final = r"^[^\x00]*$"
 
+def _not_a_boolean(value: Any) -> Any:
+    """pydantic takes `true` for 1; a JSON boolean is no number."""
+    if isinstance(value, bool):
+        raise ValueError("give a whole number, not true or false")
+    return value
+
+
+#: A whole number, never a boolean; narrow it with `Field(ge=…, le=…)` on the field.
+#: (The types below put their range first and this check last: a range given around
+#: an annotated type would not reach the JSON Schema as `minimum`/`maximum`.)
+Whole = Annotated[int, BeforeValidator(_not_a_boolean)]
+
 #: A database id: a positive PostgreSQL `integer`.
-DbId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+DbId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_not_a_boolean)]
 
 #: How many rows of a list to skip (`OFFSET`, a PostgreSQL `bigint`).
-Offset = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Offset = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(_not_a_boolean)]
 
 #: A message's sequence number in a JetStream stream (they start at 1).
-StreamSequence = Annotated[int, Field(ge=1, le=INT64_MAX)]
+StreamSequence = Annotated[int, Field(ge=1, le=INT64_MAX), BeforeValidator(_not_a_boolean)]
 
 #: A whole number a PostgreSQL `integer` column holds (a quantity, a change of stock);
 #: narrow it further with `Field(ge=…, le=…)` where the domain says so.
-Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
+Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX),
+                  BeforeValidator(_not_a_boolean)]
 
 #: Text that can be stored and searched: no NUL character.
 Text = Annotated[str, Field(pattern=WITHOUT_NUL)]

@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from kansoku.kit.fields import DbId, Text
+from kansoku.kit.fields import DbId, Text, Whole
 
 #: The scenarios as they appear in URLs, and the seeds' name of each operation.
 Scenario = Literal["n-plus-one", "slow-query", "database-error"]
@@ -62,7 +62,7 @@ class Parameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(10, ge=1, le=100, description="How many products (N in N+1)")
+    limit: Whole = Field(10, ge=1, le=100, description="How many products (N in N+1)")
     category: str | None = Field(None, min_length=1, max_length=64,
                                  pattern=r"^[a-z0-9][a-z0-9-]*$",
                                  description="A category's slug, e.g. `telescopes`",

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kansoku.kit.fields import DbId, Text, UtcDateTime
+from kansoku.kit.fields import DbId, Text, UtcDateTime, Whole
 
 
 class Address(BaseModel):
@@ -21,7 +21,7 @@ class Address(BaseModel):
 
 class LineRequest(BaseModel):
     product_id: DbId
-    quantity: int = Field(ge=1, le=99)
+    quantity: Whole = Field(ge=1, le=99)
 
 
 class PlaceOrder(BaseModel):

@@ -8,15 +8,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kansoku.kit.fields import Price, UtcDateTime
+from kansoku.kit.fields import Price, UtcDateTime, Whole
 
 
 class CardDetails(BaseModel):
     #: repr=False everywhere here: card data never reaches a log line or a repr.
     card_number: str = Field(min_length=12, max_length=23, repr=False,
                              examples=["4111111111111111"])
-    expiry_month: int = Field(ge=1, le=12, examples=[12])
-    expiry_year: int = Field(ge=2000, le=2100, examples=[2030])
+    expiry_month: Whole = Field(ge=1, le=12, examples=[12])
+    expiry_year: Whole = Field(ge=2000, le=2100, examples=[2030])
     cvv: str = Field(pattern=r"^[0-9]{3,4}$", repr=False, examples=["123"])
 
 

@@ -71,7 +71,7 @@ async def create_product(new: NewProduct, admin: AdminUser, caller: ApiCaller,
 
 
 @router.put("/products/{product_id}", response_model=Product, tags=["admin"],
-            responses={403: PROBLEM, 404: PROBLEM, 422: PROBLEM})
+            responses={403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM})
 async def replace_product(product_id: DbId, change: ProductChange, admin: AdminUser,
                           caller: ApiCaller, gateway: GatewayDep) -> Json:
     """Replace a product's details (admin)."""

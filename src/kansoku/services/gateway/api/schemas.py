@@ -15,7 +15,7 @@ from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, create_model
 
-from kansoku.kit.fields import DbId, Price, Text, UtcDateTime
+from kansoku.kit.fields import DbId, Price, Text, UtcDateTime, Whole
 
 
 class Registration(BaseModel):
@@ -90,7 +90,7 @@ class NewProduct(BaseModel):
     description: Text = Field("", max_length=5000)
     price: Price
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-    inventory: int = Field(0, ge=0, le=1_000_000, description="Units in stock to start with")
+    inventory: Whole = Field(0, ge=0, le=1_000_000, description="Units in stock to start with")
     category: Text | None = Field(None, max_length=64, description="Category slug")
     sku: Text | None = Field(None, min_length=1, max_length=32)
 
@@ -122,17 +122,17 @@ class StockPage(BaseModel):
 
 
 class StockChange(BaseModel):
-    delta: int = Field(ge=-1_000_000, le=1_000_000, description="Units to add or remove")
+    delta: Whole = Field(ge=-1_000_000, le=1_000_000, description="Units to add or remove")
     reason: Text = Field(min_length=1, max_length=200, examples=["restock from supplier"])
 
 
 class CartLineIn(BaseModel):
     product_id: DbId
-    quantity: int = Field(ge=1, le=99)
+    quantity: Whole = Field(ge=1, le=99)
 
 
 class QuantityChange(BaseModel):
-    quantity: int = Field(ge=0, le=99, description="0 removes the item")
+    quantity: Whole = Field(ge=0, le=99, description="0 removes the item")
 
 
 class CartLine(BaseModel):
@@ -159,7 +159,7 @@ class Address(BaseModel):
 
 class OrderLineIn(BaseModel):
     product_id: DbId
-    quantity: int = Field(ge=1, le=99)
+    quantity: Whole = Field(ge=1, le=99)
 
 
 class NewOrder(BaseModel):
@@ -199,8 +199,8 @@ class OrderPage(BaseModel):
 class CardDetails(BaseModel):
     card_number: str = Field(min_length=12, max_length=23, repr=False,
                              examples=["4111111111111111"])
-    expiry_month: int = Field(ge=1, le=12, examples=[12])
-    expiry_year: int = Field(ge=2000, le=2100, examples=[2030])
+    expiry_month: Whole = Field(ge=1, le=12, examples=[12])
+    expiry_year: Whole = Field(ge=2000, le=2100, examples=[2030])
     cvv: str = Field(pattern=r"^[0-9]{3,4}$", repr=False, examples=["123"])
 
 
@@ -363,7 +363,7 @@ class LabParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(10, ge=1, le=100, description="How many products (the N of N+1)")
+    limit: Whole = Field(10, ge=1, le=100, description="How many products (the N of N+1)")
     category: str | None = Field(None, min_length=1, max_length=64,
                                  pattern=r"^[a-z0-9][a-z0-9-]*$",
                                  description="A category's slug", examples=["telescopes"])
