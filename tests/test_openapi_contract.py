@@ -28,14 +28,14 @@ import httpx
 import pytest
 
 from tests.services.shop import Infrastructure, ServedShop, serve_shop
-from tests.support import serve_in_thread
+from tests.support import new_customer, serve_in_thread
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 #: Test cases per operation and phase: enough to reach every boundary the coverage
 #: phase knows, bounded so the four runs stay near a minute and a half.
 EXAMPLES = 10
 SEED = 20260115
-SERVICE_SECRET = "contract-test-service-secret"  # noqa: S105 - a test stack's own
+SERVICE_SECRET = "contract-test-service-secret"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +72,15 @@ async def access_token(gateway: str, email: str, password: str) -> str:
     return str(answer.json()["access_token"])
 
 
+@pytest.fixture(scope="module")
+async def tokens(gateway: str) -> dict[str, str]:
+    """An admin's and a new customer's access tokens, taken before any run: a run
+    changes its user's password (`PATCH /users/me`), which a token outlives."""
+    email, password = await new_customer(gateway, "Contract Tester")
+    return {"admin": await access_token(gateway, "admin@example.com", "admin-pass-1234"),
+            "customer": await access_token(gateway, email, password)}
+
+
 def schemathesis(schema_url: str, base_url: str, token: str, workdir: Path
                  ) -> subprocess.CompletedProcess[str]:
     """`schemathesis run --checks all` against one OpenAPI document."""
@@ -91,20 +100,17 @@ def assert_no_failures(run: subprocess.CompletedProcess[str]) -> None:
 
 
 @pytest.mark.parametrize("who", ["admin", "customer"])
-async def test_the_public_api_keeps_its_contract(gateway: str, who: str,
-                                                 tmp_path: Path) -> None:
-    credentials = (("admin@example.com", "admin-pass-1234") if who == "admin"
-                   else ("alice@example.com", "alice-pass-1234"))
-    token = await access_token(gateway, *credentials)
+async def test_the_public_api_keeps_its_contract(gateway: str, tokens: dict[str, str],
+                                                 who: str, tmp_path: Path) -> None:
     run = await asyncio.to_thread(schemathesis, f"{gateway}/api/openapi.json", gateway,
-                                  token, tmp_path)
+                                  tokens[who], tmp_path)
     assert_no_failures(run)
 
 
 @pytest.mark.parametrize("service", ["catalog", "inventory"])
-async def test_an_internal_api_keeps_its_contract(shop: ServedShop, gateway: str,
+async def test_an_internal_api_keeps_its_contract(shop: ServedShop, tokens: dict[str, str],
                                                   service: str, tmp_path: Path) -> None:
-    token = await access_token(gateway, "admin@example.com", "admin-pass-1234")
     url = shop.urls[service]
-    run = await asyncio.to_thread(schemathesis, f"{url}/openapi.json", url, token, tmp_path)
+    run = await asyncio.to_thread(schemathesis, f"{url}/openapi.json", url, tokens["admin"],
+                                  tmp_path)
     assert_no_failures(run)
