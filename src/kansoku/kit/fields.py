@@ -52,6 +52,18 @@ DbId = Annotated[int, Field(ge=1, le=INT32_MAX), BeforeValidator(_not_a_boolean)
 #: How many rows of a list to skip (`OFFSET`, a PostgreSQL `bigint`).
 Offset = Annotated[int, Field(ge=0, le=INT64_MAX), BeforeValidator(_not_a_boolean)]
 
+#: A `DbId` written out: 1 to 2147483647, without leading zeros (for lists in a query).
+DB_ID_DIGITS: Final = (
+    r"(?:[1-9][0-9]{0,8}|1[0-9]{9}|20[0-9]{8}|21[0-3][0-9]{7}|214[0-6][0-9]{6}"
+    r"|2147[0-3][0-9]{5}|21474[0-7][0-9]{4}|214748[0-2][0-9]{3}|2147483[0-5][0-9]{2}"
+    r"|21474836[0-3][0-9]|214748364[0-7])")
+
+
+def id_list_pattern(most: int) -> str:
+    """The pattern of a comma-separated list of 1 to `most` ids (`3,17,42`)."""
+    return rf"^{DB_ID_DIGITS}(?:,{DB_ID_DIGITS}){{0,{most - 1}}}$"
+
+
 #: A message's sequence number in a JetStream stream (they start at 1).
 StreamSequence = Annotated[int, Field(ge=1, le=INT64_MAX), BeforeValidator(_not_a_boolean)]
 
