@@ -215,6 +215,11 @@ async def test_an_invalid_address_is_422_and_unknown_or_mixed_products_refused(
     assert unknown.json()["field"] == "items"
     assert unknown.json()["product_ids"] == [987_654_321]
 
+    dearest = await new_product(shop, 5, price="9999999999.99")
+    too_large = await place(orders, customer(), [(dearest, 2)])
+    assert too_large.status_code == 409, "a total past numeric(12, 2) is no 500"
+    assert too_large.json()["type"].endswith("/order-too-large")
+
     euros = await new_product(shop, 5, currency="EUR")
     mixed = await place(orders, customer(), [(product, 1), (euros, 1)])
     assert mixed.status_code == 409
