@@ -6,13 +6,20 @@ from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import FastAPI, Query
+from pydantic import BaseModel
 
 from kansoku.kit.app import build_service_app
 from kansoku.kit.errors import Problem
+from kansoku.kit.fields import Int32, Text
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.health import Check
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry
+
+
+class Item(BaseModel):
+    name: Text
+    quantity: Int32
 
 
 def make_app(checks: Mapping[str, Check] | None = None, timeout: float = 0.5) -> FastAPI:
@@ -24,6 +31,10 @@ def make_app(checks: Mapping[str, Check] | None = None, timeout: float = 0.5) ->
     @app.get("/items")
     async def items(limit: Annotated[int, Query(ge=1, le=10)] = 5) -> dict[str, int]:
         return {"limit": limit}
+
+    @app.post("/items", status_code=201)
+    async def add_item(item: Item) -> Item:
+        return item
 
     @app.get("/teapot")
     async def teapot() -> None:

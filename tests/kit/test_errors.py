@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -77,4 +78,69 @@ async def test_method_not_allowed_says_which_method() -> None:
     async with client() as http:
         response = await http.delete("/items")
     assert response.status_code == 405
-    assert response.json()["detail"] == "DELETE is not allowed on /items."
+    assert response.json()["detail"] == "DELETE is not allowed on /items. It takes GET, POST."
+    assert response.headers["allow"] == "GET, POST"
+
+
+async def test_a_body_that_is_not_json_is_a_400_naming_where() -> None:
+    async with client() as http:
+        response = await http.post("/items", content=b'{"name": "x",, "quantity": 1}',
+                                   headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["type"].endswith("/invalid-json")
+    assert body["detail"] == ("The body is not valid JSON at position 13: expecting "
+                              "property name enclosed in double quotes.")
+    assert body["request_id"] == response.headers["x-request-id"]
+
+
+async def test_a_body_that_is_not_utf8_is_a_400_not_a_parse_error() -> None:
+    async with client() as http:
+        response = await http.post("/items", content=b'{"name": "\xff"}',
+                                   headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["type"].endswith("/invalid-json")
+    assert "not UTF-8" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed"])
+async def test_a_body_over_the_limit_is_a_413_problem(declared: bool) -> None:
+    big = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'", "quantity": 1}'
+
+    async def streamed() -> AsyncIterator[bytes]:
+        for start in range(0, len(big), 65536):
+            yield big[start:start + 65536]
+
+    async with client() as http:
+        response = await http.post("/items", content=big if declared else streamed(),
+                                   headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == "The request body is larger than 1,024 KiB: send less."
+
+
+@pytest.mark.parametrize("item", [{"name": "a\u0000b", "quantity": 1},
+                                  {"name": "a", "quantity": 2**31}],
+                         ids=["nul-in-text", "past-int32"])
+async def test_what_postgresql_cannot_hold_is_a_422_naming_the_field(
+        item: dict[str, object]) -> None:
+    async with client() as http:
+        response = await http.post("/items", json=item)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] in ("name", "quantity")
+
+
+async def test_the_openapi_document_describes_every_problem() -> None:
+    async with client() as http:
+        document = (await http.get("/openapi.json")).json()
+    responses = document["paths"]["/items"]["post"]["responses"]
+    assert set(responses) == {"201", "400", "413", "422", "503"}
+    for status in ("400", "413", "503"):
+        assert responses[status]["content"] == {
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    assert responses["422"]["content"]["application/problem+json"]["schema"] == {
+        "$ref": "#/components/schemas/ValidationProblem"}
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    name = document["components"]["schemas"]["Item"]["properties"]["name"]
+    assert name["pattern"] == "^[^\\x00]*$"

@@ -28,6 +28,7 @@ from kansoku.kit.flags import FaultFlags
 from kansoku.kit.health import Check, health_router
 from kansoku.kit.logging import setup_logging
 from kansoku.kit.middleware import DURATION_BUCKETS, ServiceRequestMiddleware
+from kansoku.kit.openapi import complete_openapi
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry, setup_telemetry
 
@@ -85,6 +86,7 @@ def build_service_app(
     docs_url: str = "/docs",
     openapi_url: str = "/openapi.json",
     quiet_paths: tuple[str, ...] = (),
+    body_limits: Mapping[Callable[..., Any], int] | None = None,
 ) -> FastAPI:
     """The service's app with everything services share.
 
@@ -97,6 +99,8 @@ def build_service_app(
     cancelled first at shutdown, before anything they use is closed.
     `quiet_paths` (prefixes) join `UNOBSERVED_PATHS`: served with no span, no duration and
     no access-log line.
+    A request body may be `settings.max_body_bytes` long (413 past it); `body_limits`
+    gives the endpoints that take more (image uploads) their own limit.
     """
     checks = {**(checks or {}), **(connections.checks if connections else {})}
     if connections is not None:
@@ -161,6 +165,7 @@ def build_service_app(
     app.state.tokens = TokenVerifier(f"{settings.identity_url}/.well-known/jwks.json")
     app.state.db = connections.db if connections else None
     install_problem_handlers(app)
+    complete_openapi(app)
     tracer = duration = None
     if telemetry.enabled:
         tracer = trace.get_tracer("kansoku.kit.http", __version__,
@@ -171,7 +176,8 @@ def build_service_app(
                            description="Duration of HTTP server requests.",
                            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
     app.add_middleware(ServiceRequestMiddleware, tracer=tracer, duration=duration,
-                       quiet_paths=UNOBSERVED_PATHS + quiet_paths)
+                       quiet_paths=UNOBSERVED_PATHS + quiet_paths,
+                       max_body_bytes=settings.max_body_bytes, body_limits=body_limits)
     app.include_router(
         health_router(service, __version__, checks, settings.readiness_timeout_seconds)
     )

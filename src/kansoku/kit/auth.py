@@ -21,7 +21,8 @@ from typing import Annotated, Any
 
 import httpx
 import jwt
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import baggage, context, trace
 
 from kansoku.kit import semconv
@@ -136,10 +137,19 @@ def bearer_token(request: Request) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def _authenticated(request: Request) -> AsyncIterator[Principal]:
-    token = bearer_token(request)
-    if token is None:
+#: The `Authorization: Bearer <access token>` scheme, as the OpenAPI document names it.
+#: It does not answer by itself (`auto_error=False`): a missing token is our 401 problem.
+_BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT",
+                     description="An access token from `POST /auth/login`")
+
+
+async def _authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+) -> AsyncIterator[Principal]:
+    if credentials is None or not credentials.credentials.strip():
         raise unauthorized("Log in first: send 'Authorization: Bearer <access token>'.")
+    token = credentials.credentials.strip()
     verifier: TokenVerifier = request.app.state.tokens
     principal = await verifier.verify(token)
     if principal.is_service:
@@ -172,9 +182,12 @@ async def _admin_or_service(
 #: Route parameter types: `user: CurrentUser` (401 without a valid token),
 #: `admin: AdminUser` (403 for anyone but an admin) and `caller: AdminOrService` (an
 #: admin, or a service acting on its own). The app needs `app.state.tokens`.
+#: The roles are named in the OpenAPI document's security requirement of each route
+#: (`{"HTTPBearer": ["admin"]}`), where `kit.openapi` documents the 403.
 CurrentUser = Annotated[Principal, Depends(_authenticated, scope="function")]
-AdminUser = Annotated[Principal, Depends(_admin)]
-AdminOrService = Annotated[Principal, Depends(_admin_or_service)]
+AdminUser = Annotated[Principal, Security(_admin, scopes=[ROLE_ADMIN])]
+AdminOrService = Annotated[Principal, Security(_admin_or_service,
+                                               scopes=[ROLE_ADMIN, ROLE_SERVICE])]
 
 #: Ask for a new service token this long before the current one expires, so a call
 #: never leaves with a token that expires on the way.

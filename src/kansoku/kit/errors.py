@@ -14,6 +14,7 @@ import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kansoku.kit.context import current_request_id
@@ -154,20 +155,93 @@ async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
                             instance=request.url.path, headers=exc.headers, **exc.extensions)
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the app serves at the request's path, for a 405's `Allow`.
+
+    Starlette's own 405 names only the methods of the first route whose path matched,
+    though GET and POST of one path are often two routes. Where a fixed path and a
+    template both take the path (`/flags/reset` and `/flags/{name}`), the fixed one is
+    the resource, as OpenAPI matches paths: the routes with the fewest path parameters
+    count.
+    """
+    path = request.scope["path"]
+    by_parameters: dict[int, set[str]] = {}
+    # Every route with the path it is served at (routers included in routers too).
+    for route in iter_route_contexts(request.app.routes):
+        regex = getattr(route, "path_regex", None)
+        methods = route.methods
+        if regex is None or not methods or not regex.match(path):
+            continue
+        parameters = len(getattr(route, "param_convertors", {}))
+        by_parameters.setdefault(parameters, set()).update(methods)
+    return sorted(by_parameters[min(by_parameters)]) if by_parameters else []
+
+
+def _size(limit: int) -> str:
+    return f"{limit // 1024:,} KiB" if limit >= 1024 else f"{limit} bytes"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """The request body is larger than `limit` bytes: raised as it is read (or at once,
+    for a declared Content-Length over the limit), answered 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {_size(limit)}: send less.")
+        self.limit = limit
+
+
 async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
+    headers = dict(exc.headers or {})
+    code = _code_for_status(status)
     if status == 404 and exc.detail == "Not Found":
         detail = f"There is nothing at {request.url.path}."
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.url.path}."
-    return problem_response(status, _code_for_status(status), detail,
-                            instance=request.url.path, headers=dict(exc.headers or {}))
+        methods = allowed_methods(request)
+        if methods:
+            headers["Allow"] = ", ".join(methods)
+            detail += f" It takes {', '.join(methods)}."
+    elif isinstance(exc, BodyTooLarge):
+        code = "body-too-large"
+    elif status == 400 and exc.detail == "There was an error parsing the body":
+        # FastAPI's words for a body it could not read at all (not UTF-8, or a form it
+        # could not parse).
+        cause = exc.__cause__
+        if isinstance(cause, UnicodeDecodeError):
+            detail = (f"The body is not valid JSON: it is not UTF-8 text (byte "
+                      f"{cause.start}).")
+            code = "invalid-json"
+        else:
+            detail = "The body could not be read: send JSON (or the form the endpoint " \
+                     "documents)."
+            code = "unreadable-body"
+    return problem_response(status, code, detail, instance=request.url.path,
+                            headers=headers)
+
+
+def _invalid_json(exc: RequestValidationError) -> dict[str, Any] | None:
+    """FastAPI's error for a JSON body that does not parse, if that is what `exc` is."""
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            return dict(error)
+    return None
 
 
 async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    invalid = _invalid_json(exc)
+    if invalid is not None:
+        # FastAPI reports it as field ("body", <position>); it is the whole body.
+        position = invalid["loc"][-1]
+        reason = str(invalid.get("ctx", {}).get("error", "")).rstrip(".")
+        return problem_response(
+            400, "invalid-json",
+            f"The body is not valid JSON at position {position}"
+            + (f": {reason[0].lower()}{reason[1:]}." if reason else "."),
+            instance=request.url.path, position=position)
     errors = [
         {
             # ("query", "limit") reads better as "limit", and says which field is wrong.

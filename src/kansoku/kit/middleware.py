@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kansoku.kit import semconv
 from kansoku.kit.context import new_request_id, set_request_id
-from kansoku.kit.errors import problem_response
+from kansoku.kit.errors import BodyTooLarge, problem_response
 
 logger = logging.getLogger("kansoku.access")
 
@@ -88,21 +88,62 @@ def _whole_paths(app: Any) -> dict[int, str]:
     return paths
 
 
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
 class ServiceRequestMiddleware:
     """Pure ASGI (no per-request task or body buffering, unlike BaseHTTPMiddleware).
 
     `tracer` and `duration` are None when telemetry is off. Paths at or below one of
     `quiet_paths` (health probes, scrapes, static files) are served without a span, a
     duration or an access-log line: a probe every few seconds would drown real traffic.
+
+    A request body larger than `max_body_bytes` is refused with a 413 problem as soon as
+    it is known — from its Content-Length, or while it is read, so a body that never
+    ends is not kept in memory. `body_limits` gives routes that take more (image
+    uploads), by their endpoint function, a limit of their own.
     """
 
     def __init__(self, app: ASGIApp, *, tracer: Tracer | None = None,
-                 duration: Histogram | None = None, quiet_paths: tuple[str, ...] = ()) -> None:
+                 duration: Histogram | None = None, quiet_paths: tuple[str, ...] = (),
+                 max_body_bytes: int | None = None,
+                 body_limits: Mapping[Callable[..., Any], int] | None = None) -> None:
         self.app = app
         self.tracer = tracer
         self.duration = duration
         self.quiet_paths = quiet_paths
+        self.max_body_bytes = max_body_bytes
+        self.body_limits = dict(body_limits or {})
         self._routes = RouteTemplates()
+
+    def _within_limit(self, scope: Scope, receive: Receive) -> Receive:
+        """`receive`, raising `BodyTooLarge` once the body goes past the route's limit
+        (routing has found the endpoint by the time it reads the body)."""
+        default = self.max_body_bytes
+        assert default is not None
+        received = 0
+        limit: int | None = None
+
+        async def receive_within_limit() -> Message:
+            nonlocal received, limit
+            if limit is None:
+                endpoint = scope.get("endpoint")
+                limit = self.body_limits.get(endpoint, default) if endpoint else default
+                declared = _declared_length(scope)
+                if declared is not None and declared > limit:
+                    raise BodyTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        return receive_within_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,6 +152,8 @@ class ServiceRequestMiddleware:
 
         path: str = scope["path"]
         method: str = scope["method"]
+        if self.max_body_bytes is not None:
+            receive = self._within_limit(scope, receive)
         quiet = _is_quiet(path, self.quiet_paths)
         supplied = None
         carrier: dict[str, str] = {}

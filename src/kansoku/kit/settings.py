@@ -60,6 +60,10 @@ class ServiceSettings(BaseSettings):
     nats_url: str | None = Field(None, validation_alias=shared("nats_url"))
     redis_url: str | None = Field(None, validation_alias=shared("redis_url"))
 
+    #: The largest request body the service reads, in bytes (413 past it). Requests are
+    #: small JSON documents; image uploads have their own, larger limit.
+    max_body_bytes: int = Field(1024 * 1024, ge=0)
+
     #: How long a readiness check may wait for one dependency before it counts as down.
     readiness_timeout_seconds: float = Field(2.0, validation_alias=shared("readiness_timeout"))
     #: How long shutdown waits for in-flight requests after SIGTERM.

@@ -324,3 +324,40 @@ async def test_an_admin_adjusts_stock_and_reads_the_days_sales(api: httpx.AsyncC
     assert assert_problem(away, 503, "dependency-unavailable")["dependency"] == "worker"
     no_flags = await api.get("/admin/flags", headers=token)
     assert_problem(no_flags, 503, "flags-unavailable")
+
+
+# --- bad input is the caller's mistake: a 4xx from the gateway, never a 5xx -----------
+
+@pytest.mark.parametrize(("method", "path", "body", "who"), [
+    ("GET", "/products/2147483648", None, "anyone"),
+    ("GET", "/products?offset=9223372036854775808", None, "anyone"),
+    ("GET", "/products?q=a%00b", None, "anyone"),
+    ("POST", "/users", {"name": "Ada\u0000", "email": "nul@example.com",
+                        "password": "api-pass-1234"}, "anyone"),
+    ("POST", "/cart/items", {"product_id": 2**31, "quantity": 1}, "customer"),
+    ("POST", "/orders", {"items": [{"product_id": 2**31, "quantity": 1}],
+                         "shipping_address": ADDRESS}, "customer"),
+    ("GET", "/orders?offset=9223372036854775808", None, "customer"),
+    ("GET", "/inventory?offset=9223372036854775808", None, "admin"),
+    ("POST", "/inventory/2147483648/adjust", {"delta": 1, "reason": "restock"}, "admin"),
+    ("POST", "/products", {"name": "Nul\u0000Scope", "price": "1.00"}, "admin"),
+], ids=["product-id", "products-offset", "nul-in-search", "nul-in-name", "cart-id",
+        "order-id", "orders-offset", "inventory-offset", "adjust-id", "nul-in-product"])
+async def test_input_past_what_the_database_holds_is_a_422_and_opens_no_breaker(
+        shop: ServedShop, method: str, path: str, body: dict[str, Any] | None,
+        who: str) -> None:
+    app = shop.gateway(rate_limit_per_ip=0, rate_limit_per_user=0)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://shop.test/api/v1") as client:
+        headers = ({} if who == "anyone" else
+                   await admin(client) if who == "admin" else await new_customer(client))
+        # Past the breakers' threshold of failures, were they counted.
+        for _ in range(6):
+            answer = await client.request(method, path, json=body, headers=headers)
+            problem = assert_problem(answer, 422, "validation-error")
+            assert problem["errors"], problem
+        breakers = app.state.gateway.clients.breakers
+        assert {breakers.state(name) for name in ("identity", "catalog", "inventory",
+                                                  "cart", "orders")} == {"closed"}
+        assert (await client.get("/products/1")).status_code == 200

@@ -138,11 +138,10 @@ async def test_bad_requests_stop_at_the_gateway(api: httpx.AsyncClient, body: di
 
 async def test_the_labs_own_refusals_come_through_as_problems(api: httpx.AsyncClient) -> None:
     headers, _ = await log_in(api)
-    answer = await api.post("/lab/slow-query", headers=headers,
-                            json={"parameters": {"variant": "cartesian"}})
-    assert answer.status_code == 422
+    answer = await api.post("/lab/slow-query", headers=headers, json={"user_id": "someone"})
+    assert answer.status_code == 403
     assert answer.headers["content-type"] == "application/problem+json"
-    assert answer.json()["type"].endswith("/category-needed")
+    assert answer.json()["type"].endswith("/not-your-user-id")
 
 
 async def test_without_the_lab_the_gateway_answers_503(lab_shop: ServedShop) -> None:

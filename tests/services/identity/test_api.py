@@ -192,6 +192,10 @@ async def test_a_service_with_the_secret_gets_a_service_token(identity: httpx.As
     assert (principal.user_id, principal.role, principal.is_service) == (
         "service:worker", "service", True)
     assert not principal.is_admin
+    # It is no user's token: no profile, and no 500 from reading its subject as an id.
+    mine = await identity.get("/users/me", headers={
+        "Authorization": f"Bearer {answer.json()['access_token']}"})
+    assert mine.status_code == 404, mine.text
 
 
 async def test_a_wrong_service_secret_is_refused(identity: httpx.AsyncClient) -> None:

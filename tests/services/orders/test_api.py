@@ -140,7 +140,7 @@ async def test_an_order_from_the_cart_empties_the_cart(shop: ServedShop,
         assert answer.json()["total"] == "28.00"
         assert (await cart.get("/cart", headers=who)).json()["items"] == []
     empty = await place(orders, who, None)
-    assert empty.status_code == 422
+    assert empty.status_code == 409
     assert empty.json()["type"].endswith("/cart-empty") and empty.json()["field"] == "items"
 
 
@@ -200,7 +200,7 @@ async def test_an_invalid_line_is_422_naming_its_field(orders: httpx.AsyncClient
     assert [error["field"] for error in answer.json()["errors"]] == [field]
 
 
-async def test_an_invalid_address_or_unknown_product_is_422_naming_the_field(
+async def test_an_invalid_address_is_422_and_unknown_or_mixed_products_refused(
         shop: ServedShop, orders: httpx.AsyncClient) -> None:
     product = await new_product(shop, 5)
     no_country = {key: value for key, value in ADDRESS.items() if key != "country"}
@@ -209,14 +209,20 @@ async def test_an_invalid_address_or_unknown_product_is_422_naming_the_field(
     assert answer.status_code == 422
     assert [error["field"] for error in answer.json()["errors"]] == ["shipping_address.country"]
 
+    # Well-formed, but naming what is not there (404) or what cannot go together (409).
     unknown = await place(orders, customer(), [(product, 1), (987_654_321, 1)])
-    assert unknown.status_code == 422
+    assert unknown.status_code == 404
     assert unknown.json()["field"] == "items"
     assert unknown.json()["product_ids"] == [987_654_321]
 
+    dearest = await new_product(shop, 5, price="9999999999.99")
+    too_large = await place(orders, customer(), [(dearest, 2)])
+    assert too_large.status_code == 409, "a total past numeric(12, 2) is no 500"
+    assert too_large.json()["type"].endswith("/order-too-large")
+
     euros = await new_product(shop, 5, currency="EUR")
     mixed = await place(orders, customer(), [(product, 1), (euros, 1)])
-    assert mixed.status_code == 422
+    assert mixed.status_code == 409
     assert mixed.json()["type"].endswith("/mixed-currencies")
     assert mixed.json()["field"] == "items"
 

@@ -80,8 +80,8 @@ async def test_counts_revenue_per_currency_and_cancellations(
     await place(postgres_url, (day + timedelta(hours=6), "pending_payment", "5.00", "USD",
                                None))
 
-    answer = await orders.get("/sales/summary", params={"since": day.isoformat()},
-                              headers=ADMIN)
+    answer = await orders.get("/sales/summary", headers=ADMIN,
+                              params={"since": day.replace(tzinfo=UTC).isoformat()})
 
     assert answer.status_code == 200, answer.text
     summary = answer.json()
@@ -119,7 +119,7 @@ async def test_today_is_the_default(orders: httpx.AsyncClient, postgres_url: str
                 (now - timedelta(days=1, minutes=1), "paid", "3.00", "JPY", None))
     after = (await orders.get("/sales/summary", headers=ADMIN)).json()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    assert after["since"] == midnight.isoformat()
+    assert after["since"] == midnight.isoformat() + "Z", "a time is sent with its zone"
     assert after["paid"] == before["paid"] + 1, "yesterday's order is not today's"
     assert {"currency": "JPY", "paid_orders": 1, "revenue": "3.00"} in after["revenue"]
 
@@ -129,5 +129,7 @@ async def test_only_admins_and_services_see_it(orders: httpx.AsyncClient) -> Non
     refused = await orders.get("/sales/summary", headers=CUSTOMER)
     assert refused.status_code == 403
     assert (await orders.get("/sales/summary", headers=SERVICE)).status_code == 200
-    bad = await orders.get("/sales/summary", params={"since": "yesterday"}, headers=ADMIN)
-    assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+    for wrong in ("yesterday", "0.5", "2026-01-31", "2026-01-31T00:00:00"):
+        bad = await orders.get("/sales/summary", params={"since": wrong}, headers=ADMIN)
+        assert bad.status_code == 422, f"{wrong}: only RFC 3339 with a zone is a moment"
+        assert bad.headers["content-type"] == "application/problem+json"

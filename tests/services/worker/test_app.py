@@ -194,3 +194,12 @@ async def test_a_report_while_inventory_is_down_is_a_503_problem(
     assert answer.status_code == 503
     assert answer.json()["dependency"] == "inventory"
     assert len((await worker.get("/reports", params=listing, headers=ADMIN)).json()) == before
+
+
+@pytest.mark.parametrize(("sequence", "status"), [
+    ("0", 422), ("-1", 422), (str(2**63), 422), (str(2**63 - 1), 404), ("999999", 404)])
+async def test_replaying_a_dead_letter_that_never_was_is_a_4xx(
+        worker: httpx.AsyncClient, sequence: str, status: int) -> None:
+    answer = await worker.post(f"/dead-letters/{sequence}/replay", headers=ADMIN)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"

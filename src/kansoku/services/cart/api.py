@@ -6,7 +6,9 @@ import redis.asyncio as redis
 from fastapi import APIRouter, Request
 
 from kansoku.kit.auth import CurrentUser
+from kansoku.kit.fields import DbId
 from kansoku.kit.flags import FaultFlags, Faults
+from kansoku.kit.openapi import PROBLEM
 from kansoku.services.cart import service
 from kansoku.services.cart.schemas import Cart, CartItem, QuantityChange
 
@@ -38,16 +40,16 @@ async def add_item(item: CartItem, user: CurrentUser, request: Request, faults: 
     return await service.add(_valkey(request, faults), user.user_id, item)
 
 
-@router.patch("/cart/items/{product_id}")
-async def change_item(product_id: int, change: QuantityChange, user: CurrentUser,
+@router.patch("/cart/items/{product_id}", responses={404: PROBLEM})
+async def change_item(product_id: DbId, change: QuantityChange, user: CurrentUser,
                       request: Request, faults: Faults) -> Cart:
     """Set a line's quantity (0 removes it)."""
     return await service.change(_valkey(request, faults), user.user_id, product_id,
                                 change.quantity)
 
 
-@router.delete("/cart/items/{product_id}")
-async def remove_item(product_id: int, user: CurrentUser, request: Request,
+@router.delete("/cart/items/{product_id}", responses={404: PROBLEM})
+async def remove_item(product_id: DbId, user: CurrentUser, request: Request,
                       faults: Faults) -> Cart:
     """Remove a product from your cart."""
     return await service.remove(_valkey(request, faults), user.user_id, product_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kansoku.kit.auth import AdminOrService, AdminUser
 from kansoku.kit.db import DbSession
 from kansoku.kit.errors import Problem
+from kansoku.kit.fields import INT32_MAX, DbId, Offset, Text, id_list_pattern
 from kansoku.kit.flags import Faults
+from kansoku.kit.openapi import PROBLEM
 from kansoku.services.catalog import service
 from kansoku.services.catalog.schemas import (
     CategoryOut,
@@ -26,6 +28,20 @@ _PICTURE_CACHE_CONTROL = "public, max-age=300"
 #: Images are only ever shown, never run: no script, even inside an SVG opened directly.
 _PICTURE_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
                     "X-Content-Type-Options": "nosniff"}
+
+#: How far past its own limit an upload may go before the request's body limit
+#: (`kit.middleware`) stops it: `read_body` answers anything in between, naming the file.
+UPLOAD_SLACK_BYTES = 64 * 1024
+
+#: A picture, or why not (304: the caller's copy is current).
+_PICTURE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/*": {}}}, 304: {"description": "Not modified (If-None-Match)"},
+    404: PROBLEM}
+#: An upload is the raw image as the body; refused when it is not one, or too large.
+_UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {404: PROBLEM, 413: PROBLEM}
+_RAW_IMAGE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    media_type: {"schema": {"type": "string", "format": "binary"}}
+    for media_type in ("image/png", "image/jpeg", "image/webp", "image/gif")}}}
 
 router = APIRouter(tags=["catalog"])
 
@@ -43,32 +59,30 @@ async def list_products(
     request: Request,
     faults: Faults,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    category: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=100, description="Words in name or text")] = None,
+    offset: Annotated[Offset, Query()] = 0,
+    category: Annotated[Text | None, Query(max_length=64)] = None,
+    q: Annotated[Text | None, Query(max_length=100, description="Words in name or text")] = None,
     sort: Annotated[ProductSort, Query()] = "id",
-    ids: Annotated[str | None, Query(max_length=800,
-                                     description="Only these ids, comma-separated")] = None,
+    ids: Annotated[str | None, Query(max_length=1100, pattern=id_list_pattern(100),
+                                     description="Only these ids, comma-separated (at "
+                                     "most 100)")] = None,
 ) -> ProductPage:
     """A page of products, optionally of one category (by slug), matching a search, or
     with the given ids (what carts and orders use to price their lines in one call)."""
-    try:
-        id_list = [int(part) for part in ids.split(",") if part.strip()] if ids else None
-    except ValueError as exc:
-        raise Problem(422, "validation-error", "ids must be whole numbers separated by "
-                      "commas.", field="ids") from exc
+    # The pattern took only ids, so each part is one.
+    id_list = [int(part) for part in ids.split(",")] if ids else None
     return await service.browse_products(session, request.app.state.cache, limit=limit,
                                          offset=offset, category=category, search=q,
                                          sort=sort, ids=id_list, faults=faults)
 
 
-@router.get("/products/{product_id}")
-async def get_product(product_id: int, session: DbSession, request: Request) -> ProductOut:
+@router.get("/products/{product_id}", responses={404: PROBLEM})
+async def get_product(product_id: DbId, session: DbSession, request: Request) -> ProductOut:
     """One product with its category."""
     return await service.product_detail(session, request.app.state.cache, product_id)
 
 
-@router.post("/products", status_code=201)
+@router.post("/products", status_code=201, responses={409: PROBLEM})
 async def create_product(data: ProductIn, admin: AdminUser, session: DbSession,
                          request: Request) -> ProductOut:
     """Add a product (admin)."""
@@ -77,8 +91,8 @@ async def create_product(data: ProductIn, admin: AdminUser, session: DbSession,
     return created
 
 
-@router.put("/products/{product_id}")
-async def replace_product(product_id: int, data: ProductIn, admin: AdminUser,
+@router.put("/products/{product_id}", responses={404: PROBLEM, 409: PROBLEM})
+async def replace_product(product_id: DbId, data: ProductIn, admin: AdminUser,
                           session: DbSession, request: Request) -> ProductOut:
     """Replace a product's details (admin)."""
     replaced = await service.replace_product(session, product_id, data)
@@ -86,8 +100,8 @@ async def replace_product(product_id: int, data: ProductIn, admin: AdminUser,
     return replaced
 
 
-@router.delete("/products/{product_id}", status_code=204)
-async def delete_product(product_id: int, admin: AdminUser, session: DbSession,
+@router.delete("/products/{product_id}", status_code=204, responses={404: PROBLEM})
+async def delete_product(product_id: DbId, admin: AdminUser, session: DbSession,
                          request: Request) -> None:
     """Remove a product (admin)."""
     await service.delete_product(session, product_id)
@@ -134,9 +148,10 @@ async def _picture_response(request: Request, session: AsyncSession, product_id:
 
 
 @router.get("/products/{product_id}/image", response_class=Response,
-            responses={200: {"content": {"image/*": {}}}})
-async def get_image(product_id: int, session: DbSession, request: Request,
-                    version: Annotated[int | None, Query(ge=0)] = None) -> Response:
+            responses=_PICTURE_RESPONSES)
+async def get_image(product_id: DbId, session: DbSession, request: Request,
+                    version: Annotated[int | None, Query(ge=0, le=INT32_MAX)] = None
+                    ) -> Response:
     """The product's image: the uploaded one, or its generated picture (SVG). With
     `version`, exactly that upload or 404."""
     return await _picture_response(request, session, product_id, thumbnail=False,
@@ -144,17 +159,19 @@ async def get_image(product_id: int, session: DbSession, request: Request,
 
 
 @router.get("/products/{product_id}/thumbnail", response_class=Response,
-            responses={200: {"content": {"image/*": {}}}})
-async def get_thumbnail(product_id: int, session: DbSession, request: Request,
-                        version: Annotated[int | None, Query(ge=0)] = None) -> Response:
+            responses=_PICTURE_RESPONSES)
+async def get_thumbnail(product_id: DbId, session: DbSession, request: Request,
+                        version: Annotated[int | None, Query(ge=0, le=INT32_MAX)] = None
+                        ) -> Response:
     """The small version of the image; 404 `thumbnail-pending` while the worker is
     making it."""
     return await _picture_response(request, session, product_id, thumbnail=True,
                                    version=version)
 
 
-@router.put("/products/{product_id}/image")
-async def upload_image(product_id: int, admin: AdminUser, session: DbSession,
+@router.put("/products/{product_id}/image", responses=_UPLOAD_RESPONSES,
+            openapi_extra=_RAW_IMAGE_BODY)
+async def upload_image(product_id: DbId, admin: AdminUser, session: DbSession,
                        request: Request) -> ProductOut:
     """Replace the product's image with the request body (PNG, JPEG, WebP or GIF) (admin).
     The worker makes the thumbnail afterwards."""
@@ -166,9 +183,10 @@ async def upload_image(product_id: int, admin: AdminUser, session: DbSession,
     return uploaded
 
 
-@router.put("/products/{product_id}/thumbnail", status_code=204)
-async def store_thumbnail(product_id: int, caller: AdminOrService, session: DbSession,
-                          request: Request, version: Annotated[int, Query(ge=1)]) -> None:
+@router.put("/products/{product_id}/thumbnail", status_code=204,
+            responses={**_UPLOAD_RESPONSES, 409: PROBLEM}, openapi_extra=_RAW_IMAGE_BODY)
+async def store_thumbnail(product_id: DbId, caller: AdminOrService, session: DbSession,
+                          request: Request, version: Annotated[DbId, Query()]) -> None:
     """Keep the thumbnail of image `version` (the worker, with its service token)."""
     data = await read_body(request, MAX_THUMBNAIL_BYTES, "thumbnail")
     await service.store_thumbnail(session, product_id, version, data)

@@ -14,6 +14,7 @@ from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.catalog import SERVICE, api, store
 from kansoku.services.catalog.models import SCHEMA
+from kansoku.services.catalog.service import MAX_THUMBNAIL_BYTES
 from kansoku.services.catalog.settings import Settings
 
 
@@ -36,6 +37,10 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         description="Products, categories and product images, in PostgreSQL.",
         connections=connections,
         background=[relay.run],
+        # Uploads are checked against their own limits, with their own words, as they
+        # are read (api.read_body); the request's limit only stops what goes far past.
+        body_limits={api.upload_image: settings.max_image_bytes + api.UPLOAD_SLACK_BYTES,
+                     api.store_thumbnail: MAX_THUMBNAIL_BYTES + api.UPLOAD_SLACK_BYTES},
     )
     app.state.cache = Cache(connections.valkey, "catalog", settings.cache_seconds)
     lose_database_while_on(connections.db.engine, fault_flags)

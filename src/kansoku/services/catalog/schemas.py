@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from kansoku.kit.fields import Price, Text
+
 #: The gateway's public API root: image URLs are given as paths under it.
 PUBLIC_ROOT = "/api/v1"
 
@@ -56,13 +58,13 @@ class ProductOut(BaseModel):
 class ProductIn(BaseModel):
     """A product as an admin creates or replaces it."""
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field("", max_length=5000)
-    price: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text = Field("", max_length=5000)
+    price: Price
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     #: A category slug; products without one go to "uncategorized".
-    category: str | None = Field(None, max_length=64)
-    sku: str | None = Field(None, min_length=1, max_length=32)
+    category: Text | None = Field(None, max_length=64)
+    sku: Text | None = Field(None, min_length=1, max_length=32)
 
 
 class ProductPage(BaseModel):

@@ -25,10 +25,10 @@ from kansoku.kit.connections import Connections
 from kansoku.kit.errors import PROBLEM_MEDIA_TYPE, problem_response
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.middleware import drop_incoming_baggage
+from kansoku.kit.openapi import PROBLEM
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway import SERVICE, faults
 from kansoku.services.gateway.api import accounts, catalog, lab, operations, shopping
-from kansoku.services.gateway.api.common import PROBLEM
 from kansoku.services.gateway.clients import Refused
 from kansoku.services.gateway.rum import routes as rum_routes
 from kansoku.services.gateway.settings import Settings
@@ -39,6 +39,8 @@ from kansoku.services.gateway.web.lab import routes as lab_routes
 from kansoku.services.gateway.web.storefront import routes as storefront_routes
 
 STATIC_DIR = Path(__file__).parent / "static"
+#: What a multipart form adds to the picture it carries, and then some.
+IMAGE_FORM_SLACK_BYTES = 64 * 1024
 
 
 async def hand_on_refusal(request: Request, exc: Exception) -> Response:
@@ -83,6 +85,11 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         openapi_url="/api/openapi.json",
         # Browser telemetry arrives with every page view: its own spans say what it holds.
         quiet_paths=("/rum",),
+        # A picture comes as a multipart form: the image (checked against its own limit,
+        # with its own words) plus the form's boundaries and part headers.
+        body_limits=dict.fromkeys(
+            (catalog.upload_product_image, admin_routes.create_product,
+             admin_routes.upload_image), settings.max_image_bytes + IMAGE_FORM_SLACK_BYTES),
     )
     app.state.gateway = gateway
     # Inside the request's span (user_middleware's first entry is the outermost layer).

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 
 from kansoku.kit.auth import CurrentUser
 from kansoku.kit.db import DbSession
+from kansoku.kit.openapi import PROBLEM
 from kansoku.services.identity import service
 from kansoku.services.identity.schemas import (
     Credentials,
@@ -29,27 +30,27 @@ def _token_lifetimes(request: Request) -> dict[str, int]:
             "refresh_days": settings.refresh_token_days}
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, responses={409: PROBLEM})
 async def register(registration: Registration, session: DbSession) -> UserOut:
     """Create a customer account."""
     return await service.register(session, registration)
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", responses={401: PROBLEM})
 async def login(credentials: Credentials, session: DbSession, request: Request) -> Tokens:
     """Exchange e-mail and password for an access token and a refresh token."""
     return await service.login(session, credentials, request.app.state.signer,
                                **_token_lifetimes(request))
 
 
-@router.post("/auth/refresh")
+@router.post("/auth/refresh", responses={401: PROBLEM})
 async def refresh(body: RefreshRequest, session: DbSession, request: Request) -> Tokens:
     """Exchange a refresh token (used up) for new tokens."""
     return await service.refresh(session, body.refresh_token.get_secret_value(),
                                  request.app.state.signer, **_token_lifetimes(request))
 
 
-@router.post("/auth/service-token")
+@router.post("/auth/service-token", responses={401: PROBLEM})
 async def service_token(ask: ServiceTokenRequest, request: Request) -> ServiceToken:
     """A token with the service role, for a service that shows the stack's service
     secret (internal: the gateway does not expose this)."""
@@ -59,13 +60,13 @@ async def service_token(ask: ServiceTokenRequest, request: Request) -> ServiceTo
                                        access_seconds=settings.access_token_seconds)
 
 
-@router.get("/users/me")
+@router.get("/users/me", responses={404: PROBLEM})
 async def me(user: CurrentUser, session: DbSession) -> UserOut:
     """The caller's profile."""
     return await service.profile(session, user)
 
 
-@router.patch("/users/me")
+@router.patch("/users/me", responses={404: PROBLEM})
 async def change_me(change: ProfileChange, user: CurrentUser, session: DbSession) -> UserOut:
     """Change the caller's name or password (a new password ends other sessions)."""
     return await service.change_profile(session, user, change)

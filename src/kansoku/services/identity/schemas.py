@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, SecretStr
 
+from kansoku.kit.fields import Text, UtcDateTime
+
 
 class Registration(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: Text = Field(min_length=1, max_length=200)
     email: EmailStr
     password: SecretStr = Field(min_length=8, max_length=200)
 
@@ -24,7 +25,7 @@ class RefreshRequest(BaseModel):
 
 
 class ProfileChange(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Text | None = Field(None, min_length=1, max_length=200)
     password: SecretStr | None = Field(None, min_length=8, max_length=200)
 
 
@@ -35,7 +36,7 @@ class UserOut(BaseModel):
     name: str
     email: str
     role: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class Tokens(BaseModel):

@@ -193,18 +193,24 @@ def issue_service_token(ask: ServiceTokenRequest, configured: str | None, signer
     return ServiceToken(access_token=token, expires_in=access_seconds)
 
 
-async def profile(session: AsyncSession, principal: Principal) -> UserOut:
+async def _account(session: AsyncSession, principal: Principal) -> User:
+    """The caller's own account. A service token has none: its subject is
+    `service:<name>`, not a user id."""
+    if principal.is_service:
+        raise Problem(404, "user-not-found", "A service token belongs to no account.")
     user = await store.get_user(session, uuid.UUID(principal.user_id))
     if user is None:
         raise Problem(404, "user-not-found", "This account no longer exists.")
-    return UserOut.model_validate(user)
+    return user
+
+
+async def profile(session: AsyncSession, principal: Principal) -> UserOut:
+    return UserOut.model_validate(await _account(session, principal))
 
 
 async def change_profile(session: AsyncSession, principal: Principal, change: ProfileChange
                          ) -> UserOut:
-    user = await store.get_user(session, uuid.UUID(principal.user_id))
-    if user is None:
-        raise Problem(404, "user-not-found", "This account no longer exists.")
+    user = await _account(session, principal)
     if change.name is not None:
         user.name = change.name.strip()
     if change.password is not None:

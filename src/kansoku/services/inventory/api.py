@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from kansoku.kit.auth import AdminOrService, AdminUser, CurrentUser
 from kansoku.kit.clock import UtcClock
 from kansoku.kit.db import DbSession
-from kansoku.kit.errors import Problem
+from kansoku.kit.fields import DbId, Offset, id_list_pattern
 from kansoku.kit.flags import Faults
+from kansoku.kit.openapi import PROBLEM
 from kansoku.services.inventory import service
 from kansoku.services.inventory.schemas import (
     Adjust,
@@ -42,22 +43,16 @@ async def stock_levels(
     session: DbSession,
     faults: Faults,
     product_ids: Annotated[str, Query(description="Comma-separated, at most 100",
-                                      max_length=800)],
+                                      max_length=1100, pattern=id_list_pattern(100))],
 ) -> list[StockLevel]:
     """Stock of several products at once."""
-    try:
-        ids = [int(part) for part in product_ids.split(",") if part.strip()]
-    except ValueError as exc:
-        raise Problem(422, "validation-error", "product_ids must be whole numbers, "
-                      "separated by commas.", field="product_ids") from exc
-    if not 0 < len(ids) <= 100:
-        raise Problem(422, "validation-error", "Give 1 to 100 product ids.",
-                      field="product_ids")
+    # The pattern took 1 to 100 ids only, so each part is one.
+    ids = [int(part) for part in product_ids.split(",")]
     return await service.levels(session, ids, faults)
 
 
 @router.get("/stock/{product_id}")
-async def stock_level(product_id: int, session: DbSession, faults: Faults) -> StockLevel:
+async def stock_level(product_id: DbId, session: DbSession, faults: Faults) -> StockLevel:
     """Stock of one product."""
     return (await service.levels(session, [product_id], faults))[0]
 
@@ -67,7 +62,7 @@ async def inventory(
     caller: AdminOrService,
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     low_only: bool = False,
 ) -> StockPage:
     """Every product's levels, reserved units and low-stock flag (admin, or a service:
@@ -75,8 +70,8 @@ async def inventory(
     return await service.overview(session, limit=limit, offset=offset, low_only=low_only)
 
 
-@router.post("/inventory/{product_id}/adjust")
-async def adjust(product_id: int, change: Adjust, admin: AdminUser, session: DbSession
+@router.post("/inventory/{product_id}/adjust", responses={409: PROBLEM})
+async def adjust(product_id: DbId, change: Adjust, admin: AdminUser, session: DbSession
                  ) -> StockLevel:
     """Restock (positive delta) or remove units (negative), with a reason (admin)."""
     return await service.adjust(session, product_id, change, admin)
@@ -84,35 +79,35 @@ async def adjust(product_id: int, change: Adjust, admin: AdminUser, session: DbS
 
 @router.get("/inventory/{product_id}/adjustments")
 async def adjustments(
-    product_id: int, admin: AdminUser, session: DbSession,
+    product_id: DbId, admin: AdminUser, session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> list[AdjustmentOut]:
     """The product's restocks and adjustments, newest first, with their reason (admin)."""
     return await service.adjustments(session, product_id, limit=limit)
 
 
-@router.post("/reservations", status_code=201)
+@router.post("/reservations", status_code=201, responses={409: PROBLEM})
 async def reserve(request: ReservationRequest, user: CurrentUser, session: DbSession,
                   faults: Faults, now: Now) -> OrderReservation:
     """Hold every item of an order until it is paid or the TTL runs out (409 if short)."""
     return await service.reserve(session, request, now, faults)
 
 
-@router.get("/reservations/{order_id}")
+@router.get("/reservations/{order_id}", responses={404: PROBLEM})
 async def reservation(order_id: uuid.UUID, user: CurrentUser, session: DbSession
                       ) -> OrderReservation:
     """What is held for an order."""
     return await service.reservation(session, order_id)
 
 
-@router.post("/reservations/{order_id}/commit")
+@router.post("/reservations/{order_id}/commit", responses={404: PROBLEM, 409: PROBLEM})
 async def commit(order_id: uuid.UUID, user: CurrentUser, session: DbSession
                  ) -> OrderReservation:
     """The order is paid: its units leave the warehouse."""
     return await service.commit(session, order_id)
 
 
-@router.post("/reservations/{order_id}/release")
+@router.post("/reservations/{order_id}/release", responses={404: PROBLEM})
 async def release(order_id: uuid.UUID, user: CurrentUser, session: DbSession
                   ) -> OrderReservation:
     """The order will not be paid: its units are available again."""

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from kansoku.kit.fields import DbId, Text, UtcDateTime, Whole
 
 StockStatus = Literal["in_stock", "low", "out"]
 
@@ -29,21 +30,21 @@ class StockPage(BaseModel):
 
 
 class Adjust(BaseModel):
-    delta: int = Field(ge=-1_000_000, le=1_000_000,
+    delta: Whole = Field(ge=-1_000_000, le=1_000_000,
                        description="Units to add (restock) or remove (negative)")
-    reason: str = Field(min_length=1, max_length=200)
+    reason: Text = Field(min_length=1, max_length=200)
 
 
 class ReservedItem(BaseModel):
-    product_id: int = Field(ge=1)
-    quantity: int = Field(ge=1, le=1000)
+    product_id: DbId
+    quantity: Whole = Field(ge=1, le=1000)
 
 
 class ReservationRequest(BaseModel):
     order_id: uuid.UUID
     items: list[ReservedItem] = Field(min_length=1, max_length=100)
     #: How long unpaid units stay held.
-    ttl_seconds: int = Field(900, ge=1, le=86_400)
+    ttl_seconds: Whole = Field(900, ge=1, le=86_400)
 
 
 class ReservationOut(BaseModel):
@@ -52,7 +53,7 @@ class ReservationOut(BaseModel):
     product_id: int
     quantity: int
     status: str
-    expires_at: datetime
+    expires_at: UtcDateTime
 
 
 class OrderReservation(BaseModel):
@@ -70,4 +71,4 @@ class AdjustmentOut(BaseModel):
     reason: str
     #: The user id of the admin who made it.
     actor: str
-    created_at: datetime
+    created_at: UtcDateTime

@@ -88,6 +88,10 @@ async def adjust(session: AsyncSession, product_id: int, change: Adjust, actor: 
                  ) -> StockLevel:
     if change.delta >= 0:
         stock: Stock | None = await store.add_stock(session, product_id, change.delta)
+        if stock is None:
+            raise Problem(409, "stock-too-high",
+                          f"Cannot add {change.delta} units of product {product_id}: that "
+                          "would be more units than the shop can count.", field="delta")
     else:
         stock = await store.remove_stock(session, product_id, -change.delta)
     if stock is None:

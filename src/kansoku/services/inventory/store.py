@@ -16,6 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.kit import outbox
+from kansoku.kit.fields import INT32_MAX
 from kansoku.services.inventory.models import Adjustment, OutboxMessage, Reservation, Stock
 
 
@@ -39,14 +40,16 @@ async def count_levels(session: AsyncSession, *, low_only: bool) -> int:
     return int(await session.scalar(query) or 0)
 
 
-async def add_stock(session: AsyncSession, product_id: int, units: int) -> Stock:
-    """Add units (creating the product's stock row the first time)."""
+async def add_stock(session: AsyncSession, product_id: int, units: int) -> Stock | None:
+    """Add units (creating the product's stock row the first time), unless on-hand would
+    pass what its `integer` column holds."""
     row = (await session.execute(text(
         "INSERT INTO stock (product_id, on_hand) VALUES (:product_id, :units) "
         "ON CONFLICT (product_id) DO UPDATE SET on_hand = stock.on_hand + EXCLUDED.on_hand, "
-        "updated_at = now() RETURNING product_id"), {"product_id": product_id, "units": units}
-    )).scalar_one()
-    return await _fresh(session, row)
+        "updated_at = now() WHERE stock.on_hand <= :most - EXCLUDED.on_hand "
+        "RETURNING product_id"),
+        {"product_id": product_id, "units": units, "most": INT32_MAX})).scalar()
+    return await _fresh(session, row) if row is not None else None
 
 
 async def remove_stock(session: AsyncSession, product_id: int, units: int) -> Stock | None:

@@ -16,7 +16,14 @@ from fastapi.responses import JSONResponse
 
 from kansoku.kit.auth import CurrentUser
 from kansoku.kit.db import DbSession
-from kansoku.services.lab.schemas import OPERATIONS, LabAnswer, LabRequest, Operation
+from kansoku.kit.openapi import PROBLEM
+from kansoku.services.lab.schemas import (
+    OPERATIONS,
+    LabAnswer,
+    LabRequest,
+    Operation,
+    request_model,
+)
 from kansoku.services.lab.service import Lab
 
 router = APIRouter(tags=["scenarios"])
@@ -40,23 +47,26 @@ _DESCRIPTIONS: Final[dict[str, str]] = {
 
 #: Answers besides 200, for the OpenAPI document.
 _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    403: {"content": {"application/problem+json": {}}},
-    422: {"content": {"application/problem+json": {}}},
-    429: {"content": {"application/problem+json": {}}},
+    403: PROBLEM, 404: PROBLEM, 429: PROBLEM,
     500: {"model": LabAnswer, "description": "The operation's SQL failed (the answer says "
           "how, with `\"status\": \"error\"`)"},
 }
 
 
 def _endpoint(operation: Operation) -> Callable[..., Awaitable[JSONResponse]]:
+    model = request_model(operation)
+
     async def run_operation(
         user: CurrentUser, session: DbSession, request: Request,
         body: Annotated[LabRequest | None, Body()] = None,
     ) -> JSONResponse:
         lab: Lab = request.app.state.lab
-        status, answer = await lab.run(session, operation, body or LabRequest(), user)
+        status, answer = await lab.run(session, operation, body or model(), user)
         return JSONResponse(answer.model_dump(mode="json"), status_code=status)
 
+    # The body is this operation's own request (its variants, its name): set here, as
+    # the model is made per operation.
+    run_operation.__annotations__["body"] = Annotated[model | None, Body()]
     return run_operation
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from kansoku.kit.fields import DbId, Text, Whole
 
 #: The scenarios as they appear in URLs, and the seeds' name of each operation.
 Scenario = Literal["n-plus-one", "slow-query", "database-error"]
@@ -56,21 +58,37 @@ OPERATIONS: Final = tuple(Operation(scenario, fixed) for scenario in SEED_NAMES
 
 
 class Parameters(BaseModel):
-    """What to run the operation on."""
+    """What to run the operation on (N+1 has no variants)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(10, ge=1, le=100, description="How many products (N in N+1)")
+    limit: Whole = Field(10, ge=1, le=100, description="How many products (N in N+1)")
     category: str | None = Field(None, min_length=1, max_length=64,
                                  pattern=r"^[a-z0-9][a-z0-9-]*$",
                                  description="A category's slug, e.g. `telescopes`",
                                  examples=["telescopes"])
-    variant: Variant | None = Field(
-        None, description="Slow query: `sleep` (default) or `cartesian`; database error: "
-        "`missing-table` (default) or `constraint`.")
-    product_id: int | None = Field(None, ge=1, le=2**31 - 1,
-                                   description="Database error, `constraint`: the product "
-                                   "to save as a favourite (default: the first one)")
+    product_id: DbId | None = Field(None, description="Database error, `constraint`: the "
+                                    "product to save as a favourite (default: the first "
+                                    "one)")
+
+
+class SlowQueryParameters(Parameters):
+    variant: Literal["sleep", "cartesian"] | None = Field(
+        None, description="`sleep` (default) or `cartesian` (in `category`, or the "
+        "first category)")
+
+
+class DatabaseErrorParameters(Parameters):
+    variant: Literal["missing-table", "constraint"] | None = Field(
+        None, description="`missing-table` (default) or `constraint`")
+
+
+#: Each scenario's parameters: its own variants, so the contract names them.
+PARAMETERS: Final[dict[str, type[Parameters]]] = {
+    "n-plus-one": Parameters,
+    "slow-query": SlowQueryParameters,
+    "database-error": DatabaseErrorParameters,
+}
 
 
 class LabRequest(BaseModel):
@@ -78,11 +96,25 @@ class LabRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str | None = Field(None, max_length=64)
+    user_id: Text | None = Field(None, max_length=64)
     operation: str | None = Field(None, max_length=64,
                                   description="The seeds' name, e.g. `n_plus_one`; must "
                                   "match the URL when sent")
     parameters: Parameters = Field(default_factory=Parameters)
+
+
+def request_model(operation: Operation) -> type[LabRequest]:
+    """The request `operation`'s route takes: its scenario's parameters, and
+    `operation` only as its own name."""
+    parameters = PARAMETERS[operation.scenario]
+    name = "".join(part.capitalize() for part in operation.name.split("_")) + "Request"
+    model: type[LabRequest] = create_model(
+        name, __base__=LabRequest,
+        operation=(str | None, Field(None, pattern=f"^{operation.name}$",
+                                     description="The seeds' name of this operation; "
+                                     "may be left out")),
+        parameters=(parameters, Field(default_factory=parameters)))
+    return model
 
 
 class LabData(BaseModel):

@@ -223,6 +223,12 @@ ORDER BY currency
 """, user_id=user_id)
 
 
+async def first_category(session: AsyncSession) -> str | None:
+    """The slug of the first category: the cartesian variant's when the caller names none."""
+    found = await session.scalar(text("SELECT slug FROM catalog.categories ORDER BY id LIMIT 1"))
+    return str(found) if found is not None else None
+
+
 async def first_product_id(session: AsyncSession, category: str | None) -> int | None:
     """The product a favourite is saved for when the caller names none."""
     statement = ("SELECT p.id FROM catalog.products AS p "

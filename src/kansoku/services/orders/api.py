@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
 from kansoku.kit.auth import AdminOrService, CurrentUser
 from kansoku.kit.db import DbSession
+from kansoku.kit.fields import Offset, ZonedDateTime
+from kansoku.kit.openapi import PROBLEM
 from kansoku.services.orders import service
 from kansoku.services.orders.schemas import (
     OrderOut,
@@ -28,7 +29,7 @@ def _auth(request: Request) -> dict[str, str]:
     return {"Authorization": request.headers["authorization"]}
 
 
-@router.post("/orders", status_code=201)
+@router.post("/orders", status_code=201, responses={404: PROBLEM, 409: PROBLEM})
 async def place_order(
     order: PlaceOrder, user: CurrentUser, session: DbSession, request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
@@ -43,19 +44,20 @@ async def place_order(
 async def list_orders(
     user: CurrentUser, session: DbSession,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> OrderPage:
     """Your orders, newest first."""
     return await service.orders(session, user, limit=limit, offset=offset)
 
 
-@router.get("/orders/{order_id}")
+@router.get("/orders/{order_id}", responses={404: PROBLEM})
 async def get_order(order_id: uuid.UUID, user: CurrentUser, session: DbSession) -> OrderOut:
     """One of your orders."""
     return await service.order(session, user, order_id)
 
 
-@router.post("/orders/{order_id}/payment", status_code=201)
+@router.post("/orders/{order_id}/payment", status_code=201,
+             responses={402: PROBLEM, 404: PROBLEM, 409: PROBLEM})
 async def pay(order_id: uuid.UUID, payment: PayOrder, user: CurrentUser, session: DbSession,
               request: Request) -> PaymentResult:
     """Pay an order: charge, then commit its stock. Declined: 402, order cancelled."""
@@ -66,8 +68,8 @@ async def pay(order_id: uuid.UUID, payment: PayOrder, user: CurrentUser, session
 @router.get("/sales/summary", tags=["admin"])
 async def sales_summary(
     caller: AdminOrService, session: DbSession,
-    since: Annotated[datetime | None, Query(
-        description="ISO 8601; without a zone it is UTC. Default: midnight UTC today")] = None,
+    since: Annotated[ZonedDateTime | None, Query(
+        description="RFC 3339, with its zone. Default: midnight UTC today")] = None,
 ) -> SalesSummary:
     """Orders placed since `since` by status, the paid ones' revenue per currency, and
     the newest cancellations (admin, or a service)."""

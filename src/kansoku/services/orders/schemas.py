@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kansoku.kit.fields import DbId, Text, UtcDateTime, Whole
+
 
 class Address(BaseModel):
-    street: str = Field(min_length=1, max_length=200, examples=["123 Main St"])
-    city: str = Field(min_length=1, max_length=100, examples=["San Francisco"])
-    state: str = Field("", max_length=100, examples=["CA"])
-    zip: str = Field(min_length=1, max_length=20, examples=["94105"])
+    street: Text = Field(min_length=1, max_length=200, examples=["123 Main St"])
+    city: Text = Field(min_length=1, max_length=100, examples=["San Francisco"])
+    state: Text = Field("", max_length=100, examples=["CA"])
+    zip: Text = Field(min_length=1, max_length=20, examples=["94105"])
     country: str = Field(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$", examples=["US"])
 
 
 class LineRequest(BaseModel):
-    product_id: int = Field(ge=1)
-    quantity: int = Field(ge=1, le=99)
+    product_id: DbId
+    quantity: Whole = Field(ge=1, le=99)
 
 
 class PlaceOrder(BaseModel):
@@ -51,7 +52,7 @@ class OrderOut(BaseModel):
     shipping_address: dict[str, Any]
     payment_id: uuid.UUID | None
     cancel_reason: str | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class OrderPage(BaseModel):
@@ -98,14 +99,14 @@ class CancelledOrder(BaseModel):
     total: Decimal
     currency: str
     cancel_reason: str | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class SalesSummary(BaseModel):
     """Orders placed since a moment (the admin dashboard's "today"), by what became of
     them, and the revenue of those that were paid."""
 
-    since: datetime = Field(description="UTC, without a time zone, like every timestamp here")
+    since: UtcDateTime
     orders: int = Field(description="Orders placed since then, whatever became of them")
     paid: int
     pending_payment: int

@@ -51,6 +51,9 @@ _revenue = _meter.create_counter(semconv.METRIC_REVENUE, unit="{currency_unit}",
 _items_sold = _meter.create_counter(semconv.METRIC_ITEMS_SOLD, unit="{unit}",
                                     description="Units sold in paid orders")
 
+#: The largest amount an order (and a charge) holds: `numeric(12, 2)`.
+MAX_AMOUNT = Decimal("9999999999.99")
+
 
 @dataclass(frozen=True)
 class Downstream:
@@ -104,7 +107,8 @@ async def _lines(downstream: Downstream, auth: dict[str, str], request: PlaceOrd
         raise _as_problem(response, "cart")
     lines = [LineRequest(**item) for item in response.json()["items"]]
     if not lines:
-        raise Problem(422, "cart-empty", "Your cart is empty: add products first, or send "
+        # The request is well-formed; the cart it points at is what is lacking.
+        raise Problem(409, "cart-empty", "Your cart is empty: add products first, or send "
                       "the items with the order.", field="items")
     return lines, True
 
@@ -122,20 +126,27 @@ async def _priced_items(downstream: Downstream, lines: list[LineRequest]
     products = {product["id"]: product for product in response.json()["items"]}
     missing = sorted(set(quantities) - set(products))
     if missing:
-        raise Problem(422, "unknown-products",
+        raise Problem(404, "unknown-products",
                       f"These products do not exist: {', '.join(map(str, missing))}.",
                       field="items", product_ids=missing)
     currencies = {products[product_id]["currency"] for product_id in quantities}
     if len(currencies) > 1:
-        raise Problem(422, "mixed-currencies", "One order cannot mix currencies "
+        raise Problem(409, "mixed-currencies", "One order cannot mix currencies "
                       f"({', '.join(sorted(currencies))}): order them separately.",
                       field="items")
+    currency = currencies.pop()
     items = []
     for product_id, quantity in sorted(quantities.items()):
         price = Decimal(products[product_id]["price"])
         items.append(OrderItem(product_id=product_id, name=products[product_id]["name"],
                                unit_price=price, quantity=quantity, line_total=price * quantity))
-    return items, currencies.pop()
+    if sum(item.line_total for item in items) > MAX_AMOUNT:
+        # Prices are at most ten digits before the point, like every amount here: a
+        # hundred lines of 99 such units would not fit the order's (or a charge's) column.
+        raise Problem(409, "order-too-large",
+                      f"The order's total would be more than {MAX_AMOUNT:,} {currency}: "
+                      "split it into smaller orders.", field="items")
+    return items, currency
 
 
 async def place_order(session: AsyncSession, principal: Principal, request: PlaceOrder,

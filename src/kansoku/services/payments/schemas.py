@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from kansoku.kit.fields import Price, UtcDateTime, Whole
 
 
 class CardDetails(BaseModel):
     #: repr=False everywhere here: card data never reaches a log line or a repr.
     card_number: str = Field(min_length=12, max_length=23, repr=False,
                              examples=["4111111111111111"])
-    expiry_month: int = Field(ge=1, le=12, examples=[12])
-    expiry_year: int = Field(ge=2000, le=2100, examples=[2030])
+    expiry_month: Whole = Field(ge=1, le=12, examples=[12])
+    expiry_year: Whole = Field(ge=2000, le=2100, examples=[2030])
     cvv: str = Field(pattern=r"^[0-9]{3,4}$", repr=False, examples=["123"])
 
 
@@ -24,12 +25,24 @@ class WalletDetails(BaseModel):
                            examples=["wallet-alice"])
 
 
-class Charge(BaseModel):
+class _Charge(BaseModel):
     order_id: uuid.UUID
-    amount: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    amount: Price
     currency: str = Field(pattern=r"^[A-Z]{3}$")
-    payment_method: Literal["credit_card", "wallet"]
-    payment_details: CardDetails | WalletDetails
+
+
+class CardCharge(_Charge):
+    payment_method: Literal["credit_card"]
+    payment_details: CardDetails
+
+
+class WalletCharge(_Charge):
+    payment_method: Literal["wallet"]
+    payment_details: WalletDetails
+
+
+#: A charge: its `payment_method` says which details it carries.
+Charge = Annotated[CardCharge | WalletCharge, Field(discriminator="payment_method")]
 
 
 class PaymentOut(BaseModel):
@@ -44,8 +57,8 @@ class PaymentOut(BaseModel):
     brand: str | None
     last4: str | None
     decline_reason: str | None
-    created_at: datetime
+    created_at: UtcDateTime
     #: `order_cancelled` (refunded by payments after the order's cancellation) or
     #: `requested`; None while the money is kept.
     refund_reason: str | None = None
-    refunded_at: datetime | None = None
+    refunded_at: UtcDateTime | None = None

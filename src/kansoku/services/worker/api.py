@@ -8,11 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from kansoku.kit import events
 from kansoku.kit.auth import AdminUser
 from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.fields import StreamSequence
+from kansoku.kit.openapi import PROBLEM
 from kansoku.services.worker import store
 from kansoku.services.worker.models import Report
 from kansoku.services.worker.schemas import (
@@ -80,7 +82,7 @@ async def _report(request: Request, report_id: uuid.UUID) -> Report:
 
 
 @router.get("/reports/{report_id}.csv", response_class=Response,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses={200: {"content": {"text/csv": {}}}, 404: PROBLEM})
 async def report_csv(report_id: uuid.UUID, admin: AdminUser, request: Request) -> Response:
     """A report as CSV, one row per product, to download (admin)."""
     report = await _report(request, report_id)
@@ -89,7 +91,8 @@ async def report_csv(report_id: uuid.UUID, admin: AdminUser, request: Request) -
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
-@router.get("/reports/{report_id}.json", response_class=JSONResponse)
+@router.get("/reports/{report_id}.json", response_class=JSONResponse,
+            responses={404: PROBLEM})
 async def report_json(report_id: uuid.UUID, admin: AdminUser, request: Request
                       ) -> JSONResponse:
     """A report as one JSON document: its summary and an `items` list (admin)."""
@@ -105,8 +108,9 @@ async def dead_letters(admin: AdminUser, request: Request,
     return await events.dead_letters(_jetstream(request), limit)
 
 
-@router.post("/dead-letters/{sequence}/replay")
-async def replay(sequence: int, admin: AdminUser, request: Request) -> dict[str, Any]:
+@router.post("/dead-letters/{sequence}/replay", responses={404: PROBLEM})
+async def replay(sequence: StreamSequence, admin: AdminUser, request: Request
+                 ) -> dict[str, Any]:
     """Deliver a dead letter again (admin)."""
     try:
         subject = await events.replay_dead_letter(_jetstream(request), sequence)
@@ -118,4 +122,11 @@ async def replay(sequence: int, admin: AdminUser, request: Request) -> dict[str,
         raise Problem(404, "dead-letter-not-found",
                       f"There is no dead letter {sequence}: it may have been replayed "
                       "already.") from exc
+    except APIError as exc:
+        # JetStream refuses a sequence it never handed out (past the stream's last one)
+        # as a bad request, not as "not found"; for the caller it is the same.
+        if exc.code is not None and exc.code < 500:
+            raise Problem(404, "dead-letter-not-found",
+                          f"There is no dead letter {sequence}.") from exc
+        raise
     return {"replayed": sequence, "subject": subject}

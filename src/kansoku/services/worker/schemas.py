@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from kansoku.kit.fields import UtcDateTime
 
 NotificationChannel = Literal["sms", "push"]
 
@@ -18,7 +19,7 @@ class MailOut(BaseModel):
     recipients: list[str]
     subject: str
     body: str
-    received_at: datetime
+    received_at: UtcDateTime
 
 
 class NotificationOut(BaseModel):
@@ -33,7 +34,7 @@ class NotificationOut(BaseModel):
     text: str
     #: The event that caused it.
     event_id: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class ReportSummary(BaseModel):
@@ -43,7 +44,7 @@ class ReportSummary(BaseModel):
 
     id: uuid.UUID
     kind: str
-    created_at: datetime
+    created_at: UtcDateTime
     #: Products in the report.
     row_count: int
     #: Of those, how many inventory flags as low on stock.

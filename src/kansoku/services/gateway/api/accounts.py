@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from kansoku.kit.auth import CurrentUser
-from kansoku.services.gateway.api.common import PROBLEM, ApiCaller
+from kansoku.kit.openapi import PROBLEM
+from kansoku.services.gateway.api.common import ApiCaller
 from kansoku.services.gateway.api.schemas import (
     Credentials,
     ProfileChange,

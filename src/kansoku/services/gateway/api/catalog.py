@@ -9,8 +9,10 @@ from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
 from kansoku.kit.auth import AdminUser
 from kansoku.kit.errors import Problem
+from kansoku.kit.fields import DbId, Offset, Text
 from kansoku.kit.flags import Faults
-from kansoku.services.gateway.api.common import PROBLEM, ApiCaller
+from kansoku.kit.openapi import PROBLEM
+from kansoku.services.gateway.api.common import ApiCaller
 from kansoku.services.gateway.api.schemas import (
     Category,
     NewProduct,
@@ -42,9 +44,9 @@ def passed_on(download: Download) -> Response:
 async def products(
     gateway: GatewayDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
-    category: Annotated[str | None, Query(max_length=64, description="Category slug")] = None,
-    q: Annotated[str | None, Query(max_length=100, description="Search words")] = None,
+    offset: Annotated[Offset, Query()] = 0,
+    category: Annotated[Text | None, Query(max_length=64, description="Category slug")] = None,
+    q: Annotated[Text | None, Query(max_length=100, description="Search words")] = None,
     sort: Annotated[Literal["id", "name", "price", "-price", "newest"], Query()] = "id",
 ) -> Json:
     """A page of products: filter by category, search, sort; `total` counts them all."""
@@ -54,7 +56,7 @@ async def products(
 
 @router.get("/products/{product_id}", response_model=ProductDetail, tags=["catalog"],
             responses={404: PROBLEM})
-async def product(product_id: int, gateway: GatewayDep) -> Json:
+async def product(product_id: DbId, gateway: GatewayDep) -> Json:
     """One product, with the units available now and a stock status."""
     return await gateway.shop.product(product_id)
 
@@ -69,8 +71,8 @@ async def create_product(new: NewProduct, admin: AdminUser, caller: ApiCaller,
 
 
 @router.put("/products/{product_id}", response_model=Product, tags=["admin"],
-            responses={403: PROBLEM, 404: PROBLEM, 422: PROBLEM})
-async def replace_product(product_id: int, change: ProductChange, admin: AdminUser,
+            responses={403: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM})
+async def replace_product(product_id: DbId, change: ProductChange, admin: AdminUser,
                           caller: ApiCaller, gateway: GatewayDep) -> Json:
     """Replace a product's details (admin)."""
     return await gateway.clients.catalog.replace_product(
@@ -79,7 +81,7 @@ async def replace_product(product_id: int, change: ProductChange, admin: AdminUs
 
 @router.delete("/products/{product_id}", status_code=204, tags=["admin"],
                responses={403: PROBLEM, 404: PROBLEM})
-async def delete_product(product_id: int, admin: AdminUser, caller: ApiCaller,
+async def delete_product(product_id: DbId, admin: AdminUser, caller: ApiCaller,
                          gateway: GatewayDep) -> None:
     """Remove a product (admin)."""
     await gateway.clients.catalog.delete_product(caller, product_id)
@@ -87,7 +89,7 @@ async def delete_product(product_id: int, admin: AdminUser, caller: ApiCaller,
 
 @router.get("/products/{product_id}/image", tags=["catalog"], response_class=Response,
             responses=PICTURE)
-async def product_image(product_id: int, request: Request, faults: Faults,
+async def product_image(product_id: DbId, request: Request, faults: Faults,
                         gateway: GatewayDep) -> Response:
     """The product's image: an admin's upload, or its generated picture (SVG). The `v`
     in `image_url` only tells caches that the image changed."""
@@ -98,7 +100,7 @@ async def product_image(product_id: int, request: Request, faults: Faults,
 
 @router.get("/products/{product_id}/thumbnail", tags=["catalog"], response_class=Response,
             responses=PICTURE)
-async def product_thumbnail(product_id: int, request: Request, faults: Faults,
+async def product_thumbnail(product_id: DbId, request: Request, faults: Faults,
                             gateway: GatewayDep) -> Response:
     """The small version of the image; 404 `thumbnail-pending` (with Retry-After) in the
     seconds after an upload, while the worker makes it."""
@@ -110,7 +112,7 @@ async def product_thumbnail(product_id: int, request: Request, faults: Faults,
 @router.post("/products/{product_id}/image", response_model=Product, tags=["admin"],
              responses={403: PROBLEM, 404: PROBLEM, 413: PROBLEM, 422: PROBLEM})
 async def upload_product_image(
-    product_id: int, admin: AdminUser, caller: ApiCaller, gateway: GatewayDep,
+    product_id: DbId, admin: AdminUser, caller: ApiCaller, gateway: GatewayDep,
     image: Annotated[UploadFile, File(description="A PNG, JPEG, WebP or GIF image")],
 ) -> Json:
     """Upload the product's image as the multipart form field `image` (admin), e.g.

@@ -1,16 +1,12 @@
-"""What every route of the public API shares: who it calls the services for, and the
-OpenAPI description of its problems."""
+"""What every route of the public API shares: who it calls the services for."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from kansoku.services.gateway.clients import Bearer
-
-#: A problem answer, for the OpenAPI document.
-PROBLEM: Final[dict[str, Any]] = {"content": {"application/problem+json": {}}}
 
 
 async def _caller(request: Request) -> Bearer:

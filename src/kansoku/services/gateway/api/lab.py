@@ -20,13 +20,15 @@ from opentelemetry import trace
 from kansoku.kit import semconv
 from kansoku.kit.auth import CurrentUser
 from kansoku.kit.errors import Problem
-from kansoku.services.gateway.api.common import PROBLEM, ApiCaller
+from kansoku.kit.openapi import PROBLEM
+from kansoku.services.gateway.api.common import ApiCaller
 from kansoku.services.gateway.api.schemas import (
     OPERATIONS,
     LabOperation,
     LabParameters,
     LabResult,
     LabRun,
+    lab_run_model,
 )
 from kansoku.services.gateway.clients import Caller, LabAnswer
 from kansoku.services.gateway.state import Gateway, GatewayDep
@@ -38,7 +40,7 @@ _DESCRIPTIONS: Final[dict[str, str]] = {
                   "makes 21 statements (`data.query_count`).",
     "n_plus_one_fixed": "The same products and counts in one statement.",
     "slow_query": "A category's cheapest products after 3 to 5 s of `pg_sleep` in the "
-                  "statement, or (`variant` `cartesian`, with a `category`) from a "
+                  "statement, or (`variant` `cartesian`, in a `category` or the first) from a "
                   "cartesian product.",
     "slow_query_fixed": "The same products from the indexed, bounded query.",
     "database_error": "A real SQL error: 500 with `\"status\": \"error\"` and PostgreSQL's "
@@ -64,9 +66,11 @@ def as_answer(answer: LabAnswer) -> Response:
 
 
 def _endpoint(operation: LabOperation) -> Callable[..., Awaitable[Response]]:
+    model = lab_run_model(operation)
+
     async def run_operation(user: CurrentUser, caller: ApiCaller, gateway: GatewayDep,
                             run: Annotated[LabRun | None, Body()] = None) -> Response:
-        run = run or LabRun()
+        run = run or model()
         if run.user_id is not None and run.user_id != user.user_id:
             raise Problem(403, "not-your-user-id",
                           "user_id is not the user of the access token: leave it out, "
@@ -74,6 +78,9 @@ def _endpoint(operation: LabOperation) -> Callable[..., Awaitable[Response]]:
         return as_answer(await run_in_lab(gateway, operation, user.user_id,
                                           run.parameters, caller))
 
+    # The body is this operation's own (its scenario's variants): the model is made per
+    # operation, so it is set here.
+    run_operation.__annotations__["run"] = Annotated[model | None, Body()]
     return run_operation
 
 
@@ -84,6 +91,7 @@ for _operation in OPERATIONS:
         summary=f"Lab: {_operation.name.replace('_', ' ')}",
         description=_DESCRIPTIONS[_operation.name] + " For a logged-in user; errors "
         "other than the operation's own are problem details.",
-        responses={401: PROBLEM, 403: PROBLEM, 422: PROBLEM, 503: PROBLEM,
+        responses={401: PROBLEM, 403: PROBLEM, 404: PROBLEM, 422: PROBLEM, 429: PROBLEM,
+                   503: PROBLEM,
                    500: {"model": LabResult, "description": "The operation's SQL failed: "
                          "the answer says how (`\"status\": \"error\"`)"}})

@@ -5,15 +5,16 @@ token again)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
 from kansoku.kit.auth import AdminUser
+from kansoku.kit.fields import DbId, Offset, StreamSequence, ZonedDateTime
+from kansoku.kit.openapi import PROBLEM
 from kansoku.services.gateway import faults
 from kansoku.services.gateway.api.catalog import passed_on
-from kansoku.services.gateway.api.common import PROBLEM, ApiCaller
+from kansoku.services.gateway.api.common import ApiCaller
 from kansoku.services.gateway.api.schemas import (
     DeadLetter,
     FaultFlag,
@@ -38,7 +39,7 @@ router = APIRouter(tags=["admin"])
 async def inventory(
     admin: AdminUser, caller: ApiCaller, gateway: GatewayDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
     low_only: bool = False,
 ) -> Json:
     """Stock levels, reserved units and the low-stock flag of every product (admin)."""
@@ -47,8 +48,8 @@ async def inventory(
 
 
 @router.post("/inventory/{product_id}/adjust", response_model=StockLevel,
-             responses={403: PROBLEM, 409: PROBLEM})
-async def adjust_stock(product_id: int, change: StockChange, admin: AdminUser,
+             responses={403: PROBLEM, 409: PROBLEM, 422: PROBLEM})
+async def adjust_stock(product_id: DbId, change: StockChange, admin: AdminUser,
                        caller: ApiCaller, gateway: GatewayDep) -> Json:
     """Restock or remove units, with a reason (admin)."""
     return await gateway.clients.inventory.adjust(caller, product_id, change.delta,
@@ -73,7 +74,7 @@ async def dead_letters(admin: AdminUser, caller: ApiCaller, gateway: GatewayDep,
 
 
 @router.post("/admin/dead-letters/{sequence}/replay", responses={403: PROBLEM, 404: PROBLEM})
-async def replay_dead_letter(sequence: int, admin: AdminUser, caller: ApiCaller,
+async def replay_dead_letter(sequence: StreamSequence, admin: AdminUser, caller: ApiCaller,
                              gateway: GatewayDep) -> Json:
     """Deliver a dead letter again (admin)."""
     return await gateway.clients.worker.replay_dead_letter(caller, sequence)
@@ -123,8 +124,9 @@ async def download_report(report_id: uuid.UUID, file_format: Literal["csv", "jso
                                                                     422: PROBLEM})
 async def sales(
     admin: AdminUser, caller: ApiCaller, gateway: GatewayDep,
-    since: Annotated[datetime | None, Query(
-        description="ISO 8601; without a zone it is UTC. Default: midnight UTC today")] = None,
+    since: Annotated[ZonedDateTime | None, Query(
+        description="RFC 3339, with its zone (`2026-01-31T00:00:00Z`). Default: "
+                    "midnight UTC today")] = None,
 ) -> Json:
     """Orders placed since `since` by status, the paid ones' revenue per currency, and
     the newest cancelled orders with their reason (admin)."""

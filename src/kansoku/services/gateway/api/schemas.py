@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, create_model
+
+from kansoku.kit.fields import DbId, Price, Text, UtcDateTime, Whole
 
 
 class Registration(BaseModel):
-    name: str = Field(min_length=1, max_length=200, examples=["John Doe"])
+    name: Text = Field(min_length=1, max_length=200, examples=["John Doe"])
     email: EmailStr = Field(examples=["john.doe@example.com"])
     #: repr=False: a password never shows up in a log line or a debugger's repr.
     password: str = Field(min_length=8, max_length=200, repr=False,
@@ -36,7 +37,7 @@ class RefreshRequest(BaseModel):
 
 
 class ProfileChange(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
+    name: Text | None = Field(None, min_length=1, max_length=200)
     password: str | None = Field(None, min_length=8, max_length=200, repr=False)
 
 
@@ -45,7 +46,7 @@ class User(BaseModel):
     name: str
     email: str
     role: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class Tokens(BaseModel):
@@ -85,22 +86,22 @@ class ProductDetail(Product):
 class NewProduct(BaseModel):
     """A product as an admin creates it (seed 004's shape)."""
 
-    name: str = Field(min_length=1, max_length=200, examples=["Premium Laptop"])
-    description: str = Field("", max_length=5000)
-    price: Decimal = Field(gt=0, max_digits=12, decimal_places=2, examples=["1299.99"])
+    name: Text = Field(min_length=1, max_length=200, examples=["Premium Laptop"])
+    description: Text = Field("", max_length=5000)
+    price: Price
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-    inventory: int = Field(0, ge=0, le=1_000_000, description="Units in stock to start with")
-    category: str | None = Field(None, max_length=64, description="Category slug")
-    sku: str | None = Field(None, min_length=1, max_length=32)
+    inventory: Whole = Field(0, ge=0, le=1_000_000, description="Units in stock to start with")
+    category: Text | None = Field(None, max_length=64, description="Category slug")
+    sku: Text | None = Field(None, min_length=1, max_length=32)
 
 
 class ProductChange(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field("", max_length=5000)
-    price: Decimal = Field(gt=0, max_digits=12, decimal_places=2)
+    name: Text = Field(min_length=1, max_length=200)
+    description: Text = Field("", max_length=5000)
+    price: Price
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-    category: str | None = Field(None, max_length=64)
-    sku: str | None = Field(None, min_length=1, max_length=32)
+    category: Text | None = Field(None, max_length=64)
+    sku: Text | None = Field(None, min_length=1, max_length=32)
 
 
 class StockLevel(BaseModel):
@@ -121,17 +122,17 @@ class StockPage(BaseModel):
 
 
 class StockChange(BaseModel):
-    delta: int = Field(ge=-1_000_000, le=1_000_000, description="Units to add or remove")
-    reason: str = Field(min_length=1, max_length=200, examples=["restock from supplier"])
+    delta: Whole = Field(ge=-1_000_000, le=1_000_000, description="Units to add or remove")
+    reason: Text = Field(min_length=1, max_length=200, examples=["restock from supplier"])
 
 
 class CartLineIn(BaseModel):
-    product_id: int = Field(ge=1)
-    quantity: int = Field(ge=1, le=99)
+    product_id: DbId
+    quantity: Whole = Field(ge=1, le=99)
 
 
 class QuantityChange(BaseModel):
-    quantity: int = Field(ge=0, le=99, description="0 removes the item")
+    quantity: Whole = Field(ge=0, le=99, description="0 removes the item")
 
 
 class CartLine(BaseModel):
@@ -149,16 +150,16 @@ class Cart(BaseModel):
 
 
 class Address(BaseModel):
-    street: str = Field(min_length=1, max_length=200, examples=["123 Main St"])
-    city: str = Field(min_length=1, max_length=100, examples=["San Francisco"])
-    state: str = Field("", max_length=100, examples=["CA"])
-    zip: str = Field(min_length=1, max_length=20, examples=["94105"])
+    street: Text = Field(min_length=1, max_length=200, examples=["123 Main St"])
+    city: Text = Field(min_length=1, max_length=100, examples=["San Francisco"])
+    state: Text = Field("", max_length=100, examples=["CA"])
+    zip: Text = Field(min_length=1, max_length=20, examples=["94105"])
     country: str = Field(pattern=r"^[A-Z]{2}$", examples=["US"])
 
 
 class OrderLineIn(BaseModel):
-    product_id: int = Field(ge=1)
-    quantity: int = Field(ge=1, le=99)
+    product_id: DbId
+    quantity: Whole = Field(ge=1, le=99)
 
 
 class NewOrder(BaseModel):
@@ -185,7 +186,7 @@ class Order(BaseModel):
     shipping_address: dict[str, str]
     payment_id: uuid.UUID | None
     cancel_reason: str | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class OrderPage(BaseModel):
@@ -198,8 +199,8 @@ class OrderPage(BaseModel):
 class CardDetails(BaseModel):
     card_number: str = Field(min_length=12, max_length=23, repr=False,
                              examples=["4111111111111111"])
-    expiry_month: int = Field(ge=1, le=12, examples=[12])
-    expiry_year: int = Field(ge=2000, le=2100, examples=[2030])
+    expiry_month: Whole = Field(ge=1, le=12, examples=[12])
+    expiry_year: Whole = Field(ge=2000, le=2100, examples=[2030])
     cvv: str = Field(pattern=r"^[0-9]{3,4}$", repr=False, examples=["123"])
 
 
@@ -207,10 +208,20 @@ class WalletDetails(BaseModel):
     wallet_id: str = Field(min_length=3, max_length=64, repr=False)
 
 
-class NewPayment(BaseModel):
+class CardPayment(BaseModel):
     order_id: uuid.UUID
-    payment_method: Literal["credit_card", "wallet"]
-    payment_details: CardDetails | WalletDetails
+    payment_method: Literal["credit_card"]
+    payment_details: CardDetails
+
+
+class WalletPayment(BaseModel):
+    order_id: uuid.UUID
+    payment_method: Literal["wallet"]
+    payment_details: WalletDetails
+
+
+#: A payment: `payment_method` says which details it carries.
+NewPayment = Annotated[CardPayment | WalletPayment, Field(discriminator="payment_method")]
 
 
 class Payment(BaseModel):
@@ -231,7 +242,7 @@ class Mail(BaseModel):
     recipients: list[str]
     subject: str
     body: str
-    received_at: datetime
+    received_at: UtcDateTime
 
 
 class Notification(BaseModel):
@@ -242,7 +253,7 @@ class Notification(BaseModel):
     recipient: str = Field(description="A phone number (sms) or `user:<user id>` (push)")
     text: str
     event_id: str = Field(description="The event that caused it")
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class ReportSummary(BaseModel):
@@ -250,7 +261,7 @@ class ReportSummary(BaseModel):
 
     id: uuid.UUID
     kind: Literal["inventory"]
-    created_at: datetime
+    created_at: UtcDateTime
     row_count: int = Field(description="Products in the report")
     low_stock_count: int = Field(description="Of those, how many are low on stock")
 
@@ -285,14 +296,14 @@ class CancelledOrder(BaseModel):
     total: Decimal
     currency: str
     cancel_reason: str | None
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class SalesSummary(BaseModel):
     """Orders placed since a moment (default: midnight UTC today) by what became of
     them, the paid ones' revenue, and the newest cancellations."""
 
-    since: datetime = Field(description="UTC")
+    since: UtcDateTime
     orders: int = Field(description="Orders placed since then, whatever became of them")
     paid: int
     pending_payment: int
@@ -348,21 +359,35 @@ OPERATIONS: Final = tuple(LabOperation(scenario, fixed) for scenario in SCENARIO
 
 
 class LabParameters(BaseModel):
-    """What to run the operation on; every field has a default."""
+    """What to run the operation on; every field has a default. (N+1 has no variants.)"""
 
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(10, ge=1, le=100, description="How many products (the N of N+1)")
+    limit: Whole = Field(10, ge=1, le=100, description="How many products (the N of N+1)")
     category: str | None = Field(None, min_length=1, max_length=64,
                                  pattern=r"^[a-z0-9][a-z0-9-]*$",
                                  description="A category's slug", examples=["telescopes"])
-    variant: Literal["sleep", "cartesian", "missing-table", "constraint"] | None = Field(
-        None, description="Slow query: `sleep` (3 to 5 s of pg_sleep, the default) or "
-        "`cartesian` (needs a `category`); database error: `missing-table` (the default) "
-        "or `constraint`")
-    product_id: int | None = Field(None, ge=1, le=2**31 - 1,
-                                   description="Database error, `constraint`: the product "
-                                   "to save as a favourite")
+    product_id: DbId | None = Field(None, description="Database error, `constraint`: the "
+                                    "product to save as a favourite")
+
+
+class SlowQueryParameters(LabParameters):
+    variant: Literal["sleep", "cartesian"] | None = Field(
+        None, description="`sleep` (3 to 5 s of pg_sleep, the default) or `cartesian` "
+        "(in `category`, or the first category)")
+
+
+class DatabaseErrorParameters(LabParameters):
+    variant: Literal["missing-table", "constraint"] | None = Field(
+        None, description="`missing-table` (the default) or `constraint`")
+
+
+#: Each scenario's parameters: its own variants, so the contract names them.
+LAB_PARAMETERS: Final[dict[str, type[LabParameters]]] = {
+    "n-plus-one": LabParameters,
+    "slow-query": SlowQueryParameters,
+    "database-error": DatabaseErrorParameters,
+}
 
 
 class LabRun(BaseModel):
@@ -370,10 +395,19 @@ class LabRun(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str | None = Field(None, max_length=64,
-                                description="Leave it out: the gateway fills it in. If "
-                                "sent, it must be your own")
+    user_id: Text | None = Field(None, max_length=64,
+                                 description="Leave it out: the gateway fills it in. If "
+                                 "sent, it must be your own")
     parameters: LabParameters = Field(default_factory=LabParameters)
+
+
+def lab_run_model(operation: LabOperation) -> type[LabRun]:
+    """The request `operation`'s route takes: `LabRun` with its scenario's parameters."""
+    parameters = LAB_PARAMETERS[operation.scenario]
+    name = "".join(part.capitalize() for part in operation.name.split("_")) + "Run"
+    model: type[LabRun] = create_model(
+        name, __base__=LabRun, parameters=(parameters, Field(default_factory=parameters)))
+    return model
 
 
 class LabData(BaseModel):

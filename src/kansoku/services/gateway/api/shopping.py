@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Body, Header, Query
 
 from kansoku.kit.auth import CurrentUser
-from kansoku.services.gateway.api.common import PROBLEM, ApiCaller
+from kansoku.kit.fields import DbId, Offset
+from kansoku.kit.openapi import PROBLEM
+from kansoku.services.gateway.api.common import ApiCaller
 from kansoku.services.gateway.api.schemas import (
     Cart,
     CartLineIn,
@@ -43,8 +45,8 @@ async def add_to_cart(line: CartLineIn, user: CurrentUser, caller: ApiCaller,
 
 
 @router.patch("/cart/items/{product_id}", response_model=Cart,
-              responses={401: PROBLEM, 404: PROBLEM})
-async def change_cart_line(product_id: int, change: QuantityChange, user: CurrentUser,
+              responses={401: PROBLEM, 404: PROBLEM, 422: PROBLEM})
+async def change_cart_line(product_id: DbId, change: QuantityChange, user: CurrentUser,
                            caller: ApiCaller, gateway: GatewayDep) -> PricedCart:
     """Set how many of a product your cart holds (0 removes it)."""
     await gateway.clients.cart.set_quantity(caller, product_id, change.quantity)
@@ -53,7 +55,7 @@ async def change_cart_line(product_id: int, change: QuantityChange, user: Curren
 
 @router.delete("/cart/items/{product_id}", response_model=Cart,
                responses={401: PROBLEM, 404: PROBLEM})
-async def remove_from_cart(product_id: int, user: CurrentUser, caller: ApiCaller,
+async def remove_from_cart(product_id: DbId, user: CurrentUser, caller: ApiCaller,
                            gateway: GatewayDep) -> PricedCart:
     """Remove a product from your cart."""
     await gateway.clients.cart.remove(caller, product_id)
@@ -63,7 +65,8 @@ async def remove_from_cart(product_id: int, user: CurrentUser, caller: ApiCaller
 # --- orders and payments --------------------------------------------------------------
 
 @router.post("/orders", status_code=201, response_model=Order,
-             responses={401: PROBLEM, 409: PROBLEM, 422: PROBLEM, 503: PROBLEM})
+             responses={401: PROBLEM, 404: PROBLEM, 409: PROBLEM, 422: PROBLEM,
+                        503: PROBLEM})
 async def place_order(
     order: NewOrder, user: CurrentUser, caller: ApiCaller, gateway: GatewayDep,
     idempotency_key: Annotated[str | None, Header(
@@ -81,7 +84,7 @@ async def place_order(
 async def list_orders(
     user: CurrentUser, caller: ApiCaller, gateway: GatewayDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[Offset, Query()] = 0,
 ) -> Json:
     """Your orders, newest first."""
     return await gateway.clients.orders.page(caller, limit=limit, offset=offset)
@@ -98,8 +101,8 @@ async def get_order(order_id: uuid.UUID, user: CurrentUser, caller: ApiCaller,
 @router.post("/payments", status_code=201, response_model=Payment,
              responses={401: PROBLEM, 402: PROBLEM, 404: PROBLEM, 409: PROBLEM,
                         422: PROBLEM, 503: PROBLEM})
-async def pay(payment: NewPayment, user: CurrentUser, caller: ApiCaller,
-              gateway: GatewayDep) -> Json:
+async def pay(payment: Annotated[NewPayment, Body()], user: CurrentUser,
+              caller: ApiCaller, gateway: GatewayDep) -> Json:
     """Pay an order. Declined: 402 with the reason, and the order is cancelled. Test
     cards: 4111 1111 1111 1111 pays; 4000 0000 0000 7775 (insufficient funds),
     4000 0000 0000 8880 (stolen card) and 4000 0000 0000 6660 (processing error) decline."""

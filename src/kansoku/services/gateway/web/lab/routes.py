@@ -21,7 +21,12 @@ from pydantic import ValidationError
 
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.services.gateway.api.lab import as_answer, run_in_lab
-from kansoku.services.gateway.api.schemas import OPERATIONS, LabOperation, LabParameters
+from kansoku.services.gateway.api.schemas import (
+    LAB_PARAMETERS,
+    OPERATIONS,
+    LabOperation,
+    LabParameters,
+)
 from kansoku.services.gateway.clients import Json, Refused
 from kansoku.services.gateway.state import Gateway, GatewayDep, limit_requests
 from kansoku.services.gateway.web.auth import CsrfChecked, CustomerDep, ScriptCaller
@@ -72,12 +77,13 @@ def _shown(status_code: int, body: Json, elapsed: float) -> dict[str, Any]:
     return shown
 
 
-def _form_parameters(form: Any) -> tuple[LabParameters | None, dict[str, str], str | None]:
+def _form_parameters(form: Any, operation: LabOperation
+                     ) -> tuple[LabParameters | None, dict[str, str], str | None]:
     """The form's parameters, what was typed (to show again), and what is wrong."""
     values = {name: value.strip() for name in ("limit", "category", "variant", "product_id")
               if isinstance(value := form.get(name), str) and value.strip()}
     try:
-        return LabParameters.model_validate(values), values, None
+        return LAB_PARAMETERS[operation.scenario].model_validate(values), values, None
     except ValidationError as exc:
         wrong = ", ".join(sorted({str(error["loc"][0]) for error in exc.errors()}))
         return None, values, f"Check {wrong}: " + exc.errors()[0]["msg"].lower() + "."
@@ -86,7 +92,7 @@ def _form_parameters(form: Any) -> tuple[LabParameters | None, dict[str, str], s
 def _form_endpoint(operation: LabOperation) -> Callable[..., Awaitable[Response]]:
     async def run_from_form(request: Request, checked: CsrfChecked, customer: CustomerDep,
                             gateway: GatewayDep) -> Response:
-        parameters, values, mistake = _form_parameters(await request.form())
+        parameters, values, mistake = _form_parameters(await request.form(), operation)
         if parameters is None:
             shown = {"status": "refused", "detail": mistake, "http_status": 422}
             return await _lab_page(request, gateway, results={operation.key: shown},
@@ -107,14 +113,18 @@ def _form_endpoint(operation: LabOperation) -> Callable[..., Awaitable[Response]
 
 
 def _script_endpoint(operation: LabOperation) -> Callable[..., Awaitable[Response]]:
+    model = LAB_PARAMETERS[operation.scenario]
+
     async def run_from_script(
         caller: ScriptCaller, gateway: GatewayDep,
         parameters: Annotated[LabParameters | None, Body()] = None,
     ) -> Response:
         assert caller.user_id is not None
         return as_answer(await run_in_lab(gateway, operation, caller.user_id,
-                                          parameters or LabParameters(), caller))
+                                          parameters or model(), caller))
 
+    # The scenario's own parameters (its variants): the model is picked per operation.
+    run_from_script.__annotations__["parameters"] = Annotated[model | None, Body()]
     return run_from_script
 
 
