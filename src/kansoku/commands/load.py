@@ -353,7 +353,7 @@ def synth(
 ) -> None:
     """Run the synthetic monitors' journeys once and print each outcome with its trace.
 
-    Each run is a trace in the explorer (root span 'synthetic <journey>', its steps, and
+    Each run is a trace in the explorer (root span `synthetic <journey>`, its steps, and
     the services' spans under them), a kansoku.synthetics.runs / .duration measurement
     and a log record. Exit code 1 when a journey failed; a journey that cannot run here
     (no Chromium for 'storefront') is reported skipped and does not count as failed.
