@@ -18,7 +18,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from kansoku.commands.common import DataDir, console, fail, load_settings
+from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.explorer import prometheus
 from kansoku.explorer.rules import RuleFile, RulesError, default_rules_text, load_rules
 
@@ -88,7 +88,7 @@ def list_alerts(data_dir: DataDir = None) -> None:
     for alert in found:
         table.add_row(alert["state"], alert["name"], alert["service"] or "",
                       alert["value_text"] or "", alert["summary"])
-    console.print(table)
+    print_table(table)
 
 
 @app.command("export")

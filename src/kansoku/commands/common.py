@@ -1,5 +1,6 @@
-"""What every `kansoku` subcommand shares: the consoles, the `--data-dir` option, and
-`fail`, which ends a command with one plain line naming the problem and the fix."""
+"""What every `kansoku` subcommand shares: the consoles, `print_table`, the `--data-dir`
+option, and `fail`, which ends a command with one plain line naming the problem and the
+fix."""
 
 from __future__ import annotations
 
@@ -8,12 +9,33 @@ from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from kansoku.stack.settings import StackSettings
 
 console = Console()
 errors = Console(stderr=True)
+# Piped or redirected, a line is not wrapped at 80 columns: a path or URL in it stays
+# whole for grep and for the next program (a terminal wraps long lines by itself).
+console.soft_wrap = not console.is_terminal
+errors.soft_wrap = not errors.is_terminal
+
+#: Wider than any table a command prints: the bound its natural width is measured in.
+_UNBOUNDED_WIDTH = 10_000
+
+
+def print_table(table: RenderableType) -> None:
+    """Print a table (or a report holding one) on stdout. On a terminal it fits the
+    window. Piped or redirected (`kansoku status | cat`) there is no window, and Rich
+    would squeeze it into 80 columns, cutting URLs and descriptions short: there it
+    keeps its natural width instead, one row to a line."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update_width(
+        _UNBOUNDED_WIDTH)).maximum
+    Console(file=console.file, width=max(natural, console.width)).print(table)
+
 
 DataDir = Annotated[
     Path | None,
