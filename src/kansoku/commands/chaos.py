@@ -106,7 +106,7 @@ def run(
         fail(str(exc))
     printer = EventPrinter(errors if as_json else console)
     if not as_json:
-        console.print(f"[bold]{chosen.title}[/] ({chosen.source}) against "
+        console.print(f"[bold]{chosen.title}[/] — {chosen.source}, against the stack in "
                       f"{settings.data_dir}", highlight=False)
         if chosen.description:
             console.print(" ".join(chosen.description.split()), highlight=False)
