@@ -98,8 +98,10 @@ async def test_embedded_servers_require_the_stack_secret(stack: RunningStack) ->
 
 
 def test_status_table_for_people(stack: RunningStack) -> None:
-    # Captured, as `kansoku status | cat` is: not a terminal, and no COLUMNS to go by.
-    env = {key: value for key, value in stack.env.items() if key != "COLUMNS"}
+    # Captured, as `kansoku status | cat` is: not a terminal, and no COLUMNS to go by
+    # (nor colours forced on).
+    env = {key: value for key, value in stack.env.items()
+           if key not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")}
     result = run_cli("status", env=env, timeout=30)
     assert result.returncode == 0
     rows = {line.split()[1]: line for line in result.stdout.splitlines()
