@@ -33,7 +33,7 @@ def _report(**fields: object) -> Report:
 def _text(report: Report) -> tuple[dict[str, list[str]], str]:
     """The table's rows (probe -> its cells) and the sentences under it, as shown."""
     out = io.StringIO()
-    Console(file=out, width=200).print(render(report))
+    Console(file=out, width=200, force_terminal=False).print(render(report))
     lines = out.getvalue().splitlines()
     rows = {cells[0]: cells[1:] for cells in
             ([cell.strip() for cell in line.strip("│").split("│")] for line in lines
@@ -103,7 +103,7 @@ def test_a_hypothesis_that_failed_first() -> None:
 
 def test_progress_lines_say_the_hypothesis_fails() -> None:
     out = io.StringIO()
-    printer = EventPrinter(Console(file=out, width=200))
+    printer = EventPrinter(Console(file=out, width=200, force_terminal=False))
     printer(_round("before", 0.3))
     printer(_round("during", 1.4, PAYS))
     printer(_round("during", 2.4, PAYS))  # as the round before: not repeated
