@@ -30,6 +30,11 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Help is Markdown: a docstring's line breaks are only where its source wraps, so
+    # each paragraph is re-flowed to the terminal's width (Rich markup would keep them,
+    # breaking lines mid-sentence, and would swallow "[default: …]" as a style tag).
+    # Write `<placeholders>` and `code` in backticks: bare <…> is an HTML tag, not shown.
+    rich_markup_mode="markdown",
 )
 
 #: `kansoku version`, in a group of its own only so that `kansoku --help` lists it where

@@ -154,9 +154,9 @@ def test_flags_pause_and_kill_are_put_back_without_a_rollback(stack: Stack,
     # No rollback step: the runner itself put the flag back, and says so.
     assert "put back: set paymentFailure back to off" in out
     assert "paying answered 503" in out  # the flag at work
-    assert "During the method the hypothesis deviated in" in out
+    assert "During the method the hypothesis failed in" in out
     assert "Recovered: the hypothesis held again" in out
-    assert "Result: recovered — recovery time" in out
+    assert "Result: recovered in" in out
     assert stack.flags_on() == {}
     payments = stack.component("payments")
     assert payments["state"] == "running" and payments["pid"] != before["pid"]

@@ -98,10 +98,18 @@ async def test_embedded_servers_require_the_stack_secret(stack: RunningStack) ->
 
 
 def test_status_table_for_people(stack: RunningStack) -> None:
-    result = run_cli("status", env=stack.env, timeout=30)
+    # Captured, as `kansoku status | cat` is: not a terminal, and no COLUMNS to go by
+    # (nor colours forced on).
+    env = {key: value for key, value in stack.env.items()
+           if key not in ("COLUMNS", "FORCE_COLOR", "TTY_COMPATIBLE")}
+    result = run_cli("status", env=env, timeout=30)
     assert result.returncode == 0
-    for name in ("postgresql", "gateway", "explorer"):
-        assert name in result.stdout
+    rows = {line.split()[1]: line for line in result.stdout.splitlines()
+            if line.startswith("│")}
+    for component in stack.status()["components"]:
+        # Each component on one line, with its whole URL (Rich used to cut the table
+        # to 80 columns, and the URLs to "postgresql://127.0.0.1…").
+        assert f" {component['url']} " in rows[component["name"]], result.stdout
 
 
 def test_every_service_answers_its_health_endpoints(stack: RunningStack) -> None:

@@ -18,14 +18,14 @@ import typer
 import yaml
 from rich.table import Table
 
-from kansoku.commands.common import DataDir, console, fail, load_settings
+from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.explorer import prometheus
 from kansoku.explorer.rules import RuleFile, RulesError, default_rules_text, load_rules
 
 app = typer.Typer(help="The alert rules and SLOs.", no_args_is_help=True)
 
 RulesOption = Annotated[Path | None, typer.Option(
-    "--rules", help="A rules file [default: <data dir>/alerts.yaml, else the packaged "
+    "--rules", help="A rules file [default: `<data dir>/alerts.yaml`, else the packaged "
                     "defaults]", show_default=False)]
 
 
@@ -48,7 +48,7 @@ def _load(path: Path | None, data_dir: Path | None) -> tuple[RuleFile, str]:
 def init(data_dir: DataDir = None,
          force: Annotated[bool, typer.Option(help="Overwrite an existing file")] = False,
          ) -> None:
-    """Write the default rules to <data dir>/alerts.yaml, to edit; the explorer reads
+    """Write the default rules to `<data dir>/alerts.yaml`, to edit; the explorer reads
     the file instead of its defaults and picks up changes by itself."""
     path = _rules_path(data_dir)
     if path.exists() and not force:
@@ -61,7 +61,7 @@ def init(data_dir: DataDir = None,
 
 @app.command("check")
 def check(file: Annotated[Path | None, typer.Argument(
-              help="The rules file [default: <data dir>/alerts.yaml]",
+              help="The rules file [default: `<data dir>/alerts.yaml`]",
               show_default=False)] = None,
           data_dir: DataDir = None) -> None:
     """Check a rules file: one line saying what is wrong, or what it holds."""
@@ -88,7 +88,7 @@ def list_alerts(data_dir: DataDir = None) -> None:
     for alert in found:
         table.add_row(alert["state"], alert["name"], alert["service"] or "",
                       alert["value_text"] or "", alert["summary"])
-    console.print(table)
+    print_table(table)
 
 
 @app.command("export")

@@ -26,7 +26,14 @@ from kansoku.chaos.report import EventPrinter, render
 from kansoku.chaos.runner import RECOVERED, run_experiment
 from kansoku.chaos.runner import logger as runner_logger
 from kansoku.chaos.scheduler import FaultPicker, Scheduler, plan
-from kansoku.commands.common import DataDir, console, errors, fail, load_settings
+from kansoku.commands.common import (
+    DataDir,
+    console,
+    errors,
+    fail,
+    load_settings,
+    print_table,
+)
 from kansoku.commands.flags import flags_file
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.durations import DurationError, format_duration, parse_duration
@@ -60,7 +67,7 @@ def list_experiments() -> None:
         # The first sentence: `kansoku chaos run NAME` prints the rest.
         about = " ".join(experiment.description.split()).split(". ")[0].rstrip(".") + "."
         table.add_row(name, experiment.title, parameters, about)
-    console.print(table)
+    print_table(table)
 
 
 def _overrides(values: list[str]) -> dict[str, str]:
@@ -99,7 +106,7 @@ def run(
         fail(str(exc))
     printer = EventPrinter(errors if as_json else console)
     if not as_json:
-        console.print(f"[bold]{chosen.title}[/] ({chosen.source}) against "
+        console.print(f"[bold]{chosen.title}[/] — {chosen.source}, against the stack in "
                       f"{settings.data_dir}", highlight=False)
         if chosen.description:
             console.print(" ".join(chosen.description.split()), highlight=False)
@@ -122,7 +129,7 @@ def run(
         typer.echo(json.dumps(report.as_dict(), indent=2))
     else:
         console.print()
-        console.print(render(report))
+        print_table(render(report))
     if report.status != RECOVERED:
         raise typer.Exit(1)
 

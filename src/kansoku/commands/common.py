@@ -1,5 +1,6 @@
-"""What every `kansoku` subcommand shares: the consoles, the `--data-dir` option, and
-`fail`, which ends a command with one plain line naming the problem and the fix."""
+"""What every `kansoku` subcommand shares: the consoles, `print_table`, the `--data-dir`
+option, and `fail`, which ends a command with one plain line naming the problem and the
+fix."""
 
 from __future__ import annotations
 
@@ -8,12 +9,45 @@ from typing import Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from kansoku.stack.settings import StackSettings
 
 console = Console()
 errors = Console(stderr=True)
+
+
+def in_a_window(out: Console) -> bool:
+    """Whether `out` writes to a terminal window rather than a pipe or a file. (Not
+    `Console.is_terminal`, which FORCE_COLOR turns on: colours can be asked for in a
+    pipe, a window's width cannot.)"""
+    try:
+        return out.file.isatty()
+    except (AttributeError, ValueError):  # no isatty, or already closed
+        return False
+
+
+# Piped or redirected, a line is not wrapped at 80 columns: a path or URL in it stays
+# whole for grep and for the next program (a terminal wraps long lines by itself).
+console.soft_wrap = not in_a_window(console)
+errors.soft_wrap = not in_a_window(errors)
+
+#: Wider than any table a command prints: the bound its natural width is measured in.
+_UNBOUNDED_WIDTH = 10_000
+
+
+def print_table(table: RenderableType) -> None:
+    """Print a table (or a report holding one) on stdout. In a terminal it fits the
+    window. Piped or redirected (`kansoku status | cat`) there is no window, and Rich
+    would squeeze it into 80 columns, cutting URLs and descriptions short: there it
+    keeps its natural width instead, one row to a line."""
+    if in_a_window(console):
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update_width(
+        _UNBOUNDED_WIDTH)).maximum
+    Console(file=console.file, width=max(natural, console.width)).print(table)
+
 
 DataDir = Annotated[
     Path | None,

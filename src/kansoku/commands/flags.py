@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from kansoku.commands.common import DataDir, console, fail, load_settings
+from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.flags import OFF
 
@@ -61,7 +61,7 @@ def list_flags(
         now = variants[flag.name]
         table.add_row(flag.name, now if now == OFF else f"[bold red]{now}[/]",
                       " ".join(flag.variant_names), flag.description)
-    console.print(table)
+    print_table(table)
 
 
 @app.command("set")

@@ -26,7 +26,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kansoku.commands.common import DataDir, console, fail, load_settings
+from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.kit.durations import DurationError, parse_duration
 from kansoku.loadgen.outcomes import FAILURE, JOURNEY_NAMES
 from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
@@ -250,7 +250,7 @@ def load(
     if as_json:
         typer.echo(json.dumps(summary_document(summary, gateway), indent=2))
     else:
-        console.print(summary_table(summary))
+        print_table(summary_table(summary))
         for error in summary["errors"][:5]:
             console.print(f"  [red]{error['occurrences']} x[/] {error['step']}: "
                           f"{error['error'][:200]}", highlight=False)
@@ -353,7 +353,7 @@ def synth(
 ) -> None:
     """Run the synthetic monitors' journeys once and print each outcome with its trace.
 
-    Each run is a trace in the explorer (root span 'synthetic <journey>', its steps, and
+    Each run is a trace in the explorer (root span `synthetic <journey>`, its steps, and
     the services' spans under them), a kansoku.synthetics.runs / .duration measurement
     and a log record. Exit code 1 when a journey failed; a journey that cannot run here
     (no Chromium for 'storefront') is reported skipped and does not count as failed.
@@ -392,7 +392,7 @@ def synth(
     if as_json:
         typer.echo(json.dumps({"data": [result.as_dict() for result in results]}, indent=2))
     else:
-        console.print(results_table(results))
+        print_table(results_table(results))
         explorer = _explorer_hint(settings)
         if explorer.startswith("http"):
             console.print(f"Traces: {explorer}/traces/<trace id>", highlight=False)

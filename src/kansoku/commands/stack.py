@@ -36,7 +36,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from kansoku.commands.common import DataDir, console, fail, load_settings
+from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.kit.settings import ConfigurationError
 from kansoku.stack.control import ControlError, Request, ask_supervisor
 from kansoku.stack.settings import StackSettings
@@ -64,8 +64,11 @@ def _read_state(settings: StackSettings) -> StackState | None:
 
 def _state_table(components: list[ComponentState], title: str) -> Table:
     table = Table(title=title, title_justify="left", expand=False)
-    for column in ("component", "state", "health", "pid", "restarts", "url"):
+    for column in ("component", "state", "health", "pid", "restarts"):
         table.add_column(column)
+    # A URL is there to be copied: in a narrow terminal it folds onto a second line
+    # rather than end in "…".
+    table.add_column("url", overflow="fold")
     colours = {"running": "green", "healthy": "green", "failed": "red", "unhealthy": "red",
                "down": "red", "restarting": "yellow", "starting": "yellow",
                "preparing": "yellow", "stopping": "yellow"}
@@ -278,7 +281,7 @@ def status(
     if not components:
         console.print(f"kansoku is not running (data directory {settings.data_dir}).")
         return
-    console.print(_state_table(components, f"kansoku: {phase}"))
+    print_table(_state_table(components, f"kansoku: {phase}"))
 
 
 # --- stop / start one component ------------------------------------------------------

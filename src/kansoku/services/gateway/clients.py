@@ -448,7 +448,7 @@ def _lab_error_answer(exc: DependencyUnavailable) -> LabAnswer | None:
 
 @dataclass(frozen=True)
 class FailedTrace:
-    """A recent trace with an error, as the admin dashboard lists it."""
+    """A recent trace in which the shop failed, as the admin dashboard lists it."""
 
     trace_id: str
     url: str
@@ -461,12 +461,21 @@ class FailedTrace:
 
 @dataclass(frozen=True)
 class RecentFailures:
-    """Traces with errors found in the explorer; `unavailable` says why there are none
-    to show when the explorer could not be asked (then `traces` is empty)."""
+    """Traces in which the shop failed, found in the explorer; `unavailable` says why
+    there are none to show when the explorer could not be asked (then `traces` is
+    empty)."""
 
     traces: list[FailedTrace]
     search_url: str
     unavailable: str | None = None
+
+
+#: Span kinds that stand for work a service of the shop was given: a request it
+#: answered (server), an event it handled (consumer).
+_WORK_SPAN_KINDS: Final = frozenset({"server", "consumer"})
+#: Traces with an error asked of the explorer per failure shown: some of them are only
+#: callers' client spans (see `_failed_trace`), which the dashboard leaves out.
+_CANDIDATES_PER_FAILURE: Final = 5
 
 
 def _tag(span: Json, key: str) -> Any:
@@ -474,17 +483,54 @@ def _tag(span: Json, key: str) -> Any:
                 None)
 
 
-def _failed_trace(explorer_url: str, trace: Json) -> FailedTrace:
-    """One Jaeger-shaped trace as a dashboard line: its root, and what went wrong."""
+def _failed(span: Json) -> bool:
+    return _tag(span, "error") in (True, "true")
+
+
+def _parent_id(span: Json) -> str | None:
+    return next((reference["spanID"] for reference in span.get("references") or []
+                 if reference.get("refType", "CHILD_OF") == "CHILD_OF"), None)
+
+
+def _failed_trace(explorer_url: str, trace: Json) -> FailedTrace | None:
+    """One Jaeger-shaped trace as a dashboard line — its root, and what went wrong —
+    or None when the shop did not fail in it.
+
+    The shop failed when one of its services failed at the work it was given: a server
+    span (a request it answered) or a consumer span (an event it handled) with error
+    status. Services mark a server span so for a 5xx answer or an exception, never for
+    a 4xx. A client span with error status does not count by itself: by the HTTP
+    conventions a client span is an error for any 4xx answer, which is often what the
+    caller expected (the synthetic checkout's login that answers 401 before it
+    registers the account, a mistyped password), and a failed attempt may have been
+    retried; the service that answered says on its own server span whether it failed.
+    """
     spans: list[Json] = trace["spans"]
+    failures = {span["spanID"]: span for span in spans if _failed(span)}
+    work_failed = {span_id for span_id, span in failures.items()
+                   if _tag(span, "span.kind") in _WORK_SPAN_KINDS}
+    if not work_failed:
+        return None
+    parent_of = {span["spanID"]: _parent_id(span) for span in spans}
+
+    def within_failed_work(span_id: str) -> bool:
+        seen: set[str] = set()
+        ancestor: str | None = span_id
+        while ancestor is not None and ancestor not in seen:
+            if ancestor in work_failed:
+                return True
+            seen.add(ancestor)
+            ancestor = parent_of.get(ancestor)
+        return False
+
+    # Where it went wrong first: among the failed spans inside a failed request or
+    # event, one none of whose children failed (its parents usually only report the
+    # failure they were handed) — the callers' own expected errors left aside.
+    relevant = [span for span_id, span in failures.items() if within_failed_work(span_id)]
+    failed_parents = {parent_of[span["spanID"]] for span in relevant}
+    origins = [span for span in relevant if span["spanID"] not in failed_parents]
+    failed = min(origins, key=lambda span: span["startTime"])
     root = min(spans, key=lambda span: (bool(span.get("references")), span["startTime"]))
-    failed_spans = [span for span in spans if _tag(span, "error") in (True, "true")]
-    # Where it went wrong first: a failed span none of whose children failed (its
-    # parents usually only report the failure they were handed).
-    failed_parents = {reference["spanID"] for span in failed_spans
-                      for reference in span.get("references") or []}
-    origins = [span for span in failed_spans if span["spanID"] not in failed_parents]
-    failed = min(origins or [root], key=lambda span: span["startTime"])
     processes = trace.get("processes", {})
     message = (_tag(failed, "otel.status_description") or _tag(failed, "exception.message")
                or f"{failed['operationName']} failed")
@@ -508,19 +554,23 @@ class ExplorerClient:
 
     async def recent_failures(self, *, service: str = "gateway", lookback: str = "1h",
                               limit: int = 10) -> RecentFailures:
-        """The newest traces through `service` with an error. The backend may be away:
-        then the answer says so instead of failing the page."""
+        """The newest `limit` traces through `service` in which the shop failed (see
+        `_failed_trace`), from the newest traces with any error. The backend may be
+        away: then the answer says so instead of failing the page."""
         search_url = f"{self.url}/traces?{urlencode({'service': service, 'error': 'true'})}"
         params: dict[str, str | int] = {"service": service,
                                         "tags": jsonlib.dumps({"error": "true"}),
-                                        "lookback": lookback, "limit": limit}
+                                        "lookback": lookback,
+                                        "limit": limit * _CANDIDATES_PER_FAILURE}
         try:
             async with httpx.AsyncClient(timeout=self.timeout,
                                          transport=self.transport) as client:
                 answer = await client.get(f"{self.url}/api/traces", params=params)
             answer.raise_for_status()
             found = answer.json()["data"]
-            traces = [_failed_trace(self.url, trace) for trace in found if trace.get("spans")]
+            traces = [failed for failed in (_failed_trace(self.url, trace)
+                                            for trace in found if trace.get("spans"))
+                      if failed is not None]
         except httpx.HTTPStatusError as exc:
             return RecentFailures([], search_url, f"the explorer answered HTTP "
                                                   f"{exc.response.status_code}")
@@ -531,7 +581,7 @@ class ExplorerClient:
             return RecentFailures([], search_url, f"the explorer's answer was not "
                                                   f"understood ({type(exc).__name__})")
         traces.sort(key=lambda failed: failed.started_at, reverse=True)
-        return RecentFailures(traces, search_url)
+        return RecentFailures(traces[:limit], search_url)
 
 
 # --- all of them ------------------------------------------------------------------------
