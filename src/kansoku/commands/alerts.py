@@ -29,6 +29,12 @@ RulesOption = Annotated[Path | None, typer.Option(
                     "defaults]", show_default=False)]
 
 
+def _say(line: str) -> None:
+    """One line of output, never wrapped: a path broken over two lines cannot be
+    copied (rich wraps at 80 columns when the output is not a terminal)."""
+    console.print(line, highlight=False, soft_wrap=True)
+
+
 def _rules_path(data_dir: Path | None) -> Path:
     return load_settings(data_dir).data_dir / "alerts.yaml"
 
@@ -56,7 +62,7 @@ def init(data_dir: DataDir = None,
              "the defaults")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(default_rules_text(), encoding="utf-8")
-    console.print(f"Wrote the default rules to {path}.")
+    _say(f"Wrote the default rules to {path}.")
 
 
 @app.command("check")
@@ -66,8 +72,8 @@ def check(file: Annotated[Path | None, typer.Argument(
           data_dir: DataDir = None) -> None:
     """Check a rules file: one line saying what is wrong, or what it holds."""
     rules, source = _load(file, data_dir)
-    console.print(f"{source}: {len(rules.rules)} rules, {len(rules.slos)} SLOs, "
-                  f"{len(rules.notifications.receivers)} receivers — OK", highlight=False)
+    _say(f"{source}: {len(rules.rules)} rules, {len(rules.slos)} SLOs, "
+         f"{len(rules.notifications.receivers)} receivers — OK")
 
 
 @app.command("list")
@@ -82,7 +88,7 @@ def list_alerts(data_dir: DataDir = None) -> None:
              "`kansoku up`")
     found: list[dict[str, Any]] = answer.json()["data"]
     if not found:
-        console.print("No alerts: all quiet.")
+        _say("No alerts: all quiet.")
         return
     table = Table("State", "Alert", "Service", "Value", "Summary")
     for alert in found:
@@ -118,5 +124,4 @@ def export(directory: Annotated[Path, typer.Argument(help="Where to write the fi
     for name, document in files.items():
         (directory / name).write_text(
             header + yaml.safe_dump(document, sort_keys=False, width=100), encoding="utf-8")
-    console.print(f"Wrote {', '.join(files)} to {directory} (from {source}).",
-                  highlight=False)
+    _say(f"Wrote {', '.join(files)} to {directory} (from {source}).")
