@@ -138,6 +138,29 @@ def test_export_passes_promtool_and_amtool(tmp_path: Path) -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
+#: promtool's unit test of the defaults: the explorer and the worker both hold 700 MiB; the
+#: HighMemory rule excludes the explorer (its DuckDB may use 512 MB by itself).
+MEMORY_TEST = """
+rule_files: [kansoku-rules.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'process_memory_usage_bytes{service="explorer"}'
+        values: '734003200x12'
+      - series: 'process_memory_usage_bytes{service="worker"}'
+        values: '734003200x12'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: HighMemory
+        exp_alerts:
+          - exp_labels: {service: worker, severity: warning}
+            exp_annotations:
+              summary: "worker holds 700 MiB of memory (alert above 512 MiB). Memory that only
+                grows is a leak: compare the Metrics page's process.memory.usage over time."
+"""
+
+
 def test_export_of_the_defaults_passes_promtool(tmp_path: Path) -> None:
     promtool = tool("promtool")
     result = run_cli("alerts", "export", str(tmp_path), env=environment(tmp_path / "none"))
@@ -146,6 +169,11 @@ def test_export_of_the_defaults_passes_promtool(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=60, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout
+
+    (tmp_path / "test.yml").write_text(MEMORY_TEST)
+    tested = subprocess.run([promtool, "test", "rules", "test.yml"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def test_init_then_check_and_a_mistake_in_one_line(tmp_path: Path) -> None:
