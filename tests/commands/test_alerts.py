@@ -8,10 +8,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
+import yaml
 
+from kansoku.stack.settings import StackSettings
+from kansoku.stack.state import write_state
+from kansoku.topology import SERVICES
 from tests.browser import in_ci
 from tests.support import run_cli
 
@@ -198,3 +205,60 @@ def test_init_then_check_and_a_mistake_in_one_line(tmp_path: Path) -> None:
     missing = run_cli("alerts", "export", str(tmp_path / "out"), "--rules",
                       str(tmp_path / "nope.yaml"), env=env)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def _targets(prometheus_yml: Path) -> dict[str, str]:
+    config = yaml.safe_load(prometheus_yml.read_text())
+    return {job["job_name"]: job["static_configs"][0]["targets"][0]
+            for job in config["scrape_configs"]}
+
+
+def test_export_without_a_stack_takes_the_ports_the_settings_give(tmp_path: Path) -> None:
+    env = {**environment(tmp_path), "KANSOKU_CATALOG_PORT": "9102",
+           "KANSOKU_WORKER_SMTP_PORT": "2525"}
+    result = run_cli("alerts", "export", str(tmp_path / "out"), env=env)
+    assert result.returncode == 0, result.stderr
+    targets = _targets(tmp_path / "out" / "prometheus.yml")
+    assert targets["catalog"] == "127.0.0.1:9102"
+    assert targets["gateway"] == "127.0.0.1:8000" and targets["explorer"] == "127.0.0.1:8800"
+    assert set(targets) == {service.name for service in SERVICES}
+    assert "127.0.0.1:2525" in (tmp_path / "out" / "alertmanager.yml").read_text()
+    said = " ".join(result.stdout.split())
+    assert f"from the settings, as no stack runs from {tmp_path}" in said
+    assert "catalog 127.0.0.1:9102" in said
+
+
+@pytest.fixture
+def supervisor() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that stands in for a running stack's supervisor."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_export_takes_the_running_stacks_ports(tmp_path: Path,
+                                                supervisor: subprocess.Popen[bytes]) -> None:
+    """The stack was started with other ports than the shell now says: the state file
+    is what runs."""
+    ports = {service.name: 9100 + index for index, service in enumerate(SERVICES)}
+    write_state(StackSettings(data_dir=tmp_path).state_file, {
+        "supervisor": {"pid": supervisor.pid,
+                       "process_started": psutil.Process(supervisor.pid).create_time(),
+                       "state": "running", "data_dir": str(tmp_path), "updated_at": 1.0},
+        "components": [
+            {"name": name, "kind": "service", "url": f"http://127.0.0.1:{port}", "pid": None,
+             "process_started": None, "state": "running", "health": "healthy",
+             "restarts": 0, "held": False, "last_exit": None, "log": f"{name}.log"}
+            for name, port in ports.items()]})
+    result = run_cli("alerts", "export", str(tmp_path / "out"), "--host", "shop.internal",
+                     env=environment(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert _targets(tmp_path / "out" / "prometheus.yml") == {
+        name: f"shop.internal:{port}" for name, port in ports.items()}
+    said = " ".join(result.stdout.split())
+    assert f"Scrape targets, from the stack running from {tmp_path}:" in said
+    assert "# Services' addresses from the stack running from" in (
+        tmp_path / "out" / "prometheus.yml").read_text()

@@ -36,7 +36,6 @@ from kansoku.explorer.rules import (
     SyntheticFailureRule,
 )
 from kansoku.kit.durations import format_duration
-from kansoku.topology import SERVICES
 
 REQUESTS = "http_server_request_duration_seconds"
 #: The buckets the kit's middleware gives the request-duration histogram (seconds).
@@ -268,19 +267,19 @@ def prometheus_rules(rules: RuleFile) -> dict[str, Any]:
     return {"groups": groups}
 
 
-def prometheus_config(*, host: str = "127.0.0.1", alertmanager: str = "127.0.0.1:9093",
+def prometheus_config(targets: dict[str, str], *, alertmanager: str = "127.0.0.1:9093",
                       interval: str = "15s") -> dict[str, Any]:
-    """A Prometheus configuration scraping every service's `/metrics` (one job each,
-    labelled `service`), evaluating the rules, sending alerts to Alertmanager."""
+    """A Prometheus configuration scraping each service's `/metrics` at its target
+    (service name -> "host:port"; one job each, labelled `service`), evaluating the
+    rules, sending alerts to Alertmanager."""
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [RULES_FILE],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [
-            {"job_name": service.name,
-             "static_configs": [{"targets": [f"{host}:{service.default_port}"],
-                                 "labels": {"service": service.name}}]}
-            for service in SERVICES],
+            {"job_name": service, "static_configs": [{"targets": [target],
+                                                      "labels": {"service": service}}]}
+            for service, target in targets.items()],
     }
 
 
