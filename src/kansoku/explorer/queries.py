@@ -439,7 +439,7 @@ def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int
     extra, parameters = "", [name, end_ns]
     for key, value in (attributes or {}).items():
         extra += " AND json_extract_string(attributes, ?) = ?"
-        parameters += ['$."' + key.replace('"', "") + '"', value]
+        parameters += [_attribute_path(key), value]
     rows = store.rows(
         "SELECT coalesce(sum(CASE WHEN temporality = 'delta' THEN inside ELSE "
         "greatest(last_inside - coalesce(last_before, 0), 0) END), 0) AS total FROM ("
@@ -645,7 +645,7 @@ def _attribute_filter(attributes: dict[str, str] | None) -> tuple[str, list[Any]
     extra, parameters = "", []
     for key, value in (attributes or {}).items():
         extra += " AND json_extract_string(attributes, ?) = ?"
-        parameters += ['$."' + key.replace('"', "") + '"', value]
+        parameters += [_attribute_path(key), value]
     return extra, parameters
 
 
