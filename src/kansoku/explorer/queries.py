@@ -756,8 +756,8 @@ def alert_history(store: TelemetryStore, *, since_ns: int, rule: str | None = No
         where.append("json_extract_string(labels, '$.service') = ?")
         parameters.append(service)
     rows = store.rows(
-        "SELECT time_ns, fingerprint, rule, labels, from_state, to_state, value, summary "
-        f"FROM alert_history WHERE {' AND '.join(where)} "
+        "SELECT time_ns, fingerprint, rule, labels, from_state, to_state, value, summary, "
+        f"reason FROM alert_history WHERE {' AND '.join(where)} "
         "ORDER BY time_ns DESC, rule LIMIT ?", [*parameters, limit])
     for row in rows:
         row["labels"] = _loads(row["labels"]) or {}
