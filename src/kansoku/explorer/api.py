@@ -413,13 +413,20 @@ async def metric_series(request: Request, name: Annotated[str, Query(max_length=
                         service: Annotated[str | None, Query(max_length=200)] = None,
                         lookback: str = "1h",
                         step: Annotated[str, Query(description="e.g. 1m")] = "1m",
+                        by: Annotated[str | None, Query(
+                            max_length=200, description="An attribute to split the series "
+                                                        "by, e.g. currency")] = None,
                         ) -> dict[str, Any]:
-    """One metric per time step and service: the increase of a counter (or of a
-    histogram's count) in each step, the average of a gauge."""
+    """One metric per time step and service (and value of `by`): the increase of a
+    counter (or of a histogram's count) in each step, the average of a gauge. Each
+    point's `time_ns` is its step's start; steps are counted from the range's start,
+    which the answer gives (`start_ns`, `end_ns`, `step_ns`), so the last one ends
+    with the range."""
     start_ns, end_ns = _lookback_window(lookback)
     step_ns = _step_ns(step)
     return {"data": await _read(request, queries.metric_series, name, service, start_ns,
-                                end_ns, step_ns)}
+                                end_ns, step_ns, by),
+            "start_ns": start_ns, "end_ns": end_ns, "step_ns": step_ns}
 
 
 @router.get("/api/funnel", tags=["kansoku"])

@@ -386,13 +386,20 @@ def metric_names(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict
         [start_ns, end_ns])
 
 
-def _increase_sql(value: str, step: int, extra_where: str) -> str:
+def _step_of(start: int, step: int) -> str:
+    """SQL: the start of the step a point's time falls in. Steps are counted from the
+    start of the range, so a range a whole number of steps long ends with a whole step
+    (ending now, for a range that ends now) rather than a part of one."""
+    return f"({start} + ((time_ns - {start}) // {step}) * {step})"
+
+
+def _increase_sql(value: str, start: int, step: int, extra_where: str) -> str:
     """Per step and series, how much a cumulative value grew since the step before (or,
     in the first step, since the last value before the window; 0 for a series that
     began inside it); a counter reset counts as no growth; delta points are summed.
     Parameters: name, start, end, the extra ones; name, start, the extra ones again."""
     return (
-        f"WITH per AS (SELECT service, attributes, temporality, (time_ns // {step}) * {step} "
+        f"WITH per AS (SELECT service, attributes, temporality, {_step_of(start, step)} "
         f"AS t, max({value}) AS latest, sum({value}) AS total FROM metric_points "
         f"WHERE name = ? AND time_ns BETWEEN ? AND ? {extra_where} "
         "GROUP BY service, attributes, temporality, t), "
@@ -404,30 +411,38 @@ def _increase_sql(value: str, step: int, extra_where: str) -> str:
         "LEFT JOIN base ON base.service = per.service "
         "AND CAST(base.attributes AS VARCHAR) IS NOT DISTINCT FROM "
         "CAST(per.attributes AS VARCHAR)), "
-        "steps AS (SELECT service, t, CASE WHEN temporality = 'delta' THEN total "
-        "ELSE greatest(latest - previous, 0) END AS increase FROM lagged) ")
+        "steps AS (SELECT service, attributes, t, CASE WHEN temporality = 'delta' "
+        "THEN total ELSE greatest(latest - previous, 0) END AS increase FROM lagged) ")
 
 
 def metric_series(store: TelemetryStore, name: str, service: str | None, start_ns: int,
-                  end_ns: int, step_ns: int) -> list[dict[str, Any]]:
-    """`name` per step and service (see `_CUMULATIVE_KINDS`)."""
+                  end_ns: int, step_ns: int, by: str | None = None) -> list[dict[str, Any]]:
+    """`name` per step and service (see `_CUMULATIVE_KINDS`), and with `by` (an
+    attribute key) per value of that attribute too, as `attribute` (e.g. revenue per
+    currency). `time_ns` is the start of each step; steps are counted from `start_ns`."""
     kinds = store.rows("SELECT DISTINCT kind FROM metric_points WHERE name = ?", [name])
     kind = kinds[0]["kind"] if kinds else "gauge"
     extra, extra_parameters = "", []
     if service:
         extra, extra_parameters = "AND service = ?", [service]
-    step = int(step_ns)
+    # An int, so safe to write into the statement; the attribute's path is a parameter.
+    start, step = int(start_ns), int(step_ns)
+    attribute = "json_extract_string(attributes, ?)" if by else "NULL"
+    by_parameters = [_attribute_path(by)] if by else []
     if kind in _CUMULATIVE_KINDS:
         value = "value" if kind == "sum" else "count"
         return store.rows(
-            _increase_sql(value, step, extra)
-            + "SELECT service, t AS time_ns, sum(increase) AS value FROM steps "
-            "GROUP BY service, t ORDER BY t, service",
-            [name, start_ns, end_ns, *extra_parameters, name, start_ns, *extra_parameters])
+            _increase_sql(value, start, step, extra)
+            + f"SELECT service, {attribute} AS attribute, t AS time_ns, "
+            "sum(increase) AS value FROM steps GROUP BY service, attribute, t "
+            "ORDER BY t, service, attribute",
+            [name, start_ns, end_ns, *extra_parameters, name, start_ns, *extra_parameters,
+             *by_parameters])
     return store.rows(
-        f"SELECT service, (time_ns // {step}) * {step} AS time_ns, avg(value) AS value "
-        f"FROM metric_points WHERE name = ? AND time_ns BETWEEN ? AND ? {extra} "
-        "GROUP BY 1, 2 ORDER BY 2, 1", [name, start_ns, end_ns, *extra_parameters])
+        f"SELECT service, {attribute} AS attribute, {_step_of(start, step)} AS time_ns, "
+        f"avg(value) AS value FROM metric_points WHERE name = ? AND time_ns BETWEEN ? AND ? "
+        f"{extra} GROUP BY 1, 2, 3 ORDER BY 3, 1, 2",
+        [*by_parameters, name, start_ns, end_ns, *extra_parameters])
 
 
 def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
