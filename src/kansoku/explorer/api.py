@@ -220,7 +220,7 @@ async def find_traces(
     end: Annotated[int | None, Query(description="microseconds since the epoch")] = None,
     exclude: Annotated[list[str] | None, Query(max_length=20, description=(
         "kansoku's own: leave out traces whose root span's name matches this pattern "
-        "(* for anything), e.g. 'GET */thumbnail'; may be repeated"))] = None,
+        "(* for anything), e.g. 'GET */thumbnail'; up to 20 of them"))] = None,
 ) -> dict[str, Any]:
     """The newest traces matching the search, newest first, in Jaeger's shape. The
     answer holds at most KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data, shared by the

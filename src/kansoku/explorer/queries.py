@@ -134,10 +134,11 @@ def spans_of(store: TelemetryStore, trace_ids: list[str], *,
              bytes_per_trace: int = 16 * 1024 * 1024) -> TraceSpans:
     """The spans of `trace_ids`, each trace's oldest first until its spans' details
     (`SPAN_DETAIL_BYTES`, plus `SPAN_OVERHEAD_BYTES` each) would pass `bytes_per_trace`
-    (its first span always comes). A span whose details are larger than a span may
-    carry (or than the trace's share) comes without them, saying so in `warnings`; the
-    others' `warnings` are None. Counted in SQL from the stored sizes, so a trace of a
-    million spans is not read to be cut."""
+    (its first span always comes; 16 MiB by default, the API's own default bound). A
+    span whose details are larger than a span may carry (or than the trace's share)
+    comes without them, saying so in `warnings`; the others' `warnings` are None.
+    Counted in SQL from the stored sizes, so a trace of a million spans is not read to
+    be cut."""
     if not trace_ids:
         return TraceSpans([], {})
     detail_limit = min(SPAN_DETAIL_BYTES, bytes_per_trace)
