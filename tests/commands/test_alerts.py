@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,11 +17,14 @@ import psutil
 import pytest
 import yaml
 
+from kansoku.explorer.app import create_app
+from kansoku.explorer.settings import Settings
+from kansoku.explorer.store import AlertRow
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import write_state
 from kansoku.topology import SERVICES
 from tests.browser import in_ci
-from tests.support import run_cli
+from tests.support import run_cli, serve_in_thread
 
 TOOLS = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 
@@ -262,3 +266,25 @@ def test_export_takes_the_running_stacks_ports(tmp_path: Path,
     assert f"Scrape targets, from the stack running from {tmp_path}:" in said
     assert "# Services' addresses from the stack running from" in (
         tmp_path / "out" / "prometheus.yml").read_text()
+
+
+def test_list_says_why_an_alert_resolved(tmp_path: Path) -> None:
+    app = create_app(Settings(db_path=":memory:", alerts_check_seconds=3600))
+    labels = {"service": "payments", "severity": "critical"}
+    reason = "Only 3 requests in the last 1m, fewer than the 20 the rule needs."
+    app.state.store.save_alerts([AlertRow(
+        "f1", "HighErrorRate", labels, "resolved", time.time_ns(), time.time_ns(), 0.5,
+        "payments failed 50.0 %", {"resolution": reason, "value_text": "50.0 %"}, None,
+        None)], [])
+    try:
+        with serve_in_thread(app) as url:
+            env = {**environment(tmp_path),
+                   "KANSOKU_EXPLORER_PORT": url.rsplit(":", 1)[1], "COLUMNS": "200"}
+            listed = run_cli("alerts", "list", env=env)
+    finally:
+        app.state.store.close()
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if "HighErrorRate" in line)
+    assert [cell.strip() for cell in row.split("│")[1:5]] == [
+        "resolved", "HighErrorRate", "payments", "50.0 %"]
+    assert f"Resolved: {reason}" in listed.stdout

@@ -98,8 +98,11 @@ def list_alerts(data_dir: DataDir = None) -> None:
         return
     table = Table("State", "Alert", "Service", "Value", "Summary")
     for alert in found:
+        resolution = alert.get("resolution")
         table.add_row(alert["state"], alert["name"], alert["service"] or "",
-                      alert["value_text"] or "", alert["summary"])
+                      alert["value_text"] or "",
+                      f"{alert['summary']}\nResolved: {resolution}" if resolution
+                      else alert["summary"])
     console.print(table)
 
 
