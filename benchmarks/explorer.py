@@ -369,7 +369,7 @@ def query_figures(total: int, directory: str) -> None:
         now = time.time_ns()
         hour_ago = now - 3600 * 10**9
         lookups = iter(wanted * 2)
-        found = queries.spans_of(store, [wanted[0]])
+        found = queries.spans_of(store, [wanted[0]]).spans
 
         def show(label: str, call: Callable[[], Any], repeat: int, note: str = "") -> None:
             p50, p95 = timings(call, repeat)

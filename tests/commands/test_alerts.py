@@ -8,12 +8,23 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
+import yaml
 
+from kansoku.explorer.app import create_app
+from kansoku.explorer.settings import Settings
+from kansoku.explorer.store import AlertRow
+from kansoku.stack.settings import StackSettings
+from kansoku.stack.state import write_state
+from kansoku.topology import SERVICES
 from tests.browser import in_ci
-from tests.support import run_cli
+from tests.support import run_cli, serve_in_thread
 
 TOOLS = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 
@@ -138,6 +149,29 @@ def test_export_passes_promtool_and_amtool(tmp_path: Path) -> None:
     assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
+#: promtool's unit test of the defaults: the explorer and the worker both hold 700 MiB; the
+#: HighMemory rule excludes the explorer (its DuckDB may use 512 MB by itself).
+MEMORY_TEST = """
+rule_files: [kansoku-rules.yml]
+evaluation_interval: 15s
+tests:
+  - interval: 15s
+    input_series:
+      - series: 'process_memory_usage_bytes{service="explorer"}'
+        values: '734003200x12'
+      - series: 'process_memory_usage_bytes{service="worker"}'
+        values: '734003200x12'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: HighMemory
+        exp_alerts:
+          - exp_labels: {service: worker, severity: warning}
+            exp_annotations:
+              summary: "worker holds 700 MiB of memory (alert above 512 MiB). Memory that only
+                grows is a leak: compare the Metrics page's process.memory.usage over time."
+"""
+
+
 def test_export_of_the_defaults_passes_promtool(tmp_path: Path) -> None:
     promtool = tool("promtool")
     result = run_cli("alerts", "export", str(tmp_path), env=environment(tmp_path / "none"))
@@ -146,6 +180,11 @@ def test_export_of_the_defaults_passes_promtool(tmp_path: Path) -> None:
                              capture_output=True, text=True, timeout=60, check=False)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS" in checked.stdout
+
+    (tmp_path / "test.yml").write_text(MEMORY_TEST)
+    tested = subprocess.run([promtool, "test", "rules", "test.yml"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
 
 
 def test_init_then_check_and_a_mistake_in_one_line(tmp_path: Path) -> None:
@@ -170,3 +209,82 @@ def test_init_then_check_and_a_mistake_in_one_line(tmp_path: Path) -> None:
     missing = run_cli("alerts", "export", str(tmp_path / "out"), "--rules",
                       str(tmp_path / "nope.yaml"), env=env)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def _targets(prometheus_yml: Path) -> dict[str, str]:
+    config = yaml.safe_load(prometheus_yml.read_text())
+    return {job["job_name"]: job["static_configs"][0]["targets"][0]
+            for job in config["scrape_configs"]}
+
+
+def test_export_without_a_stack_takes_the_ports_the_settings_give(tmp_path: Path) -> None:
+    env = {**environment(tmp_path), "KANSOKU_CATALOG_PORT": "9102",
+           "KANSOKU_WORKER_SMTP_PORT": "2525"}
+    result = run_cli("alerts", "export", str(tmp_path / "out"), env=env)
+    assert result.returncode == 0, result.stderr
+    targets = _targets(tmp_path / "out" / "prometheus.yml")
+    assert targets["catalog"] == "127.0.0.1:9102"
+    assert targets["gateway"] == "127.0.0.1:8000" and targets["explorer"] == "127.0.0.1:8800"
+    assert set(targets) == {service.name for service in SERVICES}
+    assert "127.0.0.1:2525" in (tmp_path / "out" / "alertmanager.yml").read_text()
+    said = " ".join(result.stdout.split())
+    assert f"from the settings, as no stack runs from {tmp_path}" in said
+    assert "catalog 127.0.0.1:9102" in said
+
+
+@pytest.fixture
+def supervisor() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that stands in for a running stack's supervisor."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_export_takes_the_running_stacks_ports(tmp_path: Path,
+                                                supervisor: subprocess.Popen[bytes]) -> None:
+    """The stack was started with other ports than the shell now says: the state file
+    is what runs."""
+    ports = {service.name: 9100 + index for index, service in enumerate(SERVICES)}
+    write_state(StackSettings(data_dir=tmp_path).state_file, {
+        "supervisor": {"pid": supervisor.pid,
+                       "process_started": psutil.Process(supervisor.pid).create_time(),
+                       "state": "running", "data_dir": str(tmp_path), "updated_at": 1.0},
+        "components": [
+            {"name": name, "kind": "service", "url": f"http://127.0.0.1:{port}", "pid": None,
+             "process_started": None, "state": "running", "health": "healthy",
+             "restarts": 0, "held": False, "last_exit": None, "log": f"{name}.log"}
+            for name, port in ports.items()]})
+    result = run_cli("alerts", "export", str(tmp_path / "out"), "--host", "shop.internal",
+                     env=environment(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert _targets(tmp_path / "out" / "prometheus.yml") == {
+        name: f"shop.internal:{port}" for name, port in ports.items()}
+    said = " ".join(result.stdout.split())
+    assert f"Scrape targets, from the stack running from {tmp_path}:" in said
+    assert "# Services' addresses from the stack running from" in (
+        tmp_path / "out" / "prometheus.yml").read_text()
+
+
+def test_list_says_why_an_alert_resolved(tmp_path: Path) -> None:
+    app = create_app(Settings(db_path=":memory:", alerts_check_seconds=3600))
+    labels = {"service": "payments", "severity": "critical"}
+    reason = "Only 3 requests in the last 1m, fewer than the 20 the rule needs."
+    app.state.store.save_alerts([AlertRow(
+        "f1", "HighErrorRate", labels, "resolved", time.time_ns(), time.time_ns(), 0.5,
+        "payments failed 50.0 %", {"resolution": reason, "value_text": "50.0 %"}, None,
+        None)], [])
+    try:
+        with serve_in_thread(app) as url:
+            env = {**environment(tmp_path),
+                   "KANSOKU_EXPLORER_PORT": url.rsplit(":", 1)[1], "COLUMNS": "200"}
+            listed = run_cli("alerts", "list", env=env)
+    finally:
+        app.state.store.close()
+    assert listed.returncode == 0, listed.stderr
+    row = next(line for line in listed.stdout.splitlines() if "HighErrorRate" in line)
+    assert [cell.strip() for cell in row.split("│")[1:5]] == [
+        "resolved", "HighErrorRate", "payments", "50.0 %"]
+    assert f"Resolved: {reason}" in listed.stdout

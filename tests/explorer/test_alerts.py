@@ -8,10 +8,17 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from kansoku.explorer import queries
-from kansoku.explorer.alerts import AlertEvaluator, histogram_quantile, presented
+from kansoku.explorer.alerts import (
+    AlertEvaluator,
+    evaluate_rule,
+    histogram_quantile,
+    presented,
+)
+from kansoku.explorer.rules import parse_rules
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit import semconv
 from tests.explorer.alerting import S, write_histogram, write_points, write_requests
@@ -346,3 +353,88 @@ def test_a_bad_file_at_start_falls_back_to_the_defaults(store: TelemetryStore,
     assert evaluator.rules_source == "(packaged defaults)"
     assert "HighErrorRate" in {r.name for r in evaluator.rules.rules}
     assert evaluator.load_error is not None and "field 'kind'" in evaluator.load_error
+
+
+@pytest.mark.parametrize(("afterwards", "reason"), [
+    ("nothing", "No requests in the last 1m: no traffic, so nothing to judge — which is "
+                "not a fix."),
+    ("a trickle", "Only 3 requests in the last 1m, fewer than the 20 the rule needs: too "
+                  "little traffic to judge, which is not a fix."),
+    ("healthy", "0.0 % of 40 requests failed over the last 1m (0): within the threshold of "
+                "5.0 %."),
+    ("a few failures", "10.0 % of 40 requests failed over the last 1m (4): fewer failures "
+                       "than the 5 the rule fires at."),
+])
+def test_a_resolved_alert_says_why_no_traffic_is_not_a_fix(
+        store: TelemetryStore, tmp_path: Path, afterwards: str, reason: str) -> None:
+    now = time.time_ns()
+    write_requests(store, service="payments", route="/payments", start_ns=now - 30 * S,
+                   count=40, every_ns=S // 2, failed=20)
+    evaluator = evaluator_for(store, tmp_path, ERROR_RATE.replace("for: 20s", "for: 0s"))
+    evaluator.save(evaluator.evaluate(now))
+    assert states(evaluator) == {("HighErrorRate", "payments"): "firing"}
+
+    later = now + 120 * S
+    if afterwards == "a trickle":
+        write_requests(store, service="payments", route="/payments", start_ns=later - 30 * S,
+                       count=3, failed=3)
+    elif afterwards != "nothing":
+        write_requests(store, service="payments", route="/payments", start_ns=later - 30 * S,
+                       count=40, every_ns=S // 2, failed=4 if afterwards == "a few failures"
+                       else 0)
+    evaluator.save(evaluator.evaluate(later))
+
+    assert states(evaluator) == {("HighErrorRate", "payments"): "resolved"}
+    latest = queries.alert_history(store, since_ns=0)[0]
+    assert (latest["from_state"], latest["to_state"], latest["reason"]) == (
+        "firing", "resolved", reason)
+    (alert,) = [presented(row) for row in queries.alert_states(store)]
+    assert alert["resolution"] == reason and "resolution" not in alert["details"]
+
+
+def test_every_kind_of_rule_says_why_it_does_not_fire(store: TelemetryStore) -> None:
+    now = time.time_ns()
+    write_points(store, "process.memory.usage", [(now - 10 * S, 100 * 1024 * 1024)],
+                 service="worker", kind="sum")
+    write_points(store, semconv.METRIC_DEAD_LETTERS, [(now - 10 * S, 0)], service="worker",
+                 kind="sum", temporality="cumulative",
+                 attributes={semconv.MESSAGING_CONSUMER: "order-confirmation"})
+    rules = parse_rules("""
+rules:
+  - {name: HighMemory, kind: saturation, resource: memory, window: 1m, threshold: 512}
+  - {name: DeadLetters, kind: dead_letters, window: 5m, threshold: 0}
+  - {name: Burn, kind: slo_burn_rate, min_requests: 20}
+slos:
+  - {name: checkout, service: gateway, operations: ["POST /checkout"], kind: availability,
+     objective: 99}
+""", "test")
+    found = {rule.name: evaluate_rule(store, rules, rule, now) for rule in rules.rules}
+    ((memory,), (letters,)) = found["HighMemory"], found["DeadLetters"]
+    assert not memory.breaching and memory.reason == (
+        "100 MiB over the last 1m, within the threshold of 512 MiB.")
+    assert not letters.breaching and letters.reason == (
+        "0 over the last 5m, within the threshold of 0.")
+    assert [sample.reason for sample in found["Burn"]] == [
+        "Only 0 requests in the last 5m, fewer than the 20 the rule needs: too little "
+        "traffic to judge, which is not a fix.",
+        "Only 0 requests in the last 30m, fewer than the 20 the rule needs: too little "
+        "traffic to judge, which is not a fix.",
+        "Only 0 requests in the last 6h, fewer than the 20 the rule needs: too little "
+        "traffic to judge, which is not a fix."]
+
+
+def test_a_store_from_before_the_reasons_keeps_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as old:
+        old.execute("CREATE TABLE alert_history (time_ns BIGINT NOT NULL, fingerprint "
+                    "VARCHAR NOT NULL, rule VARCHAR NOT NULL, labels JSON NOT NULL, "
+                    "from_state VARCHAR NOT NULL, to_state VARCHAR NOT NULL, value DOUBLE, "
+                    "summary VARCHAR)")
+        old.execute("INSERT INTO alert_history VALUES (1, 'f', 'HighErrorRate', '{}', "
+                    "'firing', 'resolved', 0.5, 'payments failed')")
+    store = TelemetryStore(path)
+    try:
+        (row,) = queries.alert_history(store, since_ns=0)
+    finally:
+        store.close()
+    assert row["summary"] == "payments failed" and row["reason"] is None

@@ -3,6 +3,7 @@ anyone as text (never as markup), and raise no JavaScript error."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -108,5 +109,38 @@ async def test_every_page_draws_the_data_and_keeps_names_as_text(page: BrowserPa
         await browser.get_by_role("cell", name="the catalog failed").wait_for()
         await browser.get_by_role("link", name=TRACE.hex()[:8]).click()
         await browser.wait_for_url(f"{base}/traces/{TRACE.hex()}")
+    app.state.store.close()
+    assert page.errors == []
+
+
+async def test_the_traces_page_hides_product_pictures_and_says_what_a_trace_left_out(
+        page: BrowserPage) -> None:
+    """The storefront's pictures are a trace each; a trace larger than the list's answer
+    holds comes cut short, and the list and the trace's page say so."""
+    from tests.explorer.test_jaeger import big_trace, export, span
+
+    app = create_app(Settings(db_path=":memory:", max_answer_bytes=256 * 1024))
+    async with served(app) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            for spans in ([span(1, 1, name="GET /api/v1/products/{product_id}/thumbnail")],
+                          big_trace(2, 400)):
+                assert (await http.post("/v1/traces", content=export(spans), headers={
+                    "Content-Type": "application/json"})).status_code == 200
+        browser = page.page
+        await browser.goto(f"{base}/traces")
+        thumbnail = browser.get_by_role("link", name=re.compile("thumbnail"))
+        await thumbnail.wait_for()
+        cut = browser.get_by_text(re.compile("This answer holds the first .* of the trace's "
+                                             "400 spans"))
+        assert await cut.count() == 1
+        await browser.get_by_label("hide product pictures").check()
+        await browser.get_by_role("button", name="Search").click()
+        await thumbnail.wait_for(state="detached")
+        assert "hideImages=true" in browser.url
+        await browser.get_by_role("link", name="gateway: GET /products").click()
+        note = browser.get_by_role("note")
+        await note.wait_for()
+        assert "of the trace's 400 spans: one trace's answer holds 256 KiB" in (
+            await note.inner_text())
     app.state.store.close()
     assert page.errors == []

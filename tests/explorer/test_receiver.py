@@ -210,7 +210,7 @@ async def test_wrong_content_type_is_415_and_oversized_is_413() -> None:
 
 async def test_unknown_trace_is_404() -> None:
     async with client() as http:
-        response = await http.get("/api/traces/" + "0" * 32)
+        response = await http.get("/api/traces/" + "f" * 32)
     assert response.status_code == 404
     assert response.json()["request_id"]
 

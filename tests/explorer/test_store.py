@@ -97,9 +97,9 @@ def test_spans_of_several_traces() -> None:
     store = TelemetryStore(":memory:")
     try:
         store.submit(batch).result(timeout=10)
-        found = queries.spans_of(store, [TRACE, other])
+        found = queries.spans_of(store, [TRACE, other]).spans
         assert [row["span_id"] for row in found] == ["0000000000000001", "0000000000000002"]
-        assert queries.spans_of(store, []) == []
-        assert queries.spans_of(store, ["f" * 32]) == []
+        assert queries.spans_of(store, []).spans == []
+        assert queries.spans_of(store, ["f" * 32]).spans == []
     finally:
         store.close()

@@ -13,6 +13,8 @@ import nats
 import pytest
 from opentelemetry import baggage, context, trace
 from opentelemetry.processor.baggage import BaggageSpanProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -134,3 +136,46 @@ async def test_an_event_written_without_baggage_carries_none(jetstream: Any) -> 
     assert seen["baggage"] == {}
     assert all(semconv.BAGGAGE_SYNTHETIC not in attributes(span)
                for span in exporter.get_finished_spans())
+
+
+def dead_letter_counts(reader: InMemoryMetricReader) -> dict[str, int]:
+    """The dead-letter count per consumer, as exported so far."""
+    counts: dict[str, int] = {}
+    data = reader.get_metrics_data()
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                if metric.name != semconv.METRIC_DEAD_LETTERS:
+                    continue
+                for point in metric.data.data_points:
+                    assert isinstance(point, NumberDataPoint)
+                    consumer = (point.attributes or {})[semconv.MESSAGING_CONSUMER]
+                    counts[str(consumer)] = int(point.value)
+    return counts
+
+
+async def test_a_consumers_dead_letters_are_counted_from_zero(jetstream: Any) -> None:
+    """The count exists at 0 from the subscription on, so Prometheus's increase() sees
+    the first dead letter (a series that appears at 1 shows no increase)."""
+    reader = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[reader])
+    subject = f"order.poison-{uuid.uuid4().hex[:8]}"
+    durable = f"test-{uuid.uuid4().hex[:8]}"
+
+    async def handler(payload: dict[str, Any], message_id: str) -> None:
+        raise ValueError("cannot handle this one")
+
+    subscription = await events.subscribe(jetstream, subject, durable, handler,
+                                          max_deliveries=1, meter_provider=meter_provider)
+    try:
+        assert dead_letter_counts(reader) == {durable: 0}
+        await events.publish(jetstream, subject, {}, message_id=str(uuid.uuid4()),
+                             trace_headers={})
+
+        async def counted() -> bool:
+            return dead_letter_counts(reader) == {durable: 1}
+
+        await eventually(counted, 10, "the dead letter being counted")
+    finally:
+        await subscription.unsubscribe()
+        meter_provider.shutdown()

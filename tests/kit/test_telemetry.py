@@ -78,7 +78,7 @@ def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, Telemetry
     assert SEEN["/v1/metrics"] == {"application/x-protobuf"}
     assert queries.services(store) == ["probe-service"]
     (trace_id,) = queries.find_trace_ids(store, queries.TraceQuery())
-    spans = {span["name"]: span for span in queries.spans_of(store, [trace_id])}
+    spans = {span["name"]: span for span in queries.spans_of(store, [trace_id]).spans}
     assert spans["inner"]["parent_span_id"] == spans["outer"]["span_id"]
     # The user id in baggage is stamped on every span.
     assert spans["outer"]["attributes"]["enduser.id"] == "user-77"

@@ -23,9 +23,10 @@ from opentelemetry.trace import StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.telemetry import Telemetry
-from kansoku.loadgen.outcomes import FAILURE, SKIPPED
+from kansoku.loadgen.outcomes import FAILURE, SKIPPED, SUCCESS
 from kansoku.loadgen.settings import Settings
 from kansoku.loadgen.synthetics import (
+    JOURNEYS,
     MONITOR_EMAIL,
     SCHEDULE_EMAIL,
     Monitor,
@@ -117,10 +118,13 @@ async def test_a_failed_step_makes_a_failed_run_with_its_trace_metrics_and_log(
     assert parent_id == format(request.context.span_id, "016x")
     assert "kansoku.synthetic=synthetic" in headers["baggage"]
 
-    (runs,) = recorded.points(semconv.METRIC_SYNTHETIC_RUNS)
-    assert runs.value == 1
-    assert dict(runs.attributes) == {semconv.SYNTHETIC_JOURNEY: "browse",
-                                     semconv.SYNTHETIC_OUTCOME: FAILURE}
+    runs = {(point.attributes[semconv.SYNTHETIC_JOURNEY],
+             point.attributes[semconv.SYNTHETIC_OUTCOME]): point.value
+            for point in recorded.points(semconv.METRIC_SYNTHETIC_RUNS)}
+    # The failed run, and every other journey and outcome at 0 (made with the monitor,
+    # so Prometheus's increase() sees a first failure).
+    assert runs == {(journey, outcome): int((journey, outcome) == ("browse", FAILURE))
+                    for journey in JOURNEYS for outcome in (SUCCESS, FAILURE)}
     (duration,) = recorded.points(semconv.METRIC_SYNTHETIC_DURATION)
     assert duration.count == 1 and duration.sum == pytest.approx(result.duration_seconds,
                                                                  abs=0.01)
@@ -151,8 +155,9 @@ async def test_the_browser_journey_without_chromium_is_skipped_not_failed(
     assert result.error is not None
     assert "Chromium is not installed at /nonexistent/chromium" in result.error
     assert seen == []
-    # A skipped run is not a measurement of the shop: no metric an alert could read.
-    assert recorded.points(semconv.METRIC_SYNTHETIC_RUNS) == []
+    # A skipped run is not a measurement of the shop: nothing an alert could read (the
+    # series are there from the start, at 0).
+    assert {point.value for point in recorded.points(semconv.METRIC_SYNTHETIC_RUNS)} == {0}
 
 
 async def test_a_chromium_that_cannot_start_is_skipped_with_the_cause(
@@ -169,7 +174,7 @@ async def test_a_chromium_that_cannot_start_is_skipped_with_the_cause(
     assert "'/bin/false --headless --version'" in result.error
     assert "\n" not in result.error and len(result.error) < 400
     assert seen == []
-    assert recorded.points(semconv.METRIC_SYNTHETIC_RUNS) == []
+    assert {point.value for point in recorded.points(semconv.METRIC_SYNTHETIC_RUNS)} == {0}
 
 
 async def test_the_schedule_drops_a_journey_that_cannot_run_and_keeps_the_others(

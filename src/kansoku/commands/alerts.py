@@ -5,13 +5,15 @@
   wrong in one line;
 - `list` shows the running explorer's alerts;
 - `export DIR` writes the same rules for distributed mode: Prometheus rules, a
-  Prometheus configuration that loads them, and an Alertmanager configuration.
+  Prometheus configuration that loads them and scrapes the services where they run
+  (the running stack's ports, else the settings'), and an Alertmanager configuration.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import httpx
 import typer
@@ -21,12 +23,22 @@ from rich.table import Table
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.explorer import prometheus
 from kansoku.explorer.rules import RuleFile, RulesError, default_rules_text, load_rules
+from kansoku.kit.settings import ConfigurationError
+from kansoku.stack.settings import StackSettings
+from kansoku.stack.state import StackNotRunning, read_stack_state
+from kansoku.topology import SERVICES
 
 app = typer.Typer(help="The alert rules and SLOs.", no_args_is_help=True)
 
 RulesOption = Annotated[Path | None, typer.Option(
     "--rules", help="A rules file [default: `<data dir>/alerts.yaml`, else the packaged "
                     "defaults]", show_default=False)]
+
+
+def _say(line: str) -> None:
+    """One line of output, never wrapped: a path broken over two lines cannot be
+    copied (rich wraps at 80 columns when the output is not a terminal)."""
+    console.print(line, highlight=False, soft_wrap=True)
 
 
 def _rules_path(data_dir: Path | None) -> Path:
@@ -56,7 +68,7 @@ def init(data_dir: DataDir = None,
              "the defaults")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(default_rules_text(), encoding="utf-8")
-    console.print(f"Wrote the default rules to {path}.")
+    _say(f"Wrote the default rules to {path}.")
 
 
 @app.command("check")
@@ -66,8 +78,8 @@ def check(file: Annotated[Path | None, typer.Argument(
           data_dir: DataDir = None) -> None:
     """Check a rules file: one line saying what is wrong, or what it holds."""
     rules, source = _load(file, data_dir)
-    console.print(f"{source}: {len(rules.rules)} rules, {len(rules.slos)} SLOs, "
-                  f"{len(rules.notifications.receivers)} receivers — OK", highlight=False)
+    _say(f"{source}: {len(rules.rules)} rules, {len(rules.slos)} SLOs, "
+         f"{len(rules.notifications.receivers)} receivers — OK")
 
 
 @app.command("list")
@@ -82,41 +94,86 @@ def list_alerts(data_dir: DataDir = None) -> None:
              "`kansoku up`")
     found: list[dict[str, Any]] = answer.json()["data"]
     if not found:
-        console.print("No alerts: all quiet.")
+        _say("No alerts: all quiet.")
         return
     table = Table("State", "Alert", "Service", "Value", "Summary")
     for alert in found:
+        resolution = alert.get("resolution")
         table.add_row(alert["state"], alert["name"], alert["service"] or "",
-                      alert["value_text"] or "", alert["summary"])
+                      alert["value_text"] or "",
+                      f"{alert['summary']}\nResolved: {resolution}" if resolution
+                      else alert["summary"])
     print_table(table)
+
+
+def _scrape_targets(settings: StackSettings, host: str | None) -> tuple[dict[str, str], str]:
+    """Where each service's `/metrics` is ("host:port" by service name), and where that
+    came from, in words: the running stack's state file, else the settings (the
+    KANSOKU_<NAME>_PORT variables, else the default ports). `host` replaces the host."""
+    try:
+        state = read_stack_state(settings)
+    except StackNotRunning as exc:
+        fail(str(exc))
+    targets: dict[str, str] = {}
+    if state is not None and state.supervisor_alive():
+        origin = f"the stack running from {settings.data_dir}"
+        for service in SERVICES:
+            component = state.component(service.name)
+            address = urlsplit(component.url) if component else None
+            if address is None or address.hostname is None or address.port is None:
+                fail(f"the stack's state file ({settings.state_file}) has no address for "
+                     f"{service.name}: restart the stack with the kansoku that exports")
+            targets[service.name] = f"{host or address.hostname}:{address.port}"
+    else:
+        origin = (f"the settings, as no stack runs from {settings.data_dir} "
+                  "(KANSOKU_<NAME>_PORT, else the default ports)")
+        try:
+            targets = {service.name: f"{host or settings.connect_host}:"
+                                     f"{settings.service_port(service.name)}"
+                       for service in SERVICES}
+        except ConfigurationError as exc:
+            fail(str(exc))
+    return targets, origin
 
 
 @app.command("export")
 def export(directory: Annotated[Path, typer.Argument(help="Where to write the files")],
            rules_file: RulesOption = None, data_dir: DataDir = None,
-           host: Annotated[str, typer.Option(help="Where the services listen")] = "127.0.0.1",
+           host: Annotated[str | None, typer.Option(
+               help="The host Prometheus reaches the services at [default: the one they "
+                    "listen on]", show_default=False)] = None,
            alertmanager: Annotated[str, typer.Option(
                help="Alertmanager's host:port")] = "127.0.0.1:9093",
-           smtp: Annotated[str, typer.Option(
-               help="SMTP server (host:port) for e-mail receivers without one")
-           ] = "127.0.0.1:8025",
+           smtp: Annotated[str | None, typer.Option(
+               help="SMTP server (host:port) for e-mail receivers without one [default: "
+                    "the stack's mailbox]", show_default=False)] = None,
            ) -> None:
     """Write the rules for distributed mode: kansoku-rules.yml (Prometheus recording
     and alerting rules), prometheus.yml (scrapes every service, loads the rules) and
-    alertmanager.yml (the receivers, grouping and repeat interval)."""
+    alertmanager.yml (the receivers, grouping and repeat interval).
+
+    The services' ports are the running stack's (from its state file); without a
+    running stack, those the settings give (KANSOKU_<NAME>_PORT, else the defaults)."""
     rules, source = _load(rules_file, data_dir)
+    settings = load_settings(data_dir)
+    targets, origin = _scrape_targets(settings, host)
+    mailbox = smtp or f"{host or settings.connect_host}:{settings.worker_smtp_port}"
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         fail(f"cannot create {directory} ({exc.strerror}): choose a writable directory")
     files = {
         prometheus.RULES_FILE: prometheus.prometheus_rules(rules),
-        "prometheus.yml": prometheus.prometheus_config(host=host, alertmanager=alertmanager),
-        "alertmanager.yml": prometheus.alertmanager_config(rules, smtp=smtp),
+        "prometheus.yml": prometheus.prometheus_config(targets, alertmanager=alertmanager),
+        "alertmanager.yml": prometheus.alertmanager_config(rules, smtp=mailbox),
     }
-    header = (f"# Written by `kansoku alerts export` from {source}; see docs/alerts.md.\n")
+    header = (f"# Written by `kansoku alerts export` from {source}; see docs/alerts.md.\n"
+              f"# Services' addresses from {origin}.\n")
     for name, document in files.items():
         (directory / name).write_text(
             header + yaml.safe_dump(document, sort_keys=False, width=100), encoding="utf-8")
-    console.print(f"Wrote {', '.join(files)} to {directory} (from {source}).",
-                  highlight=False)
+    _say(f"Wrote {', '.join(files)} to {directory} (rules from {source}).")
+    _say(f"Scrape targets, from {origin}: "
+         + ", ".join(f"{name} {target}" for name, target in targets.items()) + ".")
+    _say(f"E-mail without a server of its own goes to {mailbox}; alerts to Alertmanager at "
+         f"{alertmanager}.")

@@ -8,7 +8,9 @@ consumer whose queue lag is. Each (rule, label set) is one alert, with a state:
 - **pending**: the condition holds, but not yet for the rule's `for` duration;
 - **firing**: it has held for `for` (at once when `for` is 0);
 - **resolved**: it was firing and no longer holds (a pending alert whose condition
-  stops holding just goes away, as in Prometheus).
+  stops holding just goes away, as in Prometheus). It says why: the value is back within
+  the threshold, or there was too little traffic (or none) to judge — which is not a
+  fix.
 
 A resolved alert that breaches again goes pending again. Every change of state is a row
 of the history (`alert_history`); the current states are kept in `alert_states`, so a
@@ -69,11 +71,48 @@ _MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class Sample:
-    """One label set that breaches a rule now, with its value and the evidence."""
+    """One label set a rule measured now, with its value and the evidence. Most breach
+    it; those that do not (`breaching` False) say why in `reason`, which is what an
+    alert of theirs that resolves tells."""
 
     labels: dict[str, str]
     value: float
     details: dict[str, Any] = field(default_factory=dict)
+    breaching: bool = True
+    reason: str | None = None
+
+
+def _measured(rule: Rule, labels: dict[str, str], value: float, breaching: bool,
+              details: dict[str, Any], *, window: float | None = None) -> Sample:
+    """A sample that breaches, or says its value is within the threshold."""
+    if breaching:
+        return Sample(labels, value, details)
+    span = format_duration(window if window is not None else getattr(rule, "window", 0))
+    threshold = getattr(rule, "threshold", None)
+    within = f", within the threshold of {format_value(rule, threshold)}" \
+        if threshold is not None else ""
+    return Sample(labels, value, details, breaching=False,
+                  reason=f"{format_value(rule, value)} over the last {span}{within}.")
+
+
+def _too_few(rule: Rule, labels: dict[str, str], value: float, count: int, needed: int,
+             what: str, window: float, details: dict[str, Any]) -> Sample:
+    """A sample with too little traffic for the rule to judge."""
+    return Sample(labels, value, details, breaching=False, reason=(
+        f"Only {count} {what} in the last {format_duration(window)}, fewer than the "
+        f"{needed} the rule needs: too little traffic to judge, which is not a fix."))
+
+
+def no_data_reason(rule: Rule) -> str:
+    """Why an alert resolved when its rule measured nothing for its labels at all."""
+    window = format_duration(getattr(rule, "window", 0) or 0)
+    if isinstance(rule, ErrorRateRule | LatencyRule):
+        return (f"No requests in the last {window}: no traffic, so nothing to judge — "
+                "which is not a fix.")
+    if isinstance(rule, BurnRateRule):
+        return "No requests to the SLO's operations: nothing to judge, which is not a fix."
+    return (f"Nothing reported in the last {window}: no data, so nothing to judge "
+            "(is the service running?).")
 
 
 # --- formatting values ------------------------------------------------------------------
@@ -172,17 +211,27 @@ def _error_rate(store: TelemetryStore, rule: ErrorRateRule, now_ns: int) -> list
     rows = queries.request_windows(
         store, start_ns=start, end_ns=end, by_route="route" in rule.group_by, quantile=0.5,
         services=rule.services, exclude_services=rule.exclude_services,
-        exclude_routes=rule.exclude_routes, min_requests=rule.min_requests)
+        exclude_routes=rule.exclude_routes, min_requests=1)
     found = []
     for row in rows:
         share = row["errors"] / row["requests"]
-        if share > rule.threshold and row["errors"] >= rule.min_errors:
-            labels = {"service": row["service"]}
-            if row["route"] is not None:
-                labels["route"] = row["route"]
-            found.append(Sample(labels, share, {
-                "requests": row["requests"], "errors": row["errors"],
-                "example_trace_id": row["failed_trace_id"]}))
+        labels = {"service": row["service"]}
+        if row["route"] is not None:
+            labels["route"] = row["route"]
+        details = {"requests": row["requests"], "errors": row["errors"],
+                   "example_trace_id": row["failed_trace_id"]}
+        if row["requests"] < rule.min_requests:
+            found.append(_too_few(rule, labels, share, row["requests"], rule.min_requests,
+                                  "requests", rule.window, details))
+        elif share > rule.threshold and row["errors"] >= rule.min_errors:
+            found.append(Sample(labels, share, details))
+        else:
+            failed = (f"{format_value(rule, share)} of {row['requests']} requests failed "
+                      f"over the last {format_duration(rule.window)} ({row['errors']})")
+            found.append(Sample(labels, share, details, breaching=False, reason=(
+                f"{failed}: within the threshold of {format_value(rule, rule.threshold)}."
+                if share <= rule.threshold else
+                f"{failed}: fewer failures than the {rule.min_errors} the rule fires at.")))
     return found
 
 
@@ -244,14 +293,16 @@ def _latency_from_histogram(store: TelemetryStore, rule: LatencyRule, now_ns: in
     found = []
     for group, counts in grouped.items():
         total = sum(counts)
-        if total < rule.min_requests:
-            continue
         value = histogram_quantile(rule.percentile / 100, bounds_of[group], counts)
-        if value > rule.threshold:
-            labels = {"service": group[0]}
-            if len(group) > 1:
-                labels["route"] = group[1]
-            found.append(Sample(labels, value, {"requests": int(total)}))
+        labels = {"service": group[0]}
+        if len(group) > 1:
+            labels["route"] = group[1]
+        if total < rule.min_requests:
+            found.append(_too_few(rule, labels, value, int(total), rule.min_requests,
+                                  "requests", rule.window, {"requests": int(total)}))
+        else:
+            found.append(_measured(rule, labels, value, value > rule.threshold,
+                                   {"requests": int(total)}))
     return found
 
 
@@ -267,16 +318,19 @@ def _latency(store: TelemetryStore, rule: LatencyRule, now_ns: int) -> list[Samp
         store, start_ns=start, end_ns=end, by_route="route" in rule.group_by,
         quantile=rule.percentile / 100, services=rule.services,
         exclude_services=rule.exclude_services, exclude_routes=rule.exclude_routes,
-        min_requests=rule.min_requests)
+        min_requests=1)
     found = []
     for row in rows:
         seconds = float(row["quantile_ns"]) / 1e9
-        if seconds > rule.threshold:
-            labels = {"service": row["service"]}
-            if row["route"] is not None:
-                labels["route"] = row["route"]
-            found.append(Sample(labels, seconds, {
-                "requests": row["requests"], "example_trace_id": row["slowest_trace_id"]}))
+        labels = {"service": row["service"]}
+        if row["route"] is not None:
+            labels["route"] = row["route"]
+        details = {"requests": row["requests"], "example_trace_id": row["slowest_trace_id"]}
+        if row["requests"] < rule.min_requests:
+            found.append(_too_few(rule, labels, seconds, row["requests"], rule.min_requests,
+                                  "requests", rule.window, details))
+        else:
+            found.append(_measured(rule, labels, seconds, seconds > rule.threshold, details))
     return found
 
 
@@ -300,9 +354,9 @@ def _saturation(store: TelemetryStore, rule: SaturationRule, now_ns: int, cpu_co
         # counts cores, since a Python process keeps one busy at most. Under
         # `kansoku up` the services run on the explorer's machine.
         value = {"cpu": mean * cpu_count, "memory": mean / _MIB}.get(rule.resource, mean)
-        if value > rule.threshold:
-            labels = {"service": service, **({"pool": pool} if pool else {})}
-            found.append(Sample(labels, value, {"metric": metric}))
+        labels = {"service": service, **({"pool": pool} if pool else {})}
+        found.append(_measured(rule, labels, value, value > rule.threshold,
+                               {"metric": metric}))
     return found
 
 
@@ -322,27 +376,27 @@ def _synthetic_failure(store: TelemetryStore, rule: SyntheticFailureRule, now_ns
     rows = queries.increase_by_series(store, semconv.METRIC_SYNTHETIC_RUNS, start, end,
                                       {semconv.SYNTHETIC_OUTCOME: "failure"})
     failures = _by_attribute(rows, semconv.SYNTHETIC_JOURNEY, "increase")
-    return [Sample({"service": service, "journey": journey}, value,
-                   {"metric": semconv.METRIC_SYNTHETIC_RUNS})
-            for (service, journey), value in failures.items() if value >= rule.threshold]
+    return [_measured(rule, {"service": service, "journey": journey}, value,
+                      value >= rule.threshold, {"metric": semconv.METRIC_SYNTHETIC_RUNS})
+            for (service, journey), value in failures.items()]
 
 
 def _dead_letters(store: TelemetryStore, rule: DeadLetterRule, now_ns: int) -> list[Sample]:
     start, end = _window(now_ns, rule.window)
     rows = queries.increase_by_series(store, semconv.METRIC_DEAD_LETTERS, start, end)
     moved = _by_attribute(rows, semconv.MESSAGING_CONSUMER, "increase")
-    return [Sample({"service": service, "consumer": consumer}, value,
-                   {"metric": semconv.METRIC_DEAD_LETTERS})
-            for (service, consumer), value in moved.items() if value > rule.threshold]
+    return [_measured(rule, {"service": service, "consumer": consumer}, value,
+                      value > rule.threshold, {"metric": semconv.METRIC_DEAD_LETTERS})
+            for (service, consumer), value in moved.items()]
 
 
 def _queue_lag(store: TelemetryStore, rule: QueueLagRule, now_ns: int) -> list[Sample]:
     start, end = _window(now_ns, rule.window)
     rows = queries.gauge_by_series(store, semconv.METRIC_QUEUE_LAG, start, end)
     waiting = _by_attribute(rows, semconv.MESSAGING_CONSUMER, "latest")
-    return [Sample({"service": service, "consumer": consumer}, value,
-                   {"metric": semconv.METRIC_QUEUE_LAG})
-            for (service, consumer), value in waiting.items() if value > rule.threshold]
+    return [_measured(rule, {"service": service, "consumer": consumer}, value,
+                      value > rule.threshold, {"metric": semconv.METRIC_QUEUE_LAG})
+            for (service, consumer), value in waiting.items()]
 
 
 def _burn_rate(store: TelemetryStore, rules: RuleFile, rule: BurnRateRule, now_ns: int
@@ -350,27 +404,36 @@ def _burn_rate(store: TelemetryStore, rules: RuleFile, rule: BurnRateRule, now_n
     found = []
     for slo in rules.slos_of(rule):
         for pair in rule.pairs:
-            short = slos.burn(store, slo, pair.short, now_ns)
-            if short.total < rule.min_requests or (short.rate or 0) < pair.factor:
-                continue
-            long = slos.burn(store, slo, pair.long, now_ns)
-            if (long.rate or 0) < pair.factor:
-                continue
             window = f"{format_duration(pair.long)}/{format_duration(pair.short)}"
-            found.append(Sample(
-                {"slo": slo.name, "service": slo.service, "window": window,
-                 "severity": pair.severity},
-                float(long.rate or 0),
-                {"factor": pair.factor, "long_burn_rate": long.rate,
-                 "short_burn_rate": short.rate, "long_requests": long.total,
-                 "short_requests": short.total, "long_seconds": pair.long,
-                 "short_seconds": pair.short}))
+            labels = {"slo": slo.name, "service": slo.service, "window": window,
+                      "severity": pair.severity}
+            short = slos.burn(store, slo, pair.short, now_ns)
+            if short.total < rule.min_requests:
+                found.append(_too_few(rule, labels, float(short.rate or 0), short.total,
+                                      rule.min_requests, "requests", pair.short, {}))
+                continue
+            # The long window only when the short one burns fast: it is the costly one.
+            long = slos.burn(store, slo, pair.long, now_ns) \
+                if (short.rate or 0) >= pair.factor else None
+            if long is None or (long.rate or 0) < pair.factor:
+                slow = (short, pair.short) if long is None else (long, pair.long)
+                found.append(Sample(labels, float(slow[0].rate or 0), {}, breaching=False,
+                                    reason=f"The budget burns {slow[0].rate or 0:.1f}x over "
+                                           f"the last {format_duration(slow[1])}, under "
+                                           f"{pair.factor:g}x."))
+                continue
+            found.append(Sample(labels, float(long.rate or 0), {
+                "factor": pair.factor, "long_burn_rate": long.rate,
+                "short_burn_rate": short.rate, "long_requests": long.total,
+                "short_requests": short.total, "long_seconds": pair.long,
+                "short_seconds": pair.short}))
     return found
 
 
 def evaluate_rule(store: TelemetryStore, rules: RuleFile, rule: Rule, now_ns: int, *,
                   cpu_count: int = 1) -> list[Sample]:
-    """The label sets that breach `rule` at `now_ns`."""
+    """The label sets `rule` measures at `now_ns`: those that breach it, and those that
+    do not, with the reason."""
     if isinstance(rule, ErrorRateRule):
         return _error_rate(store, rule, now_ns)
     if isinstance(rule, LatencyRule):
@@ -469,6 +532,9 @@ class AlertEvaluator:
         transitions: list[AlertTransition] = []
         rules = {rule.name: rule for rule in self.rules.rules}
         breaching: dict[str, tuple[Rule, Sample]] = {}
+        #: Why each measured label set that does not breach does not (for the alerts
+        #: that resolve now).
+        quiet: dict[str, str] = {}
         failed_rules: set[str] = set()
         for rule in self.rules.rules:
             try:
@@ -483,14 +549,21 @@ class AlertEvaluator:
             self.rule_errors.pop(rule.name, None)
             for sample in samples:
                 labels = {**rule.labels, **sample.labels}
-                breaching[fingerprint(rule.name, labels)] = (
-                    rule, dataclasses.replace(sample, labels=labels))
+                key = fingerprint(rule.name, labels)
+                if sample.breaching:
+                    breaching[key] = (rule, dataclasses.replace(sample, labels=labels))
+                else:
+                    quiet[key] = sample.reason or ""
         for key, (rule, sample) in breaching.items():
             transitions += self._breach(key, rule, sample, now)
         for key, alert in list(self.alerts.items()):
             if key in breaching or alert.rule in failed_rules:
                 continue
-            transitions += self._clear(key, alert, now, rule_known=alert.rule in rules)
+            rule_of = rules.get(alert.rule)
+            reason = ("Its rule is no longer in the rules file." if rule_of is None
+                      else quiet.get(key) or no_data_reason(rule_of))
+            transitions += self._clear(key, alert, now, rule_known=rule_of is not None,
+                                       reason=reason)
         self.evaluations += 1
         self.last_evaluation_ns = now
         return transitions
@@ -521,25 +594,29 @@ class AlertEvaluator:
         self.alerts[key] = updated
         return [self._transition(updated, alert.state, now)] if state != alert.state else []
 
-    def _clear(self, key: str, alert: AlertRow, now: int, *, rule_known: bool
+    def _clear(self, key: str, alert: AlertRow, now: int, *, rule_known: bool, reason: str
                ) -> list[AlertTransition]:
+        """The alert's condition no longer holds, for `reason` (said in the history,
+        and by a resolved alert)."""
         if alert.state == PENDING:
             del self.alerts[key]
             return [self._transition(dataclasses.replace(alert, state=INACTIVE), PENDING,
-                                     now)]
+                                     now, reason)]
         if alert.state == FIRING:
-            resolved = dataclasses.replace(alert, state=RESOLVED, since_ns=now)
+            resolved = dataclasses.replace(alert, state=RESOLVED, since_ns=now,
+                                           details={**alert.details, "resolution": reason})
             self.alerts[key] = resolved
-            return [self._transition(resolved, FIRING, now)]
+            return [self._transition(resolved, FIRING, now, reason)]
         # Resolved: listed for a while (the history keeps it for good), then forgotten.
         if now - alert.since_ns >= self.resolved_keep_ns or not rule_known:
             del self.alerts[key]
         return []
 
     @staticmethod
-    def _transition(alert: AlertRow, from_state: str, now: int) -> AlertTransition:
+    def _transition(alert: AlertRow, from_state: str, now: int, reason: str | None = None
+                    ) -> AlertTransition:
         return AlertTransition(now, alert.fingerprint, alert.rule, alert.labels, from_state,
-                               alert.state, alert.value, alert.summary)
+                               alert.state, alert.value, alert.summary, reason)
 
     def save(self, transitions: list[AlertTransition]) -> None:
         self.store.save_alerts(list(self.alerts.values()), transitions)
@@ -608,6 +685,8 @@ def presented(row: dict[str, Any]) -> dict[str, Any]:
         "since_ns": row["since_ns"], "active_since_ns": row["active_since_ns"],
         "labels": labels, "summary": row["summary"], "kind": details.get("kind"),
         "links": details.get("links", {}), "fingerprint": row["fingerprint"],
+        "resolution": details.get("resolution") if row["state"] == RESOLVED else None,
         "details": {key: value for key, value in details.items()
-                    if key not in ("links", "value_text", "threshold_text", "kind")},
+                    if key not in ("links", "value_text", "threshold_text", "kind",
+                                   "resolution")},
     }

@@ -60,16 +60,32 @@ async def _body(request: Request) -> tuple[bytes, bool]:
         chunks.append(chunk)
     body = b"".join(chunks)
     if request.headers.get("content-encoding", "").lower() == "gzip":
+        body = _gunzip(body, limit)
+    return body, content_type == JSON
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """`data` unzipped, every member of it: a gzip file may be several members one after
+    another (RFC 1952), which read as one, and `zlib` stops after the first. Problems
+    for a corrupt or truncated body, or one over `limit` bytes unzipped (never unzipped
+    further than that)."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
         decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
         try:
-            body = decompressor.decompress(body, limit + 1)
+            part = decompressor.decompress(data, limit - size + 1)
         except zlib.error as exc:
             raise Problem(400, "bad-encoding", f"The gzip body is corrupt: {exc}.") from exc
-        if len(body) > limit:
+        size += len(part)
+        if size > limit:
             raise Problem(413, "payload-too-large", f"The body is over {limit} bytes unzipped.")
         if not decompressor.eof:
             raise Problem(400, "bad-encoding", "The gzip body is truncated.")
-    return body, content_type == JSON
+        parts.append(part)
+        data = decompressor.unused_data
+        if not data.strip(b"\0"):  # the end, or the zero padding gzip itself ignores
+            return b"".join(parts)
 
 
 def _store(request: Request) -> TelemetryStore:
@@ -180,20 +196,35 @@ async def operations(request: Request, service: Annotated[str, Query(max_length=
                     if spanKind in (None, "", row["kind"])])
 
 
+#: A search's default number of traces (also for limit=0, as Jaeger takes it).
+_DEFAULT_TRACES = 20
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1024 / 1024:g} MiB" if size >= 1024 * 1024 else f"{size // 1024} KiB"
+
+
 @router.get("/api/traces", tags=["jaeger"])
 async def find_traces(
     request: Request,
     service: Annotated[str | None, Query(max_length=200)] = None,
     operation: Annotated[str | None, Query(max_length=500)] = None,
-    tags: Annotated[str | None, Query(description='JSON object, e.g. {"error":"true"}')] = None,
-    minDuration: Annotated[str | None, Query(description="e.g. 250ms")] = None,
+    tags: Annotated[str | None, Query(description='JSON object, e.g. {"error":"true"} or '
+                                                  '{"otel.status_code":"ERROR"}')] = None,
+    minDuration: Annotated[str | None, Query(description="e.g. 250ms, 1m30s")] = None,
     maxDuration: Annotated[str | None, Query(description="e.g. 2s")] = None,
-    limit: Annotated[int, Query(ge=1, le=1500)] = 20,
-    lookback: Annotated[str | None, Query(description="e.g. 1h, 2d")] = None,
+    limit: Annotated[int, Query(ge=0, le=1500, description=(
+        f"Traces at most; 0 means the default, {_DEFAULT_TRACES}"))] = _DEFAULT_TRACES,
+    lookback: Annotated[str | None, Query(description="e.g. 1h, 1h30m, 2d")] = None,
     start: Annotated[int | None, Query(description="microseconds since the epoch")] = None,
     end: Annotated[int | None, Query(description="microseconds since the epoch")] = None,
+    exclude: Annotated[list[str] | None, Query(max_length=20, description=(
+        "kansoku's own: leave out traces whose root span's name matches this pattern "
+        "(* for anything), e.g. 'GET */thumbnail'; up to 20 of them"))] = None,
 ) -> dict[str, Any]:
-    """The newest traces matching the search, whole, in Jaeger's shape."""
+    """The newest traces matching the search, newest first, in Jaeger's shape. The
+    answer holds at most KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data, shared by the
+    traces found; a trace cut short says so in its `warnings`."""
     try:
         try:
             wanted = json.loads(tags) if tags else {}
@@ -214,13 +245,19 @@ async def find_traces(
         tags=tuple((str(k), str(v).lower() if isinstance(v, bool) else str(v))
                    for k, v in wanted.items()),
         min_duration_ns=minimum, max_duration_ns=maximum, start_ns=start_ns, end_ns=end_ns,
-        limit=limit)
+        limit=limit or _DEFAULT_TRACES,
+        exclude_roots=tuple(pattern for pattern in exclude or () if pattern.strip()))
+    budget: int = request.app.state.settings.max_answer_bytes
 
-    def search(store: TelemetryStore) -> list[dict[str, Any]]:
-        return queries.spans_of(store, queries.find_trace_ids(store, query))
+    def search(store: TelemetryStore) -> tuple[list[str], queries.TraceSpans]:
+        trace_ids = queries.find_trace_ids(store, query)
+        share = budget // max(len(trace_ids), 1)
+        return trace_ids, queries.spans_of(store, trace_ids, bytes_per_trace=share)
 
-    spans = await asyncio.to_thread(search, _store(request))
-    return _jaeger(queries.jaeger_traces(spans))
+    trace_ids, found = await asyncio.to_thread(search, _store(request))
+    bound = (f"a search's answer holds {_mib(budget)} of span data, shared by its "
+             f"{len(trace_ids)} traces; open the trace alone for more")
+    return _jaeger(queries.jaeger_traces(found, trace_ids, bound=bound))
 
 
 def _trace_id(trace_id: str) -> str:
@@ -228,16 +265,33 @@ def _trace_id(trace_id: str) -> str:
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
         raise Problem(400, "bad-trace-id", f"'{trace_id[:40]}' is not a trace id "
                       "(32 hexadecimal digits).", field="trace_id")
+    if trace_id == otlp.INVALID_TRACE_ID:
+        raise Problem(400, "bad-trace-id", "The all-zero trace id is no trace: OpenTelemetry "
+                      "calls it invalid, and the explorer keeps no span with it.",
+                      field="trace_id")
     return trace_id
+
+
+def _one_trace(request: Request, trace_id: str) -> queries.TraceSpans:
+    """A whole trace, within the bound of one answer."""
+    return queries.spans_of(_store(request), [trace_id],
+                            bytes_per_trace=request.app.state.settings.max_answer_bytes)
+
+
+def _one_trace_bound(request: Request) -> str:
+    return (f"one trace's answer holds {_mib(request.app.state.settings.max_answer_bytes)} "
+            "of span data")
 
 
 @router.get("/api/traces/{trace_id}", tags=["jaeger"])
 async def trace(trace_id: str, request: Request) -> dict[str, Any]:
-    """One trace, in Jaeger's shape."""
-    spans = await _read(request, queries.spans_of, [_trace_id(trace_id)])
-    if not spans:
-        raise Problem(404, "trace-not-found", f"No spans of trace {trace_id} have arrived.")
-    return _jaeger(queries.jaeger_traces(spans))
+    """One trace, in Jaeger's shape (cut short, with `warnings`, past
+    KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data)."""
+    wanted = _trace_id(trace_id)
+    found = await asyncio.to_thread(_one_trace, request, wanted)
+    if not found.spans:
+        raise Problem(404, "trace-not-found", f"No spans of trace {wanted} have arrived.")
+    return _jaeger(queries.jaeger_traces(found, [wanted], bound=_one_trace_bound(request)))
 
 
 @router.get("/api/dependencies", tags=["jaeger"])
@@ -271,13 +325,23 @@ def _step_ns(step: str) -> int:
 @router.get("/api/spans/{trace_id}", tags=["kansoku"])
 async def trace_with_logs(trace_id: str, request: Request) -> dict[str, Any]:
     """One trace as a flat list of spans (oldest first, every column), with the log
-    records written during it."""
+    records written during it. Past KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data the
+    newest spans are left out, and `warnings` says so (as it does past 2,000 log
+    records)."""
     wanted = _trace_id(trace_id)
-    spans = await _read(request, queries.spans_of, [wanted])
-    if not spans:
-        raise Problem(404, "trace-not-found", f"No spans of trace {trace_id} have arrived.")
-    logs = await _read(request, queries.logs_of, wanted)
-    return {"data": {"trace_id": wanted, "spans": spans, "logs": logs}}
+    found = await asyncio.to_thread(_one_trace, request, wanted)
+    if not found.spans:
+        raise Problem(404, "trace-not-found", f"No spans of trace {wanted} have arrived.")
+    logs = await _read(request, queries.logs_of, wanted, queries.LOGS_OF_A_TRACE + 1)
+    cut = found.cut_warning(wanted, len(found.spans), _one_trace_bound(request))
+    warnings = [cut] if cut else []
+    if len(logs) > queries.LOGS_OF_A_TRACE:
+        logs = logs[:queries.LOGS_OF_A_TRACE]
+        warnings.append(f"Only the trace's first {queries.LOGS_OF_A_TRACE:,} log records "
+                        "are here: search the logs by trace id for the rest.")
+    return {"data": {"trace_id": wanted, "spans": found.spans, "logs": logs,
+                     "span_count": found.span_counts.get(wanted, len(found.spans)),
+                     "warnings": warnings}}
 
 
 @router.get("/api/red", tags=["kansoku"])
@@ -349,13 +413,20 @@ async def metric_series(request: Request, name: Annotated[str, Query(max_length=
                         service: Annotated[str | None, Query(max_length=200)] = None,
                         lookback: str = "1h",
                         step: Annotated[str, Query(description="e.g. 1m")] = "1m",
+                        by: Annotated[str | None, Query(
+                            max_length=200, description="An attribute to split the series "
+                                                        "by, e.g. currency")] = None,
                         ) -> dict[str, Any]:
-    """One metric per time step and service: the increase of a counter (or of a
-    histogram's count) in each step, the average of a gauge."""
+    """One metric per time step and service (and value of `by`): the increase of a
+    counter (or of a histogram's count) in each step, the average of a gauge. Each
+    point's `time_ns` is its step's start; steps are counted from the range's start,
+    which the answer gives (`start_ns`, `end_ns`, `step_ns`), so the last one ends
+    with the range."""
     start_ns, end_ns = _lookback_window(lookback)
     step_ns = _step_ns(step)
     return {"data": await _read(request, queries.metric_series, name, service, start_ns,
-                                end_ns, step_ns)}
+                                end_ns, step_ns, by),
+            "start_ns": start_ns, "end_ns": end_ns, "step_ns": step_ns}
 
 
 @router.get("/api/funnel", tags=["kansoku"])

@@ -155,6 +155,8 @@ class Notifier:
         links = alert.details.get("links", {})
         annotations = {"summary": alert.summary,
                        **{f"{name}_url": self._link(path) for name, path in links.items()}}
+        if alert.state == RESOLVED and alert.details.get("resolution"):
+            annotations["resolution"] = alert.details["resolution"]
         return {
             "status": alert.state, "labels": _labels(alert), "annotations": annotations,
             "startsAt": _iso(alert.active_since_ns),
@@ -194,6 +196,8 @@ class Notifier:
             lines = [f"{alert.state.upper()} {alert.rule} "
                      f"({alert.labels.get('severity', 'warning')}) since {when}",
                      alert.summary]
+            if alert.state == RESOLVED and alert.details.get("resolution"):
+                lines.append(f"Resolved: {alert.details['resolution']}")
             for name, path in alert.details.get("links", {}).items():
                 lines.append(f"  {name.replace('_', ' ')}: {self._link(path)}")
             paragraphs.append("\n".join(lines))

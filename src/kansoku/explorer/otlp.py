@@ -50,6 +50,10 @@ METRIC_COLUMNS = ("time_ns", "service", "name", "kind", "unit", "attributes", "v
 
 #: Times are kept as signed 64-bit nanoseconds.
 _MAX_TIME_NS = 2**63
+#: All zeros: OpenTelemetry's invalid ids, which a span may not have (a sender with no
+#: context would put every such span in one endless "trace").
+INVALID_TRACE_ID = "0" * 32
+INVALID_SPAN_ID = "0" * 16
 
 class MalformedPayload(ValueError):
     """The body is not an OTLP export request of the kind the path says."""
@@ -161,6 +165,10 @@ class _SpanColumns:
             self.rows.rejected += 1
             self.rows.error = "spans need a 16-byte trace id and an 8-byte span id"
             return
+        if trace_id == INVALID_TRACE_ID or span_id == INVALID_SPAN_ID:
+            self.rows.rejected += 1
+            self.rows.error = "a span's trace id and span id may not be all zeros"
+            return
         if start >= _MAX_TIME_NS or end >= _MAX_TIME_NS or start < 0 or end < 0:
             # Past what a signed 64-bit column holds (year 2262): storing it would fail
             # the whole commit, other senders' rows included.
@@ -217,6 +225,12 @@ def span_rows(request: ExportTraceServiceRequest) -> Rows:
 # --- logs ---------------------------------------------------------------------------
 
 
+def _log_context_id(value: str) -> str | None:
+    """A log record's trace or span id, or None when it has none: empty, or all zeros
+    (OpenTelemetry's invalid id, which some senders write for "no context")."""
+    return value if value.strip("0") else None
+
+
 def _body_text(body: Any) -> str | None:
     return body if body is None or isinstance(body, str) else json.dumps(body, default=str)
 
@@ -233,7 +247,8 @@ def log_rows(request: ExportLogsServiceRequest) -> Rows:
                     record.time_unix_nano or record.observed_time_unix_nano, service,
                     record.severity_number, record.severity_text or None,
                     _body_text(any_value(record.body)),
-                    record.trace_id.hex() or None, record.span_id.hex() or None,
+                    _log_context_id(record.trace_id.hex()),
+                    _log_context_id(record.span_id.hex()),
                     _dumps(attributes(record.attributes)), resource_json,
                 ))
     return rows
@@ -375,8 +390,8 @@ def _json_logs(document: dict[str, Any]) -> Rows:
                     or int(record.get("observedTimeUnixNano", 0)), service,
                     int(record.get("severityNumber", 0)), record.get("severityText") or None,
                     _body_text(json_value(body) if body else None),
-                    _hex_id(record.get("traceId", ""), "traceId") or None,
-                    _hex_id(record.get("spanId", ""), "spanId") or None,
+                    _log_context_id(_hex_id(record.get("traceId", ""), "traceId")),
+                    _log_context_id(_hex_id(record.get("spanId", ""), "spanId")),
                     _dumps(json_attributes(record.get("attributes", ()))), resource_json,
                 ))
     return rows

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from kansoku.explorer.rules import (
+    SATURATION_RESOURCES,
     SLO,
     BurnRateRule,
     DeadLetterRule,
@@ -35,7 +36,6 @@ from kansoku.explorer.rules import (
     SyntheticFailureRule,
 )
 from kansoku.kit.durations import format_duration
-from kansoku.topology import SERVICES
 
 REQUESTS = "http_server_request_duration_seconds"
 #: The buckets the kit's middleware gives the request-duration histogram (seconds).
@@ -44,9 +44,12 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 
 RULES_FILE = "kansoku-rules.yml"
 
 
-def _selector(**matchers: str) -> str:
-    parts = [f'{name}{op}"{value}"' for name, (op, value) in
-             ((name, _split(value)) for name, value in matchers.items())]
+def _selector(*matchers: str, **labels: str) -> str:
+    """A PromQL selector: `matchers` as written (`service!~"lab"`), then `labels`, each
+    an equality or, with a leading `=~`, `!~` or `!=`, that operator. A label may be
+    matched twice (`service=~"a|b", service!~"b"`): Prometheus takes every matcher."""
+    parts = [*matchers, *(f'{name}{op}"{value}"' for name, (op, value) in
+                          ((name, _split(value)) for name, value in labels.items()))]
     return "{" + ", ".join(parts) + "}" if parts else ""
 
 
@@ -65,14 +68,21 @@ def _glob(patterns: list[str]) -> str:
     return "|".join(pattern.replace(".", "\\\\.").replace("*", ".*") for pattern in patterns)
 
 
-def _request_matchers(rule: ErrorRateRule | LatencyRule) -> dict[str, str]:
-    matchers: dict[str, str] = {}
-    if rule.services:
-        matchers["service"] = "=~" + _regex(rule.services)
-    if rule.exclude_services:
-        matchers["service"] = "!~" + _regex(rule.exclude_services)
+def _service_matchers(services: list[str], exclude_services: list[str]) -> list[str]:
+    """A rule's `services` and `exclude_services` as matchers on the `service` label
+    (both when it has both)."""
+    matchers = []
+    if services:
+        matchers.append(f'service=~"{_regex(services)}"')
+    if exclude_services:
+        matchers.append(f'service!~"{_regex(exclude_services)}"')
+    return matchers
+
+
+def _request_matchers(rule: ErrorRateRule | LatencyRule) -> list[str]:
+    matchers = _service_matchers(rule.services, rule.exclude_services)
     if rule.exclude_routes:
-        matchers["http_route"] = "!~" + _glob(rule.exclude_routes)
+        matchers.append(f'http_route!~"{_glob(rule.exclude_routes)}"')
     return matchers
 
 
@@ -86,6 +96,8 @@ def _annotations(rule: Rule, *, threshold: str, window: str) -> dict[str, str]:
     value = ("{{ $value | humanizePercentage }}" if isinstance(rule, ErrorRateRule)
              else "{{ $value | humanizeDuration }}" if isinstance(rule, LatencyRule)
              else "{{ $value | printf \"%.3g\" }}")
+    if isinstance(rule, SaturationRule):  # in the unit of the threshold, as the explorer says
+        value += " " + SATURATION_RESOURCES[rule.resource][2]
     values = {"value": value, "threshold": threshold,
               "window": window, "route": "{{ $labels.http_route }}",
               "consumer": "{{ $labels.messaging_consumer_group_name }}",
@@ -111,8 +123,8 @@ def _alert(rule: Rule, expr: str, *, threshold: str, window: str,
 
 def _error_rate(rule: ErrorRateRule) -> dict[str, Any]:
     window, by = format_duration(rule.window), _by(rule)
-    all_ = _selector(**_request_matchers(rule))
-    failed = _selector(**_request_matchers(rule), http_response_status_code="=~5..")
+    all_ = _selector(*_request_matchers(rule))
+    failed = _selector(*_request_matchers(rule), http_response_status_code="=~5..")
     count = f"{REQUESTS}_count"
     expr = (f"(sum by ({by}) (increase({count}{failed}[{window}]))"
             f" / sum by ({by}) (increase({count}{all_}[{window}]))) > {rule.threshold:g}"
@@ -123,7 +135,7 @@ def _error_rate(rule: ErrorRateRule) -> dict[str, Any]:
 
 def _latency(rule: LatencyRule) -> dict[str, Any]:
     window, by = format_duration(rule.window), _by(rule)
-    matchers = _selector(**_request_matchers(rule))
+    matchers = _selector(*_request_matchers(rule))
     expr = (f"histogram_quantile({rule.percentile / 100:g}, sum by ({by}, le) "
             f"(rate({REQUESTS}_bucket{matchers}[{window}]))) > {rule.threshold:g}"
             f" and sum by ({by}) (increase({REQUESTS}_count{matchers}[{window}]))"
@@ -133,16 +145,17 @@ def _latency(rule: LatencyRule) -> dict[str, Any]:
 
 def _saturation(rule: SaturationRule) -> dict[str, Any]:
     window = format_duration(rule.window)
-    only = _selector(service="=~" + _regex(rule.services)) if rule.services else ""
+    services = _service_matchers(rule.services, rule.exclude_services)
     if rule.resource == "cpu":
-        expr = f"sum by (service) (rate(process_cpu_seconds_total{only}[{window}]))"
+        expr = (f"sum by (service) (rate(process_cpu_seconds_total{_selector(*services)}"
+                f"[{window}]))")
         threshold = f"{rule.threshold:g} cores"
     elif rule.resource == "memory":
-        expr = (f"avg by (service) (avg_over_time(process_memory_usage_bytes{only}"
-                f"[{window}])) / 1048576")
+        expr = (f"avg by (service) (avg_over_time(process_memory_usage_bytes"
+                f"{_selector(*services)}[{window}])) / 1048576")
         threshold = f"{rule.threshold:g} MiB"
     else:
-        used = _selector(state="used") if not only else only[:-1] + ', state="used"}'
+        used = _selector(*services, state="used")
         expr = (f"max by (service, pool_name) (avg_over_time(db_client_connections_usage"
                 f"{used}[{window}]))")
         threshold = f"{rule.threshold:g} connections"
@@ -254,19 +267,19 @@ def prometheus_rules(rules: RuleFile) -> dict[str, Any]:
     return {"groups": groups}
 
 
-def prometheus_config(*, host: str = "127.0.0.1", alertmanager: str = "127.0.0.1:9093",
+def prometheus_config(targets: dict[str, str], *, alertmanager: str = "127.0.0.1:9093",
                       interval: str = "15s") -> dict[str, Any]:
-    """A Prometheus configuration scraping every service's `/metrics` (one job each,
-    labelled `service`), evaluating the rules, sending alerts to Alertmanager."""
+    """A Prometheus configuration scraping each service's `/metrics` at its target
+    (service name -> "host:port"; one job each, labelled `service`), evaluating the
+    rules, sending alerts to Alertmanager."""
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [RULES_FILE],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
         "scrape_configs": [
-            {"job_name": service.name,
-             "static_configs": [{"targets": [f"{host}:{service.default_port}"],
-                                 "labels": {"service": service.name}}]}
-            for service in SERVICES],
+            {"job_name": service, "static_configs": [{"targets": [target],
+                                                      "labels": {"service": service}}]}
+            for service, target in targets.items()],
     }
 
 

@@ -16,32 +16,33 @@ from kansoku.kit import semconv
 class TraceQuery:
     service: str | None = None
     operation: str | None = None
-    #: Attribute key -> value every matching trace has on a span ("error": "true" means
-    #: a span with error status).
+    #: Attribute key -> value every matching trace has on a span. Three keys are read as
+    #: Jaeger reads them: "error" ("true": a span with error status), "otel.status_code"
+    #: (ERROR, OK or UNSET) and "span.kind" (server, client …).
     tags: tuple[tuple[str, str], ...] = ()
     min_duration_ns: int | None = None
     max_duration_ns: int | None = None
     start_ns: int = 0
     end_ns: int = 2**62
     limit: int = 20
+    #: Patterns (* for anything) of root span names whose traces are left out, e.g.
+    #: "GET */thumbnail": the storefront's images, a trace each.
+    exclude_roots: tuple[str, ...] = ()
 
 
-_SPAN_FIELDS = ("trace_id, span_id, parent_span_id, service, name, kind, start_ns, "
-                "duration_ns, status, status_message, route, http_status, user_id, "
-                "db_system, db_statement, attributes, resource, events, links")
+#: What one span may carry in an answer of the trace API: its name, status message,
+#: attributes, resource, events and links as stored, in bytes. A span with more comes
+#: without them (its name cut to `_CUT_NAME_CHARACTERS`), saying so in its warnings.
+SPAN_DETAIL_BYTES = 64 * 1024
+#: What a span costs an answer besides those: ids, times, kind, status and the JSON
+#: around them. Measured: a kansoku server span (13 short attributes) is its stored
+#: details plus about 750 bytes in Jaeger's shape, so an answer stays within its bound.
+SPAN_OVERHEAD_BYTES = 800
+_CUT_NAME_CHARACTERS = 200
 
 
 def _loads(value: str | None) -> Any:
     return json.loads(value) if value else None
-
-
-def _span(row: dict[str, Any]) -> dict[str, Any]:
-    row = dict(row)
-    for key in ("attributes", "resource"):
-        row[key] = _loads(row[key]) or {}
-    for key in ("events", "links"):
-        row[key] = _loads(row[key]) or []
-    return row
 
 
 def services(store: TelemetryStore) -> list[str]:
@@ -54,9 +55,32 @@ def operations(store: TelemetryStore, service: str) -> list[dict[str, str]]:
                       "ORDER BY name", [service])
 
 
+def _attribute_path(key: str) -> str:
+    """`key` as a JSON pointer (DuckDB's other path form): no character of a key needs
+    quoting there, only ~ and / an escape."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+#: The tag Jaeger gives a span's OpenTelemetry status (ERROR or OK; none when unset),
+#: and the store's status for each of its values.
+OTEL_STATUS_CODE = "otel.status_code"
+_STATUS_CODES = {"ERROR": "error", "OK": "ok", "UNSET": "unset"}
+
+
+def _tag_condition(key: str, value: str) -> tuple[str, list[Any]]:
+    """A span condition for one searched tag, with its parameters."""
+    if key == "error":
+        return ("status = 'error'" if value == "true" else "status <> 'error'"), []
+    if key == OTEL_STATUS_CODE:
+        return "status = ?", [_STATUS_CODES.get(value.upper(), value.lower())]
+    if key == "span.kind":
+        return "kind = ?", [value.lower()]
+    return "json_extract_string(attributes, ?) = ?", [_attribute_path(key), value]
+
+
 def find_trace_ids(store: TelemetryStore, query: TraceQuery) -> list[str]:
-    """The newest traces matching `query`: a span of `service` (named `operation`) within
-    the duration bounds, and spans carrying each tag."""
+    """The newest traces matching `query`, newest first: a span of `service` (named
+    `operation`) within the duration bounds, and spans carrying each tag."""
     where = ["start_ns BETWEEN ? AND ?"]
     parameters: list[Any] = [query.start_ns, query.end_ns]
     if query.service:
@@ -72,33 +96,110 @@ def find_trace_ids(store: TelemetryStore, query: TraceQuery) -> list[str]:
         where.append("duration_ns <= ?")
         parameters.append(query.max_duration_ns)
     for key, value in query.tags:
-        if key == "error":
-            tagged = "status = 'error'" if value == "true" else "status <> 'error'"
-        else:
-            tagged = "json_extract_string(attributes, ?) = ?"
-            parameters.extend(['$."' + key.replace('"', "") + '"', value])
+        tagged, tag_parameters = _tag_condition(key, value)
         where.append(f"trace_id IN (SELECT trace_id FROM spans WHERE {tagged} "
                      "AND start_ns BETWEEN ? AND ?)")
-        parameters.extend([query.start_ns, query.end_ns])
+        parameters.extend([*tag_parameters, query.start_ns, query.end_ns])
+    if query.exclude_roots:
+        roots = " OR ".join("name LIKE ? ESCAPE '\\'" for _ in query.exclude_roots)
+        where.append("trace_id NOT IN (SELECT trace_id FROM spans WHERE parent_span_id IS "
+                     f"NULL AND ({roots}) AND start_ns BETWEEN ? AND ?)")
+        parameters.extend([*(_like(pattern) for pattern in query.exclude_roots),
+                           query.start_ns, query.end_ns])
     rows = store.rows(
         f"SELECT trace_id FROM spans WHERE {' AND '.join(where)} "
         "GROUP BY trace_id ORDER BY max(start_ns) DESC LIMIT ?", [*parameters, query.limit])
     return [row["trace_id"] for row in rows]
 
 
-def spans_of(store: TelemetryStore, trace_ids: list[str]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class TraceSpans:
+    """Spans of some traces, oldest first, as many as an answer's bound let in; and how
+    many spans each of those traces has in the store."""
+
+    spans: list[dict[str, Any]]
+    span_counts: dict[str, int]
+
+    def cut_warning(self, trace_id: str, kept: int, bound: str) -> str | None:
+        """What to tell about a trace of which `kept` spans are in the answer, if that
+        is not all of them (`bound` says which bound cut it)."""
+        total = self.span_counts.get(trace_id, kept)
+        if total <= kept:
+            return None
+        return (f"This answer holds the first {kept:,} of the trace's {total:,} spans"
+                f"{': ' if bound else ''}{bound}.")
+
+
+def spans_of(store: TelemetryStore, trace_ids: list[str], *,
+             bytes_per_trace: int = 16 * 1024 * 1024) -> TraceSpans:
+    """The spans of `trace_ids`, each trace's oldest first until its spans' details
+    (`SPAN_DETAIL_BYTES`, plus `SPAN_OVERHEAD_BYTES` each) would pass `bytes_per_trace`
+    (its first span always comes; 16 MiB by default, the API's own default bound). A
+    span whose details are larger than a span may carry (or than the trace's share)
+    comes without them, saying so in `warnings`; the others' `warnings` are None.
+    Counted in SQL from the stored sizes, so a trace of a million spans is not read to
+    be cut."""
     if not trace_ids:
-        return []
+        return TraceSpans([], {})
+    detail_limit = min(SPAN_DETAIL_BYTES, bytes_per_trace)
     # One list parameter, not one per id: DuckDB turns `IN (?, ?, ...)` into a chain of
     # comparisons on every row, `= ANY(list)` into one probe — 20 ids in a third the time.
-    return [_span(row) for row in store.rows(
-        f"SELECT {_SPAN_FIELDS} FROM spans WHERE trace_id = ANY(?::VARCHAR[]) "
-        "ORDER BY start_ns", [list(trace_ids)])]
+    rows = store.rows(
+        "WITH sized AS (SELECT *, strlen(name) + coalesce(strlen(status_message), 0) "
+        "+ coalesce(strlen(CAST(attributes AS VARCHAR)), 0) "
+        "+ coalesce(strlen(CAST(resource AS VARCHAR)), 0) "
+        "+ coalesce(strlen(CAST(events AS VARCHAR)), 0) "
+        "+ coalesce(strlen(CAST(links AS VARCHAR)), 0) AS detail_bytes "
+        "FROM spans WHERE trace_id = ANY(?::VARCHAR[])), "
+        "ranked AS (SELECT *, detail_bytes <= ? AS whole, "
+        "count(*) OVER (PARTITION BY trace_id) AS trace_spans, "
+        "row_number() OVER in_order AS position, "
+        f"sum(CASE WHEN detail_bytes <= ? THEN detail_bytes ELSE 0 END + "
+        f"{SPAN_OVERHEAD_BYTES}) OVER (in_order ROWS UNBOUNDED PRECEDING) AS running "
+        "FROM sized WINDOW in_order AS (PARTITION BY trace_id ORDER BY start_ns, span_id)) "
+        "SELECT trace_id, span_id, parent_span_id, service, "
+        f"CASE WHEN whole THEN name ELSE left(name, {_CUT_NAME_CHARACTERS}) END AS name, "
+        "kind, start_ns, duration_ns, status, "
+        "CASE WHEN whole THEN status_message END AS status_message, route, http_status, "
+        "user_id, db_system, CASE WHEN whole THEN db_statement END AS db_statement, "
+        "CASE WHEN whole THEN attributes END AS attributes, "
+        "CASE WHEN whole THEN resource END AS resource, "
+        "CASE WHEN whole THEN events END AS events, "
+        "CASE WHEN whole THEN links END AS links, detail_bytes, trace_spans "
+        "FROM ranked WHERE position = 1 OR running <= ? ORDER BY start_ns, span_id",
+        [list(trace_ids), detail_limit, detail_limit, bytes_per_trace])
+    counts: dict[str, int] = {}
+    resources: dict[str, Any] = {}  # a service's resource is the same text on every span
+    spans = []
+    for row in rows:
+        counts[row["trace_id"]] = int(row.pop("trace_spans"))
+        detail = int(row.pop("detail_bytes"))
+        text = row["resource"]
+        if text is not None and text not in resources:
+            resources[text] = _loads(text) or {}
+        row["resource"] = resources.get(text, {}) if text is not None else {}
+        row["attributes"] = _loads(row["attributes"]) or {}
+        row["events"] = _loads(row["events"]) or []
+        row["links"] = _loads(row["links"]) or []
+        row["warnings"] = None if detail <= detail_limit else [
+            f"This span's details ({detail:,} bytes of attributes, resource, events, "
+            f"links, status message and name) are more than the {detail_limit:,} a span "
+            f"may carry in this answer: they are left out, its name cut to "
+            f"{_CUT_NAME_CHARACTERS} characters."]
+        spans.append(row)
+    return TraceSpans(spans, counts)
 
 
-def logs_of(store: TelemetryStore, trace_id: str) -> list[dict[str, Any]]:
+#: The log records `/api/spans` gives with a trace, at most (the oldest).
+LOGS_OF_A_TRACE = 2000
+
+
+def logs_of(store: TelemetryStore, trace_id: str, limit: int = LOGS_OF_A_TRACE
+            ) -> list[dict[str, Any]]:
+    """The trace's log records, oldest first, `limit` at most."""
     rows = store.rows("SELECT time_ns, service, severity, body, span_id, attributes "
-                      "FROM logs WHERE trace_id = ? ORDER BY time_ns", [trace_id])
+                      "FROM logs WHERE trace_id = ? ORDER BY time_ns LIMIT ?",
+                      [trace_id, limit])
     for row in rows:
         row["attributes"] = _loads(row["attributes"]) or {}
     return rows
@@ -119,13 +220,20 @@ def _tag(key: str, value: Any) -> dict[str, Any]:
     return {"key": key, "type": kind, "value": value}
 
 
-def jaeger_traces(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Spans grouped into traces, in the JSON Jaeger's query service returns."""
+def jaeger_traces(found: TraceSpans, trace_ids: list[str], *, bound: str = ""
+                  ) -> list[dict[str, Any]]:
+    """`found` grouped into traces in the order of `trace_ids`, in the JSON Jaeger's
+    query service returns. A trace cut by its answer's bound says so in its
+    `warnings`, as Jaeger does with a trace past its `max_trace_size` (`bound` says
+    which bound); so does a span that came without its details."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for span in spans:
+    for span in found.spans:
         grouped[span["trace_id"]].append(span)
     traces = []
-    for trace_id, members in grouped.items():
+    for trace_id in trace_ids:
+        members = grouped.get(trace_id)
+        if not members:
+            continue
         processes: dict[str, dict[str, Any]] = {}
         process_of: dict[str, str] = {}
         jaeger_spans = []
@@ -133,11 +241,16 @@ def jaeger_traces(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
             service = span["service"]
             if service not in process_of:
                 process_of[service] = f"p{len(process_of) + 1}"
-                processes[process_of[service]] = {
-                    "serviceName": service,
-                    "tags": [_tag(k, v) for k, v in span["resource"].items()]}
+                processes[process_of[service]] = {"serviceName": service, "tags": []}
+            process = processes[process_of[service]]
+            if not process["tags"] and span["resource"]:
+                process["tags"] = [_tag(k, v) for k, v in span["resource"].items()]
             tags = [_tag(k, v) for k, v in span["attributes"].items()]
             tags.append(_tag("span.kind", span["kind"]))
+            # As Jaeger translates OpenTelemetry's status: `otel.status_code` ERROR or
+            # OK (nothing when unset), `error` = true on an error.
+            if span["status"] in ("error", "ok"):
+                tags.append(_tag(OTEL_STATUS_CODE, span["status"].upper()))
             if span["status"] == "error":
                 tags.append(_tag("error", True))
             if span["status_message"]:
@@ -155,10 +268,11 @@ def jaeger_traces(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
                           "fields": [_tag("event", event["name"]),
                                      *(_tag(k, v) for k, v in event["attributes"].items())]}
                          for event in span["events"]],
-                "processID": process_of[service], "warnings": None,
+                "processID": process_of[service], "warnings": span["warnings"],
             })
+        cut = found.cut_warning(trace_id, len(members), bound)
         traces.append({"traceID": trace_id, "spans": jaeger_spans, "processes": processes,
-                       "warnings": None})
+                       "warnings": [cut] if cut else None})
     return traces
 
 
@@ -273,13 +387,20 @@ def metric_names(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict
         [start_ns, end_ns])
 
 
-def _increase_sql(value: str, step: int, extra_where: str) -> str:
+def _step_of(start: int, step: int) -> str:
+    """SQL: the start of the step a point's time falls in. Steps are counted from the
+    start of the range, so a range a whole number of steps long ends with a whole step
+    (ending now, for a range that ends now) rather than a part of one."""
+    return f"({start} + ((time_ns - {start}) // {step}) * {step})"
+
+
+def _increase_sql(value: str, start: int, step: int, extra_where: str) -> str:
     """Per step and series, how much a cumulative value grew since the step before (or,
     in the first step, since the last value before the window; 0 for a series that
     began inside it); a counter reset counts as no growth; delta points are summed.
     Parameters: name, start, end, the extra ones; name, start, the extra ones again."""
     return (
-        f"WITH per AS (SELECT service, attributes, temporality, (time_ns // {step}) * {step} "
+        f"WITH per AS (SELECT service, attributes, temporality, {_step_of(start, step)} "
         f"AS t, max({value}) AS latest, sum({value}) AS total FROM metric_points "
         f"WHERE name = ? AND time_ns BETWEEN ? AND ? {extra_where} "
         "GROUP BY service, attributes, temporality, t), "
@@ -291,30 +412,38 @@ def _increase_sql(value: str, step: int, extra_where: str) -> str:
         "LEFT JOIN base ON base.service = per.service "
         "AND CAST(base.attributes AS VARCHAR) IS NOT DISTINCT FROM "
         "CAST(per.attributes AS VARCHAR)), "
-        "steps AS (SELECT service, t, CASE WHEN temporality = 'delta' THEN total "
-        "ELSE greatest(latest - previous, 0) END AS increase FROM lagged) ")
+        "steps AS (SELECT service, attributes, t, CASE WHEN temporality = 'delta' "
+        "THEN total ELSE greatest(latest - previous, 0) END AS increase FROM lagged) ")
 
 
 def metric_series(store: TelemetryStore, name: str, service: str | None, start_ns: int,
-                  end_ns: int, step_ns: int) -> list[dict[str, Any]]:
-    """`name` per step and service (see `_CUMULATIVE_KINDS`)."""
+                  end_ns: int, step_ns: int, by: str | None = None) -> list[dict[str, Any]]:
+    """`name` per step and service (see `_CUMULATIVE_KINDS`), and with `by` (an
+    attribute key) per value of that attribute too, as `attribute` (e.g. revenue per
+    currency). `time_ns` is the start of each step; steps are counted from `start_ns`."""
     kinds = store.rows("SELECT DISTINCT kind FROM metric_points WHERE name = ?", [name])
     kind = kinds[0]["kind"] if kinds else "gauge"
     extra, extra_parameters = "", []
     if service:
         extra, extra_parameters = "AND service = ?", [service]
-    step = int(step_ns)
+    # An int, so safe to write into the statement; the attribute's path is a parameter.
+    start, step = int(start_ns), int(step_ns)
+    attribute = "json_extract_string(attributes, ?)" if by else "NULL"
+    by_parameters = [_attribute_path(by)] if by else []
     if kind in _CUMULATIVE_KINDS:
         value = "value" if kind == "sum" else "count"
         return store.rows(
-            _increase_sql(value, step, extra)
-            + "SELECT service, t AS time_ns, sum(increase) AS value FROM steps "
-            "GROUP BY service, t ORDER BY t, service",
-            [name, start_ns, end_ns, *extra_parameters, name, start_ns, *extra_parameters])
+            _increase_sql(value, start, step, extra)
+            + f"SELECT service, {attribute} AS attribute, t AS time_ns, "
+            "sum(increase) AS value FROM steps GROUP BY service, attribute, t "
+            "ORDER BY t, service, attribute",
+            [name, start_ns, end_ns, *extra_parameters, name, start_ns, *extra_parameters,
+             *by_parameters])
     return store.rows(
-        f"SELECT service, (time_ns // {step}) * {step} AS time_ns, avg(value) AS value "
-        f"FROM metric_points WHERE name = ? AND time_ns BETWEEN ? AND ? {extra} "
-        "GROUP BY 1, 2 ORDER BY 2, 1", [name, start_ns, end_ns, *extra_parameters])
+        f"SELECT service, {attribute} AS attribute, {_step_of(start, step)} AS time_ns, "
+        f"avg(value) AS value FROM metric_points WHERE name = ? AND time_ns BETWEEN ? AND ? "
+        f"{extra} GROUP BY 1, 2, 3 ORDER BY 3, 1, 2",
+        [*by_parameters, name, start_ns, end_ns, *extra_parameters])
 
 
 def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
@@ -326,7 +455,7 @@ def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int
     extra, parameters = "", [name, end_ns]
     for key, value in (attributes or {}).items():
         extra += " AND json_extract_string(attributes, ?) = ?"
-        parameters += ['$."' + key.replace('"', "") + '"', value]
+        parameters += [_attribute_path(key), value]
     rows = store.rows(
         "SELECT coalesce(sum(CASE WHEN temporality = 'delta' THEN inside ELSE "
         "greatest(last_inside - coalesce(last_before, 0), 0) END), 0) AS total FROM ("
@@ -532,7 +661,7 @@ def _attribute_filter(attributes: dict[str, str] | None) -> tuple[str, list[Any]
     extra, parameters = "", []
     for key, value in (attributes or {}).items():
         extra += " AND json_extract_string(attributes, ?) = ?"
-        parameters += ['$."' + key.replace('"', "") + '"', value]
+        parameters += [_attribute_path(key), value]
     return extra, parameters
 
 
@@ -643,8 +772,8 @@ def alert_history(store: TelemetryStore, *, since_ns: int, rule: str | None = No
         where.append("json_extract_string(labels, '$.service') = ?")
         parameters.append(service)
     rows = store.rows(
-        "SELECT time_ns, fingerprint, rule, labels, from_state, to_state, value, summary "
-        f"FROM alert_history WHERE {' AND '.join(where)} "
+        "SELECT time_ns, fingerprint, rule, labels, from_state, to_state, value, summary, "
+        f"reason FROM alert_history WHERE {' AND '.join(where)} "
         "ORDER BY time_ns DESC, rule LIMIT ?", [*parameters, limit])
     for row in rows:
         row["labels"] = _loads(row["labels"]) or {}

@@ -78,6 +78,9 @@ class Alert(BaseModel):
     links: dict[str, str] = Field(description="Explorer paths: service, traces, logs, "
                                               "example_trace, slos")
     fingerprint: str
+    resolution: str | None = Field(description="A resolved alert: why — its value back "
+                                               "within the threshold, or too little "
+                                               "traffic (or none) to judge")
     details: dict[str, Any] = Field(description="The evidence: requests, errors, example "
                                                 "trace, burn rates of both windows …")
 
@@ -98,6 +101,9 @@ class AlertChange(BaseModel):
     to_state: str
     value: float | None
     summary: str | None
+    reason: str | None = Field(description="Why it resolved (or went away): the value back "
+                                           "within the threshold, or too little traffic "
+                                           "(or none) to judge, which is not a fix")
 
 
 class AlertHistory(BaseModel):

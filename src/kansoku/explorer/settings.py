@@ -31,6 +31,11 @@ class Settings(ServiceSettings):
     max_pending_rows: int = Field(500_000, gt=0)
     #: Largest OTLP request body accepted, in bytes (after decompression).
     max_body_bytes: int = 16 * 1024 * 1024
+    #: The span data one answer of the trace API holds at most, in bytes as stored
+    #: (names, attributes, resources, events, links, and a fixed amount a span): a
+    #: trace gets it all, a search's traces share it. The spans past it are left out,
+    #: oldest kept, and the trace's `warnings` say so (docs/architecture.md).
+    max_answer_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
 
     # --- problem detection (explorer/problems.py; docs/problems.md) -------------------
     #: Run the detection rules at all.

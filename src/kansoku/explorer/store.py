@@ -86,8 +86,10 @@ CREATE TABLE IF NOT EXISTS alert_states (
 CREATE TABLE IF NOT EXISTS alert_history (
     time_ns BIGINT NOT NULL, fingerprint VARCHAR NOT NULL, rule VARCHAR NOT NULL,
     labels JSON NOT NULL, from_state VARCHAR NOT NULL, to_state VARCHAR NOT NULL,
-    value DOUBLE, summary VARCHAR
+    value DOUBLE, summary VARCHAR, reason VARCHAR
 );
+-- Stores made before the history said why an alert resolved.
+ALTER TABLE alert_history ADD COLUMN IF NOT EXISTS reason VARCHAR;
 """
 
 _TEXT, _BIGINT, _INTEGER, _DOUBLE = pa.string(), pa.int64(), pa.int32(), pa.float64()
@@ -180,6 +182,9 @@ class AlertTransition:
     to_state: str
     value: float | None
     summary: str
+    #: Why an alert resolved (or a pending one went away): the value within the
+    #: threshold, too little traffic to judge, no data.
+    reason: str | None = None
 
 
 @dataclass
@@ -455,9 +460,10 @@ class TelemetryStore:
                 if transitions:
                     cursor.executemany(
                         "INSERT INTO alert_history (time_ns, fingerprint, rule, labels, "
-                        "from_state, to_state, value, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        "from_state, to_state, value, summary, reason) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         [[t.time_ns, t.fingerprint, t.rule, _as_json(t.labels), t.from_state,
-                          t.to_state, t.value, t.summary] for t in transitions])
+                          t.to_state, t.value, t.summary, t.reason] for t in transitions])
                 cursor.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):

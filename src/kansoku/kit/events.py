@@ -28,6 +28,7 @@ from nats.js.errors import NotFoundError
 from opentelemetry import context, metrics, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.instrumentation.utils import suppress_instrumentation
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import SpanKind, StatusCode, TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -37,8 +38,14 @@ from kansoku.kit import semconv
 logger = logging.getLogger(__name__)
 _tracer = trace.get_tracer("kansoku.events")
 _meter = metrics.get_meter("kansoku.events")
-_dead_letters = _meter.create_counter(semconv.METRIC_DEAD_LETTERS, unit="{message}",
-                                      description="Messages moved to the dead-letter stream")
+
+
+def _dead_letter_counter(meter: metrics.Meter) -> metrics.Counter:
+    return meter.create_counter(semconv.METRIC_DEAD_LETTERS, unit="{message}",
+                                description="Messages moved to the dead-letter stream")
+
+
+_dead_letters = _dead_letter_counter(_meter)
 
 STREAM = "KANSOKU"
 STREAM_SUBJECTS = ["order.>", "inventory.>", "product.>"]
@@ -163,13 +170,19 @@ Handler = Callable[[dict[str, Any], str], Awaitable[None]]
 
 async def subscribe(js: Any, subject: str, durable: str, handler: Handler, *,
                     max_deliveries: int = 5, retry_delay: float = 1.0,
-                    tracer_provider: TracerProvider | None = None) -> Any:
+                    tracer_provider: TracerProvider | None = None,
+                    meter_provider: MeterProvider | None = None) -> Any:
     """Run `handler(payload, message_id)` for every message on `subject`, each in a
     consumer span continuing the producer's trace, with the producer's baggage current
     (so the handler's own spans and calls carry it too). Acknowledged on success;
     redelivered on failure; after `max_deliveries` failures moved to the dead-letter
-    stream."""
+    stream (and counted in `kansoku.events.dead_letters`)."""
     tracer = _tracer_for(tracer_provider)
+    dead_letters = _dead_letters if meter_provider is None else _dead_letter_counter(
+        metrics.get_meter("kansoku.events", meter_provider=meter_provider))
+    # The consumer's series exists at 0 from now on: Prometheus's increase() counts the
+    # first dead letter only as a change from a value it has already seen.
+    dead_letters.add(0, {semconv.MESSAGING_CONSUMER: durable})
 
     async def on_message(message: Any) -> None:
         headers = dict(message.headers or {})
@@ -191,6 +204,7 @@ async def subscribe(js: Any, subject: str, durable: str, handler: Handler, *,
                     deliveries = message.metadata.num_delivered
                     if deliveries >= max_deliveries:
                         await _to_dead_letters(js, message, headers, durable, exc)
+                        dead_letters.add(1, {semconv.MESSAGING_CONSUMER: durable})
                         await message.ack()
                     else:
                         logger.warning("%s failed on %s (delivery %d of %d): %s", durable,
@@ -214,7 +228,6 @@ async def _to_dead_letters(js: Any, message: Any, headers: dict[str, str], consu
     dead_headers[MESSAGE_ID_HEADER] = f"{headers.get(MESSAGE_ID_HEADER, '')}:{time.time_ns()}"
     await js.publish(f"{DEAD_LETTER_PREFIX}.{message.subject}", message.data,
                      headers=dead_headers, timeout=2)
-    _dead_letters.add(1, {semconv.MESSAGING_CONSUMER: consumer})
     logger.error("%s gave up on %s after %d deliveries; moved to the dead letters: %s",
                  consumer, message.subject, message.metadata.num_delivered, error,
                  extra={"event_id": headers.get(MESSAGE_ID_HEADER), "consumer": consumer})

@@ -314,6 +314,12 @@ class Monitor:
         self.runs = meter.create_counter(
             semconv.METRIC_SYNTHETIC_RUNS, unit="{run}",
             description="Synthetic journey runs, by journey and outcome")
+        # Every journey's series exist at 0 from the start: Prometheus's increase() counts
+        # the first failure only as a change from a value it has already seen.
+        for journey in JOURNEYS:
+            for outcome in (SUCCESS, FAILURE):
+                self.runs.add(0, {semconv.SYNTHETIC_JOURNEY: journey,
+                                  semconv.SYNTHETIC_OUTCOME: outcome})
         self.duration = meter.create_histogram(
             semconv.METRIC_SYNTHETIC_DURATION, unit="s",
             description="How long a synthetic journey took, by journey and outcome",

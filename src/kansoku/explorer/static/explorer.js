@@ -23,26 +23,47 @@ function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-async function api(path, query = {}) {
+// The JSON API's answer (its `data`, or with `whole` all of it); an array value is sent
+// as the parameter repeated.
+async function api(path, query = {}, { whole = false } = {}) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(query)) {
-    if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
+    for (const item of Array.isArray(value) ? value : [value]) {
+      if (item !== undefined && item !== null && item !== "") url.searchParams.append(key, item);
+    }
   }
   const response = await fetch(url);
   const body = await response.json();
   if (!response.ok) throw new Error(body.detail || `${response.status} from ${path}`);
-  return body.data;
+  return whole ? body : body.data;
 }
 
 const ms = (value) => value === null || value === undefined ? "–"
   : value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(value < 10 ? 2 : 0)} ms`;
 const pct = (value) => `${value.toFixed(value && value < 1 ? 2 : 1)} %`;
-const when = (ns) => new Date(ns / 1e6).toLocaleTimeString();
+
+// Every time shown is UTC on a 24-hour clock, as the shop's own pages show theirs: one
+// zone whatever the browser's, so a time here and one in the shop can be compared.
+const two = (n) => String(n).padStart(2, "0");
+const clock = (date, seconds = true) =>
+  `${two(date.getUTCHours())}:${two(date.getUTCMinutes())}${seconds ? `:${two(date.getUTCSeconds())}` : ""}`;
+// A moment (ns since the epoch): its time, and its date too when that is not today.
+function when(ns) {
+  const date = new Date(ns / 1e6);
+  const day = date.toISOString().slice(0, 10);
+  return day === new Date().toISOString().slice(0, 10) ? clock(date) : `${day} ${clock(date)}`;
+}
 const link = (href, text) => el("a", { href }, text);
 const withLookback = (path) => `${path}${path.includes("?") ? "&" : "?"}lookback=${lookback}`;
 
 function show(...nodes) {
   content.replaceChildren(...nodes);
+}
+
+// A data table, in a box that scrolls sideways when the table is wider than the screen
+// (a phone), so the page itself never is.
+function dataTable(className, ...children) {
+  return el("div", { class: "table-box" }, el("table", { class: `data ${className}`.trim() }, ...children));
 }
 
 function empty(text) {
@@ -86,7 +107,7 @@ function redTable(rows, { byRoute = false } = {}) {
       el("td", {}, ms(row.p50_ms)), el("td", {}, ms(row.p90_ms)), el("td", {}, ms(row.p95_ms)),
       el("td", {}, ms(row.p99_ms)), byRoute ? el("td") : charts);
   });
-  return el("table", { class: "data" }, el("thead", {}, head), el("tbody", {}, body));
+  return dataTable("", el("thead", {}, head), el("tbody", {}, body));
 }
 
 function stepFor(range) {
@@ -179,9 +200,10 @@ const pages = {
   async trace() {
     const traceId = document.body.dataset.traceId;
     // The trace's problems are extra: the waterfall shows without them if they fail.
-    const [{ spans, logs }, found] = await Promise.all([api(`/api/spans/${traceId}`),
+    const [{ spans, logs, warnings }, found] = await Promise.all([api(`/api/spans/${traceId}`),
       api("/api/problems", { trace_id: traceId }).catch(() => [])]);
-    show(...(found.length ? [traceProblems(found)] : []), waterfall(spans, logs, found),
+    show(...(warnings || []).map((warning) => el("p", { class: "warning", role: "note" }, warning)),
+      ...(found.length ? [traceProblems(found)] : []), waterfall(spans, logs, found),
       logTable(logs, "Logs of this trace"));
   },
 
@@ -221,39 +243,115 @@ const pages = {
   },
 };
 
+// --- Units: how a metric's values read ------------------------------------------------
+
+const number = (value) => new Intl.NumberFormat("en", { maximumSignificantDigits: 3 }).format(value);
+
+function bytes(value) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let index = 0;
+  while (Math.abs(value) >= 1024 && index < units.length - 1) { value /= 1024; index += 1; }
+  return `${number(value)} ${units[index]}`;
+}
+// Bytes' axis rounds in their own unit (512 MiB, not 477).
+bytes.unit = (peak) => 1024 ** Math.max(0, Math.floor(Math.log(peak || 1) / Math.log(1024)));
+
+function money(currency) {
+  try {
+    const format = new Intl.NumberFormat("en", { style: "currency", currency, maximumSignificantDigits: 4 });
+    return (value) => format.format(value);
+  } catch {  // not an ISO 4217 code: the number and whatever the code is
+    return (value) => `${number(value)} ${currency}`;
+  }
+}
+
+// A metric's unit (UCUM, as OpenTelemetry writes it) and kind as a formatter of its
+// chart's values: bytes in KiB/MiB/GiB, a utilization as a percentage, money in its
+// currency (`currencies`: those its series are in), durations in ms or s, and counts as
+// numbers. A histogram's chart counts its observations, whatever their unit.
+function formatFor(metric, currencies = []) {
+  const { unit = "", kind = "", name = "" } = metric;
+  if (["histogram", "exponential_histogram", "summary"].includes(kind)) return number;
+  if (unit === "By") return bytes;
+  if (unit === "1" && name.endsWith(".utilization")) return (value) => `${number(100 * value)} %`;
+  if (unit === "s") return (value) => ms(1000 * value);
+  if (unit === "ms") return ms;
+  if (unit === "us") return (value) => ms(value / 1000);
+  if (unit === "{currency_unit}" && currencies.length === 1) return money(currencies[0]);
+  return number;
+}
+
+// The time range a chart spans: { start, end, step } in ns.
+function rangeOf(lookbackText, steps = 60) {
+  const minutes = { "15m": 15, "1h": 60, "6h": 360, "24h": 1440 }[lookbackText] || 60;
+  const end = Date.now() * 1e6;
+  return { start: end - minutes * 60e9, end, step: minutes * 60e9 / steps };
+}
+
+// Ticks on the time axis: the shortest of these intervals that gives at most six.
+const TICK_MINUTES = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720];
+
+// A line chart of one line per series, over a chart's time range: points are
+// [{service, attribute?, time_ns, value}, ...], each the value of the step that starts at
+// `time_ns`, drawn at the step's end (so the latest step meets the right edge, "now");
+// a line breaks where steps are missing. A time axis in UTC, a value axis in `format`.
+function lineChart(points, title, { format = number, range }) {
+  const [width, height, left, right, top, bottom] = [420, 160, 56, 10, 10, 24];
+  const plotWidth = width - left - right; const plotHeight = height - top - bottom;
+  const x = (ns) => left + (Math.min(Math.max(ns, range.start), range.end) - range.start)
+    / (range.end - range.start) * plotWidth;
+  const peak = Math.max(...points.map((p) => p.value), 0);
+  // The value axis' top: a round number (1, 2 or 5 times a power of ten, in the unit the
+  // values are written in) at or above the peak.
+  const unit = format.unit ? format.unit(peak) : 1;
+  const magnitude = 10 ** Math.floor(Math.log10(peak / unit || 1));
+  const topValue = unit * ([1, 2, 5, 10].map((m) => m * magnitude).find((v) => v >= peak / unit) || 1);
+  const y = (value) => top + (1 - value / topValue) * plotHeight;
+  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": title, class: "chart" });
+  for (const fraction of [0, 0.5, 1]) {
+    const value = topValue * fraction;
+    svg.append(el("svg:line", { x1: left, x2: width - right, y1: y(value), y2: y(value), class: fraction ? "grid" : "axis-line" }),
+      el("svg:text", { x: left - 4, y: y(value) + 3, "text-anchor": "end", class: "axis" }, format(value)));
+  }
+  const minutes = (range.end - range.start) / 60e9;
+  const every = (TICK_MINUTES.find((m) => minutes / m <= 6) || 1440) * 60e9;
+  for (let tick = Math.ceil(range.start / every) * every; tick <= range.end; tick += every) {
+    svg.append(el("svg:line", { x1: x(tick), x2: x(tick), y1: top + plotHeight, y2: top + plotHeight + 3, class: "axis-line" }),
+      el("svg:text", { x: x(tick), y: height - 8, "text-anchor": "middle", class: "axis" }, clock(new Date(tick / 1e6), false)));
+  }
+  svg.append(el("svg:text", { x: left - 4, y: height - 8, "text-anchor": "end", class: "axis zone" }, "UTC"));
+  const bySeries = {};
+  for (const p of points) (bySeries[p.attribute ? `${p.service} · ${p.attribute}` : p.service] ||= []).push(p);
+  Object.entries(bySeries).forEach(([name, series], index) => {
+    series.sort((a, b) => a.time_ns - b.time_ns);
+    const path = series.map((p, i) => {
+      const gap = i && p.time_ns - series[i - 1].time_ns > 1.5 * range.step;
+      return `${!i || gap ? "M" : "L"}${x(p.time_ns + range.step).toFixed(1)},${y(p.value).toFixed(1)}`;
+    }).join(" ");
+    svg.append(el("svg:path", { d: path, class: `series s${index % 8}` },
+      el("svg:title", {}, `${name}: latest ${format(series[series.length - 1].value)}`)));
+    if (series.length < 4) {  // too few points for a line to show: mark each one
+      for (const p of series) {
+        svg.append(el("svg:circle", { r: 3, class: `dot s${index % 8}`,
+          cx: x(p.time_ns + range.step).toFixed(1), cy: y(p.value).toFixed(1) }));
+      }
+    }
+  });
+  const legend = el("p", { class: "legend" }, Object.keys(bySeries).map((name, index) =>
+    el("span", { class: `key s${index % 8}` }, name)));
+  return el("figure", { class: "metric" }, el("figcaption", {}, title), svg, legend);
+}
+
 // Charts drawn first on the metrics page, in this order; the rest follow by name.
 const FEATURED_METRICS = ["kansoku.orders", "kansoku.orders.revenue", "kansoku.orders.items_sold",
   "kansoku.payments.declined", "kansoku.cart.abandoned", "kansoku.catalog.searches",
   "kansoku.cache.requests", "kansoku.events.dead_letters", "process.cpu.utilization",
   "process.memory.usage", "http.server.duration", "http.server.request.duration"];
 
-// A line chart with one line per series: [{service, time_ns, value}, ...].
-function lineChart(points, title, unit) {
-  const width = 420; const height = 140; const pad = 28;
-  const bySeries = {};
-  for (const p of points) (bySeries[p.service] ||= []).push([p.time_ns, p.value]);
-  const xs = points.map((p) => p.time_ns); const ys = points.map((p) => p.value);
-  const [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  const top = Math.max(...ys, 0) || 1;
-  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
-    "aria-label": title, class: "chart" },
-  el("svg:text", { x: 2, y: 12, class: "axis" }, `${+top.toPrecision(3)} ${unit || ""}`),
-  el("svg:line", { x1: pad, y1: height - 14, x2: width, y2: height - 14, class: "axis-line" }));
-  Object.entries(bySeries).forEach(([service, series], index) => {
-    const path = series.sort((a, b) => a[0] - b[0]).map(([x, y], i) =>
-      `${i ? "L" : "M"}${(pad + (x - x0) / (x1 - x0 || 1) * (width - pad - 4)).toFixed(1)},${(height - 16 - y / top * (height - 34)).toFixed(1)}`).join(" ");
-    svg.append(el("svg:path", { d: path, class: `series s${index % 8}` }, el("svg:title", {}, service)));
-    if (series.length < 4) {  // too few points for a line to show: mark each one
-      for (const [x, y] of series) {
-        svg.append(el("svg:circle", { r: 3, class: `dot s${index % 8}`,
-          cx: (pad + (x - x0) / (x1 - x0 || 1) * (width - pad - 4)).toFixed(1),
-          cy: (height - 16 - y / top * (height - 34)).toFixed(1) }));
-      }
-    }
-  });
-  const legend = el("p", { class: "legend" }, Object.keys(bySeries).map((service, index) =>
-    el("span", { class: `key s${index % 8}` }, service)));
-  return el("figure", { class: "metric" }, el("figcaption", {}, title), svg, legend);
+// What a chart says it shows, after the metric's name.
+function chartTitle(metric) {
+  if (["histogram", "exponential_histogram", "summary"].includes(metric.kind)) return `${metric.name} (measurements per step)`;
+  return metric.kind === "sum" ? `${metric.name} (increase per step)` : `${metric.name} (average)`;
 }
 
 pages.charts = async () => {
@@ -269,13 +367,19 @@ pages.charts = async () => {
   const ordered = [...names].sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name));
   const grid = el("div", { class: "charts-grid" });
   show(funnelView, el("h2", {}, "Metrics"), el("p", { class: "muted" },
-    "Counters show their increase per step; gauges their average. One line per service."), grid);
+    "Counters show their increase per step; gauges their average; histograms how many measurements. One line per service; times in UTC."), grid);
   for (const metric of ordered.slice(0, 40)) {
     const figure = el("div", {}, el("p", { class: "muted" }, `${metric.name}…`));
     grid.append(figure);
-    api("/api/metrics/series", { name: metric.name, lookback, step: stepFor(lookback) })
-      .then((points) => figure.replaceChildren(points.length
-        ? lineChart(points, metric.name, metric.unit) : el("p", { class: "muted" }, `${metric.name}: no change`)))
+    // Money is charted per currency: amounts in different ones do not add up.
+    const by = metric.unit === "{currency_unit}" ? "currency" : undefined;
+    api("/api/metrics/series", { name: metric.name, lookback, step: stepFor(lookback), by }, { whole: true })
+      .then(({ data, start_ns: start, end_ns: end, step_ns: step }) => {
+        const currencies = [...new Set(data.map((p) => p.attribute).filter(Boolean))];
+        figure.replaceChildren(data.length
+          ? lineChart(data, chartTitle(metric), { format: formatFor(metric, currencies), range: { start, end, step } })
+          : el("p", { class: "muted" }, `${metric.name}: no change`));
+      })
       .catch((error) => figure.replaceChildren(el("p", { class: "error" }, `${metric.name}: ${error.message}`)));
   }
 };
@@ -287,7 +391,7 @@ pages.browser = async () => {
   const lcp = (pagePath) => (vitals.find((v) => v.page === pagePath && v.name === "LCP") || { p75: -1 }).p75;
   const pagesSeen = [...new Set(vitals.map((v) => v.page))].sort((a, b) => lcp(b) - lcp(a));
   const names = Object.keys(thresholds);
-  const table = vitals.length ? el("table", { class: "data vitals" },
+  const table = vitals.length ? dataTable("vitals",
     el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Page"),
       ...names.map((n) => el("th", { scope: "col" }, `${n} p75`)))),
     el("tbody", {}, pagesSeen.map((pagePath) => el("tr", {}, el("th", { scope: "row" }, pagePath || "(unknown)"),
@@ -299,8 +403,8 @@ pages.browser = async () => {
     : empty("No Web Vitals from real browsers in this time range. Browse the storefront and come back.");
   const legend = el("p", { class: "muted" }, "Good / poor thresholds (web-vitals): ",
     names.map((n) => `${n} ≤ ${format(n, thresholds[n].good)} / > ${format(n, thresholds[n].poor)}`).join(" · "));
-  const errorList = errors.length ? el("table", { class: "data" },
-    el("thead", {}, el("tr", {}, ...["Error", "Page", "Count", "Last seen"].map((n) => el("th", { scope: "col" }, n)))),
+  const errorList = errors.length ? dataTable("",
+    el("thead", {}, el("tr", {}, ...["Error", "Page", "Count", "Last seen (UTC)"].map((n) => el("th", { scope: "col" }, n)))),
     el("tbody", {}, errors.map((e) => el("tr", { class: "bad" }, el("td", {}, e.message || "(no message)"),
       el("td", {}, e.page || ""), el("td", {}, e.count),
       el("td", {}, e.trace_id ? link(`/traces/${e.trace_id}`, when(e.last_seen_ns)) : when(e.last_seen_ns))))))
@@ -320,7 +424,9 @@ async function searchTraces(form) {
   const traces = await api("/api/traces", {
     service: data.service, operation: data.operation, minDuration: data.minDuration,
     maxDuration: data.maxDuration, lookback, limit: 50,
-    tags: Object.keys(tags).length ? JSON.stringify(tags) : "" });
+    tags: Object.keys(tags).length ? JSON.stringify(tags) : "",
+    // The storefront's pictures: a trace each, twenty to a product list.
+    exclude: data.hideImages ? IMAGE_OPERATIONS : [] });
   if (!traces.length) return show(empty("No trace matches. Widen the time range or the search."));
   const summaries = traces.map((trace) => {
     const start = Math.min(...trace.spans.map((s) => s.startTime));
@@ -329,14 +435,20 @@ async function searchTraces(form) {
     const errors = trace.spans.filter((s) => s.tags.some((t) => t.key === "error")).length;
     const services = new Set(trace.spans.map((s) => trace.processes[s.processID].serviceName));
     return { id: trace.traceID, root, duration: (end - start) / 1000, start, errors, services,
-      count: trace.spans.length, service: trace.processes[root.processID].serviceName };
+      count: trace.spans.length, service: trace.processes[root.processID].serviceName,
+      warnings: trace.warnings || [] };
   });
   const longest = Math.max(...summaries.map((t) => t.duration)) || 1;
   show(el("ol", { class: "traces" }, summaries.map((t) => el("li", { class: t.errors ? "bad" : "" },
     link(`/traces/${t.id}`, `${t.service}: ${t.root.operationName}`),
     el("span", { class: "bar", style: `width:${Math.max(2, 60 * t.duration / longest)}%` }),
-    el("span", { class: "muted" }, ` ${ms(t.duration)} · ${t.count} spans · ${t.services.size} services${t.errors ? ` · ${t.errors} errors` : ""} · ${when(t.start * 1000)}`)))));
+    el("span", { class: "muted" }, ` ${ms(t.duration)} · ${t.count} spans · ${t.services.size} services${t.errors ? ` · ${t.errors} errors` : ""} · ${when(t.start * 1000)}`),
+    // A trace too big for the list's answer came cut short: it says how much.
+    t.warnings.map((warning) => el("span", { class: "warning" }, warning))))));
 }
+
+// The operations of the storefront's pictures (see `exclude` in GET /api/traces).
+const IMAGE_OPERATIONS = ["GET */image", "GET */thumbnail"];
 
 // What a problem is about: its statement (SQL) or its route.
 function problemTarget(problem) {
@@ -416,7 +528,8 @@ function waterfall(spans, logs, found = []) {
 function spanDetails(span, logs) {
   const rows = Object.entries(span.attributes).map(([key, value]) => el("tr", {},
     el("th", { scope: "row" }, key), el("td", {}, typeof value === "string" ? value : JSON.stringify(value))));
-  const parts = [el("p", {}, `${span.kind} span · status ${span.status}${span.status_message ? `: ${span.status_message}` : ""} · started ${when(span.start_ns)}`)];
+  const parts = [el("p", {}, `${span.kind} span · status ${span.status}${span.status_message ? `: ${span.status_message}` : ""} · started ${when(span.start_ns)} UTC`),
+    ...(span.warnings || []).map((warning) => el("p", { class: "warning" }, warning))];
   if (span.db_statement) parts.push(el("pre", { class: "sql" }, span.db_statement));
   parts.push(el("table", { class: "attributes" }, el("tbody", {}, rows)));
   for (const event of span.events) {
@@ -431,8 +544,8 @@ function spanDetails(span, logs) {
 
 function logTable(logs, title) {
   if (!logs.length) return title ? el("section", {}, el("h2", {}, title), empty("None.")) : empty("No log records match.");
-  const table = el("table", { class: "data logs" },
-    el("thead", {}, el("tr", {}, ...["Time", "Service", "Level", "Message", "Trace"].map((n) => el("th", { scope: "col" }, n)))),
+  const table = dataTable("logs",
+    el("thead", {}, el("tr", {}, ...["Time (UTC)", "Service", "Level", "Message", "Trace"].map((n) => el("th", { scope: "col" }, n)))),
     el("tbody", {}, logs.map((log) => el("tr", { class: /ERROR|CRITICAL/.test(log.severity || "") ? "bad" : "" },
       el("td", {}, when(log.time_ns)), el("td", {}, log.service), el("td", {}, log.severity || ""),
       el("td", {}, log.body), el("td", {}, log.trace_id ? link(`/traces/${log.trace_id}`, log.trace_id.slice(0, 8)) : "")))));
@@ -463,9 +576,11 @@ function alertCard(alert) {
       alert.service ? link(withLookback(`/services/${encodeURIComponent(alert.service)}`), alert.service) : null,
       extra ? el("span", { class: "muted" }, ` · ${extra}`) : null),
     el("p", { class: "summary" }, alert.summary),
+    // Why it resolved: a value back within its threshold is a fix; no traffic is not.
+    alert.resolution ? el("p", { class: "resolution" }, el("strong", {}, "Resolved: "), alert.resolution) : null,
     el("p", { class: "muted" }, `${alert.severity} · value ${alert.value_text ?? alert.value ?? "–"}`,
       alert.threshold_text ? ` (threshold ${alert.threshold_text})` : "",
-      ` · ${alert.state} since ${when(alert.since_ns)}`),
+      ` · ${alert.state} since ${when(alert.since_ns)} UTC`),
     el("p", {}, alertLinks(alert))));
 }
 
@@ -476,13 +591,14 @@ pages.alerts = async () => {
   const resolved = alerts.filter((a) => a.state === "resolved");
   const problems = rules.load_error ? [el("p", { class: "error", role: "alert" },
     `The rules file has a mistake, so the rules before it stay in use: ${rules.load_error}`)] : [];
-  const historyTable = history.length ? el("table", { class: "data history" },
-    el("thead", {}, el("tr", {}, ...["Time", "Alert", "Labels", "Change", "Value"].map((n) => el("th", { scope: "col" }, n)))),
+  const historyTable = history.length ? dataTable("history",
+    el("thead", {}, el("tr", {}, ...["Time (UTC)", "Alert", "Labels", "Change", "Value", "Why"].map((n) => el("th", { scope: "col" }, n)))),
     el("tbody", {}, history.map((h) => el("tr", { class: h.to_state === "firing" ? "bad" : "" },
       el("td", {}, when(h.time_ns)), el("td", {}, h.rule),
       el("td", {}, Object.entries(h.labels).map(([k, v]) => `${k}=${v}`).join(" ")),
       el("td", {}, `${stateLabel[h.from_state] || h.from_state} → ${stateLabel[h.to_state] || h.to_state}`),
-      el("td", {}, h.value === null ? "–" : +h.value.toPrecision(3))))))
+      el("td", {}, h.value === null ? "–" : +h.value.toPrecision(3)),
+      el("td", { class: "why" }, h.reason || "")))))
     : empty("No alert changed state in this time range.");
   show(...problems,
     el("p", { class: "muted" }, `${rules.rules.length} rules from ${rules.source}, evaluated every few seconds. The same list is `,
@@ -495,12 +611,12 @@ pages.alerts = async () => {
 
 const fixed = (value, digits = 1) => value === null || value === undefined ? "–" : value.toFixed(digits);
 
-function sloCard(slo) {
+function sloCard(slo, range) {
   const remaining = slo.budget_remaining;
   const level = remaining === null ? "" : remaining < 0 ? "bad" : remaining < 0.25 ? "low" : "good";
   const goal = slo.kind === "latency" ? `${slo.objective_percent} % of requests within ${ms(slo.threshold_ms)}`
     : `${slo.objective_percent} % of requests succeed`;
-  const burns = el("table", { class: "data burns" },
+  const burns = dataTable("burns",
     el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Window"), ...slo.burn_rates.map((b) => el("th", { scope: "col" }, b.window)))),
     el("tbody", {}, el("tr", {}, el("th", { scope: "row" }, "Burn rate"),
       ...slo.burn_rates.map((b) => el("td", { class: b.burn_rate >= 1 ? "bad" : "" }, b.burn_rate === null ? "–" : `${fixed(b.burn_rate)}×`)))));
@@ -517,15 +633,19 @@ function sloCard(slo) {
     el("span", { style: `width:${remaining === null ? 100 : Math.max(0, Math.min(100, 100 * remaining))}%` })),
     burns,
     el("div", { class: "charts-grid" },
-      burnPoints.length ? lineChart(burnPoints, "Burn rate per step (1 = on budget)", "×") : empty("No requests in this time range."),
-      budgetPoints.length ? lineChart(budgetPoints, "Error budget remaining over the SLO window", "%") : empty(""))));
+      burnPoints.length ? lineChart(burnPoints, "Burn rate per step (1 = on budget)",
+        { format: (value) => `${number(value)}×`, range }) : empty("No requests in this time range."),
+      budgetPoints.length ? lineChart(budgetPoints, "Error budget remaining over the SLO window",
+        { format: (value) => `${number(value)} %`, range }) : empty(""))));
 }
 
 pages.slos = async () => {
   const found = await api("/api/slos", { lookback });
+  const chartRange = rangeOf(lookback);  // in the API's default step: about 60 of them
   show(el("p", { class: "muted" }, "Each SLO's error budget is the share of requests allowed to be bad. The burn rate says how fast it goes: 1 spends it exactly over the SLO window, 14.4 spends 2 % of a 30-day budget in an hour. ",
     link("/alerts", "Alerts"), " fire when both windows of a pair burn fast (1h and 5m at 14.4×, 6h and 30m at 6×, 3d and 6h at 1×)."),
-  found.length ? el("ol", { class: "slos" }, found.map(sloCard)) : empty("No SLOs are defined in the rules file."));
+  found.length ? el("ol", { class: "slos" }, found.map((slo) => sloCard(slo, chartRange)))
+    : empty("No SLOs are defined in the rules file."));
 };
 
 // Start: the page's filler, once every page above is defined.
