@@ -153,7 +153,7 @@ def export(directory: Annotated[Path, typer.Argument(help="Where to write the fi
     alertmanager.yml (the receivers, grouping and repeat interval).
 
     The services' ports are the running stack's (from its state file); without a
-    running stack, those the settings give (KANSOKU_<NAME>_PORT, else the defaults)."""
+    running stack, those the settings give (`KANSOKU_<NAME>_PORT`, else the defaults)."""
     rules, source = _load(rules_file, data_dir)
     settings = load_settings(data_dir)
     targets, origin = _scrape_targets(settings, host)
