@@ -35,6 +35,7 @@ from playwright.async_api import ViewportSize
 
 from kansoku.kit import events
 from kansoku.services.gateway.clients import ExplorerClient
+from kansoku.services.gateway.settings import Settings as GatewaySettings
 from tests.browser import BrowserPage, served
 from tests.services.shop import Infrastructure, ServedShop, serve_shop
 from tests.support import eventually, free_ports
@@ -481,6 +482,24 @@ async def test_recent_failures_come_from_the_jaeger_api(shop: ServedShop) -> Non
     assert abs((datetime.now(UTC) - mine.started_at).total_seconds()) < 120
     refused = await ExplorerClient(shop.urls["identity"]).recent_failures()  # not a trace backend
     assert refused.traces == [] and refused.unavailable == "the explorer answered HTTP 404"
+
+
+async def test_recent_failures_link_where_the_browser_finds_the_explorer(
+    shop: ServedShop,
+) -> None:
+    """In containers the gateway asks http://explorer:8800, which no browser reaches:
+    the links go to the public address (KANSOKU_GATEWAY_EXPLORER_PUBLIC_URL)."""
+    trace_id = await asyncio.to_thread(_export_failed_trace, shop.urls["explorer"])
+    failures = await ExplorerClient(shop.urls["explorer"], public_url="http://shop.example:8800/"
+                                    ).recent_failures()
+    mine = next(failed for failed in failures.traces if failed.trace_id == trace_id)
+    assert mine.url == f"http://shop.example:8800/traces/{trace_id}"
+    assert failures.search_url.startswith("http://shop.example:8800/traces?")
+    assert GatewaySettings(explorer_url="http://explorer:8800",
+                           explorer_public_url="http://127.0.0.1:8800").explorer_link_url \
+        == "http://127.0.0.1:8800"
+    assert GatewaySettings(explorer_url="http://explorer:8800").explorer_link_url \
+        == "http://explorer:8800"
 
 
 async def test_the_public_api_additions(visitor: Browser) -> None:

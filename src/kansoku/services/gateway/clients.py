@@ -500,9 +500,13 @@ class ExplorerClient:
     """The telemetry backend's Jaeger query API (the explorer, or in a distributed setup
     another backend that speaks it)."""
 
-    def __init__(self, explorer_url: str, *, timeout: float = EXPLORER_TIMEOUT,
+    def __init__(self, explorer_url: str, *, public_url: str | None = None,
+                 timeout: float = EXPLORER_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """`explorer_url` is where the API is asked; `public_url`, if the browser finds
+        the explorer elsewhere, is what the answer's links point at."""
         self.url = explorer_url.rstrip("/")
+        self.public_url = (public_url or explorer_url).rstrip("/")
         self.timeout = timeout
         self.transport = transport
 
@@ -510,7 +514,7 @@ class ExplorerClient:
                               limit: int = 10) -> RecentFailures:
         """The newest traces through `service` with an error. The backend may be away:
         then the answer says so instead of failing the page."""
-        search_url = f"{self.url}/traces?{urlencode({'service': service, 'error': 'true'})}"
+        search_url = f"{self.public_url}/traces?{urlencode({'service': service, 'error': 'true'})}"
         params: dict[str, str | int] = {"service": service,
                                         "tags": jsonlib.dumps({"error": "true"}),
                                         "lookback": lookback, "limit": limit}
@@ -520,7 +524,7 @@ class ExplorerClient:
                 answer = await client.get(f"{self.url}/api/traces", params=params)
             answer.raise_for_status()
             found = answer.json()["data"]
-            traces = [_failed_trace(self.url, trace) for trace in found if trace.get("spans")]
+            traces = [_failed_trace(self.public_url, trace) for trace in found if trace.get("spans")]
         except httpx.HTTPStatusError as exc:
             return RecentFailures([], search_url, f"the explorer answered HTTP "
                                                   f"{exc.response.status_code}")
@@ -577,7 +581,8 @@ class Clients:
             worker=WorkerClient(client("worker", settings.worker_url)),
             lab=LabClient(client("lab", settings.lab_url, read_timeout=LAB_READ_TIMEOUT,
                                  service_breakers=CircuitBreakers(LAB_BREAKER))),
-            explorer=ExplorerClient(settings.explorer_url),
+            explorer=ExplorerClient(settings.explorer_url,
+                                    public_url=settings.explorer_link_url),
             breakers=breakers,
         )
 
