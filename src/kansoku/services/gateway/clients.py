@@ -524,7 +524,8 @@ class ExplorerClient:
                 answer = await client.get(f"{self.url}/api/traces", params=params)
             answer.raise_for_status()
             found = answer.json()["data"]
-            traces = [_failed_trace(self.public_url, trace) for trace in found if trace.get("spans")]
+            traces = [_failed_trace(self.public_url, trace) for trace in found
+                      if trace.get("spans")]
         except httpx.HTTPStatusError as exc:
             return RecentFailures([], search_url, f"the explorer answered HTTP "
                                                   f"{exc.response.status_code}")
