@@ -168,7 +168,18 @@ def private_daemon(cache: Path) -> Iterator[Docker]:
             daemon.kill()
             daemon.wait()
         log.close()
-        shutil.rmtree(state, ignore_errors=True)
+        unmount_below(state)
+        shutil.rmtree(state)
+
+
+def unmount_below(folder: Path) -> None:
+    """Unmount what is left mounted under `folder`: dockerd keeps its network namespace
+    bind-mounted in its exec root (netns/default) after it exits."""
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    # Octal escapes (a space is \040) never occur in the paths made here.
+    points = [line.split()[1] for line in mounts]
+    for point in sorted((p for p in points if p.startswith(f"{folder}/")), reverse=True):
+        subprocess.run(["umount", point], check=True)
 
 
 def build_base_image(docker: Docker, work: Path) -> None:
