@@ -45,6 +45,7 @@ def test_every_service_is_served_from_the_one_image_and_only_two_are_published()
     assert set(served) == set(topology.SERVICES_BY_NAME)
     for name, entry in served.items():
         assert entry["image"] == "${KANSOKU_IMAGE:-kansoku:latest}"
+        assert entry["read_only"] is True and entry["cap_drop"] == ["ALL"]
         environment = entry["environment"]
         for other in topology.SERVICES:
             assert environment[topology.url_variable(other.name)] == (
