@@ -132,6 +132,16 @@ class Docker:
                                  f"{(result.stdout + result.stderr)[-3000:]}")
         return result.stdout
 
+    def clear(self) -> None:
+        """Remove every container, volume and network an interrupted run left in this
+        daemon's data directory (its containers would start again with the daemon);
+        the cached images stay."""
+        containers = self.run("ps", "--all", "--quiet").split()
+        if containers:
+            self.run("rm", "--force", "--volumes", *containers)
+        self.run("volume", "prune", "--force")
+        self.run("network", "prune", "--force")
+
     def image_exists(self, tag: str) -> bool:
         return subprocess.run(["docker", "image", "inspect", tag], capture_output=True,
                               env=self.env, check=False).returncode == 0
@@ -159,6 +169,7 @@ def private_daemon(cache: Path) -> Iterator[Docker]:
             assert daemon.poll() is None, f"dockerd exited: see {cache / 'dockerd.log'}"
             assert time.monotonic() < deadline, "dockerd did not answer within 60 s"
             time.sleep(0.5)
+        docker.clear()
         yield docker
     finally:
         daemon.send_signal(signal.SIGTERM)
