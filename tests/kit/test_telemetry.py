@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,3 +116,25 @@ def test_a_protocol_kansoku_cannot_send_is_a_clear_error() -> None:
     assert result.returncode != 0
     assert "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL 'grpc' is not supported" in result.stderr
     assert "http/json or http/protobuf" in result.stderr
+
+
+def test_the_xray_id_generator_starts_trace_ids_with_the_time(
+    receiver: tuple[str, TelemetryStore],
+) -> None:
+    """OTEL_PYTHON_ID_GENERATOR=xray (kansoku[aws]): AWS X-Ray's trace ids, whose first
+    eight hex digits are the epoch second the trace began."""
+    endpoint, store = receiver
+    before = int(time.time())
+    run_exporter(endpoint, OTEL_PYTHON_ID_GENERATOR="xray")
+    (trace_id,) = queries.find_trace_ids(store, queries.TraceQuery())
+    assert before <= int(trace_id[:8], 16) <= time.time()
+
+
+def test_an_unknown_id_generator_is_a_clear_error() -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")}
+    env["OTEL_PYTHON_ID_GENERATOR"] = "sequential"
+    result = subprocess.run([sys.executable, "-c", EXPORTING_PROCESS], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode != 0
+    assert "OTEL_PYTHON_ID_GENERATOR 'sequential' is not an id generator" in result.stderr
+    assert "random" in result.stderr and "xray" in result.stderr

@@ -1,6 +1,7 @@
-"""Running the services: `kansoku serve NAME` (one service in this process) and
-`kansoku migrate` (every service's schema and demo data) — what the supervisor starts,
-and how to run kansoku's services without it (one per container, say).
+"""Running the services: `kansoku serve NAME` (one service in this process),
+`kansoku migrate` (every service's schema and demo data) and `kansoku health NAME` (is
+it ready?) — what the supervisor starts, and how to run kansoku's services without it
+(one per container, say: the image in deploy/ names the service in `KANSOKU_SERVICE`).
 
 The service machinery (uvicorn, SQLAlchemy, Alembic) is imported inside the commands:
 every `kansoku` command imports this module, and most never need it.
@@ -19,23 +20,35 @@ import typer
 from pydantic import ValidationError
 
 from kansoku import topology
+from kansoku.commands import health as health_check
 from kansoku.commands.common import console, fail, invalid_setting
 from kansoku.kit.settings import ConfigurationError
 
 app = typer.Typer()
 
+ServiceName = Annotated[
+    str | None,
+    typer.Argument(help=f"The service [env: {health_check.SERVICE_VARIABLE}]",
+                   show_default=False),
+]
+
+
+def _service(name: str | None) -> topology.ServiceInfo:
+    try:
+        return health_check.service_named(name)
+    except health_check.UnknownService as exc:
+        fail(str(exc), code=2)
+
 
 @app.command()
-def serve(name: Annotated[str, typer.Argument(help="The component to run.")]) -> None:
-    """Run one service in this process: what the supervisor starts, and how to run
-    services yourself (one per container, say)."""
+def serve(name: ServiceName = None) -> None:
+    """Run one service in this process until SIGTERM: what the supervisor starts, and
+    how to run services yourself (one per container, say)."""
     from kansoku.kit.serve import PortUnavailable
     from kansoku.kit.serve import serve as run_server
 
-    info = topology.SERVICES_BY_NAME.get(name)
-    if info is None:
-        fail(f"there is no component '{name}' — choose one of: "
-             + ", ".join(topology.SERVICES_BY_NAME), code=2)
+    info = _service(name)
+    name = info.name
     module_name, factory_name = info.app_factory.split(":")
     factory = getattr(importlib.import_module(module_name), factory_name)
     try:
@@ -47,6 +60,16 @@ def serve(name: Annotated[str, typer.Argument(help="The component to run.")]) ->
         invalid_setting(exc, prefix=f"KANSOKU_{name.upper()}_")
     except (ConfigurationError, PortUnavailable) as exc:
         fail(f"{name}: {exc}", code=2)
+
+
+@app.command()
+def health(name: ServiceName = None) -> None:
+    """Exit 0 if the service on this machine answers /health/ready with 200, else say
+    why and exit 1. (The container image's healthcheck runs the same check as
+    `python -m kansoku.commands.health`, which starts in a tenth of the time.)"""
+    problem = health_check.readiness_problem(_service(name))
+    if problem is not None:
+        fail(problem)
 
 
 @app.command()

@@ -11,9 +11,12 @@ export queue (`kit/otlp_json.py`); `OTEL_EXPORTER_OTLP_PROTOCOL=
 http/protobuf` (or the per-signal variable) asks for protobuf. Metrics, exported every
 ten seconds, always go as protobuf.
 `OTEL_TRACES_EXPORTER`, `OTEL_METRICS_EXPORTER` and `OTEL_LOGS_EXPORTER` accept `none` to
-keep one signal local.
+keep one signal local. `OTEL_PYTHON_ID_GENERATOR` names the trace id generator: `random`
+(the default) or, with `pip install 'kansoku[aws]'`, `xray` (ids that start with the
+time, as AWS X-Ray's own).
 
-Propagation is W3C `traceparent` + `baggage` (the API's default). The user id travels in
+Propagation is W3C `traceparent` + `baggage` (the API's default; `OTEL_PROPAGATORS`
+changes it for HTTP, e.g. `xray,tracecontext,baggage` with `kansoku[aws]`). The user id travels in
 baggage and a span processor copies it onto every span as `enduser.id`; so does the mark
 of generated traffic, `kansoku.synthetic`.
 """
@@ -25,6 +28,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
@@ -42,6 +46,7 @@ from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetr
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from kansoku import __version__
 from kansoku.kit import semconv
@@ -80,6 +85,27 @@ def otlp_json(signal: str) -> bool:
             f"{variable} '{protocol}' is not supported: kansoku exports OTLP over HTTP — "
             "set it to http/json or http/protobuf")
     return protocol == "http/json"
+
+
+#: The standard variable that names the trace id generator: an entry point in the
+#: `opentelemetry_id_generator` group (the SDK's `random`; `xray` from
+#: opentelemetry-sdk-extension-aws). The SDK reads it only under auto-instrumentation.
+ID_GENERATOR_VARIABLE = "OTEL_PYTHON_ID_GENERATOR"
+
+
+def id_generator() -> IdGenerator:
+    """The trace id generator `OTEL_PYTHON_ID_GENERATOR` names (`random` when unset).
+
+    Raises `ConfigurationError` for a name no installed package provides."""
+    name = os.environ.get(ID_GENERATOR_VARIABLE, "").strip() or "random"
+    found = entry_points(group="opentelemetry_id_generator", name=name)
+    if not found:
+        known = sorted(point.name for point in entry_points(group="opentelemetry_id_generator"))
+        raise ConfigurationError(
+            f"{ID_GENERATOR_VARIABLE} '{name}' is not an id generator kansoku has — use one "
+            f"of: {', '.join(known)} (xray comes with pip install 'kansoku[aws]')")
+    generator: IdGenerator = next(iter(found)).load()()
+    return generator
 
 
 def sdk_disabled() -> bool:
@@ -140,7 +166,7 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
         }
     )
 
-    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider = TracerProvider(resource=resource, id_generator=id_generator())
     # Stamp the user id from baggage on every span, in every service, with no code in
     # the handlers: the seeds' "user id as a custom attribute". Generated traffic (load,
     # synthetic monitors) is marked the same way, so it can be told from real users.

@@ -40,6 +40,7 @@ from kansoku.loadgen.outcomes import FAILURE, SUCCESS
 from kansoku.loadgen.synthetics import Monitor, RunResult
 from kansoku.services.gateway.app import create_app as create_gateway
 from kansoku.services.gateway.clients import ExplorerClient
+from kansoku.services.gateway.settings import Settings as GatewaySettings
 from tests.browser import BrowserPage, served
 from tests.services.shop import Infrastructure, ServedShop, serve_shop
 from tests.support import eventually, free_ports, serve_in_thread
@@ -541,6 +542,24 @@ async def test_a_synthetic_journey_that_expected_a_401_is_not_a_failure(
     assert shown.message.startswith("ConnectError"), shown.message
     page = (await admin.get("/admin")).text
     assert f"/traces/{failed.trace_id}" in page and f"/traces/{succeeded.trace_id}" not in page
+
+
+async def test_recent_failures_link_where_the_browser_finds_the_explorer(
+    shop: ServedShop,
+) -> None:
+    """In containers the gateway asks http://explorer:8800, which no browser reaches:
+    the links go to the public address (KANSOKU_GATEWAY_EXPLORER_PUBLIC_URL)."""
+    trace_id = await asyncio.to_thread(_export_failed_trace, shop.urls["explorer"])
+    failures = await ExplorerClient(shop.urls["explorer"], public_url="http://shop.example:8800/"
+                                    ).recent_failures()
+    mine = next(failed for failed in failures.traces if failed.trace_id == trace_id)
+    assert mine.url == f"http://shop.example:8800/traces/{trace_id}"
+    assert failures.search_url.startswith("http://shop.example:8800/traces?")
+    assert GatewaySettings(explorer_url="http://explorer:8800",
+                           explorer_public_url="http://127.0.0.1:8800").explorer_link_url \
+        == "http://127.0.0.1:8800"
+    assert GatewaySettings(explorer_url="http://explorer:8800").explorer_link_url \
+        == "http://explorer:8800"
 
 
 async def test_the_public_api_additions(visitor: Browser) -> None:

@@ -546,9 +546,13 @@ class ExplorerClient:
     """The telemetry backend's Jaeger query API (the explorer, or in a distributed setup
     another backend that speaks it)."""
 
-    def __init__(self, explorer_url: str, *, timeout: float = EXPLORER_TIMEOUT,
+    def __init__(self, explorer_url: str, *, public_url: str | None = None,
+                 timeout: float = EXPLORER_TIMEOUT,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
+        """`explorer_url` is where the API is asked; `public_url`, if the browser finds
+        the explorer elsewhere, is what the answer's links point at."""
         self.url = explorer_url.rstrip("/")
+        self.public_url = (public_url or explorer_url).rstrip("/")
         self.timeout = timeout
         self.transport = transport
 
@@ -557,7 +561,7 @@ class ExplorerClient:
         """The newest `limit` traces through `service` in which the shop failed (see
         `_failed_trace`), from the newest traces with any error. The backend may be
         away: then the answer says so instead of failing the page."""
-        search_url = f"{self.url}/traces?{urlencode({'service': service, 'error': 'true'})}"
+        search_url = f"{self.public_url}/traces?{urlencode({'service': service, 'error': 'true'})}"
         params: dict[str, str | int] = {"service": service,
                                         "tags": jsonlib.dumps({"error": "true"}),
                                         "lookback": lookback,
@@ -568,7 +572,7 @@ class ExplorerClient:
                 answer = await client.get(f"{self.url}/api/traces", params=params)
             answer.raise_for_status()
             found = answer.json()["data"]
-            traces = [failed for failed in (_failed_trace(self.url, trace)
+            traces = [failed for failed in (_failed_trace(self.public_url, trace)
                                             for trace in found if trace.get("spans"))
                       if failed is not None]
         except httpx.HTTPStatusError as exc:
@@ -627,7 +631,8 @@ class Clients:
             worker=WorkerClient(client("worker", settings.worker_url)),
             lab=LabClient(client("lab", settings.lab_url, read_timeout=LAB_READ_TIMEOUT,
                                  service_breakers=CircuitBreakers(LAB_BREAKER))),
-            explorer=ExplorerClient(settings.explorer_url),
+            explorer=ExplorerClient(settings.explorer_url,
+                                    public_url=settings.explorer_link_url),
             breakers=breakers,
         )
 

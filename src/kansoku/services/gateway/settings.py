@@ -20,8 +20,12 @@ class Settings(ServiceSettings):
     orders_url: str = Field(default_url("orders"), validation_alias=shared("orders_url"))
     worker_url: str = Field(default_url("worker"), validation_alias=shared("worker_url"))
     lab_url: str = Field(default_url("lab"), validation_alias=shared("lab_url"))
-    #: Where people look at telemetry; linked from the pages.
+    #: Where the explorer's API is, for the admin dashboard's recent failures.
     explorer_url: str = Field(default_url("explorer"), validation_alias=shared("explorer_url"))
+    #: Where people's browsers find the explorer, for the pages' links to it, when that
+    #: is not `explorer_url` (in containers the gateway reaches http://explorer:8800,
+    #: a browser does not).
+    explorer_public_url: str | None = None
     #: Accept a user id (`enduser.id`) in the baggage of incoming requests. Off: the
     #: gateway is the edge, and a client could claim to be anyone. Turn on only behind
     #: a trusted proxy that sets it, or for tests.
@@ -44,3 +48,8 @@ class Settings(ServiceSettings):
     rum_max_body_bytes: int = Field(64 * 1024, gt=0)
     rum_rate_per_address: int = Field(1200, ge=0)
     rum_rate_per_session: int = Field(120, ge=0)
+
+    @property
+    def explorer_link_url(self) -> str:
+        """The explorer's address as the pages link to it."""
+        return (self.explorer_public_url or self.explorer_url).rstrip("/")

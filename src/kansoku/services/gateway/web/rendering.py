@@ -95,7 +95,7 @@ def page_context(request: Request, session: WebSession, extra: Mapping[str, Any]
         "request": request,
         "session": session,
         "csrf_token": _FormToken(session),
-        "explorer_url": gateway_of(request.app).settings.explorer_url,
+        "explorer_url": gateway_of(request.app).settings.explorer_link_url,
         "route": route_template(request.scope),
         "current_path": request.url.path,
         "messages": _messages_for(request, session),

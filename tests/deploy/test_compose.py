@@ -1,0 +1,207 @@
+"""deploy/compose.yaml gives the same shop as `kansoku up`: the image is built, the
+project comes up in a private Docker daemon (tests/deploy/docker.py) with two catalog
+and two orders containers, an order is placed and paid through the gateway's container
+and its trace is in the explorer's; a checkout rush through both replicas sells no
+more than the stock. Then everything goes: no container, network, volume or firewall
+change is left behind.
+
+Opt-in (`KANSOKU_CONTAINER_TESTS=1`, as root, with docker.io, docker-compose and
+debootstrap installed): it takes about 5 minutes on a cold machine, which the rest of
+the suite's CI budget cannot spare. What it substitutes for the published images is in
+tests/deploy/docker.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.deploy import docker as containers
+from tests.support import eventually, free_ports
+
+pytestmark = pytest.mark.containers
+
+OPT_IN = "KANSOKU_CONTAINER_TESTS"
+COMPOSE_FILE = containers.REPOSITORY / "deploy" / "compose.yaml"
+REPLICAS = {"catalog": 2, "orders": 2}
+ADDRESS = {"street": "1 Main St", "city": "San Francisco", "state": "CA", "zip": "94105",
+           "country": "US"}
+CARD = {"card_number": "4111111111111111", "expiry_month": "12", "expiry_year": "2030",
+        "cvv": "123"}
+
+
+@pytest.fixture(scope="module")
+def docker() -> Iterator[containers.Docker]:
+    if os.environ.get(OPT_IN) != "1":
+        pytest.skip(f"container tests are opt-in: {OPT_IN}=1 (about 5 minutes)")
+    if os.geteuid() != 0:
+        pytest.fail("the container tests start their own dockerd: run them as root",
+                    pytrace=False)
+    if missing := containers.missing_tools():
+        pytest.fail(f"missing {', '.join(missing)}: {containers.INSTALL_HINT}",
+                    pytrace=False)
+    cache = Path(os.environ.get("KANSOKU_CONTAINER_TEST_CACHE",
+                                "/var/tmp/kansoku-container-tests"))
+    cache.mkdir(parents=True, exist_ok=True)
+    before = containers.HostNetwork.now()
+    try:
+        with containers.private_daemon(cache) as daemon:
+            yield daemon
+    finally:
+        after = containers.HostNetwork.now()
+        if after != before:
+            before.restore()
+        assert after == before, "the Docker daemon left the host's network changed"
+
+
+@pytest.fixture(scope="module")
+def shop(docker: containers.Docker, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[dict[str, str]]:
+    """The compose project, up; its published addresses. Taken down afterwards."""
+    containers.build_base_image(docker, tmp_path_factory.mktemp("base"))
+    images = containers.build_images(docker)
+    gateway, explorer, otlp = free_ports(3)
+    project = f"kansoku-test-{secrets.token_hex(3)}"
+    env = {**images, "KANSOKU_GATEWAY_PORT": str(gateway),
+           "KANSOKU_EXPLORER_PORT": str(explorer), "KANSOKU_EXPLORER_OTLP_PORT": str(otlp),
+           "KANSOKU_SERVICE_SECRET": secrets.token_hex(16),
+           "KANSOKU_POSTGRES_PASSWORD": secrets.token_hex(8)}
+    compose = ("--file", str(COMPOSE_FILE), "--project-name", project)
+    scale = [argument for service, count in REPLICAS.items()
+             for argument in ("--scale", f"{service}={count}")]
+    try:
+        docker.compose_run(*compose, "up", "--detach", "--no-build", *scale, env=env)
+        yield {"gateway": f"http://127.0.0.1:{gateway}",
+               "explorer": f"http://127.0.0.1:{explorer}", "project": project}
+    finally:
+        docker.compose_run(*compose, "down", "--volumes", "--remove-orphans",
+                           "--timeout", "30", env=env)
+        docker.run("image", "prune", "--force")
+        assert docker.run("ps", "--all", "--quiet").strip() == "", "containers left"
+        networks = docker.run("network", "ls", "--format", "{{.Name}}").split()
+        assert sorted(networks) == ["host", "none"], f"networks left: {networks}"
+        assert docker.run("volume", "ls", "--quiet").strip() == "", "volumes left"
+
+
+async def test_the_compose_shop_places_pays_and_traces_an_order(
+    shop: dict[str, str],
+) -> None:
+    api = shop["gateway"] + "/api/v1"
+    async with httpx.AsyncClient(timeout=30) as client:
+        await eventually(lambda: _ready(client, shop["gateway"]), 180, "the gateway ready")
+        token = await _login(client, api, "alice@example.com", "alice-pass-1234")
+        products = (await client.get(f"{api}/products", params={"q": "Orion"})).json()
+        product = products["items"][0]["id"]
+        trace_id = secrets.token_hex(16)
+        traced = {"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"}
+        order = await client.post(f"{api}/orders", json={
+            "items": [{"product_id": product, "quantity": 1}], "shipping_address": ADDRESS,
+        }, headers={**_bearer(token), "Idempotency-Key": str(uuid.uuid4())})
+        assert order.status_code == 201, order.text
+        payment = await client.post(f"{api}/payments", json={
+            "order_id": order.json()["id"], "payment_method": "credit_card",
+            "payment_details": CARD}, headers={**_bearer(token), **traced})
+        assert payment.status_code == 201, payment.text
+        assert payment.json()["order_status"] == "paid"
+
+        services: set[str] = set()
+
+        async def traced_through_the_shop() -> bool:
+            answer = await client.get(f"{shop['explorer']}/api/traces/{trace_id}")
+            if answer.status_code != 200 or not answer.json()["data"]:
+                return False
+            services.update(process["serviceName"]
+                            for process in answer.json()["data"][0]["processes"].values())
+            return {"gateway", "orders", "payments", "inventory", "worker"} <= services
+
+        await eventually(traced_through_the_shop, 60,
+                         f"the payment's trace in the explorer (so far: {services})")
+
+
+async def test_two_catalog_and_two_orders_replicas_sell_no_more_than_the_stock(
+    shop: dict[str, str], docker: containers.Docker,
+) -> None:
+    """Twenty customers at once for the last five units, through two catalog and two
+    orders containers: five are paid, the others refused, stock ends at zero."""
+    api = shop["gateway"] + "/api/v1"
+    stock, customers = 5, 20
+    async with httpx.AsyncClient(timeout=60) as client:
+        await eventually(lambda: _ready(client, shop["gateway"]), 180, "the gateway ready")
+        admin = await _login(client, api, "admin@example.com", "admin-pass-1234")
+        product = await client.post(f"{api}/products", headers=_bearer(admin), json={
+            "name": "Limited comet lens", "description": "Few made.", "price": "49.00",
+            "currency": "USD", "inventory": stock})
+        assert product.status_code == 201, product.text
+        product_id = product.json()["id"]
+        tokens = [await _customer(client, api) for _ in range(customers)]
+
+        async def buy(token: str) -> str:
+            order = await client.post(f"{api}/orders", json={
+                "items": [{"product_id": product_id, "quantity": 1}],
+                "shipping_address": ADDRESS,
+            }, headers={**_bearer(token), "Idempotency-Key": str(uuid.uuid4())})
+            if order.status_code != 201:
+                return f"order {order.status_code}"
+            paid = await client.post(f"{api}/payments", json={
+                "order_id": order.json()["id"], "payment_method": "credit_card",
+                "payment_details": CARD}, headers=_bearer(token))
+            return f"payment {paid.status_code}"
+
+        outcomes = await asyncio.gather(*(buy(token) for token in tokens))
+        left = (await client.get(f"{api}/products/{product_id}")).json()["stock"]
+    assert outcomes.count("payment 201") == stock, outcomes
+    assert outcomes.count("order 409") == customers - stock, outcomes
+    assert left == 0
+    for service, count in REPLICAS.items():
+        served = _requests_served(docker, shop["project"], service)
+        assert len(served) == count and all(served), \
+            f"every {service} replica served requests: {served}"
+
+
+async def _ready(client: httpx.AsyncClient, gateway: str) -> bool:
+    try:
+        return (await client.get(f"{gateway}/health/ready")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _login(client: httpx.AsyncClient, api: str, email: str, password: str) -> str:
+    answer = await client.post(f"{api}/auth/login", json={"email": email,
+                                                          "password": password})
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["access_token"]
+    return token
+
+
+async def _customer(client: httpx.AsyncClient, api: str) -> str:
+    email, password = f"rush-{uuid.uuid4().hex[:10]}@example.com", "rush-pass-1234"
+    created = await client.post(f"{api}/users", json={"name": "Rush Buyer", "email": email,
+                                                      "password": password})
+    assert created.status_code == 201, created.text
+    return await _login(client, api, email, password)
+
+
+def _requests_served(docker: containers.Docker, project: str, service: str) -> list[int]:
+    """Access-log lines of each container of `service`: one per request it served."""
+    ids = docker.run("ps", "--quiet", "--filter",
+                     f"label=com.docker.compose.project={project}", "--filter",
+                     f"label=com.docker.compose.service={service}").split()
+    served = []
+    for container in ids:
+        lines = docker.run("logs", container).splitlines()
+        served.append(sum(1 for line in lines
+                          if line.startswith("{") and json.loads(line).get("logger")
+                          == "kansoku.access"))
+    return served
