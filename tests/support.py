@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import uvicorn
@@ -27,6 +28,7 @@ from kansoku import topology
 from kansoku.kit.clock import utc_now
 from kansoku.kit.db import Database, migrations_folder, upgrade_schema
 from kansoku.kit.serve import bind
+from kansoku.stack import infra
 
 #: Every port variable a stack reads, so a test stack never touches the defaults (a
 #: developer's own `kansoku up`) nor the system servers on the standard ports.
@@ -92,6 +94,17 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120
             ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "kansoku", *args], env=env, text=True,
                           capture_output=True, timeout=timeout, check=False)
+
+
+async def database_of_its_own(postgres_url: str, purpose: str) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL (`postgres_url`), for
+    a test whose rows must not meet other modules' (the services' tests share one
+    database, and some count what is in it)."""
+    parts = urlsplit(postgres_url)
+    assert parts.hostname is not None and parts.port is not None
+    name = f"{purpose}_{uuid.uuid4().hex[:8]}"
+    await infra.create_database(parts.hostname, parts.port, parts.password, database=name)
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 async def migrate(database_url: str, service: str) -> None:

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from kansoku import topology
-from tests.support import eventually, free_ports
+from tests.support import database_of_its_own, eventually, free_ports
 
 ADDRESS = {"street": "1 Main St", "city": "San Francisco", "state": "CA", "zip": "94105",
            "country": "US"}
@@ -47,7 +47,10 @@ async def replicas(postgres_url: str, nats_url: str, valkey_url: str,
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     base = {key: value for key, value in os.environ.items()
             if not key.startswith(("KANSOKU_", "OTEL_"))}
-    base.update(KANSOKU_DATABASE_URL=postgres_url, KANSOKU_NATS_URL=nats_url,
+    # A database of its own: the rush's products and orders must not change what the
+    # catalog's and orders' own tests find in the shared one.
+    database_url = await database_of_its_own(postgres_url, "replicas")
+    base.update(KANSOKU_DATABASE_URL=database_url, KANSOKU_NATS_URL=nats_url,
                 KANSOKU_REDIS_URL=valkey_url, KANSOKU_SERVICE_SECRET=uuid.uuid4().hex,
                 KANSOKU_IDENTITY_URL=urls["identity"], KANSOKU_INVENTORY_URL=urls["inventory"],
                 KANSOKU_PAYMENTS_URL=urls["payments"],
