@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -31,9 +31,8 @@ PARENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_SPAN = "00f067aa0ba902b7"
 
 
-async def traced_request(path: str, headers: dict[str, str] | None = None
-                         ) -> tuple[httpx.Response, Sequence[ReadableSpan], list[Any]]:
-    """One request to a kit app; its response, its spans and its duration data points."""
+def traced_app() -> tuple[FastAPI, InMemorySpanExporter, InMemoryMetricReader]:
+    """A kit app with no routes of its own yet, whose spans and metrics stay in memory."""
     exporter = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -42,6 +41,22 @@ async def traced_request(path: str, headers: dict[str, str] | None = None
     app = build_service_app(service="probe", settings=ServiceSettings(port=9),
                             telemetry=telemetry, fault_flags=FaultFlags(None, "probe", {}),
                             description="test service")
+    return app, exporter, reader
+
+
+def duration_points(reader: InMemoryMetricReader) -> list[Any]:
+    """The `http.server.request.duration` data points the app recorded."""
+    data = reader.get_metrics_data()
+    return [point for resource in (data.resource_metrics if data else ())
+            for scope in resource.scope_metrics for metric in scope.metrics
+            if metric.name == semconv.METRIC_HTTP_SERVER_DURATION
+            for point in metric.data.data_points]
+
+
+async def traced_request(path: str, headers: dict[str, str] | None = None
+                         ) -> tuple[httpx.Response, Sequence[ReadableSpan], list[Any]]:
+    """One request to a kit app; its response, its spans and its duration data points."""
+    app, exporter, reader = traced_app()
 
     @app.get("/items/{item}")
     async def item(item: int) -> dict[str, int]:
@@ -55,14 +70,7 @@ async def traced_request(path: str, headers: dict[str, str] | None = None
     async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
         response = await client.get(path, headers={"X-Request-ID": "req-1",
                                                    **(headers or {})})
-    points: list[Any] = []
-    data = reader.get_metrics_data()
-    for resource_metrics in data.resource_metrics if data else ():
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                if metric.name == semconv.METRIC_HTTP_SERVER_DURATION:
-                    points.extend(metric.data.data_points)
-    return response, exporter.get_finished_spans(), points
+    return response, exporter.get_finished_spans(), duration_points(reader)
 
 
 async def test_one_server_span_per_request_with_its_attributes() -> None:
@@ -156,10 +164,7 @@ async def test_the_access_line_names_the_user_the_route_authenticated(
     """The route learns the user (kit.auth) and its baggage ends with it; the access line,
     written after the route, still says whose request it was."""
     issuer = TokenIssuer()
-    telemetry = Telemetry("probe", TracerProvider(), MeterProvider())
-    app = build_service_app(service="probe", settings=ServiceSettings(port=9),
-                            telemetry=telemetry, fault_flags=FaultFlags(None, "probe", {}),
-                            description="test service")
+    app, _, _ = traced_app()
     app.state.tokens = issuer.verifier
 
     @app.get("/mine")
@@ -180,14 +185,7 @@ async def test_a_route_included_under_a_prefix_is_named_by_its_whole_path() -> N
     """FastAPI keeps a router included with a prefix nested: the route the request
     matched knows only its own part of the path. The span and the duration carry the
     whole template, as the caller sees the route."""
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    telemetry = Telemetry("probe", tracer_provider, MeterProvider(metric_readers=[reader]))
-    app = build_service_app(service="probe", settings=ServiceSettings(port=9),
-                            telemetry=telemetry, fault_flags=FaultFlags(None, "probe", {}),
-                            description="test service")
+    app, exporter, reader = traced_app()
     part = APIRouter()
 
     @part.get("/things/{thing}")
@@ -203,10 +201,6 @@ async def test_a_route_included_under_a_prefix_is_named_by_its_whole_path() -> N
     (server,) = exporter.get_finished_spans()
     assert server.name == "GET /api/v1/shop/things/{thing}"
     assert dict(server.attributes or {})[semconv.HTTP_ROUTE] == "/api/v1/shop/things/{thing}"
-    data = reader.get_metrics_data()
     routes = {dict(point.attributes or {}).get(semconv.HTTP_ROUTE)
-              for resource in (data.resource_metrics if data else ())
-              for scope in resource.scope_metrics for metric in scope.metrics
-              if metric.name == semconv.METRIC_HTTP_SERVER_DURATION
-              for point in metric.data.data_points}
+              for point in duration_points(reader)}
     assert routes == {"/api/v1/shop/things/{thing}"}
