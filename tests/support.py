@@ -96,6 +96,18 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 120
                           capture_output=True, timeout=timeout, check=False)
 
 
+@contextmanager
+def idle_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A real process that only waits, killed at the end: a stand-in for a stack's
+    supervisor or a component whose pid and start time a state file names."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
 async def database_of_its_own(postgres_url: str, purpose: str) -> str:
     """The URL of a new, empty database on the session's PostgreSQL (`postgres_url`), for
     a test whose rows must not meet other modules' (the services' tests share one

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import write_state
 from kansoku.topology import SERVICES
 from tests.browser import in_ci
-from tests.support import run_cli, serve_in_thread
+from tests.support import idle_process, run_cli, serve_in_thread
 
 TOOLS = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
 
@@ -235,12 +234,8 @@ def test_export_without_a_stack_takes_the_ports_the_settings_give(tmp_path: Path
 @pytest.fixture
 def supervisor() -> Iterator[subprocess.Popen[bytes]]:
     """A process that stands in for a running stack's supervisor."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
+    with idle_process() as process:
         yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 def test_export_takes_the_running_stacks_ports(tmp_path: Path,

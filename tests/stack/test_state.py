@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,17 +26,14 @@ from kansoku.stack.state import (
     running_stack,
     write_state,
 )
+from tests.support import idle_process
 
 
 @pytest.fixture
 def child() -> Iterator[subprocess.Popen[bytes]]:
     """A process that stands in for the supervisor (or a component) until it is killed."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    try:
+    with idle_process() as process:
         yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 def started(process: subprocess.Popen[bytes]) -> float:

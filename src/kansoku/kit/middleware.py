@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote
 
-import fastapi.routing
 from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
 from opentelemetry import context, propagate, trace
 from opentelemetry.metrics import Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
@@ -58,9 +58,9 @@ class RouteTemplates:
 
     Starlette puts the matched route in `scope["route"]`, but FastAPI keeps routers
     included with a prefix nested: that route's own `path` lacks the prefixes it was
-    included under. FastAPI lists every route with its whole path
-    (`fastapi.routing.iter_route_contexts`); the first request reads that list once (by
-    then every router is included), and each later one is a dictionary lookup.
+    included under. The first request reads every route's whole path once
+    (`whole_route_paths`; by then every router is included), and each later one is a
+    dictionary lookup.
     """
 
     def __init__(self) -> None:
@@ -71,18 +71,16 @@ class RouteTemplates:
         if route is None:
             return None
         if self._paths is None:
-            self._paths = _whole_paths(scope["app"])
+            self._paths = whole_route_paths(scope["app"])
         path = self._paths.get(id(route), getattr(route, "path", None))
         return path if isinstance(path, str) and path else None
 
 
-def _whole_paths(app: Any) -> dict[int, str]:
-    """Each route object of `app` (by identity) with its whole path template."""
-    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
-    if contexts is None:  # FastAPI before 0.16x flattened included routes: paths are whole
-        return {}
+def whole_route_paths(app: Any) -> dict[int, str]:
+    """Each route object of `app` (by identity) with its whole path template, the
+    prefixes of the routers it was included under in front."""
     paths: dict[int, str] = {}
-    for included in contexts(getattr(app, "routes", ())):
+    for included in iter_route_contexts(getattr(app, "routes", ())):
         if isinstance(included.path, str):
             paths.setdefault(id(included.original_route), included.path)
     return paths

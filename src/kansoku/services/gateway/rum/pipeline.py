@@ -16,7 +16,6 @@ import re
 from collections.abc import Callable
 from typing import Final
 
-import fastapi.routing
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
@@ -38,6 +37,7 @@ from starlette.routing import compile_path
 
 from kansoku import __version__
 from kansoku.kit import semconv
+from kansoku.kit.middleware import whole_route_paths
 from kansoku.kit.telemetry import Telemetry, exporter_enabled
 from kansoku.services.gateway.rum.schemas import (
     Beacon,
@@ -258,18 +258,7 @@ class KnownRoutes:
             return None
         if self._patterns is None:
             self._patterns = {template: compile_path(template)[0]
-                              for template in _route_templates(app)}
+                              for template in set(whole_route_paths(app).values())
+                              if template.startswith("/")}
         pattern = self._patterns.get(claimed)
         return claimed if pattern is not None and pattern.match(path) else None
-
-
-def _route_templates(app: Starlette) -> set[str]:
-    """Every route template of the app, with its routers' prefixes (`/admin/products/{…}`).
-
-    FastAPI since 0.16x keeps included routers nested and lists their routes through
-    `iter_route_contexts`; before, `app.routes` had them all.
-    """
-    contexts = getattr(fastapi.routing, "iter_route_contexts", None)
-    routes = contexts(app.routes) if contexts is not None else app.routes
-    templates = {getattr(route, "path", None) for route in routes}
-    return {t for t in templates if isinstance(t, str) and t.startswith("/")}
