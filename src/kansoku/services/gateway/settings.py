@@ -30,7 +30,9 @@ class Settings(ServiceSettings):
     #: gateway is the edge, and a client could claim to be anyone. Turn on only behind
     #: a trusted proxy that sets it, or for tests.
     trust_incoming_user: bool = False
-    #: Public API requests a minute, per client address and per logged-in user (0: off).
+    #: Public API requests (and form posts) a minute: a logged-in user's, and an
+    #: anonymous client address's (0: off). A user's requests never count against
+    #: their address (`state.limit_requests`; docs/security.md).
     rate_limit_per_ip: int = Field(6000, ge=0)
     rate_limit_per_user: int = Field(1200, ge=0)
     #: The largest image upload accepted, in bytes (the catalog checks it too).
