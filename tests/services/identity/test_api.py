@@ -161,7 +161,8 @@ async def test_changing_the_password_ends_other_sessions(identity: httpx.AsyncCl
     await register(identity, "change@example.com")
     tokens = await login(identity, "change@example.com")
     changed = await identity.patch("/users/me", headers=bearer(tokens["access_token"]),
-                                   json={"name": "New Name", "password": "brand-new-pass"})
+                                   json={"name": "New Name", "password": "brand-new-pass",
+                                         "current_password": "long-enough-1"})
     assert changed.status_code == 200 and changed.json()["name"] == "New Name"
     stale = await identity.post("/auth/refresh",
                                 json={"refresh_token": tokens["refresh_token"]})

@@ -212,10 +212,13 @@ class IdentityClient(_Service):
     async def register(self, registration: Json) -> Json:
         return await self._object("POST", "/users", json=registration)
 
-    async def log_in(self, email: str, password: str) -> Json:
-        """Tokens for these credentials (`Refused` 401 when they are wrong)."""
+    async def log_in(self, email: str, password: str, client_address: str) -> Json:
+        """Tokens for these credentials (`Refused` 401 when they are wrong, 429 while
+        logins are locked). `client_address` is who is logging in, for identity's
+        per-address throttle (it believes the header from the gateway only)."""
         return await self._object("POST", "/auth/login",
-                                  json={"email": email, "password": password})
+                                  json={"email": email, "password": password},
+                                  headers={"X-Forwarded-For": client_address})
 
     async def refresh(self, refresh_token: str) -> Json:
         """New tokens for a refresh token (each works once)."""
@@ -225,8 +228,9 @@ class IdentityClient(_Service):
     async def me(self, caller: Caller) -> Json:
         return await self._object("GET", "/users/me", caller)
 
-    async def change_me(self, caller: Caller, change: Json) -> Json:
-        return await self._object("PATCH", "/users/me", caller, json=change)
+    async def change_me(self, caller: Caller, change: Json, client_address: str) -> Json:
+        return await self._object("PATCH", "/users/me", caller, json=change,
+                                  headers={"X-Forwarded-For": client_address})
 
 
 class CatalogClient(_Service):

@@ -87,6 +87,12 @@ async def _gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
+def client_address(request: Request) -> str:
+    """Who is calling: the connecting address, or what a trusted proxy says it is
+    (kit.serve: KANSOKU_TRUSTED_PROXIES), never what a client claims."""
+    return request.client.host if request.client else "unknown"
+
+
 async def limit_requests(request: Request) -> None:
     """Count the request against its caller's limit: a logged-in user's (a valid access
     token, or a logged-in web session) when there is one, else its address's.
@@ -105,8 +111,7 @@ async def limit_requests(request: Request) -> None:
     if user_id is not None:
         await gateway.limits.check("user", user_id, settings.rate_limit_per_user)
         return
-    address = request.client.host if request.client else "unknown"
-    await gateway.limits.check("address", address, settings.rate_limit_per_ip)
+    await gateway.limits.check("address", client_address(request), settings.rate_limit_per_ip)
 
 
 async def _logged_in_user(request: Request, gateway: Gateway) -> str | None:

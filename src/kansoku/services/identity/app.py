@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.auth import TokenVerifier
+from kansoku.kit.clock import UtcClock, utc_now
 from kansoku.kit.connections import Connections
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
@@ -15,7 +16,9 @@ from kansoku.services.identity.models import SCHEMA
 from kansoku.services.identity.settings import Settings
 
 
-def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, telemetry: Telemetry | None = None, *,
+               clock: UtcClock = utc_now) -> FastAPI:
+    """Identity's app. `clock` is what login locks are counted by; tests move it."""
     settings = settings or Settings()
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
     connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA)
@@ -38,5 +41,12 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         connections=connections,
         on_startup=[load_signing_key],
     )
+    app.state.clock = clock
+    app.state.login_throttle = service.LoginThrottle(
+        account_failures=settings.login_account_failures,
+        address_failures=settings.login_address_failures,
+        lock_seconds=settings.login_lock_seconds,
+        max_lock_seconds=settings.login_lock_max_seconds,
+        memory_seconds=settings.login_failure_memory_seconds)
     app.include_router(api.router)
     return app
