@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from tests.services.shop import Infrastructure, ServedShop, serve_shop
+from tests.services.shop import Infrastructure, serve_shop
 
 PASSWORD = "owner-pass-1234"
 

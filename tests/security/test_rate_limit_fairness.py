@@ -15,7 +15,8 @@ routes all of 127.0.0.0/8 to loopback, so each client has a source address of it
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
 import httpx
@@ -38,7 +39,7 @@ async def shop(postgres_url: str, valkey_url: str, nats_url: str
         yield served
 
 
-def gateway(shop: ServedShop, **settings: str | int) -> Iterator[str]:
+def gateway(shop: ServedShop, **settings: str | int) -> AbstractContextManager[str]:
     """A gateway with small limits whose minute stands still (a window of its own:
     the other tests' counts are elsewhere in time)."""
     clock = ManualClock(datetime(2040, 1, 1) + timedelta(minutes=uuid.uuid4().int % 500_000))
