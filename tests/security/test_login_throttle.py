@@ -54,7 +54,8 @@ def reader() -> InMemoryMetricReader:
 
 
 def identity_app(database: str, clock: ManualClock, meter: Meter) -> FastAPI:
-    app = create_app(Settings(database_url=database), Telemetry("identity"),
+    app = create_app(Settings(database_url=database, service_secret="throttle-test-secret"),
+                     Telemetry("identity"),
                      clock=clock.utc_now)
     app.state.login_throttle = LoginThrottle(
         account_failures=5, address_failures=20, lock_seconds=30, max_lock_seconds=900,

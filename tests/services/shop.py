@@ -84,12 +84,18 @@ def _explorer(settings: ExplorerSettings, telemetry: Telemetry) -> FastAPI:
     return create_explorer(settings)
 
 
+#: The service secret of a served shop unless a test gives its own.
+TEST_SERVICE_SECRET = "served-shop-service-secret"
+
 #: The shop's services, in the order they start: each after those it calls.
 SERVICES: dict[str, _Service] = {
     # Kept in memory; send it telemetry at its URL (`/v1/traces` …).
     "explorer": _Service(_explorer, ExplorerSettings, migrated=False,
                          defaults=lambda: {"db_path": ":memory:"}),
-    "identity": _Service(create_identity, IdentitySettings, demo=identity_demo.seed),
+    # It seals its signing key with the service secret (others get it where they need
+    # service tokens).
+    "identity": _Service(create_identity, IdentitySettings, demo=identity_demo.seed,
+                         defaults=lambda: {"service_secret": TEST_SERVICE_SECRET}),
     "catalog": _Service(create_catalog, CatalogSettings, demo=catalog_demo.seed),
     "inventory": _Service(create_inventory, InventorySettings, demo=inventory_demo.seed),
     "cart": _Service(create_cart, CartSettings, migrated=False),

@@ -10,6 +10,7 @@ from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.clock import UtcClock, utc_now
 from kansoku.kit.connections import Connections
 from kansoku.kit.flags import FaultFlags
+from kansoku.kit.settings import require
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.identity import SERVICE, api, service
 from kansoku.services.identity.models import SCHEMA
@@ -20,13 +21,17 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                clock: UtcClock = utc_now) -> FastAPI:
     """Identity's app. `clock` is what login locks are counted by; tests move it."""
     settings = settings or Settings()
+    sealing_secret = require(
+        settings.service_secret.get_secret_value() if settings.service_secret else None,
+        "KANSOKU_SERVICE_SECRET",
+        "identity keeps its token signing key encrypted with it (kansoku up sets one)")
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
     connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA)
 
     async def load_signing_key() -> None:
         assert connections.db is not None
         async with connections.db.transaction() as session:
-            signer = await service.load_signer(session)
+            signer = await service.load_signer(session, sealing_secret)
         app.state.signer = signer
         # Identity checks its own tokens with the same public keys it publishes.
         app.state.tokens = TokenVerifier(jwks=signer.jwks())

@@ -47,6 +47,8 @@ class SigningKey(Base):
     __tablename__ = "signing_keys"
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Encrypted PKCS#8 PEM, sealed with a key derived from the service secret
+    #: (`service.Signer.sealed`): a database dump alone does not sign tokens.
     private_key_pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

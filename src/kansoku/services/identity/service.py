@@ -15,8 +15,9 @@ from typing import Any
 import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from opentelemetry import metrics
 from opentelemetry.metrics import Meter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -77,12 +78,24 @@ async def password_matches(password_hash: str, password: str) -> bool:
         return False
 
 
+#: What the signing key's sealing password is derived from the service secret for:
+#: HKDF's `info`, so this derived key is no other key derived from the same secret.
+_SIGNING_KEY_PURPOSE = b"kansoku identity signing key at rest"
+_PLAIN_PEM_HEADER = "-----BEGIN PRIVATE KEY-----"
+
+
+def _sealing_password(secret: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                info=_SIGNING_KEY_PURPOSE).derive(secret.encode())
+
+
 class Signer:
     """The private key that signs access tokens, and its public half as a JWKS."""
 
-    def __init__(self, kid: str, private_key_pem: str) -> None:
+    def __init__(self, kid: str, private_key_pem: str, *, password: bytes | None = None
+                 ) -> None:
         self.kid = kid
-        key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+        key = serialization.load_pem_private_key(private_key_pem.encode(), password=password)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ValueError(f"signing key {kid} is not an RSA key")
         self._private_key = key
@@ -98,6 +111,22 @@ class Signer:
                                 serialization.NoEncryption()).decode()
         return hashlib.sha256(public_der).hexdigest()[:16], pem
 
+    @classmethod
+    def unseal(cls, kid: str, sealed_pem: str, secret: str) -> Signer | None:
+        """The key `sealed` stored, or None when `secret` is not the one it was sealed
+        with."""
+        try:
+            return cls(kid, sealed_pem, password=_sealing_password(secret))
+        except (ValueError, TypeError):
+            return None
+
+    def sealed(self, secret: str) -> str:
+        """The private key as stored: PKCS#8, encrypted (cryptography's best available
+        scheme) with a password derived from the service `secret`."""
+        return self._private_key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(_sealing_password(secret))).decode()
+
     def sign(self, claims: dict[str, Any]) -> str:
         return jwt.encode(claims, self._private_key, algorithm=ALGORITHM,
                           headers={"kid": self.kid})
@@ -109,16 +138,31 @@ class Signer:
         return {"keys": [public_jwk]}
 
 
-async def load_signer(session: AsyncSession) -> Signer:
-    """The oldest signing key, created on first start. Locked, so two instances starting
-    together agree on one key."""
+async def load_signer(session: AsyncSession, secret: str) -> Signer:
+    """The oldest signing key that the service `secret` unseals, created (sealed) on
+    first start. Locked, so two instances starting together agree on one key.
+
+    A key stored as plain PEM (before keys were sealed) is sealed now. When the secret
+    changed, no stored key unseals: a new key is made and signs from now on, so tokens
+    signed before no longer verify and everyone logs in again (docs/security.md)."""
     await store.lock_signing_keys(session)
     keys = await store.signing_keys(session)
-    if not keys:
-        kid, pem = await asyncio.to_thread(Signer.new_key)
-        await store.add_signing_key(session, kid, pem)
-        return Signer(kid, pem)
-    return Signer(keys[0].kid, keys[0].private_key_pem)
+    for stored in keys:
+        if stored.private_key_pem.startswith(_PLAIN_PEM_HEADER):
+            signer = Signer(stored.kid, stored.private_key_pem)
+            await store.replace_signing_key(session, stored.kid, signer.sealed(secret))
+            return signer
+        unsealed = await asyncio.to_thread(Signer.unseal, stored.kid, stored.private_key_pem,
+                                           secret)
+        if unsealed is not None:
+            return unsealed
+    if keys:
+        logger.warning("no stored signing key opens with this service secret (it changed): "
+                       "a new key signs from now on, and tokens signed before are refused")
+    kid, pem = await asyncio.to_thread(Signer.new_key)
+    signer = Signer(kid, pem)
+    await store.add_signing_key(session, kid, await asyncio.to_thread(signer.sealed, secret))
+    return signer
 
 
 async def register(session: AsyncSession, registration: Registration, *, role: str = ROLE_CUSTOMER

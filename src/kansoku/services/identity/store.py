@@ -70,9 +70,14 @@ async def signing_keys(session: AsyncSession) -> list[SigningKey]:
     return list(await session.scalars(select(SigningKey).order_by(SigningKey.created_at)))
 
 
-async def add_signing_key(session: AsyncSession, kid: str, private_key_pem: str) -> None:
-    session.add(SigningKey(kid=kid, private_key_pem=private_key_pem))
+async def add_signing_key(session: AsyncSession, kid: str, sealed_pem: str) -> None:
+    session.add(SigningKey(kid=kid, private_key_pem=sealed_pem))
     await session.flush()
+
+
+async def replace_signing_key(session: AsyncSession, kid: str, sealed_pem: str) -> None:
+    await session.execute(update(SigningKey).where(SigningKey.kid == kid)
+                          .values(private_key_pem=sealed_pem))
 
 
 async def login_locked_until(session: AsyncSession, keys: list[str], now: datetime
