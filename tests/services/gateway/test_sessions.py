@@ -45,6 +45,7 @@ from kansoku.services.gateway.web.sessions import seal, unseal
 from kansoku.services.identity import demo as identity_demo
 from kansoku.services.identity.app import create_app as create_identity
 from kansoku.services.identity.settings import Settings as IdentitySettings
+from tests.services.shop import NO_LOGIN_LOCKS
 from tests.support import ManualClock, migrate, serve_in_thread
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -133,7 +134,8 @@ async def identity_url(postgres_url: str) -> AsyncIterator[str]:
     finally:
         await database.dispose()
     identity = create_identity(IdentitySettings(database_url=postgres_url,
-                                                service_secret="sessions-test-secret"),
+                                                service_secret="sessions-test-secret",
+                                                **NO_LOGIN_LOCKS),
                                Telemetry("identity"))
     with serve_in_thread(identity, lifespan="on") as url:
         yield url
