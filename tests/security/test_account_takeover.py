@@ -16,13 +16,15 @@ import pytest
 from tests.services.shop import Infrastructure, serve_shop
 
 PASSWORD = "owner-pass-1234"
+#: Identity's login lock as configured by default (a served shop turns it off).
+LOGIN_LOCKS = {"login_account_failures": 5, "login_address_failures": 20}
 
 
 @pytest.fixture(scope="module")
 async def api(postgres_url: str, valkey_url: str, nats_url: str
               ) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
-                          ["identity"]) as shop:
+    async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url), ["identity"],
+                          settings={"identity": LOGIN_LOCKS}) as shop:
         app = shop.gateway(rate_limit_per_ip=0, rate_limit_per_user=0)
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app, client=("198.51.100.40", 5000)),

@@ -179,8 +179,10 @@ async def test_one_address_guessing_many_accounts_is_locked(
 @pytest.fixture(scope="module")
 async def shop(postgres_url: str, valkey_url: str, nats_url: str
                ) -> AsyncIterator[ServedShop]:
-    async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
-                          ["identity"]) as served:
+    # The lock as configured by default (a served shop turns it off).
+    async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url), ["identity"],
+                          settings={"identity": {"login_account_failures": 5,
+                                                 "login_address_failures": 20}}) as served:
         yield served
 
 
