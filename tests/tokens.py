@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from kansoku.kit.auth import AUDIENCE, ISSUER, TokenVerifier
 from kansoku.services.identity.service import Signer
 
-
 #: Longer than a whole test run: modules make their tokens when they are imported (at
 #: collection), and a full run on a loaded machine lasts well over identity's 15 minutes.
 TOKEN_LIFETIME = timedelta(hours=12)
