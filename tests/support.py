@@ -27,7 +27,8 @@ from fastapi import FastAPI
 from kansoku import topology
 from kansoku.kit.clock import utc_now
 from kansoku.kit.db import Database, migrations_folder, upgrade_schema
-from kansoku.kit.serve import bind
+from kansoku.kit.serve import bind, server_config
+from kansoku.kit.settings import ServiceSettings
 from kansoku.stack import infra
 
 #: Every port variable a stack reads, so a test stack never touches the defaults (a
@@ -137,14 +138,22 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what:
 
 @contextmanager
 def serve_in_thread(app: FastAPI, *, lifespan: Literal["on", "off"] = "off",
-                    host: str = "127.0.0.1") -> Iterator[str]:
+                    host: str = "127.0.0.1", **config: Any) -> Iterator[str]:
     """Serve `app` over real HTTP with uvicorn, in a thread, on a free loopback port;
     yields its base URL. `lifespan="on"` runs the app's start-up and shutdown as
-    `kansoku serve` does."""
+    `kansoku serve` does. The server is configured as `kansoku serve` configures it
+    (`kit.serve.server_config`: trusted proxies and slow-client timeouts from the app's
+    settings), with `config` overriding."""
     sock = bind(host, 0)  # the kernel picks a free port, and it is ours until we close it
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False,
-                                           server_header=False, lifespan=lifespan))
+    settings = getattr(app.state, "settings", None)
+    if isinstance(settings, ServiceSettings):
+        config = {"trusted_proxies": settings.trusted_proxies,
+                  "header_timeout": settings.header_timeout,
+                  "body_timeout": settings.body_timeout, **config}
+    server_settings = server_config(app, **config)
+    server_settings.lifespan = lifespan
+    server = uvicorn.Server(server_settings)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name=f"uvicorn :{port}", daemon=True)
     thread.start()

@@ -8,6 +8,10 @@ from datetime import UTC, datetime, timedelta
 from kansoku.kit.auth import AUDIENCE, ISSUER, TokenVerifier
 from kansoku.services.identity.service import Signer
 
+#: Longer than a whole test run: modules make their tokens when they are imported (at
+#: collection), and a full run on a loaded machine lasts well over identity's 15 minutes.
+TOKEN_LIFETIME = timedelta(hours=12)
+
 
 class TokenIssuer:
     """Issue tokens like identity does; `verifier` checks them like every service does."""
@@ -21,7 +25,7 @@ class TokenIssuer:
         return self.signer.sign({
             "iss": ISSUER, "aud": AUDIENCE, "sub": user_id or str(uuid.uuid4()),
             "email": "someone@example.com", "name": "Someone", "role": role,
-            "iat": now, "exp": now + timedelta(minutes=10)})
+            "iat": now, "exp": now + TOKEN_LIFETIME})
 
     def headers(self, role: str = "customer", user_id: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role, user_id)}"}

@@ -84,3 +84,13 @@ def port_variable(component: str) -> str:
 def url_variable(component: str) -> str:
     """The environment variable that tells clients where a service is, e.g. KANSOKU_CATALOG_URL."""
     return f"KANSOKU_{component.upper()}_URL"
+
+
+#: The bearer credential programs show the explorer when it requires a login
+#: (KANSOKU_EXPLORER_AUTH; docs/security.md).
+EXPLORER_TOKEN_VARIABLE = "KANSOKU_EXPLORER_TOKEN"  # noqa: S105 - its name, not its value
+
+
+def explorer_headers(token: str | None) -> dict[str, str]:
+    """The headers a program sends the explorer: its token, when there is one."""
+    return {"Authorization": f"Bearer {token}"} if token else {}

@@ -138,9 +138,9 @@ async def test_the_openapi_document_describes_every_problem() -> None:
     assert set(responses) == {"201", "400", "413", "422", "503"}
     for status in ("400", "413", "503"):
         assert responses[status]["content"] == {
-            "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+            "application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}}
     assert responses["422"]["content"]["application/problem+json"]["schema"] == {
-        "$ref": "#/components/schemas/ValidationProblem"}
+        "$ref": "#/components/schemas/ValidationProblemDetails"}
     assert "HTTPValidationError" not in document["components"]["schemas"]
     name = document["components"]["schemas"]["Item"]["properties"]["name"]
     assert name["pattern"] == "^[^\\x00]*$"

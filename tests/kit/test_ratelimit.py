@@ -95,3 +95,15 @@ async def test_requests_pass_while_valkey_is_away(caplog: pytest.LogCaptureFixtu
         await client.aclose()
     assert any("rate limits not enforced" in record.getMessage()
                for record in caplog.records), "the outage is logged"
+
+
+async def test_a_refused_request_is_not_counted(valkey: redis.Redis) -> None:
+    """Knocking on after a 429 spends nothing: the window's count stays at the limit."""
+    clock = ManualClock(MINUTE)
+    limits = limiter(valkey, clock)
+    for _ in range(3):
+        await limits.check("address", "203.0.113.7", 3)
+    for _ in range(5):
+        assert (await refusal(limits)).status == 429
+    window = f"{limits.prefix}:address:203.0.113.7:{int(clock.time() // 60)}"
+    assert await valkey.get(window) == b"3"

@@ -84,12 +84,25 @@ def _explorer(settings: ExplorerSettings, telemetry: Telemetry) -> FastAPI:
     return create_explorer(settings)
 
 
+#: The service secret of a served shop unless a test gives its own.
+TEST_SERVICE_SECRET = "served-shop-service-secret"
+#: Identity's login throttle, out of reach for tests about something else: they all log
+#: in from 127.0.0.1 to one database, where their wrong passwords (and schemathesis's)
+#: would add up to a lock of the address, and of the demo accounts, for the tests after
+#: them. tests/security/test_login_throttle.py tests the throttle as configured.
+NO_LOGIN_LOCKS: dict[str, Any] = {"login_account_failures": 1_000_000,
+                                  "login_address_failures": 1_000_000}
+
 #: The shop's services, in the order they start: each after those it calls.
 SERVICES: dict[str, _Service] = {
     # Kept in memory; send it telemetry at its URL (`/v1/traces` …).
     "explorer": _Service(_explorer, ExplorerSettings, migrated=False,
                          defaults=lambda: {"db_path": ":memory:"}),
-    "identity": _Service(create_identity, IdentitySettings, demo=identity_demo.seed),
+    # It seals its signing key with the service secret (others get it where they need
+    # service tokens). Its login locks are out of reach (`NO_LOGIN_LOCKS`).
+    "identity": _Service(create_identity, IdentitySettings, demo=identity_demo.seed,
+                         defaults=lambda: {"service_secret": TEST_SERVICE_SECRET,
+                                           **NO_LOGIN_LOCKS}),
     "catalog": _Service(create_catalog, CatalogSettings, demo=catalog_demo.seed),
     "inventory": _Service(create_inventory, InventorySettings, demo=inventory_demo.seed),
     "cart": _Service(create_cart, CartSettings, migrated=False),

@@ -17,6 +17,7 @@ monitors', so the explorer tells it from real customers.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from kansoku.chaos import experiment as model
 from kansoku.chaos.actions import Stack, StackError
 from kansoku.kit.durations import format_duration
 from kansoku.loadgen import shop
+from kansoku.topology import EXPLORER_TOKEN_VARIABLE, explorer_headers
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,9 @@ class Prober:
         if probe.route:
             params["by_route"] = "true"
         explorer = self.stack.url("explorer")
-        answer = await self.client.get(f"{explorer}/api/red", params=params, timeout=10.0)
+        answer = await self.client.get(f"{explorer}/api/red", params=params, timeout=10.0,
+                                       headers=explorer_headers(
+                                           os.environ.get(EXPLORER_TOKEN_VARIABLE)))
         if answer.status_code != 200:
             raise ProbeFailed(f"the explorer answered {answer.status_code} "
                               f"({_problem(answer)})")

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -26,7 +27,7 @@ from kansoku.explorer.rules import RuleFile, RulesError, default_rules_text, loa
 from kansoku.kit.settings import ConfigurationError
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import StackNotRunning, read_stack_state
-from kansoku.topology import SERVICES
+from kansoku.topology import EXPLORER_TOKEN_VARIABLE, SERVICES, explorer_headers
 
 app = typer.Typer(help="The alert rules and SLOs.", no_args_is_help=True)
 
@@ -87,7 +88,8 @@ def list_alerts(data_dir: DataDir = None) -> None:
     """The running explorer's alerts: firing, pending, lately resolved."""
     url = load_settings(data_dir).service_url("explorer")
     try:
-        answer = httpx.get(f"{url}/api/alerts", timeout=10)
+        answer = httpx.get(f"{url}/api/alerts", timeout=10, headers=explorer_headers(
+            os.environ.get(EXPLORER_TOKEN_VARIABLE)))
         answer.raise_for_status()
     except httpx.HTTPError as exc:
         fail(f"the explorer at {url} did not answer ({exc}): start the stack with "

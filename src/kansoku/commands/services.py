@@ -55,7 +55,9 @@ def serve(name: ServiceName = None) -> None:
         service_app = factory()
         settings = service_app.state.settings
         run_server(service_app, host=settings.host, ports=settings.listen_ports(),
-                   graceful_shutdown_seconds=settings.graceful_shutdown_seconds)
+                   graceful_shutdown_seconds=settings.graceful_shutdown_seconds,
+                   trusted_proxies=settings.trusted_proxies,
+                   header_timeout=settings.header_timeout, body_timeout=settings.body_timeout)
     except ValidationError as exc:
         invalid_setting(exc, prefix=f"KANSOKU_{name.upper()}_")
     except (ConfigurationError, PortUnavailable) as exc:

@@ -106,6 +106,9 @@ def _urls(settings: StackSettings) -> str:
 
 
 def _spawn_supervisor(settings: StackSettings) -> subprocess.Popen[bytes]:
+    from kansoku.stack.infra import keep_data_private
+
+    keep_data_private(settings.data_dir)  # files 0600, folders 0700 (docs/security.md)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     with (settings.log_dir / "supervisor.log").open("ab") as log:
         return subprocess.Popen(
@@ -413,9 +416,11 @@ def start(name: ComponentName = None, data_dir: DataDir = None) -> None:
 def supervise(data_dir: DataDir = None) -> None:
     """Run the supervisor in this process (what `up` starts in the background)."""
     from kansoku.kit.logging import setup_logging
+    from kansoku.stack.infra import keep_data_private
     from kansoku.stack.supervisor import Supervisor, build_components, migrate_command
 
     settings = load_settings(data_dir)
+    keep_data_private(settings.data_dir)  # files 0600, folders 0700 (docs/security.md)
     setup_logging("supervisor", os.environ.get("KANSOKU_LOG_LEVEL", "INFO"))
     # One supervisor per data directory: the lock is held until this process exits.
     settings.run_dir.mkdir(parents=True, exist_ok=True)

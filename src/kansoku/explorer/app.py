@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from kansoku.explorer import SERVICE, api, pages
+from kansoku.explorer import SERVICE, api, auth, pages
 from kansoku.explorer.alerts import AlertEvaluator
 from kansoku.explorer.notify import Notifier
 from kansoku.explorer.problems import ProblemDetector, Thresholds
@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    credentials = auth.credentials_for(
+        settings.auth, settings.password.get_secret_value() if settings.password else None,
+        settings.token.get_secret_value() if settings.token else None)
     # The explorer does not trace itself: its spans would be sent to itself, and every
     # export would produce more to export.
     setup_logging(SERVICE, settings.effective_log_level)
@@ -85,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)
+    auth.install(app, credentials)
     return app
 
 

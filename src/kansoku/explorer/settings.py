@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.settings import ServiceSettings
@@ -96,6 +96,14 @@ class Settings(ServiceSettings):
         "KANSOKU_EXPLORER_ALERTS_SMTP_PORT", "KANSOKU_WORKER_SMTP_PORT"))
     #: The explorer's address in notifications' links (default: http://host:port).
     public_url: str | None = None
+
+    # --- who may read it (explorer/auth.py; docs/security.md) -------------------------
+    #: Require a login: people with `password` (a cookie session), programs with
+    #: `Authorization: Bearer <token>`. Off on a laptop; compose and the chart turn it
+    #: on. OTLP ingest and /health stay open.
+    auth: bool = False
+    password: SecretStr | None = None
+    token: SecretStr | None = None
 
     def listen_ports(self) -> list[int]:
         return [self.port, self.otlp_port]

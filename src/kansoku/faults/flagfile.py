@@ -102,7 +102,10 @@ def _write_document(path: Path, variants: Mapping[str, str],
             file.write("\n")
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
+        # Readable as a file made with open() would be: a stack's umask keeps it private.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o644 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -114,18 +114,26 @@ class TokenVerifier:
                 await client.aclose()
 
     async def verify(self, token: str) -> Principal:
+        """The caller a token names. Whatever is wrong with the token — malformed, a
+        header PyJWT refuses (a `kid` that is not a string, an unknown `crit`), a bad
+        signature, wrong claims — is the caller's mistake and a 401, never a 500:
+        every PyJWT error is caught (`jwt.PyJWTError`, their common base), not a list
+        of the ones seen so far."""
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as exc:
+        except jwt.PyJWTError as exc:
             raise unauthorized("The access token is malformed.") from exc
-        key = await self._key(str(header.get("kid", "")))
+        key_id = header.get("kid")
+        if not isinstance(key_id, str) or not key_id:
+            raise unauthorized("The access token names no signing key.")
+        key = await self._key(key_id)
         try:
             claims = jwt.decode(token, key=key, algorithms=[ALGORITHM], audience=AUDIENCE,
                                 issuer=ISSUER, options={"require": ["exp", "sub", "iat"]})
         except jwt.ExpiredSignatureError as exc:
             raise unauthorized("The access token has expired: refresh it or log in again."
                                ) from exc
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
             raise unauthorized("The access token is not valid.") from exc
         return Principal(user_id=str(claims["sub"]), email=str(claims.get("email", "")),
                          name=str(claims.get("name", "")),

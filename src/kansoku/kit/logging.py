@@ -1,7 +1,8 @@
 """Structured logs: one JSON object a line on stdout, and the same records over OTLP.
 
 Every record carries time, level, service, message, trace_id, span_id, request_id and,
-when known, user_id, so a log line leads to its trace and its request.
+when known, user_id, so a log line leads to its trace and its request. E-mail addresses
+are masked in every record (`kit.pii`): the user id names the person.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from opentelemetry import trace
 
 from kansoku.kit.context import current_request_id, current_user_id
+from kansoku.kit.pii import PersonalDataFilter
 
 #: Attributes every LogRecord has; anything else on a record came from `extra=` and is
 #: written out as a field of its own.
@@ -94,9 +96,11 @@ def setup_logging(
     stdout = logging.StreamHandler(sys.stdout)
     stdout.setFormatter(JsonFormatter(service))
     handlers: list[logging.Handler] = [stdout, *extra_handlers]
-    context_filter = ContextFilter()
+    context_filter, personal_data = ContextFilter(), PersonalDataFilter()
     for handler in handlers:
         handler.addFilter(context_filter)
+        # E-mail addresses masked before any handler writes or sends a record (kit.pii).
+        handler.addFilter(personal_data)
 
     root = logging.getLogger()
     root.handlers = handlers

@@ -6,7 +6,7 @@ shape, as `application/json`. Every error here is a problem (`kit.errors`) sent 
 for a body that is not JSON, 401 and 403 from `kit.auth`, 413 for a body over the limit,
 422 for a field that is not valid, 503 when something the request needs is away. So,
 once per app, `complete_openapi` goes through every operation and writes down the answers it can
-give — each error with the `Problem` schema — so the document is what is sent.
+give — each error with the `ProblemDetails` schema — so the document is what is sent.
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from fastapi import FastAPI
 from kansoku.kit.errors import PROBLEM_MEDIA_TYPE
 
 #: A route's own error answer, for its `responses`: `responses={404: PROBLEM}`. The
-#: completed document gives it the `Problem` schema and a description.
+#: completed document gives it the `ProblemDetails` schema and a description.
 PROBLEM: Final[dict[str, Any]] = {"content": {PROBLEM_MEDIA_TYPE: {}}}
 
-_PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
-_VALIDATION_PROBLEM_REF: Final = {"$ref": "#/components/schemas/ValidationProblem"}
+_PROBLEM_REF: Final = {"$ref": "#/components/schemas/ProblemDetails"}
+_VALIDATION_PROBLEM_REF: Final = {"$ref": "#/components/schemas/ValidationProblemDetails"}
 
 #: RFC 9457 problem details as every kansoku service writes them.
 PROBLEM_SCHEMA: Final[dict[str, Any]] = {
-    "title": "Problem",
+    "title": "ProblemDetails",
     "type": "object",
     "description": "RFC 9457 problem details. `type` ends in a stable code "
                    "(`…/problems/out-of-stock`); `request_id` finds the request in the "
@@ -45,7 +45,7 @@ PROBLEM_SCHEMA: Final[dict[str, Any]] = {
 
 #: A 422: the problem with one entry per field that is not valid.
 VALIDATION_PROBLEM_SCHEMA: Final[dict[str, Any]] = {
-    "title": "ValidationProblem",
+    "title": "ValidationProblemDetails",
     "allOf": [_PROBLEM_REF, {
         "type": "object",
         "properties": {"errors": {"type": "array", "items": {
@@ -144,8 +144,9 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
-    schemas["Problem"] = PROBLEM_SCHEMA
-    schemas["ValidationProblem"] = VALIDATION_PROBLEM_SCHEMA
+    # Named apart from any model of an app's own (the explorer's detected `Problem`).
+    schemas["ProblemDetails"] = PROBLEM_SCHEMA
+    schemas["ValidationProblemDetails"] = VALIDATION_PROBLEM_SCHEMA
     return document
 
 
@@ -153,11 +154,13 @@ def complete_openapi(app: FastAPI) -> None:
     """Make `app` publish the completed document (built once, on the first request for
     it, like FastAPI's own)."""
     build = app.openapi
+    completed: list[int] = []  # the ids of the documents completed (FastAPI caches one)
 
     def openapi() -> dict[str, Any]:
         document = build()  # FastAPI's, cached until the routes change
-        if "Problem" not in document.get("components", {}).get("schemas", {}):
+        if id(document) not in completed:
             complete(document)
+            completed.append(id(document))
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]

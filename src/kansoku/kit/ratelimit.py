@@ -5,6 +5,10 @@ trip) and easy to reason about in a dashboard. Over the limit: 429 with Retry-Af
 the seconds until the window turns. Valkey away: requests pass (and it is logged) —
 an outage of the limiter must not become an outage of the shop.
 
+A request the limit refuses is taken back from the count: a client that goes on
+knocking after its 429 does not push its own window's count (or anyone's) any higher,
+and what it sends past the limit costs one Valkey round trip more, no state.
+
 Windows follow the limiter's wall clock (`time.time` unless given another), so every
 instance turns them at the same minute and a test can move the clock to turn one.
 """
@@ -47,6 +51,8 @@ class RateLimiter:
                 pipe.incr(window_key)
                 pipe.expire(window_key, 90)
                 count, _ = await pipe.execute()
+            if int(count) > per_minute:
+                await self.client.decr(window_key)  # refused: not spent
         except redis.RedisError as exc:
             logger.warning("rate limits not enforced, Valkey is away: %s", exc)
             return

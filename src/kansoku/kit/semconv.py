@@ -63,6 +63,8 @@ METRIC_CATALOG_PRODUCTS_LISTED: Final = "kansoku.catalog.products.listed"
 CIRCUIT_STATE_VALUES: Final[dict[str, int]] = {"closed": 0, "half-opened": 1, "opened": 2}
 METRIC_USERS_REGISTERED: Final = "kansoku.identity.users.registered"
 METRIC_LOGINS: Final = "kansoku.identity.logins"
+#: Logins locked after failures in a row, by `kind` (account or address).
+METRIC_LOGIN_LOCKS: Final = "kansoku.identity.login.locks"
 METRIC_RESERVATIONS_EXPIRED: Final = "kansoku.inventory.reservations.expired"
 METRIC_OUT_OF_STOCK: Final = "kansoku.inventory.out_of_stock"
 METRIC_CART_ADDS: Final = "kansoku.cart.units.added"

@@ -64,6 +64,15 @@ class ServiceSettings(BaseSettings):
     #: small JSON documents; image uploads have their own, larger limit.
     max_body_bytes: int = Field(1024 * 1024, ge=0)
 
+    #: Proxies whose `X-Forwarded-For` names the client (comma-separated addresses or
+    #: networks, or `*`). None by default: the client is whoever connected, and a
+    #: header saying otherwise is ignored. See docs/security.md.
+    trusted_proxies: str = Field("", validation_alias=shared("trusted_proxies"))
+    #: Slow clients: a request's headers must arrive within `header_timeout` seconds and
+    #: its body within `body_timeout` after them, or the connection is closed.
+    header_timeout: float = Field(10.0, gt=0, validation_alias=shared("header_timeout"))
+    body_timeout: float = Field(60.0, gt=0, validation_alias=shared("body_timeout"))
+
     #: How long a readiness check may wait for one dependency before it counts as down.
     readiness_timeout_seconds: float = Field(2.0, validation_alias=shared("readiness_timeout"))
     #: How long shutdown waits for in-flight requests after SIGTERM.

@@ -57,6 +57,7 @@ from kansoku.kit.otlp_json import (
     JsonSpanExporter,
     JsonSpanProcessor,
 )
+from kansoku.kit.pii import PersonalDataSpanProcessor
 from kansoku.kit.settings import ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -172,9 +173,10 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
     # synthetic monitors) is marked the same way, so it can be told from real users.
     tracer_provider.add_span_processor(BaggageSpanProcessor(_STAMPED_BAGGAGE.__contains__))
     if exporter_enabled("traces"):
-        tracer_provider.add_span_processor(
+        # E-mail addresses masked in what is exported (kit.pii).
+        tracer_provider.add_span_processor(PersonalDataSpanProcessor(
             JsonSpanProcessor(JsonSpanExporter()) if otlp_json("traces")
-            else BatchSpanProcessor(OTLPSpanExporter()))
+            else BatchSpanProcessor(OTLPSpanExporter())))
     trace.set_tracer_provider(tracer_provider)
 
     readers: list[MetricReader] = []

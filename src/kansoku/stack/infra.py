@@ -105,6 +105,31 @@ def _make_traversable(path: Path) -> None:
             ancestor.chmod(mode | stat.S_IXOTH)
 
 
+#: What a stack creates under its data directory may be read by its own user only:
+#: files 0600, folders 0700 (a umask, inherited by every server and service started).
+PRIVATE_UMASK = 0o077
+
+
+def keep_data_private(data_dir: Path) -> None:
+    """Make `data_dir` (created if need be) and what is in it this user's alone, and
+    set this process's umask so that everything made from now on — by this process and
+    by every process it starts (Valkey's append-only file, the explorer's DuckDB file,
+    the logs, the state) — is too. Files left readable by an older version are
+    tightened; what another user owns (PostgreSQL's cluster, when started as root) keeps
+    its own modes, which PostgreSQL itself keeps private."""
+    os.umask(PRIVATE_UMASK)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    me = os.geteuid()
+    for root, folders, files in os.walk(data_dir):
+        for name in (*folders, *files):
+            path = Path(root) / name
+            info = path.lstat()
+            if info.st_uid == me and not stat.S_ISLNK(info.st_mode) and (
+                    info.st_mode & 0o077):
+                path.chmod(stat.S_IMODE(info.st_mode) & 0o700)
+
+
 def stack_secret(path: Path) -> str:
     """The stack's password for its embedded servers: made once, kept 0600 in the data
     directory, so other users of the machine cannot reach the stack's data."""

@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as redis
 from fastapi import FastAPI
 
+from kansoku.services.gateway.web.sessions import seal, unseal
 from tests.browser import BrowserPage, served
 from tests.services.shop import Infrastructure, ServedShop, serve_shop
 from tests.tokens import TokenIssuer
@@ -246,13 +247,13 @@ async def test_a_token_the_services_no_longer_accept_logs_the_session_out(
     gone): the page sends the browser to log in again instead of showing the 401."""
     async with Browser(gateway) as browser, redis.from_url(shop.infra.valkey_url) as valkey:
         await browser.register()
-        key = "websession:" + hashlib.sha256(
-            browser.client.cookies["kansoku_session"].encode()).hexdigest()
-        stored = json.loads(await valkey.get(key) or "{}")
+        cookie = browser.client.cookies["kansoku_session"]
+        key = "websession:" + hashlib.sha256(cookie.encode()).hexdigest()
+        stored = json.loads(unseal(cookie, await valkey.get(key) or b"") or "{}")
         stored["access_token"] = TokenIssuer().token()  # signed by a key nobody knows
-        await valkey.set(key, json.dumps(stored))
+        await valkey.set(key, seal(cookie, json.dumps(stored)))
         refused = await browser.get("/cart")
-        after = json.loads(await valkey.get(key) or "{}")
+        after = json.loads(unseal(cookie, await valkey.get(key) or b"") or "{}")
         again = await browser.get("/cart")
     assert refused.status_code == 303 and refused.headers["location"] == "/login"
     assert after["user_id"] is None and after["access_token"] is None

@@ -41,9 +41,11 @@ from kansoku.services.gateway.web.auth import (
     see_other,
 )
 from kansoku.services.gateway.web.rendering import render
+from kansoku.services.gateway.web.sessions import seal, unseal
 from kansoku.services.identity import demo as identity_demo
 from kansoku.services.identity.app import create_app as create_identity
 from kansoku.services.identity.settings import Settings as IdentitySettings
+from tests.services.shop import NO_LOGIN_LOCKS
 from tests.support import ManualClock, migrate, serve_in_thread
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -131,7 +133,9 @@ async def identity_url(postgres_url: str) -> AsyncIterator[str]:
             await identity_demo.seed(session)
     finally:
         await database.dispose()
-    identity = create_identity(IdentitySettings(database_url=postgres_url),
+    identity = create_identity(IdentitySettings(database_url=postgres_url,
+                                                service_secret="sessions-test-secret",
+                                                **NO_LOGIN_LOCKS),
                                Telemetry("identity"))
     with serve_in_thread(identity, lifespan="on") as url:
         yield url
@@ -194,10 +198,19 @@ def key_of(session_id: str) -> str:
 
 
 async def stored_session(valkey: redis.Redis, session_id: str) -> dict[str, Any]:
+    """The session as stored, opened with the cookie's value as the gateway opens it."""
     raw = await valkey.get(key_of(session_id))
     assert raw is not None, "the session is in Valkey"
-    stored: dict[str, Any] = json.loads(raw)
+    opened = unseal(session_id, raw)
+    assert opened is not None, "sealed with the cookie's key"
+    stored: dict[str, Any] = json.loads(opened)
     return stored
+
+
+async def store_session(valkey: redis.Redis, session_id: str, stored: dict[str, Any]
+                        ) -> None:
+    """Put a changed session back, sealed as the gateway seals it."""
+    await valkey.set(key_of(session_id), seal(session_id, json.dumps(stored)))
 
 
 async def test_only_a_page_with_a_form_starts_a_session(browser: httpx.AsyncClient) -> None:
@@ -311,7 +324,7 @@ async def test_a_refused_refresh_logs_the_session_out(
     stored = await stored_session(valkey, session_id)
     stored["refresh_token"] = "revoked"
     stored["access_expires_at"] = 0
-    await valkey.set(key_of(session_id), json.dumps(stored))
+    await store_session(valkey, session_id, stored)
     answer = await browser.get("/mine?tab=recent")
     assert answer.status_code == 303
     assert answer.headers["location"] == "/login?next=/mine%3Ftab%3Drecent"

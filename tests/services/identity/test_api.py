@@ -22,6 +22,7 @@ from kansoku.services.identity.app import create_app
 from kansoku.services.identity.schemas import ServiceTokenRequest
 from kansoku.services.identity.service import Signer, issue_service_token
 from kansoku.services.identity.settings import Settings
+from tests.services.shop import NO_LOGIN_LOCKS
 from tests.support import migrate
 
 SERVICE_SECRET = "the-stack-service-secret"
@@ -30,8 +31,8 @@ SERVICE_SECRET = "the-stack-service-secret"
 @pytest.fixture(scope="module")
 async def identity_app(postgres_url: str) -> AsyncIterator[FastAPI]:
     await migrate(postgres_url, "identity")
-    app = create_app(Settings(database_url=postgres_url, service_secret=SERVICE_SECRET),
-                     Telemetry("identity"))
+    app = create_app(Settings(database_url=postgres_url, service_secret=SERVICE_SECRET,
+                              **NO_LOGIN_LOCKS), Telemetry("identity"))
     async with app.router.lifespan_context(app):
         yield app
 
@@ -161,7 +162,8 @@ async def test_changing_the_password_ends_other_sessions(identity: httpx.AsyncCl
     await register(identity, "change@example.com")
     tokens = await login(identity, "change@example.com")
     changed = await identity.patch("/users/me", headers=bearer(tokens["access_token"]),
-                                   json={"name": "New Name", "password": "brand-new-pass"})
+                                   json={"name": "New Name", "password": "brand-new-pass",
+                                         "current_password": "long-enough-1"})
     assert changed.status_code == 200 and changed.json()["name"] == "New Name"
     stale = await identity.post("/auth/refresh",
                                 json={"refresh_token": tokens["refresh_token"]})

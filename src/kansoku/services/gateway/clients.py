@@ -41,6 +41,7 @@ from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient, Timeouts
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.settings import Settings
+from kansoku.topology import explorer_headers
 
 logger = logging.getLogger(__name__)
 
@@ -212,10 +213,13 @@ class IdentityClient(_Service):
     async def register(self, registration: Json) -> Json:
         return await self._object("POST", "/users", json=registration)
 
-    async def log_in(self, email: str, password: str) -> Json:
-        """Tokens for these credentials (`Refused` 401 when they are wrong)."""
+    async def log_in(self, email: str, password: str, client_address: str) -> Json:
+        """Tokens for these credentials (`Refused` 401 when they are wrong, 429 while
+        logins are locked). `client_address` is who is logging in, for identity's
+        per-address throttle (it believes the header from the gateway only)."""
         return await self._object("POST", "/auth/login",
-                                  json={"email": email, "password": password})
+                                  json={"email": email, "password": password},
+                                  headers={"X-Forwarded-For": client_address})
 
     async def refresh(self, refresh_token: str) -> Json:
         """New tokens for a refresh token (each works once)."""
@@ -225,8 +229,9 @@ class IdentityClient(_Service):
     async def me(self, caller: Caller) -> Json:
         return await self._object("GET", "/users/me", caller)
 
-    async def change_me(self, caller: Caller, change: Json) -> Json:
-        return await self._object("PATCH", "/users/me", caller, json=change)
+    async def change_me(self, caller: Caller, change: Json, client_address: str) -> Json:
+        return await self._object("PATCH", "/users/me", caller, json=change,
+                                  headers={"X-Forwarded-For": client_address})
 
 
 class CatalogClient(_Service):
@@ -548,9 +553,12 @@ class ExplorerClient:
 
     def __init__(self, explorer_url: str, *, public_url: str | None = None,
                  timeout: float = EXPLORER_TIMEOUT,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 token: str | None = None) -> None:
         """`explorer_url` is where the API is asked; `public_url`, if the browser finds
-        the explorer elsewhere, is what the answer's links point at."""
+        the explorer elsewhere, is what the answer's links point at; `token`, the
+        explorer's bearer credential when it requires a login."""
+        self.headers = explorer_headers(token)
         self.url = explorer_url.rstrip("/")
         self.public_url = (public_url or explorer_url).rstrip("/")
         self.timeout = timeout
@@ -567,8 +575,8 @@ class ExplorerClient:
                                         "lookback": lookback,
                                         "limit": limit * _CANDIDATES_PER_FAILURE}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout,
-                                         transport=self.transport) as client:
+            async with httpx.AsyncClient(timeout=self.timeout, transport=self.transport,
+                                         headers=self.headers) as client:
                 answer = await client.get(f"{self.url}/api/traces", params=params)
             answer.raise_for_status()
             found = answer.json()["data"]
@@ -632,7 +640,9 @@ class Clients:
             lab=LabClient(client("lab", settings.lab_url, read_timeout=LAB_READ_TIMEOUT,
                                  service_breakers=CircuitBreakers(LAB_BREAKER))),
             explorer=ExplorerClient(settings.explorer_url,
-                                    public_url=settings.explorer_link_url),
+                                    public_url=settings.explorer_link_url,
+                                    token=settings.explorer_token.get_secret_value()
+                                    if settings.explorer_token else None),
             breakers=breakers,
         )
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.settings import ServiceSettings, shared
-from kansoku.topology import SERVICES_BY_NAME, default_url
+from kansoku.topology import EXPLORER_TOKEN_VARIABLE, SERVICES_BY_NAME, default_url
 
 
 class Settings(ServiceSettings):
@@ -26,11 +26,16 @@ class Settings(ServiceSettings):
     #: is not `explorer_url` (in containers the gateway reaches http://explorer:8800,
     #: a browser does not).
     explorer_public_url: str | None = None
+    #: The explorer's bearer credential, when it requires a login (docs/security.md).
+    explorer_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices(EXPLORER_TOKEN_VARIABLE))
     #: Accept a user id (`enduser.id`) in the baggage of incoming requests. Off: the
     #: gateway is the edge, and a client could claim to be anyone. Turn on only behind
     #: a trusted proxy that sets it, or for tests.
     trust_incoming_user: bool = False
-    #: Public API requests a minute, per client address and per logged-in user (0: off).
+    #: Public API requests (and form posts) a minute: a logged-in user's, and an
+    #: anonymous client address's (0: off). A user's requests never count against
+    #: their address (`state.limit_requests`; docs/security.md).
     rate_limit_per_ip: int = Field(6000, ge=0)
     rate_limit_per_user: int = Field(1200, ge=0)
     #: The largest image upload accepted, in bytes (the catalog checks it too).

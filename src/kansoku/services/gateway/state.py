@@ -26,7 +26,7 @@ from kansoku.services.gateway.clients import Clients
 from kansoku.services.gateway.rum.pipeline import BrowserTelemetry, KnownRoutes
 from kansoku.services.gateway.settings import Settings
 from kansoku.services.gateway.shop import Shop
-from kansoku.services.gateway.web.sessions import SessionStore
+from kansoku.services.gateway.web.sessions import COOKIE_NAME, SessionStore, is_session_id
 
 
 @dataclass
@@ -87,16 +87,47 @@ async def _gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(_gateway)]
 
 
+def client_address(request: Request) -> str:
+    """Who is calling: the connecting address, or what a trusted proxy says it is
+    (kit.serve: KANSOKU_TRUSTED_PROXIES), never what a client claims."""
+    return request.client.host if request.client else "unknown"
+
+
 async def limit_requests(request: Request) -> None:
-    """Count the request against its address's and (if logged in) its user's limits."""
+    """Count the request against its caller's limit: a logged-in user's (a valid access
+    token, or a logged-in web session) when there is one, else its address's.
+
+    Keyed so that no client can spend another's allowance: a user's requests never
+    count against the address they come from (a flood of anonymous or forged requests
+    from one address, a laptop's 127.0.0.1 included, leaves the users there alone), and
+    an address is the connecting one, or what a trusted proxy says it is (kit.serve:
+    KANSOKU_TRUSTED_PROXIES), never what a client claims. A token that does not verify
+    is anonymous: a forged token spends its sender's address, never the user it names.
+    See docs/security.md.
+    """
     gateway = gateway_of(request.app)
     settings = gateway.settings
-    address = request.client.host if request.client else "unknown"
-    await gateway.limits.check("address", address, settings.rate_limit_per_ip)
+    user_id = await _logged_in_user(request, gateway)
+    if user_id is not None:
+        await gateway.limits.check("user", user_id, settings.rate_limit_per_user)
+        return
+    await gateway.limits.check("address", client_address(request), settings.rate_limit_per_ip)
+
+
+async def _logged_in_user(request: Request, gateway: Gateway) -> str | None:
+    """Who is calling, if anyone: the access token's user, or the web session's."""
     token = bearer_token(request)
     if token:
         try:
-            user = await tokens_of(request.app).verify(token)
+            return (await tokens_of(request.app).verify(token)).user_id
         except Problem:
-            return  # the route's own check answers 401
-        await gateway.limits.check("user", user.user_id, settings.rate_limit_per_user)
+            return None  # the route's own check answers 401
+    cookie = request.cookies.get(COOKIE_NAME)
+    if not is_session_id(cookie):
+        return None
+    assert cookie is not None
+    try:
+        session = await gateway.sessions.fetch(cookie)
+    except redis.RedisError:
+        return None  # the page says Valkey is away, if it needs the session
+    return session.user_id if session is not None and session.logged_in else None

@@ -30,17 +30,29 @@ def _token_lifetimes(request: Request) -> dict[str, int]:
             "refresh_days": settings.refresh_token_days}
 
 
+def _client_address(request: Request) -> str:
+    """The client's address: the connecting one, or what the gateway forwards
+    (kit.serve's trusted proxies)."""
+    return request.client.host if request.client else "unknown"
+
+
 @router.post("/users", status_code=201, responses={409: PROBLEM})
 async def register(registration: Registration, session: DbSession) -> UserOut:
     """Create a customer account."""
     return await service.register(session, registration)
 
 
-@router.post("/auth/login", responses={401: PROBLEM})
+@router.post("/auth/login", responses={401: PROBLEM, 429: PROBLEM})
 async def login(credentials: Credentials, session: DbSession, request: Request) -> Tokens:
-    """Exchange e-mail and password for an access token and a refresh token."""
-    return await service.login(session, credentials, request.app.state.signer,
-                               **_token_lifetimes(request))
+    """Exchange e-mail and password for an access token and a refresh token. Failures
+    in a row lock logins to the account, or from the address, for a while (429 with
+    Retry-After)."""
+    state = request.app.state
+    return await service.login(session, credentials, state.signer,
+                               access_seconds=state.settings.access_token_seconds,
+                               refresh_days=state.settings.refresh_token_days,
+                               address=_client_address(request),
+                               throttle=state.login_throttle, clock=state.clock)
 
 
 @router.post("/auth/refresh", responses={401: PROBLEM})
@@ -66,10 +78,16 @@ async def me(user: CurrentUser, session: DbSession) -> UserOut:
     return await service.profile(session, user)
 
 
-@router.patch("/users/me", responses={404: PROBLEM})
-async def change_me(change: ProfileChange, user: CurrentUser, session: DbSession) -> UserOut:
-    """Change the caller's name or password (a new password ends other sessions)."""
-    return await service.change_profile(session, user, change)
+@router.patch("/users/me", responses={403: PROBLEM, 404: PROBLEM, 409: PROBLEM,
+                                      429: PROBLEM})
+async def change_me(change: ProfileChange, user: CurrentUser, session: DbSession,
+                    request: Request) -> UserOut:
+    """Change the caller's name, e-mail address or password; the last two need
+    `current_password` (a new password ends other sessions)."""
+    return await service.change_profile(session, user, change,
+                                        address=_client_address(request),
+                                        throttle=request.app.state.login_throttle,
+                                        clock=request.app.state.clock)
 
 
 @router.get("/.well-known/jwks.json")

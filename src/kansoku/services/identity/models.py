@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, MetaData, String, Text, func
+from sqlalchemy import ForeignKey, Integer, MetaData, String, Text, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SCHEMA = "identity"
@@ -47,5 +47,21 @@ class SigningKey(Base):
     __tablename__ = "signing_keys"
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: Encrypted PKCS#8 PEM, sealed with a key derived from the service secret
+    #: (`service.Signer.sealed`): a database dump alone does not sign tokens.
     private_key_pem: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class LoginThrottle(Base):
+    """Failed logins in a row for one account or one client address, and the lock they
+    earned (docs/security.md). Forgotten after a successful login (an account's) or
+    once the last failure is old enough."""
+
+    __tablename__ = "login_throttle"
+
+    #: `account:<sha-256 of the e-mail address>` (known or not) or `address:<client IP>`.
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)

@@ -25,8 +25,13 @@ class RefreshRequest(BaseModel):
 
 
 class ProfileChange(BaseModel):
+    """What to change. A new password or e-mail address needs the current password:
+    a stolen access token alone must not become the account."""
+
     name: Text | None = Field(None, min_length=1, max_length=200)
+    email: EmailStr | None = None
     password: SecretStr | None = Field(None, min_length=8, max_length=200)
+    current_password: SecretStr | None = Field(None, min_length=1, max_length=200)
 
 
 class UserOut(BaseModel):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kansoku.services.identity.models import RefreshToken, SigningKey, User
+from kansoku.services.identity.models import LoginThrottle, RefreshToken, SigningKey, User
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -70,6 +70,45 @@ async def signing_keys(session: AsyncSession) -> list[SigningKey]:
     return list(await session.scalars(select(SigningKey).order_by(SigningKey.created_at)))
 
 
-async def add_signing_key(session: AsyncSession, kid: str, private_key_pem: str) -> None:
-    session.add(SigningKey(kid=kid, private_key_pem=private_key_pem))
+async def add_signing_key(session: AsyncSession, kid: str, sealed_pem: str) -> None:
+    session.add(SigningKey(kid=kid, private_key_pem=sealed_pem))
     await session.flush()
+
+
+async def replace_signing_key(session: AsyncSession, kid: str, sealed_pem: str) -> None:
+    await session.execute(update(SigningKey).where(SigningKey.kid == kid)
+                          .values(private_key_pem=sealed_pem))
+
+
+async def login_locked_until(session: AsyncSession, keys: list[str], now: datetime
+                             ) -> datetime | None:
+    """Until when the latest lock among `keys` holds; None when none is locked at `now`."""
+    return await session.scalar(
+        select(func.max(LoginThrottle.locked_until))
+        .where(LoginThrottle.key.in_(keys), LoginThrottle.locked_until > now))
+
+
+async def count_login_failure(session: AsyncSession, key: str, now: datetime,
+                              forget_before: datetime) -> int:
+    """Count one more failed login for `key` and return the failures in a row, starting
+    again from one when the last was before `forget_before`. One statement, so
+    concurrent failures are all counted."""
+    counted = await session.scalar(
+        insert(LoginThrottle)
+        .values(key=key, failures=1, last_failure_at=now)
+        .on_conflict_do_update(index_elements=[LoginThrottle.key], set_={
+            "failures": case((LoginThrottle.last_failure_at < forget_before, 1),
+                             else_=LoginThrottle.failures + 1),
+            "last_failure_at": now})
+        .returning(LoginThrottle.failures))
+    assert counted is not None
+    return int(counted)
+
+
+async def lock_logins(session: AsyncSession, key: str, until: datetime) -> None:
+    await session.execute(update(LoginThrottle).where(LoginThrottle.key == key)
+                          .values(locked_until=until))
+
+
+async def forget_login_failures(session: AsyncSession, key: str) -> None:
+    await session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))

@@ -37,8 +37,15 @@ class RefreshRequest(BaseModel):
 
 
 class ProfileChange(BaseModel):
+    """What to change; leave out what stays. A new e-mail address or password needs
+    `current_password`: an access token alone is not enough to take an account over."""
+
     name: Text | None = Field(None, min_length=1, max_length=200)
+    email: EmailStr | None = Field(None, examples=["alice@example.com"])
     password: str | None = Field(None, min_length=8, max_length=200, repr=False)
+    current_password: str | None = Field(
+        None, min_length=1, max_length=200, repr=False,
+        description="Your password now: needed to change `email` or `password`")
 
 
 class User(BaseModel):

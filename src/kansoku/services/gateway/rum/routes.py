@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from kansoku.kit.errors import Problem
 from kansoku.services.gateway.rum.schemas import Beacon
-from kansoku.services.gateway.state import GatewayDep
+from kansoku.services.gateway.state import GatewayDep, client_address
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,9 +54,9 @@ async def receive_browser_telemetry(request: Request, gateway: GatewayDep) -> Re
         raise Problem(415, "unsupported-media-type",
                       "Send browser telemetry as JSON (application/json, or text/plain "
                       "from navigator.sendBeacon).")
-    address = request.client.host if request.client else "unknown"
     with suppress_instrumentation():
-        await gateway.rum_limits.check("address", address, settings.rum_rate_per_address)
+        await gateway.rum_limits.check("address", client_address(request),
+                                       settings.rum_rate_per_address)
     body = await _read_body(request, settings.rum_max_body_bytes)
     try:
         beacon = Beacon.model_validate_json(body)

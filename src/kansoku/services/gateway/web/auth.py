@@ -33,7 +33,7 @@ from opentelemetry import baggage, context, trace
 from kansoku.kit import semconv
 from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.services.gateway.clients import Refused
-from kansoku.services.gateway.state import gateway_of, tokens_of
+from kansoku.services.gateway.state import client_address, gateway_of, tokens_of
 from kansoku.services.gateway.web.sessions import (
     COOKIE_NAME,
     LoginRequired,
@@ -89,10 +89,14 @@ async def log_in(request: Request, email: str, password: str) -> WebSession:
     credentials, `DependencyUnavailable` when identity or Valkey is away."""
     gateway = gateway_of(request.app)
     try:
-        tokens = await gateway.clients.identity.log_in(email, password)
+        tokens = await gateway.clients.identity.log_in(email, password,
+                                                       client_address(request))
     except Refused as refused:
         if refused.status in (401, 422):
             raise LoginRefused("The e-mail address or password is wrong.") from refused
+        if refused.status == 429:  # logins locked for a while: the 429 page says so
+            raise Problem(429, "login-locked", refused.detail,
+                          headers=refused.headers) from refused
         raise DependencyUnavailable("identity",
                                     f"it answered HTTP {refused.status}") from refused
     previous = await current_session(request)

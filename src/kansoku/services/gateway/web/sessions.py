@@ -8,6 +8,11 @@ access and refresh tokens, who the user is, the CSRF token the pages' forms carr
 one-time notices for the next page. Tokens never reach the browser, a log line or a
 span.
 
+What Valkey holds is sealed (AES-GCM) with a key derived from the cookie's value,
+which only the browser has: Valkey's keys are a hash of it, so a dump of Valkey (its
+append-only file, a replica, a backup) holds no token, address or name anyone can use
+— not even with the gateway's own settings.
+
 `WebSession` is one browser's session (and the `Caller` the pages call the services
 for); `SessionStore` keeps sessions in Valkey and refreshes their tokens; the
 `SessionCookies` middleware saves a changed session and sets the cookie before a
@@ -22,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
 from collections.abc import Mapping
@@ -29,6 +35,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import redis.asyncio as redis
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -186,6 +196,38 @@ def _key(session_id: str) -> str:
     return _KEY_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
 
 
+#: HKDF's `info` for the key a session is sealed with: the cookie's value has 256
+#: random bits, so a key derivation (no password stretching) is all it needs.
+_SEALING_PURPOSE: Final = b"kansoku web session"
+_NONCE_BYTES: Final = 12
+
+
+def _sealing_key(session_id: str) -> AESGCM:
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                       info=_SEALING_PURPOSE).derive(session_id.encode()))
+
+
+def seal(session_id: str, plaintext: str) -> bytes:
+    """`plaintext` encrypted and authenticated under the session's own key, bound to its
+    Valkey key (a sealed session cannot be moved to another)."""
+    nonce = os.urandom(_NONCE_BYTES)
+    return nonce + _sealing_key(session_id).encrypt(nonce, plaintext.encode(),
+                                                    _key(session_id).encode())
+
+
+def unseal(session_id: str, sealed: bytes | str | None) -> str | None:
+    """What `seal` sealed; None for anything else (nothing, a session stored before
+    sessions were sealed, or tampered with), which is then no session at all."""
+    if not isinstance(sealed, bytes):
+        return None
+    try:
+        return _sealing_key(session_id).decrypt(
+            sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], _key(session_id).encode()
+        ).decode()
+    except (InvalidTag, ValueError):
+        return None
+
+
 class SessionStore:
     """Sessions in Valkey, shared by every gateway instance. `clock` is the wall clock
     (seconds since the epoch) that access tokens expire by."""
@@ -198,10 +240,12 @@ class SessionStore:
         """The stored session, its idle timeout started again; None if there is none."""
         # GETEX reads and restarts the idle timeout in one round trip.
         raw = await self.valkey.getex(_key(session_id), ex=SESSION_IDLE_SECONDS)
-        return WebSession.load(session_id, raw) if raw is not None else None
+        opened = unseal(session_id, raw)
+        return WebSession.load(session_id, opened) if opened is not None else None
 
     async def save(self, session: WebSession) -> None:
-        await self.valkey.set(_key(session.id), session.dump(), ex=SESSION_IDLE_SECONDS)
+        await self.valkey.set(_key(session.id), seal(session.id, session.dump()),
+                              ex=SESSION_IDLE_SECONDS)
         session.stored, session.changed = True, False
 
     async def save_or_unavailable(self, session: WebSession) -> None:
