@@ -359,6 +359,22 @@ async def test_demo_accounts_and_the_api_documentation(stack: RunningStack) -> N
     assert page.json()["total"] == 5 and prices == sorted(prices, reverse=True)
 
 
+def test_every_service_documents_its_api_with_files_of_its_own(stack: RunningStack) -> None:
+    """Swagger UI and ReDoc on every service, the explorer and the gateway load their
+    scripts from the service itself, never a CDN (tests/kit/test_docs_in_browser.py shows
+    them in a browser with no network)."""
+    for service in topology.SERVICES:
+        prefix = "/api" if service.name == "gateway" else ""
+        for page, script in (("docs", "swagger-ui-bundle.js"), ("redoc", "redoc.standalone.js")):
+            html = httpx.get(f"{stack.url(service.name)}{prefix}/{page}", timeout=5)
+            assert html.status_code == 200, (service.name, page)
+            assert f'src="{prefix}/docs/assets/{script}"' in html.text, (service.name, page)
+            assert "cdn.jsdelivr.net" not in html.text, (service.name, page)
+            asset = httpx.get(f"{stack.url(service.name)}{prefix}/docs/assets/{script}",
+                              timeout=5)
+            assert asset.status_code == 200, (service.name, script)
+
+
 async def test_admin_creates_a_product_with_stock_and_customers_cannot(
     stack: RunningStack,
 ) -> None:
