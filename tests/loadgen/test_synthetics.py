@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.telemetry import Telemetry
@@ -134,6 +134,45 @@ async def test_a_failed_step_makes_a_failed_run_with_its_trace_metrics_and_log(
     assert "synthetic browse failed at step home page" in record.getMessage()
     assert getattr(record, semconv.SYNTHETIC_OUTCOME) == FAILURE
     assert monitor.recent[-1] is result
+
+
+async def test_the_monitors_expected_401_before_it_registers_is_no_error(
+        recorded: Recorded) -> None:
+    """The first checkout on a stack logs in before the monitor customer exists: the 401
+    is what the journey expects (it registers next), so its span is not an error; what
+    it does not expect still is."""
+    app = FastAPI()
+    registered: list[str] = []
+
+    @app.post("/api/v1/auth/login")
+    async def log_in() -> JSONResponse:
+        if not registered:
+            return JSONResponse({"title": "Unauthorized"}, status_code=401)
+        return JSONResponse({"access_token": "token"})
+
+    @app.post("/api/v1/users")
+    async def register() -> JSONResponse:
+        registered.append("monitor")
+        return JSONResponse({"id": "monitor"}, status_code=201)
+
+    @app.get("/")
+    async def home() -> JSONResponse:
+        return JSONResponse({"title": "Service unavailable"}, status_code=503)
+
+    with serve_in_thread(app) as gateway:
+        result = await Monitor(gateway, recorded.telemetry, service_secret="s3cret").run(
+            "checkout")
+
+    assert (result.outcome, result.step) == (FAILURE, "home page")
+    statuses = [(span.name, (span.attributes or {}).get(semconv.HTTP_RESPONSE_STATUS_CODE),
+                 span.status.status_code, (span.attributes or {}).get(semconv.ERROR_TYPE))
+                for span in recorded.spans.get_finished_spans()
+                if span.kind is SpanKind.CLIENT]
+    assert statuses == [
+        ("POST /api/v1/auth/login", 401, StatusCode.UNSET, None),
+        ("POST /api/v1/users", 201, StatusCode.UNSET, None),
+        ("POST /api/v1/auth/login", 200, StatusCode.UNSET, None),
+        ("GET /", 503, StatusCode.ERROR, "503")]
 
 
 async def test_an_unreachable_gateway_fails_the_first_step(recorded: Recorded) -> None:
