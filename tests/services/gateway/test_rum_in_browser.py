@@ -239,3 +239,70 @@ async def test_vitals_errors_and_a_key_action_reach_the_explorer(
 
     assert page.page_errors == ["TypeError: the price is not a number"]
     assert all("the price is not a number" in message for message in page.console_errors)
+
+
+#: A page whose button runs something with the page's own script, as the lab's do: the
+#: form never posts, the script fetches.
+RUN_IN_PLACE = """
+document.querySelector("#run").addEventListener("submit", (event) => {
+  event.preventDefault();
+  fetch("/test-shop/run", {method: "POST"}).then((answer) => {
+    document.querySelector("#result").textContent = `ran (${answer.status})`;
+  });
+});
+fetch("/test-shop/ping");
+"""
+
+
+async def test_a_request_a_key_action_sends_is_named_after_the_action(
+        valkey_url: str, explorer: str, page: BrowserPage) -> None:
+    """A button marked `data-rum-action` whose click the page's own script answers with
+    fetch (the lab's buttons): the browser span is the action ("lab-n-plus-one"), not
+    "fetch POST"; a fetch no one clicked for stays "fetch GET"."""
+    received: dict[str, str] = {}
+    app = traced_gateway(valkey_url, explorer)
+
+    async def shop(request: Request) -> Response:
+        return HTMLResponse(page_html("/test-shop", "Lab", """
+            <form id="run"><button type="submit" data-rum-action="lab-n-plus-one">Run
+            </button></form><p id="result">not run</p>""").replace(
+            "/test-shop/page.js", "/test-shop/run.js"), headers=dict(PAGE_SECURITY_HEADERS))
+
+    async def script(request: Request) -> Response:
+        return PlainTextResponse(RUN_IN_PLACE, media_type="text/javascript")
+
+    async def answer(request: Request) -> Response:
+        received[request.url.path] = request.headers["traceparent"]
+        return Response(status_code=204)
+
+    app.add_api_route("/test-shop", shop, methods=["GET"])
+    app.add_api_route("/test-shop/run.js", script, methods=["GET"])
+    app.add_api_route("/test-shop/run", answer, methods=["POST"])
+    app.add_api_route("/test-shop/ping", answer, methods=["GET"])
+    async with served(app) as shop_url:
+        await page.page.goto(f"{shop_url}/test-shop", wait_until="load")
+        await page.page.get_by_role("button", name="Run").click()
+        await page.page.get_by_text("ran (204)").wait_for()
+        await page.page.goto("about:blank")  # leaving the page sends what it measured
+
+        async def root_of(path: str) -> dict[str, Any] | None:
+            trace_id = received[path].split("-")[1]
+            async with httpx.AsyncClient(base_url=explorer) as client:
+                found = await client.get(f"/api/traces/{trace_id}")
+            if found.status_code != 200:
+                return None
+            spans = found.json()["data"][0]["spans"]
+            return next((span for span in spans if not span["references"]), None)
+
+        async def both_arrived() -> bool:
+            return all([await root_of("/test-shop/run"), await root_of("/test-shop/ping")])
+
+        await eventually(both_arrived, 15, "the two browser spans")
+        run, ping = await root_of("/test-shop/run"), await root_of("/test-shop/ping")
+    assert run is not None and ping is not None
+    run_tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+    assert (run["operationName"], run_tags["kansoku.rum.action"]) == (
+        "lab-n-plus-one", "lab-n-plus-one")
+    assert ping["operationName"] == "fetch GET"
+    assert "kansoku.rum.action" not in {tag["key"] for tag in ping["tags"]}
+    assert page.errors == []
