@@ -133,7 +133,6 @@ async def test_home_page_shows_featured_products_and_categories(gateway: FastAPI
     assert home.text.count('class="card product"') == 24
     assert "Orion Refractor" in home.text
     assert 'href="/products?category=binoculars"' in home.text
-    assert '<meta name="kansoku-route" content="/">' in home.text
     assert '<script src="/static/rum.js" defer></script>' in home.text
     assert "set-cookie" not in home.headers, "no form, no session: crawlers leave nothing"
     assert home.headers["cache-control"] == "no-store"

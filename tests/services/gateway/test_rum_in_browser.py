@@ -33,11 +33,10 @@ from tests.support import eventually, free_ports
 TYPED_SECRET = "4111 1111 1111 1111"
 
 
-def page_html(route: str, title: str, main: str) -> str:
-    """A page as the shop's templates make them: the route in a meta tag, rum.js deferred."""
+def page_html(title: str, main: str) -> str:
+    """A page as the shop's templates make them: rum.js deferred."""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="kansoku-route" content="{route}"><title>{title}</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><header><p>kansoku test shop</p></header>
 <main><h1>{title}</h1>{main}</main>
 <script src="/static/rum.js" defer></script>
@@ -76,12 +75,12 @@ def add_test_pages(app: FastAPI, received: list[dict[str, Any]]) -> None:
     """A small shop on the real gateway: a page with an order form, and the order's page.
     `received` gets each order post's headers and whether it held the typed note."""
 
-    def page(route: str, title: str, main: str, status_code: int = 200) -> HTMLResponse:
-        return HTMLResponse(page_html(route, title, main), status_code=status_code,
+    def page(title: str, main: str, status_code: int = 200) -> HTMLResponse:
+        return HTMLResponse(page_html(title, main), status_code=status_code,
                             headers=dict(PAGE_SECURITY_HEADERS))
 
     async def shop(request: Request) -> Response:
-        return page("/test-shop", "Test shop", '<p>A product worth buying.</p>'
+        return page("Test shop", '<p>A product worth buying.</p>'
                     '<button id="break" type="button">Break something</button>'
                     + ORDER_FORM.format(quantity="2", error=""))
 
@@ -98,13 +97,13 @@ def add_test_pages(app: FastAPI, received: list[dict[str, Any]]) -> None:
                          "note": form.get("note"), "action": form.get("action")})
         if form.get("quantity") != "2":
             # As the shop's pages answer a form with mistakes: the page again, with errors.
-            return page("/test-shop/orders", "Check your order", ORDER_FORM.format(
+            return page("Check your order", ORDER_FORM.format(
                 quantity="", error='<p id="quantity-error">Enter a quantity of 2.</p>'),
                 status_code=422)
         return RedirectResponse(f"/test-shop/orders/{uuid.uuid4().hex[:8]}", status_code=303)
 
     async def order(order_id: str, request: Request) -> Response:
-        return page("/test-shop/orders/{order_id}", "Order placed",
+        return page("Order placed",
                     f"<p>Order {order_id} is on its way.</p>"
                     + ORDER_FORM.format(quantity="", error=""))
 
@@ -263,7 +262,7 @@ async def test_a_request_a_key_action_sends_is_named_after_the_action(
     app = traced_gateway(valkey_url, explorer)
 
     async def shop(request: Request) -> Response:
-        return HTMLResponse(page_html("/test-shop", "Lab", """
+        return HTMLResponse(page_html("Lab", """
             <form id="run"><button type="submit" data-rum-action="lab-n-plus-one">Run
             </button></form><p id="result">not run</p>""").replace(
             "/test-shop/page.js", "/test-shop/run.js"), headers=dict(PAGE_SECURITY_HEADERS))

@@ -81,11 +81,9 @@
    * belong to an earlier page view of this window.
    */
   function startPage(navigationType, start = 0, path = location.pathname) {
-    const route = document.querySelector('meta[name="kansoku-route"]')?.content || "";
     page = {
       id: randomHex(8),
       path: clip(path, 2048),
-      route: /^\/[^\s?#]{0,255}$/.test(route) ? route : null,
       start,
       // LCP, FCP and TTFB belong to a document's load; a restored or replaced page has none.
       loaded: navigationType !== "back_forward_cache" && navigationType !== "replace",
@@ -131,8 +129,8 @@
         size += length;
       }
       send(JSON.stringify({
-        session_id: session, page_view_id: page.id, path: page.path, route: page.route,
-        sent_at: epochMs(), events,
+        session_id: session, page_view_id: page.id, path: page.path, sent_at: epochMs(),
+        events,
       }), leaving);
     }
   }
