@@ -97,6 +97,16 @@ async def test_embedded_servers_require_the_stack_secret(stack: RunningStack) ->
         assert secret not in path.read_text(errors="replace"), path
 
 
+def test_status_says_whether_the_browser_synthetic_runs(stack: RunningStack) -> None:
+    """On where Chromium and Playwright are (scripts/test installs both); then `status`
+    says nothing of it (tests/stack/test_foreground.py: what it says when off)."""
+    if missing_chromium():
+        pytest.skip(missing_chromium())
+    assert stack.status()["browser_synthetic"] == {"on": True, "reason": None,
+                                                   "command": None}
+    assert "Browser synthetic" not in run_cli("status", env=stack.env, timeout=30).stdout
+
+
 def test_status_table_for_people(stack: RunningStack) -> None:
     # Captured, as `kansoku status | cat` is: not a terminal, and no COLUMNS to go by
     # (nor colours forced on).

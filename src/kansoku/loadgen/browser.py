@@ -2,7 +2,8 @@
 
 Debian's Chromium (`/usr/bin/chromium`, the `chromium` package) driven by Playwright —
 never a browser Playwright downloads. Without Chromium or Playwright the journey is
-skipped, saying why; it is not a failure of the shop.
+skipped, saying why and that `kansoku install-browser` installs them
+(`browser_setup.py`); it is not a failure of the shop.
 
 Before each step the page's extra headers are set to that step's `traceparent` and the
 synthetic baggage, so the gateway's spans for the page (and what it calls) join the
@@ -11,7 +12,6 @@ journey's trace under the step.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Final
 
 from opentelemetry import propagate
 
+from kansoku.loadgen.browser_setup import INSTALL_COMMAND, missing_browser
 from kansoku.loadgen.outcomes import JourneyFailed, JourneySkipped
 
 #: Opens a step of the journey by name: its span, the parent of what the page calls.
@@ -28,20 +29,6 @@ Step = Callable[[str], AbstractAsyncContextManager[object]]
 CHROMIUM_FLAGS: Final = ("--headless", "--no-sandbox", "--disable-gpu",
                          "--disable-background-networking", "--disable-component-update",
                          "--disable-sync", "--no-first-run")
-
-
-def missing_browser(chromium: Path) -> str | None:
-    """Why the browser journey cannot run here, or None when it can."""
-    if not os.access(chromium, os.X_OK):
-        return (f"Chromium is not installed at {chromium}: install Debian's chromium "
-                "package (apt-get install chromium) or set KANSOKU_SYNTHETICS_CHROMIUM_PATH")
-    try:
-        # Imported only to see whether it is there: Playwright is a test extra, not a
-        # dependency of kansoku.
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed: pip install playwright (no browser download)"
-    return None
 
 
 def _trace_headers() -> dict[str, str]:
@@ -56,8 +43,8 @@ async def storefront_in_browser(step: Step, *, gateway: str, chromium: Path,
     a `step`; `JourneyFailed` for what went wrong, `JourneySkipped` without a browser."""
     reason = missing_browser(chromium)
     if reason:
-        raise JourneySkipped(reason)
-    # Playwright is optional (see missing_browser): imported once it is known to be there.
+        raise JourneySkipped(f"{reason}: '{INSTALL_COMMAND}' installs what it needs")
+    # Playwright is optional (`kansoku[browser]`): imported once it is known to be there.
     from playwright.async_api import Error, async_playwright
 
     errors: list[str] = []

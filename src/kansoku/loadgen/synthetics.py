@@ -20,7 +20,8 @@ Journeys (`JOURNEY_NAMES`):
   test card that pays, read the order back paid;
 - `storefront` (browser): Debian's Chromium through Playwright — home page, a product
   page, no JavaScript error on the way. Skipped, with the reason, when Chromium or
-  Playwright is missing; a skipped run records no metric.
+  Playwright is missing (`kansoku install-browser` installs both); a skipped run
+  records no metric.
 
 The monitor customers are `synthetic-schedule@example.com` (the scheduled runner) and
 `synthetic-monitor@example.com` (`kansoku synth`, on demand): two, so that a run on demand
@@ -379,7 +380,8 @@ class Monitor:
                  semconv.SYNTHETIC_OUTCOME: result.outcome,
                  "duration_seconds": result.duration_seconds}
         if result.outcome == SKIPPED:
-            logger.info("synthetic %s skipped: %s", result.journey, result.error, extra=extra)
+            # DEBUG: a schedule says it once (`run_forever`), `kansoku synth` in its table.
+            logger.debug("synthetic %s skipped: %s", result.journey, result.error, extra=extra)
             return
         self.runs.add(1, attributes)
         self.duration.record(result.duration_seconds, attributes)
@@ -398,8 +400,9 @@ class Monitor:
 async def run_forever(interval: float, monitor: Monitor, names: list[str]) -> None:
     """Run a round of `names` every `interval` seconds (from one round's start to the
     next's; a round that takes longer starts the next at once), until cancelled. A
-    journey that reports itself skipped (no browser here) is said once and dropped."""
-    names = list(names)
+    journey that reports itself skipped (no browser here) is said once, as a warning,
+    and tried again every round: once `kansoku install-browser` has run, it runs."""
+    said: dict[str, str | None] = {}
     while True:
         began = time.monotonic()
         try:
@@ -412,10 +415,12 @@ async def run_forever(interval: float, monitor: Monitor, names: list[str]) -> No
                              interval)
             results = []
         for result in results:
-            if result.outcome == SKIPPED:
-                logger.warning("synthetic %s dropped from the schedule: %s",
-                               result.journey, result.error)
-                names.remove(result.journey)
+            skipped = result.error if result.outcome == SKIPPED else None
+            if skipped and said.get(result.journey) != skipped:
+                logger.warning("synthetic %s does not run: %s", result.journey, skipped)
+            elif not skipped and said.get(result.journey):
+                logger.info("synthetic %s runs again", result.journey)
+            said[result.journey] = skipped
         await asyncio.sleep(max(0.0, interval - (time.monotonic() - began)))
 
 
