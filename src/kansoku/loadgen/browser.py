@@ -12,18 +12,27 @@ journey's trace under the step.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import propagate
 
 from kansoku.loadgen.browser_setup import INSTALL_COMMAND, missing_browser
 from kansoku.loadgen.outcomes import JourneyFailed, JourneySkipped
 
+if TYPE_CHECKING:  # Playwright is optional: imported at run time once it is known there
+    from playwright.async_api import Page
+
 #: Opens a step of the journey by name: its span, the parent of what the page calls.
 Step = Callable[[str], AbstractAsyncContextManager[object]]
+
+#: Where the pages' script sends what it measured (the gateway's RUM intake).
+RUM_INTAKE: Final = "/rum"
+#: How long leaving the last page waits for its script's last batch.
+LEAVING_SECONDS: Final = 5.0
 
 #: Headless, with no GPU and no calls home (the same flags as the tests' browser).
 CHROMIUM_FLAGS: Final = ("--headless", "--no-sandbox", "--disable-gpu",
@@ -35,6 +44,19 @@ def _trace_headers() -> dict[str, str]:
     headers: dict[str, str] = {}
     propagate.inject(headers)
     return headers
+
+
+async def _leave(page: Page) -> None:
+    """Leave the last page as a person would, so its script sends what it measured last
+    (LCP and CLS are final only then: closing the browser would lose them, and the
+    product page's LCP is where imageSlowLoad shows). Its batch not arriving within a
+    few seconds is no failure of the shop's."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        async with page.expect_response(lambda answer: answer.url.endswith(RUM_INTAKE),
+                                        timeout=LEAVING_SECONDS * 1000):
+            await page.goto("about:blank")
 
 
 async def storefront_in_browser(step: Step, *, gateway: str, chromium: Path,
@@ -72,6 +94,7 @@ async def storefront_in_browser(step: Step, *, gateway: str, chromium: Path,
                     if name and heading not in name and name not in heading:
                         raise JourneyFailed(f"the product page shows {heading!r}, not "
                                             f"{name!r}")
+                await _leave(page)
             except Error as exc:
                 raise JourneyFailed(f"the browser: {str(exc).splitlines()[0]}") from exc
             if errors:
