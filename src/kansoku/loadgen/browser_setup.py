@@ -16,6 +16,7 @@ import importlib
 import importlib.metadata
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -117,8 +118,7 @@ def install_playwright() -> None:
     requirements = browser_requirements()
     command = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check",
                *requirements]
-    _run(command, "installing Playwright",
-         f"run '{' '.join(command[:4])} {' '.join(repr(r) for r in requirements)}' to see why")
+    _run(command, "installing Playwright", f"run {shlex.join(command)} to see why")
 
 
 def install_chromium(chromium: Path) -> None:
