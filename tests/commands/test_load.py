@@ -127,8 +127,8 @@ def test_install_browser_where_both_are_there_says_the_journey_can_run(tmp_path:
                                                                        ) -> None:
     """Here (scripts/test installs Chromium, the test extra Playwright) nothing is
     installed: the command says the browser synthetic can run."""
-    if missing_chromium():
-        pytest.skip(missing_chromium())
+    if reason := missing_chromium():
+        pytest.skip(reason)
     result = run_cli("install-browser", env=stack_environment(tmp_path / "data"))
     assert result.returncode == 0, result.stderr
     assert "The browser synthetic can run" in result.stdout

@@ -32,13 +32,14 @@ def test_left_out_of_the_schedule_it_is_off_and_the_fix_is_the_setting(
     state = browser_synthetic()
     assert (state.on, state.reason, state.command) == (
         False, "KANSOKU_SYNTHETICS_JOURNEYS leaves out storefront", None)
-    assert state.notice() is not None and "Turn it on" not in state.notice()
+    notice = state.notice()
+    assert notice is not None and "Turn it on" not in notice
 
 
 def test_with_chromium_and_playwright_it_is_on_and_says_nothing(
         clean_env: pytest.MonkeyPatch) -> None:
-    if missing_chromium():
-        pytest.skip(missing_chromium())
+    if reason := missing_chromium():
+        pytest.skip(reason)
     assert browser_synthetic() == BrowserSynthetic(True)
     assert BrowserSynthetic(True).notice() is None
 

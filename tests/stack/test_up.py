@@ -100,8 +100,8 @@ async def test_embedded_servers_require_the_stack_secret(stack: RunningStack) ->
 def test_status_says_whether_the_browser_synthetic_runs(stack: RunningStack) -> None:
     """On where Chromium and Playwright are (scripts/test installs both); then `status`
     says nothing of it (tests/stack/test_foreground.py: what it says when off)."""
-    if missing_chromium():
-        pytest.skip(missing_chromium())
+    if reason := missing_chromium():
+        pytest.skip(reason)
     assert stack.status()["browser_synthetic"] == {"on": True, "reason": None,
                                                    "command": None}
     assert "Browser synthetic" not in run_cli("status", env=stack.env, timeout=30).stdout
