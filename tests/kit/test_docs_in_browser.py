@@ -22,6 +22,9 @@ from tests.support import free_ports
 #: site, and leaves out when that fails: the one request the docs make elsewhere, for an
 #: ornament.
 REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+#: How long a page may take to show its operations: the gateway's OpenAPI document took
+#: 2.6 s to make on a machine busy with other test runs.
+RENDERED_WITHIN_MS = 60_000
 
 
 @asynccontextmanager
@@ -37,7 +40,7 @@ async def swagger_operations(page: BrowserPage, url: str) -> list[str]:
     answer = await page.page.goto(url)
     assert answer is not None and answer.status == 200
     operations = page.page.locator(".opblock-summary")
-    await operations.first.wait_for(timeout=15_000)
+    await operations.first.wait_for(timeout=RENDERED_WITHIN_MS)
     return [" ".join((await operations.nth(i).inner_text()).split()[:2])
             for i in range(await operations.count())]
 
@@ -48,7 +51,7 @@ async def redoc_operations(page: BrowserPage, url: str) -> list[str]:
     assert answer is not None and answer.status == 200
     endpoints = page.page.locator("[data-section-id^='tag/'] .http-verb + span, "
                                   "[data-section-id^='operation/'] .http-verb + span")
-    await endpoints.first.wait_for(state="attached", timeout=15_000)
+    await endpoints.first.wait_for(state="attached", timeout=RENDERED_WITHIN_MS)
     verbs = page.page.locator(".http-verb")
     return [f"{(await verbs.nth(i).inner_text()).upper()} "
             f"{await endpoints.nth(i).text_content()}"
