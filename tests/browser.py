@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
-from playwright.async_api import Browser, ConsoleMessage, Error, Page, Playwright
+from playwright.async_api import Browser, ConsoleMessage, Error, Page, Playwright, Route
 
 from tests.support import serve_in_thread
 
@@ -138,3 +138,21 @@ class Visits:
         await self.page.wait_for_load_state("load")
         self.paths.append(path_of(self.page))
         return self.paths[-1]
+
+
+async def only_from(page: Page, origin: str) -> list[str]:
+    """Let `page` reach `origin` (`http://127.0.0.1:8000`) and nothing else, as on a
+    machine with no network; returns the list, filled as they happen, of the URLs it
+    tried to reach elsewhere (each refused as a failed connection)."""
+    refused: list[str] = []
+
+    async def route(request: Route) -> None:
+        url = request.request.url
+        if url.startswith((f"{origin}/", "data:", "blob:")) or url == origin:
+            await request.continue_()
+        else:
+            refused.append(url)
+            await request.abort("internetdisconnected")
+
+    await page.route("**/*", route)
+    return refused

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from fastapi import FastAPI
 from kansoku import topology
 from kansoku.kit.clock import utc_now
 from kansoku.kit.db import Database, migrations_folder, upgrade_schema
+from kansoku.kit.logging import LIBRARY_LOGGERS, setup_logging
 from kansoku.kit.serve import bind, server_config
 from kansoku.kit.settings import ServiceSettings
 from kansoku.stack import infra
@@ -192,6 +194,28 @@ async def seed(database_url: str, schema: str, add_demo_data: Callable[..., Awai
             await add_demo_data(session)
     finally:
         await database.dispose()
+
+
+@contextmanager
+def service_logging(service: str, level: str) -> Iterator[None]:
+    """The process's logging as a served service has it (`kit.logging.setup_logging`:
+    JSON lines on `sys.stdout`, which `capsys` captures), then the root logger as it was
+    before — pytest's own handlers back — and the libraries' loggers at their levels."""
+    root = logging.getLogger()
+    handlers, level_before = list(root.handlers), root.level
+    libraries = {name: logging.getLogger(name).level for name in LIBRARY_LOGGERS}
+    setup_logging(service, level)
+    try:
+        yield
+    finally:
+        root.handlers, root.level = handlers, level_before
+        for name, library_level in libraries.items():
+            logging.getLogger(name).setLevel(library_level)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log records in `text`, one a line (other lines left out)."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 @contextmanager

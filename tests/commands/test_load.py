@@ -1,5 +1,6 @@
 """`kansoku load` and `kansoku synth` refuse bad input with one line naming the problem
-and the fix, before anything starts. (The runs themselves: tests/stack/test_load.py.)"""
+and the fix, before anything starts (the runs themselves: tests/stack/test_load.py);
+`kansoku install-browser` says what it did, or what to do."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kansoku.kit.durations import parse_duration
+from tests.browser import missing_chromium
 from tests.support import free_ports, run_cli, stack_environment
 
 
@@ -119,3 +121,26 @@ def test_the_summary_lists_every_step_in_journey_order_with_the_total() -> None:
     assert [cell.strip() for cell in pay.split("│")[1:-1]] == [
         "checkout", "pay", "7", "2", "80", "300", "310"]
     assert len(lines) == len(STEP_NAMES) + 1
+
+
+def test_install_browser_where_both_are_there_says_the_journey_can_run(tmp_path: Path
+                                                                       ) -> None:
+    """Here (scripts/test installs Chromium, the test extra Playwright) nothing is
+    installed: the command says the browser synthetic can run."""
+    if reason := missing_chromium():
+        pytest.skip(reason)
+    result = run_cli("install-browser", env=stack_environment(tmp_path / "data"))
+    assert result.returncode == 0, result.stderr
+    assert "The browser synthetic can run" in result.stdout
+
+
+def test_install_browser_for_a_chromium_path_of_ones_own_names_the_variable(tmp_path: Path
+                                                                            ) -> None:
+    env = {**stack_environment(tmp_path / "data"),
+           "KANSOKU_SYNTHETICS_CHROMIUM_PATH": "/nonexistent/chromium"}
+    result = run_cli("install-browser", env=env)
+    assert result.returncode == 1
+    assert one_line_error(result) == (
+        "error: KANSOKU_SYNTHETICS_CHROMIUM_PATH names /nonexistent/chromium, which is not a "
+        "program: install Chromium there, or unset the variable to use Debian's "
+        "(/usr/bin/chromium)")

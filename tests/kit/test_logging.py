@@ -6,6 +6,7 @@ import io
 import json
 import logging
 
+import pytest
 from opentelemetry import baggage, context
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.sdk._logs import LoggerProvider
@@ -15,6 +16,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from kansoku.kit import semconv
 from kansoku.kit.context import set_request_id
 from kansoku.kit.logging import ContextFilter, JsonFormatter
+from tests.support import json_lines, service_logging
 
 
 def test_record_carries_trace_request_and_user() -> None:
@@ -72,3 +74,27 @@ def test_an_anonymous_requests_otlp_record_has_no_empty_user_attribute() -> None
     attributes = dict(exported.log_record.attributes or {})
     assert attributes["request_id"] == "req-2"
     assert "user_id" not in attributes
+
+
+def test_libraries_chatter_is_debug_and_their_warnings_stay(capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    """At INFO every line is kansoku's; a library's INFO (aiosmtpd's SMTP dialogue,
+    uvicorn's start) is a DEBUG record, written only at DEBUG."""
+    def speak() -> None:
+        logging.getLogger("mail.log").info("('127.0.0.1', 51926) >> b'QUIT'")
+        logging.getLogger("uvicorn.error").info("Application startup complete.")
+        logging.getLogger("nats.aio.client").info("connected")
+        logging.getLogger("mail.log").warning("SMTP session exception")
+        logging.getLogger("kansoku.worker.functions").info("order-confirmation ok")
+
+    with service_logging("worker", "INFO"):
+        speak()
+    at_info = [(line["level"], line["message"]) for line in json_lines(capsys.readouterr().out)]
+    assert at_info == [("WARNING", "SMTP session exception"), ("INFO", "order-confirmation ok")]
+
+    with service_logging("worker", "DEBUG"):
+        speak()
+    at_debug = [(line["level"], line["logger"]) for line in json_lines(capsys.readouterr().out)]
+    assert at_debug == [("DEBUG", "mail.log"), ("DEBUG", "uvicorn.error"),
+                        ("DEBUG", "nats.aio.client"), ("WARNING", "mail.log"),
+                        ("INFO", "kansoku.worker.functions")]

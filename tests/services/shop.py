@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.explorer.app import create_app as create_explorer
@@ -149,6 +150,15 @@ class ServedShop:
         """A gateway app in front of these services (see `gateway_settings`); the test
         runs it, in its own event loop or served."""
         return create_gateway(self.gateway_settings(**changes), Telemetry("gateway"))
+
+
+def tracing(*traced: str) -> Callable[[str], Telemetry]:
+    """`serve_shop`'s `telemetry` for `traced` services traced (into nothing: their
+    requests get trace ids, which is what some tests look for), the others not."""
+    def telemetry(service: str) -> Telemetry:
+        return Telemetry(service, tracer_provider=TracerProvider() if service in traced
+                         else None)
+    return telemetry
 
 
 @asynccontextmanager

@@ -103,7 +103,10 @@ async def test_customer_logs_in_buys_two_and_finds_the_order(
     await arrived(r"/orders$")
     row = browser.get_by_role("row").filter(has_text=number)
     await expect(row).to_contain_text("paid")
-    await expect(row.get_by_role("link", name=number)).to_be_visible()
+    await expect(row.get_by_role("link", name=number, exact=True)).to_be_visible()
+    # … with a link to the trace in which it was placed.
+    await expect(row.get_by_role("link", name=f"Trace of {number} in the explorer")
+                 ).to_have_attribute("href", re.compile(r"/traces/[0-9a-f]{32}$"))
     await page.screenshot("customer-journey-7-orders")
 
     # Leave the last page, so its final Web Vitals are sent.

@@ -20,8 +20,17 @@ from tests.support import STACK_PORT_VARIABLES, port_is_free, run_cli, stack_env
 pytestmark = pytest.mark.stack
 
 
+#: What `up` and `status` say when the synthetics cannot run their browser journey.
+BROWSER_OFF = ("Browser synthetic off: Chromium is not installed at /nonexistent/chromium, "
+               "so no monitor loads the pages in a browser (imageSlowLoad shows only there). "
+               "Turn it on: kansoku install-browser")
+
+
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
-    env = stack_environment(tmp_path / "data")
+    """… and `up` and `status` say plainly that the browser synthetic is off (as where
+    Chromium is missing), with the command that turns it on."""
+    env = {**stack_environment(tmp_path / "data"),
+           "KANSOKU_SYNTHETICS_CHROMIUM_PATH": "/nonexistent/chromium"}
     up = subprocess.Popen([sys.executable, "-m", "kansoku", "up"], env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert up.stdout is not None
@@ -44,6 +53,12 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
 
     state_file = tmp_path / "data" / "run" / "state.json"
     pids = [c["pid"] for c in json.loads(state_file.read_text())["components"]]
+    status = run_cli("status", env=env, timeout=30)
+    assert status.returncode == 0 and BROWSER_OFF in status.stdout.splitlines(), status.stdout
+    as_json = json.loads(run_cli("status", "--json", env=env, timeout=30).stdout)
+    assert as_json["browser_synthetic"] == {
+        "on": False, "reason": "Chromium is not installed at /nonexistent/chromium",
+        "command": "kansoku install-browser"}
     up.send_signal(signal.SIGINT)
     assert up.wait(60) == 0, up.stderr.read() if up.stderr else ""
     reader.join(5)
@@ -51,6 +66,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
         printed.append(lines.get())
     output = "".join(printed)
     assert "kansoku is ready" in output
+    assert BROWSER_OFF in output.splitlines(), output
     assert "kansoku stopped." in output
     assert [pid for pid in pids if psutil.pid_exists(pid)
             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE] == []

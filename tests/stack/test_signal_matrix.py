@@ -331,7 +331,7 @@ async def drive_traffic(stack: RunningStack) -> Traffic:
         now_ms = time.time() * 1000
         await gateway.call("POST", "/rum", expect=204, json={
             "session_id": traffic.browser_session, "page_view_id": uuid.uuid4().hex[:16],
-            "path": "/", "route": "/", "sent_at": now_ms, "events": [
+            "path": "/", "sent_at": now_ms, "events": [
                 {"kind": "page_view", "time": now_ms - 900, "navigation_type": "navigate"},
                 {"kind": "web_vital", "time": now_ms - 500, "name": "LCP", "value": 900.0,
                  "rating": "good"},

@@ -97,6 +97,16 @@ async def test_embedded_servers_require_the_stack_secret(stack: RunningStack) ->
         assert secret not in path.read_text(errors="replace"), path
 
 
+def test_status_says_whether_the_browser_synthetic_runs(stack: RunningStack) -> None:
+    """On where Chromium and Playwright are (scripts/test installs both); then `status`
+    says nothing of it (tests/stack/test_foreground.py: what it says when off)."""
+    if reason := missing_chromium():
+        pytest.skip(reason)
+    assert stack.status()["browser_synthetic"] == {"on": True, "reason": None,
+                                                   "command": None}
+    assert "Browser synthetic" not in run_cli("status", env=stack.env, timeout=30).stdout
+
+
 def test_status_table_for_people(stack: RunningStack) -> None:
     # Captured, as `kansoku status | cat` is: not a terminal, and no COLUMNS to go by
     # (nor colours forced on).
@@ -143,6 +153,19 @@ async def test_the_synthetic_monitors_start_last_and_walk_the_shop(stack: Runnin
     for name, run in first_round.items():
         expected = SKIPPED if name == "storefront" and missing_chromium() else SUCCESS
         assert run["outcome"] == expected, run
+    if missing_chromium():
+        return
+
+    # The browser journey leaves its last page as a person would, so the product page's
+    # LCP (where imageSlowLoad shows) reaches the explorer too, not only the home page's.
+    async def both_pages_measured() -> bool:
+        async with httpx.AsyncClient(timeout=10) as http:
+            vitals = (await http.get(stack.url("explorer") + "/api/vitals", params={
+                "lookback": "15m"})).json()["data"]["vitals"]
+        pages = {row["page"] for row in vitals if row["name"] == "LCP"}
+        return "/" in pages and any(page.startswith("/products/") for page in pages)
+
+    await eventually(both_pages_measured, 30, "the LCP of the journey's two pages")
 
 
 def test_home_page_lists_products_from_the_catalog(stack: RunningStack) -> None:
@@ -357,6 +380,22 @@ async def test_demo_accounts_and_the_api_documentation(stack: RunningStack) -> N
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     prices = [float(item["price"]) for item in page.json()["items"]]
     assert page.json()["total"] == 5 and prices == sorted(prices, reverse=True)
+
+
+def test_every_service_documents_its_api_with_files_of_its_own(stack: RunningStack) -> None:
+    """Swagger UI and ReDoc on every service, the explorer and the gateway load their
+    scripts from the service itself, never a CDN (tests/kit/test_docs_in_browser.py shows
+    them in a browser with no network)."""
+    for service in topology.SERVICES:
+        prefix = "/api" if service.name == "gateway" else ""
+        for page, script in (("docs", "swagger-ui-bundle.js"), ("redoc", "redoc.standalone.js")):
+            html = httpx.get(f"{stack.url(service.name)}{prefix}/{page}", timeout=5)
+            assert html.status_code == 200, (service.name, page)
+            assert f'src="{prefix}/docs/assets/{script}"' in html.text, (service.name, page)
+            assert "cdn.jsdelivr.net" not in html.text, (service.name, page)
+            asset = httpx.get(f"{stack.url(service.name)}{prefix}/docs/assets/{script}",
+                              timeout=5)
+            assert asset.status_code == 200, (service.name, script)
 
 
 async def test_admin_creates_a_product_with_stock_and_customers_cannot(

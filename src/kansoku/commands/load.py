@@ -1,9 +1,11 @@
-"""`kansoku load` and `kansoku synth`: generated traffic (see docs/load.md).
+"""`kansoku load`, `kansoku synth` and `kansoku install-browser`: generated traffic (see
+docs/load.md).
 
 `load` drives the shop with Locust in a child process (`kansoku.loadgen.runner`: Locust
 patches the standard library with gevent, which this process must not have), shows its
 progress and ends with a summary per journey step. `synth` runs the synthetic monitors'
-journeys once and prints each outcome with its trace id.
+journeys once and prints each outcome with its trace id. `install-browser` installs what
+the browser journey needs (`loadgen/browser_setup.py`).
 """
 
 from __future__ import annotations
@@ -23,10 +25,18 @@ from typing import IO, Annotated, Any
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
+from kansoku.commands.common import (
+    DataDir,
+    console,
+    fail,
+    invalid_setting,
+    load_settings,
+    print_table,
+)
 from kansoku.kit.durations import DurationError, parse_duration
 from kansoku.loadgen.outcomes import FAILURE, JOURNEY_NAMES
 from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
@@ -398,3 +408,49 @@ def synth(
             console.print(f"Traces: {explorer}/traces/<trace id>", highlight=False)
     if any(result.outcome == FAILURE for result in results):
         raise typer.Exit(1)
+
+
+@app.command("install-browser")
+def install_browser() -> None:
+    """Turn on the browser synthetic journey (`storefront`): install Playwright into
+    kansoku's own Python environment (pip; it never downloads a browser) and Debian's
+    Chromium (apt-get, as root or through sudo), whichever is missing.
+
+    A running stack's synthetics pick it up at their next round, within a minute. The
+    browser journey is the only monitor that loads the shop's pages and their images in
+    a browser: imageSlowLoad shows only there.
+    """
+    # Imported here: other commands need none of it.
+    from kansoku.loadgen.browser_setup import (
+        InstallFailed,
+        browser_synthetic,
+        install_chromium,
+        install_playwright,
+        missing_browser,
+        playwright_installed,
+    )
+    from kansoku.loadgen.settings import Settings
+
+    try:
+        chromium = Settings().chromium_path
+    except ValidationError as exc:
+        invalid_setting(exc, "KANSOKU_SYNTHETICS_")
+    try:
+        if not playwright_installed():
+            with console.status("Installing Playwright (pip) …"):
+                install_playwright()
+            console.print("Playwright installed.")
+        if not os.access(chromium, os.X_OK):
+            with console.status("Installing Chromium (apt-get) …"):
+                install_chromium(chromium)
+            console.print(f"Chromium installed at {chromium}.", highlight=False)
+    except InstallFailed as exc:
+        fail(str(exc))
+    still_missing = missing_browser(chromium)
+    if still_missing:
+        fail(f"{still_missing} even after installing it — check that '{chromium} --headless "
+             "--version' runs")
+    state = browser_synthetic()
+    console.print("The browser synthetic can run: Chromium and Playwright are here. A "
+                  "running stack's synthetics run it from their next round."
+                  if state.on else state.notice() or "", highlight=False)

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -140,6 +141,17 @@ def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]
             time.sleep(0.15)
     console.print(f"[bold green]kansoku is ready[/] in {time.monotonic() - started:.1f}s\n"
                   f"{_urls(settings)}", highlight=False)
+    _say_if_the_browser_synthetic_is_off()
+
+
+def _say_if_the_browser_synthetic_is_off() -> None:
+    """One line when the synthetics cannot run their browser journey, with the command
+    that turns it on (nothing when they can)."""
+    from kansoku.loadgen.browser_setup import browser_synthetic  # start-up time
+
+    notice = browser_synthetic().notice()
+    if notice:
+        console.print(f"[yellow]{notice}[/]", highlight=False)
 
 
 def _supervisor_exit_reason(settings: StackSettings) -> str:
@@ -277,14 +289,19 @@ def status(
             for component in components]
     phase = state.supervisor.state if running and state else "stopped"
     if as_json:
+        from kansoku.loadgen.browser_setup import browser_synthetic  # start-up time
+
         typer.echo(json.dumps({"state": phase, "data_dir": str(settings.data_dir),
-                               "components": [c.model_dump() for c in components]},
+                               "components": [c.model_dump() for c in components],
+                               "browser_synthetic": asdict(browser_synthetic())},
                               indent=2))
         return
     if not components:
         console.print(f"kansoku is not running (data directory {settings.data_dir}).")
         return
     print_table(_state_table(components, f"kansoku: {phase}"))
+    if running:
+        _say_if_the_browser_synthetic_is_off()
 
 
 # --- stop / start one component ------------------------------------------------------

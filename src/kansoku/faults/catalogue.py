@@ -61,8 +61,9 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "round trip: payments answers 500 (nothing is charged or stored), orders cancels "
         "the order, releases its stock and answers 503 payments-unavailable.",
         "Services: payments' error rate; its POST /charges traces in red with the "
-        "exception and feature_flag.key=paymentFailure; orders' POST /orders/{order_id}/pay "
-        "errors; the error-rate alert on payments; an error-hotspot problem.",
+        "exception and feature_flag.key=paymentFailure; orders' "
+        "POST /orders/{order_id}/payment errors; error-hotspot problems; the error-rate "
+        "alert on payments once five charges fail within a minute.",
         _numbers("%", 10, 25, 50, 75, 100, scale=0.01)),
     FlagDefinition(
         "paymentLatency", "payments",
@@ -71,7 +72,8 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "the call reaches orders' 3 s read timeout, so checkouts also start failing with "
         "payments-unavailable.",
         "Services: payments' p95 latency; the POST /charges waterfall (the long span is "
-        "`card network authorize`); the latency alert on payments; a slow-endpoint problem.",
+        "`card network authorize`); a slow-endpoint problem; at 3s the latency alert on "
+        "payments.",
         _numbers("s", 1, 3)),
     FlagDefinition(
         "paymentUnreachable", "payments",
@@ -80,8 +82,8 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "timeout), as behind a network partition or a stuck process; payments stops "
         "waiting when the caller disconnects (at most 60 s). Orders cancels the order "
         "and answers 503; after repeated timeouts its circuit breaker to payments opens.",
-        "Traces of POST /orders/{order_id}/pay: the payments client span ends in a read "
-        "timeout; the kansoku.circuit_breaker.state metric of orders → payments; "
+        "Traces of POST /orders/{order_id}/payment: the payments client span ends in a "
+        "read timeout; the kansoku.circuit_breaker.state metric of orders → payments; "
         "orders' error rate; payments' own span ends with the `caller gave up` error.",
         _on_off()),
     FlagDefinition(
@@ -97,8 +99,8 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "catalogNPlusOne", "catalog",
         "Catalog's product list loads each product's category with its own query.",
         "GET /products reads the products without their categories, then runs one "
-        "SELECT per product for its category (bypassing the cache): 20 products, 21 "
-        "statements.",
+        "SELECT per product for its category (bypassing the cache): a page of 20 "
+        "products is 22 statements instead of 2.",
         "Problems: an N+1 queries problem on catalog for GET /products; the waterfall of "
         "a product list shows a ladder of identical SELECTs from categories.",
         _on_off()),
@@ -135,25 +137,28 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "Each event handled keeps 256 KiB (1x), 2.5 MiB (10x) or 25 MiB (100x) in a list "
         "that is never read, up to 512 MiB in all; turning the flag off frees it (as a "
         "restart would).",
-        "Metrics: process.memory.usage of the worker climbing; the memory saturation "
-        "alert; consumer spans carry feature_flag.key=workerMemoryLeak.",
+        "Metrics: process.memory.usage of the worker climbing; consumer spans carry "
+        "feature_flag.key=workerMemoryLeak; the memory saturation alert once the worker "
+        "holds 512 MiB (at 100x within two minutes under load).",
         ((OFF, 0.0), ("1x", 1.0), ("10x", 10.0), ("100x", 100.0))),
     FlagDefinition(
         "gatewayCpuHog", "gateway",
         "The gateway burns 50 ms of CPU on every request.",
         "Each request to the gateway spends 50 ms of CPU in a `cpu-intensive work` span on "
-        "the event loop, so the gateway saturates a core under load and every request "
+        "the event loop, so under load the gateway's core fills up and every request "
         "waits for the ones before it.",
         "Metrics: process.cpu.utilization of the gateway; every service's latency as seen "
-        "from the gateway; the CPU saturation alert; the `cpu-intensive work` spans.",
+        "from the gateway; the `cpu-intensive work` spans; slower-than-usual problems on "
+        "the gateway's routes.",
         _on_off()),
     FlagDefinition(
         "imageSlowLoad", "gateway",
         "Product images take this long to arrive in the browser.",
         "The gateway waits this long (in a `slow image delivery` span) before sending "
         "each product image or thumbnail.",
-        "Browser: LCP of product and home pages turns poor; the gateway's image routes' "
-        "latency; the `slow image delivery` spans.",
+        "Browser: LCP of product and home pages turns poor (browsers only: the browser "
+        "synthetic, which `kansoku install-browser` turns on, or real ones); the "
+        "gateway's image routes' latency; the `slow image delivery` spans.",
         _numbers("s", 5, 10)),
     FlagDefinition(
         "dbConnectionLoss", "catalog",

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Response
+from fastapi_offline import FastAPIOffline
 from opentelemetry import metrics, trace
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -49,8 +50,11 @@ _FASTAPI_OPTIONS: dict[str, Any] = (
 )
 
 #: Probes, scrapes and static files: not traced, not timed and not access-logged, or they
-#: would drown real traffic.
+#: would drown real traffic. (The API documentation's own files are added per app.)
 UNOBSERVED_PATHS = ("/health", "/metrics", "/static/")
+
+#: Where an app serves Swagger UI's and ReDoc's files, below its `docs_url`.
+DOCS_ASSETS = "/assets"
 
 
 def start_process_telemetry(service: str, settings: ServiceSettings) -> Telemetry:
@@ -84,6 +88,7 @@ def build_service_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     docs_url: str = "/docs",
+    redoc_url: str = "/redoc",
     openapi_url: str = "/openapi.json",
     quiet_paths: tuple[str, ...] = (),
     body_limits: Mapping[Callable[..., Any], int] | None = None,
@@ -99,6 +104,10 @@ def build_service_app(
     cancelled first at shutdown, before anything they use is closed.
     `quiet_paths` (prefixes) join `UNOBSERVED_PATHS`: served with no span, no duration and
     no access-log line.
+    The API is documented at `docs_url` (Swagger UI) and `redoc_url` (ReDoc), both
+    drawn from files the `fastapi-offline` package ships and the app serves itself at
+    `docs_url` + `DOCS_ASSETS`: the pages work with no network, where FastAPI's own
+    would load them from a CDN.
     A request body may be `settings.max_body_bytes` long (413 past it); `body_limits`
     gives the endpoints that take more (image uploads) their own limit.
     """
@@ -148,13 +157,15 @@ def build_service_app(
                     logger.exception("shutdown step failed")
             telemetry.shutdown()
 
-    app = FastAPI(
+    docs_assets = f"{docs_url}{DOCS_ASSETS}"
+    app = FastAPIOffline(
         title=f"kansoku {service}",
         description=description,
         version=__version__,
         lifespan=lifespan,
         docs_url=docs_url,
-        redoc_url=None,
+        redoc_url=redoc_url,
+        static_url=docs_assets,
         openapi_url=openapi_url,
         **_FASTAPI_OPTIONS,
     )
@@ -176,7 +187,7 @@ def build_service_app(
                            description="Duration of HTTP server requests.",
                            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
     app.add_middleware(ServiceRequestMiddleware, tracer=tracer, duration=duration,
-                       quiet_paths=UNOBSERVED_PATHS + quiet_paths,
+                       quiet_paths=(*UNOBSERVED_PATHS, f"{docs_assets}/", *quiet_paths),
                        max_body_bytes=settings.max_body_bytes, body_limits=body_limits)
     app.include_router(
         health_router(service, __version__, checks, settings.readiness_timeout_seconds)

@@ -23,7 +23,7 @@ import httpx
 import jwt
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from opentelemetry import baggage, context, trace
+from opentelemetry import baggage, context, propagate, trace
 
 from kansoku.kit import semconv
 from kansoku.kit.errors import DependencyUnavailable, Problem
@@ -101,8 +101,12 @@ class TokenVerifier:
         assert self.jwks_url is not None
         self._fetched_at = time.monotonic()
         client = self._client or httpx.AsyncClient(timeout=3.0)
+        # The request that met the unknown key is the parent of identity's span, rather
+        # than identity's span a trace of its own.
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
         try:
-            response = await client.get(self.jwks_url)
+            response = await client.get(self.jwks_url, headers=headers)
             response.raise_for_status()
             self._load(response.json())
         except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:

@@ -3,6 +3,11 @@
 Every record carries time, level, service, message, trace_id, span_id, request_id and,
 when known, user_id, so a log line leads to its trace and its request. E-mail addresses
 are masked in every record (`kit.pii`): the user id names the person.
+
+At INFO every line is kansoku telling an operator something: the libraries it runs on
+narrate their own work at INFO (aiosmtpd a dozen lines of SMTP dialogue per e-mail,
+uvicorn its start and stop, which the kit says once), and that chatter is DEBUG here
+(`LIBRARY_LOGGERS`); their warnings and errors keep their level.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry import trace
 
@@ -40,6 +45,32 @@ class ContextFilter(logging.Filter):
         if user_id is not None:
             record.user_id = user_id
         return True
+
+
+#: The loggers (and their children) of libraries whose INFO records narrate their own
+#: work rather than the shop's: aiosmtpd's SMTP dialogue (`mail.log`, `mail.debug`),
+#: uvicorn's start and stop (the kit logs both), asyncio, the NATS client, httpx and
+#: httpcore (the client span says all of it), OpenTelemetry's SDK, OpenFeature and the
+#: flagd provider, the circuit breakers, Alembic.
+LIBRARY_LOGGERS: Final = ("mail.log", "mail.debug", "uvicorn", "asyncio", "nats", "httpx",
+                          "httpcore", "opentelemetry", "openfeature", "purgatory", "alembic")
+
+
+class LibraryChatter(logging.Filter):
+    """Makes a library's records below WARNING (see `LIBRARY_LOGGERS`) DEBUG records, and
+    lets them through only when the process logs at DEBUG."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+        self._prefixes = tuple(f"{name}." for name in LIBRARY_LOGGERS)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or not (
+                record.name in LIBRARY_LOGGERS or record.name.startswith(self._prefixes)):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return self.level <= logging.DEBUG
 
 
 class JsonFormatter(logging.Formatter):
@@ -88,7 +119,8 @@ def skip_unused_record_fields() -> None:
 def setup_logging(
     service: str, level: str, *, extra_handlers: Sequence[logging.Handler] = ()
 ) -> None:
-    """Send every logger's records, uvicorn's included, through the JSON formatter.
+    """Send every logger's records, uvicorn's included, through the JSON formatter, with
+    the libraries' chatter at DEBUG (`LibraryChatter`).
 
     `extra_handlers` (the OTLP log handler) receive the same records, after the context
     filter has stamped them.
@@ -96,15 +128,21 @@ def setup_logging(
     stdout = logging.StreamHandler(sys.stdout)
     stdout.setFormatter(JsonFormatter(service))
     handlers: list[logging.Handler] = [stdout, *extra_handlers]
-    context_filter, personal_data = ContextFilter(), PersonalDataFilter()
+    root = logging.getLogger()
+    root.setLevel(level.upper())
+    chatter, context_filter = LibraryChatter(root.level), ContextFilter()
+    personal_data = PersonalDataFilter()
     for handler in handlers:
+        handler.addFilter(chatter)
         handler.addFilter(context_filter)
         # E-mail addresses masked before any handler writes or sends a record (kit.pii).
         handler.addFilter(personal_data)
-
-    root = logging.getLogger()
     root.handlers = handlers
-    root.setLevel(level.upper())
+    # Unless the process logs at DEBUG, none of that chatter is written: the libraries'
+    # loggers then skip making those records at all (httpx would make one per request).
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
     # uvicorn configures its own handlers; route its records through ours instead. Its
     # access log is replaced by the request middleware's line, which knows the request id.
     for name in ("uvicorn", "uvicorn.error"):
@@ -112,5 +150,3 @@ def setup_logging(
         uvicorn_logger.handlers = []
         uvicorn_logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
-    # httpx logs every request at INFO; the client span already says all of it.
-    logging.getLogger("httpx").setLevel(logging.WARNING)

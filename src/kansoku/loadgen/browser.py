@@ -2,7 +2,8 @@
 
 Debian's Chromium (`/usr/bin/chromium`, the `chromium` package) driven by Playwright —
 never a browser Playwright downloads. Without Chromium or Playwright the journey is
-skipped, saying why; it is not a failure of the shop.
+skipped, saying why and that `kansoku install-browser` installs them
+(`browser_setup.py`); it is not a failure of the shop.
 
 Before each step the page's extra headers are set to that step's `traceparent` and the
 synthetic baggage, so the gateway's spans for the page (and what it calls) join the
@@ -11,37 +12,32 @@ journey's trace under the step.
 
 from __future__ import annotations
 
-import os
+import contextlib
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from opentelemetry import propagate
 
+from kansoku.loadgen.browser_setup import INSTALL_COMMAND, missing_browser
 from kansoku.loadgen.outcomes import JourneyFailed, JourneySkipped
+
+if TYPE_CHECKING:  # Playwright is optional: imported at run time once it is known there
+    from playwright.async_api import Page
 
 #: Opens a step of the journey by name: its span, the parent of what the page calls.
 Step = Callable[[str], AbstractAsyncContextManager[object]]
+
+#: Where the pages' script sends what it measured (the gateway's RUM intake).
+RUM_INTAKE: Final = "/rum"
+#: How long leaving the last page waits for its script's last batch.
+LEAVING_SECONDS: Final = 5.0
 
 #: Headless, with no GPU and no calls home (the same flags as the tests' browser).
 CHROMIUM_FLAGS: Final = ("--headless", "--no-sandbox", "--disable-gpu",
                          "--disable-background-networking", "--disable-component-update",
                          "--disable-sync", "--no-first-run")
-
-
-def missing_browser(chromium: Path) -> str | None:
-    """Why the browser journey cannot run here, or None when it can."""
-    if not os.access(chromium, os.X_OK):
-        return (f"Chromium is not installed at {chromium}: install Debian's chromium "
-                "package (apt-get install chromium) or set KANSOKU_SYNTHETICS_CHROMIUM_PATH")
-    try:
-        # Imported only to see whether it is there: Playwright is a test extra, not a
-        # dependency of kansoku.
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        return "Playwright is not installed: pip install playwright (no browser download)"
-    return None
 
 
 def _trace_headers() -> dict[str, str]:
@@ -50,14 +46,27 @@ def _trace_headers() -> dict[str, str]:
     return headers
 
 
+async def _leave(page: Page) -> None:
+    """Leave the last page as a person would, so its script sends what it measured last
+    (LCP and CLS are final only then: closing the browser would lose them, and the
+    product page's LCP is where imageSlowLoad shows). Its batch not arriving within a
+    few seconds is no failure of the shop's."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    with contextlib.suppress(PlaywrightTimeout):
+        async with page.expect_response(lambda answer: answer.url.endswith(RUM_INTAKE),
+                                        timeout=LEAVING_SECONDS * 1000):
+            await page.goto("about:blank")
+
+
 async def storefront_in_browser(step: Step, *, gateway: str, chromium: Path,
                                 timeout_seconds: float) -> None:
     """The journey: the home page, then a product page, in Chromium at `chromium`, each in
     a `step`; `JourneyFailed` for what went wrong, `JourneySkipped` without a browser."""
     reason = missing_browser(chromium)
     if reason:
-        raise JourneySkipped(reason)
-    # Playwright is optional (see missing_browser): imported once it is known to be there.
+        raise JourneySkipped(f"{reason}: '{INSTALL_COMMAND}' installs what it needs")
+    # Playwright is optional (`kansoku[browser]`): imported once it is known to be there.
     from playwright.async_api import Error, async_playwright
 
     errors: list[str] = []
@@ -85,6 +94,7 @@ async def storefront_in_browser(step: Step, *, gateway: str, chromium: Path,
                     if name and heading not in name and name not in heading:
                         raise JourneyFailed(f"the product page shows {heading!r}, not "
                                             f"{name!r}")
+                await _leave(page)
             except Error as exc:
                 raise JourneyFailed(f"the browser: {str(exc).splitlines()[0]}") from exc
             if errors:

@@ -8,7 +8,8 @@ screenshot per width (test-artifacts/screenshots/layout-<what>-<width>.png).
 - the admin's product rows keep Edit and Delete in line with the product, and their
   thumbnails (which a phone's narrow table used to squeeze to nothing);
 - the inventory's "Only products low on stock" checkbox sits next to its label;
-- the lab's variant radio buttons sit next to their labels.
+- the lab's variant radio buttons sit next to their labels;
+- the orders list and an order's page fit a phone (their tables scroll in a box).
 
 Served by real identity, catalog, inventory, cart, orders and lab services; the gateway
 in a thread, as `kansoku serve` runs it.
@@ -21,12 +22,13 @@ import subprocess
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Page, ViewportSize
 
 from tests.browser import BrowserPage, in_ci, served
 from tests.services.gateway.test_pages import _ACCESSIBILITY_PROBLEMS
-from tests.services.shop import Infrastructure, ServedShop, serve_shop
+from tests.services.shop import Infrastructure, ServedShop, serve_shop, tracing
 
 ADMIN = ("admin@example.com", "admin-pass-1234")
 CUSTOMER = ("alice@example.com", "alice-pass-1234")
@@ -57,8 +59,8 @@ _CONTROL_AND_LABEL_TEXT = """(control) => {
 async def shop(postgres_url: str, valkey_url: str, nats_url: str
                ) -> AsyncIterator[ServedShop]:
     async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
-                          ["identity", "catalog", "inventory", "cart", "orders", "lab"]
-                          ) as served_shop:
+                          ["identity", "catalog", "inventory", "cart", "orders", "lab"],
+                          telemetry=tracing("orders")) as served_shop:
         yield served_shop
 
 
@@ -197,3 +199,27 @@ async def test_the_lab_radio_buttons_sit_next_to_their_labels(
         cartesian = tab.get_by_label("cartesian product")
         await cartesian.scroll_into_view_if_needed()
         await page.screenshot(f"layout-lab-{width}", full_page=False)
+
+
+async def test_the_orders_and_an_order_fit_a_phone_and_link_to_their_trace(
+        gateway: str, page: BrowserPage) -> None:
+    """The orders list (now with a trace column) and an order's page are no wider than
+    a phone: their tables scroll in a box of their own."""
+    tab = page.page
+    async with httpx.AsyncClient(base_url=f"{gateway}/api/v1", timeout=30) as api:
+        token = (await api.post("/auth/login", json=dict(
+            zip(("email", "password"), CUSTOMER, strict=True)))).json()["access_token"]
+        placed = await api.post("/orders", headers={"Authorization": f"Bearer {token}"},
+                                json={"items": [{"product_id": 1, "quantity": 1}],
+                                      "shipping_address": {
+                                          "street": "1 Observatory Road", "city": "Flagstaff",
+                                          "state": "AZ", "zip": "86001", "country": "US"}})
+    assert placed.status_code == 201, placed.text
+    order = placed.json()
+    await log_in(tab, gateway, CUSTOMER)
+    for path, name in ((f"/orders/{order['id']}", "order"), ("/orders", "orders")):
+        async for width in at_each_width(page, f"{gateway}{path}"):
+            trace = tab.locator("[data-order-trace]").first
+            assert await trace.get_attribute("href") == (
+                f"http://explorer.test/traces/{order['trace_id']}")
+            await page.screenshot(f"layout-{name}-{width}")

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from kansoku.services.gateway.web.sessions import seal, unseal
 from tests.browser import BrowserPage, served
-from tests.services.shop import Infrastructure, ServedShop, serve_shop
+from tests.services.shop import Infrastructure, ServedShop, serve_shop, tracing
 from tests.tokens import TokenIssuer
 
 HTML = {"Accept": "text/html,application/xhtml+xml"}
@@ -35,8 +35,8 @@ async def shop(postgres_url: str, valkey_url: str, nats_url: str
                ) -> AsyncIterator[ServedShop]:
     """The services the storefront calls (the worker is not needed by it)."""
     async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
-                          ["identity", "catalog", "inventory", "cart", "payments", "orders"]
-                          ) as served:
+                          ["identity", "catalog", "inventory", "cart", "payments", "orders"],
+                          telemetry=tracing("orders")) as served:
         yield served
 
 
@@ -134,7 +134,6 @@ async def test_home_page_shows_featured_products_and_categories(gateway: FastAPI
     assert home.text.count('class="card product"') == 24
     assert "Orion Refractor" in home.text
     assert 'href="/products?category=binoculars"' in home.text
-    assert '<meta name="kansoku-route" content="/">' in home.text
     assert '<script src="/static/rum.js" defer></script>' in home.text
     assert "set-cookie" not in home.headers, "no form, no session: crawlers leave nothing"
     assert home.headers["cache-control"] == "no-store"
@@ -421,6 +420,14 @@ async def test_checkout_bad_card_declined_card_then_an_order(shop: ServedShop, g
     assert "Thank you for your order" in confirmation.text and "$259.00" in confirmation.text
     assert f'data-order-number="{number.group(1)}"' in history.text
     assert ">paid<" in history.text
+    # Both link to the trace in which the order was placed.
+    link = re.search(r'<a href="http://explorer.test/traces/([0-9a-f]{32})" target="_blank" '
+                     r'rel="noopener" data-order-trace>Open its trace in the explorer</a>',
+                     confirmation.text)
+    assert link, confirmation.text
+    assert (f'<a href="http://explorer.test/traces/{link.group(1)}" target="_blank" '
+            f'rel="noopener" aria-label="Trace of {number.group(1)} in the explorer" '
+            'data-order-trace>Open</a>') in history.text
     assert "Your cart is empty" in emptied.text
 
 

@@ -23,6 +23,7 @@ from kansoku.kit import semconv
 from kansoku.kit.clock import wall_time
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.app import create_app
+from kansoku.services.gateway.rum.pipeline import KnownRoutes
 from kansoku.services.gateway.settings import Settings
 from kansoku.services.gateway.state import gateway_of
 from tests.rum import explorer_in_thread
@@ -72,10 +73,10 @@ def now_ms() -> float:
     return time.time() * 1000
 
 
-def beacon(events: list[dict[str, Any]], *, path: str = "/", route: str | None = "/",
-           session_id: str | None = None, sent_at: float | None = None) -> dict[str, Any]:
+def beacon(events: list[dict[str, Any]], *, path: str = "/", session_id: str | None = None,
+           sent_at: float | None = None) -> dict[str, Any]:
     return {"session_id": session_id or uuid.uuid4().hex, "page_view_id": uuid.uuid4().hex[:16],
-            "path": path, "route": route, "sent_at": sent_at or now_ms(), "events": events}
+            "path": path, "sent_at": sent_at or now_ms(), "events": events}
 
 
 def vital(name: str, value: float, rating: str = "good") -> dict[str, Any]:
@@ -110,7 +111,7 @@ async def test_a_pages_batch_arrives_as_the_explorer_reads_it(
     async with intake(gateway(valkey_url)) as client:
         # As navigator.sendBeacon sends it: a string, so text/plain.
         answer = await client.post("/rum", content=json.dumps(
-            beacon(events, path=path, route="/products/{product_id}", session_id=session)),
+            beacon(events, path=path, session_id=session)),
             headers={"Content-Type": "text/plain;charset=UTF-8"})
         assert answer.status_code == 204, answer.text
         assert answer.content == b""
@@ -152,7 +153,7 @@ async def test_a_pages_batch_arrives_as_the_explorer_reads_it(
         ["browser.page_view", "browser.click", "browser.error"] + ["browser.web_vital"] * 5)
     for log in mine_logs:
         assert log["attributes"]["session.id"] == session
-        # A known route template is kept; it is what metrics group by.
+        # The page's route template, found by the intake: what pages are grouped by.
         assert log["attributes"]["url.template"] == "/products/{product_id}"
     (lcp,) = [log for log in mine_logs if log["attributes"].get("web_vital.name") == "LCP"]
     assert lcp["body"] == f"LCP 3100 ms on {path} (needs-improvement)"
@@ -165,6 +166,23 @@ async def test_a_pages_batch_arrives_as_the_explorer_reads_it(
 
     # The intake's shutdown (in `intake`) flushed the metrics.
     await eventually(metrics_arrived, 10, "the browser metrics reaching the explorer")
+
+
+def test_a_pages_path_is_filed_under_the_gateways_route_for_it(valkey_url: str) -> None:
+    """The intake finds each page's route template from its path, among the gateway's
+    own routes: every product page is one group, a fixed path is not a template's, and
+    a path the gateway has no page for has none (its metrics count as `other`)."""
+    app, routes = gateway(valkey_url, telemetry=False), KnownRoutes()
+    order = uuid.uuid4()
+    assert {path: routes.template_of(app, path) for path in (
+        "/", "/products/1", "/products/42", f"/orders/{order}", f"/orders/{order}/confirmation",
+        "/admin/products/new", "/admin/products/7", "/lab", "/nowhere/at/all")} == {
+        "/": "/", "/products/1": "/products/{product_id}",
+        "/products/42": "/products/{product_id}", f"/orders/{order}": "/orders/{order_id}",
+        f"/orders/{order}/confirmation": "/orders/{order_id}/confirmation",
+        "/admin/products/new": "/admin/products/new",
+        "/admin/products/7": "/admin/products/{product_id}", "/lab": "/lab",
+        "/nowhere/at/all": None}
 
 
 async def test_a_browser_with_a_wrong_clock_is_put_right(

@@ -33,11 +33,10 @@ from tests.support import eventually, free_ports
 TYPED_SECRET = "4111 1111 1111 1111"
 
 
-def page_html(route: str, title: str, main: str) -> str:
-    """A page as the shop's templates make them: the route in a meta tag, rum.js deferred."""
+def page_html(title: str, main: str) -> str:
+    """A page as the shop's templates make them: rum.js deferred."""
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="kansoku-route" content="{route}"><title>{title}</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><header><p>kansoku test shop</p></header>
 <main><h1>{title}</h1>{main}</main>
 <script src="/static/rum.js" defer></script>
@@ -76,12 +75,12 @@ def add_test_pages(app: FastAPI, received: list[dict[str, Any]]) -> None:
     """A small shop on the real gateway: a page with an order form, and the order's page.
     `received` gets each order post's headers and whether it held the typed note."""
 
-    def page(route: str, title: str, main: str, status_code: int = 200) -> HTMLResponse:
-        return HTMLResponse(page_html(route, title, main), status_code=status_code,
+    def page(title: str, main: str, status_code: int = 200) -> HTMLResponse:
+        return HTMLResponse(page_html(title, main), status_code=status_code,
                             headers=dict(PAGE_SECURITY_HEADERS))
 
     async def shop(request: Request) -> Response:
-        return page("/test-shop", "Test shop", '<p>A product worth buying.</p>'
+        return page("Test shop", '<p>A product worth buying.</p>'
                     '<button id="break" type="button">Break something</button>'
                     + ORDER_FORM.format(quantity="2", error=""))
 
@@ -98,13 +97,13 @@ def add_test_pages(app: FastAPI, received: list[dict[str, Any]]) -> None:
                          "note": form.get("note"), "action": form.get("action")})
         if form.get("quantity") != "2":
             # As the shop's pages answer a form with mistakes: the page again, with errors.
-            return page("/test-shop/orders", "Check your order", ORDER_FORM.format(
+            return page("Check your order", ORDER_FORM.format(
                 quantity="", error='<p id="quantity-error">Enter a quantity of 2.</p>'),
                 status_code=422)
         return RedirectResponse(f"/test-shop/orders/{uuid.uuid4().hex[:8]}", status_code=303)
 
     async def order(order_id: str, request: Request) -> Response:
-        return page("/test-shop/orders/{order_id}", "Order placed",
+        return page("Order placed",
                     f"<p>Order {order_id} is on its way.</p>"
                     + ORDER_FORM.format(quantity="", error=""))
 
@@ -239,3 +238,70 @@ async def test_vitals_errors_and_a_key_action_reach_the_explorer(
 
     assert page.page_errors == ["TypeError: the price is not a number"]
     assert all("the price is not a number" in message for message in page.console_errors)
+
+
+#: A page whose button runs something with the page's own script, as the lab's do: the
+#: form never posts, the script fetches.
+RUN_IN_PLACE = """
+document.querySelector("#run").addEventListener("submit", (event) => {
+  event.preventDefault();
+  fetch("/test-shop/run", {method: "POST"}).then((answer) => {
+    document.querySelector("#result").textContent = `ran (${answer.status})`;
+  });
+});
+fetch("/test-shop/ping");
+"""
+
+
+async def test_a_request_a_key_action_sends_is_named_after_the_action(
+        valkey_url: str, explorer: str, page: BrowserPage) -> None:
+    """A button marked `data-rum-action` whose click the page's own script answers with
+    fetch (the lab's buttons): the browser span is the action ("lab-n-plus-one"), not
+    "fetch POST"; a fetch no one clicked for stays "fetch GET"."""
+    received: dict[str, str] = {}
+    app = traced_gateway(valkey_url, explorer)
+
+    async def shop(request: Request) -> Response:
+        return HTMLResponse(page_html("Lab", """
+            <form id="run"><button type="submit" data-rum-action="lab-n-plus-one">Run
+            </button></form><p id="result">not run</p>""").replace(
+            "/test-shop/page.js", "/test-shop/run.js"), headers=dict(PAGE_SECURITY_HEADERS))
+
+    async def script(request: Request) -> Response:
+        return PlainTextResponse(RUN_IN_PLACE, media_type="text/javascript")
+
+    async def answer(request: Request) -> Response:
+        received[request.url.path] = request.headers["traceparent"]
+        return Response(status_code=204)
+
+    app.add_api_route("/test-shop", shop, methods=["GET"])
+    app.add_api_route("/test-shop/run.js", script, methods=["GET"])
+    app.add_api_route("/test-shop/run", answer, methods=["POST"])
+    app.add_api_route("/test-shop/ping", answer, methods=["GET"])
+    async with served(app) as shop_url:
+        await page.page.goto(f"{shop_url}/test-shop", wait_until="load")
+        await page.page.get_by_role("button", name="Run").click()
+        await page.page.get_by_text("ran (204)").wait_for()
+        await page.page.goto("about:blank")  # leaving the page sends what it measured
+
+        async def root_of(path: str) -> dict[str, Any] | None:
+            trace_id = received[path].split("-")[1]
+            async with httpx.AsyncClient(base_url=explorer) as client:
+                found = await client.get(f"/api/traces/{trace_id}")
+            if found.status_code != 200:
+                return None
+            spans = found.json()["data"][0]["spans"]
+            return next((span for span in spans if not span["references"]), None)
+
+        async def both_arrived() -> bool:
+            return all([await root_of("/test-shop/run"), await root_of("/test-shop/ping")])
+
+        await eventually(both_arrived, 15, "the two browser spans")
+        run, ping = await root_of("/test-shop/run"), await root_of("/test-shop/ping")
+    assert run is not None and ping is not None
+    run_tags = {tag["key"]: tag["value"] for tag in run["tags"]}
+    assert (run["operationName"], run_tags["kansoku.rum.action"]) == (
+        "lab-n-plus-one", "lab-n-plus-one")
+    assert ping["operationName"] == "fetch GET"
+    assert "kansoku.rum.action" not in {tag["key"] for tag in ping["tags"]}
+    assert page.errors == []

@@ -12,6 +12,9 @@ import httpx
 import jwt
 import pytest
 from fastapi import FastAPI
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from kansoku.kit.auth import ServiceCredentials, TokenVerifier
 from kansoku.kit.errors import Problem
@@ -231,3 +234,30 @@ async def test_service_credentials_fetch_once_and_reuse(identity_app: FastAPI) -
     await client.aclose()
     assert first == second and first["Authorization"].startswith("Bearer ")
     assert calls == ["/auth/service-token"]
+
+
+async def test_start_up_is_untraced_and_keys_are_fetched_in_the_callers_trace(
+        postgres_url: str) -> None:
+    """Neither identity's start-up (loading its signing key) nor a service fetching its
+    keys makes a trace of its own: the first is not traced, the second is a child of the
+    request that met the unknown key."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    await migrate(postgres_url, "identity")
+    app = create_app(Settings(database_url=postgres_url, service_secret=SERVICE_SECRET),
+                     Telemetry("identity", tracer_provider=provider))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://identity") as client:
+        assert [span.name for span in exporter.get_finished_spans()] == []
+        await register(client, "keys@example.com")
+        token = (await login(client, "keys@example.com"))["access_token"]
+        exporter.clear()
+        verifier = TokenVerifier("http://identity/.well-known/jwks.json", client=client)
+        with provider.get_tracer("orders").start_as_current_span("GET /orders") as request:
+            await verifier.verify(token)
+    (fetched,) = [span for span in exporter.get_finished_spans()
+                  if span.name == "GET /.well-known/jwks.json"]
+    assert fetched.parent is not None
+    assert (fetched.context.trace_id, fetched.parent.span_id) == (
+        request.get_span_context().trace_id, request.get_span_context().span_id)

@@ -8,6 +8,7 @@ summary's access, and the problem+json every error is answered with."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.services.shop import Infrastructure, ServedShop, serve_shop
+from tests.services.shop import Infrastructure, ServedShop, serve_shop, tracing
 from tests.tokens import TokenIssuer
 
 TOKENS = TokenIssuer()
@@ -35,7 +36,7 @@ async def shop(postgres_url: str, valkey_url: str, nats_url: str
                ) -> AsyncIterator[ServedShop]:
     async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
                           ["catalog", "inventory", "cart", "payments", "orders"],
-                          tokens=TOKENS.verifier) as served:
+                          tokens=TOKENS.verifier, telemetry=tracing("orders")) as served:
         yield served
 
 
@@ -142,6 +143,26 @@ async def test_an_order_from_the_cart_empties_the_cart(shop: ServedShop,
     empty = await place(orders, who, None)
     assert empty.status_code == 409
     assert empty.json()["type"].endswith("/cart-empty") and empty.json()["field"] == "items"
+
+
+async def test_an_order_keeps_the_trace_it_was_placed_in(
+        shop: ServedShop, orders: httpx.AsyncClient) -> None:
+    """The trace of the request that placed an order is kept with it, so its pages can
+    link to it; placed without a trace context, it is orders' own trace."""
+    who, product = customer(), await new_product(shop, 5)
+    trace_id = uuid.uuid4().hex
+    body = {"items": [{"product_id": product, "quantity": 1}], "shipping_address": ADDRESS}
+    traced = await orders.post("/orders", json=body, headers={
+        **who, "traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"})
+    assert traced.status_code == 201, traced.text
+    assert traced.json()["trace_id"] == trace_id
+    read = (await orders.get(f"/orders/{traced.json()['id']}", headers=who)).json()
+    listed = (await orders.get("/orders", headers=who)).json()["items"]
+    assert read["trace_id"] == trace_id and listed[0]["trace_id"] == trace_id
+
+    untraced = (await place(orders, who, [(product, 1)])).json()
+    assert re.fullmatch(r"[0-9a-f]{32}", untraced["trace_id"])
+    assert untraced["trace_id"] != trace_id
 
 
 async def test_the_same_idempotency_key_is_the_same_order(shop: ServedShop,

@@ -19,12 +19,16 @@ import pytest
 from opentelemetry.metrics import Meter
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from PIL import Image
 from sqlalchemy import func, select
 
 from kansoku.kit import semconv
 from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.db import Database
+from kansoku.kit.db_telemetry import DatabaseTelemetry
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
 from kansoku.services.worker import reports, service, store
@@ -39,7 +43,7 @@ from kansoku.services.worker.service import (
 )
 from kansoku.services.worker.thumbnails import UnusableImage
 from tests.services.worker.world import World, png, product, stock_level
-from tests.support import eventually, free_ports, migrate
+from tests.support import eventually, free_ports, json_lines, migrate, service_logging
 from tests.tokens import TokenIssuer
 
 FUNCTIONS_LOGGER = "kansoku.worker.functions"
@@ -220,6 +224,44 @@ async def test_a_failed_email_takes_back_the_push_and_the_claim(
     assert [n.channel for n in await notifications_of(db, event)] == ["push"]
     assert len(await mail_about(db, "KS-FAIL-1")) == 1
     assert by_channel(reader) == {"email": 1, "push": 1}
+
+
+async def test_an_email_sent_is_one_info_line(
+        db: Database, notifier: Notifier, capsys: pytest.CaptureFixture[str]) -> None:
+    """The worker at INFO writes one line per e-mail it sends — the function's invocation
+    record — not the SMTP dialogue (aiosmtpd narrates a dozen lines an e-mail at INFO)
+    nor the mailbox's receipt (the mailbox stands in for another's mail server)."""
+    confirm = functools.partial(service.order_confirmation, notifier=notifier)
+    with service_logging("worker", "INFO"):
+        for number in range(3):
+            await run("order-confirmation", event_id(), db, confirm,
+                      order_event(f"KS-LOG-{number}"))
+    lines = json_lines(capsys.readouterr().out)
+    assert [(line["level"], line["message"]) for line in lines] == [
+        ("INFO", "order-confirmation ok")] * 3, lines
+
+
+async def test_the_mailbox_keeps_a_message_without_a_trace_of_its_own(
+        postgres_url: str, db: Database) -> None:
+    """The mailbox's bookkeeping happens outside any request or event: traced, its
+    `connect` and `INSERT` would each be a one-span trace per e-mail."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    traced = Database(postgres_url, schema="worker", application_name="worker-tests")
+    telemetry = DatabaseTelemetry(traced.engine, provider, None)
+    (port,) = free_ports(1)
+    server = await start_mailbox(traced, "127.0.0.1", port)
+    try:
+        await Mailer(None, port, "shop@kansoku.example").send(
+            "alice@example.com", "Untraced KS-MBOX-1", "kept")
+        assert len(await mail_about(db, "KS-MBOX-1")) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+        telemetry.close()
+        await traced.dispose()
+    assert [span.name for span in exporter.get_finished_spans()] == []
 
 
 async def test_order_cancellation_pushes_the_reason(db: Database, notifier: Notifier) -> None:

@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         connections=connections,
         on_shutdown=[gateway.clients.aclose, stop_browser_telemetry],
         docs_url="/api/docs",
+        redoc_url="/api/redoc",
         openapi_url="/api/openapi.json",
         # Browser telemetry arrives with every page view: its own spans say what it holds.
         quiet_paths=("/rum",),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit.app import build_service_app, start_process_telemetry
@@ -30,8 +31,11 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
 
     async def load_signing_key() -> None:
         assert connections.db is not None
-        async with connections.db.transaction() as session:
-            signer = await service.load_signer(session, sealing_secret)
+        # Start-up work, outside any request: traced, its statements would each be a
+        # trace of one span.
+        with suppress_instrumentation():
+            async with connections.db.transaction() as session:
+                signer = await service.load_signer(session, sealing_secret)
         app.state.signer = signer
         # Identity checks its own tokens with the same public keys it publishes.
         app.state.tokens = TokenVerifier(jwks=signer.jwks())

@@ -34,6 +34,8 @@ class Order(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(100), default=None)
     payment_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
     cancel_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    #: The trace of the request that placed it (32 hex digits), for a link to it.
+    trace_id: Mapped[str | None] = mapped_column(String(32), default=None)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(),
                                                  onupdate=func.now())

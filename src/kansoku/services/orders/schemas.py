@@ -52,6 +52,8 @@ class OrderOut(BaseModel):
     shipping_address: dict[str, Any]
     payment_id: uuid.UUID | None
     cancel_reason: str | None
+    #: The trace of the request that placed it, when it was traced.
+    trace_id: str | None = None
     created_at: UtcDateTime
 
 

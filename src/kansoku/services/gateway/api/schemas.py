@@ -193,6 +193,8 @@ class Order(BaseModel):
     shipping_address: dict[str, str]
     payment_id: uuid.UUID | None
     cancel_reason: str | None
+    trace_id: str | None = Field(None, description="The trace of the request that placed it "
+                                 "(when traced): open it in the explorer, /traces/{trace_id}")
     created_at: UtcDateTime
 
 

@@ -7,7 +7,7 @@
   `browser.page_view` or `browser.click` (the explorer's Browser page reads them);
 - metrics: a histogram per Web Vital, counters of page views, errors and key actions,
   and the key actions' durations — by route template, never by real path or session
-  (`KnownRoutes` accepts only the gateway's own templates).
+  (`KnownRoutes` finds the gateway's own template for a page's path).
 """
 
 from __future__ import annotations
@@ -134,9 +134,10 @@ class BrowserTelemetry:
         """Flush what is buffered and stop (blocks for up to an export timeout)."""
         self.providers.shutdown()
 
-    def record(self, beacon: Beacon, *, received_ms: float, known_route: str | None,
+    def record(self, beacon: Beacon, *, received_ms: float, route_template: str | None,
                user_agent: str | None) -> None:
-        """Turn one batch into spans, log records and metric points."""
+        """Turn one batch into spans, log records and metric points; `route_template` is
+        the page's (None: not a page of the gateway's)."""
         skew = received_ms - beacon.sent_at
         offset_ms = skew if abs(skew) > _CLOCK_SKEW_MS else 0.0
 
@@ -148,10 +149,10 @@ class BrowserTelemetry:
         if user_agent:
             common[semconv.USER_AGENT] = user_agent[:512]
         page = {**common, semconv.URL_PATH: beacon.path}
-        if known_route:
-            page[semconv.URL_TEMPLATE] = known_route
+        if route_template:
+            page[semconv.URL_TEMPLATE] = route_template
         # Metrics by route template only: real paths and sessions are unbounded.
-        route = {semconv.URL_TEMPLATE: known_route or OTHER_ROUTE}
+        route = {semconv.URL_TEMPLATE: route_template or OTHER_ROUTE}
         observed = int(received_ms * 1_000_000)
 
         for event in beacon.events:
@@ -242,23 +243,27 @@ class BrowserTelemetry:
 
 
 class KnownRoutes:
-    """The gateway's own route templates, to check the one a batch claims its page has.
+    """The gateway's own route templates, to find the one that serves a page's path.
 
-    Anyone can post to the intake: a template made up per request would be a new time
-    series each, and a template that does not fit its path would file the page wrongly.
-    The templates are read from the app on first use (once every router is included).
+    The intake stamps every page view, vital, error and click with its page's template
+    (`url.template`: `/products/{product_id}` for `/products/42`), so pages are grouped
+    by route rather than one group per product or order; and it finds it from the path
+    itself, so what a page claims cannot file it wrongly or invent a time series. The
+    templates are read from the app on first use (once every router is included).
     """
 
     def __init__(self) -> None:
-        self._patterns: dict[str, re.Pattern[str]] | None = None
+        self._patterns: list[tuple[str, re.Pattern[str]]] | None = None
 
-    def check(self, app: Starlette, claimed: str | None, path: str) -> str | None:
-        """`claimed` if it is one of `app`'s route templates and matches `path`."""
-        if claimed is None:
-            return None
+    def template_of(self, app: Starlette, path: str) -> str | None:
+        """The template of `app`'s route that `path` matches, or None (no such page). A
+        fixed path wins over a template, and fewer parameters over more, as OpenAPI
+        matches paths (`/admin/products/new` is not a product's page)."""
         if self._patterns is None:
-            self._patterns = {template: compile_path(template)[0]
-                              for template in set(whole_route_paths(app).values())
-                              if template.startswith("/")}
-        pattern = self._patterns.get(claimed)
-        return claimed if pattern is not None and pattern.match(path) else None
+            templates = dict.fromkeys(template for template in whole_route_paths(app).values()
+                                      if template.startswith("/"))
+            self._patterns = sorted(((template, compile_path(template)[0])
+                                     for template in templates),
+                                    key=lambda found: found[0].count("{"))
+        return next((template for template, pattern in self._patterns
+                     if pattern.match(path)), None)

@@ -74,6 +74,6 @@ async def receive_browser_telemetry(request: Request, gateway: GatewayDep) -> Re
     if gateway.rum is not None:
         gateway.rum.record(
             beacon, received_ms=time.time() * 1000,
-            known_route=gateway.rum_routes.check(request.app, beacon.route, beacon.path),
+            route_template=gateway.rum_routes.template_of(request.app, beacon.path),
             user_agent=request.headers.get("user-agent"))
     return Response(status_code=204)

@@ -42,7 +42,6 @@ RandomId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16,32}$")]
 #: A path without query or fragment (the script never sends those: a search box's text
 #: is in the query).
 UrlPath = Annotated[str, StringConstraints(max_length=2048, pattern=r"^/[^\s?#]*$")]
-RouteTemplate = Annotated[str, StringConstraints(max_length=256, pattern=r"^/[^\s?#]*$")]
 #: A `data-rum-action` name: "add-to-cart", "place-order" …
 ActionName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,47}$")]
 NavigationType = Literal["navigate", "reload", "back_forward", "prerender",
@@ -141,9 +140,8 @@ class Beacon(_Strict):
     session_id: RandomId
     #: Random, per page view.
     page_view_id: RandomId
-    #: The page's real path, and its route template (`<meta name="kansoku-route">`).
+    #: The page's real path (the intake finds its route template).
     path: UrlPath
-    route: RouteTemplate | None = None
     #: The browser's clock when it sent the batch: the intake corrects a wrong clock.
     sent_at: EpochMs
     events: Annotated[list[Event], Field(min_length=1, max_length=_MAX_EVENTS)]

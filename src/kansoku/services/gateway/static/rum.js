@@ -8,7 +8,9 @@
 // - page views, and key actions: elements and forms marked `data-rum-action`;
 // - browser spans: a key action's form is sent with fetch and a W3C `traceparent`, and so
 //   are the page's own fetch and XHR calls to this site, so the gateway's span of that
-//   request is the child of the browser's.
+//   request is the child of the browser's. A span is named after the key action that
+//   sent it (the form's, or the marked element just clicked, as the lab's buttons whose
+//   own script fetches); other requests are "fetch GET", "xhr POST" ….
 // Nothing a user types is read: forms are sent as they are, to their own action, and
 // only names, timings and the page's path (never its query) leave the page.
 "use strict";
@@ -79,11 +81,9 @@
    * belong to an earlier page view of this window.
    */
   function startPage(navigationType, start = 0, path = location.pathname) {
-    const route = document.querySelector('meta[name="kansoku-route"]')?.content || "";
     page = {
       id: randomHex(8),
       path: clip(path, 2048),
-      route: /^\/[^\s?#]{0,255}$/.test(route) ? route : null,
       start,
       // LCP, FCP and TTFB belong to a document's load; a restored or replaced page has none.
       loaded: navigationType !== "back_forward_cache" && navigationType !== "replace",
@@ -129,8 +129,8 @@
         size += length;
       }
       send(JSON.stringify({
-        session_id: session, page_view_id: page.id, path: page.path, route: page.route,
-        sent_at: epochMs(), events,
+        session_id: session, page_view_id: page.id, path: page.path, sent_at: epochMs(),
+        events,
       }), leaving);
     }
   }
@@ -331,6 +331,17 @@
     }) ?? null;
   }
 
+  // The key action (a marked element, not a form) clicked in the task now running: the
+  // page's own click or submit handlers may send its request with fetch or XHR.
+  let clickedAction = null;
+
+  /** A span for a request the page sends: named after the key action that sent it. */
+  function requestSpan(api, method, path) {
+    return clickedAction
+      ? startSpan(clickedAction, method, path, clickedAction)
+      : startSpan(`${api} ${method}`, method, path);
+  }
+
   window.fetch = function fetch(input, init) {
     let span = null;
     let options = init;
@@ -340,7 +351,7 @@
       const method = String(init?.method || request?.method || "GET").toUpperCase();
       const headers = new Headers(init?.headers ?? request?.headers);
       if (!url || !METHODS.has(method) || headers.has("traceparent")) return;
-      span = startSpan(`fetch ${method}`, method, url.pathname);
+      span = requestSpan("fetch", method, url.pathname);
       headers.set("traceparent", traceparent(span));
       options = { ...init, headers };
     });
@@ -364,7 +375,7 @@
       const request = xhrRequests.get(this);
       const url = request && tracedUrl(request.url);
       if (!url || !METHODS.has(request.method)) return;
-      const span = startSpan(`xhr ${request.method}`, request.method, url.pathname);
+      const span = requestSpan("xhr", request.method, url.pathname);
       this.setRequestHeader("traceparent", traceparent(span));
       this.addEventListener("loadend", () => guard(() => endSpan(span, this.status)));
     });
@@ -381,7 +392,13 @@
     // A form's key action is counted when it is submitted.
     if (!element || element instanceof HTMLFormElement) return;
     const action = element.dataset.rumAction;
-    if (ACTION_NAME.test(action)) add({ kind: "click", time: epochMs(), action });
+    if (!ACTION_NAME.test(action)) return;
+    add({ kind: "click", time: epochMs(), action });
+    // Listening in the capture phase, this runs before the page's own handlers; what they
+    // send in this task is the action's. (A button's click submits its form in the same
+    // task, so a submit handler's fetch counts too.)
+    clickedAction = action;
+    setTimeout(() => { if (clickedAction === action) clickedAction = null; }, 0);
   }
 
   function onSubmit(event) {

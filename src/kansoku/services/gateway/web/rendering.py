@@ -2,8 +2,7 @@
 
 `render()` answers with a page. Its templates are in `templates/` (the storefront's at
 the top, the admin's in `admin/`), and every page's context has `session`, `csrf_token`,
-`explorer_url`, `route` (the route's template, which the pages' script groups browser
-measurements by), `current_path` and `messages` (one-time notices). Every page is sent
+`explorer_url`, `current_path` and `messages` (one-time notices). Every page is sent
 with `PAGE_SECURITY_HEADERS`.
 """
 
@@ -71,14 +70,6 @@ class _FormToken:
         return str(self)
 
 
-def route_template(scope: Mapping[str, Any]) -> str:
-    """The route that served the request, as its template (`/products/{product_id}`):
-    what RUM groups page measurements by."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "(unmatched)"
-
-
 def _messages_for(request: Request, session: WebSession) -> list[str]:
     """The one-time notices for this page. Only a page the browser navigates to uses them
     up: a script's fetch that followed a form post's redirect (rum.js does, then
@@ -96,7 +87,6 @@ def page_context(request: Request, session: WebSession, extra: Mapping[str, Any]
         "session": session,
         "csrf_token": _FormToken(session),
         "explorer_url": gateway_of(request.app).settings.explorer_link_url,
-        "route": route_template(request.scope),
         "current_path": request.url.path,
         "messages": _messages_for(request, session),
         **(extra or {}),
