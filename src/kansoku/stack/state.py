@@ -15,7 +15,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import psutil
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kansoku.stack.settings import StackSettings
@@ -31,6 +30,8 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
 def process_alive(pid: int, started: float | None = None) -> bool:
     """Whether `pid` runs (a zombie does not), and, given `started`, is the same process
     that started then rather than a later one that reuses the pid."""
+    import psutil  # here: `kansoku --help` imports this module and never asks
+
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
