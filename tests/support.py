@@ -275,3 +275,22 @@ class RestartablePostgres:
     async def restart(self) -> None:
         await asyncio.to_thread(self.stop)
         await self.start()
+
+
+def prefork_probe(service: str) -> int:
+    """A stand-in for a service in a process forked by `kansoku.stack.prefork` (its
+    entry, named "tests.support:prefork_probe"): prints one JSON line about the process
+    it finds itself in, then waits for SIGTERM and exits 7."""
+    import gc
+    import random
+    import signal as signals
+
+    print(json.dumps({  # noqa: T201 - the line the test reads from the child's log
+        "service": service, "pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0),
+        "random": random.getrandbits(64), "gc_enabled": gc.isenabled(),
+        "frozen": gc.get_freeze_count(), "argv": sys.argv,
+        "name": Path("/proc/self/comm").read_text().strip(),
+    }), flush=True)
+    signals.pthread_sigmask(signals.SIG_BLOCK, {signals.SIGTERM})
+    signals.sigwait({signals.SIGTERM})
+    return 7

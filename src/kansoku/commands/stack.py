@@ -173,6 +173,7 @@ def _kill_leftovers(settings: StackSettings) -> None:
         return
     processes = [(c.pid, c.process_started) for c in state.components]
     processes.append((state.supervisor.pid, state.supervisor.process_started))
+    processes.append((state.supervisor.template_pid, state.supervisor.template_started))
     import psutil
 
     for pid, started in processes:
@@ -440,5 +441,6 @@ def supervise(data_dir: DataDir = None) -> None:
         fail(f"kansoku is already running from {settings.data_dir} — stop it with "
              "'kansoku down' or use another --data-dir")
     groups = build_components(settings)
-    code = asyncio.run(Supervisor(settings, groups, migrate_command()).run())
+    supervisor = Supervisor(settings, groups, migrate_command(), prefork=settings.prefork)
+    code = asyncio.run(supervisor.run())
     raise typer.Exit(code)

@@ -94,6 +94,9 @@ class SupervisorState(_Entry):
     error: str | None = None
     data_dir: str
     updated_at: float
+    #: The process the services are forked from (`stack/prefork.py`), while it runs.
+    template_pid: int | None = None
+    template_started: float | None = None
 
     def alive(self) -> bool:
         """Whether the supervisor that wrote the file still runs."""
