@@ -11,9 +11,9 @@ import sys
 import pytest
 
 #: Packages the CLI must not import merely to start: each costs tens of milliseconds to
-#: hundreds, and `kansoku --help` or `status` needs none of them.
+#: hundreds, and `kansoku --help` needs none of them (`status` only the settings).
 HEAVY = ("fastapi", "starlette", "sqlalchemy", "alembic", "httpx", "opentelemetry", "yaml",
-         "uvicorn", "asyncpg", "redis", "duckdb", "psutil", "kansoku.chaos",
+         "uvicorn", "asyncpg", "redis", "duckdb", "psutil", "pydantic_settings", "kansoku.chaos",
          "kansoku.services", "kansoku.explorer", "kansoku.kit.flags")
 
 

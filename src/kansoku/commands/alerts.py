@@ -22,12 +22,11 @@ import typer
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
-from kansoku.kit.settings import ConfigurationError
-from kansoku.stack.settings import StackSettings
 from kansoku.topology import SERVICES
 
 if TYPE_CHECKING:
     from kansoku.explorer.rules import RuleFile
+    from kansoku.stack.settings import StackSettings
 
 app = typer.Typer(help="The alert rules and SLOs.", no_args_is_help=True)
 
@@ -117,6 +116,7 @@ def _scrape_targets(settings: StackSettings, host: str | None) -> tuple[dict[str
     """Where each service's `/metrics` is ("host:port" by service name), and where that
     came from, in words: the running stack's state file, else the settings (the
     KANSOKU_<NAME>_PORT variables, else the default ports). `host` replaces the host."""
+    from kansoku.kit.settings import ConfigurationError
     from kansoku.stack.state import StackNotRunning, read_stack_state
 
     try:

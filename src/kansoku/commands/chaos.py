@@ -35,10 +35,10 @@ from kansoku.commands.flags import flags_file
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.durations import DurationError, format_duration, parse_duration
 from kansoku.kit.flagkinds import OFF
-from kansoku.stack.settings import StackSettings
 
 if TYPE_CHECKING:
     from kansoku.kit.telemetry import Telemetry
+    from kansoku.stack.settings import StackSettings
 
 #: The service name the experiments' telemetry carries.
 SERVICE = "chaos"

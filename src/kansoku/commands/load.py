@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -31,7 +31,9 @@ from kansoku.commands.common import DataDir, console, fail, load_settings, print
 from kansoku.kit.durations import DurationError, parse_duration
 from kansoku.loadgen.outcomes import FAILURE, JOURNEY_NAMES
 from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
-from kansoku.stack.settings import StackSettings
+
+if TYPE_CHECKING:
+    from kansoku.stack.settings import StackSettings
 
 app = typer.Typer()
 

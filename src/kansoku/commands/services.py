@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from kansoku import topology
 from kansoku.commands import health as health_check
 from kansoku.commands.common import console, fail, invalid_setting
-from kansoku.kit.settings import ConfigurationError
 
 app = typer.Typer()
 
@@ -46,6 +45,7 @@ def serve(name: ServiceName = None) -> None:
     how to run services yourself (one per container, say)."""
     from kansoku.kit.serve import PortUnavailable
     from kansoku.kit.serve import serve as run_server
+    from kansoku.kit.settings import ConfigurationError
 
     info = _service(name)
     name = info.name

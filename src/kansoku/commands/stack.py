@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
@@ -37,9 +37,7 @@ from rich.table import Table
 
 from kansoku.commands import health as health_check
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
-from kansoku.kit.settings import ConfigurationError
 from kansoku.stack.control import ControlError, Request, ask_supervisor
-from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import (
     ComponentState,
     StackNotRunning,
@@ -48,6 +46,9 @@ from kansoku.stack.state import (
     read_stack_state,
     running_stack,
 )
+
+if TYPE_CHECKING:
+    from kansoku.stack.settings import StackSettings
 
 app = typer.Typer()
 
@@ -189,6 +190,7 @@ def up(
     data_dir: DataDir = None,
 ) -> None:
     """Start the whole platform and wait until every component is ready."""
+    from kansoku.kit.settings import ConfigurationError
     from kansoku.stack.preflight import PreflightFailed, run_preflight
 
     settings = load_settings(data_dir)

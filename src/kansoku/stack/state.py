@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kansoku.stack.settings import StackSettings
+if TYPE_CHECKING:
+    from kansoku.stack.settings import StackSettings
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
