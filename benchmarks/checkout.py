@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -62,7 +64,10 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def checkouts(base: str, seconds: float, concurrency: int) -> tuple[int, list[float]]:
+async def checkouts(base: str, seconds: float, concurrency: int,
+                    on_start: Callable[[], None] = lambda: None) -> tuple[int, list[float]]:
+    """Paid checkouts by `concurrency` customers for `seconds`: (failures, latencies).
+    `on_start` is called when the customers are set up and the timed part begins."""
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
         admin_login = await client.post("/auth/login", json={
@@ -82,6 +87,7 @@ async def checkouts(base: str, seconds: float, concurrency: int) -> tuple[int, l
 
         latencies: list[float] = []
         failures = 0
+        on_start()
         deadline = time.monotonic() + seconds
 
         async def customer(headers: dict[str, str]) -> None:
@@ -153,6 +159,11 @@ def cpu_seconds(processes: dict[str, list[psutil.Process]]) -> dict[str, float]:
     return spent
 
 
+def _update_with_cpu(spent: dict[str, float],
+                     processes: dict[str, list[psutil.Process]]) -> None:
+    spent.update(cpu_seconds(processes))
+
+
 def run_set(label: str, env_changes: dict[str, str], seconds: float,
             concurrencies: list[int]) -> list[tuple[int, int, int, list[float], dict[str, float]]]:
     """Each concurrency's (concurrency, paid, failed, latencies, CPU s per component)."""
@@ -161,8 +172,10 @@ def run_set(label: str, env_changes: dict[str, str], seconds: float,
         base = f"http://127.0.0.1:{env['KANSOKU_GATEWAY_PORT']}/api/v1"
         for concurrency in concurrencies:
             processes = stack_processes(env)
-            before = cpu_seconds(processes)
-            failures, latencies = asyncio.run(checkouts(base, seconds, concurrency))
+            before: dict[str, float] = {}
+            # Counted from when the customers are set up: their logins are not checkouts.
+            begin = functools.partial(_update_with_cpu, before, processes)
+            failures, latencies = asyncio.run(checkouts(base, seconds, concurrency, begin))
             # Backends that started during the run count from their start.
             processes = stack_processes(env)
             after = cpu_seconds(processes)
