@@ -277,16 +277,16 @@ class RestartablePostgres:
         await self.start()
 
 
-def prefork_probe(service: str) -> int:
-    """A stand-in for a service in a process forked by `kansoku.stack.prefork` (its
-    entry, named "tests.support:prefork_probe"): prints one JSON line about the process
-    it finds itself in, then waits for SIGTERM and exits 7."""
+def prefork_probe(arguments: list[str]) -> int:
+    """A stand-in for a `kansoku` command in a process forked by `kansoku.stack.prefork`
+    (its entry, named "tests.support:prefork_probe"): prints one JSON line about the
+    process it finds itself in, then waits for SIGTERM and exits 7."""
     import gc
     import random
     import signal as signals
 
     print(json.dumps({  # noqa: T201 - the line the test reads from the child's log
-        "service": service, "pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0),
+        "service": arguments[-1], "pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0),
         "random": random.getrandbits(64), "gc_enabled": gc.isenabled(),
         "frozen": gc.get_freeze_count(), "argv": sys.argv,
         "name": Path("/proc/self/comm").read_text().strip(),

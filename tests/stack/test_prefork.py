@@ -54,7 +54,8 @@ async def _said(log: Path) -> dict[str, Any]:
 async def test_each_child_is_a_process_of_its_own(forker: Forker, tmp_path: Path) -> None:
     children: list[tuple[ForkedProcess, dict[str, Any]]] = []
     for name in ("catalog", "orders"):
-        child = await forker.fork(name, tmp_path / f"{name}.log", signal.SIGTERM)
+        child = await forker.fork(name, ["serve", name], tmp_path / f"{name}.log",
+                                  signal.SIGTERM)
         children.append((child, await _said(tmp_path / f"{name}.log")))
     assert forker.process is not None
     for child, said in children:
@@ -76,7 +77,8 @@ async def test_each_child_is_a_process_of_its_own(forker: Forker, tmp_path: Path
 
 
 async def test_children_end_when_the_template_dies(forker: Forker, tmp_path: Path) -> None:
-    child = await forker.fork("cart", tmp_path / "cart.log", signal.SIGTERM)
+    child = await forker.fork("cart", ["serve", "cart"], tmp_path / "cart.log",
+                              signal.SIGTERM)
     await _said(tmp_path / "cart.log")
     assert forker.process is not None
     forker.process.kill()
@@ -86,7 +88,8 @@ async def test_children_end_when_the_template_dies(forker: Forker, tmp_path: Pat
     assert not psutil.pid_exists(child.pid) or \
         psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
     with pytest.raises(ForkUnavailable):
-        await forker.fork("cart", tmp_path / "again.log", signal.SIGTERM)
+        await forker.fork("cart", ["serve", "cart"], tmp_path / "again.log",
+                          signal.SIGTERM)
 
 
 async def test_a_template_with_a_thread_refuses_to_fork(tmp_path: Path) -> None:

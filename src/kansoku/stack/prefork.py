@@ -25,7 +25,7 @@ pid reused by another process is never mistaken for the service, and signals it
 through the same pidfd.
 
 The protocol is JSON messages over a private `SOCK_SEQPACKET` socket pair (one message
-a datagram): `fork` (service, log file, death signal) → `forked` (pid, with the pidfd
+a datagram): `fork` (name, command, log file, death signal) → `forked` (pid, with the pidfd
 attached) or `failed`; the template also says `ready` once its imports are done and
 `exited` (pid, exit code) when it reaps a child.
 """
@@ -70,8 +70,8 @@ PRELOAD: tuple[str, ...] = (
     "kansoku.cli",
 )
 
-#: What a child runs: `kansoku serve NAME`, the very command, in the forked process.
-DEFAULT_ENTRY = "kansoku.stack.prefork:serve"
+#: What a child runs: a `kansoku` command (`serve NAME`, `migrate`), in the forked process.
+DEFAULT_ENTRY = "kansoku.stack.prefork:run_command"
 
 #: The largest message either side sends (a fork request names a log file).
 MAX_MESSAGE_BYTES = 65536
@@ -93,12 +93,13 @@ class ForkUnavailable(Exception):
     the ordinary way."""
 
 
-def serve(service: str) -> int:
-    """The default child entry: exactly `kansoku serve SERVICE`, returning its exit code."""
+def run_command(arguments: list[str]) -> int:
+    """The default child entry: `kansoku ARGUMENTS…` (`serve catalog`, `migrate`), exactly
+    the command, returning its exit code."""
     from kansoku.cli import app
 
     try:
-        app(["serve", service], prog_name="kansoku")
+        app(arguments, prog_name="kansoku")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     return 0
@@ -126,7 +127,7 @@ def _thread_count() -> int:
 class _Template:
     """The template's side: import, then fork on request and report exits."""
 
-    def __init__(self, sock: socket.socket, entry: Callable[[str], int]) -> None:
+    def __init__(self, sock: socket.socket, entry: Callable[[list[str]], int]) -> None:
         self.sock = sock
         self.entry = entry
         self.wake_read, self.wake_write = os.pipe()
@@ -192,8 +193,8 @@ class _Template:
             self.libc.prctl(_PR_SET_PDEATHSIG, int(request["death_signal"]))
             if os.getppid() != template_pid:
                 os._exit(1)  # the template died before the request took effect
-            # `ps`/`top` show the service's name (the command line stays the template's).
-            self.libc.prctl(_PR_SET_NAME, f"kansoku-{request['service']}"[:15].encode())
+            # `ps`/`top` show the component's name (the command line stays the template's).
+            self.libc.prctl(_PR_SET_NAME, f"kansoku-{request['name']}"[:15].encode())
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -201,9 +202,10 @@ class _Template:
             os.dup2(log, 2)
             os.close(null)
             os.close(log)
-            sys.argv = ["kansoku", "serve", request["service"]]
-            gc.enable()  # the template's objects stay frozen; the service's are collected
-            code = self.entry(request["service"])
+            arguments: list[str] = request["arguments"]
+            sys.argv = ["kansoku", *arguments]
+            gc.enable()  # the template's objects stay frozen; the child's are collected
+            code = self.entry(arguments)
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
@@ -215,9 +217,9 @@ class _Template:
             os._exit(code)
 
 
-def _load_entry(path: str) -> Callable[[str], int]:
+def _load_entry(path: str) -> Callable[[list[str]], int]:
     module, _, name = path.partition(":")
-    entry: Callable[[str], int] = getattr(importlib.import_module(module), name)
+    entry: Callable[[list[str]], int] = getattr(importlib.import_module(module), name)
     return entry
 
 
@@ -356,8 +358,10 @@ class Forker:
             self._gone(f"not ready within {timeout:g}s")
             raise ForkUnavailable(self.broken) from None
 
-    async def fork(self, service: str, log_file: Path, death_signal: int) -> ForkedProcess:
-        """A new process for `service`, forked from the template, logging to `log_file`."""
+    async def fork(self, name: str, arguments: list[str], log_file: Path, death_signal: int
+                   ) -> ForkedProcess:
+        """A new process forked from the template, running `kansoku ARGUMENTS…` (for the
+        component `name`), logging to `log_file`."""
         await self.ready()
         assert self._sock is not None
         self._next_id += 1
@@ -365,11 +369,12 @@ class Forker:
         answer: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = answer
         try:
-            _send(self._sock, {"op": "fork", "id": request_id, "service": service,
-                               "log": str(log_file), "death_signal": int(death_signal)})
+            _send(self._sock, {"op": "fork", "id": request_id, "name": name,
+                               "arguments": arguments, "log": str(log_file),
+                               "death_signal": int(death_signal)})
             pid, pidfd = await asyncio.wait_for(answer, 10)
         except (OSError, TimeoutError) as exc:
-            raise ForkUnavailable(f"fork of {service} failed: {exc}") from exc
+            raise ForkUnavailable(f"fork of {name} failed: {exc}") from exc
         finally:
             self._pending.pop(request_id, None)
         return ForkedProcess(pid, pidfd, self)

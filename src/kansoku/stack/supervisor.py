@@ -373,8 +373,8 @@ class Supervisor:
         if component.forked_service is None or self.forker is None or not self.forker.alive:
             return None
         try:
-            return await self.forker.fork(component.forked_service, component.log_file,
-                                          component.stop_signal)
+            return await self.forker.fork(component.name, ["serve", component.forked_service],
+                                          component.log_file, component.stop_signal)
         except ForkUnavailable as exc:
             logger.warning("%s starts on its own: %s", component.name, exc,
                            extra={"component": component.name})
@@ -421,12 +421,21 @@ class Supervisor:
         assert self.migrate is not None
         log_file = self.settings.log_dir / "migrate.log"
         logger.info("running migrations and demo data")
-        with log_file.open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                *self.migrate, stdin=asyncio.subprocess.DEVNULL, stdout=log,
-                stderr=asyncio.subprocess.STDOUT, env={**os.environ, **self._service_env()},
-                start_new_session=True, preexec_fn=_child_setup(None, signal.SIGTERM),
-            )
+        process: asyncio.subprocess.Process | ForkedProcess | None = None
+        if self.forker is not None and self.forker.alive:
+            # Forked like a service: the services' modules (which the demo data needs)
+            # are imported already.
+            with contextlib.suppress(ForkUnavailable):
+                process = await self.forker.fork("migrate", ["migrate"], log_file,
+                                                 signal.SIGTERM)
+        if process is None:
+            with log_file.open("ab") as log:
+                process = await asyncio.create_subprocess_exec(
+                    *self.migrate, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env={**os.environ, **self._service_env()}, start_new_session=True,
+                    preexec_fn=_child_setup(None, signal.SIGTERM),
+                )
         finished = asyncio.create_task(process.wait())
         stop = asyncio.create_task(self.stopping.wait())
         await asyncio.wait({finished, stop}, timeout=MIGRATION_TIMEOUT_SECONDS,
