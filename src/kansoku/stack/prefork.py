@@ -440,6 +440,8 @@ class Forker:
             logger.warning("the services' template cannot fork services (%s): they start "
                            "on their own instead", why)
         self.broken = why
+        if self.process is not None:
+            self.process.poll()  # reaped, if it has ended, rather than left a zombie
         if self._sock is not None:
             asyncio.get_running_loop().remove_reader(self._sock)
             self._sock.close()
