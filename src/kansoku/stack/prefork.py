@@ -71,7 +71,8 @@ PRELOAD: tuple[str, ...] = (
 )
 
 #: What a child runs: a `kansoku` command (`serve NAME`, `migrate`), in the forked process.
-DEFAULT_ENTRY = "kansoku.stack.prefork:run_command"
+#: Named, not imported: the command line imports the supervisor, which imports this.
+DEFAULT_ENTRY = "kansoku.cli:run"
 
 #: The largest message either side sends (a fork request names a log file).
 MAX_MESSAGE_BYTES = 65536
@@ -91,18 +92,6 @@ _PR_SET_PDEATHSIG = 1
 class ForkUnavailable(Exception):
     """The template cannot fork services (it failed to start, or is gone): start them
     the ordinary way."""
-
-
-def run_command(arguments: list[str]) -> int:
-    """The default child entry: `kansoku ARGUMENTS…` (`serve catalog`, `migrate`), exactly
-    the command, returning its exit code."""
-    from kansoku.cli import app
-
-    try:
-        app(arguments, prog_name="kansoku")
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
 
 
 # -- the template process ---------------------------------------------------------------
