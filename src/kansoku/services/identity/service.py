@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -62,11 +63,12 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-#: argon2 is deliberately slow, so it runs off the event loop — on this one thread. Each
-#: hash takes 19 MiB, and every thread that ever hashed kept its own malloc arena with
-#: that much in it (identity grew by 38 to 58 MiB under load): one hashing thread bounds
-#: it to one buffer, and on a machine of a few cores the event loop keeps the others.
-_hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
+#: argon2 is deliberately slow, so it runs off the event loop — on these threads, one per
+#: core. Each hash takes 19 MiB, and every thread that ever hashed kept its own malloc
+#: arena with that much in it: the default executor's six threads on two cores grew
+#: identity by 96 MiB under a login rush. Hashing is CPU-bound (argon2 lets go of the
+#: GIL), so more threads than cores hash no faster; they only keep more buffers.
+_hashing = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="argon2")
 
 
 async def hash_password(password: str) -> str:
