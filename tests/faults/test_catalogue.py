@@ -12,7 +12,7 @@ from kansoku.faults.catalogue import (
     canonical_variant,
     flag_definition,
 )
-from kansoku.kit.flags import OFF, FlagKind
+from kansoku.kit.flagkinds import OFF, FlagKind
 
 
 def test_every_flag_starts_off_with_a_value_that_does_nothing() -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from kansoku.kit.db import Database, DbSession, async_url, redact_url, upgrade_schema
+from kansoku.kit.db import Database, DbSession, async_url, redact_url
 from kansoku.kit.errors import Problem
+from kansoku.kit.migrate import upgrade_schema
 from tests.kit.apps import make_app
+from tests.support import RestartablePostgres
 
 MIGRATION = '''
 import sqlalchemy as sa
@@ -150,3 +153,55 @@ async def test_a_problem_that_keeps_changes_commits_them(notes_db: Database) -> 
             await session.execute(text("INSERT INTO notes (body) VALUES ('discarded')"))
             raise Problem(409, "conflict", "Nothing of this is kept.")
     assert await _count(notes_db) == before + 1
+
+
+async def _hold_connections(db: Database, count: int) -> None:
+    """Fill the pool: `count` transactions at once, each on its own connection."""
+    async def one() -> None:
+        async with db.transaction() as session:
+            await session.execute(text("SELECT pg_sleep(0.05)"))
+    await asyncio.gather(*(one() for _ in range(count)))
+
+
+async def test_pooled_connections_survive_a_database_restart(tmp_path: Path) -> None:
+    """After PostgreSQL restarts, every pooled connection is dead; the next requests get
+    new ones instead of errors — without a ping before every checkout."""
+    postgres = RestartablePostgres(tmp_path)
+    await postgres.start()
+    db = Database(postgres.url, schema="public", application_name="restart-test",
+                  pool_size=3)
+    try:
+        await _hold_connections(db, 3)
+        assert db.engine.pool.status().count("Connections in pool: 3") == 1
+        # The restart waits for the new server to answer: meanwhile the event loop has
+        # read the old connections' end.
+        await postgres.restart()
+        for _ in range(6):  # more than the pool holds: every pooled connection is met
+            async with db.transaction() as session:
+                assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+        await _hold_connections(db, 3)
+    finally:
+        await db.dispose()
+        await asyncio.to_thread(postgres.stop)
+
+
+async def test_taking_a_pooled_connection_costs_no_round_trip(notes_db: Database) -> None:
+    """No pre-ping: a transaction sends its own statements and nothing else."""
+    sent: list[str] = []
+    db = Database(notes_db.engine.url.render_as_string(hide_password=False),
+                  schema="notes", application_name="statements-test", pool_size=1)
+
+    @event.listens_for(db.engine.sync_engine, "connect")
+    def log_queries(dbapi_connection: Any, record: Any) -> None:
+        dbapi_connection.driver_connection.add_query_logger(
+            lambda query: sent.append(query.query))
+
+    try:
+        for _ in range(3):
+            async with db.transaction() as session:
+                await session.execute(text("SELECT count(*) FROM notes"))
+    finally:
+        await db.dispose()
+    # asyncpg's logger sees the statements sent as plain queries: a transaction's own
+    # BEGIN and COMMIT; a pre-ping would add a BEGIN and ROLLBACK around its probe.
+    assert sent == ["BEGIN;", "COMMIT;"] * 3

@@ -20,7 +20,8 @@ from opentelemetry.trace import StatusCode
 from kansoku.faults import flagfile
 from kansoku.faults.catalogue import FLAG_KINDS, FLAGS
 from kansoku.kit import semconv
-from kansoku.kit.flags import ActiveFault, FaultFlags, FlagKind
+from kansoku.kit.flagkinds import FlagKind
+from kansoku.kit.flags import ActiveFault, FaultFlags
 
 #: How long a change may take to reach a service: the provider polls every 0.5 s.
 RELOAD_BOUND_SECONDS = 2.0

@@ -48,7 +48,7 @@ from pydantic import (
 from kansoku import topology
 from kansoku.faults import catalogue
 from kansoku.kit.durations import format_duration, parse_duration
-from kansoku.kit.flags import OFF
+from kansoku.kit.flagkinds import OFF
 
 #: The embedded infrastructure's component names, as `kansoku status` lists them (the
 #: supervisor's `build_components`); the services come from `topology.SERVICES`.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.durations import format_duration
-from kansoku.kit.flags import OFF
+from kansoku.kit.flagkinds import OFF
 
 
 @dataclass(frozen=True)

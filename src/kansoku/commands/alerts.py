@@ -7,27 +7,27 @@
 - `export DIR` writes the same rules for distributed mode: Prometheus rules, a
   Prometheus configuration that loads them and scrapes the services where they run
   (the running stack's ports, else the settings'), and an Alertmanager configuration.
+
+The rules, YAML and the HTTP client are imported inside the commands: every `kansoku`
+command imports this module.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
-import httpx
 import typer
-import yaml
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
-from kansoku.explorer import prometheus
-from kansoku.explorer.rules import RuleFile, RulesError, default_rules_text, load_rules
-from kansoku.kit.settings import ConfigurationError
-from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import StackNotRunning, read_stack_state
 from kansoku.topology import EXPLORER_TOKEN_VARIABLE, SERVICES, explorer_headers
+
+if TYPE_CHECKING:
+    from kansoku.explorer.rules import RuleFile
+    from kansoku.stack.settings import StackSettings
 
 app = typer.Typer(help="The alert rules and SLOs.", no_args_is_help=True)
 
@@ -47,6 +47,8 @@ def _rules_path(data_dir: Path | None) -> Path:
 
 
 def _load(path: Path | None, data_dir: Path | None) -> tuple[RuleFile, str]:
+    from kansoku.explorer.rules import RulesError, load_rules
+
     chosen = path or _rules_path(data_dir)
     if path is not None and not path.exists():
         fail(f"{path} does not exist: give an existing rules file, or leave --rules out "
@@ -63,6 +65,8 @@ def init(data_dir: DataDir = None,
          ) -> None:
     """Write the default rules to `<data dir>/alerts.yaml`, to edit; the explorer reads
     the file instead of its defaults and picks up changes by itself."""
+    from kansoku.explorer.rules import default_rules_text
+
     path = _rules_path(data_dir)
     if path.exists() and not force:
         fail(f"{path} exists already: edit it, or run with --force to start again from "
@@ -86,6 +90,8 @@ def check(file: Annotated[Path | None, typer.Argument(
 @app.command("list")
 def list_alerts(data_dir: DataDir = None) -> None:
     """The running explorer's alerts: firing, pending, lately resolved."""
+    import httpx
+
     url = load_settings(data_dir).service_url("explorer")
     try:
         answer = httpx.get(f"{url}/api/alerts", timeout=10, headers=explorer_headers(
@@ -112,6 +118,9 @@ def _scrape_targets(settings: StackSettings, host: str | None) -> tuple[dict[str
     """Where each service's `/metrics` is ("host:port" by service name), and where that
     came from, in words: the running stack's state file, else the settings (the
     KANSOKU_<NAME>_PORT variables, else the default ports). `host` replaces the host."""
+    from kansoku.kit.settings import ConfigurationError
+    from kansoku.stack.state import StackNotRunning, read_stack_state
+
     try:
         state = read_stack_state(settings)
     except StackNotRunning as exc:
@@ -156,6 +165,10 @@ def export(directory: Annotated[Path, typer.Argument(help="Where to write the fi
 
     The services' ports are the running stack's (from its state file); without a
     running stack, those the settings give (`KANSOKU_<NAME>_PORT`, else the defaults)."""
+    import yaml
+
+    from kansoku.explorer import prometheus
+
     rules, source = _load(rules_file, data_dir)
     settings = load_settings(data_dir)
     targets, origin = _scrape_targets(settings, host)

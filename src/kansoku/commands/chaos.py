@@ -4,6 +4,9 @@
 running from the data directory and prints what happens as it goes, then the report:
 whether the hypothesis held before, during and after, and the recovery time. It exits 0
 when the shop recovered, 1 otherwise. `schedule` turns random fault flags on and off.
+
+The chaos machinery (the experiment model, its actions, probes and runner) is imported
+inside the commands: every `kansoku` command imports this module.
 """
 
 from __future__ import annotations
@@ -20,12 +23,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from kansoku.chaos import experiment as model
-from kansoku.chaos.actions import Stack, StackError
-from kansoku.chaos.report import EventPrinter, render
-from kansoku.chaos.runner import RECOVERED, run_experiment
-from kansoku.chaos.runner import logger as runner_logger
-from kansoku.chaos.scheduler import FaultPicker, Scheduler, plan
 from kansoku.commands.common import (
     DataDir,
     console,
@@ -37,12 +34,11 @@ from kansoku.commands.common import (
 from kansoku.commands.flags import flags_file
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.durations import DurationError, format_duration, parse_duration
-from kansoku.kit.flags import OFF
-from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import StackNotRunning, running_stack
+from kansoku.kit.flagkinds import OFF
 
 if TYPE_CHECKING:
     from kansoku.kit.telemetry import Telemetry
+    from kansoku.stack.settings import StackSettings
 
 #: The service name the experiments' telemetry carries.
 SERVICE = "chaos"
@@ -54,6 +50,8 @@ app = typer.Typer(help="Chaos experiments and game days against the running stac
 @app.command("list")
 def list_experiments() -> None:
     """The shipped experiments: name, title, parameters and what each is about."""
+    from kansoku.chaos import experiment as model
+
     table = Table(title="Shipped chaos experiments ('kansoku chaos run NAME')",
                   title_justify="left")
     table.add_column("name", no_wrap=True)
@@ -94,6 +92,11 @@ def run(
 ) -> None:
     """Run a chaos experiment: probe the hypothesis, run the method, roll back, and
     report whether the hypothesis held and how long the shop took to recover."""
+    from kansoku.chaos import experiment as model
+    from kansoku.chaos.actions import Stack, StackError
+    from kansoku.chaos.report import EventPrinter, render
+    from kansoku.chaos.runner import RECOVERED, run_experiment
+
     try:
         chosen = model.load(experiment, _overrides(param or []))
     except model.ExperimentError as exc:
@@ -137,6 +140,7 @@ def run(
 def _telemetry(settings: StackSettings) -> Telemetry:
     """Providers for the experiment's trace and log records, sent where the stack's
     telemetry goes (the explorer, unless the user named another backend)."""
+    from kansoku.chaos.runner import logger as runner_logger
     from kansoku.kit.telemetry import setup_telemetry
 
     os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", settings.otlp_endpoint)
@@ -179,6 +183,9 @@ def schedule(
 ) -> None:
     """Game day: turn random fault flags on and off, one at a time, saying what it
     does. Every flag it turned on is put back when it ends, Ctrl-C included."""
+    from kansoku.chaos.scheduler import FaultPicker, Scheduler, plan
+    from kansoku.stack.state import StackNotRunning, running_stack
+
     every = _duration(interval, "--interval")
     on_for = _duration(fault_time, "--fault-time") if fault_time else every / 2
     if on_for > every:

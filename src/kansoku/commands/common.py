@@ -5,13 +5,14 @@ fix."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console, RenderableType
 
-from kansoku.stack.settings import StackSettings
+if TYPE_CHECKING:
+    from kansoku.stack.settings import StackSettings
 
 console = Console()
 errors = Console(stderr=True)
@@ -71,6 +72,10 @@ def invalid_setting(exc: ValidationError, prefix: str = "KANSOKU_") -> NoReturn:
 
 
 def load_settings(data_dir: Path | None) -> StackSettings:
+    """The stack's settings (pydantic-settings, imported here: `kansoku --help` needs
+    none, and they are a good part of every command's start)."""
+    from kansoku.stack.settings import StackSettings
+
     try:
         settings = StackSettings() if data_dir is None else StackSettings(data_dir=data_dir)
     except ValidationError as exc:

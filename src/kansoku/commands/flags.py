@@ -15,7 +15,7 @@ from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.faults import catalogue, flagfile
-from kansoku.kit.flags import OFF
+from kansoku.kit.flagkinds import OFF
 
 app = typer.Typer(help="List, set and reset the fault flags.", no_args_is_help=True)
 

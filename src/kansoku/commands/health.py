@@ -59,14 +59,26 @@ def readiness_problem(service: topology.ServiceInfo, timeout: float = TIMEOUT_SE
     port = os.environ.get(topology.port_variable(service.name)) or service.default_port
     url = f"http://{host}:{port}/health/ready"
     try:
-        # A loopback http URL made here, never one from outside.
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            status: int = answer.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
+        status = answer_status(url, timeout, quiet=False)
     except (OSError, ValueError) as exc:
         return f"{service.name} is not answering at {url} ({getattr(exc, 'reason', exc)})"
     return None if status == 200 else f"{service.name} is not ready: {url} answered {status}"
+
+
+def answer_status(url: str, timeout: float = TIMEOUT_SECONDS, *, quiet: bool = True
+                  ) -> int | None:
+    """The HTTP status a GET of `url` (an http URL kansoku made) answers; None when
+    nothing answers — or, with `quiet=False`, the error saying why."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310
+            status: int = answer.status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    except (OSError, ValueError):
+        if quiet:
+            return None
+        raise
+    return status
 
 
 def main(argv: list[str]) -> int:

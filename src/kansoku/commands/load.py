@@ -6,6 +6,9 @@ patches the standard library with gevent, which this process must not have), sho
 progress and ends with a summary per journey step. `synth` runs the synthetic monitors'
 journeys once and prints each outcome with its trace id. `install-browser` installs what
 the browser journey needs (`loadgen/browser_setup.py`).
+
+The HTTP client, the progress display and the state file's reader are imported inside
+the commands: every `kansoku` command imports this module.
 """
 
 from __future__ import annotations
@@ -21,12 +24,9 @@ import socket
 import subprocess
 import sys
 import time
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
-import httpx
 import typer
-from pydantic import ValidationError
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from kansoku.commands.common import (
@@ -40,8 +40,9 @@ from kansoku.commands.common import (
 from kansoku.kit.durations import DurationError, parse_duration
 from kansoku.loadgen.outcomes import FAILURE, JOURNEY_NAMES
 from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
-from kansoku.stack.settings import StackSettings
-from kansoku.stack.state import StackNotRunning, read_stack_state, running_stack
+
+if TYPE_CHECKING:
+    from kansoku.stack.settings import StackSettings
 
 app = typer.Typer()
 
@@ -51,6 +52,8 @@ STOP_GRACE_SECONDS = 30.0
 def stack_url(settings: StackSettings, component: str) -> str:
     """Where `component` of the stack running from this data directory listens; exits
     with one line when no stack runs there."""
+    from kansoku.stack.state import StackNotRunning, running_stack
+
     try:
         state = running_stack(settings)
     except StackNotRunning as exc:
@@ -64,6 +67,8 @@ def stack_url(settings: StackSettings, component: str) -> str:
 
 def check_gateway(target: str) -> None:
     """Exit with one line if the gateway at `target` cannot be reached or is not ready."""
+    import httpx
+
     try:
         answer = httpx.get(f"{target}/health/ready", timeout=5)
     except httpx.HTTPError as exc:
@@ -278,6 +283,8 @@ def load(
 
 
 def _explorer_hint(settings: StackSettings) -> str:
+    from kansoku.stack.state import StackNotRunning, read_stack_state
+
     with contextlib.suppress(StackNotRunning):
         state = read_stack_state(settings)
         explorer = state.component("explorer") if state else None
@@ -288,6 +295,8 @@ def _explorer_hint(settings: StackSettings) -> str:
 
 def _follow(run: LoadRun, seconds: float, *, quiet: bool) -> None:
     """Show the run's progress until the child ends its output."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("[bold]load[/]"), BarColumn(), TimeElapsedColumn(),
         TextColumn("{task.fields[remaining]} left · {task.fields[users]} users · "
@@ -421,6 +430,8 @@ def install_browser() -> None:
     a browser: imageSlowLoad shows only there.
     """
     # Imported here: other commands need none of it.
+    from pydantic import ValidationError
+
     from kansoku.loadgen.browser_setup import (
         InstallFailed,
         browser_synthetic,

@@ -22,7 +22,6 @@ from pydantic import ValidationError
 from kansoku import topology
 from kansoku.commands import health as health_check
 from kansoku.commands.common import console, fail, invalid_setting
-from kansoku.kit.settings import ConfigurationError
 
 app = typer.Typer()
 
@@ -46,6 +45,7 @@ def serve(name: ServiceName = None) -> None:
     how to run services yourself (one per container, say)."""
     from kansoku.kit.serve import PortUnavailable
     from kansoku.kit.serve import serve as run_server
+    from kansoku.kit.settings import ConfigurationError
 
     info = _service(name)
     name = info.name
@@ -74,17 +74,17 @@ def health(name: ServiceName = None) -> None:
         fail(problem)
 
 
+def _package(service: topology.ServiceInfo) -> str:
+    """The package a service's app lives in (`kansoku.services.catalog`)."""
+    return service.app_factory.split(":")[0].rsplit(".", 1)[0]
+
+
 @app.command()
 def migrate() -> None:
     """Create or upgrade every service's schema and add the demo data (needs
     KANSOKU_DATABASE_URL). Safe to run again."""
-    from kansoku.kit.db import (
-        Database,
-        check_reachable,
-        migrations_folder,
-        redact_url,
-        upgrade_schema,
-    )
+    from kansoku.kit.db import Database, redact_url
+    from kansoku.kit.migrate import applied_revisions, migrations_folder, upgrade_schema
 
     url = os.environ.get("KANSOKU_DATABASE_URL")
     if not url:
@@ -104,18 +104,23 @@ def migrate() -> None:
     if "://" not in url:
         fail(f"KANSOKU_DATABASE_URL={redact_url(url)!r} is not a URL — use the form "
              "postgresql://user:password@host:5432/database")
+    migrated = {service.name: migrations_folder(_package(service))
+                for service in topology.SERVICES
+                if migrations_folder(_package(service)).is_dir()}
     try:
-        asyncio.run(check_reachable(url))
+        # What every schema records, read at once (which also proves the database is
+        # there): a schema already current needs no Alembic run.
+        applied = asyncio.run(applied_revisions(url, migrated))
     except Exception as exc:
         fail(f"cannot reach the database at {redact_url(url)} ({exc or type(exc).__name__}) "
              "— check KANSOKU_DATABASE_URL")
     for service in topology.SERVICES:
-        package = service.app_factory.split(":")[0].rsplit(".", 1)[0]
-        versions = migrations_folder(package)
-        if not versions.is_dir():
+        if service.name not in migrated:
             continue
+        package = _package(service)
         try:
-            upgrade_schema(url, schema=service.name, versions=versions)
+            upgrade_schema(url, schema=service.name, versions=migrated[service.name],
+                           applied=applied[service.name])
             message = f"{service.name}: schema up to date"
             if importlib.util.find_spec(f"{package}.demo") is not None:
                 added = asyncio.run(seed(package, service.name))

@@ -11,8 +11,8 @@ directory.
 They learn about the stack from its state file (`stack/state.py`); `up` starts the
 supervisor (`stack/supervisor.py`) and `stop`/`start` leave it requests
 (`stack/control.py`). Modules only some commands need (the supervisor, the preflight
-checks) are imported inside them: every `kansoku` command imports this module, and
-would otherwise pay for them at start-up.
+checks, psutil, rich's live display) are imported inside them: every `kansoku` command
+imports this module, and would otherwise pay for them at start-up.
 """
 
 from __future__ import annotations
@@ -23,24 +23,22 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
-import httpx
-import psutil
 import typer
-from rich.live import Live
 from rich.table import Table
 
+from kansoku.commands import health as health_check
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
-from kansoku.kit.settings import ConfigurationError
 from kansoku.stack.control import ControlError, Request, ask_supervisor
-from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import (
     ComponentState,
     StackNotRunning,
@@ -49,6 +47,9 @@ from kansoku.stack.state import (
     read_stack_state,
     running_stack,
 )
+
+if TYPE_CHECKING:
+    from kansoku.stack.settings import StackSettings
 
 app = typer.Typer()
 
@@ -121,6 +122,8 @@ def _spawn_supervisor(settings: StackSettings) -> subprocess.Popen[bytes]:
 
 def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]) -> None:
     """Show progress until every component is ready; exit with the error if start fails."""
+    from rich.live import Live
+
     started = time.monotonic()
     with Live(console=console, refresh_per_second=8, transient=True) as live:
         while True:
@@ -186,6 +189,9 @@ def _kill_leftovers(settings: StackSettings) -> None:
         return
     processes = [(c.pid, c.process_started) for c in state.components]
     processes.append((state.supervisor.pid, state.supervisor.process_started))
+    processes.append((state.supervisor.template_pid, state.supervisor.template_started))
+    import psutil
+
     for pid, started in processes:
         if pid and started and process_alive(pid, started):
             with contextlib.suppress(psutil.Error):
@@ -199,6 +205,7 @@ def up(
     data_dir: DataDir = None,
 ) -> None:
     """Start the whole platform and wait until every component is ready."""
+    from kansoku.kit.settings import ConfigurationError
     from kansoku.stack.preflight import PreflightFailed, run_preflight
 
     settings = load_settings(data_dir)
@@ -222,6 +229,8 @@ def up(
                           "'kansoku down' stops it.")
             return
         console.print("Press Ctrl-C to stop everything.")
+        from rich.live import Live
+
         with Live(console=console, refresh_per_second=1) as live:
             while supervisor.poll() is None:
                 state = _read_state(settings)
@@ -248,24 +257,32 @@ def down(data_dir: DataDir = None) -> None:
     console.print("kansoku stopped.")
 
 
-async def _probe(url: str) -> str:
-    """Health as seen right now: /health/ready for services, a TCP connect otherwise."""
+#: How long `status` waits for one component's answer.
+PROBE_TIMEOUT_SECONDS = 2.0
+
+
+def _probe(url: str) -> str:
+    """Health as seen right now: /health/ready for services, a TCP connect otherwise.
+
+    The standard library's client, as the container healthcheck's: `status` should answer
+    at once, and importing httpx would cost it more than all the probes together."""
     parts = urlsplit(url)
+    if parts.scheme == "http":
+        answer = health_check.answer_status(f"{url}/health/ready", PROBE_TIMEOUT_SECONDS)
+        return "down" if answer is None else "healthy" if answer == 200 else "unhealthy"
     try:
-        if parts.scheme == "http":
-            async with httpx.AsyncClient(timeout=2.0) as client:
-                response = await client.get(f"{url}/health/ready")
-            return "healthy" if response.status_code == 200 else "unhealthy"
-        _, writer = await asyncio.wait_for(
-            asyncio.open_connection(parts.hostname, parts.port), 2)
-        writer.close()
-        return "healthy"
-    except Exception:
+        socket.create_connection((parts.hostname, parts.port), PROBE_TIMEOUT_SECONDS).close()
+    except (OSError, ValueError):
         return "down"
+    return "healthy"
 
 
-async def _probe_all(urls: list[str]) -> list[str]:
-    return list(await asyncio.gather(*(_probe(url) for url in urls)))
+def _probe_all(urls: list[str]) -> list[str]:
+    """Every component probed at once, each in a thread of its own."""
+    if not urls:
+        return []
+    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+        return list(pool.map(_probe, urls))
 
 
 @app.command()
@@ -279,7 +296,7 @@ def status(
     running = state is not None and state.supervisor_alive()
     components = state.components if state else []
     if running:
-        healths = asyncio.run(_probe_all([component.url for component in components]))
+        healths = _probe_all([component.url for component in components])
         components = [component.model_copy(update={"health": health})
                       for component, health in zip(components, healths, strict=True)]
     else:
@@ -448,5 +465,6 @@ def supervise(data_dir: DataDir = None) -> None:
         fail(f"kansoku is already running from {settings.data_dir} — stop it with "
              "'kansoku down' or use another --data-dir")
     groups = build_components(settings)
-    code = asyncio.run(Supervisor(settings, groups, migrate_command()).run())
+    supervisor = Supervisor(settings, groups, migrate_command(), prefork=settings.prefork)
+    code = asyncio.run(supervisor.run())
     raise typer.Exit(code)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kansoku.kit.flags import OFF, FlagKind, FlagValue
+from kansoku.kit.flagkinds import OFF, FlagKind, FlagValue
 
 #: A flag's variants in order, each with the value it gives the code.
 Variants = tuple[tuple[str, FlagValue], ...]

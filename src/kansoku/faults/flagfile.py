@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from kansoku.faults.catalogue import FLAGS, FlagDefinition, canonical_variant, flag_definition
-from kansoku.kit.flags import FLAGS_FILE_VARIABLE, OFF
+from kansoku.kit.flagkinds import FLAGS_FILE_VARIABLE, OFF
 
 logger = logging.getLogger(__name__)
 

@@ -1,10 +1,13 @@
-"""PostgreSQL access: an async engine per service, request-owned sessions, migrations.
+"""PostgreSQL access: an async engine per service and request-owned sessions.
 
 A service reads and writes only its own schema; the engine sets `search_path` to it, so
 SQL in `store.py` names tables without a schema prefix.
 
 Sessions belong to the request (`DbSession`): committed when the route returned, rolled
 back when it raised, before the response leaves. Service code never commits.
+
+Migrations are `kit/migrate.py`'s, run by `kansoku migrate`: a service never imports
+Alembic.
 """
 
 from __future__ import annotations
@@ -12,15 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.resources import files
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from alembic import command
-from alembic.config import Config
 from fastapi import Depends, Request
-from sqlalchemy import text
+from sqlalchemy import event, exc, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -30,8 +29,10 @@ from sqlalchemy.ext.asyncio import (
 
 from kansoku.kit.errors import Problem
 
-#: The Alembic environment every service shares; each service brings its own versions.
-MIGRATIONS_ENV = Path(__file__).parent / "migrations"
+#: A pooled connection older than this is closed and replaced when next taken from the
+#: pool: it bounds how long a connection a server or proxy between dropped silently can
+#: stay in the pool (PgBouncer, a cloud load balancer's idle timeout).
+POOL_RECYCLE_SECONDS = 1800
 
 
 def async_url(url: str) -> str:
@@ -58,7 +59,9 @@ def create_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout (several per request).
+        # A connection the server closed is noticed locally instead (`_drop_closed`).
+        pool_recycle=POOL_RECYCLE_SECONDS,
         # Past this a request gets 503 "busy" (see kit.errors) rather than waiting on.
         pool_timeout=10,
         # Error messages (which reach logs and spans) name the statement, never the
@@ -72,6 +75,25 @@ def create_engine(
     )
 
 
+def _drop_closed(dbapi_connection: Any, connection_record: Any, proxy: Any) -> None:
+    """Pool checkout hook: refuse a connection the server has closed — PostgreSQL
+    restarted, or the backend was terminated — so the pool replaces it with a new one
+    before the request uses it.
+
+    asyncpg notices the server closing the socket as soon as the event loop reads it,
+    so this is a look at local state, not the round trip `pool_pre_ping` makes. Raising
+    `DisconnectionError` here is SQLAlchemy's way to say "discard and retry" (up to three
+    times per checkout).
+    """
+    if dbapi_connection.driver_connection.is_closed():
+        raise exc.DisconnectionError("the server closed this pooled connection")
+
+
+def drop_closed_connections(engine: AsyncEngine) -> None:
+    """Make `engine`'s pool replace connections the server closed when they are taken."""
+    event.listen(engine.sync_engine, "checkout", _drop_closed)
+
+
 class Database:
     """One service's connection pool and the sessions its requests use."""
 
@@ -79,6 +101,7 @@ class Database:
         self.schema = schema
         self.engine = create_engine(url, schema=schema, application_name=application_name,
                                     pool_size=pool_size)
+        drop_closed_connections(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager
@@ -106,29 +129,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-def migrations_folder(package: str) -> Path:
-    """A service package's Alembic versions: the `migrations` folder inside it."""
-    return Path(str(files(package) / "migrations"))
-
-
-def upgrade_schema(url: str, *, schema: str, versions: Path) -> None:
-    """Bring one service's schema up to its newest migration (creating the schema first).
-
-    Runs Alembic with the shared environment in `kit/migrations` and the service's own
-    `versions` folder; the version table lives in the service's schema, so services
-    migrate independently.
-    """
-    if not versions.is_dir():
-        raise FileNotFoundError(f"no migrations folder at {versions} for schema {schema}")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_ENV))
-    config.set_main_option("version_locations", str(versions))
-    config.set_main_option("path_separator", "os")
-    config.attributes["url"] = async_url(url)
-    config.attributes["schema"] = schema
-    command.upgrade(config, "head")
 
 
 async def check_reachable(url: str, timeout: float = 5.0) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 import threading
@@ -33,31 +32,14 @@ from opentelemetry.trace import Span, Status, StatusCode
 
 from kansoku.kit import semconv
 from kansoku.kit.errors import Problem
+from kansoku.kit.flagkinds import FLAGS_FILE_VARIABLE, OFF, FlagKind, FlagValue
 
 logger = logging.getLogger(__name__)
 _tracer = trace.get_tracer("kansoku.faults")
 
-#: The variant every flag has, and starts in: a flag at `off` is not active.
-OFF = "off"
 #: How often the flagd provider looks at the file's modification time. (In file mode the
 #: provider uses its `deadline_ms` as the polling interval.)
 POLL_MILLISECONDS = 500
-#: The variable that names the flags file to every service (`ServiceSettings.flags_file`).
-FLAGS_FILE_VARIABLE = "KANSOKU_FLAGS_FILE"
-
-#: The value a flag's variant gives the code: True for a switch, else a number.
-FlagValue = bool | float
-
-
-class FlagKind(enum.Enum):
-    """How a service evaluates one flag, and what its value means."""
-
-    #: On or off: evaluated as a boolean.
-    SWITCH = "switch"
-    #: A number that acts on every request (seconds to wait, a factor).
-    AMOUNT = "amount"
-    #: A number from 0 to 1: the share of requests the fault acts on.
-    SHARE = "share"
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,9 @@ _IS_REMOTE = 0x200
 
 _encode_document = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                                     check_circular=False, default=str).encode
+#: A str as a JSON string, quotes included (the standard library's C function, the one
+#: `_encode_document` uses for every string).
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def any_value(value: Any) -> dict[str, Any]:
@@ -82,32 +85,51 @@ def key_values(attributes: Mapping[str, Any] | None) -> list[dict[str, Any]]:
              else any_value(value)} for key, value in attributes.items()]
 
 
+def attributes_json(attributes: Mapping[str, Any]) -> str:
+    """`key_values(attributes)` written as JSON, the same text `_encode_document` would
+    make of it, about twice as fast: strings and integers (nearly every attribute) are
+    written straight from the C string quoting, without a dict per key and value."""
+    return "[" + ",".join(
+        f'{{"key":{_quote(key)},"value":{{"stringValue":{_quote(value)}}}}}'
+        if type(value) is str else
+        f'{{"key":{_quote(key)},"value":{{"intValue":"{value}"}}}}'
+        if type(value) is int else
+        f'{{"key":{_quote(key)},"value":{_encode_document(any_value(value))}}}'
+        for key, value in attributes.items()) + "]"
+
+
 def _flags(parent: SpanContext | None) -> int:
     return _HAS_IS_REMOTE | _IS_REMOTE if parent is not None and parent.is_remote \
         else _HAS_IS_REMOTE
 
 
-def _span(span: ReadableSpan) -> dict[str, Any]:
+def span_json(span: ReadableSpan) -> str:
+    """One span as an OTLP/JSON Span. The fields every span has are written as text
+    directly (the span's attributes with `attributes_json`); the rarer ones (events,
+    links, status, dropped counts) as dicts through the encoder."""
     context = span.get_span_context()
     if context is None:  # never for the SDK's spans; the batch is dropped if it happens
         raise ValueError(f"span '{span.name}' has no span context")
     parent = span.parent
-    encoded: dict[str, Any] = {
-        "traceId": format(context.trace_id, "032x"),
-        "spanId": format(context.span_id, "016x"),
-        "name": span.name,
-        "kind": span.kind.value + 1,  # the API counts from INTERNAL = 0, OTLP from 1
-        "startTimeUnixNano": str(span.start_time or 0),
-        "endTimeUnixNano": str(span.end_time or 0),
-        "flags": _flags(parent),
-    }
+    # The API counts kinds from INTERNAL = 0, OTLP from 1.
+    text = (f'{{"traceId":"{context.trace_id:032x}","spanId":"{context.span_id:016x}",'
+            f'"name":{_quote(span.name)},"kind":{span.kind.value + 1},'
+            f'"startTimeUnixNano":"{span.start_time or 0}",'
+            f'"endTimeUnixNano":"{span.end_time or 0}","flags":{_flags(parent)}')
     if parent is not None:
-        encoded["parentSpanId"] = format(parent.span_id, "016x")
+        text += f',"parentSpanId":"{parent.span_id:016x}"'
     if context.trace_state:
-        encoded["traceState"] = ",".join(f"{key}={value}"
-                                         for key, value in context.trace_state.items())
+        text += ',"traceState":' + _quote(",".join(
+            f"{key}={value}" for key, value in context.trace_state.items()))
     if span.attributes:
-        encoded["attributes"] = key_values(span.attributes)
+        text += ',"attributes":' + attributes_json(span.attributes)
+    rest = _span_rest(span)
+    return text + ("," + _encode_document(rest)[1:] if rest else "}")
+
+
+def _span_rest(span: ReadableSpan) -> dict[str, Any]:
+    """What `span_json` leaves to the encoder: the fields most spans do not have."""
+    encoded: dict[str, Any] = {}
     if span.dropped_attributes:
         encoded["droppedAttributesCount"] = span.dropped_attributes
     if span.events:
@@ -185,7 +207,7 @@ class Encoded(NamedTuple):
 
 
 def encoded_span(span: ReadableSpan) -> Encoded:
-    return Encoded(span.resource, span.instrumentation_scope, _encode_document(_span(span)))
+    return Encoded(span.resource, span.instrumentation_scope, span_json(span))
 
 
 def encoded_log_record(record: ReadableLogRecord | ReadWriteLogRecord) -> Encoded:
@@ -351,7 +373,7 @@ _SEVERITY_TEXT = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 _EVENT_NAME_KEYS = ("otel.event.name", "event.name")
 
 
-def stdlib_log_record(record: logging.LogRecord) -> dict[str, Any]:
+def stdlib_log_record(record: logging.LogRecord) -> str:
     """A standard-library log record as an OTLP/JSON LogRecord, mapped as OpenTelemetry's
     `LoggingHandler` maps it (body, severity, the record's own attributes, the exception,
     the event name, and the trace and span of the current span)."""
@@ -376,8 +398,6 @@ def stdlib_log_record(record: logging.LogRecord) -> dict[str, Any]:
         "severityText": _SEVERITY_TEXT.get(record.levelname, record.levelname),
         "body": {"stringValue": record.getMessage()},
     }
-    if attributes:
-        encoded["attributes"] = key_values(attributes)
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
         encoded["traceId"] = format(context.trace_id, "032x")
@@ -387,7 +407,9 @@ def stdlib_log_record(record: logging.LogRecord) -> dict[str, Any]:
         encoded["flags"] = 0
     if event_name:
         encoded["eventName"] = str(event_name)
-    return encoded
+    text = _encode_document(encoded)
+    return text[:-1] + ',"attributes":' + attributes_json(attributes) + "}" if attributes \
+        else text
 
 
 class JsonLogHandler(logging.Handler):
@@ -419,7 +441,7 @@ class JsonLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             encoded = Encoded(self._resource, self._scope(record.name),
-                              _encode_document(stdlib_log_record(record)))
+                              stdlib_log_record(record))
         except Exception:  # logging must never fail the code that logs
             self.handleError(record)
             return

@@ -112,7 +112,7 @@ class Flood:
         # Imported only when a flags file is followed: through the kit it loads FastAPI
         # and SQLAlchemy (over half a second), which a run without one never needs.
         from kansoku.faults.flagfile import current_variant
-        from kansoku.kit.flags import OFF
+        from kansoku.kit.flagkinds import OFF
 
         return current_variant("loadFlood", self.flags_file) != OFF
 

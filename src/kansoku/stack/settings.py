@@ -45,6 +45,9 @@ class StackSettings(BaseSettings):
 
     #: Seconds a component may take to become ready before start-up is abandoned.
     ready_timeout: float = Field(60.0, gt=0)
+    #: Fork the services from one process that imported what they share
+    #: (`stack/prefork.py`), rather than start each from scratch.
+    prefork: bool = True
 
     def service_port(self, service: str) -> int:
         variable = topology.port_variable(service)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import psutil
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kansoku.stack.settings import StackSettings
+if TYPE_CHECKING:
+    from kansoku.stack.settings import StackSettings
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
@@ -31,6 +31,8 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
 def process_alive(pid: int, started: float | None = None) -> bool:
     """Whether `pid` runs (a zombie does not), and, given `started`, is the same process
     that started then rather than a later one that reuses the pid."""
+    import psutil  # here: `kansoku --help` imports this module and never asks
+
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -93,6 +95,9 @@ class SupervisorState(_Entry):
     error: str | None = None
     data_dir: str
     updated_at: float
+    #: The process the services are forked from (`stack/prefork.py`), while it runs.
+    template_pid: int | None = None
+    template_started: float | None = None
 
     def alive(self) -> bool:
         """Whether the supervisor that wrote the file still runs."""

@@ -32,6 +32,7 @@ import psutil
 from kansoku import topology
 from kansoku.faults import flagfile
 from kansoku.stack import control, infra
+from kansoku.stack.prefork import ForkedProcess, Forker, ForkUnavailable
 from kansoku.stack.settings import LOOPBACK, StackSettings
 from kansoku.stack.state import write_state
 
@@ -114,8 +115,11 @@ class Component:
     prepare: Callable[[], None] | None = None
     #: Runs once after the first time the component is ready, e.g. CREATE DATABASE.
     after_ready: Probe | None = None
+    #: The service to fork from the template (`stack/prefork.py`) instead of running
+    #: `command`, when the supervisor has one; `command` remains the way without.
+    forked_service: str | None = None
 
-    process: asyncio.subprocess.Process | None = None
+    process: asyncio.subprocess.Process | ForkedProcess | None = None
     state: str = "pending"
     health: str = "unknown"
     restarts: int = 0
@@ -139,10 +143,44 @@ class Component:
         }
 
 
+class HealthClient:
+    """The one HTTP client every health probe of the supervisor goes through.
+
+    A probe every 2 s per service (and every 0.1 s while one starts) with a client of
+    its own each time cost an SSL context and a connection apiece — 0.12 cores at idle;
+    shared, it keeps one connection per service alive. Made on first use in the running
+    event loop (again if the loop is another, as in tests), closed when the supervisor
+    stops."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = httpx.AsyncClient(
+                timeout=2.0,
+                # Kept between probes (every 2 s), closed well before a service would
+                # close it (kit.serve's keep-alive).
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=64,
+                                    keepalive_expiry=10.0))
+            self._loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and self._loop is asyncio.get_running_loop():
+            await client.aclose()
+
+
+#: Shared by every `http_probe`.
+HEALTH_CLIENT = HealthClient()
+
+
 def http_probe(url: str) -> Probe:
     async def probe() -> None:
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            response = await client.get(url)
+        response = await HEALTH_CLIENT.client().get(url)
         if response.status_code != 200:
             raise ConnectionError(f"{url} answered {response.status_code}")
     return probe
@@ -150,12 +188,20 @@ def http_probe(url: str) -> Probe:
 
 class Supervisor:
     def __init__(self, settings: StackSettings, components: list[list[Component]],
-                 migrate: list[str] | None) -> None:
+                 migrate: list[str] | None, *, prefork: bool = False) -> None:
         """`components` are start groups: each group starts at once, after the one before
-        is ready. `migrate`, if given, runs to completion after the first group."""
+        is ready. `migrate`, if given, runs to completion after the first group. With
+        `prefork`, the components that name a `forked_service` are forked from one
+        template process (`stack/prefork.py`), started first thing."""
         self.settings = settings
         self.groups = components
         self.migrate = migrate
+        self.forker: Forker | None = None
+        forked = [c for c in self.components if c.forked_service is not None]
+        if prefork and forked:
+            self.forker = Forker({**os.environ, **forked[0].env},
+                                 settings.log_dir / "template.log",
+                                 child_setup=_child_setup(None, signal.SIGKILL))
         self.stopping = asyncio.Event()
         self.phase = "starting"
         #: What start-up is doing now, in words, for the progress display.
@@ -167,6 +213,7 @@ class Supervisor:
         self._requests_waiting = asyncio.Event()
         self._request_tasks: set[asyncio.Task[None]] = set()
         self._process_started = psutil.Process().create_time()
+        self._template_started: float | None = None
 
     @property
     def components(self) -> list[Component]:
@@ -183,11 +230,14 @@ class Supervisor:
             logger.warning("could not write %s: %s", self.settings.state_file, exc)
 
     def _write_state(self) -> None:
+        template = self.forker.process if self.forker is not None else None
         write_state(self.settings.state_file, {
             "supervisor": {
                 "pid": os.getpid(), "process_started": self._process_started,
                 "state": self.phase, "step": self.step, "error": self.error,
                 "data_dir": str(self.settings.data_dir), "updated_at": time.time(),
+                "template_pid": template.pid if template else None,
+                "template_started": self._template_started,
             },
             "components": [component.describe() for component in self.components],
         })
@@ -206,6 +256,7 @@ class Supervisor:
         # Installed first thing: SIGUSR1's default action would end the supervisor.
         loop.add_signal_handler(signal.SIGUSR1, self._requests_waiting.set)
         control.clear_requests(self.settings.run_dir)
+        self._start_template()
         self.save_state()
         exit_code = 0
         try:
@@ -226,9 +277,29 @@ class Supervisor:
             logger.info("asked to stop while starting")
         finally:
             await self._stop_everything()
+            if self.forker is not None:
+                await self.forker.close()
+            await HEALTH_CLIENT.aclose()
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
                 loop.remove_signal_handler(signum)
         return exit_code
+
+    def _start_template(self) -> None:
+        """Start the services' template now, so that it imports while the
+        infrastructure starts; a template that cannot start leaves the services to
+        start the ordinary way."""
+        if self.forker is None:
+            return
+        try:
+            self.forker.start()
+        except OSError as exc:
+            logger.warning("could not start the services' template (%s): the services "
+                           "start on their own", exc)
+            self.forker = None
+            return
+        assert self.forker.process is not None
+        with contextlib.suppress(psutil.Error):
+            self._template_started = psutil.Process(self.forker.process.pid).create_time()
 
     async def _start_everything(self) -> None:
         # A stack starts with every fault flag off (a fault left on from the last run
@@ -286,7 +357,33 @@ class Supervisor:
         with component.log_file.open("ab") as log:
             log.write(f"--- kansoku: starting {component.name} at {time.ctime()} ---\n".encode())
             log.flush()
-            component.process = await asyncio.create_subprocess_exec(
+        component.process = await self._fork(component)
+        if component.process is None:
+            component.process = await self._execute(component)
+        component.started_at = time.monotonic()
+        with contextlib.suppress(psutil.Error):
+            component.process_started = psutil.Process(component.process.pid).create_time()
+        self._set(component, "starting")
+        logger.info("started %s (pid %s)", component.name, component.process.pid,
+                    extra={"component": component.name, "pid": component.process.pid})
+
+    async def _fork(self, component: Component) -> ForkedProcess | None:
+        """The component's process forked from the template, or None to run its command
+        instead (not a forked service, no template, or the template cannot fork)."""
+        if component.forked_service is None or self.forker is None or not self.forker.alive:
+            return None
+        try:
+            return await self.forker.fork(component.name, ["serve", component.forked_service],
+                                          component.log_file, component.stop_signal)
+        except ForkUnavailable as exc:
+            logger.warning("%s starts on its own: %s", component.name, exc,
+                           extra={"component": component.name})
+            return None
+
+    async def _execute(self, component: Component) -> asyncio.subprocess.Process:
+        """The component's process, running its command."""
+        with component.log_file.open("ab") as log:
+            return await asyncio.create_subprocess_exec(
                 *component.command,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT,
                 env={**os.environ, **component.env},
@@ -295,12 +392,6 @@ class Supervisor:
                 start_new_session=True,
                 preexec_fn=_child_setup(component.run_as, component.stop_signal),
             )
-        component.started_at = time.monotonic()
-        with contextlib.suppress(psutil.Error):
-            component.process_started = psutil.Process(component.process.pid).create_time()
-        self._set(component, "starting")
-        logger.info("started %s (pid %s)", component.name, component.process.pid,
-                    extra={"component": component.name, "pid": component.process.pid})
 
     async def _wait_ready(self, component: Component, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -330,12 +421,21 @@ class Supervisor:
         assert self.migrate is not None
         log_file = self.settings.log_dir / "migrate.log"
         logger.info("running migrations and demo data")
-        with log_file.open("ab") as log:
-            process = await asyncio.create_subprocess_exec(
-                *self.migrate, stdin=asyncio.subprocess.DEVNULL, stdout=log,
-                stderr=asyncio.subprocess.STDOUT, env={**os.environ, **self._service_env()},
-                start_new_session=True, preexec_fn=_child_setup(None, signal.SIGTERM),
-            )
+        process: asyncio.subprocess.Process | ForkedProcess | None = None
+        if self.forker is not None and self.forker.alive:
+            # Forked like a service: the services' modules (which the demo data needs)
+            # are imported already.
+            with contextlib.suppress(ForkUnavailable):
+                process = await self.forker.fork("migrate", ["migrate"], log_file,
+                                                 signal.SIGTERM)
+        if process is None:
+            with log_file.open("ab") as log:
+                process = await asyncio.create_subprocess_exec(
+                    *self.migrate, stdin=asyncio.subprocess.DEVNULL, stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env={**os.environ, **self._service_env()}, start_new_session=True,
+                    preexec_fn=_child_setup(None, signal.SIGTERM),
+                )
         finished = asyncio.create_task(process.wait())
         stop = asyncio.create_task(self.stopping.wait())
         await asyncio.wait({finished, stop}, timeout=MIGRATION_TIMEOUT_SECONDS,
@@ -668,7 +768,7 @@ def build_components(settings: StackSettings) -> list[list[Component]]:
         url = settings.service_url(name)
         return Component(name, "service", [sys.executable, "-m", "kansoku", "serve", name],
                          url, http_probe(f"{url}/health/ready"), settings.log_dir / f"{name}.log",
-                         env=env)
+                         env=env, forked_service=name)
 
     explorer = [service_component("explorer")]
     services = [service_component(s.name) for s in topology.SERVICES

@@ -1,4 +1,4 @@
-"""The Alembic environment shared by every service (see `kansoku.kit.db.upgrade_schema`).
+"""The Alembic environment shared by every service (see `kansoku.kit.migrate.upgrade_schema`).
 
 It runs one service's migrations inside that service's schema, with the version table
 there too. The caller passes `url` and `schema` through `config.attributes`.

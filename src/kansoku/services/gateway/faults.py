@@ -19,7 +19,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.app import UNOBSERVED_PATHS
 from kansoku.kit.errors import Problem
-from kansoku.kit.flags import FLAGS_FILE_VARIABLE, OFF, FaultFlags
+from kansoku.kit.flagkinds import FLAGS_FILE_VARIABLE, OFF
+from kansoku.kit.flags import FaultFlags
 from kansoku.services.gateway.api.schemas import FaultFlag
 
 #: CPU time gatewayCpuHog burns on each request, in seconds.
