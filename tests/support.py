@@ -4,6 +4,7 @@ starting embedded servers."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -25,7 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from kansoku import topology
 from kansoku.kit.clock import utc_now
@@ -327,3 +329,141 @@ def prefork_probe(arguments: list[str]) -> int:
     signals.pthread_sigmask(signals.SIG_BLOCK, {signals.SIGTERM})
     signals.sigwait({signals.SIGTERM})
     return 7
+
+
+class KubernetesApi:
+    """A stand-in for the Kubernetes API server, for ConfigMaps and Secrets: no registry
+    ships a kube-apiserver, so none can run here (docs/deploy.md). It answers as the
+    real one does for what kansoku uses — GET, PUT (replace) and POST (create) of
+    namespaced objects; a PUT from an older `resourceVersion` refused with 409 Conflict,
+    a POST of an existing name with 409 AlreadyExists, 404 NotFound, each as a `Status`;
+    a Secret's `stringData` merged into its base64 `data` — and authorizes as RBAC does:
+    a bearer token per user and the (verb, resource, namespace, name) it may use, "" as
+    the name for `create` (401 without a known token, 403 Forbidden otherwise).
+    `before_replace` runs before a PUT is judged: a test makes another writer's change
+    there."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.grants: dict[str, set[tuple[str, str, str, str]]] = {}
+        self.before_replace: Callable[[], None] | None = None
+        self._version = 0
+        self._lock = threading.Lock()
+
+    def _store(self, resource: str, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._version += 1
+        body = {**body, "metadata": {**body.get("metadata", {}), "namespace": namespace,
+                                     "resourceVersion": str(self._version)}}
+        if resource == "secrets" and "stringData" in body:
+            encoded = {key: base64.b64encode(value.encode()).decode()
+                       for key, value in body.pop("stringData").items()}
+            body["data"] = {**(body.get("data") or {}), **encoded}
+        self.objects[resource, namespace, body["metadata"]["name"]] = body
+        return body
+
+    def put_configmap(self, namespace: str, name: str, data: dict[str, str]) -> None:
+        """Create or overwrite a ConfigMap (as the chart or another writer would)."""
+        with self._lock:
+            self._store("configmaps", namespace, {"apiVersion": "v1", "kind": "ConfigMap",
+                                                  "metadata": {"name": name}, "data": data})
+
+    def data(self, namespace: str, name: str, resource: str = "configmaps"
+             ) -> dict[str, str]:
+        """An object's data (a Secret's decoded)."""
+        found: dict[str, str] = self.objects[resource, namespace, name].get("data") or {}
+        if resource == "secrets":
+            return {key: base64.b64decode(value).decode() for key, value in found.items()}
+        return found
+
+    def kubeconfig(self, url: str, token: str, namespace: str) -> dict[str, Any]:
+        """A kubeconfig whose current context reaches this server as `token`'s user."""
+        return {"apiVersion": "v1", "kind": "Config", "current-context": "test",
+                "clusters": [{"name": "test", "cluster": {"server": url}}],
+                "users": [{"name": "test", "user": {"token": token}}],
+                "contexts": [{"name": "test", "context": {
+                    "cluster": "test", "user": "test", "namespace": namespace}}]}
+
+    def app(self) -> FastAPI:
+        app = FastAPI()
+
+        def status(code: int, reason: str, message: str) -> JSONResponse:
+            return JSONResponse({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                 "message": message, "reason": reason, "code": code},
+                                status_code=code)
+
+        def refused(request: Request, verb: str, resource: str, namespace: str,
+                    name: str) -> JSONResponse | None:
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            if token not in self.grants:
+                return status(401, "Unauthorized", "Unauthorized")
+            if (verb, resource, namespace, name) not in self.grants[token]:
+                return status(403, "Forbidden", f'{resource} "{name}" is forbidden: cannot '
+                              f'{verb} resource "{resource}" in namespace "{namespace}"')
+            if verb != "create" and (resource, namespace, name) not in self.objects:
+                return status(404, "NotFound", f'{resource} "{name}" not found')
+            return None
+
+        @app.get("/api/v1/namespaces/{namespace}/{resource}/{name}")
+        async def get(request: Request, namespace: str, resource: str, name: str
+                      ) -> JSONResponse:
+            with self._lock:
+                return refused(request, "get", resource, namespace, name) or JSONResponse(
+                    self.objects[resource, namespace, name])
+
+        @app.post("/api/v1/namespaces/{namespace}/{resource}")
+        async def create(request: Request, namespace: str, resource: str) -> JSONResponse:
+            body = await request.json()
+            name = body["metadata"]["name"]
+            with self._lock:
+                if answer := refused(request, "create", resource, namespace, ""):
+                    return answer
+                if (resource, namespace, name) in self.objects:
+                    return status(409, "AlreadyExists", f'{resource} "{name}" already exists')
+                return JSONResponse(self._store(resource, namespace, body), status_code=201)
+
+        @app.put("/api/v1/namespaces/{namespace}/{resource}/{name}")
+        async def replace(request: Request, namespace: str, resource: str, name: str
+                          ) -> JSONResponse:
+            if self.before_replace is not None:
+                self.before_replace()
+            body = await request.json()
+            with self._lock:
+                if answer := refused(request, "update", resource, namespace, name):
+                    return answer
+                current = self.objects[resource, namespace, name]
+                sent = body.get("metadata", {}).get("resourceVersion")
+                if sent is not None and sent != current["metadata"]["resourceVersion"]:
+                    return status(409, "Conflict", f'Operation cannot be fulfilled on '
+                                  f'{resource} "{name}": the object has been modified; '
+                                  "please apply your changes to the latest version and "
+                                  "try again")
+                return JSONResponse(self._store(resource, namespace, body))
+
+        return app
+
+
+def project_configmap(directory: Path, data: dict[str, str]) -> None:
+    """Write `data` into `directory` as the kubelet projects a ConfigMap volume (its
+    AtomicWriter): the files in a new timestamped folder, the `..data` link swapped to
+    it by a rename, each key a link through `..data`, then the old folder removed. A
+    key that is gone loses its link."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data_link = directory / "..data"
+    old = os.readlink(data_link) if data_link.is_symlink() else None
+    version = directory / f"..{datetime.now(UTC):%Y_%m_%d_%H_%M_%S.%f}"
+    version.mkdir()
+    for key, text in data.items():
+        (version / key).write_text(text, encoding="utf-8")
+    temporary = directory / "..data_tmp"
+    os.symlink(version.name, temporary)
+    os.rename(temporary, data_link)
+    for entry in directory.iterdir():
+        if not entry.name.startswith("..") and entry.name not in data:
+            entry.unlink()
+    for key in data:
+        if not (directory / key).is_symlink():
+            os.symlink(f"..data/{key}", directory / key)
+    if old is not None:
+        for file in (directory / old).iterdir():
+            file.unlink()
+        (directory / old).rmdir()

@@ -6,12 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 from fastapi import FastAPI, Response
 
 from kansoku import topology
-from tests.support import run_cli, serve_in_thread
+from kansoku.faults import flagfile
+from kansoku.kit.flagkinds import OFF
+from tests.support import KubernetesApi, database_of_its_own, run_cli, serve_in_thread
 
 
 def probe_target(status: int) -> FastAPI:
@@ -79,3 +83,88 @@ def test_a_missing_or_unknown_service_is_one_line(command: str) -> None:
     unknown = run_cli(command, env=environment(KANSOKU_SERVICE="shipping"))
     assert unknown.returncode == 2 and len(unknown.stderr.strip().splitlines()) == 1
     assert "there is no component 'shipping'" in unknown.stderr
+
+
+#: What Kubernetes' service links put in the catalog's port setting when the release is
+#: named `kansoku` and the pod keeps its service links.
+SERVICE_LINK = "tcp://10.0.0.1:8002"
+
+
+@pytest.mark.parametrize("command", ["serve", "health"])
+def test_a_service_link_in_the_port_is_one_line_naming_the_variable_and_the_fix(
+    command: str,
+) -> None:
+    env = environment(KANSOKU_SERVICE="catalog", KANSOKU_CATALOG_PORT=SERVICE_LINK,
+                      KANSOKU_DATABASE_URL="postgresql://kansoku:pw@127.0.0.1:1/kansoku")
+    result = run_cli(command, env=env)
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: KANSOKU_CATALOG_PORT={SERVICE_LINK} is a Kubernetes "
+                           "service link"), line
+    assert "enableServiceLinks: false" in line
+    # The image's healthcheck (the module, not the CLI) says the same.
+    check = healthcheck(env)
+    assert check.returncode == 1 and check.stderr.strip() == line
+
+
+async def test_migrate_waits_for_and_then_leaves_the_fault_flags_an_operator_set(
+    postgres_url: str, tmp_path: Path,
+) -> None:
+    """Compose runs `kansoku migrate` on every `up` (to scale a service, say): a flag
+    switched on stays on unless --reset-flags asks; a missing file is made all off."""
+    database = await database_of_its_own(postgres_url, "migrate_flags")
+    flags = tmp_path / "flags.json"
+    env = environment(KANSOKU_DATABASE_URL=database, KANSOKU_FLAGS_FILE=str(flags))
+
+    def migrate(*args: str) -> str:
+        result = run_cli("migrate", *args, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    # A pod's init container waits for the migration; before it, it gives up naming
+    # the schemas behind.
+    early = run_cli("migrate", "--wait", "1", env=env)
+    assert early.returncode == 1
+    assert "the schemas of identity, catalog" in early.stderr
+    assert "is the migration job running?" in early.stderr
+    assert f"fault flags: every flag off ({flags})" in migrate()
+    assert "every schema is migrated" in migrate("--wait", "10")
+    assert set(flagfile.read_variants(flags).values()) == {OFF}
+    flagfile.set_variant(flags, "paymentFailure", "25%")
+    out = migrate()
+    assert "left as they are, paymentFailure on" in out
+    assert flagfile.read_variants(flags)["paymentFailure"] == "25%"
+    assert "every flag off" in migrate("--reset-flags")
+    assert flagfile.read_variants(flags)["paymentFailure"] == OFF
+
+
+def test_cluster_secret_makes_each_secret_once_and_keeps_it(tmp_path: Path) -> None:
+    """The chart's secrets hook: the first install makes random values, a later upgrade
+    (which may need a new key) adds only what is missing and changes nothing else."""
+    server = KubernetesApi()
+    server.grants["hook"] = {("create", "secrets", "shop", ""),
+                             ("get", "secrets", "shop", "shop-kansoku-generated"),
+                             ("update", "secrets", "shop", "shop-kansoku-generated")}
+    with serve_in_thread(server.app()) as url:
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(server.kubeconfig(url, "hook", "shop")))
+        env = environment(KUBECONFIG=str(kubeconfig))
+        made = run_cli("cluster-secret", "shop-kansoku-generated", "POSTGRES_PASSWORD",
+                       "KANSOKU_SERVICE_SECRET", "--label", "app.kubernetes.io/instance=shop",
+                       env=env)
+        assert made.returncode == 0, made.stderr
+        first = server.data("shop", "shop-kansoku-generated", "secrets")
+        assert set(first) == {"POSTGRES_PASSWORD", "KANSOKU_SERVICE_SECRET"}
+        assert all(len(value) == 48 and int(value, 16) >= 0 for value in first.values())
+        assert not any(value in made.stdout + made.stderr for value in first.values())
+        again = run_cli("cluster-secret", "shop-kansoku-generated", "POSTGRES_PASSWORD",
+                        "KANSOKU_SERVICE_SECRET", "KANSOKU_EXPLORER_PASSWORD", env=env)
+        assert again.returncode == 0, again.stderr
+        second = server.data("shop", "shop-kansoku-generated", "secrets")
+        assert {key: second[key] for key in first} == first
+        assert len(second["KANSOKU_EXPLORER_PASSWORD"]) == 48
+        server.grants["hook"].clear()
+        refused = run_cli("cluster-secret", "shop-kansoku-generated", "X", env=env)
+        assert refused.returncode == 1
+        (line,) = refused.stderr.strip().splitlines()
+        assert "answered 403 for secret shop-kansoku-generated" in line

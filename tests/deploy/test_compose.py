@@ -16,10 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
+import signal
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,11 +67,17 @@ def docker() -> Iterator[containers.Docker]:
 
 
 @pytest.fixture(scope="module")
-def shop(docker: containers.Docker, tmp_path_factory: pytest.TempPathFactory
-         ) -> Iterator[dict[str, str]]:
-    """The compose project, up; its published addresses. Taken down afterwards."""
+def images(docker: containers.Docker, tmp_path_factory: pytest.TempPathFactory
+           ) -> dict[str, str]:
+    """The images built (kansoku on the local base, the servers' stand-ins); the compose
+    variables that name them."""
     containers.build_base_image(docker, tmp_path_factory.mktemp("base"))
-    images = containers.build_images(docker)
+    return containers.build_images(docker)
+
+
+@pytest.fixture(scope="module")
+def shop(docker: containers.Docker, images: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The compose project, up; its published addresses. Taken down afterwards."""
     gateway, explorer, otlp = free_ports(3)
     project = f"kansoku-test-{secrets.token_hex(3)}"
     env = {**images, "KANSOKU_GATEWAY_PORT": str(gateway),
@@ -80,7 +90,9 @@ def shop(docker: containers.Docker, tmp_path_factory: pytest.TempPathFactory
     try:
         docker.compose_run(*compose, "up", "--detach", "--no-build", *scale, env=env)
         yield {"gateway": f"http://127.0.0.1:{gateway}",
-               "explorer": f"http://127.0.0.1:{explorer}", "project": project}
+               "explorer": f"http://127.0.0.1:{explorer}", "project": project,
+               "service_secret": env["KANSOKU_SERVICE_SECRET"],
+               "postgres_password": env["KANSOKU_POSTGRES_PASSWORD"]}
     finally:
         docker.compose_run(*compose, "down", "--volumes", "--remove-orphans",
                            "--timeout", "30", env=env)
@@ -164,6 +176,151 @@ async def test_two_catalog_and_two_orders_replicas_sell_no_more_than_the_stock(
         served = _requests_served(docker, shop["project"], service)
         assert len(served) == count and all(served), \
             f"every {service} replica served requests: {served}"
+    # What the memory limits were set from: each container's use after the rush.
+    usage = docker.run("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}")
+    print("memory after the rush:\n" + usage)  # noqa: T201 - the figures, for docs/deploy.md
+    for container in _project_containers(docker, shop["project"]):
+        assert docker.run("inspect", "--format", "{{.State.OOMKilled}}",
+                          container).strip() == "false", f"{container} ran out of memory"
+
+
+#: What Kubernetes puts in the catalog's port setting for a Service `kansoku-catalog`
+#: when the pod keeps its service links.
+SERVICE_LINK = "tcp://10.0.0.1:8002"
+
+
+def test_a_service_link_in_the_port_stops_the_service_with_one_line_naming_it(
+    docker: containers.Docker, images: dict[str, str],
+) -> None:
+    """As a pod of a release named `kansoku` with service links on would start: the
+    service, and the image's healthcheck, say which variable and what to do."""
+    common = ["run", "--rm", "--network", "none", "--env", "KANSOKU_SERVICE=catalog",
+              "--env", f"KANSOKU_CATALOG_PORT={SERVICE_LINK}",
+              "--env", "KANSOKU_DATABASE_URL=postgresql://kansoku:pw@127.0.0.1:1/kansoku"]
+    for command in (["serve"], ["--entrypoint", "python3"]):
+        image_and_args = ([images["KANSOKU_IMAGE"], "serve"] if command == ["serve"] else
+                          [*command, images["KANSOKU_IMAGE"], "-m", "kansoku.commands.health"])
+        result = subprocess.run(["docker", *common, *image_and_args], env=docker.env,
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode != 0
+        # (The Docker client may add warnings of its own to stderr.)
+        (line,) = [line for line in result.stderr.splitlines()
+                   if not line.startswith("WARNING:")]
+        assert line.startswith(f"error: KANSOKU_CATALOG_PORT={SERVICE_LINK} is a Kubernetes "
+                               "service link"), line
+        assert "enableServiceLinks: false" in line
+
+
+async def test_a_pod_the_chart_renders_for_a_release_named_kansoku_starts(
+    shop: dict[str, str], docker: containers.Docker, images: dict[str, str],
+) -> None:
+    """The catalog's pod of `helm template kansoku` — its environment as the kubelet
+    would make it (secrets resolved, $(VAR) expanded, no service links), its user,
+    read-only root and capabilities — runs in a container beside the compose project's
+    servers, reached by the chart's Service names, and becomes ready."""
+    from tests.deploy.test_chart import by_kind, render
+
+    deployment = by_kind(render({}, name="kansoku"), "Deployment")["kansoku-catalog"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["enableServiceLinks"] is False
+    (spec,) = pod["containers"]
+    secrets_ = {"KANSOKU_SERVICE_SECRET": shop["service_secret"],
+                "POSTGRES_PASSWORD": shop["postgres_password"]}
+    env = pod_environment(spec["env"], secrets_, pod_name="kansoku-catalog-0")
+    network = f"{shop['project']}-cluster"
+    docker.run("network", "create", network)
+    attached = []
+    name = f"{shop['project']}-pod"
+    try:
+        for server, alias in (("postgres", "kansoku-postgresql"), ("nats", "kansoku-nats"),
+                              ("valkey", "kansoku-valkey"), ("explorer", "kansoku-explorer")):
+            (container,) = _project_containers(docker, shop["project"], server)
+            docker.run("network", "connect", "--alias", alias, network, container)
+            attached.append(container)
+        context = spec["securityContext"]
+        user = f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
+        assert context["readOnlyRootFilesystem"] and context["capabilities"]["drop"] == ["ALL"]
+        docker.run("run", "--detach", "--name", name, "--network", network, "--user", user,
+                   "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/lib/kansoku:uid=10001",
+                   "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+                   *(argument for key, value in env.items()
+                     for argument in ("--env", f"{key}={value}")),
+                   images["KANSOKU_IMAGE"], *spec["args"])
+
+        async def ready() -> bool:
+            probe = await asyncio.to_thread(
+                subprocess.run, ["docker", "exec", name, "python3", "-m",
+                                 "kansoku.commands.health"], env=docker.env,
+                capture_output=True, text=True, check=False)
+            return probe.returncode == 0
+
+        await eventually(ready, 120, "the chart's catalog pod ready")
+    finally:
+        await asyncio.to_thread(subprocess.run, ["docker", "rm", "--force", name],
+                                env=docker.env, capture_output=True, check=False)
+        for container in attached:
+            docker.run("network", "disconnect", network, container)
+        docker.run("network", "rm", network)
+
+
+def pod_environment(variables: list[dict[str, Any]], secrets_: dict[str, str],
+                    pod_name: str) -> dict[str, str]:
+    """A container's `env` as the kubelet resolves it: secret keys from `secrets_`, the
+    pod's name, and `$(VAR)` replaced by a variable defined before it."""
+    resolved: dict[str, str] = {}
+    for variable in variables:
+        if "value" in variable:
+            value = re.sub(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)",
+                           lambda m: resolved.get(m.group(1), m.group(0)), variable["value"])
+        elif ref := variable["valueFrom"].get("secretKeyRef"):
+            value = secrets_[ref["key"]]
+        else:
+            assert variable["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+            value = pod_name
+        resolved[variable["name"]] = value
+    return resolved
+
+
+async def test_a_crashed_service_restarts_and_docker_kill_is_a_stop(
+    shop: dict[str, str], docker: containers.Docker,
+) -> None:
+    """`restart: unless-stopped`: a service whose process dies (killed from outside
+    Docker, as a crash or the kernel's OOM killer would) is started again; `docker kill`
+    is an operator's stop, and the container stays down. (Last: it takes the lab down.)"""
+    (lab,) = _project_containers(docker, shop["project"], "lab")
+
+    def state() -> tuple[str, int]:
+        status, restarts = docker.run("inspect", "--format",
+                                      "{{.State.Status}} {{.RestartCount}}", lab).split()
+        return status, int(restarts)
+
+    pid = int(docker.run("inspect", "--format", "{{.State.Pid}}", lab))
+    os.kill(pid, signal.SIGKILL)
+
+    async def restarted() -> bool:
+        status, restarts = state()
+        return status == "running" and restarts >= 1
+
+    await eventually(restarted, 60, "the crashed lab container running again")
+    _, restarts = state()
+    docker.run("kill", lab)
+
+    async def exited() -> bool:
+        return state()[0] == "exited"
+
+    await eventually(exited, 30, "the killed lab container exited")
+    # Docker would restart a crash within a second or two; the killed one stays down.
+    for _ in range(10):
+        assert state() == ("exited", restarts), "docker kill was undone"
+        await asyncio.sleep(0.5)
+
+
+def _project_containers(docker: containers.Docker, project: str, service: str | None = None
+                        ) -> list[str]:
+    filters = ["--filter", f"label=com.docker.compose.project={project}"]
+    if service is not None:
+        filters += ["--filter", f"label=com.docker.compose.service={service}"]
+    return docker.run("ps", "--all", "--quiet", *filters).split()
 
 
 async def _ready(client: httpx.AsyncClient, gateway: str) -> bool:

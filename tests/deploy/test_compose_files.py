@@ -56,7 +56,9 @@ def test_every_service_is_served_from_the_one_image_and_only_two_are_published()
     published = {name for name, entry in served.items() if entry.get("ports")}
     assert published == {"gateway", "explorer"}
     migrate = compose["services"]["migrate"]
-    assert migrate["restart"] == "no" and "kansoku migrate" in migrate["entrypoint"][-1]
+    # Migrations only: a second `up` must not turn off the flags an operator set.
+    assert migrate["restart"] == "no" and migrate["command"] == ["migrate"]
+    assert "entrypoint" not in migrate
     for name in ("identity", "gateway"):
         assert served[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully")
@@ -138,3 +140,22 @@ def test_compose_accepts_the_files(override: Path | None) -> None:
                                       if key not in OVERRIDE_VARIABLES})
         assert missing.returncode != 0
         assert re.search(r"set [A-Z_]+ to", missing.stderr), missing.stderr
+
+
+def test_every_long_running_container_restarts_and_has_a_memory_limit() -> None:
+    compose = load(DEPLOY / "compose.yaml")
+    for name, entry in compose["services"].items():
+        assert entry.get("mem_limit"), f"{name} has no memory limit"
+        if name != "migrate":
+            assert entry["restart"] == "unless-stopped", name
+
+
+def test_a_traces_only_backend_can_keep_metrics_and_logs_local() -> None:
+    """A backend that takes only traces (Arize Phoenix) answers 405 to the others:
+    the override lets OTEL_METRICS_EXPORTER / OTEL_LOGS_EXPORTER=none through and says
+    so."""
+    override = DEPLOY / "otlp-endpoint.yaml"
+    assert "OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none" in override.read_text()
+    for entry in load(override)["services"].values():
+        assert entry["environment"]["OTEL_METRICS_EXPORTER"] == "${OTEL_METRICS_EXPORTER:-otlp}"
+        assert entry["environment"]["OTEL_LOGS_EXPORTER"] == "${OTEL_LOGS_EXPORTER:-otlp}"

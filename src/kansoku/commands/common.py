@@ -64,11 +64,10 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def invalid_setting(exc: ValidationError, prefix: str = "KANSOKU_") -> NoReturn:
-    first = exc.errors()[0]
-    variable = prefix + "_".join(str(part) for part in first["loc"]).upper()
-    if variable.startswith("KANSOKU_KANSOKU_"):  # the field was read through an alias
-        variable = variable.removeprefix("KANSOKU_")
-    fail(f"{variable} is not valid: {first['msg']} — fix or unset it")
+    """End the command with the line naming the bad variable and the fix."""
+    from kansoku.kit.settings import invalid_setting_message  # pydantic-settings: lazily
+
+    fail(invalid_setting_message(exc, prefix))
 
 
 def load_settings(data_dir: Path | None) -> StackSettings:

@@ -2,6 +2,9 @@
 
 The flags live in `<data dir>/flags.json` (or the file `KANSOKU_FLAGS_FILE` names), in
 flagd's format; every service of a running stack sees a change within about a second.
+In a Kubernetes cluster they live in a ConfigMap (`--configmap`, or
+`KANSOKU_FLAGS_CONFIGMAP`, which the chart sets in the gateway's pods), switched
+through the Kubernetes API (see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -15,9 +18,16 @@ from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.faults import catalogue, flagfile
+from kansoku.faults.configmap import FLAGS_CONFIGMAP_VARIABLE, FlagConfigMap
 from kansoku.kit.flagkinds import OFF
 
 app = typer.Typer(help="List, set and reset the fault flags.", no_args_is_help=True)
+
+
+ConfigMapOption = Annotated[str | None, typer.Option(
+    "--configmap", help="Switch the flags of a Kubernetes release: its flags ConfigMap, "
+    "[NAMESPACE/]NAME (e.g. kansoku/shop-kansoku-flags), through the kubeconfig's "
+    "cluster", envvar=FLAGS_CONFIGMAP_VARIABLE, show_default=False)]
 
 
 def flags_file(data_dir: Path | None) -> Path:
@@ -28,9 +38,20 @@ def flags_file(data_dir: Path | None) -> Path:
     return load_settings(data_dir).data_dir / "flags.json"
 
 
-def _current(path: Path) -> dict[str, str]:
+def flag_store(data_dir: Path | None, configmap: str | None) -> flagfile.FlagStore:
+    """The ConfigMap named (`--configmap` or `KANSOKU_FLAGS_CONFIGMAP`), else the flags
+    file of the stack (`flags_file`)."""
+    if not configmap:
+        return flagfile.FlagFile(flags_file(data_dir))
     try:
-        return flagfile.read_variants(path)
+        return FlagConfigMap.named(configmap)
+    except flagfile.FlagFileError as exc:
+        fail(str(exc))
+
+
+def _current(store: flagfile.FlagStore) -> dict[str, str]:
+    try:
+        return store.read_variants()
     except flagfile.FlagFileError as exc:
         fail(str(exc))
 
@@ -40,10 +61,11 @@ def list_flags(
     data_dir: DataDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
     = False,
+    configmap: ConfigMapOption = None,
 ) -> None:
     """Every flag: its current variant, its variants, and what it does."""
-    path = flags_file(data_dir)
-    variants = _current(path)
+    store = flag_store(data_dir, configmap)
+    variants = _current(store)
     if as_json:
         console.print_json(json.dumps([
             {"name": flag.name, "variant": variants[flag.name],
@@ -52,7 +74,7 @@ def list_flags(
              "look_for": flag.look_for}
             for flag in catalogue.FLAGS.values()]))
         return
-    table = Table(title=f"Fault flags ({path})", title_justify="left")
+    table = Table(title=f"Fault flags ({store.location})", title_justify="left")
     table.add_column("flag", no_wrap=True)
     table.add_column("now", no_wrap=True)
     table.add_column("variants")
@@ -69,25 +91,28 @@ def set_flag(
     name: Annotated[str, typer.Argument(help="The flag, e.g. paymentFailure")],
     variant: Annotated[str, typer.Argument(help="One of its variants, e.g. 25% (off: off)")],
     data_dir: DataDir = None,
+    configmap: ConfigMapOption = None,
 ) -> None:
     """Switch a flag to one of its variants (`off` turns it off)."""
-    path = flags_file(data_dir)
+    store = flag_store(data_dir, configmap)
     try:
-        name, variant = flagfile.set_variant(path, name, variant)
-    except catalogue.FlagError as exc:
+        name, variant = store.set_variant(name, variant)
+    except (catalogue.FlagError, flagfile.FlagFileError) as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot write {path}: {exc.strerror} — check the data directory")
+        fail(f"cannot write {store.location}: {exc.strerror} — check the data directory")
     state = "off" if variant == OFF else f"[bold red]{variant}[/]"
-    console.print(f"{name} is now {state}  ({path})")
+    console.print(f"{name} is now {state}  ({store.location})")
 
 
 @app.command("reset")
-def reset_flags(data_dir: DataDir = None) -> None:
+def reset_flags(data_dir: DataDir = None, configmap: ConfigMapOption = None) -> None:
     """Turn every flag off."""
-    path = flags_file(data_dir)
+    store = flag_store(data_dir, configmap)
     try:
-        flagfile.reset(path)
+        store.reset()
+    except flagfile.FlagFileError as exc:
+        fail(str(exc))
     except OSError as exc:
-        fail(f"cannot write {path}: {exc.strerror} — check the data directory")
-    console.print(f"Every fault flag is off  ({path})")
+        fail(f"cannot write {store.location}: {exc.strerror} — check the data directory")
+    console.print(f"Every fault flag is off  ({store.location})")

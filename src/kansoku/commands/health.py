@@ -56,8 +56,11 @@ def readiness_problem(service: topology.ServiceInfo, timeout: float = TIMEOUT_SE
         host = "127.0.0.1"
     elif ":" in host:
         host = f"[{host}]"
-    port = os.environ.get(topology.port_variable(service.name)) or service.default_port
-    url = f"http://{host}:{port}/health/ready"
+    variable = topology.port_variable(service.name)
+    port = os.environ.get(variable) or str(service.default_port)
+    if not port.strip().isdigit():
+        return bad_port(variable, port)
+    url = f"http://{host}:{port.strip()}/health/ready"
     try:
         status = answer_status(url, timeout, quiet=False)
     except (OSError, ValueError) as exc:
@@ -79,6 +82,16 @@ def answer_status(url: str, timeout: float = TIMEOUT_SECONDS, *, quiet: bool = T
             return None
         raise
     return status
+
+
+def bad_port(variable: str, value: str) -> str:
+    """What is wrong with a port variable that is not a number, as `kansoku serve` says
+    it. (The settings module is imported only here: it costs more than a whole healthy
+    check.)"""
+    from kansoku.kit.settings import service_link_hint
+
+    return service_link_hint(variable, value) or (
+        f"{variable} is not valid: a port is a whole number — fix or unset it")
 
 
 def main(argv: list[str]) -> int:

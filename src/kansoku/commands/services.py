@@ -14,6 +14,8 @@ import importlib
 import importlib.util
 import logging
 import os
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -80,11 +82,21 @@ def _package(service: topology.ServiceInfo) -> str:
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    reset_flags: Annotated[bool, typer.Option(
+        "--reset-flags", help="Also turn every fault flag off (in KANSOKU_FLAGS_FILE). "
+        "Without it, flags someone switched on stay on; a missing flags file is created "
+        "with every flag off.")] = False,
+    wait: Annotated[float | None, typer.Option(
+        "--wait", help="Migrate nothing: wait up to this many seconds until every "
+        "schema is at its newest migration, which another run (a Kubernetes Job) makes; "
+        "what a pod's init container runs.", show_default=False)] = None,
+) -> None:
     """Create or upgrade every service's schema and add the demo data (needs
-    KANSOKU_DATABASE_URL). Safe to run again."""
+    KANSOKU_DATABASE_URL). Safe to run again: a second run (a compose `up` that scales a
+    service, say) changes nothing, fault flags included."""
     from kansoku.kit.db import Database, redact_url
-    from kansoku.kit.migrate import applied_revisions, migrations_folder, upgrade_schema
+    from kansoku.kit.migrate import applied_revisions, upgrade_schema
 
     url = os.environ.get("KANSOKU_DATABASE_URL")
     if not url:
@@ -104,9 +116,10 @@ def migrate() -> None:
     if "://" not in url:
         fail(f"KANSOKU_DATABASE_URL={redact_url(url)!r} is not a URL — use the form "
              "postgresql://user:password@host:5432/database")
-    migrated = {service.name: migrations_folder(_package(service))
-                for service in topology.SERVICES
-                if migrations_folder(_package(service)).is_dir()}
+    if wait is not None:
+        _wait_for_migrations(url, wait)
+        return
+    migrated = _schemas()
     try:
         # What every schema records, read at once (which also proves the database is
         # there): a schema already current needs no Alembic run.
@@ -131,3 +144,123 @@ def migrate() -> None:
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             fail(f"migrating {service.name} failed: {first_line[:300]}")
         console.print(message, highlight=False)
+    console.print(_prepare_flags(reset_flags), highlight=False)
+
+
+def _schemas() -> dict[str, Path]:
+    """Every service schema with migrations, and its versions folder."""
+    from kansoku.kit.migrate import migrations_folder
+
+    return {service.name: migrations_folder(_package(service))
+            for service in topology.SERVICES
+            if migrations_folder(_package(service)).is_dir()}
+
+
+def _wait_for_migrations(url: str, seconds: float) -> None:
+    """Return once every schema is at its newest migration; fail after `seconds`."""
+    from kansoku.kit.db import redact_url
+    from kansoku.kit.migrate import applied_revisions, newest_revisions
+
+    schemas = _schemas()
+
+    async def behind() -> list[str]:
+        try:
+            applied = await applied_revisions(url, schemas)
+        except Exception:  # not reachable yet
+            return list(schemas)
+        return [schema for schema, versions in schemas.items()
+                if applied[schema] != newest_revisions(versions)]
+
+    deadline = time.monotonic() + seconds
+    while late := asyncio.run(behind()):
+        if time.monotonic() >= deadline:
+            fail(f"the schemas of {', '.join(late)} at {redact_url(url)} are not migrated "
+                 f"after {seconds:g} s — is the migration job running? (kubectl get jobs)")
+        time.sleep(WAIT_INTERVAL_SECONDS)
+    console.print("every schema is migrated", highlight=False)
+
+
+#: How often `migrate --wait` looks again.
+WAIT_INTERVAL_SECONDS = 2.0
+
+
+def _prepare_flags(reset: bool) -> str:
+    """Make sure the flags file exists (every flag off), and turn every flag off only
+    when asked: re-running migrate must not undo what an operator switched on."""
+    from kansoku.faults import flagfile
+    from kansoku.kit.flagkinds import FLAGS_FILE_VARIABLE, OFF
+
+    path = flagfile.default_path()
+    if path is None:
+        if reset:
+            fail(f"--reset-flags needs {FLAGS_FILE_VARIABLE}: set it to the flags "
+                 "file the services read")
+        return f"fault flags: none ({FLAGS_FILE_VARIABLE} is not set)"
+    try:
+        if reset or not path.exists():
+            flagfile.reset(path)
+            return f"fault flags: every flag off ({path})"
+        on = [name for name, variant in flagfile.read_variants(path).items()
+              if variant != OFF]
+    except flagfile.FlagFileError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot write the flags file {path}: {exc.strerror} — check "
+             f"{FLAGS_FILE_VARIABLE}")
+    return (f"fault flags: left as they are, {', '.join(on) or 'none'} on ({path}); "
+            "`kansoku migrate --reset-flags` turns them off")
+
+
+#: Random bytes in each generated secret value, written as hex: safe in a URL's
+#: password without quoting (the bundled servers' URLs are put together in the pods).
+SECRET_BYTES = 24
+
+
+@app.command("cluster-secret", hidden=True)
+def cluster_secret(
+    name: Annotated[str, typer.Argument(help="The Secret, in this pod's namespace")],
+    keys: Annotated[list[str], typer.Argument(help="The keys it must hold")],
+    labels: Annotated[list[str] | None, typer.Option(
+        "--label", help="KEY=VALUE labels for a new Secret")] = None,
+) -> None:
+    """Make sure the Kubernetes Secret NAME holds every KEY: a new Secret, or the keys it
+    lacks, get random values; values it holds are kept. The Helm chart's
+    pre-install/pre-upgrade hook runs it with the pod's service account, so the
+    release's secrets are made once, in the cluster — never by rendering the chart,
+    which would make new ones on every render."""
+    import secrets
+
+    from lightkube import ApiError, Client, ConfigError, KubeConfig
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import Secret
+
+    try:
+        client = Client(config=KubeConfig.from_env(), field_manager="kansoku")
+    except ConfigError as exc:
+        fail(f"cannot reach Kubernetes ({exc}) — this runs in a pod of the chart's hook")
+    try:
+        try:
+            secret = client.get(Secret, name)
+        except ApiError as exc:
+            if (exc.status.code or exc.response.status_code) != 404:
+                raise
+            pairs = dict(label.partition("=")[::2] for label in labels or [])
+            client.create(Secret(metadata=ObjectMeta(name=name, labels=pairs or None),
+                                 type="Opaque",
+                                 stringData={key: secrets.token_hex(SECRET_BYTES)
+                                             for key in keys}))
+            console.print(f"secret {name}: made with {', '.join(keys)}", highlight=False)
+            return
+        missing = [key for key in keys if key not in (secret.data or {})]
+        if missing:
+            # The object carries its resourceVersion: a concurrent change is refused.
+            secret.stringData = {key: secrets.token_hex(SECRET_BYTES) for key in missing}
+            client.replace(secret)
+        console.print(f"secret {name}: kept, {', '.join(missing) or 'nothing'} added",
+                      highlight=False)
+    except ApiError as exc:
+        fail(f"Kubernetes answered {exc.status.code or exc.response.status_code} for "
+             f"secret {name}: {exc.status.message} — the hook's service account needs "
+             "get, create and update on it")
+    finally:
+        client.close()

@@ -1,12 +1,19 @@
 """The flags file: reading and switching the fault flags every service of a stack obeys.
 
-One file in flagd's JSON format (`<data dir>/flags.json`, named to every service by
-`KANSOKU_FLAGS_FILE`) holds the current variant of every flag in `catalogue.FLAGS`.
-`kansoku flags`, the gateway's admin API and `/admin/faults` page, chaos experiments and
-the supervisor read and write it with `read_variants`, `set_variant` and `reset`; processes
-outside the services that look now and then (the load generator) use `current_variant`.
-Writes go to a temporary file that is renamed over the old one, under a lock, so a reader
-never sees half a file and two writers never lose each other's change.
+One document in flagd's JSON format holds the current variant of every flag in
+`catalogue.FLAGS`. Where it lives is a `FlagStore`:
+
+- `FlagFile`: a file (`<data dir>/flags.json`, named to every service by
+  `KANSOKU_FLAGS_FILE`) — under `kansoku up` and in compose, where the services share a
+  volume. Writes go to a temporary file that is renamed over the old one, under a lock,
+  so a reader never sees half a file and two writers never lose each other's change.
+- `faults.configmap.FlagConfigMap`: a Kubernetes ConfigMap (`KANSOKU_FLAGS_CONFIGMAP`),
+  written through the Kubernetes API and mounted into every pod as that same file.
+
+`kansoku flags`, the gateway's admin API and `/admin/faults` page write through a store
+(`configmap.flag_store` picks it); chaos experiments and the supervisor use the file
+functions below; processes outside the services that look now and then (the load
+generator) use `current_variant`.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from kansoku.faults.catalogue import FLAGS, FlagDefinition, canonical_variant, flag_definition
 from kansoku.kit.flagkinds import FLAGS_FILE_VARIABLE, OFF
@@ -31,7 +38,37 @@ FLAGD_SCHEMA = "https://flagd.dev/schema/v0/flags.json"
 
 
 class FlagFileError(ValueError):
-    """The flags file cannot be read; the message names the file and the fix."""
+    """The flags cannot be read or written; the message names where and the fix."""
+
+
+class FlagStore(Protocol):
+    """Where the flags document lives, for those who switch flags."""
+
+    #: Where, in words, for messages: a path, or `configmap kansoku/kansoku-flags`.
+    location: str
+
+    def read_variants(self) -> dict[str, str]: ...
+
+    def set_variant(self, name: str, variant: str) -> tuple[str, str]: ...
+
+    def reset(self) -> None: ...
+
+
+class FlagFile:
+    """The flags in a file every service reads (see the module's docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.location = str(path)
+
+    def read_variants(self) -> dict[str, str]:
+        return read_variants(self.path)
+
+    def set_variant(self, name: str, variant: str) -> tuple[str, str]:
+        return set_variant(self.path, name, variant)
+
+    def reset(self) -> None:
+        reset(self.path)
 
 
 def default_path() -> Path | None:
@@ -51,13 +88,18 @@ def _read_document(path: Path) -> dict[str, Any] | None:
         return None
     except OSError as exc:
         raise FlagFileError(f"cannot read the flags file {path}: {exc.strerror}") from exc
+    return parse_document(text, f"the flags file {path}")
+
+
+def parse_document(text: str, where: str) -> dict[str, Any]:
+    """The flags document in `text`; `FlagFileError` naming `where` if it is not one."""
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise FlagFileError(f"the flags file {path} is not valid JSON (line {exc.lineno}): "
+        raise FlagFileError(f"{where} is not valid JSON (line {exc.lineno}): "
                             "fix it, or run `kansoku flags reset`") from exc
     if not isinstance(document, dict) or not isinstance(document.get("flags", {}), dict):
-        raise FlagFileError(f"the flags file {path} is not in flagd's format (an object "
+        raise FlagFileError(f"{where} is not in flagd's format (an object "
                             "with \"flags\"): fix it, or run `kansoku flags reset`")
     return document
 
@@ -65,7 +107,12 @@ def _read_document(path: Path) -> dict[str, Any] | None:
 def read_variants(path: Path) -> dict[str, str]:
     """The current variant of every flag (in `FLAGS` order). A missing file, a flag
     missing from it or disabled in it, all count as `off`."""
-    document = _read_document(path) or {}
+    return variants_in(_read_document(path) or {})
+
+
+def variants_in(document: Mapping[str, Any]) -> dict[str, str]:
+    """The variant of every flag in `FLAGS` a flags document gives (off when missing or
+    disabled)."""
     found: dict[str, str] = {}
     for name in FLAGS:
         entry = document.get("flags", {}).get(name)
@@ -88,18 +135,25 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _write_document(path: Path, variants: Mapping[str, str],
-                    others: Mapping[str, Any]) -> None:
-    """Write every flag at its variant, keeping flags this module does not know
-    (`others`), atomically: a temporary file in the same folder, renamed over the old."""
+def document_text(previous: Mapping[str, Any], changes: Mapping[str, str] | None) -> str:
+    """The flags document after `changes` (flag -> variant) to `previous`, or with every
+    flag off when `changes` is None, as text. Flags this module does not know stay."""
+    others = {key: value for key, value in previous.get("flags", {}).items()
+              if key not in FLAGS}
+    variants = variants_in(previous) if changes is not None else {}
+    variants.update(changes or {})
     flags = {**others, **{name: _flag_document(flag, variants.get(name, OFF))
                           for name, flag in FLAGS.items()}}
-    document = {"$schema": FLAGD_SCHEMA, "flags": flags}
+    return json.dumps({"$schema": FLAGD_SCHEMA, "flags": flags}, indent=2) + "\n"
+
+
+def _write_document(path: Path, text: str) -> None:
+    """Write the document atomically: a temporary file in the same folder, renamed over
+    the old."""
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(document, file, indent=2)
-            file.write("\n")
+            file.write(text)
             file.flush()
             os.fsync(file.fileno())
         # Readable as a file made with open() would be: a stack's umask keeps it private.
@@ -123,11 +177,7 @@ def set_variant(path: Path, name: str, variant: str) -> tuple[str, str]:
             document = _read_document(path) or {}
         except FlagFileError:
             document = {}  # a broken file is replaced: setting a flag repairs it
-        others = {key: value for key, value in document.get("flags", {}).items()
-                  if key not in FLAGS}
-        variants = read_variants(path) if document else {}
-        variants[flag.name] = chosen
-        _write_document(path, variants, others)
+        _write_document(path, document_text(document, {flag.name: chosen}))
     logger.info("fault flag %s set to %s", flag.name, chosen,
                 extra={"flag": flag.name, "variant": chosen})
     return flag.name, chosen
@@ -140,9 +190,7 @@ def reset(path: Path) -> None:
             document = _read_document(path) or {}
         except FlagFileError:
             document = {}
-        others = {key: value for key, value in document.get("flags", {}).items()
-                  if key not in FLAGS}
-        _write_document(path, {}, others)
+        _write_document(path, document_text(document, None))
 
 
 def current_variant(name: str, path: Path | None = None) -> str:

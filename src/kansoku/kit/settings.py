@@ -8,9 +8,11 @@ the database, NATS and Valkey are, the default log level — is read from unpref
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kansoku.topology import default_url
@@ -25,6 +27,44 @@ def require(value: str | None, variable: str, why: str) -> str:
     if not value:
         raise ConfigurationError(f"{variable} is not set: {why}")
     return value
+
+
+#: What Kubernetes puts in `<SERVICE>_PORT` for every Service in the namespace ("service
+#: links"): a Service named `kansoku-catalog` gives every pod started after it
+#: KANSOKU_CATALOG_PORT=tcp://10.0.0.1:8002 — kansoku's own port setting.
+_SERVICE_LINK = re.compile(r"(tcp|udp|sctp)://[0-9a-fA-F.:\[\]]+:\d+")
+
+
+def service_link_hint(variable: str, value: str) -> str | None:
+    """If `value` is what Kubernetes' service links put in `variable`, the sentence that
+    says so and how to stop it; else None."""
+    if not _SERVICE_LINK.fullmatch(value.strip()):
+        return None
+    service = variable.removesuffix("_PORT").lower().replace("_", "-")
+    return (f"{variable}={value.strip()} is a Kubernetes service link (the Service "
+            f"'{service}' in this namespace), not a port: set enableServiceLinks: false "
+            "on the pod (the kansoku chart does), or unset the variable")
+
+
+def variable_of(location: Sequence[int | str], prefix: str = "KANSOKU_") -> str:
+    """The environment variable a validation error's location names: the field under
+    `prefix` (`KANSOKU_CATALOG_` + `port`), or the platform-wide variable a field reads
+    through `shared` (its location is then the variable itself)."""
+    first = str(location[0]) if location else ""
+    if first.upper().startswith("KANSOKU_"):
+        return first.upper()
+    return prefix + "_".join(str(part) for part in location).upper()
+
+
+def invalid_setting_message(exc: ValidationError, prefix: str = "KANSOKU_") -> str:
+    """One line naming the first bad variable and the fix. The value is repeated only
+    when it is a service link: any other could be a password in a URL."""
+    first = exc.errors()[0]
+    variable = variable_of(first["loc"], prefix)
+    value = first.get("input")
+    if isinstance(value, str) and (hint := service_link_hint(variable, value)):
+        return hint
+    return f"{variable} is not valid: {first['msg']} — fix or unset it"
 
 
 def shared(name: str) -> AliasChoices:

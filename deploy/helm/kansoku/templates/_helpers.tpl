@@ -7,12 +7,14 @@
 {{- end -}}
 {{- end -}}
 
+{{/* Every object's labels: the chart's, then the component's selector labels (each
+label once). (dict "root" $ "component" "catalog") */}}
 {{- define "kansoku.labels" -}}
-helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
 app.kubernetes.io/part-of: kansoku
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+{{ include "kansoku.selectorLabels" . }}
 {{- end -}}
 
 {{/* Selector labels of one component: (dict "root" $ "component" "catalog"). */}}
@@ -26,52 +28,235 @@ app.kubernetes.io/component: {{ .component }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
-{{/* The Secret every kansoku container reads its URLs and secrets from. */}}
+{{/* What each kansoku component talks to, as the code says (docs/architecture.md, "Who
+talks to whom"; tests/deploy/test_chart.py derives the same from the services' settings
+and connections): the services it calls, and the servers it uses. The NetworkPolicies
+allow exactly this, and each pod gets only the addresses and secrets it needs. */}}
+{{- define "kansoku.flows" -}}
+explorer: {calls: [identity]}
+identity: {calls: [], postgresql: true}
+catalog: {calls: [identity], postgresql: true, nats: true, valkey: true}
+inventory: {calls: [identity], postgresql: true, nats: true}
+cart: {calls: [identity], valkey: true}
+orders: {calls: [cart, catalog, identity, inventory, payments], postgresql: true, nats: true}
+payments: {calls: [identity], postgresql: true, nats: true}
+worker: {calls: [catalog, identity, inventory], postgresql: true, nats: true}
+lab: {calls: [identity], postgresql: true}
+gateway: {calls: [cart, catalog, explorer, identity, inventory, lab, orders, worker], valkey: true}
+synthetics: {calls: [gateway, identity]}
+{{- end -}}
+
+{{/* Where a kansoku component listens: (dict "root" $ "component" "catalog"). */}}
+{{- define "kansoku.port" -}}
+{{- if eq .component "explorer" -}}8800{{- else -}}{{ (index .root.Values.services .component).port }}{{- end -}}
+{{- end -}}
+
+{{/* The Secret the generated (or your) secrets are in. */}}
 {{- define "kansoku.secretName" -}}
+{{- .Values.existingSecret | default (printf "%s-generated" (include "kansoku.fullname" .)) -}}
+{{- end -}}
+
+{{/* The Secret the external servers' URLs and the OTLP headers are in. */}}
+{{- define "kansoku.urlSecretName" -}}
 {{- .Values.existingSecret | default (printf "%s-env" (include "kansoku.fullname" .)) -}}
 {{- end -}}
 
-{{/* A secret value kept across upgrades: the Secret's current value if it exists, else
-the given one, else a new random one. (dict "root" $ "secret" NAME "key" KEY "value" V) */}}
-{{- define "kansoku.keptSecret" -}}
-{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .secret -}}
-{{- if and $existing (hasKey $existing.data .key) -}}
-{{- index $existing.data .key | b64dec -}}
-{{- else if .value -}}
-{{- .value -}}
+{{/* Where services send telemetry: the Collector, else the backend, else the explorer. A
+render that would send it nowhere fails. */}}
+{{- define "kansoku.otlpEndpoint" -}}
+{{- $fullname := include "kansoku.fullname" . -}}
+{{- if not (or .Values.explorer.enabled .Values.telemetry.otlpEndpoint) -}}
+{{- fail "telemetry would go nowhere: keep explorer.enabled, or set telemetry.otlpEndpoint to your OTLP backend (with collector.enabled to go through a Collector)" -}}
+{{- end -}}
+{{- if .Values.collector.enabled -}}
+{{- printf "http://%s-collector:4318" $fullname -}}
 {{- else -}}
-{{- randAlphaNum 32 -}}
+{{- .Values.telemetry.otlpEndpoint | default (printf "http://%s-explorer:4318" $fullname) -}}
 {{- end -}}
 {{- end -}}
 
-{{/* The environment every kansoku container shares, apart from the Secret. */}}
+{{/* One secret as an environment variable: (dict "name" VAR "secret" NAME "key" KEY). */}}
+{{- define "kansoku.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef: {name: {{ .secret }}, key: {{ .key }}{{ if .optional }}, optional: true{{ end }}}
+{{- end -}}
+
+{{/* The environment of one kansoku component: (dict "root" $ "component" "catalog"). */}}
 {{- define "kansoku.env" -}}
-{{- $fullname := include "kansoku.fullname" . -}}
+{{- $root := .root -}}
+{{- $fullname := include "kansoku.fullname" $root -}}
+{{- $flow := index (include "kansoku.flows" $root | fromYaml) .component -}}
+{{- $secret := include "kansoku.secretName" $root -}}
+{{- $urls := include "kansoku.urlSecretName" $root -}}
+- name: KANSOKU_SERVICE
+  value: {{ .component | quote }}
 - name: K8S_POD_NAME
   valueFrom:
     fieldRef: {fieldPath: metadata.name}
 - name: KANSOKU_LOG_LEVEL
-  value: {{ .Values.logLevel | quote }}
-{{- range $name, $service := .Values.services }}
-- name: {{ printf "KANSOKU_%s_URL" (upper $name) }}
-  value: {{ printf "http://%s-%s:%v" $fullname $name $service.port | quote }}
+  value: {{ $root.Values.logLevel | quote }}
+{{ include "kansoku.secretEnv" (dict "name" "KANSOKU_SERVICE_SECRET" "secret" $secret "key" "KANSOKU_SERVICE_SECRET") }}
+{{- range $called := $flow.calls }}
+- name: {{ printf "KANSOKU_%s_URL" (upper $called) }}
+  value: {{ printf "http://%s-%s:%s" $fullname $called (include "kansoku.port" (dict "root" $root "component" $called)) | quote }}
 {{- end }}
-- name: KANSOKU_EXPLORER_URL
-  value: {{ printf "http://%s-explorer:8800" $fullname | quote }}
+{{- if $flow.postgresql }}
+{{- if $root.Values.postgresql.bundled }}
+{{ include "kansoku.secretEnv" (dict "name" "POSTGRES_PASSWORD" "secret" $secret "key" "POSTGRES_PASSWORD") }}
+- name: KANSOKU_DATABASE_URL
+  value: {{ printf "postgresql://kansoku:$(POSTGRES_PASSWORD)@%s-postgresql:5432/kansoku" $fullname | quote }}
+{{- else }}
+{{ include "kansoku.secretEnv" (dict "name" "KANSOKU_DATABASE_URL" "secret" $urls "key" "KANSOKU_DATABASE_URL") }}
+{{- end }}
+{{- end }}
+{{- if $flow.nats }}
+{{- if $root.Values.nats.bundled }}
+- name: KANSOKU_NATS_URL
+  value: {{ printf "nats://%s-nats:4222" $fullname | quote }}
+{{- else }}
+{{ include "kansoku.secretEnv" (dict "name" "KANSOKU_NATS_URL" "secret" $urls "key" "KANSOKU_NATS_URL") }}
+{{- end }}
+{{- end }}
+{{- if $flow.valkey }}
+{{- if $root.Values.valkey.bundled }}
+- name: KANSOKU_REDIS_URL
+  value: {{ printf "redis://%s-valkey:6379/0" $fullname | quote }}
+{{- else }}
+{{ include "kansoku.secretEnv" (dict "name" "KANSOKU_REDIS_URL" "secret" $urls "key" "KANSOKU_REDIS_URL") }}
+{{- end }}
+{{- end }}
+{{- if $root.Values.flags.enabled }}
+# The fault flags: the ConfigMap, mounted (every pod reads it, as the flags file).
+- name: KANSOKU_FLAGS_FILE
+  value: /etc/kansoku/flags/flags.json
+{{- if eq .component "gateway" }}
+# The gateway's fault page switches them through the Kubernetes API.
+- name: KANSOKU_FLAGS_CONFIGMAP
+  value: {{ printf "%s-flags" $fullname | quote }}
+{{- end }}
+{{- end }}
+{{- if eq .component "gateway" }}
 - name: KANSOKU_GATEWAY_EXPLORER_PUBLIC_URL
-  value: {{ .Values.explorer.publicUrl | default (printf "http://%s-explorer:8800" $fullname) | quote }}
+  value: {{ include "kansoku.explorerPublicUrl" $root | quote }}
+# The proxies whose X-Forwarded-For the gateway believes — the ingress controller's
+# addresses. Empty: none.
+- name: KANSOKU_TRUSTED_PROXIES
+  value: {{ $root.Values.trustedProxies | quote }}
+{{- if and $root.Values.explorer.enabled $root.Values.explorer.auth }}
+{{ include "kansoku.secretEnv" (dict "name" "KANSOKU_EXPLORER_TOKEN" "secret" $secret "key" "KANSOKU_EXPLORER_TOKEN") }}
+{{- end }}
+{{- end }}
+{{- if eq .component "identity" }}
+# Identity believes the X-Forwarded-For the gateway sends (the client's address, for the
+# per-address login throttle) from any pod the network policies let reach it: the
+# gateway's address is not known in advance, and left at loopback every login would seem
+# to come from the gateway, so one guesser would lock logins for everyone. The
+# per-account lock does not depend on addresses.
+- name: KANSOKU_IDENTITY_TRUSTED_PROXIES
+  value: "*"
+{{- end }}
+{{- if eq .component "explorer" }}
+# The explorer's login, with generated credentials: a password for people, a token for
+# programs (the gateway's dashboard).
+- name: KANSOKU_EXPLORER_AUTH
+  value: {{ $root.Values.explorer.auth | ternary "true" "false" | quote }}
+{{- if $root.Values.explorer.auth }}
+{{ include "kansoku.secretEnv" (dict "name" "KANSOKU_EXPLORER_PASSWORD" "secret" $secret "key" "KANSOKU_EXPLORER_PASSWORD") }}
+{{ include "kansoku.secretEnv" (dict "name" "KANSOKU_EXPLORER_TOKEN" "secret" $secret "key" "KANSOKU_EXPLORER_TOKEN") }}
+{{- end }}
+{{- else }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
-  value: {{ .Values.telemetry.otlpEndpoint | default (printf "http://%s-explorer:4318" $fullname) | quote }}
-{{- with .Values.telemetry.protocol }}
+  value: {{ include "kansoku.otlpEndpoint" $root | quote }}
+{{- with $root.Values.telemetry.protocol }}
 - name: OTEL_EXPORTER_OTLP_PROTOCOL
   value: {{ . | quote }}
 {{- end }}
+{{- if and $root.Values.telemetry.headers (not $root.Values.collector.enabled) }}
+{{ include "kansoku.secretEnv" (dict "name" "OTEL_EXPORTER_OTLP_HEADERS" "secret" $urls "key" "OTEL_EXPORTER_OTLP_HEADERS") }}
+{{- end }}
 - name: OTEL_EXPORTER_OTLP_TIMEOUT
   value: "5"
-{{- range $name, $value := .Values.telemetry.extraEnv }}
+{{- range $name, $value := $root.Values.telemetry.extraEnv }}
 - name: {{ $name }}
   value: {{ $value | quote }}
 {{- end }}
 - name: OTEL_RESOURCE_ATTRIBUTES
-  value: {{ printf "k8s.namespace.name=%s,k8s.pod.name=$(K8S_POD_NAME)" .Release.Namespace | quote }}
+  value: {{ printf "k8s.namespace.name=%s,k8s.pod.name=$(K8S_POD_NAME)" $root.Release.Namespace | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "kansoku.explorerPublicUrl" -}}
+{{- if .Values.explorer.publicUrl -}}
+{{- .Values.explorer.publicUrl -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.explorerHost -}}
+{{- printf "%s://%s" ((empty .Values.ingress.tls.secretName) | ternary "http" "https") .Values.ingress.explorerHost -}}
+{{- else -}}
+{{- printf "http://%s-explorer:8800" (include "kansoku.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A pod spec's common part: service account, no service links (a release named
+`kansoku` would otherwise give every pod KANSOKU_CATALOG_PORT=tcp://… — kansoku's own
+port setting), security context, pull secrets, placement. (dict "root" $ "component" C
+"serviceAccount" NAME) */}}
+{{- define "kansoku.podCommon" -}}
+serviceAccountName: {{ .serviceAccount }}
+automountServiceAccountToken: {{ .token | default false }}
+enableServiceLinks: false
+securityContext:
+  {{- toYaml (.securityContext | default .root.Values.podSecurityContext) | nindent 2 }}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .root.Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .root.Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .root.Values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if .root.Values.topologySpread.enabled }}
+# Replicas on different nodes (and zones, where they can be): one node lost takes one.
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: {{ .root.Values.topologySpread.nodes }}
+    labelSelector:
+      matchLabels:
+        {{- include "kansoku.selectorLabels" . | nindent 8 }}
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "kansoku.selectorLabels" . | nindent 8 }}
+{{- end }}
+{{- end -}}
+
+{{/* A ServiceAccount: (dict "root" $ "component" C "name" NAME "annotations" MAP). */}}
+{{- define "kansoku.serviceAccount" -}}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ .name }}
+  labels:
+    {{- include "kansoku.labels" . | nindent 4 }}
+  {{- with (merge (dict) (.annotations | default dict) .root.Values.serviceAccount.annotations) }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+automountServiceAccountToken: false
+{{- end -}}
+
+{{/* A bounded scratch volume: (dict "name" N "size" S). */}}
+{{- define "kansoku.emptyDir" -}}
+- name: {{ .name }}
+  emptyDir: {sizeLimit: {{ .size }}}
 {{- end -}}

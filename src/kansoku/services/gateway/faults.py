@@ -3,25 +3,28 @@
 
 The gateway writes the flags file named by `KANSOKU_FLAGS_FILE` (the one every service
 reads; see kansoku/faults/flagfile.py) directly, as `kansoku flags` does: each service
-sees a change within about half a second.
+sees a change within about half a second. In Kubernetes it writes the flags ConfigMap
+(`KANSOKU_FLAGS_CONFIGMAP`) through the Kubernetes API instead, with its service
+account; the pods see the change once the kubelet has refreshed the mounted file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
-from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from kansoku.faults import catalogue, flagfile
+from kansoku.faults import catalogue, configmap, flagfile
 from kansoku.kit.app import UNOBSERVED_PATHS
 from kansoku.kit.errors import Problem
 from kansoku.kit.flagkinds import FLAGS_FILE_VARIABLE, OFF
 from kansoku.kit.flags import FaultFlags
 from kansoku.services.gateway.api.schemas import FaultFlag
+from kansoku.services.gateway.settings import Settings
 
 #: CPU time gatewayCpuHog burns on each request, in seconds.
 CPU_HOG_SECONDS = 0.05
@@ -64,13 +67,24 @@ async def deliver_image_slowly(faults: FaultFlags) -> None:
 
 # --- Switching the flags (admin API and pages) ------------------------------------------
 
-def flags_file(request: Request) -> Path:
-    """The flags file, or a 503 problem if the gateway was not told of one."""
-    path: Path | None = request.app.state.settings.flags_file
-    if path is None:
-        raise Problem(503, "flags-unavailable", "The gateway does not know the fault flags "
-                      f"file: set {FLAGS_FILE_VARIABLE} (`kansoku up` does).")
-    return path
+def _store(settings: Settings) -> flagfile.FlagStore | None:
+    return configmap.flag_store(file=settings.flags_file, configmap=settings.flags_configmap)
+
+
+def flag_store(request: Request) -> flagfile.FlagStore:
+    """Where the flags are switched (the flags file, or in Kubernetes the ConfigMap), or
+    a 503 problem if the gateway was not told of either."""
+    try:
+        store = _store(request.app.state.settings)
+    except flagfile.FlagFileError as exc:
+        raise Problem(503, "flags-unreadable", str(exc)) from exc
+    if store is None:
+        raise Problem(503, "flags-unavailable", NO_FLAGS)
+    return store
+
+
+NO_FLAGS = (f"The gateway does not know the fault flags: set {FLAGS_FILE_VARIABLE} "
+            f"(`kansoku up` does) or, in Kubernetes, {configmap.FLAGS_CONFIGMAP_VARIABLE}.")
 
 
 def _problem(exc: catalogue.FlagError | flagfile.FlagFileError, name: str) -> Problem:
@@ -92,34 +106,45 @@ def describe(variants: dict[str, str]) -> list[FaultFlag]:
             for flag in catalogue.FLAGS.values()]
 
 
-def current(path: Path) -> list[FaultFlag]:
+# A store may be the Kubernetes API (a blocking client, up to its timeout): every call
+# runs in a worker thread, off the event loop.
+
+async def current(store: flagfile.FlagStore) -> list[FaultFlag]:
     try:
-        return describe(flagfile.read_variants(path))
+        return describe(await asyncio.to_thread(store.read_variants))
     except flagfile.FlagFileError as exc:
         raise _problem(exc, "") from exc
 
 
-def switch(path: Path, name: str, variant: str) -> FaultFlag:
+async def switch(store: flagfile.FlagStore, name: str, variant: str) -> FaultFlag:
     """Set flag `name` to `variant`: 404 for an unknown flag, 422 for an unknown variant,
     each naming the valid ones."""
     try:
-        canonical, _ = flagfile.set_variant(path, name, variant)
+        canonical, _ = await asyncio.to_thread(store.set_variant, name, variant)
     except (catalogue.FlagError, flagfile.FlagFileError) as exc:
         raise _problem(exc, name) from exc
-    return next(flag for flag in current(path) if flag.name == canonical)
+    return next(flag for flag in await current(store) if flag.name == canonical)
 
 
-def reset(path: Path) -> list[FaultFlag]:
-    flagfile.reset(path)
-    return current(path)
-
-
-def page_rows(path: Path | None) -> tuple[list[dict[str, Any]], str | None]:
-    """The flags for the admin page, and why they cannot be shown (or None)."""
-    if path is None:
-        return [], (f"The gateway does not know the fault flags file: set "
-                    f"{FLAGS_FILE_VARIABLE} (`kansoku up` does).")
+async def reset(store: flagfile.FlagStore) -> list[FaultFlag]:
     try:
-        return [row.model_dump() for row in describe(flagfile.read_variants(path))], None
+        await asyncio.to_thread(store.reset)
     except flagfile.FlagFileError as exc:
-        return [row.model_dump() for row in describe({})], str(exc)
+        raise _problem(exc, "") from exc
+    return await current(store)
+
+
+async def page_rows(settings: Settings) -> tuple[list[dict[str, Any]], str | None, bool]:
+    """The flags for the admin page, why they cannot be shown (or None), and whether
+    they can be switched at all."""
+    try:
+        store = _store(settings)
+    except flagfile.FlagFileError as exc:
+        return [row.model_dump() for row in describe({})], str(exc), False
+    if store is None:
+        return [], NO_FLAGS, False
+    try:
+        variants = await asyncio.to_thread(store.read_variants)
+    except flagfile.FlagFileError as exc:
+        return [row.model_dump() for row in describe({})], str(exc), True
+    return [row.model_dump() for row in describe(variants)], None, True

@@ -29,6 +29,10 @@ class Settings(ServiceSettings):
     #: The explorer's bearer credential, when it requires a login (docs/security.md).
     explorer_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices(EXPLORER_TOKEN_VARIABLE))
+    #: In Kubernetes: the ConfigMap (`[namespace/]name`) holding the fault flags, which
+    #: the admin pages switch through the Kubernetes API (the chart sets it; every pod
+    #: reads the flags from it, mounted at KANSOKU_FLAGS_FILE).
+    flags_configmap: str | None = Field(None, validation_alias=shared("flags_configmap"))
     #: Accept a user id (`enduser.id`) in the baggage of incoming requests. Off: the
     #: gateway is the edge, and a client could claim to be anyone. Turn on only behind
     #: a trusted proxy that sets it, or for tests.

@@ -140,7 +140,7 @@ async def sales(
 async def fault_flags(admin: AdminUser, request: Request) -> list[FaultFlag]:
     """Every fault flag with its current variant, its variants, and what it does (admin).
     See docs/faults.md."""
-    return faults.current(faults.flags_file(request))
+    return await faults.current(faults.flag_store(request))
 
 
 @router.put("/admin/flags/{name}", response_model=FaultFlag,
@@ -149,11 +149,11 @@ async def set_fault_flag(name: str, change: FlagChange, admin: AdminUser, reques
                          ) -> FaultFlag:
     """Switch a fault flag to one of its variants (`off` turns it off); every service
     sees it within a second (admin). 404 names the flags, 422 the flag's variants."""
-    return faults.switch(faults.flags_file(request), name, change.variant)
+    return await faults.switch(faults.flag_store(request), name, change.variant)
 
 
 @router.post("/admin/flags/reset", response_model=list[FaultFlag],
              responses={403: PROBLEM, 503: PROBLEM})
 async def reset_fault_flags(admin: AdminUser, request: Request) -> list[FaultFlag]:
     """Turn every fault flag off (admin)."""
-    return faults.reset(faults.flags_file(request))
+    return await faults.reset(faults.flag_store(request))

@@ -430,25 +430,24 @@ async def replay_dead_letter(request: Request, sequence: int, admin: AdminPost,
 
 # --- fault flags ---------------------------------------------------------------------
 
-def _faults_page(request: Request, gateway: Gateway, *, error: str | None = None,
-                 status_code: int = 200) -> HTMLResponse:
-    path = gateway.settings.flags_file
-    rows, unreadable = faults.page_rows(path)
+async def _faults_page(request: Request, gateway: Gateway, *, error: str | None = None,
+                       status_code: int = 200) -> HTMLResponse:
+    rows, unreadable, writable = await faults.page_rows(gateway.settings)
     return render(request, "admin/faults.html", {
         "heading": "Faults", "section": "/admin/faults", "flags": rows,
-        "writable": path is not None, "error": error or unreadable}, status_code=status_code)
+        "writable": writable, "error": error or unreadable}, status_code=status_code)
 
 
 @router.get("/faults", response_class=HTMLResponse)
 async def fault_flags(request: Request, admin: AdminDep, gateway: GatewayDep) -> Response:
     """Every fault flag: what it does, where to look, its variant, and a switch."""
-    return _faults_page(request, gateway)
+    return await _faults_page(request, gateway)
 
 
 @router.post("/faults/reset", response_class=HTMLResponse)
 async def reset_fault_flags(request: Request, admin: AdminPost) -> Response:
     """Turn every flag off."""
-    faults.reset(faults.flags_file(request))
+    await faults.reset(faults.flag_store(request))
     admin.add_message("Every fault flag is off.")
     return see_other("/admin/faults")
 
@@ -458,12 +457,13 @@ async def switch_fault_flag(request: Request, name: str, admin: AdminPost,
                             form: PostedForm, gateway: GatewayDep) -> Response:
     """Switch one flag to the variant chosen in its form."""
     try:
-        flag = faults.switch(faults.flags_file(request), name, forms.text(form, "variant"))
+        flag = await faults.switch(faults.flag_store(request), name,
+                                   forms.text(form, "variant"))
     except Problem as problem:
         if problem.status >= 500:
             raise
-        return _faults_page(request, gateway, error=problem.detail,
-                            status_code=problem.status)
+        return await _faults_page(request, gateway, error=problem.detail,
+                                  status_code=problem.status)
     admin.add_message(f"{flag.name} is now {flag.variant}." if flag.variant != "off"
                       else f"{flag.name} is off.")
     return see_other("/admin/faults")
