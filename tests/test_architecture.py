@@ -1,6 +1,7 @@
 """The shape of the code, checked: no import cycle anywhere in `kansoku` (imports inside
 functions and under `TYPE_CHECKING` count: hiding a cycle there does not remove it), the
-kit imports nothing built on it, and no service imports another.
+kit imports nothing built on it, the contracts import no service, and no service imports
+another.
 
 The import graph is grimp's (the library import-linter is built on): it reads every
 module's imports from its source, without importing anything. The rules are plain
@@ -20,7 +21,11 @@ import pytest
 #: What the kit (shared code that takes plain parameters) must never import: the code
 #: built on it.
 KIT_MUST_NOT_IMPORT = ("services", "explorer", "commands", "cli", "faults", "loadgen",
-                       "chaos", "stack")
+                       "chaos", "stack", "contracts")
+#: The contracts (the calls between services) sit between the kit and the services:
+#: each service's callers import them, so they must not import a service themselves.
+CONTRACTS_MUST_NOT_IMPORT = ("services", "explorer", "commands", "cli", "loadgen",
+                             "chaos", "stack")
 
 
 def import_graph(package: str) -> grimp.ImportGraph:
@@ -76,6 +81,12 @@ def test_the_kit_imports_nothing_built_on_it(kansoku: grimp.ImportGraph) -> None
     chains = forbidden_chains(kansoku, "kansoku.kit",
                               [f"kansoku.{name}" for name in KIT_MUST_NOT_IMPORT])
     assert chains == [], f"the kit imports what is built on it:\n{shown(chains)}"
+
+
+def test_the_contracts_import_no_service(kansoku: grimp.ImportGraph) -> None:
+    chains = forbidden_chains(kansoku, "kansoku.contracts",
+                              [f"kansoku.{name}" for name in CONTRACTS_MUST_NOT_IMPORT])
+    assert chains == [], f"the contracts import what is built on them:\n{shown(chains)}"
 
 
 def test_no_service_imports_another(kansoku: grimp.ImportGraph) -> None:

@@ -45,10 +45,11 @@ DEEP = pytest.mark.skipif(os.environ.get("KANSOKU_DEEP_CONTRACT") != "1",
                           reason="set KANSOKU_DEEP_CONTRACT=1 (about 30 minutes)")
 
 #: Every service's document, and whose token its run sends: a customer's where the
-#: service serves its users, an admin's where it serves the back office. The explorer
-#: takes no token (its login is off, as on a laptop).
+#: service serves its users, an admin's where it serves the back office, orders' where
+#: only orders may call (payments). The explorer takes no token (its login is off, as
+#: on a laptop).
 SERVICE_CALLERS = {"identity": "customer", "catalog": "admin", "inventory": "admin",
-                   "cart": "customer", "orders": "customer", "payments": "admin",
+                   "cart": "customer", "orders": "customer", "payments": "orders",
                    "worker": "admin", "lab": "customer", "explorer": None}
 
 
@@ -56,13 +57,13 @@ SERVICE_CALLERS = {"identity": "customer", "catalog": "admin", "inventory": "adm
 async def shop(postgres_url: str, valkey_url: str, nats_url: str, tmp_path_factory:
                pytest.TempPathFactory) -> AsyncIterator[ServedShop]:
     """Every service, in a database of its own (what schemathesis creates and changes
-    meets no other module's tests). The worker gets a service token (its reports); the
-    lab's slow query sleeps milliseconds, not seconds."""
+    meets no other module's tests). The worker and orders get service tokens (reports;
+    reserving and charging); the lab's slow query sleeps milliseconds, not seconds."""
     secret = {"service_secret": SERVICE_SECRET}
     database = await database_of_its_own(postgres_url, "contract")
     async with serve_shop(
             Infrastructure(database, valkey_url, nats_url), list(SERVICE_CALLERS),
-            settings={"identity": secret, "worker": secret,
+            settings={"identity": secret, "worker": secret, "orders": secret,
                       "lab": {"slow_query_min_seconds": 0.01,
                               "slow_query_max_seconds": 0.02}}) as served:
         yield served
@@ -87,13 +88,19 @@ async def access_token(gateway: str, email: str, password: str) -> str:
 
 
 @pytest.fixture(scope="module")
-async def tokens(gateway: str) -> dict[str, str]:
+async def tokens(shop: ServedShop, gateway: str) -> dict[str, str]:
     """An admin's and a new customer's access tokens, taken before any run (a run may
     change its user's name; a password or e-mail address needs the current password,
-    which schemathesis does not know)."""
+    which schemathesis does not know), and orders' service token (payments takes
+    charges from orders only)."""
     email, password = await new_customer(gateway, "Contract Tester")
+    async with httpx.AsyncClient(base_url=shop.urls["identity"], timeout=30) as identity:
+        service = await identity.post("/auth/service-token",
+                                      json={"service": "orders", "secret": SERVICE_SECRET})
+    assert service.status_code == 200, service.text
     return {"admin": await access_token(gateway, "admin@example.com", "admin-pass-1234"),
-            "customer": await access_token(gateway, email, password)}
+            "customer": await access_token(gateway, email, password),
+            "orders": str(service.json()["access_token"])}
 
 
 def schemathesis(schema_url: str, base_url: str, token: str | None, workdir: Path,

@@ -5,7 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from kansoku.kit.auth import AUDIENCE, ISSUER, TokenVerifier
+from kansoku.kit.auth import (
+    AUDIENCE,
+    ISSUER,
+    ROLE_SERVICE,
+    SERVICE_SUBJECT_PREFIX,
+    TokenSource,
+    TokenVerifier,
+)
 from kansoku.services.identity.service import Signer
 
 #: Longer than a whole test run: modules make their tokens when they are imported (at
@@ -29,3 +36,21 @@ class TokenIssuer:
 
     def headers(self, role: str = "customer", user_id: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role, user_id)}"}
+
+    def service_token(self, service: str) -> str:
+        """A service token, as identity issues to `service` (its subject
+        `service:<name>`)."""
+        now = datetime.now(UTC)
+        return self.signer.sign({
+            "iss": ISSUER, "aud": AUDIENCE, "sub": f"{SERVICE_SUBJECT_PREFIX}{service}",
+            "name": service, "role": ROLE_SERVICE, "iat": now, "exp": now + TOKEN_LIFETIME})
+
+    def service_headers(self, service: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.service_token(service)}"}
+
+    def service_source(self, service: str) -> TokenSource:
+        """Where a service's `ServiceCredentials` get their token in a test: signed
+        here, instead of asked of identity."""
+        async def issue() -> tuple[str, float]:
+            return self.service_token(service), TOKEN_LIFETIME.total_seconds()
+        return issue

@@ -21,7 +21,14 @@ from opentelemetry.trace import SpanKind, StatusCode
 from kansoku.kit import semconv
 from kansoku.kit.context import set_request_id
 from kansoku.kit.errors import DependencyUnavailable, UpstreamDependencyUnavailable
-from kansoku.kit.http import BreakerPolicy, CircuitBreakers, RetryPolicy, ServiceClient, Timeouts
+from kansoku.kit.http import (
+    CALLER_REQUESTED_ERROR_HEADER,
+    BreakerPolicy,
+    CircuitBreakers,
+    RetryPolicy,
+    ServiceClient,
+    Timeouts,
+)
 from kansoku.kit.telemetry import Telemetry
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -267,3 +274,33 @@ async def test_a_503_without_a_named_dependency_is_the_callees_own_failure() -> 
         assert not isinstance(raised.value, UpstreamDependencyUnavailable)
         assert raised.value.dependency == "orders"
     assert breakers.state("orders") == "opened"
+
+
+@pytest.mark.parametrize(("marked", "state"), [(True, "closed"), (False, "opened")])
+async def test_an_error_the_caller_asked_for_is_an_answer_not_a_failure(
+        marked: bool, state: str) -> None:
+    """The lab's deliberate SQL error (a 500 the lab marks as requested) is handed back
+    as the answer, sent once, and never opens the breaker; the same 500 unmarked is the
+    callee's own failure."""
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=2, open_seconds=30))
+    calls: list[httpx.Request] = []
+
+    def deliberate(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        headers = {CALLER_REQUESTED_ERROR_HEADER: "true"} if marked else {}
+        return httpx.Response(500, headers=headers, json={"status": "error"})
+
+    client = ServiceClient("lab", "http://lab.test", breakers,
+                           retry=RetryPolicy(attempts=3, initial_backoff=0.001,
+                                             max_backoff=0.002),
+                           transport=httpx.MockTransport(deliberate))
+    for _ in range(4):
+        try:
+            answer = await client.request("GET", "/scenarios/database-error")
+        except DependencyUnavailable:
+            assert not marked, "a requested error is the lab's answer"
+        else:
+            assert marked and answer.status_code == 500
+    assert breakers.state("lab") == state
+    if marked:
+        assert len(calls) == 4, "a requested error is not retried"

@@ -5,13 +5,15 @@ data seeded, and every service pointed at the others.
 
     async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
                           ["catalog", "inventory", "cart", "payments", "orders"],
-                          tokens=TOKENS.verifier) as shop:
+                          tokens=TOKENS) as shop:
         orders_url = shop.urls["orders"]
 
 A service left out is away: the others are given an address where nothing listens (never
-the default ports, where a developer's own stack may run). With `tokens`, every service
-checks access tokens with that verifier, so tests sign their own (`tests.tokens`);
-without it they fetch identity's keys, and identity must be among the services.
+the default ports, where a developer's own stack may run). With `tokens` (a
+`tests.tokens.TokenIssuer`), every service checks access tokens with its verifier, so
+tests sign their own, and a service that calls others on its own (orders, the worker)
+gets its service token signed there too; without it they fetch identity's keys and ask
+identity for service tokens, and identity must be among the services.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.explorer.app import create_app as create_explorer
 from kansoku.explorer.settings import Settings as ExplorerSettings
-from kansoku.kit.auth import TokenVerifier
+from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.settings import ServiceSettings
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.cart.app import create_app as create_cart
@@ -54,6 +56,7 @@ from kansoku.services.payments.settings import Settings as PaymentsSettings
 from kansoku.services.worker.app import create_app as create_worker
 from kansoku.services.worker.settings import Settings as WorkerSettings
 from tests.support import free_ports, migrate, seed, serve_in_thread
+from tests.tokens import TokenIssuer
 
 
 @dataclass(frozen=True)
@@ -108,12 +111,15 @@ SERVICES: dict[str, _Service] = {
     "inventory": _Service(create_inventory, InventorySettings, demo=inventory_demo.seed),
     "cart": _Service(create_cart, CartSettings, migrated=False),
     "payments": _Service(create_payments, PaymentsSettings),
+    # It reserves stock and charges with its own service token.
     "orders": _Service(create_orders, OrdersSettings,
-                       calls=("catalog", "inventory", "cart", "payments")),
+                       calls=("catalog", "inventory", "cart", "payments"),
+                       defaults=lambda: {"service_secret": TEST_SERVICE_SECRET}),
     # Its mailbox's SMTP server on a free port; no scheduled report during a test.
     "worker": _Service(create_worker, WorkerSettings, calls=("catalog", "inventory"),
                        defaults=lambda: {"smtp_port": free_ports(1)[0],
-                                         "report_first_run_seconds": 3600}),
+                                         "report_first_run_seconds": 3600,
+                                         "service_secret": TEST_SERVICE_SECRET}),
     # The lab reads catalog's and orders' tables: serve it with them.
     "lab": _Service(create_lab, LabSettings),
 }
@@ -166,7 +172,7 @@ async def serve_shop(
     infra: Infrastructure,
     services: Collection[str] = tuple(SERVICES),
     *,
-    tokens: TokenVerifier | None = None,
+    tokens: TokenIssuer | None = None,
     settings: Mapping[str, Mapping[str, Any]] | None = None,
     telemetry: Callable[[str], Telemetry] = Telemetry,
     demo_data: bool = True,
@@ -203,7 +209,10 @@ async def serve_shop(
             }
             app = service.create_app(service.settings.model_validate(values), telemetry(name))
             if tokens is not None:
-                app.state.tokens = tokens
+                app.state.tokens = tokens.verifier
+                credentials = getattr(app.state, "service_credentials", None)
+                if isinstance(credentials, ServiceCredentials):
+                    credentials.source = tokens.service_source(name)
             urls[name] = running.enter_context(serve_in_thread(app, lifespan="on"))
             apps[name] = app
             # FastAPI prepares its routes on the first request, inside

@@ -9,15 +9,20 @@ names the user.
 Work a service does on its own — the worker storing a thumbnail, or reading stock for a
 report — carries a *service token* instead: `ServiceCredentials` asks identity for one
 with the stack's service secret and keeps it until shortly before it expires.
+
+Who may call what is declared on each route with `allow(...)`: named services, admins,
+customers (whose ownership of what they touch the service then checks). A service
+checks this itself, whatever sits in front of it: in compose and Kubernetes every pod
+can reach every service's port, so "only the gateway calls it" protects nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import httpx
 import jwt
@@ -59,6 +64,13 @@ class Principal:
     @property
     def is_service(self) -> bool:
         return self.role == ROLE_SERVICE
+
+    @property
+    def service_name(self) -> str | None:
+        """The service a service token was issued to (`orders`), else None."""
+        if not self.is_service or not self.user_id.startswith(SERVICE_SUBJECT_PREFIX):
+            return None
+        return self.user_id.removeprefix(SERVICE_SUBJECT_PREFIX)
 
 
 def unauthorized(detail: str) -> Problem:
@@ -176,44 +188,119 @@ async def _authenticated(
         context.detach(attached)
 
 
-async def _admin(principal: Annotated[Principal, Depends(_authenticated, scope="function")]
-                 ) -> Principal:
-    if not principal.is_admin:
-        raise Problem(403, "forbidden", "This needs the admin role.")
-    return principal
+@dataclass(frozen=True)
+class Access:
+    """Who may call one operation: the services named, admins, and/or customers.
+
+    A customer admitted here is only half the check: the service then makes sure the
+    order, payment or cart is theirs (and answers 404 when it is not, so that nobody
+    learns what exists). Admins are users too: an operation open to customers is open
+    to them.
+    """
+
+    services: frozenset[str] = frozenset()
+    admin: bool = False
+    customers: bool = False
+
+    def admits(self, principal: Principal) -> bool:
+        if principal.is_service:
+            return principal.service_name in self.services
+        if principal.is_admin:
+            return self.admin or self.customers
+        return self.customers
+
+    @property
+    def scopes(self) -> list[str]:
+        """The roles as the OpenAPI document names them (`service:orders`, `admin`,
+        `customer`), in the route's security requirement."""
+        return ([f"{SERVICE_SUBJECT_PREFIX}{name}" for name in sorted(self.services)]
+                + ([ROLE_ADMIN] if self.admin else [])
+                + ([ROLE_CUSTOMER] if self.customers else []))
+
+    def describe(self) -> str:
+        """Who may call, as a sentence part: "the orders service or an admin"."""
+        names = [f"the {name} service" for name in sorted(self.services)]
+        if self.admin:
+            names.append("an admin")
+        if self.customers:
+            names.append("a customer")
+        return " or ".join(names) or "nobody"
+
+    def refusal(self, principal: Principal) -> Problem:
+        who = (f"the {principal.service_name} service" if principal.is_service
+               else "an admin" if principal.is_admin else "a customer")
+        return Problem(403, "forbidden",
+                       f"Only {self.describe()} may do this, and this token is {who}'s.")
 
 
-async def _admin_or_service(
-        principal: Annotated[Principal, Depends(_authenticated, scope="function")]
-) -> Principal:
-    if not (principal.is_admin or principal.is_service):
-        raise Problem(403, "forbidden", "This needs the admin role or a service token.")
-    return principal
+#: The attribute of an `allow(...)` check that holds its `Access`, for whoever walks
+#: the routes (the OpenAPI document, tests/security/test_authorization.py).
+ACCESS_ATTRIBUTE: Final = "kansoku_access"
 
 
-#: Route parameter types: `user: CurrentUser` (401 without a valid token),
-#: `admin: AdminUser` (403 for anyone but an admin) and `caller: AdminOrService` (an
-#: admin, or a service acting on its own). The app needs `app.state.tokens`.
-#: The roles are named in the OpenAPI document's security requirement of each route
-#: (`{"HTTPBearer": ["admin"]}`), where `kit.openapi` documents the 403.
+def allow(*, services: Iterable[str] = (), admin: bool = False, customers: bool = False
+          ) -> Any:
+    """A route parameter's marker that admits only these callers: 401 without a valid
+    token, 403 for anyone else. A service names its rules once, as types:
+    `OrdersOrAdmin = Annotated[Principal, allow(services=["orders"], admin=True)]`, then
+    `caller: OrdersOrAdmin` on the route."""
+    access = Access(frozenset(services), admin, customers)
+    assert access.services or access.admin or access.customers, "allow() admits nobody"
+
+    async def check(principal: Annotated[Principal, Depends(_authenticated, scope="function")]
+                    ) -> Principal:
+        if not access.admits(principal):
+            raise access.refusal(principal)
+        return principal
+
+    setattr(check, ACCESS_ATTRIBUTE, access)
+    return Security(check, scopes=access.scopes)
+
+
+def route_access(dependant: Any) -> Access | None:
+    """The `Access` an endpoint declares (FastAPI's `route.dependant`), searching its
+    dependencies; None when it declares none (public, or any authenticated caller)."""
+    pending = list(dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        access = getattr(dependency.call, ACCESS_ATTRIBUTE, None)
+        if isinstance(access, Access):
+            return access
+        pending.extend(dependency.dependencies)
+    return None
+
+
+#: Route parameter types: `user: CurrentUser` (any valid token: 401 without one),
+#: `admin: AdminUser` (403 for anyone but an admin), and `allow(...)` for everything
+#: else. The app needs `app.state.tokens`. The roles are named in the OpenAPI
+#: document's security requirement of each route (`{"HTTPBearer": ["admin"]}`), where
+#: `kit.openapi` documents the 403.
 CurrentUser = Annotated[Principal, Depends(_authenticated, scope="function")]
-AdminUser = Annotated[Principal, Security(_admin, scopes=[ROLE_ADMIN])]
-AdminOrService = Annotated[Principal, Security(_admin_or_service,
-                                               scopes=[ROLE_ADMIN, ROLE_SERVICE])]
+AdminUser = Annotated[Principal, allow(admin=True)]
 
 #: Ask for a new service token this long before the current one expires, so a call
 #: never leaves with a token that expires on the way.
 _RENEW_BEFORE_SECONDS = 60.0
 
 
+#: Where a service token comes from: an awaitable giving the token and its lifetime in
+#: seconds. By default identity's `/auth/service-token`; tests sign their own.
+TokenSource = Callable[[], Awaitable[tuple[str, float]]]
+
+
 class ServiceCredentials:
     """A service's own token, from identity's `/auth/service-token`, kept until shortly
-    before it expires. `await credentials.headers()` gives the Authorization header."""
+    before it expires. `await credentials.headers()` gives the Authorization header.
 
-    def __init__(self, service: str, identity: ServiceClient, secret: str | None) -> None:
+    `source` is where tokens come from (identity, unless given): tests that sign their
+    own tokens give theirs."""
+
+    def __init__(self, service: str, identity: ServiceClient | None, secret: str | None,
+                 *, source: TokenSource | None = None) -> None:
         self.service = service
         self._identity = identity
         self._secret = secret
+        self.source: TokenSource = source or self._from_identity
         self._token: str | None = None
         self._renew_at = 0.0
         self._lock = asyncio.Lock()
@@ -223,11 +310,18 @@ class ServiceCredentials:
         or identity refuses or cannot be reached)."""
         async with self._lock:
             if self._token is None or time.monotonic() >= self._renew_at:
-                await self._fetch()
+                self._token, lifetime = await self.source()
+                self._renew_at = time.monotonic() + max(lifetime - _RENEW_BEFORE_SECONDS,
+                                                        lifetime / 2)
         return {"Authorization": f"Bearer {self._token}"}
 
-    async def _fetch(self) -> None:
-        if not self._secret:
+    def forget(self) -> None:
+        """A service refused the token (401: identity's keys changed, say): the next
+        call asks for a new one."""
+        self._token = None
+
+    async def _from_identity(self) -> tuple[str, float]:
+        if not self._secret or self._identity is None:
             raise DependencyUnavailable(
                 "identity", "no service secret configured: set KANSOKU_SERVICE_SECRET")
         response = await self._identity.request(
@@ -237,7 +331,4 @@ class ServiceCredentials:
             raise DependencyUnavailable(
                 "identity", f"it refused a service token (HTTP {response.status_code})")
         answer = response.json()
-        self._token = str(answer["access_token"])
-        lifetime = float(answer["expires_in"])
-        self._renew_at = time.monotonic() + max(lifetime - _RENEW_BEFORE_SECONDS,
-                                                lifetime / 2)
+        return str(answer["access_token"]), float(answer["expires_in"])

@@ -57,6 +57,11 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 #: services' own keep-alive (kit.serve), so the client always drops it first.
 KEEPALIVE_SECONDS = 5.0
 
+#: A 5xx answer carrying this header (`true`) is an error the caller asked for — the
+#: lab's deliberate SQL error — set by the callee, never believed from a client: it is
+#: handed back as an answer, not retried, and not counted by the circuit breaker.
+CALLER_REQUESTED_ERROR_HEADER = "Kansoku-Requested-Error"
+
 #: Answers that say "try again": the callee or something in front of it is overloaded.
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
 
@@ -116,6 +121,17 @@ def _upstream_problem(response: httpx.Response, callee: str) -> dict[str, Any] |
         return None
     dependency = body.get("dependency")
     return body if isinstance(dependency, str) and dependency not in ("", callee) else None
+
+
+def _answered_as_designed(response: httpx.Response, callee: str) -> bool:
+    """Whether a 5xx answer is the callee working as designed rather than failing:
+    it reports that one of *its* dependencies is away, or it marks the error as one the
+    caller asked for (`CALLER_REQUESTED_ERROR_HEADER`: the lab's deliberate SQL
+    errors). Neither counts against the callee's breaker: one user's twenty clicks on
+    "database error" must not shut the lab for everyone."""
+    if response.headers.get(CALLER_REQUESTED_ERROR_HEADER) == "true":
+        return True
+    return _upstream_problem(response, callee) is not None
 
 
 def _worth_retrying(exc: BaseException) -> bool:
@@ -263,11 +279,12 @@ class ServiceClient:
         async for attempt in retrying:
             with attempt:
                 response = await self._traced_send(method, path, dict(headers), **kwargs)
-                if response.status_code >= 500 and (
-                        _upstream_problem(response, self.service) is None):
+                if response.status_code >= 500 and not _answered_as_designed(
+                        response, self.service):
                     raise _ServerError(response)
-                # 2xx-4xx, or the callee saying that its own dependency is away: the
-                # callee answered as designed, which is no failure for its breaker.
+                # 2xx-4xx, the callee saying that its own dependency is away, or an
+                # error the caller asked for: the callee answered as designed, which is
+                # no failure for its breaker.
                 return response
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 

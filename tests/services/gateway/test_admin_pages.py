@@ -57,13 +57,14 @@ ADMIN_PAGES = ("/admin", "/admin/products", "/admin/products/new", "/admin/inven
 async def shop(postgres_url: str, valkey_url: str, nats_url: str
                ) -> AsyncIterator[ServedShop]:
     """What the admin pages call, with the explorer, and the cart and payments a
-    synthetic checkout needs. The worker shows identity the service secret for its own
-    tokens."""
+    synthetic checkout needs. The worker and orders show identity the service secret
+    for their own tokens."""
     secret = {"service_secret": SERVICE_SECRET}
     async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
                           ["explorer", "identity", "catalog", "inventory", "cart",
                            "payments", "orders", "worker"],
-                          settings={"identity": secret, "worker": secret}) as served:
+                          settings={"identity": secret, "worker": secret,
+                                    "orders": secret}) as served:
         yield served
 
 

@@ -203,6 +203,15 @@ async def test_a_service_with_the_secret_gets_a_service_token(identity: httpx.As
     assert mine.status_code == 404, mine.text
 
 
+async def test_a_service_token_is_only_for_a_service_of_the_shop(identity: httpx.AsyncClient
+                                                                 ) -> None:
+    """Services admit each other by name: the secret buys no token for a made-up one."""
+    answer = await identity.post("/auth/service-token",
+                                 json={"service": "everything", "secret": SERVICE_SECRET})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["type"].endswith("unknown-service")
+
+
 async def test_a_wrong_service_secret_is_refused(identity: httpx.AsyncClient) -> None:
     answer = await identity.post("/auth/service-token",
                                  json={"service": "worker", "secret": "guess"})

@@ -25,6 +25,8 @@ from tests.tokens import TokenIssuer
 TOKENS = TokenIssuer()
 ADMIN = TOKENS.headers("admin")
 CUSTOMER = TOKENS.headers()
+#: Reservations are checkout's steps: orders makes them, with its service token.
+ORDERS = TOKENS.service_headers("orders")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +67,7 @@ async def stocked(client: httpx.AsyncClient, units: int) -> int:
 
 async def reserve(client: httpx.AsyncClient, items: list[tuple[int, int]],
                   order_id: uuid.UUID | None = None, ttl: int = 900) -> httpx.Response:
-    return await client.post("/reservations", headers=CUSTOMER, json={
+    return await client.post("/reservations", headers=ORDERS, json={
         "order_id": str(order_id or uuid.uuid4()), "ttl_seconds": ttl,
         "items": [{"product_id": p, "quantity": q} for p, q in items]})
 
@@ -151,13 +153,13 @@ async def test_commit_sells_and_release_frees_both_idempotent(
     await reserve(inventory, [(product, 2)], paid)
     await reserve(inventory, [(product, 3)], abandoned)
     for _ in range(2):
-        committed = await inventory.post(f"/reservations/{paid}/commit", headers=CUSTOMER)
-        released = await inventory.post(f"/reservations/{abandoned}/release", headers=CUSTOMER)
+        committed = await inventory.post(f"/reservations/{paid}/commit", headers=ORDERS)
+        released = await inventory.post(f"/reservations/{abandoned}/release", headers=ORDERS)
         assert committed.json()["status"] == "committed"
         assert released.json()["status"] == "released"
     final = await level(inventory, product)
     assert (final["on_hand"], final["reserved"], final["available"]) == (8, 0, 8)
-    late = await inventory.post(f"/reservations/{abandoned}/commit", headers=CUSTOMER)
+    late = await inventory.post(f"/reservations/{abandoned}/commit", headers=ORDERS)
     assert late.status_code == 409 and late.json()["reservation_status"] == "released"
 
 
@@ -174,7 +176,7 @@ async def test_unpaid_reservations_expire(inventory: httpx.AsyncClient,
     async with inventory_app.state.db.transaction() as session:
         assert await service.expire_due(session, clock.utc_now()) >= 1
     assert (await level(inventory, product))["available"] == 5
-    gone = await inventory.post(f"/reservations/{order}/commit", headers=CUSTOMER)
+    gone = await inventory.post(f"/reservations/{order}/commit", headers=ORDERS)
     assert gone.status_code == 409 and gone.json()["reservation_status"] == "expired"
 
 

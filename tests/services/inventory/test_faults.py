@@ -16,7 +16,7 @@ from kansoku.kit.telemetry import Telemetry
 from kansoku.services.inventory.app import create_app
 from kansoku.services.inventory.settings import Settings
 from tests.faults import switch
-from tests.services.inventory.test_api import ADMIN, CUSTOMER, TOKENS, stocked
+from tests.services.inventory.test_api import ADMIN, ORDERS, TOKENS, stocked
 from tests.support import migrate
 
 
@@ -43,7 +43,7 @@ async def test_inventory_failure_fails_reads_and_reservations(
         await switch(app, flags_file, "inventoryFailure", "100%")
         read = await client.get("/stock", params={"product_ids": str(product)})
         order = str(uuid.uuid4())
-        reserved = await client.post("/reservations", headers=CUSTOMER, json={
+        reserved = await client.post("/reservations", headers=ORDERS, json={
             "order_id": order, "items": [{"product_id": product, "quantity": 2}]})
         assert (read.status_code, reserved.status_code) == (500, 500)
         assert read.json()["type"].endswith("/inventory-failed")

@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from kansoku.contracts.clients import PaymentsClient
 from kansoku.faults import flagfile
 from kansoku.kit import semconv
 from kansoku.kit.http import ServiceClient, Timeouts
@@ -145,11 +146,12 @@ async def shop(postgres_url: str, nats_url: str, tmp_path_factory: pytest.TempPa
             database_url=postgres_url, nats_url=nats_url, payments_url=payments_url,
             inventory_url=nowhere, catalog_url=nowhere, cart_url=nowhere), telemetry)
         orders_app.state.tokens = TOKENS.verifier
+        orders_app.state.service_credentials.source = TOKENS.service_source("orders")
         impatient = ServiceClient("payments", payments_url, orders_app.state.breakers,
                                   timeouts=Timeouts(read=READ_TIMEOUT),
                                   telemetry=telemetry)
         orders_app.state.downstream = dataclasses.replace(orders_app.state.downstream,
-                                                          payments=impatient)
+                                                          payments=PaymentsClient(impatient))
         async with (orders_app.router.lifespan_context(orders_app),
                     httpx.AsyncClient(transport=httpx.ASGITransport(app=orders_app),
                                       base_url="http://orders") as orders):

@@ -1,6 +1,6 @@
 """The orders service's sales summary (the admin dashboard's "today") on a real
 PostgreSQL: counts by status, revenue of paid orders per currency, the newest
-cancellations, and only for an admin or a service."""
+cancellations, and only for an admin."""
 
 from __future__ import annotations
 
@@ -124,11 +124,11 @@ async def test_today_is_the_default(orders: httpx.AsyncClient, postgres_url: str
     assert {"currency": "JPY", "paid_orders": 1, "revenue": "3.00"} in after["revenue"]
 
 
-async def test_only_admins_and_services_see_it(orders: httpx.AsyncClient) -> None:
+async def test_only_admins_see_it(orders: httpx.AsyncClient) -> None:
     assert (await orders.get("/sales/summary")).status_code == 401
     refused = await orders.get("/sales/summary", headers=CUSTOMER)
     assert refused.status_code == 403
-    assert (await orders.get("/sales/summary", headers=SERVICE)).status_code == 200
+    assert (await orders.get("/sales/summary", headers=SERVICE)).status_code == 403
     for wrong in ("yesterday", "0.5", "2026-01-31", "2026-01-31T00:00:00"):
         bad = await orders.get("/sales/summary", params={"since": wrong}, headers=ADMIN)
         assert bad.status_code == 422, f"{wrong}: only RFC 3339 with a zone is a moment"

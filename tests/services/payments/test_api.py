@@ -20,7 +20,10 @@ from tests.support import migrate
 from tests.tokens import TokenIssuer
 
 TOKENS = TokenIssuer()
-CUSTOMER = TOKENS.headers()
+#: Payments' one caller for charges: orders, with its service token.
+ORDERS = TOKENS.service_headers("orders")
+#: The customer the test charges are for.
+BUYER = "buyer-of-the-payments-tests"
 GOOD_CARD = "4111111111111111"
 
 
@@ -38,7 +41,8 @@ async def payments(postgres_url: str, nats_url: str) -> AsyncIterator[httpx.Asyn
 
 def charge(order_id: uuid.UUID | None = None, card: str = GOOD_CARD, **details: Any
            ) -> dict[str, Any]:
-    return {"order_id": str(order_id or uuid.uuid4()), "amount": "25.50", "currency": "USD",
+    return {"order_id": str(order_id or uuid.uuid4()), "user_id": BUYER, "amount": "25.50",
+            "currency": "USD",
             "payment_method": "credit_card",
             "payment_details": {"card_number": card, "expiry_month": 12,
                                 "expiry_year": 2099, "cvv": "123", **details}}
@@ -53,7 +57,7 @@ def test_luhn_and_brands() -> None:
 async def test_a_good_card_is_charged_once_per_order(payments: httpx.AsyncClient) -> None:
     order = uuid.uuid4()
     answers = await asyncio.gather(*(payments.post("/charges", json=charge(order),
-                                                   headers=CUSTOMER) for _ in range(5)))
+                                                   headers=ORDERS) for _ in range(5)))
     assert {a.status_code for a in answers} == {201}
     assert len({a.json()["id"] for a in answers}) == 1, "one payment however often asked"
     paid = answers[0].json()
@@ -67,21 +71,21 @@ async def test_a_good_card_is_charged_once_per_order(payments: httpx.AsyncClient
 async def test_test_cards_decline_with_their_reason(payments: httpx.AsyncClient, card: str,
                                                     reason: str) -> None:
     order = uuid.uuid4()
-    declined = await payments.post("/charges", json=charge(order, card), headers=CUSTOMER)
+    declined = await payments.post("/charges", json=charge(order, card), headers=ORDERS)
     assert declined.status_code == 402
     assert declined.json()["reason"] == reason
-    record = await payments.get(f"/charges/{declined.json()['payment_id']}", headers=CUSTOMER)
+    record = await payments.get(f"/charges/{declined.json()['payment_id']}", headers=ORDERS)
     assert record.json()["status"] == "declined", "the decline is kept on record"
     # A good card may still pay the same order afterwards.
-    retry = await payments.post("/charges", json=charge(order), headers=CUSTOMER)
+    retry = await payments.post("/charges", json=charge(order), headers=ORDERS)
     assert retry.status_code == 201
 
 
 async def test_bad_cards_name_the_field(payments: httpx.AsyncClient) -> None:
     luhn = await payments.post("/charges", json=charge(card="4111111111111112"),
-                               headers=CUSTOMER)
-    expired = await payments.post("/charges", json=charge(expiry_year=2020), headers=CUSTOMER)
-    cvv = await payments.post("/charges", json=charge(cvv="12x"), headers=CUSTOMER)
+                               headers=ORDERS)
+    expired = await payments.post("/charges", json=charge(expiry_year=2020), headers=ORDERS)
+    cvv = await payments.post("/charges", json=charge(cvv="12x"), headers=ORDERS)
     assert luhn.status_code == 422 and luhn.json()["field"] == "payment_details.card_number"
     assert expired.status_code == 422 and "expired" in expired.json()["detail"]
     assert cvv.status_code == 422 and "12x" not in cvv.text
@@ -89,26 +93,27 @@ async def test_bad_cards_name_the_field(payments: httpx.AsyncClient) -> None:
 
 
 async def test_wallets_and_refunds(payments: httpx.AsyncClient) -> None:
-    wallet = {"order_id": str(uuid.uuid4()), "amount": "10.00", "currency": "EUR",
+    wallet = {"order_id": str(uuid.uuid4()), "user_id": BUYER, "amount": "10.00",
+              "currency": "EUR",
               "payment_method": "wallet", "payment_details": {"wallet_id": "wallet-alice"}}
-    paid = await payments.post("/charges", json=wallet, headers=CUSTOMER)
-    empty = await payments.post("/charges", headers=CUSTOMER, json={
+    paid = await payments.post("/charges", json=wallet, headers=ORDERS)
+    empty = await payments.post("/charges", headers=ORDERS, json={
         **wallet, "order_id": str(uuid.uuid4()), "payment_details": {"wallet_id": "empty-wallet"}})
     assert paid.status_code == 201 and paid.json()["method"] == "wallet"
     assert empty.status_code == 402
-    refunded = await payments.post(f"/charges/{paid.json()['id']}/refund", headers=CUSTOMER)
+    refunded = await payments.post(f"/charges/{paid.json()['id']}/refund", headers=ORDERS)
     assert refunded.json()["status"] == "refunded"
     assert refunded.json()["refund_reason"] == "requested"
-    again = await payments.post(f"/charges/{paid.json()['id']}/refund", headers=CUSTOMER)
+    again = await payments.post(f"/charges/{paid.json()['id']}/refund", headers=ORDERS)
     assert again.json()["refunded_at"] == refunded.json()["refunded_at"], "refunded once"
-    missing = await payments.post(f"/charges/{uuid.uuid4()}/refund", headers=CUSTOMER)
+    missing = await payments.post(f"/charges/{uuid.uuid4()}/refund", headers=ORDERS)
     assert missing.status_code == 404
 
 
 async def test_no_card_number_or_cvv_in_the_database(payments: httpx.AsyncClient,
                                                      postgres_url: str) -> None:
     await payments.post("/charges", json=charge(card="5555555555554444", cvv="987"),
-                        headers=CUSTOMER)
+                        headers=ORDERS)
     connection = await asyncpg.connect(postgres_url)
     try:
         rows = await connection.fetch("SELECT row_to_json(p)::text AS row "

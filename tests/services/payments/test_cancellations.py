@@ -25,14 +25,13 @@ from pydantic import TypeAdapter
 
 from kansoku.faults import flagfile
 from kansoku.kit import events, semconv
-from kansoku.kit.auth import Principal
 from kansoku.kit.db import Database
 from kansoku.services.payments import service
 from kansoku.services.payments.models import Payment
 from kansoku.services.payments.schemas import Charge
 from kansoku.services.payments.service import CANCELLATIONS_CONSUMER
 from tests.faults import switch
-from tests.services.payments.test_api import CUSTOMER, GOOD_CARD, charge
+from tests.services.payments.test_api import GOOD_CARD, ORDERS, charge
 from tests.services.payments.traced import traced_payments
 from tests.support import eventually, serve_in_thread
 
@@ -133,7 +132,7 @@ async def test_a_charge_before_the_cancellation_is_refunded_once(
     caplog.set_level(logging.INFO)
     order = uuid.uuid4()
     async with httpx.AsyncClient(base_url=payments.url) as client:
-        paid = await client.post("/charges", json=charge(order), headers=CUSTOMER)
+        paid = await client.post("/charges", json=charge(order), headers=ORDERS)
         assert paid.status_code == 201 and paid.json()["status"] == "succeeded"
 
         # The event, then the same event again (a redelivery or a replay).
@@ -141,8 +140,8 @@ async def test_a_charge_before_the_cancellation_is_refunded_once(
         await payments.cancel(order, event_id, message_id=f"replay-{uuid.uuid4()}")
         handled = await payments.wait_handled(order, times=2)
 
-        record = await client.get(f"/charges/{paid.json()['id']}", headers=CUSTOMER)
-        again = await client.post("/charges", json=charge(order), headers=CUSTOMER)
+        record = await client.get(f"/charges/{paid.json()['id']}", headers=ORDERS)
+        again = await client.post("/charges", json=charge(order), headers=ORDERS)
 
     assert record.json()["status"] == "refunded"
     assert record.json()["refund_reason"] == "order_cancelled"
@@ -173,8 +172,8 @@ async def test_a_charge_after_the_cancellation_is_refused(payments: Payments) ->
     assert not any(event.name.startswith("payment refunded") for event in handled.events)
 
     async with httpx.AsyncClient(base_url=payments.url) as client:
-        card = await client.post("/charges", json=charge(order), headers=CUSTOMER)
-        wallet = await client.post("/charges", headers=CUSTOMER, json={
+        card = await client.post("/charges", json=charge(order), headers=ORDERS)
+        wallet = await client.post("/charges", headers=ORDERS, json={
             **charge(order), "payment_method": "wallet",
             "payment_details": {"wallet_id": "empty-wallet"}})
 
@@ -194,7 +193,7 @@ async def test_a_charge_running_when_the_order_is_cancelled_is_refused(
     order = uuid.uuid4()
     async with httpx.AsyncClient(base_url=payments.url, timeout=10) as client:
         charging = asyncio.create_task(
-            client.post("/charges", json=charge(order), headers=CUSTOMER))
+            client.post("/charges", json=charge(order), headers=ORDERS))
         await asyncio.sleep(0.3)
         await payments.cancel(order)
         await payments.wait_handled(order)
@@ -216,11 +215,9 @@ async def test_a_cancellation_waits_for_a_charge_being_committed(payments: Payme
     is handled. The order's lock makes the handler wait, then refund what was committed."""
     db = Database(payments.postgres_url, schema="payments", application_name="race-test")
     order = uuid.uuid4()
-    buyer = Principal(user_id="someone", email="someone@example.com", name="Someone",
-                      role="customer")
     try:
         async with db.transaction() as charging:
-            paid = await service.charge(charging, buyer,
+            paid = await service.charge(charging,
                                         TypeAdapter(Charge).validate_python(charge(order)))
 
             async def cancel() -> list[Payment] | None:

@@ -21,7 +21,7 @@ from opentelemetry.trace import StatusCode
 from kansoku.faults import flagfile
 from kansoku.kit import semconv
 from tests.faults import switch
-from tests.services.payments.test_api import CUSTOMER, charge
+from tests.services.payments.test_api import ORDERS, charge
 from tests.services.payments.traced import traced_payments
 from tests.support import eventually, serve_in_thread
 
@@ -74,7 +74,7 @@ async def test_payment_failure_fails_the_charge_as_an_error(payments: Payments) 
     await payments.switch("paymentFailure", "100%")
     order = uuid.uuid4()
     async with httpx.AsyncClient(base_url=payments.url) as client:
-        failed = await client.post("/charges", json=charge(order), headers=CUSTOMER)
+        failed = await client.post("/charges", json=charge(order), headers=ORDERS)
         assert failed.status_code == 500
         assert failed.json()["type"].endswith("/payment-processing-failed")
         span = await payments.server_span(failed.headers["x-request-id"])
@@ -85,7 +85,7 @@ async def test_payment_failure_fails_the_charge_as_an_error(payments: Payments) 
         assert exception_types(span) == ["PaymentProcessingError"]
         # Nothing was charged: once the flag is off, the same order pays normally.
         await payments.switch("paymentFailure", "off")
-        paid = await client.post("/charges", json=charge(order), headers=CUSTOMER)
+        paid = await client.post("/charges", json=charge(order), headers=ORDERS)
     assert paid.status_code == 201, paid.text
 
 
@@ -93,7 +93,7 @@ async def test_payment_latency_adds_its_seconds(payments: Payments) -> None:
     await payments.switch("paymentLatency", "1s")
     async with httpx.AsyncClient(base_url=payments.url) as client:
         started = time.monotonic()
-        paid = await client.post("/charges", json=charge(), headers=CUSTOMER)
+        paid = await client.post("/charges", json=charge(), headers=ORDERS)
         elapsed = time.monotonic() - started
     assert paid.status_code == 201 and elapsed >= 1.0
     span = await payments.server_span(paid.headers["x-request-id"])
@@ -110,7 +110,7 @@ async def test_payment_unreachable_never_answers_and_lets_go_of_a_gone_caller(
             5, read=0.8)) as client:
         with pytest.raises(httpx.ReadTimeout):
             await client.post("/charges", json=charge(),
-                              headers={**CUSTOMER, "X-Request-ID": request_id})
+                              headers={**ORDERS, "X-Request-ID": request_id})
 
     async def request_ended() -> bool:
         return await payments.server_span(request_id) is not None

@@ -25,6 +25,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from PIL import Image
 from sqlalchemy import func, select
 
+from kansoku.contracts.calls import ServiceCaller
+from kansoku.contracts.clients import CatalogClient, InventoryClient
 from kansoku.kit import semconv
 from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.db import Database
@@ -108,13 +110,15 @@ def credentials(world: World, clients: dict[str, ServiceClient]) -> ServiceCrede
 @pytest.fixture
 def thumbnails(clients: dict[str, ServiceClient], credentials: ServiceCredentials
                ) -> ImageThumbnails:
-    return ImageThumbnails(clients["catalog"], credentials)
+    return ImageThumbnails(CatalogClient(clients["catalog"]), ServiceCaller(credentials))
 
 
 @pytest.fixture
 def inventory_reports(clients: dict[str, ServiceClient], credentials: ServiceCredentials,
                       meter: Meter) -> InventoryReports:
-    return InventoryReports(clients["catalog"], clients["inventory"], credentials, meter)
+    return InventoryReports(CatalogClient(clients["catalog"]),
+                            InventoryClient(clients["inventory"]), ServiceCaller(credentials),
+                            meter)
 
 
 # --- helpers --------------------------------------------------------------------------
@@ -431,8 +435,9 @@ async def test_instances_make_one_report_per_time_slot(
     """Two worker instances wake up for the same slot: the claim lets one make the
     report; the other waits for it and then finds the slot done."""
     stock_the_world(world)
-    instances = [InventoryReports(clients["catalog"], clients["inventory"], credentials,
-                                  meter) for _ in range(2)]
+    instances = [InventoryReports(CatalogClient(clients["catalog"]),
+                                  InventoryClient(clients["inventory"]),
+                                  ServiceCaller(credentials), meter) for _ in range(2)]
     slot = datetime(2031, 1, 2, 3, tzinfo=UTC)
     made = await asyncio.gather(*(instance.for_slot(db, slot) for instance in instances))
     assert sorted(report is None for report in made) == [False, True]

@@ -18,10 +18,13 @@ from fastapi import FastAPI, Query, Request, Response
 from PIL import Image
 from pydantic import BaseModel
 
-from kansoku.kit.auth import AdminOrService, Principal
+from kansoku.kit.auth import Principal, allow
 from kansoku.kit.errors import Problem, install_problem_handlers
 from kansoku.kit.http import CircuitBreakers, RetryPolicy, ServiceClient
 from tests.tokens import TokenIssuer
+
+#: Who the stand-ins admit, as the real catalog and inventory do.
+WorkerOrAdmin = Annotated[Principal, allow(services=["worker"], admin=True)]
 
 #: What identity and the worker agree on in these tests.
 SERVICE_SECRET = "worker-test-secret"
@@ -110,7 +113,7 @@ class World:
 
         @app.put("/products/{product_id}/thumbnail", status_code=204)
         async def store_thumbnail(product_id: int, version: int, request: Request,
-                                  caller: AdminOrService) -> None:
+                                  caller: WorkerOrAdmin) -> None:
             self._available("catalog")
             if not caller.is_service:
                 raise Problem(403, "forbidden", "Only the worker stores thumbnails.")
@@ -133,7 +136,7 @@ class World:
             return {"items": found, "total": len(found), "limit": limit, "offset": 0}
 
         @app.get("/inventory")
-        async def inventory(caller: AdminOrService,
+        async def inventory(caller: WorkerOrAdmin,
                             limit: Annotated[int, Query(ge=1, le=200)] = 50,
                             offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
             self._available("inventory")

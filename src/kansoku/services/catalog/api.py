@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kansoku.kit.auth import AdminOrService, AdminUser
+from kansoku.kit.auth import AdminUser, Principal, allow
 from kansoku.kit.db import DbSession
 from kansoku.kit.errors import Problem
 from kansoku.kit.fields import INT32_MAX, DbId, Offset, Text, id_list_pattern
@@ -42,6 +42,9 @@ _UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {404: PROBLEM, 413: PROBLEM
 _RAW_IMAGE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     media_type: {"schema": {"type": "string", "format": "binary"}}
     for media_type in ("image/png", "image/jpeg", "image/webp", "image/gif")}}}
+
+#: The worker stores the thumbnails it makes; an admin may replace one.
+WorkerOrAdmin = Annotated[Principal, allow(services=["worker"], admin=True)]
 
 router = APIRouter(tags=["catalog"])
 
@@ -185,7 +188,7 @@ async def upload_image(product_id: DbId, admin: AdminUser, session: DbSession,
 
 @router.put("/products/{product_id}/thumbnail", status_code=204,
             responses={**_UPLOAD_RESPONSES, 409: PROBLEM}, openapi_extra=_RAW_IMAGE_BODY)
-async def store_thumbnail(product_id: DbId, caller: AdminOrService, session: DbSession,
+async def store_thumbnail(product_id: DbId, caller: WorkerOrAdmin, session: DbSession,
                           request: Request, version: Annotated[DbId, Query()]) -> None:
     """Keep the thumbnail of image `version` (the worker, with its service token)."""
     data = await read_body(request, MAX_THUMBNAIL_BYTES, "thumbnail")

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware import Middleware
 
+from kansoku.contracts.calls import Refused
 from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit import semconv
 from kansoku.kit.app import build_service_app, start_process_telemetry
@@ -29,7 +30,6 @@ from kansoku.kit.openapi import PROBLEM
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway import SERVICE, faults
 from kansoku.services.gateway.api import accounts, catalog, lab, operations, shopping
-from kansoku.services.gateway.clients import Refused
 from kansoku.services.gateway.rum import routes as rum_routes
 from kansoku.services.gateway.settings import Settings
 from kansoku.services.gateway.state import Gateway, limit_requests

@@ -22,14 +22,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
+from kansoku.contracts.calls import Caller, Json, Refused
 from kansoku.kit.errors import DependencyUnavailable
-from kansoku.services.gateway.clients import (
-    Caller,
-    Clients,
-    Json,
-    RecentFailures,
-    Refused,
-)
+from kansoku.services.gateway.clients import Clients, RecentFailures
 
 logger = logging.getLogger(__name__)
 

@@ -47,6 +47,7 @@ from kansoku.services.identity.schemas import (
     Tokens,
     UserOut,
 )
+from kansoku.topology import SERVICES_BY_NAME
 
 #: argon2id at OWASP's recommended minimum (19 MiB, 2 passes): strong, and cheap enough
 #: that a load test's logins do not exhaust a laptop's memory.
@@ -321,6 +322,12 @@ def issue_service_token(ask: ServiceTokenRequest, configured: str | None, signer
     offered = ask.secret.get_secret_value()
     if not hmac.compare_digest(offered.encode(), configured.encode()):
         raise Problem(401, "bad-service-secret", "The service secret is wrong.")
+    if ask.service not in SERVICES_BY_NAME:
+        # Services admit each other by name (`kit.auth.allow`): a token for a name that
+        # is no service of the shop would be a name nobody checks for.
+        raise Problem(422, "unknown-service",
+                      f"'{ask.service}' is not one of the shop's services "
+                      f"({', '.join(sorted(SERVICES_BY_NAME))}).", field="service")
     now = datetime.now(UTC)
     token = signer.sign({
         "iss": ISSUER, "aud": AUDIENCE, "sub": f"{SERVICE_SUBJECT_PREFIX}{ask.service}",

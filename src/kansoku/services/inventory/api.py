@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from kansoku.kit.auth import AdminOrService, AdminUser, CurrentUser
+from kansoku.kit.auth import AdminUser, Principal, allow
 from kansoku.kit.clock import UtcClock
 from kansoku.kit.db import DbSession
 from kansoku.kit.fields import DbId, Offset, id_list_pattern
@@ -37,6 +37,14 @@ def _now(request: Request) -> datetime:
 #: Now in UTC (naive), by the app's clock.
 Now = Annotated[datetime, Depends(_now)]
 
+# Who may call what. Reservations are checkout's steps: orders makes them with its own
+# service token, never a customer (who could otherwise hold a product's whole stock, or
+# release someone else's order). An admin may look at one and free it.
+OrdersOnly = Annotated[Principal, allow(services=["orders"])]
+OrdersOrAdmin = Annotated[Principal, allow(services=["orders"], admin=True)]
+#: The worker's inventory report reads every level; so does the admin's page.
+WorkerOrAdmin = Annotated[Principal, allow(services=["worker"], admin=True)]
+
 
 @router.get("/stock")
 async def stock_levels(
@@ -59,14 +67,14 @@ async def stock_level(product_id: DbId, session: DbSession, faults: Faults) -> S
 
 @router.get("/inventory")
 async def inventory(
-    caller: AdminOrService,
+    caller: WorkerOrAdmin,
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[Offset, Query()] = 0,
     low_only: bool = False,
 ) -> StockPage:
-    """Every product's levels, reserved units and low-stock flag (admin, or a service:
-    the worker's inventory report reads it with its service token)."""
+    """Every product's levels, reserved units and low-stock flag (admin, or the worker,
+    whose inventory report reads it with its service token)."""
     return await service.overview(session, limit=limit, offset=offset, low_only=low_only)
 
 
@@ -87,28 +95,29 @@ async def adjustments(
 
 
 @router.post("/reservations", status_code=201, responses={409: PROBLEM})
-async def reserve(request: ReservationRequest, user: CurrentUser, session: DbSession,
+async def reserve(request: ReservationRequest, caller: OrdersOnly, session: DbSession,
                   faults: Faults, now: Now) -> OrderReservation:
-    """Hold every item of an order until it is paid or the TTL runs out (409 if short)."""
+    """Hold every item of an order until it is paid or the TTL runs out (409 if short;
+    orders only)."""
     return await service.reserve(session, request, now, faults)
 
 
 @router.get("/reservations/{order_id}", responses={404: PROBLEM})
-async def reservation(order_id: uuid.UUID, user: CurrentUser, session: DbSession
+async def reservation(order_id: uuid.UUID, caller: OrdersOrAdmin, session: DbSession
                       ) -> OrderReservation:
     """What is held for an order."""
     return await service.reservation(session, order_id)
 
 
 @router.post("/reservations/{order_id}/commit", responses={404: PROBLEM, 409: PROBLEM})
-async def commit(order_id: uuid.UUID, user: CurrentUser, session: DbSession
+async def commit(order_id: uuid.UUID, caller: OrdersOnly, session: DbSession
                  ) -> OrderReservation:
-    """The order is paid: its units leave the warehouse."""
+    """The order is paid: its units leave the warehouse (orders only)."""
     return await service.commit(session, order_id)
 
 
 @router.post("/reservations/{order_id}/release", responses={404: PROBLEM})
-async def release(order_id: uuid.UUID, user: CurrentUser, session: DbSession
+async def release(order_id: uuid.UUID, caller: OrdersOrAdmin, session: DbSession
                   ) -> OrderReservation:
     """The order will not be paid: its units are available again."""
     return await service.release(session, order_id)

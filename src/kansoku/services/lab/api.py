@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 
 from kansoku.kit.auth import CurrentUser
 from kansoku.kit.db import DbSession
+from kansoku.kit.http import CALLER_REQUESTED_ERROR_HEADER
 from kansoku.kit.openapi import PROBLEM
 from kansoku.services.lab.schemas import (
     OPERATIONS,
@@ -62,7 +63,12 @@ def _endpoint(operation: Operation) -> Callable[..., Awaitable[JSONResponse]]:
     ) -> JSONResponse:
         lab: Lab = request.app.state.lab
         status, answer = await lab.run(session, operation, body or model(), user)
-        return JSONResponse(answer.model_dump(mode="json"), status_code=status)
+        # A SQL error of the operation's own is the lab working as asked: its callers'
+        # circuit breakers must not count it (kit.http). Losing the database (503) is
+        # a real failure, and left unmarked.
+        headers = {CALLER_REQUESTED_ERROR_HEADER: "true"} if status == 500 else None
+        return JSONResponse(answer.model_dump(mode="json"), status_code=status,
+                            headers=headers)
 
     # The body is this operation's own request (its variants, its name): set here, as
     # the model is made per operation.

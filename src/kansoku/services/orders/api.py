@@ -1,4 +1,5 @@
-"""The orders routes (internal: the gateway's public API fronts them)."""
+"""The orders routes (internal: the gateway's public API fronts them). A customer
+places, pays and reads their own orders; the sales summary is an admin's."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
 
-from kansoku.kit.auth import AdminOrService, CurrentUser
+from kansoku.contracts.calls import Bearer
+from kansoku.kit.auth import AdminUser, CurrentUser
 from kansoku.kit.db import DbSession
 from kansoku.kit.fields import Offset, ZonedDateTime
 from kansoku.kit.openapi import PROBLEM
@@ -24,11 +26,6 @@ from kansoku.services.orders.schemas import (
 router = APIRouter(tags=["orders"])
 
 
-def _auth(request: Request) -> dict[str, str]:
-    """The caller's token, passed on to the services checkout calls."""
-    return {"Authorization": request.headers["authorization"]}
-
-
 @router.post("/orders", status_code=201, responses={404: PROBLEM, 409: PROBLEM})
 async def place_order(
     order: PlaceOrder, user: CurrentUser, session: DbSession, request: Request,
@@ -36,7 +33,7 @@ async def place_order(
 ) -> OrderOut:
     """Place an order (items, or the cart) and reserve its stock."""
     return await service.place_order(session, user, order, idempotency_key,
-                                     request.app.state.downstream, _auth(request),
+                                     request.app.state.downstream, Bearer.of(request),
                                      request.app.state.settings.reservation_seconds)
 
 
@@ -62,15 +59,15 @@ async def pay(order_id: uuid.UUID, payment: PayOrder, user: CurrentUser, session
               request: Request) -> PaymentResult:
     """Pay an order: charge, then commit its stock. Declined: 402, order cancelled."""
     return await service.pay_order(session, user, order_id, payment,
-                                   request.app.state.downstream, _auth(request))
+                                   request.app.state.downstream)
 
 
 @router.get("/sales/summary", tags=["admin"])
 async def sales_summary(
-    caller: AdminOrService, session: DbSession,
+    caller: AdminUser, session: DbSession,
     since: Annotated[ZonedDateTime | None, Query(
         description="RFC 3339, with its zone. Default: midnight UTC today")] = None,
 ) -> SalesSummary:
     """Orders placed since `since` by status, the paid ones' revenue per currency, and
-    the newest cancellations (admin, or a service)."""
+    the newest cancellations (admin)."""
     return await service.sales_summary(session, since)

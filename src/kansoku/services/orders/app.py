@@ -5,8 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from opentelemetry import metrics
 
+from kansoku.contracts.calls import ServiceCaller
+from kansoku.contracts.clients import CartClient, CatalogClient, InventoryClient, PaymentsClient
 from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit.app import build_service_app, start_process_telemetry
+from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.connections import Connections
 from kansoku.kit.events import OutboxRelay
 from kansoku.kit.flags import FaultFlags
@@ -23,16 +26,23 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     telemetry = telemetry or start_process_telemetry(SERVICE, settings)
     breakers = CircuitBreakers(BreakerPolicy(), meter=metrics.get_meter(
         "kansoku.orders", meter_provider=telemetry.meter_provider))
-    downstream = Downstream(*(
+    identity, catalog, inventory, cart, payments = (
         ServiceClient(name, url, breakers, telemetry=telemetry)
-        for name, url in (("catalog", settings.catalog_url),
+        for name, url in (("identity", settings.identity_url),
+                          ("catalog", settings.catalog_url),
                           ("inventory", settings.inventory_url),
                           ("cart", settings.cart_url),
-                          ("payments", settings.payments_url))))
+                          ("payments", settings.payments_url)))
+    secret = settings.service_secret.get_secret_value() if settings.service_secret else None
+    # Reserving stock and charging are orders' own requests, made with its service
+    # token: inventory and payments take them from orders only, never from a customer.
+    credentials = ServiceCredentials(SERVICE, identity, secret)
+    downstream = Downstream(CatalogClient(catalog), InventoryClient(inventory),
+                            CartClient(cart), PaymentsClient(payments),
+                            orders=ServiceCaller(credentials))
 
     async def close_clients() -> None:
-        for client in (downstream.catalog, downstream.inventory, downstream.cart,
-                       downstream.payments):
+        for client in (identity, catalog, inventory, cart, payments):
             await client.aclose()
 
     connections = Connections(SERVICE, settings, telemetry, postgresql_schema=SCHEMA,
@@ -53,6 +63,8 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
         on_shutdown=[close_clients],
     )
     app.state.downstream = downstream
+    #: Where orders' service token comes from (tests give a source of their own).
+    app.state.service_credentials = credentials
     app.state.breakers = breakers
     app.include_router(api.router)
     return app

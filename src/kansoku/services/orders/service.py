@@ -22,11 +22,13 @@ from opentelemetry import metrics, trace
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kansoku.contracts.calls import Caller, Refused
+from kansoku.contracts.clients import CartClient, CatalogClient, InventoryClient, PaymentsClient
+from kansoku.contracts.schemas import ChargeRequest, ReservedLine
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.clock import utc_now
 from kansoku.kit.errors import DependencyUnavailable, Problem
-from kansoku.kit.http import ServiceClient
 from kansoku.services.orders import store
 from kansoku.services.orders.models import Order, OrderItem
 from kansoku.services.orders.schemas import (
@@ -57,25 +59,16 @@ MAX_AMOUNT = Decimal("9999999999.99")
 
 @dataclass(frozen=True)
 class Downstream:
-    """The services checkout calls."""
+    """The services checkout calls, and who it calls them as: the customer's own token
+    for their cart; orders' service token (`orders`) for the steps only orders may
+    take — reserving and committing stock, charging and refunding."""
 
-    catalog: ServiceClient
-    inventory: ServiceClient
-    cart: ServiceClient
-    payments: ServiceClient
-
-
-def _as_problem(response: httpx.Response, service: str) -> Problem:
-    """A 4xx answer from another service, handed on to the caller as it was."""
-    try:
-        body: dict[str, Any] = response.json()
-    except ValueError:
-        body = {}
-    extensions = {key: value for key, value in body.items()
-                  if key not in {"type", "title", "status", "detail", "instance", "request_id"}}
-    return Problem(response.status_code, str(body.get("type", "error")).rsplit("/", 1)[-1],
-                   str(body.get("detail", f"The {service} service refused the request.")),
-                   **extensions)
+    catalog: CatalogClient
+    inventory: InventoryClient
+    cart: CartClient
+    payments: PaymentsClient
+    #: Orders itself, with the service token identity issued to it.
+    orders: Caller
 
 
 def _event(order: Order, principal: Principal, **extra: Any) -> dict[str, Any]:
@@ -104,15 +97,12 @@ def _tag_span(order: Order) -> None:
     span.set_attribute(semconv.ORDER_NUMBER, order.number)
 
 
-async def _lines(downstream: Downstream, auth: dict[str, str], request: PlaceOrder
+async def _lines(downstream: Downstream, customer: Caller, request: PlaceOrder
                  ) -> tuple[list[LineRequest], bool]:
     """The lines to order, and whether they came from the cart."""
     if request.items is not None:
         return request.items, False
-    response = await downstream.cart.get("/cart", headers=auth)
-    if response.status_code != 200:
-        raise _as_problem(response, "cart")
-    lines = [LineRequest(**item) for item in response.json()["items"]]
+    lines = [LineRequest(**item) for item in await downstream.cart.lines(customer)]
     if not lines:
         # The request is well-formed; the cart it points at is what is lacking.
         raise Problem(409, "cart-empty", "Your cart is empty: add products first, or send "
@@ -126,11 +116,11 @@ async def _priced_items(downstream: Downstream, lines: list[LineRequest]
     quantities: dict[int, int] = {}
     for line in lines:
         quantities[line.product_id] = quantities.get(line.product_id, 0) + line.quantity
-    response = await downstream.catalog.get("/products", params={
-        "ids": ",".join(map(str, sorted(quantities))), "limit": 100})
-    if response.status_code != 200:
-        raise DependencyUnavailable("catalog", f"it answered HTTP {response.status_code}")
-    products = {product["id"]: product for product in response.json()["items"]}
+    try:
+        products = await downstream.catalog.products_by_id(sorted(quantities))
+    except Refused as exc:
+        # Catalog refusing a list of at most 100 known-good ids is catalog's fault.
+        raise DependencyUnavailable("catalog", f"it answered HTTP {exc.status}") from exc
     missing = sorted(set(quantities) - set(products))
     if missing:
         raise Problem(404, "unknown-products",
@@ -158,8 +148,9 @@ async def _priced_items(downstream: Downstream, lines: list[LineRequest]
 
 async def place_order(session: AsyncSession, principal: Principal, request: PlaceOrder,
                       idempotency_key: str | None, downstream: Downstream,
-                      auth: dict[str, str], reservation_seconds: int) -> OrderOut:
-    """Create an order and reserve its stock (step one of the saga)."""
+                      customer: Caller, reservation_seconds: int) -> OrderOut:
+    """Create an order and reserve its stock (step one of the saga). `customer` is the
+    caller's own token, for their cart."""
     if idempotency_key:
         existing = await store.order_by_key(session, principal.user_id, idempotency_key)
         if existing is not None:
@@ -168,19 +159,21 @@ async def place_order(session: AsyncSession, principal: Principal, request: Plac
         # being held through the calls to other services below.
         await session.commit()
 
-    lines, from_cart = await _lines(downstream, auth, request)
+    lines, from_cart = await _lines(downstream, customer, request)
     items, currency = await _priced_items(downstream, lines)
     # Reserve before writing anything here: most buyers of a sold-out product are turned
     # away by inventory, and they should not hold one of this service's database
     # connections while they wait for that answer. The order id is made up front, so
     # the reservation names the order that is written next.
     order_id = uuid.uuid4()
-    reserved = await downstream.inventory.request("POST", "/reservations", headers=auth, json={
-        "order_id": str(order_id), "ttl_seconds": reservation_seconds,
-        "items": [{"product_id": i.product_id, "quantity": i.quantity} for i in items]})
-    if reserved.status_code != 201:
+    try:
+        await downstream.inventory.reserve(
+            downstream.orders, order_id,
+            [ReservedLine(product_id=i.product_id, quantity=i.quantity) for i in items],
+            reservation_seconds)
+    except Refused:
         _orders.add(1, {"status": "rejected"})
-        raise _as_problem(reserved, "inventory")
+        raise
     try:
         order = Order(id=order_id, number=await store.next_order_number(session),
                       user_id=principal.user_id, status="pending_payment",
@@ -194,22 +187,22 @@ async def place_order(session: AsyncSession, principal: Principal, request: Plac
     except IntegrityError:
         # The same Idempotency-Key, in a request that got there first: hand back its
         # order, and free what this request reserved.
-        await _release(downstream, auth, order_id, "duplicate request")
+        await _release(downstream, order_id, "duplicate request")
         existing = (await store.order_by_key(session, principal.user_id, idempotency_key)
                     if idempotency_key else None)
         if existing is None:
             raise
         return OrderOut.model_validate(existing)
     except BaseException:
-        await _release(downstream, auth, order_id, "the order could not be written")
+        await _release(downstream, order_id, "the order could not be written")
         raise
     _tag_span(order)
 
     await store.add_event(session, "order.placed", _event(order, principal))
     if from_cart:
         try:
-            await downstream.cart.request("DELETE", "/cart", headers=auth)
-        except DependencyUnavailable:
+            await downstream.cart.empty(customer)
+        except (DependencyUnavailable, Refused):
             logger.warning("order %s placed, but the cart could not be emptied", order.number)
     _orders.add(1, {"status": "placed"})
     logger.info("order %s placed", order.number,
@@ -217,23 +210,21 @@ async def place_order(session: AsyncSession, principal: Principal, request: Plac
     return OrderOut.model_validate(order)
 
 
-async def _release(downstream: Downstream, auth: dict[str, str], order_id: uuid.UUID,
-                   what: str) -> None:
+async def _release(downstream: Downstream, order_id: uuid.UUID, what: str) -> None:
     """Free the stock reserved for `order_id` (a compensation). Stock that cannot be
     released now is freed by its reservation's expiry."""
     try:
-        await downstream.inventory.request("POST", f"/reservations/{order_id}/release",
-                                           headers=auth)
-    except DependencyUnavailable:
-        logger.warning("could not release the stock reserved for %s now; the reservation "
-                       "expires by itself", what)
+        await downstream.inventory.release(downstream.orders, order_id)
+    except (DependencyUnavailable, Refused) as exc:
+        logger.warning("could not release the stock reserved for %s now (%s); the "
+                       "reservation expires by itself", what, exc.detail)
 
 
 async def _cancel(session: AsyncSession, order: Order, principal: Principal, reason: str,
-                  downstream: Downstream, auth: dict[str, str]) -> None:
+                  downstream: Downstream) -> None:
     """Compensate: free the stock and record why. Stock that cannot be released now is
     freed by its reservation's expiry."""
-    await _release(downstream, auth, order.id, f"order {order.number}")
+    await _release(downstream, order.id, f"order {order.number}")
     order.status, order.cancel_reason = "cancelled", reason
     # In the waterfall, between the failed step and the order.cancelled publish.
     trace.get_current_span().add_event("order cancelled",
@@ -246,9 +237,11 @@ async def _cancel(session: AsyncSession, order: Order, principal: Principal, rea
 
 
 async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.UUID,
-                    request: PayOrder, downstream: Downstream, auth: dict[str, str]
-                    ) -> PaymentResult:
-    """Charge the order and commit its stock (steps two and three of the saga)."""
+                    request: PayOrder, downstream: Downstream) -> PaymentResult:
+    """Charge the order and commit its stock (steps two and three of the saga). The
+    charge is orders' own request, for the order's total from this service's record —
+    never an amount the customer names — and the payment payments answers with is
+    checked against that total before the order is called paid."""
     order = await store.users_order(session, principal.user_id, order_id, lock=True)
     if order is None:
         raise Problem(404, "order-not-found", f"You have no order {order_id}.")
@@ -258,55 +251,61 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
                       f"Order {order.number} was cancelled ({order.cancel_reason}).")
 
     try:
-        charged = await downstream.payments.request("POST", "/charges", headers=auth, json={
-            "order_id": str(order.id), "amount": str(order.total), "currency": order.currency,
-            "payment_method": request.payment_method,
-            "payment_details": request.payment_details})
+        payment = await downstream.payments.charge(downstream.orders, ChargeRequest(
+            order_id=order.id, user_id=order.user_id, amount=order.total,
+            currency=order.currency, payment_method=request.payment_method,
+            payment_details=request.payment_details))
     except DependencyUnavailable as exc:
         # After a timeout the charge may still go through: payments refunds it when it
         # receives order.cancelled (the reason says so to whoever reads the order).
         timed_out = isinstance(exc.__cause__, httpx.TimeoutException)
         await _cancel(session, order, principal,
                       "payments did not answer in time; any charge is refunded" if timed_out
-                      else "payments unavailable", downstream, auth)
+                      else "payments unavailable", downstream)
         raise Problem(503, "payments-unavailable",
                       f"Payments are unavailable right now, so order {order.number} was "
                       "cancelled and its items released. Please order again shortly.",
                       headers={"Retry-After": "10"}, keep_changes=True,
                       order_status=order.status, dependency="payments") from exc
-    if charged.status_code == 402:
-        problem = _as_problem(charged, "payments")
-        await _cancel(session, order, principal,
-                      f"payment declined: {problem.extensions.get('reason', 'declined')}",
-                      downstream, auth)
-        problem.keep_changes = True
-        problem.extensions["order_status"] = order.status
-        raise problem
-    if charged.status_code != 201:
-        # A card that fails the checks (422): nothing happened, the order waits.
-        raise _as_problem(charged, "payments")
-    payment: dict[str, Any] = charged.json()
+    except Refused as refused:
+        if refused.status == 402:
+            await _cancel(session, order, principal,
+                          f"payment declined: {refused.extensions.get('reason', 'declined')}",
+                          downstream)
+            refused.keep_changes = True
+            refused.extensions["order_status"] = order.status
+        # Otherwise a card that fails the checks (422): nothing happened, the order waits.
+        raise
+    if not payment.settles(order.total, order.currency):
+        # Payments answered with a payment of another amount: never call that paid.
+        logger.error("payments answered order %s with payment %s of %s %s, not its total "
+                     "%s %s; the order stays unpaid", order.number, payment.id,
+                     payment.amount, payment.currency, order.total, order.currency,
+                     extra={"order_id": str(order.id), "payment_id": str(payment.id)})
+        raise Problem(409, "payment-mismatch",
+                      f"Order {order.number} costs {order.total} {order.currency}, but "
+                      f"the payment on record is {payment.amount} {payment.currency}: "
+                      "the order was not marked paid.", order_status=order.status)
 
     if order.status != "paid":
-        committed = await downstream.inventory.request(
-            "POST", f"/reservations/{order.id}/commit", headers=auth)
-        if committed.status_code != 200:
+        try:
+            await downstream.inventory.commit(downstream.orders, order.id)
+        except Refused:
             try:
-                await downstream.payments.request(
-                    "POST", f"/charges/{payment['id']}/refund", headers=auth)
-            except DependencyUnavailable:
+                await downstream.payments.refund(downstream.orders, payment.id)
+            except (DependencyUnavailable, Refused):
                 logger.warning("could not refund payment %s of order %s now; payments "
                                "refunds it when it receives order.cancelled",
-                               payment["id"], order.number)
+                               payment.id, order.number)
             await _cancel(session, order, principal, "stock no longer reserved; refunded",
-                          downstream, auth)
+                          downstream)
             raise Problem(409, "reservation-expired",
                           f"Order {order.number} waited too long: its items were released. "
                           "The payment was refunded.", keep_changes=True,
-                          order_status=order.status)
-        order.status, order.payment_id = "paid", uuid.UUID(payment["id"])
+                          order_status=order.status) from None
+        order.status, order.payment_id = "paid", payment.id
         await store.add_event(session, "order.paid",
-                              _event(order, principal, payment_id=payment["id"]))
+                              _event(order, principal, payment_id=str(payment.id)))
         await session.flush()
         _orders.add(1, {"status": "paid"})
         _revenue.add(float(order.total), {"currency": order.currency})
@@ -314,10 +313,10 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
         logger.info("order %s paid", order.number,
                     extra={"order_id": str(order.id), "order_number": order.number})
     return PaymentResult(
-        id=payment["id"], order_id=order.id, order_number=order.number,
-        order_status=order.status, status=payment["status"], amount=Decimal(payment["amount"]),
-        currency=payment["currency"], method=payment["method"], brand=payment["brand"],
-        last4=payment["last4"])
+        id=payment.id, order_id=order.id, order_number=order.number,
+        order_status=order.status, status=payment.status, amount=payment.amount,
+        currency=payment.currency, method=payment.method, brand=payment.brand,
+        last4=payment.last4)
 
 
 async def order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> OrderOut:

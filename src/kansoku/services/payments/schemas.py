@@ -27,6 +27,8 @@ class WalletDetails(BaseModel):
 
 class _Charge(BaseModel):
     order_id: uuid.UUID
+    #: The customer the order is for (the caller is orders, with its service token).
+    user_id: str = Field(min_length=1, max_length=64)
     amount: Price
     currency: str = Field(pattern=r"^[A-Z]{3}$")
 

@@ -148,12 +148,15 @@ async def _refuse_if_cancelled(session: AsyncSession, order_id: uuid.UUID) -> No
                   order_id=str(order_id), cancel_reason=cancelled.reason)
 
 
-async def charge(session: AsyncSession, user: Principal, request: Charge,
+async def charge(session: AsyncSession, request: Charge,
                  faults: FaultFlags | None = None,
                  caller_gone: Callable[[], Awaitable[bool]] = _no_caller_check,
                  ) -> PaymentOut:
     """Charge an order once. Asking again for an order already paid returns that payment:
-    a retry can never charge twice. A decline is kept on record and answered with 402.
+    a retry can never charge twice — and asking for a different amount (or currency)
+    for an order already paid is a 409, never the old payment passed off as the new
+    one. A decline is kept on record and answered with 402. The charge is for
+    `request.user_id`, the customer orders names; its amount is the order's.
 
     `faults` may make the charge hang (paymentUnreachable), slow (paymentLatency) or fail
     (paymentFailure); `caller_gone` tells a hanging charge when to stop."""
@@ -162,9 +165,9 @@ async def charge(session: AsyncSession, user: Principal, request: Charge,
     await _refuse_if_cancelled(session, request.order_id)
     existing = await store.settled_payment(session, request.order_id)
     if existing is not None:
-        return PaymentOut.model_validate(existing)
+        return _same_charge(existing, request)
 
-    payment = Payment(id=uuid.uuid4(), order_id=request.order_id, user_id=user.user_id,
+    payment = Payment(id=uuid.uuid4(), order_id=request.order_id, user_id=request.user_id,
                       amount=request.amount, currency=request.currency,
                       method=request.payment_method, token=f"tok_{secrets.token_hex(12)}")
     # The schema decides which details come with which method (`payment_method`).
@@ -220,9 +223,26 @@ async def charge(session: AsyncSession, user: Principal, request: Charge,
         # Another request charged this order at the same moment, and won.
         existing = await store.settled_payment(session, request.order_id)
         assert existing is not None
-        return PaymentOut.model_validate(existing)
+        return _same_charge(existing, request)
     _charged.add(1, {"method": payment.method})
     return PaymentOut.model_validate(payment)
+
+
+def _same_charge(existing: Payment, request: Charge) -> PaymentOut:
+    """The payment already taken for the order, when the request asks for the same
+    money; a 409 when it asks for another amount or currency."""
+    if (existing.amount, existing.currency) != (request.amount, request.currency):
+        logger.warning("refused a charge of %s %s for order %s: it was already paid "
+                       "%s %s", request.amount, request.currency, request.order_id,
+                       existing.amount, existing.currency,
+                       extra={"order_id": str(request.order_id),
+                              "payment_id": str(existing.id)})
+        raise Problem(409, "charge-mismatch",
+                      f"Order {request.order_id} was already paid {existing.amount} "
+                      f"{existing.currency}, not {request.amount} {request.currency}; "
+                      "nothing more was charged.",
+                      payment_id=str(existing.id), order_id=str(request.order_id))
+    return PaymentOut.model_validate(existing)
 
 
 async def refund(session: AsyncSession, payment_id: uuid.UUID) -> PaymentOut:
@@ -288,8 +308,12 @@ async def on_order_cancelled(db: Database, event: dict[str, Any], event_id: str)
         _refunds.add(len(refunded), {semconv.PAYMENT_REFUND_REASON: REFUND_ORDER_CANCELLED})
 
 
-async def payment(session: AsyncSession, payment_id: uuid.UUID) -> PaymentOut:
+async def payment(session: AsyncSession, payment_id: uuid.UUID,
+                  caller: Principal | None = None) -> PaymentOut:
+    """One payment. A customer `caller` sees only their own: someone else's is "not
+    found", as if it did not exist."""
     found = await store.get_payment(session, payment_id)
-    if found is None:
+    if found is None or (caller is not None and not (caller.is_service or caller.is_admin)
+                         and found.user_id != caller.user_id):
         raise Problem(404, "payment-not-found", f"There is no payment {payment_id}.")
     return PaymentOut.model_validate(found)

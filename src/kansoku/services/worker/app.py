@@ -16,6 +16,8 @@ from typing import Any
 from fastapi import FastAPI
 from opentelemetry import metrics
 
+from kansoku.contracts.calls import ServiceCaller
+from kansoku.contracts.clients import CatalogClient, InventoryClient
 from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit import events
 from kansoku.kit.app import build_service_app, start_process_telemetry
@@ -52,9 +54,11 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                           ("inventory", settings.inventory_url)))
     secret = settings.service_secret.get_secret_value() if settings.service_secret else None
     credentials = ServiceCredentials(SERVICE, identity, secret)
+    worker = ServiceCaller(credentials)
+    catalog_api, inventory_api = CatalogClient(catalog), InventoryClient(inventory)
     notifier = service.Notifier(
         service.Mailer(settings.smtp_url, settings.smtp_port, settings.mail_from), meter)
-    reports = service.InventoryReports(catalog, inventory, credentials, meter)
+    reports = service.InventoryReports(catalog_api, inventory_api, worker, meter)
 
     # Subject -> (function name, which is also its durable consumer, and the function).
     functions: dict[str, tuple[str, EventFunction]] = {
@@ -66,7 +70,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
             service.low_stock_alert, notifier=notifier, admin_email=settings.admin_email,
             oncall_phone=settings.oncall_phone)),
         "product.image_uploaded": (service.ImageThumbnails.NAME,
-                                   service.ImageThumbnails(catalog, credentials)),
+                                   service.ImageThumbnails(catalog_api, worker)),
     }
     servers: list[asyncio.Server] = []
 
@@ -141,5 +145,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     app.state.connections = connections
     app.state.breakers = breakers
     app.state.reports = reports
+    #: Where the worker's service token comes from (tests give a source of their own).
+    app.state.service_credentials = credentials
     app.include_router(api.router)
     return app

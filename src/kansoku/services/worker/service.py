@@ -27,18 +27,17 @@ from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import aiosmtplib
-import httpx
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.trace import StatusCode
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kansoku.contracts.calls import Caller, Refused
+from kansoku.contracts.clients import CatalogClient, InventoryClient
 from kansoku.kit import events, semconv
-from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.db import Database
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import ActiveFault, FaultFlags
-from kansoku.kit.http import ServiceClient
 from kansoku.services.worker import reports, store
 from kansoku.services.worker.models import Notification, Report
 from kansoku.services.worker.thumbnails import THUMBNAIL_CONTENT_TYPE, make_thumbnail
@@ -224,12 +223,12 @@ async def low_stock_alert(payload: dict[str, Any], run: Invocation, *, notifier:
 # --- Calling other services -----------------------------------------------------------
 
 
-def _refused(service: str, response: httpx.Response) -> Problem:
+def _refused(service: str, refusal: Refused) -> Problem:
     """Another service answered with a status the function cannot work with (a 4xx it
     did not expect, such as 401 for a bad service token)."""
     return Problem(502, "dependency-refused",
                    f"The {service} service refused the worker's request "
-                   f"(HTTP {response.status_code}).", dependency=service)
+                   f"(HTTP {refusal.status}: {refusal.detail})", dependency=service)
 
 
 # --- image-thumbnail ------------------------------------------------------------------
@@ -246,48 +245,45 @@ class ImageThumbnails:
 
     NAME = "image-thumbnail"
 
-    def __init__(self, catalog: ServiceClient, credentials: ServiceCredentials) -> None:
+    def __init__(self, catalog: CatalogClient, worker: Caller) -> None:
         self.catalog = catalog
-        self.credentials = credentials
+        #: The worker itself, with its service token: catalog keeps thumbnails from it.
+        self.worker = worker
 
     async def __call__(self, payload: dict[str, Any], run: Invocation) -> None:
         product_id, version = int(payload["product_id"]), int(payload["version"])
         facts = {"product_id": product_id, "image_version": version}
-        original = await self.catalog.get(f"/products/{product_id}/image",
-                                          params={"version": version})
-        if original.status_code == 404:
+        try:
+            original = await self.catalog.image(product_id, version=version)
+        except Refused as refusal:
+            if refusal.status != 404:
+                raise _refused("catalog", refusal) from refusal
             logger.info("no thumbnail for product %s: image version %s is gone",
                         product_id, version, extra=facts)
             return
-        if original.status_code != 200:
-            raise _refused("catalog", original)
-        thumbnail = await asyncio.to_thread(make_thumbnail, original.content)
-        headers = {**await self.credentials.headers(),
-                   "Content-Type": THUMBNAIL_CONTENT_TYPE}
-        stored = await self.catalog.request(
-            "PUT", f"/products/{product_id}/thumbnail", params={"version": version},
-            content=thumbnail, headers=headers)
-        if stored.status_code == 409:
-            logger.info("thumbnail of product %s image version %s not stored: a newer "
-                        "image was uploaded meanwhile", product_id, version, extra=facts)
-        elif stored.status_code == 404:
-            logger.info("thumbnail of product %s image version %s not stored: the "
-                        "product is gone", product_id, version, extra=facts)
-        elif stored.is_success:  # catalog answers 204 No Content
-            logger.info("thumbnail of product %s image version %s stored (%d bytes)",
-                        product_id, version, len(thumbnail),
-                        extra={**facts, "thumbnail_bytes": len(thumbnail)})
-        else:
-            raise _refused("catalog", stored)
+        thumbnail = await asyncio.to_thread(make_thumbnail, original.content or b"")
+        try:
+            await self.catalog.store_thumbnail(self.worker, product_id, version, thumbnail,
+                                               THUMBNAIL_CONTENT_TYPE)
+        except Refused as refusal:
+            if refusal.status == 409:
+                logger.info("thumbnail of product %s image version %s not stored: a newer "
+                            "image was uploaded meanwhile", product_id, version, extra=facts)
+            elif refusal.status == 404:
+                logger.info("thumbnail of product %s image version %s not stored: the "
+                            "product is gone", product_id, version, extra=facts)
+            else:
+                raise _refused("catalog", refusal) from refusal
+            return
+        logger.info("thumbnail of product %s image version %s stored (%d bytes)",
+                    product_id, version, len(thumbnail),
+                    extra={**facts, "thumbnail_bytes": len(thumbnail)})
 
 
 # --- inventory-report -----------------------------------------------------------------
 
 #: Inventory's largest page of stock levels.
 _STOCK_PAGE = 200
-#: Catalog's largest page, and the longest `ids` parameter it takes.
-_PRODUCTS_PER_CALL = 100
-_MAX_IDS_LENGTH = 800
 #: After a failed scheduled report, try the same slot again this much later (or at the
 #: next slot, if that comes sooner).
 _SCHEDULE_RETRY_SECONDS = 60.0
@@ -305,21 +301,6 @@ def slot_event_id(slot: datetime) -> str:
     return f"{InventoryReports.NAME}:{slot.isoformat()}"
 
 
-def _id_batches(ids: list[int]) -> Iterator[list[int]]:
-    """`ids` in batches catalog takes in one call: at most 100, at most 800 characters
-    comma-separated."""
-    batch: list[int] = []
-    for product_id in ids:
-        longer = [*batch, product_id]
-        if batch and (len(longer) > _PRODUCTS_PER_CALL
-                      or len(",".join(map(str, longer))) > _MAX_IDS_LENGTH):
-            yield batch
-            longer = [product_id]
-        batch = longer
-    if batch:
-        yield batch
-
-
 class InventoryReports:
     """The `inventory-report` function: every stock level (from inventory, read with the
     worker's service token, a page at a time) with each product's SKU, name and
@@ -332,11 +313,12 @@ class InventoryReports:
 
     NAME = "inventory-report"
 
-    def __init__(self, catalog: ServiceClient, inventory: ServiceClient,
-                 credentials: ServiceCredentials, meter: Meter | None = None) -> None:
+    def __init__(self, catalog: CatalogClient, inventory: InventoryClient, worker: Caller,
+                 meter: Meter | None = None) -> None:
         self.catalog = catalog
         self.inventory = inventory
-        self.credentials = credentials
+        #: The worker itself, with its service token: inventory shows it every level.
+        self.worker = worker
         self._made = (meter or _meter).create_counter(
             semconv.METRIC_REPORTS, unit="{report}", description="Reports made, by kind")
 
@@ -400,12 +382,11 @@ class InventoryReports:
         levels: dict[int, dict[str, Any]] = {}
         offset = 0
         while True:
-            response = await self.inventory.get(
-                "/inventory", params={"limit": _STOCK_PAGE, "offset": offset},
-                headers=await self.credentials.headers())
-            if response.status_code != 200:
-                raise _refused("inventory", response)
-            page = response.json()
+            try:
+                page = await self.inventory.overview(self.worker, limit=_STOCK_PAGE,
+                                                     offset=offset, low_only=False)
+            except Refused as refusal:
+                raise _refused("inventory", refusal) from refusal
             # Keyed by product: a row that moves between pages while we read is kept once.
             levels.update((int(item["product_id"]), item) for item in page["items"])
             offset += len(page["items"])
@@ -413,14 +394,10 @@ class InventoryReports:
                 return list(levels.values())
 
     async def _products(self, ids: list[int]) -> dict[int, dict[str, Any]]:
-        products: dict[int, dict[str, Any]] = {}
-        for batch in _id_batches(sorted(set(ids))):
-            response = await self.catalog.get("/products", params={
-                "ids": ",".join(map(str, batch)), "limit": _PRODUCTS_PER_CALL})
-            if response.status_code != 200:
-                raise _refused("catalog", response)
-            products.update((int(item["id"]), item) for item in response.json()["items"])
-        return products
+        try:
+            return await self.catalog.products_by_id(ids)
+        except Refused as refusal:
+            raise _refused("catalog", refusal) from refusal
 
 
 # --- Fault flags and the queue lag ------------------------------------------------------

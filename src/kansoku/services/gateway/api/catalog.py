@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 
+from kansoku.contracts.calls import Download, Json
 from kansoku.kit.auth import AdminUser
 from kansoku.kit.errors import Problem
 from kansoku.kit.fields import DbId, Offset, Text
@@ -21,7 +22,6 @@ from kansoku.services.gateway.api.schemas import (
     ProductDetail,
     ProductPage,
 )
-from kansoku.services.gateway.clients import Download, Json
 from kansoku.services.gateway.faults import deliver_image_slowly
 from kansoku.services.gateway.state import GatewayDep
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from kansoku.services.gateway.clients import Bearer
+from kansoku.contracts.calls import Bearer
 
 
 async def _caller(request: Request) -> Bearer:

@@ -17,6 +17,8 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 
+from kansoku.contracts.calls import Caller
+from kansoku.contracts.clients import LabAnswer
 from kansoku.kit import semconv
 from kansoku.kit.auth import CurrentUser
 from kansoku.kit.errors import Problem
@@ -30,7 +32,6 @@ from kansoku.services.gateway.api.schemas import (
     LabRun,
     lab_run_model,
 )
-from kansoku.services.gateway.clients import Caller, LabAnswer
 from kansoku.services.gateway.state import Gateway, GatewayDep
 
 router = APIRouter(prefix="/lab", tags=["lab"])

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
+from kansoku.contracts.calls import Json
 from kansoku.kit.auth import AdminUser
 from kansoku.kit.fields import DbId, Offset, StreamSequence, ZonedDateTime
 from kansoku.kit.openapi import PROBLEM
@@ -27,7 +28,6 @@ from kansoku.services.gateway.api.schemas import (
     StockLevel,
     StockPage,
 )
-from kansoku.services.gateway.clients import Json
 from kansoku.services.gateway.state import GatewayDep
 
 router = APIRouter(tags=["admin"])

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query
 
+from kansoku.contracts.calls import Json
 from kansoku.kit.auth import CurrentUser
 from kansoku.kit.fields import DbId, Offset
 from kansoku.kit.openapi import PROBLEM
@@ -21,7 +22,6 @@ from kansoku.services.gateway.api.schemas import (
     Payment,
     QuantityChange,
 )
-from kansoku.services.gateway.clients import Json
 from kansoku.services.gateway.shop import PricedCart
 from kansoku.services.gateway.state import GatewayDep
 

@@ -30,9 +30,9 @@ from fastapi import Depends, Request
 from fastapi.responses import RedirectResponse, Response
 from opentelemetry import baggage, context, trace
 
+from kansoku.contracts.calls import Refused
 from kansoku.kit import semconv
 from kansoku.kit.errors import DependencyUnavailable, Problem
-from kansoku.services.gateway.clients import Refused
 from kansoku.services.gateway.state import client_address, gateway_of, tokens_of
 from kansoku.services.gateway.web.sessions import (
     COOKIE_NAME,

@@ -20,7 +20,7 @@ from typing import Any, Final, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
-from kansoku.services.gateway.clients import Refused
+from kansoku.contracts.calls import Refused
 
 #: Countries the shop ships to (ISO 3166-1 alpha-2), for the address form's list.
 COUNTRIES: Final = {

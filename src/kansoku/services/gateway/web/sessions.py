@@ -42,10 +42,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from kansoku.contracts.calls import Refused
+from kansoku.contracts.clients import IdentityClient
 from kansoku.kit.auth import ROLE_ADMIN, TokenVerifier
 from kansoku.kit.clock import WallClock, wall_time
 from kansoku.kit.errors import DependencyUnavailable
-from kansoku.services.gateway.clients import IdentityClient, Refused
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ class WebSession:
 
     # The `Caller` the pages call the services for (clients.py).
 
-    def auth_headers(self) -> dict[str, str]:
+    async def auth_headers(self) -> dict[str, str]:
         """`Authorization: Bearer …` for calls made for this user; empty when anonymous."""
         if not self.logged_in:
             return {}

@@ -18,10 +18,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
+from kansoku.contracts.calls import Json, Refused
 from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.services.gateway import faults
 from kansoku.services.gateway.api.schemas import NewProduct, ProductChange, StockChange
-from kansoku.services.gateway.clients import Json, Refused
 from kansoku.services.gateway.state import Gateway, GatewayDep
 from kansoku.services.gateway.web import forms
 from kansoku.services.gateway.web.auth import (

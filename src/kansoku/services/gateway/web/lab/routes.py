@@ -19,6 +19,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from kansoku.contracts.calls import Json, Refused
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.services.gateway.api.lab import as_answer, run_in_lab
 from kansoku.services.gateway.api.schemas import (
@@ -27,7 +28,6 @@ from kansoku.services.gateway.api.schemas import (
     LabOperation,
     LabParameters,
 )
-from kansoku.services.gateway.clients import Json, Refused
 from kansoku.services.gateway.state import Gateway, GatewayDep, limit_requests
 from kansoku.services.gateway.web.auth import CsrfChecked, CustomerDep, ScriptCaller
 from kansoku.services.gateway.web.rendering import render

@@ -24,8 +24,8 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 
+from kansoku.contracts.calls import Json, Refused
 from kansoku.kit.errors import DependencyUnavailable, Problem
-from kansoku.services.gateway.clients import Json, Refused
 from kansoku.services.gateway.shop import PricedCart
 from kansoku.services.gateway.state import Gateway, GatewayDep, limit_requests
 from kansoku.services.gateway.web import forms
