@@ -23,6 +23,7 @@ import pytest
 # same keys here.
 from tests.services.orders.test_api import CARD, TOKENS, customer, pay, placed_order
 from tests.services.shop import Infrastructure, ServedShop, serve_shop
+from tests.support import database_of_its_own
 
 ORDERS = TOKENS.service_headers("orders")
 
@@ -30,7 +31,10 @@ ORDERS = TOKENS.service_headers("orders")
 @pytest.fixture(scope="module")
 async def shop(postgres_url: str, valkey_url: str, nats_url: str
                ) -> AsyncIterator[ServedShop]:
-    async with serve_shop(Infrastructure(postgres_url, valkey_url, nats_url),
+    """In a database of its own: the products these tests add must not change what the
+    catalog's tests count in the shared one."""
+    database = await database_of_its_own(postgres_url, "payment_integrity")
+    async with serve_shop(Infrastructure(database, valkey_url, nats_url),
                           ["catalog", "inventory", "cart", "payments", "orders"],
                           tokens=TOKENS) as served:
         yield served
