@@ -179,3 +179,23 @@ async def test_a_consumers_dead_letters_are_counted_from_zero(jetstream: Any) ->
     finally:
         await subscription.unsubscribe()
         meter_provider.shutdown()
+
+
+async def test_an_older_stream_gets_the_subjects_a_newer_kansoku_publishes(
+        jetstream: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data directory from before `payment.>`: its stream keeps its events and takes
+    the new subject, instead of every `payment.succeeded` failing to publish."""
+    name = f"OLDER_{uuid.uuid4().hex[:8].upper()}"
+    old, new = f"{name.lower()}.order.>", f"{name.lower()}.payment.>"
+    await jetstream.add_stream(name=name, subjects=[old])
+    await jetstream.publish(f"{name.lower()}.order.placed", b"{}")
+    monkeypatch.setattr(events, "STREAM", name)
+    monkeypatch.setattr(events, "STREAM_SUBJECTS", [old, new])
+    try:
+        await events.ensure_streams(jetstream)
+        info = await jetstream.stream_info(name)
+        assert info.config.subjects == [old, new]
+        assert info.state.messages == 1, "its events stay"
+        await jetstream.publish(f"{name.lower()}.payment.succeeded", b"{}")
+    finally:
+        await jetstream.delete_stream(name)

@@ -208,6 +208,22 @@ class CartClient(ServiceApi):
         await self._call("DELETE", "/cart", caller)
 
 
+class PaymentOutcomeUnknown(DependencyUnavailable):
+    """Orders got the payment request but its answer was lost (it stopped, or the
+    connection broke): the card may have been charged. Nothing is lost either way — a
+    charge that went through reaches its order by itself (`payment.succeeded`), and
+    paying the same order again never charges twice."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__("orders", "no answer after the payment was sent", request_sent=True)
+        self.code = "payment-outcome-unknown"
+        self.detail = (
+            "The orders service did not answer; the charge may have gone through. Look "
+            f"at order {order_id} in a moment, or retry the payment: paying the same "
+            "order again never charges twice.")
+        self.extensions["order_id"] = order_id
+
+
 class OrdersClient(ServiceApi):
     """Orders, their payment, and the sales summary."""
 
@@ -220,9 +236,15 @@ class OrdersClient(ServiceApi):
 
     async def pay(self, caller: Caller, order_id: uuid.UUID | str, payment: Json) -> Json:
         """Pay the order (the saga's charge and commit). The card's number and security
-        code go to orders and payments in the body, and nowhere else."""
-        return await self._object("POST", f"/orders/{order_id}/payment", caller,
-                                  json=payment)
+        code go to orders and payments in the body, and nowhere else. Raises
+        `PaymentOutcomeUnknown` when orders got the request but its answer was lost."""
+        try:
+            return await self._object("POST", f"/orders/{order_id}/payment", caller,
+                                      json=payment)
+        except DependencyUnavailable as exc:
+            if not exc.request_sent:
+                raise
+            raise PaymentOutcomeUnknown(str(order_id)) from exc
 
     async def page(self, caller: Caller, *, limit: int, offset: int) -> Json:
         """The caller's orders, newest first (`items`, `total`)."""

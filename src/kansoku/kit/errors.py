@@ -60,10 +60,13 @@ class DependencyUnavailable(Problem):
     """Another component this request needs did not answer in time, or answered 5xx.
 
     `response` is the 5xx answer when there was one (a caller that expects error answers
-    from that component, like the gateway from the lab, can show it).
+    from that component, like the gateway from the lab, can show it). `request_sent` says
+    the request reached the component before the answer was lost (a read timeout, a
+    connection that broke): what it asked may have been done.
     """
 
-    def __init__(self, dependency: str, reason: str, response: Any = None) -> None:
+    def __init__(self, dependency: str, reason: str, response: Any = None, *,
+                 request_sent: bool = False) -> None:
         super().__init__(
             503,
             "dependency-unavailable",
@@ -76,6 +79,7 @@ class DependencyUnavailable(Problem):
         self.dependency = dependency
         self.reason = reason
         self.response = response
+        self.request_sent = request_sent
 
 
 #: The members of a problem+json body that are not extensions.

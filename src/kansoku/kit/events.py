@@ -48,7 +48,7 @@ def _dead_letter_counter(meter: metrics.Meter) -> metrics.Counter:
 _dead_letters = _dead_letter_counter(_meter)
 
 STREAM = "KANSOKU"
-STREAM_SUBJECTS = ["order.>", "inventory.>", "product.>"]
+STREAM_SUBJECTS = ["order.>", "inventory.>", "product.>", "payment.>"]
 DEAD_LETTER_STREAM = "KANSOKU_DLQ"
 DEAD_LETTER_PREFIX = "dlq"
 #: Headers a dead letter carries, besides the original ones.
@@ -80,14 +80,23 @@ def _tracer_for(tracer_provider: TracerProvider | None) -> trace.Tracer:
 
 
 async def ensure_streams(js: Any) -> None:
-    """Create the event and dead-letter streams if they are missing (idempotent)."""
+    """Create the event and dead-letter streams if they are missing, and give an
+    existing stream the subjects a newer kansoku publishes (idempotent)."""
     for name, subjects in ((STREAM, STREAM_SUBJECTS),
                            (DEAD_LETTER_STREAM, [f"{DEAD_LETTER_PREFIX}.>"])):
         try:
-            await js.stream_info(name)
+            info = await js.stream_info(name)
         except NotFoundError:
             await js.add_stream(StreamConfig(name=name, subjects=subjects,
                                              duplicate_window=300.0))
+            continue
+        missing = [subject for subject in subjects
+                   if subject not in (info.config.subjects or [])]
+        if missing:
+            # A data directory from before `payment.>` existed: its events stay.
+            info.config.subjects = [*(info.config.subjects or []), *missing]
+            await js.update_stream(info.config)
+            logger.info("stream %s now also takes %s", name, ", ".join(missing))
 
 
 async def publish(js: Any, subject: str, payload: dict[str, Any], *, message_id: str,
@@ -167,6 +176,30 @@ class OutboxRelay:
 
 Handler = Callable[[dict[str, Any], str], Awaitable[None]]
 
+
+
+async def subscribe_when_connected(jetstream: Callable[[], Any], subject: str, durable: str,
+                                   handler: Handler, *, max_deliveries: int,
+                                   tracer_provider: TracerProvider | None = None) -> None:
+    """Subscribe durably once NATS is reachable (it connects in the background,
+    `kit.connections`), retrying until it works: a background task of a service that
+    consumes `subject`. Events that arrive meanwhile wait in the durable consumer."""
+    while True:
+        js = jetstream()
+        if js is None:
+            await asyncio.sleep(0.5)
+            continue
+        try:
+            await ensure_streams(js)
+            await subscribe(js, subject, durable, handler, max_deliveries=max_deliveries,
+                            tracer_provider=tracer_provider)
+        except Exception as exc:
+            logger.warning("could not subscribe to %s yet (%s); retrying", subject,
+                           exc or type(exc).__name__)
+            await asyncio.sleep(2)
+            continue
+        logger.info("subscribed to %s as %s", subject, durable)
+        return
 
 async def subscribe(js: Any, subject: str, durable: str, handler: Handler, *,
                     max_deliveries: int = 5, retry_delay: float = 1.0,

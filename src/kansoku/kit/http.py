@@ -253,11 +253,18 @@ class ServiceClient:
                 self.service, f"it answered HTTP {exc.response.status_code}",
                 response=exc.response) from exc
         except httpx.TimeoutException as exc:
-            raise DependencyUnavailable(self.service, f"no answer in time: {type(exc).__name__}"
-                                        ) from exc
-        except httpx.TransportError as exc:
+            raise DependencyUnavailable(
+                self.service, f"no answer in time: {type(exc).__name__}",
+                request_sent=isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout)) from exc
+        except (httpx.ConnectError, httpx.ProxyError, httpx.UnsupportedProtocol) as exc:
             raise DependencyUnavailable(self.service, f"cannot connect: {type(exc).__name__}"
                                         ) from exc
+        except httpx.TransportError as exc:
+            # The request went out and the connection broke before the answer: the callee
+            # may well have done it. Say so, rather than "cannot connect".
+            raise DependencyUnavailable(
+                self.service, f"no answer: the connection broke after the request was "
+                f"sent ({type(exc).__name__})", request_sent=True) from exc
         if response.status_code == 503:
             upstream = _upstream_problem(response, self.service)
             if upstream is not None:

@@ -36,6 +36,10 @@ class Order(Base):
     cancel_reason: Mapped[str | None] = mapped_column(String(200), default=None)
     #: The trace of the request that placed it (32 hex digits), for a link to it.
     trace_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    #: Whom to write to about it, as the customer's token named them when they placed
+    #: it (None for orders from before this was kept).
+    customer_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    customer_name: Mapped[str | None] = mapped_column(String(200), default=None)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(),
                                                  onupdate=func.now())

@@ -24,10 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.contracts.calls import Caller, Refused
 from kansoku.contracts.clients import CartClient, CatalogClient, InventoryClient, PaymentsClient
-from kansoku.contracts.schemas import ChargeRequest, ReservedLine
+from kansoku.contracts.schemas import ChargeRequest, Payment, ReservedLine
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.clock import utc_now
+from kansoku.kit.db import Database
 from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.services.orders import store
 from kansoku.services.orders.models import Order, OrderItem
@@ -71,11 +72,12 @@ class Downstream:
     orders: Caller
 
 
-def _event(order: Order, principal: Principal, **extra: Any) -> dict[str, Any]:
+def _event(order: Order, **extra: Any) -> dict[str, Any]:
     """The payload of an event about `order`."""
     return {
         "order_id": str(order.id), "number": order.number, "status": order.status,
-        "user_id": order.user_id, "email": principal.email, "name": principal.name,
+        "user_id": order.user_id, "email": order.customer_email or "",
+        "name": order.customer_name or "",
         "total": str(order.total), "currency": order.currency,
         "items": [{"product_id": item.product_id, "name": item.name,
                    "quantity": item.quantity, "unit_price": str(item.unit_price)}
@@ -181,7 +183,8 @@ async def place_order(session: AsyncSession, principal: Principal, request: Plac
                       currency=currency,
                       shipping_address=request.shipping_address.model_dump(),
                       idempotency_key=idempotency_key, items=items,
-                      trace_id=_current_trace_id())
+                      trace_id=_current_trace_id(), customer_email=principal.email or None,
+                      customer_name=principal.name or None)
         async with session.begin_nested():
             await store.add_order(session, order)
     except IntegrityError:
@@ -198,7 +201,7 @@ async def place_order(session: AsyncSession, principal: Principal, request: Plac
         raise
     _tag_span(order)
 
-    await store.add_event(session, "order.placed", _event(order, principal))
+    await store.add_event(session, "order.placed", _event(order))
     if from_cart:
         try:
             await downstream.cart.empty(customer)
@@ -220,7 +223,7 @@ async def _release(downstream: Downstream, order_id: uuid.UUID, what: str) -> No
                        "reservation expires by itself", what, exc.detail)
 
 
-async def _cancel(session: AsyncSession, order: Order, principal: Principal, reason: str,
+async def _cancel(session: AsyncSession, order: Order, reason: str,
                   downstream: Downstream) -> None:
     """Compensate: free the stock and record why. Stock that cannot be released now is
     freed by its reservation's expiry."""
@@ -229,7 +232,7 @@ async def _cancel(session: AsyncSession, order: Order, principal: Principal, rea
     # In the waterfall, between the failed step and the order.cancelled publish.
     trace.get_current_span().add_event("order cancelled",
                                        {semconv.ORDER_CANCEL_REASON: reason})
-    await store.add_event(session, "order.cancelled", _event(order, principal, reason=reason))
+    await store.add_event(session, "order.cancelled", _event(order, reason=reason))
     await session.flush()
     _orders.add(1, {"status": "cancelled"})
     logger.info("order %s cancelled: %s", order.number, reason,
@@ -249,6 +252,9 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
     if order.status == "cancelled":
         raise Problem(409, "order-cancelled",
                       f"Order {order.number} was cancelled ({order.cancel_reason}).")
+    if order.customer_email is None:
+        # Placed before orders kept whom an order is for.
+        order.customer_email, order.customer_name = principal.email or None, principal.name or None
 
     try:
         payment = await downstream.payments.charge(downstream.orders, ChargeRequest(
@@ -256,12 +262,24 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
             currency=order.currency, payment_method=request.payment_method,
             payment_details=request.payment_details))
     except DependencyUnavailable as exc:
+        if exc.request_sent and not isinstance(exc.__cause__, httpx.TimeoutException):
+            # Payments got the charge and the connection broke before its answer (it
+            # stopped, or was killed): the charge may have gone through. If it did, its
+            # `payment.succeeded` settles the order by itself (`payment_succeeded`);
+            # if not, paying again charges once. So the order waits, untouched.
+            raise Problem(503, "payment-outcome-unknown",
+                          "The payment service did not answer; the charge may have gone "
+                          f"through. Retry with the same key: paying order {order.number} "
+                          "again never charges twice, and a charge that went through "
+                          "pays the order by itself.",
+                          headers={"Retry-After": "5"}, order_status=order.status,
+                          dependency="payments") from exc
         # After a timeout the charge may still go through: payments refunds it when it
-        # receives order.cancelled (the reason says so to whoever reads the order).
-        timed_out = isinstance(exc.__cause__, httpx.TimeoutException)
-        await _cancel(session, order, principal,
-                      "payments did not answer in time; any charge is refunded" if timed_out
-                      else "payments unavailable", downstream)
+        # receives order.cancelled (the reason says so to whoever reads the order). The
+        # order is cancelled so that its stock is not held through a payments outage.
+        await _cancel(session, order,
+                      "payments did not answer in time; any charge is refunded"
+                      if exc.request_sent else "payments unavailable", downstream)
         raise Problem(503, "payments-unavailable",
                       f"Payments are unavailable right now, so order {order.number} was "
                       "cancelled and its items released. Please order again shortly.",
@@ -269,16 +287,32 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
                       order_status=order.status, dependency="payments") from exc
     except Refused as refused:
         if refused.status == 402:
-            await _cancel(session, order, principal,
+            await _cancel(session, order,
                           f"payment declined: {refused.extensions.get('reason', 'declined')}",
                           downstream)
             refused.keep_changes = True
             refused.extensions["order_status"] = order.status
         # Otherwise a card that fails the checks (422): nothing happened, the order waits.
         raise
+    await _settle(session, order, payment, downstream)
+    return PaymentResult(
+        id=payment.id, order_id=order.id, order_number=order.number,
+        order_status=order.status, status=payment.status, amount=payment.amount,
+        currency=payment.currency, method=payment.method, brand=payment.brand,
+        last4=payment.last4)
+
+
+async def _settle(session: AsyncSession, order: Order, payment: Payment,
+                  downstream: Downstream) -> None:
+    """The order's charge went through: commit its stock and call it paid — once. The
+    caller holds the order's lock. An order already paid stays as it is; a payment that
+    is not exactly the order's total never pays it (409); stock whose reservation ran
+    out means the money goes back and the order is cancelled (409)."""
+    if order.status == "paid":
+        return
     if not payment.settles(order.total, order.currency):
         # Payments answered with a payment of another amount: never call that paid.
-        logger.error("payments answered order %s with payment %s of %s %s, not its total "
+        logger.error("order %s was answered with payment %s of %s %s, not its total "
                      "%s %s; the order stays unpaid", order.number, payment.id,
                      payment.amount, payment.currency, order.total, order.currency,
                      extra={"order_id": str(order.id), "payment_id": str(payment.id)})
@@ -286,37 +320,73 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
                       f"Order {order.number} costs {order.total} {order.currency}, but "
                       f"the payment on record is {payment.amount} {payment.currency}: "
                       "the order was not marked paid.", order_status=order.status)
-
-    if order.status != "paid":
+    try:
+        await downstream.inventory.commit(downstream.orders, order.id)
+    except Refused:
         try:
-            await downstream.inventory.commit(downstream.orders, order.id)
-        except Refused:
-            try:
-                await downstream.payments.refund(downstream.orders, payment.id)
-            except (DependencyUnavailable, Refused):
-                logger.warning("could not refund payment %s of order %s now; payments "
-                               "refunds it when it receives order.cancelled",
-                               payment.id, order.number)
-            await _cancel(session, order, principal, "stock no longer reserved; refunded",
-                          downstream)
-            raise Problem(409, "reservation-expired",
-                          f"Order {order.number} waited too long: its items were released. "
-                          "The payment was refunded.", keep_changes=True,
-                          order_status=order.status) from None
-        order.status, order.payment_id = "paid", payment.id
-        await store.add_event(session, "order.paid",
-                              _event(order, principal, payment_id=str(payment.id)))
-        await session.flush()
-        _orders.add(1, {"status": "paid"})
-        _revenue.add(float(order.total), {"currency": order.currency})
-        _items_sold.add(sum(item.quantity for item in order.items))
-        logger.info("order %s paid", order.number,
-                    extra={"order_id": str(order.id), "order_number": order.number})
-    return PaymentResult(
-        id=payment.id, order_id=order.id, order_number=order.number,
-        order_status=order.status, status=payment.status, amount=payment.amount,
-        currency=payment.currency, method=payment.method, brand=payment.brand,
-        last4=payment.last4)
+            await downstream.payments.refund(downstream.orders, payment.id)
+        except (DependencyUnavailable, Refused):
+            logger.warning("could not refund payment %s of order %s now; payments "
+                           "refunds it when it receives order.cancelled",
+                           payment.id, order.number)
+        await _cancel(session, order, "stock no longer reserved; refunded", downstream)
+        raise Problem(409, "reservation-expired",
+                      f"Order {order.number} waited too long: its items were released. "
+                      "The payment was refunded.", keep_changes=True,
+                      order_status=order.status) from None
+    order.status, order.payment_id = "paid", payment.id
+    await store.add_event(session, "order.paid", _event(order, payment_id=str(payment.id)))
+    await session.flush()
+    _orders.add(1, {"status": "paid"})
+    _revenue.add(float(order.total), {"currency": order.currency})
+    _items_sold.add(sum(item.quantity for item in order.items))
+    logger.info("order %s paid", order.number,
+                extra={"order_id": str(order.id), "order_number": order.number})
+
+
+#: The durable JetStream consumer through which orders hears of every charge.
+PAYMENTS_CONSUMER = "orders-payment-succeeded"
+
+
+async def payment_succeeded(session: AsyncSession, event: dict[str, Any],
+                            downstream: Downstream) -> None:
+    """Handle `payment.succeeded`: settle the order if it still waits for its payment.
+
+    The usual checkout has already done it (the order is paid: nothing to do). This is
+    for the charge whose answer never reached orders — orders stopped between the
+    charge and the answer, or the connection broke — which would otherwise leave the
+    order waiting with the customer's money taken. A cancelled order is not revived:
+    payments refunds its charge on `order.cancelled`."""
+    payment = Payment.model_validate(event)
+    span = trace.get_current_span()
+    span.set_attribute(semconv.ORDER_ID, str(payment.order_id))
+    span.set_attribute(semconv.PAYMENT_ID, str(payment.id))
+    order = await store.order_for_update(session, payment.order_id)
+    if order is None or order.status != "pending_payment":
+        logger.info("payment %s: order %s is %s; nothing to settle", payment.id,
+                    payment.order_id, order.status if order else "unknown",
+                    extra={"order_id": str(payment.order_id), "payment_id": str(payment.id)})
+        return
+    _tag_span(order)
+    span.add_event("settling an order whose payment answer was missed")
+    logger.warning("order %s was charged but never heard the answer: settling it from "
+                   "payment %s", order.number, payment.id,
+                   extra={"order_id": str(order.id), "payment_id": str(payment.id)})
+    try:
+        await _settle(session, order, payment, downstream)
+    except Problem as problem:
+        # Settled another way — cancelled and refunded (kept), or a mismatch (logged, the
+        # order left waiting): the event is handled; redelivering it changes nothing.
+        logger.info("payment %s did not pay order %s: %s", payment.id, order.number,
+                    problem.detail, extra={"order_id": str(order.id)})
+
+
+async def on_payment_succeeded(db: Database, downstream: Downstream, event: dict[str, Any],
+                               event_id: str) -> None:
+    """The `payment.succeeded` consumer: `payment_succeeded` in a transaction of its
+    own (a failed try is redelivered)."""
+    async with db.transaction() as session:
+        await payment_succeeded(session, event, downstream)
 
 
 async def order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> OrderOut:

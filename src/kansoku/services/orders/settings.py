@@ -20,3 +20,5 @@ class Settings(ServiceSettings):
     payments_url: str = Field(default_url("payments"), validation_alias=shared("payments_url"))
     #: How long an unpaid order holds its stock.
     reservation_seconds: int = Field(900, gt=0)
+    #: How often a `payment.succeeded` event is tried before it is a dead letter.
+    max_deliveries: int = Field(20, ge=1)

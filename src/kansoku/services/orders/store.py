@@ -40,6 +40,14 @@ async def users_order(session: AsyncSession, user_id: str, order_id: uuid.UUID, 
     return (await session.scalars(query.execution_options(populate_existing=True))).first()
 
 
+async def order_for_update(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+    """The order, whoever's it is, locked for the rest of the transaction: settling it
+    from an event waits for a payment request of the same order, and the other way
+    round."""
+    query = select(Order).where(Order.id == order_id).with_for_update()
+    return (await session.scalars(query.execution_options(populate_existing=True))).first()
+
+
 async def users_orders(session: AsyncSession, user_id: str, *, limit: int, offset: int
                        ) -> Sequence[Order]:
     query = (select(Order).where(Order.user_id == user_id)

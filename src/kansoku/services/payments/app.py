@@ -1,12 +1,12 @@
 """The payments service: `create_app` builds it, `kansoku serve payments` runs it.
 
 Besides its routes it consumes `order.cancelled` from NATS, to refund any charge of an
-order that was cancelled (see `service.on_order_cancelled`).
+order that was cancelled (see `service.on_order_cancelled`), and relays its outbox's
+`payment.succeeded`, which orders consumes to settle an order whose answer it missed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -16,9 +16,10 @@ from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit import events
 from kansoku.kit.app import build_service_app, start_process_telemetry
 from kansoku.kit.connections import Connections
+from kansoku.kit.events import OutboxRelay
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
-from kansoku.services.payments import SERVICE, api, service
+from kansoku.services.payments import SERVICE, api, service, store
 from kansoku.services.payments.models import SCHEMA
 from kansoku.services.payments.settings import Settings
 
@@ -37,30 +38,19 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
     # taking charges while NATS is away.
     connections.checks.pop("nats", None)
 
+    # `payment.succeeded`, relayed from the outbox once NATS is there: a charge never
+    # waits for NATS, and its event waits in the table.
+    relay = OutboxRelay(SERVICE, db.transaction, store.unpublished, store.mark_published,
+                        connections.jetstream)
+
     async def handle_cancellation(event: dict[str, Any], event_id: str) -> None:
         await service.on_order_cancelled(db, event, event_id)
 
     async def consume_cancellations() -> None:
-        """Subscribe (durably: events that arrive while payments is down wait for it)
-        once NATS is reachable; NATS connects in the background (kit.connections)."""
-        while True:
-            js = connections.jetstream()
-            if js is None:
-                await asyncio.sleep(0.5)
-                continue
-            try:
-                await events.ensure_streams(js)
-                await events.subscribe(js, "order.cancelled", service.CANCELLATIONS_CONSUMER,
-                                       handle_cancellation,
-                                       max_deliveries=settings.max_deliveries,
-                                       tracer_provider=telemetry.tracer_provider)
-            except Exception as exc:
-                logger.warning("could not subscribe to order.cancelled yet (%s); retrying",
-                               exc or type(exc).__name__)
-                await asyncio.sleep(2)
-                continue
-            logger.info("subscribed to order.cancelled as %s", service.CANCELLATIONS_CONSUMER)
-            return
+        await events.subscribe_when_connected(
+            connections.jetstream, "order.cancelled", service.CANCELLATIONS_CONSUMER,
+            handle_cancellation, max_deliveries=settings.max_deliveries,
+            tracer_provider=telemetry.tracer_provider)
 
     app = build_service_app(
         service=SERVICE,
@@ -71,7 +61,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
                     "decline, tokens; never stores a card number. Refunds any charge of "
                     "an order that was cancelled, and refuses charges after it.",
         connections=connections,
-        background=[consume_cancellations],
+        background=[consume_cancellations, relay.run],
     )
     app.include_router(api.router)
     return app

@@ -10,6 +10,8 @@ from decimal import Decimal
 from sqlalchemy import MetaData, Numeric, String, func
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from kansoku.kit.outbox import OutboxColumns
+
 SCHEMA = "payments"
 
 
@@ -52,3 +54,9 @@ class CancelledOrder(Base):
     #: cancellation, finds this row and does nothing again.
     event_id: Mapped[str] = mapped_column(String(100))
     cancelled_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OutboxMessage(OutboxColumns, Base):
+    """`payment.succeeded`, waiting to be relayed to NATS (written with the charge)."""
+
+    __tablename__ = "outbox"

@@ -60,6 +60,17 @@ REFUND_ORDER_CANCELLED = "order_cancelled"
 REFUND_REQUESTED = "requested"
 #: The durable JetStream consumer through which payments hears of cancelled orders.
 CANCELLATIONS_CONSUMER = "payments-order-cancelled"
+#: The event of a charge that went through (see `succeeded_event`).
+PAYMENT_SUCCEEDED = "payment.succeeded"
+
+
+def succeeded_event(payment: Payment) -> dict[str, Any]:
+    """The payload of `payment.succeeded`: the payment as orders reads it
+    (`contracts.schemas.Payment`) — never card data beyond brand and last four."""
+    return {"id": str(payment.id), "order_id": str(payment.order_id),
+            "user_id": payment.user_id, "amount": str(payment.amount),
+            "currency": payment.currency, "status": payment.status,
+            "method": payment.method, "brand": payment.brand, "last4": payment.last4}
 
 
 def luhn_valid(number: str) -> bool:
@@ -219,6 +230,9 @@ async def charge(session: AsyncSession, request: Charge,
     try:
         async with session.begin_nested():
             await store.add_payment(session, payment)
+            # With the charge, in its transaction: orders hears of every charge that
+            # went through, even when this answer never reaches it.
+            await store.add_event(session, PAYMENT_SUCCEEDED, succeeded_event(payment))
     except IntegrityError:
         # Another request charged this order at the same moment, and won.
         existing = await store.settled_payment(session, request.order_id)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kansoku.services.payments.models import CancelledOrder, Payment
+from kansoku.kit import outbox
+from kansoku.services.payments.models import CancelledOrder, OutboxMessage, Payment
 
 
 async def settled_payment(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
@@ -76,3 +78,15 @@ async def refund_order_payments(session: AsyncSession, order_id: uuid.UUID, reas
                  .returning(Payment)
                  .execution_options(populate_existing=True, synchronize_session=False))
     return (await session.scalars(statement)).all()
+
+
+async def add_event(session: AsyncSession, subject: str, payload: dict[str, Any]) -> None:
+    await outbox.add_event(session, OutboxMessage, subject, payload)
+
+
+async def unpublished(session: AsyncSession, limit: int) -> Sequence[OutboxMessage]:
+    return await outbox.unpublished(session, OutboxMessage, limit)
+
+
+async def mark_published(session: AsyncSession, message_id: uuid.UUID) -> None:
+    await outbox.mark_published(session, OutboxMessage, message_id)
