@@ -363,9 +363,12 @@ async def payment_succeeded(session: AsyncSession, event: dict[str, Any],
     span.set_attribute(semconv.PAYMENT_ID, str(payment.id))
     order = await store.order_for_update(session, payment.order_id)
     if order is None or order.status != "pending_payment":
-        logger.info("payment %s: order %s is %s; nothing to settle", payment.id,
-                    payment.order_id, order.status if order else "unknown",
-                    extra={"order_id": str(payment.order_id), "payment_id": str(payment.id)})
+        # Paid is the usual case (the checkout got its answer): not worth an INFO line
+        # per checkout. An unknown or cancelled order is.
+        logger.log(logging.DEBUG if order is not None and order.status == "paid"
+                   else logging.INFO, "payment %s: order %s is %s; nothing to settle",
+                   payment.id, payment.order_id, order.status if order else "unknown",
+                   extra={"order_id": str(payment.order_id), "payment_id": str(payment.id)})
         return
     _tag_span(order)
     span.add_event("settling an order whose payment answer was missed")
