@@ -1,0 +1,158 @@
+"""The alert rules' SQL (requests per window, gauges, counters, histograms per series)
+and the alerts' states and history."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from kansoku.explorer.alerts.models import AlertRow, AlertTransition
+from kansoku.explorer.common.spans import FAILED_REQUEST
+from kansoku.explorer.common.sql import attribute_filter, like, loads
+from kansoku.explorer.store import TelemetryStore, as_json
+
+
+def request_windows(store: TelemetryStore, *, start_ns: int, end_ns: int, by_route: bool,
+                    quantile: float, services: list[str], exclude_services: list[str],
+                    exclude_routes: list[str], min_requests: int) -> list[dict[str, Any]]:
+    """Server spans that started in [start, end), per service (and route): requests,
+    failures (error status or 5xx), the duration at `quantile` (ns), and as examples
+    the slowest trace and the latest failed one. Only groups with at least
+    `min_requests` requests."""
+    where = ["kind = 'server'", "start_ns >= ?", "start_ns < ?"]
+    parameters: list[Any] = [start_ns, end_ns]
+    if services:
+        where.append("service = ANY(?::VARCHAR[])")
+        parameters.append(list(services))
+    if exclude_services:
+        where.append("NOT service = ANY(?::VARCHAR[])")
+        parameters.append(list(exclude_services))
+    for pattern in exclude_routes:
+        where.append("coalesce(route, name) NOT LIKE ? ESCAPE '\\'")
+        parameters.append(like(pattern))
+    group = "service, coalesce(route, name)" if by_route else "service"
+    route = "coalesce(route, name)" if by_route else "NULL"
+    return store.rows(
+        f"SELECT service, {route} AS route, count(*) AS requests, "
+        f"count(*) FILTER (WHERE {FAILED_REQUEST}) AS errors, "
+        "quantile_cont(duration_ns, ?) AS quantile_ns, "
+        "arg_max(trace_id, duration_ns) AS slowest_trace_id, "
+        f"arg_max(trace_id, start_ns) FILTER (WHERE {FAILED_REQUEST}) AS failed_trace_id "
+        f"FROM spans WHERE {' AND '.join(where)} GROUP BY {group} "
+        f"HAVING count(*) >= ? ORDER BY {group}",
+        [quantile, *parameters, min_requests])
+
+
+def gauge_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
+                    attributes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """A gauge (or up-down counter) in [start, end), per series (service and attribute
+    set): its mean and its latest value; attributes as a dict."""
+    extra, parameters = attribute_filter(attributes)
+    rows = store.rows(
+        "SELECT service, CAST(attributes AS VARCHAR) AS attributes, avg(value) AS mean, "
+        "arg_max(value, time_ns) AS latest FROM metric_points "
+        f"WHERE name = ? AND time_ns >= ? AND time_ns < ? AND value IS NOT NULL {extra} "
+        "GROUP BY service, CAST(attributes AS VARCHAR) ORDER BY service",
+        [name, start_ns, end_ns, *parameters])
+    for row in rows:
+        row["attributes"] = loads(row["attributes"]) or {}
+    return rows
+
+
+def increase_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
+                       attributes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """How much a counter grew in [start, end), per series (service and attribute set),
+    as `metric_increase` counts it; attributes as a dict."""
+    extra, parameters = attribute_filter(attributes)
+    rows = store.rows(
+        "SELECT service, attributes, CASE WHEN temporality = 'delta' THEN inside ELSE "
+        "greatest(last_inside - coalesce(last_before, 0), 0) END AS increase FROM ("
+        "SELECT service, CAST(attributes AS VARCHAR) AS attributes, temporality, "
+        "sum(value) FILTER (WHERE time_ns >= ?) AS inside, "
+        "arg_max(value, time_ns) FILTER (WHERE time_ns >= ?) AS last_inside, "
+        "arg_max(value, time_ns) FILTER (WHERE time_ns < ?) AS last_before "
+        f"FROM metric_points WHERE name = ? AND time_ns < ? {extra} "
+        "GROUP BY service, CAST(attributes AS VARCHAR), temporality) "
+        "WHERE last_inside IS NOT NULL ORDER BY service",
+        [start_ns, start_ns, start_ns, name, end_ns, *parameters])
+    for row in rows:
+        row["attributes"] = loads(row["attributes"]) or {}
+    return rows
+
+
+def histogram_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int
+                        ) -> list[dict[str, Any]]:
+    """A histogram's points per series for the window: cumulative series give their
+    latest buckets inside [start, end) and their latest before it; delta series every
+    point inside (`bucket_counts`, `bounds`, `temporality`; attributes as a dict)."""
+    rows = store.rows(
+        "SELECT service, CAST(attributes AS VARCHAR) AS attributes, temporality, "
+        "bounds, bucket_counts, time_ns >= ? AS inside FROM ("
+        "SELECT *, row_number() OVER (PARTITION BY service, CAST(attributes AS VARCHAR), "
+        "temporality, time_ns >= ? ORDER BY time_ns DESC) AS newest FROM metric_points "
+        "WHERE name = ? AND kind = 'histogram' AND time_ns < ? "
+        "AND time_ns >= ? - (? - ?)) "
+        "WHERE temporality = 'delta' AND time_ns >= ? OR temporality <> 'delta' "
+        "AND newest = 1", [start_ns, start_ns, name, end_ns, start_ns, end_ns, start_ns,
+                           start_ns])
+    for row in rows:
+        row["attributes"] = loads(row["attributes"]) or {}
+    return rows
+
+
+def alert_states(store: TelemetryStore) -> list[dict[str, Any]]:
+    """The alerts' current states, as `TelemetryStore.save_alerts` keeps them."""
+    rows = store.rows(
+        "SELECT fingerprint, rule, labels, state, since_ns, active_since_ns, value, "
+        "summary, details, notified_state, notified_ns FROM alert_states "
+        "ORDER BY rule, fingerprint")
+    for row in rows:
+        row["labels"] = loads(row["labels"]) or {}
+        row["details"] = loads(row["details"]) or {}
+    return rows
+
+
+def alert_history(store: TelemetryStore, *, since_ns: int, rule: str | None = None,
+                  service: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    """Alert state changes since `since_ns`, newest first."""
+    where, parameters = ["time_ns >= ?"], list[Any]([since_ns])
+    if rule:
+        where.append("rule = ?")
+        parameters.append(rule)
+    if service:
+        where.append("json_extract_string(labels, '$.service') = ?")
+        parameters.append(service)
+    rows = store.rows(
+        "SELECT time_ns, fingerprint, rule, labels, from_state, to_state, value, summary, "
+        f"reason FROM alert_history WHERE {' AND '.join(where)} "
+        "ORDER BY time_ns DESC, rule LIMIT ?", [*parameters, limit])
+    for row in rows:
+        row["labels"] = loads(row["labels"]) or {}
+    return rows
+
+
+def save_alerts(store: TelemetryStore, alerts: Sequence[AlertRow],
+                transitions: Sequence[AlertTransition]) -> None:
+    """Replace the alerts' current states with `alerts` and append `transitions` to
+    their history, in one transaction (a few hundred rows at most: the states are
+    rewritten whole). Call it from one thread at a time."""
+    def run(cursor: duckdb.DuckDBPyConnection) -> None:
+        cursor.execute("DELETE FROM alert_states")
+        if alerts:
+            cursor.executemany(
+                "INSERT INTO alert_states (fingerprint, rule, labels, state, "
+                "since_ns, active_since_ns, value, summary, details, "
+                "notified_state, notified_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[a.fingerprint, a.rule, as_json(a.labels), a.state, a.since_ns,
+                  a.active_since_ns, a.value, a.summary, as_json(a.details),
+                  a.notified_state, a.notified_ns] for a in alerts])
+        if transitions:
+            cursor.executemany(
+                "INSERT INTO alert_history (time_ns, fingerprint, rule, labels, "
+                "from_state, to_state, value, summary, reason) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [[t.time_ns, t.fingerprint, t.rule, as_json(t.labels), t.from_state,
+                  t.to_state, t.value, t.summary, t.reason] for t in transitions])
+    store.in_transaction(run)

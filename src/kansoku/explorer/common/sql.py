@@ -1,0 +1,33 @@
+"""Small pieces of SQL the features' queries share."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def loads(value: str | None) -> Any:
+    """A JSON column's text as Python (None for NULL or empty)."""
+    return json.loads(value) if value else None
+
+
+def like(pattern: str) -> str:
+    """A pattern with * for anything as a LIKE pattern (escape: backslash)."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%")
+
+
+def attribute_path(key: str) -> str:
+    """`key` as a JSON pointer (DuckDB's other path form): no character of a key needs
+    quoting there, only ~ and / an escape."""
+    return "/" + key.replace("~", "~0").replace("/", "~1")
+
+
+def attribute_filter(attributes: dict[str, str] | None) -> tuple[str, list[Any]]:
+    """SQL (` AND …` for each pair) keeping rows whose `attributes` hold these values,
+    with its parameters."""
+    extra, parameters = "", list[Any]()
+    for key, value in (attributes or {}).items():
+        extra += " AND json_extract_string(attributes, ?) = ?"
+        parameters += [attribute_path(key), value]
+    return extra, parameters
