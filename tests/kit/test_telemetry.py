@@ -92,7 +92,7 @@ def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, Telemetry
     assert store.received["logs"] >= 1
     assert store.received["metric_points"] >= 1
     # Every process reports its own CPU and memory, for the explorer's runtime charts.
-    names = {row["name"] for row in metrics_queries.metric_names(store, 0, 2**62)}
+    names = {row.name for row in metrics_queries.metric_names(store, 0, 2**62)}
     assert {"process.cpu.utilization", "process.memory.usage"} <= names, names
 
 

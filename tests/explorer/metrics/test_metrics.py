@@ -77,21 +77,21 @@ async def test_counters_become_increases_and_gauges_averages(page: BrowserPage) 
                                        10 * SECOND)
         # The series began in the window: its first step counts in full (5+4), then
         # (8+6)-(5+4) and (12+9)-(8+6).
-        assert [point["value"] for point in series] == [9, 5, 7]
+        assert [point.value for point in series] == [9, 5, 7]
         later = queries.metric_series(store, "kansoku.orders", None, T0 + SECOND,
                                       T0 + 30 * SECOND, 10 * SECOND)
-        assert [point["value"] for point in later] == [5, 7]  # against the export before
+        assert [point.value for point in later] == [5, 7]  # against the export before
         by_status = queries.metric_series(store, "kansoku.orders", None, T0, T0 + 30 * SECOND,
                                           10 * SECOND, by="status")
-        assert [(point["attribute"], point["value"]) for point in by_status] == [
+        assert [(point.attribute, point.value) for point in by_status] == [
             ("paid", 4), ("placed", 5), ("paid", 2), ("placed", 3), ("paid", 3), ("placed", 4)]
         # Steps count from the range's start: from T0 + 5 s, steps end at T0 + 15 s, 25 s.
         shifted = queries.metric_series(store, "kansoku.orders", None, T0 + 5 * SECOND,
                                         T0 + 25 * SECOND, 10 * SECOND)
-        assert [(point["time_ns"] - T0) // SECOND for point in shifted] == [5, 15]
+        assert [(point.time_ns - T0) // SECOND for point in shifted] == [5, 15]
         averages = queries.metric_series(store, "process.memory.usage", "orders", T0,
                                          T0 + 30 * SECOND, 20 * SECOND)
-        assert [point["value"] for point in averages] == [200.0, 200.0]  # (100+300)/2, 200
+        assert [point.value for point in averages] == [200.0, 200.0]  # (100+300)/2, 200
         by_step = {row["step"]: row["count"] for row in funnel}
         assert by_step["Orders placed"] == 12 and by_step["Orders paid"] == 9
         assert {row["name"] for row in names} == {"kansoku.orders", "process.memory.usage"}

@@ -1,5 +1,5 @@
-"""Alerting: the explorer evaluates the alert rules (`explorer/rules.py`) on what it
-stores, keeps each alert's state, and tells the receivers (`explorer/notify.py`).
+"""Alerting: the explorer evaluates the alert rules (`alerts/rules.py`) on what it
+stores, keeps each alert's state, and tells the receivers (`alerts/notify.py`).
 
 Every `alerts_check_seconds` (10 s by default) each rule is run over its window and gives
 the label sets that breach it — a service whose error rate is over the threshold, a

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def loads(value: str | None) -> Any:
@@ -31,3 +36,9 @@ def attribute_filter(attributes: dict[str, str] | None) -> tuple[str, list[Any]]
         extra += " AND json_extract_string(attributes, ?) = ?"
         parameters += [attribute_path(key), value]
     return extra, parameters
+
+
+def as_models(model: type[M], rows: Iterable[Mapping[str, Any]]) -> list[M]:
+    """Rows of a query as the model they answer with (checked: a column of the wrong
+    type fails here, not in a page)."""
+    return [model.model_validate(row) for row in rows]

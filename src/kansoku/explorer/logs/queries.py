@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from kansoku.explorer.common.sql import loads
+from kansoku.explorer.common.sql import as_models, loads
+from kansoku.explorer.logs.models import LogRecord
 from kansoku.explorer.store import TelemetryStore
 
 
 def search_logs(store: TelemetryStore, *, start_ns: int, end_ns: int, service: str | None,
                 min_severity: int | None, text: str | None, trace_id: str | None,
-                limit: int) -> list[dict[str, Any]]:
+                limit: int) -> list[LogRecord]:
+    """Log records in [start, end], newest first, `limit` at most: of `service`, at
+    `min_severity` or above, with `text` in the message, of one trace."""
     where = ["time_ns BETWEEN ? AND ?"]
     parameters: list[Any] = [start_ns, end_ns]
     if service:
@@ -32,4 +35,4 @@ def search_logs(store: TelemetryStore, *, start_ns: int, end_ns: int, service: s
         "ORDER BY time_ns DESC LIMIT ?", [*parameters, limit])
     for row in rows:
         row["attributes"] = loads(row["attributes"]) or {}
-    return rows
+    return as_models(LogRecord, rows)

@@ -27,6 +27,6 @@ async def logs(
 ) -> Data[list[LogRecord]]:
     """Log records, newest first; each carries its trace id, to open its trace."""
     start_ns, end_ns = timerange.window(lookback)
-    return Data[list[LogRecord]].of(await read(
+    return Data(data=await read(
         request, queries.search_logs, start_ns=start_ns, end_ns=end_ns, service=service,
         min_severity=min_severity, text=q, trace_id=trace_id, limit=limit))

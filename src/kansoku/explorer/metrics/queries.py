@@ -6,13 +6,20 @@ from __future__ import annotations
 from typing import Any
 
 from kansoku.explorer.common.spans import FAILED_REQUEST, HANDLED_REQUEST
-from kansoku.explorer.common.sql import attribute_filter, attribute_path
-from kansoku.explorer.metrics.models import CUMULATIVE_KINDS, MetricKind
+from kansoku.explorer.common.sql import as_models, attribute_filter, attribute_path
+from kansoku.explorer.metrics.models import (
+    CUMULATIVE_KINDS,
+    MetricKind,
+    MetricName,
+    MetricPoint,
+    Red,
+    RedPoint,
+)
 from kansoku.explorer.store import TelemetryStore
 
 
 def red(store: TelemetryStore, start_ns: int, end_ns: int, service: str | None = None,
-        by_route: bool = False) -> list[dict[str, Any]]:
+        by_route: bool = False) -> list[Red]:
     """Rate, errors and duration of server spans per service (and route)."""
     group = "service, coalesce(route, name)" if by_route else "service"
     where = f"{HANDLED_REQUEST} AND start_ns BETWEEN ? AND ?"
@@ -32,11 +39,11 @@ def red(store: TelemetryStore, start_ns: int, end_ns: int, service: str | None =
         row.update(rate_per_second=row["requests"] / seconds,
                    error_percent=100.0 * row["errors"] / row["requests"],
                    p50_ms=p50, p90_ms=p90, p95_ms=p95, p99_ms=p99)
-    return rows
+    return as_models(Red, rows)
 
 
 def red_series(store: TelemetryStore, start_ns: int, end_ns: int, step_ns: int,
-               service: str, route: str | None = None) -> list[dict[str, Any]]:
+               service: str, route: str | None = None) -> list[RedPoint]:
     """Requests, errors and p95 of one service (or route) per time step, for charts."""
     where = f"{HANDLED_REQUEST} AND service = ? AND start_ns BETWEEN ? AND ?"
     parameters: list[Any] = [service, start_ns, end_ns]
@@ -44,18 +51,19 @@ def red_series(store: TelemetryStore, start_ns: int, end_ns: int, step_ns: int,
         where += " AND coalesce(route, name) = ?"
         parameters.append(route)
     step = int(step_ns)  # an int, so safe to write into the statement
-    return store.rows(
+    return as_models(RedPoint, store.rows(
         f"SELECT (start_ns // {step}) * {step} AS time_ns, count(*) AS requests, "
         f"count(*) FILTER (WHERE {FAILED_REQUEST}) AS errors, "
         "quantile_cont(duration_ns, 0.95) / 1e6 AS p95_ms "
-        f"FROM spans WHERE {where} GROUP BY 1 ORDER BY 1", parameters)
+        f"FROM spans WHERE {where} GROUP BY 1 ORDER BY 1", parameters))
 
 
-def metric_names(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
-    return store.rows(
+def metric_names(store: TelemetryStore, start_ns: int, end_ns: int) -> list[MetricName]:
+    """Every metric that arrived in [start, end]: its kind, unit and senders."""
+    return as_models(MetricName, store.rows(
         "SELECT name, kind, any_value(unit) AS unit, list(DISTINCT service) AS services "
         "FROM metric_points WHERE time_ns BETWEEN ? AND ? GROUP BY name, kind ORDER BY name",
-        [start_ns, end_ns])
+        [start_ns, end_ns]))
 
 
 def _step_of(start: int, step: int) -> str:
@@ -88,7 +96,7 @@ def _increase_sql(value: str, start: int, step: int, extra_where: str) -> str:
 
 
 def metric_series(store: TelemetryStore, name: str, service: str | None, start_ns: int,
-                  end_ns: int, step_ns: int, by: str | None = None) -> list[dict[str, Any]]:
+                  end_ns: int, step_ns: int, by: str | None = None) -> list[MetricPoint]:
     """`name` per step and service (see `CUMULATIVE_KINDS`), and with `by` (an
     attribute key) per value of that attribute too, as `attribute` (e.g. revenue per
     currency). `time_ns` is the start of each step; steps are counted from `start_ns`."""
@@ -103,18 +111,18 @@ def metric_series(store: TelemetryStore, name: str, service: str | None, start_n
     by_parameters = [attribute_path(by)] if by else []
     if kind in CUMULATIVE_KINDS:
         value = "value" if kind == MetricKind.SUM else "count"
-        return store.rows(
+        return as_models(MetricPoint, store.rows(
             _increase_sql(value, start, step, extra)
             + f"SELECT service, {attribute} AS attribute, t AS time_ns, "
             "sum(increase) AS value FROM steps GROUP BY service, attribute, t "
             "ORDER BY t, service, attribute",
             [name, start_ns, end_ns, *extra_parameters, name, start_ns, *extra_parameters,
-             *by_parameters])
-    return store.rows(
+             *by_parameters]))
+    return as_models(MetricPoint, store.rows(
         f"SELECT service, {attribute} AS attribute, {_step_of(start, step)} AS time_ns, "
         f"avg(value) AS value FROM metric_points WHERE name = ? AND time_ns BETWEEN ? AND ? "
         f"{extra} GROUP BY 1, 2, 3 ORDER BY 3, 1, 2",
-        [*by_parameters, name, start_ns, end_ns, *extra_parameters])
+        [*by_parameters, name, start_ns, end_ns, *extra_parameters]))
 
 
 def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int,

@@ -25,8 +25,7 @@ async def red(request: Request,
     """Rate, error % and p50/p90/p95/p99 latency of server spans, per service (and per
     route with `by_route`)."""
     start_ns, end_ns = timerange.window(lookback)
-    return Data[list[Red]].of(
-        await read(request, queries.red, start_ns, end_ns, service, by_route))
+    return Data(data=await read(request, queries.red, start_ns, end_ns, service, by_route))
 
 
 @router.get("/api/red/series", tags=["kansoku"])
@@ -38,16 +37,15 @@ async def red_series(request: Request, service: Annotated[str, Query(max_length=
     """Requests, errors and p95 per time step, for one service or route."""
     start_ns, end_ns = timerange.window(lookback)
     step_ns = timerange.step_ns(step)
-    return Data[list[RedPoint]].of(await read(request, queries.red_series, start_ns, end_ns,
-                                              step_ns, service, route))
+    return Data(data=await read(request, queries.red_series, start_ns, end_ns, step_ns,
+                                service, route))
 
 
 @router.get("/api/metrics", tags=["kansoku"])
 async def metric_names(request: Request, lookback: str = "1h") -> Data[list[MetricName]]:
     """Every metric that arrived in the time range: name, kind, unit, and who sends it."""
     start_ns, end_ns = timerange.window(lookback)
-    return Data[list[MetricName]].of(
-        await read(request, queries.metric_names, start_ns, end_ns))
+    return Data(data=await read(request, queries.metric_names, start_ns, end_ns))
 
 
 @router.get("/api/metrics/series", tags=["kansoku"])
@@ -66,10 +64,10 @@ async def metric_series(request: Request, name: Annotated[str, Query(max_length=
     with the range."""
     start_ns, end_ns = timerange.window(lookback)
     step_ns = timerange.step_ns(step)
-    return MetricSeries.model_validate({
-        "data": await read(request, queries.metric_series, name, service, start_ns, end_ns,
-                           step_ns, by),
-        "start_ns": start_ns, "end_ns": end_ns, "step_ns": step_ns})
+    return MetricSeries(
+        data=await read(request, queries.metric_series, name, service, start_ns, end_ns,
+                        step_ns, by),
+        start_ns=start_ns, end_ns=end_ns, step_ns=step_ns)
 
 
 @router.get("/api/funnel", tags=["kansoku"])

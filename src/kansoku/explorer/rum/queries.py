@@ -3,9 +3,8 @@ errors, which arrive as log records."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from kansoku.explorer.rum.models import Rating
+from kansoku.explorer.common.sql import as_models
+from kansoku.explorer.rum.models import BrowserError, PageVital, Rating
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit import semconv
 
@@ -28,7 +27,7 @@ def rating(name: str, value: float) -> Rating:
         else Rating.NEEDS_IMPROVEMENT
 
 
-def web_vitals(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+def web_vitals(store: TelemetryStore, start_ns: int, end_ns: int) -> list[PageVital]:
     """Each page's Web Vitals at the 75th percentile (how web-vitals judges a page), with
     how many measurements and the rating."""
     rows = store.rows(
@@ -41,15 +40,15 @@ def web_vitals(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict[s
         "GROUP BY 1, 2 ORDER BY 1, 2", [start_ns, end_ns, WEB_VITAL_EVENT])
     for row in rows:
         row["rating"] = rating(row["name"] or "", float(row["p75"] or 0))
-    return rows
+    return as_models(PageVital, rows)
 
 
-def browser_errors(store: TelemetryStore, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+def browser_errors(store: TelemetryStore, start_ns: int, end_ns: int) -> list[BrowserError]:
     """JavaScript errors by message and page, most frequent first."""
-    return store.rows(
+    return as_models(BrowserError, store.rows(
         "SELECT json_extract_string(attributes, '$.\"exception.message\"') AS message, "
         "json_extract_string(attributes, '$.\"url.path\"') AS page, count(*) AS count, "
         "max(time_ns) AS last_seen_ns, arg_max(trace_id, time_ns) AS trace_id FROM logs "
         "WHERE time_ns BETWEEN ? AND ? "
         "AND json_extract_string(attributes, '$.\"event.name\"') = ? "
-        "GROUP BY 1, 2 ORDER BY count DESC LIMIT 50", [start_ns, end_ns, BROWSER_ERROR_EVENT])
+        "GROUP BY 1, 2 ORDER BY count DESC LIMIT 50", [start_ns, end_ns, BROWSER_ERROR_EVENT]))

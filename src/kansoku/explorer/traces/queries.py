@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from kansoku.explorer.common.spans import SpanStatus
-from kansoku.explorer.common.sql import attribute_path, like, loads
+from kansoku.explorer.common.sql import as_models, attribute_path, like, loads
 from kansoku.explorer.store import TelemetryStore
-from kansoku.explorer.traces.models import Operation, TraceQuery, TraceSpans
+from kansoku.explorer.traces.models import Operation, TraceLog, TraceQuery, TraceSpans
 
 #: What one span may carry in an answer of the trace API: its name, status message,
 #: attributes, resource, events and links as stored, in bytes. A span with more comes
@@ -153,11 +153,11 @@ LOGS_OF_A_TRACE = 2000
 
 
 def logs_of(store: TelemetryStore, trace_id: str, limit: int = LOGS_OF_A_TRACE
-            ) -> list[dict[str, Any]]:
+            ) -> list[TraceLog]:
     """The trace's log records, oldest first, `limit` at most."""
     rows = store.rows("SELECT time_ns, service, severity, body, span_id, attributes "
                       "FROM logs WHERE trace_id = ? ORDER BY time_ns LIMIT ?",
                       [trace_id, limit])
     for row in rows:
         row["attributes"] = loads(row["attributes"]) or {}
-    return rows
+    return as_models(TraceLog, rows)
