@@ -90,9 +90,9 @@ def test_an_alert_goes_pending_then_firing_then_resolved_with_history(
     step(now + 120 * S)  # the window holds no request any more
     assert states(evaluator) == {("HighErrorRate", "payments"): "resolved"}
     history = queries.alert_history(store, since_ns=0)
-    assert [(h["from_state"], h["to_state"]) for h in reversed(history)] == [
+    assert [(h.from_state, h.to_state) for h in reversed(history)] == [
         ("inactive", "pending"), ("pending", "firing"), ("firing", "resolved")]
-    assert {h["labels"]["service"] for h in history} == {"payments"}
+    assert {h.labels["service"] for h in history} == {"payments"}
 
 
 def test_low_counts_and_one_off_errors_fire_nothing(store: TelemetryStore,
@@ -388,7 +388,7 @@ def test_a_resolved_alert_says_why_no_traffic_is_not_a_fix(
 
     assert states(evaluator) == {("HighErrorRate", "payments"): "resolved"}
     latest = queries.alert_history(store, since_ns=0)[0]
-    assert (latest["from_state"], latest["to_state"], latest["reason"]) == (
+    assert (latest.from_state, latest.to_state, latest.reason) == (
         "firing", "resolved", reason)
     (alert,) = [presented(row).model_dump(mode="json") for row in queries.alert_states(store)]
     assert alert["resolution"] == reason and "resolution" not in alert["details"]
@@ -440,4 +440,4 @@ def test_a_store_from_before_the_reasons_keeps_its_history(tmp_path: Path) -> No
         (row,) = queries.alert_history(store, since_ns=0)
     finally:
         store.close()
-    assert row["summary"] == "payments failed" and row["reason"] is None
+    assert row.summary == "payments failed" and row.reason is None

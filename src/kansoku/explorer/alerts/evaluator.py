@@ -242,20 +242,20 @@ def _error_rate(store: TelemetryStore, rule: ErrorRateRule, now_ns: int) -> list
         exclude_routes=rule.exclude_routes, min_requests=1)
     found = []
     for row in rows:
-        share = row["errors"] / row["requests"]
-        labels = {"service": row["service"]}
-        if row["route"] is not None:
-            labels["route"] = row["route"]
-        details = {"requests": row["requests"], "errors": row["errors"],
-                   "example_trace_id": row["failed_trace_id"]}
-        if row["requests"] < rule.min_requests:
-            found.append(_too_few(rule, labels, share, row["requests"], rule.min_requests,
+        share = row.errors / row.requests
+        labels = {"service": row.service}
+        if row.route is not None:
+            labels["route"] = row.route
+        details = {"requests": row.requests, "errors": row.errors,
+                   "example_trace_id": row.failed_trace_id}
+        if row.requests < rule.min_requests:
+            found.append(_too_few(rule, labels, share, row.requests, rule.min_requests,
                                   "requests", rule.window, details))
-        elif share > rule.threshold and row["errors"] >= rule.min_errors:
+        elif share > rule.threshold and row.errors >= rule.min_errors:
             found.append(Sample(labels, share, details))
         else:
-            failed = (f"{format_value(rule, share)} of {row['requests']} requests failed "
-                      f"over the last {format_duration(rule.window)} ({row['errors']})")
+            failed = (f"{format_value(rule, share)} of {row.requests} requests failed "
+                      f"over the last {format_duration(rule.window)} ({row.errors})")
             found.append(Sample(labels, share, details, breaching=False, reason=(
                 f"{failed}: within the threshold of {format_value(rule, rule.threshold)}."
                 if share <= rule.threshold else
@@ -287,14 +287,14 @@ def _latency_from_histogram(store: TelemetryStore, rule: LatencyRule, now_ns: in
     rows = queries.histogram_by_series(store, semconv.METRIC_HTTP_SERVER_DURATION, start, end)
     by_series: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
-        series = (row["service"], json.dumps(row["attributes"], sort_keys=True))
-        entry = by_series.setdefault(series, {"attributes": row["attributes"], "inside": [],
-                                           "before": None, "bounds": row["bounds"]})
-        if row["temporality"] == "delta" or row["inside"]:
-            entry["inside"].append(row["bucket_counts"])
-            entry["bounds"] = row["bounds"]
+        series = (row.service, json.dumps(row.attributes, sort_keys=True))
+        entry = by_series.setdefault(series, {"attributes": row.attributes, "inside": [],
+                                           "before": None, "bounds": row.bounds})
+        if row.temporality == "delta" or row.inside:
+            entry["inside"].append(row.bucket_counts)
+            entry["bounds"] = row.bounds
         else:
-            entry["before"] = row["bucket_counts"]
+            entry["before"] = row.bucket_counts
     grouped: dict[tuple[str, ...], list[float]] = {}
     bounds_of: dict[tuple[str, ...], list[float]] = {}
     for (service, _series), entry in by_series.items():
@@ -349,13 +349,13 @@ def _latency(store: TelemetryStore, rule: LatencyRule, now_ns: int) -> list[Samp
         min_requests=1)
     found = []
     for row in rows:
-        seconds = float(row["quantile_ns"]) / 1e9
-        labels = {"service": row["service"]}
-        if row["route"] is not None:
-            labels["route"] = row["route"]
-        details = {"requests": row["requests"], "example_trace_id": row["slowest_trace_id"]}
-        if row["requests"] < rule.min_requests:
-            found.append(_too_few(rule, labels, seconds, row["requests"], rule.min_requests,
+        seconds = float(row.quantile_ns) / 1e9
+        labels = {"service": row.service}
+        if row.route is not None:
+            labels["route"] = row.route
+        details = {"requests": row.requests, "example_trace_id": row.slowest_trace_id}
+        if row.requests < rule.min_requests:
+            found.append(_too_few(rule, labels, seconds, row.requests, rule.min_requests,
                                   "requests", rule.window, details))
         else:
             found.append(_measured(rule, labels, seconds, seconds > rule.threshold, details))
@@ -369,12 +369,12 @@ def _saturation(store: TelemetryStore, rule: SaturationRule, now_ns: int, cpu_co
     rows = queries.gauge_by_series(store, metric, start, end, attributes or None)
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     for row in rows:
-        if (rule.services and row["service"] not in rule.services) or \
-                row["service"] in rule.exclude_services:
+        if (rule.services and row.service not in rule.services) or \
+                row.service in rule.exclude_services:
             continue
-        pool = str(row["attributes"].get("pool.name", "")) \
+        pool = str(row.attributes.get("pool.name", "")) \
             if rule.resource == SaturationResource.DB_POOL else ""
-        values[(row["service"], pool)].append(float(row["mean"]))
+        values[(row.service, pool)].append(row.mean)
     found = []
     for (service, pool), means in values.items():
         mean = sum(means) / len(means)
@@ -389,13 +389,12 @@ def _saturation(store: TelemetryStore, rule: SaturationRule, now_ns: int, cpu_co
     return found
 
 
-def _by_attribute(rows: list[dict[str, Any]], attribute: str, column: str
+def _by_attribute(values: list[tuple[str, dict[str, Any], float]], attribute: str
                   ) -> dict[tuple[str, str], float]:
-    """`column` summed per service and value of `attribute`."""
+    """(service, attributes, value) summed per service and value of `attribute`."""
     summed: dict[tuple[str, str], float] = defaultdict(float)
-    for row in rows:
-        summed[(row["service"], str(row["attributes"].get(attribute, "")))] += float(
-            row[column] or 0)
+    for service, attributes, value in values:
+        summed[(service, str(attributes.get(attribute, "")))] += value
     return summed
 
 
@@ -404,7 +403,8 @@ def _synthetic_failure(store: TelemetryStore, rule: SyntheticFailureRule, now_ns
     start, end = _window(now_ns, rule.window)
     rows = queries.increase_by_series(store, semconv.METRIC_SYNTHETIC_RUNS, start, end,
                                       {semconv.SYNTHETIC_OUTCOME: "failure"})
-    failures = _by_attribute(rows, semconv.SYNTHETIC_JOURNEY, "increase")
+    failures = _by_attribute([(row.service, row.attributes, row.increase) for row in rows],
+                             semconv.SYNTHETIC_JOURNEY)
     return [_measured(rule, {"service": service, "journey": journey}, value,
                       value >= rule.threshold, {"metric": semconv.METRIC_SYNTHETIC_RUNS})
             for (service, journey), value in failures.items()]
@@ -413,7 +413,8 @@ def _synthetic_failure(store: TelemetryStore, rule: SyntheticFailureRule, now_ns
 def _dead_letters(store: TelemetryStore, rule: DeadLetterRule, now_ns: int) -> list[Sample]:
     start, end = _window(now_ns, rule.window)
     rows = queries.increase_by_series(store, semconv.METRIC_DEAD_LETTERS, start, end)
-    moved = _by_attribute(rows, semconv.MESSAGING_CONSUMER, "increase")
+    moved = _by_attribute([(row.service, row.attributes, row.increase) for row in rows],
+                          semconv.MESSAGING_CONSUMER)
     return [_measured(rule, {"service": service, "consumer": consumer}, value,
                       value > rule.threshold, {"metric": semconv.METRIC_DEAD_LETTERS})
             for (service, consumer), value in moved.items()]
@@ -422,7 +423,8 @@ def _dead_letters(store: TelemetryStore, rule: DeadLetterRule, now_ns: int) -> l
 def _queue_lag(store: TelemetryStore, rule: QueueLagRule, now_ns: int) -> list[Sample]:
     start, end = _window(now_ns, rule.window)
     rows = queries.gauge_by_series(store, semconv.METRIC_QUEUE_LAG, start, end)
-    waiting = _by_attribute(rows, semconv.MESSAGING_CONSUMER, "latest")
+    waiting = _by_attribute([(row.service, row.attributes, row.latest) for row in rows],
+                            semconv.MESSAGING_CONSUMER)
     return [_measured(rule, {"service": service, "consumer": consumer}, value,
                       value > rule.threshold, {"metric": semconv.METRIC_QUEUE_LAG})
             for (service, consumer), value in waiting.items()]
@@ -519,7 +521,7 @@ class AlertEvaluator:
         self._loaded_stamp: tuple[float, int] | None = None
         self.reload(force=True)
         self.alerts: dict[str, AlertRow] = {
-            row["fingerprint"]: _alert_row(row) for row in queries.alert_states(store)}
+            alert.fingerprint: alert for alert in queries.alert_states(store)}
         self.evaluations = 0
         self.last_evaluation_ns = 0
         self.rule_errors: dict[str, str] = {}
@@ -710,28 +712,18 @@ class AlertEvaluator:
             logger.exception("alert states could not be saved; trying again later")
 
 
-def _alert_row(row: dict[str, Any]) -> AlertRow:
-    notified = row["notified_state"]
-    return AlertRow(row["fingerprint"], row["rule"], row["labels"], AlertState(row["state"]),
-                    int(row["since_ns"]), int(row["active_since_ns"]), row["value"],
-                    row["summary"] or "", row["details"],
-                    AlertState(notified) if notified else None, row["notified_ns"])
-
-
-def presented(row: dict[str, Any]) -> Alert:
+def presented(alert: AlertRow) -> Alert:
     """A stored alert as `GET /api/alerts` answers it."""
-    labels = row["labels"]
-    details = row["details"] or {}
-    state = AlertState(row["state"])
+    labels, details = alert.labels, alert.details
     return Alert(
-        name=row["rule"], rule=row["rule"], state=state,
+        name=alert.rule, rule=alert.rule, state=alert.state,
         service=labels.get("service"), severity=labels.get("severity", "warning"),
-        value=row["value"], value_text=details.get("value_text"),
+        value=alert.value, value_text=details.get("value_text"),
         threshold_text=details.get("threshold_text"),
-        since_ns=row["since_ns"], active_since_ns=row["active_since_ns"],
-        labels=labels, summary=row["summary"], kind=details.get("kind"),
-        links=details.get("links", {}), fingerprint=row["fingerprint"],
-        resolution=details.get("resolution") if state == RESOLVED else None,
+        since_ns=alert.since_ns, active_since_ns=alert.active_since_ns,
+        labels=labels, summary=alert.summary, kind=details.get("kind"),
+        links=details.get("links", {}), fingerprint=alert.fingerprint,
+        resolution=details.get("resolution") if alert.state == RESOLVED else None,
         details={key: value for key, value in details.items()
                  if key not in ("links", "value_text", "threshold_text", "kind",
                                 "resolution")},

@@ -47,6 +47,61 @@ class SaturationResource(enum.StrEnum):
     DB_POOL = "db_pool"
 
 
+# --- what the rules read -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestWindow:
+    """One service's (or route's) server spans over a rule's window."""
+
+    service: str
+    #: None unless grouped by route.
+    route: str | None
+    requests: int
+    #: Failed: error status or 5xx.
+    errors: int
+    #: The duration at the rule's quantile.
+    quantile_ns: float
+    slowest_trace_id: str
+    failed_trace_id: str | None
+
+
+@dataclass(frozen=True)
+class GaugeSeries:
+    """One series of a gauge (a service and a set of attribute values) over a window."""
+
+    service: str
+    attributes: dict[str, Any]
+    mean: float
+    latest: float
+
+
+@dataclass(frozen=True)
+class CounterSeries:
+    """How much one series of a counter grew over a window."""
+
+    service: str
+    attributes: dict[str, Any]
+    increase: float
+
+
+@dataclass(frozen=True)
+class HistogramPoint:
+    """A histogram series' buckets at one point: for a cumulative series its latest
+    point inside the window and its latest before; for a delta one every point inside."""
+
+    service: str
+    attributes: dict[str, Any]
+    temporality: str
+    bounds: list[float]
+    bucket_counts: list[int]
+    #: Inside the window (else: the latest before it).
+    inside: bool
+
+
+# --- the alerts as kept --------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class AlertRow:
     """One alert (a rule and one set of label values) as `alert_states` keeps it; the

@@ -8,15 +8,25 @@ from typing import Any
 
 import duckdb
 
-from kansoku.explorer.alerts.models import AlertRow, AlertTransition
+from kansoku.explorer.alerts.models import (
+    AlertChange,
+    AlertRow,
+    AlertState,
+    AlertTransition,
+    CounterSeries,
+    GaugeSeries,
+    HistogramPoint,
+    RequestWindow,
+)
 from kansoku.explorer.common.spans import FAILED_REQUEST
-from kansoku.explorer.common.sql import attribute_filter, like, loads
+from kansoku.explorer.common.sql import as_models, attribute_filter, like, loads
+from kansoku.explorer.metrics.models import MetricKind
 from kansoku.explorer.store import TelemetryStore, as_json
 
 
 def request_windows(store: TelemetryStore, *, start_ns: int, end_ns: int, by_route: bool,
                     quantile: float, services: list[str], exclude_services: list[str],
-                    exclude_routes: list[str], min_requests: int) -> list[dict[str, Any]]:
+                    exclude_routes: list[str], min_requests: int) -> list[RequestWindow]:
     """Server spans that started in [start, end), per service (and route): requests,
     failures (error status or 5xx), the duration at `quantile` (ns), and as examples
     the slowest trace and the latest failed one. Only groups with at least
@@ -34,7 +44,7 @@ def request_windows(store: TelemetryStore, *, start_ns: int, end_ns: int, by_rou
         parameters.append(like(pattern))
     group = "service, coalesce(route, name)" if by_route else "service"
     route = "coalesce(route, name)" if by_route else "NULL"
-    return store.rows(
+    return [RequestWindow(**row) for row in store.rows(
         f"SELECT service, {route} AS route, count(*) AS requests, "
         f"count(*) FILTER (WHERE {FAILED_REQUEST}) AS errors, "
         "quantile_cont(duration_ns, ?) AS quantile_ns, "
@@ -42,11 +52,11 @@ def request_windows(store: TelemetryStore, *, start_ns: int, end_ns: int, by_rou
         f"arg_max(trace_id, start_ns) FILTER (WHERE {FAILED_REQUEST}) AS failed_trace_id "
         f"FROM spans WHERE {' AND '.join(where)} GROUP BY {group} "
         f"HAVING count(*) >= ? ORDER BY {group}",
-        [quantile, *parameters, min_requests])
+        [quantile, *parameters, min_requests])]
 
 
 def gauge_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
-                    attributes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                    attributes: dict[str, str] | None = None) -> list[GaugeSeries]:
     """A gauge (or up-down counter) in [start, end), per series (service and attribute
     set): its mean and its latest value; attributes as a dict."""
     extra, parameters = attribute_filter(attributes)
@@ -56,13 +66,12 @@ def gauge_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int
         f"WHERE name = ? AND time_ns >= ? AND time_ns < ? AND value IS NOT NULL {extra} "
         "GROUP BY service, CAST(attributes AS VARCHAR) ORDER BY service",
         [name, start_ns, end_ns, *parameters])
-    for row in rows:
-        row["attributes"] = loads(row["attributes"]) or {}
-    return rows
+    return [GaugeSeries(row["service"], loads(row["attributes"]) or {}, float(row["mean"]),
+                        float(row["latest"])) for row in rows]
 
 
 def increase_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
-                       attributes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+                       attributes: dict[str, str] | None = None) -> list[CounterSeries]:
     """How much a counter grew in [start, end), per series (service and attribute set),
     as `metric_increase` counts it; attributes as a dict."""
     extra, parameters = attribute_filter(attributes)
@@ -77,13 +86,12 @@ def increase_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: 
         "GROUP BY service, CAST(attributes AS VARCHAR), temporality) "
         "WHERE last_inside IS NOT NULL ORDER BY service",
         [start_ns, start_ns, start_ns, name, end_ns, *parameters])
-    for row in rows:
-        row["attributes"] = loads(row["attributes"]) or {}
-    return rows
+    return [CounterSeries(row["service"], loads(row["attributes"]) or {},
+                          float(row["increase"] or 0)) for row in rows]
 
 
 def histogram_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int
-                        ) -> list[dict[str, Any]]:
+                        ) -> list[HistogramPoint]:
     """A histogram's points per series for the window: cumulative series give their
     latest buckets inside [start, end) and their latest before it; delta series every
     point inside (`bucket_counts`, `bounds`, `temporality`; attributes as a dict)."""
@@ -92,30 +100,32 @@ def histogram_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns:
         "bounds, bucket_counts, time_ns >= ? AS inside FROM ("
         "SELECT *, row_number() OVER (PARTITION BY service, CAST(attributes AS VARCHAR), "
         "temporality, time_ns >= ? ORDER BY time_ns DESC) AS newest FROM metric_points "
-        "WHERE name = ? AND kind = 'histogram' AND time_ns < ? "
+        f"WHERE name = ? AND kind = '{MetricKind.HISTOGRAM}' AND time_ns < ? "
         "AND time_ns >= ? - (? - ?)) "
         "WHERE temporality = 'delta' AND time_ns >= ? OR temporality <> 'delta' "
         "AND newest = 1", [start_ns, start_ns, name, end_ns, start_ns, end_ns, start_ns,
                            start_ns])
-    for row in rows:
-        row["attributes"] = loads(row["attributes"]) or {}
-    return rows
+    return [HistogramPoint(row["service"], loads(row["attributes"]) or {},
+                           row["temporality"], row["bounds"], row["bucket_counts"],
+                           bool(row["inside"])) for row in rows]
 
 
-def alert_states(store: TelemetryStore) -> list[dict[str, Any]]:
-    """The alerts' current states, as `TelemetryStore.save_alerts` keeps them."""
+def alert_states(store: TelemetryStore) -> list[AlertRow]:
+    """The alerts' current states, as `save_alerts` keeps them."""
     rows = store.rows(
         "SELECT fingerprint, rule, labels, state, since_ns, active_since_ns, value, "
         "summary, details, notified_state, notified_ns FROM alert_states "
         "ORDER BY rule, fingerprint")
-    for row in rows:
-        row["labels"] = loads(row["labels"]) or {}
-        row["details"] = loads(row["details"]) or {}
-    return rows
+    return [AlertRow(
+        row["fingerprint"], row["rule"], loads(row["labels"]) or {}, AlertState(row["state"]),
+        int(row["since_ns"]), int(row["active_since_ns"]), row["value"],
+        row["summary"] or "", loads(row["details"]) or {},
+        AlertState(row["notified_state"]) if row["notified_state"] else None,
+        row["notified_ns"]) for row in rows]
 
 
 def alert_history(store: TelemetryStore, *, since_ns: int, rule: str | None = None,
-                  service: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+                  service: str | None = None, limit: int = 200) -> list[AlertChange]:
     """Alert state changes since `since_ns`, newest first."""
     where, parameters = ["time_ns >= ?"], list[Any]([since_ns])
     if rule:
@@ -130,7 +140,7 @@ def alert_history(store: TelemetryStore, *, since_ns: int, rule: str | None = No
         "ORDER BY time_ns DESC, rule LIMIT ?", [*parameters, limit])
     for row in rows:
         row["labels"] = loads(row["labels"]) or {}
-    return rows
+    return as_models(AlertChange, rows)
 
 
 def save_alerts(store: TelemetryStore, alerts: Sequence[AlertRow],

@@ -59,9 +59,8 @@ async def alert_history(
     pending alert that went away), newest first."""
     _evaluator(request)
     start_ns, _ = timerange.window(lookback)
-    return Data[list[AlertChange]].of(await read(
-        request, queries.alert_history, since_ns=start_ns, rule=rule, service=service,
-        limit=limit))
+    return Data(data=await read(request, queries.alert_history, since_ns=start_ns, rule=rule,
+                                service=service, limit=limit))
 
 
 @router.get("/api/alerts/rules", tags=["alerts"])

@@ -32,9 +32,10 @@ from kansoku.explorer.metrics.models import MetricKind
 from kansoku.explorer.store import LOGS, METRIC_POINTS, SPANS, Rows, Table
 from kansoku.kit import semconv
 
-#: OTLP's enums by number, as the store keeps them.
-SPAN_KINDS = tuple(SpanKind)
-STATUS_CODES = tuple(SpanStatus)
+#: OTLP's enums by number, as the store keeps them: the plain strings, which Arrow
+#: converts twice as fast as the StrEnum members.
+SPAN_KINDS = tuple(kind.value for kind in SpanKind)
+STATUS_CODES = tuple(status.value for status in SpanStatus)
 _TEMPORALITIES = ("unspecified", "delta", "cumulative")
 UNKNOWN_SERVICE = "unknown_service"
 
