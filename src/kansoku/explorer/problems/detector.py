@@ -32,7 +32,7 @@ import re
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, assert_never
 from urllib.parse import urlsplit
@@ -44,8 +44,10 @@ from kansoku.explorer.problems.models import (
     STATEMENT_KINDS,
     DetectionStats,
     ImpactUnit,
+    OperationWindow,
     ProblemKind,
     ProblemOccurrence,
+    StoredProblem,
 )
 from kansoku.explorer.problems.models import (
     Problem as ProblemReport,
@@ -436,15 +438,15 @@ def _n_plus_one_http(trace: _Trace, parent: Span, clients: list[Span],
 # --- the baseline rules ----------------------------------------------------------------
 
 
-def detect_against_baseline(windows: Sequence[dict[str, Any]], thresholds: Thresholds,
+def detect_against_baseline(windows: Sequence[OperationWindow], thresholds: Thresholds,
                             now_ns: int) -> list[Finding]:
     """Error hotspots and slow endpoints, from each operation's numbers in the recent
     window and in its baseline (`queries.operation_windows`)."""
     found = []
     recent_seconds = thresholds.recent_seconds
     for row in windows:
-        requests, errors = int(row["recent_requests"]), int(row["recent_errors"])
-        base_requests, base_errors = int(row["baseline_requests"]), int(row["baseline_errors"])
+        requests, errors = row.recent_requests, row.recent_errors
+        base_requests, base_errors = row.baseline_requests, row.baseline_errors
         common = {"requests": requests, "baseline_requests": base_requests,
                   "window_seconds": recent_seconds,
                   "baseline_seconds": thresholds.baseline_seconds}
@@ -455,25 +457,25 @@ def detect_against_baseline(windows: Sequence[dict[str, Any]], thresholds: Thres
                 and errors >= thresholds.error_hotspot_min_errors
                 and rate >= thresholds.error_hotspot_min_rate
                 and rate >= thresholds.error_hotspot_factor * base_rate
-                and row["error_trace_id"]):
+                and row.error_trace_id and row.error_span_id):
             extra = round(errors - base_rate * requests, 1)
             found.append(Finding(
-                ProblemKind.ERROR_HOTSPOT, row["service"], row["operation"], row["route"],
-                row["error_trace_id"], now_ns, [row["error_span_id"]], extra,
+                ProblemKind.ERROR_HOTSPOT, row.service, row.operation, row.route,
+                row.error_trace_id, now_ns, [row.error_span_id], extra,
                 {**common, "errors": errors, "error_percent": round(100 * rate, 1),
                  "baseline_errors": base_errors,
                  "baseline_error_percent": round(100 * base_rate, 1)}))
-        p95, base_p95 = row["recent_p95_ns"], row["baseline_p95_ns"]
+        p95, base_p95 = row.recent_p95_ns, row.baseline_p95_ns
         if (requests >= thresholds.slow_endpoint_min_requests
                 and base_requests >= thresholds.slow_endpoint_baseline_min_requests
                 and p95 is not None and base_p95 is not None
                 and p95 >= thresholds.slow_endpoint_factor * base_p95
                 and p95 - base_p95 >= thresholds.slow_endpoint_min_extra_ms * 1e6
-                and row["slow_trace_id"]):
-            extra_ns = max(float(row["recent_mean_ns"]) - float(row["baseline_mean_ns"]), 0.0)
+                and row.slow_trace_id and row.slow_span_id):
+            extra_ns = max(float(row.recent_mean_ns or 0) - float(row.baseline_mean_ns or 0), 0.0)
             found.append(Finding(
-                ProblemKind.SLOW_ENDPOINT, row["service"], row["operation"], row["route"],
-                row["slow_trace_id"], now_ns, [row["slow_span_id"]], _ms(extra_ns * requests),
+                ProblemKind.SLOW_ENDPOINT, row.service, row.operation, row.route,
+                row.slow_trace_id, now_ns, [row.slow_span_id], _ms(extra_ns * requests),
                 {**common, "p95_ms": _ms(p95), "baseline_p95_ms": _ms(base_p95)}))
     return found
 
@@ -506,7 +508,7 @@ def impact_text(kind: ProblemKind, impact: float, occurrences: int) -> str:
 
 
 def explain(kind: ProblemKind, service: str, operation: str, target: str,
-            details: dict[str, Any]) -> tuple[str, str]:
+            details: Mapping[str, Any]) -> tuple[str, str]:
     """A plain-language explanation of the problem, and the suggested fix."""
     count = details.get("count", 0)
     match kind:
@@ -563,23 +565,23 @@ def explain(kind: ProblemKind, service: str, operation: str, target: str,
             assert_never(kind)
 
 
-def presented(row: dict[str, Any]) -> ProblemReport:
+def presented(problem: StoredProblem) -> ProblemReport:
     """A stored problem (or a trace's occurrence of one) as the API answers it."""
-    kind = ProblemKind(row["kind"])
-    explanation, fix = explain(kind, row["service"], row["operation"], row["target"] or "",
-                               row["details"] or {})
+    kind = problem.kind
+    explanation, fix = explain(kind, problem.service, problem.operation,
+                               problem.target or "", problem.details)
     return ProblemReport(
-        fingerprint=row["fingerprint"], kind=kind, title=PROBLEM_TITLES[kind],
-        service=row["service"], operation=row["operation"],
-        statement=row["target"] if kind in STATEMENT_KINDS else None,
-        route=None if kind in STATEMENT_KINDS else row["target"],
-        example_trace_id=row["example_trace_id"],
-        first_seen_ns=row["first_seen_ns"], last_seen_ns=row["last_seen_ns"],
-        occurrences=row["occurrences"], impact=row["impact"],
-        impact_unit=row["impact_unit"],
-        impact_text=impact_text(kind, float(row["impact"]), int(row["occurrences"])),
-        explanation=explanation, fix=fix, details=row["details"] or {},
-        span_ids=row.get("span_ids"))
+        fingerprint=problem.fingerprint, kind=kind, title=PROBLEM_TITLES[kind],
+        service=problem.service, operation=problem.operation,
+        statement=problem.target if kind in STATEMENT_KINDS else None,
+        route=None if kind in STATEMENT_KINDS else problem.target,
+        example_trace_id=problem.example_trace_id,
+        first_seen_ns=problem.first_seen_ns, last_seen_ns=problem.last_seen_ns,
+        occurrences=problem.occurrences, impact=problem.impact,
+        impact_unit=problem.impact_unit,
+        impact_text=impact_text(kind, problem.impact, problem.occurrences),
+        explanation=explanation, fix=fix, details=problem.details,
+        span_ids=problem.span_ids)
 
 
 # --- following the traffic -------------------------------------------------------------

@@ -64,6 +64,52 @@ class ProblemOccurrence:
 
 
 
+@dataclass(frozen=True)
+class OperationWindow:
+    """One operation's requests (server and consumer spans of one service with one
+    name) in the recent window and in its baseline, with examples from the recent one:
+    what the baseline rules judge."""
+
+    service: str
+    operation: str
+    #: Its route (the operation's name when it has none).
+    route: str
+    recent_requests: int
+    recent_errors: int
+    recent_p95_ns: float | None
+    recent_mean_ns: float | None
+    baseline_requests: int
+    baseline_errors: int
+    baseline_p95_ns: float | None
+    baseline_mean_ns: float | None
+    slow_trace_id: str | None
+    slow_span_id: str | None
+    error_trace_id: str | None
+    error_span_id: str | None
+
+
+@dataclass(frozen=True)
+class StoredProblem:
+    """A problem as the store keeps it; or one occurrence of it in a trace (then
+    `occurrences` is 1, `impact` and `details` the occurrence's, and `span_ids` its
+    spans)."""
+
+    fingerprint: str
+    kind: ProblemKind
+    service: str
+    operation: str
+    #: The normalised statement, or the route.
+    target: str | None
+    first_seen_ns: int
+    last_seen_ns: int
+    occurrences: int
+    impact: float
+    impact_unit: ImpactUnit
+    example_trace_id: str
+    details: dict[str, JsonValue]
+    span_ids: list[str] | None = None
+
+
 class Problem(BaseModel):
     """A problem the detection rules found: occurrences of one kind in one operation of a
     service, for one normalised statement or route (docs/problems.md)."""

@@ -10,7 +10,13 @@ import duckdb
 
 from kansoku.explorer.common.spans import FAILED_REQUEST, HANDLED_REQUEST, SpanKind
 from kansoku.explorer.common.sql import loads
-from kansoku.explorer.problems.models import ProblemOccurrence
+from kansoku.explorer.problems.models import (
+    ImpactUnit,
+    OperationWindow,
+    ProblemKind,
+    ProblemOccurrence,
+    StoredProblem,
+)
 from kansoku.explorer.store import TelemetryStore, as_json
 from kansoku.kit import semconv
 
@@ -45,13 +51,13 @@ def spans_for_detection(store: TelemetryStore, trace_ids: list[str], since_ns: i
 
 
 def operation_windows(store: TelemetryStore, *, baseline_start_ns: int, recent_start_ns: int,
-                      end_ns: int, min_requests: int) -> list[dict[str, Any]]:
+                      end_ns: int, min_requests: int) -> list[OperationWindow]:
     """For each operation (server and consumer spans of one service with one name, e.g.
     'GET /products', and its route): requests, errors (error status or 5xx), p95 and
     mean duration in the recent window [recent_start, end] and in the baseline
     [baseline_start, recent_start); the slowest recent span and the latest recent
     failure as examples. Only operations with at least `min_requests` recent requests."""
-    return store.rows(
+    return [OperationWindow(**row) for row in store.rows(
         "WITH w AS (SELECT service, name AS operation, route, trace_id, span_id, "
         f"duration_ns, start_ns, {FAILED_REQUEST} AS failed, start_ns >= ? AS recent "
         f"FROM spans WHERE {HANDLED_REQUEST} AND start_ns >= ? AND start_ns <= ?) "
@@ -70,7 +76,7 @@ def operation_windows(store: TelemetryStore, *, baseline_start_ns: int, recent_s
         "arg_max(span_id, start_ns) FILTER (WHERE recent AND failed) AS error_span_id "
         "FROM w GROUP BY service, operation "
         "HAVING count(*) FILTER (WHERE recent) >= ? ORDER BY service, operation",
-        [recent_start_ns, baseline_start_ns, end_ns, min_requests])
+        [recent_start_ns, baseline_start_ns, end_ns, min_requests])]
 
 
 _PROBLEM_FIELDS = ("p.fingerprint, p.kind, p.service, p.operation, p.target, p.first_seen_ns, "
@@ -79,7 +85,7 @@ _PROBLEM_FIELDS = ("p.fingerprint, p.kind, p.service, p.operation, p.target, p.f
 
 
 def problems(store: TelemetryStore, *, since_ns: int, service: str | None = None,
-             kind: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+             kind: str | None = None, limit: int = 200) -> list[StoredProblem]:
     """Problems seen since `since_ns`, the most recently seen first."""
     where = ["p.last_seen_ns >= ?"]
     parameters: list[Any] = [since_ns]
@@ -92,12 +98,10 @@ def problems(store: TelemetryStore, *, since_ns: int, service: str | None = None
     rows = store.rows(
         f"SELECT {_PROBLEM_FIELDS} FROM problems p WHERE {' AND '.join(where)} "
         "ORDER BY p.last_seen_ns DESC, p.fingerprint LIMIT ?", [*parameters, limit])
-    for row in rows:
-        row["details"] = loads(row["details"]) or {}
-    return rows
+    return [_stored_problem(row) for row in rows]
 
 
-def problems_of_trace(store: TelemetryStore, trace_id: str) -> list[dict[str, Any]]:
+def problems_of_trace(store: TelemetryStore, trace_id: str) -> list[StoredProblem]:
     """The problems that occurred in one trace, each with that occurrence's spans, its
     impact and evidence (in place of the problem's totals)."""
     rows = store.rows(
@@ -107,9 +111,15 @@ def problems_of_trace(store: TelemetryStore, trace_id: str) -> list[dict[str, An
         "ORDER BY o.time_ns", [trace_id])
     for row in rows:
         row["impact"] = row.pop("occurrence_impact")
-        row["details"] = loads(row.pop("occurrence_details")) or {}
+        row["details"] = row.pop("occurrence_details")
         row["occurrences"] = 1
-    return rows
+    return [_stored_problem(row) for row in rows]
+
+
+def _stored_problem(row: dict[str, Any]) -> StoredProblem:
+    return StoredProblem(**{**row, "kind": ProblemKind(row["kind"]),
+                            "impact_unit": ImpactUnit(row["impact_unit"]),
+                            "details": loads(row["details"]) or {}})
 
 
 # --- what detection finds ---------------------------------------------------------

@@ -37,8 +37,8 @@ async def list_problems(
                       f"{', '.join(ProblemKind)}.", field="kind")
     if trace_id is not None:
         found = await read(request, queries.problems_of_trace, checked_trace_id(trace_id))
-        found = [row for row in found if (not service or row["service"] == service)
-                 and (not kind or row["kind"] == kind)]
+        found = [problem for problem in found if (not service or problem.service == service)
+                 and (not kind or problem.kind == kind)]
     else:
         start_ns, _ = timerange.window(lookback)
         found = await read(request, queries.problems, since_ns=start_ns, service=service,

@@ -56,17 +56,17 @@ def report(store: TelemetryStore, slo: SLO, *, now_ns: int, lookback_ns: int,
     window_total = window_bad = 0
     oldest = 0  # the first step still inside the window ending at the current step
     for step in steps:
-        window_total += int(step["total"])
-        window_bad += int(step["bad"])
-        while steps[oldest]["time_ns"] <= step["time_ns"] - window_ns:
-            window_total -= int(steps[oldest]["total"])
-            window_bad -= int(steps[oldest]["bad"])
+        window_total += step.total
+        window_bad += step.bad
+        while steps[oldest].time_ns <= step.time_ns - window_ns:
+            window_total -= steps[oldest].total
+            window_bad -= steps[oldest].bad
             oldest += 1
-        if step["time_ns"] + step_ns <= first_shown:
+        if step.time_ns + step_ns <= first_shown:
             continue
-        total, bad = int(step["total"]), int(step["bad"])
+        total, bad = step.total, step.bad
         series.append(SloPoint(
-            time_ns=int(step["time_ns"]), requests=total, bad=bad,
+            time_ns=step.time_ns, requests=total, bad=bad,
             burn_rate=(bad / total) / slo.budget if total else None,
             budget_remaining=budget_remaining(window_total, window_bad, slo.budget)))
     total, bad = queries.slo_counts(

@@ -74,6 +74,15 @@ class Burn:
         return None if share is None else share / self.budget
 
 
+@dataclass(frozen=True)
+class SloStep:
+    """A journey's requests in one time step."""
+
+    time_ns: int
+    total: int
+    bad: int
+
+
 #: Measures an SLO's burn over the last `seconds` before `now_ns`: what the burn-rate
 #: alert rules need (`slos.budget.burn`; the app hands it to the alert evaluator).
 BurnMeter = Callable[[TelemetryStore, SLO, float, int], Burn]

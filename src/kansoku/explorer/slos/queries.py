@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from kansoku.explorer.common.spans import FAILED_REQUEST
+from kansoku.explorer.slos.models import SloStep
 from kansoku.explorer.store import TelemetryStore
 
 
@@ -22,14 +21,13 @@ def slo_counts(store: TelemetryStore, *, service: str, operations: list[str],
 
 def slo_steps(store: TelemetryStore, *, service: str, operations: list[str],
               threshold_ns: int | None, start_ns: int, end_ns: int, step_ns: int
-              ) -> list[dict[str, Any]]:
-    """`slo_counts` per time step (`time_ns`, `total`, `bad`), oldest first; steps
-    without requests are left out."""
+              ) -> list[SloStep]:
+    """`slo_counts` per time step, oldest first; steps without requests are left out."""
     bad = f"duration_ns > {int(threshold_ns)}" if threshold_ns else FAILED_REQUEST
     step = int(step_ns)
-    return store.rows(
+    return [SloStep(**row) for row in store.rows(
         f"SELECT (start_ns // {step}) * {step} AS time_ns, count(*) AS total, "
         f"count(*) FILTER (WHERE {bad}) AS bad FROM spans "
         "WHERE kind = 'server' AND service = ? AND name = ANY(?::VARCHAR[]) "
         "AND start_ns >= ? AND start_ns < ? GROUP BY 1 ORDER BY 1",
-        [service, list(operations), start_ns, end_ns])
+        [service, list(operations), start_ns, end_ns])]
