@@ -69,6 +69,7 @@ from kansoku.explorer.alerts.rules import (
     SyntheticFailureRule,
     load_rules,
 )
+from kansoku.explorer.metrics.models import Temporality
 from kansoku.explorer.slos.models import SLO, BurnMeter
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit import semconv
@@ -76,8 +77,6 @@ from kansoku.kit.durations import format_duration
 
 logger = logging.getLogger("kansoku.explorer.alerts")
 
-PENDING, FIRING, RESOLVED, INACTIVE = (AlertState.PENDING, AlertState.FIRING,
-                                       AlertState.RESOLVED, AlertState.INACTIVE)
 _MIB = 1024 * 1024
 
 
@@ -290,7 +289,7 @@ def _latency_from_histogram(store: TelemetryStore, rule: LatencyRule, now_ns: in
         series = (row.service, json.dumps(row.attributes, sort_keys=True))
         entry = by_series.setdefault(series, {"attributes": row.attributes, "inside": [],
                                            "before": None, "bounds": row.bounds})
-        if row.temporality == "delta" or row.inside:
+        if row.temporality == Temporality.DELTA or row.inside:
             entry["inside"].append(row.bucket_counts)
             entry["bounds"] = row.bounds
         else:
@@ -618,17 +617,17 @@ class AlertEvaluator:
                    "threshold_text": format_value(rule, threshold) if threshold is not None
                    else None}
         alert = self.alerts.get(key)
-        if alert is None or alert.state in (RESOLVED, INACTIVE):
-            state = FIRING if rule.for_ <= 0 else PENDING
+        if alert is None or alert.state in (AlertState.RESOLVED, AlertState.INACTIVE):
+            state = AlertState.FIRING if rule.for_ <= 0 else AlertState.PENDING
             new = AlertRow(key, rule.name, sample.labels, state, now, now, sample.value,
                            summary, details,
                            alert.notified_state if alert else None,
                            alert.notified_ns if alert else None)
             self.alerts[key] = new
-            return [self._transition(new, alert.state if alert else INACTIVE, now)]
+            return [self._transition(new, alert.state if alert else AlertState.INACTIVE, now)]
         state = alert.state
-        if state == PENDING and now - alert.active_since_ns >= int(rule.for_ * 1e9):
-            state = FIRING
+        if state == AlertState.PENDING and now - alert.active_since_ns >= int(rule.for_ * 1e9):
+            state = AlertState.FIRING
         updated = dataclasses.replace(alert, state=state, value=sample.value,
                                       summary=summary, details=details,
                                       since_ns=now if state != alert.state else alert.since_ns)
@@ -639,15 +638,15 @@ class AlertEvaluator:
                ) -> list[AlertTransition]:
         """The alert's condition no longer holds, for `reason` (said in the history,
         and by a resolved alert)."""
-        if alert.state == PENDING:
+        if alert.state == AlertState.PENDING:
             del self.alerts[key]
-            return [self._transition(dataclasses.replace(alert, state=INACTIVE), PENDING,
-                                     now, reason)]
-        if alert.state == FIRING:
-            resolved = dataclasses.replace(alert, state=RESOLVED, since_ns=now,
+            gone = dataclasses.replace(alert, state=AlertState.INACTIVE)
+            return [self._transition(gone, AlertState.PENDING, now, reason)]
+        if alert.state == AlertState.FIRING:
+            resolved = dataclasses.replace(alert, state=AlertState.RESOLVED, since_ns=now,
                                            details={**alert.details, "resolution": reason})
             self.alerts[key] = resolved
-            return [self._transition(resolved, FIRING, now, reason)]
+            return [self._transition(resolved, AlertState.FIRING, now, reason)]
         # Resolved: listed for a while (the history keeps it for good), then forgotten.
         if now - alert.since_ns >= self.resolved_keep_ns or not rule_known:
             del self.alerts[key]
@@ -698,7 +697,7 @@ class AlertEvaluator:
         except Exception:
             logger.exception("alert evaluation failed; trying again later")
         for change in transitions:
-            if change.to_state in (FIRING, RESOLVED):
+            if change.to_state in (AlertState.FIRING, AlertState.RESOLVED):
                 logger.warning("alert %s %s: %s", change.rule, change.to_state.upper(),
                                change.summary)
         if self.notifier is not None:
@@ -723,7 +722,7 @@ def presented(alert: AlertRow) -> Alert:
         since_ns=alert.since_ns, active_since_ns=alert.active_since_ns,
         labels=labels, summary=alert.summary, kind=details.get("kind"),
         links=details.get("links", {}), fingerprint=alert.fingerprint,
-        resolution=details.get("resolution") if alert.state == RESOLVED else None,
+        resolution=details.get("resolution") if alert.state == AlertState.RESOLVED else None,
         details={key: value for key, value in details.items()
                  if key not in ("links", "value_text", "threshold_text", "kind",
                                 "resolution")},

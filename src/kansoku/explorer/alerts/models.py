@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, JsonValue
 
+from kansoku.explorer.metrics.models import Temporality
+
 
 class AlertState(enum.StrEnum):
     """Where an alert is (the module docstring of `alerts/evaluator.py` tells how it
@@ -92,7 +94,7 @@ class HistogramPoint:
 
     service: str
     attributes: dict[str, Any]
-    temporality: str
+    temporality: Temporality
     bounds: list[float]
     bucket_counts: list[int]
     #: Inside the window (else: the latest before it).

@@ -38,7 +38,6 @@ from kansoku.explorer.alerts.rules import Notifications, Receiver
 
 logger = logging.getLogger("kansoku.explorer.notify")
 
-FIRING, RESOLVED = AlertState.FIRING, AlertState.RESOLVED
 #: Alertmanager's "not ended yet".
 _NO_END = "0001-01-01T00:00:00Z"
 
@@ -93,13 +92,14 @@ class Notifier:
         now = self.clock()
         groups: dict[str, list[AlertRow]] = defaultdict(list)
         for alert in evaluator.alerts.values():
-            if alert.state in (FIRING, RESOLVED):
+            if alert.state in (AlertState.FIRING, AlertState.RESOLVED):
                 groups[self._group_key(alert, config.group_by)].append(alert)
         sent = 0
         for key, members in groups.items():
-            firing = [a for a in members if a.state == FIRING]
+            firing = [a for a in members if a.state == AlertState.FIRING]
             # Resolved without ever having been notified as firing: nothing to tell.
-            quiet = [a for a in members if a.state == RESOLVED and a.notified_state is None]
+            quiet = [a for a in members
+                     if a.state == AlertState.RESOLVED and a.notified_state is None]
             if quiet:
                 evaluator.mark_notified([a.fingerprint for a in quiet], now)
             news = [a for a in members if a.notified_state != a.state and a not in quiet]
@@ -111,13 +111,13 @@ class Notifier:
                 now - last >= config.repeat_interval * 1e9
             if not (due_news or due_repeat):
                 continue
-            resolved_news = [a for a in news if a.state == RESOLVED]
+            resolved_news = [a for a in news if a.state == AlertState.RESOLVED]
             told = firing + resolved_news
             delivered = True
             for receiver in config.receivers:
                 chosen = [a for a in told if all(a.labels.get(k) == v
                                                  for k, v in receiver.match.items())
-                          and (receiver.send_resolved or a.state == FIRING)]
+                          and (receiver.send_resolved or a.state == AlertState.FIRING)]
                 if not chosen:
                     continue
                 try:
@@ -155,12 +155,12 @@ class Notifier:
         links = alert.details.get("links", {})
         annotations = {"summary": alert.summary,
                        **{f"{name}_url": self._link(path) for name, path in links.items()}}
-        if alert.state == RESOLVED and alert.details.get("resolution"):
+        if alert.state == AlertState.RESOLVED and alert.details.get("resolution"):
             annotations["resolution"] = alert.details["resolution"]
         return {
             "status": alert.state, "labels": _labels(alert), "annotations": annotations,
             "startsAt": _iso(alert.active_since_ns),
-            "endsAt": _iso(alert.since_ns) if alert.state == RESOLVED else _NO_END,
+            "endsAt": _iso(alert.since_ns) if alert.state == AlertState.RESOLVED else _NO_END,
             "generatorURL": self._link("/alerts"), "fingerprint": alert.fingerprint,
             "value": alert.value,
         }
@@ -171,7 +171,8 @@ class Notifier:
         rendered = [self._alert(alert) for alert in alerts]
         return {
             "version": "4", "groupKey": key, "truncatedAlerts": 0, "receiver": receiver,
-            "status": FIRING if any(a.state == FIRING for a in alerts) else RESOLVED,
+            "status": AlertState.FIRING if any(a.state == AlertState.FIRING for a in alerts)
+            else AlertState.RESOLVED,
             "groupLabels": {name: alerts[0].labels.get(name, "") for name in group_by},
             "commonLabels": _common([a["labels"] for a in rendered]),
             "commonAnnotations": _common([a["annotations"] for a in rendered]),
@@ -182,7 +183,7 @@ class Notifier:
                       group_by: list[str]) -> EmailMessage:
         """A plain-text e-mail: one paragraph per alert with its summary and links."""
         assert receiver.email is not None
-        firing = [a for a in alerts if a.state == FIRING]
+        firing = [a for a in alerts if a.state == AlertState.FIRING]
         group = ", ".join(f"{name}={alerts[0].labels.get(name, '')}" for name in group_by)
         names = ", ".join(sorted({a.rule for a in alerts}))
         status = f"FIRING:{len(firing)}" if firing else "RESOLVED"
@@ -191,12 +192,12 @@ class Notifier:
         message["From"] = receiver.email.from_
         message["To"] = ", ".join(receiver.email.to)
         paragraphs = []
-        for alert in sorted(alerts, key=lambda a: (a.state != FIRING, a.rule)):
+        for alert in sorted(alerts, key=lambda a: (a.state != AlertState.FIRING, a.rule)):
             when = _iso(alert.since_ns)
             lines = [f"{alert.state.upper()} {alert.rule} "
                      f"({alert.labels.get('severity', 'warning')}) since {when}",
                      alert.summary]
-            if alert.state == RESOLVED and alert.details.get("resolution"):
+            if alert.state == AlertState.RESOLVED and alert.details.get("resolution"):
                 lines.append(f"Resolved: {alert.details['resolution']}")
             for name, path in alert.details.get("links", {}).items():
                 lines.append(f"  {name.replace('_', ' ')}: {self._link(path)}")

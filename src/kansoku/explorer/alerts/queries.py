@@ -20,7 +20,7 @@ from kansoku.explorer.alerts.models import (
 )
 from kansoku.explorer.common.spans import FAILED_REQUEST
 from kansoku.explorer.common.sql import as_models, attribute_filter, like, loads
-from kansoku.explorer.metrics.models import MetricKind
+from kansoku.explorer.metrics.models import MetricKind, Temporality
 from kansoku.explorer.store import TelemetryStore, as_json
 
 
@@ -106,7 +106,7 @@ def histogram_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns:
         "AND newest = 1", [start_ns, start_ns, name, end_ns, start_ns, end_ns, start_ns,
                            start_ns])
     return [HistogramPoint(row["service"], loads(row["attributes"]) or {},
-                           row["temporality"], row["bounds"], row["bucket_counts"],
+                           Temporality(row["temporality"]), row["bounds"], row["bucket_counts"],
                            bool(row["inside"])) for row in rows]
 
 

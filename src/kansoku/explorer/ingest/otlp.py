@@ -28,7 +28,7 @@ from kansoku.explorer.common.spans import (
     SpanKind,
     SpanStatus,
 )
-from kansoku.explorer.metrics.models import MetricKind
+from kansoku.explorer.metrics.models import MetricKind, Temporality
 from kansoku.explorer.store import LOGS, METRIC_POINTS, SPANS, Rows, Table
 from kansoku.kit import semconv
 
@@ -36,7 +36,7 @@ from kansoku.kit import semconv
 #: converts twice as fast as the StrEnum members.
 SPAN_KINDS = tuple(kind.value for kind in SpanKind)
 STATUS_CODES = tuple(status.value for status in SpanStatus)
-_TEMPORALITIES = ("unspecified", "delta", "cumulative")
+_TEMPORALITIES = tuple(temporality.value for temporality in Temporality)
 UNKNOWN_SERVICE = "unknown_service"
 
 #: Span attributes copied into their own columns, so the common questions (RED per

@@ -18,6 +18,17 @@ class MetricKind(enum.StrEnum):
     SUMMARY = "summary"
 
 
+class Temporality(enum.StrEnum):
+    """How a sum's or histogram's points add up (OTLP's aggregation temporality, in the
+    order of its numbers)."""
+
+    UNSPECIFIED = "unspecified"
+    #: Each point counts what happened since the one before.
+    DELTA = "delta"
+    #: Each point counts everything since the series began.
+    CUMULATIVE = "cumulative"
+
+
 #: The kinds whose value per step is an increase (of the sum, or of the histogram's
 #: count); a gauge's is its average.
 CUMULATIVE_KINDS = frozenset({MetricKind.SUM, MetricKind.HISTOGRAM,
