@@ -4,7 +4,6 @@ and the alerts' states and history."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import duckdb
 
@@ -18,8 +17,8 @@ from kansoku.explorer.alerts.models import (
     HistogramPoint,
     RequestWindow,
 )
-from kansoku.explorer.common.spans import FAILED_REQUEST
-from kansoku.explorer.common.sql import as_models, attribute_filter, like, loads
+from kansoku.explorer.common.spans import FAILED_REQUEST, SpanKind
+from kansoku.explorer.common.sql import ESCAPE, Where, as_models, attribute_filter, like, loads
 from kansoku.explorer.metrics.models import MetricKind, Temporality
 from kansoku.explorer.store import TelemetryStore, as_json
 
@@ -31,17 +30,14 @@ def request_windows(store: TelemetryStore, *, start_ns: int, end_ns: int, by_rou
     failures (error status or 5xx), the duration at `quantile` (ns), and as examples
     the slowest trace and the latest failed one. Only groups with at least
     `min_requests` requests."""
-    where = ["kind = 'server'", "start_ns >= ?", "start_ns < ?"]
-    parameters: list[Any] = [start_ns, end_ns]
+    where = Where(f"kind = '{SpanKind.SERVER}' AND start_ns >= ? AND start_ns < ?",
+                  start_ns, end_ns)
     if services:
-        where.append("service = ANY(?::VARCHAR[])")
-        parameters.append(list(services))
+        where.add("service = ANY(?::VARCHAR[])", list(services))
     if exclude_services:
-        where.append("NOT service = ANY(?::VARCHAR[])")
-        parameters.append(list(exclude_services))
+        where.add("NOT service = ANY(?::VARCHAR[])", list(exclude_services))
     for pattern in exclude_routes:
-        where.append("coalesce(route, name) NOT LIKE ? ESCAPE '\\'")
-        parameters.append(like(pattern))
+        where.add(f"coalesce(route, name) NOT LIKE ? {ESCAPE}", like(pattern))
     group = "service, coalesce(route, name)" if by_route else "service"
     route = "coalesce(route, name)" if by_route else "NULL"
     return [RequestWindow(**row) for row in store.rows(
@@ -50,9 +46,9 @@ def request_windows(store: TelemetryStore, *, start_ns: int, end_ns: int, by_rou
         "quantile_cont(duration_ns, ?) AS quantile_ns, "
         "arg_max(trace_id, duration_ns) AS slowest_trace_id, "
         f"arg_max(trace_id, start_ns) FILTER (WHERE {FAILED_REQUEST}) AS failed_trace_id "
-        f"FROM spans WHERE {' AND '.join(where)} GROUP BY {group} "
+        f"FROM spans WHERE {where} GROUP BY {group} "
         f"HAVING count(*) >= ? ORDER BY {group}",
-        [quantile, *parameters, min_requests])]
+        [quantile, *where.parameters, min_requests])]
 
 
 def gauge_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
@@ -127,17 +123,13 @@ def alert_states(store: TelemetryStore) -> list[AlertRow]:
 def alert_history(store: TelemetryStore, *, since_ns: int, rule: str | None = None,
                   service: str | None = None, limit: int = 200) -> list[AlertChange]:
     """Alert state changes since `since_ns`, newest first."""
-    where, parameters = ["time_ns >= ?"], list[Any]([since_ns])
-    if rule:
-        where.append("rule = ?")
-        parameters.append(rule)
-    if service:
-        where.append("json_extract_string(labels, '$.service') = ?")
-        parameters.append(service)
+    where = Where("time_ns >= ?", since_ns)
+    where.add_if(rule, "rule = ?")
+    where.add_if(service, "json_extract_string(labels, '$.service') = ?")
     rows = store.rows(
         "SELECT time_ns, fingerprint, rule, labels, from_state, to_state, value, summary, "
-        f"reason FROM alert_history WHERE {' AND '.join(where)} "
-        "ORDER BY time_ns DESC, rule LIMIT ?", [*parameters, limit])
+        f"reason FROM alert_history WHERE {where} "
+        "ORDER BY time_ns DESC, rule LIMIT ?", [*where.parameters, limit])
     for row in rows:
         row["labels"] = loads(row["labels"]) or {}
     return as_models(AlertChange, rows)

@@ -16,10 +16,43 @@ def loads(value: str | None) -> Any:
     return json.loads(value) if value else None
 
 
+#: Write after a LIKE or ILIKE whose pattern comes from `like` or `containing`: DuckDB,
+#: unlike PostgreSQL, has no escape character unless told.
+ESCAPE = "ESCAPE '\\'"
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def like(pattern: str) -> str:
-    """A pattern with * for anything as a LIKE pattern (escape: backslash)."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%")
+    """A pattern with * for anything as a LIKE pattern (use with `ESCAPE`)."""
+    return _escaped(pattern).replace("*", "%")
+
+
+def containing(text: str) -> str:
+    """A LIKE pattern matching anything that contains `text` (use with `ESCAPE`)."""
+    return f"%{_escaped(text)}%"
+
+
+class Where:
+    """A WHERE clause: conditions joined by AND, with their parameters in order."""
+
+    def __init__(self, condition: str, *parameters: object) -> None:
+        self.conditions = [condition]
+        self.parameters: list[object] = list(parameters)
+
+    def add(self, condition: str, *parameters: object) -> None:
+        self.conditions.append(condition)
+        self.parameters.extend(parameters)
+
+    def add_if(self, value: object, condition: str) -> None:
+        """`condition` (with one ?) for `value`, unless there is none (None or "")."""
+        if value is not None and value != "":
+            self.add(condition, value)
+
+    def __str__(self) -> str:
+        return " AND ".join(self.conditions)
 
 
 def attribute_path(key: str) -> str:

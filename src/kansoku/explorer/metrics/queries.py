@@ -3,10 +3,8 @@ series per step, a counter's increase."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from kansoku.explorer.common.spans import FAILED_REQUEST, HANDLED_REQUEST
-from kansoku.explorer.common.sql import as_models, attribute_filter, attribute_path
+from kansoku.explorer.common.sql import Where, as_models, attribute_filter, attribute_path
 from kansoku.explorer.metrics.models import (
     CUMULATIVE_KINDS,
     MetricKind,
@@ -22,18 +20,15 @@ def red(store: TelemetryStore, start_ns: int, end_ns: int, service: str | None =
         by_route: bool = False) -> list[Red]:
     """Rate, errors and duration of server spans per service (and route)."""
     group = "service, coalesce(route, name)" if by_route else "service"
-    where = f"{HANDLED_REQUEST} AND start_ns BETWEEN ? AND ?"
-    parameters: list[Any] = [start_ns, end_ns]
-    if service:
-        where += " AND service = ?"
-        parameters.append(service)
+    where = Where(f"{HANDLED_REQUEST} AND start_ns BETWEEN ? AND ?", start_ns, end_ns)
+    where.add_if(service, "service = ?")
     seconds = max((end_ns - start_ns) / 1e9, 1e-9)
     columns = "service, coalesce(route, name) AS route" if by_route else "service"
     rows = store.rows(
         f"SELECT {columns}, count(*) AS requests, "
         f"count(*) FILTER (WHERE {FAILED_REQUEST}) AS errors, "
         "quantile_cont(duration_ns, [0.5, 0.9, 0.95, 0.99]) AS quantiles "
-        f"FROM spans WHERE {where} GROUP BY {group} ORDER BY {group}", parameters)
+        f"FROM spans WHERE {where} GROUP BY {group} ORDER BY {group}", where.parameters)
     for row in rows:
         p50, p90, p95, p99 = (value / 1e6 for value in row.pop("quantiles"))
         row.update(rate_per_second=row["requests"] / seconds,
@@ -45,17 +40,15 @@ def red(store: TelemetryStore, start_ns: int, end_ns: int, service: str | None =
 def red_series(store: TelemetryStore, start_ns: int, end_ns: int, step_ns: int,
                service: str, route: str | None = None) -> list[RedPoint]:
     """Requests, errors and p95 of one service (or route) per time step, for charts."""
-    where = f"{HANDLED_REQUEST} AND service = ? AND start_ns BETWEEN ? AND ?"
-    parameters: list[Any] = [service, start_ns, end_ns]
-    if route:
-        where += " AND coalesce(route, name) = ?"
-        parameters.append(route)
+    where = Where(f"{HANDLED_REQUEST} AND service = ? AND start_ns BETWEEN ? AND ?",
+                  service, start_ns, end_ns)
+    where.add_if(route, "coalesce(route, name) = ?")
     step = int(step_ns)  # an int, so safe to write into the statement
     return as_models(RedPoint, store.rows(
         f"SELECT (start_ns // {step}) * {step} AS time_ns, count(*) AS requests, "
         f"count(*) FILTER (WHERE {FAILED_REQUEST}) AS errors, "
         "quantile_cont(duration_ns, 0.95) / 1e6 AS p95_ms "
-        f"FROM spans WHERE {where} GROUP BY 1 ORDER BY 1", parameters))
+        f"FROM spans WHERE {where} GROUP BY 1 ORDER BY 1", where.parameters))
 
 
 def metric_names(store: TelemetryStore, start_ns: int, end_ns: int) -> list[MetricName]:

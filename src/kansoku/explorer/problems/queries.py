@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 
 from kansoku.explorer.common.spans import FAILED_REQUEST, HANDLED_REQUEST, SpanKind
-from kansoku.explorer.common.sql import loads
+from kansoku.explorer.common.sql import Where, loads
 from kansoku.explorer.problems.models import (
     ImpactUnit,
     OperationWindow,
@@ -87,17 +87,12 @@ _PROBLEM_FIELDS = ("p.fingerprint, p.kind, p.service, p.operation, p.target, p.f
 def problems(store: TelemetryStore, *, since_ns: int, service: str | None = None,
              kind: str | None = None, limit: int = 200) -> list[StoredProblem]:
     """Problems seen since `since_ns`, the most recently seen first."""
-    where = ["p.last_seen_ns >= ?"]
-    parameters: list[Any] = [since_ns]
-    if service:
-        where.append("p.service = ?")
-        parameters.append(service)
-    if kind:
-        where.append("p.kind = ?")
-        parameters.append(kind)
+    where = Where("p.last_seen_ns >= ?", since_ns)
+    where.add_if(service, "p.service = ?")
+    where.add_if(kind, "p.kind = ?")
     rows = store.rows(
-        f"SELECT {_PROBLEM_FIELDS} FROM problems p WHERE {' AND '.join(where)} "
-        "ORDER BY p.last_seen_ns DESC, p.fingerprint LIMIT ?", [*parameters, limit])
+        f"SELECT {_PROBLEM_FIELDS} FROM problems p WHERE {where} "
+        "ORDER BY p.last_seen_ns DESC, p.fingerprint LIMIT ?", [*where.parameters, limit])
     return [_stored_problem(row) for row in rows]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from kansoku.explorer.common.spans import SpanStatus
-from kansoku.explorer.common.sql import as_models, attribute_path, like, loads
+from kansoku.explorer.common.sql import ESCAPE, Where, as_models, attribute_path, like, loads
 from kansoku.explorer.store import TelemetryStore
 from kansoku.explorer.traces.models import Operation, TraceLog, TraceQuery, TraceSpans
 
@@ -57,34 +57,26 @@ def _tag_condition(key: str, value: str) -> tuple[str, list[Any]]:
 def find_trace_ids(store: TelemetryStore, query: TraceQuery) -> list[str]:
     """The newest traces matching `query`, newest first: a span of `service` (named
     `operation`) within the duration bounds, and spans carrying each tag."""
-    where = ["start_ns BETWEEN ? AND ?"]
-    parameters: list[Any] = [query.start_ns, query.end_ns]
-    if query.service:
-        where.append("service = ?")
-        parameters.append(query.service)
-    if query.operation:
-        where.append("name = ?")
-        parameters.append(query.operation)
-    if query.min_duration_ns is not None:
-        where.append("duration_ns >= ?")
-        parameters.append(query.min_duration_ns)
-    if query.max_duration_ns is not None:
-        where.append("duration_ns <= ?")
-        parameters.append(query.max_duration_ns)
+    where = Where("start_ns BETWEEN ? AND ?", query.start_ns, query.end_ns)
+    where.add_if(query.service, "service = ?")
+    where.add_if(query.operation, "name = ?")
+    where.add_if(query.min_duration_ns, "duration_ns >= ?")
+    where.add_if(query.max_duration_ns, "duration_ns <= ?")
     for key, value in query.tags:
         tagged, tag_parameters = _tag_condition(key, value)
-        where.append(f"trace_id IN (SELECT trace_id FROM spans WHERE {tagged} "
-                     "AND start_ns BETWEEN ? AND ?)")
-        parameters.extend([*tag_parameters, query.start_ns, query.end_ns])
+        where.add(f"trace_id IN (SELECT trace_id FROM spans WHERE {tagged} "
+                  "AND start_ns BETWEEN ? AND ?)", *tag_parameters, query.start_ns,
+                  query.end_ns)
     if query.exclude_roots:
-        roots = " OR ".join("name LIKE ? ESCAPE '\\'" for _ in query.exclude_roots)
-        where.append("trace_id NOT IN (SELECT trace_id FROM spans WHERE parent_span_id IS "
-                     f"NULL AND ({roots}) AND start_ns BETWEEN ? AND ?)")
-        parameters.extend([*(like(pattern) for pattern in query.exclude_roots),
-                           query.start_ns, query.end_ns])
+        roots = " OR ".join(f"name LIKE ? {ESCAPE}" for _ in query.exclude_roots)
+        where.add("trace_id NOT IN (SELECT trace_id FROM spans WHERE parent_span_id IS "
+                  f"NULL AND ({roots}) AND start_ns BETWEEN ? AND ?)",
+                  *(like(pattern) for pattern in query.exclude_roots), query.start_ns,
+                  query.end_ns)
     rows = store.rows(
-        f"SELECT trace_id FROM spans WHERE {' AND '.join(where)} "
-        "GROUP BY trace_id ORDER BY max(start_ns) DESC LIMIT ?", [*parameters, query.limit])
+        f"SELECT trace_id FROM spans WHERE {where} "
+        "GROUP BY trace_id ORDER BY max(start_ns) DESC LIMIT ?",
+        [*where.parameters, query.limit])
     return [row["trace_id"] for row in rows]
 
 
