@@ -9,6 +9,7 @@ from typing import Generic, Self, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel
+from typing_extensions import TypedDict  # pydantic reads typing's only from 3.12
 
 from kansoku.explorer.common.spans import INVALID_TRACE_ID
 from kansoku.explorer.store import TelemetryStore
@@ -28,19 +29,20 @@ class Data(BaseModel, Generic[T]):
         return cls.model_validate({"data": data})
 
 
-class JaegerAnswer(BaseModel, Generic[T]):
-    """The envelope of every answer of Jaeger's query API."""
+class JaegerAnswer(TypedDict, Generic[T]):
+    """The envelope of every answer of Jaeger's query API (a TypedDict, as the traces
+    in it are: see `traces.models`)."""
 
     data: T
     total: int
-    limit: int = 0
-    offset: int = 0
-    errors: list[str] | None = None
+    limit: int
+    offset: int
+    errors: list[str] | None
 
-    @classmethod
-    def of(cls, data: Sequence[object]) -> Self:
-        """The answer holding all of `data` (checked against its model)."""
-        return cls.model_validate({"data": data, "total": len(data)})
+
+def jaeger(data: Sequence[T]) -> JaegerAnswer[list[T]]:
+    """Jaeger's answer holding all of `data`."""
+    return {"data": list(data), "total": len(data), "limit": 0, "offset": 0, "errors": None}
 
 
 def store_of(request: Request) -> TelemetryStore:

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from kansoku.explorer.common import time as timerange
-from kansoku.explorer.common.responses import Data, JaegerAnswer, read
+from kansoku.explorer.common.responses import Data, JaegerAnswer, jaeger, read
 from kansoku.explorer.map import queries
 from kansoku.explorer.map.models import Dependency, EdgeKind, Node, NodeKind, ServiceMap
 
@@ -26,7 +26,7 @@ async def dependencies(
     end_ns = endTs * 1_000_000 if endTs else time.time_ns()
     start_ns = end_ns - (lookback or 3_600_000) * 1_000_000
     edges = await read(request, queries.dependencies, start_ns, end_ns)
-    return JaegerAnswer[list[Dependency]].of(
+    return jaeger(
         [Dependency(parent=edge.parent, child=edge.child, callCount=edge.calls)
          for edge in edges if edge.kind != EdgeKind.DATABASE])
 

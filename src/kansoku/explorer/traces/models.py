@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field
+from typing_extensions import TypedDict  # pydantic reads typing's only from 3.12
 
 from kansoku.explorer.common.spans import SpanKind, SpanStatus
 
@@ -48,49 +49,58 @@ class TraceSpans:
 
 # --- the answers ----------------------------------------------------------------------
 
-#: An attribute's value, as OpenTelemetry allows it (lists and maps of these too).
-AttributeValue = JsonValue
+#: Attributes as OpenTelemetry allows them: strings, numbers, booleans, lists and maps of
+#: them, parsed from the store's JSON. Any, not pydantic's JsonValue: that checks and
+#: serializes each value in Python, which costs a big trace more than reading it.
+Attributes = dict[str, Any]
 
 
-class JaegerTag(BaseModel):
+# Jaeger's shapes are TypedDicts, not models: a trace of thousands of spans has tens of
+# thousands of tags, and checking them as dicts costs a quarter of building models.
+
+
+class JaegerTag(TypedDict):
     key: str
     type: Literal["bool", "int64", "float64", "string"]
     value: bool | int | float | str
 
 
-class JaegerProcess(BaseModel):
+class JaegerProcess(TypedDict):
     serviceName: str
     tags: list[JaegerTag]
 
 
-class JaegerReference(BaseModel):
+class JaegerReference(TypedDict):
     refType: Literal["CHILD_OF", "FOLLOWS_FROM"]
     traceID: str
     spanID: str
 
 
-class JaegerLog(BaseModel):
-    """A span event, as Jaeger calls it."""
+class JaegerLog(TypedDict):
+    """A span event, as Jaeger calls it (`timestamp` in microseconds)."""
 
-    timestamp: int = Field(description="Microseconds since the epoch")
+    timestamp: int
     fields: list[JaegerTag]
 
 
-class JaegerSpan(BaseModel):
+class JaegerSpan(TypedDict):
+    """A span in Jaeger's shape: `startTime` in microseconds since the epoch,
+    `duration` in microseconds."""
+
     traceID: str
     spanID: str
     flags: int
     operationName: str
     references: list[JaegerReference]
-    startTime: int = Field(description="Microseconds since the epoch")
-    duration: int = Field(description="Microseconds")
+    startTime: int
+    duration: int
     tags: list[JaegerTag]
     logs: list[JaegerLog]
     processID: str
     warnings: list[str] | None
 
 
-class JaegerTrace(BaseModel):
+class JaegerTrace(TypedDict):
     traceID: str
     spans: list[JaegerSpan]
     processes: dict[str, JaegerProcess]
@@ -105,13 +115,13 @@ class Operation(BaseModel):
 class SpanEvent(BaseModel):
     time_ns: int
     name: str
-    attributes: dict[str, AttributeValue]
+    attributes: Attributes
 
 
 class SpanLink(BaseModel):
     trace_id: str
     span_id: str
-    attributes: dict[str, AttributeValue]
+    attributes: Attributes
 
 
 class StoredSpan(BaseModel):
@@ -132,8 +142,8 @@ class StoredSpan(BaseModel):
     user_id: str | None
     db_system: str | None
     db_statement: str | None
-    attributes: dict[str, AttributeValue]
-    resource: dict[str, AttributeValue]
+    attributes: Attributes
+    resource: Attributes
     events: list[SpanEvent]
     links: list[SpanLink]
     warnings: list[str] | None = Field(description="Why the span came without its details")
@@ -147,7 +157,7 @@ class TraceLog(BaseModel):
     severity: str | None
     body: str | None
     span_id: str | None
-    attributes: dict[str, AttributeValue]
+    attributes: Attributes
 
 
 class TraceWithLogs(BaseModel):

@@ -7,13 +7,15 @@ import asyncio
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import TypeAdapter
 
 from kansoku.explorer.common import time as timerange
 from kansoku.explorer.common.responses import (
     Data,
     JaegerAnswer,
     checked_trace_id,
+    jaeger,
     mib,
     read,
     store_of,
@@ -37,14 +39,14 @@ router = APIRouter()
 @router.get("/api/services", tags=["jaeger"])
 async def services(request: Request) -> JaegerAnswer[list[str]]:
     """Services that sent spans."""
-    return JaegerAnswer[list[str]].of(await read(request, queries.services))
+    return jaeger(await read(request, queries.services))
 
 
 @router.get("/api/services/{service}/operations", tags=["jaeger"])
 async def service_operations(service: str, request: Request) -> JaegerAnswer[list[str]]:
     """Span names of one service."""
     found = await read(request, queries.operations, service)
-    return JaegerAnswer[list[str]].of(sorted({operation.name for operation in found}))
+    return jaeger(sorted({operation.name for operation in found}))
 
 
 @router.get("/api/operations", tags=["jaeger"])
@@ -53,7 +55,7 @@ async def operations(request: Request, service: Annotated[str, Query(max_length=
                      ) -> JaegerAnswer[list[Operation]]:
     """Span names and kinds of one service (optionally of one kind)."""
     found = await read(request, queries.operations, service)
-    return JaegerAnswer[list[Operation]].of(
+    return jaeger(
         [operation for operation in found if spanKind in (None, "", operation.spanKind)])
 
 
@@ -61,7 +63,19 @@ async def operations(request: Request, service: Annotated[str, Query(max_length=
 _DEFAULT_TRACES = 20
 
 
-@router.get("/api/traces", tags=["jaeger"])
+#: Jaeger's answer of traces, as JSON.
+_TRACES_JSON = TypeAdapter(JaegerAnswer[list[JaegerTrace]])
+
+
+def _traces_answer(traces: list[JaegerTrace]) -> Response:
+    """The traces as JSON, serialized here and not checked again: their shapes are typed
+    where they are built (`traces.jaeger`), and checking a big trace's tens of thousands
+    of tags once more would cost more than building them (the routes still declare the
+    model, for the OpenAPI document)."""
+    return Response(_TRACES_JSON.dump_json(jaeger(traces)), media_type="application/json")
+
+
+@router.get("/api/traces", tags=["jaeger"], response_model=JaegerAnswer[list[JaegerTrace]])
 async def find_traces(
     request: Request,
     service: Annotated[str | None, Query(max_length=200)] = None,
@@ -78,7 +92,7 @@ async def find_traces(
     exclude: Annotated[list[str] | None, Query(max_length=20, description=(
         "kansoku's own: leave out traces whose root span's name matches this pattern "
         "(* for anything), e.g. 'GET */thumbnail'; up to 20 of them"))] = None,
-) -> JaegerAnswer[list[JaegerTrace]]:
+) -> Response:
     """The newest traces matching the search, newest first, in Jaeger's shape. The
     answer holds at most KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data, shared by the
     traces found; a trace cut short says so in its `warnings`."""
@@ -114,7 +128,7 @@ async def find_traces(
     trace_ids, found = await asyncio.to_thread(search, store_of(request))
     bound = (f"a search's answer holds {mib(budget)} of span data, shared by its "
              f"{len(trace_ids)} traces; open the trace alone for more")
-    return JaegerAnswer[list[JaegerTrace]].of(jaeger_traces(found, trace_ids, bound=bound))
+    return _traces_answer(jaeger_traces(found, trace_ids, bound=bound))
 
 
 def _one_trace(request: Request, trace_id: str) -> TraceSpans:
@@ -128,20 +142,20 @@ def _one_trace_bound(request: Request) -> str:
             "of span data")
 
 
-@router.get("/api/traces/{trace_id}", tags=["jaeger"])
-async def trace(trace_id: str, request: Request) -> JaegerAnswer[list[JaegerTrace]]:
+@router.get("/api/traces/{trace_id}", tags=["jaeger"],
+            response_model=JaegerAnswer[list[JaegerTrace]])
+async def trace(trace_id: str, request: Request) -> Response:
     """One trace, in Jaeger's shape (cut short, with `warnings`, past
     KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data)."""
     wanted = checked_trace_id(trace_id)
     found = await asyncio.to_thread(_one_trace, request, wanted)
     if not found.spans:
         raise Problem(404, "trace-not-found", f"No spans of trace {wanted} have arrived.")
-    return JaegerAnswer[list[JaegerTrace]].of(
-        jaeger_traces(found, [wanted], bound=_one_trace_bound(request)))
+    return _traces_answer(jaeger_traces(found, [wanted], bound=_one_trace_bound(request)))
 
 
-@router.get("/api/spans/{trace_id}", tags=["kansoku"])
-async def trace_with_logs(trace_id: str, request: Request) -> Data[TraceWithLogs]:
+@router.get("/api/spans/{trace_id}", tags=["kansoku"], response_model=Data[TraceWithLogs])
+async def trace_with_logs(trace_id: str, request: Request) -> Response:
     """One trace as a flat list of spans (oldest first, every column), with the log
     records written during it. Past KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data the
     newest spans are left out, and `warnings` says so (as it does past 2,000 log
@@ -157,6 +171,9 @@ async def trace_with_logs(trace_id: str, request: Request) -> Data[TraceWithLogs
         logs = logs[:queries.LOGS_OF_A_TRACE]
         warnings.append(f"Only the trace's first {queries.LOGS_OF_A_TRACE:,} log records "
                         "are here: search the logs by trace id for the rest.")
-    return Data[TraceWithLogs].of({
+    answer = Data[TraceWithLogs].of({
         "trace_id": wanted, "spans": found.spans, "logs": logs,
         "span_count": found.span_counts.get(wanted, len(found.spans)), "warnings": warnings})
+    # Checked once, above; FastAPI would dump and check it again (a trace can hold
+    # thousands of spans).
+    return Response(answer.model_dump_json(), media_type="application/json")
