@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
+
+#: Attributes (and resources) as OpenTelemetry allows them: strings, numbers, booleans,
+#: lists and maps of them, parsed from the store's JSON. Any, not pydantic's JsonValue:
+#: that checks and serializes each value in Python, which costs a trace of thousands of
+#: spans more than reading it.
+Attributes = dict[str, Any]
 
 
 class SpanKind(enum.StrEnum):

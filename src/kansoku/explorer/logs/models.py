@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, Field
+
+from kansoku.explorer.common.spans import Attributes
 
 
 class LogRecord(BaseModel):
@@ -14,4 +16,4 @@ class LogRecord(BaseModel):
     body: str | None
     trace_id: str | None = Field(description="The trace it was written in, to open it")
     span_id: str | None
-    attributes: dict[str, JsonValue]
+    attributes: Attributes

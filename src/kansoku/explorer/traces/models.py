@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict  # pydantic reads typing's only from 3.12
 
-from kansoku.explorer.common.spans import SpanKind, SpanStatus
+from kansoku.explorer.common.spans import Attributes, SpanKind, SpanStatus
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,6 @@ class TraceSpans:
 
 
 # --- the answers ----------------------------------------------------------------------
-
-#: Attributes as OpenTelemetry allows them: strings, numbers, booleans, lists and maps of
-#: them, parsed from the store's JSON. Any, not pydantic's JsonValue: that checks and
-#: serializes each value in Python, which costs a big trace more than reading it.
-Attributes = dict[str, Any]
-
 
 # Jaeger's shapes are TypedDicts, not models: a trace of thousands of spans has tens of
 # thousands of tags, and checking them as dicts costs a quarter of building models.
