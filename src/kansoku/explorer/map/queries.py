@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kansoku.explorer.common.spans import SpanKind, SpanStatus
+from kansoku.explorer.common.spans import FAILED_REQUEST, SpanKind, failed_request
 from kansoku.explorer.map.models import Edge, EdgeKind
 from kansoku.explorer.store import TelemetryStore
 
@@ -12,19 +12,19 @@ def dependencies(store: TelemetryStore, start_ns: int, end_ns: int) -> list[Edge
     errors and latency; plus each service's calls to databases and caches."""
     between = store.rows(
         "SELECT p.service AS parent, c.service AS child, count(*) AS calls, "
-        "count(*) FILTER (WHERE c.status = ?) AS errors, "
+        f"count(*) FILTER (WHERE {failed_request('c')}) AS errors, "
         "avg(c.duration_ns) / 1e6 AS mean_ms, bool_or(c.kind = ?) AS messaging "
         "FROM spans c JOIN spans p ON c.trace_id = p.trace_id "
         "AND c.parent_span_id = p.span_id "
         "WHERE c.service <> p.service AND c.start_ns BETWEEN ? AND ? "
         "GROUP BY 1, 2 ORDER BY 1, 2",
-        [SpanStatus.ERROR, SpanKind.CONSUMER, start_ns, end_ns])
+        [SpanKind.CONSUMER, start_ns, end_ns])
     stores = store.rows(
         "SELECT service AS parent, db_system AS child, count(*) AS calls, "
-        "count(*) FILTER (WHERE status = ?) AS errors, "
+        f"count(*) FILTER (WHERE {FAILED_REQUEST}) AS errors, "
         "avg(duration_ns) / 1e6 AS mean_ms FROM spans "
         "WHERE db_system IS NOT NULL AND start_ns BETWEEN ? AND ? "
-        "GROUP BY 1, 2 ORDER BY 1, 2", [SpanStatus.ERROR, start_ns, end_ns])
+        "GROUP BY 1, 2 ORDER BY 1, 2", [start_ns, end_ns])
     return [
         *(Edge(parent=row["parent"], child=row["child"], calls=row["calls"],
                errors=row["errors"], mean_ms=row["mean_ms"],
