@@ -28,7 +28,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from playwright.async_api import ViewportSize
 
-from kansoku.explorer.alerts.models import AlertRow, AlertState, AlertTransition
+from kansoku.explorer.alerts.models import AlertChange, AlertRow, AlertState
 from kansoku.explorer.alerts.queries import save_alerts
 from kansoku.explorer.app import create_app
 from kansoku.explorer.pages import SECTIONS
@@ -87,11 +87,14 @@ async def explorer() -> AsyncIterator[str]:
                   0.5, "payments failed 50.0 % of its requests over the last 1m",
                   {"resolution": reason, "value_text": "50.0 %", "kind": "error_rate"},
                   None, None)],
-        [AlertTransition(now - 300 * S, "f1", "HighErrorRate", labels, AlertState.INACTIVE,
-                         AlertState.FIRING, 0.5, "payments failed"),
-         AlertTransition(now - 60 * S, "f1", "HighErrorRate", labels, AlertState.FIRING,
-                         AlertState.RESOLVED,
-                         0.5, "payments failed", reason)])
+        [AlertChange(time_ns=now - 300 * S, fingerprint="f1", rule="HighErrorRate",
+                     labels=labels, from_state=AlertState.INACTIVE,
+                     to_state=AlertState.FIRING, value=0.5, summary="payments failed",
+                     reason=None),
+         AlertChange(time_ns=now - 60 * S, fingerprint="f1", rule="HighErrorRate",
+                     labels=labels, from_state=AlertState.FIRING,
+                     to_state=AlertState.RESOLVED, value=0.5, summary="payments failed",
+                     reason=reason)])
     async with served(app) as base:
         async with httpx.AsyncClient(base_url=base) as http:
             for path, body in (("/v1/traces", spans), ("/v1/logs", logs),

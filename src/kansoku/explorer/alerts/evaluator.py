@@ -48,10 +48,10 @@ from kansoku.explorer.alerts import queries
 from kansoku.explorer.alerts.models import (
     STATE_ORDER,
     Alert,
+    AlertChange,
     AlertingStats,
     AlertRow,
     AlertState,
-    AlertTransition,
     SaturationResource,
 )
 from kansoku.explorer.alerts.notify import Notifier
@@ -409,24 +409,27 @@ def _synthetic_failure(store: TelemetryStore, rule: SyntheticFailureRule, now_ns
             for (service, journey), value in failures.items()]
 
 
+def _per_consumer(rule: DeadLetterRule | QueueLagRule, metric: str,
+                  series: list[tuple[str, dict[str, Any], float]]) -> list[Sample]:
+    """One sample per service and consumer group, of `series` summed."""
+    summed = _by_attribute(series, semconv.MESSAGING_CONSUMER)
+    return [_measured(rule, {"service": service, "consumer": consumer}, value,
+                      value > rule.threshold, {"metric": metric})
+            for (service, consumer), value in summed.items()]
+
+
 def _dead_letters(store: TelemetryStore, rule: DeadLetterRule, now_ns: int) -> list[Sample]:
     start, end = _window(now_ns, rule.window)
     rows = queries.increase_by_series(store, semconv.METRIC_DEAD_LETTERS, start, end)
-    moved = _by_attribute([(row.service, row.attributes, row.increase) for row in rows],
-                          semconv.MESSAGING_CONSUMER)
-    return [_measured(rule, {"service": service, "consumer": consumer}, value,
-                      value > rule.threshold, {"metric": semconv.METRIC_DEAD_LETTERS})
-            for (service, consumer), value in moved.items()]
+    return _per_consumer(rule, semconv.METRIC_DEAD_LETTERS,
+                         [(row.service, row.attributes, row.increase) for row in rows])
 
 
 def _queue_lag(store: TelemetryStore, rule: QueueLagRule, now_ns: int) -> list[Sample]:
     start, end = _window(now_ns, rule.window)
     rows = queries.gauge_by_series(store, semconv.METRIC_QUEUE_LAG, start, end)
-    waiting = _by_attribute([(row.service, row.attributes, row.latest) for row in rows],
-                            semconv.MESSAGING_CONSUMER)
-    return [_measured(rule, {"service": service, "consumer": consumer}, value,
-                      value > rule.threshold, {"metric": semconv.METRIC_QUEUE_LAG})
-            for (service, consumer), value in waiting.items()]
+    return _per_consumer(rule, semconv.METRIC_QUEUE_LAG,
+                         [(row.service, row.attributes, row.latest) for row in rows])
 
 
 def _burn_rate(store: TelemetryStore, rules: RuleFile, rule: BurnRateRule, now_ns: int,
@@ -564,12 +567,12 @@ class AlertEvaluator:
 
     # --- one evaluation ---
 
-    def evaluate(self, now_ns: int | None = None) -> list[AlertTransition]:
+    def evaluate(self, now_ns: int | None = None) -> list[AlertChange]:
         """Run every rule at `now_ns` (now) and move the alerts; returns the changes
         (also kept in `self.alerts`, saved by `save`)."""
         now = now_ns if now_ns is not None else self.clock()
         self.reload()
-        transitions: list[AlertTransition] = []
+        transitions: list[AlertChange] = []
         rules = {rule.name: rule for rule in self.rules.rules}
         breaching: dict[str, tuple[Rule, Sample]] = {}
         #: Why each measured label set that does not breach does not (for the alerts
@@ -609,7 +612,7 @@ class AlertEvaluator:
         return transitions
 
     def _breach(self, key: str, rule: Rule, sample: Sample, now: int
-                ) -> list[AlertTransition]:
+                ) -> list[AlertChange]:
         threshold, window = _threshold_and_window(rule, sample)
         summary = summary_text(rule, sample.labels, sample.value, threshold, window)
         details = {**sample.details, "links": links(rule, sample.labels, sample.details),
@@ -635,7 +638,7 @@ class AlertEvaluator:
         return [self._transition(updated, alert.state, now)] if state != alert.state else []
 
     def _clear(self, key: str, alert: AlertRow, now: int, *, rule_known: bool, reason: str
-               ) -> list[AlertTransition]:
+               ) -> list[AlertChange]:
         """The alert's condition no longer holds, for `reason` (said in the history,
         and by a resolved alert)."""
         if alert.state == AlertState.PENDING:
@@ -654,16 +657,17 @@ class AlertEvaluator:
 
     @staticmethod
     def _transition(alert: AlertRow, from_state: AlertState, now: int, reason: str | None = None
-                    ) -> AlertTransition:
-        return AlertTransition(now, alert.fingerprint, alert.rule, alert.labels, from_state,
-                               alert.state, alert.value, alert.summary, reason)
+                    ) -> AlertChange:
+        return AlertChange(time_ns=now, fingerprint=alert.fingerprint, rule=alert.rule,
+                           labels=alert.labels, from_state=from_state, to_state=alert.state,
+                           value=alert.value, summary=alert.summary, reason=reason)
 
     @property
     def slos(self) -> list[SLO]:
         """The SLOs of the rules in use (what the SLOs page shows)."""
         return self.rules.slos
 
-    def save(self, transitions: list[AlertTransition]) -> None:
+    def save(self, transitions: list[AlertChange]) -> None:
         queries.save_alerts(self.store, list(self.alerts.values()), transitions)
 
     def mark_notified(self, keys: list[str], now: int) -> None:
@@ -691,7 +695,7 @@ class AlertEvaluator:
             await self.run_once()
 
     async def run_once(self) -> None:
-        transitions: list[AlertTransition] = []
+        transitions: list[AlertChange] = []
         try:
             transitions = await asyncio.to_thread(self.evaluate)
         except Exception:

@@ -125,23 +125,6 @@ class AlertRow:
     notified_ns: int | None
 
 
-@dataclass(frozen=True)
-class AlertTransition:
-    """An alert moving from one state to another, for `alert_history`."""
-
-    time_ns: int
-    fingerprint: str
-    rule: str
-    labels: dict[str, str]
-    from_state: AlertState
-    to_state: AlertState
-    value: float | None
-    summary: str
-    #: Why an alert resolved (or a pending one went away): the value within the
-    #: threshold, too little traffic to judge, no data.
-    reason: str | None = None
-
-
 # --- the answers ----------------------------------------------------------------------
 
 
@@ -177,7 +160,8 @@ class Alert(BaseModel):
 
 class AlertChange(BaseModel):
     """An alert moving from one state to another (`inactive`: a pending alert whose
-    condition went away before it fired)."""
+    condition went away before it fired): what the evaluator appends to `alert_history`
+    and the API answers with."""
 
     time_ns: int
     fingerprint: str

@@ -11,7 +11,6 @@ from kansoku.explorer.alerts.models import (
     AlertChange,
     AlertRow,
     AlertState,
-    AlertTransition,
     CounterSeries,
     GaugeSeries,
     HistogramPoint,
@@ -136,7 +135,7 @@ def alert_history(store: TelemetryStore, *, since_ns: int, rule: str | None = No
 
 
 def save_alerts(store: TelemetryStore, alerts: Sequence[AlertRow],
-                transitions: Sequence[AlertTransition]) -> None:
+                transitions: Sequence[AlertChange]) -> None:
     """Replace the alerts' current states with `alerts` and append `transitions` to
     their history, in one transaction (a few hundred rows at most: the states are
     rewritten whole). Call it from one thread at a time."""
