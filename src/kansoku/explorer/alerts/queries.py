@@ -17,7 +17,15 @@ from kansoku.explorer.alerts.models import (
     RequestWindow,
 )
 from kansoku.explorer.common.spans import FAILED_REQUEST, SpanKind
-from kansoku.explorer.common.sql import ESCAPE, Where, as_models, attribute_filter, like, loads
+from kansoku.explorer.common.sql import (
+    ESCAPE,
+    Where,
+    as_models,
+    attribute_filter,
+    counter_increase,
+    like,
+    loads,
+)
 from kansoku.explorer.metrics.models import MetricKind, Temporality
 from kansoku.explorer.store import TelemetryStore, as_json
 
@@ -68,21 +76,12 @@ def gauge_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int
 def increase_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
                        attributes: dict[str, str] | None = None) -> list[CounterSeries]:
     """How much a counter grew in [start, end), per series (service and attribute set),
-    as `metric_increase` counts it; attributes as a dict."""
-    extra, parameters = attribute_filter(attributes)
-    rows = store.rows(
-        "SELECT service, attributes, CASE WHEN temporality = 'delta' THEN inside ELSE "
-        "greatest(last_inside - coalesce(last_before, 0), 0) END AS increase FROM ("
-        "SELECT service, CAST(attributes AS VARCHAR) AS attributes, temporality, "
-        "sum(value) FILTER (WHERE time_ns >= ?) AS inside, "
-        "arg_max(value, time_ns) FILTER (WHERE time_ns >= ?) AS last_inside, "
-        "arg_max(value, time_ns) FILTER (WHERE time_ns < ?) AS last_before "
-        f"FROM metric_points WHERE name = ? AND time_ns < ? {extra} "
-        "GROUP BY service, CAST(attributes AS VARCHAR), temporality) "
-        "WHERE last_inside IS NOT NULL ORDER BY service",
-        [start_ns, start_ns, start_ns, name, end_ns, *parameters])
+    as `common.sql.counter_increase` counts it."""
+    per_series, parameters = counter_increase(name, start_ns, end_ns, attributes,
+                                              end_inclusive=False)
     return [CounterSeries(row["service"], loads(row["attributes"]) or {},
-                          float(row["increase"] or 0)) for row in rows]
+                          float(row["increase"] or 0))
+            for row in store.rows(f"{per_series} ORDER BY service", parameters)]
 
 
 def histogram_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns: int

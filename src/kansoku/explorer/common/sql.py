@@ -75,3 +75,26 @@ def as_models(model: type[M], rows: Iterable[Mapping[str, Any]]) -> list[M]:
     """Rows of a query as the model they answer with (checked: a column of the wrong
     type fails here, not in a page)."""
     return [model.model_validate(row) for row in rows]
+
+
+def counter_increase(name: str, start_ns: int, end_ns: int,
+                     attributes: dict[str, str] | None = None, *, end_inclusive: bool
+                     ) -> tuple[str, list[Any]]:
+    """SQL, with its parameters, for how much each series of the counter `name` (its
+    `service`, `attributes` as text, temporality) grew from `start_ns` to `end_ns` (that
+    instant included or not), as `increase`; only series with a point in the window,
+    and with `attributes`' values when given. A cumulative series grew by its last value
+    in the window minus its last value before it (0 for a series that began inside the
+    window: its whole count happened there); delta points are summed."""
+    extra, attribute_parameters = attribute_filter(attributes)
+    return (
+        "SELECT service, attributes, CASE WHEN temporality = 'delta' THEN inside ELSE "
+        "greatest(last_inside - coalesce(last_before, 0), 0) END AS increase FROM ("
+        "SELECT service, CAST(attributes AS VARCHAR) AS attributes, temporality, "
+        "sum(value) FILTER (WHERE time_ns >= ?) AS inside, "
+        "arg_max(value, time_ns) FILTER (WHERE time_ns >= ?) AS last_inside, "
+        "arg_max(value, time_ns) FILTER (WHERE time_ns < ?) AS last_before "
+        f"FROM metric_points WHERE name = ? AND time_ns {'<=' if end_inclusive else '<'} ? "
+        f"{extra} GROUP BY service, CAST(attributes AS VARCHAR), temporality) "
+        "WHERE last_inside IS NOT NULL",
+        [start_ns, start_ns, start_ns, name, end_ns, *attribute_parameters])

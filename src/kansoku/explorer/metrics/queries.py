@@ -4,7 +4,12 @@ series per step, a counter's increase."""
 from __future__ import annotations
 
 from kansoku.explorer.common.spans import FAILED_REQUEST, HANDLED_REQUEST
-from kansoku.explorer.common.sql import Where, as_models, attribute_filter, attribute_path
+from kansoku.explorer.common.sql import (
+    Where,
+    as_models,
+    attribute_path,
+    counter_increase,
+)
 from kansoku.explorer.metrics.models import (
     CUMULATIVE_KINDS,
     MetricKind,
@@ -120,20 +125,11 @@ def metric_series(store: TelemetryStore, name: str, service: str | None, start_n
 
 def metric_increase(store: TelemetryStore, name: str, start_ns: int, end_ns: int,
                     attributes: dict[str, str] | None = None) -> float:
-    """How much a counter grew over the window, across services, optionally only its
-    series with the given attribute values. A cumulative series grew by its last value
-    in the window minus its last value before it (0 for a series that began inside the
-    window: its whole count happened there); delta points are summed."""
-    extra, attribute_parameters = attribute_filter(attributes)
-    parameters = [name, end_ns, *attribute_parameters]
-    rows = store.rows(
-        "SELECT coalesce(sum(CASE WHEN temporality = 'delta' THEN inside ELSE "
-        "greatest(last_inside - coalesce(last_before, 0), 0) END), 0) AS total FROM ("
-        "SELECT service, attributes, temporality, "
-        f"sum(value) FILTER (WHERE time_ns >= {int(start_ns)}) AS inside, "
-        f"arg_max(value, time_ns) FILTER (WHERE time_ns >= {int(start_ns)}) AS last_inside, "
-        f"arg_max(value, time_ns) FILTER (WHERE time_ns < {int(start_ns)}) AS last_before "
-        f"FROM metric_points WHERE name = ? AND time_ns <= ? {extra} "
-        "GROUP BY service, attributes, temporality) WHERE last_inside IS NOT NULL",
-        parameters)
+    """How much a counter grew over the window (its end included), across services,
+    optionally only its series with the given attribute values (`counter_increase`
+    says how a series' growth is counted)."""
+    per_series, parameters = counter_increase(name, start_ns, end_ns, attributes,
+                                              end_inclusive=True)
+    rows = store.rows(f"SELECT coalesce(sum(increase), 0) AS total FROM ({per_series})",
+                      parameters)
     return float(rows[0]["total"])
