@@ -59,7 +59,7 @@ def _common(maps: list[dict[str, str]]) -> dict[str, str]:
 
 
 class AlertBook(Protocol):
-    """What the notifier needs of the alert evaluator (`explorer/alerts.py`, which
+    """What the notifier needs of the alert evaluator (`alerts/evaluator.py`, which
     imports this module): every alert, and a way to record what the receivers were told."""
 
     @property
