@@ -44,8 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support import free_ports
 
-from kansoku.explorer import otlp, queries
-from kansoku.explorer.store import TelemetryStore
+from kansoku.explorer.ingest import otlp
+from kansoku.explorer.map import queries as map_queries
+from kansoku.explorer.metrics import queries as metrics_queries
+from kansoku.explorer.store import SPANS, Rows, TelemetryStore
+from kansoku.explorer.traces import queries
+from kansoku.explorer.traces.models import TraceQuery
 
 SPANS_PER_REQUEST = 512
 SERVICES = ("gateway", "catalog", "orders", "payments", "inventory")
@@ -170,7 +174,7 @@ def export_requests(count: int, seed: int = 1) -> list[bytes]:
 # --- 1. ingest in one process ---------------------------------------------------------------
 
 
-def decode(body: bytes) -> otlp.Rows:
+def decode(body: bytes) -> Rows:
     request = ExportTraceServiceRequest()
     otlp.parse(body, request)
     return otlp.span_rows(request)
@@ -301,7 +305,7 @@ def load(store: TelemetryStore, total: int, hours: float = 1.0) -> list[str]:
     for index, trace_id in enumerate(template.values[0]):
         template_by_trace.setdefault(trace_id, []).append(index)
     shapes = list(template_by_trace.values())
-    columns = {name: values for name, values in zip(template.columns, template.values,
+    columns = {name: values for name, values in zip(template.table.names, template.values,
                                                     strict=True)}
     rng = random.Random(3)
     end = time.time_ns()
@@ -310,8 +314,8 @@ def load(store: TelemetryStore, total: int, hours: float = 1.0) -> list[str]:
     batch = 100_000
     written = 0
     while written < total:
-        rows = otlp.Rows("spans", template.columns)
-        out = dict(zip(rows.columns, rows.values, strict=True))
+        rows = Rows(SPANS)
+        out = dict(zip(rows.table.names, rows.values, strict=True))
         traces = min(batch, total - written) // SPANS_PER_TRACE or 1
         for number in range(traces):
             shape = shapes[number % len(shapes)]
@@ -377,13 +381,13 @@ def query_figures(total: int, directory: str) -> None:
 
         show("trace by id (spans_of)", lambda: queries.spans_of(store, [next(lookups)]),
              len(wanted), f"({len(found)} spans each, {len(wanted)} random ids)")
-        query = queries.TraceQuery(service="catalog", start_ns=hour_ago, end_ns=now)
+        query = TraceQuery(service="catalog", start_ns=hour_ago, end_ns=now)
         show("find_trace_ids (1 h)", lambda: queries.find_trace_ids(store, query), 10)
         show("search = ids + spans_of", lambda: queries.spans_of(
             store, queries.find_trace_ids(store, query)), 10, "(20 traces)")
-        show("red by route (1 h)", lambda: queries.red(store, hour_ago, now, by_route=True),
+        show("red by route (1 h)", lambda: metrics_queries.red(store, hour_ago, now, by_route=True),
              10)
-        show("dependencies (1 h)", lambda: queries.dependencies(store, hour_ago, now), 5)
+        show("dependencies (1 h)", lambda: map_queries.dependencies(store, hour_ago, now), 5)
         print(f"store size                  {store.size_bytes() / 2**20:.0f} MiB")
     finally:
         store.close()

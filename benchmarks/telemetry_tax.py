@@ -65,7 +65,8 @@ NULL_SINK = textwrap.dedent("""
             ExportLogsServiceRequest)
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
             ExportTraceServiceRequest)
-        from kansoku.explorer import otlp
+        from kansoku.explorer.ingest import otlp
+        from kansoku.explorer.store import LOGS, SPANS
 
         def rows(path, table, message, to_rows):
             for is_json, body in bodies[path]:
@@ -80,8 +81,8 @@ NULL_SINK = textwrap.dedent("""
         names = collections.Counter()
         seen = set()
         repeated = 0
-        for found in rows("/v1/traces", "spans", ExportTraceServiceRequest, otlp.span_rows):
-            columns = dict(zip(found.columns, found.values))
+        for found in rows("/v1/traces", SPANS, ExportTraceServiceRequest, otlp.span_rows):
+            columns = dict(zip(found.table.names, found.values))
             for service, name, span_id in zip(columns["service"], columns["name"],
                                               columns["span_id"]):
                 spans[service] += 1
@@ -89,8 +90,8 @@ NULL_SINK = textwrap.dedent("""
                 repeated += span_id in seen
                 seen.add(span_id)
         logs = collections.Counter()
-        for found in rows("/v1/logs", "logs", ExportLogsServiceRequest, otlp.log_rows):
-            logs.update(found.values[found.columns.index("service")])
+        for found in rows("/v1/logs", LOGS, ExportLogsServiceRequest, otlp.log_rows):
+            logs.update(found.values[found.table.names.index("service")])
         return {"spans": spans, "span_names": names, "logs": logs, "repeated": repeated,
                 "posts": {path: len(b) for path, b in bodies.items()},
                 "bytes": {path: sum(len(body) for _, body in b)

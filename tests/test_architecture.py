@@ -1,7 +1,7 @@
 """The shape of the code, checked: no import cycle anywhere in `kansoku` (imports inside
 functions and under `TYPE_CHECKING` count: hiding a cycle there does not remove it), the
-kit imports nothing built on it, the contracts import no service, and no service imports
-another.
+kit imports nothing built on it, the contracts import no service, no service imports
+another, and the explorer's features use nothing of each other but their `models`.
 
 The import graph is grimp's (the library import-linter is built on): it reads every
 module's imports from its source, without importing anything. The rules are plain
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import textwrap
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import grimp
@@ -63,7 +64,45 @@ def chains_between_children(graph: grimp.ImportGraph, parent: str) -> list[tuple
                   for chain in graph.find_shortest_chains(importer, imported, as_packages=True))
 
 
-def shown(chains: list[tuple[str, ...]]) -> str:
+#: What the explorer's features share and which is no feature: each feature may import
+#: these, and they import no feature.
+EXPLORER_SHARED = ("common", "store")
+
+
+def feature_breaches(graph: grimp.ImportGraph, parent: str,
+                     shared: tuple[str, ...] = EXPLORER_SHARED) -> list[tuple[str, str]]:
+    """Imports (importer, imported) that cross the boundary of a feature of `parent`
+    (each package under it but the `shared` ones): a feature may import another's
+    `models` and nothing else of it; a `models` module imports no feature's other
+    modules (so importing one brings no internals along); the `shared` modules import
+    no feature at all."""
+    shared_modules = {f"{parent}.{name}" for name in shared}
+    features = sorted(child for child in graph.find_children(parent)
+                      if child not in shared_modules and graph.find_children(child))
+
+    def feature_of(module: str) -> str | None:
+        return next((feature for feature in features
+                     if module == feature or module.startswith(feature + ".")), None)
+
+    found = []
+    for importer in sorted(graph.modules):
+        mine = feature_of(importer)
+        in_shared = any(importer == name or importer.startswith(name + ".")
+                        for name in shared_modules)
+        if mine is None and not in_shared:
+            continue
+        for imported in sorted(graph.find_modules_directly_imported_by(importer)):
+            theirs = feature_of(imported)
+            if theirs is None or (theirs == mine and not importer.endswith(".models")):
+                continue
+            allowed = ((not in_shared and imported == f"{theirs}.models")
+                       or (importer.endswith(".models") and imported.endswith(".models")))
+            if not allowed:
+                found.append((importer, imported))
+    return found
+
+
+def shown(chains: Sequence[tuple[str, ...]]) -> str:
     return "\n".join(" -> ".join(chain) for chain in chains)
 
 
@@ -92,6 +131,12 @@ def test_the_contracts_import_no_service(kansoku: grimp.ImportGraph) -> None:
 def test_no_service_imports_another(kansoku: grimp.ImportGraph) -> None:
     chains = chains_between_children(kansoku, "kansoku.services")
     assert chains == [], f"a service imports another:\n{shown(chains)}"
+
+
+def test_explorer_features_use_only_each_others_models(kansoku: grimp.ImportGraph) -> None:
+    breaches = feature_breaches(kansoku, "kansoku.explorer")
+    assert breaches == [], ("an explorer feature reaches into another's internals (or a "
+                            f"shared module into a feature):\n{shown(breaches)}")
 
 
 # --- the rules catch what they are for -------------------------------------------------
@@ -171,3 +216,31 @@ def test_a_service_importing_another_is_found(toy: tuple[str, Path]) -> None:
         """)
     assert chains_between_children(import_graph(name), f"{name}.services") == [
         (f"{name}.services.orders.service", f"{name}.services.cart.api")]
+
+
+def test_a_feature_reaching_into_another_is_found(toy: tuple[str, Path]) -> None:
+    name, folder = toy
+    explorer = f"{name}.explorer"
+    write(folder, "explorer.store", "import json\n")
+    write(folder, "explorer.common.time", f"from {name}.explorer import store\n")
+    write(folder, "explorer.alerts.models", "STATES = ('firing',)\n")
+    write(folder, "explorer.alerts.queries", f"from {name}.explorer import store\n")
+    write(folder, "explorer.alerts.routes", f"from {name}.explorer.alerts import queries\n")
+    write(folder, "explorer.slos.models", f"from {name}.explorer.alerts.models import STATES\n")
+    write(folder, "explorer.slos.routes", f"""
+        from {name}.explorer.alerts.models import STATES
+        from {name}.explorer.common import time
+        """)
+    write(folder, "explorer.app", f"from {name}.explorer.alerts import routes\n")  # wiring
+    assert feature_breaches(import_graph(name), explorer) == []
+    write(folder, "explorer.slos.budget", f"""
+        def burn():
+            from {name}.explorer.alerts.queries import windows  # inside a function
+        """)
+    write(folder, "explorer.alerts.models", f"from {name}.explorer.alerts import queries\n")
+    write(folder, "explorer.common.sql", f"from {name}.explorer.slos.models import SLO\n")
+    assert feature_breaches(import_graph(name), explorer) == [
+        (f"{explorer}.alerts.models", f"{explorer}.alerts.queries"),
+        (f"{explorer}.common.sql", f"{explorer}.slos.models"),
+        (f"{explorer}.slos.budget", f"{explorer}.alerts.queries"),
+    ]

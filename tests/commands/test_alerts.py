@@ -16,9 +16,10 @@ import psutil
 import pytest
 import yaml
 
+from kansoku.explorer.alerts.models import AlertRow, AlertState
+from kansoku.explorer.alerts.queries import save_alerts
 from kansoku.explorer.app import create_app
 from kansoku.explorer.settings import Settings
-from kansoku.explorer.store import AlertRow
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import write_state
 from kansoku.topology import SERVICES
@@ -267,8 +268,8 @@ def test_list_says_why_an_alert_resolved(tmp_path: Path) -> None:
     app = create_app(Settings(db_path=":memory:", alerts_check_seconds=3600))
     labels = {"service": "payments", "severity": "critical"}
     reason = "Only 3 requests in the last 1m, fewer than the 20 the rule needs."
-    app.state.store.save_alerts([AlertRow(
-        "f1", "HighErrorRate", labels, "resolved", time.time_ns(), time.time_ns(), 0.5,
+    save_alerts(app.state.store, [AlertRow(
+        "f1", "HighErrorRate", labels, AlertState.RESOLVED, time.time_ns(), time.time_ns(), 0.5,
         "payments failed 50.0 %", {"resolution": reason, "value_text": "50.0 %"}, None,
         None)], [])
     try:

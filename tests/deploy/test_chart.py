@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from kansoku import topology
-from kansoku.explorer import prometheus
-from kansoku.explorer.rules import load_rules
+from kansoku.explorer.alerts import prometheus
+from kansoku.explorer.alerts.rules import load_rules
 from kansoku.kit.settings import ServiceSettings
 from tests.deploy.docker import REPOSITORY
 

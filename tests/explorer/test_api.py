@@ -37,3 +37,19 @@ async def test_jaeger_custom_lookback_and_empty_answers() -> None:
         services = await http.get("/api/services")
     app.state.store.close()
     assert custom.json()["data"] == [] and services.json()["data"] == []
+
+
+def test_every_json_route_declares_its_response_model() -> None:
+    """What each route answers is a model, which the OpenAPI document at /docs spells
+    out (and an answer of another shape fails instead of reaching a page). The OTLP
+    receivers answer OTLP's own protobuf messages and stay out of the document; pages
+    answer HTML."""
+    app = create_app(Settings(db_path=":memory:"))
+    app.state.store.close()
+    paths = {path: operations["get"] for path, operations in app.openapi()["paths"].items()
+             if path.startswith("/api/")}
+    assert len(paths) == 21, sorted(paths)
+    untyped = [path for path, operation in paths.items()
+               if "$ref" not in operation["responses"]["200"]["content"]["application/json"]
+               ["schema"]]
+    assert untyped == []

@@ -28,10 +28,11 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from playwright.async_api import ViewportSize
 
+from kansoku.explorer.alerts.models import AlertChange, AlertRow, AlertState
+from kansoku.explorer.alerts.queries import save_alerts
 from kansoku.explorer.app import create_app
 from kansoku.explorer.pages import SECTIONS
 from kansoku.explorer.settings import Settings
-from kansoku.explorer.store import AlertRow, AlertTransition
 from tests.browser import BrowserPage, served
 from tests.explorer.test_pages import TRACE, telemetry_of_one_request
 
@@ -81,15 +82,19 @@ async def explorer() -> AsyncIterator[str]:
     labels = {"service": "payments", "severity": "critical"}
     reason = ("No requests in the last 1m: no traffic, so nothing to judge — which is not "
               "a fix.")
-    app.state.store.save_alerts(
-        [AlertRow("f1", "HighErrorRate", labels, "resolved", now - 60 * S, now - 300 * S,
+    save_alerts(app.state.store,
+        [AlertRow("f1", "HighErrorRate", labels, AlertState.RESOLVED, now - 60 * S, now - 300 * S,
                   0.5, "payments failed 50.0 % of its requests over the last 1m",
                   {"resolution": reason, "value_text": "50.0 %", "kind": "error_rate"},
                   None, None)],
-        [AlertTransition(now - 300 * S, "f1", "HighErrorRate", labels, "inactive",
-                         "firing", 0.5, "payments failed"),
-         AlertTransition(now - 60 * S, "f1", "HighErrorRate", labels, "firing", "resolved",
-                         0.5, "payments failed", reason)])
+        [AlertChange(time_ns=now - 300 * S, fingerprint="f1", rule="HighErrorRate",
+                     labels=labels, from_state=AlertState.INACTIVE,
+                     to_state=AlertState.FIRING, value=0.5, summary="payments failed",
+                     reason=None),
+         AlertChange(time_ns=now - 60 * S, fingerprint="f1", rule="HighErrorRate",
+                     labels=labels, from_state=AlertState.FIRING,
+                     to_state=AlertState.RESOLVED, value=0.5, summary="payments failed",
+                     reason=reason)])
     async with served(app) as base:
         async with httpx.AsyncClient(base_url=base) as http:
             for path, body in (("/v1/traces", spans), ("/v1/logs", logs),

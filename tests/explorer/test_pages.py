@@ -117,7 +117,7 @@ async def test_the_traces_page_hides_product_pictures_and_says_what_a_trace_left
         page: BrowserPage) -> None:
     """The storefront's pictures are a trace each; a trace larger than the list's answer
     holds comes cut short, and the list and the trace's page say so."""
-    from tests.explorer.test_jaeger import big_trace, export, span
+    from tests.explorer.traces.test_jaeger import big_trace, export, span
 
     app = create_app(Settings(db_path=":memory:", max_answer_bytes=256 * 1024))
     async with served(app) as base:

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kansoku.explorer import queries
-from kansoku.explorer.otlp import LOG_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS, Rows
-from kansoku.explorer.store import TelemetryStore
+from kansoku.explorer.store import LOGS, METRIC_POINTS, SPANS, Rows, Table, TelemetryStore
+from kansoku.explorer.traces import queries
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 def span(span_id: str, **values: Any) -> dict[str, Any]:
-    row = dict.fromkeys(SPAN_COLUMNS)
+    row = dict.fromkeys(SPANS.names)
     row.update(trace_id=TRACE, span_id=span_id, service="shop", name="GET /", kind="server",
                start_ns=1_700_000_000_000_000_000 + int(span_id, 16), duration_ns=5,
                status="ok")
@@ -22,17 +21,16 @@ def span(span_id: str, **values: Any) -> dict[str, Any]:
     return row
 
 
-def stored(rows: list[dict[str, Any]], table: str = "spans") -> list[tuple[Any, ...]]:
-    columns = {"spans": SPAN_COLUMNS, "logs": LOG_COLUMNS,
-               "metric_points": METRIC_COLUMNS}[table]
-    batch = Rows(table, columns)
+def stored(rows: list[dict[str, Any]], table: Table = SPANS) -> list[tuple[Any, ...]]:
+    columns = table.names
+    batch = Rows(table)
     for row in rows:
         batch.add(row[column] for column in columns)
     store = TelemetryStore(":memory:")
     try:
         store.submit(batch).result(timeout=10)
         return store.read(lambda cursor: cursor.execute(
-            f"SELECT {', '.join(columns)} FROM {table} ORDER BY {columns[0]}, "
+            f"SELECT {', '.join(columns)} FROM {table.name} ORDER BY {columns[0]}, "
             f"{columns[1]}").fetchall())
     finally:
         store.close()
@@ -48,27 +46,27 @@ def test_awkward_values_come_back_unchanged() -> None:
              duration_ns=2**62),
         span("0000000000000004", parent_span_id="0000000000000001"),
     ]
-    expected = [tuple(row[column] for column in SPAN_COLUMNS) for row in rows]
+    expected = [tuple(row[column] for column in SPANS.names) for row in rows]
     assert stored(rows) == expected
 
 
 def test_logs_come_back_unchanged() -> None:
-    logs = [dict(zip(LOG_COLUMNS, values, strict=True)) for values in [
+    logs = [dict(zip(LOGS.names, values, strict=True)) for values in [
         (1, "shop", 9, "INFO", "hello\x1fworld", None, None, None, None),
         (2, "shop", None, None, "", TRACE, "0000000000000001", '{"a":1}', '{"b":2}'),
     ]]
-    assert stored(logs, "logs") == [tuple(log.values()) for log in logs]
+    assert stored(logs, LOGS) == [tuple(log.values()) for log in logs]
 
 
 def test_metric_points_with_lists_come_back_unchanged() -> None:
-    points = [dict(zip(METRIC_COLUMNS, values, strict=True)) for values in [
+    points = [dict(zip(METRIC_POINTS.names, values, strict=True)) for values in [
         (1, "shop", "http.server.duration", "histogram", "ms", '{"route":"/"}', None, 3,
          12.5, [1, 0, 2], [5.0, 10.0], "cumulative", False),
         (2, "shop", "requests", "sum", "1", None, 7.0, None, None, None, None, "delta",
          True),
         (3, "shop", "empty", "histogram", "", None, None, 0, 0.0, [], [], "delta", False),
     ]]
-    assert stored(points, "metric_points") == [tuple(point.values()) for point in points]
+    assert stored(points, METRIC_POINTS) == [tuple(point.values()) for point in points]
 
 
 def test_values_of_another_type_are_converted_not_fatal() -> None:
@@ -81,8 +79,8 @@ def test_values_of_another_type_are_converted_not_fatal() -> None:
              peer_service={"b": 2}, messaging_destination=1.5, http_status=2**40),
     ]
     found = stored(rows)
-    assert found[0] == tuple(rows[0][column] for column in SPAN_COLUMNS)
-    second = dict(zip(SPAN_COLUMNS, found[1], strict=True))
+    assert found[0] == tuple(rows[0][column] for column in SPANS.names)
+    second = dict(zip(SPANS.names, found[1], strict=True))
     assert (second["user_id"], second["db_system"], second["route"],
             second["peer_service"], second["messaging_destination"],
             second["http_status"]) == ("42", "true", '["a",1]', '{"b":2}', "1.5", None)
@@ -90,10 +88,10 @@ def test_values_of_another_type_are_converted_not_fatal() -> None:
 
 def test_spans_of_several_traces() -> None:
     other = "1" * 32
-    batch = Rows("spans", SPAN_COLUMNS)
+    batch = Rows(SPANS)
     for row in (span("0000000000000001"), span("0000000000000002", trace_id=other),
                 span("0000000000000003", trace_id="2" * 32)):
-        batch.add(row[column] for column in SPAN_COLUMNS)
+        batch.add(row[column] for column in SPANS.names)
     store = TelemetryStore(":memory:")
     try:
         store.submit(batch).result(timeout=10)

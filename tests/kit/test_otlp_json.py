@@ -36,7 +36,8 @@ from opentelemetry.trace import (
     set_span_in_context,
 )
 
-from kansoku.explorer import otlp
+from kansoku.explorer.ingest import otlp
+from kansoku.explorer.store import LOGS, SPANS
 from kansoku.kit import otlp_json
 from kansoku.kit.logging import setup_logging
 
@@ -104,10 +105,10 @@ def test_spans_decode_to_the_same_rows_both_ways() -> None:
     from_protobuf = ExportTraceServiceRequest()
     otlp.parse(pb_spans(spans).SerializeToString(), from_protobuf)
     expected = otlp.span_rows(from_protobuf)
-    decoded = otlp.json_rows("spans", otlp_json.encode_spans(spans))
+    decoded = otlp.json_rows(SPANS, otlp_json.encode_spans(spans))
     assert len(expected) == len(spans) == 5
     assert decoded.rejected == expected.rejected == 0
-    for column, want, got in zip(otlp.SPAN_COLUMNS, expected.values, decoded.values,
+    for column, want, got in zip(SPANS.names, expected.values, decoded.values,
                                  strict=True):
         assert got == want, column
 
@@ -129,12 +130,12 @@ def test_log_records_decode_to_the_same_rows_both_ways() -> None:
     from_protobuf = ExportLogsServiceRequest()
     otlp.parse(pb_logs(kept.records).SerializeToString(), from_protobuf)
     expected = otlp.log_rows(from_protobuf)
-    decoded = otlp.json_rows("logs", otlp_json.encode_logs(kept.records))
+    decoded = otlp.json_rows(LOGS, otlp_json.encode_logs(kept.records))
     assert len(expected) == 2
-    for column, want, got in zip(otlp.LOG_COLUMNS, expected.values, decoded.values,
+    for column, want, got in zip(LOGS.names, expected.values, decoded.values,
                                  strict=True):
         assert got == want, column
-    assert decoded.values[otlp.LOG_COLUMNS.index("trace_id")][1] is None
+    assert decoded.values[LOGS.names.index("trace_id")][1] is None
 
 
 def test_the_json_log_handler_sends_what_the_sdk_handler_sends() -> None:
@@ -173,9 +174,9 @@ def test_the_json_log_handler_sends_what_the_sdk_handler_sends() -> None:
     from_protobuf = ExportLogsServiceRequest()
     otlp.parse(pb_logs(kept.records).SerializeToString(), from_protobuf)
     expected = otlp.log_rows(from_protobuf)
-    decoded = otlp.json_rows("logs", otlp_json.encode_logs(queued))
+    decoded = otlp.json_rows(LOGS, otlp_json.encode_logs(queued))
     assert len(expected) == len(queued) == 4
-    for column, want, got in zip(otlp.LOG_COLUMNS, expected.values, decoded.values,
+    for column, want, got in zip(LOGS.names, expected.values, decoded.values,
                                  strict=True):
         assert got == want, column
     documents = [json.loads(item.json) for item in queued]

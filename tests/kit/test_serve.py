@@ -14,8 +14,9 @@ import time
 
 import httpx
 
-from kansoku.explorer import queries
 from kansoku.explorer.store import TelemetryStore
+from kansoku.explorer.traces import queries
+from kansoku.explorer.traces.models import TraceQuery
 from kansoku.kit.serve import GC_THRESHOLDS
 from tests.kit.test_telemetry import receiver  # noqa: F401  (a fixture)
 from tests.support import free_ports
@@ -85,7 +86,7 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_spans_of_a_tuned_proces
             service.kill()
     assert answers and answers[0].status_code == 200
     assert answers[0].json() == {"done": "yes"}
-    spans = queries.spans_of(store, queries.find_trace_ids(store, queries.TraceQuery())).spans
+    spans = queries.spans_of(store, queries.find_trace_ids(store, TraceQuery())).spans
     slow = [span for span in spans if span["name"] != "GET /gc"]
     assert [span["name"] for span in slow] == ["GET /slow"]
     assert slow[0]["service"] == "slowpoke"

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 from fastapi import Request
 
-from kansoku.explorer import queries
 from kansoku.explorer.app import create_app
+from kansoku.explorer.metrics import queries as metrics_queries
 from kansoku.explorer.settings import Settings
 from kansoku.explorer.store import TelemetryStore
+from kansoku.explorer.traces import queries
+from kansoku.explorer.traces.models import TraceQuery
 from tests.support import serve_in_thread
 
 EXPORTING_PROCESS = textwrap.dedent("""
@@ -78,7 +80,7 @@ def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, Telemetry
     # Metrics, every ten seconds, always go as protobuf.
     assert SEEN["/v1/metrics"] == {"application/x-protobuf"}
     assert queries.services(store) == ["probe-service"]
-    (trace_id,) = queries.find_trace_ids(store, queries.TraceQuery())
+    (trace_id,) = queries.find_trace_ids(store, TraceQuery())
     spans = {span["name"]: span for span in queries.spans_of(store, [trace_id]).spans}
     assert spans["inner"]["parent_span_id"] == spans["outer"]["span_id"]
     # The user id in baggage is stamped on every span.
@@ -90,7 +92,7 @@ def test_traces_metrics_and_logs_arrive_over_otlp(receiver: tuple[str, Telemetry
     assert store.received["logs"] >= 1
     assert store.received["metric_points"] >= 1
     # Every process reports its own CPU and memory, for the explorer's runtime charts.
-    names = {row["name"] for row in queries.metric_names(store, 0, 2**62)}
+    names = {row.name for row in metrics_queries.metric_names(store, 0, 2**62)}
     assert {"process.cpu.utilization", "process.memory.usage"} <= names, names
 
 
@@ -126,7 +128,7 @@ def test_the_xray_id_generator_starts_trace_ids_with_the_time(
     endpoint, store = receiver
     before = int(time.time())
     run_exporter(endpoint, OTEL_PYTHON_ID_GENERATOR="xray")
-    (trace_id,) = queries.find_trace_ids(store, queries.TraceQuery())
+    (trace_id,) = queries.find_trace_ids(store, TraceQuery())
     assert before <= int(trace_id[:8], 16) <= time.time()
 
 

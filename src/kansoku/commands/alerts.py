@@ -26,7 +26,7 @@ from kansoku.commands.common import DataDir, console, fail, load_settings, print
 from kansoku.topology import EXPLORER_TOKEN_VARIABLE, SERVICES, explorer_headers
 
 if TYPE_CHECKING:
-    from kansoku.explorer.rules import RuleFile
+    from kansoku.explorer.alerts.rules import RuleFile
     from kansoku.stack.settings import StackSettings
 
 app = typer.Typer(help="The alert rules and SLOs.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def _rules_path(data_dir: Path | None) -> Path:
 
 
 def _load(path: Path | None, data_dir: Path | None) -> tuple[RuleFile, str]:
-    from kansoku.explorer.rules import RulesError, load_rules
+    from kansoku.explorer.alerts.rules import RulesError, load_rules
 
     chosen = path or _rules_path(data_dir)
     if path is not None and not path.exists():
@@ -65,7 +65,7 @@ def init(data_dir: DataDir = None,
          ) -> None:
     """Write the default rules to `<data dir>/alerts.yaml`, to edit; the explorer reads
     the file instead of its defaults and picks up changes by itself."""
-    from kansoku.explorer.rules import default_rules_text
+    from kansoku.explorer.alerts.rules import default_rules_text
 
     path = _rules_path(data_dir)
     if path.exists() and not force:
@@ -167,7 +167,7 @@ def export(directory: Annotated[Path, typer.Argument(help="Where to write the fi
     running stack, those the settings give (`KANSOKU_<NAME>_PORT`, else the defaults)."""
     import yaml
 
-    from kansoku.explorer import prometheus
+    from kansoku.explorer.alerts import prometheus
 
     rules, source = _load(rules_file, data_dir)
     settings = load_settings(data_dir)

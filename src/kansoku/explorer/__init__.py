@@ -1,8 +1,10 @@
 """explorer: where telemetry goes in embedded mode, and where a learner looks.
 
-For now a receiver: it accepts OTLP/HTTP (protobuf) on the standard port, keeps recent
-spans in memory and answers a few questions about them. The explorer issue turns it
-into the full store, UI and Jaeger-compatible API.
+It receives OTLP into an embedded DuckDB store (`store`) and answers questions about it
+through a JSON API, Jaeger's query API and pages. The code is split by feature — `ingest`,
+`traces`, `map`, `metrics`, `logs`, `rum`, `problems`, `alerts`, `slos` — each with its
+routes, queries and models; `common` holds what several share, and `app` wires them
+(docs/architecture.md, "The explorer").
 """
 
 SERVICE = "explorer"

@@ -9,12 +9,22 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from kansoku.explorer import SERVICE, api, auth, pages
-from kansoku.explorer.alerts import AlertEvaluator
-from kansoku.explorer.notify import Notifier
-from kansoku.explorer.problems import ProblemDetector, Thresholds
+from kansoku.explorer import SERVICE, auth, pages, stats
+from kansoku.explorer.alerts import routes as alerts
+from kansoku.explorer.alerts.evaluator import AlertEvaluator
+from kansoku.explorer.alerts.notify import Notifier
+from kansoku.explorer.ingest import routes as ingest
+from kansoku.explorer.logs import routes as logs
+from kansoku.explorer.map import routes as service_map
+from kansoku.explorer.metrics import routes as metrics
+from kansoku.explorer.problems import routes as problems
+from kansoku.explorer.problems.detector import ProblemDetector, Thresholds
+from kansoku.explorer.rum import routes as rum
 from kansoku.explorer.settings import Settings
+from kansoku.explorer.slos import routes as slos
+from kansoku.explorer.slos.budget import burn
 from kansoku.explorer.store import TelemetryStore
+from kansoku.explorer.traces import routes as traces
 from kansoku.faults.catalogue import FLAG_KINDS
 from kansoku.kit.app import build_service_app
 from kansoku.kit.flags import FaultFlags
@@ -58,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) if settings.problems_enabled else None
 
     evaluator = AlertEvaluator(
-        store, settings.alerts_file, check_seconds=settings.alerts_check_seconds,
+        store, settings.alerts_file, burn=burn, check_seconds=settings.alerts_check_seconds,
         resolved_keep_seconds=settings.alerts_resolved_keep_seconds,
         notifier=Notifier(public_url=settings.public_url
                           or f"http://{settings.host}:{settings.port}",
@@ -85,9 +95,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.problems = detector
     app.state.alerts = evaluator
+    app.state.slos = evaluator  # the rules file's SLOs, which the evaluator reads
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages.router)
-    app.include_router(api.router)
+    # The features' routes, each feature a package of its own (docs/architecture.md).
+    for feature in (ingest, traces, service_map, metrics, logs, rum, problems, alerts,
+                    slos, stats):
+        app.include_router(feature.router)
     auth.install(app, credentials)
     return app
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from kansoku.explorer.problems import KINDS
+from kansoku.explorer.problems.models import PROBLEM_TITLES
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -53,7 +53,7 @@ async def trace_page(trace_id: str, request: Request) -> Response:
 
 @router.get("/problems", response_class=HTMLResponse)
 async def problems_page(request: Request) -> Response:
-    return _page(request, "problems", "Problems", kinds=KINDS)
+    return _page(request, "problems", "Problems", kinds=PROBLEM_TITLES)
 
 
 @router.get("/logs", response_class=HTMLResponse)

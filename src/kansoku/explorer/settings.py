@@ -37,7 +37,7 @@ class Settings(ServiceSettings):
     #: oldest kept, and the trace's `warnings` say so (docs/architecture.md).
     max_answer_bytes: int = Field(16 * 1024 * 1024, ge=64 * 1024)
 
-    # --- problem detection (explorer/problems.py; docs/problems.md) -------------------
+    # --- problem detection (explorer/problems/; docs/problems.md) --------------------
     #: Run the detection rules at all.
     problems_enabled: bool = True
     #: How often complete traces are checked, and how long after a trace's root span
@@ -80,7 +80,7 @@ class Settings(ServiceSettings):
     slow_endpoint_factor: float = Field(2.0, ge=1)
     slow_endpoint_min_extra_ms: float = Field(250.0, ge=0)
 
-    # --- alerts and SLOs (explorer/alerts.py; docs/alerts.md) -------------------------
+    # --- alerts and SLOs (explorer/alerts/; docs/alerts.md) --------------------------
     #: Evaluate the alert rules at all.
     alerts_enabled: bool = True
     #: The user's rules file (YAML); absent or unset: the packaged defaults.

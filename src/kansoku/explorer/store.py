@@ -12,14 +12,13 @@ sender to back off, instead of growing without bound.
 
 Reads use their own cursors, from worker threads, and see the last commit.
 
-Problem detection (`explorer/problems.py`) listens to the span commits
-(`add_span_listener`) and keeps what it finds in `problems` (one row per fingerprint)
-and `problem_occurrences` (one per problem and trace), written by `record_problems`;
-retention treats them like the rest.
-
-The alert evaluator (`explorer/alerts.py`) keeps each alert's current state in
-`alert_states` and every change of state in `alert_history` (`save_alerts`); retention
-deletes old history, never a current state.
+Every table is declared once, as a `Table` below: its DDL, the Arrow types the writer
+inserts with and the order of a row's values in `Rows` all come from that declaration.
+The SQL that reads (and the few statements that write findings) belongs to the feature
+that asks: `explorer/<feature>/queries.py`. Problem detection listens to the span
+commits (`add_span_listener`) and writes `problems` and `problem_occurrences`; the alert
+evaluator writes `alert_states` and `alert_history` (`in_transaction`). Retention
+deletes by each table's `time_column`, so never a current alert state.
 """
 
 from __future__ import annotations
@@ -30,161 +29,177 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa  # type: ignore[import-untyped]  # no stubs shipped
 
-from kansoku.explorer.otlp import LOG_COLUMNS, METRIC_COLUMNS, SPAN_COLUMNS, Rows
-
 logger = logging.getLogger("kansoku.explorer.store")
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
-    trace_id VARCHAR NOT NULL, span_id VARCHAR NOT NULL, parent_span_id VARCHAR,
-    service VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-    start_ns BIGINT NOT NULL, duration_ns BIGINT NOT NULL,
-    status VARCHAR NOT NULL, status_message VARCHAR,
-    route VARCHAR, http_status INTEGER, user_id VARCHAR,
-    db_system VARCHAR, db_statement VARCHAR, peer_service VARCHAR,
-    messaging_destination VARCHAR,
-    attributes JSON, resource JSON, events JSON, links JSON
-);
-CREATE TABLE IF NOT EXISTS logs (
-    time_ns BIGINT NOT NULL, service VARCHAR NOT NULL, severity_number INTEGER,
-    severity VARCHAR, body VARCHAR, trace_id VARCHAR, span_id VARCHAR,
-    attributes JSON, resource JSON
-);
-CREATE TABLE IF NOT EXISTS metric_points (
-    time_ns BIGINT NOT NULL, service VARCHAR NOT NULL, name VARCHAR NOT NULL,
-    kind VARCHAR NOT NULL, unit VARCHAR, attributes JSON, value DOUBLE, count BIGINT,
-    sum DOUBLE, bucket_counts BIGINT[], bounds DOUBLE[], temporality VARCHAR,
-    monotonic BOOLEAN
-);
-CREATE TABLE IF NOT EXISTS problems (
-    fingerprint VARCHAR NOT NULL, kind VARCHAR NOT NULL, service VARCHAR NOT NULL,
-    operation VARCHAR NOT NULL, target VARCHAR, first_seen_ns BIGINT NOT NULL,
-    last_seen_ns BIGINT NOT NULL, occurrences BIGINT NOT NULL, impact DOUBLE NOT NULL,
-    impact_unit VARCHAR NOT NULL, example_trace_id VARCHAR NOT NULL, details JSON
-);
-CREATE TABLE IF NOT EXISTS problem_occurrences (
-    fingerprint VARCHAR NOT NULL, trace_id VARCHAR NOT NULL, time_ns BIGINT NOT NULL,
-    span_ids VARCHAR[] NOT NULL, impact DOUBLE NOT NULL, details JSON
-);
-CREATE TABLE IF NOT EXISTS alert_states (
-    fingerprint VARCHAR NOT NULL, rule VARCHAR NOT NULL, labels JSON NOT NULL,
-    state VARCHAR NOT NULL, since_ns BIGINT NOT NULL, active_since_ns BIGINT NOT NULL,
-    value DOUBLE, summary VARCHAR, details JSON, notified_state VARCHAR,
-    notified_ns BIGINT
-);
-CREATE TABLE IF NOT EXISTS alert_history (
-    time_ns BIGINT NOT NULL, fingerprint VARCHAR NOT NULL, rule VARCHAR NOT NULL,
-    labels JSON NOT NULL, from_state VARCHAR NOT NULL, to_state VARCHAR NOT NULL,
-    value DOUBLE, summary VARCHAR, reason VARCHAR
-);
--- Stores made before the history said why an alert resolved.
-ALTER TABLE alert_history ADD COLUMN IF NOT EXISTS reason VARCHAR;
-"""
+@dataclass(frozen=True)
+class ColumnType:
+    """How a column is declared in DuckDB and handed to it by the writer, in Arrow."""
 
-_TEXT, _BIGINT, _INTEGER, _DOUBLE = pa.string(), pa.int64(), pa.int32(), pa.float64()
-#: Each table's columns as Arrow types, matching _SCHEMA (JSON columns go in as text).
-_ARROW_TYPES: dict[str, dict[str, pa.DataType]] = {
-    "spans": {
-        "trace_id": _TEXT, "span_id": _TEXT, "parent_span_id": _TEXT, "service": _TEXT,
-        "name": _TEXT, "kind": _TEXT, "start_ns": _BIGINT, "duration_ns": _BIGINT,
-        "status": _TEXT, "status_message": _TEXT, "route": _TEXT, "http_status": _INTEGER,
-        "user_id": _TEXT, "db_system": _TEXT, "db_statement": _TEXT,
-        "peer_service": _TEXT, "messaging_destination": _TEXT, "attributes": _TEXT,
-        "resource": _TEXT, "events": _TEXT, "links": _TEXT},
-    "logs": {
-        "time_ns": _BIGINT, "service": _TEXT, "severity_number": _INTEGER,
-        "severity": _TEXT, "body": _TEXT, "trace_id": _TEXT, "span_id": _TEXT,
-        "attributes": _TEXT, "resource": _TEXT},
-    "metric_points": {
-        "time_ns": _BIGINT, "service": _TEXT, "name": _TEXT, "kind": _TEXT, "unit": _TEXT,
-        "attributes": _TEXT, "value": _DOUBLE, "count": _BIGINT, "sum": _DOUBLE,
-        "bucket_counts": pa.list_(_BIGINT), "bounds": pa.list_(_DOUBLE),
-        "temporality": _TEXT, "monotonic": pa.bool_()},
-}
-_COLUMNS = {"spans": SPAN_COLUMNS, "logs": LOG_COLUMNS, "metric_points": METRIC_COLUMNS}
+    sql: str
+    arrow: pa.DataType
+
+
+TEXT = ColumnType("VARCHAR", pa.string())
+#: JSON text: DuckDB parses it on insert, the writer hands it over as text.
+JSON = ColumnType("JSON", pa.string())
+BIGINT = ColumnType("BIGINT", pa.int64())
+INTEGER = ColumnType("INTEGER", pa.int32())
+DOUBLE = ColumnType("DOUBLE", pa.float64())
+BOOLEAN = ColumnType("BOOLEAN", pa.bool_())
+BIGINT_LIST = ColumnType("BIGINT[]", pa.list_(pa.int64()))
+DOUBLE_LIST = ColumnType("DOUBLE[]", pa.list_(pa.float64()))
+TEXT_LIST = ColumnType("VARCHAR[]", pa.list_(pa.string()))
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    required: bool = False
+
+
+def _required(name: str, type_: ColumnType) -> Column:
+    return Column(name, type_, required=True)
+
+
+@dataclass(frozen=True)
+class Table:
+    """One table, declared once: its DDL, the Arrow types the writer inserts with and
+    the order of the values in a row of `Rows` all come from `columns`."""
+
+    name: str
+    columns: tuple[Column, ...]
+    #: The column retention deletes by (None: kept until replaced, as alert states are).
+    time_column: str | None
+    #: Columns added after the table first shipped, for stores made before them.
+    added_later: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    @property
+    def ddl(self) -> str:
+        declared = ", ".join(f"{column.name} {column.type.sql}"
+                             f"{' NOT NULL' if column.required else ''}"
+                             for column in self.columns)
+        added = "".join(f"; ALTER TABLE {self.name} ADD COLUMN IF NOT EXISTS {column.name} "
+                        f"{column.type.sql}" for column in self.columns
+                        if column.name in self.added_later)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({declared}){added}"
+
+    def row(self, **values: Any) -> tuple[Any, ...]:
+        """One row's values in the order of `columns`, from the values by name (every
+        column's, no other: a mistake is a KeyError here, not a shifted column)."""
+        if len(values) != len(self.columns):
+            unknown = sorted(set(values) - set(self.names))
+            raise KeyError(f"{self.name}: not its columns: {unknown}" if unknown
+                           else f"{self.name}: missing {sorted(set(self.names) - set(values))}")
+        return tuple(values[name] for name in self.names)
+
+
+SPANS = Table("spans", (
+    _required("trace_id", TEXT), _required("span_id", TEXT), Column("parent_span_id", TEXT),
+    _required("service", TEXT), _required("name", TEXT), _required("kind", TEXT),
+    _required("start_ns", BIGINT), _required("duration_ns", BIGINT),
+    _required("status", TEXT), Column("status_message", TEXT),
+    Column("route", TEXT), Column("http_status", INTEGER), Column("user_id", TEXT),
+    Column("db_system", TEXT), Column("db_statement", TEXT), Column("peer_service", TEXT),
+    Column("messaging_destination", TEXT),
+    Column("attributes", JSON), Column("resource", JSON), Column("events", JSON),
+    Column("links", JSON)), time_column="start_ns")
+LOGS = Table("logs", (
+    _required("time_ns", BIGINT), _required("service", TEXT), Column("severity_number", INTEGER),
+    Column("severity", TEXT), Column("body", TEXT), Column("trace_id", TEXT),
+    Column("span_id", TEXT), Column("attributes", JSON), Column("resource", JSON)),
+    time_column="time_ns")
+METRIC_POINTS = Table("metric_points", (
+    _required("time_ns", BIGINT), _required("service", TEXT), _required("name", TEXT),
+    _required("kind", TEXT), Column("unit", TEXT), Column("attributes", JSON),
+    Column("value", DOUBLE), Column("count", BIGINT), Column("sum", DOUBLE),
+    Column("bucket_counts", BIGINT_LIST), Column("bounds", DOUBLE_LIST),
+    Column("temporality", TEXT), Column("monotonic", BOOLEAN)), time_column="time_ns")
+#: Problem detection's findings (explorer/problems): one row per problem, and one per
+#: occurrence of it in a trace. A problem goes with its last occurrence.
+PROBLEMS = Table("problems", (
+    _required("fingerprint", TEXT), _required("kind", TEXT), _required("service", TEXT),
+    _required("operation", TEXT), Column("target", TEXT), _required("first_seen_ns", BIGINT),
+    _required("last_seen_ns", BIGINT), _required("occurrences", BIGINT),
+    _required("impact", DOUBLE), _required("impact_unit", TEXT),
+    _required("example_trace_id", TEXT), Column("details", JSON)), time_column="last_seen_ns")
+PROBLEM_OCCURRENCES = Table("problem_occurrences", (
+    _required("fingerprint", TEXT), _required("trace_id", TEXT), _required("time_ns", BIGINT),
+    _required("span_ids", TEXT_LIST), _required("impact", DOUBLE), Column("details", JSON)),
+    time_column="time_ns")
+#: The alert evaluator's (explorer/alerts): each alert's current state (never deleted
+#: by retention), and every change of state.
+ALERT_STATES = Table("alert_states", (
+    _required("fingerprint", TEXT), _required("rule", TEXT), _required("labels", JSON),
+    _required("state", TEXT), _required("since_ns", BIGINT),
+    _required("active_since_ns", BIGINT), Column("value", DOUBLE), Column("summary", TEXT),
+    Column("details", JSON), Column("notified_state", TEXT), Column("notified_ns", BIGINT)),
+    time_column=None)
+ALERT_HISTORY = Table("alert_history", (
+    _required("time_ns", BIGINT), _required("fingerprint", TEXT), _required("rule", TEXT),
+    _required("labels", JSON), _required("from_state", TEXT), _required("to_state", TEXT),
+    Column("value", DOUBLE), Column("summary", TEXT), Column("reason", TEXT)),
+    time_column="time_ns",
+    # Stores made before the history said why an alert resolved.
+    added_later=("reason",))
+TABLES = (SPANS, LOGS, METRIC_POINTS, PROBLEMS, PROBLEM_OCCURRENCES, ALERT_STATES,
+          ALERT_HISTORY)
+#: The tables OTLP fills, through `submit`.
+RECEIVED = (SPANS, LOGS, METRIC_POINTS)
+
 #: The name the writer's cursor gives the Arrow table it inserts from.
 _STAGED = "staged_rows"
-#: Each table's time column: retention deletes by it (a problem goes with its last
-#: occurrence).
-_TIME_COLUMNS = {"spans": "start_ns", "logs": "time_ns", "metric_points": "time_ns",
-                 "problems": "last_seen_ns", "problem_occurrences": "time_ns",
-                 "alert_history": "time_ns"}
 #: Rows one commit takes at most; more wait for the next.
 _MAX_BATCH_ROWS = 50_000
 #: How long the writer waits for more rows to share a commit with.
 _GATHER_SECONDS = 0.02
 
 
+@dataclass
+class Rows:
+    """Decoded records for one of the `RECEIVED` tables, column by column (in the
+    table's order), ready for one columnar insert."""
+
+    table: Table
+    values: list[list[Any]] = field(default_factory=list)
+    rejected: int = 0
+    error: str = ""
+
+    def __post_init__(self) -> None:
+        self.values = [[] for _ in self.table.columns]
+
+    def add(self, row: Iterable[Any]) -> None:
+        """One record: its values in the order of the table's columns."""
+        for column, value in zip(self.values, row, strict=True):
+            column.append(value)
+
+    def appenders(self) -> dict[str, Callable[[Any], None]]:
+        """Each column's `append`, by name: for a decoder's hot loop, which appends
+        column by column without building a row."""
+        return {name: column.append
+                for name, column in zip(self.table.names, self.values, strict=True)}
+
+    def __len__(self) -> int:
+        return len(self.values[0]) if self.values else 0
+
+
 class StoreBusy(Exception):
     """More rows wait to be written than the store accepts; try again shortly."""
-
-
-@dataclass(frozen=True)
-class ProblemOccurrence:
-    """One occurrence of a detected problem (see `explorer/problems.py`): what it is, the
-    trace it was seen in and that trace's spans involved, and what it cost."""
-
-    fingerprint: str
-    kind: str
-    service: str
-    operation: str
-    #: The normalised statement, or the route.
-    target: str
-    trace_id: str
-    time_ns: int
-    span_ids: tuple[str, ...]
-    impact: float
-    impact_unit: str
-    details: dict[str, Any]
-    #: 0: one occurrence per trace. Otherwise at most one per this many ns (the baseline
-    #: rules look at overlapping windows: one occurrence per window).
-    once_per_ns: int = 0
-
-
-@dataclass(frozen=True)
-class AlertRow:
-    """One alert (a rule and one set of label values) as `alert_states` keeps it; the
-    evaluator (`explorer/alerts.py`) owns the meaning of each field."""
-
-    fingerprint: str
-    rule: str
-    labels: dict[str, str]
-    state: str
-    since_ns: int
-    active_since_ns: int
-    value: float | None
-    summary: str
-    details: dict[str, Any]
-    notified_state: str | None
-    notified_ns: int | None
-
-
-@dataclass(frozen=True)
-class AlertTransition:
-    """An alert moving from one state to another, for `alert_history`."""
-
-    time_ns: int
-    fingerprint: str
-    rule: str
-    labels: dict[str, str]
-    from_state: str
-    to_state: str
-    value: float | None
-    summary: str
-    #: Why an alert resolved (or a pending one went away): the value within the
-    #: threshold, too little traffic to judge, no data.
-    reason: str | None = None
 
 
 @dataclass
@@ -193,17 +208,16 @@ class _Batch:
     done: Future[int]
 
 
-def _insert_statement(table: str, columns: Sequence[str]) -> str:
-    names = ", ".join(columns)
-    return f"INSERT INTO {table} ({names}) SELECT {names} FROM {_STAGED}"
+def _insert_statement(table: Table) -> str:
+    names = ", ".join(table.names)
+    return f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {_STAGED}"
 
 
-def _arrow_table(table: str, columns: Sequence[str], values: list[list[Any]]) -> pa.Table:
-    types = _ARROW_TYPES[table]
+def _arrow_table(table: Table, values: list[list[Any]]) -> pa.Table:
     return pa.Table.from_arrays(
-        [_arrow_array(column, types[name]) for name, column in zip(columns, values,
-                                                                   strict=True)],
-        names=list(columns))
+        [_arrow_array(column, spec.type.arrow) for spec, column in zip(table.columns, values,
+                                                                       strict=True)],
+        names=list(table.names))
 
 
 def _arrow_array(values: list[Any], type_: pa.DataType) -> pa.Array:
@@ -216,8 +230,8 @@ def _arrow_array(values: list[Any], type_: pa.DataType) -> pa.Array:
         return pa.array([_fitted(value, type_) for value in values], type=type_)
 
 
-_INT_RANGES = {_BIGINT: (-2**63, 2**63 - 1), _INTEGER: (-2**31, 2**31 - 1)}
-_as_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
+_INT_RANGES = {BIGINT.arrow: (-2**63, 2**63 - 1), INTEGER.arrow: (-2**31, 2**31 - 1)}
+as_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
 def _fitted(value: Any, type_: pa.DataType) -> Any:
@@ -225,16 +239,16 @@ def _fitted(value: Any, type_: pa.DataType) -> Any:
     integer out of range (a NOT NULL column then refuses it, as before)."""
     if value is None:
         return None
-    if type_ == _TEXT:
+    if type_ == TEXT.arrow:
         if isinstance(value, str):
             return value
         if isinstance(value, bool):
             return "true" if value else "false"
-        return str(value) if isinstance(value, int | float) else _as_json(value)
+        return str(value) if isinstance(value, int | float) else as_json(value)
     if type_ in _INT_RANGES:
         low, high = _INT_RANGES[type_]
         return value if type(value) is int and low <= value <= high else None
-    if type_ == _DOUBLE:
+    if type_ == DOUBLE.arrow:
         return float(value) if isinstance(value, int | float) else None
     return value
 
@@ -252,9 +266,9 @@ class TelemetryStore:
         # big queries to disk rather than growing).
         self._db = duckdb.connect(self.path, config={"memory_limit": memory_limit,
                                                      "threads": threads})
-        self._db.execute(_SCHEMA)
-        self._statements = {table: _insert_statement(table, columns)
-                            for table, columns in _COLUMNS.items()}
+        for table in TABLES:
+            self._db.execute(table.ddl)
+        self._statements = {table.name: _insert_statement(table) for table in RECEIVED}
         self.max_pending_rows = max_pending_rows
         self._pending_rows = 0
         self._pending_lock = threading.Lock()
@@ -305,10 +319,10 @@ class TelemetryStore:
             self._commit(cursor, batches)
 
     def _commit(self, cursor: duckdb.DuckDBPyConnection, batches: list[_Batch]) -> None:
-        by_table: dict[str, list[list[Any]]] = {}
+        by_table: dict[Table, list[list[Any]]] = {}
         for batch in batches:
             columns = by_table.setdefault(batch.rows.table,
-                                          [[] for _ in batch.rows.columns])
+                                          [[] for _ in batch.rows.table.columns])
             for merged, values in zip(columns, batch.rows.values, strict=True):
                 merged.extend(values)
         error: Exception | None = None
@@ -316,9 +330,9 @@ class TelemetryStore:
             cursor.execute("BEGIN TRANSACTION")
             for table, columns in by_table.items():
                 if columns and columns[0]:
-                    cursor.register(_STAGED, _arrow_table(table, _COLUMNS[table], columns))
+                    cursor.register(_STAGED, _arrow_table(table, columns))
                     try:
-                        cursor.execute(self._statements[table])
+                        cursor.execute(self._statements[table.name])
                     finally:
                         cursor.unregister(_STAGED)
             cursor.execute("COMMIT")
@@ -331,147 +345,36 @@ class TelemetryStore:
             self._pending_rows -= sum(len(batch.rows) for batch in batches)
         for batch in batches:
             if error is None:
-                self.received[batch.rows.table] += len(batch.rows)
+                self.received[batch.rows.table.name] += len(batch.rows)
                 self.received["rejected"] += batch.rows.rejected
                 batch.done.set_result(len(batch.rows))
             else:
                 batch.done.set_exception(error)
         if error is None:
             for batch in batches:
-                if batch.rows.table == "spans":
+                if batch.rows.table is SPANS:
                     for listener in self._span_listeners:
                         try:
                             listener(batch.rows)
                         except Exception:
                             logger.exception("a span listener failed")
 
-    # --- problems --------------------------------------------------------------------
+    # --- reading, and the features' own writes ---------------------------------------
 
-    def record_problems(self, occurrences: Sequence[ProblemOccurrence]) -> int:
-        """Keep new occurrences and fold them into their problems (one row per
-        fingerprint: first and last seen, occurrences, total impact, the latest trace
-        as the example). An occurrence already kept for the same problem and trace, or
-        (with `once_per_ns`) one too soon after the last, only moves `last_seen` and
-        brings the evidence up to date.
-        Returns the occurrences kept. Call it from one thread at a time."""
-        if not occurrences:
-            return 0
-
-        def run(cursor: duckdb.DuckDBPyConnection) -> int:
-            prints = sorted({o.fingerprint for o in occurrences})
+    def in_transaction(self, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+        """Run `work` on a cursor of its own inside one transaction, rolled back if it
+        raises (call it from a worker thread, one writer of those tables at a time)."""
+        def run(cursor: duckdb.DuckDBPyConnection) -> T:
             cursor.execute("BEGIN TRANSACTION")
             try:
-                kept = self._new_occurrences(cursor, prints, occurrences)
-                if kept:
-                    cursor.executemany(
-                        "INSERT INTO problem_occurrences (fingerprint, trace_id, time_ns, "
-                        "span_ids, impact, details) VALUES (?, ?, ?, ?, ?, ?)",
-                        [[o.fingerprint, o.trace_id, o.time_ns, list(o.span_ids), o.impact,
-                          _as_json(o.details)] for o in kept])
-                self._fold_into_problems(cursor, prints, occurrences, kept)
+                result = work(cursor)
                 cursor.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(duckdb.Error):
                     cursor.execute("ROLLBACK")
                 raise
-            return len(kept)
+            return result
         return self.read(run)
-
-    @staticmethod
-    def _new_occurrences(cursor: duckdb.DuckDBPyConnection, prints: list[str],
-                         occurrences: Sequence[ProblemOccurrence]) -> list[ProblemOccurrence]:
-        traces = sorted({o.trace_id for o in occurrences})
-        seen = {(row[0], row[1]) for row in cursor.execute(
-            "SELECT fingerprint, trace_id FROM problem_occurrences "
-            "WHERE fingerprint = ANY(?::VARCHAR[]) AND trace_id = ANY(?::VARCHAR[])",
-            [prints, traces]).fetchall()}
-        latest = dict(cursor.execute(
-            "SELECT fingerprint, max(time_ns) FROM problem_occurrences "
-            "WHERE fingerprint = ANY(?::VARCHAR[]) GROUP BY fingerprint", [prints]).fetchall())
-        kept = []
-        for occurrence in occurrences:
-            key = (occurrence.fingerprint, occurrence.trace_id)
-            last = latest.get(occurrence.fingerprint)
-            if key in seen or (occurrence.once_per_ns and last is not None
-                               and occurrence.time_ns - last < occurrence.once_per_ns):
-                continue
-            seen.add(key)
-            latest[occurrence.fingerprint] = max(last or 0, occurrence.time_ns)
-            kept.append(occurrence)
-        return kept
-
-    @staticmethod
-    def _fold_into_problems(cursor: duckdb.DuckDBPyConnection, prints: list[str],
-                            occurrences: Sequence[ProblemOccurrence],
-                            kept: list[ProblemOccurrence]) -> None:
-        known = {row[0] for row in cursor.execute(
-            "SELECT fingerprint FROM problems WHERE fingerprint = ANY(?::VARCHAR[])",
-            [prints]).fetchall()}
-        for fingerprint in prints:
-            mine = [o for o in occurrences if o.fingerprint == fingerprint]
-            new = [o for o in kept if o.fingerprint == fingerprint]
-            latest = max(mine, key=lambda o: o.time_ns)
-            if fingerprint in known:
-                if new:
-                    example = max(new, key=lambda o: o.time_ns)
-                    cursor.execute(
-                        "UPDATE problems SET last_seen_ns = greatest(last_seen_ns, ?), "
-                        "first_seen_ns = least(first_seen_ns, ?), "
-                        "occurrences = occurrences + ?, impact = impact + ?, "
-                        "example_trace_id = ?, details = ? WHERE fingerprint = ?",
-                        [example.time_ns, min(o.time_ns for o in new), len(new),
-                         sum(o.impact for o in new), example.trace_id,
-                         _as_json(example.details), fingerprint])
-                else:  # seen again: the latest evidence, nothing counted twice
-                    cursor.execute(
-                        "UPDATE problems SET last_seen_ns = greatest(last_seen_ns, ?), "
-                        "details = ? WHERE fingerprint = ?",
-                        [latest.time_ns, _as_json(latest.details), fingerprint])
-            elif new:
-                example = max(new, key=lambda o: o.time_ns)
-                cursor.execute(
-                    "INSERT INTO problems (fingerprint, kind, service, operation, target, "
-                    "first_seen_ns, last_seen_ns, occurrences, impact, impact_unit, "
-                    "example_trace_id, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [fingerprint, example.kind, example.service, example.operation,
-                     example.target, min(o.time_ns for o in new), example.time_ns, len(new),
-                     sum(o.impact for o in new), example.impact_unit, example.trace_id,
-                     _as_json(example.details)])
-
-    # --- alerts ----------------------------------------------------------------------
-
-    def save_alerts(self, alerts: Sequence[AlertRow],
-                    transitions: Sequence[AlertTransition]) -> None:
-        """Replace the alerts' current states with `alerts` and append `transitions` to
-        their history, in one transaction (a few hundred rows at most: the states are
-        rewritten whole). Call it from one thread at a time."""
-        def run(cursor: duckdb.DuckDBPyConnection) -> None:
-            cursor.execute("BEGIN TRANSACTION")
-            try:
-                cursor.execute("DELETE FROM alert_states")
-                if alerts:
-                    cursor.executemany(
-                        "INSERT INTO alert_states (fingerprint, rule, labels, state, "
-                        "since_ns, active_since_ns, value, summary, details, "
-                        "notified_state, notified_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [[a.fingerprint, a.rule, _as_json(a.labels), a.state, a.since_ns,
-                          a.active_since_ns, a.value, a.summary, _as_json(a.details),
-                          a.notified_state, a.notified_ns] for a in alerts])
-                if transitions:
-                    cursor.executemany(
-                        "INSERT INTO alert_history (time_ns, fingerprint, rule, labels, "
-                        "from_state, to_state, value, summary, reason) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [[t.time_ns, t.fingerprint, t.rule, _as_json(t.labels), t.from_state,
-                          t.to_state, t.value, t.summary, t.reason] for t in transitions])
-                cursor.execute("COMMIT")
-            except BaseException:
-                with contextlib.suppress(duckdb.Error):
-                    cursor.execute("ROLLBACK")
-                raise
-        self.read(run)
-
-    # --- reading ---------------------------------------------------------------------
 
     def read(self, query: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
         """Run `query` on a cursor of its own (call it from a worker thread)."""
@@ -525,10 +428,13 @@ class TelemetryStore:
     def _delete_before(self, cutoff_ns: int) -> int:
         def run(cursor: duckdb.DuckDBPyConnection) -> int:
             total = 0
-            for table, column in _TIME_COLUMNS.items():
+            for table in TABLES:
+                if table.time_column is None:
+                    continue
                 # DuckDB answers a DELETE with the number of rows it deleted.
-                row = cursor.execute(f"DELETE FROM {table} WHERE {column} < ?",
-                                     [cutoff_ns]).fetchone()
+                row = cursor.execute(
+                    f"DELETE FROM {table.name} WHERE {table.time_column} < ?",
+                    [cutoff_ns]).fetchone()
                 total += int(row[0]) if row else 0
             return total
         return self.read(run)

@@ -1,0 +1,1 @@
+"""logs: the search of the log records."""

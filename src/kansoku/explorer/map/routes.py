@@ -1,0 +1,45 @@
+"""The service map: `/api/map` (nodes and edges with rate, errors and latency) and
+Jaeger's `/api/dependencies`."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from kansoku.explorer.common import time as timerange
+from kansoku.explorer.common.responses import Data, JaegerAnswer, jaeger, read
+from kansoku.explorer.map import queries
+from kansoku.explorer.map.models import Dependency, EdgeKind, Node, NodeKind, ServiceMap
+
+router = APIRouter()
+
+
+@router.get("/api/dependencies", tags=["jaeger"])
+async def dependencies(
+    request: Request,
+    endTs: Annotated[int | None, Query(description="milliseconds")] = None,
+    lookback: Annotated[int | None, Query(description="milliseconds")] = None,
+) -> JaegerAnswer[list[Dependency]]:
+    """Calls between services: parent, child, callCount."""
+    end_ns = endTs * 1_000_000 if endTs else time.time_ns()
+    start_ns = end_ns - (lookback or 3_600_000) * 1_000_000
+    edges = await read(request, queries.dependencies, start_ns, end_ns)
+    return jaeger(
+        [Dependency(parent=edge.parent, child=edge.child, callCount=edge.calls)
+         for edge in edges if edge.kind != EdgeKind.DATABASE])
+
+
+@router.get("/api/map", tags=["kansoku"])
+async def service_map(request: Request, lookback: str = "1h") -> Data[ServiceMap]:
+    """The service map: services, databases and caches as nodes; calls as edges with
+    rate, errors and mean latency."""
+    start_ns, end_ns = timerange.window(lookback)
+    edges = await read(request, queries.dependencies, start_ns, end_ns)
+    databases = {edge.child for edge in edges if edge.kind == EdgeKind.DATABASE}
+    nodes = sorted({edge.parent for edge in edges} | {edge.child for edge in edges})
+    return Data[ServiceMap](data=ServiceMap(
+        nodes=[Node(id=node, kind=NodeKind.DATABASE if node in databases
+                    else NodeKind.SERVICE) for node in nodes],
+        edges=edges))

@@ -1,0 +1,87 @@
+"""Metrics: RED per service and route (from the spans), every metric's series, and the
+shop's funnel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from kansoku.explorer.common import time as timerange
+from kansoku.explorer.common.responses import Data, read
+from kansoku.explorer.metrics import queries
+from kansoku.explorer.metrics.models import FunnelStep, MetricName, MetricSeries, Red, RedPoint
+from kansoku.kit import semconv
+
+router = APIRouter()
+
+
+@router.get("/api/red", tags=["kansoku"])
+async def red(request: Request,
+              service: Annotated[str | None, Query(max_length=200)] = None,
+              by_route: bool = False,
+              lookback: Annotated[str, Query(description="e.g. 15m, 1h")] = "1h",
+              ) -> Data[list[Red]]:
+    """Rate, error % and p50/p90/p95/p99 latency of server spans, per service (and per
+    route with `by_route`)."""
+    start_ns, end_ns = timerange.window(lookback)
+    return Data(data=await read(request, queries.red, start_ns, end_ns, service, by_route))
+
+
+@router.get("/api/red/series", tags=["kansoku"])
+async def red_series(request: Request, service: Annotated[str, Query(max_length=200)],
+                     route: Annotated[str | None, Query(max_length=500)] = None,
+                     lookback: str = "1h",
+                     step: Annotated[str, Query(description="e.g. 1m")] = "1m",
+                     ) -> Data[list[RedPoint]]:
+    """Requests, errors and p95 per time step, for one service or route."""
+    start_ns, end_ns = timerange.window(lookback)
+    step_ns = timerange.step_ns(step)
+    return Data(data=await read(request, queries.red_series, start_ns, end_ns, step_ns,
+                                service, route))
+
+
+@router.get("/api/metrics", tags=["kansoku"])
+async def metric_names(request: Request, lookback: str = "1h") -> Data[list[MetricName]]:
+    """Every metric that arrived in the time range: name, kind, unit, and who sends it."""
+    start_ns, end_ns = timerange.window(lookback)
+    return Data(data=await read(request, queries.metric_names, start_ns, end_ns))
+
+
+@router.get("/api/metrics/series", tags=["kansoku"])
+async def metric_series(request: Request, name: Annotated[str, Query(max_length=200)],
+                        service: Annotated[str | None, Query(max_length=200)] = None,
+                        lookback: str = "1h",
+                        step: Annotated[str, Query(description="e.g. 1m")] = "1m",
+                        by: Annotated[str | None, Query(
+                            max_length=200, description="An attribute to split the series "
+                                                        "by, e.g. currency")] = None,
+                        ) -> MetricSeries:
+    """One metric per time step and service (and value of `by`): the increase of a
+    counter (or of a histogram's count) in each step, the average of a gauge. Each
+    point's `time_ns` is its step's start; steps are counted from the range's start,
+    which the answer gives (`start_ns`, `end_ns`, `step_ns`), so the last one ends
+    with the range."""
+    start_ns, end_ns = timerange.window(lookback)
+    step_ns = timerange.step_ns(step)
+    return MetricSeries(
+        data=await read(request, queries.metric_series, name, service, start_ns, end_ns,
+                        step_ns, by),
+        start_ns=start_ns, end_ns=end_ns, step_ns=step_ns)
+
+
+@router.get("/api/funnel", tags=["kansoku"])
+async def funnel(request: Request, lookback: str = "1h") -> Data[list[FunnelStep]]:
+    """The shop's funnel in the time range: product views, units added to carts, orders
+    placed, orders paid."""
+    start_ns, end_ns = timerange.window(lookback)
+    steps = (("Product views", semconv.METRIC_PRODUCT_VIEWS, None),
+             ("Units added to carts", semconv.METRIC_CART_ADDS, None),
+             ("Orders placed", semconv.METRIC_ORDERS, "placed"),
+             ("Orders paid", semconv.METRIC_ORDERS, "paid"))
+    data = []
+    for label, name, status in steps:
+        total = await read(request, queries.metric_increase, name, start_ns, end_ns,
+                           {"status": status} if status else None)
+        data.append(FunnelStep(step=label, metric=name, count=total))
+    return Data(data=data)

@@ -1,0 +1,782 @@
+"""Automatic problem detection: rules that read the traces as they arrive and name what
+a person would otherwise have to spot in a waterfall — an N+1, a slow query, queries run
+one after another that could run together, a loop of calls to another service, an
+operation that suddenly fails, an endpoint slower than it usually is.
+
+Two kinds of rule (docs/problems.md describes each, with its thresholds):
+
+- **Per trace**, once the trace is complete: N+1 database queries, slow database
+  queries, consecutive independent queries, N+1 HTTP calls. The store tells the
+  `ProblemDetector` which traces received spans (`TraceTracker`); a trace is complete
+  when its root span has arrived and `grace_seconds` passed without another of its spans
+  (a trace whose root never comes is taken after `orphan_seconds`). Each pass reads only
+  those traces' spans, so the work follows the traffic, not the size of the store.
+- **Against a baseline**, every `baseline_check_seconds`: error hotspots and slow
+  endpoints compare each operation's last few minutes with the hour before.
+
+What a rule finds is an occurrence; occurrences of the same kind, service, operation and
+statement (or route) share a fingerprint and make one problem, stored in the explorer's
+DuckDB file (`queries.record_problems`) and served by `GET /api/problems`.
+
+Everything here except `ProblemDetector.run_forever` is synchronous and runs in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, assert_never
+from urllib.parse import urlsplit
+
+from kansoku.explorer.common.spans import SpanKind, SpanStatus
+from kansoku.explorer.problems import queries
+from kansoku.explorer.problems.models import (
+    PROBLEM_TITLES,
+    STATEMENT_KINDS,
+    DetectionStats,
+    ImpactUnit,
+    OperationWindow,
+    ProblemKind,
+    ProblemOccurrence,
+    StoredProblem,
+)
+from kansoku.explorer.problems.models import (
+    Problem as ProblemReport,
+)
+from kansoku.explorer.store import SPANS, Rows, TelemetryStore
+
+logger = logging.getLogger("kansoku.explorer.problems")
+
+#: Database systems that are caches or key-value stores, not SQL: one command per key is
+#: how they are meant to be used, so the database rules leave them alone.
+NON_SQL_SYSTEMS = frozenset({"redis", "valkey", "memcached", "mongodb", "elasticsearch",
+                             "cassandra", "dynamodb"})
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Where each rule draws the line (the explorer's settings fill these in)."""
+
+    #: N+1 queries: at least this many sequential spans with the same normalised
+    #: statement under one parent, taking at least this long together (Sentry's rule)...
+    n_plus_one_db_min_spans: int = 5
+    n_plus_one_db_min_total_ms: float = 50.0
+    #: ...or at least this many, however quick (0: never). A database on the same
+    #: machine answers a simple query in half a millisecond, so a loop of twenty stays
+    #: under 50 ms here; over a network each of them is a round trip.
+    n_plus_one_db_many_spans: int = 10
+    #: A read (SELECT) taking at least this long is a slow query.
+    slow_db_query_ms: float = 500.0
+    #: Consecutive queries: running the independent ones at once would save at least
+    #: this much, and this share of the sequence's time; each of them takes at least
+    #: `consecutive_db_min_span_ms`.
+    consecutive_db_min_saved_ms: float = 100.0
+    consecutive_db_min_ratio: float = 0.1
+    consecutive_db_min_span_ms: float = 30.0
+    #: N+1 calls: at least this many client spans to one route of one service under one
+    #: parent, to at least as many different URLs (a retry repeats the same URL).
+    n_plus_one_http_min_calls: int = 5
+    #: The baseline rules compare the last `recent_seconds` with the `baseline_seconds`
+    #: before them.
+    recent_seconds: float = 300.0
+    baseline_seconds: float = 3600.0
+    #: Error hotspot: in the recent window at least this many requests and errors, an
+    #: error rate of at least `error_hotspot_min_rate`, and at least
+    #: `error_hotspot_factor` times the baseline's rate (a baseline with fewer than
+    #: `error_hotspot_min_requests` requests counts as error-free).
+    error_hotspot_min_requests: int = 20
+    error_hotspot_min_errors: int = 5
+    error_hotspot_min_rate: float = 0.1
+    error_hotspot_factor: float = 3.0
+    #: Slow endpoint: recent p95 at least `slow_endpoint_factor` times the baseline's
+    #: p95 and at least `slow_endpoint_min_extra_ms` more, with at least this many
+    #: requests in each window.
+    slow_endpoint_min_requests: int = 20
+    slow_endpoint_baseline_min_requests: int = 50
+    slow_endpoint_factor: float = 2.0
+    slow_endpoint_min_extra_ms: float = 250.0
+
+
+# --- normalising statements and URLs ---------------------------------------------------
+
+_STRING = re.compile(r"'(?:[^']|'')*'")
+#: Placeholders of the common drivers: $1 (asyncpg), %s and %(name)s (psycopg), :name,
+#: and ?; a PostgreSQL cast (::integer) is not one.
+_PLACEHOLDER = re.compile(r"\$\d+|%\(\w+\)s|%s|(?<![:\w]):[A-Za-z_]\w*|\?")
+#: A cast after a placeholder says nothing about the query's shape: $1::INTEGER is $1.
+_CAST = re.compile(r"\?\s*::\s*[A-Za-z_]\w*(?:\s*\(\s*\d+(?:\s*,\s*\d+)?\s*\))?"
+                   r"(?:\s+(?:WITH|WITHOUT)\s+TIME\s+ZONE)?(?:\s*\[\])*", re.IGNORECASE)
+_NUMBER = re.compile(r"(?<![\w.$])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
+_IN_LIST = re.compile(r"\bIN\s*\(\s*\?(?:\s*,\s*\?)*\s*\)", re.IGNORECASE)
+_ROW = r"\(\s*\?(?:\s*,\s*\?)*\s*\)"
+_VALUES_LIST = re.compile(rf"({_ROW})(?:\s*,\s*{_ROW})+")
+_SPACE = re.compile(r"\s+")
+_WHERE = re.compile(r"\bWHERE\b", re.IGNORECASE)
+_READ = re.compile(r"^\(?\s*(?:SELECT|WITH)\b", re.IGNORECASE)
+#: Longest statement kept with a problem (they are fingerprinted whole).
+_MAX_STATEMENT = 2000
+
+
+@functools.lru_cache(maxsize=4096)  # the same few hundred statements, again and again
+def normalise_statement(statement: str) -> str:
+    """The statement's shape: every literal and placeholder becomes ?, IN lists and
+    multi-row VALUES collapse to one, whitespace to single spaces. Two queries that
+    differ only in their values normalise the same."""
+    shape = _STRING.sub("?", statement)
+    shape = _PLACEHOLDER.sub("?", shape)
+    shape = _CAST.sub("?", shape)
+    shape = _NUMBER.sub("?", shape)
+    shape = _IN_LIST.sub("IN (?)", shape)
+    shape = _VALUES_LIST.sub(r"\1", shape)
+    shape = _SPACE.sub(" ", shape).strip().rstrip(";").strip()
+    return shape[:_MAX_STATEMENT]
+
+
+def has_parameters(statement: str) -> bool:
+    """Whether the statement takes values from the program (placeholders): a query that
+    does may depend on what an earlier one returned."""
+    return bool(_PLACEHOLDER.search(_STRING.sub("", statement)))
+
+
+_ID_SEGMENT = re.compile(
+    r"^(?:\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{16,})$")
+
+
+def normalise_path(url: str) -> str:
+    """A URL's path with ids (numbers, UUIDs, long hex) as {id}: the route it calls."""
+    path = urlsplit(url).path or "/"
+    return "/".join("{id}" if _ID_SEGMENT.match(part) else part for part in path.split("/"))
+
+
+# --- spans and findings --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Span:
+    """The parts of a span the rules read (`queries.DETECTION_COLUMNS`, in this order)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    service: str
+    name: str
+    kind: SpanKind
+    start_ns: int
+    duration_ns: int
+    status: SpanStatus = SpanStatus.UNSET
+    route: str | None = None
+    http_status: int | None = None
+    db_system: str | None = None
+    db_statement: str | None = None
+    peer_service: str | None = None
+    url: str | None = None
+
+    @property
+    def end_ns(self) -> int:
+        return self.start_ns + self.duration_ns
+
+    @property
+    def is_sql(self) -> bool:
+        return bool(self.db_statement) and (self.db_system or "").lower() not in NON_SQL_SYSTEMS
+
+
+def fingerprint(kind: ProblemKind, service: str, operation: str, target: str) -> str:
+    """What groups occurrences into one problem."""
+    text = "\x1f".join((kind, service, operation, target))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass
+class Finding:
+    """One occurrence of a problem: in a trace, or in a window of an operation's
+    requests (the baseline rules)."""
+
+    kind: ProblemKind
+    service: str
+    operation: str
+    target: str
+    trace_id: str
+    time_ns: int
+    span_ids: list[str]
+    impact: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.kind, self.service, self.operation, self.target)
+
+    @property
+    def impact_unit(self) -> ImpactUnit:
+        return ImpactUnit.ERRORS if self.kind == ProblemKind.ERROR_HOTSPOT else ImpactUnit.MS
+
+    def occurrence(self, once_per_ns: int = 0) -> ProblemOccurrence:
+        return ProblemOccurrence(
+            fingerprint=self.fingerprint, kind=self.kind, service=self.service,
+            operation=self.operation, target=self.target, trace_id=self.trace_id,
+            time_ns=self.time_ns, span_ids=tuple(self.span_ids), impact=self.impact,
+            impact_unit=self.impact_unit, details=self.details, once_per_ns=once_per_ns)
+
+
+def _ms(duration_ns: float) -> float:
+    return round(duration_ns / 1e6, 3)
+
+
+class _Trace:
+    """One trace's spans as a tree."""
+
+    def __init__(self, spans: Sequence[Span]) -> None:
+        self.spans = spans
+        self.by_id = {span.span_id: span for span in spans}
+        self.children: dict[str | None, list[Span]] = defaultdict(list)
+        for span in spans:
+            parent = span.parent_span_id if span.parent_span_id in self.by_id else None
+            self.children[parent].append(span)
+        for siblings in self.children.values():
+            siblings.sort(key=lambda span: (span.start_ns, span.span_id))
+
+    def operation(self, span: Span) -> str:
+        """The operation `span` works for: the nearest server or consumer span of the same
+        service at or above it (the request or message it handles), else the topmost
+        span of that service above it."""
+        current = span
+        for _ in range(len(self.spans)):  # a malformed trace may loop: never past its size
+            if current.kind in (SpanKind.SERVER, SpanKind.CONSUMER):
+                break
+            parent = self.by_id.get(current.parent_span_id or "")
+            if parent is None or parent.service != span.service:
+                break
+            current = parent
+        return current.name
+
+    def callee_route(self, client: Span) -> str | None:
+        """The route the other service's server span (the client span's child) names."""
+        for child in self.children.get(client.span_id, ()):
+            if child.kind == SpanKind.SERVER and child.route:
+                return child.route
+        return None
+
+
+def _sequential(spans: Iterable[Span]) -> list[Span]:
+    """Spans (sorted by start) that ran one after another: each starts once the one
+    before ended; spans running at the same time as a kept one are left out."""
+    kept: list[Span] = []
+    for span in spans:
+        if not kept or span.start_ns >= kept[-1].end_ns:
+            kept.append(span)
+    return kept
+
+
+def detect_in_trace(spans: Sequence[Span], thresholds: Thresholds) -> list[Finding]:
+    """Every per-trace problem in one complete trace: N+1 queries, slow queries,
+    consecutive independent queries, N+1 calls. Findings with the same fingerprint in
+    the trace are merged into one occurrence."""
+    if not spans:
+        return []
+    trace = _Trace(spans)
+    found: list[Finding] = []
+    for parent_id, siblings in trace.children.items():
+        if parent_id is None:
+            continue
+        parent = trace.by_id[parent_id]
+        sql = [span for span in siblings if span.is_sql]
+        if len(sql) >= thresholds.n_plus_one_db_min_spans:
+            found += _n_plus_one_db(trace, parent, sql, thresholds)
+        if len(sql) >= 2:
+            found += _consecutive_db(trace, parent, siblings, thresholds)
+        clients = [span for span in siblings if span.kind == SpanKind.CLIENT and not span.db_system]
+        if len(clients) >= thresholds.n_plus_one_http_min_calls:
+            found += _n_plus_one_http(trace, parent, clients, thresholds)
+    found += _slow_db_queries(trace, thresholds)
+    return _merged(found)
+
+
+def _merged(findings: list[Finding]) -> list[Finding]:
+    by_print: dict[str, Finding] = {}
+    for finding in findings:
+        seen = by_print.get(finding.fingerprint)
+        if seen is None:
+            by_print[finding.fingerprint] = finding
+            continue
+        seen.span_ids += [span for span in finding.span_ids if span not in seen.span_ids]
+        seen.impact += finding.impact
+        seen.time_ns = min(seen.time_ns, finding.time_ns)
+        if finding.kind == ProblemKind.SLOW_DB_QUERY:  # the same slow statement again: count it
+            seen.details = {**seen.details, "count": seen.details["count"] + 1,
+                            "duration_ms": max(seen.details["duration_ms"],
+                                               finding.details["duration_ms"])}
+        elif finding.details.get("count", 0) > seen.details.get("count", 0):
+            seen.details = finding.details  # the larger of the two, as the evidence
+    return list(by_print.values())
+
+
+def _n_plus_one_db(trace: _Trace, parent: Span, sql: list[Span], thresholds: Thresholds
+                   ) -> list[Finding]:
+    by_shape: dict[str, list[Span]] = defaultdict(list)
+    for span in sql:
+        by_shape[normalise_statement(span.db_statement or "")].append(span)
+    found = []
+    for shape, group in by_shape.items():
+        if len(group) < thresholds.n_plus_one_db_min_spans:
+            continue
+        repeated = _sequential(group)
+        total_ns = sum(span.duration_ns for span in repeated)
+        many = 0 < thresholds.n_plus_one_db_many_spans <= len(repeated)
+        if (len(repeated) < thresholds.n_plus_one_db_min_spans
+                or (total_ns < thresholds.n_plus_one_db_min_total_ms * 1e6 and not many)):
+            continue
+        first = repeated[0]
+        found.append(Finding(
+            ProblemKind.N_PLUS_ONE_DB, first.service, trace.operation(parent), shape,
+            first.trace_id,
+            first.start_ns, [span.span_id for span in repeated], _ms(total_ns),
+            {"count": len(repeated), "total_ms": _ms(total_ns), "parent": parent.name,
+             "db_system": first.db_system}))
+    return found
+
+
+def _slow_db_queries(trace: _Trace, thresholds: Thresholds) -> list[Finding]:
+    found = []
+    for span in trace.spans:
+        if (span.is_sql and span.duration_ns >= thresholds.slow_db_query_ms * 1e6
+                and _READ.match(span.db_statement or "")):
+            found.append(Finding(
+                ProblemKind.SLOW_DB_QUERY, span.service, trace.operation(span),
+                normalise_statement(span.db_statement or ""), span.trace_id, span.start_ns,
+                [span.span_id], _ms(span.duration_ns),
+                {"count": 1, "duration_ms": _ms(span.duration_ns),
+                 "threshold_ms": thresholds.slow_db_query_ms, "db_system": span.db_system}))
+    return found
+
+
+def _consecutive_db(trace: _Trace, parent: Span, siblings: list[Span],
+                    thresholds: Thresholds) -> list[Finding]:
+    """Sentry's "consecutive DB queries", kept conservative: within a run of queries
+    that ran one after another with nothing else in between, a query may move to the
+    start of the run only when it cannot depend on an earlier one — a read with no WHERE
+    clause and no parameters — and is not the first of the run."""
+    found = []
+    run: list[Span] = []
+    for span in [*siblings, None]:
+        if span is not None and span.is_sql and (not run or span.start_ns >= run[-1].end_ns):
+            run.append(span)
+            continue
+        if len(run) >= 2:
+            finding = _parallelisable(trace, parent, run, thresholds)
+            if finding is not None:
+                found.append(finding)
+        # Anything else in between (a call, an overlapping query) may be what the next
+        # query waits for: a new run starts after it.
+        run = [span] if span is not None and span.is_sql else []
+    return found
+
+
+def _parallelisable(trace: _Trace, parent: Span, run: list[Span], thresholds: Thresholds
+                    ) -> Finding | None:
+    independent = [
+        span for span in run[1:]
+        if span.duration_ns >= thresholds.consecutive_db_min_span_ms * 1e6
+        and _READ.match(span.db_statement or "")
+        and not _WHERE.search(span.db_statement or "")
+        and not has_parameters(span.db_statement or "")]
+    if not independent:
+        return None
+    dependent_ns = sum(span.duration_ns for span in run if span not in independent)
+    independent_ns = sum(span.duration_ns for span in independent)
+    longest_ns = max(span.duration_ns for span in independent)
+    # Run at once, the independent queries take as long as the longest of them, beside
+    # the dependent chain; sequential, they add up.
+    saved_ns = dependent_ns + independent_ns - max(dependent_ns, longest_ns)
+    run_ns = run[-1].end_ns - run[0].start_ns
+    if (saved_ns < thresholds.consecutive_db_min_saved_ms * 1e6
+            or saved_ns < thresholds.consecutive_db_min_ratio * max(run_ns, 1)):
+        return None
+    shapes = [normalise_statement(span.db_statement or "") for span in independent]
+    return Finding(
+        ProblemKind.CONSECUTIVE_DB, run[0].service, trace.operation(parent),
+        " ; ".join(sorted(set(shapes))),
+        run[0].trace_id, run[0].start_ns, [span.span_id for span in run], _ms(saved_ns),
+        {"count": len(run), "independent": len(independent), "saved_ms": _ms(saved_ns),
+         "run_ms": _ms(run_ns), "parent": parent.name})
+
+
+def _n_plus_one_http(trace: _Trace, parent: Span, clients: list[Span],
+                     thresholds: Thresholds) -> list[Finding]:
+    groups: dict[tuple[str, str], list[Span]] = defaultdict(list)
+    for span in clients:
+        route = trace.callee_route(span) or (normalise_path(span.url) if span.url else None)
+        if route is None:
+            continue
+        method = span.name.split(" ")[0]
+        target = f"{span.peer_service or '?'} {method} {route}"
+        groups[(target, span.peer_service or "")].append(span)
+    found = []
+    for (target, peer), group in groups.items():
+        distinct = {span.url or span.span_id for span in group}
+        if min(len(group), len(distinct)) < thresholds.n_plus_one_http_min_calls:
+            continue
+        total_ns = sum(span.duration_ns for span in group)
+        first = group[0]
+        found.append(Finding(
+            ProblemKind.N_PLUS_ONE_HTTP, first.service, trace.operation(parent), target,
+            first.trace_id,
+            first.start_ns, [span.span_id for span in group], _ms(total_ns),
+            {"count": len(group), "distinct_urls": len(distinct), "total_ms": _ms(total_ns),
+             "peer_service": peer or None, "parent": parent.name}))
+    return found
+
+
+# --- the baseline rules ----------------------------------------------------------------
+
+
+def detect_against_baseline(windows: Sequence[OperationWindow], thresholds: Thresholds,
+                            now_ns: int) -> list[Finding]:
+    """Error hotspots and slow endpoints, from each operation's numbers in the recent
+    window and in its baseline (`queries.operation_windows`)."""
+    found = []
+    recent_seconds = thresholds.recent_seconds
+    for row in windows:
+        requests, errors = row.recent_requests, row.recent_errors
+        base_requests, base_errors = row.baseline_requests, row.baseline_errors
+        common = {"requests": requests, "baseline_requests": base_requests,
+                  "window_seconds": recent_seconds,
+                  "baseline_seconds": thresholds.baseline_seconds}
+        rate = errors / requests if requests else 0.0
+        base_rate = (base_errors / base_requests
+                     if base_requests >= thresholds.error_hotspot_min_requests else 0.0)
+        if (requests >= thresholds.error_hotspot_min_requests
+                and errors >= thresholds.error_hotspot_min_errors
+                and rate >= thresholds.error_hotspot_min_rate
+                and rate >= thresholds.error_hotspot_factor * base_rate
+                and row.error_trace_id and row.error_span_id):
+            extra = round(errors - base_rate * requests, 1)
+            found.append(Finding(
+                ProblemKind.ERROR_HOTSPOT, row.service, row.operation, row.route,
+                row.error_trace_id, now_ns, [row.error_span_id], extra,
+                {**common, "errors": errors, "error_percent": round(100 * rate, 1),
+                 "baseline_errors": base_errors,
+                 "baseline_error_percent": round(100 * base_rate, 1)}))
+        p95, base_p95 = row.recent_p95_ns, row.baseline_p95_ns
+        if (requests >= thresholds.slow_endpoint_min_requests
+                and base_requests >= thresholds.slow_endpoint_baseline_min_requests
+                and p95 is not None and base_p95 is not None
+                and p95 >= thresholds.slow_endpoint_factor * base_p95
+                and p95 - base_p95 >= thresholds.slow_endpoint_min_extra_ms * 1e6
+                and row.slow_trace_id and row.slow_span_id):
+            extra_ns = max(float(row.recent_mean_ns or 0) - float(row.baseline_mean_ns or 0), 0.0)
+            found.append(Finding(
+                ProblemKind.SLOW_ENDPOINT, row.service, row.operation, row.route,
+                row.slow_trace_id, now_ns, [row.slow_span_id], _ms(extra_ns * requests),
+                {**common, "p95_ms": _ms(p95), "baseline_p95_ms": _ms(base_p95)}))
+    return found
+
+
+# --- words for people ------------------------------------------------------------------
+
+
+def _duration(ms: float) -> str:
+    return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms"
+
+
+def impact_text(kind: ProblemKind, impact: float, occurrences: int) -> str:
+    match kind:
+        case ProblemKind.ERROR_HOTSPOT:
+            return f"{impact:.0f} more failed requests than usual"
+        case ProblemKind.N_PLUS_ONE_DB:
+            what = "spent in the repeated queries"
+        case ProblemKind.SLOW_DB_QUERY:
+            what = "spent in the slow query"
+        case ProblemKind.CONSECUTIVE_DB:
+            what = "that running the queries at once would save"
+        case ProblemKind.N_PLUS_ONE_HTTP:
+            what = "spent in the repeated calls"
+        case ProblemKind.SLOW_ENDPOINT:
+            what = "more than the usual time, in all"
+        case _:
+            assert_never(kind)
+    times = "" if occurrences == 1 else f" over {occurrences} occurrences"
+    return f"{_duration(impact)} {what}{times}"
+
+
+def explain(kind: ProblemKind, service: str, operation: str, target: str,
+            details: Mapping[str, Any]) -> tuple[str, str]:
+    """A plain-language explanation of the problem, and the suggested fix."""
+    count = details.get("count", 0)
+    match kind:
+        case ProblemKind.N_PLUS_ONE_DB:
+            return (f"While handling {operation}, {service} ran the same query {count} times, "
+                    f"one after another ({_duration(details.get('total_ms', 0))} in all): "
+                    "typically one query per item of a list read just before. Every query is a "
+                    "round trip to the database, so the time grows with the number of items.",
+                    "Fetch everything in one query: a JOIN or GROUP BY over the related rows, "
+                    "an IN (…) / = ANY(…) list of the ids, or the ORM's eager loading "
+                    "(selectinload or joinedload in SQLAlchemy).")
+        case ProblemKind.SLOW_DB_QUERY:
+            again = f" ({count} times in one request)" if count > 1 else ""
+            return (f"A query of {service} (in {operation}) took "
+                    f"{'up to ' if count > 1 else ''}{_duration(details.get('duration_ms', 0))}"
+                    f"{again}, over the {_duration(details.get('threshold_ms', 500))} a read "
+                    "should take.",
+                    "Run EXPLAIN ANALYZE on it: add an index on the columns it filters and joins "
+                    "on, bound it (LIMIT, a narrower WHERE), avoid joins without a condition "
+                    "(a cartesian product), or cache a result that rarely changes.")
+        case ProblemKind.CONSECUTIVE_DB:
+            return (f"While handling {operation}, {service} ran {count} queries one after "
+                    f"another, and {details.get('independent', 0)} of them need nothing from the "
+                    "ones before (no WHERE clause, no parameters). Run at the same time they "
+                    f"would have saved {_duration(details.get('saved_ms', 0))}.",
+                    "Start the independent queries together (asyncio.gather, each on a "
+                    "connection of its own), or combine them into one query.")
+        case ProblemKind.N_PLUS_ONE_HTTP:
+            peer = details.get("peer_service") or "another service"
+            return (f"While handling {operation}, {service} called {peer} {count} times for "
+                    f"the same route ({target}), once per item, "
+                    f"{_duration(details.get('total_ms', 0))} in all. Every call costs a round "
+                    "trip, its own request handling and its own queries.",
+                    f"Ask {peer} once for all the items: a batch endpoint (for example "
+                    "?ids=1,2,3) or a listing that includes what each call fetched; cache what "
+                    "rarely changes.")
+        case ProblemKind.ERROR_HOTSPOT:
+            return (f"{operation} of {service} failed in {details.get('error_percent', 0)} % of "
+                    f"its {details.get('requests', 0)} requests in the last "
+                    f"{details.get('window_seconds', 300) / 60:.0f} minutes, against "
+                    f"{details.get('baseline_error_percent', 0)} % before.",
+                    "Open the example trace: the failing span's exception and the trace's logs "
+                    "say what broke. Check what changed just before it started — a deploy, a "
+                    "dependency that is down, the database.")
+        case ProblemKind.SLOW_ENDPOINT:
+            return (f"{operation} of {service} answers in {_duration(details.get('p95_ms', 0))} "
+                    f"at the 95th percentile over the last "
+                    f"{details.get('window_seconds', 300) / 60:.0f} minutes, against "
+                    f"{_duration(details.get('baseline_p95_ms', 0))} in the hour before.",
+                    "Compare the example (slow) trace with a normal one of the same route: the "
+                    "span that grew tells where the time went — a query, a call to another "
+                    "service, waiting for a lock or a connection, or CPU.")
+        case _:
+            assert_never(kind)
+
+
+def presented(problem: StoredProblem) -> ProblemReport:
+    """A stored problem (or a trace's occurrence of one) as the API answers it."""
+    kind = problem.kind
+    explanation, fix = explain(kind, problem.service, problem.operation,
+                               problem.target or "", problem.details)
+    return ProblemReport(
+        fingerprint=problem.fingerprint, kind=kind, title=PROBLEM_TITLES[kind],
+        service=problem.service, operation=problem.operation,
+        statement=problem.target if kind in STATEMENT_KINDS else None,
+        route=None if kind in STATEMENT_KINDS else problem.target,
+        example_trace_id=problem.example_trace_id,
+        first_seen_ns=problem.first_seen_ns, last_seen_ns=problem.last_seen_ns,
+        occurrences=problem.occurrences, impact=problem.impact,
+        impact_unit=problem.impact_unit,
+        impact_text=impact_text(kind, problem.impact, problem.occurrences),
+        explanation=explanation, fix=fix, details=problem.details,
+        span_ids=problem.span_ids)
+
+
+# --- following the traffic -------------------------------------------------------------
+
+_TRACE_ID, _PARENT, _START = (SPANS.names.index(name) for name in
+                              ("trace_id", "parent_span_id", "start_ns"))
+
+
+@dataclass(slots=True)
+class _Arrival:
+    last_seen: float
+    first_start_ns: int
+    has_root: bool
+
+
+class TraceTracker:
+    """Which traces received spans, and when, so each is checked once complete.
+
+    `note` runs in the store's writer thread after every commit of spans; `complete`
+    in the detector's. A trace checked already that receives late spans (a consumer's
+    work after the request ended) is checked again; occurrences are kept once per
+    trace, so nothing counts twice.
+    """
+
+    def __init__(self, *, grace_seconds: float, orphan_seconds: float,
+                 max_pending: int = 200_000, max_checked: int = 50_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.grace_seconds = grace_seconds
+        self.orphan_seconds = orphan_seconds
+        #: Traces waiting to be complete at most (past it, the oldest are checked now),
+        #: and checked traces remembered (their late spans wait only the grace).
+        self.max_pending = max_pending
+        self.max_checked = max_checked
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[str, _Arrival] = {}
+        #: Traces checked lately, with their earliest start (late spans keep it).
+        self._checked: OrderedDict[str, int] = OrderedDict()
+
+    def note(self, rows: Rows) -> None:
+        if rows.table is not SPANS or not len(rows):
+            return
+        trace_ids, parents, starts = (rows.values[_TRACE_ID], rows.values[_PARENT],
+                                      rows.values[_START])
+        now = self._clock()
+        with self._lock:
+            pending, checked = self._pending, self._checked
+            for trace_id, parent, start in zip(trace_ids, parents, starts, strict=True):
+                arrival = pending.get(trace_id)
+                if arrival is None:
+                    earlier = checked.get(trace_id)
+                    # A trace checked before had its root already: only the grace waits.
+                    pending[trace_id] = _Arrival(now, min(start, earlier or start),
+                                                 parent is None or earlier is not None)
+                else:
+                    arrival.last_seen = now
+                    arrival.has_root = arrival.has_root or parent is None
+                    arrival.first_start_ns = min(arrival.first_start_ns, start)
+
+    def note_roots(self, roots: Iterable[tuple[str, int]]) -> None:
+        """Traces to check though their spans arrived before this process started."""
+        now = self._clock()
+        with self._lock:
+            for trace_id, start in roots:
+                self._pending.setdefault(trace_id, _Arrival(now, start, True))
+
+    def complete(self) -> list[tuple[str, int]]:
+        """Traces complete now, with their earliest start; they leave the pending set."""
+        now = self._clock()
+        with self._lock:
+            over = len(self._pending) - self.max_pending
+            ready = [trace_id for trace_id, arrival in self._pending.items()
+                     if now - arrival.last_seen >= (self.grace_seconds if arrival.has_root
+                                                    else self.orphan_seconds)]
+            if over > 0:  # more traces in flight than we keep: the oldest go now
+                taken = set(ready)
+                ready += [trace_id for trace_id in list(self._pending)[:over]
+                          if trace_id not in taken]
+            done = []
+            for trace_id in ready:
+                arrival = self._pending.pop(trace_id)
+                done.append((trace_id, arrival.first_start_ns))
+                self._checked[trace_id] = arrival.first_start_ns
+                self._checked.move_to_end(trace_id)
+            while len(self._checked) > self.max_checked:
+                self._checked.popitem(last=False)
+            return done
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+
+class ProblemDetector:
+    """Runs the rules on what arrives and records what they find in the store."""
+
+    #: How far before a trace's earliest known span its other spans are looked for.
+    SLACK_NS = 120 * 1_000_000_000
+    #: Traces read in one query at most.
+    BATCH = 500
+
+    def __init__(self, store: TelemetryStore, thresholds: Thresholds, *,
+                 check_seconds: float = 5.0, grace_seconds: float = 5.0,
+                 orphan_seconds: float = 30.0, baseline_check_seconds: float = 60.0) -> None:
+        self.store = store
+        self.thresholds = thresholds
+        self.check_seconds = check_seconds
+        self.baseline_check_seconds = baseline_check_seconds
+        self.tracker = TraceTracker(grace_seconds=grace_seconds,
+                                    orphan_seconds=orphan_seconds)
+        store.add_span_listener(self.tracker.note)
+        self.traces_checked = 0
+        self.occurrences_recorded = 0
+        self.last_check_ns = 0
+        self.last_baseline_check_ns = 0
+
+    def catch_up(self, seconds: float = 300.0) -> int:
+        """After a restart: check the traces whose roots arrived in the last `seconds`
+        (those already checked keep their occurrences once)."""
+        since = time.time_ns() - int(seconds * 1e9)
+        roots = queries.recent_roots(self.store, since)
+        self.tracker.note_roots(roots)
+        return len(roots)
+
+    def check_traces(self) -> int:
+        """Check every trace complete now; returns the occurrences recorded."""
+        ready = self.tracker.complete()
+        recorded = 0
+        for start in range(0, len(ready), self.BATCH):
+            batch = ready[start:start + self.BATCH]
+            try:
+                recorded += self._check(batch)
+            except Exception:
+                # Nothing of this batch was recorded: check it again on the next pass.
+                self.tracker.note_roots(batch)
+                raise
+            self.traces_checked += len(batch)
+        self.occurrences_recorded += recorded
+        self.last_check_ns = time.time_ns()
+        return recorded
+
+    def _check(self, batch: list[tuple[str, int]]) -> int:
+        since = min(first for _, first in batch) - self.SLACK_NS
+        rows = queries.spans_for_detection(self.store, [trace for trace, _ in batch], since)
+        by_trace: dict[str, list[Span]] = defaultdict(list)
+        for row in rows:
+            by_trace[row[0]].append(Span(*row))
+        findings = [finding for spans in by_trace.values()
+                    for finding in detect_in_trace(spans, self.thresholds)]
+        if not findings:
+            return 0
+        return queries.record_problems(self.store, [finding.occurrence() for finding in findings])
+
+    def check_baselines(self) -> int:
+        """Run the baseline rules over the recent window; returns occurrences recorded
+        (at most one per problem and window)."""
+        now = time.time_ns()
+        t = self.thresholds
+        recent_start = now - int(t.recent_seconds * 1e9)
+        windows = queries.operation_windows(
+            self.store, baseline_start_ns=recent_start - int(t.baseline_seconds * 1e9),
+            recent_start_ns=recent_start, end_ns=now,
+            min_requests=min(t.error_hotspot_min_requests, t.slow_endpoint_min_requests))
+        findings = detect_against_baseline(windows, t, now)
+        recorded = queries.record_problems(
+            self.store,
+            [f.occurrence(once_per_ns=int(t.recent_seconds * 1e9)) for f in findings]
+        ) if findings else 0
+        self.occurrences_recorded += recorded
+        self.last_baseline_check_ns = now
+        return recorded
+
+    def stats(self) -> DetectionStats:
+        return DetectionStats(
+            traces_checked=self.traces_checked, traces_pending=self.tracker.pending,
+            occurrences_recorded=self.occurrences_recorded, last_check_ns=self.last_check_ns,
+            last_baseline_check_ns=self.last_baseline_check_ns)
+
+    async def run_forever(self) -> None:
+        """The explorer's background task: traces every `check_seconds`, baselines every
+        `baseline_check_seconds`. A failed pass is logged and the next one goes on."""
+        try:
+            await asyncio.to_thread(self.catch_up)
+        except Exception:
+            logger.exception("problem detection could not look at the recent traces")
+        next_baseline = time.monotonic() + min(self.baseline_check_seconds, 30.0)
+        while True:
+            await asyncio.sleep(self.check_seconds)
+            try:
+                await asyncio.to_thread(self.check_traces)
+            except Exception:
+                logger.exception("problem detection failed; trying again later")
+            if time.monotonic() >= next_baseline:
+                next_baseline = time.monotonic() + self.baseline_check_seconds
+                try:
+                    await asyncio.to_thread(self.check_baselines)
+                except Exception:
+                    logger.exception("baseline problem detection failed; trying again later")

@@ -1,0 +1,41 @@
+"""SLOs: `/api/slos`, each SLO's error budget and burn rates."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from kansoku.explorer.common import time as timerange
+from kansoku.explorer.common.responses import Data, store_of
+from kansoku.explorer.slos.budget import report
+from kansoku.explorer.slos.models import Slo, SloSource
+from kansoku.explorer.store import TelemetryStore
+from kansoku.kit.errors import Problem
+
+router = APIRouter()
+
+
+@router.get("/api/slos", tags=["alerts"])
+async def list_slos(request: Request,
+                    lookback: Annotated[str, Query(description="The charts' range, e.g. "
+                                                               "6h, 24h")] = "24h",
+                    step: Annotated[str | None, Query(
+                        description="The charts' step, e.g. 5m (default: about 60 "
+                                    "steps)")] = None,
+                    ) -> Data[list[Slo]]:
+    """The SLOs of the rules file: over each SLO's window the requests, the share that
+    was good and the error budget remaining; the burn rate over 5m, 30m, 1h, 6h and 3d;
+    and per step the burn rate and the budget remaining, for charts."""
+    source: SloSource | None = request.app.state.slos
+    if source is None:
+        raise Problem(404, "alerts-disabled", "SLOs are evaluated with the alerts, which are "
+                      "off in this explorer (KANSOKU_EXPLORER_ALERTS_ENABLED=false).")
+    start_ns, end_ns = timerange.window(lookback)
+    step_ns = timerange.step_ns(step) if step else max((end_ns - start_ns) // 60, 1_000_000_000)
+
+    def build(store: TelemetryStore) -> list[Slo]:
+        return [report(store, slo, now_ns=end_ns, lookback_ns=end_ns - start_ns,
+                       step_ns=step_ns) for slo in source.slos]
+    return Data(data=await asyncio.to_thread(build, store_of(request)))

@@ -1,0 +1,155 @@
+"""The traces' SQL: services and their operations, a search for trace ids, the spans of
+some traces within an answer's bound, and a trace's log records. Every function runs
+in a worker thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kansoku.explorer.common.spans import SpanStatus
+from kansoku.explorer.common.sql import ESCAPE, Where, as_models, attribute_path, like, loads
+from kansoku.explorer.store import TelemetryStore
+from kansoku.explorer.traces.models import Operation, TraceLog, TraceQuery, TraceSpans
+
+#: What one span may carry in an answer of the trace API: its name, status message,
+#: attributes, resource, events and links as stored, in bytes. A span with more comes
+#: without them (its name cut to `_CUT_NAME_CHARACTERS`), saying so in its warnings.
+SPAN_DETAIL_BYTES = 64 * 1024
+
+#: What a span costs an answer besides those: ids, times, kind, status and the JSON
+#: around them. Measured: a kansoku server span (13 short attributes) is its stored
+#: details plus about 750 bytes in Jaeger's shape, so an answer stays within its bound.
+SPAN_OVERHEAD_BYTES = 800
+
+_CUT_NAME_CHARACTERS = 200
+
+
+def services(store: TelemetryStore) -> list[str]:
+    return [row["service"] for row in store.rows(
+        "SELECT DISTINCT service FROM spans ORDER BY service")]
+
+
+def operations(store: TelemetryStore, service: str) -> list[Operation]:
+    """The span names of `service`, each with its kind."""
+    return [Operation(name=row["name"], spanKind=row["kind"]) for row in store.rows(
+        "SELECT DISTINCT name, kind FROM spans WHERE service = ? ORDER BY name", [service])]
+
+
+#: The tag Jaeger gives a span's OpenTelemetry status (ERROR or OK; none when unset),
+#: and the store's status for each of its values.
+OTEL_STATUS_CODE = "otel.status_code"
+
+_STATUS_CODES = {status.upper(): status for status in SpanStatus}
+
+
+def _tag_condition(key: str, value: str) -> tuple[str, list[Any]]:
+    """A span condition for one searched tag, with its parameters."""
+    match key:
+        case "error":
+            return ("status = ?" if value == "true" else "status <> ?"), [SpanStatus.ERROR]
+        case "otel.status_code":  # OTEL_STATUS_CODE
+            return "status = ?", [_STATUS_CODES.get(value.upper(), value.lower())]
+        case "span.kind":
+            return "kind = ?", [value.lower()]
+    return "json_extract_string(attributes, ?) = ?", [attribute_path(key), value]
+
+
+def find_trace_ids(store: TelemetryStore, query: TraceQuery) -> list[str]:
+    """The newest traces matching `query`, newest first: a span of `service` (named
+    `operation`) within the duration bounds, and spans carrying each tag."""
+    where = Where("start_ns BETWEEN ? AND ?", query.start_ns, query.end_ns)
+    where.add_if(query.service, "service = ?")
+    where.add_if(query.operation, "name = ?")
+    where.add_if(query.min_duration_ns, "duration_ns >= ?")
+    where.add_if(query.max_duration_ns, "duration_ns <= ?")
+    for key, value in query.tags:
+        tagged, tag_parameters = _tag_condition(key, value)
+        where.add(f"trace_id IN (SELECT trace_id FROM spans WHERE {tagged} "
+                  "AND start_ns BETWEEN ? AND ?)", *tag_parameters, query.start_ns,
+                  query.end_ns)
+    if query.exclude_roots:
+        roots = " OR ".join(f"name LIKE ? {ESCAPE}" for _ in query.exclude_roots)
+        where.add("trace_id NOT IN (SELECT trace_id FROM spans WHERE parent_span_id IS "
+                  f"NULL AND ({roots}) AND start_ns BETWEEN ? AND ?)",
+                  *(like(pattern) for pattern in query.exclude_roots), query.start_ns,
+                  query.end_ns)
+    rows = store.rows(
+        f"SELECT trace_id FROM spans WHERE {where} "
+        "GROUP BY trace_id ORDER BY max(start_ns) DESC LIMIT ?",
+        [*where.parameters, query.limit])
+    return [row["trace_id"] for row in rows]
+
+
+def spans_of(store: TelemetryStore, trace_ids: list[str], *,
+             bytes_per_trace: int = 16 * 1024 * 1024) -> TraceSpans:
+    """The spans of `trace_ids`, each trace's oldest first until its spans' details
+    (`SPAN_DETAIL_BYTES`, plus `SPAN_OVERHEAD_BYTES` each) would pass `bytes_per_trace`
+    (its first span always comes; 16 MiB by default, the API's own default bound). A
+    span whose details are larger than a span may carry (or than the trace's share)
+    comes without them, saying so in `warnings`; the others' `warnings` are None.
+    Counted in SQL from the stored sizes, so a trace of a million spans is not read to
+    be cut."""
+    if not trace_ids:
+        return TraceSpans([], {})
+    detail_limit = min(SPAN_DETAIL_BYTES, bytes_per_trace)
+    # One list parameter, not one per id: DuckDB turns `IN (?, ?, ...)` into a chain of
+    # comparisons on every row, `= ANY(list)` into one probe — 20 ids in a third the time.
+    rows = store.rows(
+        "WITH sized AS (SELECT *, strlen(name) + coalesce(strlen(status_message), 0) "
+        "+ coalesce(strlen(CAST(attributes AS VARCHAR)), 0) "
+        "+ coalesce(strlen(CAST(resource AS VARCHAR)), 0) "
+        "+ coalesce(strlen(CAST(events AS VARCHAR)), 0) "
+        "+ coalesce(strlen(CAST(links AS VARCHAR)), 0) AS detail_bytes "
+        "FROM spans WHERE trace_id = ANY(?::VARCHAR[])), "
+        "ranked AS (SELECT *, detail_bytes <= ? AS whole, "
+        "count(*) OVER (PARTITION BY trace_id) AS trace_spans, "
+        "row_number() OVER in_order AS position, "
+        f"sum(CASE WHEN detail_bytes <= ? THEN detail_bytes ELSE 0 END + "
+        f"{SPAN_OVERHEAD_BYTES}) OVER (in_order ROWS UNBOUNDED PRECEDING) AS running "
+        "FROM sized WINDOW in_order AS (PARTITION BY trace_id ORDER BY start_ns, span_id)) "
+        "SELECT trace_id, span_id, parent_span_id, service, "
+        f"CASE WHEN whole THEN name ELSE left(name, {_CUT_NAME_CHARACTERS}) END AS name, "
+        "kind, start_ns, duration_ns, status, "
+        "CASE WHEN whole THEN status_message END AS status_message, route, http_status, "
+        "user_id, db_system, CASE WHEN whole THEN db_statement END AS db_statement, "
+        "CASE WHEN whole THEN attributes END AS attributes, "
+        "CASE WHEN whole THEN resource END AS resource, "
+        "CASE WHEN whole THEN events END AS events, "
+        "CASE WHEN whole THEN links END AS links, detail_bytes, trace_spans "
+        "FROM ranked WHERE position = 1 OR running <= ? ORDER BY start_ns, span_id",
+        [list(trace_ids), detail_limit, detail_limit, bytes_per_trace])
+    counts: dict[str, int] = {}
+    resources: dict[str, Any] = {}  # a service's resource is the same text on every span
+    spans = []
+    for row in rows:
+        counts[row["trace_id"]] = int(row.pop("trace_spans"))
+        detail = int(row.pop("detail_bytes"))
+        text = row["resource"]
+        if text is not None and text not in resources:
+            resources[text] = loads(text) or {}
+        row["resource"] = resources.get(text, {}) if text is not None else {}
+        row["attributes"] = loads(row["attributes"]) or {}
+        row["events"] = loads(row["events"]) or []
+        row["links"] = loads(row["links"]) or []
+        row["warnings"] = None if detail <= detail_limit else [
+            f"This span's details ({detail:,} bytes of attributes, resource, events, "
+            f"links, status message and name) are more than the {detail_limit:,} a span "
+            f"may carry in this answer: they are left out, its name cut to "
+            f"{_CUT_NAME_CHARACTERS} characters."]
+        spans.append(row)
+    return TraceSpans(spans, counts)
+
+
+#: The log records `/api/spans` gives with a trace, at most (the oldest).
+LOGS_OF_A_TRACE = 2000
+
+
+def logs_of(store: TelemetryStore, trace_id: str, limit: int = LOGS_OF_A_TRACE
+            ) -> list[TraceLog]:
+    """The trace's log records, oldest first, `limit` at most."""
+    rows = store.rows("SELECT time_ns, service, severity, body, span_id, attributes "
+                      "FROM logs WHERE trace_id = ? ORDER BY time_ns LIMIT ?",
+                      [trace_id, limit])
+    for row in rows:
+        row["attributes"] = loads(row["attributes"]) or {}
+    return as_models(TraceLog, rows)
