@@ -133,6 +133,36 @@ async def migrate(database_url: str, service: str) -> None:
     await asyncio.to_thread(upgrade_schema, database_url, schema=service, versions=versions)
 
 
+def otlp_span(trace: int, number: int, name: str, *, seconds: float = 0.02,
+              error: bool = False, attributes: dict[str, str] | None = None
+              ) -> dict[str, Any]:
+    """One span in OTLP/JSON, trace `trace` and span `number` as hex ids, ended a second
+    ago."""
+    end = time.time_ns() - 1_000_000_000
+    return {"traceId": f"{trace:032x}", "spanId": f"{number:016x}", "name": name,
+            "kind": 2, "startTimeUnixNano": str(end - int(seconds * 1e9)),
+            "endTimeUnixNano": str(end), "status": {"code": 2 if error else 0},
+            "attributes": [{"key": key, "value": {"stringValue": value}}
+                           for key, value in (attributes or {}).items()]}
+
+
+def otlp_export(service: str, *spans: dict[str, Any]) -> bytes:
+    """An OTLP/JSON export of `spans`, all of `service`: what `/v1/traces` receives."""
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name",
+                                     "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": list(spans)}]}]}).encode()
+
+
+async def migrated_drills_database(postgres_url: str) -> str:
+    """A new database on the session's PostgreSQL with the drills' schema migrated, as
+    `kansoku migrate` makes it; returns its URL."""
+    url = await database_of_its_own(postgres_url, "drills")
+    await asyncio.to_thread(upgrade_schema, url, schema="drills",
+                            versions=migrations_folder("kansoku.drills"))
+    return url
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
     """Wait until `check()` is true, or fail naming `what`."""
     deadline = time.monotonic() + timeout

@@ -4,8 +4,6 @@ shows the fault."""
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,21 +14,11 @@ from kansoku.drills import evidence, model
 from kansoku.explorer.app import create_app
 from kansoku.explorer.settings import Settings
 from kansoku.faults.catalogue import FaultCategory
+from tests.support import otlp_export
+from tests.support import otlp_span as span
 
-NOW = time.time_ns()
 PAYMENT_FAILURE = model.FlagFault(flag="paymentFailure", variant="50%").truth
 PAYMENTS_STOPPED = model.StopFault(stop="payments").truth
-
-
-def span(trace: int, number: int, name: str, *, seconds: float = 0.02, error: bool = False,
-         attributes: dict[str, str] | None = None) -> dict[str, Any]:
-    """One span in OTLP/JSON, ended a second ago."""
-    end = NOW - 1_000_000_000
-    return {"traceId": f"{trace:032x}", "spanId": f"{number:016x}", "name": name,
-            "kind": 2, "startTimeUnixNano": str(end - int(seconds * 1e9)),
-            "endTimeUnixNano": str(end), "status": {"code": 2 if error else 0},
-            "attributes": [{"key": key, "value": {"stringValue": value}}
-                           for key, value in (attributes or {}).items()]}
 
 
 @pytest.fixture
@@ -45,11 +33,7 @@ async def explorer() -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def ingest(explorer: httpx.AsyncClient, service: str, *spans: dict[str, Any]) -> None:
-    body = {"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name",
-                                     "value": {"stringValue": service}}]},
-        "scopeSpans": [{"spans": list(spans)}]}]}
-    answer = await explorer.post("/v1/traces", content=json.dumps(body),
+    answer = await explorer.post("/v1/traces", content=otlp_export(service, *spans),
                                  headers={"Content-Type": "application/json"})
     assert answer.status_code == 200, answer.text
 

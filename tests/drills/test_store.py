@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -11,17 +10,14 @@ from sqlalchemy.exc import IntegrityError
 
 from kansoku.drills import store
 from kansoku.kit.db import Database
-from kansoku.kit.migrate import migrations_folder, upgrade_schema
-from tests.support import database_of_its_own
+from tests.support import migrated_drills_database
 
 START = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def drills_db(postgres_url: str) -> AsyncIterator[Database]:
-    url = await database_of_its_own(postgres_url, "drills")
-    await asyncio.to_thread(upgrade_schema, url, schema=store.SCHEMA,
-                            versions=migrations_folder("kansoku.drills"))
+    url = await migrated_drills_database(postgres_url)
     database = Database(url, schema=store.SCHEMA, application_name="drills-tests")
     yield database
     await database.dispose()

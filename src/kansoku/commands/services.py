@@ -1,7 +1,8 @@
 """Running the services: `kansoku serve NAME` (one service in this process),
-`kansoku migrate` (every service's schema and demo data, and the drills' history) and `kansoku health NAME` (is
-it ready?) — what the supervisor starts, and how to run kansoku's services without it
-(one per container, say: the image in deploy/ names the service in `KANSOKU_SERVICE`).
+`kansoku migrate` (every service's schema and demo data, and the drills' history) and
+`kansoku health NAME` (is it ready?) — what the supervisor starts, and how to run
+kansoku's services without it (one per container, say: the image in deploy/ names the
+service in `KANSOKU_SERVICE`).
 
 The service machinery (uvicorn, SQLAlchemy, Alembic) is imported inside the commands:
 every `kansoku` command imports this module, and most never need it.

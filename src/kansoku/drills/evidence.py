@@ -46,11 +46,11 @@ class Tag(_Jaeger):
 
 
 class Span(_Jaeger):
-    spanID: str  # noqa: N815 - Jaeger's field names
-    operationName: str  # noqa: N815
+    spanID: str
+    operationName: str
     #: Microseconds.
     duration: int
-    processID: str  # noqa: N815
+    processID: str
     tags: list[Tag] = []
 
     def tag(self, key: str) -> Any:
@@ -62,11 +62,11 @@ class Span(_Jaeger):
 
 
 class Process(_Jaeger):
-    serviceName: str  # noqa: N815
+    serviceName: str
 
 
 class Trace(_Jaeger):
-    traceID: str  # noqa: N815
+    traceID: str
     spans: list[Span]
     processes: dict[str, Process]
 

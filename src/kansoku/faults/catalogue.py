@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from kansoku.kit.flagkinds import OFF, FlagKind, FlagValue
 
+
 class FaultCategory(StrEnum):
     """What kind of trouble a fault causes: the cause a learner names in a drill
     (`kansoku drill answer --cause`), and how the drills are grouped."""
