@@ -17,7 +17,6 @@ from kansoku.drills import model, store
 from kansoku.explorer.app import create_app
 from kansoku.explorer.settings import Settings
 from kansoku.faults import flagfile
-from kansoku.kit.db import Database
 from kansoku.kit.flagkinds import FLAGS_FILE_VARIABLE
 from tests.support import migrated_drills_database, otlp_export, otlp_span, serve_in_thread
 
@@ -119,17 +118,13 @@ def test_a_drill_from_start_to_end(data_dir: Path, explorer: str, history_url: s
     assert flagfile.read_variants(data_dir / "flags.json")["paymentFailure"] == "off"
     assert not (data_dir / "drill.json").exists()
 
-    async def kept() -> list[store.FinishedAttempt]:
-        database = Database(history_url, schema=store.SCHEMA, application_name="test")
-        try:
-            async with database.transaction() as session:
-                return await store.history(session, "aiko")
-        finally:
-            await database.dispose()
-
-    import asyncio
-    (entry,) = asyncio.run(kept())
+    code, out, err = run(data_dir, "history", "--user", "aiko", "--json")
+    assert code == 0, err
+    (entry,) = [store.FinishedAttempt.model_validate(row) for row in json.loads(out)]
     assert (entry.drill_id, entry.seed, entry.points, entry.wrong_tries) == (DRILL, seed, 70, 2)
+    assert entry.fault == f"flag paymentFailure = {fault.variant}"
+    code, out, _ = run(data_dir, "history", "--user", "aiko")
+    assert code == 0 and DRILL in out and "70" in out
 
 
 def test_nothing_wrong_is_the_answer_of_a_quiet_day(data_dir: Path, history_url: str

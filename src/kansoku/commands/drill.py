@@ -1,4 +1,4 @@
-"""`kansoku drill list|start|hint|answer|fix|status|end`: incident drills, scored
+"""`kansoku drill list|start|hint|answer|fix|status|end|history`: incident drills, scored
 (docs/drills.md).
 
 `start` picks the drill's fault with a seed, switches it on in the stack of the data
@@ -6,7 +6,8 @@ directory and runs the drill's load in the background; the learner investigates 
 the explorer, asks for hints, answers (service, cause category, and a trace as
 evidence, checked through the explorer's API), undoes the fault and asks `fix` to check
 that the shop recovered; `end` switches the fault off whatever happened, stops the load,
-shows the score and keeps it in the learner's history (PostgreSQL).
+shows the score and keeps it in the learner's history (PostgreSQL), which `history`
+lists.
 
 The attempt in progress is a file in the data directory (`drill.json`). The drill
 machinery is imported inside the commands: every `kansoku` command imports this module.
@@ -169,7 +170,7 @@ def start(
         fail(f"drill {running.drill_id} is in progress — finish it with 'kansoku drill end' "
              "first")
     chosen_seed = secrets.randbelow(2**31) if seed is None else seed
-    learner = user or os.environ.get("KANSOKU_DRILL_USER") or getpass.getuser()
+    learner = _learner(user)
     stack = _stack(settings, data_dir)
     attempt = Attempt(drill_id=drill.id, seed=chosen_seed, user=learner, language=language,
                       started_at=now())
@@ -440,6 +441,61 @@ def end(as_json: Json = False, data_dir: DataDir = None) -> None:
             console.print(f"[yellow]warning:[/] {problem}", highlight=False)
     if problems:
         raise typer.Exit(1)
+
+
+@app.command("history")
+def history(
+    user: Annotated[str | None, typer.Option(
+        "--user", help="Whose history [env: KANSOKU_DRILL_USER; default: your login name]",
+        show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000,
+                                       help="How many attempts, newest first")] = 20,
+    as_json: Json = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Your finished drills, newest first: the fault each had and how you scored."""
+    from kansoku.drills import stack as drill_stack
+    from kansoku.drills import store
+    from kansoku.kit.db import Database, redact_url
+
+    settings = load_settings(data_dir)
+    learner = _learner(user)
+    try:
+        url = drill_stack.database_url(settings, _stack(settings, data_dir))
+    except drill_stack.DrillStackError as exc:
+        fail(str(exc))
+
+    async def read() -> list[store.FinishedAttempt]:
+        database = Database(url, schema=store.SCHEMA, application_name="kansoku-drill")
+        try:
+            async with database.transaction() as session:
+                return await store.history(session, learner, limit)
+        finally:
+            await database.dispose()
+
+    try:
+        attempts = asyncio.run(read())
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        fail(f"cannot read the history in {redact_url(url)} ({first_line[:200]}) — is the "
+             "schema migrated? (kansoku migrate)")
+    if as_json:
+        _print_json([attempt.model_dump(mode="json") for attempt in attempts])
+        return
+    table = Table(title=f"Drills of {learner}", title_justify="left")
+    for column in ("ended", "drill", "fault", "points", "detect", "diagnose", "mitigate",
+                   "hints", "wrong"):
+        table.add_column(column)
+    for attempt in attempts:
+        table.add_row(f"{attempt.ended_at:%Y-%m-%d %H:%M}", attempt.drill_id, attempt.fault,
+                      str(attempt.points), _duration(attempt.detect_seconds),
+                      _duration(attempt.diagnose_seconds), _duration(attempt.mitigate_seconds),
+                      str(attempt.hints_taken), str(attempt.wrong_tries))
+    print_table(table)
+
+
+def _learner(user: str | None) -> str:
+    return user or os.environ.get("KANSOKU_DRILL_USER") or getpass.getuser()
 
 
 def _keep(settings: StackSettings, stack: Stack, attempt: Attempt, drill: Drill,
