@@ -14,6 +14,7 @@ import contextlib
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import psutil
@@ -43,7 +44,7 @@ class DrillStackError(Exception):
 
 async def switch_on(stack: Stack, fault: Fault) -> str:
     """Switch the fault on; a few words on what was done."""
-    try:
+    with _as_drill_errors(stack):
         match fault:
             case FlagFault():
                 flagfile.set_variant(stack.flags_file, fault.flag, fault.variant)
@@ -51,22 +52,24 @@ async def switch_on(stack: Stack, fault: Fault) -> str:
             case StopFault():
                 stack.state()  # a stack must run for anything to be stopped
                 return await Actions(stack).stop(fault.stop)
-    except (ActionFailed, StackError, catalogue.FlagError, flagfile.FlagFileError) as exc:
-        raise DrillStackError(str(exc)) from exc
-    except OSError as exc:
-        raise DrillStackError(f"cannot write {stack.flags_file}: {exc.strerror} — check "
-                              "the data directory") from exc
 
 
 async def switch_off(stack: Stack, fault: Fault) -> str:
     """Switch the fault off (whatever the learner did meanwhile); a few words on it."""
-    try:
+    with _as_drill_errors(stack):
         match fault:
             case FlagFault():
                 flagfile.set_variant(stack.flags_file, fault.flag, OFF)
                 return f"{fault.flag} set to {OFF}"
             case StopFault():
                 return await Actions(stack).start(fault.stop)
+
+
+@contextlib.contextmanager
+def _as_drill_errors(stack: Stack) -> Iterator[None]:
+    """Whatever switching a fault raises, as one `DrillStackError` saying what to do."""
+    try:
+        yield
     except (ActionFailed, StackError, catalogue.FlagError, flagfile.FlagFileError) as exc:
         raise DrillStackError(str(exc)) from exc
     except OSError as exc:
