@@ -112,8 +112,16 @@ def test_a_drill_from_start_to_end(data_dir: Path, explorer: str, history_url: s
         "diagnose_seconds": pytest.approx(0, abs=30), "mitigate_seconds": None,
         "hint_points": 10, "wrong_tries": 2, "false_alarms": 0, "over_time": False}
 
-    ended = drill_json(data_dir, "end")
+    ended = drill_json(data_dir, "end", "--explorer", explorer)
     assert ended["fault"] == f"flag paymentFailure = {fault.variant}"
+    # This explorer's rules fired nothing; the debrief lines up the answers, linking the
+    # evidence of the right one.
+    assert ended["first_alert"] is None and ended["alerts_note"] is None
+    debrief = ended["debrief"]
+    assert isinstance(debrief, list)
+    assert [moment["what"].rsplit(" — ", 1)[-1] for moment in debrief] == [
+        "wrong-service", "no-evidence", "right", "fix: not yet"]
+    assert debrief[2]["link"] == f"{explorer}/traces/{2:032x}"
     assert (ended["service"], ended["cause"], ended["problems"]) == ("payments", "errors", [])
     assert flagfile.read_variants(data_dir / "flags.json")["paymentFailure"] == "off"
     assert not (data_dir / "drill.json").exists()
@@ -147,6 +155,7 @@ def test_the_score_is_shown_even_when_it_cannot_be_kept(
     assert code == 1
     assert "The fault was: nothing (nothing was wrong)." in out
     assert "warning: the score is not kept in postgresql://nobody@127.0.0.1:9/none" in out
+    assert "kansoku's alerts: not read (kansoku is not running" in out
     assert not (data_dir / "drill.json").exists()
 
 

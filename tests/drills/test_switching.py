@@ -47,7 +47,7 @@ def test_the_recovery_probes_follow_the_cause() -> None:
                                                          variant="50%").truth)
     assert [type(probe) for probe in errors] == [chaos.ReadyProbe, chaos.CheckoutProbe,
                                                  chaos.ErrorRateProbe]
-    assert errors[0].component == "payments"
+    assert isinstance(errors[0], chaos.ReadyProbe) and errors[0].component == "payments"
     slow = drill_stack.recovery_probes(model.FlagFault(flag="catalogSlowQuery",
                                                        variant="on").truth)
     assert isinstance(slow[-1], chaos.LatencyProbe) and slow[-1].service == "catalog"

@@ -397,9 +397,17 @@ def status(as_json: Json = False, data_dir: DataDir = None) -> None:
 
 
 @app.command("end")
-def end(as_json: Json = False, data_dir: DataDir = None) -> None:
+def end(
+    explorer: Annotated[str | None, typer.Option(
+        "--explorer", help="The explorer to read the alerts from (default: the running "
+        "stack's)", show_default=False)] = None,
+    as_json: Json = False,
+    data_dir: DataDir = None,
+) -> None:
     """End the drill in progress: switch its fault off (always), stop its load, show
-    the score and what the fault was, and keep the score in your history."""
+    the score, what the fault was and a debrief beside kansoku's own alerts, and keep
+    the score in your history."""
+    from kansoku.drills import debrief
     from kansoku.drills import stack as drill_stack
     from kansoku.drills.scoring import now, score
 
@@ -426,10 +434,18 @@ def end(as_json: Json = False, data_dir: DataDir = None) -> None:
     _attempt_path(settings).unlink(missing_ok=True)
     truth = drill.truth(attempt.seed)
     fault_words = fault.describe() if fault else "nothing"
+    explorer_url, changes, note = _alerts(settings, data_dir, explorer, attempt, ended)
+    first = debrief.first_alert(changes, truth, attempt.started_at) if note is None else None
+    moments = debrief.timeline(attempt, changes, explorer_url)
     if as_json:
+        from dataclasses import asdict
+
         _print_json({"drill": drill.id, "seed": attempt.seed, "fault": fault_words,
                      "service": truth.service, "cause": truth.category,
                      "flag": truth.flag, "undone": undone, "score": _score_document(final),
+                     "first_alert": asdict(first) if first else None,
+                     "alerts_note": note,
+                     "debrief": [asdict(moment) for moment in moments],
                      "problems": problems})
     else:
         answer_words = ("nothing was wrong" if truth.nothing_wrong
@@ -437,10 +453,49 @@ def end(as_json: Json = False, data_dir: DataDir = None) -> None:
         console.print(f"The fault was: {fault_words} ({answer_words}). {undone}.",
                       highlight=False)
         print_table(_score_table(f"Drill {drill.id}", final))
+        if note is not None:
+            console.print(f"kansoku's alerts: not read ({note})", highlight=False)
+        elif first is None:
+            console.print("kansoku's alerts: none fired" + (
+                "" if truth.nothing_wrong else f" on {truth.service}") + " during the drill",
+                highlight=False)
+        else:
+            console.print(f"kansoku's alerts: {first.rule} fired on {first.service} after "
+                          f"{_duration(first.seconds)}", highlight=False)
+        for moment in moments:
+            link = f"  {moment.link}" if moment.link else ""
+            console.print(f"  {_duration(moment.seconds):>7}  {moment.who:<7}  "
+                          f"{moment.what}{link}", highlight=False)
         for problem in problems:
             console.print(f"[yellow]warning:[/] {problem}", highlight=False)
     if problems:
         raise typer.Exit(1)
+
+
+def _alerts(settings: StackSettings, data_dir: Path | None, explorer: str | None,
+            attempt: Attempt, ended: Any) -> tuple[str | None, list[Any], str | None]:
+    """The explorer's URL, its alert changes during the attempt, and why they could not
+    be read (None when they were)."""
+    import httpx
+
+    from kansoku.chaos.actions import StackError
+    from kansoku.drills import debrief
+    from kansoku.topology import EXPLORER_TOKEN_VARIABLE, explorer_headers
+
+    try:
+        url = explorer or _stack(settings, data_dir).url("explorer")
+    except StackError as exc:
+        return None, [], str(exc)
+
+    async def read() -> list[debrief.AlertChange]:
+        headers = explorer_headers(os.environ.get(EXPLORER_TOKEN_VARIABLE))
+        async with httpx.AsyncClient(base_url=url, headers=headers) as client:
+            return await debrief.alert_changes(client, attempt.started_at, ended)
+
+    try:
+        return url, asyncio.run(read()), None
+    except debrief.DebriefError as exc:
+        return url, [], str(exc)
 
 
 @app.command("history")
