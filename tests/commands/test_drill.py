@@ -70,6 +70,14 @@ def test_list_shows_every_drill_in_both_languages(data_dir: Path) -> None:
     assert "注文が通らない" in result.stdout
 
 
+def test_the_glossary_in_japanese(data_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["drill", "glossary", "--lang", "ja"])
+    assert result.exit_code == 0
+    assert "エラーバジェット" in result.stdout and "検知までの時間" in result.stdout
+    listed = json.loads(CliRunner().invoke(app, ["drill", "glossary", "--json"]).stdout)
+    assert {"term", "ja", "en"} <= set(listed[0])
+
+
 def test_a_drill_from_start_to_end(data_dir: Path, explorer: str, history_url: str) -> None:
     drill = model.load(DRILL)
     seed = next(seed for seed in range(100)

@@ -82,3 +82,10 @@ def test_an_unknown_drill_lists_the_drills() -> None:
     with pytest.raises(model.DrillError, match="there is no drill 'nope' — 'kansoku drill "
                        "list' shows them: busy-evening, cart-broken"):
         model.load("nope")
+
+
+def test_the_glossary_explains_every_cause_in_both_languages() -> None:
+    terms = {term.term: term for term in model.glossary()}
+    assert set(model.CATEGORIES) <= set(terms)
+    for term in terms.values():
+        assert term.ja.meaning != term.en.meaning

@@ -1,4 +1,5 @@
-"""`kansoku drill list|start|hint|answer|fix|status|end|history`: incident drills, scored
+"""`kansoku drill list|start|hint|answer|fix|status|end|history|glossary`: incident drills,
+scored
 (docs/drills.md).
 
 `start` picks the drill's fault with a seed, switches it on in the stack of the data
@@ -130,6 +131,27 @@ def list_drills(as_json: Json = False, lang: Lang = None) -> None:
     for drill in drills.values():
         table.add_row(drill.id, drill.title(language), _duration(drill.time_limit),
                       drill.question(language))
+    print_table(table)
+
+
+@app.command("glossary")
+def glossary(as_json: Json = False, lang: Lang = None) -> None:
+    """The words the drills use, explained (in Japanese with --lang ja)."""
+    from kansoku.drills import model
+
+    language = _language(lang)
+    try:
+        terms = model.glossary()
+    except model.DrillError as exc:
+        fail(f"{exc} — the installed kansoku is damaged; reinstall it")
+    if as_json:
+        _print_json([term.model_dump() for term in terms])
+        return
+    table = Table(title="Glossary", title_justify="left")
+    table.add_column("term", no_wrap=True)
+    table.add_column("meaning")
+    for term in terms:
+        table.add_row(term(language).name, term(language).meaning)
     print_table(table)
 
 

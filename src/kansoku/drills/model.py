@@ -253,6 +253,37 @@ def parse(text: str, source: str) -> Drill:
         raise DrillError(f"{source}: {where}: {first['msg']}") from exc
 
 
+#: The drills' glossary, beside this module.
+GLOSSARY_FILE = "glossary.yaml"
+
+
+class Meaning(_Model):
+    """A term as one language names and explains it."""
+
+    name: str = Field(min_length=1)
+    meaning: str = Field(min_length=1)
+
+
+class Term(_Model):
+    """One word the drills use, in both languages."""
+
+    term: str = Field(min_length=1)
+    ja: Meaning
+    en: Meaning
+
+    def __call__(self, language: str) -> Meaning:
+        return self.ja if language == "ja" else self.en
+
+
+def glossary() -> list[Term]:
+    """The words the drills use, explained in Japanese and English."""
+    text = (resources.files("kansoku.drills") / GLOSSARY_FILE).read_text("utf-8")
+    try:
+        return [Term.model_validate(entry) for entry in yaml.safe_load(text)]
+    except (yaml.YAMLError, ValidationError, TypeError) as exc:
+        raise DrillError(f"{GLOSSARY_FILE}: {exc}") from exc
+
+
 #: The answer categories a learner may name: the catalogue's, one vocabulary.
 CATEGORIES: tuple[str, ...] = tuple(category.value for category in FaultCategory)
 #: What `--cause` takes besides them, on a drill where nothing is wrong.
