@@ -72,6 +72,9 @@ async def test_a_stopped_service_drill_with_its_load(stack: dict[str, str]) -> N
 
     ended = await asyncio.to_thread(drill, stack, "end")
     assert ended["problems"] == [] and ended["fault"] == "inventory stopped"
+    # The debrief read the stack's explorer: its alerts, and the fix checks beside them.
+    assert ended["alerts_note"] is None
+    assert [m["what"] for m in ended["debrief"] if m["who"] == "you"][-1] == "fix: held"
     assert ended["score"]["mitigate_seconds"] > 0 and ended["score"]["points"] == 0
     assert not load.is_running() or load.status() == psutil.STATUS_ZOMBIE
     (kept,) = await asyncio.to_thread(drill, stack, "history")
