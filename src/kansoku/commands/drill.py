@@ -30,8 +30,12 @@ from kansoku.commands.common import DataDir, console, fail, load_settings, print
 from kansoku.commands.flags import flags_file
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from kansoku.chaos.actions import Stack
-    from kansoku.drills.model import Drill
+    from kansoku.drills.debrief import AlertChange
+    from kansoku.drills.evidence import Verdict
+    from kansoku.drills.model import Drill, Truth
     from kansoku.drills.scoring import Attempt, Score
     from kansoku.stack.settings import StackSettings
 
@@ -239,10 +243,10 @@ def hint(as_json: Json = False, data_dir: DataDir = None) -> None:
     _save(settings, attempt)
     if as_json:
         _print_json({"hint": attempt.hints_taken, "of": len(drill.hints), "cost": given.cost,
-                     "text": given.text(attempt.language)})
+                     "text": given(attempt.language)})
         return
     console.print(f"Hint {attempt.hints_taken}/{len(drill.hints)} (-{given.cost} points): "
-                  f"{given.text(attempt.language)}", highlight=False)
+                  f"{given(attempt.language)}", highlight=False)
 
 
 @app.command("answer")
@@ -306,7 +310,7 @@ def answer(
 
 
 def _check_evidence(settings: StackSettings, data_dir: Path | None, explorer: str | None,
-                    trace: str, truth: Any) -> Any:
+                    trace: str, truth: Truth) -> Verdict:
     import httpx
 
     from kansoku.chaos.actions import StackError
@@ -394,7 +398,7 @@ def status(as_json: Json = False, data_dir: DataDir = None) -> None:
     so_far = score(attempt, drill, now())
     elapsed = (now() - attempt.started_at).total_seconds()
     language = attempt.language
-    hints = [given.text(language) for given in drill.hints[:attempt.hints_taken]]
+    hints = [given(language) for given in drill.hints[:attempt.hints_taken]]
     if as_json:
         _print_json({"drill": drill.id, "seed": attempt.seed, "user": attempt.user,
                      "question": drill.question(language), "elapsed_seconds": elapsed,
@@ -495,7 +499,8 @@ def end(
 
 
 def _alerts(settings: StackSettings, data_dir: Path | None, explorer: str | None,
-            attempt: Attempt, ended: Any) -> tuple[str | None, list[Any], str | None]:
+            attempt: Attempt, ended: datetime) -> tuple[str | None, list[AlertChange],
+                                                        str | None]:
     """The explorer's URL, its alert changes during the attempt, and why they could not
     be read (None when they were)."""
     import httpx
@@ -576,7 +581,7 @@ def _learner(user: str | None) -> str:
 
 
 def _keep(settings: StackSettings, stack: Stack, attempt: Attempt, drill: Drill,
-          final: Score, ended: Any) -> str | None:
+          final: Score, ended: datetime) -> str | None:
     """Add the attempt to the learner's history; None when kept, else why not."""
     from kansoku.drills import stack as drill_stack
     from kansoku.drills import store

@@ -166,15 +166,11 @@ class Load(_Model):
     duration: Duration = 900.0
 
 
-class Hint(_Model):
-    """One hint; taking it costs `cost` points. Hints are given in order."""
+class Hint(Text):
+    """One hint, in both languages; taking it costs `cost` points. Hints are given in
+    order."""
 
     cost: int = Field(ge=0, le=100)
-    ja: str = Field(min_length=1)
-    en: str = Field(min_length=1)
-
-    def text(self, language: str) -> str:
-        return self.ja if language == "ja" else self.en
 
 
 class Drill(_Model):
