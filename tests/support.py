@@ -16,8 +16,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -152,6 +152,30 @@ def otlp_export(service: str, *spans: dict[str, Any]) -> bytes:
         "resource": {"attributes": [{"key": "service.name",
                                      "value": {"stringValue": service}}]},
         "scopeSpans": [{"spans": list(spans)}]}]}).encode()
+
+
+@asynccontextmanager
+async def in_memory_explorer() -> AsyncIterator[httpx.AsyncClient]:
+    """A real explorer app (storage in memory, no background work) and a client talking
+    to it in this process."""
+    from kansoku.explorer.app import create_app  # DuckDB and the explorer: only here
+    from kansoku.explorer.settings import Settings as ExplorerSettings
+
+    app = create_app(ExplorerSettings(db_path=":memory:"))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://explorer") as client:
+            yield client
+    finally:
+        app.state.store.close()
+
+
+async def send_spans(explorer: httpx.AsyncClient, service: str, *spans: dict[str, Any]
+                     ) -> None:
+    """Send `spans` of `service` to the explorer's OTLP/JSON endpoint."""
+    answer = await explorer.post("/v1/traces", content=otlp_export(service, *spans),
+                                 headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
 
 
 async def migrated_drills_database(postgres_url: str) -> str:

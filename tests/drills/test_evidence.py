@@ -5,16 +5,13 @@ shows the fault."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 
 from kansoku.drills import evidence, model
-from kansoku.explorer.app import create_app
-from kansoku.explorer.settings import Settings
 from kansoku.faults.catalogue import FaultCategory
-from tests.support import otlp_export
+from tests.support import in_memory_explorer, send_spans
 from tests.support import otlp_span as span
 
 PAYMENT_FAILURE = model.FlagFault(flag="paymentFailure", variant="50%").truth
@@ -23,24 +20,13 @@ PAYMENTS_STOPPED = model.StopFault(stop="payments").truth
 
 @pytest.fixture
 async def explorer() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(db_path=":memory:"))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://explorer") as client:
-            yield client
-    finally:
-        app.state.store.close()
-
-
-async def ingest(explorer: httpx.AsyncClient, service: str, *spans: dict[str, Any]) -> None:
-    answer = await explorer.post("/v1/traces", content=otlp_export(service, *spans),
-                                 headers={"Content-Type": "application/json"})
-    assert answer.status_code == 200, answer.text
+    async with in_memory_explorer() as client:
+        yield client
 
 
 async def test_a_span_carrying_the_flag_proves_it(explorer: httpx.AsyncClient) -> None:
-    await ingest(explorer, "orders", span(1, 1, "POST /orders/{order_id}/payment"))
-    await ingest(explorer, "payments", span(1, 2, "POST /charges", attributes={
+    await send_spans(explorer, "orders", span(1, 1, "POST /orders/{order_id}/payment"))
+    await send_spans(explorer, "payments", span(1, 2, "POST /charges", attributes={
         "feature_flag.key": "paymentFailure"}))
     verdict = await evidence.check(explorer, f"{1:032X}", PAYMENT_FAILURE)
     assert verdict == evidence.Verdict(
@@ -48,8 +34,8 @@ async def test_a_span_carrying_the_flag_proves_it(explorer: httpx.AsyncClient) -
 
 
 async def test_a_healthy_trace_proves_nothing(explorer: httpx.AsyncClient) -> None:
-    await ingest(explorer, "orders", span(2, 1, "POST /orders/{order_id}/payment"))
-    await ingest(explorer, "payments", span(2, 2, "POST /charges"))
+    await send_spans(explorer, "orders", span(2, 1, "POST /orders/{order_id}/payment"))
+    await send_spans(explorer, "payments", span(2, 2, "POST /charges"))
     verdict = await evidence.check(explorer, f"{2:032x}", PAYMENT_FAILURE)
     assert not verdict.proves
     assert "shows no error, no slow span and no fault flag" in verdict.reason
@@ -57,14 +43,14 @@ async def test_a_healthy_trace_proves_nothing(explorer: httpx.AsyncClient) -> No
 
 async def test_an_error_on_another_service_proves_nothing(explorer: httpx.AsyncClient
                                                           ) -> None:
-    await ingest(explorer, "cart", span(3, 1, "GET /cart", error=True))
+    await send_spans(explorer, "cart", span(3, 1, "GET /cart", error=True))
     assert not (await evidence.check(explorer, f"{3:032x}", PAYMENT_FAILURE)).proves
 
 
 async def test_a_failed_call_to_a_stopped_service_proves_its_outage(
         explorer: httpx.AsyncClient) -> None:
-    await ingest(explorer, "orders", span(4, 1, "POST", error=True,
-                                          attributes={"peer.service": "payments"}))
+    await send_spans(explorer, "orders", span(4, 1, "POST", error=True,
+                                              attributes={"peer.service": "payments"}))
     verdict = await evidence.check(explorer, f"{4:032x}", PAYMENTS_STOPPED)
     assert verdict == evidence.Verdict(
         True, "span 'POST' of orders calling payments ended in error")
@@ -74,7 +60,7 @@ async def test_a_failed_call_to_a_stopped_service_proves_its_outage(
 async def test_a_slow_span_of_the_service_proves_latency(explorer: httpx.AsyncClient
                                                          ) -> None:
     slow = model.FlagFault(flag="catalogSlowQuery", variant="on").truth
-    await ingest(explorer, "catalog", span(5, 1, "GET /products", seconds=2.2))
+    await send_spans(explorer, "catalog", span(5, 1, "GET /products", seconds=2.2))
     verdict = await evidence.check(explorer, f"{5:032x}", slow)
     assert verdict.proves and verdict.reason.endswith("took 2.20s")
 

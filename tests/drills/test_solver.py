@@ -5,32 +5,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
 
 from kansoku.drills import model, solver
-from kansoku.explorer.app import create_app
-from kansoku.explorer.settings import Settings
-from tests.support import otlp_export, otlp_span
+from tests.support import in_memory_explorer, otlp_span, send_spans
 
 
 @pytest.fixture
 async def explorer() -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(Settings(db_path=":memory:"))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://explorer") as client:
-            yield client
-    finally:
-        app.state.store.close()
-
-
-async def ingest(explorer: httpx.AsyncClient, service: str, *spans: dict[str, Any]) -> None:
-    answer = await explorer.post("/v1/traces", content=otlp_export(service, *spans),
-                                 headers={"Content-Type": "application/json"})
-    assert answer.status_code == 200, answer.text
+    async with in_memory_explorer() as client:
+        yield client
 
 
 def since() -> datetime:
@@ -38,9 +24,9 @@ def since() -> datetime:
 
 
 async def test_a_flag_at_work(explorer: httpx.AsyncClient) -> None:
-    await ingest(explorer, "catalog", otlp_span(1, 1, "GET /products", seconds=2.1,
-                                                attributes={"feature_flag.key":
-                                                            "catalogSlowQuery"}))
+    flagged = otlp_span(1, 1, "GET /products", seconds=2.1,
+                        attributes={"feature_flag.key": "catalogSlowQuery"})
+    await send_spans(explorer, "catalog", flagged)
     found = await solver.solve(explorer, since())
     assert found == solver.Finding("catalog", "latency", f"{1:032x}",
                                    "spans carry feature_flag.key=catalogSlowQuery")
@@ -48,16 +34,17 @@ async def test_a_flag_at_work(explorer: httpx.AsyncClient) -> None:
 
 async def test_a_silent_service_and_one_that_still_answers(explorer: httpx.AsyncClient
                                                            ) -> None:
-    await ingest(explorer, "gateway",
-                 otlp_span(2, 1, "GET", error=True, attributes={"peer.service": "cart"}),
-                 otlp_span(3, 1, "GET", error=True, attributes={"peer.service": "inventory"}))
-    await ingest(explorer, "cart", otlp_span(4, 1, "GET /cart"))
+    await send_spans(explorer, "gateway",
+                     otlp_span(2, 1, "GET", error=True, attributes={"peer.service": "cart"}),
+                     otlp_span(3, 1, "GET", error=True,
+                               attributes={"peer.service": "inventory"}))
+    await send_spans(explorer, "cart", otlp_span(4, 1, "GET /cart"))
     found = await solver.solve(explorer, since())
     assert (found.service, found.cause, found.trace_id) == ("inventory", "outage",
                                                             f"{3:032x}")
 
 
 async def test_nothing_wrong(explorer: httpx.AsyncClient) -> None:
-    await ingest(explorer, "cart", otlp_span(5, 1, "GET /cart"))
+    await send_spans(explorer, "cart", otlp_span(5, 1, "GET /cart"))
     found = await solver.solve(explorer, since())
     assert (found.service, found.cause, found.trace_id) == (None, model.NOTHING, None)

@@ -15,7 +15,7 @@ from typing import Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kansoku.drills.evidence import TIMEOUT
+from kansoku.drills.evidence import EvidenceError, ask
 from kansoku.drills.model import Truth
 from kansoku.drills.scoring import Attempt, Outcome
 
@@ -56,14 +56,10 @@ async def alert_changes(explorer: httpx.AsyncClient, started: datetime, ended: d
     """Every change of an alert's state from `started` to `ended`, oldest first."""
     seconds = int((ended - started).total_seconds()) + LOOKBACK_MARGIN_SECONDS
     try:
-        answer = await explorer.get("/api/alerts/history", timeout=TIMEOUT,
-                                    params={"lookback": f"{seconds}s", "limit": 1000})
-    except httpx.HTTPError as exc:
-        raise DebriefError(f"cannot reach the explorer at {explorer.base_url} "
-                           f"({type(exc).__name__})") from exc
-    if answer.status_code != 200:
-        raise DebriefError(f"the explorer answered {answer.status_code} for the alerts' "
-                           "history")
+        answer = await ask(explorer, "/api/alerts/history", "the alerts' history",
+                           {"lookback": f"{seconds}s", "limit": 1000})
+    except EvidenceError as exc:
+        raise DebriefError(str(exc)) from exc
     try:
         changes = _History.model_validate_json(answer.content).data
     except ValidationError as exc:

@@ -97,23 +97,31 @@ def trace_id(text: str) -> str:
     return cleaned
 
 
-async def read_trace(explorer: httpx.AsyncClient, wanted: str) -> Trace | None:
-    """The trace from the explorer (`explorer`'s base URL and headers), None if it has
-    no such trace."""
+async def ask(explorer: httpx.AsyncClient, path: str, what: str,
+              params: dict[str, str | int] | None = None, *, missing_ok: bool = False
+              ) -> httpx.Response:
+    """GET `path` from the explorer (`explorer`'s base URL and headers): its answer, 200
+    (or 404 with `missing_ok`); `EvidenceError` naming `what` was asked for otherwise."""
     try:
-        answer = await explorer.get(f"/api/traces/{wanted}", timeout=TIMEOUT)
+        answer = await explorer.get(path, params=params, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
         raise EvidenceError(f"cannot reach the explorer at {explorer.base_url} "
                             f"({type(exc).__name__}) — is the stack up? (kansoku status)"
                             ) from exc
-    if answer.status_code == 404:
-        return None
     if answer.status_code in (401, 403):
         raise EvidenceError("the explorer refused the request — set KANSOKU_EXPLORER_TOKEN "
                             "to its token")
-    if answer.status_code != 200:
-        raise EvidenceError(f"the explorer answered {answer.status_code} for trace {wanted}"
-                            " — try again, or see its log")
+    if answer.status_code != 200 and not (missing_ok and answer.status_code == 404):
+        raise EvidenceError(f"the explorer answered {answer.status_code} for {what} — try "
+                            "again, or see its log")
+    return answer
+
+
+async def read_trace(explorer: httpx.AsyncClient, wanted: str) -> Trace | None:
+    """The trace from the explorer, None if it has no such trace."""
+    answer = await ask(explorer, f"/api/traces/{wanted}", f"trace {wanted}", missing_ok=True)
+    if answer.status_code == 404:
+        return None
     try:
         traces = TraceAnswer.model_validate_json(answer.content).data
     except ValidationError as exc:

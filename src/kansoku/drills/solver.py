@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from kansoku.drills.evidence import TIMEOUT, EvidenceError, Trace, TraceAnswer
+from kansoku.drills.evidence import Trace, TraceAnswer, ask
 from kansoku.drills.model import NOTHING, STOPPABLE
 from kansoku.faults import catalogue
 from kansoku.faults.catalogue import FaultCategory
@@ -55,13 +55,7 @@ async def _search(explorer: httpx.AsyncClient, since: datetime, *, limit: int,
         params["service"] = service
     if tags:
         params["tags"] = json.dumps(tags)
-    try:
-        answer = await explorer.get("/api/traces", params=params, timeout=TIMEOUT)
-    except httpx.HTTPError as exc:
-        raise EvidenceError(f"cannot reach the explorer at {explorer.base_url} "
-                            f"({type(exc).__name__})") from exc
-    if answer.status_code != 200:
-        raise EvidenceError(f"the explorer answered {answer.status_code} to a search")
+    answer = await ask(explorer, "/api/traces", "a search of traces", params)
     return TraceAnswer.model_validate_json(answer.content).data
 
 
