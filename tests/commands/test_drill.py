@@ -189,6 +189,8 @@ def test_bad_input_is_one_plain_line(data_dir: Path, args: tuple[str, ...], line
     assert code in (1, 2)
     assert err.startswith(line), err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+    # Nothing was started, not even half.
+    assert not (data_dir / "drill.json").exists()
 
 
 def test_a_malformed_trace_id_is_one_plain_line(data_dir: Path) -> None:

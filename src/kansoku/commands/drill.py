@@ -164,7 +164,7 @@ def start(
     name: Annotated[str, typer.Argument(help="The drill ('kansoku drill list')",
                                         show_default=False)],
     seed: Annotated[int | None, typer.Option(
-        "--seed", min=0, help="Pick the fault with this seed (default: a random one)",
+        "--seed", min=0, max=2**62, help="Pick the fault with this seed (default: a random one)",
         show_default=False)] = None,
     user: Annotated[str | None, typer.Option(
         "--user", help="Whose history the score goes to [env: KANSOKU_DRILL_USER; "
@@ -201,16 +201,22 @@ def start(
     attempt = Attempt(drill_id=drill.id, seed=chosen_seed, user=learner, language=language,
                       started_at=now())
     fault = drill.fault(chosen_seed)
-    try:
-        if load:
+    if load:
+        try:
             stack.state()  # the load needs a gateway: fail before anything changes
-        if fault is not None:
+        except StackError as exc:
+            fail(str(exc))
+    # Written before the fault is switched on, so that `end` can always undo it.
+    _save(settings, attempt)
+    if fault is not None:
+        try:
             asyncio.run(drill_stack.switch_on(stack, fault))
-    except (drill_stack.DrillStackError, StackError) as exc:
-        fail(str(exc))
+        except drill_stack.DrillStackError as exc:
+            _attempt_path(settings).unlink(missing_ok=True)
+            fail(str(exc))
     if load:
         attempt.load_pid, attempt.load_started = drill_stack.start_load(settings, drill.load)
-    _save(settings, attempt)
+        _save(settings, attempt)
     if as_json:
         _print_json({"drill": drill.id, "seed": chosen_seed, "user": learner,
                      "title": drill.title(language), "question": drill.question(language),
