@@ -16,8 +16,8 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -131,6 +131,60 @@ async def migrate(database_url: str, service: str) -> None:
     """Bring one service's schema up to date, as `kansoku migrate` does."""
     versions = migrations_folder(f"kansoku.services.{service}")
     await asyncio.to_thread(upgrade_schema, database_url, schema=service, versions=versions)
+
+
+def otlp_span(trace: int, number: int, name: str, *, seconds: float = 0.02,
+              error: bool = False, attributes: dict[str, str] | None = None
+              ) -> dict[str, Any]:
+    """One span in OTLP/JSON, trace `trace` and span `number` as hex ids, ended a second
+    ago."""
+    end = time.time_ns() - 1_000_000_000
+    return {"traceId": f"{trace:032x}", "spanId": f"{number:016x}", "name": name,
+            "kind": 2, "startTimeUnixNano": str(end - int(seconds * 1e9)),
+            "endTimeUnixNano": str(end), "status": {"code": 2 if error else 0},
+            "attributes": [{"key": key, "value": {"stringValue": value}}
+                           for key, value in (attributes or {}).items()]}
+
+
+def otlp_export(service: str, *spans: dict[str, Any]) -> bytes:
+    """An OTLP/JSON export of `spans`, all of `service`: what `/v1/traces` receives."""
+    return json.dumps({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name",
+                                     "value": {"stringValue": service}}]},
+        "scopeSpans": [{"spans": list(spans)}]}]}).encode()
+
+
+@asynccontextmanager
+async def in_memory_explorer() -> AsyncIterator[httpx.AsyncClient]:
+    """A real explorer app (storage in memory, no background work) and a client talking
+    to it in this process."""
+    from kansoku.explorer.app import create_app  # DuckDB and the explorer: only here
+    from kansoku.explorer.settings import Settings as ExplorerSettings
+
+    app = create_app(ExplorerSettings(db_path=":memory:"))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://explorer") as client:
+            yield client
+    finally:
+        app.state.store.close()
+
+
+async def send_spans(explorer: httpx.AsyncClient, service: str, *spans: dict[str, Any]
+                     ) -> None:
+    """Send `spans` of `service` to the explorer's OTLP/JSON endpoint."""
+    answer = await explorer.post("/v1/traces", content=otlp_export(service, *spans),
+                                 headers={"Content-Type": "application/json"})
+    assert answer.status_code == 200, answer.text
+
+
+async def migrated_drills_database(postgres_url: str) -> str:
+    """A new database on the session's PostgreSQL with the drills' schema migrated, as
+    `kansoku migrate` makes it; returns its URL."""
+    url = await database_of_its_own(postgres_url, "drills")
+    await asyncio.to_thread(upgrade_schema, url, schema="drills",
+                            versions=migrations_folder("kansoku.drills"))
+    return url
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:

@@ -7,6 +7,7 @@
     kansoku load | synth                        generated traffic (commands/load.py)
     kansoku alerts …                            alert rules and SLOs (commands/alerts.py)
     kansoku chaos …                             chaos experiments (commands/chaos.py)
+    kansoku drill …                             incident drills, scored (commands/drill.py)
 
 Errors are one line naming the problem and the fix, with a non-zero exit code
 (`commands.common.fail`).
@@ -19,6 +20,7 @@ import typer
 from kansoku import __version__
 from kansoku.commands import alerts as alerts_commands
 from kansoku.commands import chaos as chaos_commands
+from kansoku.commands import drill as drill_commands
 from kansoku.commands import flags as flags_commands
 from kansoku.commands import load as load_commands
 from kansoku.commands import services as services_commands
@@ -56,6 +58,7 @@ app.add_typer(flags_commands.app, name="flags")
 app.add_typer(load_commands.app)
 app.add_typer(alerts_commands.app, name="alerts")
 app.add_typer(chaos_commands.app, name="chaos")
+app.add_typer(drill_commands.app, name="drill")
 
 
 def main() -> None:

@@ -3,6 +3,8 @@ name and variant whatever the case."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from kansoku.faults.catalogue import (
@@ -52,3 +54,12 @@ def test_names_and_variants_are_found_whatever_the_case() -> None:
         flag_definition("paymentLatencies")
     with pytest.raises(FlagError, match=r"Variants: off, 1s, 3s\.$"):
         canonical_variant(flag, "2s")
+
+
+def test_the_guide_names_each_flag_s_cause_as_the_catalogue_does() -> None:
+    """docs/faults.md's table of flags gives each flag's cause category: the catalogue's."""
+    guide = (Path(__file__).parents[2] / "docs" / "faults.md").read_text("utf-8")
+    rows = {cells[1].strip("` "): cells[-2].strip()
+            for line in guide.splitlines() if line.startswith("| `")
+            for cells in [line.split("|")]}
+    assert rows == {name: flag.category.value for name, flag in FLAGS.items()}

@@ -1,7 +1,8 @@
 """Running the services: `kansoku serve NAME` (one service in this process),
-`kansoku migrate` (every service's schema and demo data) and `kansoku health NAME` (is
-it ready?) — what the supervisor starts, and how to run kansoku's services without it
-(one per container, say: the image in deploy/ names the service in `KANSOKU_SERVICE`).
+`kansoku migrate` (every service's schema and demo data, and the drills' history) and
+`kansoku health NAME` (is it ready?) — what the supervisor starts, and how to run
+kansoku's services without it (one per container, say: the image in deploy/ names the
+service in `KANSOKU_SERVICE`).
 
 The service machinery (uvicorn, SQLAlchemy, Alembic) is imported inside the commands:
 every `kansoku` command imports this module, and most never need it.
@@ -144,16 +145,33 @@ def migrate(
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             fail(f"migrating {service.name} failed: {first_line[:300]}")
         console.print(message, highlight=False)
+    for schema, package in TOOL_SCHEMAS.items():
+        try:
+            upgrade_schema(url, schema=schema, versions=migrated[schema],
+                           applied=applied[schema])
+        except Exception as exc:
+            logging.getLogger("kansoku.migrate").debug("migration failed", exc_info=True)
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            fail(f"migrating {schema} ({package}) failed: {first_line[:300]}")
+        console.print(f"{schema}: schema up to date", highlight=False)
     console.print(_prepare_flags(reset_flags), highlight=False)
 
 
+#: Schemas of kansoku's tools that are not services, and the package bringing each one's
+#: migrations: the drills' history (`kansoku drill`).
+TOOL_SCHEMAS: dict[str, str] = {"drills": "kansoku.drills"}
+
+
 def _schemas() -> dict[str, Path]:
-    """Every service schema with migrations, and its versions folder."""
+    """Every schema with migrations (the services', then the tools'), and its versions
+    folder."""
     from kansoku.kit.migrate import migrations_folder
 
-    return {service.name: migrations_folder(_package(service))
-            for service in topology.SERVICES
-            if migrations_folder(_package(service)).is_dir()}
+    services = {service.name: migrations_folder(_package(service))
+                for service in topology.SERVICES
+                if migrations_folder(_package(service)).is_dir()}
+    return {**services, **{schema: migrations_folder(package)
+                           for schema, package in TOOL_SCHEMAS.items()}}
 
 
 def _wait_for_migrations(url: str, seconds: float) -> None:

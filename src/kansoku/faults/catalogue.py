@@ -11,8 +11,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from kansoku.kit.flagkinds import OFF, FlagKind, FlagValue
+
+
+class FaultCategory(StrEnum):
+    """What kind of trouble a fault causes: the cause a learner names in a drill
+    (`kansoku drill answer --cause`), and how the drills are grouped."""
+
+    #: Requests fail: exceptions, 5xx answers.
+    ERRORS = "errors"
+    #: Requests succeed, slowly.
+    LATENCY = "latency"
+    #: A process runs short of CPU or memory, or the shop of capacity.
+    RESOURCES = "resources"
+    #: Events pile up or arrive late between services.
+    MESSAGING = "messaging"
+    #: What only a browser sees: pages and images that load slowly.
+    BROWSER = "browser"
+    #: A component does not answer at all: stopped, partitioned, hung.
+    OUTAGE = "outage"
+
 
 #: A flag's variants in order, each with the value it gives the code.
 Variants = tuple[tuple[str, FlagValue], ...]
@@ -25,6 +45,7 @@ class FlagDefinition:
 
     name: str
     service: str
+    category: FaultCategory
     description: str
     effect: str
     look_for: str
@@ -55,7 +76,7 @@ def _numbers(unit: str, *values: float, scale: float = 1.0) -> Variants:
 
 FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
     FlagDefinition(
-        "paymentFailure", "payments",
+        "paymentFailure", "payments", FaultCategory.ERRORS,
         "Payments fail that share of charges with a processing error (500).",
         "A charge hit by the fault raises PaymentProcessingError after the card network "
         "round trip: payments answers 500 (nothing is charged or stored), orders cancels "
@@ -66,7 +87,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "alert on payments once five charges fail within a minute.",
         _numbers("%", 10, 25, 50, 75, 100, scale=0.01)),
     FlagDefinition(
-        "paymentLatency", "payments",
+        "paymentLatency", "payments", FaultCategory.LATENCY,
         "Every charge waits this much longer on the card network.",
         "The `card network authorize` span of every charge sleeps the extra time. At 3s "
         "the call reaches orders' 3 s read timeout, so checkouts also start failing with "
@@ -76,7 +97,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "payments.",
         _numbers("s", 1, 3)),
     FlagDefinition(
-        "paymentUnreachable", "payments",
+        "paymentUnreachable", "payments", FaultCategory.OUTAGE,
         "Payments accepts charge requests and never answers them.",
         "A charge hangs without answering until the caller gives up (orders' 3 s read "
         "timeout), as behind a network partition or a stuck process; payments stops "
@@ -87,7 +108,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "orders' error rate; payments' own span ends with the `caller gave up` error.",
         _on_off()),
     FlagDefinition(
-        "catalogSlowQuery", "catalog",
+        "catalogSlowQuery", "catalog", FaultCategory.LATENCY,
         "Catalog's product list query takes 2 seconds longer (pg_sleep in the SQL).",
         "The product list SELECT runs with pg_sleep(2) inside it, bypassing the cache, "
         "and holds a database connection meanwhile: the storefront's listings and search "
@@ -96,7 +117,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "p95; the SQL span in the waterfall; kansoku pool metrics under load.",
         _on_off()),
     FlagDefinition(
-        "catalogNPlusOne", "catalog",
+        "catalogNPlusOne", "catalog", FaultCategory.LATENCY,
         "Catalog's product list loads each product's category with its own query.",
         "GET /products reads the products without their categories, then runs one "
         "SELECT per product for its category (bypassing the cache): a page of 20 "
@@ -105,7 +126,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "a product list shows a ladder of identical SELECTs from categories.",
         _on_off()),
     FlagDefinition(
-        "inventoryFailure", "inventory",
+        "inventoryFailure", "inventory", FaultCategory.ERRORS,
         "Inventory fails that share of stock reads and reservations (500).",
         "GET /stock and POST /reservations raise StockServiceError before touching the "
         "database: product pages lose their stock line and checkouts fail.",
@@ -114,7 +135,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "the error-rate alert on inventory.",
         _numbers("%", 10, 50, 100, scale=0.01)),
     FlagDefinition(
-        "cartCacheOutage", "cart",
+        "cartCacheOutage", "cart", FaultCategory.ERRORS,
         "Cart's Valkey calls fail: connection refused.",
         "Cart talks to an address that refuses connections instead of Valkey, so every "
         "cart read and change fails with redis ConnectionError (500): adding to cart and "
@@ -123,7 +144,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "its log lines; gateway errors on /api/v1/cart.",
         _on_off()),
     FlagDefinition(
-        "orderQueueLag", "worker",
+        "orderQueueLag", "worker", FaultCategory.MESSAGING,
         "The worker takes 5 seconds over each order event.",
         "Before handling order.paid and order.cancelled the worker waits 5 s in a "
         "`slow consumer` span; events are handled one at a time, so under load they pile "
@@ -132,7 +153,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "alert; long `order.paid process` spans in the worker.",
         _on_off()),
     FlagDefinition(
-        "workerMemoryLeak", "worker",
+        "workerMemoryLeak", "worker", FaultCategory.RESOURCES,
         "The worker keeps memory for every event it handles (256 KiB times the factor).",
         "Each event handled keeps 256 KiB (1x), 2.5 MiB (10x) or 25 MiB (100x) in a list "
         "that is never read, up to 512 MiB in all; turning the flag off frees it (as a "
@@ -142,7 +163,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "holds 512 MiB (at 100x within two minutes under load).",
         ((OFF, 0.0), ("1x", 1.0), ("10x", 10.0), ("100x", 100.0))),
     FlagDefinition(
-        "gatewayCpuHog", "gateway",
+        "gatewayCpuHog", "gateway", FaultCategory.RESOURCES,
         "The gateway burns 50 ms of CPU on every request.",
         "Each request to the gateway spends 50 ms of CPU in a `cpu-intensive work` span on "
         "the event loop, so under load the gateway's core fills up and every request "
@@ -152,7 +173,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "the gateway's routes.",
         _on_off()),
     FlagDefinition(
-        "imageSlowLoad", "gateway",
+        "imageSlowLoad", "gateway", FaultCategory.BROWSER,
         "Product images take this long to arrive in the browser.",
         "The gateway waits this long (in a `slow image delivery` span) before sending "
         "each product image or thumbnail.",
@@ -161,7 +182,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "gateway's image routes' latency; the `slow image delivery` spans.",
         _numbers("s", 5, 10)),
     FlagDefinition(
-        "dbConnectionLoss", "catalog",
+        "dbConnectionLoss", "catalog", FaultCategory.ERRORS,
         "Catalog loses its database connections and cannot make new ones.",
         "Pooled connections are dropped when taken, and new ones go to an address that "
         "refuses them: every catalog request that needs PostgreSQL fails (500) with the "
@@ -170,7 +191,7 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "readiness; the error-rate alert on catalog.",
         _on_off()),
     FlagDefinition(
-        "loadFlood", "loadgen",
+        "loadFlood", "loadgen", FaultCategory.RESOURCES,
         "`kansoku load` multiplies its users by ten, as in a flash sale.",
         "While on, a running `kansoku load` drives ten times its configured users; the "
         "services' code is unchanged: the pressure itself is the fault.",
