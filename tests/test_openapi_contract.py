@@ -130,19 +130,7 @@ async def test_the_public_api_keeps_its_contract(gateway: str, tokens: dict[str,
     assert_no_failures(run)
 
 
-#: Known gaps, each with who closes it. The explorer checks some query parameters by
-#: hand (durations such as `lookback` and `step`, a metric's `kind`) and answers a
-#: malformed one 400 `bad-parameter`, which its document does not say: schemathesis
-#: reports an undocumented 400 and schema-valid values refused. Its routes are being
-#: regrouped by feature (issue 21); the fix (a 422 naming the field, or the parameter's
-#: format in the schema) belongs there. Strict: this fails once the gap is closed.
-KNOWN_GAPS = {"explorer": pytest.mark.xfail(
-    strict=True, reason="the explorer's hand-checked query parameters answer an "
-                        "undocumented 400 (issue 21's explorer routes)")}
-
-
-@pytest.mark.parametrize("service", [pytest.param(name, marks=KNOWN_GAPS.get(name, ()))
-                                     for name in SERVICE_CALLERS])
+@pytest.mark.parametrize("service", list(SERVICE_CALLERS))
 async def test_an_internal_api_keeps_its_contract(shop: ServedShop, tokens: dict[str, str],
                                                   service: str, tmp_path: Path) -> None:
     url, caller = shop.urls[service], SERVICE_CALLERS[service]
@@ -154,8 +142,7 @@ async def test_an_internal_api_keeps_its_contract(shop: ServedShop, tokens: dict
 
 @DEEP
 @pytest.mark.deep_contract
-@pytest.mark.parametrize("service", [pytest.param(name, marks=KNOWN_GAPS.get(name, ()))
-                                     for name in ["gateway", *SERVICE_CALLERS]])
+@pytest.mark.parametrize("service", ["gateway", *SERVICE_CALLERS])
 async def test_every_api_keeps_its_contract_under_many_examples(
         shop: ServedShop, gateway: str, tokens: dict[str, str], service: str,
         tmp_path: Path) -> None:

@@ -234,6 +234,15 @@ def _invalid_json(exc: RequestValidationError) -> dict[str, Any] | None:
     return None
 
 
+def invalid_parameter(field: str, message: str, location: str = "query") -> Problem:
+    """A parameter a route checks by hand (a duration, say), refused as FastAPI's own
+    validation refuses one: 422 `validation-error` naming the field, with the same
+    `errors` list — so the answer is the one the OpenAPI document promises."""
+    return Problem(422, "validation-error", message, title="Unprocessable Content",
+                   field=field,
+                   errors=[{"field": field, "location": location, "message": message}])
+
+
 async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     invalid = _invalid_json(exc)

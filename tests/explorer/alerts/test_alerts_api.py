@@ -118,7 +118,7 @@ def test_the_history_lists_the_changes(explorer: httpx.Client) -> None:
     assert {(h["labels"]["service"], h["from_state"], h["to_state"]) for h in history} >= {
         ("payments", "inactive", "firing"), ("gateway", "inactive", "firing")}
     answer = explorer.get("/api/alerts/history", params={"lookback": "later"})
-    assert answer.status_code == 400
+    assert answer.status_code == 422
     assert answer.headers["content-type"] == "application/problem+json"
 
 

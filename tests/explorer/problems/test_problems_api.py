@@ -63,9 +63,9 @@ def test_bad_parameters_are_problem_details(explorer: Explorer) -> None:
     for query, field in (({"kind": "n-plus-two"}, "kind"), ({"lookback": "soon"}, "lookback"),
                          ({"trace_id": "xyz"}, "trace_id")):
         answer = explorer.http.get("/api/problems", params=query)
-        assert answer.status_code == 400, query
+        assert answer.status_code == 422, query
         assert answer.headers["content-type"] == "application/problem+json"
-        assert answer.json()["field"] == field
+        assert answer.json()["errors"][0]["field"] == field
 
 
 def test_the_openapi_document_describes_it(explorer: Explorer) -> None:

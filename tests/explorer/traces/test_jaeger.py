@@ -153,7 +153,7 @@ async def test_the_all_zero_trace_id_is_refused_in_and_out() -> None:
     assert "all zeros" in answer.json()["partialSuccess"]["errorMessage"]
     assert ids(stored) == [f"{3:032x}"]
     for refused in (by_id, flat):
-        assert refused.status_code == 400
+        assert refused.status_code == 404
         assert "all-zero trace id" in refused.json()["detail"]
         assert refused.json()["request_id"]
 

@@ -52,7 +52,7 @@ async def alert_history(
     request: Request,
     rule: Annotated[str | None, Query(max_length=200)] = None,
     service: Annotated[str | None, Query(max_length=200)] = None,
-    lookback: Annotated[str, Query(description="e.g. 1h, 2d")] = "24h",
+    lookback: timerange.Lookback = "24h",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Data[list[AlertChange]]:
     """Every change of an alert's state (pending, firing, resolved, or inactive: a

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from typing import Generic, Self, TypeVar
+from typing import Annotated, Generic, Self, TypeVar
 
-from fastapi import Request
+from fastapi import Path, Request
 from pydantic import BaseModel
 from typing_extensions import TypedDict  # pydantic reads typing's only from 3.12
 
 from kansoku.explorer.common.spans import INVALID_TRACE_ID
 from kansoku.explorer.store import TelemetryStore
-from kansoku.kit.errors import Problem
+from kansoku.kit.errors import Problem, invalid_parameter
 
 T = TypeVar("T")
 
@@ -56,16 +56,25 @@ async def read(request: Request, query: Callable[..., T], *args: object,
     return await asyncio.to_thread(query, store_of(request), *args, **kwargs)
 
 
-def checked_trace_id(trace_id: str) -> str:
-    """`trace_id` in lower case; a Problem if it is no valid trace id."""
+#: A trace id as the document states it: 32 hexadecimal digits.
+TRACE_ID_PATTERN = r"^[0-9a-fA-F]{32}$"
+#: The route parameter of a trace id.
+TraceIdPath = Annotated[str, Path(pattern=TRACE_ID_PATTERN,
+                                  description="32 hexadecimal digits")]
+
+
+def checked_trace_id(trace_id: str, location: str = "path") -> str:
+    """`trace_id` in lower case; a 422 naming the field if it is no trace id (routes
+    that declare `TraceIdPath` have FastAPI check the form first). The all-zero id has
+    the form but is no trace (OpenTelemetry calls it invalid): a 404 that says so."""
     trace_id = trace_id.lower()
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
-        raise Problem(400, "bad-trace-id", f"'{trace_id[:40]}' is not a trace id "
-                      "(32 hexadecimal digits).", field="trace_id")
+        raise invalid_parameter("trace_id", f"'{trace_id[:40]}' is not a trace id "
+                                "(32 hexadecimal digits).", location)
     if trace_id == INVALID_TRACE_ID:
-        raise Problem(400, "bad-trace-id", "The all-zero trace id is no trace: OpenTelemetry "
-                      "calls it invalid, and the explorer keeps no span with it.",
-                      field="trace_id")
+        raise Problem(404, "trace-not-found", "The all-zero trace id is no trace: "
+                      "OpenTelemetry calls it invalid, and the explorer keeps no span "
+                      "with it.")
     return trace_id
 
 

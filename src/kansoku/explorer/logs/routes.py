@@ -22,7 +22,7 @@ async def logs(
                                               description="9 info, 13 warn, 17 error")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Text in the message")] = None,
     trace_id: Annotated[str | None, Query(max_length=32)] = None,
-    lookback: str = "1h",
+    lookback: timerange.Lookback = "1h",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Data[list[LogRecord]]:
     """Log records, newest first; each carries its trace id, to open its trace."""

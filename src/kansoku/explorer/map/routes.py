@@ -32,7 +32,7 @@ async def dependencies(
 
 
 @router.get("/api/map", tags=["kansoku"])
-async def service_map(request: Request, lookback: str = "1h") -> Data[ServiceMap]:
+async def service_map(request: Request, lookback: timerange.Lookback = "1h") -> Data[ServiceMap]:
     """The service map: services, databases and caches as nodes; calls as edges with
     rate, errors and mean latency."""
     start_ns, end_ns = timerange.window(lookback)

@@ -20,7 +20,7 @@ router = APIRouter()
 async def red(request: Request,
               service: Annotated[str | None, Query(max_length=200)] = None,
               by_route: bool = False,
-              lookback: Annotated[str, Query(description="e.g. 15m, 1h")] = "1h",
+              lookback: timerange.Lookback = "1h",
               ) -> Data[list[Red]]:
     """Rate, error % and p50/p90/p95/p99 latency of server spans, per service (and per
     route with `by_route`)."""
@@ -31,8 +31,8 @@ async def red(request: Request,
 @router.get("/api/red/series", tags=["kansoku"])
 async def red_series(request: Request, service: Annotated[str, Query(max_length=200)],
                      route: Annotated[str | None, Query(max_length=500)] = None,
-                     lookback: str = "1h",
-                     step: Annotated[str, Query(description="e.g. 1m")] = "1m",
+                     lookback: timerange.Lookback = "1h",
+                     step: timerange.Step = "1m",
                      ) -> Data[list[RedPoint]]:
     """Requests, errors and p95 per time step, for one service or route."""
     start_ns, end_ns = timerange.window(lookback)
@@ -42,7 +42,8 @@ async def red_series(request: Request, service: Annotated[str, Query(max_length=
 
 
 @router.get("/api/metrics", tags=["kansoku"])
-async def metric_names(request: Request, lookback: str = "1h") -> Data[list[MetricName]]:
+async def metric_names(request: Request, lookback: timerange.Lookback = "1h"
+                       ) -> Data[list[MetricName]]:
     """Every metric that arrived in the time range: name, kind, unit, and who sends it."""
     start_ns, end_ns = timerange.window(lookback)
     return Data(data=await read(request, queries.metric_names, start_ns, end_ns))
@@ -51,8 +52,8 @@ async def metric_names(request: Request, lookback: str = "1h") -> Data[list[Metr
 @router.get("/api/metrics/series", tags=["kansoku"])
 async def metric_series(request: Request, name: Annotated[str, Query(max_length=200)],
                         service: Annotated[str | None, Query(max_length=200)] = None,
-                        lookback: str = "1h",
-                        step: Annotated[str, Query(description="e.g. 1m")] = "1m",
+                        lookback: timerange.Lookback = "1h",
+                        step: timerange.Step = "1m",
                         by: Annotated[str | None, Query(
                             max_length=200, description="An attribute to split the series "
                                                         "by, e.g. currency")] = None,
@@ -71,7 +72,7 @@ async def metric_series(request: Request, name: Annotated[str, Query(max_length=
 
 
 @router.get("/api/funnel", tags=["kansoku"])
-async def funnel(request: Request, lookback: str = "1h") -> Data[list[FunnelStep]]:
+async def funnel(request: Request, lookback: timerange.Lookback = "1h") -> Data[list[FunnelStep]]:
     """The shop's funnel in the time range: product views, units added to carts, orders
     placed, orders paid."""
     start_ns, end_ns = timerange.window(lookback)

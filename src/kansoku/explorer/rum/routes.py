@@ -13,7 +13,7 @@ router = APIRouter()
 
 
 @router.get("/api/vitals", tags=["kansoku"])
-async def vitals(request: Request, lookback: str = "1h") -> Data[Vitals]:
+async def vitals(request: Request, lookback: timerange.Lookback = "1h") -> Data[Vitals]:
     """Real users' Web Vitals per page at p75, rated good / needs-improvement / poor by
     web-vitals' thresholds, and their JavaScript errors."""
     start_ns, end_ns = timerange.window(lookback)

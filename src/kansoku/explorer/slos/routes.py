@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 
 from kansoku.explorer.common import time as timerange
 from kansoku.explorer.common.responses import Data, store_of
@@ -19,11 +18,8 @@ router = APIRouter()
 
 @router.get("/api/slos", tags=["alerts"])
 async def list_slos(request: Request,
-                    lookback: Annotated[str, Query(description="The charts' range, e.g. "
-                                                               "6h, 24h")] = "24h",
-                    step: Annotated[str | None, Query(
-                        description="The charts' step, e.g. 5m (default: about 60 "
-                                    "steps)")] = None,
+                    lookback: timerange.Lookback = "24h",
+                    step: timerange.Step | None = None,
                     ) -> Data[list[Slo]]:
     """The SLOs of the rules file: over each SLO's window the requests, the share that
     was good and the error budget remaining; the burn rate over 5m, 30m, 1h, 6h and 3d;

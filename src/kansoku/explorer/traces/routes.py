@@ -14,6 +14,7 @@ from kansoku.explorer.common import time as timerange
 from kansoku.explorer.common.responses import (
     Data,
     JaegerAnswer,
+    TraceIdPath,
     checked_trace_id,
     jaeger,
     mib,
@@ -31,7 +32,8 @@ from kansoku.explorer.traces.models import (
     TraceWithLogs,
 )
 from kansoku.kit.durations import parse_duration_ns
-from kansoku.kit.errors import Problem
+from kansoku.kit.errors import Problem, invalid_parameter
+from kansoku.kit.openapi import PROBLEM
 
 router = APIRouter()
 
@@ -82,11 +84,11 @@ async def find_traces(
     operation: Annotated[str | None, Query(max_length=500)] = None,
     tags: Annotated[str | None, Query(description='JSON object, e.g. {"error":"true"} or '
                                                   '{"otel.status_code":"ERROR"}')] = None,
-    minDuration: Annotated[str | None, Query(description="e.g. 250ms, 1m30s")] = None,
-    maxDuration: Annotated[str | None, Query(description="e.g. 2s")] = None,
+    minDuration: timerange.SpanDuration | None = None,
+    maxDuration: timerange.SpanDuration | None = None,
     limit: Annotated[int, Query(ge=0, le=1500, description=(
         f"Traces at most; 0 means the default, {_DEFAULT_TRACES}"))] = _DEFAULT_TRACES,
-    lookback: Annotated[str | None, Query(description="e.g. 1h, 1h30m, 2d")] = None,
+    lookback: timerange.Lookback | None = None,
     start: Annotated[int | None, Query(description="microseconds since the epoch")] = None,
     end: Annotated[int | None, Query(description="microseconds since the epoch")] = None,
     exclude: Annotated[list[str] | None, Query(max_length=20, description=(
@@ -97,19 +99,23 @@ async def find_traces(
     answer holds at most KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data, shared by the
     traces found; a trace cut short says so in its `warnings`."""
     try:
-        try:
-            wanted = json.loads(tags) if tags else {}
-        except ValueError as exc:
-            raise ValueError(f"tags is not JSON ({exc}); send an object such as "
-                             '{"error": "true"}') from exc
-        if not isinstance(wanted, dict):
-            raise ValueError("tags must be a JSON object")
-        minimum = parse_duration_ns(minDuration, bare_unit="us", field="minDuration"
-                                    ) if minDuration else None
-        maximum = parse_duration_ns(maxDuration, bare_unit="us", field="maxDuration"
-                                    ) if maxDuration else None
+        wanted = json.loads(tags) if tags else {}
     except ValueError as exc:
-        raise Problem(400, "bad-parameter", str(exc)) from exc
+        raise invalid_parameter("tags", f"tags is not JSON ({exc}); send an object such "
+                                'as {"error": "true"}') from exc
+    if not isinstance(wanted, dict):
+        raise invalid_parameter("tags", "tags must be a JSON object")
+    try:
+        # At most 2**62 ns (146 years): beyond it DuckDB's BIGINT would overflow.
+        minimum = min(parse_duration_ns(minDuration, bare_unit="us", field="minDuration"),
+                      2**62) if minDuration else None
+    except ValueError as exc:
+        raise invalid_parameter("minDuration", str(exc)) from exc
+    try:
+        maximum = min(parse_duration_ns(maxDuration, bare_unit="us", field="maxDuration"),
+                      2**62) if maxDuration else None
+    except ValueError as exc:
+        raise invalid_parameter("maxDuration", str(exc)) from exc
     start_ns, end_ns = timerange.window(lookback, start, end)
     query = TraceQuery(
         service=service, operation=operation,
@@ -143,8 +149,8 @@ def _one_trace_bound(request: Request) -> str:
 
 
 @router.get("/api/traces/{trace_id}", tags=["jaeger"],
-            response_model=JaegerAnswer[list[JaegerTrace]])
-async def trace(trace_id: str, request: Request) -> Response:
+            response_model=JaegerAnswer[list[JaegerTrace]], responses={404: PROBLEM})
+async def trace(trace_id: TraceIdPath, request: Request) -> Response:
     """One trace, in Jaeger's shape (cut short, with `warnings`, past
     KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data)."""
     wanted = checked_trace_id(trace_id)
@@ -154,8 +160,9 @@ async def trace(trace_id: str, request: Request) -> Response:
     return _traces_answer(jaeger_traces(found, [wanted], bound=_one_trace_bound(request)))
 
 
-@router.get("/api/spans/{trace_id}", tags=["kansoku"], response_model=Data[TraceWithLogs])
-async def trace_with_logs(trace_id: str, request: Request) -> Response:
+@router.get("/api/spans/{trace_id}", tags=["kansoku"], response_model=Data[TraceWithLogs],
+            responses={404: PROBLEM})
+async def trace_with_logs(trace_id: TraceIdPath, request: Request) -> Response:
     """One trace as a flat list of spans (oldest first, every column), with the log
     records written during it. Past KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data the
     newest spans are left out, and `warnings` says so (as it does past 2,000 log
