@@ -83,6 +83,7 @@ def shop(docker: containers.Docker, images: dict[str, str]) -> Iterator[dict[str
     env = {**images, "KANSOKU_GATEWAY_PORT": str(gateway),
            "KANSOKU_EXPLORER_PORT": str(explorer), "KANSOKU_EXPLORER_OTLP_PORT": str(otlp),
            "KANSOKU_SERVICE_SECRET": secrets.token_hex(16),
+           "KANSOKU_EXPLORER_TOKEN": secrets.token_hex(16),
            "KANSOKU_POSTGRES_PASSWORD": secrets.token_hex(8)}
     compose = ("--file", str(COMPOSE_FILE), "--project-name", project)
     scale = [argument for service, count in REPLICAS.items()
@@ -92,6 +93,7 @@ def shop(docker: containers.Docker, images: dict[str, str]) -> Iterator[dict[str
         yield {"gateway": f"http://127.0.0.1:{gateway}",
                "explorer": f"http://127.0.0.1:{explorer}", "project": project,
                "service_secret": env["KANSOKU_SERVICE_SECRET"],
+               "explorer_token": env["KANSOKU_EXPLORER_TOKEN"],
                "postgres_password": env["KANSOKU_POSTGRES_PASSWORD"]}
     finally:
         docker.compose_run(*compose, "down", "--volumes", "--remove-orphans",
@@ -127,15 +129,21 @@ async def test_the_compose_shop_places_pays_and_traces_an_order(
         services: set[str] = set()
 
         async def traced_through_the_shop() -> bool:
-            answer = await client.get(f"{shop['explorer']}/api/traces/{trace_id}")
+            # The explorer asks programs for its token (compose sets KANSOKU_EXPLORER_AUTH).
+            answer = await client.get(f"{shop['explorer']}/api/traces/{trace_id}",
+                                      headers=_bearer(shop["explorer_token"]))
+            assert answer.status_code in (200, 404), answer.text
             if answer.status_code != 200 or not answer.json()["data"]:
                 return False
             services.update(process["serviceName"]
                             for process in answer.json()["data"][0]["processes"].values())
             return {"gateway", "orders", "payments", "inventory", "worker"} <= services
 
-        await eventually(traced_through_the_shop, 60,
-                         f"the payment's trace in the explorer (so far: {services})")
+        try:
+            await eventually(traced_through_the_shop, 60, "the payment's trace in the explorer")
+        except AssertionError as late:
+            # (The services seen are known only now, not when the wait began.)
+            raise AssertionError(f"{late}; services in it so far: {sorted(services)}") from None
 
 
 async def test_two_catalog_and_two_orders_replicas_sell_no_more_than_the_stock(
