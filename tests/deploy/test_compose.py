@@ -2,7 +2,7 @@
 project comes up in a private Docker daemon (tests/deploy/docker.py) with two catalog
 and two orders containers, an order is placed and paid through the gateway's container
 and its trace is in the explorer's; a checkout rush through both replicas sells no
-more than the stock; the catalog's pod as the chart renders it starts; one orders
+more than the stock; every service's pod as the chart renders it starts; one orders
 container `docker kill`ed in a rush loses, duplicates and strands nothing. Then
 everything goes: no container, network, volume or firewall change is left behind.
 
@@ -226,53 +226,83 @@ def test_a_service_link_in_the_port_stops_the_service_with_one_line_naming_it(
         assert "enableServiceLinks: false" in line
 
 
-async def test_a_pod_the_chart_renders_for_a_release_named_kansoku_starts(
-    shop: dict[str, str], docker: containers.Docker, images: dict[str, str],
+#: The servers the chart's pods reach by their Service names, played by the compose
+#: project's containers: the chart's name for each, after the release's prefix.
+CLUSTER_SERVERS = {"postgres": "postgresql", "nats": "nats", "valkey": "valkey",
+                   "explorer": "explorer"}
+
+
+@pytest.mark.parametrize("release", ["kansoku", "shop"])
+async def test_every_pod_the_chart_renders_starts_whatever_the_release_name(
+    shop: dict[str, str], docker: containers.Docker, images: dict[str, str], release: str,
 ) -> None:
-    """The catalog's pod of `helm template kansoku` — its environment as the kubelet
+    """Every service's pod of `helm template RELEASE` — its environment as the kubelet
     would make it (secrets resolved, $(VAR) expanded, no service links), its user,
     read-only root and capabilities — runs in a container beside the compose project's
-    servers, reached by the chart's Service names, and becomes ready."""
+    servers, each reached by the chart's Service name, and becomes ready. `kansoku` is
+    the name whose Services (`kansoku-catalog`…) would put Kubernetes' service links in
+    kansoku's own port settings; `shop` gives the other form of names
+    (`shop-kansoku-catalog`…). The explorer is compose's (its pod would need storage)."""
     from tests.deploy.test_chart import by_kind, render
 
-    deployment = by_kind(render({}, name="kansoku"), "Deployment")["kansoku-catalog"]
-    pod = deployment["spec"]["template"]["spec"]
-    assert pod["enableServiceLinks"] is False
-    (spec,) = pod["containers"]
+    deployments = by_kind(render({}, name=release), "Deployment")
+    # The chart's full name: the release's, or the release's and the chart's.
+    prefix = "kansoku-" if release == "kansoku" else f"{release}-kansoku-"
+    pods = {name: deployment["spec"]["template"]["spec"]
+            for name, deployment in deployments.items() if name != f"{prefix}explorer"}
+    assert len(pods) == 10, sorted(pods)
     secrets_ = {"KANSOKU_SERVICE_SECRET": shop["service_secret"],
+                "KANSOKU_EXPLORER_TOKEN": shop["explorer_token"],
                 "POSTGRES_PASSWORD": shop["postgres_password"]}
-    env = pod_environment(spec["env"], secrets_, pod_name="kansoku-catalog-0")
-    network = f"{shop['project']}-cluster"
+    network = f"{shop['project']}-{release}"
     docker.run("network", "create", network)
     attached = []
-    name = f"{shop['project']}-pod"
+    started = []
     try:
-        for server, alias in (("postgres", "kansoku-postgresql"), ("nats", "kansoku-nats"),
-                              ("valkey", "kansoku-valkey"), ("explorer", "kansoku-explorer")):
+        for server, chart_name in CLUSTER_SERVERS.items():
             (container,) = _project_containers(docker, shop["project"], server)
-            docker.run("network", "connect", "--alias", alias, network, container)
+            docker.run("network", "connect", "--alias", prefix + chart_name, network,
+                       container)
             attached.append(container)
-        context = spec["securityContext"]
-        user = f"{pod['securityContext']['runAsUser']}:{pod['securityContext']['runAsGroup']}"
-        assert context["readOnlyRootFilesystem"] and context["capabilities"]["drop"] == ["ALL"]
-        docker.run("run", "--detach", "--name", name, "--network", network, "--user", user,
-                   "--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/lib/kansoku:uid=10001",
-                   "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
-                   *(argument for key, value in env.items()
-                     for argument in ("--env", f"{key}={value}")),
-                   images["KANSOKU_IMAGE"], *spec["args"])
+        for name, pod in pods.items():
+            assert pod["enableServiceLinks"] is False, name
+            (spec,) = pod["containers"]
+            context = spec["securityContext"]
+            assert context["readOnlyRootFilesystem"], name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+            env = pod_environment(spec["env"], secrets_, pod_name=f"{name}-0")
+            user = (f"{pod['securityContext']['runAsUser']}:"
+                    f"{pod['securityContext']['runAsGroup']}")
+            container_name = f"{network}-{name}"
+            docker.run("run", "--detach", "--name", container_name, "--network", network,
+                       "--network-alias", name, "--user", user, "--read-only",
+                       "--tmpfs", "/tmp", "--tmpfs", "/var/lib/kansoku:uid=10001",
+                       "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true",
+                       *(argument for key, value in env.items()
+                         for argument in ("--env", f"{key}={value}")),
+                       images["KANSOKU_IMAGE"], *spec["args"])
+            started.append(container_name)
+        waiting = set(started)
 
-        async def ready() -> bool:
-            probe = await asyncio.to_thread(
+        async def all_ready() -> bool:
+            probes = await asyncio.gather(*(asyncio.to_thread(
                 subprocess.run, ["docker", "exec", name, "python3", "-m",
                                  "kansoku.commands.health"], env=docker.env,
-                capture_output=True, text=True, check=False)
-            return probe.returncode == 0
+                capture_output=True, text=True, check=False) for name in sorted(waiting)))
+            for name, probe in zip(sorted(waiting), probes, strict=True):
+                if probe.returncode == 0:
+                    waiting.discard(name)
+            return not waiting
 
-        await eventually(ready, 120, "the chart's catalog pod ready")
+        try:
+            await eventually(all_ready, 180, f"every pod of release {release} ready")
+        except AssertionError as late:
+            logs = {name: docker.run("logs", "--tail", "5", name) for name in waiting}
+            raise AssertionError(f"{late}; not ready: {logs}") from None
     finally:
-        await asyncio.to_thread(subprocess.run, ["docker", "rm", "--force", name],
-                                env=docker.env, capture_output=True, check=False)
+        for name in started:
+            await asyncio.to_thread(subprocess.run, ["docker", "rm", "--force", name],
+                                    env=docker.env, capture_output=True, check=False)
         for container in attached:
             docker.run("network", "disconnect", network, container)
         docker.run("network", "rm", network)
