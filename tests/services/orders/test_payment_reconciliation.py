@@ -24,6 +24,7 @@ import asyncpg
 import httpx
 import pytest
 
+from kansoku.kit.errors import DependencyUnavailable
 from tests.services.orders.test_api import TOKENS, customer, pay, placed_order, stock
 from tests.services.shop import Infrastructure, ServedShop, serve_shop
 from tests.support import eventually, free_ports
@@ -183,3 +184,29 @@ async def test_a_retry_after_a_lost_answer_is_answered_as_paid(
     assert retried.status_code == 201, retried.text
     assert retried.json()["order_status"] == "paid"
     assert await _succeeded_charges(postgres_url, order["id"]) == 1
+
+
+async def test_without_a_service_token_nothing_is_charged_and_the_order_waits(
+        shop: ServedShop) -> None:
+    """Identity refusing orders its token (a wrong service secret, identity away) is
+    not payments being away: the order is not cancelled, and the answer names
+    identity."""
+    buyer = customer()
+    credentials = shop.apps["orders"].state.service_credentials
+    working = credentials.source
+
+    async def refused() -> tuple[str, float]:
+        raise DependencyUnavailable("identity", "it refused a service token (HTTP 401)")
+
+    async with httpx.AsyncClient(base_url=shop.urls["orders"], timeout=30) as orders:
+        _, order = await placed_order(shop, orders, buyer)
+        credentials.source = refused
+        credentials.forget()
+        try:
+            answer = await pay(orders, buyer, order["id"])
+        finally:
+            credentials.source = working
+        found = (await orders.get(f"/orders/{order['id']}", headers=buyer)).json()
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["dependency"] == "identity", answer.text
+    assert found["status"] == "pending_payment", "not cancelled: nothing was charged"

@@ -262,6 +262,10 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
             currency=order.currency, payment_method=request.payment_method,
             payment_details=request.payment_details))
     except DependencyUnavailable as exc:
+        if exc.dependency == "identity":
+            # Orders could not get its own service token (identity away, no service
+            # secret): no charge was asked for, and the order waits as it is.
+            raise
         if exc.request_sent and not isinstance(exc.__cause__, httpx.TimeoutException):
             # Payments got the charge and the connection broke before its answer (it
             # stopped, or was killed): the charge may have gone through. If it did, its
