@@ -110,24 +110,23 @@ async def shop(postgres_url: str, valkey_url: str, nats_url: str,
         yield served
 
 
-async def _order_events(postgres_url: str, order_id: str, subject: str) -> int:
+async def _count(postgres_url: str, query: str, *arguments: str) -> int:
+    """One `SELECT count(*)` on the session's PostgreSQL."""
     connection = await asyncpg.connect(postgres_url)
     try:
-        return int(await connection.fetchval(
-            "SELECT count(*) FROM orders.outbox WHERE subject = $1 "
-            "AND payload->>'order_id' = $2", subject, order_id))
+        return int(await connection.fetchval(query, *arguments))
     finally:
         await connection.close()
+
+
+async def _order_events(postgres_url: str, order_id: str, subject: str) -> int:
+    return await _count(postgres_url, "SELECT count(*) FROM orders.outbox WHERE subject = $1 "
+                        "AND payload->>'order_id' = $2", subject, order_id)
 
 
 async def _succeeded_charges(postgres_url: str, order_id: str) -> int:
-    connection = await asyncpg.connect(postgres_url)
-    try:
-        return int(await connection.fetchval(
-            "SELECT count(*) FROM payments.payments WHERE order_id = $1 "
-            "AND status = 'succeeded'", order_id))
-    finally:
-        await connection.close()
+    return await _count(postgres_url, "SELECT count(*) FROM payments.payments "
+                        "WHERE order_id = $1 AND status = 'succeeded'", order_id)
 
 
 async def test_a_charge_whose_answer_was_lost_pays_its_order_exactly_once(
