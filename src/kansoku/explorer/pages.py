@@ -1,6 +1,6 @@
-"""The explorer's pages. Each is a small server-rendered shell; `static/explorer.js`
-fills it from the JSON API (the same API scripts and Grafana use), so what the pages
-show and what the API answers can never disagree."""
+"""The explorer's pages. Each is a small server-rendered shell; the scripts in `static/`
+(`explorer.js` shared, one per feature) fill it from the JSON API (the same API scripts
+and Grafana use), so what the pages show and what the API answers can never disagree."""
 
 from __future__ import annotations
 
@@ -21,9 +21,15 @@ SECTIONS = (("/", "Services"), ("/map", "Service map"), ("/traces", "Traces"),
             ("/logs", "Logs"), ("/charts", "Metrics"), ("/browser", "Browser"))
 
 
+#: The pages' scripts, in load order: the shared helpers first, then one per feature
+#: (each adds its page's filler to `pages`).
+SCRIPTS = ("explorer.js", "charts.js", "services.js", "map.js", "traces.js", "problems.js",
+           "logs.js", "metrics.js", "rum.js", "alerts.js", "slos.js")
+
+
 def _page(request: Request, page: str, title: str, **context: object) -> Response:
     return templates.TemplateResponse(request, "page.html", {
-        "page": page, "title": title, "sections": SECTIONS, **context})
+        "page": page, "title": title, "sections": SECTIONS, "scripts": SCRIPTS, **context})
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -1,0 +1,55 @@
+// The Problems page, and the problems shown on a trace.
+"use strict";
+
+pages.problems = async () => {
+  const form = document.getElementById("problem-search");
+  const choice = document.getElementById("service-choice");
+  for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
+  for (const [key, value] of params) if (form.elements[key]) form.elements[key].value = value;
+  const search = async () => {
+    const query = Object.fromEntries(new FormData(form));
+    const found = await api("/api/problems", { ...query, lookback });
+    show(found.length ? el("ol", { class: "problems" }, found.map(problemCard))
+      : empty("No problems detected in this time range. Good news — or try the lab's scenarios."));
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams(new FormData(form));
+    for (const [key, value] of [...query]) if (!value) query.delete(key);
+    query.set("lookback", lookback);
+    history.replaceState(null, "", `?${query}`);
+    search().catch(fail);
+  });
+  await search();
+};
+
+// What a problem is about: its statement (SQL) or its route.
+function problemTarget(problem) {
+  return problem.statement ? el("pre", { class: "sql" }, problem.statement)
+    : el("p", {}, el("span", { class: "muted" }, "Route "), el("code", {}, problem.route || ""));
+}
+
+function problemCard(problem) {
+  const times = problem.occurrences === 1 ? "once" : `${problem.occurrences} times`;
+  return el("li", {}, el("article", { class: `problem ${problem.kind}`, "aria-label": `${problem.title}: ${problem.service} ${problem.operation}` },
+    el("h2", {}, el("span", { class: "kind" }, problem.title), " ",
+      link(withLookback(`/services/${encodeURIComponent(problem.service)}`), problem.service), " · ",
+      el("span", { class: "operation" }, problem.operation)),
+    problemTarget(problem),
+    el("p", { class: "explanation" }, problem.explanation),
+    el("p", { class: "fix" }, el("strong", {}, "Fix: "), problem.fix),
+    el("p", { class: "muted" }, `Seen ${times} · ${problem.impact_text} · first ${when(problem.first_seen_ns)} · last ${when(problem.last_seen_ns)}`),
+    el("p", {}, link(`/traces/${problem.example_trace_id}`, "Example trace"), " · ",
+      link(withLookback(`/problems?service=${encodeURIComponent(problem.service)}`), `all problems of ${problem.service}`))));
+}
+
+function traceProblems(found) {
+  return el("section", { class: "trace-problems", "aria-label": "Problems in this trace" },
+    el("h2", {}, found.length === 1 ? "A problem in this trace" : `${found.length} problems in this trace`),
+    el("ul", {}, found.map((problem) => el("li", { class: "problem" },
+      el("strong", {}, `${problem.title}: `), problem.explanation, " ",
+      el("span", { class: "fix" }, el("strong", {}, "Fix: "), problem.fix), " ",
+      el("span", { class: "muted" }, `(${problem.span_ids.length} span${problem.span_ids.length === 1 ? "" : "s"} marked ⚠ below · `),
+      link(withLookback(`/problems?kind=${problem.kind}&service=${encodeURIComponent(problem.service)}`), "every occurrence"),
+      el("span", { class: "muted" }, ")")))));
+}

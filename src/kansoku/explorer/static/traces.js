@@ -1,0 +1,130 @@
+// The traces list and one trace's waterfall.
+"use strict";
+
+pages.traces = async () => {
+  const form = document.getElementById("trace-search");
+  const choice = document.getElementById("service-choice");
+  for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
+  for (const [key, value] of params) if (form.elements[key]) {
+    if (form.elements[key].type === "checkbox") form.elements[key].checked = value === "true";
+    else form.elements[key].value = value;
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams(new FormData(form));
+    for (const [key, value] of [...query]) if (!value) query.delete(key);
+    query.set("lookback", lookback);
+    history.replaceState(null, "", `?${query}`);
+    searchTraces(form);
+  });
+  await searchTraces(form);
+};
+
+pages.trace = async () => {
+  const traceId = document.body.dataset.traceId;
+  // The trace's problems are extra: the waterfall shows without them if they fail.
+  const [{ spans, logs, warnings }, found] = await Promise.all([api(`/api/spans/${traceId}`),
+    api("/api/problems", { trace_id: traceId }).catch(() => [])]);
+  show(...(warnings || []).map((warning) => el("p", { class: "warning", role: "note" }, warning)),
+    ...(found.length ? [traceProblems(found)] : []), waterfall(spans, logs, found),
+    logTable(logs, "Logs of this trace"));
+};
+
+async function searchTraces(form) {
+  const data = Object.fromEntries(new FormData(form));
+  const tags = {};
+  if (data.error) tags.error = "true";
+  if (data.user) tags["enduser.id"] = data.user;
+  if (data.tag && data.tag.includes("=")) {
+    const [key, ...rest] = data.tag.split("=");
+    tags[key.trim()] = rest.join("=").trim();
+  }
+  const traces = await api("/api/traces", {
+    service: data.service, operation: data.operation, minDuration: data.minDuration,
+    maxDuration: data.maxDuration, lookback, limit: 50,
+    tags: Object.keys(tags).length ? JSON.stringify(tags) : "",
+    // The storefront's pictures: a trace each, twenty to a product list.
+    exclude: data.hideImages ? IMAGE_OPERATIONS : [] });
+  if (!traces.length) return show(empty("No trace matches. Widen the time range or the search."));
+  const summaries = traces.map((trace) => {
+    const start = Math.min(...trace.spans.map((s) => s.startTime));
+    const end = Math.max(...trace.spans.map((s) => s.startTime + s.duration));
+    const root = trace.spans.find((s) => !s.references.length) || trace.spans[0];
+    const errors = trace.spans.filter((s) => s.tags.some((t) => t.key === "error")).length;
+    const services = new Set(trace.spans.map((s) => trace.processes[s.processID].serviceName));
+    return { id: trace.traceID, root, duration: (end - start) / 1000, start, errors, services,
+      count: trace.spans.length, service: trace.processes[root.processID].serviceName,
+      warnings: trace.warnings || [] };
+  });
+  const longest = Math.max(...summaries.map((t) => t.duration)) || 1;
+  show(el("ol", { class: "traces" }, summaries.map((t) => el("li", { class: t.errors ? "bad" : "" },
+    link(`/traces/${t.id}`, `${t.service}: ${t.root.operationName}`),
+    el("span", { class: "bar", style: `width:${Math.max(2, 60 * t.duration / longest)}%` }),
+    el("span", { class: "muted" }, ` ${ms(t.duration)} · ${t.count} spans · ${t.services.size} services${t.errors ? ` · ${t.errors} errors` : ""} · ${when(t.start * 1000)}`),
+    // A trace too big for the list's answer came cut short: it says how much.
+    t.warnings.map((warning) => el("span", { class: "warning" }, warning))))));
+}
+
+// The operations of the storefront's pictures (see `exclude` in GET /api/traces).
+const IMAGE_OPERATIONS = ["GET */image", "GET */thumbnail"];
+
+function waterfall(spans, logs, found = []) {
+  const problemsOf = {};
+  for (const problem of found) for (const id of problem.span_ids || []) (problemsOf[id] ||= []).push(problem);
+  const byId = Object.fromEntries(spans.map((s) => [s.span_id, s]));
+  const children = {};
+  const roots = [];
+  for (const s of spans) {
+    if (s.parent_span_id && byId[s.parent_span_id]) (children[s.parent_span_id] ||= []).push(s);
+    else roots.push(s);
+  }
+  const start = Math.min(...spans.map((s) => s.start_ns));
+  const total = Math.max(...spans.map((s) => s.start_ns + s.duration_ns)) - start || 1;
+  const services = [...new Set(spans.map((s) => s.service))];
+  const list = el("ol", { class: "waterfall", "aria-label": "Spans, as a tree" });
+  const logsBySpan = {};
+  for (const log of logs) (logsBySpan[log.span_id] ||= []).push(log);
+  const add = (span, depth) => {
+    const marked = problemsOf[span.span_id] || [];
+    const details = el("div", { class: "details", hidden: true },
+      marked.map((problem) => el("p", { class: "problem-note" }, el("strong", {}, `⚠ ${problem.title}: `),
+        problem.explanation, " ", el("strong", {}, "Fix: "), problem.fix)),
+      spanDetails(span, logsBySpan[span.span_id] || []));
+    const row = el("li", { class: `span ${span.status === "error" ? "bad" : ""} ${marked.length ? "problem" : ""}` },
+      el("button", { type: "button", class: "span-row", "aria-expanded": "false",
+        onclick: (event) => {
+          details.hidden = !details.hidden;
+          event.currentTarget.setAttribute("aria-expanded", String(!details.hidden));
+        } },
+      el("span", { class: "name", style: `padding-left:${depth * 14}px` },
+        el("span", { class: `svc c${services.indexOf(span.service) % 8}` }, span.service), ` ${span.name}`,
+        marked.length ? el("span", { class: "flag", title: marked.map((p) => p.title).join(", ") },
+          ` ⚠ ${marked.map((p) => p.title).join(", ")}`) : null),
+      el("span", { class: "lane" }, el("span", { class: `bar c${services.indexOf(span.service) % 8}`,
+        style: `left:${100 * (span.start_ns - start) / total}%;width:${Math.max(0.3, 100 * span.duration_ns / total)}%` })),
+      el("span", { class: "dur" }, ms(span.duration_ns / 1e6))), details);
+    list.append(row);
+    for (const child of (children[span.span_id] || []).sort((a, b) => a.start_ns - b.start_ns)) add(child, depth + 1);
+  };
+  roots.sort((a, b) => a.start_ns - b.start_ns).forEach((root) => add(root, 0));
+  return el("section", { "aria-label": "Waterfall" },
+    el("p", { class: "muted" }, `${spans.length} spans in ${services.length} services, ${ms(total / 1e6)}. Click a span for its attributes, events and logs.`),
+    list);
+}
+
+function spanDetails(span, logs) {
+  const rows = Object.entries(span.attributes).map(([key, value]) => el("tr", {},
+    el("th", { scope: "row" }, key), el("td", {}, typeof value === "string" ? value : JSON.stringify(value))));
+  const parts = [el("p", {}, `${span.kind} span · status ${span.status}${span.status_message ? `: ${span.status_message}` : ""} · started ${when(span.start_ns)} UTC`),
+    ...(span.warnings || []).map((warning) => el("p", { class: "warning" }, warning))];
+  if (span.db_statement) parts.push(el("pre", { class: "sql" }, span.db_statement));
+  parts.push(el("table", { class: "attributes" }, el("tbody", {}, rows)));
+  for (const event of span.events) {
+    const attrs = event.attributes;
+    parts.push(el("div", { class: event.name === "exception" ? "event bad" : "event" },
+      el("strong", {}, event.name), " ", attrs["exception.type"] || "", " ", attrs["exception.message"] || "",
+      attrs["exception.stacktrace"] ? el("pre", {}, attrs["exception.stacktrace"]) : null));
+  }
+  if (logs.length) parts.push(logTable(logs, "Logs of this span"));
+  return parts;
+}
