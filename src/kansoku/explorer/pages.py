@@ -11,6 +11,8 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from kansoku.explorer.problems.models import PROBLEM_TITLES
+from kansoku.kit.semconv import RUM_SERVICE
+from kansoku.topology import SERVICES
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -27,9 +29,15 @@ SCRIPTS = ("explorer.js", "charts.js", "services.js", "map.js", "traces.js", "pr
            "logs.js", "metrics.js", "rum.js", "alerts.js", "slos.js")
 
 
+#: Every component the pages colour, in a fixed order, so a service keeps its colour on
+#: every page and in every trace (`serviceColor` in explorer.js).
+COMPONENTS = (*(service.name for service in SERVICES), RUM_SERVICE)
+
+
 def _page(request: Request, page: str, title: str, **context: object) -> Response:
     return templates.TemplateResponse(request, "page.html", {
-        "page": page, "title": title, "sections": SECTIONS, "scripts": SCRIPTS, **context})
+        "page": page, "title": title, "sections": SECTIONS, "scripts": SCRIPTS,
+        "components": " ".join(COMPONENTS), **context})
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -56,6 +56,20 @@ function when(ns) {
 const link = (href, text) => el("a", { href }, text);
 const withLookback = (path) => `${path}${path.includes("?") ? "&" : "?"}lookback=${lookback}`;
 
+// One colour per service, the same on every page (waterfall, map, charts, legends): the
+// shop's own components in the order the page lists them (body data-components), each its
+// own colour; any other name hashed onto the same palette.
+const PALETTE = ["#2f5fd0", "#13856b", "#a15c07", "#7a3fb0", "#b8326a", "#2a7f9e", "#5b6b12",
+  "#6b5b4b", "#c2410c", "#0f766e", "#4338ca", "#9d174d", "#3f6212", "#1e40af", "#92400e", "#6d28d9"];
+const COMPONENTS = (document.body.dataset.components || "").split(" ").filter(Boolean);
+function serviceColor(name) {
+  const index = COMPONENTS.indexOf(name);
+  if (index >= 0) return PALETTE[index % PALETTE.length];
+  let hash = 0;
+  for (const character of name) hash = (hash * 31 + character.codePointAt(0)) >>> 0;
+  return PALETTE[hash % PALETTE.length];
+}
+
 function show(...nodes) {
   content.replaceChildren(...nodes);
 }

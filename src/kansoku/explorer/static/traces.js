@@ -97,11 +97,11 @@ function waterfall(spans, logs, found = []) {
           event.currentTarget.setAttribute("aria-expanded", String(!details.hidden));
         } },
       el("span", { class: "name", style: `padding-left:${depth * 14}px` },
-        el("span", { class: `svc c${services.indexOf(span.service) % 8}` }, span.service), ` ${span.name}`,
+        el("span", { class: "svc", style: `background:${serviceColor(span.service)}` }, span.service), ` ${span.name}`,
         marked.length ? el("span", { class: "flag", title: marked.map((p) => p.title).join(", ") },
           ` ⚠ ${marked.map((p) => p.title).join(", ")}`) : null),
-      el("span", { class: "lane" }, el("span", { class: `bar c${services.indexOf(span.service) % 8}`,
-        style: `left:${100 * (span.start_ns - start) / total}%;width:${Math.max(0.3, 100 * span.duration_ns / total)}%` })),
+      el("span", { class: "lane" }, el("span", { class: "bar",
+        style: `background:${serviceColor(span.service)};left:${100 * (span.start_ns - start) / total}%;width:${Math.max(0.3, 100 * span.duration_ns / total)}%` })),
       el("span", { class: "dur" }, ms(span.duration_ns / 1e6))), details);
     list.append(row);
     for (const child of (children[span.span_id] || []).sort((a, b) => a.start_ns - b.start_ns)) add(child, depth + 1);
