@@ -113,30 +113,35 @@ async def test_every_page_draws_the_data_and_keeps_names_as_text(page: BrowserPa
     assert page.errors == []
 
 
-async def test_the_traces_page_hides_product_pictures_and_says_what_a_trace_left_out(
+async def test_the_traces_page_hides_pictures_and_one_span_traces_and_says_what_it_left_out(
         page: BrowserPage) -> None:
-    """The storefront's pictures are a trace each; a trace larger than the list's answer
+    """By default the list leaves out the storefront's pictures (a trace each) and
+    one-span traces; "show all" brings them back. A trace larger than the list's answer
     holds comes cut short, and the list and the trace's page say so."""
     from tests.explorer.traces.test_jaeger import big_trace, export, span
 
     app = create_app(Settings(db_path=":memory:", max_answer_bytes=256 * 1024))
+    picture = [span(1, 10, name="GET /api/v1/products/{product_id}/thumbnail"),
+               span(1, 11, parent=10, name="SELECT")]
+    signing_keys = [span(3, 30, name="GET /.well-known/jwks.json")]
     async with served(app) as base:
         async with httpx.AsyncClient(base_url=base) as http:
-            for spans in ([span(1, 1, name="GET /api/v1/products/{product_id}/thumbnail")],
-                          big_trace(2, 400)):
+            for spans in (picture, signing_keys, big_trace(2, 400)):
                 assert (await http.post("/v1/traces", content=export(spans), headers={
                     "Content-Type": "application/json"})).status_code == 200
         browser = page.page
         await browser.goto(f"{base}/traces")
-        thumbnail = browser.get_by_role("link", name=re.compile("thumbnail"))
-        await thumbnail.wait_for()
         cut = browser.get_by_text(re.compile("This answer holds the first .* of the trace's "
                                              "400 spans"))
-        assert await cut.count() == 1
-        await browser.get_by_label("hide product pictures").check()
+        await cut.wait_for()
+        thumbnail = browser.get_by_role("link", name=re.compile("thumbnail"))
+        keys = browser.get_by_role("link", name=re.compile("jwks"))
+        assert await thumbnail.count() == 0 and await keys.count() == 0
+        await browser.get_by_label(re.compile("show all traces")).check()
         await browser.get_by_role("button", name="Search").click()
-        await thumbnail.wait_for(state="detached")
-        assert "hideImages=true" in browser.url
+        await thumbnail.wait_for()
+        await keys.wait_for()
+        assert "all=true" in browser.url
         await browser.get_by_role("link", name="gateway: GET /products").click()
         note = browser.get_by_role("note")
         await note.wait_for()

@@ -37,6 +37,10 @@ def rum_export() -> bytes:
                 web_vital__value=0.02, url__path="/"),
         _record(now, event__name="browser.web_vital", web_vital__name="INP",
                 web_vital__value=900.0, url__path="/cart"),
+        # Two product pages, one route: grouped by the template the intake stamped.
+        *(_record(now, event__name="browser.web_vital", web_vital__name="LCP",
+                  web_vital__value=value, url__path=path, url__template="/products/{product_id}")
+          for path, value in (("/products/1", 800.0), ("/products/42", 1600.0))),
         *(_record(now, event__name="browser.error", exception__type="TypeError",
                   exception__message="x is undefined", url__path="/cart") for _ in range(3)),
     ]
@@ -66,6 +70,10 @@ async def test_vitals_at_p75_per_page_and_errors(page: BrowserPage) -> None:
         assert vitals[("/", "LCP")]["rating"] == "needs-improvement"
         assert vitals[("/", "CLS")]["rating"] == "good"
         assert vitals[("/cart", "INP")]["rating"] == "poor"
+        product = vitals[("/products/{product_id}", "LCP")]
+        assert product["samples"] == 2 and product["p75"] == 1400
+        assert not any(page_path.startswith("/products/") and "{" not in page_path
+                       for page_path, _ in vitals)
         assert [(e["message"], e["page"], e["count"]) for e in data["errors"]] == [
             ("x is undefined", "/cart", 3)]
 

@@ -139,6 +139,24 @@ async def test_traces_of_some_root_operations_can_be_left_out() -> None:
     assert sorted(ids(found)) == [f"{1:032x}", f"{4:032x}"]
 
 
+async def test_one_span_traces_can_be_left_out() -> None:
+    """minSpans counts a trace's spans in the range, not those matching the search: a
+    two-span trace found by its root's name still has two."""
+    async with explorer() as http:
+        await send(http, [
+            span(1, 1, name="GET /.well-known/jwks.json"),
+            span(2, 2, name="GET /products"), span(2, 3, parent=2, name="SELECT"),
+            span(3, 4, name="POST /orders"), span(3, 5, parent=4, name="INSERT"),
+            span(3, 6, parent=4, name="POST /charges")])
+        assert sorted(ids(await search(http, minSpans=2))) == [f"{2:032x}", f"{3:032x}"]
+        assert ids(await search(http, minSpans=3)) == [f"{3:032x}"]
+        assert ids(await search(http, minSpans=2, operation="GET /products")) == [
+            f"{2:032x}"]
+        assert len(await search(http)) == 3
+        refused = await http.get("/api/traces", params={"minSpans": 0})
+    assert refused.status_code == 422 and "minSpans" in refused.text
+
+
 async def test_the_all_zero_trace_id_is_refused_in_and_out() -> None:
     zero = "0" * 32
     async with explorer() as http:

@@ -14,6 +14,11 @@ from kansoku.kit import semconv
 #: unitless), `url.path`; a JavaScript error: `exception.type`, `exception.message`,
 #: `url.path`.
 WEB_VITAL_EVENT = semconv.EVENT_WEB_VITAL
+
+#: A page as the Browser page groups it: its route template, so `/products/1` and
+#: `/products/42` are one row; the path itself for a page the gateway has no template for.
+PAGE = (f"coalesce(json_extract_string(attributes, '$.\"{semconv.URL_TEMPLATE}\"'), "
+        f"json_extract_string(attributes, '$.\"{semconv.URL_PATH}\"'))")
 BROWSER_ERROR_EVENT = semconv.EVENT_ERROR
 
 #: web-vitals' thresholds: (good up to, poor above), as the intake rates them.
@@ -28,10 +33,10 @@ def rating(name: str, value: float) -> Rating:
 
 
 def web_vitals(store: TelemetryStore, start_ns: int, end_ns: int) -> list[PageVital]:
-    """Each page's Web Vitals at the 75th percentile (how web-vitals judges a page), with
-    how many measurements and the rating."""
+    """Each page's (route template's) Web Vitals at the 75th percentile (how web-vitals
+    judges a page), with how many measurements and the rating."""
     rows = store.rows(
-        "SELECT json_extract_string(attributes, '$.\"url.path\"') AS page, "
+        f"SELECT {PAGE} AS page, "
         "json_extract_string(attributes, '$.\"web_vital.name\"') AS name, "
         "quantile_cont(CAST(json_extract(attributes, '$.\"web_vital.value\"') AS DOUBLE), "
         "0.75) AS p75, count(*) AS samples FROM logs "
@@ -44,10 +49,10 @@ def web_vitals(store: TelemetryStore, start_ns: int, end_ns: int) -> list[PageVi
 
 
 def browser_errors(store: TelemetryStore, start_ns: int, end_ns: int) -> list[BrowserError]:
-    """JavaScript errors by message and page, most frequent first."""
+    """JavaScript errors by message and page (route template), most frequent first."""
     return as_models(BrowserError, store.rows(
         "SELECT json_extract_string(attributes, '$.\"exception.message\"') AS message, "
-        "json_extract_string(attributes, '$.\"url.path\"') AS page, count(*) AS count, "
+        f"{PAGE} AS page, count(*) AS count, "
         "max(time_ns) AS last_seen_ns, arg_max(trace_id, time_ns) AS trace_id FROM logs "
         "WHERE time_ns BETWEEN ? AND ? "
         "AND json_extract_string(attributes, '$.\"event.name\"') = ? "

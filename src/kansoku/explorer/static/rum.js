@@ -9,7 +9,7 @@ pages.browser = async () => {
   const pagesSeen = [...new Set(vitals.map((v) => v.page))].sort((a, b) => lcp(b) - lcp(a));
   const names = Object.keys(thresholds);
   const table = vitals.length ? dataTable("vitals",
-    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Page"),
+    el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Page (route)"),
       ...names.map((n) => el("th", { scope: "col" }, `${n} p75`)))),
     el("tbody", {}, pagesSeen.map((pagePath) => el("tr", {}, el("th", { scope: "row" }, pagePath || "(unknown)"),
       ...names.map((n) => {

@@ -43,8 +43,9 @@ async function searchTraces(form) {
     service: data.service, operation: data.operation, minDuration: data.minDuration,
     maxDuration: data.maxDuration, lookback, limit: 50,
     tags: Object.keys(tags).length ? JSON.stringify(tags) : "",
-    // The storefront's pictures: a trace each, twenty to a product list.
-    exclude: data.hideImages ? IMAGE_OPERATIONS : [] });
+    // Unless all are asked for: not the storefront's pictures (a trace each, twenty to a
+    // product list), nor one-span traces (a service fetching identity's signing keys).
+    exclude: data.all ? [] : IMAGE_OPERATIONS, minSpans: data.all ? 1 : 2 });
   if (!traces.length) return show(empty("No trace matches. Widen the time range or the search."));
   const summaries = traces.map((trace) => {
     const start = Math.min(...trace.spans.map((s) => s.startTime));

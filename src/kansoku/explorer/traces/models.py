@@ -27,6 +27,9 @@ class TraceQuery:
     #: Patterns (* for anything) of root span names whose traces are left out, e.g.
     #: "GET */thumbnail": the storefront's images, a trace each.
     exclude_roots: tuple[str, ...] = ()
+    #: Traces of fewer spans (in the time range) are left out: 2 hides one-span traces,
+    #: such as a service fetching identity's signing keys.
+    min_spans: int = 1
 
 
 @dataclass(frozen=True)

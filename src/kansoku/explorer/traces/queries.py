@@ -56,7 +56,8 @@ def _tag_condition(key: str, value: str) -> tuple[str, list[Any]]:
 
 def find_trace_ids(store: TelemetryStore, query: TraceQuery) -> list[str]:
     """The newest traces matching `query`, newest first: a span of `service` (named
-    `operation`) within the duration bounds, and spans carrying each tag."""
+    `operation`) within the duration bounds, spans carrying each tag, no root named as
+    `exclude_roots` says, and at least `min_spans` spans."""
     where = Where("start_ns BETWEEN ? AND ?", query.start_ns, query.end_ns)
     where.add_if(query.service, "service = ?")
     where.add_if(query.operation, "name = ?")
@@ -73,6 +74,10 @@ def find_trace_ids(store: TelemetryStore, query: TraceQuery) -> list[str]:
                   f"NULL AND ({roots}) AND start_ns BETWEEN ? AND ?)",
                   *(like(pattern) for pattern in query.exclude_roots), query.start_ns,
                   query.end_ns)
+    if query.min_spans > 1:
+        where.add("trace_id IN (SELECT trace_id FROM spans WHERE start_ns BETWEEN ? AND ? "
+                  "GROUP BY trace_id HAVING count(*) >= ?)", query.start_ns, query.end_ns,
+                  query.min_spans)
     rows = store.rows(
         f"SELECT trace_id FROM spans WHERE {where} "
         "GROUP BY trace_id ORDER BY max(start_ns) DESC LIMIT ?",

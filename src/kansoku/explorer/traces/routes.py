@@ -94,6 +94,8 @@ async def find_traces(
     exclude: Annotated[list[str] | None, Query(max_length=20, description=(
         "kansoku's own: leave out traces whose root span's name matches this pattern "
         "(* for anything), e.g. 'GET */thumbnail'; up to 20 of them"))] = None,
+    minSpans: Annotated[int, Query(ge=1, le=10_000, description=(
+        "kansoku's own: leave out traces of fewer spans; 2 hides one-span traces"))] = 1,
 ) -> Response:
     """The newest traces matching the search, newest first, in Jaeger's shape. The
     answer holds at most KANSOKU_EXPLORER_MAX_ANSWER_BYTES of span data, shared by the
@@ -123,7 +125,8 @@ async def find_traces(
                    for k, v in wanted.items()),
         min_duration_ns=minimum, max_duration_ns=maximum, start_ns=start_ns, end_ns=end_ns,
         limit=limit or _DEFAULT_TRACES,
-        exclude_roots=tuple(pattern for pattern in exclude or () if pattern.strip()))
+        exclude_roots=tuple(pattern for pattern in exclude or () if pattern.strip()),
+        min_spans=minSpans)
     budget: int = request.app.state.settings.max_answer_bytes
 
     def search(store: TelemetryStore) -> tuple[list[str], TraceSpans]:
