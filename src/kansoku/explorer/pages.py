@@ -4,6 +4,7 @@ and Grafana use), so what the pages show and what the API answers can never disa
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -17,10 +18,14 @@ from kansoku.topology import SERVICES
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
-#: (path, label) of the navigation, in order.
-SECTIONS = (("/", "Services"), ("/map", "Service map"), ("/traces", "Traces"),
-            ("/problems", "Problems"), ("/alerts", "Alerts"), ("/slos", "SLOs"),
-            ("/logs", "Logs"), ("/charts", "Metrics"), ("/browser", "Browser"))
+#: (path, page, title) of each section, in the navigation's order. The page names the
+#: script's filler (`pages.<page>` in static/). Metrics are at /charts, not /metrics:
+#: that is every kansoku process's Prometheus endpoint, the explorer's too.
+SECTIONS = (("/", "services", "Services"), ("/map", "map", "Service map"),
+            ("/traces", "traces", "Traces"), ("/problems", "problems", "Problems"),
+            ("/alerts", "alerts", "Alerts"), ("/slos", "slos", "SLOs"),
+            ("/logs", "logs", "Logs"), ("/charts", "charts", "Metrics"),
+            ("/browser", "browser", "Browser"))
 
 
 #: The pages' scripts, in load order: the shared helpers first, then one per feature
@@ -37,12 +42,18 @@ COMPONENTS = (*(service.name for service in SERVICES), RUM_SERVICE)
 def _page(request: Request, page: str, title: str, **context: object) -> Response:
     return templates.TemplateResponse(request, "page.html", {
         "page": page, "title": title, "sections": SECTIONS, "scripts": SCRIPTS,
-        "components": " ".join(COMPONENTS), **context})
+        "components": " ".join(COMPONENTS), "kinds": PROBLEM_TITLES, **context})
 
 
-@router.get("/", response_class=HTMLResponse)
-async def services_page(request: Request) -> Response:
-    return _page(request, "services", "Services")
+def _section(page: str, title: str) -> Callable[[Request], Awaitable[Response]]:
+    async def section_page(request: Request) -> Response:
+        return _page(request, page, title)
+    return section_page
+
+
+for _path, _name, _label in SECTIONS:
+    router.add_api_route(_path, _section(_name, _label), methods=["GET"],
+                         response_class=HTMLResponse, name=f"{_name}_page")
 
 
 @router.get("/services/{service}", response_class=HTMLResponse)
@@ -50,47 +61,6 @@ async def service_page(service: str, request: Request) -> Response:
     return _page(request, "service", service, service=service)
 
 
-@router.get("/map", response_class=HTMLResponse)
-async def map_page(request: Request) -> Response:
-    return _page(request, "map", "Service map")
-
-
-@router.get("/traces", response_class=HTMLResponse)
-async def traces_page(request: Request) -> Response:
-    return _page(request, "traces", "Traces")
-
-
 @router.get("/traces/{trace_id}", response_class=HTMLResponse)
 async def trace_page(trace_id: str, request: Request) -> Response:
     return _page(request, "trace", f"Trace {trace_id[:8]}", trace_id=trace_id)
-
-
-@router.get("/problems", response_class=HTMLResponse)
-async def problems_page(request: Request) -> Response:
-    return _page(request, "problems", "Problems", kinds=PROBLEM_TITLES)
-
-
-@router.get("/logs", response_class=HTMLResponse)
-async def logs_page(request: Request) -> Response:
-    return _page(request, "logs", "Logs")
-
-
-# Not /metrics: that is every kansoku process's Prometheus endpoint, the explorer's too.
-@router.get("/charts", response_class=HTMLResponse)
-async def metrics_page(request: Request) -> Response:
-    return _page(request, "charts", "Metrics")
-
-
-@router.get("/browser", response_class=HTMLResponse)
-async def browser_page(request: Request) -> Response:
-    return _page(request, "browser", "Browser")
-
-
-@router.get("/alerts", response_class=HTMLResponse)
-async def alerts_page(request: Request) -> Response:
-    return _page(request, "alerts", "Alerts")
-
-
-@router.get("/slos", response_class=HTMLResponse)
-async def slos_page(request: Request) -> Response:
-    return _page(request, "slos", "SLOs")
