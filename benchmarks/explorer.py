@@ -432,7 +432,7 @@ def page_figures(database: Path, trace_ids: list[str], repeat: int = 7) -> None:
     from kansoku.explorer.app import create_app
     from kansoku.explorer.settings import Settings
 
-    app = create_app(Settings(db_path=str(database)))
+    app = create_app(Settings(db_path=str(database), log_level="WARNING"))
     filled = {"trace": trace_ids[0], "service": SERVICES[1]}
 
     def fill(value: Any) -> Any:

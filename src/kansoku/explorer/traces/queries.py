@@ -58,30 +58,39 @@ def find_trace_ids(store: TelemetryStore, query: TraceQuery) -> list[str]:
     """The newest traces matching `query`, newest first: a span of `service` (named
     `operation`) within the duration bounds, spans carrying each tag, no root named as
     `exclude_roots` says, and at least `min_spans` spans."""
-    where = Where("start_ns BETWEEN ? AND ?", query.start_ns, query.end_ns)
-    where.add_if(query.service, "service = ?")
-    where.add_if(query.operation, "name = ?")
-    where.add_if(query.min_duration_ns, "duration_ns >= ?")
-    where.add_if(query.max_duration_ns, "duration_ns <= ?")
+    window = Where("start_ns BETWEEN ? AND ?", query.start_ns, query.end_ns)
     for key, value in query.tags:
         tagged, tag_parameters = _tag_condition(key, value)
-        where.add(f"trace_id IN (SELECT trace_id FROM spans WHERE {tagged} "
-                  "AND start_ns BETWEEN ? AND ?)", *tag_parameters, query.start_ns,
-                  query.end_ns)
+        window.add(f"trace_id IN (SELECT trace_id FROM spans WHERE {tagged} "
+                   "AND start_ns BETWEEN ? AND ?)", *tag_parameters, query.start_ns,
+                   query.end_ns)
+    span = Where("true")  # what one span of the trace must be
+    span.add_if(query.service, "service = ?")
+    span.add_if(query.operation, "name = ?")
+    span.add_if(query.min_duration_ns, "duration_ns >= ?")
+    span.add_if(query.max_duration_ns, "duration_ns <= ?")
+    if not query.exclude_roots and query.min_spans <= 1:
+        # Only spans matter: the matching spans alone are grouped (fewest rows).
+        window.add(str(span), *span.parameters)
+        rows = store.rows(
+            f"SELECT trace_id FROM spans WHERE {window} "
+            "GROUP BY trace_id ORDER BY max(start_ns) DESC LIMIT ?",
+            [*window.parameters, query.limit])
+        return [row["trace_id"] for row in rows]
+    # The trace's shape matters too (its root, its size): every span of the window is
+    # grouped once, and each condition read in the same pass — two subqueries joined
+    # back cost four times as much at a million spans.
+    trace = Where(f"bool_or({span})", *span.parameters)
+    if query.min_spans > 1:
+        trace.add("count(*) >= ?", query.min_spans)
     if query.exclude_roots:
         roots = " OR ".join(f"name LIKE ? {ESCAPE}" for _ in query.exclude_roots)
-        where.add("trace_id NOT IN (SELECT trace_id FROM spans WHERE parent_span_id IS "
-                  f"NULL AND ({roots}) AND start_ns BETWEEN ? AND ?)",
-                  *(like(pattern) for pattern in query.exclude_roots), query.start_ns,
-                  query.end_ns)
-    if query.min_spans > 1:
-        where.add("trace_id IN (SELECT trace_id FROM spans WHERE start_ns BETWEEN ? AND ? "
-                  "GROUP BY trace_id HAVING count(*) >= ?)", query.start_ns, query.end_ns,
-                  query.min_spans)
+        trace.add(f"NOT bool_or(parent_span_id IS NULL AND ({roots}))",
+                  *(like(pattern) for pattern in query.exclude_roots))
     rows = store.rows(
-        f"SELECT trace_id FROM spans WHERE {where} "
-        "GROUP BY trace_id ORDER BY max(start_ns) DESC LIMIT ?",
-        [*where.parameters, query.limit])
+        f"SELECT trace_id FROM spans WHERE {window} GROUP BY trace_id HAVING {trace} "
+        "ORDER BY max(start_ns) DESC LIMIT ?",
+        [*window.parameters, *trace.parameters, query.limit])
     return [row["trace_id"] for row in rows]
 
 
