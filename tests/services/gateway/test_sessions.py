@@ -27,7 +27,7 @@ from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.telemetry import Telemetry
 from kansoku.services.gateway.settings import Settings as GatewaySettings
-from kansoku.services.gateway.state import Gateway, gateway_of
+from kansoku.services.gateway.state import Gateway, gateway_of, tokens_of
 from kansoku.services.gateway.web import layers
 from kansoku.services.gateway.web.auth import (
     AdminDep,
@@ -314,6 +314,28 @@ async def test_expired_access_tokens_are_refreshed_once_for_concurrent_requests(
     refreshed = await stored_session(valkey, session_id)
     assert refreshed["refresh_token"] != first["refresh_token"]
     assert (await browser.get("/mine")).status_code == 200, "still logged in"
+
+
+async def test_a_request_that_read_the_session_before_a_refresh_takes_its_tokens(
+        app: FastAPI, browser: httpx.AsyncClient, valkey: redis.Redis, identity_url: str,
+        clock: ManualClock) -> None:
+    """A request that read the session before another refreshed it, and takes the lock
+    only after that one let go, must not spend the old (used) refresh token: identity
+    would refuse it and the session would be logged out (the race behind a flaky 303)."""
+    email, password = await customer(identity_url)
+    await log_in_as(browser, email, password)
+    session_id = browser.cookies["kansoku_session"]
+    first = await stored_session(valkey, session_id)
+    clock.advance(first["access_expires_at"] - clock.time())
+    gateway = gateway_of(app)
+    stale = await gateway.sessions.fetch(session_id)  # read before the refresh …
+    assert stale is not None and stale.needs_refresh(clock.time())
+    assert (await browser.get("/mine")).status_code == 200  # … another request refreshes
+    await gateway.sessions.refresh(stale, gateway.clients.identity, tokens_of(app))
+    refreshed = await stored_session(valkey, session_id)
+    assert refreshed["user_id"] == first["user_id"], "still logged in"
+    assert stale.refresh_token == refreshed["refresh_token"] != first["refresh_token"]
+    assert (await browser.get("/mine")).status_code == 200
 
 
 async def test_a_refused_refresh_logs_the_session_out(

@@ -298,10 +298,18 @@ class SessionStore:
             if not await self.valkey.set(lock, "1", nx=True, ex=REFRESH_LOCK_SECONDS):
                 await self._wait_for_refresh(session)
                 return
+            # This request read the session before taking the lock: another may have
+            # refreshed it and let go meanwhile, spending the refresh token this copy
+            # holds. Its tokens are the ones to use then.
+            stored = await self.fetch(session.id)
         except redis.RedisError as exc:
             raise DependencyUnavailable("valkey",
                                         f"sessions cannot be refreshed: {exc}") from exc
         try:
+            if stored is not None and stored.logged_in \
+                    and stored.access_expires_at > session.access_expires_at:
+                session.adopt_tokens(stored)
+                return
             assert session.refresh_token is not None
             try:
                 tokens = await identity.refresh(session.refresh_token)
