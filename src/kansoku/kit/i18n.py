@@ -1,0 +1,295 @@
+"""Two languages, Japanese and English, through gettext catalogs.
+
+Every text a person reads — pages, e-mails, the command line's help and messages — is
+written in English in the code and looked up in the catalog of the reader's language:
+`src/kansoku/locale/<language>/LC_MESSAGES/kansoku.po`, kept up to date with
+`scripts/messages` (Babel's extract and update). The catalogs are read as they are, at
+the first lookup: no compiled `.mo` file to build or to forget.
+
+Which language:
+- a page: the `kansoku_lang` cookie (set by the language switch every page has, through
+  `GET /language/{language}`), else the browser's `Accept-Language`, else English
+  (`LanguageMiddleware` sets it for the request);
+- the command line: `--lang`, else `KANSOKU_LANG`, else the locale's `LANG` (ja_JP.UTF-8
+  is Japanese), else English.
+
+`gettext` (also `_`) and `ngettext` answer in the current language, and `lazy_gettext`
+makes a text that is translated each time it is shown (for module constants, read before
+any reader is known). Numbers, money and dates follow the language too
+(`format_money`, `format_number`, `format_datetime`, with Babel's CLDR data).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any, Final
+from urllib.parse import parse_qsl, quote
+
+from babel import Locale, dates, numbers
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import LazyProxy, Translations
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class Language(StrEnum):
+    """The languages kansoku speaks, by their BCP 47 tag."""
+
+    JAPANESE = "ja"
+    ENGLISH = "en"
+
+
+#: The language of the code's own texts, and of a reader who asks for none we have.
+DEFAULT_LANGUAGE: Final = Language.ENGLISH
+
+#: The cookie that keeps a reader's choice of language (a year; not a secret).
+LANGUAGE_COOKIE: Final = "kansoku_lang"
+LANGUAGE_COOKIE_SECONDS: Final = 365 * 24 * 3600
+
+#: Each language's name in itself, as the language switch shows it.
+LANGUAGE_NAMES: Final[Mapping[Language, str]] = {
+    Language.JAPANESE: "日本語", Language.ENGLISH: "English"}
+
+#: The catalogs' domain: one catalog per language for the whole package.
+DOMAIN: Final = "kansoku"
+
+_current: ContextVar[Language] = ContextVar("kansoku_language", default=DEFAULT_LANGUAGE)
+
+
+def current_language() -> Language:
+    return _current.get()
+
+
+def set_language(language: Language) -> None:
+    """Speak `language` in this context (a request, or the command line's run)."""
+    _current.set(language)
+
+
+def parse_language(value: str | None) -> Language | None:
+    """The language a tag such as "ja", "ja-JP", "en_US.UTF-8" or "JA" names, if we
+    speak it."""
+    if not value:
+        return None
+    primary = value.strip().replace("_", "-").split("-")[0].split(".")[0].lower()
+    try:
+        return Language(primary)
+    except ValueError:
+        return None
+
+
+def from_accept_language(header: str | None) -> Language | None:
+    """The language a browser's `Accept-Language` prefers most among ours (q-values
+    honoured; q=0 means "not this one")."""
+    best: tuple[float, int, Language] | None = None
+    for position, part in enumerate((header or "").split(",")):
+        tag, _, parameters = part.strip().partition(";")
+        weight = 1.0
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        language = parse_language(tag)
+        if language is None or weight <= 0:
+            continue
+        # The highest weight wins; between equals, the one the browser listed first.
+        if best is None or (weight, -position) > (best[0], best[1]):
+            best = (weight, -position, language)
+    return best[2] if best else None
+
+
+def command_line_language(option: str | None = None,
+                          environ: Mapping[str, str] = os.environ) -> Language:
+    """The command line's language: `--lang`, KANSOKU_LANG, LC_ALL/LC_MESSAGES/LANG,
+    else English."""
+    for value in (option, environ.get("KANSOKU_LANG"), environ.get("LC_ALL"),
+                  environ.get("LC_MESSAGES"), environ.get("LANG")):
+        language = parse_language(value)
+        if language is not None:
+            return language
+    return DEFAULT_LANGUAGE
+
+
+# --- the catalogs --------------------------------------------------------------------
+
+def catalog_path(language: Language) -> resources.abc.Traversable:
+    return resources.files("kansoku").joinpath(f"locale/{language}/LC_MESSAGES/{DOMAIN}.po")
+
+
+@cache
+def translations(language: Language) -> Translations:
+    """`language`'s catalog, read from its .po file once."""
+    with catalog_path(language).open("rb") as po_file:
+        catalog = read_po(po_file, locale=str(language), domain=DOMAIN)
+    compiled = io.BytesIO()
+    write_mo(compiled, catalog)
+    compiled.seek(0)
+    return Translations(compiled, domain=DOMAIN)
+
+
+def gettext(message: str) -> str:
+    """`message` in the current language (itself when the catalog has no translation)."""
+    return translations(current_language()).ugettext(message)
+
+
+def ngettext(singular: str, plural: str, count: int) -> str:
+    """The form for `count` in the current language (Japanese has one form)."""
+    return translations(current_language()).ungettext(singular, plural, count)
+
+
+_ = gettext
+
+
+def lazy_gettext(message: str) -> LazyProxy:
+    """`message`, translated each time it is used as text: for texts defined when the
+    module loads, before anyone's language is known."""
+    return LazyProxy(gettext, message, enable_cache=False)
+
+
+def translated_in(language: Language, message: str) -> str:
+    """`message` in `language`, whatever the current one is (e-mails to a customer)."""
+    return translations(language).ugettext(message)
+
+
+# --- numbers, money and dates ----------------------------------------------------------
+
+def _locale() -> Locale:
+    return Locale.parse(str(current_language()))
+
+
+def format_number(value: float | Decimal | int) -> str:
+    return numbers.format_decimal(value, locale=_locale())
+
+
+def format_money(amount: Any, currency: str | None = "USD") -> str:
+    """`amount` (a decimal string, as the API gives it, or a number) in `currency`, as
+    the current language writes money (CLDR's patterns: "$1,299.99" and "€5.00" in
+    English, "$1,299.99" and "€5.00" in Japanese too, "￥1,300" for yen); an amount that
+    is not a number is shown as it came."""
+    try:
+        value = Decimal(str(amount))
+    except InvalidOperation:
+        return str(amount)
+    return numbers.format_currency(value, currency or "USD", locale=_locale())
+
+
+def format_datetime(moment: datetime, format: str = "medium") -> str:
+    """`moment` as the current language writes a date and time."""
+    return dates.format_datetime(moment, format=format, locale=_locale())
+
+
+def format_date(moment: datetime, format: str = "medium") -> str:
+    return dates.format_date(moment, format=format, locale=_locale())
+
+
+# --- pages ---------------------------------------------------------------------------
+
+def install(environment: Any) -> None:
+    """Give a Jinja environment `{% trans %}`, `_()`, `gettext`, `ngettext` in the
+    current language, the filters `money`, `number`, `datetime` and `date`, and the
+    globals `language` (the current one) and `languages` (the switch's choices)."""
+    environment.add_extension("jinja2.ext.i18n")
+    environment.install_gettext_callables(gettext, ngettext, newstyle=True)
+    environment.filters.update(money=format_money, number=format_number,
+                               datetime=format_datetime, date=format_date)
+    environment.globals.update(language=current_language, languages=LANGUAGE_NAMES)
+
+
+def switch_url(language: Language, current_path: str) -> str:
+    """Where the language switch sends a reader to choose `language` and come back."""
+    return f"/language/{language}?next={quote(current_path, safe='/')}"
+
+
+def safe_next(path: str | None) -> str:
+    """A local path to go back to after switching; anything else (another site, a
+    scheme, a protocol-relative //host) goes to the home page."""
+    if not path or not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/"
+    return path
+
+
+#: The language switch's path: GET /language/ja?next=/cart.
+SWITCH_PREFIX: Final = "/language/"
+
+
+class LanguageMiddleware:
+    """Sets each HTTP request's language (cookie, then Accept-Language, then English)
+    and says it in `Content-Language`; answers vary by those two headers. It also
+    answers the language switch, `GET /language/{language}?next=/path`: the cookie set
+    and a redirect back (to a local path only)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        language = request_language(scope.get("headers", ()))
+        token = _current.set(language)
+        if scope["path"].startswith(SWITCH_PREFIX) and scope["method"] in ("GET", "HEAD"):
+            try:
+                await _switch(scope, send)
+            finally:
+                _current.reset(token)
+            return
+
+        async def send_with_language(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.append((b"content-language", str(language).encode()))
+                headers.append((b"vary", b"Accept-Language, Cookie"))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_language)
+        finally:
+            _current.reset(token)
+
+
+async def _switch(scope: Scope, send: Send) -> None:
+    tag = scope["path"][len(SWITCH_PREFIX):]
+    query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+    if tag not in set(Language):
+        body = (_("No such language: {tag}. Choose one of: {choices}.").format(
+            tag=tag, choices=", ".join(Language)) + "\n").encode()
+        await send({"type": "http.response.start", "status": 404, "headers": [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return
+    cookie = (f"{LANGUAGE_COOKIE}={tag}; Path=/; Max-Age={LANGUAGE_COOKIE_SECONDS}; "
+              "SameSite=Lax")
+    back = quote(safe_next(query.get("next")), safe="/?=&%#:;,+@")
+    await send({"type": "http.response.start", "status": 303, "headers": [
+        (b"location", back.encode()), (b"set-cookie", cookie.encode()),
+        (b"cache-control", b"no-store"), (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def request_language(headers: Iterable[tuple[bytes, bytes]]) -> Language:
+    """The language a request asks for: its cookie's choice, else Accept-Language."""
+    cookie_header = accept = ""
+    for name, value in headers:
+        if name == b"cookie":
+            cookie_header += ";" + value.decode("latin-1")
+        elif name == b"accept-language":
+            accept = value.decode("latin-1")
+    for part in cookie_header.split(";"):
+        cookie_name, _, cookie_value = part.strip().partition("=")
+        if cookie_name == LANGUAGE_COOKIE:
+            chosen = parse_language(cookie_value)
+            if chosen is not None:
+                return chosen
+    return from_accept_language(accept) or DEFAULT_LANGUAGE
