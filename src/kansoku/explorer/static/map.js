@@ -6,8 +6,12 @@
 
 const MAP_FONT = { node: 13, edge: 11 };  // px, as explorer.css sets them for svg.map
 const NODE_PADDING = { x: 14, height: 34 };
+const ARROW_GAP = 9;  // px between arrows meeting on a box's side: a busy box grows taller
 const EDGE_LINE = 14;  // px between an edge label's lines
 
+// A name longer than this is cut (with …) on its box; the box's tooltip has all of it.
+const LONGEST_NAME = 32;
+const shortName = (name) => name.length > LONGEST_NAME ? `${name.slice(0, LONGEST_NAME - 1)}…` : name;
 const plural = (count, one, many) => `${count} ${count === 1 ? one : many}`;
 
 // A call's label, short lines so that the layers between boxes stay narrow: "12 calls",
@@ -60,6 +64,8 @@ pages.map = async () => {
   show(legend, el("div", { class: "map-box" }, svg));
 
   const width = measurer(svg);
+  const arrows = (id) => Math.max(edges.filter((e) => e.child === id).length,
+    edges.filter((e) => e.parent === id).length);
   const graph = {
     id: "map",
     layoutOptions: {
@@ -78,8 +84,8 @@ pages.map = async () => {
       "elk.layered.considerModelOrder.strategy": "NODES_AND_EDGES",
     },
     children: nodes.map((node) => ({ id: node.id,
-      width: Math.max(72, width(node.name, MAP_FONT.node) + 2 * NODE_PADDING.x),
-      height: NODE_PADDING.height })),
+      width: Math.max(72, width(shortName(node.name), MAP_FONT.node) + 2 * NODE_PADDING.x),
+      height: Math.max(NODE_PADDING.height, ARROW_GAP * (arrows(node.id) + 1)) })),
     edges: edges.map((edge, i) => {
       const texts = callLines(edge).map(([text]) => text);
       return { id: `call-${i}`, sources: [edge.parent], targets: [edge.child],
@@ -120,9 +126,9 @@ pages.map = async () => {
     svg.append(el("svg:a", { href: service ? withLookback(`/services/${encodeURIComponent(node.id)}`) : null,
       class: `node ${node.kind}`, "data-id": node.id },
     el("svg:title", {}, tip),
-    el("svg:rect", { x: box.x, y: box.y, width: box.width, height: box.height, rx: service ? 6 : box.height / 2,
+    el("svg:rect", { x: box.x, y: box.y, width: box.width, height: box.height, rx: service ? 6 : 16,
       style: service ? `--service:${serviceColor(node.id)}` : null }),
     el("svg:text", { x: box.x + box.width / 2, y: box.y + box.height / 2, "text-anchor": "middle",
-      "dominant-baseline": "central", class: "node-label" }, node.name)));
+      "dominant-baseline": "central", class: "node-label" }, shortName(node.name))));
   }
 };
