@@ -150,6 +150,14 @@ async def test_arrows_are_drawn_by_kind_and_open_their_calls_traces(
     assert await browser.locator(f"{call.format('gateway', 'catalog')} path.edge").evaluate(
         stroke) != "rgb(192, 54, 44)"
 
+    calls = browser.get_by_role("table")
+    assert await calls.get_by_role("row").count() == 1 + 26
+    valkey = calls.get_by_role("row").filter(has_text="cart").filter(has_text="Valkey")
+    assert await valkey.get_by_role("cell").all_text_contents() == [
+        "cart", "Valkey", "36", "8.00 ms", "0", "traces"]
+    assert await valkey.get_by_role("link", name="traces").get_attribute("href") == (
+        "/traces?service=cart&tag=db.system%3Dredis&lookback=15m")
+
     await browser.locator(f"{call.format('gateway', 'catalog')} text.edge-label").click()
     await browser.wait_for_url(re.compile(r"/traces\?service=gateway&tag=peer\.service%3Dcatalog"))
     assert await browser.get_by_label("Attribute").input_value() == "peer.service=catalog"

@@ -119,6 +119,16 @@ pages.map = async () => {
   });
 
   const byId = Object.fromEntries(nodes.map((node) => [node.id, node]));
+  // The same calls as a table: read by screen readers (the drawing is one image to
+  // them), and on a phone without scrolling around the drawing.
+  const nameOf = (id) => byId[id].name;
+  content.append(el("h2", {}, "Calls"), dataTable("calls",
+    el("thead", {}, el("tr", {}, ["From", "To", "Calls", "Mean", "Errors", "Traces"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, edges.map((edge) => el("tr", {},
+      el("td", {}, nameOf(edge.parent)), el("td", {}, nameOf(edge.child), edge.via ? el("span", { class: "muted" }, ` (through ${edge.via})`) : null),
+      el("td", {}, edge.calls), el("td", {}, ms(edge.mean_ms)),
+      el("td", { class: edge.errors ? "error" : "" }, edge.errors ? `${edge.errors} (${pct(100 * edge.errors / edge.calls)})` : "0"),
+      el("td", {}, link(callTraces(edge), "traces")))))));
   for (const box of layout.children) {
     const node = byId[box.id];
     const service = node.kind === "service";
