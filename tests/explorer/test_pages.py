@@ -91,8 +91,11 @@ async def test_every_page_draws_the_data_and_keeps_names_as_text(page: BrowserPa
 
         await browser.goto(f"{base}/map")
         await browser.get_by_role("img", name="Service map").wait_for()
-        names = await browser.locator("svg.map a > title").all_text_contents()
-        assert {"gateway", HOSTILE, "postgresql"} <= set(names)
+        nodes = browser.locator("svg.map a.node")
+        await nodes.first.wait_for()
+        ids = await nodes.evaluate_all("nodes => nodes.map((node) => node.dataset.id)")
+        assert {"gateway", HOSTILE, "postgresql"} <= set(ids)
+        assert HOSTILE in await nodes.locator("text").all_text_contents()
         await page.screenshot("explorer-map")
 
         await browser.goto(f"{base}/traces?service=gateway")

@@ -375,7 +375,9 @@ async def test_the_explorer_pages_show_the_shops_traffic(shop: RunningStack,
 
     await browser.goto(f"{explorer}/map?lookback=15m")
     await browser.get_by_role("img", name="Service map").wait_for()
-    nodes = set(await browser.locator("svg.map a > title").all_text_contents())
+    await browser.locator("svg.map a.node").first.wait_for()
+    nodes = set(await browser.locator("svg.map a.node").evaluate_all(
+        "nodes => nodes.map((node) => node.dataset.id)"))
     assert {"gateway", "orders", "inventory", "payments", "worker", "postgresql",
             "redis"} <= nodes, nodes
     await page.screenshot("shop-explorer-map")

@@ -29,9 +29,9 @@ SECTIONS = (("/", "services", "Services"), ("/map", "map", "Service map"),
 
 
 #: The pages' scripts, in load order: the shared helpers first, then one per feature
-#: (each adds its page's filler to `pages`).
-SCRIPTS = ("explorer.js", "charts.js", "services.js", "map.js", "traces.js", "problems.js",
-           "logs.js", "metrics.js", "rum.js", "alerts.js", "slos.js")
+#: (each adds its page's filler to `pages`), a library before the feature using it.
+SCRIPTS = ("explorer.js", "charts.js", "services.js", "vendor/elk.bundled.js", "map.js",
+           "traces.js", "problems.js", "logs.js", "metrics.js", "rum.js", "alerts.js", "slos.js")
 
 
 #: Every component the pages colour, in a fixed order, so a service keeps its colour on

@@ -11,7 +11,14 @@ from fastapi import APIRouter, Query, Request
 from kansoku.explorer.common import time as timerange
 from kansoku.explorer.common.responses import Data, JaegerAnswer, jaeger, read
 from kansoku.explorer.map import queries
-from kansoku.explorer.map.models import Dependency, EdgeKind, Node, NodeKind, ServiceMap
+from kansoku.explorer.map.models import (
+    Dependency,
+    EdgeKind,
+    Node,
+    NodeKind,
+    ServiceMap,
+    system,
+)
 
 router = APIRouter()
 
@@ -33,13 +40,19 @@ async def dependencies(
 
 @router.get("/api/map", tags=["kansoku"])
 async def service_map(request: Request, lookback: timerange.Lookback = "1h") -> Data[ServiceMap]:
-    """The service map: services, databases and caches as nodes; calls as edges with
-    rate, errors and mean latency."""
+    """The service map: services, databases and caches as nodes (a datastore named for
+    what it is: Valkey, though its spans say redis); calls as edges with rate, errors,
+    mean latency and the trace search that finds them."""
     start_ns, end_ns = timerange.window(lookback)
     edges = await read(request, queries.dependencies, start_ns, end_ns)
     databases = {edge.child for edge in edges if edge.kind == EdgeKind.DATABASE}
-    nodes = sorted({edge.parent for edge in edges} | {edge.child for edge in edges})
-    return Data[ServiceMap](data=ServiceMap(
-        nodes=[Node(id=node, kind=NodeKind.DATABASE if node in databases
-                    else NodeKind.SERVICE) for node in nodes],
-        edges=edges))
+    ids = sorted({edge.parent for edge in edges} | {edge.child for edge in edges})
+    return Data[ServiceMap](data=ServiceMap(nodes=[_node(id_, id_ in databases) for id_ in ids],
+                                            edges=edges))
+
+
+def _node(id_: str, datastore: bool) -> Node:
+    if not datastore:
+        return Node(id=id_, kind=NodeKind.SERVICE, name=id_)
+    what = system(id_)
+    return Node(id=id_, kind=NodeKind.DATABASE, name=what.name, note=what.note)

@@ -1,50 +1,144 @@
-// The service map: who calls whom, drawn from the spans.
+// The service map: who calls whom, drawn from the spans. ELK's layered layout (elkjs,
+// static/vendor/elk.bundled.js) places the boxes in layers from callers to callees, the
+// calls' labels beside their arrows, and routes every arrow around the boxes; this file
+// only measures the texts and draws what ELK answers.
 "use strict";
+
+const MAP_FONT = { node: 13, edge: 11 };  // px, as explorer.css sets them for svg.map
+const NODE_PADDING = { x: 14, height: 34 };
+const ARROW_GAP = 9;  // px between arrows meeting on a box's side: a busy box grows taller
+const EDGE_LINE = 14;  // px between an edge label's lines
+
+// A name longer than this is cut (with …) on its box; the box's tooltip has all of it.
+const LONGEST_NAME = 32;
+const shortName = (name) => name.length > LONGEST_NAME ? `${name.slice(0, LONGEST_NAME - 1)}…` : name;
+const plural = (count, one, many) => `${count} ${count === 1 ? one : many}`;
+
+// A call's label, short lines so that the layers between boxes stay narrow: "12 calls",
+// "3.4 ms", then its errors when it has any — each line [text, class].
+function callLines(edge) {
+  return [[plural(edge.calls, "call", "calls")], [ms(edge.mean_ms)],
+    ...(edge.errors ? [[plural(edge.errors, "error", "errors"), "errors"]] : [])];
+}
+
+// The traces page, searching for the traces that hold this call.
+function callTraces(edge) {
+  const query = new URLSearchParams({ service: edge.traces.service });
+  if (edge.traces.tag) query.set("tag", edge.traces.tag);
+  return withLookback(`/traces?${query}`);
+}
+
+const failing = (edge) => edge.errors / edge.calls >= 0.05;
+
+// The width of `text` in the map's font of `size` px, measured in the page (fonts differ
+// between machines, so ELK is told each box's real size).
+function measurer(svg) {
+  const probe = el("svg:text", { class: "probe" });
+  svg.append(probe);
+  return (text, size) => {
+    probe.setAttribute("font-size", size);
+    probe.textContent = text;
+    return probe.getComputedTextLength();
+  };
+}
+
+// A text of several lines ([text, class] each) whose top-left corner is at (x, y).
+function lines(texts, x, y, attributes) {
+  return el("svg:text", { ...attributes, x, y },
+    texts.map(([text, className], i) => el("svg:tspan", { x, y: y + (i + 0.8) * EDGE_LINE, class: className }, text)));
+}
+
+function pathOf(section) {
+  const points = [section.startPoint, ...(section.bendPoints || []), section.endPoint];
+  return points.map((p, i) => `${i ? "L" : "M"} ${p.x.toFixed(1)} ${p.y.toFixed(1)}`).join(" ");
+}
 
 pages.map = async () => {
   const { nodes, edges } = await api("/api/map", { lookback });
   if (!nodes.length) return show(empty("No calls between services in this time range yet."));
-  // Layers: a node sits one column right of the deepest node calling it.
-  const depth = Object.fromEntries(nodes.map((n) => [n.id, 0]));
-  for (let round = 0; round < nodes.length; round += 1) {
-    for (const e of edges) if (e.parent !== e.child) depth[e.child] = Math.max(depth[e.child], Math.min(depth[e.parent] + 1, 8));
-  }
-  const columns = {};
-  for (const n of nodes) (columns[depth[n.id]] ||= []).push(n);
-  const [boxWidth, columnGap, rowGap] = [150, 270, 80];
-  const width = columnGap * Math.max(...Object.values(depth)) + boxWidth + 60;
-  const height = rowGap * Math.max(...Object.values(columns).map((c) => c.length)) + 40;
-  const at = {};
-  for (const [column, members] of Object.entries(columns)) {
-    members.forEach((n, i) => { at[n.id] = [30 + column * columnGap, 30 + i * rowGap]; });
-  }
-  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, width, height, role: "img",
-    "aria-label": "Service map", class: "map" },
-  el("svg:defs", {}, el("svg:marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5,
-    markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
-  el("svg:path", { d: "M 0 0 L 10 5 L 0 10 z", fill: "#98a2b3" }))));
-  for (const e of edges) {
-    const [x1, y1] = at[e.parent]; const [x2, y2] = at[e.child];
-    const bad = e.errors / e.calls >= 0.05;
-    svg.append(el("svg:line", { x1: x1 + boxWidth, y1: y1 + 18, x2, y2: y2 + 18,
-      class: `edge ${e.kind} ${bad ? "bad" : ""}`, "marker-end": "url(#arrow)" },
-    el("svg:title", {}, `${e.parent} → ${e.child}: ${e.calls} calls, ${pct(100 * e.errors / e.calls)} errors, mean ${ms(e.mean_ms)}`)));
-    // Calls into databases crowd the right-hand column: those tell their numbers on
-    // hover only; calls between services are labelled.
-    if (e.kind !== "database") {
-      svg.append(el("svg:text", { x: (x1 + boxWidth + x2) / 2, y: (y1 + y2) / 2 + 12,
-        "text-anchor": "middle", class: "edge-label" },
-      `${e.calls} calls · ${ms(e.mean_ms)}${e.errors ? ` · ${e.errors} errors` : ""}`));
+  const svg = el("svg:svg", { role: "img", "aria-label": "Service map", class: "map" },
+    el("svg:defs", {}, ["arrow", "arrow-bad"].map((id) => el("svg:marker", { id, viewBox: "0 0 10 10",
+      refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+    el("svg:path", { d: "M 0 0 L 10 5 L 0 10 z", class: id })))));
+  const legend = el("p", { class: "muted" }, "Each arrow is calls from one component to another in this time range: count · mean latency, and errors (dashed: through a message broker; red: 5 % or more failed). Click an arrow or its label for those calls' traces, a service for its routes; hover for details.");
+  show(legend, el("div", { class: "map-box" }, svg));
+
+  const width = measurer(svg);
+  const arrows = (id) => Math.max(edges.filter((e) => e.child === id).length,
+    edges.filter((e) => e.parent === id).length);
+  const graph = {
+    id: "map",
+    layoutOptions: {
+      "elk.algorithm": "layered",
+      "elk.direction": "RIGHT",
+      "elk.edgeRouting": "ORTHOGONAL",
+      "elk.padding": "[top=12,left=12,bottom=12,right=12]",
+      "elk.spacing.nodeNode": "22",
+      "elk.spacing.edgeNode": "14",
+      "elk.spacing.edgeEdge": "10",
+      "elk.spacing.edgeLabel": "4",
+      "elk.layered.spacing.nodeNodeBetweenLayers": "24",
+      "elk.layered.spacing.edgeNodeBetweenLayers": "14",
+      "elk.layered.spacing.edgeEdgeBetweenLayers": "10",
+      "elk.layered.nodePlacement.strategy": "NETWORK_SIMPLEX",
+      "elk.layered.considerModelOrder.strategy": "NODES_AND_EDGES",
+    },
+    children: nodes.map((node) => ({ id: node.id,
+      width: Math.max(72, width(shortName(node.name), MAP_FONT.node) + 2 * NODE_PADDING.x),
+      height: Math.max(NODE_PADDING.height, ARROW_GAP * (arrows(node.id) + 1)) })),
+    edges: edges.map((edge, i) => {
+      const texts = callLines(edge).map(([text]) => text);
+      return { id: `call-${i}`, sources: [edge.parent], targets: [edge.child],
+        labels: [{ text: texts.join("\n"), width: Math.max(...texts.map((t) => width(t, MAP_FONT.edge))) + 4,
+          height: texts.length * EDGE_LINE + 2, layoutOptions: { "elk.edgeLabels.placement": "CENTER" } }] };
+    }),
+  };
+  const layout = await new ELK().layout(graph);
+  svg.querySelector(".probe").remove();
+  svg.setAttribute("viewBox", `0 0 ${Math.ceil(layout.width)} ${Math.ceil(layout.height)}`);
+  svg.setAttribute("width", Math.ceil(layout.width));
+  svg.setAttribute("height", Math.ceil(layout.height));
+
+  const placed = Object.fromEntries(layout.edges.map((edge) => [edge.id, edge]));
+  edges.forEach((edge, i) => {
+    const { sections = [], labels = [] } = placed[`call-${i}`];
+    const bad = failing(edge);
+    const what = `${edge.parent} → ${edge.child}: ${plural(edge.calls, "call", "calls")}, ${edge.errors} failed (${pct(100 * edge.errors / edge.calls)}), mean ${ms(edge.mean_ms)}${edge.via ? `, through ${edge.via}` : ""}. Click for their traces.`;
+    const call = el("svg:a", { href: callTraces(edge), class: `call ${edge.kind}${bad ? " bad" : ""}`,
+      "data-parent": edge.parent, "data-child": edge.child }, el("svg:title", {}, what));
+    for (const section of sections) {
+      const d = pathOf(section);
+      call.append(el("svg:path", { d, class: "edge-hit" }),  // a wider, invisible line to click
+        el("svg:path", { d, class: "edge", "marker-end": `url(#${bad ? "arrow-bad" : "arrow"})` }));
     }
+    for (const label of labels) {
+      call.append(el("svg:rect", { x: label.x, y: label.y, width: label.width, height: label.height, class: "edge-label-box" }),
+        lines(callLines(edge), label.x + 2, label.y, { class: "edge-label" }));
+    }
+    svg.append(call);
+  });
+
+  const byId = Object.fromEntries(nodes.map((node) => [node.id, node]));
+  // The same calls as a table: read by screen readers (the drawing is one image to
+  // them), and on a phone without scrolling around the drawing.
+  const nameOf = (id) => byId[id].name;
+  content.append(el("h2", {}, "Calls"), dataTable("calls",
+    el("thead", {}, el("tr", {}, ["From", "To", "Calls", "Mean", "Errors", "Traces"].map((h) => el("th", {}, h)))),
+    el("tbody", {}, edges.map((edge) => el("tr", {},
+      el("td", {}, nameOf(edge.parent)), el("td", {}, nameOf(edge.child), edge.via ? el("span", { class: "muted" }, ` (through ${edge.via})`) : null),
+      el("td", {}, edge.calls), el("td", {}, ms(edge.mean_ms)),
+      el("td", { class: edge.errors ? "error" : "" }, edge.errors ? `${edge.errors} (${pct(100 * edge.errors / edge.calls)})` : "0"),
+      el("td", {}, link(callTraces(edge), "traces")))))));
+  for (const box of layout.children) {
+    const node = byId[box.id];
+    const service = node.kind === "service";
+    const tip = node.note || (node.name === node.id ? node.id : `${node.name} (${node.id})`);
+    svg.append(el("svg:a", { href: service ? withLookback(`/services/${encodeURIComponent(node.id)}`) : null,
+      class: `node ${node.kind}`, "data-id": node.id },
+    el("svg:title", {}, tip),
+    el("svg:rect", { x: box.x, y: box.y, width: box.width, height: box.height, rx: service ? 6 : 16,
+      style: service ? `--service:${serviceColor(node.id)}` : null }),
+    el("svg:text", { x: box.x + box.width / 2, y: box.y + box.height / 2, "text-anchor": "middle",
+      "dominant-baseline": "central", class: "node-label" }, shortName(node.name))));
   }
-  for (const n of nodes) {
-    const [x, y] = at[n.id];
-    const label = n.id.length > 22 ? `${n.id.slice(0, 21)}…` : n.id;
-    const box = el("svg:a", { href: n.kind === "service" ? withLookback(`/services/${encodeURIComponent(n.id)}`) : null },
-      el("svg:title", {}, n.id),
-      el("svg:rect", { x, y, width: boxWidth, height: 36, rx: n.kind === "database" ? 18 : 6, class: `node ${n.kind}` }),
-      el("svg:text", { x: x + boxWidth / 2, y: y + 23, "text-anchor": "middle" }, label));
-    svg.append(box);
-  }
-  show(el("p", { class: "muted" }, "Each arrow is calls from one component to another in this time range: count · mean latency · errors (dashed: through NATS). Hover an arrow for details; click a service for its routes."), svg);
 };
