@@ -29,9 +29,13 @@ SECTIONS = (("/", "services", "Services"), ("/map", "map", "Service map"),
 
 
 #: The pages' scripts, in load order: the shared helpers first, then one per feature
-#: (each adds its page's filler to `pages`), a library before the feature using it.
-SCRIPTS = ("explorer.js", "charts.js", "services.js", "vendor/elk.bundled.js", "map.js",
-           "traces.js", "problems.js", "logs.js", "metrics.js", "rum.js", "alerts.js", "slos.js")
+#: (each adds its page's filler to `pages`).
+SCRIPTS = ("explorer.js", "charts.js", "services.js", "map.js", "traces.js", "problems.js",
+           "logs.js", "metrics.js", "rum.js", "alerts.js", "slos.js")
+
+#: Libraries only some pages use, loaded on those alone: ELK (1.6 MB) lays out the map.
+#: Deferred like the rest, they are there before any page's filler runs.
+PAGE_LIBRARIES = {"map": ("vendor/elk.bundled.js",)}
 
 
 #: Every component the pages colour, in a fixed order, so a service keeps its colour on
@@ -41,7 +45,7 @@ COMPONENTS = (*(service.name for service in SERVICES), RUM_SERVICE)
 
 def _page(request: Request, page: str, title: str, **context: object) -> Response:
     return templates.TemplateResponse(request, "page.html", {
-        "page": page, "title": title, "sections": SECTIONS, "scripts": SCRIPTS,
+        "page": page, "title": title, "sections": SECTIONS, "scripts": (*SCRIPTS, *PAGE_LIBRARIES.get(page, ())),
         "components": " ".join(COMPONENTS), "kinds": PROBLEM_TITLES, **context})
 
 
