@@ -251,6 +251,23 @@ class XRayMiddleware:
             xray_recorder.end_segment()
 
 
+def task_factory(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any
+                 ) -> asyncio.Task[Any]:
+    """The SDK's task factory (`aws_xray_sdk.core.async_context.task_factory`: a new task
+    shares its creator's segments, with a list of open entities of its own), taking the
+    `context=` argument that uvloop — the services' event loop — passes with every task.
+    The SDK's own takes only `loop` and `coro`, so under uvloop every `create_task`
+    fails with a TypeError (measured with aws-xray-sdk 2.15.0 and uvloop)."""
+    task = asyncio.Task(coro, loop=loop, **options)
+    creator = asyncio.current_task(loop=loop)
+    shared = getattr(creator, "context", None) if creator is not None else None
+    if isinstance(shared, dict):
+        if shared.get("entities"):
+            shared = {**shared, "entities": list(shared["entities"])}
+        task.context = shared  # type: ignore[attr-defined]  # the SDK's task-local storage
+    return task
+
+
 class XRayApproach(Approach):
     """The X-Ray SDK and EMF in one service process."""
 
@@ -288,8 +305,10 @@ class XRayApproach(Approach):
     async def on_startup(self) -> None:
         # The SDK keeps segments per asyncio task (and copies them to the tasks a request
         # starts): its context must be made on the loop that serves.
-        xray_recorder.configure(context=AsyncContext(loop=asyncio.get_running_loop()),
+        loop = asyncio.get_running_loop()
+        xray_recorder.configure(context=AsyncContext(loop=loop, use_task_factory=False),
                                 context_missing=CONTEXT_MISSING)
+        loop.set_task_factory(task_factory)
 
     def user_identified(self, user_id: str) -> None:
         segment = xray_recorder.current_segment()
