@@ -521,3 +521,32 @@ def project_configmap(directory: Path, data: dict[str, str]) -> None:
         for file in (directory / old).iterdir():
             file.unlink()
         (directory / old).rmdir()
+
+
+def free_udp_port() -> int:
+    """A UDP port nothing is bound to now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def explorer_with_intakes(**settings: Any) -> Iterator[tuple[str, FastAPI]]:
+    """A real explorer (storage in memory, no background detection) served over HTTP in a
+    thread with its lifespan, so its X-Ray and EMF intakes listen on free ports; yields
+    its URL and app (`app.state.settings.xray_port` / `emf_port` say where)."""
+    from kansoku.explorer.app import create_app  # DuckDB and the explorer: only here
+    from kansoku.explorer.settings import Settings as ExplorerSettings
+
+    root = logging.getLogger()
+    handlers, level_before = list(root.handlers), root.level
+    app = create_app(ExplorerSettings(**{
+        "db_path": ":memory:", "problems_enabled": False, "alerts_enabled": False,
+        "xray_port": free_udp_port(), "emf_port": free_ports(1)[0], **settings}))
+    try:
+        # Its log is JSON lines on stdout (capsys reads them), as a served explorer's.
+        with serve_in_thread(app, lifespan="on") as url:
+            yield url, app
+    finally:
+        root.handlers, root.level = handlers, level_before

@@ -13,6 +13,7 @@ from kansoku.explorer import SERVICE, auth, pages, stats
 from kansoku.explorer.alerts import routes as alerts
 from kansoku.explorer.alerts.evaluator import AlertEvaluator
 from kansoku.explorer.alerts.notify import Notifier
+from kansoku.explorer.ingest import listeners as intakes
 from kansoku.explorer.ingest import routes as ingest
 from kansoku.explorer.logs import routes as logs
 from kansoku.explorer.map import routes as service_map
@@ -60,6 +61,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def close_store() -> None:
         await asyncio.to_thread(store.close)
 
+    # The X-Ray daemon's and the CloudWatch agent's ports (docs/approaches.md).
+    async def open_intakes() -> None:
+        app.state.intakes = await intakes.start(store, settings.host, settings.xray_port,
+                                                settings.emf_port)
+
+    async def close_intakes() -> None:
+        if app.state.intakes is not None:
+            app.state.intakes.close()
+
     detector = ProblemDetector(
         store, thresholds(settings), check_seconds=settings.problems_check_seconds,
         grace_seconds=settings.problems_grace_seconds,
@@ -90,8 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Exports arrive every few seconds from every service: not worth a log line each.
         quiet_paths=("/v1/",),
         background=background,
-        on_shutdown=[close_store],
+        on_startup=[open_intakes],
+        on_shutdown=[close_intakes, close_store],
     )
+    app.state.intakes = None
     app.state.store = store
     app.state.problems = detector
     app.state.alerts = evaluator

@@ -15,6 +15,12 @@ class Settings(ServiceSettings):
     port: int = SERVICES_BY_NAME["explorer"].default_port
     #: OTLP/HTTP receiver (the standard port). Both ports serve the same routes.
     otlp_port: int = DEFAULT_OTLP_PORT
+    #: The X-Ray daemon's UDP port, where services on the X-Ray SDK send segments, and
+    #: the CloudWatch agent's EMF port (TCP and UDP) for embedded-metric-format lines
+    #: (explorer/ingest/xray.py, emf.py; docs/approaches.md). Unset (empty): that intake
+    #: is off. A port that cannot be bound is logged and the explorer runs without it.
+    xray_port: int | None = Field(2000, ge=1, le=65535)
+    emf_port: int | None = Field(25888, ge=1, le=65535)
     #: The DuckDB file everything is kept in (`kansoku up` puts it in the data
     #: directory); ":memory:" keeps nothing across restarts.
     db_path: str = ".kansoku/explorer/telemetry.duckdb"

@@ -13,24 +13,26 @@ import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, assert_never
 
 from fastapi import FastAPI, Response
 from fastapi_offline import FastAPIOffline
 from opentelemetry import metrics, trace
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kansoku import __version__
-from kansoku.kit import semconv
+from kansoku.kit import approaches, semconv
+from kansoku.kit.approaches import Approach, Instrumentation
 from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.connections import Connections
 from kansoku.kit.errors import install_problem_handlers
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.health import Check, health_router
 from kansoku.kit.logging import setup_logging
-from kansoku.kit.middleware import DURATION_BUCKETS, ServiceRequestMiddleware
+from kansoku.kit.middleware import DURATION_BUCKETS, ServiceRequestMiddleware, _is_quiet
 from kansoku.kit.openapi import complete_openapi
-from kansoku.kit.settings import ServiceSettings
+from kansoku.kit.settings import ConfigurationError, ServiceSettings
 from kansoku.kit.telemetry import Telemetry, setup_telemetry
 
 logger = logging.getLogger(__name__)
@@ -58,16 +60,54 @@ DOCS_ASSETS = "/assets"
 
 
 def start_process_telemetry(service: str, settings: ServiceSettings) -> Telemetry:
-    """Telemetry and JSON logging for this process; call once, from `create_app`."""
-    telemetry = setup_telemetry(service)
+    """Telemetry and JSON logging for this process, as `settings.effective_instrumentation`
+    says (docs/approaches.md); call once, from `create_app`."""
+    telemetry = start_instrumentation(service, settings.effective_instrumentation)
     setup_logging(service, settings.effective_log_level, extra_handlers=telemetry.log_handlers)
     return telemetry
+
+
+def start_instrumentation(service: str, instrumentation: Instrumentation) -> Telemetry:
+    """Start one approach in this process (never two agents at once): OpenTelemetry's
+    providers, or a vendor's agent with no OpenTelemetry SDK, or nothing."""
+    match instrumentation:
+        case Instrumentation.OTEL:
+            return setup_telemetry(service)
+        case Instrumentation.NONE:
+            return Telemetry(service)
+        case Instrumentation.XRAY:
+            try:
+                from kansoku.kit.approaches import xray  # the vendor's SDK: only when chosen
+            except ImportError as exc:
+                raise ConfigurationError(
+                    "KANSOKU_INSTRUMENTATION=xray needs the AWS X-Ray SDK and "
+                    "aws-embedded-metrics: pip install 'kansoku[approaches]'") from exc
+            approach: Approach = xray.start(service)
+            approaches.install(approach)
+            return Telemetry(service, approach=approach)
+        case Instrumentation.NEWRELIC:
+            raise ConfigurationError(
+                "KANSOKU_INSTRUMENTATION=newrelic is not built yet; use otel or xray")
+        case _:
+            assert_never(instrumentation)
 
 
 def _report_if_failed(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("background task %s stopped", task.get_name(),
                      exc_info=task.exception())
+
+
+class ApproachMiddleware:
+    """The running approach's own per-request middleware (`Approach.wrap`), as a class
+    Starlette's `add_middleware` can build."""
+
+    def __init__(self, app: ASGIApp, *, approach: Approach, quiet: Callable[[str], bool]
+                 ) -> None:
+        self.app = approach.wrap(app, quiet=quiet)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
 
 
 async def _metrics() -> Response:
@@ -123,6 +163,8 @@ def build_service_app(
         fault_flags.close()
 
     on_startup = [start_flags, *on_startup]
+    if telemetry.approach is not None:
+        on_startup = [telemetry.approach.on_startup, *on_startup]
     on_shutdown = [*on_shutdown, stop_flags]
 
     @asynccontextmanager
@@ -186,8 +228,14 @@ def build_service_app(
         ).create_histogram(semconv.METRIC_HTTP_SERVER_DURATION, unit="s",
                            description="Duration of HTTP server requests.",
                            explicit_bucket_boundaries_advisory=list(DURATION_BUCKETS))
+    unobserved = (*UNOBSERVED_PATHS, f"{docs_assets}/", *quiet_paths)
+    if telemetry.approach is not None:
+        # Inside the kit's middleware: it sees an escaping exception before the kit
+        # turns it into a 500 problem.
+        app.add_middleware(ApproachMiddleware, approach=telemetry.approach,
+                           quiet=lambda path: _is_quiet(path, unobserved))
     app.add_middleware(ServiceRequestMiddleware, tracer=tracer, duration=duration,
-                       quiet_paths=(*UNOBSERVED_PATHS, f"{docs_assets}/", *quiet_paths),
+                       quiet_paths=unobserved,
                        max_body_bytes=settings.max_body_bytes, body_limits=body_limits)
     app.include_router(
         health_router(service, __version__, checks, settings.readiness_timeout_seconds)

@@ -30,7 +30,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from opentelemetry import baggage, context, propagate, trace
 
-from kansoku.kit import semconv
+from kansoku.kit import approaches, semconv
 from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.kit.http import ServiceClient
 
@@ -181,6 +181,7 @@ async def _authenticated(
         yield principal
         return
     trace.get_current_span().set_attribute(semconv.ENDUSER_ID, principal.user_id)
+    approaches.user_identified(principal.user_id)  # a vendor's agent names them its way
     attached = context.attach(baggage.set_baggage(semconv.BAGGAGE_USER_ID, principal.user_id))
     try:
         yield principal

@@ -43,6 +43,14 @@ METRIC_HTTP_CLIENT_DURATION: Final = "http.client.request.duration"
 #: Every component reports this namespace, so one backend can hold several platforms.
 NAMESPACE: Final = "kansoku"
 
+# --- Which instrumentation approach made a record (docs/approaches.md) ---------------
+#: Set by the explorer on every span it stores, when the sender did not: `otel`, `xray`
+#: or `newrelic` (the values of `kit.approaches.Instrumentation`).
+TELEMETRY_SOURCE: Final = "telemetry.source"
+#: The X-Ray annotation naming the logged-in user (annotations are X-Ray's indexed,
+#: searchable attributes: letters, digits and underscores only, hence not `enduser.id`).
+XRAY_USER_ID_ANNOTATION: Final = "user_id"
+
 # --- Baggage keys (travel with the request across every service) --------------------
 #: The logged-in user. Stamped as `enduser.id` on every span of the request.
 BAGGAGE_USER_ID: Final = ENDUSER_ID

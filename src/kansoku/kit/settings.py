@@ -15,6 +15,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kansoku.kit.approaches import Instrumentation
 from kansoku.topology import default_url
 
 
@@ -84,6 +85,12 @@ class ServiceSettings(BaseSettings):
     log_level: str | None = None
     default_log_level: str = Field("INFO", validation_alias=shared("log_level"))
 
+    #: How this service is instrumented (`kit/approaches`, docs/approaches.md): its own
+    #: `KANSOKU_<SERVICE>_INSTRUMENTATION`, else KANSOKU_INSTRUMENTATION, else otel.
+    instrumentation: Instrumentation | None = None
+    default_instrumentation: Instrumentation = Field(Instrumentation.OTEL,
+                                                     validation_alias=shared("instrumentation"))
+
     #: Where identity publishes the keys that verify access tokens.
     identity_url: str = Field(default_url("identity"), validation_alias=shared("identity_url"))
 
@@ -125,3 +132,7 @@ class ServiceSettings(BaseSettings):
     @property
     def effective_log_level(self) -> str:
         return (self.log_level or self.default_log_level).upper()
+
+    @property
+    def effective_instrumentation(self) -> Instrumentation:
+        return self.instrumentation or self.default_instrumentation

@@ -50,6 +50,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 
 from kansoku import __version__
 from kansoku.kit import semconv
+from kansoku.kit.approaches import Approach
 from kansoku.kit.otlp_json import (
     JsonLogExporter,
     JsonLogHandler,
@@ -122,6 +123,8 @@ class Telemetry:
     meter_provider: MeterProvider | None = None
     logger_provider: LoggerProvider | None = None
     log_handlers: list[logging.Handler] = field(default_factory=list)
+    #: A vendor's instrumentation running instead of the providers (kit/approaches).
+    approach: Approach | None = None
 
     @property
     def enabled(self) -> bool:
@@ -140,6 +143,8 @@ class Telemetry:
             except Exception:  # pragma: no cover - a dead backend must not block exit
                 logger.warning("telemetry provider did not shut down cleanly", exc_info=True)
 
+        if self.approach is not None:
+            self.approach.shutdown()
         providers = [p for p in (self.tracer_provider, self.meter_provider,
                                  self.logger_provider) if p is not None]
         threads = [threading.Thread(target=shut_down, args=(p,)) for p in providers]

@@ -83,7 +83,9 @@ async def test_protobuf_spans_are_stored_and_queryable() -> None:
     root, child = spans
     assert root["parent_span_id"] is None and root["kind"] == "server"
     assert child["parent_span_id"] == root["span_id"]
-    assert root["attributes"] == {"enduser.id": "u1"} and root["user_id"] == "u1"
+    # The approach that made it (telemetry.source) is added when the sender named none.
+    assert root["attributes"] == {"enduser.id": "u1", "telemetry.source": "otel"}
+    assert root["user_id"] == "u1"
     assert root["duration_ns"] == 4_000_000
     assert services["data"] == ["shop"]
     (trace,) = jaeger

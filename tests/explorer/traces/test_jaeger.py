@@ -268,8 +268,9 @@ async def test_one_trace_is_bounded_too_and_so_is_one_huge_span() -> None:
     assert flat["warnings"] == cut["warnings"]
 
     whole, small = with_huge["spans"]
+    # (Its stored attributes include the `"telemetry.source":"otel"` the explorer adds.)
     assert whole["operationName"] == "GET /products" and whole["warnings"] == [
-        "This span's details (100,073 bytes of attributes, resource, events, links, status "
+        "This span's details (100,099 bytes of attributes, resource, events, links, status "
         "message and name) are more than the 65,536 a span may carry in this answer: they "
         "are left out, its name cut to 200 characters."]
     assert {tag["key"] for tag in whole["tags"]} == {"span.kind"}

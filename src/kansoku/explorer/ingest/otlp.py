@@ -32,6 +32,7 @@ from kansoku.explorer.common.spans import (
 from kansoku.explorer.metrics.models import MetricKind, Temporality
 from kansoku.explorer.store import LOGS, METRIC_POINTS, SPANS, Rows, Table
 from kansoku.kit import semconv
+from kansoku.kit.approaches import Instrumentation
 
 #: OTLP's enums by number, as the store keeps them: the plain strings, which Arrow
 #: converts twice as fast as the StrEnum members.
@@ -39,6 +40,8 @@ SPAN_KINDS = tuple(kind.value for kind in SpanKind)
 STATUS_CODES = tuple(status.value for status in SpanStatus)
 _TEMPORALITIES = tuple(temporality.value for temporality in Temporality)
 UNKNOWN_SERVICE = "unknown_service"
+#: `telemetry.source` of the spans that arrive over OTLP (docs/approaches.md).
+OTLP_SOURCE = Instrumentation.OTEL.value
 
 #: Span attributes copied into their own columns, so the common questions (RED per
 #: route, the service map, a user's traces, slow statements) need no JSON parsing.
@@ -134,8 +137,11 @@ class _SpanColumns:
     """Appends spans to `rows`, one append per column: the receiver's hot loop, shared by
     the protobuf and the JSON decoders (each reads its own form, this does the rest)."""
 
-    def __init__(self, rows: Rows) -> None:
+    def __init__(self, rows: Rows, source: str | None = None) -> None:
         self.rows = rows
+        #: The approach that made the spans (`telemetry.source`), set on each span that
+        #: does not name one itself; None leaves the attributes as they came.
+        self.source = source
         # By name, so the columns' order is the store's declaration alone; a column
         # added there and not here fails the first commit, not silently.
         append = rows.appenders()
@@ -170,6 +176,8 @@ class _SpanColumns:
             self.rows.rejected += 1
             self.rows.error = "span times must be before the year 2262"
             return
+        if self.source is not None and semconv.TELEMETRY_SOURCE not in found:
+            found[semconv.TELEMETRY_SOURCE] = self.source
         get = found.get
         self.trace_ids(trace_id)
         self.span_ids(span_id)
@@ -196,7 +204,7 @@ class _SpanColumns:
 
 def span_rows(request: ExportTraceServiceRequest) -> Rows:
     rows = Rows(SPANS)
-    add = _SpanColumns(rows).add
+    add = _SpanColumns(rows, OTLP_SOURCE).add
     for resource_spans in request.resource_spans:
         resource = attributes(resource_spans.resource.attributes)
         service = str(resource.get(semconv.SERVICE_NAME) or UNKNOWN_SERVICE)
@@ -349,7 +357,7 @@ def _json_resource(node: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 def _json_spans(document: dict[str, Any]) -> Rows:
     rows = Rows(SPANS)
-    add = _SpanColumns(rows).add
+    add = _SpanColumns(rows, OTLP_SOURCE).add
     for resource_spans in document.get("resourceSpans", ()):
         service, resource = _json_resource(resource_spans)
         resource_json = _dumps(resource)

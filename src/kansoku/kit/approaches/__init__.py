@@ -1,0 +1,78 @@
+"""Which instrumentation a service runs: OpenTelemetry (the kit's own, `kit/telemetry.py`),
+a vendor's agent (one module per vendor beside this one), or none.
+
+`KANSOKU_INSTRUMENTATION` chooses for every service, `KANSOKU_<SERVICE>_INSTRUMENTATION`
+for one (`kit/settings.py`). One approach per process, never two agents at once: with a
+vendor's approach selected the OpenTelemetry SDK is not started, and the kit's own
+spans and measurements (which go through the OpenTelemetry API) fall to what that
+approach makes of them. docs/approaches.md compares what each one sees.
+
+An approach hooks into a service at four points, the same for every vendor:
+
+- `start()`, when the process starts (before the app and its HTTP clients exist: a
+  vendor that patches a library must do it first);
+- `wrap(app)`, the ASGI middleware that opens the vendor's transaction per request;
+- `on_startup()`, inside the serving event loop (a vendor whose context is per asyncio
+  task must be set up on the loop that serves);
+- `user_identified(user_id)`, called by `kit.auth` once a request's user is known;
+- `shutdown()`, last, to flush what is buffered.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+from starlette.types import ASGIApp
+
+
+class Instrumentation(enum.StrEnum):
+    """The instrumentation approaches kansoku can run a service with."""
+
+    #: OpenTelemetry SDK, OTLP to the explorer (the default, `kit/telemetry.py`).
+    OTEL = "otel"
+    #: AWS X-Ray SDK for traces, CloudWatch embedded metric format for metrics
+    #: (`kit/approaches/xray.py`).
+    XRAY = "xray"
+    #: The New Relic Python agent (not built yet).
+    NEWRELIC = "newrelic"
+    #: No telemetry exported at all (the OpenTelemetry SDK is not started).
+    NONE = "none"
+
+
+class Approach:
+    """A vendor's instrumentation of one service process; subclasses override the
+    hooks they need (see the module's docstring). The base does nothing."""
+
+    instrumentation: Instrumentation = Instrumentation.NONE
+
+    def wrap(self, app: ASGIApp, *, quiet: Callable[[str], bool]) -> ASGIApp:
+        """`app` inside the vendor's per-request middleware; `quiet(path)` says which
+        paths (health probes, scrapes, static files) must not be recorded."""
+        return app
+
+    async def on_startup(self) -> None:
+        """Set up what needs the serving event loop."""
+
+    def user_identified(self, user_id: str) -> None:
+        """Name the request's user in the vendor's own way."""
+
+    def shutdown(self) -> None:
+        """Flush and stop. Safe to call twice."""
+
+
+#: The approach this process runs (set by `kit.app.start_process_telemetry`); None is
+#: OpenTelemetry or nothing, which need no hook.
+_current: Approach | None = None
+
+
+def install(approach: Approach | None) -> None:
+    """Make `approach` the one `user_identified` tells."""
+    global _current
+    _current = approach
+
+
+def user_identified(user_id: str) -> None:
+    """Tell the running approach, if any, who the request's user is (`kit.auth`)."""
+    if _current is not None:
+        _current.user_identified(user_id)
