@@ -45,7 +45,8 @@ COMPONENTS = (*(service.name for service in SERVICES), RUM_SERVICE)
 
 def _page(request: Request, page: str, title: str, **context: object) -> Response:
     return templates.TemplateResponse(request, "page.html", {
-        "page": page, "title": title, "sections": SECTIONS, "scripts": (*SCRIPTS, *PAGE_LIBRARIES.get(page, ())),
+        "page": page, "title": title, "sections": SECTIONS,
+        "scripts": (*SCRIPTS, *PAGE_LIBRARIES.get(page, ())),
         "components": " ".join(COMPONENTS), "kinds": PROBLEM_TITLES, **context})
 
 
