@@ -152,3 +152,37 @@ async def test_the_traces_page_hides_pictures_and_one_span_traces_and_says_what_
             await note.inner_text())
     app.state.store.close()
     assert page.errors == []
+
+
+async def test_a_trace_made_by_two_instrumentations_says_which_made_each_span(
+        page: BrowserPage) -> None:
+    """A checkout crossing an OpenTelemetry service and an X-Ray one: each span is marked
+    with what made it, the trace says how many each made, and an X-Ray span says what its
+    SDK names differently."""
+    from tests.explorer.traces.test_jaeger import export, span
+
+    app = create_app(Settings(db_path=":memory:"))
+    trace = 7
+    otel = [span(trace, 70, name="POST /orders"), span(trace, 71, parent=70, name="GET")]
+    xray = [span(trace, 72, parent=71, name="GET /products/7",
+                 attributes={"telemetry.source": "xray"})]
+    async with served(app) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            for spans, service in ((otel, "orders"), (xray, "catalog")):
+                assert (await http.post("/v1/traces", content=export(spans, service),
+                                        headers={"Content-Type": "application/json"})
+                        ).status_code == 200
+        browser = page.page
+        await browser.goto(f"{base}/traces/{trace:032x}")
+        summary = browser.locator("p.sources")
+        await summary.wait_for()
+        assert await summary.inner_text() == (
+            "Made by OpenTelemetry (2 spans), AWS X-Ray SDK (1 span)")
+        badges = await browser.locator(".span-row .source").all_inner_texts()
+        assert sorted(badges) == ["AWS X-Ray SDK", "OpenTelemetry", "OpenTelemetry"]
+        await browser.get_by_role("button", name="GET /products/7").click()
+        assert await browser.get_by_text(re.compile("names a request after its URL path")
+                                         ).count() == 1
+        await page.screenshot("explorer-trace-two-instrumentations")
+    app.state.store.close()
+    assert page.errors == []

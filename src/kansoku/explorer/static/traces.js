@@ -69,6 +69,15 @@ async function searchTraces(form) {
 // The operations of the storefront's pictures (see `exclude` in GET /api/traces).
 const IMAGE_OPERATIONS = ["GET */image", "GET */thumbnail"];
 
+// Which instrumentation made a span (attribute telemetry.source, set by the explorer's
+// intakes): its name for a reader, and what to know about what it records.
+const SOURCES = {
+  otel: { name: "OpenTelemetry" },
+  xray: { name: "AWS X-Ray SDK", note: "The X-Ray SDK names a request after its URL path, not its route template: /products/7 and /products/8 are two names." },
+  newrelic: { name: "New Relic agent" },
+};
+const sourceOf = (span) => (span.attributes || {})["telemetry.source"] || "otel";
+
 function waterfall(spans, logs, found = []) {
   const problemsOf = {};
   for (const problem of found) for (const id of problem.span_ids || []) (problemsOf[id] ||= []).push(problem);
@@ -82,6 +91,10 @@ function waterfall(spans, logs, found = []) {
   const start = Math.min(...spans.map((s) => s.start_ns));
   const total = Math.max(...spans.map((s) => s.start_ns + s.duration_ns)) - start || 1;
   const services = [...new Set(spans.map((s) => s.service))];
+  // Spans made by different instrumentations: each span says which (one alone: said once).
+  const sources = {};
+  for (const s of spans) sources[sourceOf(s)] = (sources[sourceOf(s)] || 0) + 1;
+  const mixed = Object.keys(sources).length > 1;
   const list = el("ol", { class: "waterfall", "aria-label": "Spans, as a tree" });
   const logsBySpan = {};
   for (const log of logs) (logsBySpan[log.span_id] ||= []).push(log);
@@ -98,7 +111,9 @@ function waterfall(spans, logs, found = []) {
           event.currentTarget.setAttribute("aria-expanded", String(!details.hidden));
         } },
       el("span", { class: "name", style: `padding-left:${depth * 14}px` },
-        el("span", { class: "svc", style: `background:${serviceColor(span.service)}` }, span.service), ` ${span.name}`,
+        el("span", { class: "svc", style: `background:${serviceColor(span.service)}` }, span.service),
+        mixed ? el("span", { class: `source ${sourceOf(span)}` }, (SOURCES[sourceOf(span)] || { name: sourceOf(span) }).name) : null,
+        ` ${span.name}`,
         marked.length ? el("span", { class: "flag", title: marked.map((p) => p.title).join(", ") },
           ` ⚠ ${marked.map((p) => p.title).join(", ")}`) : null),
       el("span", { class: "lane" }, el("span", { class: "bar",
@@ -110,6 +125,8 @@ function waterfall(spans, logs, found = []) {
   roots.sort((a, b) => a.start_ns - b.start_ns).forEach((root) => add(root, 0));
   return el("section", { "aria-label": "Waterfall" },
     el("p", { class: "muted" }, `${spans.length} spans in ${services.length} services, ${ms(total / 1e6)}. Click a span for its attributes, events and logs.`),
+    el("p", { class: "muted sources" }, "Made by ", Object.entries(sources).map(([source, count], index) =>
+      `${index ? ", " : ""}${(SOURCES[source] || { name: source }).name} (${count} span${count === 1 ? "" : "s"})`)),
     list);
 }
 
@@ -118,6 +135,8 @@ function spanDetails(span, logs) {
     el("th", { scope: "row" }, key), el("td", {}, typeof value === "string" ? value : JSON.stringify(value))));
   const parts = [el("p", {}, `${span.kind} span · status ${span.status}${span.status_message ? `: ${span.status_message}` : ""} · started ${when(span.start_ns)} UTC`),
     ...(span.warnings || []).map((warning) => el("p", { class: "warning" }, warning))];
+  const source = SOURCES[sourceOf(span)];
+  if (source && source.note) parts.push(el("p", { class: "muted" }, `${source.name}: ${source.note}`));
   if (span.db_statement) parts.push(el("pre", { class: "sql" }, span.db_statement));
   parts.push(el("table", { class: "attributes" }, el("tbody", {}, rows)));
   for (const event of span.events) {
