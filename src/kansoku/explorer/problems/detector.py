@@ -604,7 +604,8 @@ def detect_memory_growth(series: Sequence[ProcessSeries], thresholds: Thresholds
             found.append(Finding(
                 ProblemKind.MEMORY_GROWTH, row.service, PROCESS_OPERATION, "", "", now_ns,
                 [], round(grown, 1),
-                {"mib_per_minute": round(slope, 1), "latest_mib_per_minute": round(latest, 1),
+                # The climb now (the latest seconds), and over the whole window.
+                {"mib_per_minute": round(latest, 1), "window_mib_per_minute": round(slope, 1),
                  "grown_mib": round(grown, 1), "memory_mib": round(row.latest_value / _MIB, 1),
                  "fit": round(row.fit or 0.0, 2), "points": row.points,
                  "window_seconds": t.memory_window_seconds,
@@ -734,9 +735,9 @@ def explain(kind: ProblemKind, service: str, operation: str, target: str,
         case ProblemKind.MEMORY_GROWTH:
             return (f"{_process(service, details)} grew "
                     f"{details.get('grown_mib', 0):.0f} MiB in the last "
-                    f"{details.get('window_seconds', 120):.0f} s, about "
-                    f"{details.get('mib_per_minute', 0):.0f} MiB a minute on a steady line, "
-                    f"and still climbs; it holds {details.get('memory_mib', 0):.0f} MiB now. "
+                    f"{details.get('window_seconds', 120):.0f} s on a steady line, and still "
+                    f"climbs, {details.get('mib_per_minute', 0):.0f} MiB a minute lately; it "
+                    f"holds {details.get('memory_mib', 0):.0f} MiB now. "
                     "Memory that only grows is a leak: something keeps what it no longer needs "
                     "(a list or cache that is never emptied, objects kept per request).",
                     "Find what grows with the traffic: compare the process's memory with its "
