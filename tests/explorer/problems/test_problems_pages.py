@@ -34,6 +34,9 @@ async def test_problems_page_lists_links_and_marks_the_waterfall(page: BrowserPa
         await card.wait_for()
         text = await card.inner_text()
         assert "ran the same query 6 times" in text and "Fix:" in text
+        # Its state and what clears it.
+        assert "Ongoing" in text and "Clears when no new trace shows it for 60 s" in text
+        assert f"N+1 queries in {HOSTILE} GET /authors" in text
         assert await card.locator("pre.sql").inner_text() == (
             "SELECT * FROM books WHERE author_id = ?")
         assert await browser.locator("nav a[aria-current=page]").inner_text() == "Problems"
