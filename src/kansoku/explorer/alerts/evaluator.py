@@ -301,8 +301,11 @@ def _error_rate(store: TelemetryStore, rule: ErrorRateRule, now_ns: int) -> list
         labels = {"service": row.service}
         if row.route is not None:
             labels["route"] = row.route
-        details = {"requests": row.requests, "errors": row.errors,
-                   "example_trace_id": row.failed_trace_id}
+        details: dict[str, Any] = {"requests": row.requests, "errors": row.errors,
+                                   "example_trace_id": row.failed_trace_id}
+        if row.failed_flag:
+            flag, _, variant = row.failed_flag.partition("=")
+            details |= {"flag": flag, "flag_variant": variant}
         if row.requests < rule.min_requests:
             found.append(_too_few(rule, labels, share, row.requests, rule.min_requests,
                                   "requests", rule.window, details))
@@ -671,6 +674,11 @@ class AlertEvaluator:
                 ) -> list[AlertChange]:
         threshold, window = _threshold_and_window(rule, sample)
         summary = summary_text(rule, sample.labels, sample.value, threshold, window)
+        if sample.details.get("flag"):
+            # The spans say why: a fault flag marked the requests that failed.
+            summary += (f" Its failed requests carry the fault flag "
+                        f"{sample.details['flag']} = {sample.details.get('flag_variant') or 'on'}"
+                        f" ({semconv.FEATURE_FLAG_KEY}).")
         details = {**sample.details, "links": links(rule, sample.labels, sample.details),
                    "kind": rule.kind, "value_text": format_value(rule, sample.value),
                    "threshold_text": format_value(rule, threshold) if threshold is not None

@@ -66,6 +66,8 @@ class RequestWindow:
     quantile_ns: float
     slowest_trace_id: str
     failed_trace_id: str | None
+    #: The fault flag most failed requests carry, as "key=variant" (None: none does).
+    failed_flag: str | None = None
 
 
 @dataclass(frozen=True)
