@@ -130,6 +130,9 @@ class Thresholds:
     memory_min_mib_per_minute: float = 4.0
     memory_min_growth_mib: float = 8.0
     memory_min_fit: float = 0.7
+    #: A process is judged only once it has readings from before its window (within
+    #: this many seconds before it): one that just started grows as it warms up.
+    memory_warmup_seconds: float = 120.0
     #: CPU saturation: over the last `cpu_window_seconds` (at least `cpu_min_points`
     #: points) a process keeps at least `cpu_min_cores` busy on average, at
     #: least `cpu_min_share` of its points and its latest one at that level or above,
@@ -598,7 +601,8 @@ def detect_memory_growth(series: Sequence[ProcessSeries], thresholds: Thresholds
         slope = (row.slope_per_second or 0.0) * 60 / _MIB  # MiB a minute
         latest = (row.latest_slope_per_second or 0.0) * 60 / _MIB
         grown = (row.latest_value - row.first_value) / _MIB
-        if (row.points >= t.memory_min_points and slope >= t.memory_min_mib_per_minute
+        if (row.baseline_mean is not None  # not a process warming up
+                and row.points >= t.memory_min_points and slope >= t.memory_min_mib_per_minute
                 and (row.fit or 0.0) >= t.memory_min_fit and grown >= t.memory_min_growth_mib
                 and latest >= t.memory_min_mib_per_minute / 2):
             found.append(Finding(
@@ -1099,10 +1103,11 @@ class ProblemDetector:
             min_spans=1)
         recorded = self._record_windowed(detect_fault_flags(flagged, t, now),
                                          t.flag_window_seconds)
+        memory_start = now - int(t.memory_window_seconds * 1e9)
         memory = queries.process_series(
-            self.store, semconv.METRIC_PROCESS_MEMORY, baseline_start_ns=now - int(
-                t.memory_window_seconds * 1e9),
-            start_ns=now - int(t.memory_window_seconds * 1e9),
+            self.store, semconv.METRIC_PROCESS_MEMORY,
+            baseline_start_ns=memory_start - int(t.memory_warmup_seconds * 1e9),
+            start_ns=memory_start,
             latest_start_ns=now - int(t.memory_latest_seconds * 1e9), end_ns=now, level=0.0)
         cpu_start = now - int(t.cpu_window_seconds * 1e9)
         cpu = queries.process_series(
