@@ -227,6 +227,8 @@ def test_memory_that_keeps_growing_names_the_process_and_clears_when_freed(
     (problem,) = _problems(store, leak_from + found_at * S, ProblemKind.MEMORY_GROWTH)
     assert problem.service == "worker" and problem.state == ProblemState.ONGOING
     assert problem.headline.startswith("memory growing in worker (pid 777): +")
+    # The process's problem, not a trace's: no example trace, a recent one to start from.
+    assert problem.example_trace_id == "" and problem.details["latest_trace_id"]
     assert problem.details["mib_per_minute"] == pytest.approx(20, rel=0.35)
     assert problem.impact_unit == "MiB"
     # Freed at 420 s: cleared within a minute.

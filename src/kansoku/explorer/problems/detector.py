@@ -1129,9 +1129,10 @@ class ProblemDetector:
         known = queries.latest_of_services(self.store, sorted({f.service for f in findings}),
                                            since_ns)
         for finding in findings:
+            # Not the occurrence's trace (the problem is the process's, not one trace's:
+            # the waterfall does not mark it), but a place to start looking.
             pid, trace_id = known.get(finding.service, (None, None))
-            finding.details = {**finding.details, "pid": pid}
-            finding.trace_id = trace_id or ""
+            finding.details = {**finding.details, "pid": pid, "latest_trace_id": trace_id}
 
     def stats(self) -> DetectionStats:
         return DetectionStats(

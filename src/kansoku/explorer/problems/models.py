@@ -207,8 +207,10 @@ class Problem(BaseModel):
     state: ProblemState = Field(description="ongoing: its rule still finds it; cleared: "
                                             "not for the rule's hold time")
     clears_when: str = Field(description="What clears it, and how soon")
-    example_trace_id: str = Field(description="The latest trace it occurred in (none for "
-                                              "the resource kinds: an empty string)")
+    example_trace_id: str = Field(description="The latest trace it occurred in (an empty "
+                                              "string for the resource kinds, which are "
+                                              "a process's: details.latest_trace_id is a "
+                                              "recent trace of the service)")
     first_seen_ns: int
     last_seen_ns: int
     occurrences: int = Field(description="Traces it occurred in (the baseline kinds: "

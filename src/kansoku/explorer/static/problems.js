@@ -46,7 +46,8 @@ function problemCard(problem) {
     el("p", { class: "fix" }, el("strong", {}, "Fix: "), problem.fix),
     el("p", { class: "clears" }, el("strong", {}, problem.state === "cleared" ? "Cleared. " : "Ongoing. "), problem.clears_when),
     el("p", { class: "muted" }, `Seen ${times} · ${problem.impact_text} · first ${when(problem.first_seen_ns)} · last ${when(problem.last_seen_ns)}`),
-    el("p", {}, problem.example_trace_id ? [link(`/traces/${problem.example_trace_id}`, "Example trace"), " · "] : null,
+    el("p", {}, problem.example_trace_id ? [link(`/traces/${problem.example_trace_id}`, "Example trace"), " · "]
+      : problem.details.latest_trace_id ? [link(`/traces/${problem.details.latest_trace_id}`, `a recent trace of ${problem.service}`), " · "] : null,
       link(withLookback(`/problems?service=${encodeURIComponent(problem.service)}`), `all problems of ${problem.service}`))));
 }
 
