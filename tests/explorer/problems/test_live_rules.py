@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ from kansoku.explorer.problems.models import Problem, ProblemKind, ProblemState
 from kansoku.explorer.settings import Settings
 from kansoku.explorer.store import SPANS, Rows, TelemetryStore
 from kansoku.kit import semconv
-from tests.explorer.alerts.alerting import write_points
+from tests.explorer.alerts.alerting import write_points, write_requests
 
 S = 1_000_000_000
 MIB = 1024 * 1024
@@ -31,7 +32,6 @@ CHECK_SECONDS = 15
 
 
 def _now_on_the_second() -> int:
-    import time
     return (time.time_ns() // S) * S
 
 
@@ -275,4 +275,33 @@ def test_a_process_keeping_its_core_busy_is_cpu_saturation(store: TelemetryStore
     assert "against 0.10 in the 10 minutes before" in problem.explanation
     cleared_at = next(seconds for seconds in range(CHECK_SECONDS, 121, CHECK_SECONDS)
                       if found(hog_to + seconds * S)[0].state == ProblemState.CLEARED)
+    assert cleared_at <= 60, cleared_at
+
+
+def test_an_error_hotspot_clears_within_a_minute_of_the_failures_stopping(
+        store: TelemetryStore) -> None:
+    stop = _now_on_the_second() - 120 * S
+    # The hour before: fine. Then two minutes failing two requests in five, then fine.
+    write_requests(store, service="payments", route="/charges", method="POST",
+                   start_ns=stop - 1800 * S, count=200, every_ns=5 * S, status=201)
+    for offset in range(0, 120, 5):
+        write_requests(store, service="payments", route="/charges", method="POST",
+                       start_ns=stop - 120 * S + offset * S, count=5, every_ns=S,
+                       status=201, failed=2)
+    write_requests(store, service="payments", route="/charges", method="POST",
+                   start_ns=stop, count=120, every_ns=S, status=201)
+    detector = _detector(store)
+
+    def hotspot(at: int) -> Problem | None:
+        detector.check_baselines(now_ns=at)
+        found = _problems(store, at, ProblemKind.ERROR_HOTSPOT)
+        return found[0] if found else None
+
+    during = hotspot(stop)
+    assert during is not None and during.state == ProblemState.ONGOING
+    assert during.headline.startswith("POST /charges of payments failing: 39.7 % ")
+    cleared_at = next(seconds for seconds in range(CHECK_SECONDS, 121, CHECK_SECONDS)
+                      if (after := hotspot(stop + seconds * S)) is not None
+                      and after.state == ProblemState.CLEARED)
+    # Its five-minute window still holds the failures: the latest 30 s clear it.
     assert cleared_at <= 60, cleared_at
