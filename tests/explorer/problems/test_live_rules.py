@@ -125,8 +125,10 @@ async def test_a_flag_failing_a_quarter_of_payments_is_named_within_a_minute(
     assert problem["service"] == "payments" and problem["operation"] == "POST /charges"
     assert problem["details"]["flag"] == "paymentFailure"
     assert problem["details"]["variant"] == "25%"
-    assert problem["headline"].startswith("fault flag paymentFailure = 25% on payments "
+    assert problem["headline"].startswith("fault flag paymentFailure=25% in payments "
                                           "POST /charges: ")
+    assert problem["headline"].endswith("marked spans failed, 0 of the "
+                                        f"{problem['details']['unmarked_spans']} others")
     assert "feature_flag.key=paymentFailure" in problem["explanation"]
     assert "kansoku flags set paymentFailure off" in problem["fix"]
     assert problem["details"]["failed"] == problem["details"]["spans"] >= 2

@@ -1,9 +1,11 @@
 """Automatic problem detection: rules that read the traces as they arrive and name what
 a person would otherwise have to spot in a waterfall — an N+1, a slow query, queries run
 one after another that could run together, a loop of calls to another service, an
-operation that suddenly fails, an endpoint slower than it usually is.
+operation that suddenly fails, an endpoint slower than it usually is — and what they
+would otherwise have to spot on a chart: a fault flag at work, a process whose memory
+keeps growing or whose CPU is saturated.
 
-Two kinds of rule (docs/problems.md describes each, with its thresholds):
+Three kinds of rule (docs/problems.md describes each, with its thresholds):
 
 - **Per trace**, once the trace is complete: N+1 database queries, slow database
   queries, consecutive independent queries, N+1 HTTP calls. The store tells the
@@ -12,7 +14,13 @@ Two kinds of rule (docs/problems.md describes each, with its thresholds):
   (a trace whose root never comes is taken after `orphan_seconds`). Each pass reads only
   those traces' spans, so the work follows the traffic, not the size of the store.
 - **Against a baseline**, every `baseline_check_seconds`: error hotspots and slow
-  endpoints compare each operation's last few minutes with the hour before.
+  endpoints compare each operation's last few minutes with the hour before, and need
+  their condition in the latest seconds too.
+- **Live**, in the same pass: spans marked by a fault flag (`feature_flag.key`), and
+  each service's process metrics (memory growth, CPU saturation).
+
+A problem is *ongoing* while its rule keeps finding it and *cleared* once it has not for
+its hold time; `clearing` says what clears each kind, and the problem carries it.
 
 What a rule finds is an occurrence; occurrences of the same kind, service, operation and
 statement (or route) share a fingerprint and make one problem, stored in the explorer's
@@ -807,9 +815,11 @@ def headline(kind: ProblemKind, service: str, operation: str, details: Mapping[s
         case ProblemKind.FAULT_FLAG:
             flag, variant = details.get("flag", "?"), details.get("variant") or "on"
             spans, failed = details.get("spans", 0), details.get("failed", 0)
-            effect = (f"{failed} of {spans} marked spans failed" if failed
+            others = (f", {details.get('unmarked_failed', 0)} of the "
+                      f"{details.get('unmarked_spans', 0)} others")
+            effect = (f"{failed} of {spans} marked spans failed{others}" if failed
                       else f"{spans} spans marked, p95 {_duration(details.get('p95_ms', 0))}")
-            return f"fault flag {flag} = {variant} on {service} {operation}: {effect}"
+            return f"fault flag {flag}={variant} in {service} {operation}: {effect}"
         case ProblemKind.MEMORY_GROWTH:
             return (f"memory growing in {_process(service, details)}: "
                     f"+{details.get('mib_per_minute', 0):.0f} MiB a minute, "
@@ -1141,8 +1151,9 @@ class ProblemDetector:
             last_baseline_check_ns=self.last_baseline_check_ns)
 
     async def run_forever(self) -> None:
-        """The explorer's background task: traces every `check_seconds`, baselines every
-        `baseline_check_seconds`. A failed pass is logged and the next one goes on."""
+        """The explorer's background task: traces every `check_seconds`, the live and
+        baseline rules every `baseline_check_seconds`. A failed pass is logged and the
+        next one goes on."""
         try:
             await asyncio.to_thread(self.catch_up)
         except Exception:
