@@ -802,9 +802,9 @@ def _fault_flag_words(service: str, operation: str, details: Mapping[str, Any]
     if also:
         what.append(f"It marks {', '.join(also)} too.")
     return (" ".join(what),
-            f"Turn the flag off (`kansoku flags set {flag} off`, or `kansoku flags reset` for "
-            "every flag), or open the example trace to see what it does; docs/faults.md "
-            "describes each flag and what it shows.")
+            f"Turn the flag off (kansoku flags set {flag} off, or kansoku flags reset for "
+            "every flag; or the admin's Faults page), or open the example trace to see what "
+            "it does; docs/faults.md describes each flag and what it shows.")
 
 
 def headline(kind: ProblemKind, service: str, operation: str, details: Mapping[str, Any]
