@@ -43,6 +43,12 @@ slos:
     kind: latency
     threshold: 500ms
     objective: 95
+  - name: paid-checkout
+    service: orders
+    kind: journey
+    operations: ["POST /orders/{order_id}/payment"]
+    steps: ["POST /orders"]
+    objective: 99
 """
 
 
@@ -154,7 +160,8 @@ def test_the_rules_in_use_and_the_openapi_document(explorer: httpx.Client) -> No
         "with at least 20 requests and 5 failures.")
     assert errors["source"] == rules["source"] and errors["error"] is None
     assert burning["condition"] == (
-        "The error budget of checkout-availability, product-page-latency burning at least "
+        "The error budget of checkout-availability, product-page-latency, paid-checkout "
+        "burning at least "
         "14.4x over 1h and 5m (critical), with at least 20 requests in the short window.")
     document = explorer.get("/openapi.json").json()
     assert {"/api/alerts", "/api/alerts/history", "/api/alerts/rules", "/api/slos"} <= set(
@@ -197,6 +204,11 @@ async def test_the_alerts_and_slos_pages(page: BrowserPage, tmp_path: Path) -> N
         assert "-4900.0 % of the error budget left" in await checkout.inner_text()
         assert await checkout.get_by_role("img", name="Burn rate per step (1 = on budget)"
                                           ).count() == 1
+        journey = browser.get_by_role("article", name="SLO paid-checkout")
+        journey_text = await journey.inner_text()
+        assert "99 % of journeys end with a 2xx at their last step over 30d: " \
+               "POST /orders/{order_id}/payment; a failure (5xx) of POST /orders counts as " \
+               "a bad journey" in journey_text
         await page.screenshot("explorer-slos")
     app.state.store.close()
     assert page.errors == []
