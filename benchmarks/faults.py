@@ -44,8 +44,10 @@ What counts (decided here, the same for every flag):
   fault) and a baseline problem (error hotspot, slower than usual: a 5-minute window)
   are only judged when nothing quicker detected the flag. An alert has
   cleared when it is no longer firing (its resolve time is the explorer's own); a problem
-  when no new occurrence came for `--problem-quiet` seconds (its clear time is its last
-  occurrence). Seconds to resolve: from `flags reset` to the last of those clear times.
+  when the explorer says it is `cleared` (its clear time is the poll that saw it), or,
+  from an explorer whose problems have no state, when no new occurrence came for
+  `--problem-quiet` seconds (its clear time is its last occurrence). Seconds to
+  resolve: from `flags reset` to the last of those clear times.
 - **PASS**: detected within 60 s and resolved within 180 s. Figures past the goals are
   still measured, up to the limits, so the table shows how far off a miss is.
 
@@ -384,7 +386,11 @@ def run_flag(env: dict[str, str], explorer: Explorer, flag: dict[str, Any],
             else:
                 problem = problem_by_key.get(key)
                 last = problem["last_seen_ns"] if problem else set_ns
-                if time.time_ns() - last >= args.problem_quiet * 1e9:
+                if problem is not None and "state" in problem:
+                    # The explorer says when a problem cleared: judged by its own rule.
+                    if problem["state"] == "cleared":
+                        cleared[key] = max(0.0, (time.time_ns() - reset_ns) / 1e9)
+                elif time.time_ns() - last >= args.problem_quiet * 1e9:
                     cleared[key] = max(0.0, (last - reset_ns) / 1e9)
             if key in cleared:
                 say(f"  +{now:5.1f} s  {signal.label} cleared at +{cleared[key]:.0f} s")

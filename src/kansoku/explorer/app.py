@@ -139,4 +139,13 @@ def thresholds(settings: Settings) -> Thresholds:
         slow_endpoint_baseline_min_requests=settings.slow_endpoint_baseline_min_requests,
         slow_endpoint_factor=settings.slow_endpoint_factor,
         slow_endpoint_min_extra_ms=settings.slow_endpoint_min_extra_ms,
+        latest_seconds=settings.problems_latest_seconds,
+        flag_min_spans=settings.fault_flag_min_spans,
+        flag_window_seconds=settings.fault_flag_window_seconds,
+        memory_min_mib_per_minute=settings.memory_growth_min_mib_per_minute,
+        memory_min_growth_mib=settings.memory_growth_min_mib,
+        memory_window_seconds=settings.memory_growth_window_seconds,
+        cpu_min_cores=settings.cpu_saturation_min_cores,
+        cpu_factor=settings.cpu_saturation_factor,
+        cpu_window_seconds=settings.cpu_saturation_window_seconds,
     )

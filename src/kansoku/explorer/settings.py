@@ -52,8 +52,10 @@ class Settings(ServiceSettings):
     problems_check_seconds: float = Field(5.0, gt=0)
     problems_grace_seconds: float = Field(5.0, ge=0)
     problems_orphan_seconds: float = Field(30.0, ge=0)
-    #: How often the baseline rules (error hotspot, slow endpoint) run.
-    problems_baseline_check_seconds: float = Field(60.0, gt=0)
+    #: How often the window rules run: the baseline rules (error hotspot, slow
+    #: endpoint) and the live ones (fault flag, memory growth, CPU saturation). A
+    #: problem they found stays ongoing for two of these after they last found it.
+    problems_baseline_check_seconds: float = Field(15.0, gt=0)
     #: N+1 queries: this many sequential identical statements under one parent, taking
     #: this long together.
     n_plus_one_db_min_spans: int = Field(5, ge=2)
@@ -85,6 +87,21 @@ class Settings(ServiceSettings):
     slow_endpoint_baseline_min_requests: int = Field(50, ge=1)
     slow_endpoint_factor: float = Field(2.0, ge=1)
     slow_endpoint_min_extra_ms: float = Field(250.0, ge=0)
+    #: The baseline rules also need their condition in the latest this many seconds,
+    #: so their problems clear soon after the cause goes away.
+    problems_latest_seconds: float = Field(30.0, gt=0)
+    #: Fault flag: this many spans marked by one flag in one service within the window.
+    fault_flag_min_spans: int = Field(2, ge=1)
+    fault_flag_window_seconds: float = Field(30.0, gt=0)
+    #: Memory growth: the least climb (MiB a minute, and MiB in all) over the window.
+    memory_growth_min_mib_per_minute: float = Field(4.0, gt=0)
+    memory_growth_min_mib: float = Field(8.0, ge=0)
+    memory_growth_window_seconds: float = Field(120.0, gt=0)
+    #: CPU saturation: the least cores a process keeps busy over the window, and how
+    #: many times its usual.
+    cpu_saturation_min_cores: float = Field(0.4, gt=0)
+    cpu_saturation_factor: float = Field(2.0, ge=1)
+    cpu_saturation_window_seconds: float = Field(60.0, gt=0)
 
     # --- alerts and SLOs (explorer/alerts/; docs/alerts.md) --------------------------
     #: Evaluate the alert rules at all.

@@ -83,8 +83,11 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "the order, releases its stock and answers 503 payments-unavailable.",
         "Services: payments' error rate; its POST /charges traces in red with the "
         "exception and feature_flag.key=paymentFailure; orders' "
-        "POST /orders/{order_id}/payment errors; error-hotspot problems; the error-rate "
-        "alert on payments once five charges fail within a minute.",
+        "POST /orders/{order_id}/payment errors; a fault-flag problem naming "
+        "paymentFailure on payments POST /charges within a minute, even at 25%; the "
+        "checkout SLO's budget burning (every failed payment is an unpaid checkout); "
+        "error-hotspot problems; the error-rate alert on payments, naming the flag, once "
+        "five charges fail within a minute.",
         _numbers("%", 10, 25, 50, 75, 100, scale=0.01)),
     FlagDefinition(
         "paymentLatency", "payments", FaultCategory.LATENCY,
@@ -158,9 +161,10 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "Each event handled keeps 256 KiB (1x), 2.5 MiB (10x) or 25 MiB (100x) in a list "
         "that is never read, up to 512 MiB in all; turning the flag off frees it (as a "
         "restart would).",
-        "Metrics: process.memory.usage of the worker climbing; consumer spans carry "
-        "feature_flag.key=workerMemoryLeak; the memory saturation alert once the worker "
-        "holds 512 MiB (at 100x within two minutes under load).",
+        "Problems: 'memory growing in worker (pid …)' while it climbs, and a fault-flag "
+        "problem on its consumer spans; Metrics: process.memory.usage of the worker "
+        "climbing; the memory saturation alert once the worker holds 512 MiB (at 100x "
+        "within two minutes under load).",
         ((OFF, 0.0), ("1x", 1.0), ("10x", 10.0), ("100x", 100.0))),
     FlagDefinition(
         "gatewayCpuHog", "gateway", FaultCategory.RESOURCES,
@@ -168,9 +172,10 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
         "Each request to the gateway spends 50 ms of CPU in a `cpu-intensive work` span on "
         "the event loop, so under load the gateway's core fills up and every request "
         "waits for the ones before it.",
-        "Metrics: process.cpu.utilization of the gateway; every service's latency as seen "
-        "from the gateway; the `cpu-intensive work` spans; slower-than-usual problems on "
-        "the gateway's routes.",
+        "Problems: 'CPU saturation in gateway (pid …)' once the gateway keeps 0.4 cores "
+        "or more busy for a minute, twice its usual, and a fault-flag problem on its "
+        "spans; Metrics: process.cpu.utilization of the gateway; every service's latency "
+        "as seen from the gateway; the `cpu-intensive work` spans.",
         _on_off()),
     FlagDefinition(
         "imageSlowLoad", "gateway", FaultCategory.BROWSER,

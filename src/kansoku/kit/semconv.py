@@ -13,6 +13,9 @@ ENDUSER_ID: Final = "enduser.id"
 SERVICE_NAME: Final = "service.name"
 SERVICE_VERSION: Final = "service.version"
 SERVICE_NAMESPACE: Final = "service.namespace"
+#: The process's id, on every signal's resource: the explorer names the process whose
+#: memory grows or whose CPU is saturated by it.
+PROCESS_PID: Final = "process.pid"
 PEER_SERVICE: Final = "peer.service"
 HTTP_REQUEST_METHOD: Final = "http.request.method"
 HTTP_ROUTE: Final = "http.route"
@@ -108,7 +111,9 @@ PRODUCT_ID: Final = "kansoku.product.id"
 
 #: The process's own runtime metrics every service exports (OpenTelemetry's system
 #: metrics instrumentation): the explorer's CPU and memory charts.
-RUNTIME_METRICS: Final = ("process.cpu.utilization", "process.memory.usage",
+METRIC_PROCESS_CPU: Final = "process.cpu.utilization"
+METRIC_PROCESS_MEMORY: Final = "process.memory.usage"
+RUNTIME_METRICS: Final = (METRIC_PROCESS_CPU, METRIC_PROCESS_MEMORY,
                           "process.thread.count", "cpython.gc.collections")
 
 # --- Real-user monitoring (the gateway's browser intake, the explorer's Browser page) ----

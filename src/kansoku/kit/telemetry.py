@@ -169,6 +169,7 @@ def setup_telemetry(service: str, *, prometheus: bool = True) -> Telemetry:
             semconv.SERVICE_NAMESPACE: semconv.NAMESPACE,
             semconv.SERVICE_VERSION: __version__,
             "service.instance.id": uuid.uuid4().hex,
+            semconv.PROCESS_PID: os.getpid(),
         }
     )
 

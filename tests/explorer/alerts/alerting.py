@@ -15,9 +15,10 @@ S = 1_000_000_000
 
 def write_requests(store: TelemetryStore, *, service: str, route: str, start_ns: int,
                    count: int, every_ns: int = S // 10, ms: float = 20.0, failed: int = 0,
-                   method: str = "GET") -> None:
+                   method: str = "GET", status: int = 200, failed_status: int = 500) -> None:
     """`count` server spans of `service` for `route`, one every `every_ns` from
-    `start_ns`, each taking `ms`; the first `failed` answer 500."""
+    `start_ns`, each taking `ms`; the first `failed` answer `failed_status` (with an
+    error status when it is 5xx), the others `status`."""
     rows = Rows(SPANS)
     for index in range(count):
         fails = index < failed
@@ -25,8 +26,10 @@ def write_requests(store: TelemetryStore, *, service: str, route: str, start_ns:
             "trace_id": os.urandom(16).hex(), "span_id": os.urandom(8).hex(),
             "parent_span_id": None, "service": service, "name": f"{method} {route}",
             "kind": "server", "start_ns": start_ns + index * every_ns,
-            "duration_ns": int(ms * 1e6), "status": "error" if fails else "unset",
-            "status_message": None, "route": route, "http_status": 500 if fails else 200,
+            "duration_ns": int(ms * 1e6),
+            "status": "error" if fails and failed_status >= 500 else "unset",
+            "status_message": None, "route": route,
+            "http_status": failed_status if fails else status,
             "user_id": None, "db_system": None, "db_statement": None, "peer_service": None,
             "messaging_destination": None, "attributes": None, "resource": None,
             "events": None, "links": None}

@@ -43,6 +43,12 @@ slos:
     kind: latency
     threshold: 500ms
     objective: 95
+  - name: paid-checkout
+    service: orders
+    kind: journey
+    operations: ["POST /orders/{order_id}/payment"]
+    steps: ["POST /orders"]
+    objective: 99
 """
 
 
@@ -142,6 +148,21 @@ def test_the_rules_in_use_and_the_openapi_document(explorer: httpx.Client) -> No
     rules = explorer.get("/api/alerts/rules").json()["data"]
     assert rules["source"].endswith("alerts.yaml") and rules["load_error"] is None
     assert [r["name"] for r in rules["rules"]] == ["HighErrorRate", "ErrorBudgetBurn"]
+    # Every rule with its state now and its condition in words.
+    listed = wait_for(explorer, "/api/alerts/rules", lambda data: all(
+        rule["state"] == "firing" for rule in data["overview"]))["overview"]
+    errors, burning = listed
+    assert (errors["name"], errors["kind"], errors["severity"]) == (
+        "HighErrorRate", "error_rate", "critical")
+    assert errors["firing"] >= 2 and errors["pending"] == 0
+    assert errors["condition"] == (
+        "More than 5.0 % of a service's requests failed (error status or HTTP 5xx) over 5m, "
+        "with at least 20 requests and 5 failures.")
+    assert errors["source"] == rules["source"] and errors["error"] is None
+    assert burning["condition"] == (
+        "The error budget of checkout-availability, product-page-latency, paid-checkout "
+        "burning at least "
+        "14.4x over 1h and 5m (critical), with at least 20 requests in the short window.")
     document = explorer.get("/openapi.json").json()
     assert {"/api/alerts", "/api/alerts/history", "/api/alerts/rules", "/api/slos"} <= set(
         document["paths"])
@@ -171,6 +192,10 @@ async def test_the_alerts_and_slos_pages(page: BrowserPage, tmp_path: Path) -> N
         assert "payments failed 100.0 % of its requests over the last 5m." in texts
         await browser.get_by_role("link", name="traces").first.wait_for()
         assert await browser.get_by_role("cell", name="HighErrorRate").count() >= 2
+        # Every rule listed with its state and condition.
+        assert await browser.get_by_role("row", name="Rule HighErrorRate firing").count() == 1
+        burn_row = browser.get_by_role("row", name="Rule ErrorBudgetBurn firing")
+        assert "burning at least 14.4x over 1h and 5m" in await burn_row.inner_text()
         await page.screenshot("explorer-alerts")
 
         await browser.goto(f"{base}/slos")
@@ -179,6 +204,11 @@ async def test_the_alerts_and_slos_pages(page: BrowserPage, tmp_path: Path) -> N
         assert "-4900.0 % of the error budget left" in await checkout.inner_text()
         assert await checkout.get_by_role("img", name="Burn rate per step (1 = on budget)"
                                           ).count() == 1
+        journey = browser.get_by_role("article", name="SLO paid-checkout")
+        journey_text = await journey.inner_text()
+        assert "99 % of journeys end with a 2xx at their last step over 30d: " \
+               "POST /orders/{order_id}/payment; a failure (5xx) of POST /orders counts as " \
+               "a bad journey" in journey_text
         await page.screenshot("explorer-slos")
     app.state.store.close()
     assert page.errors == []

@@ -415,13 +415,14 @@ MINUTE = 60_000
 
 def requests(service: str, route: str, *, minutes_ago: float, count: int, ms: float,
              failing: int = 0) -> list[TraceBuilder]:
-    """`count` requests spread over the minute `minutes_ago`, the first `failing` of them
-    answered 500."""
+    """`count` requests spread over the minute `minutes_ago`, `failing` of them (spread
+    evenly among them) answered 500."""
     traces = []
     for number in range(count):
         trace = TraceBuilder(time.time_ns() - int((minutes_ago * MINUTE
                                                    - number * MINUTE / count) * MS))
-        trace.request(route, service=service, ms=ms, status=500 if number < failing else 200)
+        fails = (number + 1) * failing // count > number * failing // count
+        trace.request(route, service=service, ms=ms, status=500 if fails else 200)
         traces.append(trace)
     return traces
 
@@ -430,12 +431,16 @@ def test_an_operation_failing_more_than_usual_is_an_error_hotspot(explorer: Expl
                                                                   ) -> None:
     explorer.checked(
         *requests("flaky", "/pay", minutes_ago=30, count=40, ms=20),
-        *requests("flaky", "/pay", minutes_ago=2, count=25, ms=20, failing=10),
+        *requests("flaky", "/pay", minutes_ago=1, count=25, ms=20, failing=10),
         # Always failing one request in five: no jump.
         *requests("steady", "/pay", minutes_ago=30, count=40, ms=20, failing=8),
-        *requests("steady", "/pay", minutes_ago=2, count=25, ms=20, failing=5),
+        *requests("steady", "/pay", minutes_ago=1, count=25, ms=20, failing=5),
         # All failing, but too few to judge.
-        *requests("rare", "/pay", minutes_ago=2, count=10, ms=20, failing=10))
+        *requests("rare", "/pay", minutes_ago=1, count=10, ms=20, failing=10),
+        # Failing more than usual, but not any more: nothing failed in the latest 30 s.
+        *requests("recovered", "/pay", minutes_ago=30, count=40, ms=20),
+        *requests("recovered", "/pay", minutes_ago=2, count=25, ms=20, failing=10),
+        *requests("recovered", "/pay", minutes_ago=1, count=10, ms=20))
     (problem,) = explorer.eventually(service="flaky")
     assert problem["kind"] == "error-hotspot" and problem["operation"] == "GET /pay"
     assert problem["route"] == "/pay"
@@ -446,6 +451,10 @@ def test_an_operation_failing_more_than_usual_is_an_error_hotspot(explorer: Expl
     time.sleep(1)  # a few more baseline passes
     assert explorer.problems(service="steady") == []
     assert explorer.problems(service="rare") == []
+    assert explorer.problems(service="recovered") == []
+    assert problem["state"] == "ongoing"
+    assert "Clears when the operation's last 30 s have no failures" in problem["clears_when"]
+    assert problem["headline"] == "GET /pay of flaky failing: 40.0 % of its requests"
     # One occurrence per window, however many passes saw it.
     assert explorer.problems(service="flaky")[0]["occurrences"] == 1
 
@@ -453,13 +462,13 @@ def test_an_operation_failing_more_than_usual_is_an_error_hotspot(explorer: Expl
 def test_an_endpoint_slower_than_its_baseline_is_a_problem(explorer: Explorer) -> None:
     explorer.checked(
         *requests("sluggish", "/search", minutes_ago=40, count=60, ms=50),
-        *requests("sluggish", "/search", minutes_ago=2, count=25, ms=600),
+        *requests("sluggish", "/search", minutes_ago=1, count=25, ms=600),
         # Slower, but by less than the minimum.
         *requests("jittery", "/search", minutes_ago=40, count=60, ms=50),
-        *requests("jittery", "/search", minutes_ago=2, count=25, ms=140),
+        *requests("jittery", "/search", minutes_ago=1, count=25, ms=140),
         # Slow, but always was.
         *requests("always-slow", "/search", minutes_ago=40, count=60, ms=700),
-        *requests("always-slow", "/search", minutes_ago=2, count=25, ms=720))
+        *requests("always-slow", "/search", minutes_ago=1, count=25, ms=720))
     (problem,) = explorer.eventually(service="sluggish")
     assert problem["kind"] == "slow-endpoint" and problem["operation"] == "GET /search"
     assert problem["route"] == "/search"

@@ -52,6 +52,8 @@ from kansoku.explorer.alerts.models import (
     AlertingStats,
     AlertRow,
     AlertState,
+    RuleOverview,
+    RuleState,
     SaturationResource,
 )
 from kansoku.explorer.alerts.notify import Notifier
@@ -226,6 +228,60 @@ def links(rule: Rule, labels: Mapping[str, str], details: Mapping[str, Any]
     return found
 
 
+def _scope(services: list[str], exclude_services: list[str],
+           exclude_routes: list[str] | None = None) -> str:
+    parts = []
+    if services:
+        parts.append(f"only {', '.join(services)}")
+    if exclude_services:
+        parts.append(f"{', '.join(exclude_services)} left out")
+    if exclude_routes:
+        parts.append(f"routes {', '.join(exclude_routes)} left out")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def describe_rule(rule: Rule, rules: RuleFile) -> str:
+    """What `rule` measures and when it fires, in words (the Alerts page's list)."""
+    match rule:
+        case ErrorRateRule():
+            per = " and route" if "route" in rule.group_by else ""
+            return (f"More than {format_value(rule, rule.threshold)} of a service{per}'s "
+                    f"requests failed (error status or HTTP 5xx) over "
+                    f"{format_duration(rule.window)}, with at least {rule.min_requests} "
+                    f"requests and {rule.min_errors} failures"
+                    f"{_scope(rule.services, rule.exclude_services, rule.exclude_routes)}.")
+        case LatencyRule():
+            per = " and route" if "route" in rule.group_by else ""
+            return (f"p{rule.percentile:g} of a service{per}'s request duration above "
+                    f"{format_value(rule, rule.threshold)} over {format_duration(rule.window)}"
+                    f", with at least {rule.min_requests} requests (from "
+                    f"{'server spans' if rule.source == 'spans' else 'the duration histogram'})"
+                    f"{_scope(rule.services, rule.exclude_services, rule.exclude_routes)}.")
+        case SaturationRule():
+            metric = SATURATION_RESOURCES[rule.resource][0]
+            return (f"{metric} of a service averaged over {format_duration(rule.window)} "
+                    f"above {format_value(rule, rule.threshold)}"
+                    f"{_scope(rule.services, rule.exclude_services)}.")
+        case SyntheticFailureRule():
+            return (f"At least {format_value(rule, rule.threshold)} failed runs of a "
+                    f"synthetic journey within {format_duration(rule.window)}.")
+        case DeadLetterRule():
+            return (f"More than {format_value(rule, rule.threshold)} messages of a consumer "
+                    f"moved to the dead-letter stream within {format_duration(rule.window)}.")
+        case QueueLagRule():
+            return (f"More than {format_value(rule, rule.threshold)} messages waiting for a "
+                    f"consumer (its latest reading within {format_duration(rule.window)}).")
+        case BurnRateRule():
+            slos = ", ".join(slo.name for slo in rules.slos_of(rule)) or "no SLO"
+            pairs = "; ".join(
+                f"{pair.factor:g}x over {format_duration(pair.long)} and "
+                f"{format_duration(pair.short)} ({pair.severity})" for pair in rule.pairs)
+            return (f"The error budget of {slos} burning at least {pairs}, with at least "
+                    f"{rule.min_requests} requests in the short window.")
+        case _:
+            assert_never(rule)
+
+
 # --- the rules --------------------------------------------------------------------------
 
 
@@ -245,8 +301,11 @@ def _error_rate(store: TelemetryStore, rule: ErrorRateRule, now_ns: int) -> list
         labels = {"service": row.service}
         if row.route is not None:
             labels["route"] = row.route
-        details = {"requests": row.requests, "errors": row.errors,
-                   "example_trace_id": row.failed_trace_id}
+        details: dict[str, Any] = {"requests": row.requests, "errors": row.errors,
+                                   "example_trace_id": row.failed_trace_id}
+        if row.failed_flag:
+            flag, _, variant = row.failed_flag.partition("=")
+            details |= {"flag": flag, "flag_variant": variant}
         if row.requests < rule.min_requests:
             found.append(_too_few(rule, labels, share, row.requests, rule.min_requests,
                                   "requests", rule.window, details))
@@ -615,6 +674,11 @@ class AlertEvaluator:
                 ) -> list[AlertChange]:
         threshold, window = _threshold_and_window(rule, sample)
         summary = summary_text(rule, sample.labels, sample.value, threshold, window)
+        if sample.details.get("flag"):
+            # The spans say why: a fault flag marked the requests that failed.
+            summary += (f" Its failed requests carry the fault flag "
+                        f"{sample.details['flag']} = {sample.details.get('flag_variant') or 'on'}"
+                        f" ({semconv.FEATURE_FLAG_KEY}).")
         details = {**sample.details, "links": links(rule, sample.labels, sample.details),
                    "kind": rule.kind, "value_text": format_value(rule, sample.value),
                    "threshold_text": format_value(rule, threshold) if threshold is not None
@@ -661,6 +725,29 @@ class AlertEvaluator:
         return AlertChange(time_ns=now, fingerprint=alert.fingerprint, rule=alert.rule,
                            labels=alert.labels, from_state=from_state, to_state=alert.state,
                            value=alert.value, summary=alert.summary, reason=reason)
+
+    def overview(self) -> list[RuleOverview]:
+        """Every rule in use, in file order, with its state now (from its alerts) and its
+        condition in words."""
+        counts: dict[str, dict[AlertState, int]] = defaultdict(lambda: defaultdict(int))
+        for alert in list(self.alerts.values()):  # a copy: the evaluation thread changes it
+            counts[alert.rule][alert.state] += 1
+        listed = []
+        for rule in self.rules.rules:
+            mine = counts[rule.name]
+            firing, pending = mine[AlertState.FIRING], mine[AlertState.PENDING]
+            state: RuleState = (AlertState.FIRING if firing else AlertState.PENDING if pending
+                                else AlertState.INACTIVE)
+            # A burn-rate rule's alerts take each pair's severity, unless its labels say.
+            severity = (", ".join(dict.fromkeys(pair.severity for pair in rule.pairs))
+                        if isinstance(rule, BurnRateRule) and "severity" not in rule.labels
+                        else rule.severity)
+            listed.append(RuleOverview(
+                name=rule.name, kind=rule.kind, state=state, firing=firing, pending=pending,
+                severity=severity, condition=describe_rule(rule, self.rules),
+                for_seconds=rule.for_, source=self.rules_source,
+                error=self.rule_errors.get(rule.name)))
+        return listed
 
     @property
     def slos(self) -> list[SLO]:

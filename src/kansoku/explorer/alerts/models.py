@@ -66,6 +66,8 @@ class RequestWindow:
     quantile_ns: float
     slowest_trace_id: str
     failed_trace_id: str | None
+    #: The fault flag most failed requests carry, as "key=variant" (None: none does).
+    failed_flag: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,27 @@ class AlertChange(BaseModel):
     reason: str | None = Field(description="Why it resolved (or went away): the value back "
                                            "within the threshold, or too little traffic "
                                            "(or none) to judge, which is not a fix")
+
+
+#: A rule's state: the worst of its alerts' (firing, then pending), else inactive.
+RuleState = Literal[AlertState.INACTIVE, AlertState.PENDING, AlertState.FIRING]
+
+
+class RuleOverview(BaseModel):
+    """One rule as the Alerts page lists it: its state now and its condition in words."""
+
+    name: str
+    kind: RuleKind
+    state: RuleState = Field(description="firing when one of its alerts fires, pending "
+                                         "when one is pending, else inactive")
+    firing: int = Field(description="Its alerts firing now")
+    pending: int = Field(description="Its alerts pending now")
+    severity: str
+    condition: str = Field(description="What it measures and when it fires, in words")
+    for_seconds: float = Field(description="How long the condition must hold before it "
+                                           "fires")
+    source: str = Field(description="The rules file it comes from, or (packaged defaults)")
+    error: str | None = Field(description="Why its last evaluation failed, if it did")
 
 
 class ReceiverInUse(BaseModel):

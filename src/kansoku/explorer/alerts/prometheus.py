@@ -202,23 +202,44 @@ def _le(bound: float) -> str:
     return repr(float(bound))
 
 
+#: Inside a selector's braces: the request failed (5xx).
+_FAILED = ', http_response_status_code=~"5.."'
+
+
 def slo_error_ratio(slo: SLO, window: str) -> str:
     """PromQL: the share of the SLO's requests that were bad over `window`."""
-    terms = []
-    for operation in slo.operations:
-        method, route = operation.split(" ", 1)
-        terms.append(_selector(service=slo.service, http_request_method=method,
-                               http_route=route))
-    total = " or ".join(f"rate({REQUESTS}_count{term}[{window}])" for term in terms)
-    if slo.kind == SloKind.AVAILABILITY:
-        bad = " or ".join(
-            f"rate({REQUESTS}_count{term[:-1]}, http_response_status_code=~\"5..\"}}"
-            f"[{window}])" for term in terms)
-        return f"sum(({bad})) / sum(({total}))"
-    bound = _le(bucket_bound(slo.threshold or 0))
-    good = " or ".join(f"rate({REQUESTS}_bucket{term[:-1]}, le=\"{bound}\"}}[{window}])"
-                       for term in terms)
-    return f"1 - sum(({good})) / sum(({total}))"
+
+    def selectors(operations: list[str]) -> list[str]:
+        terms = []
+        for operation in operations:
+            method, route = operation.split(" ", 1)
+            terms.append(_selector(service=slo.service, http_request_method=method,
+                                   http_route=route))
+        return terms
+
+    def rates(terms: list[str], extra: str = "", series: str = "_count") -> str:
+        # `extra` goes inside the selector's braces: term[:-1] drops its closing one.
+        return " or ".join(f"rate({REQUESTS}{series}{term[:-1]}{extra}}}[{window}])"
+                           for term in terms)
+
+    terms = selectors(slo.operations)
+    match slo.kind:
+        case SloKind.AVAILABILITY:
+            return f"sum(({rates(terms, _FAILED)})) / sum(({rates(terms)}))"
+        case SloKind.LATENCY:
+            bound = _le(bucket_bound(slo.threshold or 0))
+            good = rates(terms, f', le="{bound}"', series="_bucket")
+            return f"1 - sum(({good})) / sum(({rates(terms)}))"
+        case SloKind.JOURNEY:
+            # The end: anything but 2xx is bad; an earlier step counts only its 5xx.
+            failed_steps = rates(selectors(slo.steps), _FAILED)
+            bad = rates(terms, ', http_response_status_code!~"2.."')
+            total = rates(terms)
+            if slo.steps:
+                bad, total = f"{bad} or {failed_steps}", f"{total} or {failed_steps}"
+            return f"sum(({bad})) / sum(({total}))"
+        case _:
+            assert_never(slo.kind)
 
 
 def _record_name(window: str) -> str:

@@ -28,6 +28,7 @@ from kansoku.explorer.common.sql import (
 )
 from kansoku.explorer.metrics.models import MetricKind, Temporality
 from kansoku.explorer.store import TelemetryStore, as_json
+from kansoku.kit import semconv
 
 
 def request_windows(store: TelemetryStore, *, start_ns: int, end_ns: int, by_route: bool,
@@ -47,12 +48,17 @@ def request_windows(store: TelemetryStore, *, start_ns: int, end_ns: int, by_rou
         where.add(f"coalesce(route, name) NOT LIKE ? {ESCAPE}", like(pattern))
     group = "service, coalesce(route, name)" if by_route else "service"
     route = "coalesce(route, name)" if by_route else "NULL"
+    # The fault flag most of the failed requests carry (the flag marks what it breaks).
+    flag = f"json_extract_string(attributes, '$.\"{semconv.FEATURE_FLAG_KEY}\"')"
+    variant = f"json_extract_string(attributes, '$.\"{semconv.FEATURE_FLAG_VARIANT}\"')"
     return [RequestWindow(**row) for row in store.rows(
         f"SELECT service, {route} AS route, count(*) AS requests, "
         f"count(*) FILTER (WHERE {FAILED_REQUEST}) AS errors, "
         "quantile_cont(duration_ns, ?) AS quantile_ns, "
         "arg_max(trace_id, duration_ns) AS slowest_trace_id, "
-        f"arg_max(trace_id, start_ns) FILTER (WHERE {FAILED_REQUEST}) AS failed_trace_id "
+        f"arg_max(trace_id, start_ns) FILTER (WHERE {FAILED_REQUEST}) AS failed_trace_id, "
+        f"mode({flag} || '=' || coalesce({variant}, '')) "
+        f"FILTER (WHERE {FAILED_REQUEST} AND {flag} IS NOT NULL) AS failed_flag "
         f"FROM spans WHERE {where} GROUP BY {group} "
         f"HAVING count(*) >= ? ORDER BY {group}",
         [quantile, *where.parameters, min_requests])]

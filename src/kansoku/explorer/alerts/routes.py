@@ -65,14 +65,16 @@ async def alert_history(
 
 @router.get("/api/alerts/rules", tags=["alerts"])
 async def alert_rules(request: Request) -> Data[RulesInUse]:
-    """The rules in use, where they come from, and the last error reading the rules
+    """The rules in use, where they come from, each with its state now (inactive,
+    pending, firing) and its condition in words, and the last error reading the rules
     file (the previous rules stay in use while the file has a mistake)."""
     evaluator = _evaluator(request)
     rules = evaluator.rules
     notifications = rules.notifications
     return Data(data=RulesInUse(
         source=evaluator.rules_source, load_error=evaluator.load_error,
-        rule_errors=dict(evaluator.rule_errors), rules=rules.rules, slos=rules.slos,
+        rule_errors=dict(evaluator.rule_errors), overview=evaluator.overview(),
+        rules=rules.rules, slos=rules.slos,
         notifications=NotificationsInUse(
             group_by=notifications.group_by, group_interval=notifications.group_interval,
             repeat_interval=notifications.repeat_interval,

@@ -34,7 +34,12 @@ from pydantic import (
     model_validator,
 )
 
-from kansoku.explorer.alerts.models import NotificationsInUse, RuleKind, SaturationResource
+from kansoku.explorer.alerts.models import (
+    NotificationsInUse,
+    RuleKind,
+    RuleOverview,
+    SaturationResource,
+)
 from kansoku.explorer.common.time import Duration
 from kansoku.explorer.slos.models import SLO
 
@@ -303,6 +308,8 @@ class RulesInUse(BaseModel):
     load_error: str | None = Field(description="The last error reading the rules file "
                                                "(the previous rules stay in use)")
     rule_errors: dict[str, str] = Field(description="Rules whose last evaluation failed")
+    overview: list[RuleOverview] = Field(description="Every rule with its state now and "
+                                                     "its condition in words, in file order")
     rules: list[Rule]
     slos: list[SLO]
     notifications: NotificationsInUse

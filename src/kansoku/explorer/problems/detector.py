@@ -1,9 +1,11 @@
 """Automatic problem detection: rules that read the traces as they arrive and name what
 a person would otherwise have to spot in a waterfall — an N+1, a slow query, queries run
 one after another that could run together, a loop of calls to another service, an
-operation that suddenly fails, an endpoint slower than it usually is.
+operation that suddenly fails, an endpoint slower than it usually is — and what they
+would otherwise have to spot on a chart: a fault flag at work, a process whose memory
+keeps growing or whose CPU is saturated.
 
-Two kinds of rule (docs/problems.md describes each, with its thresholds):
+Three kinds of rule (docs/problems.md describes each, with its thresholds):
 
 - **Per trace**, once the trace is complete: N+1 database queries, slow database
   queries, consecutive independent queries, N+1 HTTP calls. The store tells the
@@ -12,7 +14,13 @@ Two kinds of rule (docs/problems.md describes each, with its thresholds):
   (a trace whose root never comes is taken after `orphan_seconds`). Each pass reads only
   those traces' spans, so the work follows the traffic, not the size of the store.
 - **Against a baseline**, every `baseline_check_seconds`: error hotspots and slow
-  endpoints compare each operation's last few minutes with the hour before.
+  endpoints compare each operation's last few minutes with the hour before, and need
+  their condition in the latest seconds too.
+- **Live**, in the same pass: spans marked by a fault flag (`feature_flag.key`), and
+  each service's process metrics (memory growth, CPU saturation).
+
+A problem is *ongoing* while its rule keeps finding it and *cleared* once it has not for
+its hold time; `clearing` says what clears each kind, and the problem carries it.
 
 What a rule finds is an occurrence; occurrences of the same kind, service, operation and
 statement (or route) share a fingerprint and make one problem, stored in the explorer's
@@ -28,6 +36,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -40,19 +49,24 @@ from urllib.parse import urlsplit
 from kansoku.explorer.common.spans import SpanKind, SpanStatus
 from kansoku.explorer.problems import queries
 from kansoku.explorer.problems.models import (
+    DEFAULT_HOLD_SECONDS,
     PROBLEM_TITLES,
     STATEMENT_KINDS,
     DetectionStats,
+    FlaggedSpans,
     ImpactUnit,
     OperationWindow,
     ProblemKind,
     ProblemOccurrence,
+    ProblemState,
+    ProcessSeries,
     StoredProblem,
 )
 from kansoku.explorer.problems.models import (
     Problem as ProblemReport,
 )
 from kansoku.explorer.store import SPANS, Rows, TelemetryStore
+from kansoku.kit import semconv
 
 logger = logging.getLogger("kansoku.explorer.problems")
 
@@ -104,6 +118,43 @@ class Thresholds:
     slow_endpoint_baseline_min_requests: int = 50
     slow_endpoint_factor: float = 2.0
     slow_endpoint_min_extra_ms: float = 250.0
+    #: Both baseline rules also need their condition in the latest `latest_seconds`
+    #: (a failure at the error rate; the p95 still over the line): so a problem stops
+    #: being found, and clears, soon after its cause goes away, not five minutes later.
+    latest_seconds: float = 30.0
+    #: Fault flag: at least this many spans marked by one flag (`feature_flag.key`) in
+    #: one service in the last `flag_window_seconds`. A flag marks only the spans it
+    #: acts on, so two are already evidence.
+    flag_window_seconds: float = 30.0
+    flag_min_spans: int = 2
+    #: Memory growth: over the last `memory_window_seconds` (at least
+    #: `memory_min_points` points) the memory climbs at least `memory_min_mib_per_minute`
+    #: on a least-squares line that fits (r² at least `memory_min_fit`), at least
+    #: `memory_min_growth_mib` in all, and still climbs over the latest
+    #: `memory_latest_seconds` (at least half that rate).
+    memory_window_seconds: float = 120.0
+    memory_latest_seconds: float = 40.0
+    memory_min_points: int = 6
+    memory_min_mib_per_minute: float = 4.0
+    memory_min_growth_mib: float = 8.0
+    memory_min_fit: float = 0.7
+    #: A process is judged only once it has readings from before its window (within
+    #: this many seconds before it): one that just started grows as it warms up.
+    memory_warmup_seconds: float = 120.0
+    #: CPU saturation: over the last `cpu_window_seconds` (at least `cpu_min_points`
+    #: points) a process keeps at least `cpu_min_cores` busy on average, at
+    #: least `cpu_min_share` of its points and its latest one at that level or above,
+    #: and at least `cpu_factor` times its mean over the `cpu_baseline_seconds` before
+    #: (when it has points there).
+    cpu_window_seconds: float = 60.0
+    cpu_baseline_seconds: float = 600.0
+    cpu_min_points: int = 3
+    cpu_min_cores: float = 0.4
+    cpu_min_share: float = 0.75
+    cpu_factor: float = 2.0
+    #: process.cpu.utilization is a share of all the machine's cores (the services run
+    #: on the explorer's machine under `kansoku up`): times this, it counts cores.
+    cpu_count: int = field(default_factory=lambda: os.cpu_count() or 1)
 
 
 # --- normalising statements and URLs ---------------------------------------------------
@@ -217,7 +268,7 @@ class Finding:
 
     @property
     def impact_unit(self) -> ImpactUnit:
-        return ImpactUnit.ERRORS if self.kind == ProblemKind.ERROR_HOTSPOT else ImpactUnit.MS
+        return impact_unit(self.kind)
 
     def occurrence(self, once_per_ns: int = 0) -> ProblemOccurrence:
         return ProblemOccurrence(
@@ -225,6 +276,24 @@ class Finding:
             operation=self.operation, target=self.target, trace_id=self.trace_id,
             time_ns=self.time_ns, span_ids=tuple(self.span_ids), impact=self.impact,
             impact_unit=self.impact_unit, details=self.details, once_per_ns=once_per_ns)
+
+
+def impact_unit(kind: ProblemKind) -> ImpactUnit:
+    """What a kind's impact counts."""
+    match kind:
+        case ProblemKind.ERROR_HOTSPOT:
+            return ImpactUnit.ERRORS
+        case ProblemKind.FAULT_FLAG:
+            return ImpactUnit.SPANS
+        case ProblemKind.MEMORY_GROWTH:
+            return ImpactUnit.MIB
+        case ProblemKind.CPU_SATURATION:
+            return ImpactUnit.CPU_SECONDS
+        case (ProblemKind.N_PLUS_ONE_DB | ProblemKind.SLOW_DB_QUERY | ProblemKind.CONSECUTIVE_DB
+              | ProblemKind.N_PLUS_ONE_HTTP | ProblemKind.SLOW_ENDPOINT):
+            return ImpactUnit.MS
+        case _:
+            assert_never(kind)
 
 
 def _ms(duration_ns: float) -> float:
@@ -453,10 +522,14 @@ def detect_against_baseline(windows: Sequence[OperationWindow], thresholds: Thre
         rate = errors / requests if requests else 0.0
         base_rate = (base_errors / base_requests
                      if base_requests >= thresholds.error_hotspot_min_requests else 0.0)
+        latest_rate = row.latest_errors / row.latest_requests if row.latest_requests else 0.0
         if (requests >= thresholds.error_hotspot_min_requests
                 and errors >= thresholds.error_hotspot_min_errors
                 and rate >= thresholds.error_hotspot_min_rate
                 and rate >= thresholds.error_hotspot_factor * base_rate
+                # still failing: no longer once the latest seconds are clean
+                and row.latest_errors > 0
+                and latest_rate >= thresholds.error_hotspot_min_rate
                 and row.error_trace_id and row.error_span_id):
             extra = round(errors - base_rate * requests, 1)
             found.append(Finding(
@@ -464,23 +537,125 @@ def detect_against_baseline(windows: Sequence[OperationWindow], thresholds: Thre
                 row.error_trace_id, now_ns, [row.error_span_id], extra,
                 {**common, "errors": errors, "error_percent": round(100 * rate, 1),
                  "baseline_errors": base_errors,
-                 "baseline_error_percent": round(100 * base_rate, 1)}))
+                 "baseline_error_percent": round(100 * base_rate, 1),
+                 "latest_seconds": thresholds.latest_seconds,
+                 "latest_requests": row.latest_requests, "latest_errors": row.latest_errors}))
         p95, base_p95 = row.recent_p95_ns, row.baseline_p95_ns
         if (requests >= thresholds.slow_endpoint_min_requests
                 and base_requests >= thresholds.slow_endpoint_baseline_min_requests
                 and p95 is not None and base_p95 is not None
                 and p95 >= thresholds.slow_endpoint_factor * base_p95
                 and p95 - base_p95 >= thresholds.slow_endpoint_min_extra_ms * 1e6
+                and _still_slow(row, thresholds)
                 and row.slow_trace_id and row.slow_span_id):
             extra_ns = max(float(row.recent_mean_ns or 0) - float(row.baseline_mean_ns or 0), 0.0)
             found.append(Finding(
                 ProblemKind.SLOW_ENDPOINT, row.service, row.operation, row.route,
                 row.slow_trace_id, now_ns, [row.slow_span_id], _ms(extra_ns * requests),
-                {**common, "p95_ms": _ms(p95), "baseline_p95_ms": _ms(base_p95)}))
+                {**common, "p95_ms": _ms(p95), "baseline_p95_ms": _ms(base_p95),
+                 "latest_seconds": thresholds.latest_seconds,
+                 "latest_p95_ms": _ms(row.latest_p95_ns or 0)}))
+    return found
+
+
+def _still_slow(row: OperationWindow, thresholds: Thresholds) -> bool:
+    """The latest seconds' p95 is over the slow-endpoint line too."""
+    latest, base = row.latest_p95_ns, row.baseline_p95_ns
+    return (row.latest_requests > 0 and latest is not None and base is not None
+            and latest >= thresholds.slow_endpoint_factor * base
+            and latest - base >= thresholds.slow_endpoint_min_extra_ms * 1e6)
+
+
+# --- the live rules: fault flags, memory, CPU --------------------------------------------
+
+#: The operation the resource kinds name: the process as a whole.
+PROCESS_OPERATION = "process"
+_MIB = 1024 * 1024
+
+
+def detect_fault_flags(rows: Sequence[FlaggedSpans], thresholds: Thresholds, now_ns: int
+                       ) -> list[Finding]:
+    """One finding per service and flag whose spans a fault flag marked
+    (`queries.flagged_spans`): the operation is its request spans' (the first row of
+    the service and flag), the other marked span names are listed."""
+    by_flag: dict[tuple[str, str], list[FlaggedSpans]] = defaultdict(list)
+    for row in rows:
+        by_flag[(row.service, row.flag)].append(row)
+    found = []
+    for (service, flag), group in by_flag.items():
+        main = group[0]
+        spans = sum(row.spans for row in group if row.operation == main.operation)
+        if spans < thresholds.flag_min_spans:
+            continue
+        found.append(Finding(
+            ProblemKind.FAULT_FLAG, service, main.operation, flag, main.example_trace_id,
+            now_ns, [main.example_span_id], float(main.spans),
+            {"flag": flag, "variant": main.variant, "spans": main.spans,
+             "failed": main.failed, "p95_ms": _ms(main.p95_ns or 0),
+             "unmarked_spans": main.unmarked_spans, "unmarked_failed": main.unmarked_failed,
+             "unmarked_p95_ms": _ms(main.unmarked_p95_ns) if main.unmarked_p95_ns else None,
+             "also_marked": sorted({row.operation for row in group[1:]}),
+             "window_seconds": thresholds.flag_window_seconds}))
+    return found
+
+
+def detect_memory_growth(series: Sequence[ProcessSeries], thresholds: Thresholds,
+                         now_ns: int) -> list[Finding]:
+    """Processes whose memory (`process.memory.usage`, bytes) climbs steadily and still
+    climbs (`Thresholds.memory_*`)."""
+    t = thresholds
+    found = []
+    for row in series:
+        slope = (row.slope_per_second or 0.0) * 60 / _MIB  # MiB a minute
+        latest = (row.latest_slope_per_second or 0.0) * 60 / _MIB
+        grown = (row.latest_value - row.first_value) / _MIB
+        if (row.baseline_mean is not None  # not a process warming up
+                and row.points >= t.memory_min_points and slope >= t.memory_min_mib_per_minute
+                and (row.fit or 0.0) >= t.memory_min_fit and grown >= t.memory_min_growth_mib
+                and latest >= t.memory_min_mib_per_minute / 2):
+            found.append(Finding(
+                ProblemKind.MEMORY_GROWTH, row.service, PROCESS_OPERATION, "", "", now_ns,
+                [], round(grown, 1),
+                # The climb now (the latest seconds), and over the whole window.
+                {"mib_per_minute": round(latest, 1), "window_mib_per_minute": round(slope, 1),
+                 "grown_mib": round(grown, 1), "memory_mib": round(row.latest_value / _MIB, 1),
+                 "fit": round(row.fit or 0.0, 2), "points": row.points,
+                 "window_seconds": t.memory_window_seconds,
+                 "threshold_mib_per_minute": t.memory_min_mib_per_minute}))
+    return found
+
+
+def detect_cpu_saturation(series: Sequence[ProcessSeries], thresholds: Thresholds,
+                          now_ns: int) -> list[Finding]:
+    """Processes keeping a share of a core busy for the whole window, well above their
+    usual (`Thresholds.cpu_*`); `process.cpu.utilization` is a share of all cores."""
+    t = thresholds
+    found = []
+    for row in series:
+        cores, latest = row.mean * t.cpu_count, row.latest_value * t.cpu_count
+        usual = row.baseline_mean * t.cpu_count if row.baseline_mean is not None else None
+        if (row.points >= t.cpu_min_points and cores >= t.cpu_min_cores
+                and latest >= t.cpu_min_cores and row.share_over >= t.cpu_min_share
+                and (usual is None or cores >= t.cpu_factor * usual)):
+            above = cores - (usual or 0.0)
+            found.append(Finding(
+                ProblemKind.CPU_SATURATION, row.service, PROCESS_OPERATION, "", "", now_ns,
+                [], round(above * t.cpu_window_seconds, 1),
+                {"cores": round(cores, 2), "latest_cores": round(latest, 2),
+                 "usual_cores": round(usual, 2) if usual is not None else None,
+                 "share_over_percent": round(100 * row.share_over),
+                 "threshold_cores": t.cpu_min_cores, "points": row.points,
+                 "window_seconds": t.cpu_window_seconds,
+                 "baseline_seconds": t.cpu_baseline_seconds}))
     return found
 
 
 # --- words for people ------------------------------------------------------------------
+
+#: Kinds whose target is a route (the API's `route`): the statement kinds' is a statement,
+#: the flag's a flag (named in its details), the resource kinds' nothing.
+ROUTE_KINDS = frozenset({ProblemKind.N_PLUS_ONE_HTTP, ProblemKind.ERROR_HOTSPOT,
+                         ProblemKind.SLOW_ENDPOINT})
 
 
 def _duration(ms: float) -> str:
@@ -491,6 +666,12 @@ def impact_text(kind: ProblemKind, impact: float, occurrences: int) -> str:
     match kind:
         case ProblemKind.ERROR_HOTSPOT:
             return f"{impact:.0f} more failed requests than usual"
+        case ProblemKind.FAULT_FLAG:
+            return f"{impact:.0f} spans marked by the flag"
+        case ProblemKind.MEMORY_GROWTH:
+            return f"{impact:.0f} MiB grown"
+        case ProblemKind.CPU_SATURATION:
+            return f"{impact:.0f} s of CPU above the usual"
         case ProblemKind.N_PLUS_ONE_DB:
             what = "spent in the repeated queries"
         case ProblemKind.SLOW_DB_QUERY:
@@ -561,20 +742,171 @@ def explain(kind: ProblemKind, service: str, operation: str, target: str,
                     "Compare the example (slow) trace with a normal one of the same route: the "
                     "span that grew tells where the time went — a query, a call to another "
                     "service, waiting for a lock or a connection, or CPU.")
+        case ProblemKind.FAULT_FLAG:
+            return _fault_flag_words(service, operation, details)
+        case ProblemKind.MEMORY_GROWTH:
+            return (f"{_process(service, details)} grew "
+                    f"{details.get('grown_mib', 0):.0f} MiB in the last "
+                    f"{details.get('window_seconds', 120):.0f} s on a steady line, and still "
+                    f"climbs, {details.get('mib_per_minute', 0):.0f} MiB a minute lately; it "
+                    f"holds {details.get('memory_mib', 0):.0f} MiB now. "
+                    "Memory that only grows is a leak: something keeps what it no longer needs "
+                    "(a list or cache that is never emptied, objects kept per request).",
+                    "Find what grows with the traffic: compare the process's memory with its "
+                    "request or event rate on the Metrics page, and look at what it keeps per "
+                    "request. A cache needs a bound (functools.lru_cache(maxsize=…)); a list of "
+                    "results needs emptying. Restarting frees it only until it fills again.")
+        case ProblemKind.CPU_SATURATION:
+            usual = details.get("usual_cores")
+            minutes = details.get("baseline_seconds", 600) / 60
+            before = (f", against {usual:.2f} in the {minutes:.0f} minutes before"
+                      if usual is not None else "")
+            return (f"{_process(service, details)} kept {details.get('cores', 0):.2f} cores "
+                    f"busy over the last {details.get('window_seconds', 60):.0f} s"
+                    f"{before} ({details.get('share_over_percent', 0)} % of the readings at "
+                    f"{details.get('threshold_cores', 0):g} cores or more). A Python process "
+                    "runs its code on one core at most: its requests queue behind the work that "
+                    "keeps it busy, and every route of it slows down.",
+                    "Open its slowest traces: a span that burns CPU (a loop, hashing, "
+                    "serialising a large answer) is long without children. Move heavy work "
+                    "off the event loop (a worker, a process pool), cache what it computes "
+                    "again and again, or give the service more processes.")
         case _:
             assert_never(kind)
 
 
-def presented(problem: StoredProblem) -> ProblemReport:
-    """A stored problem (or a trace's occurrence of one) as the API answers it."""
+def _process(service: str, details: Mapping[str, Any]) -> str:
+    pid = details.get("pid")
+    return f"{service} (pid {pid})" if pid else service
+
+
+def _fault_flag_words(service: str, operation: str, details: Mapping[str, Any]
+                      ) -> tuple[str, str]:
+    flag, variant = details.get("flag", "?"), details.get("variant") or "on"
+    spans, failed = details.get("spans", 0), details.get("failed", 0)
+    window = details.get("window_seconds", 30)
+    what = [f"In the last {window:.0f} s, {spans} spans of {operation} in {service} carried "
+            f"{semconv.FEATURE_FLAG_KEY}={flag} ({semconv.FEATURE_FLAG_VARIANT}={variant}): "
+            "the fault flag is on and acts on them."]
+    if failed:
+        others = details.get("unmarked_spans", 0)
+        other_failed = details.get("unmarked_failed", 0)
+        what.append(f"{failed} of them failed, against {other_failed} of the {others} spans "
+                    "it did not mark: the flag is why they fail.")
+    elif details.get("unmarked_p95_ms") is not None:
+        what.append(f"Their p95 is {_duration(details.get('p95_ms', 0))}, against "
+                    f"{_duration(details['unmarked_p95_ms'])} for the spans it did not mark.")
+    else:
+        what.append(f"Their p95 is {_duration(details.get('p95_ms', 0))}.")
+    also = details.get("also_marked") or []
+    if also:
+        what.append(f"It marks {', '.join(also)} too.")
+    return (" ".join(what),
+            f"Turn the flag off (kansoku flags set {flag} off, or kansoku flags reset for "
+            "every flag; or the admin's Faults page), or open the example trace to see what "
+            "it does; docs/faults.md describes each flag and what it shows.")
+
+
+def headline(kind: ProblemKind, service: str, operation: str, details: Mapping[str, Any]
+             ) -> str:
+    """The problem in one line, naming what it is about: the flag and its variant, the
+    process, the operation."""
+    match kind:
+        case ProblemKind.FAULT_FLAG:
+            flag, variant = details.get("flag", "?"), details.get("variant") or "on"
+            spans, failed = details.get("spans", 0), details.get("failed", 0)
+            others = (f", {details.get('unmarked_failed', 0)} of the "
+                      f"{details.get('unmarked_spans', 0)} others")
+            effect = (f"{failed} of {spans} marked spans failed{others}" if failed
+                      else f"{spans} spans marked, p95 {_duration(details.get('p95_ms', 0))}")
+            return f"fault flag {flag}={variant} in {service} {operation}: {effect}"
+        case ProblemKind.MEMORY_GROWTH:
+            return (f"memory growing in {_process(service, details)}: "
+                    f"+{details.get('mib_per_minute', 0):.0f} MiB a minute, "
+                    f"{details.get('memory_mib', 0):.0f} MiB now")
+        case ProblemKind.CPU_SATURATION:
+            return (f"CPU saturation in {_process(service, details)}: "
+                    f"{details.get('cores', 0):.2f} cores busy")
+        case ProblemKind.ERROR_HOTSPOT:
+            return (f"{operation} of {service} failing: {details.get('error_percent', 0)} % "
+                    "of its requests")
+        case ProblemKind.SLOW_ENDPOINT:
+            return (f"{operation} of {service} slower than usual: p95 "
+                    f"{_duration(details.get('p95_ms', 0))} against "
+                    f"{_duration(details.get('baseline_p95_ms', 0))}")
+        case (ProblemKind.N_PLUS_ONE_DB | ProblemKind.SLOW_DB_QUERY | ProblemKind.CONSECUTIVE_DB
+              | ProblemKind.N_PLUS_ONE_HTTP):
+            return f"{PROBLEM_TITLES[kind]} in {service} {operation}"
+        case _:
+            assert_never(kind)
+
+
+def clearing(kind: ProblemKind, thresholds: Thresholds, check_seconds: float
+             ) -> tuple[float, str]:
+    """How long after its rule last found it a problem of `kind` stays ongoing, and what
+    clears it, in words. The rules that look at windows run every `check_seconds`."""
+    t = thresholds
+    hold = max(2 * check_seconds, 10.0)  # two passes: one late pass does not clear it
+    checked = f"checked every {check_seconds:g} s"
+    match kind:
+        case (ProblemKind.N_PLUS_ONE_DB | ProblemKind.SLOW_DB_QUERY | ProblemKind.CONSECUTIVE_DB
+              | ProblemKind.N_PLUS_ONE_HTTP):
+            hold = DEFAULT_HOLD_SECONDS
+            return hold, (f"Clears when no new trace shows it for {hold:g} s — once the fix "
+                          "is running, or the code path is no longer used.")
+        case ProblemKind.ERROR_HOTSPOT:
+            return hold, (f"Clears when the operation's last {t.latest_seconds:g} s have no "
+                          f"failures at {100 * t.error_hotspot_min_rate:g} % or more, "
+                          f"{hold:g} s later ({checked}): within about "
+                          f"{t.latest_seconds + hold:g} s of the cause going away.")
+        case ProblemKind.SLOW_ENDPOINT:
+            return hold, (f"Clears when the operation's p95 over its last "
+                          f"{t.latest_seconds:g} s is back under "
+                          f"{t.slow_endpoint_factor:g} times its usual, {hold:g} s later "
+                          f"({checked}): within about {t.latest_seconds + hold:g} s of the "
+                          "cause going away.")
+        case ProblemKind.FAULT_FLAG:
+            return hold, (f"Clears when no span has carried the flag for "
+                          f"{t.flag_window_seconds:g} s, {hold:g} s later ({checked}): "
+                          f"within about {t.flag_window_seconds + hold:g} s of turning it "
+                          "off.")
+        case ProblemKind.MEMORY_GROWTH:
+            return hold, (f"Clears when the memory has stopped climbing over the last "
+                          f"{t.memory_latest_seconds:g} s (a leak that is freed drops it at "
+                          f"once), {hold:g} s later ({checked}).")
+        case ProblemKind.CPU_SATURATION:
+            return hold, (f"Clears when the process's latest reading is under "
+                          f"{t.cpu_min_cores:g} cores (or its minute no longer stays there), "
+                          f"{hold:g} s later ({checked}): about {hold + 10:g} s after the "
+                          "work stops.")
+        case _:
+            assert_never(kind)
+
+
+def problem_state(last_seen_ns: int, details: Mapping[str, Any], now_ns: int) -> ProblemState:
+    """Ongoing while its rule found it within its hold time (kept with its evidence)."""
+    hold = float(details.get("hold_seconds") or DEFAULT_HOLD_SECONDS)
+    return (ProblemState.ONGOING if now_ns - last_seen_ns <= hold * 1e9
+            else ProblemState.CLEARED)
+
+
+def presented(problem: StoredProblem, now_ns: int | None = None) -> ProblemReport:
+    """A stored problem (or a trace's occurrence of one) as the API answers it, with its
+    state at `now_ns` (now)."""
     kind = problem.kind
     explanation, fix = explain(kind, problem.service, problem.operation,
                                problem.target or "", problem.details)
+    now = now_ns if now_ns is not None else time.time_ns()
+    clears_when = problem.details.get("clears_when")
     return ProblemReport(
         fingerprint=problem.fingerprint, kind=kind, title=PROBLEM_TITLES[kind],
         service=problem.service, operation=problem.operation,
         statement=problem.target if kind in STATEMENT_KINDS else None,
-        route=None if kind in STATEMENT_KINDS else problem.target,
+        route=problem.target if kind in ROUTE_KINDS else None,
+        headline=headline(kind, problem.service, problem.operation, problem.details),
+        state=problem_state(problem.last_seen_ns, problem.details, now),
+        clears_when=str(clears_when) if clears_when else
+        f"Clears when its rule has not found it for {DEFAULT_HOLD_SECONDS:g} s.",
         example_trace_id=problem.example_trace_id,
         first_seen_ns=problem.first_seen_ns, last_seen_ns=problem.last_seen_ns,
         occurrences=problem.occurrences, impact=problem.impact,
@@ -697,6 +1029,7 @@ class ProblemDetector:
         self.occurrences_recorded = 0
         self.last_check_ns = 0
         self.last_baseline_check_ns = 0
+        self.last_live_check_ns = 0
 
     def catch_up(self, seconds: float = 300.0) -> int:
         """After a restart: check the traces whose roots arrived in the last `seconds`
@@ -733,26 +1066,83 @@ class ProblemDetector:
                     for finding in detect_in_trace(spans, self.thresholds)]
         if not findings:
             return 0
-        return queries.record_problems(self.store, [finding.occurrence() for finding in findings])
+        return queries.record_problems(
+            self.store, [finding.occurrence() for finding in self._cleared_by(findings)])
 
-    def check_baselines(self) -> int:
-        """Run the baseline rules over the recent window; returns occurrences recorded
-        (at most one per problem and window)."""
-        now = time.time_ns()
+    def _cleared_by(self, findings: list[Finding]) -> list[Finding]:
+        """`findings` with what clears each in their evidence (`clearing`)."""
+        for finding in findings:
+            hold, text = clearing(finding.kind, self.thresholds, self.baseline_check_seconds)
+            finding.details = {**finding.details, "hold_seconds": hold, "clears_when": text}
+        return findings
+
+    def _record_windowed(self, findings: list[Finding], window_seconds: float) -> int:
+        """Keep findings of the window rules: one occurrence per problem and window,
+        a sighting in between only moves `last_seen` (which keeps it ongoing)."""
+        if not findings:
+            return 0
+        recorded = queries.record_problems(
+            self.store, [f.occurrence(once_per_ns=int(window_seconds * 1e9))
+                         for f in self._cleared_by(findings)])
+        self.occurrences_recorded += recorded
+        return recorded
+
+    def check_baselines(self, now_ns: int | None = None) -> int:
+        """Run the baseline rules over the recent window ending at `now_ns` (now);
+        returns occurrences recorded (at most one per problem and window)."""
+        now = now_ns if now_ns is not None else time.time_ns()
         t = self.thresholds
         recent_start = now - int(t.recent_seconds * 1e9)
         windows = queries.operation_windows(
             self.store, baseline_start_ns=recent_start - int(t.baseline_seconds * 1e9),
-            recent_start_ns=recent_start, end_ns=now,
+            recent_start_ns=recent_start, latest_start_ns=now - int(t.latest_seconds * 1e9),
+            end_ns=now,
             min_requests=min(t.error_hotspot_min_requests, t.slow_endpoint_min_requests))
-        findings = detect_against_baseline(windows, t, now)
-        recorded = queries.record_problems(
-            self.store,
-            [f.occurrence(once_per_ns=int(t.recent_seconds * 1e9)) for f in findings]
-        ) if findings else 0
-        self.occurrences_recorded += recorded
+        recorded = self._record_windowed(detect_against_baseline(windows, t, now),
+                                         t.recent_seconds)
         self.last_baseline_check_ns = now
         return recorded
+
+    def check_live(self, now_ns: int | None = None) -> int:
+        """Run the live rules at `now_ns` (now): fault flags marking spans, memory
+        growth, CPU saturation. Returns occurrences recorded."""
+        now = now_ns if now_ns is not None else time.time_ns()
+        t = self.thresholds
+        flagged = queries.flagged_spans(
+            self.store, start_ns=now - int(t.flag_window_seconds * 1e9), end_ns=now,
+            min_spans=1)
+        recorded = self._record_windowed(detect_fault_flags(flagged, t, now),
+                                         t.flag_window_seconds)
+        memory_start = now - int(t.memory_window_seconds * 1e9)
+        memory = queries.process_series(
+            self.store, semconv.METRIC_PROCESS_MEMORY,
+            baseline_start_ns=memory_start - int(t.memory_warmup_seconds * 1e9),
+            start_ns=memory_start,
+            latest_start_ns=now - int(t.memory_latest_seconds * 1e9), end_ns=now, level=0.0)
+        cpu_start = now - int(t.cpu_window_seconds * 1e9)
+        cpu = queries.process_series(
+            self.store, semconv.METRIC_PROCESS_CPU,
+            baseline_start_ns=cpu_start - int(t.cpu_baseline_seconds * 1e9),
+            start_ns=cpu_start, latest_start_ns=cpu_start, end_ns=now,
+            level=t.cpu_min_cores / t.cpu_count)
+        grows = detect_memory_growth(memory, t, now)
+        busy = detect_cpu_saturation(cpu, t, now)
+        if grows or busy:
+            self._name_processes([*grows, *busy], now - int(t.memory_window_seconds * 1e9))
+        recorded += self._record_windowed(grows, t.memory_window_seconds)
+        recorded += self._record_windowed(busy, t.cpu_window_seconds)
+        self.last_live_check_ns = now
+        return recorded
+
+    def _name_processes(self, findings: list[Finding], since_ns: int) -> None:
+        """The process id of each finding's service, and its latest trace as the example."""
+        known = queries.latest_of_services(self.store, sorted({f.service for f in findings}),
+                                           since_ns)
+        for finding in findings:
+            # Not the occurrence's trace (the problem is the process's, not one trace's:
+            # the waterfall does not mark it), but a place to start looking.
+            pid, trace_id = known.get(finding.service, (None, None))
+            finding.details = {**finding.details, "pid": pid, "latest_trace_id": trace_id}
 
     def stats(self) -> DetectionStats:
         return DetectionStats(
@@ -761,13 +1151,14 @@ class ProblemDetector:
             last_baseline_check_ns=self.last_baseline_check_ns)
 
     async def run_forever(self) -> None:
-        """The explorer's background task: traces every `check_seconds`, baselines every
-        `baseline_check_seconds`. A failed pass is logged and the next one goes on."""
+        """The explorer's background task: traces every `check_seconds`, the live and
+        baseline rules every `baseline_check_seconds`. A failed pass is logged and the
+        next one goes on."""
         try:
             await asyncio.to_thread(self.catch_up)
         except Exception:
             logger.exception("problem detection could not look at the recent traces")
-        next_baseline = time.monotonic() + min(self.baseline_check_seconds, 30.0)
+        next_baseline = time.monotonic() + min(self.baseline_check_seconds, 15.0)
         while True:
             await asyncio.sleep(self.check_seconds)
             try:
@@ -776,7 +1167,8 @@ class ProblemDetector:
                 logger.exception("problem detection failed; trying again later")
             if time.monotonic() >= next_baseline:
                 next_baseline = time.monotonic() + self.baseline_check_seconds
-                try:
-                    await asyncio.to_thread(self.check_baselines)
-                except Exception:
-                    logger.exception("baseline problem detection failed; trying again later")
+                for check in (self.check_live, self.check_baselines):
+                    try:
+                        await asyncio.to_thread(check)
+                    except Exception:
+                        logger.exception("%s failed; trying again later", check.__name__)

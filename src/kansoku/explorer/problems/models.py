@@ -17,6 +17,12 @@ class ProblemKind(enum.StrEnum):
     N_PLUS_ONE_HTTP = "n-plus-one-http"
     ERROR_HOTSPOT = "error-hotspot"
     SLOW_ENDPOINT = "slow-endpoint"
+    #: Spans marked by a fault flag (`feature_flag.key`): the flag is on and acting.
+    FAULT_FLAG = "fault-flag"
+    #: A process whose memory (`process.memory.usage`) keeps climbing.
+    MEMORY_GROWTH = "memory-growth"
+    #: A process keeping a core busy (`process.cpu.utilization`) for a sustained window.
+    CPU_SATURATION = "cpu-saturation"
 
 
 #: Every kind, with the title the pages show.
@@ -27,6 +33,9 @@ PROBLEM_TITLES: dict[ProblemKind, str] = {
     ProblemKind.N_PLUS_ONE_HTTP: "N+1 calls to another service",
     ProblemKind.ERROR_HOTSPOT: "Error hotspot",
     ProblemKind.SLOW_ENDPOINT: "Slower than usual",
+    ProblemKind.FAULT_FLAG: "Fault flag at work",
+    ProblemKind.MEMORY_GROWTH: "Memory growing",
+    ProblemKind.CPU_SATURATION: "CPU saturation",
 }
 #: Kinds whose target is a statement (the others' is a route).
 STATEMENT_KINDS = frozenset({ProblemKind.N_PLUS_ONE_DB, ProblemKind.SLOW_DB_QUERY,
@@ -39,6 +48,26 @@ class ImpactUnit(enum.StrEnum):
 
     MS = "ms"
     ERRORS = "errors"
+    #: Spans a fault flag marked (the fault-flag kind).
+    SPANS = "spans"
+    #: Memory grown (memory growth).
+    MIB = "MiB"
+    #: CPU time spent above the process's usual (CPU saturation).
+    CPU_SECONDS = "cpu-seconds"
+
+
+class ProblemState(enum.StrEnum):
+    """Whether a problem is still happening: `ongoing` while its rule keeps finding it,
+    `cleared` once it has not for the rule's hold time (`Problem.clears_when` says
+    what clears each)."""
+
+    ONGOING = "ongoing"
+    CLEARED = "cleared"
+
+
+#: How long after its rule last found it a problem counts as ongoing, when its
+#: evidence does not say (problems recorded before the evidence carried it).
+DEFAULT_HOLD_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -63,7 +92,6 @@ class ProblemOccurrence:
     once_per_ns: int = 0
 
 
-
 @dataclass(frozen=True)
 class OperationWindow:
     """One operation's requests (server and consumer spans of one service with one
@@ -86,6 +114,55 @@ class OperationWindow:
     slow_span_id: str | None
     error_trace_id: str | None
     error_span_id: str | None
+    #: The same operation's requests in the latest few seconds (`Thresholds.
+    #: latest_seconds`): a problem is found only while it still shows there, so it
+    #: clears soon after its cause goes away.
+    latest_requests: int = 0
+    latest_errors: int = 0
+    latest_p95_ns: float | None = None
+
+
+@dataclass(frozen=True)
+class FlaggedSpans:
+    """Spans of one operation (service and span name) that a fault flag marked
+    (`feature_flag.key`, `feature_flag.result.variant`) in the recent window."""
+
+    service: str
+    operation: str
+    flag: str
+    variant: str
+    spans: int
+    failed: int
+    p95_ns: float | None
+    #: The operation's other spans in the window (unmarked), for comparison.
+    unmarked_spans: int
+    unmarked_failed: int
+    unmarked_p95_ns: float | None
+    #: Examples: the latest failed marked span, else the slowest marked one.
+    example_trace_id: str
+    example_span_id: str
+
+
+@dataclass(frozen=True)
+class ProcessSeries:
+    """One service's process metric over the recent window (and the minutes before):
+    what the resource rules judge. Memory in bytes; CPU as a share of all the
+    machine's cores (as `process.cpu.utilization` reports it)."""
+
+    service: str
+    points: int
+    first_value: float
+    latest_value: float
+    mean: float
+    #: Least-squares slope per second over the window, and its fit (r²), for memory.
+    slope_per_second: float | None
+    fit: float | None
+    #: The slope over the latest few seconds only: still climbing?
+    latest_slope_per_second: float | None
+    #: Share of the window's points at or above the rule's threshold (CPU).
+    share_over: float
+    #: The mean over the minutes before the window (None: no points there).
+    baseline_mean: float | None
 
 
 @dataclass(frozen=True)
@@ -125,7 +202,15 @@ class Problem(BaseModel):
                                               "kinds)")
     route: str | None = Field(description="The route: the one called (N+1 calls), else "
                                           "the operation's own")
-    example_trace_id: str = Field(description="The latest trace it occurred in")
+    headline: str = Field(description="What it is, with its names: the flag, the process, "
+                                      "the operation")
+    state: ProblemState = Field(description="ongoing: its rule still finds it; cleared: "
+                                            "not for the rule's hold time")
+    clears_when: str = Field(description="What clears it, and how soon")
+    example_trace_id: str = Field(description="The latest trace it occurred in (an empty "
+                                              "string for the resource kinds, which are "
+                                              "a process's: details.latest_trace_id is a "
+                                              "recent trace of the service)")
     first_seen_ns: int
     last_seen_ns: int
     occurrences: int = Field(description="Traces it occurred in (the baseline kinds: "

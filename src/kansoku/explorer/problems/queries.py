@@ -11,10 +11,12 @@ import duckdb
 from kansoku.explorer.common.spans import FAILED_REQUEST, HANDLED_REQUEST, SpanKind
 from kansoku.explorer.common.sql import Where, loads
 from kansoku.explorer.problems.models import (
+    FlaggedSpans,
     ImpactUnit,
     OperationWindow,
     ProblemKind,
     ProblemOccurrence,
+    ProcessSeries,
     StoredProblem,
 )
 from kansoku.explorer.store import TelemetryStore, as_json
@@ -51,15 +53,18 @@ def spans_for_detection(store: TelemetryStore, trace_ids: list[str], since_ns: i
 
 
 def operation_windows(store: TelemetryStore, *, baseline_start_ns: int, recent_start_ns: int,
-                      end_ns: int, min_requests: int) -> list[OperationWindow]:
+                      latest_start_ns: int, end_ns: int, min_requests: int
+                      ) -> list[OperationWindow]:
     """For each operation (server and consumer spans of one service with one name, e.g.
     'GET /products', and its route): requests, errors (error status or 5xx), p95 and
     mean duration in the recent window [recent_start, end] and in the baseline
-    [baseline_start, recent_start); the slowest recent span and the latest recent
+    [baseline_start, recent_start); requests, errors and p95 in the latest part of the
+    recent window [latest_start, end]; the slowest recent span and the latest recent
     failure as examples. Only operations with at least `min_requests` recent requests."""
     return [OperationWindow(**row) for row in store.rows(
         "WITH w AS (SELECT service, name AS operation, route, trace_id, span_id, "
-        f"duration_ns, start_ns, {FAILED_REQUEST} AS failed, start_ns >= ? AS recent "
+        f"duration_ns, start_ns, {FAILED_REQUEST} AS failed, start_ns >= ? AS recent, "
+        "start_ns >= ? AS latest "
         f"FROM spans WHERE {HANDLED_REQUEST} AND start_ns >= ? AND start_ns <= ?) "
         "SELECT service, operation, coalesce(any_value(route), operation) AS route, "
         "count(*) FILTER (WHERE recent) AS recent_requests, "
@@ -73,10 +78,101 @@ def operation_windows(store: TelemetryStore, *, baseline_start_ns: int, recent_s
         "arg_max(trace_id, duration_ns) FILTER (WHERE recent) AS slow_trace_id, "
         "arg_max(span_id, duration_ns) FILTER (WHERE recent) AS slow_span_id, "
         "arg_max(trace_id, start_ns) FILTER (WHERE recent AND failed) AS error_trace_id, "
-        "arg_max(span_id, start_ns) FILTER (WHERE recent AND failed) AS error_span_id "
+        "arg_max(span_id, start_ns) FILTER (WHERE recent AND failed) AS error_span_id, "
+        "count(*) FILTER (WHERE latest) AS latest_requests, "
+        "count(*) FILTER (WHERE latest AND failed) AS latest_errors, "
+        "quantile_cont(duration_ns, 0.95) FILTER (WHERE latest) AS latest_p95_ns "
         "FROM w GROUP BY service, operation "
         "HAVING count(*) FILTER (WHERE recent) >= ? ORDER BY service, operation",
-        [recent_start_ns, baseline_start_ns, end_ns, min_requests])]
+        [recent_start_ns, latest_start_ns, baseline_start_ns, end_ns, min_requests])]
+
+
+#: SQL over `spans`: the fault flag that marked the span (None: none did).
+_FLAG = f"json_extract_string(attributes, '$.\"{semconv.FEATURE_FLAG_KEY}\"')"
+_VARIANT = f"json_extract_string(attributes, '$.\"{semconv.FEATURE_FLAG_VARIANT}\"')"
+
+
+def flagged_spans(store: TelemetryStore, *, start_ns: int, end_ns: int, min_spans: int
+                  ) -> list[FlaggedSpans]:
+    """Spans that started in [start, end) marked by a fault flag, per service, span name,
+    flag and variant (at least `min_spans` of them): how many, how many failed, their
+    p95; the same operation's unmarked spans beside them; the latest failed marked span
+    (else the slowest) as the example. Request spans (server, consumer) come first in
+    each service, then the rest, by count."""
+    return [FlaggedSpans(**row) for row in store.rows(
+        "WITH w AS (SELECT service, name, trace_id, span_id, start_ns, duration_ns, "
+        f"{FAILED_REQUEST} AS failed, {_FLAG} AS flag, {_VARIANT} AS variant, "
+        f"{HANDLED_REQUEST} AS request FROM spans WHERE start_ns >= ? AND start_ns < ?), "
+        "marked AS (SELECT service, name, flag, coalesce(variant, '') AS variant, "
+        "bool_or(request) AS request, count(*) AS spans, "
+        "count(*) FILTER (WHERE failed) AS failed, "
+        "quantile_cont(duration_ns, 0.95) AS p95_ns, "
+        "coalesce(arg_max(trace_id, start_ns) FILTER (WHERE failed), "
+        "arg_max(trace_id, duration_ns)) AS example_trace_id, "
+        "coalesce(arg_max(span_id, start_ns) FILTER (WHERE failed), "
+        "arg_max(span_id, duration_ns)) AS example_span_id "
+        "FROM w WHERE flag IS NOT NULL GROUP BY service, name, flag, coalesce(variant, '') "
+        "HAVING count(*) >= ?), "
+        "unmarked AS (SELECT service, name, count(*) AS spans, "
+        "count(*) FILTER (WHERE failed) AS failed, "
+        "quantile_cont(duration_ns, 0.95) AS p95_ns FROM w "
+        "WHERE flag IS NULL GROUP BY service, name) "
+        "SELECT m.service, m.name AS operation, m.flag, m.variant, m.spans, m.failed, "
+        "m.p95_ns, coalesce(u.spans, 0) AS unmarked_spans, "
+        "coalesce(u.failed, 0) AS unmarked_failed, u.p95_ns AS unmarked_p95_ns, "
+        "m.example_trace_id, m.example_span_id "
+        "FROM marked m LEFT JOIN unmarked u ON u.service = m.service AND u.name = m.name "
+        "ORDER BY m.service, m.flag, m.request DESC, m.spans DESC, m.name",
+        [start_ns, end_ns, min_spans])]
+
+
+def process_series(store: TelemetryStore, metric: str, *, baseline_start_ns: int,
+                   start_ns: int, latest_start_ns: int, end_ns: int, level: float
+                   ) -> list[ProcessSeries]:
+    """One process metric (`process.memory.usage`, `process.cpu.utilization`) per
+    service over the window [start, end): its points (the series of a service summed
+    at each time: CPU's user and system, if it reports them apart), first, latest and
+    mean value, least-squares slope per second and its r², the slope over
+    [latest_start, end], the share of points at or above `level`, and the mean over
+    [baseline_start, start). With the process id the service's latest spans name."""
+    rows = store.rows(
+        "WITH p AS (SELECT service, time_ns, sum(value) AS value FROM metric_points "
+        "WHERE name = ? AND time_ns >= ? AND time_ns < ? AND value IS NOT NULL "
+        "GROUP BY service, time_ns), "
+        "s AS (SELECT service, count(*) FILTER (WHERE time_ns >= ?) AS points, "
+        "arg_min(value, time_ns) FILTER (WHERE time_ns >= ?) AS first_value, "
+        "arg_max(value, time_ns) FILTER (WHERE time_ns >= ?) AS latest_value, "
+        "avg(value) FILTER (WHERE time_ns >= ?) AS mean, "
+        "regr_slope(value, time_ns / 1e9) FILTER (WHERE time_ns >= ?) AS slope_per_second, "
+        "regr_r2(value, time_ns / 1e9) FILTER (WHERE time_ns >= ?) AS fit, "
+        "regr_slope(value, time_ns / 1e9) FILTER (WHERE time_ns >= ?) "
+        "AS latest_slope_per_second, "
+        "avg(CASE WHEN value >= ? THEN 1.0 ELSE 0.0 END) FILTER (WHERE time_ns >= ?) "
+        "AS share_over, avg(value) FILTER (WHERE time_ns < ?) AS baseline_mean "
+        "FROM p GROUP BY service HAVING count(*) FILTER (WHERE time_ns >= ?) > 0) "
+        "SELECT * FROM s ORDER BY service",
+        [metric, baseline_start_ns, end_ns, start_ns, start_ns, start_ns, start_ns,
+         start_ns, start_ns, latest_start_ns, level, start_ns, start_ns, start_ns])
+    return [ProcessSeries(**row) for row in rows]
+
+
+def latest_of_services(store: TelemetryStore, services: list[str], since_ns: int
+                       ) -> dict[str, tuple[int | None, str | None]]:
+    """For each of `services`, from its spans since `since_ns`: the process id its latest
+    span's resource names (`process.pid`), and its latest request's trace (an example
+    of what the process was doing)."""
+    rows = store.rows(
+        f"SELECT service, arg_max(json_extract_string(resource, '$.\"{semconv.PROCESS_PID}\"'), "
+        "start_ns) AS pid, "
+        f"arg_max(trace_id, start_ns) FILTER (WHERE {HANDLED_REQUEST}) AS trace_id "
+        "FROM spans WHERE start_ns >= ? AND service = ANY(?::VARCHAR[]) GROUP BY service",
+        [since_ns, services])
+    found: dict[str, tuple[int | None, str | None]] = {}
+    for row in rows:
+        pid = row["pid"]
+        found[row["service"]] = (int(pid) if pid and str(pid).isdigit() else None,
+                                 row["trace_id"])
+    return found
 
 
 _PROBLEM_FIELDS = ("p.fingerprint, p.kind, p.service, p.operation, p.target, p.first_seen_ns, "

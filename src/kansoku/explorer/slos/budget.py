@@ -15,7 +15,7 @@ is kept are computed over what is kept.
 from __future__ import annotations
 
 from kansoku.explorer.slos import queries
-from kansoku.explorer.slos.models import SLO, Burn, BurnRate, Slo, SloKind, SloPoint
+from kansoku.explorer.slos.models import SLO, Burn, BurnRate, Slo, SloPoint
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit.durations import format_duration
 
@@ -23,15 +23,10 @@ from kansoku.kit.durations import format_duration
 SHOWN_WINDOWS = (300.0, 1800.0, 3600.0, 6 * 3600.0, 3 * 86400.0)
 
 
-def _threshold_ns(slo: SLO) -> int | None:
-    return int(slo.threshold * 1e9) if slo.kind == SloKind.LATENCY and slo.threshold else None
-
-
 def burn(store: TelemetryStore, slo: SLO, seconds: float, now_ns: int) -> Burn:
     """The SLO's requests and bad requests over the last `seconds`."""
-    total, bad = queries.slo_counts(
-        store, service=slo.service, operations=slo.operations,
-        threshold_ns=_threshold_ns(slo), start_ns=now_ns - int(seconds * 1e9), end_ns=now_ns)
+    total, bad = queries.slo_counts(store, slo, start_ns=now_ns - int(seconds * 1e9),
+                                    end_ns=now_ns)
     return Burn(seconds, total, bad, slo.budget)
 
 
@@ -47,10 +42,8 @@ def report(store: TelemetryStore, slo: SLO, *, now_ns: int, lookback_ns: int,
     `SHOWN_WINDOWS`; and per step over the lookback the burn rate in that step and the
     budget remaining over the SLO window ending there (for the charts)."""
     window_ns = int(slo.window * 1e9)
-    steps = queries.slo_steps(
-        store, service=slo.service, operations=slo.operations,
-        threshold_ns=_threshold_ns(slo), start_ns=now_ns - lookback_ns - window_ns,
-        end_ns=now_ns, step_ns=step_ns)
+    steps = queries.slo_steps(store, slo, start_ns=now_ns - lookback_ns - window_ns,
+                              end_ns=now_ns, step_ns=step_ns)
     series = []
     first_shown = now_ns - lookback_ns
     window_total = window_bad = 0
@@ -69,12 +62,10 @@ def report(store: TelemetryStore, slo: SLO, *, now_ns: int, lookback_ns: int,
             time_ns=step.time_ns, requests=total, bad=bad,
             burn_rate=(bad / total) / slo.budget if total else None,
             budget_remaining=budget_remaining(window_total, window_bad, slo.budget)))
-    total, bad = queries.slo_counts(
-        store, service=slo.service, operations=slo.operations,
-        threshold_ns=_threshold_ns(slo), start_ns=now_ns - window_ns, end_ns=now_ns)
+    total, bad = queries.slo_counts(store, slo, start_ns=now_ns - window_ns, end_ns=now_ns)
     return Slo(
         name=slo.name, description=slo.description, service=slo.service,
-        operations=slo.operations, kind=slo.kind,
+        operations=slo.operations, steps=slo.steps, kind=slo.kind,
         threshold_ms=slo.threshold * 1000 if slo.threshold else None,
         objective_percent=slo.objective, window=format_duration(slo.window),
         requests=total, bad=bad,

@@ -19,6 +19,12 @@ class SloKind(enum.StrEnum):
     AVAILABILITY = "availability"
     #: A request is good when it took at most the SLO's threshold.
     LATENCY = "latency"
+    #: A user's journey, counted where it ends: each request to `operations` is one
+    #: journey, good only when it succeeded (2xx) — for a checkout, the order was paid;
+    #: a decline (402), a cancelled order (409) or a failure is bad, though the shop
+    #: answered. A failure (error status or 5xx) in one of its earlier `steps` is a
+    #: journey that broke before its end: counted, and bad.
+    JOURNEY = "journey"
 
 
 class SLO(BaseModel):
@@ -29,9 +35,13 @@ class SLO(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="e.g. checkout-availability")
     description: str = ""
     service: str
-    #: The operations (server span names, "METHOD route") that make the journey.
+    #: The operations (server span names, "METHOD route") that make the journey (for a
+    #: journey SLO: where it ends).
     operations: list[str] = Field(min_length=1)
     kind: SloKind
+    #: A journey SLO's earlier operations (same service): only their failures count, as
+    #: journeys that broke before their end.
+    steps: list[str] = Field(default_factory=list)
     threshold: Duration | None = None
     #: In percent: 99 means 99 % of requests good; the error budget is the other 1 %.
     objective: float = Field(gt=0, lt=100)
@@ -42,7 +52,9 @@ class SLO(BaseModel):
     def _latency_needs_threshold(self) -> SLO:
         if self.kind == SloKind.LATENCY and not self.threshold:
             raise ValueError("a latency SLO needs a threshold, e.g. threshold: 500ms")
-        for operation in self.operations:
+        if self.steps and self.kind != SloKind.JOURNEY:
+            raise ValueError("steps: belong to a journey SLO (kind: journey)")
+        for operation in [*self.operations, *self.steps]:
             if " " not in operation.strip():
                 raise ValueError(f"operation '{operation}' should be 'METHOD route', "
                                  "e.g. 'POST /api/v1/orders'")
@@ -120,6 +132,8 @@ class Slo(BaseModel):
     description: str
     service: str
     operations: list[str]
+    steps: list[str] = Field(description="A journey's earlier operations, counted only "
+                                         "when they fail")
     kind: SloKind
     threshold_ms: float | None
     objective_percent: float

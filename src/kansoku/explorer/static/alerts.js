@@ -26,6 +26,24 @@ function alertCard(alert) {
     el("p", {}, alertLinks(alert))));
 }
 
+const ruleStateLabel = { firing: "Firing", pending: "Pending", inactive: "Inactive" };
+
+// Every rule in use, with its state now, its condition in words and where it comes from.
+function rulesTable(rules) {
+  const alertsOf = (rule) => [rule.firing > 1 || (rule.firing && rule.pending) ? `${rule.firing} firing` : "",
+    rule.pending && (rule.firing || rule.pending > 1) ? `${rule.pending} pending` : ""].filter(Boolean).map((text) => ` · ${text}`).join("");
+  return dataTable("rules",
+    el("thead", {}, el("tr", {}, ...["Rule", "State", "Fires when", "For", "Severity", "From"].map((n) => el("th", { scope: "col" }, n)))),
+    el("tbody", {}, rules.overview.map((rule) => el("tr", { class: rule.state === "firing" ? "bad" : "", "aria-label": `Rule ${rule.name} ${rule.state}` },
+      el("th", { scope: "row" }, rule.name),
+      el("td", { class: `state ${rule.state}` }, `${ruleStateLabel[rule.state] || rule.state}${alertsOf(rule)}`),
+      el("td", {}, rule.condition,
+        rule.error ? el("span", { class: "error" }, ` Its last evaluation failed: ${rule.error}`) : null),
+      el("td", {}, rule.for_seconds ? ms(rule.for_seconds * 1000) : "at once"),
+      el("td", {}, rule.severity),
+      el("td", {}, el("code", {}, rule.source))))));
+}
+
 pages.alerts = async () => {
   const [alerts, history, rules] = await Promise.all([api("/api/alerts"),
     api("/api/alerts/history", { lookback, limit: 200 }), api("/api/alerts/rules")]);
@@ -43,10 +61,11 @@ pages.alerts = async () => {
       el("td", { class: "why" }, h.reason || "")))))
     : empty("No alert changed state in this time range.");
   show(...problems,
-    el("p", { class: "muted" }, `${rules.rules.length} rules from ${rules.source}, evaluated every few seconds. The same list is `,
+    el("p", { class: "muted" }, `${rules.overview.length} rules from ${rules.source}, evaluated every few seconds; each is listed under Rules with its state. The same alerts are `,
       el("code", {}, "GET /api/alerts"), "."),
     el("h2", {}, "Firing and pending"),
     active.length ? el("ol", { class: "alerts" }, active.map(alertCard)) : empty("Nothing is firing. All quiet."),
     ...(resolved.length ? [el("h2", {}, "Resolved lately"), el("ol", { class: "alerts" }, resolved.map(alertCard))] : []),
+    el("h2", {}, "Rules"), rules.overview.length ? rulesTable(rules) : empty("The rules file has no rules."),
     el("h2", {}, "History"), historyTable);
 };

@@ -29,17 +29,25 @@ function problemTarget(problem) {
     : el("p", {}, el("span", { class: "muted" }, "Route "), el("code", {}, problem.route || ""));
 }
 
+const problemStateLabel = { ongoing: "Ongoing", cleared: "Cleared" };
+
 function problemCard(problem) {
   const times = problem.occurrences === 1 ? "once" : `${problem.occurrences} times`;
-  return el("li", {}, el("article", { class: `problem ${problem.kind}`, "aria-label": `${problem.title}: ${problem.service} ${problem.operation}` },
-    el("h2", {}, el("span", { class: "kind" }, problem.title), " ",
+  // The resource kinds are about a process, not one operation or statement.
+  const target = problem.statement || problem.route ? problemTarget(problem) : null;
+  return el("li", {}, el("article", { class: `problem ${problem.kind} ${problem.state}`, "aria-label": `${problem.title}: ${problem.service} ${problem.operation}` },
+    el("h2", {}, el("span", { class: "state" }, problemStateLabel[problem.state] || problem.state), " ",
+      el("span", { class: "kind" }, problem.title), " ",
       link(withLookback(`/services/${encodeURIComponent(problem.service)}`), problem.service), " · ",
       el("span", { class: "operation" }, problem.operation)),
-    problemTarget(problem),
+    el("p", { class: "headline" }, el("strong", {}, problem.headline)),
+    target,
     el("p", { class: "explanation" }, problem.explanation),
     el("p", { class: "fix" }, el("strong", {}, "Fix: "), problem.fix),
+    el("p", { class: "clears" }, el("strong", {}, problem.state === "cleared" ? "Cleared. " : "Ongoing. "), problem.clears_when),
     el("p", { class: "muted" }, `Seen ${times} · ${problem.impact_text} · first ${when(problem.first_seen_ns)} · last ${when(problem.last_seen_ns)}`),
-    el("p", {}, link(`/traces/${problem.example_trace_id}`, "Example trace"), " · ",
+    el("p", {}, problem.example_trace_id ? [link(`/traces/${problem.example_trace_id}`, "Example trace"), " · "]
+      : problem.details.latest_trace_id ? [link(`/traces/${problem.details.latest_trace_id}`, `a recent trace of ${problem.service}`), " · "] : null,
       link(withLookback(`/problems?service=${encodeURIComponent(problem.service)}`), `all problems of ${problem.service}`))));
 }
 

@@ -7,7 +7,10 @@ function sloCard(slo, range) {
   const remaining = slo.budget_remaining;
   const level = remaining === null ? "" : remaining < 0 ? "bad" : remaining < 0.25 ? "low" : "good";
   const goal = slo.kind === "latency" ? `${slo.objective_percent} % of requests within ${ms(slo.threshold_ms)}`
-    : `${slo.objective_percent} % of requests succeed`;
+    : slo.kind === "journey" ? `${slo.objective_percent} % of journeys end with a 2xx at their last step`
+      : `${slo.objective_percent} % of requests succeed`;
+  // A journey's earlier steps count only when they fail.
+  const steps = slo.steps && slo.steps.length ? `; a failure (5xx) of ${slo.steps.join(", ")} counts as a bad journey` : "";
   const burns = dataTable("burns",
     el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Window"), ...slo.burn_rates.map((b) => el("th", { scope: "col" }, b.window)))),
     el("tbody", {}, el("tr", {}, el("th", { scope: "row" }, "Burn rate"),
@@ -17,9 +20,9 @@ function sloCard(slo, range) {
     .map((p) => ({ service: "budget remaining (%)", time_ns: p.time_ns, value: Math.max(0, 100 * p.budget_remaining) }));
   return el("li", {}, el("article", { class: `slo ${level}`, "aria-label": `SLO ${slo.name}` },
     el("h2", {}, slo.name, " ", link(withLookback(`/services/${encodeURIComponent(slo.service)}`), slo.service)),
-    el("p", {}, slo.description, " ", el("span", { class: "muted" }, `${goal} over ${slo.window}: ${slo.operations.join(", ")}`)),
+    el("p", {}, slo.description, " ", el("span", { class: "muted" }, `${goal} over ${slo.window}: ${slo.operations.join(", ")}${steps}`)),
     el("p", { class: "budget" }, el("strong", {}, remaining === null ? "No requests yet" : `${fixed(100 * remaining)} % of the error budget left`),
-      el("span", { class: "muted" }, ` · ${slo.requests} requests, ${slo.bad} bad · SLI ${slo.sli_percent === null ? "–" : `${fixed(slo.sli_percent, 2)} %`}`)),
+      el("span", { class: "muted" }, ` · ${slo.requests} ${slo.kind === "journey" ? "journeys" : "requests"}, ${slo.bad} bad · SLI ${slo.sli_percent === null ? "–" : `${fixed(slo.sli_percent, 2)} %`}`)),
     el("div", { class: "meter", role: "meter", "aria-label": "Error budget remaining", "aria-valuemin": 0, "aria-valuemax": 100,
       "aria-valuenow": remaining === null ? 100 : Math.max(0, Math.round(100 * remaining)) },
     el("span", { style: `width:${remaining === null ? 100 : Math.max(0, Math.min(100, 100 * remaining))}%` })),
