@@ -22,10 +22,11 @@ def dependencies(store: TelemetryStore, start_ns: int, end_ns: int) -> list[Edge
     # the caller's client span says whom it called (peer.service); a message's consumer
     # span says the subject it came on. The commonest, when an edge has several.
     # A call between services is a request span (server or consumer) whose parent is
-    # another service's client or producer span. Both sides are narrowed to those kinds
-    # and to the window before the join (the caller up to CALLER_SLACK_NS earlier): the
-    # self-join of every span was most of the map's time (700 ms at a
-    # million spans, 260 ms narrowed).
+    # another service's span (its client or producer span, as OpenTelemetry makes them,
+    # but not always: a caller with no client instrumentation passes on its own span).
+    # The callees are narrowed to request spans and both sides to the window before the
+    # join (the caller up to CALLER_SLACK_NS earlier): the self-join of every span was
+    # most of the map's time.
     between = store.rows(
         "WITH callee AS (SELECT trace_id, parent_span_id, service, kind, duration_ns, "
         f"{FAILED_REQUEST} AS failed, messaging_destination, "
@@ -33,7 +34,7 @@ def dependencies(store: TelemetryStore, start_ns: int, end_ns: int) -> list[Edge
         "FROM spans WHERE start_ns BETWEEN ? AND ? AND parent_span_id IS NOT NULL "
         "AND kind IN (?, ?)), "
         "caller AS (SELECT trace_id, span_id, service, peer_service FROM spans "
-        "WHERE start_ns BETWEEN ? AND ? AND kind IN (?, ?)) "
+        "WHERE start_ns BETWEEN ? AND ?) "
         "SELECT p.service AS parent, c.service AS child, count(*) AS calls, "
         "count(*) FILTER (WHERE c.failed) AS errors, "
         "avg(c.duration_ns) / 1e6 AS mean_ms, bool_or(c.kind = ?) AS messaging, "
@@ -45,7 +46,7 @@ def dependencies(store: TelemetryStore, start_ns: int, end_ns: int) -> list[Edge
         "WHERE c.service <> p.service GROUP BY 1, 2 ORDER BY 1, 2",
         [SpanKind.CONSUMER, attribute_path(semconv.MESSAGING_SYSTEM), start_ns, end_ns,
          SpanKind.SERVER, SpanKind.CONSUMER, start_ns - CALLER_SLACK_NS, end_ns,
-         SpanKind.CLIENT, SpanKind.PRODUCER, SpanKind.CONSUMER, SpanKind.CONSUMER])
+         SpanKind.CONSUMER, SpanKind.CONSUMER])
     stores = store.rows(
         "SELECT service AS parent, db_system AS child, count(*) AS calls, "
         f"count(*) FILTER (WHERE {FAILED_REQUEST}) AS errors, "
