@@ -39,7 +39,7 @@ function rulesTable(rules) {
       el("td", { class: `state ${rule.state}` }, `${ruleStateLabel[rule.state] || rule.state}${alertsOf(rule)}`),
       el("td", {}, rule.condition,
         rule.error ? el("span", { class: "error" }, ` Its last evaluation failed: ${rule.error}`) : null),
-      el("td", {}, rule.for_seconds ? ms(rule.for_seconds * 1000) : "at once"),
+      el("td", { class: "nowrap" }, rule.for_seconds ? lengthOfTime(rule.for_seconds) : "at once"),
       el("td", {}, rule.severity),
       el("td", {}, el("code", {}, rule.source))))));
 }

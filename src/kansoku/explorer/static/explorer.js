@@ -40,6 +40,13 @@ async function api(path, query = {}, { whole = false } = {}) {
 
 const ms = (value) => value === null || value === undefined ? "–"
   : value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(value < 10 ? 2 : 0)} ms`;
+// A length of time given in seconds, as people say it: "45 s", "2 min", "1 h 30 min".
+function lengthOfTime(seconds) {
+  if (seconds < 60) return `${+seconds.toFixed(1)} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  return minutes % 60 ? `${Math.floor(minutes / 60)} h ${minutes % 60} min` : `${minutes / 60} h`;
+}
 const pct = (value) => `${value.toFixed(value && value < 1 ? 2 : 1)} %`;
 
 // Every time shown is UTC on a 24-hour clock, as the shop's own pages show theirs: one
