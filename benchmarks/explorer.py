@@ -12,7 +12,8 @@ Run:  python benchmarks/explorer.py [--seconds 8] [--spans 1000000] [--skip-http
    read from /proc. Then, at a paced rate like a normal load run's, its share of a core.
 3. Queries with `--spans` spans stored (loaded straight through the store's columnar
    insert): trace by id (`spans_of`), `find_trace_ids` for a service over the last hour,
-   `red` and `dependencies` over the last hour — p50 / p95.
+   `red`, `red_series` (every service, and one route) and `dependencies` over the last
+   hour — p50 / p95.
 
 Absolute numbers on a shared 2-core machine are noisy: each figure is the median of a few
 repetitions.
@@ -387,6 +388,10 @@ def query_figures(total: int, directory: str) -> None:
             store, queries.find_trace_ids(store, query)), 10, "(20 traces)")
         show("red by route (1 h)", lambda: metrics_queries.red(store, hour_ago, now, by_route=True),
              10)
+        show("red series, every service", lambda: metrics_queries.red_series(
+            store, hour_ago, now, 60 * 10**9), 10, "(1 h in 1 min steps)")
+        show("red series, one route", lambda: metrics_queries.red_series(
+            store, hour_ago, now, 60 * 10**9, "catalog", ROUTES[0]), 10)
         show("dependencies (1 h)", lambda: map_queries.dependencies(store, hour_ago, now), 5)
         print(f"store size                  {store.size_bytes() / 2**20:.0f} MiB")
     finally:
