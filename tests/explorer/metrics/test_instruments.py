@@ -1,10 +1,12 @@
 """Metrics by instrument, from real OTLP payloads posted to an explorer: a counter as
 its rate per second (cumulative with a reset, and delta), a gauge and an up-down counter
 as their values, a histogram as p50/p95/p99 interpolated within its buckets — each
-checked against figures worked out here by hand from the numbers posted."""
+checked against figures worked out here by hand from the numbers posted; and the
+metrics page, in Chromium, titling and labelling each chart so."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator
 
@@ -32,6 +34,7 @@ from kansoku.explorer.metrics import queries
 from kansoku.explorer.metrics.models import Instrument, Statistic
 from kansoku.explorer.settings import Settings
 from kansoku.explorer.store import TelemetryStore
+from tests.browser import BrowserPage, served
 
 S = 1_000_000_000
 CUMULATIVE = AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE
@@ -216,3 +219,51 @@ async def test_an_unknown_metric_is_an_empty_series(
     http, _ = explorer
     answer = (await http.get("/api/metrics/series", params={"name": "no.such"})).json()
     assert answer["instrument"] is None and answer["data"] == []
+
+
+#: Every element's right edge, and the page's width, against the window's: anything
+#: wider than the screen (outside a table's own scrolling box) is named.
+TOO_WIDE = """() => [...document.querySelectorAll('body *')]
+  .filter(e => !e.closest('.table-box') && e.getBoundingClientRect().right > innerWidth + 0.5)
+  .map(e => e.tagName + '.' + e.className + ' ' + (e.textContent || '').slice(0, 40))"""
+
+
+async def test_the_metrics_page_titles_and_labels_each_chart_by_instrument(
+        page: BrowserPage) -> None:
+    app = create_app(Settings(db_path=":memory:"))
+    async with served(app) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.post("/v1/metrics", content=export(), headers={
+                "Content-Type": "application/x-protobuf"})).status_code == 200
+        browser = page.page
+        for viewport in ({"width": 1280, "height": 900}, {"width": 390, "height": 844}):
+            await browser.set_viewport_size(viewport)  # type: ignore[arg-type]
+            await browser.goto(f"{base}/charts?lookback=15m")
+            charts = {title: browser.get_by_role("img", name=title) for title in (
+                "Orders per second, by status", "Memory in use, bytes",
+                "Database connections, by state",
+                "p50/p95/p99 of http.server.request.duration, ms")}
+            for chart in charts.values():
+                await chart.wait_for()
+            # In their sections, in plain words, with labelled axes.
+            assert await browser.get_by_role("region", name="Business").get_by_role(
+                "img", name="Orders per second, by status").count() == 1
+            assert await browser.get_by_role("region", name="Requests and latency").get_by_role(
+                "img", name=re.compile("http.server.request.duration")).count() == 1
+            axes = {title: await chart.locator("text.axis-title").all_text_contents()
+                    for title, chart in charts.items()}
+            assert axes["Orders per second, by status"] == ["orders/s", "Time (UTC)"]
+            assert axes["p50/p95/p99 of http.server.request.duration, ms"] == ["ms", "Time (UTC)"]
+            latency = charts["p50/p95/p99 of http.server.request.duration, ms"]
+            ticks = await latency.locator("text.axis").all_text_contents()
+            assert any(tick.endswith(" ms") for tick in ticks), ticks
+            legend = await latency.locator("xpath=..").locator(".legend").inner_text()
+            assert legend.split() == ["orders", "·", "p50", "orders", "·", "p95", "orders",
+                                      "·", "p99"]
+            pool = await charts["Database connections, by state"].locator("xpath=..").locator(
+                ".legend").inner_text()
+            assert "orders · idle" in pool and "orders · used" in pool
+            assert await browser.evaluate(TOO_WIDE) == []
+            await page.screenshot(f"explorer-metrics-{viewport['width']}")
+    app.state.store.close()
+    assert page.errors == []

@@ -98,7 +98,7 @@ async def test_counters_become_rates_and_gauges_averages(page: BrowserPage) -> N
         assert {row["name"] for row in names} == {"kansoku.orders", "process.memory.usage"}
 
         await page.page.goto(f"{base}/charts?lookback=15m")
-        await page.page.get_by_role("img", name="process.memory.usage").wait_for()
+        await page.page.get_by_role("img", name="Memory in use, bytes").wait_for()
         funnel_text = await page.page.get_by_role("region", name="Funnel").inner_text()
         assert "Orders placed" in funnel_text and "12" in funnel_text
         await page.screenshot("explorer-metrics")

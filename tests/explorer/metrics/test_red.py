@@ -1,9 +1,10 @@
 """RED from the server spans: requests per second over the part of the range the
 explorer holds, error %, and p50/p95/p99 per step — checked against figures worked out
-here by hand from the spans posted."""
+here by hand from the spans posted; and the RED board drawn from them in Chromium."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -15,6 +16,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from kansoku.explorer.app import create_app
 from kansoku.explorer.settings import Settings
+from tests.browser import BrowserPage, served
 
 MS = 1_000_000
 S = 1_000_000_000
@@ -76,3 +78,62 @@ async def test_red_rates_are_over_what_the_explorer_holds_and_latency_per_step()
     [all_of_it] = every_service
     assert all_of_it["service"] == "catalog" and all_of_it["requests"] == 12
     assert all_of_it["error_percent"] == pytest.approx(100 / 12)
+
+
+#: Elements whose right edge is past the window's (outside a table's scrolling box).
+TOO_WIDE = """() => [...document.querySelectorAll('body *')]
+  .filter(e => !e.closest('.table-box') && e.getBoundingClientRect().right > innerWidth + 0.5)
+  .map(e => e.tagName + '.' + e.className + ' ' + (e.textContent || '').slice(0, 40))"""
+
+
+async def test_the_red_board_reads_at_1280_and_390_pixels(page: BrowserPage) -> None:
+    """The Services page: a rate that is not 0.00, every figure on one line and inside
+    the screen (p99 too, at 390 px as a card), and RED charts with titled axes; a
+    service's page charts one route's p50/p95/p99."""
+    app = create_app(Settings(db_path=":memory:"))
+    async with served(app) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.post("/v1/traces", content=requests(time.time_ns()), headers={
+                "Content-Type": "application/x-protobuf"})).status_code == 200
+        browser = page.page
+        for width in (1280, 390):
+            await browser.set_viewport_size({"width": width, "height": 900})
+            await browser.goto(f"{base}/?lookback=1h")
+            row = browser.get_by_role("row", name=re.compile("catalog"))
+            await row.wait_for()
+            # 12 requests over the ~100 s the explorer holds: about 7 a minute.
+            rate = browser.locator("td[data-label='Requests']")
+            assert re.fullmatch(r"7\.\d+/min", await rate.inner_text()), await rate.inner_text()
+            p99 = browser.locator("td[data-label='p99']")
+            assert await p99.inner_text() == "99 ms"  # 10 … 100 ms interpolated, rounded
+            box = await p99.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+            for cell in await browser.locator("td.num").all():  # "94 ms" on one line
+                cell_box = await cell.bounding_box()
+                assert cell_box is not None and cell_box["height"] < 60
+            if width == 390:  # a card: each figure labelled
+                assert "p99" in await p99.evaluate(
+                    "td => getComputedStyle(td, '::before').content")
+            titles = {"Requests per second, by service": "requests/s",
+                      "Errors, % of requests, by service": "% failed",
+                      "Latency p95 by service, ms": "ms"}
+            for title, axis in titles.items():
+                chart = browser.get_by_role("img", name=title)
+                await chart.wait_for()
+                assert await chart.locator("text.axis-title").all_text_contents() == [
+                    axis, "Time (UTC)"]
+            assert await browser.evaluate(TOO_WIDE) == []
+            await page.screenshot(f"explorer-red-board-{width}")
+
+        await browser.set_viewport_size({"width": 1280, "height": 900})
+        await browser.goto(f"{base}/services/catalog?lookback=1h")
+        await browser.get_by_role("link", name="/products").click()
+        chart = browser.get_by_role("img", name="Latency p50/p95/p99 of /products, ms")
+        await chart.wait_for()
+        legend = await chart.locator("xpath=..").locator(".legend").inner_text()
+        assert legend.split() == ["catalog", "·", "p50", "catalog", "·", "p95", "catalog",
+                                  "·", "p99"]
+        await browser.get_by_role("img", name="Errors, % of requests of /products").wait_for()
+        await page.screenshot("explorer-red-route")
+    app.state.store.close()
+    assert page.errors == []
