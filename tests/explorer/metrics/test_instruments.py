@@ -90,9 +90,14 @@ def export() -> bytes:
         aggregation_temporality=DELTA, is_monotonic=True, data_points=[
             NumberDataPoint(time_unix_nano=_at(at), as_int=value)
             for at, value in ((5, 4), (15, 6), (25, 10))]))
+    payment_durations = Metric(name="http.server.request.duration", unit="s",
+                               histogram=Histogram(aggregation_temporality=DELTA, data_points=[
+        HistogramDataPoint(time_unix_nano=_at(at), count=sum(counts), sum=0.1,
+                           bucket_counts=counts, explicit_bounds=BOUNDS)
+        for at, counts in ((5, (0, 4, 0, 0, 0, 0, 0, 0, 0)), (15, (0, 0, 4, 0, 0, 0, 0, 0, 0)))]))
     request = ExportMetricsServiceRequest(resource_metrics=[
         _resource_metrics("orders", orders, memory, connections, durations),
-        _resource_metrics("payments", payments)])
+        _resource_metrics("payments", payments, payment_durations)])
     return bytes(request.SerializeToString())
 
 
@@ -180,8 +185,16 @@ async def test_a_histogram_is_p50_p95_p99_in_its_unit(
     assert by_step[20, Statistic.P95] == pytest.approx(0.01 + 0.015 * 3.8 / 4)
     assert by_step[20, Statistic.P99] == pytest.approx(0.01 + 0.015 * 3.96 / 4)
 
+    # payments' delta points, summed: 4 measurements in (0.005, 0.01], 4 in (0.01, 0.025].
+    delta = queries.metric_series(store, "http.server.request.duration", "payments", T0,
+                                  _at(20), 20 * S)
+    assert [p.statistic for p in delta.data] == [Statistic.P50, Statistic.P95, Statistic.P99]
+    assert [p.value for p in delta.data] == pytest.approx([
+        0.005 + 0.005 * 4 / 4, 0.01 + 0.015 * (7.6 - 4) / 4, 0.01 + 0.015 * (7.92 - 4) / 4])
+
     answer = (await http.get("/api/metrics/series", params={
-        "name": "http.server.request.duration", "lookback": "15m", "step": "15m"})).json()
+        "name": "http.server.request.duration", "service": "orders", "lookback": "15m",
+        "step": "15m"})).json()
     assert answer["instrument"] == "histogram" and answer["unit"] == "s"
     values = {point["statistic"]: point["value"] for point in answer["data"]}
     # One step: 204 measurements (the 200 and the 4 after the reset), 84 at or below
@@ -257,9 +270,10 @@ async def test_the_metrics_page_titles_and_labels_each_chart_by_instrument(
             latency = charts["p50/p95/p99 of http.server.request.duration, ms"]
             ticks = await latency.locator("text.axis").all_text_contents()
             assert any(tick.endswith(" ms") for tick in ticks), ticks
-            legend = await latency.locator("xpath=..").locator(".legend").inner_text()
-            assert legend.split() == ["orders", "·", "p50", "orders", "·", "p95", "orders",
-                                      "·", "p99"]
+            legend = await latency.locator("xpath=..").locator(".legend .key"
+                                                               ).all_text_contents()
+            assert legend == [f"{service} · {statistic}" for service in ("orders", "payments")
+                              for statistic in ("p50", "p95", "p99")]
             pool = await charts["Database connections, by state"].locator("xpath=..").locator(
                 ".legend").inner_text()
             assert "orders · idle" in pool and "orders · used" in pool

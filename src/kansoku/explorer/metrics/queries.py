@@ -102,43 +102,43 @@ def _step_of(start: int, step: int, column: str = "time_ns") -> str:
     return f"({start} + (({column} - {start}) // {step}) * {step})"
 
 
-#: SQL: the points of one metric in the window, and each series' last point before it (a
-#: cumulative series' first step in the window grows from that one). Each series is its
-#: service, its attributes as text and its temporality. `{columns}` are the point's values
-#: wanted, `{latest}` the same taken from the last point before the window. Parameters:
-#: name, start, end, the service filter's; name, start, the service filter's again.
-_POINTS_AND_THE_ONE_BEFORE = (
-    "SELECT service, CAST(attributes AS VARCHAR) AS series, temporality, time_ns, {columns} "
-    "FROM metric_points WHERE name = ? AND time_ns BETWEEN ? AND ? {extra} "
-    "UNION ALL "
-    "SELECT service, CAST(attributes AS VARCHAR), temporality, max(time_ns), {latest} "
-    "FROM metric_points WHERE name = ? AND time_ns < ? {extra} "
-    "GROUP BY service, CAST(attributes AS VARCHAR), temporality")
-
-
+#: How far before a chart's window a cumulative series' last point is looked for: its
+#: first step in the window grows from that point. A series silent for longer (its
+#: process was stopped) counts its first point in the window in full, as one that began
+#: there — as a restarted process's counter did.
+_LOOKBEHIND_NS = 30 * 60 * 1_000_000_000
+#: SQL: a point's attributes as text, its series' name beside its service and temporality
+#: ('{}' for none: a key to join on and group by, which NULL is not).
+_SERIES = "coalesce(CAST(attributes AS VARCHAR), '{}')"
 def _rates(store: TelemetryStore, value: str, name: str, service: str | None, start: int,
            end: int, step: int, by: str | None) -> list[dict[str, Any]]:
     """Per step, service (and value of `by`): how much `value` (a counter's value or a
     histogram's count) grew per second. A cumulative point grew by its value less the
-    series' point before it; one that is smaller than that one follows a reset (the
-    process restarted, counting from 0), so it grew by its whole value; a series' first
-    point, with none before it, began in the window and counts in full. A delta point
-    is the growth itself."""
+    series' point before it (the last before the window, up to `_LOOKBEHIND_NS` earlier,
+    for the first); one that is smaller than that one follows a reset (the process
+    restarted, counting from 0), so it grew by its whole value; a series' first point,
+    with none before it, began in the window and counts in full. A delta point is the
+    growth itself. Each series (its service, attributes and temporality) is known by a
+    hash, so the window partitions by a number, not by text."""
     extra, extra_parameters = ("AND service = ?", [service]) if service else ("", [])
-    points = _POINTS_AND_THE_ONE_BEFORE.format(
-        columns=f"{value} AS v", latest=f"arg_max({value}, time_ns)", extra=extra)
-    attribute = "json_extract_string(series, ?)" if by else "NULL"
+    key = f"hash(service, {_SERIES}, temporality)"
+    attribute = f"json_extract_string({_SERIES}, ?)" if by else "NULL"
     return store.rows(
-        f"WITH points AS ({points}), "
-        "growth AS (SELECT service, series, time_ns, CASE "
+        f"WITH points AS (SELECT {key} AS key, service, {attribute} AS attribute, "
+        f"temporality, time_ns, {value} AS v FROM metric_points "
+        f"WHERE name = ? AND time_ns BETWEEN ? AND ? {extra} "
+        f"UNION ALL SELECT {key}, NULL, NULL, temporality, max(time_ns), "
+        f"arg_max({value}, time_ns) FROM metric_points "
+        f"WHERE name = ? AND time_ns >= ? AND time_ns < ? {extra} GROUP BY 1, 4), "
+        "growth AS (SELECT service, attribute, time_ns, CASE "
         "WHEN temporality = 'delta' THEN v WHEN previous IS NULL OR v < previous THEN v "
-        "ELSE v - previous END AS grew FROM (SELECT *, lag(v) OVER (PARTITION BY service, "
-        "series, temporality ORDER BY time_ns) AS previous FROM points)) "
-        f"SELECT service, {attribute} AS attribute, {_step_of(start, step)} AS time_ns, "
+        "ELSE v - previous END AS grew FROM (SELECT *, lag(v) OVER (PARTITION BY key "
+        "ORDER BY time_ns) AS previous FROM points)) "
+        f"SELECT service, attribute, {_step_of(start, step)} AS time_ns, "
         f"'{Statistic.RATE}' AS statistic, sum(grew) / {step / 1e9!r} AS value FROM growth "
         f"WHERE time_ns >= {start} GROUP BY 1, 2, 3 ORDER BY 3, 1, 2",
-        [name, start, end, *extra_parameters, name, start, *extra_parameters,
-         *([attribute_path(by)] if by else [])])
+        [*([attribute_path(by)] if by else []), name, start, end, *extra_parameters,
+         name, start - _LOOKBEHIND_NS, start, *extra_parameters])
 
 
 def _averages(store: TelemetryStore, name: str, service: str | None, start: int, end: int,
@@ -158,40 +158,83 @@ def _averages(store: TelemetryStore, name: str, service: str | None, start: int,
 
 def _percentiles(store: TelemetryStore, name: str, service: str | None, start: int,
                  end: int, step: int, by: str | None) -> list[dict[str, Any]]:
-    """Per step, service (and value of `by`): p50, p95 and p99 of the measurements
-    the step's points counted into their buckets. Each point's growth is bucket by
-    bucket, as a counter's (`_rates` says how: a point whose count is smaller than the
-    one before follows a reset), summed over the step and the series; the percentile
-    is interpolated within its bucket (`percentile_of_buckets`)."""
+    """Per step, service (and value of `by`): the buckets of the measurements taken in
+    the step, with their bounds, for `percentile_of_buckets`. A cumulative series' step
+    took its last point's buckets less the last ones before the step (none for a series
+    that began in it), plus, for each reset in the step (a point whose count is below the
+    one before: the process restarted), what the point before the reset had counted. A
+    delta series' step took the sum of its points. Series whose buckets are not those of
+    the metric's latest bounds (its instrument was changed) are left out.
+
+    Worked per series and step, not per point: an hour of 200 series exported every
+    10 s is 72,000 points of 15 buckets, and differencing each against the one before
+    cost 400 ms. Only counts (scalars) go through the window that finds resets, and
+    each series is known by a hash (its service, attributes and temporality), so the
+    windows partition by a number, not by text."""
     extra, extra_parameters = ("AND service = ?", [service]) if service else ("", [])
-    points = _POINTS_AND_THE_ONE_BEFORE.format(
-        columns="count, bucket_counts AS buckets, bounds",
-        latest="arg_max(count, time_ns), arg_max(bucket_counts, time_ns), "
-               "arg_max(bounds, time_ns)",
-        extra=extra + " AND bucket_counts IS NOT NULL")
+    extra += " AND bucket_counts IS NOT NULL"
+    window = f"name = ? AND time_ns BETWEEN ? AND ? {extra}"
+    before = f"name = ? AND time_ns >= ? AND time_ns < ? {extra}"
+    window_parameters = [name, start, end, *extra_parameters]
+    before_parameters = [name, start - _LOOKBEHIND_NS, start, *extra_parameters]
+    step_of = _step_of(start, step)
+    key = f"hash(service, {_SERIES}, temporality)"
     attribute = "json_extract_string(series, ?)" if by else "NULL"
-    rows = store.rows(
-        f"WITH points AS ({points}), "
-        "lagged AS (SELECT *, lag(count) OVER w AS previous_count, "
-        "lag(buckets) OVER w AS previous_buckets, lag(bounds) OVER w AS previous_bounds "
-        "FROM points WINDOW w AS (PARTITION BY service, series, temporality "
-        "ORDER BY time_ns)), "
-        "growth AS (SELECT service, series, time_ns, bounds, CASE "
-        "WHEN temporality = 'delta' OR previous_buckets IS NULL OR count < previous_count "
-        "OR bounds IS DISTINCT FROM previous_bounds THEN buckets "
-        "ELSE list_transform(generate_series(1, len(buckets)), "
-        "lambda i: buckets[i] - previous_buckets[i]) END AS grew "
-        f"FROM lagged WHERE time_ns >= {start}), "
-        "by_bucket AS (SELECT service, series, time_ns, bounds, unnest(grew) AS grew, "
-        "generate_subscripts(grew, 1) AS bucket FROM growth), "
-        f"summed AS (SELECT service, {attribute} AS attribute, "
-        f"{_step_of(start, step)} AS time_ns, bounds, bucket, sum(grew) AS grew "
-        "FROM by_bucket GROUP BY 1, 2, 3, 4, 5) "
-        "SELECT service, attribute, time_ns, bounds, list(grew ORDER BY bucket) AS buckets "
-        "FROM summed GROUP BY 1, 2, 3, 4 ORDER BY 3, 1, 2",
-        [name, start, end, *extra_parameters, name, start, *extra_parameters,
+    return store.rows(
+        f"WITH latest AS (SELECT arg_max(bounds, time_ns) AS bounds FROM metric_points "
+        f"WHERE {window}), "
+        f"points AS (SELECT {key} AS key, temporality, time_ns, count FROM metric_points "
+        f"WHERE {window} UNION ALL SELECT {key}, temporality, max(time_ns), "
+        f"arg_max(count, time_ns) FROM metric_points WHERE {before} GROUP BY 1, 2), "
+        "resets AS (SELECT * FROM (SELECT key, temporality, time_ns, count, "
+        "lag(count) OVER w AS previous_count, lag(time_ns) OVER w AS previous_time "
+        "FROM points WINDOW w AS (PARTITION BY key ORDER BY time_ns)) "
+        "WHERE temporality <> 'delta' AND count < previous_count), "
+        # What each reset lost, bucket by bucket: the counts of the point before it.
+        f"lost AS (SELECT resets.key, {step_of.replace('time_ns', 'resets.time_ns')} AS t, "
+        "unnest(bucket_counts) AS grew, generate_subscripts(bucket_counts, 1) AS bucket "
+        "FROM resets JOIN metric_points ON metric_points.time_ns = resets.previous_time "
+        f"AND {key.replace('temporality', 'metric_points.temporality')} = resets.key "
+        "WHERE metric_points.name = ? AND metric_points.time_ns BETWEEN ? AND ?), "
+        # A cumulative series' last counts in each step, and before the window (in a
+        # step of its own, before the first)...
+        f"last AS (SELECT {key} AS key, {step_of} AS t, any_value(service) AS service, "
+        f"any_value({_SERIES}) AS series, arg_max(bucket_counts, time_ns) AS counts "
+        f"FROM metric_points WHERE {window} AND temporality <> 'delta' GROUP BY 1, 2 "
+        f"UNION ALL SELECT {key}, {start - step}, any_value(service), any_value({_SERIES}), "
+        "arg_max(bucket_counts, time_ns) FROM metric_points "
+        f"WHERE {before} AND temporality <> 'delta' GROUP BY 1), "
+        # ... and the series' next step with a point: the step whose growth starts from
+        # these counts. Found from the steps alone (numbers), not the counts (lists).
+        f"steps AS (SELECT key, t, lead(t) OVER (PARTITION BY key ORDER BY t) AS next_t "
+        f"FROM (SELECT DISTINCT key, CASE WHEN time_ns < {start} THEN {start - step} "
+        f"ELSE {step_of} END AS t FROM points WHERE temporality <> 'delta')), "
+        "cells AS (SELECT key, t, next_t, unnest(counts) AS count, "
+        "generate_subscripts(counts, 1) AS bucket FROM last JOIN steps USING (key, t)), "
+        # A step's growth is its last counts less those of the series' step before:
+        # each step's counts count for it, and against the series' next step. With them,
+        # what resets lost, and delta series' counts as they are.
+        f"grown AS (SELECT key, t, bucket, count AS grew FROM cells WHERE t >= {start} "
+        "UNION ALL SELECT key, next_t, bucket, -count FROM cells WHERE next_t IS NOT NULL "
+        "UNION ALL SELECT key, t, bucket, grew FROM lost "
+        f"UNION ALL SELECT {key}, {step_of}, generate_subscripts(bucket_counts, 1), "
+        f"unnest(bucket_counts) FROM metric_points WHERE {window} "
+        "AND temporality = 'delta'), "
+        "names AS (SELECT key, any_value(service) AS service, any_value(series) AS series "
+        f"FROM last GROUP BY key UNION ALL SELECT DISTINCT {key}, service, {_SERIES} "
+        f"FROM metric_points WHERE {window} AND temporality = 'delta'), "
+        f"summed AS (SELECT service, {attribute} AS attribute, t, bucket, sum(grew) AS grew "
+        "FROM grown JOIN names USING (key) GROUP BY 1, 2, 3, 4) "
+        "SELECT service, attribute, t AS time_ns, any_value(latest.bounds) AS bounds, "
+        "list(grew ORDER BY bucket) AS buckets FROM summed, latest GROUP BY 1, 2, 3 "
+        "HAVING count(*) = len(any_value(latest.bounds)) + 1 ORDER BY 3, 1, 2",
+        [*window_parameters,  # latest
+         *window_parameters, *before_parameters,  # points
+         name, start - _LOOKBEHIND_NS, end,  # lost
+         *window_parameters, *before_parameters,  # last
+         *window_parameters,  # delta points
+         *window_parameters,  # their names
          *([attribute_path(by)] if by else [])])
-    return rows
 
 
 def metric_series(store: TelemetryStore, name: str, service: str | None, start_ns: int,
