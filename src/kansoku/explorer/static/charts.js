@@ -83,7 +83,9 @@ function lineChart(points, title, { format = number, range, axis = "" }) {
   for (const fraction of [0, 0.5, 1]) {
     const value = topValue * fraction;
     svg.append(el("svg:line", { x1: left, x2: width - right, y1: y(value), y2: y(value), class: fraction ? "grid" : "axis-line" }),
-      el("svg:text", { x: left - 4, y: y(value) + 3, "text-anchor": "end", class: "axis" }, format(value)));
+      // The origin reads "0 ms", not "0.00 ms".
+      el("svg:text", { x: left - 4, y: y(value) + 3, "text-anchor": "end", class: "axis" },
+        fraction ? format(value) : format(0).replace(/^0\.0+(?=\D|$)/, "0")));
   }
   if (axis) {
     svg.append(el("svg:text", { x: 0, y: 0, "text-anchor": "middle", class: "axis-title value-axis",
