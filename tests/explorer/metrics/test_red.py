@@ -127,7 +127,11 @@ async def test_the_red_board_reads_at_1280_and_390_pixels(page: BrowserPage) -> 
 
         await browser.set_viewport_size({"width": 1280, "height": 900})
         await browser.goto(f"{base}/services/catalog?lookback=1h")
-        await browser.get_by_role("link", name="/products").click()
+        # A route's name opens its slowest traces; its "charts" link draws its RED.
+        products = browser.get_by_role("row", name=re.compile(r"^\/products"))
+        assert "/traces?service=catalog" in str(await products.get_by_role(
+            "link", name="/products").get_attribute("href"))
+        await products.get_by_role("link", name="charts").click()
         chart = browser.get_by_role("img", name="Latency p50/p95/p99 of /products, ms")
         await chart.wait_for()
         legend = await chart.locator("xpath=..").locator(".legend .key").all_text_contents()

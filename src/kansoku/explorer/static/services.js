@@ -21,9 +21,10 @@ function secondsInWords(seconds) {
 function rateNote(rows) {
   const seconds = rows.length ? rows[0].seconds : 0;
   const range = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400 }[lookback] || 3600;
-  return seconds && seconds < range - 60
-    ? `Requests per second over the last ${secondsInWords(seconds)}: the explorer holds nothing older in this time range.`
-    : `Requests per second over the last ${secondsInWords(range)}.`;
+  const over = seconds && seconds < range - 60
+    ? `the last ${secondsInWords(seconds)} (the explorer holds nothing older in this time range)`
+    : `the last ${secondsInWords(range)}`;
+  return `Requests: how many a second over ${over}, or a minute or an hour when fewer.`;
 }
 
 function redTable(rows, { byRoute = false } = {}) {
@@ -31,14 +32,14 @@ function redTable(rows, { byRoute = false } = {}) {
   const head = el("tr", {}, columns.map((name) => el("th", { scope: "col" }, name)));
   const cell = (label, text) => el("td", { class: "num", "data-label": label }, text);
   const body = rows.map((row) => {
+    // A route's name opens its slowest traces, as it always has; "charts" draws its RED.
     const name = byRoute
-      ? link(withLookback(`/services/${encodeURIComponent(row.service)}?route=${encodeURIComponent(row.route)}`), row.route)
+      ? link(withLookback(`/traces?service=${encodeURIComponent(row.service)}&tag=${encodeURIComponent(`http.route=${row.route}`)}&minDuration=${Math.floor(row.p95_ms)}ms`), row.route)
       : link(`/services/${encodeURIComponent(row.service)}?lookback=${lookback}`, row.service);
-    const traces = byRoute ? el("span", { class: "muted" }, " · ", link(withLookback(
-      `/traces?service=${encodeURIComponent(row.service)}&tag=${encodeURIComponent(`http.route=${row.route}`)}&minDuration=${Math.floor(row.p95_ms)}ms`),
-    "slowest traces")) : null;
+    const more = byRoute ? el("span", { class: "muted" }, " slowest traces · ",
+      link(withLookback(`/services/${encodeURIComponent(row.service)}?route=${encodeURIComponent(row.route)}`), "charts")) : null;
     return el("tr", { class: row.error_percent >= 5 ? "bad" : "" },
-      el("th", { scope: "row" }, byRoute ? null : el("span", { class: "swatch", style: `background:${serviceColor(row.service)}` }), name, traces),
+      el("th", { scope: "row" }, byRoute ? null : el("span", { class: "swatch", style: `background:${serviceColor(row.service)}` }), name, more),
       cell("Requests", perSecond(row.rate_per_second)), cell("Errors", pct(row.error_percent)),
       cell("p50", ms(row.p50_ms)), cell("p95", ms(row.p95_ms)), cell("p99", ms(row.p99_ms)));
   });
@@ -82,7 +83,7 @@ pages.service = async () => {
   const showing = route
     ? el("p", {}, "Charts of the route ", el("strong", {}, route), " · ",
       link(`/services/${encodeURIComponent(service)}?lookback=${lookback}`, "the whole service"))
-    : el("p", { class: "muted" }, "Charts of the whole service; a route's name charts that route.");
+    : el("p", { class: "muted" }, "Charts of the whole service; a route's \u201ccharts\u201d draws that route's.");
   show(links, el("p", { class: "muted" }, rateNote(rows)), redTable(rows, { byRoute: true }),
     el("h2", {}, "Over time"), showing,
     series.length ? redCharts(series, { services: false, what: route ? ` of ${route}` : "" })
