@@ -140,3 +140,25 @@ async def test_the_red_board_reads_at_1280_and_390_pixels(page: BrowserPage) -> 
         await page.screenshot("explorer-red-route")
     app.state.store.close()
     assert page.errors == []
+
+
+async def test_a_step_without_requests_is_a_rate_of_0_not_a_gap(page: BrowserPage) -> None:
+    app = create_app(Settings(db_path=":memory:"))
+    now = time.time_ns()
+    async with served(app) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            # Requests 400 to 391 s ago and 100 to 91 s ago; the 30 s steps between had none.
+            for at in (now - 300 * S, now):
+                assert (await http.post("/v1/traces", content=requests(at), headers={
+                    "Content-Type": "application/x-protobuf"})).status_code == 200
+        browser = page.page
+        await browser.goto(f"{base}/?lookback=15m")
+        chart = browser.get_by_role("img", name="Requests per second, by service")
+        await chart.wait_for()
+        path = str(await chart.locator("path.series").get_attribute("d"))
+        # One line (one move), through every step from the first to the last: some at 0.
+        assert path.count("M") == 1 and path.count("L") >= 3, path
+        bottom = await chart.locator("line.axis-line").first.get_attribute("y1")
+        assert f",{float(str(bottom)):.1f}" in path, (bottom, path)
+    app.state.store.close()
+    assert page.errors == []

@@ -52,11 +52,21 @@ function redTable(rows, { byRoute = false } = {}) {
 function redCharts(series, { services, what }) {
   const range = stepRange(lookback);
   const of = (field) => series.map((p) => ({ service: p.service, time_ns: p.time_ns, value: p[field] }));
+  // A step without requests is a rate of 0, not a gap in the line: between a service's
+  // first step and its last, the API's missing steps are filled in as 0.
+  const rates = of("rate_per_second");
+  const seen = new Set(rates.map((p) => `${p.service} ${p.time_ns}`));
+  for (const service of new Set(rates.map((p) => p.service))) {
+    const times = rates.filter((p) => p.service === service).map((p) => p.time_ns);
+    for (let t = Math.min(...times); t < Math.max(...times); t += range.step) {
+      if (!seen.has(`${service} ${t}`)) rates.push({ service, time_ns: t, value: 0 });
+    }
+  }
   const latency = services ? of("p95_ms")
     : series.flatMap((p) => ["p50", "p95", "p99"].map((statistic) =>
       ({ service: p.service, statistic, time_ns: p.time_ns, value: p[`${statistic}_ms`] })));
   return el("div", { class: "charts-grid red-board" },
-    lineChart(of("rate_per_second"), `Requests per second${what}`, { format: number, range, axis: "requests/s" }),
+    lineChart(rates, `Requests per second${what}`, { format: number, range, axis: "requests/s" }),
     lineChart(of("error_percent"), `Errors, % of requests${what}`, { format: (value) => `${number(value)} %`, range, axis: "% failed" }),
     lineChart(latency, services ? "Latency p95 by service, ms" : `Latency p50/p95/p99${what}, ms`, { format: ms, range, axis: "ms" }));
 }
