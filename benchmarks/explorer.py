@@ -12,7 +12,9 @@ Run:  python benchmarks/explorer.py [--seconds 8] [--spans 1000000] [--skip-http
    read from /proc. Then, at a paced rate like a normal load run's, its share of a core.
 3. Queries with `--spans` spans stored (loaded straight through the store's columnar
    insert): trace by id (`spans_of`), `find_trace_ids` for a service over the last hour,
-   `red` and `dependencies` over the last hour — p50 / p95.
+   `red`, `red_series` (every service, and one route), a histogram's percentiles and a
+   counter's rate over the last hour (200 series each, exported every 10 s) and
+   `dependencies` — p50 / p95.
 4. Every page's API answers over that store, asked as the pages ask them (same
    parameters, the last hour) through the explorer's app in this process: p50 / p95 of
    each call, the slowest call per page, against the goal of 300 ms.
@@ -50,7 +52,7 @@ from tests.support import free_ports
 from kansoku.explorer.ingest import otlp
 from kansoku.explorer.map import queries as map_queries
 from kansoku.explorer.metrics import queries as metrics_queries
-from kansoku.explorer.store import SPANS, Rows, TelemetryStore
+from kansoku.explorer.store import METRIC_POINTS, SPANS, Rows, TelemetryStore
 from kansoku.explorer.traces import queries
 from kansoku.explorer.traces.models import TraceQuery
 
@@ -354,6 +356,37 @@ def load(store: TelemetryStore, total: int, hours: float = 1.0) -> list[str]:
     return sampled
 
 
+#: The request-duration histogram's bounds as the services export them (seconds).
+DURATION_BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+                   7.5, 10.0]
+
+
+def load_metrics(store: TelemetryStore, series: int = 200, hours: float = 1.5) -> None:
+    """`series` cumulative series each of a duration histogram (15 buckets) and of a
+    counter, exported every 10 s for the last `hours`: as 10 services of 20 routes."""
+    rng = random.Random(11)
+    end = time.time_ns()
+    times = range(end - int(hours * 3600e9), end, 10 * 10**9)
+    for number in range(series):
+        rows = Rows(METRIC_POINTS)
+        attributes = f'{{"http.route":"/api/v1/r{number % 20}","http.request.method":"GET"}}'
+        buckets, orders = [0] * (len(DURATION_BOUNDS) + 1), 0
+        for at in times:
+            buckets = [count + rng.randint(0, 5) for count in buckets]
+            orders += rng.randint(0, 20)
+            common = {"time_ns": at, "service": f"service-{number // 20}",
+                      "attributes": attributes, "temporality": "cumulative"}
+            rows.add(METRIC_POINTS.row(
+                **common, name="http.server.request.duration", kind="histogram", unit="s",
+                value=None, count=sum(buckets), sum=1.0, bucket_counts=buckets,
+                bounds=DURATION_BOUNDS, monotonic=False))
+            rows.add(METRIC_POINTS.row(
+                **common, name="kansoku.orders", kind="sum", unit="{order}",
+                value=float(orders), count=None, sum=None, bucket_counts=None, bounds=None,
+                monotonic=True))
+        store.submit(rows).result()
+
+
 def timings(call: Callable[[], Any], repeat: int) -> tuple[float, float]:
     seconds = []
     for _ in range(repeat):
@@ -391,6 +424,17 @@ def query_figures(total: int, directory: str) -> list[str]:
             store, queries.find_trace_ids(store, query)), 10, "(20 traces)")
         show("red by route (1 h)", lambda: metrics_queries.red(store, hour_ago, now, by_route=True),
              10)
+        show("red series, every service", lambda: metrics_queries.red_series(
+            store, hour_ago, now, 60 * 10**9), 10, "(1 h in 1 min steps)")
+        show("red series, one route", lambda: metrics_queries.red_series(
+            store, hour_ago, now, 60 * 10**9, "catalog", ROUTES[0]), 10)
+        load_metrics(store)
+        minute = 60 * 10**9
+        show("histogram p50/p95/p99", lambda: metrics_queries.metric_series(
+            store, "http.server.request.duration", None, hour_ago, now, minute), 10,
+            "(200 series every 10 s, 1 h in 1 min steps)")
+        show("counter rate", lambda: metrics_queries.metric_series(
+            store, "kansoku.orders", None, hour_ago, now, minute), 10, "(the same)")
         show("dependencies (1 h)", lambda: map_queries.dependencies(store, hour_ago, now), 5)
         print(f"store size                  {store.size_bytes() / 2**20:.0f} MiB")
         return wanted

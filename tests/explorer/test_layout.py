@@ -162,9 +162,9 @@ async def test_metric_charts_have_a_time_axis_units_and_reach_the_right_edge(
     browser = page.page
     await browser.set_viewport_size({"width": 1280, "height": 900})
     await browser.goto(f"{explorer}/charts?lookback=1h")
-    memory = browser.get_by_role("img", name="process.memory.usage (average)")
-    cpu = browser.get_by_role("img", name="process.cpu.utilization (average)")
-    revenue = browser.get_by_role("img", name="kansoku.orders.revenue (increase per step)")
+    memory = browser.get_by_role("img", name="Memory in use, bytes")
+    cpu = browser.get_by_role("img", name="CPU utilization, %")
+    revenue = browser.get_by_role("img", name="Revenue per second")
     for chart in (memory, cpu, revenue):
         await chart.wait_for()
     labels = {name: await chart.locator("text.axis").all_text_contents()
@@ -174,7 +174,13 @@ async def test_metric_charts_have_a_time_axis_units_and_reach_the_right_edge(
     assert any(label.startswith("$") for label in labels["revenue"]), labels["revenue"]
     # A time axis: 24-hour UTC ticks, in order, and the zone said.
     ticks = [label for label in labels["memory"] if re.fullmatch(r"\d\d:\d\d", label)]
-    assert len(ticks) >= 3 and "UTC" in labels["memory"]
+    assert len(ticks) >= 3
+    assert await memory.locator("text.axis-title").all_text_contents() == [
+        "bytes", "Time (UTC)"]
+    assert await revenue.locator("text.axis-title").all_text_contents() == [
+        "USD/s", "Time (UTC)"]
+    # 129.99 USD every 10 s: 13 a second, on an axis up to $20.
+    assert "$20" in labels["revenue"], labels["revenue"]
     # The line runs up to the right edge of the plot: its latest step ends now.
     for chart in (memory, cpu, revenue):
         edge = await chart.evaluate(

@@ -1,4 +1,4 @@
-"""Metrics in the explorer: counters become increases (per step, over a window),
+"""Metrics in the explorer: counters become rates per step and increases over a window,
 gauges averages; the funnel and the metrics page are drawn from them."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def export() -> bytes:
     return bytes(request.SerializeToString())
 
 
-async def test_counters_become_increases_and_gauges_averages(page: BrowserPage) -> None:
+async def test_counters_become_rates_and_gauges_averages(page: BrowserPage) -> None:
     app = create_app(Settings(db_path=":memory:"))
     store = app.state.store
     async with served(app) as base:
@@ -74,30 +74,31 @@ async def test_counters_become_increases_and_gauges_averages(page: BrowserPage) 
         assert queries.metric_increase(store, "kansoku.orders", T0 + SECOND, T0 + 30 * SECOND,
                                        {"status": "placed"}) == 7
         series = queries.metric_series(store, "kansoku.orders", None, T0, T0 + 30 * SECOND,
-                                       10 * SECOND)
+                                       10 * SECOND).data
         # The series began in the window: its first step counts in full (5+4), then
-        # (8+6)-(5+4) and (12+9)-(8+6).
-        assert [point.value for point in series] == [9, 5, 7]
+        # (8+6)-(5+4) and (12+9)-(8+6); per second of the 10 s steps.
+        assert [point.value for point in series] == [0.9, 0.5, 0.7]
         later = queries.metric_series(store, "kansoku.orders", None, T0 + SECOND,
-                                      T0 + 30 * SECOND, 10 * SECOND)
-        assert [point.value for point in later] == [5, 7]  # against the export before
+                                      T0 + 30 * SECOND, 10 * SECOND).data
+        assert [point.value for point in later] == [0.5, 0.7]  # against the export before
         by_status = queries.metric_series(store, "kansoku.orders", None, T0, T0 + 30 * SECOND,
-                                          10 * SECOND, by="status")
+                                          10 * SECOND, by="status").data
         assert [(point.attribute, point.value) for point in by_status] == [
-            ("paid", 4), ("placed", 5), ("paid", 2), ("placed", 3), ("paid", 3), ("placed", 4)]
+            ("paid", 0.4), ("placed", 0.5), ("paid", 0.2), ("placed", 0.3), ("paid", 0.3),
+            ("placed", 0.4)]
         # Steps count from the range's start: from T0 + 5 s, steps end at T0 + 15 s, 25 s.
         shifted = queries.metric_series(store, "kansoku.orders", None, T0 + 5 * SECOND,
-                                        T0 + 25 * SECOND, 10 * SECOND)
+                                        T0 + 25 * SECOND, 10 * SECOND).data
         assert [(point.time_ns - T0) // SECOND for point in shifted] == [5, 15]
         averages = queries.metric_series(store, "process.memory.usage", "orders", T0,
-                                         T0 + 30 * SECOND, 20 * SECOND)
+                                         T0 + 30 * SECOND, 20 * SECOND).data
         assert [point.value for point in averages] == [200.0, 200.0]  # (100+300)/2, 200
         by_step = {row["step"]: row["count"] for row in funnel}
         assert by_step["Orders placed"] == 12 and by_step["Orders paid"] == 9
         assert {row["name"] for row in names} == {"kansoku.orders", "process.memory.usage"}
 
         await page.page.goto(f"{base}/charts?lookback=15m")
-        await page.page.get_by_role("img", name="process.memory.usage").wait_for()
+        await page.page.get_by_role("img", name="Memory in use, bytes").wait_for()
         funnel_text = await page.page.get_by_role("region", name="Funnel").inner_text()
         assert "Orders placed" in funnel_text and "12" in funnel_text
         await page.screenshot("explorer-metrics")

@@ -12,6 +12,7 @@ from kansoku.explorer.common.responses import Data, read
 from kansoku.explorer.metrics import queries
 from kansoku.explorer.metrics.models import FunnelStep, MetricName, MetricSeries, Red, RedPoint
 from kansoku.kit import semconv
+from kansoku.kit.errors import invalid_parameter
 
 router = APIRouter()
 
@@ -22,21 +23,25 @@ async def red(request: Request,
               by_route: bool = False,
               lookback: timerange.Lookback = "1h",
               ) -> Data[list[Red]]:
-    """Rate, error % and p50/p90/p95/p99 latency of server spans, per service (and per
-    route with `by_route`)."""
+    """Rate (requests per second over the range, or over the part of it the explorer
+    holds spans for: `seconds` says), error % and p50/p90/p95/p99 latency of server
+    spans, per service (and per route with `by_route`)."""
     start_ns, end_ns = timerange.window(lookback)
     return Data(data=await read(request, queries.red, start_ns, end_ns, service, by_route))
 
 
 @router.get("/api/red/series", tags=["kansoku"])
-async def red_series(request: Request, service: Annotated[str, Query(max_length=200)],
+async def red_series(request: Request,
+                     service: Annotated[str | None, Query(
+                         max_length=200, description="Without it: every service")] = None,
                      route: Annotated[str | None, Query(max_length=500)] = None,
                      lookback: timerange.Lookback = "1h",
                      step: timerange.Step = "1m",
                      ) -> Data[list[RedPoint]]:
-    """Requests, errors and p95 per time step, for one service or route."""
+    """Requests per second, error % and p50/p95/p99 latency per time step, per service
+    (or for one service, or one of its routes)."""
     start_ns, end_ns = timerange.window(lookback)
-    step_ns = timerange.step_ns(step)
+    step_ns = _checked_step(start_ns, end_ns, step)
     return Data(data=await read(request, queries.red_series, start_ns, end_ns, step_ns,
                                 service, route))
 
@@ -58,17 +63,30 @@ async def metric_series(request: Request, name: Annotated[str, Query(max_length=
                             max_length=200, description="An attribute to split the series "
                                                         "by, e.g. currency")] = None,
                         ) -> MetricSeries:
-    """One metric per time step and service (and value of `by`): the increase of a
-    counter (or of a histogram's count) in each step, the average of a gauge. Each
-    point's `time_ns` is its step's start; steps are counted from the range's start,
-    which the answer gives (`start_ns`, `end_ns`, `step_ns`), so the last one ends
-    with the range."""
+    """One metric per time step and service (and value of `by`), as its instrument is
+    read: a counter as its rate per second, a gauge or up-down counter as its average,
+    a histogram as p50/p95/p99 in the metric's unit (each point's `statistic` says
+    which). Each point's `time_ns` is its step's start; steps are counted from the
+    range's start, which the answer gives (`start_ns`, `end_ns`, `step_ns`), so the last
+    one ends with the range."""
     start_ns, end_ns = timerange.window(lookback)
+    step_ns = _checked_step(start_ns, end_ns, step)
+    return await read(request, queries.metric_series, name, service, start_ns, end_ns,
+                      step_ns, by)
+
+
+#: The most steps a chart's range may be cut into: more points than a chart has pixels
+#: only cost time.
+MAX_STEPS = 2000
+
+
+def _checked_step(start_ns: int, end_ns: int, step: str) -> int:
+    """`step` in ns; a 422 naming it when it cuts the range into more than `MAX_STEPS`."""
     step_ns = timerange.step_ns(step)
-    return MetricSeries(
-        data=await read(request, queries.metric_series, name, service, start_ns, end_ns,
-                        step_ns, by),
-        start_ns=start_ns, end_ns=end_ns, step_ns=step_ns)
+    if (end_ns - start_ns) / step_ns > MAX_STEPS:
+        raise invalid_parameter("step", f"step '{step}' cuts the time range into more than "
+                                f"{MAX_STEPS} steps; take a longer one.")
+    return step_ns
 
 
 @router.get("/api/funnel", tags=["kansoku"])

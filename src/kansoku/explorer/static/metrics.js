@@ -1,16 +1,91 @@
-// The Metrics page (/charts).
+// The Metrics page (/charts): the metrics that arrived, grouped into what they tell —
+// the business, requests and latency, the processes' runtime, real users' browsers —
+// each drawn as its instrument is read: a counter as its rate per second, a gauge or
+// up-down counter as its value, a histogram as p50/p95/p99 in its unit.
 "use strict";
 
-// Charts drawn first on the metrics page, in this order; the rest follow by name.
-const FEATURED_METRICS = ["kansoku.orders", "kansoku.orders.revenue", "kansoku.orders.items_sold",
-  "kansoku.payments.declined", "kansoku.cart.abandoned", "kansoku.catalog.searches",
-  "kansoku.cache.requests", "kansoku.events.dead_letters", "process.cpu.utilization",
-  "process.memory.usage", "http.server.duration", "http.server.request.duration"];
+// The page's sections, in order; a metric goes in the first whose `match` takes its name.
+const METRIC_GROUPS = [
+  { name: "Business", match: (name) => /^kansoku\.(orders|payments|cart|catalog|identity|inventory)\./.test(`${name}.`),
+    about: "What the shop sells and how people shop: orders, revenue, payments, carts and the catalog, each per second." },
+  { name: "Requests and latency", match: (name) => /^(http|rpc)\./.test(name),
+    about: "Requests as the services measured them: how long they took, as p50, p95 and p99 in ms. Rate and errors per service and route are on the Services page." },
+  { name: "Runtime", match: (name) => /^(process|cpython|system|runtime|db\.client)\./.test(name) || name === "kansoku.circuit_breaker.state",
+    about: "The processes behind the services: CPU, memory, threads, garbage collection and database connections." },
+  { name: "Browser (real users)", match: (name) => name.startsWith("kansoku.browser."),
+    about: "Real users' browsers: Web Vitals (p50/p95/p99 in ms, CLS unitless), page views, errors and key actions." },
+  { name: "Everything else", match: () => true,
+    about: "The other metrics that arrived: the worker, the event bus, caches, synthetic checks and the lab." },
+];
 
-// What a chart says it shows, after the metric's name.
-function chartTitle(metric) {
-  if (["histogram", "exponential_histogram", "summary"].includes(metric.kind)) return `${metric.name} (measurements per step)`;
-  return metric.kind === "sum" ? `${metric.name} (increase per step)` : `${metric.name} (average)`;
+// Plain titles for the metrics a reader looks for first (their order within a section),
+// and the attribute their lines are split by. Others get a title from their instrument.
+const KNOWN_METRICS = {
+  "kansoku.orders": { title: "Orders per second, by status", by: "status" },
+  "kansoku.orders.revenue": { title: "Revenue per second", by: "currency" },
+  "kansoku.orders.items_sold": { title: "Items sold per second" },
+  "kansoku.payments.succeeded": { title: "Payments per second" },
+  "kansoku.payments.declined": { title: "Declined payments per second" },
+  "kansoku.payments.refunded": { title: "Refunds per second" },
+  "kansoku.cart.units.added": { title: "Units added to carts per second" },
+  "kansoku.cart.abandoned": { title: "Abandoned carts per second" },
+  "kansoku.catalog.product.views": { title: "Product views per second" },
+  "kansoku.catalog.searches": { title: "Searches per second" },
+  "http.server.request.duration": {},
+  "http.client.request.duration": {},
+  "process.cpu.utilization": { title: "CPU utilization, %" },
+  "process.memory.usage": { title: "Memory in use, bytes" },
+  "process.thread.count": { title: "Threads" },
+  "cpython.gc.collections": { title: "Garbage collections per second" },
+  "db.client.connections.usage": { title: "Database connections, by state", by: "state" },
+  "kansoku.browser.lcp": { note: "Largest Contentful Paint" },
+  "kansoku.browser.inp": { note: "Interaction to Next Paint" },
+  "kansoku.browser.fcp": { note: "First Contentful Paint" },
+  "kansoku.browser.ttfb": { note: "Time to First Byte" },
+  "kansoku.browser.cls": { note: "Cumulative Layout Shift" },
+};
+const KNOWN_ORDER = Object.keys(KNOWN_METRICS);
+
+// What a chart shows, in words with its unit: its title and its value axis' label.
+function chartWords(metric, currencies) {
+  const words = unitWords(metric, currencies);
+  const known = KNOWN_METRICS[metric.name] || {};
+  const note = known.note ? ` (${known.note})` : "";
+  switch (metric.instrument) {
+    case "counter":
+      return { title: known.title || `${metric.name} per second`, axis: `${words || "count"}/s` };
+    case "gauge":
+    case "up_down_counter":
+      return { title: known.title || (words ? `${metric.name}, ${words}` : metric.name), axis: words || "value" };
+    case "histogram":
+      return { title: `p50/p95/p99 of ${metric.name}${note}${words ? `, ${words}` : ""}`, axis: words || "value" };
+    default:  // exponential histograms and summaries: their measurements' rate
+      return { title: `${metric.name}: measurements per second`, axis: "measurements/s" };
+  }
+}
+
+// How each instrument reads, said under the section headings once.
+const INSTRUMENT_NOTE = "Counters show their rate per second, gauges and up-down counters their value (averaged over each step), histograms their p50, p95 and p99. One colour per service; times in UTC.";
+
+function metricFigure(metric) {
+  const figure = el("div", {}, el("p", { class: "muted" }, `${metric.name}…`));
+  const known = KNOWN_METRICS[metric.name] || {};
+  // Money is charted per currency: amounts in different ones do not add up.
+  const by = known.by || (metric.unit === "{currency_unit}" ? "currency" : undefined);
+  api("/api/metrics/series", { name: metric.name, lookback, step: stepFor(lookback), by }, { whole: true })
+    .then(({ data, start_ns: start, end_ns: end, step_ns: step }) => {
+      const currencies = metric.unit === "{currency_unit}" ? [...new Set(data.map((p) => p.attribute).filter(Boolean))] : [];
+      const { title, axis } = chartWords(metric, currencies);
+      if (!data.length) {
+        figure.replaceChildren(el("p", { class: "muted" }, `${title}: nothing in this time range`));
+        return;
+      }
+      const chart = lineChart(data, title, { format: formatFor(metric, currencies), range: { start, end, step }, axis });
+      chart.append(el("p", { class: "metric-name" }, metric.name, ` · ${metric.instrument.replaceAll("_", "-")}`));
+      figure.replaceChildren(chart);
+    })
+    .catch((error) => figure.replaceChildren(el("p", { class: "error" }, `${metric.name}: ${error.message}`)));
+  return figure;
 }
 
 pages.charts = async () => {
@@ -22,23 +97,13 @@ pages.charts = async () => {
       el("span", { class: "label" }, s.step),
       el("span", { class: "bar", style: `width:${Math.max(1, 100 * s.count / top)}%` }),
       el("span", { class: "count" }, Math.round(s.count))))));
-  const rank = (name) => { const i = FEATURED_METRICS.indexOf(name); return i < 0 ? 999 : i; };
+  const rank = (name) => { const i = KNOWN_ORDER.indexOf(name); return i < 0 ? KNOWN_ORDER.length : i; };
   const ordered = [...names].sort((a, b) => rank(a.name) - rank(b.name) || a.name.localeCompare(b.name));
-  const grid = el("div", { class: "charts-grid" });
-  show(funnelView, el("h2", {}, "Metrics"), el("p", { class: "muted" },
-    "Counters show their increase per step; gauges their average; histograms how many measurements. One line per service; times in UTC."), grid);
-  for (const metric of ordered.slice(0, 40)) {
-    const figure = el("div", {}, el("p", { class: "muted" }, `${metric.name}…`));
-    grid.append(figure);
-    // Money is charted per currency: amounts in different ones do not add up.
-    const by = metric.unit === "{currency_unit}" ? "currency" : undefined;
-    api("/api/metrics/series", { name: metric.name, lookback, step: stepFor(lookback), by }, { whole: true })
-      .then(({ data, start_ns: start, end_ns: end, step_ns: step }) => {
-        const currencies = [...new Set(data.map((p) => p.attribute).filter(Boolean))];
-        figure.replaceChildren(data.length
-          ? lineChart(data, chartTitle(metric), { format: formatFor(metric, currencies), range: { start, end, step } })
-          : el("p", { class: "muted" }, `${metric.name}: no change`));
-      })
-      .catch((error) => figure.replaceChildren(el("p", { class: "error" }, `${metric.name}: ${error.message}`)));
-  }
+  const grouped = METRIC_GROUPS.map((group) => ({ ...group, metrics: [] }));
+  for (const metric of ordered) grouped.find((group) => group.match(metric.name)).metrics.push(metric);
+  show(funnelView, el("p", { class: "muted" }, INSTRUMENT_NOTE),
+    ...grouped.filter((group) => group.metrics.length).map((group) =>
+      el("section", { "aria-label": group.name, class: "metric-group" }, el("h2", {}, group.name),
+        el("p", { class: "muted" }, group.about),
+        el("div", { class: "charts-grid" }, group.metrics.map(metricFigure)))));
 };

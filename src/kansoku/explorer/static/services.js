@@ -1,47 +1,101 @@
-// The Services page and a service's page: rate, errors and latency (RED) per service and route.
+// The Services page and a service's page: rate, errors and latency (RED) per service and
+// route — a table of the time range, and charts of it over time, as a RED board reads.
 "use strict";
 
-function redTable(rows, { byRoute = false } = {}) {
-  const head = el("tr", {}, el("th", { scope: "col" }, byRoute ? "Route" : "Service"),
-    ...["Requests/s", "Errors", "p50", "p90", "p95", "p99", byRoute ? "" : "Requests, p95 over time"]
-      .map((name) => el("th", { scope: "col" }, name)));
-  const body = rows.map((row) => {
-    const name = byRoute ? row.route : row.service;
-    const target = byRoute
-      ? withLookback(`/traces?service=${encodeURIComponent(row.service)}&tag=${encodeURIComponent(`http.route=${row.route}`)}&minDuration=${Math.floor(row.p95_ms)}ms`)
-      : `/services/${encodeURIComponent(row.service)}?lookback=${lookback}`;
-    const charts = el("td", { class: "charts" });
-    if (!byRoute) {
-      api("/api/red/series", { service: row.service, lookback, step: stepFor(lookback) })
-        .then((series) => charts.append(
-          sparkline(series.map((p) => [p.time_ns, p.requests]), { label: "requests per step" }),
-          sparkline(series.map((p) => [p.time_ns, p.p95_ms]), { label: "p95 latency" })))
-        .catch(() => charts.append("–"));
-    }
-    return el("tr", { class: row.error_percent >= 5 ? "bad" : "" },
-      el("th", { scope: "row" }, link(target, name), byRoute ? el("span", { class: "muted" }, " slowest traces") : null),
-      el("td", {}, row.rate_per_second.toFixed(2)), el("td", {}, pct(row.error_percent)),
-      el("td", {}, ms(row.p50_ms)), el("td", {}, ms(row.p90_ms)), el("td", {}, ms(row.p95_ms)),
-      el("td", {}, ms(row.p99_ms)), byRoute ? el("td") : charts);
-  });
-  return dataTable("", el("thead", {}, head), el("tbody", {}, body));
+// Requests per second as a person reads it: below one a second, per minute (or per
+// hour), so a service that had requests never reads "0.00".
+function perSecond(value) {
+  if (!value) return "0/s";
+  if (value >= 1) return `${number(value)}/s`;
+  if (value * 60 >= 1) return `${number(value * 60)}/min`;
+  return `${number(value * 3600)}/h`;
 }
 
-function stepFor(range) {
-  return { "15m": "30s", "1h": "1m", "6h": "5m", "24h": "20m" }[range] || "1m";
+// A length of time in seconds, in words: "1 h", "14 min", "101 s".
+function secondsInWords(seconds) {
+  if (seconds >= 3600) return `${number(seconds / 3600)} h`;
+  return seconds >= 600 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds)} s`;
+}
+
+// What the rates are over: the time range, or the part of it the explorer holds spans for.
+function rateNote(rows) {
+  const seconds = rows.length ? rows[0].seconds : 0;
+  const range = { "15m": 900, "1h": 3600, "6h": 21600, "24h": 86400 }[lookback] || 3600;
+  const over = seconds && seconds < range - 60
+    ? `the last ${secondsInWords(seconds)} (the explorer holds nothing older in this time range)`
+    : `the last ${secondsInWords(range)}`;
+  return `Requests: how many a second over ${over}, or a minute or an hour when fewer.`;
+}
+
+function redTable(rows, { byRoute = false } = {}) {
+  const columns = [byRoute ? "Route" : "Service", "Requests", "Errors", "p50", "p95", "p99"];
+  const head = el("tr", {}, columns.map((name) => el("th", { scope: "col" }, name)));
+  const cell = (label, text) => el("td", { class: "num", "data-label": label }, text);
+  const body = rows.map((row) => {
+    // A route's name opens its slowest traces, as it always has; "charts" draws its RED.
+    const name = byRoute
+      ? link(withLookback(`/traces?service=${encodeURIComponent(row.service)}&tag=${encodeURIComponent(`http.route=${row.route}`)}&minDuration=${Math.floor(row.p95_ms)}ms`), row.route)
+      : link(`/services/${encodeURIComponent(row.service)}?lookback=${lookback}`, row.service);
+    const more = byRoute ? el("span", { class: "muted" }, " slowest traces · ",
+      link(withLookback(`/services/${encodeURIComponent(row.service)}?route=${encodeURIComponent(row.route)}`), "charts")) : null;
+    return el("tr", { class: row.error_percent >= 5 ? "bad" : "" },
+      el("th", { scope: "row" }, byRoute ? null : el("span", { class: "swatch", style: `background:${serviceColor(row.service)}` }), name, more),
+      cell("Requests", perSecond(row.rate_per_second)), cell("Errors", pct(row.error_percent)),
+      cell("p50", ms(row.p50_ms)), cell("p95", ms(row.p95_ms)), cell("p99", ms(row.p99_ms)));
+  });
+  return dataTable("red", el("thead", {}, head), el("tbody", {}, body));
+}
+
+// The RED board's charts of `series` (the API's points per step): requests per second,
+// errors as a % of requests, and latency — p95 of each service when `services` (the
+// Services page), else p50, p95 and p99 of the one service or route.
+function redCharts(series, { services, what }) {
+  const range = stepRange(lookback);
+  const of = (field) => series.map((p) => ({ service: p.service, time_ns: p.time_ns, value: p[field] }));
+  // A step without requests is a rate of 0, not a gap in the line: between a service's
+  // first step and its last, the API's missing steps are filled in as 0.
+  const rates = of("rate_per_second");
+  const seen = new Set(rates.map((p) => `${p.service} ${p.time_ns}`));
+  for (const service of new Set(rates.map((p) => p.service))) {
+    const times = rates.filter((p) => p.service === service).map((p) => p.time_ns);
+    for (let t = Math.min(...times); t < Math.max(...times); t += range.step) {
+      if (!seen.has(`${service} ${t}`)) rates.push({ service, time_ns: t, value: 0 });
+    }
+  }
+  const latency = services ? of("p95_ms")
+    : series.flatMap((p) => ["p50", "p95", "p99"].map((statistic) =>
+      ({ service: p.service, statistic, time_ns: p.time_ns, value: p[`${statistic}_ms`] })));
+  return el("div", { class: "charts-grid red-board" },
+    lineChart(rates, `Requests per second${what}`, { format: number, range, axis: "requests/s" }),
+    lineChart(of("error_percent"), `Errors, % of requests${what}`, { format: (value) => `${number(value)} %`, range, axis: "% failed" }),
+    lineChart(latency, services ? "Latency p95 by service, ms" : `Latency p50/p95/p99${what}, ms`, { format: ms, range, axis: "ms" }));
 }
 
 pages.services = async () => {
-  const rows = await api("/api/red", { lookback });
-  show(rows.length ? redTable(rows)
-    : empty("No requests in this time range yet. Use the shop (or `kansoku load`) and come back."));
+  const [rows, series] = await Promise.all([api("/api/red", { lookback }),
+    api("/api/red/series", { lookback, step: stepFor(lookback) })]);
+  if (!rows.length) {
+    return show(empty("No requests in this time range yet. Use the shop (or `kansoku load`) and come back."));
+  }
+  show(el("p", { class: "muted" }, rateNote(rows), " Errors: requests that failed (an error status, or HTTP 500 and above). Latency: p50, p95 and p99 of the requests' durations."),
+    redTable(rows), el("h2", {}, "Over time"), redCharts(series, { services: true, what: ", by service" }));
 };
 
 pages.service = async () => {
   const service = document.body.dataset.service;
-  const rows = await api("/api/red", { service, by_route: true, lookback });
-  show(el("p", {}, link(withLookback(`/traces?service=${encodeURIComponent(service)}`), "All traces of this service"),
+  const route = params.get("route") || undefined;
+  const [rows, series] = await Promise.all([api("/api/red", { service, by_route: true, lookback }),
+    api("/api/red/series", { service, route, lookback, step: stepFor(lookback) })]);
+  const links = el("p", {}, link(withLookback(`/traces?service=${encodeURIComponent(service)}`), "All traces of this service"),
     " · ", link(withLookback(`/logs?service=${encodeURIComponent(service)}`), "its logs"),
-    " · ", link(withLookback(`/problems?service=${encodeURIComponent(service)}`), "its problems")),
-  rows.length ? redTable(rows, { byRoute: true }) : empty("No requests in this time range."));
+    " · ", link(withLookback(`/problems?service=${encodeURIComponent(service)}`), "its problems"));
+  if (!rows.length) return show(links, empty("No requests in this time range."));
+  const showing = route
+    ? el("p", {}, "Charts of the route ", el("strong", {}, route), " · ",
+      link(`/services/${encodeURIComponent(service)}?lookback=${lookback}`, "the whole service"))
+    : el("p", { class: "muted" }, "Charts of the whole service; a route's \u201ccharts\u201d draws that route's.");
+  show(links, el("p", { class: "muted" }, rateNote(rows)), redTable(rows, { byRoute: true }),
+    el("h2", {}, "Over time"), showing,
+    series.length ? redCharts(series, { services: false, what: route ? ` of ${route}` : "" })
+      : empty("No requests of this route in this time range."));
 };
