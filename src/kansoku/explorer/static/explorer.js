@@ -77,6 +77,31 @@ function serviceColor(name) {
   return PALETTE[hash % PALETTE.length];
 }
 
+// A page's search form (#formId): its service choice filled from the API, its fields
+// from the page's address, and on submit the address updated (so the search can be
+// shared and reloaded) and `search(fields)` run; run once at the start. `fields` is the
+// form's filled fields.
+async function searchForm(formId, search) {
+  const form = document.getElementById(formId);
+  const choice = form.querySelector("select[name=service]");
+  if (choice) for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
+  for (const [key, value] of params) {
+    const field = form.elements[key];
+    if (!field) continue;
+    if (field.type === "checkbox") field.checked = value === "true";
+    else field.value = value;
+  }
+  const filled = () => Object.fromEntries([...new FormData(form)].filter(([, value]) => value));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const query = new URLSearchParams(filled());
+    query.set("lookback", lookback);
+    history.replaceState(null, "", `?${query}`);
+    search(filled()).catch(fail);
+  });
+  await search(filled());
+}
+
 function show(...nodes) {
   content.replaceChildren(...nodes);
 }

@@ -1,18 +1,9 @@
 // The Logs page, and the log tables of a trace and a span.
 "use strict";
 
-pages.logs = async () => {
-  const form = document.getElementById("log-search");
-  const choice = document.getElementById("service-choice");
-  for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
-  for (const [key, value] of params) if (form.elements[key]) form.elements[key].value = value;
-  const search = async () => {
-    const query = Object.fromEntries(new FormData(form));
-    show(logTable(await api("/api/logs", { ...query, lookback, limit: 200 }), null));
-  };
-  form.addEventListener("submit", (event) => { event.preventDefault(); search().catch(fail); });
-  await search();
-};
+pages.logs = () => searchForm("log-search", async (fields) => {
+  show(logTable(await api("/api/logs", { ...fields, lookback, limit: 200 }), null));
+});
 
 function logTable(logs, title) {
   if (!logs.length) return title ? el("section", {}, el("h2", {}, title), empty("None.")) : empty("No log records match.");

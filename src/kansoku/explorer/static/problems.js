@@ -1,27 +1,11 @@
 // The Problems page, and the problems shown on a trace.
 "use strict";
 
-pages.problems = async () => {
-  const form = document.getElementById("problem-search");
-  const choice = document.getElementById("service-choice");
-  for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
-  for (const [key, value] of params) if (form.elements[key]) form.elements[key].value = value;
-  const search = async () => {
-    const query = Object.fromEntries(new FormData(form));
-    const found = await api("/api/problems", { ...query, lookback });
-    show(found.length ? el("ol", { class: "problems" }, found.map(problemCard))
-      : empty("No problems detected in this time range. Good news — or try the lab's scenarios."));
-  };
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const query = new URLSearchParams(new FormData(form));
-    for (const [key, value] of [...query]) if (!value) query.delete(key);
-    query.set("lookback", lookback);
-    history.replaceState(null, "", `?${query}`);
-    search().catch(fail);
-  });
-  await search();
-};
+pages.problems = () => searchForm("problem-search", async (fields) => {
+  const found = await api("/api/problems", { ...fields, lookback });
+  show(found.length ? el("ol", { class: "problems" }, found.map(problemCard))
+    : empty("No problems detected in this time range. Good news — or try the lab's scenarios."));
+});
 
 // What a problem is about: its statement (SQL) or its route.
 function problemTarget(problem) {

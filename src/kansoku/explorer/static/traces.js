@@ -1,24 +1,7 @@
 // The traces list and one trace's waterfall.
 "use strict";
 
-pages.traces = async () => {
-  const form = document.getElementById("trace-search");
-  const choice = document.getElementById("service-choice");
-  for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
-  for (const [key, value] of params) if (form.elements[key]) {
-    if (form.elements[key].type === "checkbox") form.elements[key].checked = value === "true";
-    else form.elements[key].value = value;
-  }
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const query = new URLSearchParams(new FormData(form));
-    for (const [key, value] of [...query]) if (!value) query.delete(key);
-    query.set("lookback", lookback);
-    history.replaceState(null, "", `?${query}`);
-    searchTraces(form);
-  });
-  await searchTraces(form);
-};
+pages.traces = () => searchForm("trace-search", searchTraces);
 
 pages.trace = async () => {
   const traceId = document.body.dataset.traceId;
@@ -30,8 +13,7 @@ pages.trace = async () => {
     logTable(logs, "Logs of this trace"));
 };
 
-async function searchTraces(form) {
-  const data = Object.fromEntries(new FormData(form));
+async function searchTraces(data) {
   const tags = {};
   if (data.error) tags.error = "true";
   if (data.user) tags["enduser.id"] = data.user;
