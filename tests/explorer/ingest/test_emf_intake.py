@@ -89,4 +89,4 @@ async def test_bad_emf_lines_are_counted_and_the_listener_goes_on() -> None:
             return bool(intake.stored >= 2)
 
         await eventually(counted, 10, "the good line stored")
-    assert dict(intake.bad) == {"not JSON": 1, "no _aws.CloudWatchMetrics": 1}
+    assert dict(intake.bad) == {"the line is not JSON": 1, "no _aws.CloudWatchMetrics": 1}

@@ -126,7 +126,7 @@ async def test_bad_datagrams_are_counted_by_kind_and_the_listener_goes_on(
         await spans_of(url, trace_id, 6)
         intake = app.state.intakes.xray
     assert dict(intake.bad) == {
-        "no header line": 1, "document is not JSON": 1,
+        "no header line": 1, "the document is not JSON": 1,
         "trace id not of the form 1-xxxxxxxx-yyyyyyyyyyyyyyyyyyyyyyyy": 2}
     logged = [line["message"] for line in json_lines(capsys.readouterr().out)
               if "ignoring bad input" in line["message"]]

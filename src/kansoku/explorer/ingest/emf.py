@@ -29,6 +29,7 @@ import math
 from typing import Any
 
 from kansoku.explorer.ingest import xray
+from kansoku.explorer.ingest.documents import BadDocument, json_object
 from kansoku.explorer.ingest.otlp import UNKNOWN_SERVICE
 from kansoku.explorer.metrics.models import MetricKind, Temporality
 from kansoku.explorer.store import LOGS, METRIC_POINTS, Rows
@@ -52,10 +53,6 @@ _NAMESPACE_ATTRIBUTE = "cloudwatch.namespace"
 _INFO = 9  # OpenTelemetry's severity number for INFO
 
 
-class BadDocument(ValueError):
-    """A line that is not an EMF document; the message is its kind."""
-
-
 def _values(value: Any) -> list[float]:
     items = value if isinstance(value, list) else [value]
     numbers = [float(item) for item in items
@@ -77,12 +74,7 @@ def _trace_id(value: Any) -> str | None:
 
 def decode(line: bytes) -> tuple[Rows, Rows]:
     """The metric points and the log record of one EMF document."""
-    try:
-        document = json.loads(line)
-    except (ValueError, RecursionError) as exc:
-        raise BadDocument("not JSON") from exc
-    if not isinstance(document, dict):
-        raise BadDocument("not a JSON object")
+    document = json_object(line, "the line")
     meta = document.get("_aws")
     if not isinstance(meta, dict) or not isinstance(meta.get("CloudWatchMetrics"), list):
         raise BadDocument("no _aws.CloudWatchMetrics")

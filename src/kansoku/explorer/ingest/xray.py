@@ -45,6 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kansoku.explorer.common.spans import SpanKind, SpanStatus
+from kansoku.explorer.ingest.documents import BadDocument, json_object
 from kansoku.explorer.ingest.otlp import SPAN_KINDS, STATUS_CODES, UNKNOWN_SERVICE, _SpanColumns
 from kansoku.explorer.store import SPANS, Rows
 from kansoku.kit import semconv
@@ -65,10 +66,6 @@ _KIND = {kind: SPAN_KINDS.index(kind.value) for kind in SpanKind}
 _STATUS = {status: STATUS_CODES.index(status.value) for status in SpanStatus}
 
 
-class BadDocument(ValueError):
-    """A datagram that is not an X-Ray segment document; the message is its kind."""
-
-
 def trace_id_of(xray_trace_id: str) -> str:
     """The 32-hex-digit trace id of an X-Ray trace id (see the module's docstring)."""
     match = _TRACE_ID.fullmatch(xray_trace_id)
@@ -87,19 +84,9 @@ def split_datagram(datagram: bytes) -> dict[str, Any]:
     header, newline, body = datagram.partition(b"\n")
     if not newline:
         raise BadDocument("no header line")
-    try:
-        parsed_header = json.loads(header)
-    except ValueError as exc:
-        raise BadDocument("header is not JSON") from exc
-    if not isinstance(parsed_header, dict) or parsed_header.get("format") != "json":
-        raise BadDocument("header does not say format json")
-    try:
-        document = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        raise BadDocument("document is not JSON") from exc
-    if not isinstance(document, dict):
-        raise BadDocument("document is not a JSON object")
-    return document
+    if json_object(header, "the header").get("format") != "json":
+        raise BadDocument("the header does not say format json")
+    return json_object(body, "the document")
 
 
 def _nanoseconds(value: Any, what: str) -> int:
