@@ -67,7 +67,7 @@ def _trace_id(value: Any) -> str | None:
         return None
     try:
         return xray.trace_id_of(value)
-    except xray.BadDocument:
+    except BadDocument:
         text = value.lower()
         return text if len(text) == 32 and all(c in "0123456789abcdef" for c in text) else None
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kansoku.explorer.ingest import emf, xray
+from kansoku.explorer.ingest.documents import BadDocument
 from kansoku.explorer.store import Rows, StoreBusy, TelemetryStore
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class XRayIntake(Intake):
         self.received += 1
         try:
             rows = self.decoder.decode(xray.split_datagram(datagram))
-        except xray.BadDocument as exc:
+        except BadDocument as exc:
             self.reject(str(exc))
             return
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -106,7 +107,7 @@ class EmfIntake(Intake):
         self.received += 1
         try:
             metric_rows, log_rows = emf.decode(line)
-        except emf.BadDocument as exc:
+        except BadDocument as exc:
             self.reject(str(exc))
             return
         self.submit(self.store, metric_rows)
