@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from kansoku.explorer.ingest import xray
+from kansoku.explorer.ingest.documents import BadDocument
 from tests.support import eventually, explorer_with_intakes, free_udp_port, json_lines
 
 #: Records one request's segment with the SDK (sync context: no event loop needed) and
@@ -79,7 +80,7 @@ def test_trace_ids_map_to_their_128_bits_and_back() -> None:
         "5759e988bd862e3fe1be46a994272793"
     assert xray.xray_trace_id("5759e988bd862e3fe1be46a994272793") == \
         "1-5759e988-bd862e3fe1be46a994272793"
-    with pytest.raises(xray.BadDocument):
+    with pytest.raises(BadDocument):
         xray.trace_id_of("1-5759e988-short")
 
 
