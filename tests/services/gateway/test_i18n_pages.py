@@ -23,7 +23,7 @@ from kansoku.kit import i18n
 from kansoku.kit.i18n import Language
 from kansoku.services.gateway.web import rendering
 from tests.browser import BrowserPage, served
-from tests.services.gateway.test_pages import ADMIN, HTML, Browser
+from tests.services.gateway.test_pages import ADMIN, Browser
 from tests.services.shop import Infrastructure, ServedShop, serve_shop, tracing
 
 #: Words a template may hold as they are: the shop's name, and units and codes that read
@@ -197,7 +197,8 @@ async def _check_in_japanese(page: BrowserPage, url: str, path: str) -> None:
     for width, viewport in WIDTHS.items():
         await page.page.set_viewport_size(viewport)  # type: ignore[arg-type]
         answer = await page.page.goto(f"{url}{path}")
-        assert answer is not None and answer.status in (200, 404), path
+        # The mailbox and dead letters need the worker, not served here: their 503 page.
+        assert answer is not None and answer.status in (200, 404, 503), path
         assert await page.page.evaluate("() => document.documentElement.lang") == "ja"
         assert await page.page.evaluate(_OVERFLOW) <= 0, f"{path} overflows at {width} px"
         assert await page.page.evaluate(_EMPTY_BOXES) == [], f"{path} at {width} px"
@@ -221,18 +222,16 @@ async def test_every_page_in_japanese_fits_and_has_no_empty_box(
         tab = page.page
         await tab.context.set_extra_http_headers({"Accept-Language": "ja"})
         product = await _first_product(url)
-        async with httpx.AsyncClient(base_url=url, headers=HTML) as client:
-            email = f"ja-{uuid.uuid4().hex[:8]}@example.com"
-            csrf = re.search(r'name="csrf_token" value="([^"]+)"',
-                             (await client.get("/register")).text)
-            assert csrf
-            made = await client.post("/register", data={
-                "name": "山田 花子", "email": email, "password": "hanako-pass-1",
-                "csrf_token": csrf.group(1)})
-            assert made.status_code == 303, made.text
         for path in ("/login", "/register", f"/products/{product}"):
             await _check_in_japanese(page, url, path)
-        await _log_in(page, url, email, "hanako-pass-1")
+        await tab.set_viewport_size({"width": 1280, "height": 900})
+        await tab.goto(f"{url}/register")
+        await tab.get_by_label("お名前").fill("山田 花子")
+        await tab.get_by_label("メールアドレス").fill(f"ja-{uuid.uuid4().hex[:8]}@example.com")
+        await tab.get_by_label("パスワード").fill("hanako-pass-1")
+        await tab.get_by_label("パスワード").press("Enter")
+        await tab.wait_for_load_state("load")
+        assert "/register" not in tab.url, "registered and logged in"
         await tab.goto(f"{url}/products/{product}")
         await tab.get_by_role("button", name="カートに入れる").click()
         await tab.wait_for_url(re.compile(r"/cart$"))
