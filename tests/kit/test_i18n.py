@@ -20,7 +20,8 @@ from kansoku.kit import i18n
 from kansoku.kit.i18n import Language
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYWORDS = {"_": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2),
+            "N_": None}
 
 
 @pytest.mark.parametrize(("header", "expected"), [

@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol, cast
 import httpx
 from fastapi import Request
 
+from kansoku.kit import i18n
 from kansoku.kit.auth import ServiceCredentials
 from kansoku.kit.errors import PROBLEM_MEMBERS, Problem
 from kansoku.kit.http import ServiceClient
@@ -157,6 +158,10 @@ def _present(params: Mapping[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (params or {}).items() if value is not None}
 
 
+def _language_header() -> dict[str, str]:
+    return {"Accept-Language": str(i18n.current_language())}
+
+
 class ServiceApi:
     """One service, called the one way: the base of each typed client."""
 
@@ -167,8 +172,10 @@ class ServiceApi:
                     json: Any = None, params: Mapping[str, Any] | None = None,
                     headers: Mapping[str, str] | None = None,
                     content: bytes | None = None) -> Any:
-        """The answer's JSON (None for 204), or `Refused`."""
-        sent = {**await caller.auth_headers(), **(headers or {})}
+        """The answer's JSON (None for 204), or `Refused`. The reader's language goes
+        along (`Accept-Language`): the service names products, and orders keeps it for
+        the e-mails, in that language."""
+        sent = {**await caller.auth_headers(), **_language_header(), **(headers or {})}
         answer = await self.client.request(method, path, headers=sent, json=json,
                                            params=_present(params), content=content)
         if answer.status_code >= 400:
@@ -190,7 +197,7 @@ class ServiceApi:
                         params: Mapping[str, Any] | None = None) -> Download:
         """A non-JSON answer; a browser's `If-None-Match` goes along, so an unchanged
         picture costs a 304."""
-        headers = await caller.auth_headers()
+        headers = {**await caller.auth_headers(), **_language_header()}
         if if_none_match:
             headers["If-None-Match"] = if_none_match
         answer = await self.client.request("GET", path, headers=headers,

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -274,6 +275,40 @@ async def test_paying_charges_once_and_sells_the_stock(shop: ServedShop,
     assert again.status_code == 201, again.text
     assert (again.json()["id"], again.json()["order_status"]) == (payment["id"], "paid")
     assert (await stock(shop, product))["on_hand"] == 3, "the stock is sold once"
+
+
+async def test_an_order_placed_in_japanese_keeps_its_language_for_the_emails(
+        shop: ServedShop, orders: httpx.AsyncClient, postgres_url: str) -> None:
+    """A customer reading Japanese (the gateway passes `Accept-Language: ja` on): the
+    catalog names the product in Japanese, the order keeps that name, and `order.paid`
+    says "ja", so the worker writes the confirmation in Japanese. Without the header:
+    English, as before."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(f"{shop.urls['catalog']}/products", headers=ADMIN, json={
+            "name": "Comet Filter", "name_ja": "彗星フィルター", "price": "9.00",
+            "category": "filters"})
+        assert created.status_code == 201, created.text
+        product = int(created.json()["id"])
+        stocked = await client.post(f"{shop.urls['inventory']}/inventory/{product}/adjust",
+                                    headers=ADMIN, json={"delta": 5, "reason": "test"})
+        assert stocked.status_code == 200, stocked.text
+    for language, name in (("ja", "彗星フィルター"), (None, "Comet Filter")):
+        who = customer()
+        sent = {**who, **({"Accept-Language": language} if language else {})}
+        answer = await orders.post("/orders", headers=sent, json={
+            "items": [{"product_id": product, "quantity": 1}], "shipping_address": ADDRESS})
+        assert answer.status_code == 201, answer.text
+        order = answer.json()
+        assert order["items"][0]["name"] == name
+        assert (await pay(orders, who, order["id"])).status_code == 201
+        connection = await asyncpg.connect(postgres_url)
+        try:
+            said = await connection.fetchval(
+                "SELECT payload->>'language' FROM orders.outbox WHERE subject = 'order.paid' "
+                "AND payload->>'order_id' = $1", order["id"])
+        finally:
+            await connection.close()
+        assert said == (language or "en")
 
 
 async def test_a_declined_card_cancels_the_order_and_frees_its_stock(

@@ -197,10 +197,41 @@ async def test_order_confirmation_emails_and_pushes_to_the_customer_once(
 
     [push] = await notifications_of(db, event)
     assert (push.channel, push.recipient) == ("push", f"user:{payload['user_id']}")
-    assert "KS-CONF-1" in push.text and "25.00 USD" in push.text
+    assert "KS-CONF-1" in push.text and "$25.00" in push.text
     [mail] = await mail_about(db, "KS-CONF-1")
     assert mail.recipients == ["alice@example.com"] and "2 x Star chart" in mail.body
+    assert mail.subject == "Your order KS-CONF-1 is confirmed"
     assert by_channel(reader) == {"email": 1, "push": 1}
+
+
+async def test_an_order_placed_in_japanese_is_confirmed_and_cancelled_in_japanese(
+        db: Database, notifier: Notifier) -> None:
+    """The language the customer shopped in comes with the order's events: the e-mail
+    and the push speak it, whatever the worker's own language; the money is written
+    as Japanese writes it."""
+    paid, event = order_event("KS-JA-1", language="ja"), event_id()
+    await run("order-confirmation", event, db,
+              functools.partial(service.order_confirmation, notifier=notifier), paid)
+    [mail] = await mail_about(db, "KS-JA-1")
+    assert mail.subject == "【kansoku shop】ご注文\uff08KS-JA-1\uff09を承りました"
+    assert mail.body.startswith("Alice 様") and "$25.00 のお支払いを確認" in mail.body
+    assert "Star chart \u00d7 2\uff08単価 $12.50\uff09" in mail.body
+    [push] = await notifications_of(db, event)
+    assert push.text.startswith("ご注文 KS-JA-1 を承りました")
+
+    cancelled = order_event("KS-JA-2", language="ja", status="cancelled",
+                            reason="payment declined")
+    await run("order-cancellation", event_id(), db,
+              functools.partial(service.order_cancellation, notifier=notifier), cancelled)
+    [mail] = await mail_about(db, "KS-JA-2")
+    assert "キャンセルのお知らせ" in mail.subject
+    assert "\uff08payment declined\uff09" in mail.body
+    # An event from before orders kept the language: English, as it always was.
+    await run("order-confirmation", event_id(), db,
+              functools.partial(service.order_confirmation, notifier=notifier),
+              order_event("KS-EN-OLD"))
+    [mail] = await mail_about(db, "KS-EN-OLD")
+    assert mail.subject == "Your order KS-EN-OLD is confirmed"
 
 
 async def test_a_failed_email_takes_back_the_push_and_the_claim(

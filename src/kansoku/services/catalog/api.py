@@ -74,15 +74,18 @@ async def list_products(
     with the given ids (what carts and orders use to price their lines in one call)."""
     # The pattern took only ids, so each part is one.
     id_list = [int(part) for part in ids.split(",")] if ids else None
-    return await service.browse_products(session, request.app.state.cache, limit=limit,
+    page = await service.browse_products(session, request.app.state.cache, limit=limit,
                                          offset=offset, category=category, search=q,
                                          sort=sort, ids=id_list, faults=faults)
+    return page.localized()
 
 
 @router.get("/products/{product_id}", responses={404: PROBLEM})
 async def get_product(product_id: DbId, session: DbSession, request: Request) -> ProductOut:
-    """One product with its category."""
-    return await service.product_detail(session, request.app.state.cache, product_id)
+    """One product with its category (name and description in the language the request
+    asks for with Accept-Language, when the product has them in it)."""
+    return (await service.product_detail(session, request.app.state.cache, product_id)
+            ).localized()
 
 
 @router.post("/products", status_code=201, responses={409: PROBLEM})
@@ -113,8 +116,8 @@ async def delete_product(product_id: DbId, admin: AdminUser, session: DbSession,
 
 @router.get("/categories")
 async def list_categories(session: DbSession) -> list[CategoryOut]:
-    """Every category, by name."""
-    return await service.categories(session)
+    """Every category, by name (in the language the request asks for)."""
+    return [category.localized() for category in await service.categories(session)]
 
 
 async def read_body(request: Request, limit: int, what: str) -> bytes:

@@ -23,6 +23,8 @@ class Category(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(120))
+    #: The name in Japanese (None: shown in English to Japanese readers too).
+    name_ja: Mapped[str | None] = mapped_column(String(120), default=None)
 
 
 class Product(Base):
@@ -32,6 +34,9 @@ class Product(Base):
     sku: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    #: The name and description in Japanese; None: Japanese readers see the English.
+    name_ja: Mapped[str | None] = mapped_column(String(200), default=None)
+    description_ja: Mapped[str | None] = mapped_column(Text, default=None)
     #: Money is Decimal with a currency, never float.
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     currency: Mapped[str] = mapped_column(String(3), default="USD")
@@ -44,6 +49,14 @@ class Product(Base):
     thumbnail_ready: Mapped[bool] = mapped_column(default=False)
 
     category: Mapped[Category] = relationship(lazy="raise")
+
+    @property
+    def texts(self) -> dict[str, dict[str, str]]:
+        """The name and description in each language the product has them in."""
+        texts = {"en": {"name": self.name, "description": self.description}}
+        if self.name_ja:
+            texts["ja"] = {"name": self.name_ja, "description": self.description_ja or ""}
+        return texts
 
 
 class ProductImage(Base):

@@ -117,6 +117,11 @@ async def _category_for(session: AsyncSession, slug: str | None) -> Category:
     return category
 
 
+def _japanese(text: str | None) -> str | None:
+    """A Japanese text as stored: None when there is none (English is shown then)."""
+    return text.strip() or None if text else None
+
+
 async def create_product(session: AsyncSession, data: ProductIn) -> ProductOut:
     category = await _category_for(session, data.category)
     sku = data.sku or f"KS-{uuid.uuid4().hex[:8].upper()}"
@@ -124,7 +129,8 @@ async def create_product(session: AsyncSession, data: ProductIn) -> ProductOut:
         raise Problem(409, "sku-taken", f"Another product has the SKU {sku}.", field="sku")
     product = await store.add_product(session, Product(
         sku=sku, name=data.name.strip(), description=data.description, price=data.price,
-        currency=data.currency, category=category))
+        currency=data.currency, category=category, name_ja=_japanese(data.name_ja),
+        description_ja=_japanese(data.description_ja)))
     return ProductOut.model_validate(product)
 
 
@@ -138,6 +144,8 @@ async def replace_product(session: AsyncSession, product_id: int, data: ProductI
                       field="sku")
     product.category = await _category_for(session, data.category)
     product.name, product.description = data.name.strip(), data.description
+    product.name_ja = _japanese(data.name_ja)
+    product.description_ja = _japanese(data.description_ja)
     product.price, product.currency = data.price, data.currency
     product.sku = data.sku or product.sku
     await session.flush()

@@ -35,7 +35,9 @@ def _filtered(query: Select[Any], category: str | None, search: str | None,
         # Escape LIKE's wildcards: a search for "50%" means the characters "50%".
         escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = f"%{escaped}%"
-        query = query.where(or_(Product.name.ilike(pattern), Product.description.ilike(pattern)))
+        query = query.where(or_(Product.name.ilike(pattern), Product.description.ilike(pattern),
+                                Product.name_ja.ilike(pattern),
+                                Product.description_ja.ilike(pattern)))
     return query
 
 

@@ -23,7 +23,9 @@ from decimal import Decimal
 from typing import Any, Final
 
 from kansoku.contracts.calls import Caller, Json, Refused
+from kansoku.kit import i18n
 from kansoku.kit.errors import DependencyUnavailable
+from kansoku.kit.i18n import _
 from kansoku.services.gateway.clients import Clients, RecentFailures
 
 logger = logging.getLogger(__name__)
@@ -83,25 +85,28 @@ class Dashboard:
 
 
 class CategoryCache:
-    """The catalog's categories, kept for `seconds` in this process."""
+    """The catalog's categories, kept for `seconds` in this process, in each language
+    (the catalog names them in the reader's)."""
 
     def __init__(self, clients: Clients, *, seconds: float = CATEGORIES_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._clients = clients
         self._seconds = seconds
         self._clock = clock
-        self._categories: list[Json] = []
-        self._until = float("-inf")
+        self._kept: dict[i18n.Language, tuple[list[Json], float]] = {}
         self._lock = asyncio.Lock()
 
     async def get(self) -> list[Json]:
-        if self._clock() < self._until:
-            return self._categories
+        language = i18n.current_language()
+        categories, until = self._kept.get(language, ([], float("-inf")))
+        if self._clock() < until:
+            return categories
         async with self._lock:
-            if self._clock() >= self._until:
-                self._categories = await self._clients.catalog.categories()
-                self._until = self._clock() + self._seconds
-        return self._categories
+            categories, until = self._kept.get(language, ([], float("-inf")))
+            if self._clock() >= until:
+                categories = await self._clients.catalog.categories()
+                self._kept[language] = (categories, self._clock() + self._seconds)
+        return categories
 
 
 class Shop:
@@ -234,13 +239,13 @@ class Shop:
             return_exceptions=True)
         board = Dashboard(failures=failures if isinstance(failures, RecentFailures) else None)
         parts: tuple[tuple[str, Any, str], ...] = (
-            ("sales", sales, "today's orders"), ("low_stock", low, "low-stock products"),
-            ("dead_letters", dead, "dead letters"))
-        for name, part, what in parts:
+            ("sales", sales, _("Today's orders cannot be shown right now: {reason}")),
+            ("low_stock", low, _("Low-stock products cannot be shown right now: {reason}")),
+            ("dead_letters", dead, _("Dead letters cannot be shown right now: {reason}")))
+        for name, part, missing in parts:
             if isinstance(part, DependencyUnavailable | Refused):
-                logger.warning("the dashboard shows no %s: %s", what, part)
-                board.missing.append(f"{what[0].upper()}{what[1:]} cannot be shown right "
-                                     f"now: {part.detail}")
+                logger.warning("the dashboard shows no %s: %s", name, part)
+                board.missing.append(missing.format(reason=part.detail))
             elif isinstance(part, BaseException):
                 raise part
             else:

@@ -40,6 +40,9 @@ class Order(Base):
     #: it (None for orders from before this was kept).
     customer_email: Mapped[str | None] = mapped_column(String(320), default=None)
     customer_name: Mapped[str | None] = mapped_column(String(200), default=None)
+    #: The language the customer shopped in ("ja", "en"): the e-mails about the order
+    #: speak it (None for orders from before this was kept: English).
+    language: Mapped[str | None] = mapped_column(String(8), default=None)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(),
                                                  onupdate=func.now())

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kansoku.contracts.calls import Caller, Refused
 from kansoku.contracts.clients import CartClient, CatalogClient, InventoryClient, PaymentsClient
 from kansoku.contracts.schemas import ChargeRequest, Payment, ReservedLine
-from kansoku.kit import semconv
+from kansoku.kit import i18n, semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.clock import utc_now
 from kansoku.kit.db import Database
@@ -78,6 +78,7 @@ def _event(order: Order, **extra: Any) -> dict[str, Any]:
         "order_id": str(order.id), "number": order.number, "status": order.status,
         "user_id": order.user_id, "email": order.customer_email or "",
         "name": order.customer_name or "",
+        "language": order.language or str(i18n.DEFAULT_LANGUAGE),
         "total": str(order.total), "currency": order.currency,
         "items": [{"product_id": item.product_id, "name": item.name,
                    "quantity": item.quantity, "unit_price": str(item.unit_price)}
@@ -184,7 +185,9 @@ async def place_order(session: AsyncSession, principal: Principal, request: Plac
                       shipping_address=request.shipping_address.model_dump(),
                       idempotency_key=idempotency_key, items=items,
                       trace_id=_current_trace_id(), customer_email=principal.email or None,
-                      customer_name=principal.name or None)
+                      customer_name=principal.name or None,
+                      # The request's language (the gateway passes its reader's on).
+                      language=str(i18n.current_language()))
         async with session.begin_nested():
             await store.add_order(session, order)
     except IntegrityError:

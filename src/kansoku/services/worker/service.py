@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -34,10 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.contracts.calls import Caller, Refused
 from kansoku.contracts.clients import CatalogClient, InventoryClient
-from kansoku.kit import events, semconv
+from kansoku.kit import events, i18n, semconv
 from kansoku.kit.db import Database
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import ActiveFault, FaultFlags
+from kansoku.kit.i18n import _
 from kansoku.services.worker import reports, store
 from kansoku.services.worker.models import Notification, Report
 from kansoku.services.worker.thumbnails import THUMBNAIL_CONTENT_TYPE, make_thumbnail
@@ -171,13 +173,27 @@ class Notifier:
 
 
 def _lines(payload: dict[str, Any]) -> str:
-    return "\n".join(f"  {item['quantity']} x {item['name']} at {item['unit_price']} "
-                     f"{payload['currency']}" for item in payload["items"])
+    return "\n".join("  " + _("{quantity} x {name} at {price}").format(
+        quantity=item["quantity"], name=item["name"],
+        price=i18n.format_money(item["unit_price"], payload["currency"]))
+        for item in payload["items"])
 
 
 def _customer(payload: dict[str, Any]) -> str:
     """The push recipient for the customer of an order event."""
     return f"user:{payload['user_id']}"
+
+
+@contextmanager
+def _speaking(payload: dict[str, Any]) -> Iterator[None]:
+    """Write in the language the customer shopped in (the order event says which;
+    English for events from before orders kept it)."""
+    previous = i18n.current_language()
+    i18n.set_language(i18n.parse_language(payload.get("language")) or i18n.DEFAULT_LANGUAGE)
+    try:
+        yield
+    finally:
+        i18n.set_language(previous)
 
 
 # In the functions below the recorded notifications come first and the e-mail last:
@@ -187,29 +203,36 @@ def _customer(payload: dict[str, Any]) -> str:
 
 async def order_confirmation(payload: dict[str, Any], run: Invocation, *,
                              notifier: Notifier) -> None:
-    await notifier.push(run, _customer(payload),
-                        f"Order {payload['number']} is confirmed: we received "
-                        f"{payload['total']} {payload['currency']}. Thank you!")
-    await notifier.email(
-        run, payload["email"], f"Your order {payload['number']} is confirmed",
-        f"Hello {payload['name']},\n\nthank you for your order {payload['number']}. "
-        f"We received your payment of {payload['total']} {payload['currency']}:\n\n"
-        f"{_lines(payload)}\n\nkansoku shop\n")
+    with _speaking(payload):
+        total = i18n.format_money(payload["total"], payload["currency"])
+        push = _("Order {number} is confirmed: we received {total}. Thank you!").format(
+            number=payload["number"], total=total)
+        subject = _("Your order {number} is confirmed").format(number=payload["number"])
+        body = _("Hello {name},\n\nthank you for your order {number}. We received your "
+                 "payment of {total}:\n\n{lines}\n\nkansoku shop\n").format(
+            name=payload["name"], number=payload["number"], total=total,
+            lines=_lines(payload))
+    await notifier.push(run, _customer(payload), push)
+    await notifier.email(run, payload["email"], subject, body)
 
 
 async def order_cancellation(payload: dict[str, Any], run: Invocation, *,
                              notifier: Notifier) -> None:
-    reason = payload.get("reason", "no reason given")
-    await notifier.push(run, _customer(payload),
-                        f"Order {payload['number']} was cancelled ({reason}).")
-    await notifier.email(
-        run, payload["email"], f"Your order {payload['number']} was cancelled",
-        f"Hello {payload['name']},\n\nyour order {payload['number']} was cancelled "
-        f"({reason}). Nothing was charged that was not refunded.\n\nkansoku shop\n")
+    with _speaking(payload):
+        reason = payload.get("reason") or _("no reason given")
+        push = _("Order {number} was cancelled ({reason}).").format(
+            number=payload["number"], reason=reason)
+        subject = _("Your order {number} was cancelled").format(number=payload["number"])
+        body = _("Hello {name},\n\nyour order {number} was cancelled ({reason}). Nothing "
+                 "was charged that was not refunded.\n\nkansoku shop\n").format(
+            name=payload["name"], number=payload["number"], reason=reason)
+    await notifier.push(run, _customer(payload), push)
+    await notifier.email(run, payload["email"], subject, body)
 
 
 async def low_stock_alert(payload: dict[str, Any], run: Invocation, *, notifier: Notifier,
                           admin_email: str, oncall_phone: str) -> None:
+    # To the shop's staff, in the worker's own language (English).
     await notifier.sms(run, oncall_phone,
                        f"kansoku: product {payload['product_id']} is low, "
                        f"{payload['available']} left (threshold "

@@ -100,6 +100,9 @@ class NewProduct(BaseModel):
     inventory: Whole = Field(0, ge=0, le=1_000_000, description="Units in stock to start with")
     category: Text | None = Field(None, max_length=64, description="Category slug")
     sku: Text | None = Field(None, min_length=1, max_length=32)
+    name_ja: Text | None = Field(None, max_length=200, description="The name in Japanese")
+    description_ja: Text | None = Field(None, max_length=5000,
+                                        description="The description in Japanese")
 
 
 class ProductChange(BaseModel):
@@ -109,6 +112,9 @@ class ProductChange(BaseModel):
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
     category: Text | None = Field(None, max_length=64)
     sku: Text | None = Field(None, min_length=1, max_length=32)
+    name_ja: Text | None = Field(None, max_length=200, description="The name in Japanese")
+    description_ja: Text | None = Field(None, max_length=5000,
+                                        description="The description in Japanese")
 
 
 class StockLevel(BaseModel):

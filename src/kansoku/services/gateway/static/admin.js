@@ -4,7 +4,8 @@
 
 // A new upload's thumbnail is made by the worker a moment later. Ask the public API for
 // the product until it names the thumbnail, then show it in place of the placeholder
-// (without JavaScript, the "Refresh" link next to the placeholder does the same).
+// (without JavaScript, the "Refresh" link next to the placeholder does the same). Its
+// words come with the placeholder, in the reader's language.
 function waitForThumbnail(figure) {
   const placeholder = figure.querySelector("[data-testid=thumbnail-pending]");
   if (!placeholder) return;
@@ -20,12 +21,12 @@ function waitForThumbnail(figure) {
         if (product.thumbnail_url) {
           const image = new Image();
           image.className = "thumb-large";
-          image.alt = `Thumbnail of ${product.name}`;
+          image.alt = placeholder.dataset.textAlt || product.name;
           image.dataset.testid = "thumbnail";
           image.src = product.thumbnail_url;
           await image.decode().catch(() => {});
           placeholder.replaceWith(image);
-          if (caption) caption.textContent = "Thumbnail, as lists show it (just made).";
+          if (caption) caption.textContent = placeholder.dataset.textMade || "";
           return;
         }
       }
@@ -33,7 +34,7 @@ function waitForThumbnail(figure) {
       // The network blinked: try again below, like when the thumbnail is not there yet.
     }
     if (Date.now() - started > 120000) {
-      if (caption) caption.textContent = "The thumbnail is taking longer than usual. Refresh the page later, or look for the image-thumbnail function in the explorer.";
+      if (caption) caption.textContent = placeholder.dataset.textSlow || "";
       return;
     }
     delay = Math.min(delay * 1.5, 5000);
@@ -51,7 +52,7 @@ function previewChosenPicture(input) {
     if (!file || !file.type.startsWith("image/")) return;
     preview = new Image();
     preview.className = "thumb-large";
-    preview.alt = "The chosen picture";
+    preview.alt = input.dataset.previewAlt || "";
     preview.src = URL.createObjectURL(file);
     input.insertAdjacentElement("afterend", preview);
   });

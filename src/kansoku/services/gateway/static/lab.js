@@ -9,6 +9,11 @@
   const lab = document.querySelector("[data-lab]");
   if (!lab) return;
   const explorer = lab.dataset.explorerUrl || "";
+  // The page's texts in the reader's language (lab.html), "{name}" filled in here.
+  const texts = JSON.parse(lab.dataset.texts || "{}");
+  const say = (key, values = {}) => (texts[key] || key).replace(
+    /\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+  const counted = (key, count) => say(`${key}_${count === 1 ? "one" : "other"}`, { count });
   const TRACE_ID = /^[0-9a-f]{32}$/;
   // The last answer of each box on this page: a problem and its fix, side by side.
   const latest = new Map();
@@ -29,20 +34,19 @@
   function describe(answer, httpStatus) {
     if (answer.error) {
       const code = answer.error.sqlstate ? ` (SQLSTATE ${answer.error.sqlstate})` : "";
-      return `PostgreSQL said: ${answer.error.message}${code}`;
+      return say("postgres_said", { message: answer.error.message }) + code;
     }
     if (!answer.data) {
-      return answer.detail || answer.title || `The request was refused (HTTP ${httpStatus}).`;
+      return answer.detail || answer.title || say("refused_detail", { status: httpStatus });
     }
-    const rows = answer.data.results.length;
-    return `${rows} row${rows === 1 ? "" : "s"} returned.`;
+    return counted("rows", answer.data.results.length);
   }
 
   function show(box, answer, httpStatus, elapsed) {
     const status = answer.data ? answer.status : "refused";
     box.classList.remove("success", "error", "refused", "running");
     box.classList.add(status);
-    field(box, "status").textContent = `${status} (HTTP ${httpStatus})`;
+    field(box, "status").textContent = `${say(status)} (HTTP ${httpStatus})`;
     field(box, "response-time").textContent = ms(elapsed);
     field(box, "execution-time").textContent = answer.data ? ms(answer.data.execution_time * 1000) : "—";
     field(box, "query-count").textContent = answer.data ? String(answer.data.query_count) : "—";
@@ -54,7 +58,7 @@
       link.href = `${explorer}/traces/${answer.trace_id}`;
       link.target = "_blank";
       link.rel = "noopener";
-      link.textContent = "Open its trace in the explorer";
+      link.textContent = say("trace_link");
       trace.append(link);
     }
   }
@@ -65,13 +69,16 @@
     const problem = latest.get(scenario);
     const fixed = latest.get(`${scenario}-fixed`);
     if (!line || !problem || !fixed || !problem.data || !fixed.data) return;
-    const statements = (n) => `${n} statement${n === 1 ? "" : "s"}`;
     const before = problem.elapsed;
     const after = fixed.elapsed;
-    const speed = after > 0 ? `: ${(before / after).toFixed(1)}× faster` : "";
-    line.textContent = `Side by side: the problem sent ${statements(problem.data.query_count)} `
-      + `and answered in ${ms(before)}; the fix sent ${statements(fixed.data.query_count)} `
-      + `and answered in ${ms(after)}${before > after ? speed : ""}.`;
+    const values = {
+      problem_statements: counted("statements", problem.data.query_count),
+      problem_time: ms(before),
+      fix_statements: counted("statements", fixed.data.query_count),
+      fix_time: ms(after),
+      factor: after > 0 ? (before / after).toFixed(1) : "",
+    };
+    line.textContent = say(after > 0 && before > after ? "compare_faster" : "compare", values);
   }
 
   async function run(form, button) {
@@ -81,7 +88,7 @@
     const token = form.querySelector('input[name="csrf_token"]')?.value || "";
     box.classList.remove("success", "error", "refused");
     box.classList.add("running");
-    field(box, "status").textContent = "running…";
+    field(box, "status").textContent = say("running");
     button.disabled = true;
     form.setAttribute("aria-busy", "true");
     const started = performance.now();
@@ -101,8 +108,8 @@
     } catch {
       box.classList.remove("running");
       box.classList.add("refused");
-      field(box, "status").textContent = "no answer";
-      field(box, "message").textContent = "The shop could not be reached: check the connection and try again.";
+      field(box, "status").textContent = say("no_answer");
+      field(box, "message").textContent = say("unreachable");
     } finally {
       button.disabled = false;
       form.removeAttribute("aria-busy");

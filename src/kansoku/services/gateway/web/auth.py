@@ -33,6 +33,7 @@ from opentelemetry import baggage, context, trace
 from kansoku.contracts.calls import Refused
 from kansoku.kit import semconv
 from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.i18n import _, lazy_gettext
 from kansoku.services.gateway.state import client_address, gateway_of, tokens_of
 from kansoku.services.gateway.web.sessions import (
     COOKIE_NAME,
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 
 #: The header the pages' scripts send the session's CSRF token in.
 CSRF_HEADER: Final = "X-CSRF-Token"
-CSRF_FAILED: Final = "This form has expired or was not sent by this site."
+CSRF_FAILED: Final = lazy_gettext("This form has expired or was not sent by this site.")
 
 
 async def current_session(request: Request) -> WebSession:
@@ -93,7 +94,7 @@ async def log_in(request: Request, email: str, password: str) -> WebSession:
                                                        client_address(request))
     except Refused as refused:
         if refused.status in (401, 422):
-            raise LoginRefused("The e-mail address or password is wrong.") from refused
+            raise LoginRefused(_("The e-mail address or password is wrong.")) from refused
         if refused.status == 429:  # logins locked for a while: the 429 page says so
             raise Problem(429, "login-locked", refused.detail,
                           headers=refused.headers) from refused
@@ -191,8 +192,8 @@ async def _admin(request: Request, session: WebSessionDep) -> WebSession:
     if not session.logged_in:
         raise LoginRequired(f"/admin/login?next={quote(return_path(request), safe='/')}")
     if not session.is_admin:
-        raise Problem(403, "forbidden", "This page is for the shop's administrators. You "
-                      "are logged in as a customer.", title="Not allowed")
+        raise Problem(403, "forbidden", _("This page is for the shop's administrators. You "
+                                          "are logged in as a customer."), title="Not allowed")
     return session
 
 
@@ -209,12 +210,13 @@ async def _csrf_checked(request: Request, session: WebSessionDep) -> WebSession:
     form = await request.form()
     if _token_matches(session, form.get("csrf_token")):
         return session
-    detail = f"{CSRF_FAILED} Go back, reload the page and send it again."
+    detail = f"{CSRF_FAILED} " + _("Go back, reload the page and send it again.")
     if COOKIE_NAME not in request.cookies and not _cookies_can_travel(request):
         # The usual reason on a plain-HTTP address other than this machine's: browsers
         # drop Secure cookies there.
-        detail += (" Your browser did not send this site's session cookie: the shop's "
-                   "cookies need https://, or http://127.0.0.1 / http://localhost.")
+        detail += " " + _("Your browser did not send this site's session cookie: the "
+                          "shop's cookies need https://, or http://127.0.0.1 / "
+                          "http://localhost.")
     raise Problem(403, "csrf-failed", detail, title="Form expired")
 
 
@@ -238,9 +240,10 @@ AdminPost = Annotated[WebSession, Depends(_admin_post)]
 async def _script_caller(request: Request, session: WebSessionDep) -> WebSession:
     if not session.logged_in:
         raise Problem(401, "login-required",
-                      "You are not logged in any more: reload the page and log in.")
+                      _("You are not logged in any more: reload the page and log in."))
     if not _token_matches(session, request.headers.get(CSRF_HEADER, "")):
-        raise Problem(403, "csrf-failed", f"{CSRF_FAILED} Reload the page and try again.",
+        raise Problem(403, "csrf-failed",
+                      f"{CSRF_FAILED} " + _("Reload the page and try again."),
                       title="Form expired")
     return session
 

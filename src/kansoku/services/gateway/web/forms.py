@@ -17,12 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 
+from babel import Locale
 from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from kansoku.contracts.calls import Refused
+from kansoku.kit import i18n
+from kansoku.kit.i18n import _, lazy_gettext
 
-#: Countries the shop ships to (ISO 3166-1 alpha-2), for the address form's list.
+#: Countries the shop ships to (ISO 3166-1 alpha-2), for the address form's list; the
+#: page names them in the reader's language (`country_names`).
 COUNTRIES: Final = {
     "US": "United States", "CA": "Canada", "GB": "United Kingdom", "IE": "Ireland",
     "DE": "Germany", "FR": "France", "NL": "Netherlands", "ES": "Spain", "IT": "Italy",
@@ -31,6 +35,13 @@ COUNTRIES: Final = {
 #: How many years ahead a card's expiry can be chosen.
 EXPIRY_YEARS_AHEAD: Final = 15
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def country_names() -> dict[str, str]:
+    """The countries the shop ships to, named in the reader's language (CLDR's names:
+    "Japan", "日本"), in the list's order."""
+    territories = Locale.parse(str(i18n.current_language())).territories
+    return {code: territories.get(code, english) for code, english in COUNTRIES.items()}
 
 
 @dataclass
@@ -58,14 +69,16 @@ def whole_number(form: FormData, name: str) -> int | None:
     return int(value) if value.isdigit() and len(value) <= 6 else None
 
 
-def _required(checked: Checked, form: FormData, name: str, label: str, max_length: int
-              ) -> str:
+def _required(checked: Checked, form: FormData, name: str, max_length: int, *,
+              missing: str, too_long: str) -> str:
+    """A field that must be filled: `missing` when empty, `too_long` (with `{most}`) past
+    `max_length` characters."""
     value = text(form, name)
     checked.values[name] = value[:max_length * 2]
     if not value:
-        checked.errors[name] = f"Enter your {label}."
+        checked.errors[name] = missing
     elif len(value) > max_length:
-        checked.errors[name] = f"Your {label} can be at most {max_length} characters long."
+        checked.errors[name] = too_long.format(most=max_length)
     return value
 
 
@@ -88,40 +101,48 @@ def checkout(form: FormData, now: datetime | None = None) -> Checked:
     """The checkout form: a shipping address and a card. `data` holds `address` and
     `card` as orders and payments take them."""
     checked = Checked()
-    street = _required(checked, form, "street", "street address", 200)
-    city = _required(checked, form, "city", "town or city", 100)
+    street = _required(checked, form, "street", 200,
+                       missing=_("Enter your street address."),
+                       too_long=_("Your street address can be at most {most} characters long."))
+    city = _required(checked, form, "city", 100,
+                     missing=_("Enter your town or city."),
+                     too_long=_("Your town or city can be at most {most} characters long."))
     state = text(form, "state")
     checked.values["state"] = state[:200]
     if len(state) > 100:
-        checked.errors["state"] = "The state or region can be at most 100 characters long."
-    postcode = _required(checked, form, "zip", "ZIP or postcode", 20)
+        checked.errors["state"] = _("The state or region can be at most {most} characters "
+                                    "long.").format(most=100)
+    postcode = _required(checked, form, "zip", 20,
+                         missing=_("Enter your ZIP or postcode."),
+                         too_long=_("Your ZIP or postcode can be at most {most} characters "
+                                    "long."))
     country = text(form, "country").upper()
     checked.values["country"] = country if country in COUNTRIES else ""
     if country not in COUNTRIES:
-        checked.errors["country"] = "Choose the country to send the order to."
+        checked.errors["country"] = _("Choose the country to send the order to.")
 
     number = re.sub(r"[\s-]", "", text(form, "card_number"))
     if not number:
-        checked.errors["card_number"] = "Enter the card number."
+        checked.errors["card_number"] = _("Enter the card number.")
     elif not number.isdigit():
-        checked.errors["card_number"] = ("A card number has only digits (spaces between "
-                                         "them are fine).")
+        checked.errors["card_number"] = _("A card number has only digits (spaces between "
+                                          "them are fine).")
     elif not 12 <= len(number) <= 19 or not luhn_valid(number):
-        checked.errors["card_number"] = "This card number is not valid: check the digits."
+        checked.errors["card_number"] = _("This card number is not valid: check the digits.")
 
     month, year = whole_number(form, "expiry_month"), whole_number(form, "expiry_year")
     checked.values["expiry_month"] = str(month) if month else ""
     checked.values["expiry_year"] = str(year) if year else ""
     today = now or datetime.now(UTC)
     if month is None or not 1 <= month <= 12 or year is None or year not in expiry_years(now):
-        checked.errors["expiry"] = "Choose the month and year the card expires."
+        checked.errors["expiry"] = _("Choose the month and year the card expires.")
     elif (year, month) < (today.year, today.month):
-        checked.errors["expiry"] = "This card has expired: use another card."
+        checked.errors["expiry"] = _("This card has expired: use another card.")
 
     cvv = text(form, "cvv")
     if not re.fullmatch(r"[0-9]{3,4}", cvv):
-        checked.errors["cvv"] = ("Enter the security code: the 3 or 4 digits printed on "
-                                 "the card (on the back of most cards).")
+        checked.errors["cvv"] = _("Enter the security code: the 3 or 4 digits printed on "
+                                  "the card (on the back of most cards).")
 
     if checked.ok:
         checked.data = {
@@ -138,12 +159,12 @@ def login(form: FormData) -> Checked:
     email = text(form, "email")
     checked.values["email"] = email[:254]
     if not _EMAIL.match(email) or len(email) > 254:
-        checked.errors["email"] = "Enter your e-mail address, like name@example.com."
+        checked.errors["email"] = _("Enter your e-mail address, like name@example.com.")
     password = form.get("password")
     if not isinstance(password, str) or not password:
-        checked.errors["password"] = "Enter your password."  # noqa: S105 - a message
+        checked.errors["password"] = _("Enter your password.")
     elif len(password) > 200:
-        checked.errors["password"] = "That password is too long to be yours."  # noqa: S105
+        checked.errors["password"] = _("That password is too long to be yours.")
     if checked.ok:
         checked.data = {"email": email, "password": password}
     return checked
@@ -151,16 +172,17 @@ def login(form: FormData) -> Checked:
 
 def registration(form: FormData) -> Checked:
     checked = Checked()
-    name = _required(checked, form, "name", "name", 200)
+    name = _required(checked, form, "name", 200, missing=_("Enter your name."),
+                     too_long=_("Your name can be at most {most} characters long."))
     email = text(form, "email")
     checked.values["email"] = email[:254]
     if not _EMAIL.match(email) or len(email) > 254:
-        checked.errors["email"] = "Enter your e-mail address, like name@example.com."
+        checked.errors["email"] = _("Enter your e-mail address, like name@example.com.")
     password = form.get("password")
     if not isinstance(password, str) or len(password) < 8:
-        checked.errors["password"] = "Choose a password of at least 8 characters."  # noqa: S105
+        checked.errors["password"] = _("Choose a password of at least 8 characters.")
     elif len(password) > 200:
-        checked.errors["password"] = "Choose a password of at most 200 characters."  # noqa: S105
+        checked.errors["password"] = _("Choose a password of at most 200 characters.")
     if checked.ok:
         checked.data = {"name": name, "email": email, "password": password}
     return checked
@@ -168,32 +190,48 @@ def registration(form: FormData) -> Checked:
 
 # --- the admin's forms ----------------------------------------------------------------
 
-#: Each form field's label, for the list of mistakes at the top of a form.
+#: Each form field's label, for the list of mistakes at the top of a form (translated
+#: when the page shows it).
 LABELS: Final = {
-    "email": "E-mail address", "password": "Password",
-    "name": "Name", "description": "Description", "price": "Price", "currency": "Currency",
-    "category": "Category", "sku": "SKU", "inventory": "Units in stock", "image": "Picture",
-    "delta": "Units to add", "reason": "Reason",
+    "email": lazy_gettext("E-mail address"), "password": lazy_gettext("Password"),
+    "name": lazy_gettext("Name"), "description": lazy_gettext("Description"),
+    "price": lazy_gettext("Price"), "currency": lazy_gettext("Currency"),
+    "category": lazy_gettext("Category"), "sku": lazy_gettext("SKU"),
+    "inventory": lazy_gettext("Units in stock"), "image": lazy_gettext("Picture"),
+    "delta": lazy_gettext("Units to add"), "reason": lazy_gettext("Reason"),
+    "name_ja": lazy_gettext("Name in Japanese"),
+    "description_ja": lazy_gettext("Description in Japanese"),
 }
 
 #: What to do about a field the form got wrong, in plain words (instead of the
 #: validator's "Input should be a valid decimal").
 FIELD_HELP: Final = {
-    "name": "Enter the product's name (at most 200 characters).",
-    "description": "Keep the description under 5,000 characters.",
-    "price": "Enter a price above 0 with at most two decimals, such as 19.99.",
-    "currency": "Enter a currency as three capital letters, such as USD or EUR.",
-    "category": "Choose a category from the list.",
-    "sku": "Leave the SKU empty, or use at most 32 characters.",
-    "inventory": "Enter the units in stock as a whole number from 0 to 1,000,000.",
-    "delta": "Enter a whole number of units other than 0: 20 adds twenty, -3 removes three.",
-    "email": "Enter your e-mail address.",
-    "password": "Enter your password.",
-    "reason": "Say why, in at most 200 characters, such as “restock from supplier”.",
+    "name": lazy_gettext("Enter the product's name (at most 200 characters)."),
+    "description": lazy_gettext("Keep the description under 5,000 characters."),
+    "name_ja": lazy_gettext("Keep the Japanese name under 200 characters."),
+    "description_ja": lazy_gettext("Keep the Japanese description under 5,000 characters."),
+    "price": lazy_gettext("Enter a price above 0 with at most two decimals, such as 19.99."),
+    "currency": lazy_gettext("Enter a currency as three capital letters, such as USD or EUR."),
+    "category": lazy_gettext("Choose a category from the list."),
+    "sku": lazy_gettext("Leave the SKU empty, or use at most 32 characters."),
+    "inventory": lazy_gettext("Enter the units in stock as a whole number from 0 to "
+                              "1,000,000."),
+    "delta": lazy_gettext("Enter a whole number of units other than 0: 20 adds twenty, -3 "
+                          "removes three."),
+    "email": lazy_gettext("Enter your e-mail address."),
+    "password": lazy_gettext("Enter your password."),
+    "reason": lazy_gettext("Say why, in at most 200 characters, such as “restock from "
+                           "supplier”."),
 }
 
+
+def field_help(name: str) -> str:
+    """What to do about field `name`, in the reader's language."""
+    return str(FIELD_HELP[name])
+
 #: The product form's fields, as the API names them.
-PRODUCT_FIELDS: Final = ("name", "description", "price", "currency", "category", "sku")
+PRODUCT_FIELDS: Final = ("name", "description", "name_ja", "description_ja", "price",
+                         "currency", "category", "sku")
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -207,7 +245,7 @@ def validated(model: type[Model], data: Mapping[str, Any]
         errors: dict[str, str] = {}
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "form"
-            errors.setdefault(name, FIELD_HELP.get(name, str(error["msg"])))
+            errors.setdefault(name, str(FIELD_HELP.get(name, error["msg"])))
         return None, errors
 
 
@@ -227,7 +265,9 @@ def product(form: FormData, *, with_stock: bool) -> dict[str, Any]:
         "name": text(form, "name"), "description": text(form, "description"),
         "price": text(form, "price").replace(",", "") or None,
         "currency": text(form, "currency").upper() or "USD",
-        "category": text(form, "category") or None, "sku": text(form, "sku") or None}
+        "category": text(form, "category") or None, "sku": text(form, "sku") or None,
+        "name_ja": text(form, "name_ja") or None,
+        "description_ja": text(form, "description_ja") or None}
     if with_stock:
         data["inventory"] = text(form, "inventory") or None
     return data
@@ -265,11 +305,11 @@ async def picture_from(form: FormData, limit: int, name: str = "image"
         return None
     data = await upload.read(limit + 1)  # one byte more than allowed says "too large"
     if not data:
-        raise FieldError(name, "The chosen file is empty: choose a picture.")
+        raise FieldError(name, _("The chosen file is empty: choose a picture."))
     if len(data) > limit:
-        raise FieldError(name, f"The picture is larger than {limit // 1024:,} KiB: choose "
-                               "a smaller one.")
+        raise FieldError(name, _("The picture is larger than {kib} KiB: choose a smaller "
+                                 "one.").format(kib=i18n.format_number(limit // 1024)))
     media_type = image_type(data)
     if media_type is None:
-        raise FieldError(name, "This file is not a PNG, JPEG, WebP or GIF picture.")
+        raise FieldError(name, _("This file is not a PNG, JPEG, WebP or GIF picture."))
     return data, media_type

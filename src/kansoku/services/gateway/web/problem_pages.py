@@ -20,6 +20,7 @@ from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kansoku.kit.context import current_request_id
+from kansoku.kit.i18n import _, lazy_gettext
 from kansoku.services.gateway.web.auth import current_session
 from kansoku.services.gateway.web.rendering import (
     PAGE_SECURITY_HEADERS,
@@ -36,14 +37,14 @@ _MACHINE_PATHS: Final = ("/api/", "/api", "/rum", "/health", "/metrics", "/stati
 _FORM_TYPES: Final = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 _PROBLEM_HEADINGS: Final = {
-    400: "That request was not understood",
-    401: "Please log in",
-    403: "Not allowed",
-    404: "Page not found",
-    405: "Not available that way",
-    409: "That did not work",
-    422: "Something in the request is not right",
-    429: "Too many requests",
+    400: lazy_gettext("That request was not understood"),
+    401: lazy_gettext("Please log in"),
+    403: lazy_gettext("Not allowed"),
+    404: lazy_gettext("Page not found"),
+    405: lazy_gettext("Not available that way"),
+    409: lazy_gettext("That did not work"),
+    422: lazy_gettext("Something in the request is not right"),
+    429: lazy_gettext("Too many requests"),
 }
 
 
@@ -67,8 +68,9 @@ def problem_page(request: Request, session: WebSession, problem: Mapping[str, An
     """The HTML of the problem page for `problem` (a problem+json body)."""
     code = str(problem.get("type", "")).rsplit("/", 1)[-1]
     unavailable = status == 503 and code == "dependency-unavailable"
-    heading = _PROBLEM_HEADINGS.get(status) or (
-        "Something went wrong on our side" if status >= 500 else "That did not work")
+    known = _PROBLEM_HEADINGS.get(status)
+    heading = str(known) if known is not None else (
+        _("Something went wrong on our side") if status >= 500 else _("That did not work"))
     values = {
         "status": status,
         "code": code,
@@ -122,8 +124,8 @@ class HtmlProblemPages:
             span.record_exception(exc)
             span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
             logger.exception("unhandled error in %s %s", scope["method"], scope["path"])
-            problem = {"detail": "Something went wrong on our side. The request id leads "
-                                 "to the details.", "request_id": current_request_id()}
+            problem = {"detail": _("Something went wrong on our side. The request id leads "
+                                   "to the details."), "request_id": current_request_id()}
             await self._send_page(scope, receive, send,
                                   {"type": "http.response.start", "status": 500},
                                   json.dumps(problem).encode())

@@ -9,14 +9,16 @@ with `PAGE_SECURITY_HEADERS`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from babel import dates
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from kansoku.kit import i18n
 from kansoku.services.gateway.state import gateway_of
 from kansoku.services.gateway.web.sessions import WebSession
 
@@ -39,20 +41,41 @@ PAGE_SECURITY_HEADERS: Final[Mapping[str, str]] = {
 }
 
 
-def format_money(amount: Any, currency: str | None = "USD") -> str:
-    """"$1,299.99" for dollars, "1,299.99 EUR" for others; the amount as the API gives
-    it (a decimal string) or as a Decimal."""
-    try:
-        value = Decimal(str(amount))
-    except InvalidOperation:
-        return str(amount)
-    text = f"{value:,.2f}"
-    if currency in (None, "USD"):
-        return f"${text}"
-    return f"{text} {currency}"
+#: An order's status as a customer reads it (the API's word is the key).
+ORDER_STATUS_NAMES: Final[Mapping[str, Any]] = {
+    "pending_payment": i18n.lazy_gettext("awaiting payment"),
+    "paid": i18n.lazy_gettext("paid"),
+    "cancelled": i18n.lazy_gettext("cancelled"),
+}
 
 
-templates.env.filters["money"] = format_money
+def order_status(status: str) -> str:
+    """`pending_payment` → "awaiting payment" (支払い待ち), in the reader's language."""
+    name = ORDER_STATUS_NAMES.get(status)
+    return str(name) if name is not None else status.replace("_", " ")
+
+
+def _moment(value: datetime | str) -> datetime:
+    """A moment as the API gives it (ISO 8601 text) or as a datetime; UTC if unzoned."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def format_datetime(value: datetime | str, format: str = "medium") -> str:
+    """A date and time in UTC as the reader's language writes it: "2026/12/07 15:04"
+    (ja, short), "12/7/26, 3:04 PM" (en, short)."""
+    return dates.format_datetime(_moment(value), format, tzinfo=UTC,
+                                 locale=str(i18n.current_language()))
+
+
+def format_date(value: datetime | str, format: str = "medium") -> str:
+    return dates.format_date(_moment(value), format, locale=str(i18n.current_language()))
+
+
+# `{% trans %}`, `_()`, and money, numbers and dates in the reader's language.
+i18n.install(templates.env)
+templates.env.filters.update(datetime=format_datetime, date=format_date,
+                             order_status=order_status)
 
 
 class _FormToken:
@@ -88,6 +111,10 @@ def page_context(request: Request, session: WebSession, extra: Mapping[str, Any]
         "csrf_token": _FormToken(session),
         "explorer_url": gateway_of(request.app).settings.explorer_link_url,
         "current_path": request.url.path,
+        # The language switch sends the reader back here, query and all.
+        "switch_url": lambda language: i18n.switch_url(
+            language, request.url.path + (f"?{request.url.query}" if request.url.query
+                                          else "")),
         "messages": _messages_for(request, session),
         **(extra or {}),
     }

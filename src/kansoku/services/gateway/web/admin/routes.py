@@ -20,6 +20,7 @@ from starlette.datastructures import FormData
 
 from kansoku.contracts.calls import Json, Refused
 from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.i18n import _
 from kansoku.services.gateway import faults
 from kansoku.services.gateway.api.schemas import NewProduct, ProductChange, StockChange
 from kansoku.services.gateway.state import Gateway, GatewayDep
@@ -34,7 +35,7 @@ from kansoku.services.gateway.web.auth import (
     safe_next,
     see_other,
 )
-from kansoku.services.gateway.web.forms import FIELD_HELP, LABELS, FieldError
+from kansoku.services.gateway.web.forms import LABELS, FieldError, field_help
 from kansoku.services.gateway.web.rendering import render
 from kansoku.services.gateway.web.sessions import WebSession
 
@@ -89,7 +90,7 @@ async def login_page(request: Request, session: WebSessionDep) -> Response:
 def _login_form(request: Request, target: str, *, email: str, errors: dict[str, str],
                 status_code: int = 200) -> HTMLResponse:
     return render(request, "admin/login.html", {
-        "heading": "Admin login", "next": target, "values": {"email": email},
+        "heading": _("Admin login"), "next": target, "values": {"email": email},
         "errors": errors, "labels": LABELS}, status_code=status_code)
 
 
@@ -100,9 +101,9 @@ async def login(request: Request, session: CsrfChecked, form: PostedForm) -> Res
     target = safe_next(forms.text(form, "next"), "/admin")
     errors = {}
     if not email:
-        errors["email"] = FIELD_HELP["email"]
+        errors["email"] = field_help("email")
     if not isinstance(password, str) or not password:
-        errors["password"] = FIELD_HELP["password"]
+        errors["password"] = field_help("password")
     if errors:
         return _login_form(request, target, email=email, errors=errors, status_code=422)
     assert isinstance(password, str)
@@ -115,9 +116,9 @@ async def login(request: Request, session: CsrfChecked, form: PostedForm) -> Res
         # A customer's right password: they are logged in (as a customer), but the
         # admin pages stay closed.
         return _login_form(request, target, email=email, status_code=403, errors={
-            "form": f"{email} is a customer account: it cannot open the admin pages. "
-                    "Log in with an administrator's account."})
-    session.add_message(f"Logged in as {session.email}.")
+            "form": _("{email} is a customer account: it cannot open the admin pages. "
+                      "Log in with an administrator's account.").format(email=email)})
+    session.add_message(_("Logged in as {who}.").format(who=session.email))
     return see_other(target)
 
 
@@ -129,7 +130,7 @@ async def dashboard(request: Request, admin: AdminDep, gateway: GatewayDep) -> R
     failures, with links into the explorer."""
     board = await gateway.shop.dashboard(admin)
     return render(request, "admin/dashboard.html", {
-        "heading": "Dashboard", "section": "/admin", "board": board})
+        "heading": _("Dashboard"), "section": "/admin", "board": board})
 
 
 # --- products -------------------------------------------------------------------------
@@ -137,7 +138,7 @@ async def dashboard(request: Request, admin: AdminDep, gateway: GatewayDep) -> R
 async def _category_options(gateway: Gateway) -> list[tuple[str, str]]:
     """(slug, name) for the category choice; "" is Uncategorized."""
     categories = await gateway.clients.catalog.categories()
-    return [("", "Uncategorized")] + [(c["slug"], c["name"]) for c in categories
+    return [("", _("Uncategorized"))] + [(c["slug"], c["name"]) for c in categories
                                       if c["slug"] != "uncategorized"]
 
 
@@ -153,7 +154,7 @@ async def products(request: Request, admin: AdminDep, gateway: GatewayDep) -> Re
     page = await gateway.shop.products_with_stock(limit=PRODUCTS_PER_PAGE, offset=offset,
                                                   search=search, category=category)
     return render(request, "admin/products.html", {
-        "heading": "Products", "section": "/admin/products", "page": page,
+        "heading": _("Products"), "section": "/admin/products", "page": page,
         "search": search, "categories": categories, "chosen_category": category,
         **_page_links("/admin/products", {"q": search, "category": category},
                       offset=offset, per_page=PRODUCTS_PER_PAGE, total=page["total"])})
@@ -176,7 +177,7 @@ async def _product_form(gateway: Gateway) -> dict[str, Any]:
 async def _new_product_form(request: Request, gateway: Gateway, values: dict[str, str],
                             errors: dict[str, str], status_code: int = 200) -> HTMLResponse:
     return render(request, "admin/new_product.html", {
-        "heading": "New product", "section": "/admin/products/new", "values": values,
+        "heading": _("New product"), "section": "/admin/products/new", "values": values,
         "errors": errors, **await _product_form(gateway)}, status_code=status_code)
 
 
@@ -201,14 +202,15 @@ async def create_product(request: Request, admin: AdminPost, form: PostedForm,
         return await _new_product_form(request, gateway, values,
                                        forms.refusal_errors(refused),
                                        status_code=refused.status)
-    notice = f"“{product['name']}” was created with {new.inventory} in stock."
+    notice = _("“{name}” was created with {units} in stock.").format(
+        name=product["name"], units=new.inventory)
     if image is not None:
         try:
             await gateway.clients.catalog.upload_image(admin, product["id"], *image)
-            notice += " Its thumbnail is being made."
+            notice += " " + _("Its thumbnail is being made.")
         except Refused as refused:
-            notice += (f" Its picture was not accepted ({refused.detail}): choose another "
-                       "one below.")
+            notice += " " + _("Its picture was not accepted ({reason}): choose another one "
+                              "below.").format(reason=refused.detail)
     admin.add_message(notice)
     return see_other(f"/admin/products/{product['id']}")
 
@@ -219,8 +221,8 @@ async def _product_or_404(gateway: Gateway, product_id: int) -> Json:
     except Refused as refused:
         if refused.status == 404:
             raise Problem(404, "product-not-found",
-                          f"There is no product {product_id}: it may have been deleted.",
-                          title="Not Found") from refused
+                          _("There is no product {id}: it may have been deleted.").format(
+                              id=product_id), title="Not Found") from refused
         raise
 
 
@@ -235,7 +237,13 @@ async def _product_page(request: Request, gateway: Gateway, product: Json, *,
         stock = None
     if values is None:
         category = product["category"]["slug"]
-        values = {"name": product["name"], "description": product["description"],
+        # The words as stored in each language (the product's `name` is the reader's).
+        texts = product.get("texts") or {}
+        english = texts.get("en") or {"name": product["name"],
+                                      "description": product["description"]}
+        japanese = texts.get("ja") or {"name": "", "description": ""}
+        values = {"name": english["name"], "description": english["description"],
+                  "name_ja": japanese["name"], "description_ja": japanese["description"],
                   "price": str(product["price"]), "currency": product["currency"],
                   "category": "" if category == "uncategorized" else category,
                   "sku": product["sku"]}
@@ -270,7 +278,7 @@ async def save_product(request: Request, product_id: int, admin: AdminPost,
         return await _product_page(request, gateway, product, values=values,
                                    errors=forms.refusal_errors(refused),
                                    status_code=refused.status)
-    admin.add_message("Your changes were saved.")
+    admin.add_message(_("Your changes were saved."))
     return see_other(f"/admin/products/{product_id}")
 
 
@@ -282,7 +290,7 @@ async def upload_image(request: Request, product_id: int, admin: AdminPost,
     try:
         image = await forms.picture_from(form, gateway.settings.max_image_bytes)
         if image is None:
-            raise FieldError("image", "Choose a picture to upload.")
+            raise FieldError("image", _("Choose a picture to upload."))
         await gateway.clients.catalog.upload_image(admin, product_id, *image)
     except FieldError as mistake:
         return await _product_page(request, gateway, product,
@@ -291,7 +299,7 @@ async def upload_image(request: Request, product_id: int, admin: AdminPost,
         return await _product_page(request, gateway, product,
                                    image_errors={"image": refused.detail},
                                    status_code=refused.status)
-    admin.add_message("The new picture was uploaded. Its thumbnail is being made.")
+    admin.add_message(_("The new picture was uploaded. Its thumbnail is being made."))
     return see_other(f"/admin/products/{product_id}")
 
 
@@ -301,7 +309,7 @@ async def delete_product_page(request: Request, product_id: int, admin: AdminDep
     """Ask before deleting: it cannot be undone."""
     product = await _product_or_404(gateway, product_id)
     return render(request, "admin/delete_product.html", {
-        "heading": "Delete a product", "section": "/admin/products", "product": product})
+        "heading": _("Delete a product"), "section": "/admin/products", "product": product})
 
 
 @router.post("/products/{product_id}/delete", response_class=HTMLResponse)
@@ -310,7 +318,7 @@ async def delete_product(request: Request, product_id: int, admin: AdminPost,
     """Delete the product (after the confirmation page)."""
     product = await _product_or_404(gateway, product_id)
     await gateway.clients.catalog.delete_product(admin, product_id)
-    admin.add_message(f"“{product['name']}” was deleted.")
+    admin.add_message(_("“{name}” was deleted.").format(name=product["name"]))
     return see_other("/admin/products")
 
 
@@ -324,7 +332,7 @@ async def inventory(request: Request, admin: AdminDep, gateway: GatewayDep) -> R
     page = await gateway.shop.stock_overview(admin, limit=STOCK_PER_PAGE, offset=offset,
                                              low_only=low_only)
     return render(request, "admin/inventory.html", {
-        "heading": "Inventory", "section": "/admin/inventory", "page": page,
+        "heading": _("Inventory"), "section": "/admin/inventory", "page": page,
         "low_only": low_only,
         **_page_links("/admin/inventory", {"low": "1" if low_only else ""}, offset=offset,
                       per_page=STOCK_PER_PAGE, total=page["total"])})
@@ -344,9 +352,10 @@ async def _adjust_page(request: Request, gateway: Gateway, admin: WebSession,
                                                                          limit=10)
     except (DependencyUnavailable, Refused):
         history = None
-    name = product["name"] if product else f"product {product_id}"
+    heading = (_("Stock of {name}").format(name=product["name"]) if product
+               else _("Stock of product #{id}").format(id=product_id))
     return render(request, "admin/adjust_stock.html", {
-        "heading": f"Stock of {name}", "section": "/admin/inventory",
+        "heading": heading, "section": "/admin/inventory",
         "product_id": product_id, "product": product, "stock": stock, "history": history,
         "values": values, "errors": errors, "labels": LABELS}, status_code=status_code)
 
@@ -367,7 +376,7 @@ async def adjust_stock(request: Request, product_id: int, admin: AdminPost,
     change, errors = forms.validated(StockChange, {"delta": delta or None,
                                                    "reason": values["reason"]})
     if delta.lstrip("-").isdigit() and int(delta) == 0:  # valid, but changes nothing
-        change, errors = None, {"delta": FIELD_HELP["delta"], **errors}
+        change, errors = None, {"delta": field_help("delta"), **errors}
     if change is None:
         return await _adjust_page(request, gateway, admin, product_id, values=values,
                                   errors=errors, status_code=422)
@@ -378,8 +387,10 @@ async def adjust_stock(request: Request, product_id: int, admin: AdminPost,
         return await _adjust_page(request, gateway, admin, product_id, values=values,
                                   errors=forms.refusal_errors(refused),
                                   status_code=refused.status)
-    done = (f"Added {change.delta}" if change.delta > 0 else f"Removed {-change.delta}")
-    admin.add_message(f"{done} (“{change.reason}”): {level['available']} available now.")
+    done = (_("Added {units} (“{reason}”): {available} available now.") if change.delta > 0
+            else _("Removed {units} (“{reason}”): {available} available now."))
+    admin.add_message(done.format(units=abs(change.delta), reason=change.reason,
+                                  available=level["available"]))
     return see_other(f"/admin/inventory/{product_id}")
 
 
@@ -395,7 +406,7 @@ async def mailbox(request: Request, admin: AdminDep, gateway: GatewayDep) -> Res
     except (DependencyUnavailable, Refused):
         notifications = None
     return render(request, "admin/mailbox.html", {
-        "heading": "Mailbox", "section": "/admin/mailbox", "mails": mails,
+        "heading": _("Mailbox"), "section": "/admin/mailbox", "mails": mails,
         "notifications": notifications})
 
 
@@ -410,7 +421,7 @@ async def _dead_letters_page(request: Request, gateway: Gateway, admin: WebSessi
                              status_code: int = 200) -> HTMLResponse:
     letters = await gateway.clients.worker.dead_letters(admin, limit=200)
     return render(request, "admin/dead_letters.html", {
-        "heading": "Dead letters", "section": "/admin/dead-letters", "letters": letters,
+        "heading": _("Dead letters"), "section": "/admin/dead-letters", "letters": letters,
         "replay_error": replay_error}, status_code=status_code)
 
 
@@ -423,8 +434,8 @@ async def replay_dead_letter(request: Request, sequence: int, admin: AdminPost,
     except Refused as refused:
         return await _dead_letters_page(request, gateway, admin, replay_error=refused.detail,
                                         status_code=refused.status)
-    admin.add_message(f"Dead letter {sequence} was delivered again to "
-                      f"{replayed.get('subject', 'its subject')}.")
+    admin.add_message(_("Dead letter {sequence} was delivered again to {subject}.").format(
+        sequence=sequence, subject=replayed.get("subject", "?")))
     return see_other("/admin/dead-letters")
 
 
@@ -434,7 +445,7 @@ async def _faults_page(request: Request, gateway: Gateway, *, error: str | None 
                        status_code: int = 200) -> HTMLResponse:
     rows, unreadable, writable = await faults.page_rows(gateway.settings)
     return render(request, "admin/faults.html", {
-        "heading": "Faults", "section": "/admin/faults", "flags": rows,
+        "heading": _("Faults"), "section": "/admin/faults", "flags": rows,
         "writable": writable, "error": error or unreadable}, status_code=status_code)
 
 
@@ -448,7 +459,7 @@ async def fault_flags(request: Request, admin: AdminDep, gateway: GatewayDep) ->
 async def reset_fault_flags(request: Request, admin: AdminPost) -> Response:
     """Turn every flag off."""
     await faults.reset(faults.flag_store(request))
-    admin.add_message("Every fault flag is off.")
+    admin.add_message(_("Every fault flag is off."))
     return see_other("/admin/faults")
 
 
@@ -464,6 +475,6 @@ async def switch_fault_flag(request: Request, name: str, admin: AdminPost,
             raise
         return await _faults_page(request, gateway, error=problem.detail,
                                   status_code=problem.status)
-    admin.add_message(f"{flag.name} is now {flag.variant}." if flag.variant != "off"
-                      else f"{flag.name} is off.")
+    admin.add_message(_("{flag} is now {variant}.").format(flag=flag.name, variant=flag.variant)
+                      if flag.variant != "off" else _("{flag} is off.").format(flag=flag.name))
     return see_other("/admin/faults")

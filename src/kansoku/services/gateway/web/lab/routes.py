@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from kansoku.contracts.calls import Json, Refused
 from kansoku.kit.errors import DependencyUnavailable
+from kansoku.kit.i18n import _
 from kansoku.services.gateway.api.lab import as_answer, run_in_lab
 from kansoku.services.gateway.api.schemas import (
     LAB_PARAMETERS,
@@ -72,8 +73,8 @@ def _shown(status_code: int, body: Json, elapsed: float) -> dict[str, Any]:
     shown: dict[str, Any] = {**body, "http_status": status_code,
                              "round_trip_ms": round(elapsed * 1000, 1)}
     if "data" not in body:  # a problem, not one of the lab's answers
-        shown.update(status="refused", detail=str(body.get("detail") or
-                                                  f"The lab answered {status_code}."))
+        shown.update(status="refused", detail=str(
+            body.get("detail") or _("The lab answered {status}.").format(status=status_code)))
     return shown
 
 
@@ -86,7 +87,8 @@ def _form_parameters(form: Any, operation: LabOperation
         return LAB_PARAMETERS[operation.scenario].model_validate(values), values, None
     except ValidationError as exc:
         wrong = ", ".join(sorted({str(error["loc"][0]) for error in exc.errors()}))
-        return None, values, f"Check {wrong}: " + exc.errors()[0]["msg"].lower() + "."
+        return None, values, _("Check {fields}: {problem}.").format(
+            fields=wrong, problem=exc.errors()[0]["msg"].lower())
 
 
 def _form_endpoint(operation: LabOperation) -> Callable[..., Awaitable[Response]]:

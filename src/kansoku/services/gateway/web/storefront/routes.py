@@ -26,6 +26,7 @@ from fastapi.responses import Response
 
 from kansoku.contracts.calls import Json, Refused
 from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.i18n import _, lazy_gettext
 from kansoku.services.gateway.shop import PricedCart
 from kansoku.services.gateway.state import Gateway, GatewayDep, limit_requests
 from kansoku.services.gateway.web import forms
@@ -54,8 +55,9 @@ PRODUCTS_PER_PAGE: Final = 12
 ORDERS_PER_PAGE: Final = 10
 #: The most of one product a cart line holds (the cart service's own limit).
 MAX_QUANTITY: Final = 99
-SORTS: Final = {"id": "Featured", "name": "Name", "price": "Price: low to high",
-                "-price": "Price: high to low", "newest": "Newest"}
+SORTS: Final = {"id": lazy_gettext("Featured"), "name": lazy_gettext("Name"),
+                "price": lazy_gettext("Price: low to high"),
+                "-price": lazy_gettext("Price: high to low"), "newest": lazy_gettext("Newest")}
 _CHECKOUT_KEY: Final = re.compile(r"^[0-9a-f]{32}$")
 
 ProductId = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -63,8 +65,8 @@ ProductId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 def _no_such_product(product_id: int) -> Problem:
     return Problem(404, "product-not-found",
-                   f"There is no product {product_id}: it may have been removed from the "
-                   "shop.")
+                   _("There is no product {id}: it may have been removed from the shop."
+                     ).format(id=product_id))
 
 
 # --- browsing -------------------------------------------------------------------------
@@ -145,27 +147,30 @@ async def add_to_cart(request: Request, checked: CsrfChecked, customer: Customer
     form = await request.form()
     product_id = forms.whole_number(form, "product_id")
     if product_id is None or product_id < 1:
-        raise Problem(422, "product-needed", "Choose a product to add to your cart.")
+        raise Problem(422, "product-needed", _("Choose a product to add to your cart."))
     found = await _product(gateway, product_id)
     quantity = forms.whole_number(form, "quantity")
     error = None
     if quantity is None or not 1 <= quantity <= MAX_QUANTITY:
-        error = f"Choose how many to add: 1 to {MAX_QUANTITY}."
+        error = _("Choose how many to add: 1 to {most}.").format(most=MAX_QUANTITY)
     elif found["stock_status"] == "out":
-        error = "This product is sold out: it cannot be added to your cart."
+        error = _("This product is sold out: it cannot be added to your cart.")
     else:
         in_cart = await gateway.shop.cart_quantity(customer, product_id)
         available = found["stock"] if found["stock"] is not None else MAX_QUANTITY
         if in_cart + quantity > min(available, MAX_QUANTITY):
             most = min(available, MAX_QUANTITY)
-            error = (f"Only {most} can be bought" + (f", and your cart holds {in_cart} "
-                     "already" if in_cart else "") + ": choose fewer.")
+            error = (_("Only {most} can be bought, and your cart holds {in_cart} already: "
+                       "choose fewer.") if in_cart else
+                     _("Only {most} can be bought: choose fewer.")).format(
+                         most=most, in_cart=in_cart)
     if error:
         return await _product_page(request, found, errors={"quantity": error},
                                    quantity=quantity or 1, status_code=422)
     assert quantity is not None
     await gateway.clients.cart.add(customer, product_id, quantity)
-    customer.add_message(f"Added {quantity} of {found['name']} to your cart.")
+    customer.add_message(_("Added {quantity} of {name} to your cart.").format(
+        quantity=quantity, name=found["name"]))
     return see_other("/cart")
 
 
@@ -188,10 +193,11 @@ def _shortages(cart: PricedCart, levels: dict[int, Json]) -> dict[int, str]:
         if level is None or item.quantity <= level["available"]:
             continue
         if level["available"] == 0:
-            shortages[item.product_id] = "Sold out: remove it to check out."
+            shortages[item.product_id] = _("Sold out: remove it to check out.")
         else:
-            shortages[item.product_id] = (f"Only {level['available']} left: lower the "
-                                          "quantity to check out.")
+            shortages[item.product_id] = _("Only {available} left: lower the quantity "
+                                           "to check out.").format(
+                                               available=level["available"])
     return shortages
 
 
@@ -209,9 +215,11 @@ async def change_quantity(product_id: ProductId, request: Request, checked: Csrf
     if quantity is None or quantity > MAX_QUANTITY:
         return await _cart_page(
             request, gateway, customer, status_code=422,
-            errors={product_id: f"Choose a quantity from 0 to {MAX_QUANTITY}."})
+            errors={product_id: _("Choose a quantity from 0 to {most}.").format(
+                most=MAX_QUANTITY)})
     await gateway.clients.cart.set_quantity(customer, product_id, quantity)
-    customer.add_message("Your cart was updated." if quantity else "Removed from your cart.")
+    customer.add_message(_("Your cart was updated.") if quantity
+                         else _("Removed from your cart."))
     return see_other("/cart")
 
 
@@ -220,7 +228,7 @@ async def remove_from_cart(product_id: ProductId, request: Request, checked: Csr
                            customer: CustomerDep, gateway: GatewayDep) -> Response:
     """Remove a line from the cart."""
     await gateway.clients.cart.remove(customer, product_id)
-    customer.add_message("Removed from your cart.")
+    customer.add_message(_("Removed from your cart."))
     return see_other("/cart")
 
 
@@ -230,7 +238,7 @@ async def start_checkout(request: Request, checked: CsrfChecked, customer: Custo
     """Go to checkout, once everything in the cart can be bought."""
     cart = await gateway.shop.priced_cart(customer)
     if not cart.items:
-        customer.add_message("Your cart is empty: add products first.")
+        customer.add_message(_("Your cart is empty: add products first."))
         return see_other("/cart")
     levels = await gateway.shop.stock_levels([item.product_id for item in cart.items])
     if _shortages(cart, levels):
@@ -247,7 +255,7 @@ def _checkout_page(request: Request, cart: PricedCart, *, values: dict[str, str]
         "cart": cart, "values": values, "errors": errors,
         # One key per order attempt: the same form sent twice places one order.
         "checkout_key": checkout_key or uuid.uuid4().hex,
-        "countries": forms.COUNTRIES, "months": range(1, 13),
+        "countries": forms.country_names(), "months": range(1, 13),
         "years": forms.expiry_years()}, status_code=status_code)
 
 
@@ -257,7 +265,7 @@ async def checkout(request: Request, customer: CustomerDep, gateway: GatewayDep
     """The checkout form: where to send the order and the card to pay with."""
     cart = await gateway.shop.priced_cart(customer)
     if not cart.items:
-        customer.add_message("Your cart is empty: add products first.")
+        customer.add_message(_("Your cart is empty: add products first."))
         return see_other("/cart")
     return _checkout_page(request, cart, values={"country": "US"}, errors={})
 
@@ -283,7 +291,7 @@ async def place_order(request: Request, checked: CsrfChecked, customer: Customer
     key = sent_key if _CHECKOUT_KEY.match(sent_key) else uuid.uuid4().hex
     cart = await gateway.shop.priced_cart(customer)
     if not cart.items:
-        customer.add_message("Your cart is empty: add products first.")
+        customer.add_message(_("Your cart is empty: add products first."))
         return see_other("/cart")
     filled = forms.checkout(form)
     if not filled.ok:
@@ -315,11 +323,11 @@ async def place_order(request: Request, checked: CsrfChecked, customer: Customer
         except DependencyUnavailable:
             return _checkout_page(
                 request, cart, values=filled.values, status_code=503,
-                errors={"form": "The payment could not be made right now, so nothing was "
-                        "charged and the order was not placed. Please try again in a "
-                        "minute."})
-        customer.add_message(f"Payment received: {str(payment['brand']).upper()} card ending "
-                             f"{payment['last4']}.")
+                errors={"form": _("The payment could not be made right now, so nothing "
+                                  "was charged and the order was not placed. Please try "
+                                  "again in a minute.")})
+        customer.add_message(_("Payment received: {brand} card ending {last4}.").format(
+            brand=str(payment["brand"]).upper(), last4=payment["last4"]))
     await gateway.shop.empty_cart(customer)
     return see_other(f"/orders/{placed['id']}/confirmation")
 
@@ -331,7 +339,8 @@ def _declined(request: Request, cart: PricedCart, filled: forms.Checked,
         # Declined: orders cancelled that order and freed its stock; the cart is as it
         # was, and the next attempt is a new order.
         return _checkout_page(request, cart, values=filled.values, status_code=402, errors={
-            "card_number": f"{refused.detail} Nothing was charged: use another card."})
+            "card_number": _("{reason} Nothing was charged: use another card.").format(
+                reason=refused.detail)})
     if refused.status == 422:
         # The card failed the processor's checks: the order waits, the same key pays it.
         field = _CHECKOUT_FIELDS.get(refused.field or "", "card_number")
@@ -356,8 +365,8 @@ async def orders(request: Request, customer: CustomerDep, gateway: GatewayDep,
 
 async def _order_page(request: Request, gateway: Gateway, customer: WebSession,
                       order_id: str, *, just_placed: bool) -> Response:
-    not_yours = Problem(404, "order-not-found", "You have no order with this number: see "
-                        "your orders for the ones you placed.")
+    not_yours = Problem(404, "order-not-found", _("You have no order with this number: see "
+                                                  "your orders for the ones you placed."))
     if not _is_uuid(order_id):
         raise not_yours
     try:
@@ -449,9 +458,10 @@ async def register(request: Request, session: CsrfChecked, gateway: GatewayDep
                 customer = await log_in(request, filled.data["email"],
                                         filled.data["password"])
             except LoginRefused:  # made, but not (yet) accepted: log in by hand
-                session.add_message("Your account is ready: log in with it.")
+                session.add_message(_("Your account is ready: log in with it."))
                 return see_other(f"/login?next={quote(target, safe='/')}")
-            customer.add_message(f"Welcome, {filled.data['name']}: your account is ready.")
+            customer.add_message(_("Welcome, {name}: your account is ready.").format(
+                name=filled.data["name"]))
             return see_other(target)
     return render(request, "register.html", {"values": filled.values, "errors": filled.errors,
                                              "next": target}, status_code=422)
