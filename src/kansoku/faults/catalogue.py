@@ -174,8 +174,8 @@ FLAGS: dict[str, FlagDefinition] = {flag.name: flag for flag in (
            "within two minutes under load)."),
         ((OFF, 0.0), ("1x", 1.0), ("10x", 10.0), ("100x", 100.0))),
     FlagDefinition(
-        N_("gatewayCpuHog", "gateway", FaultCategory.RESOURCES,
-           "The gateway burns 50 ms of CPU on every request."),
+        "gatewayCpuHog", "gateway", FaultCategory.RESOURCES,
+        N_("The gateway burns 50 ms of CPU on every request."),
         N_("Each request to the gateway spends 50 ms of CPU in a `cpu-intensive work` span on "
            "the event loop, so under load the gateway's core fills up and every request "
            "waits for the ones before it."),
