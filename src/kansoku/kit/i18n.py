@@ -196,12 +196,17 @@ def format_date(moment: datetime, format: str = "medium") -> str:
 
 def install(environment: Any) -> None:
     """Give a Jinja environment `{% trans %}`, `_()`, `gettext`, `ngettext` in the
-    current language, the filters `money`, `number`, `datetime` and `date`, and the
+    current language, the filters `money`, `number`, `datetime`, `date` and
+    `translated` (for texts marked elsewhere), and the
     globals `language` (the current one) and `languages` (the switch's choices)."""
     environment.add_extension("jinja2.ext.i18n")
     environment.install_gettext_callables(gettext, ngettext, newstyle=True)
+    # `translated`: a text the template does not write itself (a fault flag's words,
+    # marked where they are defined) in the reader's language. Not `_()`: Jinja formats
+    # what that returns with %, and such a text may hold a "25%".
     environment.filters.update(money=format_money, number=format_number,
-                               datetime=format_datetime, date=format_date)
+                               datetime=format_datetime, date=format_date,
+                               translated=gettext)
     environment.globals.update(language=current_language, languages=LANGUAGE_NAMES)
 
 
