@@ -9,6 +9,7 @@ is hidden or left.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,11 +36,20 @@ def explorer_in_thread() -> Iterator[str]:
         yield url
 
 
+def serves(page: str, path: str) -> bool:
+    """Whether a row of the Browser page (`page`: a route template such as
+    `/products/{product_id}`, or a path the gateway has no template for) is `path`'s."""
+    pattern = "".join("[^/]+" if part.startswith("{") else re.escape(part)
+                      for part in re.split(r"(\{[^}]*\})", page))
+    return re.fullmatch(pattern, path) is not None
+
+
 def missing_vitals(vitals: list[dict[str, Any]], paths: Sequence[str]) -> list[str]:
-    """`"<path> <vital>"` for each required vital the explorer has no sample of."""
-    seen = {(row["page"], row["name"]) for row in vitals if row.get("samples")}
+    """`"<path> <vital>"` for each required vital the explorer has no sample of (pages
+    are grouped by their route template)."""
+    seen = [(row["page"], row["name"]) for row in vitals if row.get("samples")]
     return [f"{path} {name}" for path in paths for name in REQUIRED_VITALS
-            if (path, name) not in seen]
+            if not any(wanted == name and serves(page, path) for page, wanted in seen)]
 
 
 def browser_to_gateway_traces(traces: list[dict[str, Any]]) -> list[str]:
