@@ -7,6 +7,11 @@ Markdown and syntax highlighting, which `kansoku status` should not wait for), t
 go through `typer.core`'s `_`. `translate_typer` gives both our catalog's words; the
 first when Typer imports the module, through a finder that waits for it. (Typer's copy of
 Click writes "Usage:" and its parsing errors without gettext: those stay English.)
+
+Japanese has no spaces between words, and Rich breaks lines only at spaces: a sentence
+longer than the help's column would end in "…". In Japanese, the help's tables fold such
+a line at the column's edge instead (`FoldingTable`, and `FoldingColumns` for an option's
+help, which Typer lays out in columns of its own).
 """
 
 from __future__ import annotations
@@ -16,7 +21,11 @@ import importlib.machinery
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Final
+from typing import Any, Final
+
+from rich.columns import Columns
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.table import Table
 
 from kansoku.kit import i18n
 from kansoku.kit.i18n import _, lazy_gettext
@@ -33,7 +42,7 @@ CORE_TEXTS: Final = (
 
 
 def _translate_rich_utils(module: ModuleType) -> None:
-    texts = {
+    replacements: dict[str, object] = {
         "DEPRECATED_STRING": _("(deprecated) "),
         "DEFAULT_STRING": _("[default: {}]"),
         "ENVVAR_STRING": _("[env var: {}]"),
@@ -44,9 +53,26 @@ def _translate_rich_utils(module: ModuleType) -> None:
         "ERRORS_PANEL_TITLE": _("Error"),
         "ABORTED_TEXT": _("Aborted."),
         "RICH_HELP": _("Try [blue]'{command_path} {help_option}'[/] for help."),
+        "Table": FoldingTable, "Columns": FoldingColumns,
     }
-    for name, text in texts.items():
-        setattr(module, name, text)
+    for name, replacement in replacements.items():
+        setattr(module, name, replacement)
+
+
+class FoldingTable(Table):
+    """A table whose columns fold a line too long for them (rather than cut it short
+    with "…"): how a help text without spaces, as Japanese is written, stays whole."""
+
+    def add_column(self, header: Any = "", footer: Any = "", **options: Any) -> None:
+        options.setdefault("overflow", "fold")
+        super().add_column(header, footer, **options)
+
+    def add_row(self, *renderables: Any, **options: Any) -> None:
+        super().add_row(*renderables, **options)
+        for column in self.columns:  # those the row made, as well
+            column.overflow = "fold"
+
+
 
 
 class _TranslateWhenLoaded(importlib.abc.MetaPathFinder):
@@ -82,3 +108,15 @@ def translate_typer() -> None:
         _translate_rich_utils(sys.modules[RICH_UTILS])
     elif not any(isinstance(finder, _TranslateWhenLoaded) for finder in sys.meta_path):
         sys.meta_path.insert(0, _TranslateWhenLoaded())
+
+
+class FoldingColumns(Columns):
+    """Columns (an option's help, its default, "[required]") that fold a line too long
+    for them, as `FoldingTable` does."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for renderable in super().__rich_console__(console, options):
+            if isinstance(renderable, Table):
+                for column in renderable.columns:
+                    column.overflow = "fold"
+            yield renderable
