@@ -79,8 +79,9 @@ def choose_language(
         "--lang", help=_("The language of help and messages: ja or en [env: KANSOKU_LANG; "
                          "default: from LANG, else en]"), show_default=False)] = None,
 ) -> None:
-    if lang is not None:
-        i18n.set_language(lang)
+    # Decided again for each run: a run in this process (`run`, a test's) must not speak
+    # the language an earlier one chose (`kansoku drill … --lang` sets it too).
+    i18n.set_language(lang or i18n.command_line_language(None, os.environ))
 
 
 #: `kansoku version`, in a group of its own only so that `kansoku --help` lists it where

@@ -45,16 +45,20 @@ app = typer.Typer(help=_("Incident drills: break the shop, investigate, answer, 
                           "scored."), no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help=_("Print JSON, for scripts."))]
-Lang = Annotated[i18n.Language | None, typer.Option(
+Lang = Annotated[str | None, typer.Option(
     "--lang", help=_("ja or en [env: KANSOKU_LANG; default: `kansoku --lang`, else from "
                      "LANG, else en]"), show_default=False)]
 
 
-def _language(lang: i18n.Language | None) -> str:
+def _language(lang: str | None) -> str:
     """The drill's language: this command's --lang (which its messages then speak
     too), else the command line's (`kansoku --lang`, KANSOKU_LANG, LANG)."""
     if lang is not None:
-        i18n.set_language(lang)
+        try:
+            i18n.set_language(i18n.Language(lang))
+        except ValueError:
+            fail(_("--lang {value} is not a language of the drills — use ja or en").format(
+                value=repr(lang)), code=2)
     return str(i18n.current_language())
 
 
