@@ -144,5 +144,5 @@ def test_each_commands_help_is_japanese(command: tuple[str, ...]) -> None:
             rows[-1] += line
     assert rows, shown
     for row in rows:
-        if not row.removeprefix("│").split()[0] == "--help":  # Typer's own, untranslated
+        if row.removeprefix("│").split()[0] != "--help":  # Typer's own, untranslated
             assert any("\u3040" <= char <= "\u9fff" for char in row), row
