@@ -34,9 +34,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, quote
 
 from babel import Locale
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import LazyProxy, Translations
+from babel.support import LazyProxy, NullTranslations, Translations
 
 if TYPE_CHECKING:
     # Types only: the command line imports this module, and no web framework.
@@ -130,8 +128,15 @@ def catalog_path(language: Language) -> resources.abc.Traversable:
 
 
 @cache
-def translations(language: Language) -> Translations:
-    """`language`'s catalog, read from its .po file once."""
+def translations(language: Language) -> NullTranslations:
+    """`language`'s catalog, read from its .po file once. English is the code's own text,
+    which its catalog leaves untranslated: nothing to read (the command line, English
+    unless asked otherwise, starts the sooner)."""
+    if language == DEFAULT_LANGUAGE:
+        return NullTranslations()
+    from babel.messages.mofile import write_mo  # Babel's catalog tools: read once, here
+    from babel.messages.pofile import read_po
+
     with catalog_path(language).open("rb") as po_file:
         catalog = read_po(po_file, locale=str(language), domain=DOMAIN)
     compiled = io.BytesIO()
