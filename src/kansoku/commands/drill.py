@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
@@ -509,7 +510,8 @@ def end(
                           highlight=False)
         for moment in moments:
             link = f"  {moment.link}" if moment.link else ""
-            console.print(f"  {_duration(moment.seconds):>7}  {moment.who:<7}  "
+            who = _("you") if moment.who == "you" else "kansoku"
+            console.print(f"  {_duration(moment.seconds):>7}  {who}{' ' * (8 - cell_len(who))}"
                           f"{moment.what}{link}", highlight=False)
         for problem in problems:
             console.print(_("[yellow]warning:[/] {problem}").format(problem=problem),
