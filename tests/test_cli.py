@@ -5,8 +5,10 @@ them (imported inside them), so `kansoku --help` and `kansoku status` start at o
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -37,3 +39,110 @@ def test_the_command_starts_without_the_service_machinery(code: str) -> None:
     assert "kansoku.commands.stack" in loaded  # it did load the commands
     assert not sorted(name for name in loaded if name.split(".")[0] in HEAVY
                       or name.startswith(HEAVY))
+
+
+# --- two languages (issue 23) --------------------------------------------------------
+
+def _kansoku(*arguments: str, language: str | None = None, data_dir: str | None = None
+             ) -> subprocess.CompletedProcess[str]:
+    """`kansoku ARGUMENTS…` in a fresh process (the language is decided as it starts),
+    in a C locale unless `language` sets KANSOKU_LANG, 80 columns, no colours."""
+    import os
+
+    environ = {key: value for key, value in os.environ.items()
+               if key not in ("KANSOKU_LANG", "LANG", "LC_ALL", "LC_MESSAGES", "FORCE_COLOR")}
+    environ.update(LANG="C.UTF-8", COLUMNS="80", NO_COLOR="1", TERM="dumb")
+    if language is not None:
+        environ["KANSOKU_LANG"] = language
+    if data_dir is not None:
+        environ["KANSOKU_DATA_DIR"] = data_dir
+    return subprocess.run([sys.executable, "-m", "kansoku", *arguments], capture_output=True,
+                          text=True, env=environ, timeout=60)
+
+
+def test_help_speaks_japanese_with_lang_ja_and_english_by_default() -> None:
+    japanese = _kansoku("--lang", "ja", "--help")
+    assert japanese.returncode == 0, japanese.stderr
+    assert "観測されるために作られたオンラインショップ" in japanese.stdout
+    assert "コマンド" in japanese.stdout and "オプション" in japanese.stdout  # Typer's panels
+    assert "プラットフォーム全体を起動し" in japanese.stdout  # `up`'s line
+    english = _kansoku("--help")
+    assert "an online shop built to be observed" in english.stdout
+    assert "Commands" in english.stdout and "観測されるために" not in english.stdout
+    assert "--lang" in english.stdout
+
+
+def test_kansoku_lang_chooses_the_language_and_the_option_beats_it() -> None:
+    from_variable = _kansoku("drill", "start", "--help", language="ja")
+    assert "ドリルを開始します" in from_variable.stdout
+    assert "[必須]" in from_variable.stdout
+    assert "…" not in from_variable.stdout, "a Japanese line was cut short, not folded"
+    overridden = _kansoku("--lang", "en", "drill", "start", "--help", language="ja")
+    assert "Start a drill" in overridden.stdout and "ドリルを開始" not in overridden.stdout
+
+
+def test_a_bad_input_is_one_japanese_line(tmp_path: Path) -> None:
+    answer = _kansoku("--lang", "ja", "load", "--duration", "soon",
+                      data_dir=str(tmp_path))
+    assert answer.returncode == 2
+    assert answer.stderr.splitlines() == [
+        "エラー: --duration 'soon' は期間として読めません。90s、5m、1h30m のように指定して"
+        "ください"]
+    # A message raised below the commands (no stack runs from this data directory).
+    stopped = _kansoku("stop", "payments", language="ja", data_dir=str(tmp_path))
+    assert stopped.returncode == 1
+    assert len(stopped.stderr.splitlines()) == 1
+    assert stopped.stderr.startswith("エラー: kansoku は起動していません")
+    assert "'kansoku up --detach' で起動してください" in stopped.stderr
+    english = _kansoku("load", "--duration", "soon", data_dir=str(tmp_path))
+    assert english.stderr.startswith("error: --duration 'soon' is not a duration")
+
+
+def test_an_unknown_language_is_refused_by_name() -> None:
+    answer = _kansoku("--lang", "fr", "version")
+    assert answer.returncode == 2
+    assert "'fr' is not one of 'ja', 'en'" in answer.stderr
+
+
+@pytest.mark.parametrize("arguments", [("drill", "list", "--json"),
+                                       ("drill", "glossary", "--json")])
+def test_json_output_is_the_same_in_both_languages(arguments: tuple[str, ...]) -> None:
+    english = _kansoku(*arguments, language="en")
+    japanese = _kansoku(*arguments, language="ja")
+    assert english.returncode == japanese.returncode == 0, japanese.stderr
+    assert json.loads(english.stdout) == json.loads(japanese.stdout)
+
+
+def test_status_json_keys_and_values_do_not_follow_the_language(tmp_path: Path) -> None:
+    english = json.loads(_kansoku("status", "--json", language="en",
+                                  data_dir=str(tmp_path)).stdout)
+    japanese = json.loads(_kansoku("status", "--json", language="ja",
+                                   data_dir=str(tmp_path)).stdout)
+    assert english == japanese
+    assert english["state"] == "stopped"
+    # The words around it, though, are Japanese.
+    said = _kansoku("status", language="ja", data_dir=str(tmp_path)).stdout
+    assert said.startswith("kansoku は起動していません")
+
+
+@pytest.mark.parametrize("command", [("up",), ("status",), ("flags",), ("flags", "set"),
+                                     ("load",), ("synth",), ("alerts", "export"),
+                                     ("chaos", "schedule"), ("drill", "answer")])
+def test_each_commands_help_is_japanese(command: tuple[str, ...]) -> None:
+    """A sample across the command modules: the description and every option's help
+    are marked for translation (the catalog test checks each marked text has its
+    Japanese)."""
+    shown = _kansoku(*command, "--help", language="ja").stdout
+    description, _, panels = shown.partition("╭")
+    assert any("\u3040" <= char <= "\u30ff" for char in description), shown
+    rows: list[str] = []  # an option's row, its help's wrapped lines joined to it
+    for line in panels.splitlines():
+        cells = line.removeprefix("│").split()
+        if cells and cells[0].startswith("-"):
+            rows.append(line)
+        elif rows and cells and not line.startswith(("╭", "╰")):
+            rows[-1] += line
+    assert rows, shown
+    for row in rows:
+        if row.removeprefix("│").split()[0] != "--help":  # Typer's own, untranslated
+            assert any("\u3040" <= char <= "\u9fff" for char in row), row

@@ -99,7 +99,7 @@ async def test_a_stopped_service_drill_with_its_load(stack: dict[str, str]) -> N
     assert answered["outcome"] == "right", answered
 
     assert await asyncio.to_thread(drill, stack, "fix") == {"recovered": False,
-                                                            "detail": STILL_BROKEN}
+                                                            "detail": str(STILL_BROKEN)}
     # The learner's fix: start the service again.
     restarted = await asyncio.to_thread(run_cli, "start", "inventory", env=stack,
                                         timeout=120)

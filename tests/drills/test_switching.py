@@ -39,7 +39,7 @@ async def test_stopping_needs_a_running_stack(stack: Stack) -> None:
 async def test_a_fix_is_not_probed_while_the_fault_is_on(stack: Stack) -> None:
     fault = model.FlagFault(flag="paymentFailure", variant="100%")
     await drill_stack.switch_on(stack, fault)
-    assert await drill_stack.check_fix(stack, fault) == (False, drill_stack.STILL_BROKEN)
+    assert await drill_stack.check_fix(stack, fault) == (False, str(drill_stack.STILL_BROKEN))
 
 
 def test_the_recovery_probes_follow_the_cause() -> None:

@@ -23,17 +23,18 @@ import typer
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
+from kansoku.kit.i18n import _
 from kansoku.topology import EXPLORER_TOKEN_VARIABLE, SERVICES, explorer_headers
 
 if TYPE_CHECKING:
     from kansoku.explorer.alerts.rules import RuleFile
     from kansoku.stack.settings import StackSettings
 
-app = typer.Typer(help="The alert rules and SLOs.", no_args_is_help=True)
+app = typer.Typer(help=_("The alert rules and SLOs."), no_args_is_help=True)
 
 RulesOption = Annotated[Path | None, typer.Option(
-    "--rules", help="A rules file [default: `<data dir>/alerts.yaml`, else the packaged "
-                    "defaults]", show_default=False)]
+    "--rules", help=_("A rules file [default: `<data dir>/alerts.yaml`, else the packaged "
+                      "defaults]"), show_default=False)]
 
 
 def _say(line: str) -> None:
@@ -51,45 +52,48 @@ def _load(path: Path | None, data_dir: Path | None) -> tuple[RuleFile, str]:
 
     chosen = path or _rules_path(data_dir)
     if path is not None and not path.exists():
-        fail(f"{path} does not exist: give an existing rules file, or leave --rules out "
-             "for the data directory's (or the defaults)")
+        fail(_("{path} does not exist: give an existing rules file, or leave --rules out "
+               "for the data directory's (or the defaults)").format(path=path))
     try:
-        return load_rules(chosen), str(chosen) if chosen.exists() else "the packaged defaults"
+        return load_rules(chosen), (str(chosen) if chosen.exists()
+                                    else _("the packaged defaults"))
     except RulesError as exc:
-        fail(f"{exc} — fix the file and run `kansoku alerts check` again")
+        fail(_("{error} — fix the file and run `kansoku alerts check` again").format(
+            error=exc))
 
 
-@app.command("init")
+@app.command("init", help=_("Write the default rules to `<data dir>/alerts.yaml`, to edit; "
+                            "the explorer reads the file instead of its defaults and picks "
+                            "up changes by itself."))
 def init(data_dir: DataDir = None,
-         force: Annotated[bool, typer.Option(help="Overwrite an existing file")] = False,
+         force: Annotated[bool, typer.Option(help=_("Overwrite an existing file"))] = False,
          ) -> None:
-    """Write the default rules to `<data dir>/alerts.yaml`, to edit; the explorer reads
-    the file instead of its defaults and picks up changes by itself."""
     from kansoku.explorer.alerts.rules import default_rules_text
 
     path = _rules_path(data_dir)
     if path.exists() and not force:
-        fail(f"{path} exists already: edit it, or run with --force to start again from "
-             "the defaults")
+        fail(_("{path} exists already: edit it, or run with --force to start again from "
+               "the defaults").format(path=path))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(default_rules_text(), encoding="utf-8")
-    _say(f"Wrote the default rules to {path}.")
+    _say(_("Wrote the default rules to {path}.").format(path=path))
 
 
-@app.command("check")
+@app.command("check", help=_("Check a rules file: one line saying what is wrong, or what it "
+                             "holds."))
 def check(file: Annotated[Path | None, typer.Argument(
-              help="The rules file [default: `<data dir>/alerts.yaml`]",
+              help=_("The rules file [default: `<data dir>/alerts.yaml`]"),
               show_default=False)] = None,
           data_dir: DataDir = None) -> None:
-    """Check a rules file: one line saying what is wrong, or what it holds."""
     rules, source = _load(file, data_dir)
-    _say(f"{source}: {len(rules.rules)} rules, {len(rules.slos)} SLOs, "
-         f"{len(rules.notifications.receivers)} receivers — OK")
+    _say(_("{source}: {rules} rules, {slos} SLOs, {receivers} receivers — OK").format(
+        source=source, rules=len(rules.rules), slos=len(rules.slos),
+        receivers=len(rules.notifications.receivers)))
 
 
-@app.command("list")
+@app.command("list", help=_("The running explorer's alerts: firing, pending, lately "
+                            "resolved."))
 def list_alerts(data_dir: DataDir = None) -> None:
-    """The running explorer's alerts: firing, pending, lately resolved."""
     import httpx
 
     url = load_settings(data_dir).service_url("explorer")
@@ -98,19 +102,19 @@ def list_alerts(data_dir: DataDir = None) -> None:
             os.environ.get(EXPLORER_TOKEN_VARIABLE)))
         answer.raise_for_status()
     except httpx.HTTPError as exc:
-        fail(f"the explorer at {url} did not answer ({exc}): start the stack with "
-             "`kansoku up`")
+        fail(_("the explorer at {url} did not answer ({error}): start the stack with "
+               "`kansoku up`").format(url=url, error=exc))
     found: list[dict[str, Any]] = answer.json()["data"]
     if not found:
-        _say("No alerts: all quiet.")
+        _say(_("No alerts: all quiet."))
         return
-    table = Table("State", "Alert", "Service", "Value", "Summary")
+    table = Table(_("State"), _("Alert"), _("Service"), _("Value"), _("Summary"))
     for alert in found:
         resolution = alert.get("resolution")
         table.add_row(alert["state"], alert["name"], alert["service"] or "",
                       alert["value_text"] or "",
-                      f"{alert['summary']}\nResolved: {resolution}" if resolution
-                      else alert["summary"])
+                      alert["summary"] + "\n" + _("Resolved: {resolution}").format(
+                          resolution=resolution) if resolution else alert["summary"])
     print_table(table)
 
 
@@ -127,17 +131,18 @@ def _scrape_targets(settings: StackSettings, host: str | None) -> tuple[dict[str
         fail(str(exc))
     targets: dict[str, str] = {}
     if state is not None and state.supervisor_alive():
-        origin = f"the stack running from {settings.data_dir}"
+        origin = _("the stack running from {path}").format(path=settings.data_dir)
         for service in SERVICES:
             component = state.component(service.name)
             address = urlsplit(component.url) if component else None
             if address is None or address.hostname is None or address.port is None:
-                fail(f"the stack's state file ({settings.state_file}) has no address for "
-                     f"{service.name}: restart the stack with the kansoku that exports")
+                fail(_("the stack's state file ({path}) has no address for {service}: "
+                       "restart the stack with the kansoku that exports").format(
+                           path=settings.state_file, service=service.name))
             targets[service.name] = f"{host or address.hostname}:{address.port}"
     else:
-        origin = (f"the settings, as no stack runs from {settings.data_dir} "
-                  "(KANSOKU_<NAME>_PORT, else the default ports)")
+        origin = _("the settings, as no stack runs from {path} (KANSOKU_<NAME>_PORT, else "
+                   "the default ports)").format(path=settings.data_dir)
         try:
             targets = {service.name: f"{host or settings.connect_host}:"
                                      f"{settings.service_port(service.name)}"
@@ -147,24 +152,23 @@ def _scrape_targets(settings: StackSettings, host: str | None) -> tuple[dict[str
     return targets, origin
 
 
-@app.command("export")
-def export(directory: Annotated[Path, typer.Argument(help="Where to write the files")],
+@app.command("export", help=_(
+    "Write the rules for distributed mode: kansoku-rules.yml (Prometheus recording and "
+    "alerting rules), prometheus.yml (scrapes every service, loads the rules) and "
+    "alertmanager.yml (the receivers, grouping and repeat interval).\n\n"
+    "The services' ports are the running stack's (from its state file); without a running "
+    "stack, those the settings give (`KANSOKU_<NAME>_PORT`, else the defaults)."))
+def export(directory: Annotated[Path, typer.Argument(help=_("Where to write the files"))],
            rules_file: RulesOption = None, data_dir: DataDir = None,
            host: Annotated[str | None, typer.Option(
-               help="The host Prometheus reaches the services at [default: the one they "
-                    "listen on]", show_default=False)] = None,
+               help=_("The host Prometheus reaches the services at [default: the one they "
+                      "listen on]"), show_default=False)] = None,
            alertmanager: Annotated[str, typer.Option(
-               help="Alertmanager's host:port")] = "127.0.0.1:9093",
+               help=_("Alertmanager's host:port"))] = "127.0.0.1:9093",
            smtp: Annotated[str | None, typer.Option(
-               help="SMTP server (host:port) for e-mail receivers without one [default: "
-                    "the stack's mailbox]", show_default=False)] = None,
+               help=_("SMTP server (host:port) for e-mail receivers without one [default: "
+                      "the stack's mailbox]"), show_default=False)] = None,
            ) -> None:
-    """Write the rules for distributed mode: kansoku-rules.yml (Prometheus recording
-    and alerting rules), prometheus.yml (scrapes every service, loads the rules) and
-    alertmanager.yml (the receivers, grouping and repeat interval).
-
-    The services' ports are the running stack's (from its state file); without a
-    running stack, those the settings give (`KANSOKU_<NAME>_PORT`, else the defaults)."""
     import yaml
 
     from kansoku.explorer.alerts import prometheus
@@ -176,7 +180,8 @@ def export(directory: Annotated[Path, typer.Argument(help="Where to write the fi
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        fail(f"cannot create {directory} ({exc.strerror}): choose a writable directory")
+        fail(_("cannot create {path} ({error}): choose a writable directory").format(
+            path=directory, error=exc.strerror))
     files = {
         prometheus.RULES_FILE: prometheus.prometheus_rules(rules),
         "prometheus.yml": prometheus.prometheus_config(targets, alertmanager=alertmanager),
@@ -187,8 +192,10 @@ def export(directory: Annotated[Path, typer.Argument(help="Where to write the fi
     for name, document in files.items():
         (directory / name).write_text(
             header + yaml.safe_dump(document, sort_keys=False, width=100), encoding="utf-8")
-    _say(f"Wrote {', '.join(files)} to {directory} (rules from {source}).")
-    _say(f"Scrape targets, from {origin}: "
-         + ", ".join(f"{name} {target}" for name, target in targets.items()) + ".")
-    _say(f"E-mail without a server of its own goes to {mailbox}; alerts to Alertmanager at "
-         f"{alertmanager}.")
+    _say(_("Wrote {files} to {path} (rules from {source}).").format(
+        files=", ".join(files), path=directory, source=source))
+    _say(_("Scrape targets, from {origin}: {targets}.").format(
+        origin=origin, targets=", ".join(f"{name} {target}"
+                                         for name, target in targets.items())))
+    _say(_("E-mail without a server of its own goes to {mailbox}; alerts to Alertmanager "
+           "at {alertmanager}.").format(mailbox=mailbox, alertmanager=alertmanager))

@@ -35,6 +35,7 @@ from kansoku.commands.flags import flags_file
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.durations import DurationError, format_duration, parse_duration
 from kansoku.kit.flagkinds import OFF
+from kansoku.kit.i18n import _, ngettext
 
 if TYPE_CHECKING:
     from kansoku.kit.telemetry import Telemetry
@@ -43,21 +44,21 @@ if TYPE_CHECKING:
 #: The service name the experiments' telemetry carries.
 SERVICE = "chaos"
 
-app = typer.Typer(help="Chaos experiments and game days against the running stack.",
+app = typer.Typer(help=_("Chaos experiments and game days against the running stack."),
                   no_args_is_help=True)
 
 
-@app.command("list")
+@app.command("list", help=_("The shipped experiments: name, title, parameters and what each "
+                            "is about."))
 def list_experiments() -> None:
-    """The shipped experiments: name, title, parameters and what each is about."""
     from kansoku.chaos import experiment as model
 
-    table = Table(title="Shipped chaos experiments ('kansoku chaos run NAME')",
+    table = Table(title=_("Shipped chaos experiments ('kansoku chaos run NAME')"),
                   title_justify="left")
-    table.add_column("name", no_wrap=True)
-    table.add_column("title", no_wrap=True)
-    table.add_column("parameters")
-    table.add_column("what it does")
+    table.add_column(_("name"), no_wrap=True)
+    table.add_column(_("title"), no_wrap=True)
+    table.add_column(_("parameters"))
+    table.add_column(_("what it does"))
     for name in model.shipped():
         experiment = model.load(name)
         parameters = " ".join(f"{key}={value}" for key, value
@@ -73,25 +74,26 @@ def _overrides(values: list[str]) -> dict[str, str]:
     for value in values:
         name, equals, setting = value.partition("=")
         if not equals or not name.strip():
-            fail(f"--param '{value}' is not NAME=VALUE — e.g. --param outage=5s")
+            fail(_("--param '{value}' is not NAME=VALUE — e.g. --param outage=5s").format(
+                value=value))
         found[name.strip()] = setting.strip()
     return found
 
 
-@app.command("run")
+@app.command("run", help=_("Run a chaos experiment: probe the hypothesis, run the method, "
+                           "roll back, and report whether the hypothesis held and how long "
+                           "the shop took to recover."))
 def run(
     experiment: Annotated[str, typer.Argument(
-        help="A shipped experiment ('kansoku chaos list') or a YAML file",
+        help=_("A shipped experiment ('kansoku chaos list') or a YAML file"),
         show_default=False)],
     param: Annotated[list[str] | None, typer.Option(
-        "--param", "-p", help="Set a parameter of the experiment, e.g. outage=5s "
-        "(repeatable)", show_default=False)] = None,
+        "--param", "-p", help=_("Set a parameter of the experiment, e.g. outage=5s "
+                                "(repeatable)"), show_default=False)] = None,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the report as JSON (progress goes to stderr)")] = False,
+        "--json", help=_("Print the report as JSON (progress goes to stderr)"))] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Run a chaos experiment: probe the hypothesis, run the method, roll back, and
-    report whether the hypothesis held and how long the shop took to recover."""
     from kansoku.chaos import experiment as model
     from kansoku.chaos.actions import Stack, StackError
     from kansoku.chaos.report import EventPrinter, render
@@ -109,13 +111,15 @@ def run(
         fail(str(exc))
     printer = EventPrinter(errors if as_json else console)
     if not as_json:
-        console.print(f"[bold]{chosen.title}[/] — {chosen.source}, against the stack in "
-                      f"{settings.data_dir}", highlight=False)
+        console.print(_("[bold]{title}[/] — {source}, against the stack in {path}").format(
+            title=chosen.title, source=chosen.source, path=settings.data_dir),
+            highlight=False)
         if chosen.description:
             console.print(" ".join(chosen.description.split()), highlight=False)
-        console.print(f"Hypothesis: {chosen.hypothesis.title} — "
-                      + "; ".join(probe.label for probe in chosen.hypothesis.probes),
-                      highlight=False)
+        console.print(_("Hypothesis: {title} — {probes}").format(
+            title=chosen.hypothesis.title,
+            probes="; ".join(probe.label for probe in chosen.hypothesis.probes)),
+            highlight=False)
     telemetry = _telemetry(settings)
     try:
         report = asyncio.run(run_experiment(chosen, stack, printer))
@@ -124,7 +128,7 @@ def run(
     except KeyboardInterrupt:
         # The runner handles Ctrl-C while it can change anything; this one came just
         # before it began or just after it had put everything back.
-        fail("interrupted — the experiment left nothing changed")
+        fail(_("interrupted — the experiment left nothing changed"))
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             telemetry.shutdown()  # the experiment's trace and log leave before the report
@@ -158,39 +162,40 @@ def _duration(value: str, option: str) -> float:
     try:
         return parse_duration(value, field=option, positive=True)
     except DurationError as exc:
-        fail(f"{exc} — e.g. {option} 2m")
+        fail(_("{error} — e.g. {option} 2m").format(error=exc, option=option))
 
 
-@app.command("schedule")
+@app.command("schedule", help=_("Game day: turn random fault flags on and off, one at a "
+                                "time, saying what it does. Every flag it turned on is put "
+                                "back when it ends, Ctrl-C included."))
 def schedule(
     interval: Annotated[str, typer.Option(
-        help="A new random fault this often, e.g. 2m")] = "2m",
+        help=_("A new random fault this often, e.g. 2m"))] = "2m",
     fault_time: Annotated[str | None, typer.Option(
-        "--fault-time", help="How long each fault stays on [default: half the interval]",
+        "--fault-time", help=_("How long each fault stays on [default: half the interval]"),
         show_default=False)] = None,
     duration: Annotated[str | None, typer.Option(
-        help="How long the game day lasts, e.g. 30m [default: until Ctrl-C]",
+        help=_("How long the game day lasts, e.g. 30m [default: until Ctrl-C]"),
         show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(
-        help="Seed of the random choices: the same seed replays the same faults "
-        "[default: a new one, printed]", show_default=False)] = None,
+        help=_("Seed of the random choices: the same seed replays the same faults "
+               "[default: a new one, printed]"), show_default=False)] = None,
     flag: Annotated[list[str] | None, typer.Option(
-        "--flag", help="Choose only among these flags (repeatable) [default: every flag]",
+        "--flag", help=_("Choose only among these flags (repeatable) [default: every flag]"),
         show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Print the faults it would turn on, change nothing")] = False,
+        "--dry-run", help=_("Print the faults it would turn on, change nothing"))] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Game day: turn random fault flags on and off, one at a time, saying what it
-    does. Every flag it turned on is put back when it ends, Ctrl-C included."""
     from kansoku.chaos.scheduler import FaultPicker, Scheduler, plan
     from kansoku.stack.state import StackNotRunning, running_stack
 
     every = _duration(interval, "--interval")
     on_for = _duration(fault_time, "--fault-time") if fault_time else every / 2
     if on_for > every:
-        fail(f"--fault-time ({fault_time}) is longer than --interval ({interval}) — one "
-             "fault at a time: make it shorter")
+        fail(_("--fault-time ({fault_time}) is longer than --interval ({interval}) — one "
+               "fault at a time: make it shorter").format(fault_time=fault_time,
+                                                          interval=interval))
     total = _duration(duration, "--duration") if duration else None
     try:
         names = ([catalogue.flag_definition(name).name for name in flag or []]
@@ -201,10 +206,13 @@ def schedule(
     if dry_run:
         shown = plan(seed, names, every, total if total is not None else every * 10)
         for start, fault in shown:
-            console.print(f"+{format_duration(start):<6} on   {fault}  for "
-                          f"{format_duration(on_for)}", highlight=False)
-        console.print(f"(seed {seed}; {'the first ' if total is None else ''}"
-                      f"{len(shown)} faults; nothing was changed)", highlight=False)
+            console.print(_("+{start} on   {fault}  for {duration}").format(
+                start=f"{format_duration(start):<6}", fault=fault,
+                duration=format_duration(on_for)), highlight=False)
+        planned = (_("(seed {seed}; the first {count} faults; nothing was changed)")
+                   if total is None else
+                   _("(seed {seed}; {count} faults; nothing was changed)"))
+        console.print(planned.format(seed=seed, count=len(shown)), highlight=False)
         return
     settings = load_settings(data_dir)
     path = flags_file(data_dir)
@@ -215,21 +223,25 @@ def schedule(
     busy = [name for name in names if current[name] != OFF]
     names = [name for name in names if current[name] == OFF]
     if not names:
-        fail("every flag to choose from is already on — 'kansoku flags reset' turns "
-             "them off")
+        fail(_("every flag to choose from is already on — 'kansoku flags reset' turns "
+               "them off"))
     if busy:
-        console.print(f"Already on, left alone: {', '.join(busy)}", highlight=False)
+        console.print(_("Already on, left alone: {flags}").format(flags=", ".join(busy)),
+                      highlight=False)
     try:
         running_stack(settings)
     except StackNotRunning as exc:
         if exc.reason == "not-running":
-            errors.print(f"[yellow]warning:[/] kansoku is not running from "
-                         f"{settings.data_dir}: the flags change, but nothing reads them "
-                         "('kansoku up --detach' starts it)", highlight=False)
-    until = f"for {format_duration(total)}" if total else "until Ctrl-C"
-    console.print(f"Game day: a random fault every {format_duration(every)}, each on for "
-                  f"{format_duration(on_for)}, {until} (seed {seed}: '--seed {seed}' "
-                  f"replays it). Flags file: {path}", highlight=False)
+            errors.print(_("[yellow]warning:[/] kansoku is not running from {path}: the "
+                           "flags change, but nothing reads them ('kansoku up --detach' "
+                           "starts it)").format(path=settings.data_dir), highlight=False)
+    until = (_("for {duration}").format(duration=format_duration(total)) if total
+             else _("until Ctrl-C"))
+    console.print(_("Game day: a random fault every {interval}, each on for {fault_time}, "
+                    "{until} (seed {seed}: '--seed {seed}' replays it). Flags file: "
+                    "{path}").format(interval=format_duration(every),
+                                     fault_time=format_duration(on_for), until=until,
+                                     seed=seed, path=path), highlight=False)
     scheduler = Scheduler(path, FaultPicker(seed, names), interval=every,
                           fault_time=on_for, duration=total,
                           say=lambda line: console.print(line, highlight=False))
@@ -252,8 +264,13 @@ def schedule(
         try:
             restored = scheduler.restore()
         except (OSError, catalogue.FlagError) as exc:
-            fail(f"could not put the flags back ({exc}) — run 'kansoku flags reset'")
-    back = f"; put back just now: {', '.join(restored)}" if restored else ""
-    faults = f"{scheduler.faults} fault{'s' if scheduler.faults != 1 else ''}"
-    console.print(f"{'Stopped' if interrupted else 'Done'}: {faults} turned on{back}. "
-                  "Every flag it set is back as it was.", highlight=False)
+            fail(_("could not put the flags back ({error}) — run 'kansoku flags "
+                   "reset'").format(error=exc))
+    back = (_("; put back just now: {flags}").format(flags=", ".join(restored))
+            if restored else "")
+    faults = ngettext("{count} fault", "{count} faults", scheduler.faults).format(
+        count=scheduler.faults)
+    ended = (_("Stopped: {faults} turned on{back}. Every flag it set is back as it was.")
+             if interrupted else
+             _("Done: {faults} turned on{back}. Every flag it set is back as it was."))
+    console.print(ended.format(faults=faults, back=back), highlight=False)

@@ -11,6 +11,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console, RenderableType
 
+from kansoku.kit.i18n import _
+
 if TYPE_CHECKING:
     from kansoku.stack.settings import StackSettings
 
@@ -52,14 +54,16 @@ def print_table(table: RenderableType) -> None:
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Where data, logs and state live "
-                 "[env: KANSOKU_DATA_DIR; default: ./.kansoku]", show_default=False),
+    typer.Option("--data-dir", help=_("Where data, logs and state live "
+                                      "[env: KANSOKU_DATA_DIR; default: ./.kansoku]"),
+                 show_default=False),
 ]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one plain line naming the problem and the fix, and exit."""
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    errors.print(_("[bold red]error:[/] {message}").format(message=message),
+                 highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

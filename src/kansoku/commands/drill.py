@@ -24,10 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.commands.flags import flags_file
+from kansoku.kit import i18n
+from kansoku.kit.i18n import _
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -39,26 +42,25 @@ if TYPE_CHECKING:
     from kansoku.drills.scoring import Attempt, Score
     from kansoku.stack.settings import StackSettings
 
-app = typer.Typer(help="Incident drills: break the shop, investigate, answer, fix — "
-                  "scored.", no_args_is_help=True)
+app = typer.Typer(help=_("Incident drills: break the shop, investigate, answer, fix — "
+                          "scored."), no_args_is_help=True)
 
-#: The language of the drills' words when neither --lang nor KANSOKU_LANG says.
-LANGUAGES = ("ja", "en")
-LANG_VARIABLE = "KANSOKU_LANG"
-
-Json = Annotated[bool, typer.Option("--json", help="Print JSON, for scripts.")]
+Json = Annotated[bool, typer.Option("--json", help=_("Print JSON, for scripts."))]
 Lang = Annotated[str | None, typer.Option(
-    "--lang", help="ja or en [env: KANSOKU_LANG; default: from LANG, else en]",
-    show_default=False)]
+    "--lang", help=_("ja or en [env: KANSOKU_LANG; default: `kansoku --lang`, else from "
+                     "LANG, else en]"), show_default=False)]
 
 
 def _language(lang: str | None) -> str:
-    chosen = lang or os.environ.get(LANG_VARIABLE)
-    if chosen is None:
-        return "ja" if os.environ.get("LANG", "").startswith("ja") else "en"
-    if chosen not in LANGUAGES:
-        fail(f"--lang {chosen!r} is not a language of the drills — use ja or en", code=2)
-    return chosen
+    """The drill's language: this command's --lang (which its messages then speak
+    too), else the command line's (`kansoku --lang`, KANSOKU_LANG, LANG)."""
+    if lang is not None:
+        try:
+            i18n.set_language(i18n.Language(lang))
+        except ValueError:
+            fail(_("--lang {value} is not a language of the drills — use ja or en").format(
+                value=repr(lang)), code=2)
+    return str(i18n.current_language())
 
 
 def _print_json(document: Any) -> None:
@@ -80,8 +82,8 @@ def _in_progress(settings: StackSettings) -> Attempt:
     except AttemptFileError as exc:
         fail(str(exc))
     if attempt is None:
-        fail(f"no drill is in progress in {settings.data_dir} — start one with "
-             "'kansoku drill start NAME' ('kansoku drill list' shows them)")
+        fail(_("no drill is in progress in {path} — start one with 'kansoku drill start "
+               "NAME' ('kansoku drill list' shows them)").format(path=settings.data_dir))
     return attempt
 
 
@@ -113,12 +115,14 @@ def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+    if minutes:
+        return _("{minutes}m{seconds}s").format(minutes=minutes, seconds=f"{rest:02d}")
+    return _("{seconds}s").format(seconds=rest)
 
 
-@app.command("list")
+@app.command("list", help=_("The drills: name, title, time limit, and the question each "
+                            "asks."))
 def list_drills(as_json: Json = False, lang: Lang = None) -> None:
-    """The drills: name, title, time limit, and the question each asks."""
     from kansoku.drills import model
 
     language = _language(lang)
@@ -129,55 +133,57 @@ def list_drills(as_json: Json = False, lang: Lang = None) -> None:
                       "time_limit_seconds": drill.time_limit, "hints": len(drill.hints),
                       "load_users": drill.load.users} for drill in drills.values()])
         return
-    table = Table(title="Drills ('kansoku drill start NAME')", title_justify="left")
-    for column in ("name", "title", "time", "question"):
-        table.add_column(column, no_wrap=column != "question")
+    table = Table(title=_("Drills ('kansoku drill start NAME')"), title_justify="left")
+    for column, wraps in ((_("name"), False), (_("title"), False), (_("time"), False),
+                          (_("question"), True)):
+        table.add_column(column, no_wrap=not wraps)
     for drill in drills.values():
         table.add_row(drill.id, drill.title(language), _duration(drill.time_limit),
                       drill.question(language))
     print_table(table)
 
 
-@app.command("glossary")
+@app.command("glossary", help=_("The words the drills use, explained (in Japanese with "
+                                "--lang ja)."))
 def glossary(as_json: Json = False, lang: Lang = None) -> None:
-    """The words the drills use, explained (in Japanese with --lang ja)."""
     from kansoku.drills import model
 
     language = _language(lang)
     try:
         terms = model.glossary()
     except model.DrillError as exc:
-        fail(f"{exc} — the installed kansoku is damaged; reinstall it")
+        fail(_("{error} — the installed kansoku is damaged; reinstall it").format(error=exc))
     if as_json:
         _print_json([term.model_dump() for term in terms])
         return
-    table = Table(title="Glossary", title_justify="left")
-    table.add_column("term", no_wrap=True)
-    table.add_column("meaning")
+    table = Table(title=_("Glossary"), title_justify="left")
+    table.add_column(_("term"), no_wrap=True)
+    table.add_column(_("meaning"))
     for term in terms:
         table.add_row(term(language).name, term(language).meaning)
     print_table(table)
 
 
-@app.command("start")
+@app.command("start", help=_("Start a drill: pick its fault, switch it on in the running "
+                             "stack, start its load, and print the question."))
 def start(
-    name: Annotated[str, typer.Argument(help="The drill ('kansoku drill list')",
+    name: Annotated[str, typer.Argument(help=_("The drill ('kansoku drill list')"),
                                         show_default=False)],
     seed: Annotated[int | None, typer.Option(
-        "--seed", min=0, max=2**62, help="Pick the fault with this seed (default: a random one)",
+        "--seed", min=0, max=2**62,
+        help=_("Pick the fault with this seed (default: a random one)"),
         show_default=False)] = None,
     user: Annotated[str | None, typer.Option(
-        "--user", help="Whose history the score goes to [env: KANSOKU_DRILL_USER; "
-        "default: your login name]", show_default=False)] = None,
+        "--user", help=_("Whose history the score goes to [env: KANSOKU_DRILL_USER; "
+                         "default: your login name]"), show_default=False)] = None,
     load: Annotated[bool, typer.Option(
-        "--load/--no-load", help="Run the drill's load in the background (kansoku "
-        "load); --no-load when you drive the shop yourself")] = True,
+        "--load/--no-load", help=_("Run the drill's load in the background (kansoku "
+                                   "load); --no-load when you drive the shop "
+                                   "yourself"))] = True,
     as_json: Json = False,
     lang: Lang = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Start a drill: pick its fault, switch it on in the running stack, start its load,
-    and print the question."""
     import secrets
 
     from kansoku.chaos.actions import StackError
@@ -193,8 +199,8 @@ def start(
     except AttemptFileError as exc:
         fail(str(exc))
     if running is not None:
-        fail(f"drill {running.drill_id} is in progress — finish it with 'kansoku drill end' "
-             "first")
+        fail(_("drill {drill} is in progress — finish it with 'kansoku drill end' "
+               "first").format(drill=running.drill_id))
     chosen_seed = secrets.randbelow(2**31) if seed is None else seed
     learner = _learner(user)
     stack = _stack(settings, data_dir)
@@ -223,27 +229,27 @@ def start(
                      "time_limit_seconds": drill.time_limit, "hints": len(drill.hints),
                      "load_pid": attempt.load_pid})
         return
-    console.print(f"[bold]{drill.title(language)}[/]  (drill {drill.id}, seed "
-                  f"{chosen_seed}, {_duration(drill.time_limit)})", highlight=False)
+    console.print(_("[bold]{title}[/]  (drill {drill}, seed {seed}, {limit})").format(
+        title=drill.title(language), drill=drill.id, seed=chosen_seed,
+        limit=_duration(drill.time_limit)), highlight=False)
     console.print(drill.question(language), highlight=False)
     if load:
-        console.print(f"Load: {drill.load.users} shoppers for "
-                      f"{_duration(drill.load.duration)} (log: "
-                      f"{settings.log_dir / 'drill-load.log'})", highlight=False)
-    console.print("Investigate with the explorer; then 'kansoku drill answer --service S "
-                  "--cause C --trace T' (or --nothing-wrong), 'kansoku drill hint' for a "
-                  "hint.", highlight=False)
+        console.print(_("Load: {users} shoppers for {duration} (log: {log})").format(
+            users=drill.load.users, duration=_duration(drill.load.duration),
+            log=settings.log_dir / "drill-load.log"), highlight=False)
+    console.print(_("Investigate with the explorer; then 'kansoku drill answer --service S "
+                    "--cause C --trace T' (or --nothing-wrong), 'kansoku drill hint' for a "
+                    "hint."), highlight=False)
 
 
-@app.command("hint")
+@app.command("hint", help=_("The next hint of the drill in progress (each costs points)."))
 def hint(as_json: Json = False, data_dir: DataDir = None) -> None:
-    """The next hint of the drill in progress (each costs points)."""
     settings = load_settings(data_dir)
     attempt = _in_progress(settings)
     drill = _drill(attempt.drill_id)
     if attempt.hints_taken >= len(drill.hints):
-        fail(f"no more hints: all {len(drill.hints)} are taken ('kansoku drill status' "
-             "shows them)")
+        fail(_("no more hints: all {count} are taken ('kansoku drill status' shows "
+               "them)").format(count=len(drill.hints)))
     given = drill.hints[attempt.hints_taken]
     attempt.hints_taken += 1
     _save(settings, attempt)
@@ -251,52 +257,53 @@ def hint(as_json: Json = False, data_dir: DataDir = None) -> None:
         _print_json({"hint": attempt.hints_taken, "of": len(drill.hints), "cost": given.cost,
                      "text": given(attempt.language)})
         return
-    console.print(f"Hint {attempt.hints_taken}/{len(drill.hints)} (-{given.cost} points): "
-                  f"{given(attempt.language)}", highlight=False)
+    console.print(_("Hint {number}/{count} (-{cost} points): {text}").format(
+        number=attempt.hints_taken, count=len(drill.hints), cost=given.cost,
+        text=given(attempt.language)), highlight=False)
 
 
-@app.command("answer")
+@app.command("answer", help=_("Answer the drill in progress: the service, the cause category "
+                              "and a trace as evidence — or --nothing-wrong. A wrong answer "
+                              "costs points; try again."))
 def answer(
     service: Annotated[str | None, typer.Option(
-        "--service", help="The service at fault", show_default=False)] = None,
+        "--service", help=_("The service at fault"), show_default=False)] = None,
     cause: Annotated[str | None, typer.Option(
-        "--cause", help="The cause category: errors, latency, resources, messaging, "
-        "browser or outage", show_default=False)] = None,
+        "--cause", help=_("The cause category: errors, latency, resources, messaging, "
+                          "browser or outage"), show_default=False)] = None,
     trace: Annotated[str | None, typer.Option(
-        "--trace", help="Evidence: the id of a trace in the explorer that shows the fault",
-        show_default=False)] = None,
+        "--trace", help=_("Evidence: the id of a trace in the explorer that shows the "
+                          "fault"), show_default=False)] = None,
     nothing_wrong: Annotated[bool, typer.Option(
-        "--nothing-wrong", help="Answer that nothing is wrong (no service, cause or "
-        "trace)")] = False,
+        "--nothing-wrong", help=_("Answer that nothing is wrong (no service, cause or "
+                                  "trace)"))] = False,
     explorer: Annotated[str | None, typer.Option(
-        "--explorer", help="The explorer to read the trace from (default: the running "
-        "stack's)", show_default=False)] = None,
+        "--explorer", help=_("The explorer to read the trace from (default: the running "
+                             "stack's)"), show_default=False)] = None,
     as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Answer the drill in progress: the service, the cause category and a trace as
-    evidence — or --nothing-wrong. A wrong answer costs points; try again."""
     from kansoku.drills import model
     from kansoku.drills.scoring import Answer, assess, needs_evidence, now
 
     if nothing_wrong and (service or cause or trace):
-        fail("--nothing-wrong takes no --service, --cause or --trace — give one or the "
-             "other", code=2)
+        fail(_("--nothing-wrong takes no --service, --cause or --trace — give one or the "
+               "other"), code=2)
     if not nothing_wrong:
         if not (service and cause and trace):
-            fail("an answer needs --service, --cause and --trace (or --nothing-wrong) — "
-                 "e.g. --service payments --cause errors --trace 4bf92f35…", code=2)
+            fail(_("an answer needs --service, --cause and --trace (or --nothing-wrong) — "
+                   "e.g. --service payments --cause errors --trace 4bf92f35…"), code=2)
         if service not in model.STOPPABLE:
-            fail(f"there is no service '{service}' — choose one of: "
-                 f"{', '.join(model.STOPPABLE)}", code=2)
+            fail(_("there is no service '{service}' — choose one of: {choices}").format(
+                service=service, choices=", ".join(model.STOPPABLE)), code=2)
         if cause not in model.CATEGORIES:
-            fail(f"there is no cause category '{cause}' — choose one of: "
-                 f"{', '.join(model.CATEGORIES)}", code=2)
+            fail(_("there is no cause category '{cause}' — choose one of: {choices}").format(
+                cause=cause, choices=", ".join(model.CATEGORIES)), code=2)
     settings = load_settings(data_dir)
     attempt = _in_progress(settings)
     if attempt.diagnosed is not None:
-        fail("this drill is already answered right — 'kansoku drill fix' checks your fix, "
-             "'kansoku drill end' ends it")
+        fail(_("this drill is already answered right — 'kansoku drill fix' checks your "
+               "fix, 'kansoku drill end' ends it"))
     drill = _drill(attempt.drill_id)
     truth = drill.truth(attempt.seed)
     said_cause = model.NOTHING if nothing_wrong else str(cause)
@@ -330,7 +337,7 @@ def _check_evidence(settings: StackSettings, data_dir: Path | None, explorer: st
     try:
         url = explorer or _stack(settings, data_dir).url("explorer")
     except StackError as exc:
-        fail(f"{exc} — or name the explorer with --explorer URL")
+        fail(_("{error} — or name the explorer with --explorer URL").format(error=exc))
 
     async def read() -> evidence.Verdict:
         headers = explorer_headers(os.environ.get(EXPLORER_TOKEN_VARIABLE))
@@ -343,10 +350,10 @@ def _check_evidence(settings: StackSettings, data_dir: Path | None, explorer: st
         fail(str(exc))
 
 
-@app.command("fix")
+@app.command("fix", help=_("Check your fix: the fault undone, and the shop recovered (the "
+                           "chaos probes: the service ready, a checkout paid, its error rate "
+                           "and latency back within bounds)."))
 def fix(as_json: Json = False, data_dir: DataDir = None) -> None:
-    """Check your fix: the fault undone, and the shop recovered (the chaos probes: the
-    service ready, a checkout paid, its error rate and latency back within bounds)."""
     from kansoku.drills import stack as drill_stack
     from kansoku.drills.scoring import FixCheck, now
 
@@ -354,11 +361,11 @@ def fix(as_json: Json = False, data_dir: DataDir = None) -> None:
     attempt = _in_progress(settings)
     fault = _drill(attempt.drill_id).fault(attempt.seed)
     if fault is None:
-        fail("this drill has nothing to fix — answer it, or end it with "
-             "'kansoku drill end'")
+        fail(_("this drill has nothing to fix — answer it, or end it with "
+               "'kansoku drill end'"))
     if attempt.mitigated is not None:
-        fail("your fix has already been checked and held — 'kansoku drill end' ends the "
-             "drill")
+        fail(_("your fix has already been checked and held — 'kansoku drill end' ends the "
+               "drill"))
     recovered, detail = asyncio.run(drill_stack.check_fix(_stack(settings, data_dir), fault))
     attempt.fix_checks.append(FixCheck(at=now(), recovered=recovered, detail=detail))
     _save(settings, attempt)
@@ -366,8 +373,8 @@ def fix(as_json: Json = False, data_dir: DataDir = None) -> None:
         _print_json({"recovered": recovered, "detail": detail})
         return
     colour = "green" if recovered else "red"
-    console.print(f"[{colour}]{'fixed' if recovered else 'not fixed'}[/]: {detail}",
-                  highlight=False)
+    verdict = _("fixed") if recovered else _("not fixed")
+    console.print(f"[{colour}]{verdict}[/]: {detail}", highlight=False)
 
 
 def _score_document(score: Score) -> dict[str, Any]:
@@ -378,24 +385,23 @@ def _score_document(score: Score) -> dict[str, Any]:
 
 def _score_table(title: str, score: Score) -> Table:
     table = Table(title=title, title_justify="left", show_header=False)
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    table.add_row("points", f"[bold]{score.points}[/]")
-    table.add_row("time to detect", _duration(score.detect_seconds))
-    table.add_row("time to diagnose", _duration(score.diagnose_seconds))
-    table.add_row("time to mitigate", _duration(score.mitigate_seconds))
-    table.add_row("hints", f"-{score.hint_points} points")
-    table.add_row("wrong tries", str(score.wrong_tries))
-    table.add_row("false alarms", str(score.false_alarms))
+    table.add_column(_("what"))
+    table.add_column(_("value"), justify="right")
+    table.add_row(_("points"), f"[bold]{score.points}[/]")
+    table.add_row(_("time to detect"), _duration(score.detect_seconds))
+    table.add_row(_("time to diagnose"), _duration(score.diagnose_seconds))
+    table.add_row(_("time to mitigate"), _duration(score.mitigate_seconds))
+    table.add_row(_("hints"), _("-{points} points").format(points=score.hint_points))
+    table.add_row(_("wrong tries"), str(score.wrong_tries))
+    table.add_row(_("false alarms"), str(score.false_alarms))
     if score.over_time:
-        table.add_row("over time", "yes")
+        table.add_row(_("over time"), _("yes"))
     return table
 
 
-@app.command("status")
+@app.command("status", help=_("The drill in progress: its question, the hints taken, your "
+                              "answers and fix checks, and the score so far."))
 def status(as_json: Json = False, data_dir: DataDir = None) -> None:
-    """The drill in progress: its question, the hints taken, your answers and fix
-    checks, and the score so far."""
     from kansoku.drills.scoring import now, score
 
     settings = load_settings(data_dir)
@@ -413,32 +419,36 @@ def status(as_json: Json = False, data_dir: DataDir = None) -> None:
                      "fix_checks": [c.model_dump(mode="json") for c in attempt.fix_checks],
                      "score": _score_document(so_far)})
         return
-    console.print(f"[bold]{drill.title(language)}[/] (drill {drill.id}, seed "
-                  f"{attempt.seed}) — {_duration(elapsed)} of "
-                  f"{_duration(drill.time_limit)}", highlight=False)
+    console.print(_("[bold]{title}[/] (drill {drill}, seed {seed}) — {elapsed} of "
+                    "{limit}").format(title=drill.title(language), drill=drill.id,
+                                      seed=attempt.seed, elapsed=_duration(elapsed),
+                                      limit=_duration(drill.time_limit)), highlight=False)
     console.print(drill.question(language), highlight=False)
     for number, text in enumerate(hints, 1):
-        console.print(f"hint {number}: {text}", highlight=False)
-    for given in attempt.answers:
-        console.print(f"answer at {_duration(attempt.seconds_to(given.at))}: "
-                      f"{given.outcome} — {given.message}", highlight=False)
-    for check in attempt.fix_checks:
-        console.print(f"fix at {_duration(attempt.seconds_to(check.at))}: {check.detail}",
+        console.print(_("hint {number}: {text}").format(number=number, text=text),
                       highlight=False)
-    print_table(_score_table("Score so far", so_far))
+    for given in attempt.answers:
+        console.print(_("answer at {moment}: {outcome} — {message}").format(
+            moment=_duration(attempt.seconds_to(given.at)), outcome=given.outcome,
+            message=given.message), highlight=False)
+    for check in attempt.fix_checks:
+        console.print(_("fix at {moment}: {detail}").format(
+            moment=_duration(attempt.seconds_to(check.at)), detail=check.detail),
+            highlight=False)
+    print_table(_score_table(_("Score so far"), so_far))
 
 
-@app.command("end")
+@app.command("end", help=_("End the drill in progress: switch its fault off (always), stop "
+                           "its load, show the score, what the fault was and a debrief "
+                           "beside kansoku's own alerts, and keep the score in your "
+                           "history."))
 def end(
     explorer: Annotated[str | None, typer.Option(
-        "--explorer", help="The explorer to read the alerts from (default: the running "
-        "stack's)", show_default=False)] = None,
+        "--explorer", help=_("The explorer to read the alerts from (default: the running "
+                             "stack's)"), show_default=False)] = None,
     as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
-    """End the drill in progress: switch its fault off (always), stop its load, show
-    the score, what the fault was and a debrief beside kansoku's own alerts, and keep
-    the score in your history."""
     from kansoku.drills import debrief
     from kansoku.drills import stack as drill_stack
     from kansoku.drills.scoring import now, score
@@ -449,13 +459,13 @@ def end(
     fault = drill.fault(attempt.seed)
     stack = _stack(settings, data_dir)
     problems: list[str] = []
-    undone = "no fault to undo"
+    undone = _("no fault to undo")
     if fault is not None:
         try:
             undone = asyncio.run(drill_stack.switch_off(stack, fault))
         except drill_stack.DrillStackError as exc:
-            problems.append(f"could not undo the fault ({exc}) — 'kansoku flags reset' "
-                            "and 'kansoku start NAME' do it by hand")
+            problems.append(_("could not undo the fault ({error}) — 'kansoku flags reset' "
+                              "and 'kansoku start NAME' do it by hand").format(error=exc))
     if attempt.load_pid is not None:
         drill_stack.stop_load(attempt.load_pid, attempt.load_started or 0.0)
     ended = now()
@@ -480,26 +490,32 @@ def end(
                      "debrief": [asdict(moment) for moment in moments],
                      "problems": problems})
     else:
-        answer_words = ("nothing was wrong" if truth.nothing_wrong
+        answer_words = (_("nothing was wrong") if truth.nothing_wrong
                         else f"{truth.service}, {truth.category}")
-        console.print(f"The fault was: {fault_words} ({answer_words}). {undone}.",
-                      highlight=False)
-        print_table(_score_table(f"Drill {drill.id}", final))
+        console.print(_("The fault was: {fault} ({answer}). {undone}.").format(
+            fault=fault_words, answer=answer_words, undone=undone), highlight=False)
+        print_table(_score_table(_("Drill {drill}").format(drill=drill.id), final))
         if note is not None:
-            console.print(f"kansoku's alerts: not read ({note})", highlight=False)
+            console.print(_("kansoku's alerts: not read ({note})").format(note=note),
+                          highlight=False)
         elif first is None:
-            console.print("kansoku's alerts: none fired" + (
-                "" if truth.nothing_wrong else f" on {truth.service}") + " during the drill",
-                highlight=False)
+            console.print(_("kansoku's alerts: none fired during the drill")
+                          if truth.nothing_wrong else
+                          _("kansoku's alerts: none fired on {service} during the "
+                            "drill").format(service=truth.service), highlight=False)
         else:
-            console.print(f"kansoku's alerts: {first.rule} fired on {first.service} after "
-                          f"{_duration(first.seconds)}", highlight=False)
+            console.print(_("kansoku's alerts: {rule} fired on {service} after "
+                            "{moment}").format(rule=first.rule, service=first.service,
+                                               moment=_duration(first.seconds)),
+                          highlight=False)
         for moment in moments:
             link = f"  {moment.link}" if moment.link else ""
-            console.print(f"  {_duration(moment.seconds):>7}  {moment.who:<7}  "
+            who = _("you") if moment.who == "you" else "kansoku"
+            console.print(f"  {_duration(moment.seconds):>7}  {who}{' ' * (8 - cell_len(who))}"
                           f"{moment.what}{link}", highlight=False)
         for problem in problems:
-            console.print(f"[yellow]warning:[/] {problem}", highlight=False)
+            console.print(_("[yellow]warning:[/] {problem}").format(problem=problem),
+                          highlight=False)
     if problems:
         raise typer.Exit(1)
 
@@ -531,17 +547,17 @@ def _alerts(settings: StackSettings, data_dir: Path | None, explorer: str | None
         return url, [], str(exc)
 
 
-@app.command("history")
+@app.command("history", help=_("Your finished drills, newest first: the fault each had and "
+                               "how you scored."))
 def history(
     user: Annotated[str | None, typer.Option(
-        "--user", help="Whose history [env: KANSOKU_DRILL_USER; default: your login name]",
-        show_default=False)] = None,
+        "--user", help=_("Whose history [env: KANSOKU_DRILL_USER; default: your login "
+                         "name]"), show_default=False)] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000,
-                                       help="How many attempts, newest first")] = 20,
+                                       help=_("How many attempts, newest first"))] = 20,
     as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Your finished drills, newest first: the fault each had and how you scored."""
     from kansoku.drills import stack as drill_stack
     from kansoku.drills import store
     from kansoku.kit.db import Database, redact_url
@@ -565,14 +581,14 @@ def history(
         attempts = asyncio.run(read())
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        fail(f"cannot read the history in {redact_url(url)} ({first_line[:200]}) — is the "
-             "schema migrated? (kansoku migrate)")
+        fail(_("cannot read the history in {url} ({error}) — is the schema migrated? "
+               "(kansoku migrate)").format(url=redact_url(url), error=first_line[:200]))
     if as_json:
         _print_json([attempt.model_dump(mode="json") for attempt in attempts])
         return
-    table = Table(title=f"Drills of {learner}", title_justify="left")
-    for column in ("ended", "drill", "fault", "points", "detect", "diagnose", "mitigate",
-                   "hints", "wrong"):
+    table = Table(title=_("Drills of {user}").format(user=learner), title_justify="left")
+    for column in (_("ended"), _("drill"), _("fault"), _("points"), _("detect"),
+                   _("diagnose"), _("mitigate"), _("hints"), _("wrong")):
         table.add_column(column)
     for attempt in attempts:
         table.add_row(f"{attempt.ended_at:%Y-%m-%d %H:%M}", attempt.drill_id, attempt.fault,
@@ -604,7 +620,7 @@ def _keep(settings: StackSettings, stack: Stack, attempt: Attempt, drill: Drill,
     try:
         url = drill_stack.database_url(settings, stack)
     except drill_stack.DrillStackError as exc:
-        return f"the score is not kept: {exc}"
+        return _("the score is not kept: {error}").format(error=exc)
 
     async def add() -> None:
         database = Database(url, schema=store.SCHEMA, application_name="kansoku-drill")
@@ -618,6 +634,6 @@ def _keep(settings: StackSettings, stack: Stack, attempt: Attempt, drill: Drill,
         asyncio.run(add())
     except Exception as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return (f"the score is not kept in {redact_url(url)} ({first_line[:200]}) — "
-                "is the schema migrated? (kansoku migrate)")
+        return _("the score is not kept in {url} ({error}) — is the schema migrated? "
+                 "(kansoku migrate)").format(url=redact_url(url), error=first_line[:200])
     return None

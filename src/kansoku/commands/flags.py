@@ -20,14 +20,16 @@ from kansoku.commands.common import DataDir, console, fail, load_settings, print
 from kansoku.faults import catalogue, flagfile
 from kansoku.faults.configmap import FLAGS_CONFIGMAP_VARIABLE, FlagConfigMap
 from kansoku.kit.flagkinds import OFF
+from kansoku.kit.i18n import _
 
-app = typer.Typer(help="List, set and reset the fault flags.", no_args_is_help=True)
+app = typer.Typer(help=_("List, set and reset the fault flags."), no_args_is_help=True)
 
 
 ConfigMapOption = Annotated[str | None, typer.Option(
-    "--configmap", help="Switch the flags of a Kubernetes release: its flags ConfigMap, "
-    "[NAMESPACE/]NAME (e.g. kansoku/shop-kansoku-flags), through the kubeconfig's "
-    "cluster", envvar=FLAGS_CONFIGMAP_VARIABLE, show_default=False)]
+    "--configmap", help=_("Switch the flags of a Kubernetes release: its flags ConfigMap, "
+                          "[NAMESPACE/]NAME (e.g. kansoku/shop-kansoku-flags), through the "
+                          "kubeconfig's cluster"),
+    envvar=FLAGS_CONFIGMAP_VARIABLE, show_default=False)]
 
 
 def flags_file(data_dir: Path | None) -> Path:
@@ -56,14 +58,14 @@ def _current(store: flagfile.FlagStore) -> dict[str, str]:
         fail(str(exc))
 
 
-@app.command("list")
+@app.command("list", help=_("Every flag: its current variant, its variants, and what it "
+                            "does."))
 def list_flags(
     data_dir: DataDir = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
-    = False,
+    as_json: Annotated[bool, typer.Option("--json",
+                                          help=_("Print JSON instead of a table"))] = False,
     configmap: ConfigMapOption = None,
 ) -> None:
-    """Every flag: its current variant, its variants, and what it does."""
     store = flag_store(data_dir, configmap)
     variants = _current(store)
     if as_json:
@@ -74,11 +76,12 @@ def list_flags(
              "look_for": flag.look_for}
             for flag in catalogue.FLAGS.values()]))
         return
-    table = Table(title=f"Fault flags ({store.location})", title_justify="left")
-    table.add_column("flag", no_wrap=True)
-    table.add_column("now", no_wrap=True)
-    table.add_column("variants")
-    table.add_column("description")
+    table = Table(title=_("Fault flags ({location})").format(location=store.location),
+                  title_justify="left")
+    table.add_column(_("flag"), no_wrap=True)
+    table.add_column(_("now"), no_wrap=True)
+    table.add_column(_("variants"))
+    table.add_column(_("description"))
     for flag in catalogue.FLAGS.values():
         now = variants[flag.name]
         table.add_row(flag.name, now if now == OFF else f"[bold red]{now}[/]",
@@ -86,33 +89,38 @@ def list_flags(
     print_table(table)
 
 
-@app.command("set")
+@app.command("set", help=_("Switch a flag to one of its variants (`off` turns it off)."))
 def set_flag(
-    name: Annotated[str, typer.Argument(help="The flag, e.g. paymentFailure")],
-    variant: Annotated[str, typer.Argument(help="One of its variants, e.g. 25% (off: off)")],
+    name: Annotated[str, typer.Argument(help=_("The flag, e.g. paymentFailure"))],
+    variant: Annotated[str, typer.Argument(help=_("One of its variants, e.g. 25% (off: "
+                                                  "off)"))],
     data_dir: DataDir = None,
     configmap: ConfigMapOption = None,
 ) -> None:
-    """Switch a flag to one of its variants (`off` turns it off)."""
     store = flag_store(data_dir, configmap)
     try:
         name, variant = store.set_variant(name, variant)
     except (catalogue.FlagError, flagfile.FlagFileError) as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot write {store.location}: {exc.strerror} — check the data directory")
+        fail(_cannot_write(store, exc))
     state = "off" if variant == OFF else f"[bold red]{variant}[/]"
-    console.print(f"{name} is now {state}  ({store.location})")
+    console.print(_("{name} is now {variant}  ({location})").format(
+        name=name, variant=state, location=store.location))
 
 
-@app.command("reset")
+def _cannot_write(store: flagfile.FlagStore, exc: OSError) -> str:
+    return _("cannot write {location}: {error} — check the data directory").format(
+        location=store.location, error=exc.strerror)
+
+
+@app.command("reset", help=_("Turn every flag off."))
 def reset_flags(data_dir: DataDir = None, configmap: ConfigMapOption = None) -> None:
-    """Turn every flag off."""
     store = flag_store(data_dir, configmap)
     try:
         store.reset()
     except flagfile.FlagFileError as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot write {store.location}: {exc.strerror} — check the data directory")
-    console.print(f"Every fault flag is off  ({store.location})")
+        fail(_cannot_write(store, exc))
+    console.print(_("Every fault flag is off  ({location})").format(location=store.location))

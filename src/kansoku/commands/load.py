@@ -38,6 +38,7 @@ from kansoku.commands.common import (
     print_table,
 )
 from kansoku.kit.durations import DurationError, parse_duration
+from kansoku.kit.i18n import _
 from kansoku.loadgen.outcomes import FAILURE, JOURNEY_NAMES
 from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
 
@@ -57,11 +58,13 @@ def stack_url(settings: StackSettings, component: str) -> str:
     try:
         state = running_stack(settings)
     except StackNotRunning as exc:
-        hint = ", or name a gateway with --target" if exc.reason == "not-running" else ""
-        fail(f"{exc}{hint}")
+        if exc.reason == "not-running":
+            fail(_("{error}, or name a gateway with --target").format(error=exc))
+        fail(str(exc))
     entry = state.component(component)
     if entry is None:
-        fail(f"the running stack has no {component} — see 'kansoku status'")
+        fail(_("the running stack has no {component} — see 'kansoku status'").format(
+            component=component))
     return entry.url
 
 
@@ -72,11 +75,12 @@ def check_gateway(target: str) -> None:
     try:
         answer = httpx.get(f"{target}/health/ready", timeout=5)
     except httpx.HTTPError as exc:
-        fail(f"cannot reach the gateway at {target} ({exc or type(exc).__name__}) — check "
-             "the URL, or start the stack with 'kansoku up --detach'")
+        fail(_("cannot reach the gateway at {url} ({error}) — check the URL, or start the "
+               "stack with 'kansoku up --detach'").format(url=target,
+                                                          error=exc or type(exc).__name__))
     if answer.status_code != 200:
-        fail(f"the gateway at {target} is not ready (HTTP {answer.status_code}) — "
-             "'kansoku status' shows which part is down")
+        fail(_("the gateway at {url} is not ready (HTTP {status}) — 'kansoku status' shows "
+               "which part is down").format(url=target, status=answer.status_code))
 
 
 def _target(settings: StackSettings, target: str | None) -> str:
@@ -84,8 +88,8 @@ def _target(settings: StackSettings, target: str | None) -> str:
         return stack_url(settings, "gateway")
     target = target.rstrip("/")
     if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", target):
-        fail(f"--target {target!r} is not an http(s) URL — use e.g. http://127.0.0.1:8000",
-             code=2)
+        fail(_("--target {target} is not an http(s) URL — use e.g. "
+               "http://127.0.0.1:8000").format(target=repr(target)), code=2)
     return target
 
 
@@ -102,10 +106,12 @@ def _ms(value: float | None) -> str:
 
 def summary_table(summary: dict[str, Any]) -> Table:
     """Per journey step: requests, failures and response-time percentiles (ms)."""
-    table = Table(title="kansoku load: summary (response times in ms)", title_justify="left")
-    for column in ("journey", "step", "requests", "failures", "p50", "p95", "p99"):
-        table.add_column(column, justify="right" if column not in ("journey", "step")
-                         else "left")
+    table = Table(title=_("kansoku load: summary (response times in ms)"),
+                  title_justify="left")
+    for column, justify in ((_("journey"), "left"), (_("step"), "left"),
+                            (_("requests"), "right"), (_("failures"), "right"),
+                            ("p50", "right"), ("p95", "right"), ("p99", "right")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
     steps = {step["name"]: step for step in summary["steps"]}
     names = [*STEP_NAMES, *(name for name in steps if name not in STEP_NAMES)]
     for name in names:
@@ -118,7 +124,7 @@ def summary_table(summary: dict[str, Any]) -> Table:
                       _ms(step["p50"]), _ms(step["p95"]), _ms(step["p99"]))
     total = summary["total"]
     table.add_section()
-    table.add_row("all", "", f"{total['requests']:,}", str(total["failures"]),
+    table.add_row(_("all"), "", f"{total['requests']:,}", str(total["failures"]),
                   _ms(total["p50"]), _ms(total["p95"]), _ms(total["p99"]), style="bold")
     return table
 
@@ -194,41 +200,39 @@ class LoadRun:
             self.process.wait()
 
 
-@app.command("load")
+@app.command("load", help=_(
+    "Drive the shop with simulated shoppers (Locust) and summarise each journey step.\n\n"
+    "Journeys, by weight: browse, search, view product, add to cart, checkout (order and "
+    "pay with a test card), login and admin restock; each shopper registers an account "
+    "first. Requests carry the baggage kansoku.synthetic=load, so the explorer can tell "
+    "them from real customers. While the loadFlood fault flag is on, the run drives ten "
+    "times its users.\n\n"
+    "Exit code: 0 when every request succeeded, 1 when any failed (or the run could not "
+    "start), 2 for bad options. Ctrl-C stops early and still prints the summary."))
 def load(
     users: Annotated[int, typer.Option("--users", "-u", min=1, max=10_000,
-                                       help="Simulated shoppers at once.")] = 10,
+                                       help=_("Simulated shoppers at once."))] = 10,
     spawn_rate: Annotated[float, typer.Option(
-        "--spawn-rate", "-r", min=0.1, help="Shoppers started per second until all run.")
-    ] = 2.0,
+        "--spawn-rate", "-r", min=0.1,
+        help=_("Shoppers started per second until all run."))] = 2.0,
     duration: Annotated[str, typer.Option(
-        "--duration", "-t", help="How long to run: 90s, 5m, 1h30m.")] = "5m",
+        "--duration", "-t", help=_("How long to run: 90s, 5m, 1h30m."))] = "5m",
     headless: Annotated[bool, typer.Option(
-        "--headless/--web", help="--web also serves Locust's web UI (charts, and a way to "
-        "change the users) on loopback and prints its address.")] = True,
+        "--headless/--web", help=_("--web also serves Locust's web UI (charts, and a way "
+                                   "to change the users) on loopback and prints its "
+                                   "address."))] = True,
     target: Annotated[str | None, typer.Option(
-        "--target", help="The gateway to drive (default: the running stack's).",
+        "--target", help=_("The gateway to drive (default: the running stack's)."),
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the summary as JSON instead of a table.")] = False,
+        "--json", help=_("Print the summary as JSON instead of a table."))] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Drive the shop with simulated shoppers (Locust) and summarise each journey step.
-
-    Journeys, by weight: browse, search, view product, add to cart, checkout (order and
-    pay with a test card), login and admin restock; each shopper registers an account
-    first. Requests carry the baggage kansoku.synthetic=load, so the explorer can tell
-    them from real customers. While the loadFlood fault flag is on, the run drives ten
-    times its users.
-
-    Exit code: 0 when every request succeeded, 1 when any failed (or the run could not
-    start), 2 for bad options. Ctrl-C stops early and still prints the summary.
-    """
     try:
         seconds = parse_duration(duration, positive=True)
     except DurationError:
-        fail(f"--duration {duration!r} is not a duration — use e.g. 90s, 5m or 1h30m",
-             code=2)
+        fail(_("--duration {duration} is not a duration — use e.g. 90s, 5m or "
+               "1h30m").format(duration=repr(duration)), code=2)
     settings = load_settings(data_dir)
     gateway = _target(settings, target)
     check_gateway(gateway)
@@ -242,9 +246,10 @@ def load(
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     log_path = settings.log_dir / "load.log"
     if not as_json:
-        console.print(f"Driving {gateway} with {users} shoppers for {duration} "
-                      f"(journeys: {', '.join(WEIGHTS)}) — Ctrl-C stops early.",
-                      highlight=False)
+        console.print(_("Driving {url} with {users} shoppers for {duration} (journeys: "
+                        "{journeys}) — Ctrl-C stops early.").format(
+                            url=gateway, users=users, duration=duration,
+                            journeys=", ".join(WEIGHTS)), highlight=False)
     with log_path.open("ab") as log:
         run = LoadRun(command, log)
         stopped = False
@@ -253,14 +258,14 @@ def load(
         except KeyboardInterrupt:
             stopped = True
             if not as_json:
-                console.print("Stopping … (the summary follows)")
+                console.print(_("Stopping … (the summary follows)"))
             run.stop()
         run.finish()
     if run.error:
         fail(run.error)
     if run.summary is None:
-        fail(f"the load run stopped without a summary (exit {run.process.returncode}) — "
-             f"see {log_path}")
+        fail(_("the load run stopped without a summary (exit {code}) — see {log}").format(
+            code=run.process.returncode, log=log_path))
     summary = run.summary
     if as_json:
         typer.echo(json.dumps(summary_document(summary, gateway), indent=2))
@@ -270,16 +275,20 @@ def load(
             console.print(f"  [red]{error['occurrences']} x[/] {error['step']}: "
                           f"{error['error'][:200]}", highlight=False)
         if stopped:
-            console.print(f"Stopped early, after {summary.get('elapsed', 0):.0f}s.")
+            console.print(_("Stopped early, after {seconds}s.").format(
+                seconds=f"{summary.get('elapsed', 0):.0f}"))
     failures, requests = summary["total"]["failures"], summary["total"]["requests"]
     if failures:
         if not as_json:
-            console.print(f"[red]{failures} of {requests} requests failed[/] — the explorer "
-                          f"({_explorer_hint(settings)}) shows their traces; Locust's log "
-                          f"is {log_path}.", highlight=False)
+            console.print(_("[red]{failures} of {requests} requests failed[/] — the "
+                            "explorer ({explorer}) shows their traces; Locust's log is "
+                            "{log}.").format(failures=failures, requests=requests,
+                                             explorer=_explorer_hint(settings),
+                                             log=log_path), highlight=False)
         raise typer.Exit(1)
     if not as_json:
-        console.print(f"[green]{requests} requests, none failed.[/]", highlight=False)
+        console.print(_("[green]{requests} requests, none failed.[/]").format(
+            requests=requests), highlight=False)
 
 
 def _explorer_hint(settings: StackSettings) -> str:
@@ -290,7 +299,7 @@ def _explorer_hint(settings: StackSettings) -> str:
         explorer = state.component("explorer") if state else None
         if explorer is not None:
             return explorer.url
-    return "kansoku status lists it"
+    return _("kansoku status lists it")
 
 
 def _follow(run: LoadRun, seconds: float, *, quiet: bool) -> None:
@@ -299,9 +308,10 @@ def _follow(run: LoadRun, seconds: float, *, quiet: bool) -> None:
 
     progress = Progress(
         TextColumn("[bold]load[/]"), BarColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[remaining]} left · {task.fields[users]} users · "
-                   "{task.fields[rps]} req/s · {task.fields[requests]} requests · "
-                   "{task.fields[failures]} failed{task.fields[flood]}"),
+        # Rich fills in the {task.fields[…]}: the catalog keeps them as they are.
+        TextColumn(_("{task.fields[remaining]} left · {task.fields[users]} users · "
+                     "{task.fields[rps]} req/s · {task.fields[requests]} requests · "
+                     "{task.fields[failures]} failed{task.fields[flood]}")),
         console=console, transient=True, disable=quiet)
     with progress:
         task = progress.add_task("load", total=seconds, remaining="-", users=0, rps=0,
@@ -309,7 +319,8 @@ def _follow(run: LoadRun, seconds: float, *, quiet: bool) -> None:
         shown_web = False
         while run.read():
             if run.web_url and not shown_web and not quiet:
-                progress.console.print(f"Locust's web UI: {run.web_url}", highlight=False)
+                progress.console.print(_("Locust's web UI: {url}").format(url=run.web_url),
+                                       highlight=False)
                 shown_web = True
             state = run.progress
             if state:
@@ -345,38 +356,37 @@ def _service_secret(settings: StackSettings) -> str | None:
 
 def results_table(results: list[Any]) -> Table:
     table = Table(title="kansoku synth", title_justify="left")
-    for column in ("journey", "outcome", "duration", "trace id", "detail"):
-        table.add_column(column, justify="right" if column == "duration" else "left",
-                         overflow="fold")
+    for column, justify in ((_("journey"), "left"), (_("outcome"), "left"),
+                            (_("duration"), "right"), (_("trace id"), "left"),
+                            (_("detail"), "left")):
+        table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
     colours = {"success": "green", "failure": "red", "skipped": "yellow"}
     for result in results:
         detail = result.error or ""
         if result.step and result.outcome == "failure":
-            detail = f"at {result.step}: {detail}"
+            detail = _("at {step}: {detail}").format(step=result.step, detail=detail)
         table.add_row(result.journey, f"[{colours[result.outcome]}]{result.outcome}[/]",
                       f"{result.duration_seconds:.2f}s", result.trace_id or "-", detail)
     return table
 
 
-@app.command("synth")
+@app.command("synth", help=_(
+    "Run the synthetic monitors' journeys once and print each outcome with its trace.\n\n"
+    "Each run is a trace in the explorer (root span `synthetic <journey>`, its steps, and "
+    "the services' spans under them), a kansoku.synthetics.runs / .duration measurement "
+    "and a log record. Exit code 1 when a journey failed; a journey that cannot run here "
+    "(no Chromium for 'storefront') is reported skipped and does not count as failed."))
 def synth(
     journey: Annotated[list[str] | None, typer.Option(
-        "--journey", "-j", help="Run only this journey (repeatable): browse, checkout or "
-        "storefront (default: all).", show_default=False)] = None,
+        "--journey", "-j", help=_("Run only this journey (repeatable): browse, checkout or "
+                                  "storefront (default: all)."), show_default=False)] = None,
     target: Annotated[str | None, typer.Option(
-        "--target", help="The gateway to check (default: the running stack's).",
+        "--target", help=_("The gateway to check (default: the running stack's)."),
         show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")
-                       ] = False,
+    as_json: Annotated[bool, typer.Option("--json",
+                                          help=_("Print the results as JSON."))] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Run the synthetic monitors' journeys once and print each outcome with its trace.
-
-    Each run is a trace in the explorer (root span `synthetic <journey>`, its steps, and
-    the services' spans under them), a kansoku.synthetics.runs / .duration measurement
-    and a log record. Exit code 1 when a journey failed; a journey that cannot run here
-    (no Chromium for 'storefront') is reported skipped and does not count as failed.
-    """
     # Imported here: the monitors bring OpenTelemetry's SDK and httpx, a second of
     # start-up every other command would pay.
     from kansoku.loadgen.synthetics import SERVICE, Monitor
@@ -384,8 +394,8 @@ def synth(
     names = journey or list(JOURNEY_NAMES)
     unknown = [name for name in names if name not in JOURNEY_NAMES]
     if unknown:
-        fail(f"there is no journey '{unknown[0]}' — choose from {', '.join(JOURNEY_NAMES)}",
-             code=2)
+        fail(_("there is no journey '{journey}' — choose from {choices}").format(
+            journey=unknown[0], choices=", ".join(JOURNEY_NAMES)), code=2)
     settings = load_settings(data_dir)
     gateway = _target(settings, target)
     check_gateway(gateway)
@@ -403,7 +413,7 @@ def synth(
         monitor = Monitor(gateway, telemetry, service_secret=_service_secret(settings),
                           chromium_path=os.environ.get("KANSOKU_SYNTHETICS_CHROMIUM_PATH",
                                                        "/usr/bin/chromium"))
-        with console.status("Running the synthetic journeys …") if not as_json \
+        with console.status(_("Running the synthetic journeys …")) if not as_json \
                 else contextlib.nullcontext():
             results = asyncio.run(monitor.run_round(names))
     finally:
@@ -414,21 +424,20 @@ def synth(
         print_table(results_table(results))
         explorer = _explorer_hint(settings)
         if explorer.startswith("http"):
-            console.print(f"Traces: {explorer}/traces/<trace id>", highlight=False)
+            console.print(_("Traces: {url}/traces/<trace id>").format(url=explorer),
+                          highlight=False)
     if any(result.outcome == FAILURE for result in results):
         raise typer.Exit(1)
 
 
-@app.command("install-browser")
+@app.command("install-browser", help=_(
+    "Turn on the browser synthetic journey (`storefront`): install Playwright into "
+    "kansoku's own Python environment (pip; it never downloads a browser) and Debian's "
+    "Chromium (apt-get, as root or through sudo), whichever is missing.\n\n"
+    "A running stack's synthetics pick it up at their next round, within a minute. The "
+    "browser journey is the only monitor that loads the shop's pages and their images in "
+    "a browser: imageSlowLoad shows only there."))
 def install_browser() -> None:
-    """Turn on the browser synthetic journey (`storefront`): install Playwright into
-    kansoku's own Python environment (pip; it never downloads a browser) and Debian's
-    Chromium (apt-get, as root or through sudo), whichever is missing.
-
-    A running stack's synthetics pick it up at their next round, within a minute. The
-    browser journey is the only monitor that loads the shop's pages and their images in
-    a browser: imageSlowLoad shows only there.
-    """
     # Imported here: other commands need none of it.
     from pydantic import ValidationError
 
@@ -448,20 +457,21 @@ def install_browser() -> None:
         invalid_setting(exc, "KANSOKU_SYNTHETICS_")
     try:
         if not playwright_installed():
-            with console.status("Installing Playwright (pip) …"):
+            with console.status(_("Installing Playwright (pip) …")):
                 install_playwright()
-            console.print("Playwright installed.")
+            console.print(_("Playwright installed."))
         if not os.access(chromium, os.X_OK):
-            with console.status("Installing Chromium (apt-get) …"):
+            with console.status(_("Installing Chromium (apt-get) …")):
                 install_chromium(chromium)
-            console.print(f"Chromium installed at {chromium}.", highlight=False)
+            console.print(_("Chromium installed at {path}.").format(path=chromium),
+                          highlight=False)
     except InstallFailed as exc:
         fail(str(exc))
     still_missing = missing_browser(chromium)
     if still_missing:
-        fail(f"{still_missing} even after installing it — check that '{chromium} --headless "
-             "--version' runs")
+        fail(_("{problem} even after installing it — check that '{path} --headless "
+               "--version' runs").format(problem=still_missing, path=chromium))
     state = browser_synthetic()
-    console.print("The browser synthetic can run: Chromium and Playwright are here. A "
-                  "running stack's synthetics run it from their next round."
+    console.print(_("The browser synthetic can run: Chromium and Playwright are here. A "
+                    "running stack's synthetics run it from their next round.")
                   if state.on else state.notice() or "", highlight=False)

@@ -25,13 +25,14 @@ from pydantic import ValidationError
 from kansoku import topology
 from kansoku.commands import health as health_check
 from kansoku.commands.common import console, fail, invalid_setting
+from kansoku.kit.i18n import _
 
 app = typer.Typer()
 
 ServiceName = Annotated[
     str | None,
-    typer.Argument(help=f"The service [env: {health_check.SERVICE_VARIABLE}]",
-                   show_default=False),
+    typer.Argument(help=_("The service [env: {variable}]").format(
+        variable=health_check.SERVICE_VARIABLE), show_default=False),
 ]
 
 
@@ -42,10 +43,9 @@ def _service(name: str | None) -> topology.ServiceInfo:
         fail(str(exc), code=2)
 
 
-@app.command()
+@app.command(help=_("Run one service in this process until SIGTERM: what the supervisor "
+                    "starts, and how to run services yourself (one per container, say)."))
 def serve(name: ServiceName = None) -> None:
-    """Run one service in this process until SIGTERM: what the supervisor starts, and
-    how to run services yourself (one per container, say)."""
     from kansoku.kit.serve import PortUnavailable
     from kansoku.kit.serve import serve as run_server
     from kansoku.kit.settings import ConfigurationError
@@ -67,11 +67,11 @@ def serve(name: ServiceName = None) -> None:
         fail(f"{name}: {exc}", code=2)
 
 
-@app.command()
+@app.command(help=_("Exit 0 if the service on this machine answers /health/ready with 200, "
+                    "else say why and exit 1. (The container image's healthcheck runs the "
+                    "same check as `python -m kansoku.commands.health`, which starts in a "
+                    "tenth of the time.)"))
 def health(name: ServiceName = None) -> None:
-    """Exit 0 if the service on this machine answers /health/ready with 200, else say
-    why and exit 1. (The container image's healthcheck runs the same check as
-    `python -m kansoku.commands.health`, which starts in a tenth of the time.)"""
     problem = health_check.readiness_problem(_service(name))
     if problem is not None:
         fail(problem)
@@ -82,27 +82,28 @@ def _package(service: topology.ServiceInfo) -> str:
     return service.app_factory.split(":")[0].rsplit(".", 1)[0]
 
 
-@app.command()
+@app.command(help=_("Create or upgrade every service's schema and add the demo data "
+                    "(needs KANSOKU_DATABASE_URL). Safe to run again: a second run (a "
+                    "compose `up` that scales a service, say) changes nothing, fault flags "
+                    "included."))
 def migrate(
     reset_flags: Annotated[bool, typer.Option(
-        "--reset-flags", help="Also turn every fault flag off (in KANSOKU_FLAGS_FILE). "
-        "Without it, flags someone switched on stay on; a missing flags file is created "
-        "with every flag off.")] = False,
+        "--reset-flags", help=_("Also turn every fault flag off (in KANSOKU_FLAGS_FILE). "
+                                "Without it, flags someone switched on stay on; a missing "
+                                "flags file is created with every flag off."))] = False,
     wait: Annotated[float | None, typer.Option(
-        "--wait", help="Migrate nothing: wait up to this many seconds until every "
-        "schema is at its newest migration, which another run (a Kubernetes Job) makes; "
-        "what a pod's init container runs.", show_default=False)] = None,
+        "--wait", help=_("Migrate nothing: wait up to this many seconds until every schema "
+                         "is at its newest migration, which another run (a Kubernetes Job) "
+                         "makes; what a pod's init container runs."),
+        show_default=False)] = None,
 ) -> None:
-    """Create or upgrade every service's schema and add the demo data (needs
-    KANSOKU_DATABASE_URL). Safe to run again: a second run (a compose `up` that scales a
-    service, say) changes nothing, fault flags included."""
     from kansoku.kit.db import Database, redact_url
     from kansoku.kit.migrate import applied_revisions, upgrade_schema
 
     url = os.environ.get("KANSOKU_DATABASE_URL")
     if not url:
-        fail("KANSOKU_DATABASE_URL is not set — point it at PostgreSQL "
-             "(kansoku up sets it for the embedded one)")
+        fail(_("KANSOKU_DATABASE_URL is not set — point it at PostgreSQL (kansoku up sets "
+               "it for the embedded one)"))
 
     async def seed(package: str, schema: str) -> int:
         demo = importlib.import_module(f"{package}.demo")
@@ -115,8 +116,9 @@ def migrate(
             await database.dispose()
 
     if "://" not in url:
-        fail(f"KANSOKU_DATABASE_URL={redact_url(url)!r} is not a URL — use the form "
-             "postgresql://user:password@host:5432/database")
+        fail(_("KANSOKU_DATABASE_URL={url} is not a URL — use the form "
+               "postgresql://user:password@host:5432/database").format(
+                   url=repr(redact_url(url))))
     if wait is not None:
         _wait_for_migrations(url, wait)
         return
@@ -126,8 +128,9 @@ def migrate(
         # there): a schema already current needs no Alembic run.
         applied = asyncio.run(applied_revisions(url, migrated))
     except Exception as exc:
-        fail(f"cannot reach the database at {redact_url(url)} ({exc or type(exc).__name__}) "
-             "— check KANSOKU_DATABASE_URL")
+        fail(_("cannot reach the database at {url} ({error}) — check "
+               "KANSOKU_DATABASE_URL").format(url=redact_url(url),
+                                              error=exc or type(exc).__name__))
     for service in topology.SERVICES:
         if service.name not in migrated:
             continue
@@ -135,15 +138,17 @@ def migrate(
         try:
             upgrade_schema(url, schema=service.name, versions=migrated[service.name],
                            applied=applied[service.name])
-            message = f"{service.name}: schema up to date"
+            message = _("{schema}: schema up to date").format(schema=service.name)
             if importlib.util.find_spec(f"{package}.demo") is not None:
                 added = asyncio.run(seed(package, service.name))
-                message += f", {added} demo rows added" if added else ", demo data present"
+                message += (_(", {count} demo rows added").format(count=added) if added
+                            else _(", demo data present"))
         except Exception as exc:
             # The traceback is for the log; the line says what failed where.
             logging.getLogger("kansoku.migrate").debug("migration failed", exc_info=True)
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            fail(f"migrating {service.name} failed: {first_line[:300]}")
+            fail(_("migrating {schema} failed: {error}").format(
+                schema=service.name, error=first_line[:300]))
         console.print(message, highlight=False)
     for schema, package in TOOL_SCHEMAS.items():
         try:
@@ -152,8 +157,10 @@ def migrate(
         except Exception as exc:
             logging.getLogger("kansoku.migrate").debug("migration failed", exc_info=True)
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            fail(f"migrating {schema} ({package}) failed: {first_line[:300]}")
-        console.print(f"{schema}: schema up to date", highlight=False)
+            fail(_("migrating {schema} failed: {error}").format(
+                schema=f"{schema} ({package})", error=first_line[:300]))
+        console.print(_("{schema}: schema up to date").format(schema=schema),
+                      highlight=False)
     console.print(_prepare_flags(reset_flags), highlight=False)
 
 
@@ -192,10 +199,11 @@ def _wait_for_migrations(url: str, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while late := asyncio.run(behind()):
         if time.monotonic() >= deadline:
-            fail(f"the schemas of {', '.join(late)} at {redact_url(url)} are not migrated "
-                 f"after {seconds:g} s — is the migration job running? (kubectl get jobs)")
+            fail(_("the schemas of {schemas} at {url} are not migrated after {seconds} s — "
+                   "is the migration job running? (kubectl get jobs)").format(
+                       schemas=", ".join(late), url=redact_url(url), seconds=f"{seconds:g}"))
         time.sleep(WAIT_INTERVAL_SECONDS)
-    console.print("every schema is migrated", highlight=False)
+    console.print(_("every schema is migrated"), highlight=False)
 
 
 #: How often `migrate --wait` looks again.
@@ -211,22 +219,24 @@ def _prepare_flags(reset: bool) -> str:
     path = flagfile.default_path()
     if path is None:
         if reset:
-            fail(f"--reset-flags needs {FLAGS_FILE_VARIABLE}: set it to the flags "
-                 "file the services read")
-        return f"fault flags: none ({FLAGS_FILE_VARIABLE} is not set)"
+            fail(_("--reset-flags needs {variable}: set it to the flags file the services "
+                   "read").format(variable=FLAGS_FILE_VARIABLE))
+        return _("fault flags: none ({variable} is not set)").format(
+            variable=FLAGS_FILE_VARIABLE)
     try:
         if reset or not path.exists():
             flagfile.reset(path)
-            return f"fault flags: every flag off ({path})"
+            return _("fault flags: every flag off ({path})").format(path=path)
         on = [name for name, variant in flagfile.read_variants(path).items()
               if variant != OFF]
     except flagfile.FlagFileError as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"cannot write the flags file {path}: {exc.strerror} — check "
-             f"{FLAGS_FILE_VARIABLE}")
-    return (f"fault flags: left as they are, {', '.join(on) or 'none'} on ({path}); "
-            "`kansoku migrate --reset-flags` turns them off")
+        fail(_("cannot write the flags file {path}: {error} — check {variable}").format(
+            path=path, error=exc.strerror, variable=FLAGS_FILE_VARIABLE))
+    return _("fault flags: left as they are, {flags} on ({path}); `kansoku migrate "
+             "--reset-flags` turns them off").format(flags=", ".join(on) or _("none"),
+                                                     path=path)
 
 
 #: Random bytes in each generated secret value, written as hex: safe in a URL's

@@ -34,10 +34,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
+from rich.cells import cell_len
 from rich.table import Table
 
 from kansoku.commands import health as health_check
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
+from kansoku.kit.i18n import _
 from kansoku.stack.control import ControlError, Request, ask_supervisor
 from kansoku.stack.state import (
     ComponentState,
@@ -66,11 +68,11 @@ def _read_state(settings: StackSettings) -> StackState | None:
 
 def _state_table(components: list[ComponentState], title: str) -> Table:
     table = Table(title=title, title_justify="left", expand=False)
-    for column in ("component", "state", "health", "pid", "restarts"):
+    for column in (_("component"), _("state"), _("health"), _("pid"), _("restarts")):
         table.add_column(column)
     # A URL is there to be copied: in a narrow terminal it folds onto a second line
     # rather than end in "…".
-    table.add_column("url", overflow="fold")
+    table.add_column(_("url"), overflow="fold")
     colours = {"running": "green", "healthy": "green", "failed": "red", "unhealthy": "red",
                "down": "red", "restarting": "yellow", "starting": "yellow",
                "preparing": "yellow", "stopping": "yellow"}
@@ -87,7 +89,7 @@ def _demo_login(email_variable: str, password_variable: str, email: str, passwor
     theirs: it is named, never printed."""
     email = os.environ.get(email_variable, email)
     if password_variable in os.environ:
-        password = f"(the password in {password_variable})"
+        password = _("(the password in {variable})").format(variable=password_variable)
     return f"{email} / {password}"
 
 
@@ -96,15 +98,18 @@ def _urls(settings: StackSettings) -> str:
                            "alice@example.com", "alice-pass-1234")
     admin = _demo_login("KANSOKU_DEMO_ADMIN_EMAIL", "KANSOKU_DEMO_ADMIN_PASSWORD",
                         "admin@example.com", "admin-pass-1234")
-    return (
-        f"  storefront  {settings.service_url('gateway')}\n"
-        f"  public API  {settings.service_url('gateway')}/api/docs\n"
-        f"  explorer    {settings.service_url('explorer')}\n"
-        f"  OTLP/HTTP   {settings.otlp_endpoint}  (send telemetry here)\n"
-        f"  logs        {settings.log_dir}/\n"
-        f"  demo logins customer {customer}\n"
-        f"              admin    {admin}"
-    )
+    gateway = settings.service_url("gateway")
+    rows = [(_("storefront"), gateway), (_("public API"), f"{gateway}/api/docs"),
+            (_("explorer"), settings.service_url("explorer")),
+            ("OTLP/HTTP", _("{endpoint}  (send telemetry here)").format(
+                endpoint=settings.otlp_endpoint)),
+            (_("logs"), f"{settings.log_dir}/"),
+            (_("demo logins"), _("customer {login}").format(login=customer)),
+            ("", _("admin    {login}").format(login=admin))]
+    # Japanese labels are twice as wide per character: pad by the width shown.
+    width = max(cell_len(label) for label, _value in rows) + 2
+    return "\n".join(f"  {label}{' ' * (width - cell_len(label))}{value}"
+                     for label, value in rows)
 
 
 def _spawn_supervisor(settings: StackSettings) -> subprocess.Popen[bytes]:
@@ -130,10 +135,11 @@ def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]
             state = _read_state(settings)
             mine = state if state and state.supervisor.pid == supervisor.pid else None
             phase = mine.supervisor.state if mine else "starting"
-            step = mine.supervisor.step if mine else "starting the supervisor"
+            step = mine.supervisor.step if mine else _("starting the supervisor")
             elapsed = time.monotonic() - started
-            live.update(_state_table(mine.components if mine else [],
-                                     f"Starting kansoku … {elapsed:4.1f}s  {step}"))
+            live.update(_state_table(mine.components if mine else [], _(
+                "Starting kansoku … {seconds}s  {step}").format(
+                    seconds=f"{elapsed:4.1f}", step=step)))
             if phase == "running":
                 break
             if phase == "failed" or supervisor.poll() is not None:
@@ -142,8 +148,9 @@ def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]
                     supervisor.wait(60)
                 fail(error or _supervisor_exit_reason(settings))
             time.sleep(0.15)
-    console.print(f"[bold green]kansoku is ready[/] in {time.monotonic() - started:.1f}s\n"
-                  f"{_urls(settings)}", highlight=False)
+    console.print(_("[bold green]kansoku is ready[/] in {seconds}s").format(
+        seconds=f"{time.monotonic() - started:.1f}") + f"\n{_urls(settings)}",
+        highlight=False)
     _say_if_the_browser_synthetic_is_off()
 
 
@@ -164,9 +171,9 @@ def _supervisor_exit_reason(settings: StackSettings) -> str:
         last = log.read_text(errors="replace").strip().splitlines()[-1]
         last = json.loads(last).get("message", last) if last.startswith("{") else last
     except (OSError, IndexError, json.JSONDecodeError):
-        last = "no message"
+        last = _("no message")
     last = last.removeprefix("error: ")
-    return f"the supervisor stopped: {last} — see {log}"
+    return _("the supervisor stopped: {last} — see {log}").format(last=last, log=log)
 
 
 def _stop_supervisor(settings: StackSettings, pid: int, timeout: float = 60.0) -> None:
@@ -175,7 +182,7 @@ def _stop_supervisor(settings: StackSettings, pid: int, timeout: float = 60.0) -
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    with console.status("Stopping kansoku …"):
+    with console.status(_("Stopping kansoku …")):
         while time.monotonic() < deadline and process_alive(pid):
             time.sleep(0.2)
     _kill_leftovers(settings)
@@ -198,13 +205,12 @@ def _kill_leftovers(settings: StackSettings) -> None:
                 psutil.Process(pid).kill()
 
 
-@app.command()
+@app.command(help=_("Start the whole platform and wait until every component is ready."))
 def up(
     detach: Annotated[bool, typer.Option("--detach", "-d",
-                                         help="Return once everything is ready.")] = False,
+                                         help=_("Return once everything is ready."))] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Start the whole platform and wait until every component is ready."""
     from kansoku.kit.settings import ConfigurationError
     from kansoku.stack.preflight import PreflightFailed, run_preflight
 
@@ -225,10 +231,10 @@ def up(
     try:
         _wait_for_start(settings, supervisor)
         if detach:
-            console.print("Running in the background: 'kansoku status' shows it, "
-                          "'kansoku down' stops it.")
+            console.print(_("Running in the background: 'kansoku status' shows it, "
+                            "'kansoku down' stops it."))
             return
-        console.print("Press Ctrl-C to stop everything.")
+        console.print(_("Press Ctrl-C to stop everything."))
         from rich.live import Live
 
         with Live(console=console, refresh_per_second=1) as live:
@@ -241,20 +247,25 @@ def up(
         _stop_supervisor(settings, supervisor.pid)
         with contextlib.suppress(subprocess.TimeoutExpired):
             supervisor.wait(5)
-        console.print("kansoku stopped.")
+        console.print(_("kansoku stopped."))
 
 
-@app.command()
+@app.command(help=_("Stop a running stack (started with --detach) and leave no process "
+                    "behind."))
 def down(data_dir: DataDir = None) -> None:
-    """Stop a running stack (started with --detach) and leave no process behind."""
     settings = load_settings(data_dir)
     state = _read_state(settings)
     if state is None or not state.supervisor_alive():
         _kill_leftovers(settings)
-        console.print(f"kansoku is not running (data directory {settings.data_dir}).")
+        console.print(_not_running(settings))
         return
     _stop_supervisor(settings, state.supervisor.pid)
-    console.print("kansoku stopped.")
+    console.print(_("kansoku stopped."))
+
+
+def _not_running(settings: StackSettings) -> str:
+    return _("kansoku is not running (data directory {path}).").format(
+        path=settings.data_dir)
 
 
 #: How long `status` waits for one component's answer.
@@ -285,12 +296,12 @@ def _probe_all(urls: list[str]) -> list[str]:
         return list(pool.map(_probe, urls))
 
 
-@app.command()
+@app.command(help=_("List every component: name, pid, url, state and health (probed now)."))
 def status(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json",
+                                          help=_("Machine-readable output."))] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """List every component: name, pid, url, state and health (probed now)."""
     settings = load_settings(data_dir)
     state = _read_state(settings)
     running = state is not None and state.supervisor_alive()
@@ -314,7 +325,7 @@ def status(
                               indent=2))
         return
     if not components:
-        console.print(f"kansoku is not running (data directory {settings.data_dir}).")
+        console.print(_not_running(settings))
         return
     print_table(_state_table(components, f"kansoku: {phase}"))
     if running:
@@ -325,8 +336,8 @@ def status(
 
 ComponentName = Annotated[
     str | None,
-    typer.Argument(help="A component, as 'kansoku status' lists it (e.g. payments, nats).",
-                   show_default=False),
+    typer.Argument(help=_("A component, as 'kansoku status' lists it (e.g. payments, "
+                          "nats)."), show_default=False),
 ]
 
 #: How long `stop` and `start` wait beyond the supervisor's own bounds (the stop's
@@ -347,11 +358,15 @@ def _find_component(state: StackState, name: str | None, action: str) -> Compone
     """The state file's entry for `name`; exit with the valid names if there is none."""
     names = ", ".join(state.component_names())
     if name is None:
-        hint = " ('kansoku down' stops everything)" if action == "stop" else ""
-        fail(f"name the component to {action} — one of: {names}{hint}", code=2)
+        if action == "stop":
+            fail(_("name the component to stop — one of: {names} ('kansoku down' stops "
+                   "everything)").format(names=names), code=2)
+        fail(_("name the component to start — one of: {names}").format(names=names),
+             code=2)
     component = state.component(name)
     if component is None:
-        fail(f"there is no component '{name}' — choose one of: {names}", code=2)
+        fail(_("there is no component '{name}' — choose one of: {names}").format(
+            name=name, names=names), code=2)
     return component
 
 
@@ -371,8 +386,8 @@ def _wait_for(settings: StackSettings, name: str, timeout: float,
         state = _read_state(settings)
         component = state.component(name) if state and state.supervisor_alive() else None
         if component is None:
-            fail(f"the supervisor stopped while handling {name} — see "
-                 f"{settings.log_dir / 'supervisor.log'}")
+            fail(_("the supervisor stopped while handling {name} — see {log}").format(
+                name=name, log=settings.log_dir / "supervisor.log"))
         result = outcome(component)
         if result is not None:
             return result
@@ -380,11 +395,10 @@ def _wait_for(settings: StackSettings, name: str, timeout: float,
     return "timeout"
 
 
-@app.command()
+@app.command(help=_("Stop one component of the running stack (SIGTERM, then SIGKILL) and "
+                    "keep it stopped: it is not restarted until 'kansoku start NAME'. "
+                    "'kansoku down' stops everything."))
 def stop(name: ComponentName = None, data_dir: DataDir = None) -> None:
-    """Stop one component of the running stack (SIGTERM, then SIGKILL) and keep it
-    stopped: it is not restarted until 'kansoku start NAME'. 'kansoku down' stops
-    everything."""
     from kansoku.stack.supervisor import STOP_TIMEOUT_SECONDS
 
     settings = load_settings(data_dir)
@@ -392,34 +406,37 @@ def stop(name: ComponentName = None, data_dir: DataDir = None) -> None:
     component = _find_component(state, name, "stop")
     name = component.name
     if component.stopped_by_user:
-        console.print(f"{name} is already stopped.", highlight=False)
+        console.print(_("{name} is already stopped.").format(name=name), highlight=False)
         return
     _ask_supervisor(settings, state, Request("stop", name))
     timeout = STOP_TIMEOUT_SECONDS + CONTROL_MARGIN_SECONDS
-    with console.status(f"Stopping {name} …"):
+    with console.status(_("Stopping {name} …").format(name=name)):
         result = _wait_for(settings, name, timeout, lambda c: (
             "stopped" if c.stopped_by_user else None))
     if result == "timeout":
-        fail(f"{name} did not stop within {timeout:g}s — the supervisor may still be "
-             f"stopping it; see {settings.log_dir / 'supervisor.log'}")
-    console.print(f"{name} stopped; it stays stopped until 'kansoku start {name}'.",
-                  highlight=False)
+        fail(_("{name} did not stop within {seconds}s — the supervisor may still be "
+               "stopping it; see {log}").format(name=name, seconds=f"{timeout:g}",
+                                                log=settings.log_dir / "supervisor.log"))
+    console.print(_("{name} stopped; it stays stopped until 'kansoku start {name}'.").format(
+        name=name), highlight=False)
 
 
-@app.command()
+@app.command(help=_("Start a component stopped with 'kansoku stop NAME' and wait until it "
+                    "is ready."))
 def start(name: ComponentName = None, data_dir: DataDir = None) -> None:
-    """Start a component stopped with 'kansoku stop NAME' and wait until it is ready."""
     settings = load_settings(data_dir)
     state = _running_stack(settings)
     component = _find_component(state, name, "start")
     name = component.name
     if not component.held:
         if component.state == "running":
-            console.print(f"{name} is already running.", highlight=False)
+            console.print(_("{name} is already running.").format(name=name),
+                          highlight=False)
         else:
-            console.print(f"{name} is {component.state}, not stopped — the supervisor "
-                          "is already starting it again; 'kansoku status' shows when it "
-                          "is ready.", highlight=False)
+            console.print(_("{name} is {state}, not stopped — the supervisor is already "
+                            "starting it again; 'kansoku status' shows when it is "
+                            "ready.").format(name=name, state=component.state),
+                          highlight=False)
         return
     _ask_supervisor(settings, state, Request("start", name))
     timeout = settings.ready_timeout + CONTROL_MARGIN_SECONDS
@@ -432,16 +449,18 @@ def start(name: ComponentName = None, data_dir: DataDir = None) -> None:
             return "running"
         return "failed" if component.state in ("failed", "restarting") else None
 
-    with console.status(f"Starting {name} …"):
+    with console.status(_("Starting {name} …").format(name=name)):
         result = _wait_for(settings, name, timeout, outcome)
-    logs = f"see {component.log} and {settings.log_dir / 'supervisor.log'}"
+    logs = _("see {log} and {supervisor_log}").format(
+        log=component.log, supervisor_log=settings.log_dir / "supervisor.log")
     if result == "failed":
-        fail(f"{name} did not start; the supervisor keeps retrying it as after a crash "
-             f"— {logs}")
+        fail(_("{name} did not start; the supervisor keeps retrying it as after a crash "
+               "— {logs}").format(name=name, logs=logs))
     if result == "timeout":
-        fail(f"{name} did not become ready within {timeout:g}s — {logs}")
-    console.print(f"{name} is running and ready ({time.monotonic() - began:.1f}s).",
-                  highlight=False)
+        fail(_("{name} did not become ready within {seconds}s — {logs}").format(
+            name=name, seconds=f"{timeout:g}", logs=logs))
+    console.print(_("{name} is running and ready ({seconds}s).").format(
+        name=name, seconds=f"{time.monotonic() - began:.1f}"), highlight=False)
 
 
 # --- the supervisor itself ---------------------------------------------------------------
@@ -462,8 +481,8 @@ def supervise(data_dir: DataDir = None) -> None:
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        fail(f"kansoku is already running from {settings.data_dir} — stop it with "
-             "'kansoku down' or use another --data-dir")
+        fail(_("kansoku is already running from {path} — stop it with 'kansoku down' or "
+               "use another --data-dir").format(path=settings.data_dir))
     groups = build_components(settings)
     supervisor = Supervisor(settings, groups, migrate_command(), prefork=settings.prefork)
     code = asyncio.run(supervisor.run())

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from kansoku.drills.evidence import EvidenceError, ask
 from kansoku.drills.model import Truth
 from kansoku.drills.scoring import Attempt, Outcome
+from kansoku.kit.i18n import _
 
 #: What the alert changes are read over beyond the drill's own length: the history is
 #: asked for by lookback, and the clock moves on between the drill's end and the request.
@@ -106,19 +107,21 @@ def timeline(attempt: Attempt, changes: list[AlertChange], explorer_url: str | N
              ) -> list[Moment]:
     """The learner's answers and fix checks and the alerts' changes, in time order."""
     moments = [Moment(change.time_ns / 1e9 - attempt.started_at.timestamp(), "kansoku",
-                      f"alert {change.rule}"
-                      + (f" on {change.service}" if change.service else "")
-                      + f": {change.from_state} → {change.to_state}")
+                      (_("alert {rule} on {service}: {before} → {after}") if change.service
+                       else _("alert {rule}: {before} → {after}")).format(
+                          rule=change.rule, service=change.service,
+                          before=change.from_state, after=change.to_state))
                for change in changes]
     for given in attempt.answers:
-        said = ("nothing is wrong" if given.service is None
+        said = (_("nothing is wrong") if given.service is None
                 else f"{given.service}, {given.cause}")
         link = (f"{explorer_url}/traces/{given.trace_id}"
                 if explorer_url and given.trace_id and given.outcome == Outcome.RIGHT
                 else None)
         moments.append(Moment(attempt.seconds_to(given.at) or 0.0, "you",
-                              f"answer: {said} — {given.outcome}", link))
+                              _("answer: {said} — {outcome}").format(
+                                  said=said, outcome=given.outcome), link))
     for check in attempt.fix_checks:
         moments.append(Moment(attempt.seconds_to(check.at) or 0.0, "you",
-                              "fix: " + ("held" if check.recovered else "not yet")))
+                              _("fix: held") if check.recovered else _("fix: not yet")))
     return sorted(moments, key=lambda moment: moment.seconds)

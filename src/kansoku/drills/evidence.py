@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kansoku.drills.model import Truth
 from kansoku.kit import semconv
+from kansoku.kit.i18n import _
 
 #: A span of the service at fault that lasts this long shows a latency fault: the
 #: catalogue's slowest faults add a second or more (paymentLatency's 1s, pg_sleep(2) …).
@@ -92,8 +93,8 @@ def trace_id(text: str) -> str:
     """`text` as a trace id (32 hexadecimal digits, lower case); `EvidenceError` if not."""
     cleaned = text.strip().lower()
     if len(cleaned) != 32 or any(c not in "0123456789abcdef" for c in cleaned):
-        raise EvidenceError(f"'{text[:40]}' is not a trace id — copy the 32 hexadecimal "
-                            "digits from the explorer's trace page")
+        raise EvidenceError(_("'{text}' is not a trace id — copy the 32 hexadecimal digits "
+                              "from the explorer's trace page").format(text=text[:40]))
     return cleaned
 
 
@@ -134,30 +135,34 @@ def judge(trace: Trace | None, truth: Truth, wanted: str) -> Verdict:
     """Whether `trace` (`wanted`, None when the explorer has none) proves the fault of
     `truth`."""
     if trace is None:
-        return Verdict(False, f"the explorer has no trace {wanted} — copy the id of a "
-                              "trace it shows")
+        return Verdict(False, _("the explorer has no trace {trace} — copy the id of a trace "
+                                "it shows").format(trace=wanted))
     if truth.nothing_wrong:
-        return Verdict(False, "this run has no fault for a trace to prove")
+        return Verdict(False, _("this run has no fault for a trace to prove"))
     for span in trace.spans:
         if truth.flag is not None and span.tag(semconv.FEATURE_FLAG_KEY) == truth.flag:
-            return Verdict(True, f"span '{span.operationName}' ({trace.service_of(span)}) "
-                                 f"carries {semconv.FEATURE_FLAG_KEY}={truth.flag}")
+            return Verdict(True, _("span '{span}' ({service}) carries {attribute}={flag}").format(
+                span=span.operationName, service=trace.service_of(span),
+                attribute=semconv.FEATURE_FLAG_KEY, flag=truth.flag))
     for span in trace.spans:
         service = trace.service_of(span)
         called = span.tag(semconv.PEER_SERVICE)
         if truth.service not in (service, called):
             continue
-        where = f"span '{span.operationName}' of {service}" + (
-            f" calling {called}" if called and called != service else "")
+        where = (_("span '{span}' of {service} calling {called}") if called
+                 and called != service else _("span '{span}' of {service}")).format(
+                     span=span.operationName, service=service, called=called)
         if span.failed:
-            return Verdict(True, f"{where} ended in error")
+            return Verdict(True, _("{span} ended in error").format(span=where))
         seconds = span.duration / 1_000_000
         if seconds >= SLOW_SPAN_SECONDS:
-            return Verdict(True, f"{where} took {seconds:.2f}s")
+            return Verdict(True, _("{span} took {seconds}s").format(
+                span=where, seconds=f"{seconds:.2f}"))
     services = sorted({trace.service_of(span) for span in trace.spans})
-    return Verdict(False, f"trace {wanted} ({len(trace.spans)} spans of "
-                          f"{', '.join(services)}) shows no error, no slow span and no "
-                          "fault flag on the service you named")
+    return Verdict(False, _("trace {trace} ({count} spans of {services}) shows no error, no "
+                            "slow span and no fault flag on the service you named").format(
+                                trace=wanted, count=len(trace.spans),
+                                services=", ".join(services)))
 
 
 async def check(explorer: httpx.AsyncClient, text: str, truth: Truth) -> Verdict:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from kansoku.drills.evidence import Verdict
 from kansoku.drills.model import NOTHING, Drill, Truth
+from kansoku.kit.i18n import _
 
 FULL_POINTS = 100
 WRONG_TRY_POINTS = 10
@@ -57,20 +58,23 @@ def assess(truth: Truth, service: str | None, cause: str, verdict: Verdict | Non
     once service and cause are right (None before)."""
     if cause == NOTHING:
         if truth.nothing_wrong:
-            return Outcome.RIGHT, "Right: nothing is wrong."
-        return Outcome.MISSED_FAULT, "Something is wrong — keep looking."
+            return Outcome.RIGHT, _("Right: nothing is wrong.")
+        return Outcome.MISSED_FAULT, _("Something is wrong — keep looking.")
     if truth.nothing_wrong:
-        return Outcome.FALSE_ALARM, (f"False alarm: nothing is wrong with {service} "
-                                     "(or anything else).")
+        return Outcome.FALSE_ALARM, _("False alarm: nothing is wrong with {service} (or "
+                                      "anything else).").format(service=service)
     if service != truth.service:
-        return Outcome.WRONG_SERVICE, f"{service} is not where the fault is."
+        return Outcome.WRONG_SERVICE, _("{service} is not where the fault is.").format(
+            service=service)
     if cause != truth.category:
-        return Outcome.WRONG_CAUSE, f"{service} is right; '{cause}' is not the cause."
+        return Outcome.WRONG_CAUSE, _("{service} is right; '{cause}' is not the "
+                                      "cause.").format(service=service, cause=cause)
     if verdict is None or not verdict.proves:
-        reason = verdict.reason if verdict else "no trace was given"
-        return Outcome.NO_EVIDENCE, (f"{service} and {cause} are right, but the evidence "
-                                     f"does not prove it: {reason}.")
-    return Outcome.RIGHT, f"Right, and proven: {verdict.reason}."
+        reason = verdict.reason if verdict else _("no trace was given")
+        return Outcome.NO_EVIDENCE, _("{service} and {cause} are right, but the evidence "
+                                      "does not prove it: {reason}.").format(
+                                          service=service, cause=cause, reason=reason)
+    return Outcome.RIGHT, _("Right, and proven: {reason}.").format(reason=verdict.reason)
 
 
 def needs_evidence(truth: Truth, service: str | None, cause: str) -> bool:

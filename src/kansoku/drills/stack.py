@@ -26,6 +26,7 @@ from kansoku.drills.model import Fault, FlagFault, Load, StopFault, Truth
 from kansoku.faults import catalogue, flagfile
 from kansoku.faults.catalogue import FaultCategory
 from kansoku.kit.flagkinds import OFF
+from kansoku.kit.i18n import _, lazy_gettext
 from kansoku.stack import infra
 from kansoku.stack.settings import StackSettings
 
@@ -35,7 +36,8 @@ MAX_P95_SECONDS = 1.0
 RECOVERY_WINDOW = 30.0
 #: What a `fix` says while the fault itself is still switched on. It does not name the
 #: fault: that would answer the drill.
-STILL_BROKEN = "the fault is still there: the shop cannot recover until it is undone"
+STILL_BROKEN = lazy_gettext("the fault is still there: the shop cannot recover until it is "
+                            "undone")
 
 
 class DrillStackError(Exception):
@@ -113,7 +115,7 @@ async def check_fix(stack: Stack, fault: Fault) -> tuple[bool, str]:
     """Whether the learner's fix holds: the fault undone and every recovery probe
     holding; with what was seen, in words."""
     if still_on(stack, fault):
-        return False, STILL_BROKEN
+        return False, str(STILL_BROKEN)
     prober = Prober(stack)
     try:
         results = await prober.round(recovery_probes(fault.truth))
@@ -121,8 +123,9 @@ async def check_fix(stack: Stack, fault: Fault) -> tuple[bool, str]:
         await prober.close()
     failed = [f"{result.probe}: {result.detail}" for result in results if not result.held]
     if failed:
-        return False, "not recovered yet — " + "; ".join(failed)
-    return True, "recovered — " + "; ".join(f"{r.probe}: {r.detail}" for r in results)
+        return False, _("not recovered yet — {failed}").format(failed="; ".join(failed))
+    return True, _("recovered — {probes}").format(
+        probes="; ".join(f"{r.probe}: {r.detail}" for r in results))
 
 
 # --- the load ---------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from kansoku.kit.flagkinds import OFF, FlagKind, FlagValue
+from kansoku.kit.i18n import _
 
 
 class FaultCategory(StrEnum):
@@ -227,7 +228,8 @@ def flag_definition(name: str) -> FlagDefinition:
     found = FLAGS.get(name) or next(
         (flag for flag in FLAGS.values() if flag.name.lower() == name.lower()), None)
     if found is None:
-        raise FlagError(f"There is no fault flag '{name}'. Flags: {', '.join(FLAGS)}.")
+        raise FlagError(_("There is no fault flag '{name}'. Flags: {flags}.").format(
+            name=name, flags=", ".join(FLAGS)))
     return found
 
 
@@ -236,5 +238,5 @@ def canonical_variant(flag: FlagDefinition, variant: str) -> str:
     for known in flag.variant_names:
         if known.lower() == variant.strip().lower():
             return known
-    raise FlagError(f"Flag {flag.name} has no variant '{variant}'. "
-                    f"Variants: {', '.join(flag.variant_names)}.")
+    raise FlagError(_("Flag {flag} has no variant '{variant}'. Variants: {variants}.").format(
+        flag=flag.name, variant=variant, variants=", ".join(flag.variant_names)))

@@ -30,14 +30,15 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import cache
 from importlib import resources
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, quote
 
-from babel import Locale, dates, numbers
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import LazyProxy, Translations
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from babel import Locale
+from babel.support import LazyProxy, NullTranslations, Translations
+
+if TYPE_CHECKING:
+    # Types only: the command line imports this module, and no web framework.
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class Language(StrEnum):
@@ -127,8 +128,15 @@ def catalog_path(language: Language) -> resources.abc.Traversable:
 
 
 @cache
-def translations(language: Language) -> Translations:
-    """`language`'s catalog, read from its .po file once."""
+def translations(language: Language) -> NullTranslations:
+    """`language`'s catalog, read from its .po file once. English is the code's own text,
+    which its catalog leaves untranslated: nothing to read (the command line, English
+    unless asked otherwise, starts the sooner)."""
+    if language == DEFAULT_LANGUAGE:
+        return NullTranslations()
+    from babel.messages.mofile import write_mo  # Babel's catalog tools: read once, here
+    from babel.messages.pofile import read_po
+
     with catalog_path(language).open("rb") as po_file:
         catalog = read_po(po_file, locale=str(language), domain=DOMAIN)
     compiled = io.BytesIO()
@@ -167,7 +175,12 @@ def _locale() -> Locale:
     return Locale.parse(str(current_language()))
 
 
+# Babel's `numbers` and `dates` are imported where they are used: the command line
+# imports this module to start, and formats little.
+
 def format_number(value: float | Decimal | int) -> str:
+    from babel import numbers
+
     return numbers.format_decimal(value, locale=_locale())
 
 
@@ -180,15 +193,21 @@ def format_money(amount: Any, currency: str | None = "USD") -> str:
         value = Decimal(str(amount))
     except InvalidOperation:
         return str(amount)
+    from babel import numbers
+
     return numbers.format_currency(value, currency or "USD", locale=_locale())
 
 
 def format_datetime(moment: datetime, format: str = "medium") -> str:
     """`moment` as the current language writes a date and time."""
+    from babel import dates
+
     return dates.format_datetime(moment, format=format, locale=_locale())
 
 
 def format_date(moment: datetime, format: str = "medium") -> str:
+    from babel import dates
+
     return dates.format_date(moment, format=format, locale=_locale())
 
 

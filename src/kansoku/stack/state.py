@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from kansoku.kit.i18n import _
+
 if TYPE_CHECKING:
     from kansoku.stack.settings import StackSettings
 
@@ -151,8 +153,10 @@ def read_stack_state(settings: StackSettings) -> StackState | None:
         return StackState.read(settings.state_file)
     except OSError as exc:
         raise StackNotRunning(
-            f"cannot read {settings.state_file} ({exc.strerror}) — check its permissions, "
-            "or run kansoku as the user who started the stack", "unreadable") from exc
+            _("cannot read {path} ({error}) — check its permissions, or run kansoku as the "
+              "user who started the stack").format(path=settings.state_file,
+                                                   error=exc.strerror),
+            "unreadable") from exc
 
 
 def running_stack(settings: StackSettings) -> StackState:
@@ -161,15 +165,15 @@ def running_stack(settings: StackSettings) -> StackState:
     state = read_stack_state(settings)
     if state is None or not state.supervisor_alive():
         raise StackNotRunning(
-            f"kansoku is not running (data directory {settings.data_dir}) — start it with "
-            "'kansoku up --detach'", "not-running")
+            _("kansoku is not running (data directory {path}) — start it with 'kansoku up "
+              "--detach'").format(path=settings.data_dir), "not-running")
     phase = state.supervisor.state
     if phase == "starting":
-        raise StackNotRunning("kansoku is still starting — try again when 'kansoku status' "
-                              "says running", "starting")
+        raise StackNotRunning(_("kansoku is still starting — try again when 'kansoku "
+                                "status' says running"), "starting")
     if phase != "running":
         # stopping, or stopped/failed with the supervisor about to exit
         raise StackNotRunning(
-            f"kansoku is stopping (data directory {settings.data_dir}) — start it again "
-            "with 'kansoku up --detach' once it has stopped", "stopping")
+            _("kansoku is stopping (data directory {path}) — start it again with 'kansoku up "
+              "--detach' once it has stopped").format(path=settings.data_dir), "stopping")
     return state
