@@ -37,7 +37,7 @@ async def test_browsers_get_a_friendly_page(valkey_url: str) -> None:
         response = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml"})
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
-    assert "We’ll be right back" in response.text
+    assert "We\u2019ll be right back" in response.text
     assert "catalog" in response.text
     assert "Traceback" not in response.text
 

@@ -24,7 +24,7 @@ async def test_the_home_page_without_the_catalog_is_a_friendly_page(
         assert response.status == 503
         assert await page.page.title() == "Temporarily unavailable — kansoku shop"
         heading = page.page.get_by_role("heading", level=1)
-        assert await heading.inner_text() == "We’ll be right back"
+        assert await heading.inner_text() == "We\u2019ll be right back"
         notice = await page.page.get_by_role("alert").inner_text()
         assert "catalog" in notice
         assert "Traceback" not in await page.page.content()
