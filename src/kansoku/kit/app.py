@@ -29,6 +29,7 @@ from kansoku.kit.connections import Connections
 from kansoku.kit.errors import install_problem_handlers
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.health import Check, health_router
+from kansoku.kit.i18n import LanguageMiddleware
 from kansoku.kit.logging import setup_logging
 from kansoku.kit.middleware import DURATION_BUCKETS, ServiceRequestMiddleware, _is_quiet
 from kansoku.kit.openapi import complete_openapi
@@ -237,6 +238,9 @@ def build_service_app(
     app.add_middleware(ServiceRequestMiddleware, tracer=tracer, duration=duration,
                        quiet_paths=unobserved,
                        max_body_bytes=settings.max_body_bytes, body_limits=body_limits)
+    # Outermost: every page, problem and e-mail rendered for the request speaks the
+    # reader's language (cookie, else Accept-Language); `/language/{ja|en}` switches it.
+    app.add_middleware(LanguageMiddleware)
     app.include_router(
         health_router(service, __version__, checks, settings.readiness_timeout_seconds)
     )

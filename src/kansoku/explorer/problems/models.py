@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from babel.support import LazyProxy
 from pydantic import BaseModel, Field, JsonValue
+
+from kansoku.kit.i18n import lazy_gettext as _l
 
 
 class ProblemKind(enum.StrEnum):
@@ -25,17 +28,17 @@ class ProblemKind(enum.StrEnum):
     CPU_SATURATION = "cpu-saturation"
 
 
-#: Every kind, with the title the pages show.
-PROBLEM_TITLES: dict[ProblemKind, str] = {
-    ProblemKind.N_PLUS_ONE_DB: "N+1 queries",
-    ProblemKind.SLOW_DB_QUERY: "Slow database query",
-    ProblemKind.CONSECUTIVE_DB: "Consecutive queries that could run in parallel",
-    ProblemKind.N_PLUS_ONE_HTTP: "N+1 calls to another service",
-    ProblemKind.ERROR_HOTSPOT: "Error hotspot",
-    ProblemKind.SLOW_ENDPOINT: "Slower than usual",
-    ProblemKind.FAULT_FLAG: "Fault flag at work",
-    ProblemKind.MEMORY_GROWTH: "Memory growing",
-    ProblemKind.CPU_SATURATION: "CPU saturation",
+#: Every kind, with the title the pages show (in the reader's language when shown).
+PROBLEM_TITLES: dict[ProblemKind, LazyProxy] = {
+    ProblemKind.N_PLUS_ONE_DB: _l("N+1 queries"),
+    ProblemKind.SLOW_DB_QUERY: _l("Slow database query"),
+    ProblemKind.CONSECUTIVE_DB: _l("Consecutive queries that could run in parallel"),
+    ProblemKind.N_PLUS_ONE_HTTP: _l("N+1 calls to another service"),
+    ProblemKind.ERROR_HOTSPOT: _l("Error hotspot"),
+    ProblemKind.SLOW_ENDPOINT: _l("Slower than usual"),
+    ProblemKind.FAULT_FLAG: _l("Fault flag at work"),
+    ProblemKind.MEMORY_GROWTH: _l("Memory growing"),
+    ProblemKind.CPU_SATURATION: _l("CPU saturation"),
 }
 #: Kinds whose target is a statement (the others' is a route).
 STATEMENT_KINDS = frozenset({ProblemKind.N_PLUS_ONE_DB, ProblemKind.SLOW_DB_QUERY,
