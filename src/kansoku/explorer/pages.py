@@ -20,7 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from kansoku.explorer.problems.models import PROBLEM_TITLES
 from kansoku.kit import i18n
-from kansoku.kit.i18n import lazy_gettext as _l
+from kansoku.kit.i18n import lazy_gettext
 from kansoku.kit.semconv import RUM_SERVICE
 from kansoku.topology import SERVICES
 
@@ -32,11 +32,14 @@ STATIC = Path(__file__).parent / "static"
 #: (path, page, title) of each section, in the navigation's order. The page names the
 #: script's filler (`pages.<page>` in static/). Metrics are at /charts, not /metrics:
 #: that is every kansoku process's Prometheus endpoint, the explorer's too.
-SECTIONS = (("/", "services", _l("Services")), ("/map", "map", _l("Service map")),
-            ("/traces", "traces", _l("Traces")), ("/problems", "problems", _l("Problems")),
-            ("/alerts", "alerts", _l("Alerts")), ("/slos", "slos", _l("SLOs")),
-            ("/logs", "logs", _l("Logs")), ("/charts", "charts", _l("Metrics")),
-            ("/browser", "browser", _l("Browser")), ("/drills", "drills", _l("Drills")))
+SECTIONS = (
+    ("/", "services", lazy_gettext("Services")), ("/map", "map", lazy_gettext("Service map")),
+    ("/traces", "traces", lazy_gettext("Traces")),
+    ("/problems", "problems", lazy_gettext("Problems")),
+    ("/alerts", "alerts", lazy_gettext("Alerts")), ("/slos", "slos", lazy_gettext("SLOs")),
+    ("/logs", "logs", lazy_gettext("Logs")), ("/charts", "charts", lazy_gettext("Metrics")),
+    ("/browser", "browser", lazy_gettext("Browser")),
+    ("/drills", "drills", lazy_gettext("Drills")))
 
 
 #: The pages' scripts, in load order: the shared helpers first, then one per feature

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from babel.support import LazyProxy
 from pydantic import BaseModel, Field, JsonValue
 
-from kansoku.kit.i18n import lazy_gettext as _l
+from kansoku.kit.i18n import lazy_gettext
 
 
 class ProblemKind(enum.StrEnum):
@@ -30,15 +30,15 @@ class ProblemKind(enum.StrEnum):
 
 #: Every kind, with the title the pages show (in the reader's language when shown).
 PROBLEM_TITLES: dict[ProblemKind, LazyProxy] = {
-    ProblemKind.N_PLUS_ONE_DB: _l("N+1 queries"),
-    ProblemKind.SLOW_DB_QUERY: _l("Slow database query"),
-    ProblemKind.CONSECUTIVE_DB: _l("Consecutive queries that could run in parallel"),
-    ProblemKind.N_PLUS_ONE_HTTP: _l("N+1 calls to another service"),
-    ProblemKind.ERROR_HOTSPOT: _l("Error hotspot"),
-    ProblemKind.SLOW_ENDPOINT: _l("Slower than usual"),
-    ProblemKind.FAULT_FLAG: _l("Fault flag at work"),
-    ProblemKind.MEMORY_GROWTH: _l("Memory growing"),
-    ProblemKind.CPU_SATURATION: _l("CPU saturation"),
+    ProblemKind.N_PLUS_ONE_DB: lazy_gettext("N+1 queries"),
+    ProblemKind.SLOW_DB_QUERY: lazy_gettext("Slow database query"),
+    ProblemKind.CONSECUTIVE_DB: lazy_gettext("Consecutive queries that could run in parallel"),
+    ProblemKind.N_PLUS_ONE_HTTP: lazy_gettext("N+1 calls to another service"),
+    ProblemKind.ERROR_HOTSPOT: lazy_gettext("Error hotspot"),
+    ProblemKind.SLOW_ENDPOINT: lazy_gettext("Slower than usual"),
+    ProblemKind.FAULT_FLAG: lazy_gettext("Fault flag at work"),
+    ProblemKind.MEMORY_GROWTH: lazy_gettext("Memory growing"),
+    ProblemKind.CPU_SATURATION: lazy_gettext("CPU saturation"),
 }
 #: Kinds whose target is a statement (the others' is a route).
 STATEMENT_KINDS = frozenset({ProblemKind.N_PLUS_ONE_DB, ProblemKind.SLOW_DB_QUERY,

@@ -21,8 +21,8 @@ function alertCard(alert) {
     // Why it resolved: a value back within its threshold is a fix; no traffic is not.
     alert.resolution ? el("p", { class: "resolution" }, el("strong", {}, _("Resolved:")), " ", alert.resolution) : null,
     el("p", { class: "muted" }, _("{severity} · value {value}", { severity: SEVERITIES[alert.severity] || alert.severity, value: alert.value_text ?? alert.value ?? "–" }),
-      alert.threshold_text ? ` ${_("(threshold {threshold})", { threshold: alert.threshold_text })}` : "",
-      ` · ${_("{state} since {time} UTC", { state: stateLabel[alert.state] || alert.state, time: when(alert.since_ns) })}`),
+      alert.threshold_text ? [" ", _("(threshold {threshold})", { threshold: alert.threshold_text })] : "",
+      " · ", _("{state} since {time} UTC", { state: stateLabel[alert.state] || alert.state, time: when(alert.since_ns) })),
     el("p", {}, alertLinks(alert))));
 }
 

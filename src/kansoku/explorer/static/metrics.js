@@ -52,8 +52,10 @@ function chartWords(metric, currencies) {
   const known = KNOWN_METRICS[metric.name] || {};
   const name = known.note ? `${metric.name} (${known.note})` : metric.name;
   switch (metric.instrument) {
-    case "counter":
-      return { title: known.title || _("{name} per second", { name: metric.name }), axis: _("{unit}/s", { unit: words || _("count") }) };
+    case "counter": {
+      const counted = words || _("count");
+      return { title: known.title || _("{name} per second", { name: metric.name }), axis: _("{unit}/s", { unit: counted }) };
+    }
     case "gauge":
     case "up_down_counter":
       return { title: known.title || (words ? `${metric.name}, ${words}` : metric.name), axis: words || _("value") };

@@ -58,7 +58,7 @@ function traceProblems(found) {
     el("ul", {}, found.map((problem) => el("li", { class: "problem" },
       el("strong", {}, `${problem.title}: `), problem.explanation, " ",
       el("span", { class: "fix" }, el("strong", {}, _("Fix:")), " ", problem.fix), " ",
-      el("span", { class: "muted" }, `(${ngettext("{n} span marked ⚠ below", "{n} spans marked ⚠ below", problem.span_ids.length)} · `),
+      el("span", { class: "muted" }, "(", ngettext("{n} span marked ⚠ below", "{n} spans marked ⚠ below", problem.span_ids.length), " · "),
       link(withLookback(`/problems?kind=${problem.kind}&service=${encodeURIComponent(problem.service)}`), _("every occurrence")),
       el("span", { class: "muted" }, ")")))));
 }

@@ -35,7 +35,7 @@ function redTable(rows, { byRoute = false } = {}) {
     const name = byRoute
       ? link(withLookback(`/traces?service=${encodeURIComponent(row.service)}&tag=${encodeURIComponent(`http.route=${row.route}`)}&minDuration=${Math.floor(row.p95_ms)}ms`), row.route)
       : link(`/services/${encodeURIComponent(row.service)}?lookback=${lookback}`, row.service);
-    const more = byRoute ? el("span", { class: "muted" }, ` ${_("slowest traces")} · `,
+    const more = byRoute ? el("span", { class: "muted" }, " ", _("slowest traces"), " · ",
       link(withLookback(`/services/${encodeURIComponent(row.service)}?route=${encodeURIComponent(row.route)}`), _("charts"))) : null;
     return el("tr", { class: row.error_percent >= 5 ? "bad" : "" },
       el("th", { scope: "row" }, byRoute ? null : el("span", { class: "swatch", style: `background:${serviceColor(row.service)}` }), name, more),

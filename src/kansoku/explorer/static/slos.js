@@ -13,6 +13,8 @@ function sloCard(slo, range) {
   // A journey's earlier steps count only when they fail.
   const steps = slo.steps && slo.steps.length
     ? _("; a failure (5xx) of {steps} counts as a bad journey", { steps: slo.steps.join(", ") }) : "";
+  const counted = slo.kind === "journey" ? ngettext("{n} journey", "{n} journeys", slo.requests)
+    : ngettext("{n} request", "{n} requests", slo.requests);
   const burns = dataTable("burns",
     el("thead", {}, el("tr", {}, el("th", { scope: "col" }, _("Window")), ...slo.burn_rates.map((b) => el("th", { scope: "col" }, b.window)))),
     el("tbody", {}, el("tr", {}, el("th", { scope: "row" }, _("Burn rate")),
@@ -27,8 +29,7 @@ function sloCard(slo, range) {
     el("p", { class: "budget" }, el("strong", {}, remaining === null ? _("No requests yet")
       : _("{percent} % of the error budget left", { percent: fixed(100 * remaining) })),
       el("span", { class: "muted" }, " · ", _("{count}, {bad} bad · SLI {sli}", {
-        count: slo.kind === "journey" ? ngettext("{n} journey", "{n} journeys", slo.requests) : ngettext("{n} request", "{n} requests", slo.requests),
-        bad: number(slo.bad), sli: slo.sli_percent === null ? "–" : `${fixed(slo.sli_percent, 2)} %` }))),
+        count: counted, bad: number(slo.bad), sli: slo.sli_percent === null ? "–" : `${fixed(slo.sli_percent, 2)} %` }))),
     el("div", { class: "meter", role: "meter", "aria-label": _("Error budget remaining"), "aria-valuemin": 0, "aria-valuemax": 100,
       "aria-valuenow": remaining === null ? 100 : Math.max(0, Math.round(100 * remaining)) },
     el("span", { style: `width:${remaining === null ? 100 : Math.max(0, Math.min(100, 100 * remaining))}%` })),

@@ -61,9 +61,9 @@ async function searchTraces(form) {
   show(el("ol", { class: "traces" }, summaries.map((t) => el("li", { class: t.errors ? "bad" : "" },
     link(`/traces/${t.id}`, `${t.service}: ${t.root.operationName}`),
     el("span", { class: "bar", style: `width:${Math.max(2, 60 * t.duration / longest)}%` }),
-    el("span", { class: "muted" }, ` ${[ms(t.duration), ngettext("{n} span", "{n} spans", t.count),
+    el("span", { class: "muted" }, " ", [ms(t.duration), ngettext("{n} span", "{n} spans", t.count),
       ngettext("{n} service", "{n} services", t.services.size),
-      ...(t.errors ? [ngettext("{n} error", "{n} errors", t.errors)] : []), when(t.start * 1000)].join(" · ")}`),
+      ...(t.errors ? [ngettext("{n} error", "{n} errors", t.errors)] : []), when(t.start * 1000)].join(" · ")),
     // A trace too big for the list's answer came cut short: it says how much.
     t.warnings.map((warning) => el("span", { class: "warning" }, warning))))));
 }
@@ -125,12 +125,17 @@ function waterfall(spans, logs, found = []) {
     for (const child of (children[span.span_id] || []).sort((a, b) => a.start_ns - b.start_ns)) add(child, depth + 1);
   };
   roots.sort((a, b) => a.start_ns - b.start_ns).forEach((root) => add(root, 0));
+  // Texts are filled with texts translated beforehand: Babel does not look for a text
+  // inside another's call.
+  const counted = { spans: ngettext("{n} span", "{n} spans", spans.length),
+    services: ngettext("{n} service", "{n} services", services.length), duration: ms(total / 1e6) };
+  const made = Object.entries(sources).map(([source, count]) => {
+    const spanCount = ngettext("{n} span", "{n} spans", count);
+    return _("{source} ({spans})", { source: (SOURCES[source] || { name: source }).name, spans: spanCount });
+  });
   return el("section", { "aria-label": _("Waterfall") },
-    el("p", { class: "muted" }, _("{spans} in {services}, {duration}. Click a span for its attributes, events and logs.", {
-      spans: ngettext("{n} span", "{n} spans", spans.length), services: ngettext("{n} service", "{n} services", services.length),
-      duration: ms(total / 1e6) })),
-    el("p", { class: "muted sources" }, _("Made by {sources}", { sources: Object.entries(sources).map(([source, count]) =>
-      `${(SOURCES[source] || { name: source }).name} (${ngettext("{n} span", "{n} spans", count)})`).join(", ") })),
+    el("p", { class: "muted" }, _("{spans} in {services}, {duration}. Click a span for its attributes, events and logs.", counted)),
+    el("p", { class: "muted sources" }, _("Made by {sources}", { sources: made.join(", ") })),
     list);
 }
 
