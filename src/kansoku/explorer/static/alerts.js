@@ -35,7 +35,7 @@ function rulesTable(rules) {
   const alertsOf = (rule) => [rule.firing > 1 || (rule.firing && rule.pending) ? _("{n} firing", { n: rule.firing }) : "",
     rule.pending && (rule.firing || rule.pending > 1) ? _("{n} pending", { n: rule.pending }) : ""].filter(Boolean).map((text) => ` · ${text}`).join("");
   return dataTable("rules",
-    el("thead", {}, el("tr", {}, ...[_("Rule"), _("State"), _("Fires when"), _("For"), _("Severity"), _("From")].map((n) => el("th", { scope: "col" }, n)))),
+    el("thead", {}, el("tr", {}, ...[_("Rule"), _("State"), _("Fires when"), _("For"), _("Severity"), _("Defined in")].map((n) => el("th", { scope: "col" }, n)))),
     el("tbody", {}, rules.overview.map((rule) => el("tr", { class: rule.state === "firing" ? "bad" : "", "aria-label": _("Rule {name} {state}", { name: rule.name, state: ruleStateLabel[rule.state] || rule.state }) },
       el("th", { scope: "row" }, rule.name),
       el("td", { class: `state ${rule.state}` }, `${ruleStateLabel[rule.state] || rule.state}${alertsOf(rule)}`),
