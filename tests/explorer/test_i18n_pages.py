@@ -33,8 +33,8 @@ from playwright.async_api import Browser
 from kansoku.drills import model
 from kansoku.drills.scoring import Attempt, write_attempt
 from kansoku.explorer import pages
-from kansoku.explorer.app import create_app
-from kansoku.explorer.problems.detector import clearing_values, presented
+from kansoku.explorer.app import create_app, thresholds
+from kansoku.explorer.problems.detector import Thresholds, clearing_values, presented
 from kansoku.explorer.problems.models import ImpactUnit, ProblemKind, StoredProblem
 from kansoku.kit import i18n
 from kansoku.kit.i18n import Language
@@ -205,7 +205,7 @@ def test_a_problem_is_explained_in_the_readers_language() -> None:
         first_seen_ns=1, last_seen_ns=2, occurrences=3, impact=340.0,
         impact_unit=ImpactUnit.MS, example_trace_id="ab" * 16,
         details={"count": 12, "total_ms": 340, "clears_when": "Clears when …",
-                 "clears_when_values": values})
+                 "clears_when_values": dict(values)})
     english = presented(stored)
     i18n.set_language(Language.JAPANESE)
     try:
@@ -222,9 +222,7 @@ def test_a_problem_is_explained_in_the_readers_language() -> None:
         english.kind, english.state, english.service)
 
 
-def quick_settings_thresholds():  # type: ignore[no-untyped-def]
-    from kansoku.explorer.app import thresholds
-
+def quick_settings_thresholds() -> Thresholds:
     return thresholds(quick_settings())
 
 
