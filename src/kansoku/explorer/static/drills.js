@@ -92,13 +92,13 @@ function currentView(current, refresh) {
       { fix: command(current.commands.fix), end: command(current.commands.end) })));
 }
 
+// The catalogue as a list, not a table: a question reads on a phone as on a laptop.
 function catalogue(drills) {
-  return dataTable("drills",
-    el("thead", {}, el("tr", {}, [_("Drill"), _("Question"), _("Time"), _("Start it with")].map((name) => el("th", { scope: "col" }, name)))),
-    el("tbody", {}, drills.map((drill) => el("tr", {},
-      el("th", { scope: "row" }, drill.title, el("br"), el("span", { class: "muted" }, drill.id)),
-      el("td", {}, drill.question), el("td", { class: "num" }, lengthOfTime(drill.time_limit_seconds)),
-      el("td", {}, command(drill.start_command))))));
+  return el("ol", { class: "drills" }, drills.map((drill) => el("li", {},
+    el("h3", {}, drill.title, " ", el("span", { class: "muted" }, `(${drill.id})`)),
+    el("p", {}, drill.question),
+    el("p", { class: "muted" }, formatNodes(_("Time limit {time} · start it with {command}"), {
+      time: lengthOfTime(drill.time_limit_seconds), command: command(drill.start_command) })))));
 }
 
 pages.drills = async () => {
