@@ -374,3 +374,33 @@ async def test_the_language_switch_keeps_the_page_and_its_search(page: BrowserPa
         await browser.locator("h1", has_text="Service map").wait_for()
     app.state.store.close()
     assert page.errors == []
+
+
+async def test_the_drills_page_gives_a_hint_and_checks_an_answer(page: BrowserPage,
+                                                                 drill_file: Path) -> None:
+    """The drill in progress on its page: a hint taken costs its points, a wrong answer
+    says so and counts as a wrong try; the page names the commands it cannot run."""
+    app = create_app(quick_settings(drill_file=drill_file))
+    checkout = model.load("checkout-fails")
+    truth = checkout.truth(7)
+    wrong = next(name for name in model.STOPPABLE if name != truth.service)
+    async with served(app) as base:
+        browser = page.page
+        await browser.goto(f"{base}/drills")
+        current = browser.get_by_role("region", name="Drill in progress")
+        await current.get_by_text(checkout.question("en")).wait_for()
+        assert await browser.get_by_role("heading", name=checkout.title("en")).count() == 2
+        await current.get_by_role("button", name=re.compile(r"Take a hint")).click()
+        await current.get_by_text(checkout.hints[0]("en")).wait_for()
+        await current.get_by_label("Service at fault").select_option(wrong)
+        await current.get_by_label("Cause").select_option("errors")
+        await current.get_by_label("Evidence: a trace id").fill("ab" * 16)
+        await current.get_by_role("button", name="Answer", exact=True).click()
+        await current.get_by_role("status").get_by_text(re.compile("^wrong service: ")
+                                                        ).wait_for()
+        score = current.locator("table.score")
+        await score.get_by_role("row", name=re.compile("Wrong tries 1")).wait_for()
+        assert "kansoku drill end" in await current.inner_text()
+        await page.screenshot("explorer-drills")
+    app.state.store.close()
+    assert page.errors == []

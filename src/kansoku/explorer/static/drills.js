@@ -31,8 +31,13 @@ function scoreTable(score) {
     el("tr", {}, el("th", { scope: "row" }, what), el("td", { class: "num" }, value)))));
 }
 
+// What the last answer given on this page got: said again under the form once the page
+// has redrawn with it.
+let lastAnswer = null;
+
 function answerForm(current, done) {
-  const status = el("p", { class: "answer-status", role: "status" });
+  const status = el("p", { class: `answer-status ${lastAnswer ? lastAnswer.className : ""}`, role: "status" },
+    lastAnswer ? lastAnswer.text : null);
   const choose = (name, label, values, words = {}) => el("label", {}, label,
     el("select", { name, required: true }, el("option", { value: "" }, _("choose…")),
       values.map((value) => el("option", { value }, words[value] || value))));
@@ -46,8 +51,7 @@ function answerForm(current, done) {
   async function submit(body) {
     try {
       const result = await send("/api/drills/current/answer", body);
-      status.className = `answer-status ${result.right ? "good" : "error"}`;
-      status.textContent = `${OUTCOMES[result.outcome] || result.outcome}: ${result.message}`;
+      lastAnswer = { className: result.right ? "good" : "error", text: `${OUTCOMES[result.outcome] || result.outcome}: ${result.message}` };
       await done();
     } catch (error) {
       status.className = "answer-status error";
