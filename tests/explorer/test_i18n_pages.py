@@ -36,7 +36,7 @@ from kansoku.explorer import pages
 from kansoku.explorer.app import create_app, thresholds
 from kansoku.explorer.problems.detector import Thresholds, clearing_values, presented
 from kansoku.explorer.problems.models import ImpactUnit, ProblemKind, StoredProblem
-from kansoku.kit import i18n
+from kansoku.kit import i18n, semconv
 from kansoku.kit.i18n import Language
 from tests.browser import BrowserPage, served
 from tests.explorer.problems.test_problems import PROTOBUF, export, n_plus_one, quick_settings
@@ -404,3 +404,23 @@ async def test_the_drills_page_gives_a_hint_and_checks_an_answer(page: BrowserPa
         await page.screenshot("explorer-drills")
     app.state.store.close()
     assert page.errors == []
+
+
+async def test_the_login_page_and_the_funnel_speak_the_readers_language() -> None:
+    app = create_app(quick_settings(problems_enabled=False, alerts_enabled=False, auth=True,
+                                    password="explorer-login-pass", token="t" * 32))
+    japanese = {"Accept-Language": "ja"}
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="https://explorer.test") as http:
+        form = await http.get("/login", headers=japanese)
+        assert '<html lang="ja">' in form.text and "パスワード" in form.text
+        wrong = await http.post("/login", headers=japanese,
+                                data={"password": "guess", "next": "/"})
+        assert wrong.status_code == 401 and "パスワードが違います。" in wrong.text
+        assert "Password" in (await http.get("/login")).text
+        steps = (await http.get("/api/funnel", headers={
+            **japanese, "Authorization": f"Bearer {'t' * 32}"})).json()["data"]
+        assert [step["step"] for step in steps] == [
+            "商品閲覧", "カート追加点数", "注文", "支払い済みの注文"]
+        assert steps[0]["metric"] == semconv.METRIC_PRODUCT_VIEWS, "machine fields stay"
+    app.state.store.close()
