@@ -40,6 +40,7 @@ from kansoku.kit import i18n, semconv
 from kansoku.kit.i18n import Language
 from tests.browser import BrowserPage, served
 from tests.explorer.problems.test_problems import PROTOBUF, export, n_plus_one, quick_settings
+from tests.explorer.test_layout import metrics_of_the_last_hour
 from tests.explorer.test_pages import telemetry_of_one_request
 
 STATIC = Path(pages.__file__).parent / "static"
@@ -284,7 +285,7 @@ PAGES = (("/", "services", "table"), ("/services/gateway", "service", "table"),
          ("/traces/4bf92f3577b34da6a3ce929d0e0e4736", "trace", "ol.waterfall"),
          ("/problems", "problems", "ol.problems"), ("/alerts", "alerts", "table.rules"),
          ("/slos", "slos", "ol.slos"), ("/logs", "logs", "table"),
-         ("/charts", "charts", "#content > p"), ("/browser", "browser", "h2"),
+         ("/charts", "charts", "section.metric-group svg.chart"), ("/browser", "browser", "h2"),
          ("/drills", "drills", "section.drill.current"))
 WIDTHS = (1280, 390)
 
@@ -316,7 +317,8 @@ async def test_every_page_in_japanese_fits_and_has_no_empty_box(
     async with served(app) as base:
         async with httpx.AsyncClient(base_url=base) as http:
             for path, body in (("/v1/traces", spans), ("/v1/logs", logs),
-                               ("/v1/traces", export(n_plus_one("catalog")))):
+                               ("/v1/traces", export(n_plus_one("catalog"))),
+                               ("/v1/metrics", metrics_of_the_last_hour(time.time_ns()))):
                 assert (await http.post(path, content=body, headers=PROTOBUF)
                         ).status_code == 200
             deadline = time.monotonic() + 10
