@@ -51,9 +51,10 @@ def test_every_json_route_declares_its_response_model() -> None:
     answer HTML."""
     app = create_app(Settings(db_path=":memory:"))
     app.state.store.close()
-    paths = {path: operations["get"] for path, operations in app.openapi()["paths"].items()
-             if path.startswith("/api/")}
-    assert len(paths) == 21, sorted(paths)
+    paths = {f"{method.upper()} {path}": operation
+             for path, operations in app.openapi()["paths"].items() if path.startswith("/api/")
+             for method, operation in operations.items()}
+    assert len(paths) == 25, sorted(paths)
     untyped = [path for path, operation in paths.items()
                if "$ref" not in operation["responses"]["200"]["content"]["application/json"]
                ["schema"]]

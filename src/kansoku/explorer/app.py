@@ -9,10 +9,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from kansoku.drills.scoring import ATTEMPT_FILE
 from kansoku.explorer import SERVICE, auth, pages, stats
 from kansoku.explorer.alerts import routes as alerts
 from kansoku.explorer.alerts.evaluator import AlertEvaluator
 from kansoku.explorer.alerts.notify import Notifier
+from kansoku.explorer.drills import routes as drills
 from kansoku.explorer.ingest import listeners as intakes
 from kansoku.explorer.ingest import routes as ingest
 from kansoku.explorer.logs import routes as logs
@@ -108,11 +110,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.problems = detector
     app.state.alerts = evaluator
     app.state.slos = evaluator  # the rules file's SLOs, which the evaluator reads
+    app.state.drill_file = settings.drill_file or (
+        settings.flags_file.parent / ATTEMPT_FILE if settings.flags_file else None)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     app.include_router(pages.router)
     # The features' routes, each feature a package of its own (docs/architecture.md).
     for feature in (ingest, traces, service_map, metrics, logs, rum, problems, alerts,
-                    slos, stats):
+                    slos, drills, stats):
         app.include_router(feature.router)
     auth.install(app, credentials)
     return app

@@ -33,6 +33,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kansoku.kit.errors import problem_response
+from kansoku.kit.i18n import current_language, gettext
 from kansoku.kit.settings import ConfigurationError
 
 #: The session cookie, and how long a login lasts.
@@ -147,23 +148,29 @@ class RequireLogin:
 
 
 _LOGIN_PAGE: Final = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Log in · kansoku explorer</title>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title} · kansoku explorer</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>body{{font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto;padding:0 1rem}}
 label,input,button{{display:block;width:100%;margin:.4rem 0;font-size:1rem}}
 input{{padding:.4rem}}.error{{color:#b00020}}</style></head>
 <body><h1>kansoku explorer</h1>
-<p>The explorer holds the shop's telemetry: log in to read it.</p>{error}
+<p>{about}</p>{error}
 <form method="post" action="/login"><input type="hidden" name="next" value="{next}">
-<label for="password">Password</label>
+<label for="password">{password}</label>
 <input id="password" name="password" type="password" autocomplete="current-password"
- required autofocus><button type="submit">Log in</button></form></body></html>
+ required autofocus><button type="submit">{title}</button></form></body></html>
 """
 
 
 def _login_page(next_path: str, error: str | None = None, status: int = 200) -> HTMLResponse:
+    """The login form, in the request's language (kit/i18n.py)."""
     shown = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    return HTMLResponse(_LOGIN_PAGE.format(error=shown, next=html.escape(next_path)),
+    words = {name: html.escape(text) for name, text in (
+        ("title", gettext("Log in")),
+        ("about", gettext("The explorer holds the shop's telemetry: log in to read it.")),
+        ("password", gettext("Password")))}
+    return HTMLResponse(_LOGIN_PAGE.format(error=shown, next=html.escape(next_path),
+                                           lang=current_language(), **words),
                         status_code=status)
 
 
@@ -183,7 +190,7 @@ def install(app: FastAPI, credentials: ExplorerCredentials | None) -> None:
         form = await request.form()
         next_path = _local_path(str(form.get("next") or "/"))
         if not credentials.password_matches(str(form.get("password") or "")):
-            return _login_page(next_path, "That password is not the explorer's.", 401)
+            return _login_page(next_path, gettext("That password is not the explorer's."), 401)
         response = RedirectResponse(next_path, status_code=303)
         response.set_cookie(COOKIE_NAME, credentials.new_session(time.time()),
                             max_age=SESSION_SECONDS, path="/", secure=True, httponly=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -24,6 +26,10 @@ class Settings(ServiceSettings):
     #: The DuckDB file everything is kept in (`kansoku up` puts it in the data
     #: directory); ":memory:" keeps nothing across restarts.
     db_path: str = ".kansoku/explorer/telemetry.duckdb"
+    #: The drill in progress, as `kansoku drill start` writes it (the Drills page reads
+    #: and answers it). Unset: `drill.json` beside the flags file, in the stack's data
+    #: directory, where `kansoku up` keeps both.
+    drill_file: Path | None = None
     #: Retention: data older than this is deleted, and the oldest goes first while the
     #: file is larger than `retention_bytes`.
     retention_hours: float = Field(24.0, gt=0)

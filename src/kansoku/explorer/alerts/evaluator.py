@@ -74,7 +74,7 @@ from kansoku.explorer.alerts.rules import (
 from kansoku.explorer.metrics.models import Temporality
 from kansoku.explorer.slos.models import SLO, BurnMeter
 from kansoku.explorer.store import TelemetryStore
-from kansoku.kit import semconv
+from kansoku.kit import i18n, semconv
 from kansoku.kit.durations import format_duration
 
 logger = logging.getLogger("kansoku.explorer.alerts")
@@ -232,52 +232,79 @@ def _scope(services: list[str], exclude_services: list[str],
            exclude_routes: list[str] | None = None) -> str:
     parts = []
     if services:
-        parts.append(f"only {', '.join(services)}")
+        parts.append(i18n.gettext("only {services}").format(services=", ".join(services)))
     if exclude_services:
-        parts.append(f"{', '.join(exclude_services)} left out")
+        parts.append(i18n.gettext("{services} left out").format(
+            services=", ".join(exclude_services)))
     if exclude_routes:
-        parts.append(f"routes {', '.join(exclude_routes)} left out")
+        parts.append(i18n.gettext("routes {routes} left out").format(
+            routes=", ".join(exclude_routes)))
     return f" ({'; '.join(parts)})" if parts else ""
 
 
 def describe_rule(rule: Rule, rules: RuleFile) -> str:
-    """What `rule` measures and when it fires, in words (the Alerts page's list)."""
+    """What `rule` measures and when it fires, in words (the Alerts page's list), in
+    the reader's language."""
+    gettext = i18n.gettext
     match rule:
         case ErrorRateRule():
-            per = " and route" if "route" in rule.group_by else ""
-            return (f"More than {format_value(rule, rule.threshold)} of a service{per}'s "
-                    f"requests failed (error status or HTTP 5xx) over "
-                    f"{format_duration(rule.window)}, with at least {rule.min_requests} "
-                    f"requests and {rule.min_errors} failures"
-                    f"{_scope(rule.services, rule.exclude_services, rule.exclude_routes)}.")
+            text = (gettext("More than {threshold} of a service and route's requests failed "
+                            "(error status or HTTP 5xx) over {window}, with at least "
+                            "{requests} requests and {errors} failures{scope}.")
+                    if "route" in rule.group_by else
+                    gettext("More than {threshold} of a service's requests failed (error "
+                            "status or HTTP 5xx) over {window}, with at least {requests} "
+                            "requests and {errors} failures{scope}."))
+            return text.format(
+                threshold=format_value(rule, rule.threshold),
+                window=format_duration(rule.window), requests=rule.min_requests,
+                errors=rule.min_errors,
+                scope=_scope(rule.services, rule.exclude_services, rule.exclude_routes))
         case LatencyRule():
-            per = " and route" if "route" in rule.group_by else ""
-            return (f"p{rule.percentile:g} of a service{per}'s request duration above "
-                    f"{format_value(rule, rule.threshold)} over {format_duration(rule.window)}"
-                    f", with at least {rule.min_requests} requests (from "
-                    f"{'server spans' if rule.source == 'spans' else 'the duration histogram'})"
-                    f"{_scope(rule.services, rule.exclude_services, rule.exclude_routes)}.")
+            text = (gettext("p{percentile} of a service and route's request duration above "
+                            "{threshold} over {window}, with at least {requests} requests "
+                            "(from {source}){scope}.")
+                    if "route" in rule.group_by else
+                    gettext("p{percentile} of a service's request duration above {threshold} "
+                            "over {window}, with at least {requests} requests (from "
+                            "{source}){scope}."))
+            return text.format(
+                percentile=f"{rule.percentile:g}", threshold=format_value(rule, rule.threshold),
+                window=format_duration(rule.window), requests=rule.min_requests,
+                source=(gettext("server spans") if rule.source == "spans"
+                        else gettext("the duration histogram")),
+                scope=_scope(rule.services, rule.exclude_services, rule.exclude_routes))
         case SaturationRule():
-            metric = SATURATION_RESOURCES[rule.resource][0]
-            return (f"{metric} of a service averaged over {format_duration(rule.window)} "
-                    f"above {format_value(rule, rule.threshold)}"
-                    f"{_scope(rule.services, rule.exclude_services)}.")
+            return gettext("{metric} of a service averaged over {window} above "
+                           "{threshold}{scope}.").format(
+                metric=SATURATION_RESOURCES[rule.resource][0],
+                window=format_duration(rule.window),
+                threshold=format_value(rule, rule.threshold),
+                scope=_scope(rule.services, rule.exclude_services))
         case SyntheticFailureRule():
-            return (f"At least {format_value(rule, rule.threshold)} failed runs of a "
-                    f"synthetic journey within {format_duration(rule.window)}.")
+            return gettext("At least {threshold} failed runs of a synthetic journey within "
+                           "{window}.").format(threshold=format_value(rule, rule.threshold),
+                                               window=format_duration(rule.window))
         case DeadLetterRule():
-            return (f"More than {format_value(rule, rule.threshold)} messages of a consumer "
-                    f"moved to the dead-letter stream within {format_duration(rule.window)}.")
+            return gettext("More than {threshold} messages of a consumer moved to the "
+                           "dead-letter stream within {window}.").format(
+                threshold=format_value(rule, rule.threshold),
+                window=format_duration(rule.window))
         case QueueLagRule():
-            return (f"More than {format_value(rule, rule.threshold)} messages waiting for a "
-                    f"consumer (its latest reading within {format_duration(rule.window)}).")
+            return gettext("More than {threshold} messages waiting for a consumer (its "
+                           "latest reading within {window}).").format(
+                threshold=format_value(rule, rule.threshold),
+                window=format_duration(rule.window))
         case BurnRateRule():
-            slos = ", ".join(slo.name for slo in rules.slos_of(rule)) or "no SLO"
+            slos = ", ".join(slo.name for slo in rules.slos_of(rule)) or gettext("no SLO")
             pairs = "; ".join(
-                f"{pair.factor:g}x over {format_duration(pair.long)} and "
-                f"{format_duration(pair.short)} ({pair.severity})" for pair in rule.pairs)
-            return (f"The error budget of {slos} burning at least {pairs}, with at least "
-                    f"{rule.min_requests} requests in the short window.")
+                gettext("{factor}x over {long} and {short} ({severity})").format(
+                    factor=f"{pair.factor:g}", long=format_duration(pair.long),
+                    short=format_duration(pair.short), severity=pair.severity)
+                for pair in rule.pairs)
+            return gettext("The error budget of {slos} burning at least {pairs}, with at "
+                           "least {requests} requests in the short window.").format(
+                slos=slos, pairs=pairs, requests=rule.min_requests)
         case _:
             assert_never(rule)
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from babel.support import LazyProxy
 from pydantic import BaseModel, Field
 
 from kansoku.kit import semconv
+from kansoku.kit.i18n import lazy_gettext
 
 
 class EdgeKind(enum.StrEnum):
@@ -30,8 +32,9 @@ class System:
     """What a system named in spans (`db.system`, `messaging.system`) is, for a reader."""
 
     name: str
-    #: Why the spans call it something else, when they do.
-    note: str | None = None
+    #: Why the spans call it something else, when they do (in the reader's language
+    #: when shown; {attribute} is the span attribute that names it).
+    note: str | LazyProxy | None = None
 
 
 #: The systems the shop uses, by the name their spans give them. The spans name the
@@ -40,9 +43,9 @@ class System:
 #: speaks the Redis protocol, so its spans say redis.
 SYSTEMS: dict[str, System] = {
     "postgresql": System("PostgreSQL"),
-    "redis": System("Valkey", f"Valkey, the shop's cache: its spans say "
-                              f"{semconv.DB_SYSTEM}=redis because Valkey speaks the Redis "
-                              "protocol, and the conventions name the protocol."),
+    "redis": System("Valkey", lazy_gettext(
+        "Valkey, the shop's cache: its spans say {attribute}=redis because Valkey speaks the "
+        "Redis protocol, and the conventions name the protocol.")),
     "nats": System("NATS"),
 }
 

@@ -19,6 +19,7 @@ from kansoku.explorer.map.models import (
     ServiceMap,
     system,
 )
+from kansoku.kit import semconv
 
 router = APIRouter()
 
@@ -55,4 +56,6 @@ def _node(id_: str, datastore: bool) -> Node:
     if not datastore:
         return Node(id=id_, kind=NodeKind.SERVICE, name=id_)
     what = system(id_)
-    return Node(id=id_, kind=NodeKind.DATABASE, name=what.name, note=what.note)
+    return Node(id=id_, kind=NodeKind.DATABASE, name=what.name,
+                note=str(what.note).format(attribute=semconv.DB_SYSTEM)
+                if what.note is not None else None)

@@ -13,6 +13,7 @@ from kansoku.explorer.metrics import queries
 from kansoku.explorer.metrics.models import FunnelStep, MetricName, MetricSeries, Red, RedPoint
 from kansoku.kit import semconv
 from kansoku.kit.errors import invalid_parameter
+from kansoku.kit.i18n import gettext
 
 router = APIRouter()
 
@@ -94,10 +95,11 @@ async def funnel(request: Request, lookback: timerange.Lookback = "1h") -> Data[
     """The shop's funnel in the time range: product views, units added to carts, orders
     placed, orders paid."""
     start_ns, end_ns = timerange.window(lookback)
-    steps = (("Product views", semconv.METRIC_PRODUCT_VIEWS, None),
-             ("Units added to carts", semconv.METRIC_CART_ADDS, None),
-             ("Orders placed", semconv.METRIC_ORDERS, "placed"),
-             ("Orders paid", semconv.METRIC_ORDERS, "paid"))
+    # The steps' names are for people: in the reader's language.
+    steps = ((gettext("Product views"), semconv.METRIC_PRODUCT_VIEWS, None),
+             (gettext("Units added to carts"), semconv.METRIC_CART_ADDS, None),
+             (gettext("Orders placed"), semconv.METRIC_ORDERS, "placed"),
+             (gettext("Orders paid"), semconv.METRIC_ORDERS, "paid"))
     data = []
     for label, name, status in steps:
         total = await read(request, queries.metric_increase, name, start_ns, end_ns,

@@ -67,6 +67,7 @@ from kansoku.explorer.problems.models import (
 )
 from kansoku.explorer.store import SPANS, Rows, TelemetryStore
 from kansoku.kit import semconv
+from kansoku.kit.i18n import gettext as _
 
 logger = logging.getLogger("kansoku.explorer.problems")
 
@@ -318,7 +319,7 @@ class _Trace:
         service at or above it (the request or message it handles), else the topmost
         span of that service above it."""
         current = span
-        for _ in range(len(self.spans)):  # a malformed trace may loop: never past its size
+        for _hop in range(len(self.spans)):  # a malformed trace may loop: never past its size
             if current.kind in (SpanKind.SERVER, SpanKind.CONSUMER):
                 break
             parent = self.by_id.get(current.parent_span_id or "")
@@ -662,30 +663,35 @@ def _duration(ms: float) -> str:
     return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.0f} ms"
 
 
+# The texts below are built when the API answers, in the reader's language (kit/i18n.py):
+# each is an English text marked with _() whose {names} `format` fills.
+
 def impact_text(kind: ProblemKind, impact: float, occurrences: int) -> str:
     match kind:
         case ProblemKind.ERROR_HOTSPOT:
-            return f"{impact:.0f} more failed requests than usual"
+            return _("{count} more failed requests than usual").format(count=f"{impact:.0f}")
         case ProblemKind.FAULT_FLAG:
-            return f"{impact:.0f} spans marked by the flag"
+            return _("{count} spans marked by the flag").format(count=f"{impact:.0f}")
         case ProblemKind.MEMORY_GROWTH:
-            return f"{impact:.0f} MiB grown"
+            return _("{mib} MiB grown").format(mib=f"{impact:.0f}")
         case ProblemKind.CPU_SATURATION:
-            return f"{impact:.0f} s of CPU above the usual"
+            return _("{seconds} s of CPU above the usual").format(seconds=f"{impact:.0f}")
         case ProblemKind.N_PLUS_ONE_DB:
-            what = "spent in the repeated queries"
+            what = _("{time} spent in the repeated queries")
         case ProblemKind.SLOW_DB_QUERY:
-            what = "spent in the slow query"
+            what = _("{time} spent in the slow query")
         case ProblemKind.CONSECUTIVE_DB:
-            what = "that running the queries at once would save"
+            what = _("{time} that running the queries at once would save")
         case ProblemKind.N_PLUS_ONE_HTTP:
-            what = "spent in the repeated calls"
+            what = _("{time} spent in the repeated calls")
         case ProblemKind.SLOW_ENDPOINT:
-            what = "more than the usual time, in all"
+            what = _("{time} more than the usual time, in all")
         case _:
             assert_never(kind)
-    times = "" if occurrences == 1 else f" over {occurrences} occurrences"
-    return f"{_duration(impact)} {what}{times}"
+    text = what.format(time=_duration(impact))
+    if occurrences == 1:
+        return text
+    return _("{impact} over {count} occurrences").format(impact=text, count=occurrences)
 
 
 def explain(kind: ProblemKind, service: str, operation: str, target: str,
@@ -694,90 +700,121 @@ def explain(kind: ProblemKind, service: str, operation: str, target: str,
     count = details.get("count", 0)
     match kind:
         case ProblemKind.N_PLUS_ONE_DB:
-            return (f"While handling {operation}, {service} ran the same query {count} times, "
-                    f"one after another ({_duration(details.get('total_ms', 0))} in all): "
-                    "typically one query per item of a list read just before. Every query is a "
-                    "round trip to the database, so the time grows with the number of items.",
-                    "Fetch everything in one query: a JOIN or GROUP BY over the related rows, "
-                    "an IN (…) / = ANY(…) list of the ids, or the ORM's eager loading "
-                    "(selectinload or joinedload in SQLAlchemy).")
+            return (_("While handling {operation}, {service} ran the same query {count} "
+                      "times, one after another ({total} in all): typically one query per "
+                      "item of a list read just before. Every query is a round trip to the "
+                      "database, so the time grows with the number of items.").format(
+                          operation=operation, service=service, count=count,
+                          total=_duration(details.get("total_ms", 0))),
+                    _("Fetch everything in one query: a JOIN or GROUP BY over the related "
+                      "rows, an IN (…) / = ANY(…) list of the ids, or the ORM's eager "
+                      "loading (selectinload or joinedload in SQLAlchemy)."))
         case ProblemKind.SLOW_DB_QUERY:
-            again = f" ({count} times in one request)" if count > 1 else ""
-            return (f"A query of {service} (in {operation}) took "
-                    f"{'up to ' if count > 1 else ''}{_duration(details.get('duration_ms', 0))}"
-                    f"{again}, over the {_duration(details.get('threshold_ms', 500))} a read "
-                    "should take.",
-                    "Run EXPLAIN ANALYZE on it: add an index on the columns it filters and joins "
-                    "on, bound it (LIMIT, a narrower WHERE), avoid joins without a condition "
-                    "(a cartesian product), or cache a result that rarely changes.")
+            took = _duration(details.get("duration_ms", 0))
+            limit = _duration(details.get("threshold_ms", 500))
+            said = (_("A query of {service} (in {operation}) took up to {duration} ({count} "
+                      "times in one request), over the {threshold} a read should take.")
+                    if count > 1 else
+                    _("A query of {service} (in {operation}) took {duration}, over the "
+                      "{threshold} a read should take."))
+            return (said.format(service=service, operation=operation, duration=took,
+                                count=count, threshold=limit),
+                    _("Run EXPLAIN ANALYZE on it: add an index on the columns it filters and "
+                      "joins on, bound it (LIMIT, a narrower WHERE), avoid joins without a "
+                      "condition (a cartesian product), or cache a result that rarely "
+                      "changes."))
         case ProblemKind.CONSECUTIVE_DB:
-            return (f"While handling {operation}, {service} ran {count} queries one after "
-                    f"another, and {details.get('independent', 0)} of them need nothing from the "
-                    "ones before (no WHERE clause, no parameters). Run at the same time they "
-                    f"would have saved {_duration(details.get('saved_ms', 0))}.",
-                    "Start the independent queries together (asyncio.gather, each on a "
-                    "connection of its own), or combine them into one query.")
+            return (_("While handling {operation}, {service} ran {count} queries one after "
+                      "another, and {independent} of them need nothing from the ones before "
+                      "(no WHERE clause, no parameters). Run at the same time they would "
+                      "have saved {saved}.").format(
+                          operation=operation, service=service, count=count,
+                          independent=details.get("independent", 0),
+                          saved=_duration(details.get("saved_ms", 0))),
+                    _("Start the independent queries together (asyncio.gather, each on a "
+                      "connection of its own), or combine them into one query."))
         case ProblemKind.N_PLUS_ONE_HTTP:
-            peer = details.get("peer_service") or "another service"
-            return (f"While handling {operation}, {service} called {peer} {count} times for "
-                    f"the same route ({target}), once per item, "
-                    f"{_duration(details.get('total_ms', 0))} in all. Every call costs a round "
-                    "trip, its own request handling and its own queries.",
-                    f"Ask {peer} once for all the items: a batch endpoint (for example "
-                    "?ids=1,2,3) or a listing that includes what each call fetched; cache what "
-                    "rarely changes.")
+            peer = details.get("peer_service") or _("another service")
+            return (_("While handling {operation}, {service} called {peer} {count} times for "
+                      "the same route ({route}), once per item, {total} in all. Every call "
+                      "costs a round trip, its own request handling and its own "
+                      "queries.").format(operation=operation, service=service, peer=peer,
+                                         count=count, route=target,
+                                         total=_duration(details.get("total_ms", 0))),
+                    _("Ask {peer} once for all the items: a batch endpoint (for example "
+                      "?ids=1,2,3) or a listing that includes what each call fetched; cache "
+                      "what rarely changes.").format(peer=peer))
         case ProblemKind.ERROR_HOTSPOT:
-            return (f"{operation} of {service} failed in {details.get('error_percent', 0)} % of "
-                    f"its {details.get('requests', 0)} requests in the last "
-                    f"{details.get('window_seconds', 300) / 60:.0f} minutes, against "
-                    f"{details.get('baseline_error_percent', 0)} % before.",
-                    "Open the example trace: the failing span's exception and the trace's logs "
-                    "say what broke. Check what changed just before it started — a deploy, a "
-                    "dependency that is down, the database.")
+            return (_("{operation} of {service} failed in {percent} % of its {requests} "
+                      "requests in the last {minutes} minutes, against {before} % "
+                      "before.").format(
+                          operation=operation, service=service,
+                          percent=details.get("error_percent", 0),
+                          requests=details.get("requests", 0),
+                          minutes=f"{details.get('window_seconds', 300) / 60:.0f}",
+                          before=details.get("baseline_error_percent", 0)),
+                    _("Open the example trace: the failing span's exception and the trace's "
+                      "logs say what broke. Check what changed just before it started — a "
+                      "deploy, a dependency that is down, the database."))
         case ProblemKind.SLOW_ENDPOINT:
-            return (f"{operation} of {service} answers in {_duration(details.get('p95_ms', 0))} "
-                    f"at the 95th percentile over the last "
-                    f"{details.get('window_seconds', 300) / 60:.0f} minutes, against "
-                    f"{_duration(details.get('baseline_p95_ms', 0))} in the hour before.",
-                    "Compare the example (slow) trace with a normal one of the same route: the "
-                    "span that grew tells where the time went — a query, a call to another "
-                    "service, waiting for a lock or a connection, or CPU.")
+            return (_("{operation} of {service} answers in {p95} at the 95th percentile over "
+                      "the last {minutes} minutes, against {baseline} in the hour "
+                      "before.").format(
+                          operation=operation, service=service,
+                          p95=_duration(details.get("p95_ms", 0)),
+                          minutes=f"{details.get('window_seconds', 300) / 60:.0f}",
+                          baseline=_duration(details.get("baseline_p95_ms", 0))),
+                    _("Compare the example (slow) trace with a normal one of the same route: "
+                      "the span that grew tells where the time went — a query, a call to "
+                      "another service, waiting for a lock or a connection, or CPU."))
         case ProblemKind.FAULT_FLAG:
             return _fault_flag_words(service, operation, details)
         case ProblemKind.MEMORY_GROWTH:
-            return (f"{_process(service, details)} grew "
-                    f"{details.get('grown_mib', 0):.0f} MiB in the last "
-                    f"{details.get('window_seconds', 120):.0f} s on a steady line, and still "
-                    f"climbs, {details.get('mib_per_minute', 0):.0f} MiB a minute lately; it "
-                    f"holds {details.get('memory_mib', 0):.0f} MiB now. "
-                    "Memory that only grows is a leak: something keeps what it no longer needs "
-                    "(a list or cache that is never emptied, objects kept per request).",
-                    "Find what grows with the traffic: compare the process's memory with its "
-                    "request or event rate on the Metrics page, and look at what it keeps per "
-                    "request. A cache needs a bound (functools.lru_cache(maxsize=…)); a list of "
-                    "results needs emptying. Restarting frees it only until it fills again.")
+            return (_("{process} grew {grown} MiB in the last {window} s on a steady line, "
+                      "and still climbs, {rate} MiB a minute lately; it holds {memory} MiB "
+                      "now. Memory that only grows is a leak: something keeps what it no "
+                      "longer needs (a list or cache that is never emptied, objects kept per "
+                      "request).").format(
+                          process=_process(service, details),
+                          grown=f"{details.get('grown_mib', 0):.0f}",
+                          window=f"{details.get('window_seconds', 120):.0f}",
+                          rate=f"{details.get('mib_per_minute', 0):.0f}",
+                          memory=f"{details.get('memory_mib', 0):.0f}"),
+                    _("Find what grows with the traffic: compare the process's memory with "
+                      "its request or event rate on the Metrics page, and look at what it "
+                      "keeps per request. A cache needs a bound "
+                      "(functools.lru_cache(maxsize=…)); a list of results needs emptying. "
+                      "Restarting frees it only until it fills again."))
         case ProblemKind.CPU_SATURATION:
             usual = details.get("usual_cores")
-            minutes = details.get("baseline_seconds", 600) / 60
-            before = (f", against {usual:.2f} in the {minutes:.0f} minutes before"
-                      if usual is not None else "")
-            return (f"{_process(service, details)} kept {details.get('cores', 0):.2f} cores "
-                    f"busy over the last {details.get('window_seconds', 60):.0f} s"
-                    f"{before} ({details.get('share_over_percent', 0)} % of the readings at "
-                    f"{details.get('threshold_cores', 0):g} cores or more). A Python process "
-                    "runs its code on one core at most: its requests queue behind the work that "
-                    "keeps it busy, and every route of it slows down.",
-                    "Open its slowest traces: a span that burns CPU (a loop, hashing, "
-                    "serialising a large answer) is long without children. Move heavy work "
-                    "off the event loop (a worker, a process pool), cache what it computes "
-                    "again and again, or give the service more processes.")
+            values = {
+                "process": _process(service, details),
+                "cores": f"{details.get('cores', 0):.2f}",
+                "window": f"{details.get('window_seconds', 60):.0f}",
+                "usual": f"{usual:.2f}" if usual is not None else "",
+                "minutes": f"{details.get('baseline_seconds', 600) / 60:.0f}",
+                "share": details.get("share_over_percent", 0),
+                "threshold": f"{details.get('threshold_cores', 0):g}"}
+            said = (_("{process} kept {cores} cores busy over the last {window} s, against "
+                      "{usual} in the {minutes} minutes before ({share} % of the readings "
+                      "at {threshold} cores or more).") if usual is not None else
+                    _("{process} kept {cores} cores busy over the last {window} s ({share} % "
+                      "of the readings at {threshold} cores or more)."))
+            return (said.format(**values) + " " +
+                    _("A Python process runs its code on one core at most: its requests "
+                      "queue behind the work that keeps it busy, and every route of it slows "
+                      "down."),
+                    _("Open its slowest traces: a span that burns CPU (a loop, hashing, "
+                      "serialising a large answer) is long without children. Move heavy "
+                      "work off the event loop (a worker, a process pool), cache what it "
+                      "computes again and again, or give the service more processes."))
         case _:
             assert_never(kind)
 
 
 def _process(service: str, details: Mapping[str, Any]) -> str:
     pid = details.get("pid")
-    return f"{service} (pid {pid})" if pid else service
+    return _("{service} (pid {pid})").format(service=service, pid=pid) if pid else service
 
 
 def _fault_flag_words(service: str, operation: str, details: Mapping[str, Any]
@@ -785,26 +822,30 @@ def _fault_flag_words(service: str, operation: str, details: Mapping[str, Any]
     flag, variant = details.get("flag", "?"), details.get("variant") or "on"
     spans, failed = details.get("spans", 0), details.get("failed", 0)
     window = details.get("window_seconds", 30)
-    what = [f"In the last {window:.0f} s, {spans} spans of {operation} in {service} carried "
-            f"{semconv.FEATURE_FLAG_KEY}={flag} ({semconv.FEATURE_FLAG_VARIANT}={variant}): "
-            "the fault flag is on and acts on them."]
+    what = [_("In the last {window} s, {spans} spans of {operation} in {service} carried "
+              "{key}={flag} ({variant_key}={variant}): the fault flag is on and acts on "
+              "them.").format(window=f"{window:.0f}", spans=spans, operation=operation,
+                              service=service, key=semconv.FEATURE_FLAG_KEY, flag=flag,
+                              variant_key=semconv.FEATURE_FLAG_VARIANT, variant=variant)]
     if failed:
-        others = details.get("unmarked_spans", 0)
-        other_failed = details.get("unmarked_failed", 0)
-        what.append(f"{failed} of them failed, against {other_failed} of the {others} spans "
-                    "it did not mark: the flag is why they fail.")
+        what.append(_("{failed} of them failed, against {other_failed} of the {others} spans "
+                      "it did not mark: the flag is why they fail.").format(
+                          failed=failed, other_failed=details.get("unmarked_failed", 0),
+                          others=details.get("unmarked_spans", 0)))
     elif details.get("unmarked_p95_ms") is not None:
-        what.append(f"Their p95 is {_duration(details.get('p95_ms', 0))}, against "
-                    f"{_duration(details['unmarked_p95_ms'])} for the spans it did not mark.")
+        what.append(_("Their p95 is {p95}, against {others} for the spans it did not "
+                      "mark.").format(p95=_duration(details.get("p95_ms", 0)),
+                                      others=_duration(details["unmarked_p95_ms"])))
     else:
-        what.append(f"Their p95 is {_duration(details.get('p95_ms', 0))}.")
+        what.append(_("Their p95 is {p95}.").format(p95=_duration(details.get("p95_ms", 0))))
     also = details.get("also_marked") or []
     if also:
-        what.append(f"It marks {', '.join(also)} too.")
+        what.append(_("It marks {operations} too.").format(operations=", ".join(also)))
     return (" ".join(what),
-            f"Turn the flag off (kansoku flags set {flag} off, or kansoku flags reset for "
-            "every flag; or the admin's Faults page), or open the example trace to see what "
-            "it does; docs/faults.md describes each flag and what it shows.")
+            _("Turn the flag off (kansoku flags set {flag} off, or kansoku flags reset for "
+              "every flag; or the admin's Faults page), or open the example trace to see "
+              "what it does; docs/faults.md describes each flag and what it "
+              "shows.").format(flag=flag))
 
 
 def headline(kind: ProblemKind, service: str, operation: str, details: Mapping[str, Any]
@@ -815,28 +856,37 @@ def headline(kind: ProblemKind, service: str, operation: str, details: Mapping[s
         case ProblemKind.FAULT_FLAG:
             flag, variant = details.get("flag", "?"), details.get("variant") or "on"
             spans, failed = details.get("spans", 0), details.get("failed", 0)
-            others = (f", {details.get('unmarked_failed', 0)} of the "
-                      f"{details.get('unmarked_spans', 0)} others")
-            effect = (f"{failed} of {spans} marked spans failed{others}" if failed
-                      else f"{spans} spans marked, p95 {_duration(details.get('p95_ms', 0))}")
-            return f"fault flag {flag}={variant} in {service} {operation}: {effect}"
+            effect = (_("{failed} of {spans} marked spans failed, {other_failed} of the "
+                        "{others} others").format(
+                            failed=failed, spans=spans,
+                            other_failed=details.get("unmarked_failed", 0),
+                            others=details.get("unmarked_spans", 0)) if failed
+                      else _("{spans} spans marked, p95 {p95}").format(
+                          spans=spans, p95=_duration(details.get("p95_ms", 0))))
+            return _("fault flag {flag}={variant} in {service} {operation}: {effect}").format(
+                flag=flag, variant=variant, service=service, operation=operation,
+                effect=effect)
         case ProblemKind.MEMORY_GROWTH:
-            return (f"memory growing in {_process(service, details)}: "
-                    f"+{details.get('mib_per_minute', 0):.0f} MiB a minute, "
-                    f"{details.get('memory_mib', 0):.0f} MiB now")
+            return _("memory growing in {process}: +{rate} MiB a minute, {memory} MiB "
+                     "now").format(process=_process(service, details),
+                                   rate=f"{details.get('mib_per_minute', 0):.0f}",
+                                   memory=f"{details.get('memory_mib', 0):.0f}")
         case ProblemKind.CPU_SATURATION:
-            return (f"CPU saturation in {_process(service, details)}: "
-                    f"{details.get('cores', 0):.2f} cores busy")
+            return _("CPU saturation in {process}: {cores} cores busy").format(
+                process=_process(service, details), cores=f"{details.get('cores', 0):.2f}")
         case ProblemKind.ERROR_HOTSPOT:
-            return (f"{operation} of {service} failing: {details.get('error_percent', 0)} % "
-                    "of its requests")
+            return _("{operation} of {service} failing: {percent} % of its requests").format(
+                operation=operation, service=service,
+                percent=details.get("error_percent", 0))
         case ProblemKind.SLOW_ENDPOINT:
-            return (f"{operation} of {service} slower than usual: p95 "
-                    f"{_duration(details.get('p95_ms', 0))} against "
-                    f"{_duration(details.get('baseline_p95_ms', 0))}")
+            return _("{operation} of {service} slower than usual: p95 {p95} against "
+                     "{baseline}").format(operation=operation, service=service,
+                                          p95=_duration(details.get("p95_ms", 0)),
+                                          baseline=_duration(details.get("baseline_p95_ms", 0)))
         case (ProblemKind.N_PLUS_ONE_DB | ProblemKind.SLOW_DB_QUERY | ProblemKind.CONSECUTIVE_DB
               | ProblemKind.N_PLUS_ONE_HTTP):
-            return f"{PROBLEM_TITLES[kind]} in {service} {operation}"
+            return _("{title} in {service} {operation}").format(
+                title=str(PROBLEM_TITLES[kind]), service=service, operation=operation)
         case _:
             assert_never(kind)
 
@@ -845,42 +895,80 @@ def clearing(kind: ProblemKind, thresholds: Thresholds, check_seconds: float
              ) -> tuple[float, str]:
     """How long after its rule last found it a problem of `kind` stays ongoing, and what
     clears it, in words. The rules that look at windows run every `check_seconds`."""
+    hold, values = clearing_values(kind, thresholds, check_seconds)
+    return hold, clearing_text(kind, values)
+
+
+def clearing_values(kind: ProblemKind, thresholds: Thresholds, check_seconds: float
+                    ) -> tuple[float, dict[str, str]]:
+    """How long a problem of `kind` stays ongoing after its rule last found it, and the
+    numbers `clearing_text` says what clears it with (kept with the evidence, so that the
+    API writes the text in each reader's language)."""
     t = thresholds
     hold = max(2 * check_seconds, 10.0)  # two passes: one late pass does not clear it
-    checked = f"checked every {check_seconds:g} s"
+    values = {"hold": f"{hold:g}", "check": f"{check_seconds:g}"}
     match kind:
         case (ProblemKind.N_PLUS_ONE_DB | ProblemKind.SLOW_DB_QUERY | ProblemKind.CONSECUTIVE_DB
               | ProblemKind.N_PLUS_ONE_HTTP):
             hold = DEFAULT_HOLD_SECONDS
-            return hold, (f"Clears when no new trace shows it for {hold:g} s — once the fix "
-                          "is running, or the code path is no longer used.")
+            values["hold"] = f"{hold:g}"
         case ProblemKind.ERROR_HOTSPOT:
-            return hold, (f"Clears when the operation's last {t.latest_seconds:g} s have no "
-                          f"failures at {100 * t.error_hotspot_min_rate:g} % or more, "
-                          f"{hold:g} s later ({checked}): within about "
-                          f"{t.latest_seconds + hold:g} s of the cause going away.")
+            values.update(latest=f"{t.latest_seconds:g}",
+                          rate=f"{100 * t.error_hotspot_min_rate:g}",
+                          within=f"{t.latest_seconds + hold:g}")
         case ProblemKind.SLOW_ENDPOINT:
-            return hold, (f"Clears when the operation's p95 over its last "
-                          f"{t.latest_seconds:g} s is back under "
-                          f"{t.slow_endpoint_factor:g} times its usual, {hold:g} s later "
-                          f"({checked}): within about {t.latest_seconds + hold:g} s of the "
-                          "cause going away.")
+            values.update(latest=f"{t.latest_seconds:g}", factor=f"{t.slow_endpoint_factor:g}",
+                          within=f"{t.latest_seconds + hold:g}")
         case ProblemKind.FAULT_FLAG:
-            return hold, (f"Clears when no span has carried the flag for "
-                          f"{t.flag_window_seconds:g} s, {hold:g} s later ({checked}): "
-                          f"within about {t.flag_window_seconds + hold:g} s of turning it "
-                          "off.")
+            values.update(window=f"{t.flag_window_seconds:g}",
+                          within=f"{t.flag_window_seconds + hold:g}")
         case ProblemKind.MEMORY_GROWTH:
-            return hold, (f"Clears when the memory has stopped climbing over the last "
-                          f"{t.memory_latest_seconds:g} s (a leak that is freed drops it at "
-                          f"once), {hold:g} s later ({checked}).")
+            values.update(latest=f"{t.memory_latest_seconds:g}")
         case ProblemKind.CPU_SATURATION:
-            return hold, (f"Clears when the process's latest reading is under "
-                          f"{t.cpu_min_cores:g} cores (or its minute no longer stays there), "
-                          f"{hold:g} s later ({checked}): about {hold + 10:g} s after the "
-                          "work stops.")
+            values.update(cores=f"{t.cpu_min_cores:g}", after=f"{hold + 10:g}")
         case _:
             assert_never(kind)
+    return hold, values
+
+
+def clearing_text(kind: ProblemKind, values: Mapping[str, Any]) -> str:
+    """What clears a problem of `kind`, in the current language, with `clearing_values`'
+    numbers."""
+    match kind:
+        case (ProblemKind.N_PLUS_ONE_DB | ProblemKind.SLOW_DB_QUERY | ProblemKind.CONSECUTIVE_DB
+              | ProblemKind.N_PLUS_ONE_HTTP):
+            text = _("Clears when no new trace shows it for {hold} s — once the fix is "
+                     "running, or the code path is no longer used.")
+        case ProblemKind.ERROR_HOTSPOT:
+            text = _("Clears when the operation's last {latest} s have no failures at {rate} % "
+                     "or more, {hold} s later (checked every {check} s): within about "
+                     "{within} s of the cause going away.")
+        case ProblemKind.SLOW_ENDPOINT:
+            text = _("Clears when the operation's p95 over its last {latest} s is back under "
+                     "{factor} times its usual, {hold} s later (checked every {check} s): "
+                     "within about {within} s of the cause going away.")
+        case ProblemKind.FAULT_FLAG:
+            text = _("Clears when no span has carried the flag for {window} s, {hold} s later "
+                     "(checked every {check} s): within about {within} s of turning it off.")
+        case ProblemKind.MEMORY_GROWTH:
+            text = _("Clears when the memory has stopped climbing over the last {latest} s (a "
+                     "leak that is freed drops it at once), {hold} s later (checked every "
+                     "{check} s).")
+        case ProblemKind.CPU_SATURATION:
+            text = _("Clears when the process's latest reading is under {cores} cores (or its "
+                     "minute no longer stays there), {hold} s later (checked every {check} "
+                     "s): about {after} s after the work stops.")
+        case _:
+            assert_never(kind)
+    return text.format_map(_Unknown(values))
+
+
+class _Unknown(dict[str, Any]):
+    """Values for a text, where one it names is missing (evidence kept by an older
+    explorer) read "?" rather than fail the answer."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
 
 
 def problem_state(last_seen_ns: int, details: Mapping[str, Any], now_ns: int) -> ProblemState:
@@ -897,16 +985,19 @@ def presented(problem: StoredProblem, now_ns: int | None = None) -> ProblemRepor
     explanation, fix = explain(kind, problem.service, problem.operation,
                                problem.target or "", problem.details)
     now = now_ns if now_ns is not None else time.time_ns()
-    clears_when = problem.details.get("clears_when")
+    clearing_values = problem.details.get("clears_when_values")
+    clears_when = (clearing_text(kind, clearing_values) if isinstance(clearing_values, dict)
+                   else problem.details.get("clears_when"))
     return ProblemReport(
-        fingerprint=problem.fingerprint, kind=kind, title=PROBLEM_TITLES[kind],
+        fingerprint=problem.fingerprint, kind=kind, title=str(PROBLEM_TITLES[kind]),
         service=problem.service, operation=problem.operation,
         statement=problem.target if kind in STATEMENT_KINDS else None,
         route=problem.target if kind in ROUTE_KINDS else None,
         headline=headline(kind, problem.service, problem.operation, problem.details),
         state=problem_state(problem.last_seen_ns, problem.details, now),
         clears_when=str(clears_when) if clears_when else
-        f"Clears when its rule has not found it for {DEFAULT_HOLD_SECONDS:g} s.",
+        _("Clears when its rule has not found it for {hold} s.").format(
+            hold=f"{DEFAULT_HOLD_SECONDS:g}"),
         example_trace_id=problem.example_trace_id,
         first_seen_ns=problem.first_seen_ns, last_seen_ns=problem.last_seen_ns,
         occurrences=problem.occurrences, impact=problem.impact,
@@ -1072,8 +1163,13 @@ class ProblemDetector:
     def _cleared_by(self, findings: list[Finding]) -> list[Finding]:
         """`findings` with what clears each in their evidence (`clearing`)."""
         for finding in findings:
-            hold, text = clearing(finding.kind, self.thresholds, self.baseline_check_seconds)
-            finding.details = {**finding.details, "hold_seconds": hold, "clears_when": text}
+            hold, values = clearing_values(finding.kind, self.thresholds,
+                                           self.baseline_check_seconds)
+            # In words (the default language: no reader here) for whoever reads the stored
+            # evidence; the API writes them anew from the values in its reader's language.
+            finding.details = {**finding.details, "hold_seconds": hold,
+                               "clears_when": clearing_text(finding.kind, values),
+                               "clears_when_values": values}
         return findings
 
     def _record_windowed(self, findings: list[Finding], window_seconds: float) -> int:

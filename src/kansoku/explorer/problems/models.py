@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from babel.support import LazyProxy
 from pydantic import BaseModel, Field, JsonValue
+
+from kansoku.kit.i18n import lazy_gettext
 
 
 class ProblemKind(enum.StrEnum):
@@ -25,17 +28,17 @@ class ProblemKind(enum.StrEnum):
     CPU_SATURATION = "cpu-saturation"
 
 
-#: Every kind, with the title the pages show.
-PROBLEM_TITLES: dict[ProblemKind, str] = {
-    ProblemKind.N_PLUS_ONE_DB: "N+1 queries",
-    ProblemKind.SLOW_DB_QUERY: "Slow database query",
-    ProblemKind.CONSECUTIVE_DB: "Consecutive queries that could run in parallel",
-    ProblemKind.N_PLUS_ONE_HTTP: "N+1 calls to another service",
-    ProblemKind.ERROR_HOTSPOT: "Error hotspot",
-    ProblemKind.SLOW_ENDPOINT: "Slower than usual",
-    ProblemKind.FAULT_FLAG: "Fault flag at work",
-    ProblemKind.MEMORY_GROWTH: "Memory growing",
-    ProblemKind.CPU_SATURATION: "CPU saturation",
+#: Every kind, with the title the pages show (in the reader's language when shown).
+PROBLEM_TITLES: dict[ProblemKind, LazyProxy] = {
+    ProblemKind.N_PLUS_ONE_DB: lazy_gettext("N+1 queries"),
+    ProblemKind.SLOW_DB_QUERY: lazy_gettext("Slow database query"),
+    ProblemKind.CONSECUTIVE_DB: lazy_gettext("Consecutive queries that could run in parallel"),
+    ProblemKind.N_PLUS_ONE_HTTP: lazy_gettext("N+1 calls to another service"),
+    ProblemKind.ERROR_HOTSPOT: lazy_gettext("Error hotspot"),
+    ProblemKind.SLOW_ENDPOINT: lazy_gettext("Slower than usual"),
+    ProblemKind.FAULT_FLAG: lazy_gettext("Fault flag at work"),
+    ProblemKind.MEMORY_GROWTH: lazy_gettext("Memory growing"),
+    ProblemKind.CPU_SATURATION: lazy_gettext("CPU saturation"),
 }
 #: Kinds whose target is a statement (the others' is a route).
 STATEMENT_KINDS = frozenset({ProblemKind.N_PLUS_ONE_DB, ProblemKind.SLOW_DB_QUERY,

@@ -23,9 +23,9 @@ function formatFor(metric, currencies = []) {
 function unitWords(metric, currencies = []) {
   const { unit = "", name = "" } = metric;
   if (["s", "ms", "us"].includes(unit)) return "ms";
-  if (unit === "By") return "bytes";
+  if (unit === "By") return _("bytes");
   if (unit === "1" && name.endsWith(".utilization")) return "%";
-  if (unit === "{currency_unit}") return currencies.length === 1 ? currencies[0] : "money";
+  if (unit === "{currency_unit}") return currencies.length === 1 ? currencies[0] : _("money");
   const counted = /^\{(.+)\}$/.exec(unit);
   if (counted) return counted[1].endsWith("s") ? counted[1] : `${counted[1]}s`;
   return unit && unit !== "1" ? unit : "";
@@ -99,7 +99,7 @@ function lineChart(points, title, { format = number, range, axis = "" }) {
       el("svg:text", { x: x(tick), y: top + plotHeight + 14, "text-anchor": x(tick) > width - right - 14 ? "end" : "middle", class: "axis" },
         clock(new Date(tick / 1e6), false)));
   }
-  svg.append(el("svg:text", { x: left + plotWidth / 2, y: height - 4, "text-anchor": "middle", class: "axis-title time-axis" }, "Time (UTC)"));
+  svg.append(el("svg:text", { x: left + plotWidth / 2, y: height - 4, "text-anchor": "middle", class: "axis-title time-axis" }, _("Time (UTC)")));
   const bySeries = new Map();
   for (const p of points) {
     if (p.value === null || p.value === undefined) continue;
@@ -122,7 +122,7 @@ function lineChart(points, title, { format = number, range, axis = "" }) {
       return `${!i || gap ? "M" : "L"}${x(p.time_ns + range.step).toFixed(1)},${y(p.value).toFixed(1)}`;
     }).join(" ");
     svg.append(el("svg:path", { d: path, class: "series", stroke: color, "stroke-dasharray": dash || undefined },
-      el("svg:title", {}, `${name}: latest ${format(series[series.length - 1].value)}`)));
+      el("svg:title", {}, _("{name}: latest {value}", { name, value: format(series[series.length - 1].value) }))));
     if (series.length < 4) {  // too few points for a line to show: mark each one
       for (const p of series) {
         svg.append(el("svg:circle", { r: 3, class: "dot", fill: color,

@@ -3,6 +3,39 @@
 // whoever sent them.
 "use strict";
 
+// --- Texts in the reader's language ---------------------------------------------------
+// Every text a person reads is written here in English inside `_("…")` or
+// `ngettext("…", "…", n)`, with {name} placeholders `format` fills. scripts/messages
+// finds them (Babel) for the catalogs; the page carries their translations into its
+// language (pages.py: a JSON object in <script id="messages">, empty in English).
+const LANG = document.documentElement.lang || "en";
+const MESSAGES = JSON.parse(document.getElementById("messages")?.textContent || "{}");
+
+// `text` with each {name} replaced by values[name] (left as it is when not given).
+function format(text, values = {}) {
+  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+function _(text, values) {
+  const translated = MESSAGES[text];
+  return format(typeof translated === "string" && translated ? translated : text, values);
+}
+
+// `text` (already translated) as pieces for el(): each {name} replaced by the node (or
+// text) values[name], so a link can sit where the reader's language puts it.
+function formatNodes(text, values) {
+  return text.split(/\{(\w+)\}/).map((piece, index) => (index % 2 ? values[piece] ?? `{${piece}}` : piece))
+    .filter((piece) => piece !== "");
+}
+
+// The form for `count` ({n} is the count, formatted): Japanese has one, English two.
+function ngettext(singular, plural, count, values = {}) {
+  const forms = MESSAGES[singular];
+  const chosen = Array.isArray(forms) && forms.length
+    ? forms[forms.length === 1 || count === 1 ? 0 : 1] : count === 1 ? singular : plural;
+  return format(chosen, { n: number(count), ...values });
+}
+
 const params = new URLSearchParams(location.search);
 const lookback = params.get("lookback") || "1h";
 const content = document.getElementById("content");
@@ -34,7 +67,7 @@ async function api(path, query = {}, { whole = false } = {}) {
   }
   const response = await fetch(url);
   const body = await response.json();
-  if (!response.ok) throw new Error(body.detail || `${response.status} from ${path}`);
+  if (!response.ok) throw new Error(body.detail || _("{status} from {path}", { status: response.status, path }));
   return whole ? body : body.data;
 }
 
@@ -42,10 +75,11 @@ const ms = (value) => value === null || value === undefined ? "–"
   : value >= 1000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(value < 10 ? 2 : 0)} ms`;
 // A length of time given in seconds, as people say it: "45 s", "2 min", "1 h 30 min".
 function lengthOfTime(seconds) {
-  if (seconds < 60) return `${+seconds.toFixed(1)} s`;
+  if (seconds < 60) return _("{n} s", { n: +seconds.toFixed(1) });
   const minutes = Math.round(seconds / 60);
-  if (minutes < 60) return `${minutes} min`;
-  return minutes % 60 ? `${Math.floor(minutes / 60)} h ${minutes % 60} min` : `${minutes / 60} h`;
+  if (minutes < 60) return _("{n} min", { n: minutes });
+  return minutes % 60 ? _("{hours} h {minutes} min", { hours: Math.floor(minutes / 60), minutes: minutes % 60 })
+    : _("{n} h", { n: minutes / 60 });
 }
 const pct = (value) => `${value.toFixed(value && value < 1 ? 2 : 1)} %`;
 
@@ -120,12 +154,13 @@ function empty(text) {
 const pages = {};
 
 function fail(error) {
-  show(el("p", { class: "error", role: "alert" }, `Could not load this page: ${error.message}`));
+  show(el("p", { class: "error", role: "alert" }, _("Could not load this page: {error}", { error: error.message })));
 }
 
 // --- Units: how values read ---------------------------------------------------------
 
-const number = (value) => new Intl.NumberFormat("en", { maximumSignificantDigits: 3 }).format(value);
+// Numbers as the page's language writes them (its separators), three significant digits.
+const number = (value) => new Intl.NumberFormat(LANG, { maximumSignificantDigits: 3 }).format(value);
 
 function bytes(value) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -138,7 +173,7 @@ bytes.unit = (peak) => 1024 ** Math.max(0, Math.floor(Math.log(peak || 1) / Math
 
 function money(currency) {
   try {
-    const format = new Intl.NumberFormat("en", { style: "currency", currency, maximumSignificantDigits: 4 });
+    const format = new Intl.NumberFormat(LANG, { style: "currency", currency, maximumSignificantDigits: 4 });
     return (value) => format.format(value);
   } catch {  // not an ISO 4217 code: the number and whatever the code is
     return (value) => `${number(value)} ${currency}`;
@@ -155,5 +190,14 @@ document.addEventListener("DOMContentLoaded", () => {
     location.search = params.toString();
   });
   for (const a of document.querySelectorAll("nav a")) a.href = withLookback(a.getAttribute("href"));
+  // The language switch brings the reader back to this page as it is now: its time
+  // range, and a search the page has put in the address since it loaded.
+  for (const a of document.querySelectorAll(".languages a")) {
+    a.addEventListener("click", () => {
+      const back = new URL(a.href, location.origin);
+      back.searchParams.set("next", `${location.pathname}${location.search}`);
+      a.href = `${back.pathname}${back.search}`;
+    });
+  }
   (pages[document.body.dataset.page] || (async () => {}))().catch(fail);
 });

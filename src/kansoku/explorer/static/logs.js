@@ -6,9 +6,9 @@ pages.logs = () => searchForm("log-search", async (fields) => {
 });
 
 function logTable(logs, title) {
-  if (!logs.length) return title ? el("section", {}, el("h2", {}, title), empty("None.")) : empty("No log records match.");
+  if (!logs.length) return title ? el("section", {}, el("h2", {}, title), empty(_("None."))) : empty(_("No log records match."));
   const table = dataTable("logs",
-    el("thead", {}, el("tr", {}, ...["Time (UTC)", "Service", "Level", "Message", "Trace"].map((n) => el("th", { scope: "col" }, n)))),
+    el("thead", {}, el("tr", {}, ...[_("Time (UTC)"), _("Service"), _("Level"), _("Message"), _("Trace")].map((n) => el("th", { scope: "col" }, n)))),
     el("tbody", {}, logs.map((log) => el("tr", { class: /ERROR|CRITICAL/.test(log.severity || "") ? "bad" : "" },
       el("td", {}, when(log.time_ns)), el("td", {}, log.service), el("td", {}, log.severity || ""),
       el("td", {}, log.body), el("td", {}, log.trace_id ? link(`/traces/${log.trace_id}`, log.trace_id.slice(0, 8)) : "")))));

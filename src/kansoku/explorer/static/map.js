@@ -12,13 +12,11 @@ const EDGE_LINE = 14;  // px between an edge label's lines
 // A name longer than this is cut (with …) on its box; the box's tooltip has all of it.
 const LONGEST_NAME = 32;
 const shortName = (name) => name.length > LONGEST_NAME ? `${name.slice(0, LONGEST_NAME - 1)}…` : name;
-const plural = (count, one, many) => `${count} ${count === 1 ? one : many}`;
-
 // A call's label, short lines so that the layers between boxes stay narrow: "12 calls",
 // "3.4 ms", then its errors when it has any — each line [text, class].
 function callLines(edge) {
-  return [[plural(edge.calls, "call", "calls")], [ms(edge.mean_ms)],
-    ...(edge.errors ? [[plural(edge.errors, "error", "errors"), "errors"]] : [])];
+  return [[ngettext("{n} call", "{n} calls", edge.calls)], [ms(edge.mean_ms)],
+    ...(edge.errors ? [[ngettext("{n} error", "{n} errors", edge.errors), "errors"]] : [])];
 }
 
 // The traces page, searching for the traces that hold this call.
@@ -55,12 +53,12 @@ function pathOf(section) {
 
 pages.map = async () => {
   const { nodes, edges } = await api("/api/map", { lookback });
-  if (!nodes.length) return show(empty("No calls between services in this time range yet."));
-  const svg = el("svg:svg", { role: "img", "aria-label": "Service map", class: "map" },
+  if (!nodes.length) return show(empty(_("No calls between services in this time range yet.")));
+  const svg = el("svg:svg", { role: "img", "aria-label": _("Service map"), class: "map" },
     el("svg:defs", {}, ["arrow", "arrow-bad"].map((id) => el("svg:marker", { id, viewBox: "0 0 10 10",
       refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
     el("svg:path", { d: "M 0 0 L 10 5 L 0 10 z", class: id })))));
-  const legend = el("p", { class: "muted" }, "Each arrow is calls from one component to another in this time range: count · mean latency, and errors (dashed: through a message broker; red: 5 % or more failed). Click an arrow or its label for those calls' traces, a service for its routes; hover for details.");
+  const legend = el("p", { class: "muted" }, _("Each arrow is calls from one component to another in this time range: count · mean latency, and errors (dashed: through a message broker; red: 5 % or more failed). Click an arrow or its label for those calls' traces, a service for its routes; hover for details."));
   show(legend, el("div", { class: "map-box" }, svg));
 
   const width = measurer(svg);
@@ -103,7 +101,11 @@ pages.map = async () => {
   edges.forEach((edge, i) => {
     const { sections = [], labels = [] } = placed[`call-${i}`];
     const bad = failing(edge);
-    const what = `${edge.parent} → ${edge.child}: ${plural(edge.calls, "call", "calls")}, ${edge.errors} failed (${pct(100 * edge.errors / edge.calls)}), mean ${ms(edge.mean_ms)}${edge.via ? `, through ${edge.via}` : ""}. Click for their traces.`;
+    const values = { parent: edge.parent, child: edge.child, calls: ngettext("{n} call", "{n} calls", edge.calls),
+      failed: number(edge.errors), percent: pct(100 * edge.errors / edge.calls), mean: ms(edge.mean_ms), via: edge.via };
+    const what = edge.via
+      ? _("{parent} → {child}: {calls}, {failed} failed ({percent}), mean {mean}, through {via}. Click for their traces.", values)
+      : _("{parent} → {child}: {calls}, {failed} failed ({percent}), mean {mean}. Click for their traces.", values);
     const call = el("svg:a", { href: callTraces(edge), class: `call ${edge.kind}${bad ? " bad" : ""}`,
       "data-parent": edge.parent, "data-child": edge.child }, el("svg:title", {}, what));
     for (const section of sections) {
@@ -122,13 +124,13 @@ pages.map = async () => {
   // The same calls as a table: read by screen readers (the drawing is one image to
   // them), and on a phone without scrolling around the drawing.
   const nameOf = (id) => byId[id].name;
-  content.append(el("h2", {}, "Calls"), dataTable("calls",
-    el("thead", {}, el("tr", {}, ["From", "To", "Calls", "Mean", "Errors", "Traces"].map((h) => el("th", {}, h)))),
+  content.append(el("h2", {}, _("Calls")), dataTable("calls",
+    el("thead", {}, el("tr", {}, [_("From"), _("To"), _("Calls"), _("Mean"), _("Errors"), _("Traces")].map((h) => el("th", {}, h)))),
     el("tbody", {}, edges.map((edge) => el("tr", {},
-      el("td", {}, nameOf(edge.parent)), el("td", {}, nameOf(edge.child), edge.via ? el("span", { class: "muted" }, ` (through ${edge.via})`) : null),
+      el("td", {}, nameOf(edge.parent)), el("td", {}, nameOf(edge.child), edge.via ? el("span", { class: "muted" }, " ", _("(through {via})", { via: edge.via })) : null),
       el("td", {}, edge.calls), el("td", {}, ms(edge.mean_ms)),
       el("td", { class: edge.errors ? "error" : "" }, edge.errors ? `${edge.errors} (${pct(100 * edge.errors / edge.calls)})` : "0"),
-      el("td", {}, link(callTraces(edge), "traces")))))));
+      el("td", {}, link(callTraces(edge), _("traces"))))))));
   for (const box of layout.children) {
     const node = byId[box.id];
     const service = node.kind === "service";

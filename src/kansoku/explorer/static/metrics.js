@@ -6,43 +6,43 @@
 
 // The page's sections, in order; a metric goes in the first whose `match` takes its name.
 const METRIC_GROUPS = [
-  { name: "Business", match: (name) => /^kansoku\.(orders|payments|cart|catalog|identity|inventory)\./.test(`${name}.`),
-    about: "What the shop sells and how people shop: orders, revenue, payments, carts and the catalog, each per second." },
-  { name: "Requests and latency", match: (name) => /^(http|rpc)\./.test(name),
-    about: "Requests as the services measured them: how long they took, as p50, p95 and p99 in ms. Rate and errors per service and route are on the Services page." },
-  { name: "Runtime", match: (name) => /^(process|cpython|system|runtime|db\.client)\./.test(name) || name === "kansoku.circuit_breaker.state",
-    about: "The processes behind the services: CPU, memory, threads, garbage collection and database connections." },
-  { name: "Browser (real users)", match: (name) => name.startsWith("kansoku.browser."),
-    about: "Real users' browsers: Web Vitals (p50/p95/p99 in ms, CLS unitless), page views, errors and key actions." },
-  { name: "Everything else", match: () => true,
-    about: "The other metrics that arrived: the worker, the event bus, caches, synthetic checks and the lab." },
+  { name: _("Business"), match: (name) => /^kansoku\.(orders|payments|cart|catalog|identity|inventory)\./.test(`${name}.`),
+    about: _("What the shop sells and how people shop: orders, revenue, payments, carts and the catalog, each per second.") },
+  { name: _("Requests and latency"), match: (name) => /^(http|rpc)\./.test(name),
+    about: _("Requests as the services measured them: how long they took, as p50, p95 and p99 in ms. Rate and errors per service and route are on the Services page.") },
+  { name: _("Runtime"), match: (name) => /^(process|cpython|system|runtime|db\.client)\./.test(name) || name === "kansoku.circuit_breaker.state",
+    about: _("The processes behind the services: CPU, memory, threads, garbage collection and database connections.") },
+  { name: _("Browser (real users)"), match: (name) => name.startsWith("kansoku.browser."),
+    about: _("Real users' browsers: Web Vitals (p50/p95/p99 in ms, CLS unitless), page views, errors and key actions.") },
+  { name: _("Everything else"), match: () => true,
+    about: _("The other metrics that arrived: the worker, the event bus, caches, synthetic checks and the lab.") },
 ];
 
 // Plain titles for the metrics a reader looks for first (their order within a section),
 // and the attribute their lines are split by. Others get a title from their instrument.
 const KNOWN_METRICS = {
-  "kansoku.orders": { title: "Orders per second, by status", by: "status" },
-  "kansoku.orders.revenue": { title: "Revenue per second", by: "currency" },
-  "kansoku.orders.items_sold": { title: "Items sold per second" },
-  "kansoku.payments.succeeded": { title: "Payments per second" },
-  "kansoku.payments.declined": { title: "Declined payments per second" },
-  "kansoku.payments.refunded": { title: "Refunds per second" },
-  "kansoku.cart.units.added": { title: "Units added to carts per second" },
-  "kansoku.cart.abandoned": { title: "Abandoned carts per second" },
-  "kansoku.catalog.product.views": { title: "Product views per second" },
-  "kansoku.catalog.searches": { title: "Searches per second" },
+  "kansoku.orders": { title: _("Orders per second, by status"), by: "status" },
+  "kansoku.orders.revenue": { title: _("Revenue per second"), by: "currency" },
+  "kansoku.orders.items_sold": { title: _("Items sold per second") },
+  "kansoku.payments.succeeded": { title: _("Payments per second") },
+  "kansoku.payments.declined": { title: _("Declined payments per second") },
+  "kansoku.payments.refunded": { title: _("Refunds per second") },
+  "kansoku.cart.units.added": { title: _("Units added to carts per second") },
+  "kansoku.cart.abandoned": { title: _("Abandoned carts per second") },
+  "kansoku.catalog.product.views": { title: _("Product views per second") },
+  "kansoku.catalog.searches": { title: _("Searches per second") },
   "http.server.request.duration": {},
   "http.client.request.duration": {},
-  "process.cpu.utilization": { title: "CPU utilization, %" },
-  "process.memory.usage": { title: "Memory in use, bytes" },
-  "process.thread.count": { title: "Threads" },
-  "cpython.gc.collections": { title: "Garbage collections per second" },
-  "db.client.connections.usage": { title: "Database connections, by state", by: "state" },
-  "kansoku.browser.lcp": { note: "Largest Contentful Paint" },
-  "kansoku.browser.inp": { note: "Interaction to Next Paint" },
-  "kansoku.browser.fcp": { note: "First Contentful Paint" },
-  "kansoku.browser.ttfb": { note: "Time to First Byte" },
-  "kansoku.browser.cls": { note: "Cumulative Layout Shift" },
+  "process.cpu.utilization": { title: _("CPU utilization, %") },
+  "process.memory.usage": { title: _("Memory in use, bytes") },
+  "process.thread.count": { title: _("Threads") },
+  "cpython.gc.collections": { title: _("Garbage collections per second") },
+  "db.client.connections.usage": { title: _("Database connections, by state"), by: "state" },
+  "kansoku.browser.lcp": { note: _("Largest Contentful Paint") },
+  "kansoku.browser.inp": { note: _("Interaction to Next Paint") },
+  "kansoku.browser.fcp": { note: _("First Contentful Paint") },
+  "kansoku.browser.ttfb": { note: _("Time to First Byte") },
+  "kansoku.browser.cls": { note: _("Cumulative Layout Shift") },
 };
 const KNOWN_ORDER = Object.keys(KNOWN_METRICS);
 
@@ -50,22 +50,25 @@ const KNOWN_ORDER = Object.keys(KNOWN_METRICS);
 function chartWords(metric, currencies) {
   const words = unitWords(metric, currencies);
   const known = KNOWN_METRICS[metric.name] || {};
-  const note = known.note ? ` (${known.note})` : "";
+  const name = known.note ? `${metric.name} (${known.note})` : metric.name;
   switch (metric.instrument) {
-    case "counter":
-      return { title: known.title || `${metric.name} per second`, axis: `${words || "count"}/s` };
+    case "counter": {
+      const counted = words || _("count");
+      return { title: known.title || _("{name} per second", { name: metric.name }), axis: _("{unit}/s", { unit: counted }) };
+    }
     case "gauge":
     case "up_down_counter":
-      return { title: known.title || (words ? `${metric.name}, ${words}` : metric.name), axis: words || "value" };
+      return { title: known.title || (words ? `${metric.name}, ${words}` : metric.name), axis: words || _("value") };
     case "histogram":
-      return { title: `p50/p95/p99 of ${metric.name}${note}${words ? `, ${words}` : ""}`, axis: words || "value" };
+      return { title: words ? _("p50/p95/p99 of {name}, {unit}", { name, unit: words }) : _("p50/p95/p99 of {name}", { name }),
+        axis: words || _("value") };
     default:  // exponential histograms and summaries: their measurements' rate
-      return { title: `${metric.name}: measurements per second`, axis: "measurements/s" };
+      return { title: _("{name}: measurements per second", { name: metric.name }), axis: _("measurements/s") };
   }
 }
 
 // How each instrument reads, said under the section headings once.
-const INSTRUMENT_NOTE = "Counters show their rate per second, gauges and up-down counters their value (averaged over each step), histograms their p50, p95 and p99. One colour per service; times in UTC.";
+const INSTRUMENT_NOTE = _("Counters show their rate per second, gauges and up-down counters their value (averaged over each step), histograms their p50, p95 and p99. One colour per service; times in UTC.");
 
 function metricFigure(metric) {
   const figure = el("div", {}, el("p", { class: "muted" }, `${metric.name}…`));
@@ -77,7 +80,7 @@ function metricFigure(metric) {
       const currencies = metric.unit === "{currency_unit}" ? [...new Set(data.map((p) => p.attribute).filter(Boolean))] : [];
       const { title, axis } = chartWords(metric, currencies);
       if (!data.length) {
-        figure.replaceChildren(el("p", { class: "muted" }, `${title}: nothing in this time range`));
+        figure.replaceChildren(el("p", { class: "muted" }, _("{title}: nothing in this time range", { title })));
         return;
       }
       const chart = lineChart(data, title, { format: formatFor(metric, currencies), range: { start, end, step }, axis });
@@ -90,9 +93,9 @@ function metricFigure(metric) {
 
 pages.charts = async () => {
   const [names, funnel] = await Promise.all([api("/api/metrics", { lookback }), api("/api/funnel", { lookback })]);
-  if (!names.length) return show(empty("No metrics in this time range yet."));
+  if (!names.length) return show(empty(_("No metrics in this time range yet.")));
   const top = Math.max(...funnel.map((s) => s.count), 1);
-  const funnelView = el("section", { "aria-label": "Funnel" }, el("h2", {}, "Funnel"),
+  const funnelView = el("section", { "aria-label": _("Funnel") }, el("h2", {}, _("Funnel")),
     el("ol", { class: "funnel" }, funnel.map((s) => el("li", {},
       el("span", { class: "label" }, s.step),
       el("span", { class: "bar", style: `width:${Math.max(1, 100 * s.count / top)}%` }),

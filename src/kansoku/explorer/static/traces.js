@@ -10,7 +10,7 @@ pages.trace = async () => {
     api("/api/problems", { trace_id: traceId }).catch(() => [])]);
   show(...(warnings || []).map((warning) => el("p", { class: "warning", role: "note" }, warning)),
     ...(found.length ? [traceProblems(found)] : []), waterfall(spans, logs, found),
-    logTable(logs, "Logs of this trace"));
+    logTable(logs, _("Logs of this trace")));
 };
 
 async function searchTraces(data) {
@@ -28,7 +28,7 @@ async function searchTraces(data) {
     // Unless all are asked for: not the storefront's pictures (a trace each, twenty to a
     // product list), nor one-span traces (a service fetching identity's signing keys).
     exclude: data.all ? [] : IMAGE_OPERATIONS, minSpans: data.all ? 1 : 2 });
-  if (!traces.length) return show(empty("No trace matches. Widen the time range or the search."));
+  if (!traces.length) return show(empty(_("No trace matches. Widen the time range or the search.")));
   const summaries = traces.map((trace) => {
     const start = Math.min(...trace.spans.map((s) => s.startTime));
     const end = Math.max(...trace.spans.map((s) => s.startTime + s.duration));
@@ -43,7 +43,9 @@ async function searchTraces(data) {
   show(el("ol", { class: "traces" }, summaries.map((t) => el("li", { class: t.errors ? "bad" : "" },
     link(`/traces/${t.id}`, `${t.service}: ${t.root.operationName}`),
     el("span", { class: "bar", style: `width:${Math.max(2, 60 * t.duration / longest)}%` }),
-    el("span", { class: "muted" }, ` ${ms(t.duration)} · ${t.count} spans · ${t.services.size} services${t.errors ? ` · ${t.errors} errors` : ""} · ${when(t.start * 1000)}`),
+    el("span", { class: "muted" }, " ", [ms(t.duration), ngettext("{n} span", "{n} spans", t.count),
+      ngettext("{n} service", "{n} services", t.services.size),
+      ...(t.errors ? [ngettext("{n} error", "{n} errors", t.errors)] : []), when(t.start * 1000)].join(" · ")),
     // A trace too big for the list's answer came cut short: it says how much.
     t.warnings.map((warning) => el("span", { class: "warning" }, warning))))));
 }
@@ -55,8 +57,8 @@ const IMAGE_OPERATIONS = ["GET */image", "GET */thumbnail"];
 // intakes): its name for a reader, and what to know about what it records.
 const SOURCES = {
   otel: { name: "OpenTelemetry" },
-  xray: { name: "AWS X-Ray SDK", note: "The X-Ray SDK names a request after its URL path, not its route template: /products/7 and /products/8 are two names." },
-  newrelic: { name: "New Relic agent" },
+  xray: { name: "AWS X-Ray SDK", note: _("The X-Ray SDK names a request after its URL path, not its route template: /products/7 and /products/8 are two names.") },
+  newrelic: { name: _("New Relic agent") },
 };
 const sourceOf = (span) => (span.attributes || {})["telemetry.source"] || "otel";
 
@@ -77,14 +79,14 @@ function waterfall(spans, logs, found = []) {
   const sources = {};
   for (const s of spans) sources[sourceOf(s)] = (sources[sourceOf(s)] || 0) + 1;
   const mixed = Object.keys(sources).length > 1;
-  const list = el("ol", { class: "waterfall", "aria-label": "Spans, as a tree" });
+  const list = el("ol", { class: "waterfall", "aria-label": _("Spans, as a tree") });
   const logsBySpan = {};
   for (const log of logs) (logsBySpan[log.span_id] ||= []).push(log);
   const add = (span, depth) => {
     const marked = problemsOf[span.span_id] || [];
     const details = el("div", { class: "details", hidden: true },
       marked.map((problem) => el("p", { class: "problem-note" }, el("strong", {}, `⚠ ${problem.title}: `),
-        problem.explanation, " ", el("strong", {}, "Fix: "), problem.fix)),
+        problem.explanation, " ", el("strong", {}, _("Fix:")), " ", problem.fix)),
       spanDetails(span, logsBySpan[span.span_id] || []));
     const row = el("li", { class: `span ${span.status === "error" ? "bad" : ""} ${marked.length ? "problem" : ""}` },
       el("button", { type: "button", class: "span-row", "aria-expanded": "false",
@@ -105,17 +107,25 @@ function waterfall(spans, logs, found = []) {
     for (const child of (children[span.span_id] || []).sort((a, b) => a.start_ns - b.start_ns)) add(child, depth + 1);
   };
   roots.sort((a, b) => a.start_ns - b.start_ns).forEach((root) => add(root, 0));
-  return el("section", { "aria-label": "Waterfall" },
-    el("p", { class: "muted" }, `${spans.length} spans in ${services.length} services, ${ms(total / 1e6)}. Click a span for its attributes, events and logs.`),
-    el("p", { class: "muted sources" }, "Made by ", Object.entries(sources).map(([source, count], index) =>
-      `${index ? ", " : ""}${(SOURCES[source] || { name: source }).name} (${count} span${count === 1 ? "" : "s"})`)),
+  // Texts are filled with texts translated beforehand: Babel does not look for a text
+  // inside another's call.
+  const counted = { spans: ngettext("{n} span", "{n} spans", spans.length),
+    services: ngettext("{n} service", "{n} services", services.length), duration: ms(total / 1e6) };
+  const made = Object.entries(sources).map(([source, count]) => {
+    const spanCount = ngettext("{n} span", "{n} spans", count);
+    return _("{source} ({spans})", { source: (SOURCES[source] || { name: source }).name, spans: spanCount });
+  });
+  return el("section", { "aria-label": _("Waterfall") },
+    el("p", { class: "muted" }, _("{spans} in {services}, {duration}. Click a span for its attributes, events and logs.", counted)),
+    el("p", { class: "muted sources" }, _("Made by {sources}", { sources: made.join(", ") })),
     list);
 }
 
 function spanDetails(span, logs) {
   const rows = Object.entries(span.attributes).map(([key, value]) => el("tr", {},
     el("th", { scope: "row" }, key), el("td", {}, typeof value === "string" ? value : JSON.stringify(value))));
-  const parts = [el("p", {}, `${span.kind} span · status ${span.status}${span.status_message ? `: ${span.status_message}` : ""} · started ${when(span.start_ns)} UTC`),
+  const status = span.status_message ? `${span.status}: ${span.status_message}` : span.status;
+  const parts = [el("p", {}, _("{kind} span · status {status} · started {time} UTC", { kind: span.kind, status, time: when(span.start_ns) })),
     ...(span.warnings || []).map((warning) => el("p", { class: "warning" }, warning))];
   const source = SOURCES[sourceOf(span)];
   if (source && source.note) parts.push(el("p", { class: "muted" }, `${source.name}: ${source.note}`));
@@ -127,6 +137,6 @@ function spanDetails(span, logs) {
       el("strong", {}, event.name), " ", attrs["exception.type"] || "", " ", attrs["exception.message"] || "",
       attrs["exception.stacktrace"] ? el("pre", {}, attrs["exception.stacktrace"]) : null));
   }
-  if (logs.length) parts.push(logTable(logs, "Logs of this span"));
+  if (logs.length) parts.push(logTable(logs, _("Logs of this span")));
   return parts;
 }

@@ -1,0 +1,103 @@
+"""What `/api/drills` answers and takes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Self
+
+from pydantic import BaseModel, Field, model_validator
+
+from kansoku.explorer.common.responses import TRACE_ID_PATTERN
+
+
+class DrillSummary(BaseModel):
+    """A drill of the catalogue, in the reader's language."""
+
+    id: str = Field(description="Its name, as `kansoku drill start NAME` takes it")
+    title: str
+    question: str
+    time_limit_seconds: float
+    hints: int = Field(description="How many hints it has")
+    start_command: str = Field(description="The command that starts it")
+
+
+class DrillAnswer(BaseModel):
+    """One answer given to the drill in progress, and how it compared with the truth."""
+
+    at: datetime
+    service: str | None
+    cause: str
+    trace_id: str | None
+    outcome: str = Field(description="right, wrong-service, wrong-cause, no-evidence, "
+                                     "false-alarm or missed-fault")
+    message: str
+
+
+class FixCheck(BaseModel):
+    at: datetime
+    recovered: bool
+    detail: str
+
+
+class DrillScore(BaseModel):
+    """The score so far, as `kansoku drill status` shows it."""
+
+    points: int
+    detect_seconds: float | None
+    diagnose_seconds: float | None
+    mitigate_seconds: float | None
+    hint_points: int
+    wrong_tries: int
+    false_alarms: int
+    over_time: bool
+
+
+class CurrentDrill(BaseModel):
+    """The drill in progress (`kansoku drill start` began it), in the reader's language."""
+
+    id: str
+    title: str
+    question: str
+    user: str
+    started_at: datetime
+    elapsed_seconds: float
+    time_limit_seconds: float
+    hints: list[str] = Field(description="The hints taken so far, in order")
+    hints_left: int
+    next_hint_cost: int | None = Field(description="Points the next hint costs (None: "
+                                                   "none left)")
+    answered: bool = Field(description="Whether a right answer has been given")
+    answers: list[DrillAnswer]
+    fix_checks: list[FixCheck]
+    score: DrillScore
+    services: list[str] = Field(description="The services an answer may name")
+    causes: list[str] = Field(description="The cause categories an answer may name")
+    commands: dict[str, str] = Field(description="The commands that check a fix and end "
+                                                 "the drill, which only the command line "
+                                                 "can run (they act on the stack)")
+
+
+class AnswerForm(BaseModel):
+    """An answer: the service at fault, the cause category and a trace that shows it —
+    or that nothing is wrong."""
+
+    service: str | None = Field(None, max_length=100)
+    cause: str | None = Field(None, max_length=40)
+    trace_id: str | None = Field(None, pattern=TRACE_ID_PATTERN)
+    nothing_wrong: bool = False
+
+    @model_validator(mode="after")
+    def _one_or_the_other(self) -> Self:
+        given = [name for name in ("service", "cause", "trace_id") if getattr(self, name)]
+        if self.nothing_wrong and given:
+            raise ValueError("nothing_wrong takes no service, cause or trace_id")
+        if not self.nothing_wrong and len(given) < 3:
+            raise ValueError("an answer needs service, cause and trace_id (or "
+                             "nothing_wrong: true)")
+        return self
+
+
+class AnswerResult(BaseModel):
+    outcome: str
+    message: str
+    right: bool
