@@ -61,10 +61,13 @@ TRACE_BREAK: Final = "kansoku.trace.break"
 #: With it, the caller's trace id (32 hex digits) read from that header: the trace the
 #: request came from, to look up by hand.
 TRACE_BREAK_CALLER_TRACE_ID: Final = "kansoku.trace.break.caller_trace_id"
+#: With it, why, in a sentence.
+TRACE_BREAK_REASON: Final = "kansoku.trace.break.reason"
 #: The X-Ray annotations carrying the same (annotation names allow letters, digits and
 #: underscores only); the explorer's X-Ray intake stores them under the names above.
 XRAY_TRACE_BREAK_ANNOTATION: Final = "kansoku_trace_break"
 XRAY_TRACE_BREAK_CALLER_ANNOTATION: Final = "kansoku_trace_break_caller_trace_id"
+XRAY_TRACE_BREAK_REASON_ANNOTATION: Final = "kansoku_trace_break_reason"
 
 # --- Baggage keys (travel with the request across every service) --------------------
 #: The logged-in user. Stamped as `enduser.id` on every span of the request.

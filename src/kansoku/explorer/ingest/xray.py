@@ -63,7 +63,8 @@ _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 _REMOTE_NAMESPACES = frozenset({"remote", "aws"})
 _TRACE_BREAK_ANNOTATIONS = (
     (semconv.XRAY_TRACE_BREAK_ANNOTATION, semconv.TRACE_BREAK),
-    (semconv.XRAY_TRACE_BREAK_CALLER_ANNOTATION, semconv.TRACE_BREAK_CALLER_TRACE_ID))
+    (semconv.XRAY_TRACE_BREAK_CALLER_ANNOTATION, semconv.TRACE_BREAK_CALLER_TRACE_ID),
+    (semconv.XRAY_TRACE_BREAK_REASON_ANNOTATION, semconv.TRACE_BREAK_REASON))
 _KIND = {kind: SPAN_KINDS.index(kind.value) for kind in SpanKind}
 _STATUS = {status: STATUS_CODES.index(status.value) for status in SpanStatus}
 

@@ -201,7 +201,10 @@ class NewRelicMiddleware:
                 transaction.ignore_transaction = True  # probes are not requests
             await self.app(scope, receive, send)
             return
-        foreign = propagation.foreign_trace(Headers(scope=scope), Instrumentation.NEWRELIC)
+        headers = Headers(scope=scope)
+        # The agent has read the headers already: its transaction began outside this.
+        foreign = propagation.foreign_trace(headers, Instrumentation.NEWRELIC) or \
+            propagation.refused_traceparent(headers, newrelic.agent.current_trace_id())
         if foreign is not None:
             for key, value in foreign.attributes().items():
                 add_request_attribute(key, value)

@@ -47,6 +47,20 @@ XRAY_HEADER_NAME = "X-Amzn-Trace-Id"
 #: The propagators of an OpenTelemetry service with an X-Ray neighbour.
 WITH_XRAY = ("xray", "tracecontext", "baggage")
 
+#: Why a trace breaks, as each span says it (`kansoku.trace.break.reason`).
+XRAY_READS_NO_TRACEPARENT = ("The X-Ray SDK reads only X-Amzn-Trace-Id; the caller sent a "
+                             "W3C traceparent, so this request starts a new trace.")
+NEWRELIC_READS_NO_XRAY = ("The New Relic agent reads only W3C traceparent and its own "
+                          "header; the caller sent X-Amzn-Trace-Id, so this request starts "
+                          "a new trace.")
+OTEL_READS_NO_XRAY = ("This service's OpenTelemetry propagators do not read "
+                      "X-Amzn-Trace-Id (no X-Ray neighbour is configured), so this request "
+                      "starts a new trace.")
+NEWRELIC_REFUSED_TRACEPARENT = ("The New Relic agent did not continue the caller's "
+                                "traceparent (agent 14.1 refuses trace flags other than 00 "
+                                "and 01, and OpenTelemetry sets 03), so this request "
+                                "starts a new trace.")
+
 _XRAY_ROOT = re.compile(r"Root=1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
 
@@ -110,9 +124,11 @@ class ForeignTrace:
     header: str
     #: The caller's trace id in 32 hex digits, when the header could be read.
     caller_trace_id: str | None
+    #: Why, in a sentence a learner reads among the span's details.
+    reason: str
 
     def attributes(self) -> dict[str, str]:
-        found = {semconv.TRACE_BREAK: self.header}
+        found = {semconv.TRACE_BREAK: self.header, semconv.TRACE_BREAK_REASON: self.reason}
         if self.caller_trace_id:
             found[semconv.TRACE_BREAK_CALLER_TRACE_ID] = self.caller_trace_id
         return found
@@ -137,13 +153,30 @@ def foreign_trace(headers: Mapping[str, str], running: Instrumentation,
     match running:
         case Instrumentation.XRAY:
             if has_w3c and not has_xray:
-                return ForeignTrace(TRACEPARENT, _w3c_trace_id(headers[TRACEPARENT]))
+                return ForeignTrace(TRACEPARENT, _w3c_trace_id(headers[TRACEPARENT]),
+                                    XRAY_READS_NO_TRACEPARENT)
         case Instrumentation.NEWRELIC:
             if has_xray and not has_w3c:
-                return ForeignTrace(XRAY_HEADER_NAME, _xray_trace_id(headers[XRAY_HEADER]))
+                return ForeignTrace(XRAY_HEADER_NAME, _xray_trace_id(headers[XRAY_HEADER]),
+                                    NEWRELIC_READS_NO_XRAY)
         case Instrumentation.OTEL:
             if has_xray and not has_w3c and not reads_xray:
-                return ForeignTrace(XRAY_HEADER_NAME, _xray_trace_id(headers[XRAY_HEADER]))
+                return ForeignTrace(XRAY_HEADER_NAME, _xray_trace_id(headers[XRAY_HEADER]),
+                                    OTEL_READS_NO_XRAY)
         case Instrumentation.NONE:
             pass
     return None
+
+
+def refused_traceparent(headers: Mapping[str, str], trace_id: str | None
+                        ) -> ForeignTrace | None:
+    """A `traceparent` the New Relic agent did not continue: the request came with one,
+    and the agent's transaction runs in another trace (`trace_id`). Agent 14.1 reads
+    the header's flags as binary digits, so it refuses flags `03` — the W3C level 2
+    "random trace id" flag OpenTelemetry's SDK sets — and starts a new trace."""
+    if TRACEPARENT not in headers or not trace_id:
+        return None
+    caller = _w3c_trace_id(headers[TRACEPARENT])
+    if caller is None or caller == trace_id.lower():
+        return None
+    return ForeignTrace(TRACEPARENT, caller, NEWRELIC_REFUSED_TRACEPARENT)

@@ -230,6 +230,7 @@ class XRayMiddleware:
         foreign = propagation.foreign_trace(headers, Instrumentation.XRAY)
         if foreign is not None:
             segment.put_annotation(semconv.XRAY_TRACE_BREAK_ANNOTATION, foreign.header)
+            segment.put_annotation(semconv.XRAY_TRACE_BREAK_REASON_ANNOTATION, foreign.reason)
             if foreign.caller_trace_id:
                 segment.put_annotation(semconv.XRAY_TRACE_BREAK_CALLER_ANNOTATION,
                                        foreign.caller_trace_id)
