@@ -31,6 +31,14 @@ def test_the_platform_wide_choice_applies_and_a_services_own_wins(
     assert ProbeSettings().effective_instrumentation == Instrumentation.NONE
 
 
+def test_an_empty_services_own_choice_follows_the_platforms(
+        clean_env: pytest.MonkeyPatch) -> None:
+    # Compose passes every service's variable through, empty when the shell has none.
+    clean_env.setenv("KANSOKU_INSTRUMENTATION", "newrelic")
+    clean_env.setenv("KANSOKU_PROBE_INSTRUMENTATION", " ")
+    assert ProbeSettings().effective_instrumentation == Instrumentation.NEWRELIC
+
+
 def test_an_unknown_approach_is_refused_naming_the_variable(
         clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("KANSOKU_PROBE_INSTRUMENTATION", "datadog")
