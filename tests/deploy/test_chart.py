@@ -578,7 +578,7 @@ def test_every_service_is_told_every_approach_and_vendors_report_to_the_explorer
 
 
 def test_a_vendor_approach_without_the_explorer_is_one_clear_error() -> None:
-    with pytest.raises(Exception, match=re.escape(
+    with pytest.raises(helm.HelmError, match=re.escape(
             "instrumentation xray reports to the explorer's intakes: keep explorer.enabled")):
         render({"explorer": {"enabled": False},
                 "telemetry": {"otlpEndpoint": "https://otlp.example.com"},
