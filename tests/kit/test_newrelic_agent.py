@@ -78,7 +78,7 @@ async def test_the_agent_as_shipped_does_not_trace_the_first_request(
             collector = explorer_app.state.intakes.newrelic.collector
 
             async def connected() -> bool:
-                return collector.calls.get("agent_settings", 0) > 0
+                return bool(collector.calls.get("agent_settings", 0) > 0)
 
             await eventually(connected, 30, "the agent connected")
             for number in range(1, 4):
