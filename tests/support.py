@@ -535,7 +535,8 @@ def free_udp_port() -> int:
 def explorer_with_intakes(**settings: Any) -> Iterator[tuple[str, FastAPI]]:
     """A real explorer (storage in memory, no background detection) served over HTTP in a
     thread with its lifespan, so its X-Ray and EMF intakes listen on free ports; yields
-    its URL and app (`app.state.settings.xray_port` / `emf_port` say where)."""
+    its URL and app (`app.state.settings.xray_port` / `emf_port` / `newrelic_port` say
+    where)."""
     from kansoku.explorer.app import create_app  # DuckDB and the explorer: only here
     from kansoku.explorer.settings import Settings as ExplorerSettings
 
@@ -543,7 +544,8 @@ def explorer_with_intakes(**settings: Any) -> Iterator[tuple[str, FastAPI]]:
     handlers, level_before = list(root.handlers), root.level
     app = create_app(ExplorerSettings(**{
         "db_path": ":memory:", "problems_enabled": False, "alerts_enabled": False,
-        "xray_port": free_udp_port(), "emf_port": free_ports(1)[0], **settings}))
+        "xray_port": free_udp_port(), "emf_port": free_ports(1)[0],
+        "newrelic_port": free_ports(1)[0], **settings}))
     try:
         # Its log is JSON lines on stdout (capsys reads them), as a served explorer's.
         with serve_in_thread(app, lifespan="on") as url:

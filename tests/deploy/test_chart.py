@@ -49,6 +49,13 @@ EVERYTHING = {
     "services": {"orders": {"autoscaling": {"enabled": True}}},
     "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/k"}},
 }
+#: A mixed shop (docs/approaches.md): New Relic everywhere but the catalog on X-Ray and
+#: the cart on OpenTelemetry.
+MIXED = {"telemetry": {"instrumentation": "newrelic"},
+         "services": {"catalog": {"instrumentation": "xray"},
+                      "cart": {"instrumentation": "otel"}}}
+#: The explorer's intakes for the vendor approaches: (protocol, port).
+VENDOR_INTAKES = {("UDP", 2000), ("UDP", 25888), ("TCP", 25888), ("TCP", 8443)}
 #: CRDs of the Prometheus Operator: not in Kubernetes' schemas.
 OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
 #: The servers a service may use, as `kit.connections.Connections` names them.
@@ -107,8 +114,8 @@ def containers(objects: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from pod["containers"]
 
 
-@pytest.mark.parametrize("values", [{}, EXTERNAL, EVERYTHING],
-                         ids=["bundled", "external", "everything"])
+@pytest.mark.parametrize("values", [{}, EXTERNAL, EVERYTHING, MIXED],
+                         ids=["bundled", "external", "everything", "mixed"])
 def test_the_chart_lints_and_its_manifests_are_valid_kubernetes(
     values: dict[str, Any],
 ) -> None:
@@ -329,10 +336,11 @@ def chart_flows(objects: list[dict[str, Any]]) -> dict[str, Flow]:
         flow = Flow(set(), set())
         for rule in policies[f"shop-kansoku-{info.name}"]["spec"]["egress"]:
             ports = [port["port"] for port in rule["ports"]]
+            telemetry = {topology.DEFAULT_OTLP_PORT, *(port for _, port in VENDOR_INTAKES)}
             for component in filter(None, map(_selected, rule.get("to", []))):
                 if component in ("postgresql", "nats", "valkey"):
                     flow.servers.add(component)
-                elif ports != [topology.DEFAULT_OTLP_PORT]:
+                elif not set(ports) <= telemetry:
                     flow.calls.add(component)
         flows[info.name] = flow
     return flows
@@ -530,3 +538,48 @@ def test_each_pod_gets_the_addresses_it_uses_and_no_others() -> None:
 def test_an_external_server_without_its_url_is_one_clear_error() -> None:
     with pytest.raises(helm.HelmError, match=r"postgresql\.url is required"):
         render({"postgresql": {"bundled": False}})
+
+
+def test_every_service_is_told_every_approach_and_vendors_report_to_the_explorer() -> None:
+    plain = render()
+    for container in containers(plain):
+        if container["name"] not in ("explorer", "migrate", "wait-for-migrations"):
+            env = environment(container)
+            if "OTEL_EXPORTER_OTLP_ENDPOINT" in env:
+                assert env["KANSOKU_INSTRUMENTATION"] == "otel", container["name"]
+                assert "NEW_RELIC_HOST" not in env and "AWS_XRAY_DAEMON_ADDRESS" not in env
+    explorer = by_kind(plain, "Service")["shop-kansoku-explorer"]["spec"]["ports"]
+    assert {port["port"] for port in explorer} == {8800, 4318}
+
+    mixed = render(MIXED)
+    services = [container for container in containers(mixed)
+                if "OTEL_EXPORTER_OTLP_ENDPOINT" in environment(container)]
+    assert {container["name"] for container in services} >= \
+        {info.name for info in topology.SERVICES} - {"explorer"}
+    for container in services:
+        env = environment(container)
+        # Every service knows every approach: the OpenTelemetry cart learns that the
+        # catalog runs X-Ray, and so speaks X-Amzn-Trace-Id.
+        assert (env["KANSOKU_INSTRUMENTATION"], env["KANSOKU_CATALOG_INSTRUMENTATION"],
+                env["KANSOKU_CART_INSTRUMENTATION"]) == ("newrelic", "xray", "otel")
+        assert env["AWS_XRAY_DAEMON_ADDRESS"] == "shop-kansoku-explorer:2000"
+        assert env["AWS_EMF_AGENT_ENDPOINT"] == "udp://shop-kansoku-explorer:25888"
+        assert (env["NEW_RELIC_HOST"], env["NEW_RELIC_PORT"]) == ("shop-kansoku-explorer",
+                                                                  "8443")
+    explorer = by_kind(mixed, "Service")["shop-kansoku-explorer"]["spec"]["ports"]
+    assert {(port.get("protocol", "TCP"), port["port"]) for port in explorer} >= VENDOR_INTAKES
+    # The network policies let every service reach those intakes, and nothing else new.
+    policies = by_kind(mixed, "NetworkPolicy")
+    ingress = policies["shop-kansoku-explorer"]["spec"]["ingress"]
+    vendor = next(rule for rule in ingress if {(port["protocol"], port["port"])
+                                               for port in rule["ports"]} == VENDOR_INTAKES)
+    assert {_selected(peer) for peer in vendor["from"]} == set(code_flows()) - {"explorer"}
+    assert chart_flows(mixed) == code_flows()
+
+
+def test_a_vendor_approach_without_the_explorer_is_one_clear_error() -> None:
+    with pytest.raises(helm.HelmError, match=re.escape(
+            "instrumentation xray reports to the explorer's intakes: keep explorer.enabled")):
+        render({"explorer": {"enabled": False},
+                "telemetry": {"otlpEndpoint": "https://otlp.example.com"},
+                "services": {"catalog": {"instrumentation": "xray"}}})

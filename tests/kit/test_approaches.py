@@ -15,7 +15,7 @@ from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.app import start_instrumentation
 from kansoku.kit.approaches import Instrumentation
-from kansoku.kit.settings import ConfigurationError, ServiceSettings, invalid_setting_message
+from kansoku.kit.settings import ServiceSettings, invalid_setting_message
 
 
 class ProbeSettings(ServiceSettings):
@@ -31,6 +31,14 @@ def test_the_platform_wide_choice_applies_and_a_services_own_wins(
     assert ProbeSettings().effective_instrumentation == Instrumentation.NONE
 
 
+def test_an_empty_services_own_choice_follows_the_platforms(
+        clean_env: pytest.MonkeyPatch) -> None:
+    # Compose passes every service's variable through, empty when the shell has none.
+    clean_env.setenv("KANSOKU_INSTRUMENTATION", "newrelic")
+    clean_env.setenv("KANSOKU_PROBE_INSTRUMENTATION", " ")
+    assert ProbeSettings().effective_instrumentation == Instrumentation.NEWRELIC
+
+
 def test_an_unknown_approach_is_refused_naming_the_variable(
         clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("KANSOKU_PROBE_INSTRUMENTATION", "datadog")
@@ -39,13 +47,6 @@ def test_an_unknown_approach_is_refused_naming_the_variable(
     message = invalid_setting_message(refused.value, "KANSOKU_PROBE_")
     assert message.startswith("KANSOKU_PROBE_INSTRUMENTATION is not valid")
     assert "'otel', 'xray', 'newrelic' or 'none'" in message
-
-
-def test_new_relic_is_refused_in_one_plain_line() -> None:
-    with pytest.raises(ConfigurationError) as refused:
-        start_instrumentation("probe", Instrumentation.NEWRELIC)
-    assert str(refused.value) == \
-        "KANSOKU_INSTRUMENTATION=newrelic is not built yet; use otel or xray"
 
 
 def test_none_starts_nothing() -> None:
@@ -87,3 +88,42 @@ def test_a_service_on_xray_starts_no_opentelemetry_sdk() -> None:
     # Metrics through the API go to EMF, with no SDK reader or exporter thread.
     assert found["meter_provider"] == "EmfMeterProvider"
     assert found["threads"] == ["MainThread"]
+
+
+#: Starts the New Relic approach as a service does and reports what is installed.
+NEWRELIC_PROCESS = textwrap.dedent("""
+    import json
+    from opentelemetry import metrics, trace
+    from kansoku.kit.app import start_instrumentation
+    from kansoku.kit.approaches import Instrumentation
+
+    telemetry = start_instrumentation("probe", Instrumentation.NEWRELIC)
+    import newrelic.agent
+    span = trace.get_tracer("probe").start_span("would be exported by an SDK")
+    settings = newrelic.agent.global_settings()
+    print(json.dumps({
+        "enabled": telemetry.enabled,
+        "approach": telemetry.approach.instrumentation,
+        "tracer_provider": type(trace.get_tracer_provider()).__name__,
+        "meter_provider": type(metrics.get_meter_provider()).__name__,
+        "span_recording": span.is_recording(),
+        "app_name": settings.app_name, "host": settings.host, "port": settings.port,
+        "sampler": settings.distributed_tracing.sampler._root,
+    }))
+""")
+
+
+def test_a_service_on_new_relic_starts_the_agent_and_no_opentelemetry_sdk() -> None:
+    done = subprocess.run([sys.executable, "-c", NEWRELIC_PROCESS], capture_output=True,
+                          text=True, timeout=60, check=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path),
+                               "NEW_RELIC_PORT": "9443"})
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["enabled"] is False and found["approach"] == "newrelic"
+    assert found["tracer_provider"] == "ProxyTracerProvider"
+    assert found["span_recording"] is False
+    # Metrics through the API become custom metrics and events.
+    assert found["meter_provider"] == "NewRelicMeterProvider"
+    # The agent reports to the explorer's intake, for the service, every request kept.
+    assert (found["app_name"], found["host"], found["port"]) == ("probe", "127.0.0.1", 9443)
+    assert found["sampler"] == "always_on"

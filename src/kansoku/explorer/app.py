@@ -63,10 +63,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def close_store() -> None:
         await asyncio.to_thread(store.close)
 
-    # The X-Ray daemon's and the CloudWatch agent's ports (docs/approaches.md).
+    # The X-Ray daemon's, the CloudWatch agent's and the New Relic collector's ports
+    # (docs/approaches.md).
     async def open_intakes() -> None:
         app.state.intakes = await intakes.start(store, settings.host, settings.xray_port,
-                                                settings.emf_port)
+                                                settings.emf_port, settings.newrelic_port)
 
     async def close_intakes() -> None:
         if app.state.intakes is not None:

@@ -23,6 +23,9 @@ class Settings(ServiceSettings):
     #: is off. A port that cannot be bound is logged and the explorer runs without it.
     xray_port: int | None = Field(2000, ge=1, le=65535)
     emf_port: int | None = Field(25888, ge=1, le=65535)
+    #: The New Relic collector's HTTPS port, where services on the New Relic agent
+    #: report (explorer/ingest/newrelic.py). Unset (empty): off.
+    newrelic_port: int | None = Field(8443, ge=1, le=65535)
     #: The DuckDB file everything is kept in (`kansoku up` puts it in the data
     #: directory); ":memory:" keeps nothing across restarts.
     db_path: str = ".kansoku/explorer/telemetry.duckdb"

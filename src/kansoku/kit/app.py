@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kansoku import __version__
 from kansoku.kit import approaches, semconv
-from kansoku.kit.approaches import Approach, Instrumentation
+from kansoku.kit.approaches import Approach, Instrumentation, propagation
 from kansoku.kit.auth import TokenVerifier
 from kansoku.kit.connections import Connections
 from kansoku.kit.errors import install_problem_handlers
@@ -73,6 +73,8 @@ def start_instrumentation(service: str, instrumentation: Instrumentation) -> Tel
     providers, or a vendor's agent with no OpenTelemetry SDK, or nothing."""
     match instrumentation:
         case Instrumentation.OTEL:
+            # With an X-Ray neighbour, X-Amzn-Trace-Id too (kit/approaches/propagation.py).
+            propagation.install_propagators()
             return setup_telemetry(service)
         case Instrumentation.NONE:
             return Telemetry(service)
@@ -87,8 +89,15 @@ def start_instrumentation(service: str, instrumentation: Instrumentation) -> Tel
             approaches.install(approach)
             return Telemetry(service, approach=approach)
         case Instrumentation.NEWRELIC:
-            raise ConfigurationError(
-                "KANSOKU_INSTRUMENTATION=newrelic is not built yet; use otel or xray")
+            try:
+                from kansoku.kit.approaches import newrelic  # the vendor's agent: only when chosen
+            except ImportError as exc:
+                raise ConfigurationError(
+                    "KANSOKU_INSTRUMENTATION=newrelic needs the New Relic agent: "
+                    "pip install 'kansoku[approaches]'") from exc
+            approach = newrelic.start(service)
+            approaches.install(approach)
+            return Telemetry(service, approach=approach)
         case _:
             assert_never(instrumentation)
 

@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kansoku.kit import semconv
+from kansoku.kit.approaches import Instrumentation, propagation
 from kansoku.kit.context import new_request_id, set_request_id
 from kansoku.kit.errors import BodyTooLarge, problem_response
 
@@ -35,6 +36,8 @@ logger = logging.getLogger("kansoku.access")
 _REQUEST_ID_HEADER_BYTES = semconv.REQUEST_ID_HEADER.lower().encode()
 #: The only headers the propagators read (W3C trace context and baggage).
 _PROPAGATION_HEADERS = frozenset({b"traceparent", b"tracestate", b"baggage"})
+#: AWS X-Ray's trace header (kit/approaches/propagation.py).
+_XRAY_HEADER_BYTES = propagation.XRAY_HEADER.encode()
 
 #: How the kit's client between services introduces itself (`kit.http`).
 SERVICE_CLIENT_USER_AGENT = "kansoku-service-client"
@@ -161,6 +164,10 @@ class ServiceRequestMiddleware:
                 supplied = value.decode("latin-1")
             elif name in _PROPAGATION_HEADERS:
                 carrier[name.decode()] = value.decode("latin-1")
+            elif name == _XRAY_HEADER_BYTES:
+                # Read by the X-Ray propagator (with an X-Ray neighbour) under its own
+                # spelling; otherwise noted as a trace this service cannot continue.
+                carrier[propagation.XRAY_HEADER_NAME] = value.decode("latin-1")
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
         request_id = new_request_id(supplied)
@@ -185,6 +192,12 @@ class ServiceRequestMiddleware:
                     attributes[semconv.USER_AGENT] = user_agent
                 if scope.get("client"):
                     attributes[semconv.CLIENT_ADDRESS] = scope["client"][0]
+            if propagation.XRAY_HEADER_NAME in carrier:
+                foreign = propagation.foreign_trace(
+                    {key.lower(): value for key, value in carrier.items()},
+                    Instrumentation.OTEL, reads_xray=propagation.speaks_xray())
+                if foreign is not None:
+                    attributes.update(foreign.attributes())
             # Named by method until routing has matched; renamed to "GET /route" below.
             span = self.tracer.start_span(method, parent, SpanKind.SERVER, attributes)
             token = context.attach(trace.set_span_in_context(span, parent))

@@ -53,6 +53,24 @@ TELEMETRY_SOURCE: Final = "telemetry.source"
 #: The X-Ray annotation naming the logged-in user (annotations are X-Ray's indexed,
 #: searchable attributes: letters, digits and underscores only, hence not `enduser.id`).
 XRAY_USER_ID_ANNOTATION: Final = "user_id"
+#: The New Relic custom attribute naming the logged-in user (New Relic's own examples
+#: name it so; the explorer also fills `enduser.id` from it).
+NEWRELIC_USER_ID_ATTRIBUTE: Final = "userId"
+#: Set on a service's request span when the request carried a trace header of another
+#: approach that this service cannot continue (an `X-Amzn-Trace-Id` reaching an
+#: OpenTelemetry or New Relic service, a `traceparent` reaching an X-Ray one): its value
+#: names the header, and the trace stops here (docs/approaches.md, mixed shops).
+TRACE_BREAK: Final = "kansoku.trace.break"
+#: With it, the caller's trace id (32 hex digits) read from that header: the trace the
+#: request came from, to look up by hand.
+TRACE_BREAK_CALLER_TRACE_ID: Final = "kansoku.trace.break.caller_trace_id"
+#: With it, why, in a sentence.
+TRACE_BREAK_REASON: Final = "kansoku.trace.break.reason"
+#: The X-Ray annotations carrying the same (annotation names allow letters, digits and
+#: underscores only); the explorer's X-Ray intake stores them under the names above.
+XRAY_TRACE_BREAK_ANNOTATION: Final = "kansoku_trace_break"
+XRAY_TRACE_BREAK_CALLER_ANNOTATION: Final = "kansoku_trace_break_caller_trace_id"
+XRAY_TRACE_BREAK_REASON_ANNOTATION: Final = "kansoku_trace_break_reason"
 
 # --- Baggage keys (travel with the request across every service) --------------------
 #: The logged-in user. Stamped as `enduser.id` on every span of the request.

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kansoku.kit.approaches import Instrumentation
@@ -124,6 +124,13 @@ class ServiceSettings(BaseSettings):
     readiness_timeout_seconds: float = Field(2.0, validation_alias=shared("readiness_timeout"))
     #: How long shutdown waits for in-flight requests after SIGTERM.
     graceful_shutdown_seconds: float = Field(10.0, validation_alias=shared("graceful_shutdown"))
+
+    @field_validator("instrumentation", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty KANSOKU_<SERVICE>_INSTRUMENTATION follows the platform's (compose
+        passes every service's through, empty when the shell has none)."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     def listen_ports(self) -> list[int]:
         """Every port this service listens on (most have one)."""

@@ -75,6 +75,27 @@ render that would send it nowhere fails. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* The instrumentation approach of each service (docs/approaches.md), as YAML
+name: approach: its own services.<name>.instrumentation, else telemetry.instrumentation. */}}
+{{- define "kansoku.approaches" -}}
+{{- range $name, $service := .Values.services }}
+{{ $name }}: {{ $service.instrumentation | default $.Values.telemetry.instrumentation }}
+{{- end }}
+{{- end -}}
+
+{{/* "true" when any service reports to the explorer's vendor intakes (xray, newrelic),
+which the explorer then opens; a render that would have them report nowhere fails. */}}
+{{- define "kansoku.vendorIntakes" -}}
+{{- $approaches := include "kansoku.approaches" . | fromYaml -}}
+{{- $vendors := without (values $approaches | uniq) "otel" "none" -}}
+{{- if $vendors -}}
+{{- if not .Values.explorer.enabled -}}
+{{- fail (printf "instrumentation %s reports to the explorer's intakes: keep explorer.enabled" (join ", " ($vendors | sortAlpha))) -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* One secret as an environment variable: (dict "name" VAR "secret" NAME "key" KEY). */}}
 {{- define "kansoku.secretEnv" -}}
 - name: {{ .name }}
@@ -183,6 +204,27 @@ render that would send it nowhere fails. */}}
 {{- end }}
 - name: OTEL_RESOURCE_ATTRIBUTES
   value: {{ printf "k8s.namespace.name=%s,k8s.pod.name=$(K8S_POD_NAME)" $root.Release.Namespace | quote }}
+# The instrumentation approach: every service's own too, so an OpenTelemetry service
+# knows when a neighbour runs X-Ray (it then speaks X-Amzn-Trace-Id as well).
+- name: KANSOKU_INSTRUMENTATION
+  value: {{ $root.Values.telemetry.instrumentation | quote }}
+{{- range $name, $service := $root.Values.services }}
+{{- with $service.instrumentation }}
+- name: {{ printf "KANSOKU_%s_INSTRUMENTATION" (upper $name) }}
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- if include "kansoku.vendorIntakes" $root }}
+# The X-Ray daemon, the CloudWatch agent and the New Relic collector: the explorer.
+- name: AWS_XRAY_DAEMON_ADDRESS
+  value: {{ printf "%s-explorer:2000" $fullname | quote }}
+- name: AWS_EMF_AGENT_ENDPOINT
+  value: {{ printf "udp://%s-explorer:25888" $fullname | quote }}
+- name: NEW_RELIC_HOST
+  value: {{ printf "%s-explorer" $fullname | quote }}
+- name: NEW_RELIC_PORT
+  value: "8443"
+{{- end }}
 {{- end }}
 {{- end -}}
 

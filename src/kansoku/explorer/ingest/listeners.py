@@ -1,5 +1,6 @@
-"""The explorer's socket intakes beside OTLP/HTTP: the X-Ray daemon's UDP port and the
-CloudWatch agent's EMF port (TCP and UDP), started in the explorer's lifespan.
+"""The explorer's socket intakes beside OTLP/HTTP: the X-Ray daemon's UDP port, the
+CloudWatch agent's EMF port (TCP and UDP) and the New Relic collector's HTTPS port,
+started in the explorer's lifespan.
 
 Each listener decodes on the event loop (a datagram is one small document) and hands
 the rows to the store's writer without waiting for the commit: a UDP sender never waits
@@ -14,12 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from kansoku.explorer.ingest import emf, xray
+import uvicorn
+
+from kansoku.explorer.ingest import emf, newrelic, xray
 from kansoku.explorer.ingest.documents import BadDocument
 from kansoku.explorer.store import Rows, StoreBusy, TelemetryStore
 
@@ -128,12 +134,54 @@ class EmfIntake(Intake):
             writer.close()
 
 
+class NewRelicIntake(Intake):
+    """The New Relic collector's calls, into the spans, metric points and logs tables.
+
+    Served by a uvicorn server of its own, over TLS, in a thread with its own event
+    loop: the agent's calls are few (one per kind per harvest) and the explorer's own
+    server and its signal handling stay as they are."""
+
+    def __init__(self, store: TelemetryStore) -> None:
+        super().__init__("New Relic intake")
+        self.store = store
+        self.collector = newrelic.Collector(self.take)
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+        self.directory: tempfile.TemporaryDirectory[str] | None = None
+
+    def take(self, rows: Rows) -> None:
+        self.received += len(rows)
+        self.submit(self.store, rows)
+
+    def serve(self, sock: socket.socket, host: str) -> None:
+        self.directory = tempfile.TemporaryDirectory(prefix="kansoku-newrelic-")
+        certificate, key = newrelic.self_signed_certificate(Path(self.directory.name), host)
+        config = uvicorn.Config(newrelic.collector_app(self.collector), lifespan="off",
+                                log_level="warning", access_log=False, loop="asyncio",
+                                http="h11", ssl_certfile=str(certificate),
+                                ssl_keyfile=str(key))
+        self.server = uvicorn.Server(config)
+        server = self.server
+        self.thread = threading.Thread(target=lambda: server.run(sockets=[sock]),
+                                       name="New Relic intake", daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(10)
+        if self.directory is not None:
+            self.directory.cleanup()
+
+
 @dataclass
 class Listeners:
     """What `start` opened; `close` closes it all."""
 
     xray: XRayIntake
     emf: EmfIntake
+    newrelic: NewRelicIntake
     closers: list[Callable[[], None]] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -162,10 +210,18 @@ def _bound(what: str, kind: socket.SocketKind, host: str, port: int) -> socket.s
 
 
 async def start(store: TelemetryStore, host: str, xray_port: int | None,
-                emf_port: int | None) -> Listeners:
+                emf_port: int | None, newrelic_port: int | None = None) -> Listeners:
     """Open the intakes whose port is given (None: that intake is off)."""
     loop = asyncio.get_running_loop()
-    listeners = Listeners(XRayIntake(store), EmfIntake(store))
+    listeners = Listeners(XRayIntake(store), EmfIntake(store), NewRelicIntake(store))
+    if newrelic_port is not None and (
+            sock := _bound("New Relic intake (HTTPS)", socket.SOCK_STREAM, host,
+                           newrelic_port)):
+        sock.setblocking(True)
+        listeners.newrelic.serve(sock, host)
+        listeners.closers.append(listeners.newrelic.close)
+        logger.info("New Relic collector intake listening on https %s:%d", host,
+                    newrelic_port)
     if xray_port is not None and (
             sock := _bound("X-Ray intake (UDP)", socket.SOCK_DGRAM, host, xray_port)):
         transport, _ = await loop.create_datagram_endpoint(

@@ -62,6 +62,10 @@ MAX_WAITING = 10_000
 _TRACE_ID = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 _REMOTE_NAMESPACES = frozenset({"remote", "aws"})
+_TRACE_BREAK_ANNOTATIONS = (
+    (semconv.XRAY_TRACE_BREAK_ANNOTATION, semconv.TRACE_BREAK),
+    (semconv.XRAY_TRACE_BREAK_CALLER_ANNOTATION, semconv.TRACE_BREAK_CALLER_TRACE_ID),
+    (semconv.XRAY_TRACE_BREAK_REASON_ANNOTATION, semconv.TRACE_BREAK_REASON))
 _KIND = {kind: SPAN_KINDS.index(kind.value) for kind in SpanKind}
 _STATUS = {status: STATUS_CODES.index(status.value) for status in SpanStatus}
 
@@ -311,6 +315,11 @@ def _add_span(columns: _SpanColumns, trace_id: str, service: str, resource_json:
         user = annotations.get(semconv.XRAY_USER_ID_ANNOTATION)
         if user is not None:
             found[semconv.ENDUSER_ID] = str(user)
+        # Where a trace came in with a header X-Ray cannot continue (kit/approaches/
+        # propagation.py): under the names the other approaches' spans use.
+        for annotation, attribute in _TRACE_BREAK_ANNOTATIONS:
+            if annotation in annotations:
+                found[attribute] = str(annotations[annotation])
     metadata = document.get("metadata")
     if isinstance(metadata, dict):
         for key, value in metadata.items():

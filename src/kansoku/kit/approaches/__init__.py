@@ -34,7 +34,7 @@ class Instrumentation(enum.StrEnum):
     #: AWS X-Ray SDK for traces, CloudWatch embedded metric format for metrics
     #: (`kit/approaches/xray.py`).
     XRAY = "xray"
-    #: The New Relic Python agent (not built yet).
+    #: The New Relic Python agent (`kit/approaches/newrelic.py`).
     NEWRELIC = "newrelic"
     #: No telemetry exported at all (the OpenTelemetry SDK is not started).
     NONE = "none"

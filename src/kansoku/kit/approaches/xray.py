@@ -71,7 +71,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kansoku.kit import semconv
-from kansoku.kit.approaches import Approach, Instrumentation
+from kansoku.kit.approaches import Approach, Instrumentation, propagation
 
 logger = logging.getLogger(__name__)
 
@@ -227,6 +227,13 @@ class XRayMiddleware:
             segment.put_http_meta(http.USER_AGENT, headers["user-agent"])
         if scope.get("client"):
             segment.put_http_meta(http.CLIENT_IP, scope["client"][0])
+        foreign = propagation.foreign_trace(headers, Instrumentation.XRAY)
+        if foreign is not None:
+            segment.put_annotation(semconv.XRAY_TRACE_BREAK_ANNOTATION, foreign.header)
+            segment.put_annotation(semconv.XRAY_TRACE_BREAK_REASON_ANNOTATION, foreign.reason)
+            if foreign.caller_trace_id:
+                segment.put_annotation(semconv.XRAY_TRACE_BREAK_CALLER_ANNOTATION,
+                                       foreign.caller_trace_id)
         answer = prepare_response_header(incoming, segment).encode("latin-1")
         status: int | None = None
 

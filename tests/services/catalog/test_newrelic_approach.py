@@ -1,0 +1,115 @@
+"""The catalog on the New Relic approach (`KANSOKU_INSTRUMENTATION=newrelic`), end to end:
+the service runs in a process of its own (the agent patches libraries process-wide) on
+real PostgreSQL, Valkey and NATS, with the real New Relic agent reporting to an
+explorer's New Relic intake (its collector endpoint). What arrives is what a learner
+sees of the approach in the explorer."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kansoku.kit import semconv
+from tests.services.catalog.conftest import TOKENS
+from tests.services.catalog.test_xray_approach import start_catalog
+from tests.support import eventually, explorer_with_intakes, free_ports, migrate
+
+ADMIN_ID = "admin-on-newrelic"
+
+
+@pytest.fixture(scope="module")
+def explorer() -> Iterator[tuple[str, Any]]:
+    with explorer_with_intakes() as running:
+        yield running
+
+
+async def test_a_request_on_new_relic_arrives_as_a_trace_with_its_user_sql_and_metric(
+        postgres_url: str, valkey_url: str, nats_url: str,
+        explorer: tuple[str, Any], tmp_path: Path) -> None:
+    explorer_url, explorer_app = explorer
+    await migrate(postgres_url, "catalog")
+    (port,) = free_ports(1)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(__import__("sys").path),
+                   "KANSOKU_CATALOG_INSTRUMENTATION": "newrelic",
+                   "KANSOKU_DATABASE_URL": postgres_url, "KANSOKU_REDIS_URL": valkey_url,
+                   "KANSOKU_NATS_URL": nats_url,
+                   "NEW_RELIC_HOST": "127.0.0.1",
+                   "NEW_RELIC_PORT": str(explorer_app.state.settings.newrelic_port),
+                   "TEST_JWKS": json.dumps(TOKENS.signer.jwks())}
+    environment.pop("KANSOKU_INSTRUMENTATION", None)
+    log = tmp_path / "catalog.log"
+    catalog = start_catalog(port, environment, log)
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            async def ready() -> bool:
+                assert catalog.poll() is None, log.read_text()[-3000:]
+                try:
+                    return (await http.get("/health/live")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(ready, 60, "the catalog on newrelic started")
+            # Ready means connected: the service waited for its agent at start-up.
+            assert "catalog" in explorer_app.state.intakes.newrelic.collector.runs.values()
+            # An OpenTelemetry caller's traceparent: the agent continues it.
+            created = await http.post(
+                "/products", headers={**TOKENS.headers("admin", user_id=ADMIN_ID),
+                                      "traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"},
+                json={"name": "Relic Telescope", "description": "Sees the past",
+                      "price": "99.00", "currency": "USD"})
+            assert created.status_code == 201, created.text
+            viewed = await http.get(f"/products/{created.json()['id']}")
+            assert viewed.status_code == 200
+            # An X-Ray caller's header: the agent cannot continue it, and says so.
+            xray_root = "1-5759e988-bd862e3fe1be46a994272793"
+            listed = await http.get("/products", headers={
+                "X-Amzn-Trace-Id": f"Root={xray_root};Parent=53995c3f42cd8ad8;Sampled=1"})
+            assert listed.status_code == 200
+    finally:
+        catalog.terminate()
+        catalog.wait(30)
+    output = log.read_text() + json.dumps(explorer_app.state.intakes.newrelic.collector.calls)
+
+    spans: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(base_url=explorer_url) as explorer_http:
+        async def trace_arrived() -> bool:
+            nonlocal spans
+            answer = await explorer_http.get(f"/api/spans/{caller_trace}")
+            spans = answer.json()["data"]["spans"] if answer.status_code == 200 else []
+            return bool(spans)
+
+        await eventually(trace_arrived, 20, f"the POST's trace in the explorer\n{output}")
+
+        async def metric_arrived() -> bool:
+            names = (await explorer_http.get("/api/metrics")).json()["data"]
+            return any(metric["name"] == semconv.METRIC_PRODUCT_VIEWS for metric in names)
+
+        await eventually(metric_arrived, 20, "the product view's custom metric")
+        # The request that came with an X-Ray header: found by the break's attribute.
+        broken = (await explorer_http.get("/api/traces", params={
+            "service": "catalog", "tags": json.dumps({semconv.TRACE_BREAK: "X-Amzn-Trace-Id"}),
+            "minSpans": 1})).json()["data"]
+    server = next(span for span in spans if span["kind"] == "server")
+    assert server["service"] == "catalog" and server["name"] == "POST /products"
+    assert server["parent_span_id"] == "00f067aa0ba902b7"
+    assert server["http_status"] == 201 and server["user_id"] == ADMIN_ID
+    assert server["attributes"]["userId"] == ADMIN_ID
+    assert {span["attributes"]["telemetry.source"] for span in spans} == {"newrelic"}
+    statements = [span["db_statement"] for span in spans if span["db_statement"]]
+    assert any(statement.lstrip().upper().startswith("INSERT") for statement in statements), \
+        statements
+    # Redis through redis.asyncio: the agent has its hook.
+    assert any(span["db_system"] == "redis" for span in spans), spans
+    (trace,) = broken
+    entry = next(span for span in trace["spans"]
+                 if any(tag["key"] == "newrelic.nr.entryPoint" for tag in span["tags"]))
+    tags = {tag["key"]: tag["value"] for tag in entry["tags"]}
+    assert tags[semconv.TRACE_BREAK_CALLER_TRACE_ID] == "5759e988bd862e3fe1be46a994272793"
+    assert trace["traceID"] != "5759e988bd862e3fe1be46a994272793"
