@@ -22,6 +22,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from kansoku.explorer.common.spans import (
     INVALID_SPAN_ID,
@@ -202,12 +203,18 @@ class _SpanColumns:
         self.links_json(_dumps(links))
 
 
+def _resource(resource: Resource) -> tuple[str, dict[str, Any]]:
+    """A protobuf resource's service name (UNKNOWN_SERVICE when it has none) and its
+    attributes."""
+    found = attributes(resource.attributes)
+    return str(found.get(semconv.SERVICE_NAME) or UNKNOWN_SERVICE), found
+
+
 def span_rows(request: ExportTraceServiceRequest) -> Rows:
     rows = Rows(SPANS)
     add = _SpanColumns(rows, OTLP_SOURCE).add
     for resource_spans in request.resource_spans:
-        resource = attributes(resource_spans.resource.attributes)
-        service = str(resource.get(semconv.SERVICE_NAME) or UNKNOWN_SERVICE)
+        service, resource = _resource(resource_spans.resource)
         resource_json = _dumps(resource)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
@@ -241,8 +248,7 @@ def _body_text(body: Any) -> str | None:
 def log_rows(request: ExportLogsServiceRequest) -> Rows:
     rows = Rows(LOGS)
     for resource_logs in request.resource_logs:
-        resource = attributes(resource_logs.resource.attributes)
-        service = str(resource.get(semconv.SERVICE_NAME) or UNKNOWN_SERVICE)
+        service, resource = _resource(resource_logs.resource)
         resource_json = _dumps(resource)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
@@ -273,8 +279,7 @@ def _metric_row(rows: Rows, service: str, name: str, unit: str, kind: MetricKind
 def metric_rows(request: ExportMetricsServiceRequest) -> Rows:
     rows = Rows(METRIC_POINTS)
     for resource_metrics in request.resource_metrics:
-        resource = attributes(resource_metrics.resource.attributes)
-        service = str(resource.get(semconv.SERVICE_NAME) or UNKNOWN_SERVICE)
+        service, _ = _resource(resource_metrics.resource)
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 field = metric.WhichOneof("data")
