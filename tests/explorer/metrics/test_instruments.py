@@ -215,7 +215,6 @@ def test_percentiles_of_buckets_at_the_edges() -> None:
 
 @pytest.mark.parametrize(("parameters", "field"), [
     ({"name": "kansoku.orders", "step": "later"}, "step"),
-    ({"name": "kansoku.orders", "lookback": "24h", "step": "1s"}, "step"),
     ({"name": "kansoku.orders", "lookback": "soon"}, "lookback"),
     ({}, "name"),
 ])
@@ -225,6 +224,19 @@ async def test_bad_parameters_are_422(explorer: tuple[httpx.AsyncClient, Telemet
     answer = await http.get("/api/metrics/series", params=parameters)
     assert answer.status_code == 422, answer.text
     assert answer.json()["errors"][0]["field"] == field
+
+
+@pytest.mark.parametrize("step", ["1s", "0s"])
+async def test_a_step_too_short_for_the_range_is_widened_to_a_2000th_of_it(
+        explorer: tuple[httpx.AsyncClient, TelemetryStore], step: str) -> None:
+    http, _ = explorer
+    answer = await http.get("/api/metrics/series", params={
+        "name": "kansoku.orders", "lookback": "24h", "step": step})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["step_ns"] == -(-(body["end_ns"] - body["start_ns"]) // 2000)
+    red = await http.get("/api/red/series", params={"lookback": "24h", "step": step})
+    assert red.status_code == 200, red.text
 
 
 async def test_an_unknown_metric_is_an_empty_series(

@@ -12,7 +12,6 @@ from kansoku.explorer.common.responses import Data, read
 from kansoku.explorer.metrics import queries
 from kansoku.explorer.metrics.models import FunnelStep, MetricName, MetricSeries, Red, RedPoint
 from kansoku.kit import semconv
-from kansoku.kit.errors import invalid_parameter
 from kansoku.kit.i18n import gettext
 
 router = APIRouter()
@@ -40,7 +39,8 @@ async def red_series(request: Request,
                      step: timerange.Step = "1m",
                      ) -> Data[list[RedPoint]]:
     """Requests per second, error % and p50/p95/p99 latency per time step, per service
-    (or for one service, or one of its routes)."""
+    (or for one service, or one of its routes). A step that would cut the range into
+    more than 2000 is widened to a 2000th of it."""
     start_ns, end_ns = timerange.window(lookback)
     step_ns = _checked_step(start_ns, end_ns, step)
     return Data(data=await read(request, queries.red_series, start_ns, end_ns, step_ns,
@@ -69,25 +69,24 @@ async def metric_series(request: Request, name: Annotated[str, Query(max_length=
     a histogram as p50/p95/p99 in the metric's unit (each point's `statistic` says
     which). Each point's `time_ns` is its step's start; steps are counted from the
     range's start, which the answer gives (`start_ns`, `end_ns`, `step_ns`), so the last
-    one ends with the range."""
+    one ends with the range. A step that would cut the range into more than 2000 is
+    widened to a 2000th of it (`step_ns` says the one used)."""
     start_ns, end_ns = timerange.window(lookback)
     step_ns = _checked_step(start_ns, end_ns, step)
     return await read(request, queries.metric_series, name, service, start_ns, end_ns,
                       step_ns, by)
 
 
-#: The most steps a chart's range may be cut into: more points than a chart has pixels
-#: only cost time.
+#: The most steps a chart's range is cut into: more points than a chart has pixels only
+#: cost time.
 MAX_STEPS = 2000
 
 
 def _checked_step(start_ns: int, end_ns: int, step: str) -> int:
-    """`step` in ns; a 422 naming it when it cuts the range into more than `MAX_STEPS`."""
-    step_ns = timerange.step_ns(step)
-    if (end_ns - start_ns) / step_ns > MAX_STEPS:
-        raise invalid_parameter("step", f"step '{step}' cuts the time range into more than "
-                                f"{MAX_STEPS} steps; take a longer one.")
-    return step_ns
+    """`step` in ns, widened to a `MAX_STEPS`th of the range when it is shorter (a step
+    of 1s over a day): the answer is the same chart, at the resolution it can show. The
+    metric series' answer says the step it used (`step_ns`)."""
+    return max(timerange.step_ns(step), -(-(end_ns - start_ns) // MAX_STEPS))
 
 
 @router.get("/api/funnel", tags=["kansoku"])

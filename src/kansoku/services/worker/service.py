@@ -203,6 +203,9 @@ def _speaking(payload: dict[str, Any]) -> Iterator[None]:
 
 async def order_confirmation(payload: dict[str, Any], run: Invocation, *,
                              notifier: Notifier) -> None:
+    # Whom it is for first: an event without its customer fails naming that (its dead
+    # letter says what the event lacks), before anything is written for them.
+    customer = _customer(payload)
     with _speaking(payload):
         total = i18n.format_money(payload["total"], payload["currency"])
         push = _("Order {number} is confirmed: we received {total}. Thank you!").format(
@@ -212,7 +215,7 @@ async def order_confirmation(payload: dict[str, Any], run: Invocation, *,
                  "payment of {total}:\n\n{lines}\n\nkansoku shop\n").format(
             name=payload["name"], number=payload["number"], total=total,
             lines=_lines(payload))
-    await notifier.push(run, _customer(payload), push)
+    await notifier.push(run, customer, push)
     await notifier.email(run, payload["email"], subject, body)
 
 
