@@ -271,6 +271,11 @@ async def test_the_drills_api_lists_shows_gives_hints_and_checks_answers(tmp_pat
         assert refused.status_code == 422
         half = await http.post("/api/drills/current/answer", json={"service": wrong})
         assert half.status_code == 422
+        # "Nothing is wrong" takes nothing else: both at once is no answer.
+        both = await http.post("/api/drills/current/answer", json={
+            "nothing_wrong": True, "service": wrong, "cause": "errors",
+            "trace_id": "ab" * 16})
+        assert both.status_code == 422
         kept = (await http.get("/api/drills/current")).json()["data"]
         assert [given["outcome"] for given in kept["answers"]] == ["wrong-service"]
         assert kept["score"]["wrong_tries"] == 1

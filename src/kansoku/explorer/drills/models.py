@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Self
+from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from kansoku.drills.model import CATEGORIES, STOPPABLE
 from kansoku.explorer.common.responses import TRACE_ID_PATTERN
 
 
@@ -77,24 +78,29 @@ class CurrentDrill(BaseModel):
                                                  "can run (they act on the stack)")
 
 
-class AnswerForm(BaseModel):
-    """An answer: the service at fault, the cause category and a trace that shows it —
-    or that nothing is wrong."""
+class NothingWrong(BaseModel):
+    """The answer that nothing is wrong (a drill with no fault)."""
 
-    service: str | None = Field(None, max_length=100)
-    cause: str | None = Field(None, max_length=40)
-    trace_id: str | None = Field(None, pattern=TRACE_ID_PATTERN)
-    nothing_wrong: bool = False
+    model_config = ConfigDict(extra="forbid")
 
-    @model_validator(mode="after")
-    def _one_or_the_other(self) -> Self:
-        given = [name for name in ("service", "cause", "trace_id") if getattr(self, name)]
-        if self.nothing_wrong and given:
-            raise ValueError("nothing_wrong takes no service, cause or trace_id")
-        if not self.nothing_wrong and len(given) < 3:
-            raise ValueError("an answer needs service, cause and trace_id (or "
-                             "nothing_wrong: true)")
-        return self
+    nothing_wrong: Literal[True]
+
+
+class FaultFound(BaseModel):
+    """The answer that names the fault: the service at fault, the cause category and a
+    trace of this explorer that shows it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(max_length=100, json_schema_extra={"enum": list(STOPPABLE)})
+    cause: str = Field(max_length=40, json_schema_extra={"enum": list(CATEGORIES)})
+    trace_id: str = Field(pattern=TRACE_ID_PATTERN)
+    nothing_wrong: Literal[False] = False
+
+
+#: An answer: the fault found, or that nothing is wrong — one or the other, each with
+#: exactly its own fields.
+AnswerForm = NothingWrong | FaultFound
 
 
 class AnswerResult(BaseModel):

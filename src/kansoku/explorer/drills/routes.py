@@ -11,9 +11,10 @@ command line's: the page shows those commands."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, assert_never
 
 import httpx
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 
 from kansoku.drills import evidence, model
 from kansoku.drills.model import Drill
@@ -36,11 +37,14 @@ from kansoku.explorer.drills.models import (
     DrillAnswer,
     DrillScore,
     DrillSummary,
+    FaultFound,
     FixCheck,
+    NothingWrong,
 )
 from kansoku.kit.errors import Problem, invalid_parameter
 from kansoku.kit.i18n import current_language
 from kansoku.kit.i18n import gettext as _
+from kansoku.kit.openapi import PROBLEM
 
 router = APIRouter()
 
@@ -59,7 +63,7 @@ async def list_drills() -> Data[list[DrillSummary]]:
         start_command=f"kansoku drill start {drill.id}") for drill in model.shipped().values()])
 
 
-@router.get("/api/drills/current", tags=["drills"])
+@router.get("/api/drills/current", tags=["drills"], responses={404: PROBLEM})
 async def current_drill(request: Request) -> Data[CurrentDrill | None]:
     """The drill in progress (null when there is none): its question, the hints taken,
     the answers given and the score so far — `kansoku drill status`."""
@@ -67,7 +71,8 @@ async def current_drill(request: Request) -> Data[CurrentDrill | None]:
     return Data(data=_current(attempt) if attempt else None)
 
 
-@router.post("/api/drills/current/hint", tags=["drills"])
+@router.post("/api/drills/current/hint", tags=["drills"],
+             responses={404: PROBLEM, 409: PROBLEM})
 async def take_hint(request: Request) -> Data[CurrentDrill]:
     """Take the next hint (it costs its points) — `kansoku drill hint`."""
     path = _attempt_file(request)
@@ -81,19 +86,31 @@ async def take_hint(request: Request) -> Data[CurrentDrill]:
     return Data(data=_current(attempt))
 
 
-@router.post("/api/drills/current/answer", tags=["drills"])
-async def answer(form: AnswerForm, request: Request) -> Data[AnswerResult]:
+@router.post("/api/drills/current/answer", tags=["drills"],
+             responses={404: PROBLEM, 409: PROBLEM, 502: PROBLEM})
+async def answer(form: Annotated[AnswerForm, Body()], request: Request
+                 ) -> Data[AnswerResult]:
     """Answer the drill in progress: the service, the cause category and a trace of
     this explorer as evidence — or that nothing is wrong. A wrong answer costs points;
     try again — `kansoku drill answer`."""
-    if form.service is not None and form.service not in model.STOPPABLE:
+    service: str | None
+    said_cause: str
+    trace_id: str | None
+    match form:
+        case NothingWrong():
+            service, said_cause, trace_id = None, model.NOTHING, None
+        case FaultFound():
+            service, said_cause, trace_id = form.service, form.cause, form.trace_id
+        case _:
+            assert_never(form)
+    if service is not None and service not in model.STOPPABLE:
         raise invalid_parameter("service", _("There is no service '{service}'; choose one "
                                              "of: {choices}.").format(
-            service=form.service, choices=", ".join(model.STOPPABLE)), location="body")
-    if form.cause is not None and form.cause not in model.CATEGORIES:
+            service=service, choices=", ".join(model.STOPPABLE)), location="body")
+    if said_cause != model.NOTHING and said_cause not in model.CATEGORIES:
         raise invalid_parameter("cause", _("There is no cause category '{cause}'; choose "
                                            "one of: {choices}.").format(
-            cause=form.cause, choices=", ".join(model.CATEGORIES)), location="body")
+            cause=said_cause, choices=", ".join(model.CATEGORIES)), location="body")
     path = _attempt_file(request)
     attempt = _in_progress(path)
     if attempt.diagnosed is not None:
@@ -101,16 +118,15 @@ async def answer(form: AnswerForm, request: Request) -> Data[AnswerResult]:
             "This drill is already answered right: check your fix and end it with the "
             "commands the page shows."))
     truth = _drill(attempt).truth(attempt.seed)
-    said_cause = model.NOTHING if form.nothing_wrong else str(form.cause)
     verdict = None
-    if needs_evidence(truth, form.service, said_cause):
-        assert form.trace_id is not None
-        verdict = await _check_evidence(request, form.trace_id.lower(), truth)
-    outcome, message = assess(truth, form.service, said_cause, verdict)
+    if needs_evidence(truth, service, said_cause):
+        assert trace_id is not None
+        verdict = await _check_evidence(request, trace_id.lower(), truth)
+    outcome, message = assess(truth, service, said_cause, verdict)
     # Read again: a hint taken meanwhile (on the command line) is kept.
     attempt = _in_progress(path)
-    attempt.answers.append(Answer(at=now(), service=form.service, cause=said_cause,
-                                  trace_id=form.trace_id, outcome=outcome, message=message))
+    attempt.answers.append(Answer(at=now(), service=service, cause=said_cause,
+                                  trace_id=trace_id, outcome=outcome, message=message))
     _write(path, attempt)
     return Data(data=AnswerResult(outcome=outcome.value, message=message,
                                   right=outcome == "right"))
