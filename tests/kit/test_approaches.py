@@ -69,6 +69,7 @@ XRAY_PROCESS = textwrap.dedent("""
         "approach": telemetry.approach.instrumentation,
         "tracer_provider": type(trace.get_tracer_provider()).__name__,
         "meter_provider": type(metrics.get_meter_provider()).__name__,
+        "records_with": metrics.get_meter("probe").create_counter("c")._record.__name__,
         "span_recording": span.is_recording(),
         "threads": sorted(thread.name for thread in threading.enumerate()),
     }))
@@ -86,7 +87,8 @@ def test_a_service_on_xray_starts_no_opentelemetry_sdk() -> None:
     assert found["tracer_provider"] == "ProxyTracerProvider"
     assert found["span_recording"] is False
     # Metrics through the API go to EMF, with no SDK reader or exporter thread.
-    assert found["meter_provider"] == "EmfMeterProvider"
+    assert found["meter_provider"] == "RecordingMeterProvider"
+    assert found["records_with"] == "write_emf"
     assert found["threads"] == ["MainThread"]
 
 
@@ -106,6 +108,7 @@ NEWRELIC_PROCESS = textwrap.dedent("""
         "approach": telemetry.approach.instrumentation,
         "tracer_provider": type(trace.get_tracer_provider()).__name__,
         "meter_provider": type(metrics.get_meter_provider()).__name__,
+        "records_with": metrics.get_meter("probe").create_counter("c")._record.__name__,
         "span_recording": span.is_recording(),
         "app_name": settings.app_name, "host": settings.host, "port": settings.port,
         "sampler": settings.distributed_tracing.sampler._root,
@@ -123,7 +126,8 @@ def test_a_service_on_new_relic_starts_the_agent_and_no_opentelemetry_sdk() -> N
     assert found["tracer_provider"] == "ProxyTracerProvider"
     assert found["span_recording"] is False
     # Metrics through the API become custom metrics and events.
-    assert found["meter_provider"] == "NewRelicMeterProvider"
+    assert found["meter_provider"] == "RecordingMeterProvider"
+    assert found["records_with"] == "record_measurement"
     # The agent reports to the explorer's intake, for the service, every request kept.
     assert (found["app_name"], found["host"], found["port"]) == ("probe", "127.0.0.1", 9443)
     assert found["sampler"] == "always_on"

@@ -66,7 +66,8 @@ async def test_admin_creates_restocks_and_a_customer_can_buy(
         "link", name="New product").click()
     await arrived(r"/admin/products/new$")
     await browser.get_by_label("Name", exact=True).fill(name)
-    await browser.get_by_label("Description", exact=True).fill("Brings out the nebula, leaves the city.")
+    await browser.get_by_label("Description", exact=True).fill(
+        "Brings out the nebula, leaves the city.")
     await browser.get_by_label("Price").fill("39.90")
     await browser.get_by_label("Category").select_option("filters")
     await browser.get_by_label("Units in stock").fill("2")

@@ -29,9 +29,10 @@ process: only the agent.
 - **Errors**: an exception escaping a request is noticed (`notice_error`) before the
   kit turns it into a 500 problem.
 - **Business metrics**: the services record them through the OpenTelemetry *API*. Here
-  the provider is `NewRelicMeterProvider`: each counter or histogram measurement is a
-  custom metric `Custom/<name>` (`record_custom_metric`: New Relic keeps its count,
-  total, min and max per minute) and, when it has attributes, a custom event
+  the provider is a `RecordingMeterProvider` of `record_measurement`: each counter or
+  histogram measurement is a custom metric `Custom/<name>` (`record_custom_metric`: New
+  Relic keeps its count, total, min and max per minute) and, when it has attributes, a
+  custom event
   `KansokuMeasurement` with the metric's name, value and attributes
   (`record_custom_event`: New Relic's dimensional records). Observable gauges are not
   sent: nothing polls a callback.
@@ -48,25 +49,18 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import newrelic.agent
 from opentelemetry import metrics
-from opentelemetry.context import Context
-from opentelemetry.metrics import (
-    NoOpCounter,
-    NoOpHistogram,
-    NoOpMeter,
-    NoOpMeterProvider,
-    NoOpUpDownCounter,
-)
 from opentelemetry.util.types import Attributes
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kansoku.kit import semconv
 from kansoku.kit.approaches import Approach, Instrumentation, propagation
+from kansoku.kit.approaches.measurements import RecordingMeterProvider
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +104,8 @@ def agent_config(service: str, environ: dict[str, str] | os._Environ[str]) -> st
     return "\n".join(lines) + "\n"
 
 
-def _record(name: str, amount: int | float, attributes: Attributes) -> None:
+def record_measurement(name: str, unit: str, amount: int | float,
+                       attributes: Attributes) -> None:
     """One measurement as a custom metric (and a custom event when it has attributes).
     Never raises: a metric that cannot be recorded must not fail its request."""
     try:
@@ -136,54 +131,6 @@ def add_request_attribute(key: str, value: str) -> None:
     transaction = newrelic.agent.current_transaction()
     if transaction is not None and transaction.root_span is not None:
         transaction.root_span.add_custom_attribute(key, value)
-
-
-class _NewRelicInstrument:
-    def __init__(self, name: str, unit: str = "", description: str = "") -> None:
-        self.metric_name = name
-
-
-class _Counter(_NewRelicInstrument, NoOpCounter):
-    def add(self, amount: int | float, attributes: Attributes = None,
-            context: Context | None = None) -> None:
-        _record(self.metric_name, amount, attributes)
-
-
-class _UpDownCounter(_NewRelicInstrument, NoOpUpDownCounter):
-    def add(self, amount: int | float, attributes: Attributes = None,
-            context: Context | None = None) -> None:
-        _record(self.metric_name, amount, attributes)
-
-
-class _Histogram(_NewRelicInstrument, NoOpHistogram):
-    def record(self, amount: int | float, attributes: Attributes = None,
-               context: Context | None = None) -> None:
-        _record(self.metric_name, amount, attributes)
-
-
-class _NewRelicMeter(NoOpMeter):
-    """Counters and histograms record custom metrics; observable instruments stay no-ops."""
-
-    def create_counter(self, name: str, unit: str = "", description: str = ""
-                       ) -> NoOpCounter:
-        return _Counter(name, unit=unit, description=description)
-
-    def create_up_down_counter(self, name: str, unit: str = "", description: str = ""
-                               ) -> NoOpUpDownCounter:
-        return _UpDownCounter(name, unit=unit, description=description)
-
-    def create_histogram(self, name: str, unit: str = "", description: str = "",
-                         *, explicit_bucket_boundaries_advisory: Sequence[float] | None = None
-                         ) -> NoOpHistogram:
-        return _Histogram(name, unit=unit, description=description)
-
-
-class NewRelicMeterProvider(NoOpMeterProvider):
-    """The OpenTelemetry metrics API, answered with New Relic custom metrics and events."""
-
-    def get_meter(self, name: str, version: str | None = None,
-                  schema_url: str | None = None, attributes: Attributes = None) -> NoOpMeter:
-        return _NewRelicMeter(name, version=version, schema_url=schema_url)
 
 
 class NewRelicMiddleware:
@@ -230,7 +177,7 @@ class NewRelicApproach(Approach):
         self.config_file = directory / "newrelic.ini"
         self.config_file.write_text(agent_config(self.service, os.environ))
         newrelic.agent.initialize(str(self.config_file))
-        metrics.set_meter_provider(NewRelicMeterProvider())
+        metrics.set_meter_provider(RecordingMeterProvider(record_measurement))
 
     def wrap(self, app: ASGIApp, *, quiet: Callable[[str], bool]) -> ASGIApp:
         return NewRelicMiddleware(app, quiet=quiet)

@@ -26,12 +26,13 @@ Wired as the SDK's documentation says, with what it has for this stack:
 - The logged-in user is the annotation `user_id` (`kit.auth` calls `user_identified`).
 - Business metrics: the services record them through the OpenTelemetry *API* (counters
   and histograms, `metrics.get_meter`), which does nothing until a provider is set. Here
-  the provider is `EmfMeterProvider`, which writes each measurement as one EMF document
-  with `aws-embedded-metrics` to the CloudWatch agent's endpoint `AWS_EMF_AGENT_ENDPOINT`
-  (default udp://127.0.0.1:25888, the explorer's EMF intake). The metric keeps its
-  OpenTelemetry name, the measurement's attributes become EMF dimensions, and the
-  request's X-Ray trace id travels as the property `traceId`. Observable gauges are not
-  sent: EMF is written when something happens, nothing polls a callback.
+  the provider is a `RecordingMeterProvider` of `write_emf`, which writes each
+  measurement as one EMF document with `aws-embedded-metrics` to the CloudWatch agent's
+  endpoint `AWS_EMF_AGENT_ENDPOINT` (default udp://127.0.0.1:25888, the explorer's EMF
+  intake). The metric keeps its OpenTelemetry name, the measurement's attributes become
+  EMF dimensions, and the request's X-Ray trace id travels as the property `traceId`.
+  Observable gauges are not sent: EMF is written when something happens, nothing polls a
+  callback.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from aws_embedded_metrics.config import get_config as emf_config
@@ -56,14 +57,6 @@ from aws_xray_sdk.ext.util import (
     prepare_response_header,
 )
 from opentelemetry import metrics
-from opentelemetry.context import Context
-from opentelemetry.metrics import (
-    NoOpCounter,
-    NoOpHistogram,
-    NoOpMeter,
-    NoOpMeterProvider,
-    NoOpUpDownCounter,
-)
 from opentelemetry.util.types import Attributes
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -72,6 +65,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kansoku.kit import semconv
 from kansoku.kit.approaches import Approach, Instrumentation, propagation
+from kansoku.kit.approaches.measurements import RecordingMeterProvider
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +119,7 @@ def _current_trace_id() -> str | None:
     return getattr(entity, "trace_id", None) if entity is not None else None
 
 
-def write_emf(name: str, value: float, unit: str, attributes: Attributes) -> None:
+def write_emf(name: str, unit: str, value: int | float, attributes: Attributes) -> None:
     """One measurement as one EMF document, sent now. Never raises: a metric that cannot
     be written must not fail the request that recorded it."""
     try:
@@ -140,59 +134,6 @@ def write_emf(name: str, value: float, unit: str, attributes: Attributes) -> Non
         document.flush_sync()
     except Exception:
         logger.warning("EMF metric %s not written", name, exc_info=True)
-
-
-class _Emf:
-    """What an EMF instrument keeps of its creation: the name and unit it writes with."""
-
-    def __init__(self, name: str, unit: str = "", description: str = "") -> None:
-        self.metric_name, self.metric_unit = name, unit
-
-    def write(self, amount: int | float, attributes: Attributes) -> None:
-        write_emf(self.metric_name, amount, self.metric_unit, attributes)
-
-
-class _EmfCounter(_Emf, NoOpCounter):
-    def add(self, amount: int | float, attributes: Attributes = None,
-            context: Context | None = None) -> None:
-        self.write(amount, attributes)
-
-
-class _EmfUpDownCounter(_Emf, NoOpUpDownCounter):
-    def add(self, amount: int | float, attributes: Attributes = None,
-            context: Context | None = None) -> None:
-        self.write(amount, attributes)
-
-
-class _EmfHistogram(_Emf, NoOpHistogram):
-    def record(self, amount: int | float, attributes: Attributes = None,
-               context: Context | None = None) -> None:
-        self.write(amount, attributes)
-
-
-class _EmfMeter(NoOpMeter):
-    """Counters and histograms write EMF; observable instruments stay no-ops."""
-
-    def create_counter(self, name: str, unit: str = "", description: str = ""
-                       ) -> NoOpCounter:
-        return _EmfCounter(name, unit=unit, description=description)
-
-    def create_up_down_counter(self, name: str, unit: str = "", description: str = ""
-                               ) -> NoOpUpDownCounter:
-        return _EmfUpDownCounter(name, unit=unit, description=description)
-
-    def create_histogram(self, name: str, unit: str = "", description: str = "",
-                         *, explicit_bucket_boundaries_advisory: Sequence[float] | None = None
-                         ) -> NoOpHistogram:
-        return _EmfHistogram(name, unit=unit, description=description)
-
-
-class EmfMeterProvider(NoOpMeterProvider):
-    """The OpenTelemetry metrics API, answered with EMF (see the module's docstring)."""
-
-    def get_meter(self, name: str, version: str | None = None,
-                  schema_url: str | None = None, attributes: Attributes = None) -> NoOpMeter:
-        return _EmfMeter(name, version=version, schema_url=schema_url)
 
 
 class XRayMiddleware:
@@ -304,7 +245,7 @@ class XRayApproach(Approach):
         resolve_environment_sync()
         # The library logs every datagram at INFO.
         logging.getLogger("aws_embedded_metrics").setLevel(logging.WARNING)
-        metrics.set_meter_provider(EmfMeterProvider())
+        metrics.set_meter_provider(RecordingMeterProvider(write_emf))
 
     def wrap(self, app: ASGIApp, *, quiet: Callable[[str], bool]) -> ASGIApp:
         return XRayMiddleware(app, quiet=quiet)
