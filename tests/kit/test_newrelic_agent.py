@@ -93,7 +93,7 @@ async def test_the_agent_as_shipped_does_not_trace_the_first_request(
                              for tag in span["tags"] if tag["key"] == "url.path")
                 return len(paths) >= 3
 
-            await eventually(harvested, 20, "the traced requests harvested")
+            await eventually(harvested, 60, "the traced requests harvested")
     finally:
         process.terminate()
         process.wait(15)

@@ -85,13 +85,13 @@ async def test_a_request_on_new_relic_arrives_as_a_trace_with_its_user_sql_and_m
             spans = answer.json()["data"]["spans"] if answer.status_code == 200 else []
             return bool(spans)
 
-        await eventually(trace_arrived, 20, f"the POST's trace in the explorer\n{output}")
+        await eventually(trace_arrived, 60, f"the POST's trace in the explorer\n{output}")
 
         async def metric_arrived() -> bool:
             names = (await explorer_http.get("/api/metrics")).json()["data"]
             return any(metric["name"] == semconv.METRIC_PRODUCT_VIEWS for metric in names)
 
-        await eventually(metric_arrived, 20, "the product view's custom metric")
+        await eventually(metric_arrived, 60, "the product view's custom metric")
         # The request that came with an X-Ray header: found by the break's attribute.
         broken = (await explorer_http.get("/api/traces", params={
             "service": "catalog", "tags": json.dumps({semconv.TRACE_BREAK: "X-Amzn-Trace-Id"}),

@@ -156,8 +156,11 @@ class NewRelicIntake(Intake):
     def serve(self, sock: socket.socket, host: str) -> None:
         self.directory = tempfile.TemporaryDirectory(prefix="kansoku-newrelic-")
         certificate, key = newrelic.self_signed_certificate(Path(self.directory.name), host)
+        # log_config=None and no log_level: uvicorn would otherwise reconfigure its
+        # loggers for the whole process (its own handler, no propagation), and the
+        # explorer's uvicorn lines would leave kansoku's logging.
         config = uvicorn.Config(newrelic.collector_app(self.collector), lifespan="off",
-                                log_level="warning", access_log=False, loop="asyncio",
+                                log_config=None, access_log=False, loop="asyncio",
                                 http="h11", ssl_certfile=str(certificate),
                                 ssl_keyfile=str(key))
         self.server = uvicorn.Server(config)
