@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from itertools import combinations, pairwise
 from typing import Any
 
+from playwright.async_api import expect
+
 from tests.browser import BrowserPage
 
 #: Where each box, label and arrow is, in the map's own coordinates (no element of it is
@@ -160,7 +162,7 @@ async def test_arrows_are_drawn_by_kind_and_open_their_calls_traces(
 
     await browser.locator(f"{call.format('gateway', 'catalog')} text.edge-label").click()
     await browser.wait_for_url(re.compile(r"/traces\?service=gateway&tag=peer\.service%3Dcatalog"))
-    assert await browser.get_by_label("Attribute").input_value() == "peer.service=catalog"
+    await expect(browser.get_by_label("Attribute")).to_have_value("peer.service=catalog")
     found = browser.locator("ol.traces li")
     await found.first.wait_for()
     assert await found.count() == 30  # the call's traces, and only them

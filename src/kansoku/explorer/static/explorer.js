@@ -117,13 +117,18 @@ function serviceColor(name) {
 // form's filled fields.
 async function searchForm(formId, search) {
   const form = document.getElementById(formId);
-  const choice = form.querySelector("select[name=service]");
-  if (choice) for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
+  // The fields show the address's search at once; the service choice once the list of
+  // services has come (a select keeps only a value it has an option for).
   for (const [key, value] of params) {
     const field = form.elements[key];
     if (!field) continue;
     if (field.type === "checkbox") field.checked = value === "true";
     else field.value = value;
+  }
+  const choice = form.querySelector("select[name=service]");
+  if (choice) {
+    for (const name of await api("/api/services")) choice.append(el("option", { value: name }, name));
+    choice.value = params.get("service") || "";
   }
   const filled = () => Object.fromEntries([...new FormData(form)].filter(([, value]) => value));
   form.addEventListener("submit", (event) => {
