@@ -4,7 +4,11 @@ instead of failing the commit; trace lookups by a list of ids."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
+
+import duckdb
 
 from kansoku.explorer.store import LOGS, METRIC_POINTS, SPANS, Rows, Table, TelemetryStore
 from kansoku.explorer.traces import queries
@@ -99,5 +103,49 @@ def test_spans_of_several_traces() -> None:
         assert [row["span_id"] for row in found] == ["0000000000000001", "0000000000000002"]
         assert queries.spans_of(store, []).spans == []
         assert queries.spans_of(store, ["f" * 32]).spans == []
+    finally:
+        store.close()
+
+
+def test_ids_that_are_not_hex_are_found_too() -> None:
+    """The trace key (store.TRACE_KEY) is 0 for an id that is not hex: such spans share
+    one key, and the id comparison still tells them apart."""
+    batch = Rows(SPANS)
+    for row in (span("0000000000000001", trace_id="not-hex-at-all"),
+                span("0000000000000002", trace_id="also not hex"),
+                span("0000000000000003", trace_id="ABCDEF0123456789" + "0" * 16)):
+        batch.add(row[column] for column in SPANS.names)
+    store = TelemetryStore(":memory:")
+    try:
+        store.submit(batch).result(timeout=10)
+        assert [row["span_id"] for row in queries.spans_of(
+            store, ["not-hex-at-all"]).spans] == ["0000000000000001"]
+        assert [row["span_id"] for row in queries.spans_of(
+            store, ["also not hex", "ABCDEF0123456789" + "0" * 16]).spans] == [
+            "0000000000000002", "0000000000000003"]
+        keys = store.rows("SELECT trace_id, trace_key FROM spans ORDER BY span_id")
+        assert [row["trace_key"] for row in keys] == [0, 0, 0xABCDEF0123456789]
+    finally:
+        store.close()
+
+
+def test_a_store_made_before_the_trace_key_gets_it(tmp_path: Path) -> None:
+    """A store file written before spans and logs had `trace_key`: opening it adds the
+    column and computes it for the rows already there, so their traces are still found."""
+    path = tmp_path / "old.duckdb"
+    old = duckdb.connect(str(path))
+    for table in (SPANS, LOGS):
+        old.execute(replace(table, derived=()).ddl)
+    row = span("0000000000000001")
+    old.execute(f"INSERT INTO spans ({', '.join(SPANS.names)}) VALUES "
+                f"({', '.join('?' for _ in SPANS.names)})", [row[c] for c in SPANS.names])
+    old.execute("INSERT INTO logs (time_ns, service, body, trace_id) VALUES (1, 'shop', "
+                "'hello', ?)", [TRACE])
+    old.close()
+    store = TelemetryStore(path)
+    try:
+        assert [found["span_id"] for found in queries.spans_of(store, [TRACE]).spans] == [
+            "0000000000000001"]
+        assert [log.body for log in queries.logs_of(store, TRACE)] == ["hello"]
     finally:
         store.close()
