@@ -31,15 +31,9 @@ class SpanStatus(enum.StrEnum):
     ERROR = "error"
 
 
-def failed_request(alias: str = "") -> str:
-    """SQL over `spans` (as `alias`, in a join): the span is a request that failed —
-    error status, or an HTTP status of 500 or more (a 4xx is the caller's mistake, not a
-    failure of the service)."""
-    prefix = f"{alias}." if alias else ""
-    return f"({prefix}status = 'error' OR coalesce({prefix}http_status, 0) >= 500)"
-
-
-FAILED_REQUEST = failed_request()
+#: SQL over `spans`: the span is a request that failed — error status, or an HTTP status
+#: of 500 or more (a 4xx is the caller's mistake, not a failure of the service).
+FAILED_REQUEST = "(status = 'error' OR coalesce(http_status, 0) >= 500)"
 
 #: SQL over `spans`: the span handled a request — a server span, or a consumer's
 #: (a message is the worker's request).
