@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from kansoku.drills.model import CATEGORIES, STOPPABLE
+from kansoku.drills.scoring import Score
 from kansoku.explorer.common.responses import TRACE_ID_PATTERN
 
 
@@ -40,19 +41,6 @@ class FixCheck(BaseModel):
     detail: str
 
 
-class DrillScore(BaseModel):
-    """The score so far, as `kansoku drill status` shows it."""
-
-    points: int
-    detect_seconds: float | None
-    diagnose_seconds: float | None
-    mitigate_seconds: float | None
-    hint_points: int
-    wrong_tries: int
-    false_alarms: int
-    over_time: bool
-
-
 class CurrentDrill(BaseModel):
     """The drill in progress (`kansoku drill start` began it), in the reader's language."""
 
@@ -70,7 +58,7 @@ class CurrentDrill(BaseModel):
     answered: bool = Field(description="Whether a right answer has been given")
     answers: list[DrillAnswer]
     fix_checks: list[FixCheck]
-    score: DrillScore
+    score: Score = Field(description="The score so far, as `kansoku drill status` shows it")
     services: list[str] = Field(description="The services an answer may name")
     causes: list[str] = Field(description="The cause categories an answer may name")
     commands: dict[str, str] = Field(description="The commands that check a fix and end "

@@ -35,7 +35,6 @@ from kansoku.explorer.drills.models import (
     AnswerResult,
     CurrentDrill,
     DrillAnswer,
-    DrillScore,
     DrillSummary,
     FaultFound,
     FixCheck,
@@ -203,7 +202,7 @@ def _current(attempt: Attempt) -> CurrentDrill:
                              message=given.message) for given in attempt.answers],
         fix_checks=[FixCheck(at=check.at, recovered=check.recovered, detail=check.detail)
                     for check in attempt.fix_checks],
-        score=DrillScore(**vars(so_far)),
+        score=so_far,
         services=list(model.STOPPABLE), causes=list(model.CATEGORIES),
         commands={"fix": "kansoku drill fix", "end": "kansoku drill end",
                   "status": "kansoku drill status"})
