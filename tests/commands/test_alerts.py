@@ -24,6 +24,7 @@ from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import write_state
 from kansoku.topology import SERVICES
 from tests.browser import in_ci
+from tests.explorer.alerts.alerting import S, write_requests
 from tests.support import idle_process, run_cli, serve_in_thread
 
 TOOLS = {"promtool": "prometheus", "amtool": "prometheus-alertmanager"}
@@ -284,3 +285,27 @@ def test_list_says_why_an_alert_resolved(tmp_path: Path) -> None:
     assert [cell.strip() for cell in row.split("│")[1:5]] == [
         "resolved", "HighErrorRate", "payments", "50.0 %"]
     assert f"Resolved: {reason}" in listed.stdout
+
+
+def test_list_asks_in_the_command_lines_language(tmp_path: Path) -> None:
+    """`kansoku --lang ja alerts list` gets the summaries in Japanese (it sends its
+    language as Accept-Language), the states and names as the API keeps them."""
+    app = create_app(Settings(db_path=":memory:", alerts_check_seconds=3600,
+                              problems_enabled=False))
+    now = time.time_ns()
+    write_requests(app.state.store, service="payments", route="/payments",
+                   start_ns=now - 30 * S, count=40, every_ns=S // 2, failed=20)
+    evaluator = app.state.alerts  # the packaged default rules
+    evaluator.save(evaluator.evaluate(now))
+    evaluator.save(evaluator.evaluate(now + 10 * S))
+    try:
+        with serve_in_thread(app) as url:
+            env = {**environment(tmp_path),
+                   "KANSOKU_EXPLORER_PORT": url.rsplit(":", 1)[1], "COLUMNS": "400"}
+            listed = run_cli("--lang", "ja", "alerts", "list", env=env)
+    finally:
+        app.state.store.close()
+    assert listed.returncode == 0, listed.stderr
+    said = "".join(listed.stdout.split())
+    assert "paymentsは直近1mにリクエストの50.0%が失敗しました" in said
+    assert "HighErrorRate" in said

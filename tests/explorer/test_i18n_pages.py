@@ -18,6 +18,7 @@ where such a word would show.
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import re
 import time
@@ -31,11 +32,20 @@ from jinja2 import nodes
 from playwright.async_api import Browser
 
 from kansoku.drills import model
-from kansoku.drills.scoring import Attempt, write_attempt
+from kansoku.drills.scoring import Attempt, Outcome, write_attempt
 from kansoku.explorer import pages
+from kansoku.explorer.alerts.models import AlertState
 from kansoku.explorer.app import create_app, thresholds
+from kansoku.explorer.common.spans import SpanKind, SpanStatus
+from kansoku.explorer.metrics.models import Instrument
 from kansoku.explorer.problems.detector import Thresholds, clearing_values, presented
-from kansoku.explorer.problems.models import ImpactUnit, ProblemKind, StoredProblem
+from kansoku.explorer.problems.models import (
+    ImpactUnit,
+    ProblemKind,
+    ProblemState,
+    StoredProblem,
+)
+from kansoku.explorer.rum.models import Rating
 from kansoku.kit import i18n, semconv
 from kansoku.kit.i18n import Language
 from tests.browser import BrowserPage, served
@@ -184,6 +194,44 @@ def test_every_text_a_script_marks_is_extracted_for_the_catalogs() -> None:
     assert marked and not marked - extracted, f"not extracted: {sorted(marked - extracted)}"
 
 
+#: The API's words a script shows people (StrEnum values), by the script and the name of
+#: its object of words for them: each value must have its word, in the catalogs.
+SHOWN_VOCABULARIES: tuple[tuple[str, str, type[enum.StrEnum], set[str]], ...] = (
+    ("alerts.js", "stateLabel", AlertState, set()),
+    ("alerts.js", "ruleStateLabel", AlertState, {"resolved"}),  # a rule is never resolved
+    ("problems.js", "problemStateLabel", ProblemState, set()),
+    ("traces.js", "SPAN_KINDS", SpanKind, set()),
+    ("traces.js", "SPAN_STATUSES", SpanStatus, set()),
+    ("metrics.js", "INSTRUMENTS", Instrument, set()),
+    ("rum.js", "RATINGS", Rating, set()),
+    ("drills.js", "OUTCOMES", Outcome, set()),
+)
+
+
+def _words_of(script: str, name: str) -> dict[str, str]:
+    """A script's object of words `const NAME = { value: _("Word"), … }`: value → word."""
+    source = (STATIC / script).read_text()
+    found = re.search(rf"const {name} = \{{(.*?)\}};", source, re.S)
+    assert found, f"{script} has no {name}"
+    return dict(re.findall(r'"?([\w-]+)"?: _\("([^"]+)"\)', found.group(1)))
+
+
+@pytest.mark.parametrize(("script", "name", "vocabulary", "unshown"), SHOWN_VOCABULARIES,
+                         ids=[f"{script}:{name}" for script, name, *_ in SHOWN_VOCABULARIES])
+def test_the_apis_words_a_script_shows_are_in_the_readers_language(
+        script: str, name: str, vocabulary: type[enum.StrEnum], unshown: set[str]) -> None:
+    """The API keeps its lower-case values (firing, ongoing, server, ok …); a page says
+    each in the reader's language — a value without its word would show in English."""
+    words = _words_of(script, name)
+    assert set(words) == {str(value) for value in vocabulary} - unshown
+    i18n.set_language(Language.JAPANESE)
+    try:
+        japanese = pages.script_messages()
+    finally:
+        i18n.set_language(Language.ENGLISH)
+    assert all(japanese.get(word) not in (None, word) for word in words.values()), words
+
+
 def test_a_page_carries_its_scripts_texts_in_its_language() -> None:
     i18n.set_language(Language.JAPANESE)
     try:
@@ -196,6 +244,37 @@ def test_a_page_carries_its_scripts_texts_in_its_language() -> None:
     assert all(value and value != key for key, value in messages.items()
                if key not in ("SLO {name}", "{service} (pid {pid})", "{source} ({spans})"))
     assert pages.script_messages() == {}, "English is the scripts' own"
+
+
+async def test_the_apis_problems_a_page_shows_are_in_the_readers_language() -> None:
+    """The pages show a problem's `detail` (explorer.js: "Could not load this page: …"):
+    in the reader's language, its `type`, `status` and fields as they are."""
+    app = create_app(quick_settings(problems_enabled=False, alerts_enabled=False))
+    japanese = {"Accept-Language": "ja"}
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://explorer") as http:
+        missing = await http.get(f"/api/spans/{'ab' * 16}", headers=japanese)
+        assert missing.status_code == 404
+        body = missing.json()
+        assert body["detail"] == f"トレース {'ab' * 16} のスパンはまだ届いていません。"
+        assert (body["title"], body["type"]) == (
+            "見つかりません", "https://kansoku.dev/problems/trace-not-found")
+        zero = (await http.get(f"/api/spans/{'0' * 32}", headers=japanese)).json()
+        assert zero["detail"].startswith("すべてゼロのトレース ID はトレースではありません")
+        bad = (await http.get("/api/problems", params={"trace_id": "xyz"},
+                              headers=japanese)).json()
+        assert bad["detail"] == "正しくない項目があります: trace_id。"
+        assert (bad["title"], bad["errors"][0]["field"]) == ("処理できない内容", "trace_id")
+        off = (await http.get("/api/alerts", headers=japanese)).json()
+        assert off["detail"].startswith("このエクスプローラーではアラートが無効です")
+        assert (await http.get("/api/slos", headers=japanese)).json()["detail"].startswith(
+            "SLO はアラートと一緒に評価されます")
+        nowhere = (await http.get("/api/nowhere", headers=japanese)).json()
+        assert nowhere["detail"] == "/api/nowhere には何もありません。"
+        english = (await http.get(f"/api/spans/{'ab' * 16}")).json()
+        assert english["detail"] == f"No spans of trace {'ab' * 16} have arrived."
+        assert english["title"] == "Not Found"
+    app.state.store.close()
 
 
 def test_a_problem_is_explained_in_the_readers_language() -> None:
@@ -425,6 +504,11 @@ async def test_the_login_page_and_the_funnel_speak_the_readers_language() -> Non
                                 data={"password": "guess", "next": "/"})
         assert wrong.status_code == 401 and "パスワードが違います。" in wrong.text
         assert "Password" in (await http.get("/login")).text
+        # A script whose session ended is told so in its reader's language.
+        refused = await http.get("/api/funnel", headers=japanese)
+        assert refused.status_code == 401
+        assert refused.json()["detail"].startswith("エクスプローラーにはログインが必要です")
+        assert refused.json()["title"] == "認証が必要です"
         steps = (await http.get("/api/funnel", headers={
             **japanese, "Authorization": f"Bearer {'t' * 32}"})).json()["data"]
         assert [step["step"] for step in steps] == [

@@ -28,7 +28,7 @@ from opentelemetry.proto.metrics.v1.metrics_pb2 import (
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from playwright.async_api import ViewportSize
 
-from kansoku.explorer.alerts.models import AlertChange, AlertRow, AlertState
+from kansoku.explorer.alerts.models import AlertRow, AlertState, StateChange
 from kansoku.explorer.alerts.queries import save_alerts
 from kansoku.explorer.app import create_app
 from kansoku.explorer.pages import SECTIONS
@@ -87,11 +87,11 @@ async def explorer() -> AsyncIterator[str]:
                   0.5, "payments failed 50.0 % of its requests over the last 1m",
                   {"resolution": reason, "value_text": "50.0 %", "kind": "error_rate"},
                   None, None)],
-        [AlertChange(time_ns=now - 300 * S, fingerprint="f1", rule="HighErrorRate",
+        [StateChange(time_ns=now - 300 * S, fingerprint="f1", rule="HighErrorRate",
                      labels=labels, from_state=AlertState.INACTIVE,
                      to_state=AlertState.FIRING, value=0.5, summary="payments failed",
                      reason=None),
-         AlertChange(time_ns=now - 60 * S, fingerprint="f1", rule="HighErrorRate",
+         StateChange(time_ns=now - 60 * S, fingerprint="f1", rule="HighErrorRate",
                      labels=labels, from_state=AlertState.FIRING,
                      to_state=AlertState.RESOLVED, value=0.5, summary="payments failed",
                      reason=reason)])

@@ -22,11 +22,13 @@ class Item(BaseModel):
     quantity: Int32
 
 
-def make_app(checks: Mapping[str, Check] | None = None, timeout: float = 0.5) -> FastAPI:
+def make_app(checks: Mapping[str, Check] | None = None, timeout: float = 0.5, *,
+             problems_in_readers_language: bool = False) -> FastAPI:
     settings = ServiceSettings(port=9, readiness_timeout_seconds=timeout)
     app = build_service_app(service="probe", settings=settings, telemetry=Telemetry("probe"),
                             fault_flags=FaultFlags(None, "probe", {}),
-                            description="test service", checks=checks)
+                            description="test service", checks=checks,
+                            problems_in_readers_language=problems_in_readers_language)
 
     @app.get("/items")
     async def items(limit: Annotated[int, Query(ge=1, le=10)] = 5) -> dict[str, int]:

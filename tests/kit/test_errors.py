@@ -11,10 +11,41 @@ import pytest
 from tests.kit.apps import make_app
 
 
-def client() -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=make_app(),
+def client(*, problems_in_readers_language: bool = False) -> httpx.AsyncClient:
+    app = make_app(problems_in_readers_language=problems_in_readers_language)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app,
                                                            raise_app_exceptions=False),
                              base_url="http://test")
+
+
+JAPANESE = {"Accept-Language": "ja"}
+
+
+async def test_problems_stay_english_for_programs_unless_the_app_speaks_its_reader() -> None:
+    """The shop's APIs answer programs in English whatever they ask for; an app whose
+    pages show its problems (the explorer) answers in the request's language — `type`,
+    `status` and field names as they are."""
+    async with client() as http:
+        english = (await http.get("/nowhere", headers=JAPANESE)).json()
+    assert (english["title"], english["detail"]) == ("Not Found",
+                                                     "There is nothing at /nowhere.")
+    async with client(problems_in_readers_language=True) as http:
+        missing = (await http.get("/nowhere", headers=JAPANESE)).json()
+        invalid = (await http.get("/items", params={"limit": 0}, headers=JAPANESE)).json()
+        refused = await http.delete("/items", headers=JAPANESE)
+        raised = (await http.get("/teapot", headers=JAPANESE)).json()
+        unasked = (await http.get("/nowhere")).json()
+    assert (missing["title"], missing["detail"]) == ("見つかりません",
+                                                     "/nowhere には何もありません。")
+    assert missing["type"].endswith("/not-found") and missing["status"] == 404
+    assert invalid["detail"] == "正しくない項目があります: limit。"
+    assert invalid["title"] == "処理できない内容" and invalid["errors"][0]["field"] == "limit"
+    assert refused.json()["detail"] == (
+        "/items では DELETE は使えません。使えるのは GET, POST です。")
+    assert refused.headers["allow"] == "GET, POST"
+    # A raised problem's detail is its raiser's words; its own title stays its own.
+    assert raised["detail"] == "This endpoint only brews tea." and raised["flavour"] == "sencha"
+    assert unasked["detail"] == "There is nothing at /nowhere."
 
 
 async def test_unknown_route_is_a_problem_with_request_id() -> None:

@@ -4,12 +4,15 @@ in the code is in both, and Japanese translates each."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,8 +23,9 @@ from kansoku.kit import i18n
 from kansoku.kit.i18n import Language
 
 ROOT = Path(__file__).resolve().parents[2]
+#: The keywords scripts/messages extracts (Babel's defaults, N_ among them, and its -k).
 KEYWORDS = {"_": None, "gettext": None, "lazy_gettext": None, "ngettext": (1, 2),
-            "N_": None}
+            "N_": None, "Nn_": (1, 2)}
 
 
 @pytest.mark.parametrize(("header", "expected"), [
@@ -107,17 +111,41 @@ async def test_an_unknown_language_is_a_plain_404_naming_the_choices() -> None:
     assert "fr" in answer.text and "ja, en" in answer.text and "言語" in answer.text
 
 
+def _extraction(callback: Callable[[str, str, dict[str, Any]], object] | None = None
+                ) -> list[tuple[str, str | tuple[str, ...]]]:
+    """(file, text) for every text the code marks for translation, found as
+    scripts/messages finds them: with babel.cfg's own settings, read from the file."""
+    with (ROOT / "babel.cfg").open() as config:
+        # Babel's reader of its own configuration file has no annotations.
+        method_map, options = parse_mapping_cfg(config, "babel.cfg")  # type: ignore[no-untyped-call]
+    return [(filename, message) for filename, _line, message, _comments, _context in
+            extract_from_dir(str(ROOT), method_map, options, keywords=KEYWORDS,
+                             callback=callback)]
+
+
 def _marked_texts() -> set[str]:
     """Every text the code marks for translation, found as scripts/messages finds it."""
-    found: set[str] = set()
-    method_map = [("src/kansoku/**.py", "python"),
-                  ("src/kansoku/**/templates/**.html", "jinja2"),
-                  ("src/kansoku/**/static/**.js", "javascript")]
-    options = {"src/kansoku/**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
-    for _filename, _line, message, _comments, _context in extract_from_dir(
-            str(ROOT), method_map, options, keywords=KEYWORDS):
-        found.add(message if isinstance(message, str) else message[0])
-    return found
+    return {message if isinstance(message, str) else message[0]
+            for _filename, message in _extraction()}
+
+
+def test_the_extraction_reads_kansokus_own_scripts_and_not_the_vendored_ones() -> None:
+    """babel.cfg's scripts are kansoku's: the map's ELK bundle (static/vendor/) holds
+    thousands of strings that are no texts of ours."""
+    methods: dict[str, str] = {}
+
+    def seen(filename: str, method: str, options: dict[str, Any]) -> None:
+        methods[filename] = method
+    found = _extraction(seen)
+    read = {filename for filename, _message in found}
+    assert methods["src/kansoku/explorer/static/vendor/elk.bundled.js"] == "ignore"
+    assert not any("/vendor/" in filename for filename in read)
+    assert "src/kansoku/explorer/static/alerts.js" in read
+    assert methods["src/kansoku/explorer/static/alerts.js"] == "javascript"
+    # The packaged alert rules' summaries and SLO descriptions are texts of ours.
+    rules = [message for filename, message in found
+             if filename == "src/kansoku/explorer/alerts/alerts.default.yaml"]
+    assert "Product pages open." in rules and len(rules) >= 13
 
 
 def _catalog(language: Language) -> dict[str, object]:

@@ -23,7 +23,7 @@ import typer
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
-from kansoku.kit.i18n import _
+from kansoku.kit.i18n import _, current_language
 from kansoku.topology import EXPLORER_TOKEN_VARIABLE, SERVICES, explorer_headers
 
 if TYPE_CHECKING:
@@ -98,8 +98,10 @@ def list_alerts(data_dir: DataDir = None) -> None:
 
     url = load_settings(data_dir).service_url("explorer")
     try:
-        answer = httpx.get(f"{url}/api/alerts", timeout=10, headers=explorer_headers(
-            os.environ.get(EXPLORER_TOKEN_VARIABLE)))
+        # The summaries and resolutions in the command line's language.
+        answer = httpx.get(f"{url}/api/alerts", timeout=10, headers={
+            **explorer_headers(os.environ.get(EXPLORER_TOKEN_VARIABLE)),
+            "Accept-Language": str(current_language())})
         answer.raise_for_status()
     except httpx.HTTPError as exc:
         fail(_("the explorer at {url} did not answer ({error}): start the stack with "

@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notifier=Notifier(public_url=settings.public_url
                           or f"http://{settings.host}:{settings.port}",
                           smtp_host=settings.alerts_smtp_host,
-                          smtp_port=settings.alerts_smtp_port),
+                          smtp_port=settings.alerts_smtp_port, language=settings.language),
     ) if settings.alerts_enabled else None
     background = [enforce_retention, *([detector.run_forever] if detector else []),
                   *([evaluator.run_forever] if evaluator else [])]
@@ -102,6 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "alerts and SLOs it evaluates.",
         # Exports arrive every few seconds from every service: not worth a log line each.
         quiet_paths=("/v1/",),
+        # Its pages show the API's problems to people (explorer.js), in their language.
+        problems_in_readers_language=True,
         background=background,
         on_startup=[open_intakes],
         on_shutdown=[close_intakes, close_store],

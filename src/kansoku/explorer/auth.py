@@ -140,9 +140,10 @@ class RequireLogin:
             response = RedirectResponse(f"/login?next={quote(target)}", status_code=303)
         else:
             response = problem_response(
-                401, "unauthorized",
-                "The explorer needs a login: send 'Authorization: Bearer <the explorer's "
-                "token>' (KANSOKU_EXPLORER_TOKEN), or log in at /login in a browser.",
+                401, "unauthorized", gettext(
+                    "The explorer needs a login: send 'Authorization: Bearer <the "
+                    "explorer's token>' (KANSOKU_EXPLORER_TOKEN), or log in at /login in "
+                    "a browser."), title=gettext("Unauthorized"),
                 instance=scope["path"], headers={"WWW-Authenticate": "Bearer"})
         await response(scope, receive, send)
 

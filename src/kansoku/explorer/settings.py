@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
+from kansoku.kit.i18n import DEFAULT_LANGUAGE, Language, parse_language
 from kansoku.kit.settings import ServiceSettings
 from kansoku.topology import DEFAULT_OTLP_PORT, DEFAULT_SMTP_PORT, SERVICES_BY_NAME
+
+
+def _language(value: object) -> Language:
+    language = parse_language(str(value)) if value is not None else None
+    if language is None:
+        raise ValueError(f"'{value}' is not a language the explorer speaks: "
+                         f"{' or '.join(Language)}")
+    return language
 
 
 class Settings(ServiceSettings):
@@ -128,6 +138,12 @@ class Settings(ServiceSettings):
         "KANSOKU_EXPLORER_ALERTS_SMTP_PORT", "KANSOKU_WORKER_SMTP_PORT"))
     #: The explorer's address in notifications' links (default: http://host:port).
     public_url: str | None = None
+    #: The language of what the explorer says with no reader to ask it: alert
+    #: notifications (an e-mail is written in it; a webhook adds it beside its English).
+    #: `ja` or `en`; unset, KANSOKU_LANG's. Pages and the API speak each reader's own.
+    language: Annotated[Language, BeforeValidator(_language)] = Field(
+        DEFAULT_LANGUAGE, validation_alias=AliasChoices("KANSOKU_EXPLORER_LANGUAGE",
+                                                        "KANSOKU_LANG"))
 
     # --- who may read it (explorer/auth.py; docs/security.md) -------------------------
     #: Require a login: people with `password` (a cookie session), programs with

@@ -179,15 +179,22 @@ ALERT_STATES = Table("alert_states", (
     _required("fingerprint", TEXT), _required("rule", TEXT), _required("labels", JSON),
     _required("state", TEXT), _required("since_ns", BIGINT),
     _required("active_since_ns", BIGINT), Column("value", DOUBLE), Column("summary", TEXT),
-    Column("details", JSON), Column("notified_state", TEXT), Column("notified_ns", BIGINT)),
-    time_column=None)
+    Column("details", JSON), Column("notified_state", TEXT), Column("notified_ns", BIGINT),
+    # What is said to people, kept to be written in each reader's language
+    # (explorer/alerts/texts.py); `summary` and the details keep it in English.
+    Column("texts", JSON)),
+    time_column=None,
+    # Stores made before the alerts spoke the reader's language.
+    added_later=("texts",))
 ALERT_HISTORY = Table("alert_history", (
     _required("time_ns", BIGINT), _required("fingerprint", TEXT), _required("rule", TEXT),
     _required("labels", JSON), _required("from_state", TEXT), _required("to_state", TEXT),
-    Column("value", DOUBLE), Column("summary", TEXT), Column("reason", TEXT)),
+    Column("value", DOUBLE), Column("summary", TEXT), Column("reason", TEXT),
+    Column("texts", JSON)),
     time_column="time_ns",
-    # Stores made before the history said why an alert resolved.
-    added_later=("reason",))
+    # Stores made before the history said why an alert resolved, and before it spoke
+    # the reader's language.
+    added_later=("reason", "texts"))
 TABLES = (SPANS, LOGS, METRIC_POINTS, PROBLEMS, PROBLEM_OCCURRENCES, ALERT_STATES,
           ALERT_HISTORY)
 #: The tables OTLP fills, through `submit`.

@@ -142,6 +142,7 @@ def build_service_app(
     openapi_url: str = "/openapi.json",
     quiet_paths: tuple[str, ...] = (),
     body_limits: Mapping[Callable[..., Any], int] | None = None,
+    problems_in_readers_language: bool = False,
 ) -> FastAPI:
     """The service's app with everything services share.
 
@@ -160,6 +161,8 @@ def build_service_app(
     would load them from a CDN.
     A request body may be `settings.max_body_bytes` long (413 past it); `body_limits`
     gives the endpoints that take more (image uploads) their own limit.
+    Problems stay English (programs read the shop's APIs) unless
+    `problems_in_readers_language`: for an app whose pages show them (kit/errors.py).
     """
     checks = {**(checks or {}), **(connections.checks if connections else {})}
     if connections is not None:
@@ -227,7 +230,7 @@ def build_service_app(
     # Every service checks access tokens itself, with identity's published keys.
     app.state.tokens = TokenVerifier(f"{settings.identity_url}/.well-known/jwks.json")
     app.state.db = connections.db if connections else None
-    install_problem_handlers(app)
+    install_problem_handlers(app, in_readers_language=problems_in_readers_language)
     complete_openapi(app)
     tracer = duration = None
     if telemetry.enabled:

@@ -2,11 +2,20 @@
 
 Every problem carries the request id, so what a caller sees can be found in the logs and
 the trace of that request.
+
+The shop's APIs answer programs, and their problems stay English. An app whose answers
+people read on its pages (the explorer) installs the handlers `in_readers_language`:
+then the problems they write — a path with nothing at it, a method not allowed, fields
+not valid — and the standard titles come in the request's language (kit/i18n.py), as
+RFC 9457 allows for `title` ("except for localization"); `type`, `status` and the
+field names stay as they are.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +27,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kansoku.kit.context import current_request_id
+from kansoku.kit.i18n import N_, gettext
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +154,30 @@ def problem_response(
                         headers=headers)
 
 
+#: Says a text to the caller: as written (English), or in the request's language.
+Say = Callable[[str], str]
+
+
+def _as_written(text: str) -> str:
+    return text
+
+
+#: The standard titles (HTTP's reason phrases) of the statuses kansoku answers with,
+#: marked for the catalogs: translated for an app that speaks its reader's language
+#: (both of Python's phrases where they changed: 3.13 follows RFC 9110).
+STANDARD_TITLES = frozenset({
+    N_("Bad Request"), N_("Unauthorized"), N_("Forbidden"), N_("Not Found"),
+    N_("Method Not Allowed"), N_("Conflict"), N_("Request Entity Too Large"),
+    N_("Content Too Large"), N_("Unsupported Media Type"), N_("Unprocessable Entity"),
+    N_("Unprocessable Content"), N_("Too Many Requests"), N_("Internal Server Error"),
+    N_("Bad Gateway"), N_("Service Unavailable"), N_("Gateway Timeout")})
+
+
+def _title(say: Say, title: str | None, status: int) -> str:
+    title = title or HTTPStatus(status).phrase
+    return say(title) if title in STANDARD_TITLES else title
+
+
 def _code_for_status(status: int) -> str:
     try:
         return HTTPStatus(status).phrase.lower().replace(" ", "-").replace("'", "")
@@ -151,11 +185,13 @@ def _code_for_status(status: int) -> str:
         return "error"
 
 
-async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
+async def _handle_problem(say: Say, request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     if exc.status >= 500:
         logger.warning("answered %s %s: %s", exc.status, exc.code, exc.detail)
-    return problem_response(exc.status, exc.code, exc.detail, title=exc.title,
+    # The detail is the raiser's: written in the reader's language where it was raised.
+    return problem_response(exc.status, exc.code, exc.detail,
+                            title=_title(say, exc.title, exc.status),
                             instance=request.url.path, headers=exc.headers, **exc.extensions)
 
 
@@ -194,36 +230,41 @@ class BodyTooLarge(StarletteHTTPException):
         self.limit = limit
 
 
-async def _handle_http_exception(request: Request, exc: Exception) -> JSONResponse:
+async def _handle_http_exception(say: Say, request: Request, exc: Exception
+                                 ) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).description
     headers = dict(exc.headers or {})
     code = _code_for_status(status)
+    path = request.url.path
     if status == 404 and exc.detail == "Not Found":
-        detail = f"There is nothing at {request.url.path}."
+        detail = say(N_("There is nothing at {path}.")).format(path=path)
     elif status == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}."
         methods = allowed_methods(request)
+        detail = (say(N_("{method} is not allowed on {path}. It takes {methods}.")) if methods
+                  else say(N_("{method} is not allowed on {path}."))).format(
+            method=request.method, path=path, methods=", ".join(methods))
         if methods:
             headers["Allow"] = ", ".join(methods)
-            detail += f" It takes {', '.join(methods)}."
     elif isinstance(exc, BodyTooLarge):
         code = "body-too-large"
+        detail = say(N_("The request body is larger than {size}: send less.")).format(
+            size=_size(exc.limit))
     elif status == 400 and exc.detail == "There was an error parsing the body":
         # FastAPI's words for a body it could not read at all (not UTF-8, or a form it
         # could not parse).
         cause = exc.__cause__
         if isinstance(cause, UnicodeDecodeError):
-            detail = (f"The body is not valid JSON: it is not UTF-8 text (byte "
-                      f"{cause.start}).")
+            detail = say(N_("The body is not valid JSON: it is not UTF-8 text (byte "
+                            "{byte}).")).format(byte=cause.start)
             code = "invalid-json"
         else:
-            detail = "The body could not be read: send JSON (or the form the endpoint " \
-                     "documents)."
+            detail = say(N_("The body could not be read: send JSON (or the form the "
+                            "endpoint documents)."))
             code = "unreadable-body"
-    return problem_response(status, code, detail, instance=request.url.path,
-                            headers=headers)
+    return problem_response(status, code, detail, title=_title(say, None, status),
+                            instance=path, headers=headers)
 
 
 def _invalid_json(exc: RequestValidationError) -> dict[str, Any] | None:
@@ -243,18 +284,21 @@ def invalid_parameter(field: str, message: str, location: str = "query") -> Prob
                    errors=[{"field": field, "location": location, "message": message}])
 
 
-async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _handle_validation_error(say: Say, request: Request, exc: Exception
+                                   ) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     invalid = _invalid_json(exc)
     if invalid is not None:
         # FastAPI reports it as field ("body", <position>); it is the whole body.
         position = invalid["loc"][-1]
+        # The JSON parser's own words (English): what went wrong where.
         reason = str(invalid.get("ctx", {}).get("error", "")).rstrip(".")
         return problem_response(
             400, "invalid-json",
-            f"The body is not valid JSON at position {position}"
-            + (f": {reason[0].lower()}{reason[1:]}." if reason else "."),
-            instance=request.url.path, position=position)
+            (say(N_("The body is not valid JSON at position {position}: {reason}."))
+             if reason else say(N_("The body is not valid JSON at position {position}.")))
+            .format(position=position, reason=f"{reason[:1].lower()}{reason[1:]}"),
+            title=_title(say, None, 400), instance=request.url.path, position=position)
     errors = [
         {
             # ("query", "limit") reads better as "limit", and says which field is wrong.
@@ -265,23 +309,28 @@ async def _handle_validation_error(request: Request, exc: Exception) -> JSONResp
         for error in exc.errors()
     ]
     names = ", ".join(sorted({error["field"] for error in errors}))
-    return problem_response(422, "validation-error", f"Some fields are not valid: {names}.",
-                            title="Unprocessable Content", instance=request.url.path,
-                            errors=errors)
+    return problem_response(422, "validation-error",
+                            say(N_("Some fields are not valid: {names}.")).format(names=names),
+                            title=_title(say, "Unprocessable Content", 422),
+                            instance=request.url.path, errors=errors)
 
 
-async def _handle_pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+async def _handle_pool_exhausted(say: Say, request: Request, exc: Exception) -> JSONResponse:
     # Every database connection stayed busy for the pool's whole timeout: the service is
     # overloaded, not broken. Say so, and when to come back.
     logger.warning("no database connection became free in time for %s", request.url.path)
-    return problem_response(503, "busy", "The service is too busy to take this request "
-                            "right now. Please try again in a few seconds.",
-                            instance=request.url.path, headers={"Retry-After": "2"})
+    return problem_response(503, "busy", say(N_(
+        "The service is too busy to take this request right now. Please try again in a "
+        "few seconds.")), title=_title(say, None, 503),
+        instance=request.url.path, headers={"Retry-After": "2"})
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error raised inside a route as problem+json."""
-    app.add_exception_handler(Problem, _handle_problem)
-    app.add_exception_handler(sqlalchemy.exc.TimeoutError, _handle_pool_exhausted)
-    app.add_exception_handler(StarletteHTTPException, _handle_http_exception)
-    app.add_exception_handler(RequestValidationError, _handle_validation_error)
+def install_problem_handlers(app: FastAPI, *, in_readers_language: bool = False) -> None:
+    """Answer every error raised inside a route as problem+json: the handlers' own
+    words and the standard titles in English, or `in_readers_language` (the request's,
+    kit/i18n.py) for an app whose pages show them."""
+    say: Say = gettext if in_readers_language else _as_written
+    app.add_exception_handler(Problem, partial(_handle_problem, say))
+    app.add_exception_handler(sqlalchemy.exc.TimeoutError, partial(_handle_pool_exhausted, say))
+    app.add_exception_handler(StarletteHTTPException, partial(_handle_http_exception, say))
+    app.add_exception_handler(RequestValidationError, partial(_handle_validation_error, say))

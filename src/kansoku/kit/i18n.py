@@ -15,7 +15,10 @@ Which language:
 
 `gettext` (also `_`) and `ngettext` answer in the current language, and `lazy_gettext`
 makes a text that is translated each time it is shown (for module constants, read before
-any reader is known). Numbers, money and dates follow the language too
+any reader is known). A text kept for a reader not known yet (an alert's summary, written
+in a background task and read later on a page or in a notification) is marked with `N_`
+(or `Nn_` with its plural) and translated when it is read, with `translated_in` (or
+`translated_plural_in`) in the reader's language. Numbers, money and dates follow the language too
 (`format_money`, `format_number`, `format_datetime`, with Babel's CLDR data).
 """
 
@@ -167,6 +170,24 @@ def lazy_gettext(message: str) -> LazyProxy:
 def translated_in(language: Language, message: str) -> str:
     """`message` in `language`, whatever the current one is (e-mails to a customer)."""
     return translations(language).ugettext(message)
+
+
+def translated_plural_in(language: Language, singular: str, plural: str, count: int) -> str:
+    """The form for `count` in `language`, whatever the current one is."""
+    return translations(language).ungettext(singular, plural, count)
+
+
+def N_(message: str) -> str:
+    """`message` as it is, marked for the catalogs (Babel's `N_`, gettext_noop): a text
+    written down now and translated later, when its reader is known — an alert's reason,
+    kept and then shown to whoever reads it (`translated_in`)."""
+    return message
+
+
+def Nn_(singular: str, plural: str) -> tuple[str, str]:
+    """A text with a plural form, marked for the catalogs as `ngettext` is, and
+    translated later (`translated_plural_in`)."""
+    return singular, plural
 
 
 # --- numbers, money and dates ----------------------------------------------------------

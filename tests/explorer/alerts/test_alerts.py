@@ -18,10 +18,13 @@ from kansoku.explorer.alerts.evaluator import (
     histogram_quantile,
     presented,
 )
+from kansoku.explorer.alerts.models import Sentence
 from kansoku.explorer.alerts.rules import parse_rules
+from kansoku.explorer.alerts.texts import say
 from kansoku.explorer.slos.budget import burn
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit import semconv
+from kansoku.kit.i18n import Language
 from tests.explorer.alerts.alerting import S, write_histogram, write_points, write_requests
 
 ERROR_RATE = """
@@ -49,6 +52,10 @@ def evaluator_for(store: TelemetryStore, tmp_path: Path, text: str) -> AlertEval
     path = tmp_path / "alerts.yaml"
     path.write_text(text)
     return AlertEvaluator(store, str(path), burn=burn, cpu_count=2)
+
+
+def english(reason: list[Sentence] | None) -> str:
+    return say(reason or [], Language.ENGLISH)
 
 
 def states(evaluator: AlertEvaluator) -> dict[tuple[str, str | None], str]:
@@ -413,11 +420,11 @@ slos:
     found = {rule.name: evaluate_rule(store, rules, rule, now, burn=burn)
              for rule in rules.rules}
     ((memory,), (letters,)) = found["HighMemory"], found["DeadLetters"]
-    assert not memory.breaching and memory.reason == (
+    assert not memory.breaching and english(memory.reason) == (
         "100 MiB over the last 1m, within the threshold of 512 MiB.")
-    assert not letters.breaching and letters.reason == (
+    assert not letters.breaching and english(letters.reason) == (
         "0 over the last 5m, within the threshold of 0.")
-    assert [sample.reason for sample in found["Burn"]] == [
+    assert [english(sample.reason) for sample in found["Burn"]] == [
         "Only 0 requests in the last 5m, fewer than the 20 the rule needs: too little "
         "traffic to judge, which is not a fix.",
         "Only 0 requests in the last 30m, fewer than the 20 the rule needs: too little "

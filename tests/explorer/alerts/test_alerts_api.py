@@ -144,6 +144,22 @@ def test_slos_report_budget_and_burn_rates(explorer: httpx.Client) -> None:
     assert latency["threshold_ms"] == 500
 
 
+def test_a_rules_files_own_words_stay_as_written_for_a_japanese_reader(
+        explorer: httpx.Client) -> None:
+    """Its summaries and SLO descriptions are its author's; what kansoku says around
+    them (a rule's condition) is in the reader's language."""
+    japanese = {"Accept-Language": "ja"}
+    wait_for(explorer, "/api/alerts?service=payments", lambda data: len(data) == 1)
+    (payments,) = explorer.get("/api/alerts", params={"service": "payments"},
+                               headers=japanese).json()["data"]
+    assert payments["summary"] == "payments failed 100.0 % of its requests over the last 5m."
+    slos = explorer.get("/api/slos", headers=japanese).json()["data"]
+    assert slos[0]["description"] == "Customers can place an order."
+    rules = explorer.get("/api/alerts/rules", headers=japanese).json()["data"]
+    assert rules["packaged"] is False
+    assert rules["overview"][0]["condition"].startswith("サービスごとに、5m の間に")
+
+
 def test_the_rules_in_use_and_the_openapi_document(explorer: httpx.Client) -> None:
     rules = explorer.get("/api/alerts/rules").json()["data"]
     assert rules["source"].endswith("alerts.yaml") and rules["load_error"] is None
@@ -197,6 +213,17 @@ async def test_the_alerts_and_slos_pages(page: BrowserPage, tmp_path: Path) -> N
         burn_row = browser.get_by_role("row", name="Rule ErrorBudgetBurn firing")
         assert "burning at least 14.4x over 1h and 5m" in await burn_row.inner_text()
         await page.screenshot("explorer-alerts")
+
+        # In Japanese: the states in words of the reader's language, the rule's own
+        # summary as its file wrote it.
+        await browser.goto(f"{base}/language/ja?next=/alerts")
+        card = browser.get_by_role("article", name="HighErrorRate 発火中").first
+        await card.wait_for()
+        assert "発火中" in await card.locator(".state").inner_text()
+        assert "firing" not in (await browser.locator("#content").inner_text()).lower()
+        texts = await browser.locator("article.alert .summary").all_inner_texts()
+        assert "payments failed 100.0 % of its requests over the last 5m." in texts
+        await browser.goto(f"{base}/language/en?next=/slos")
 
         await browser.goto(f"{base}/slos")
         checkout = browser.get_by_role("article", name="SLO checkout-availability")

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from kansoku.explorer.alerts.evaluator import AlertEvaluator
+from kansoku.explorer.alerts.evaluator import AlertEvaluator, presented
 from kansoku.explorer.slos.budget import burn
 from kansoku.explorer.store import SPANS, Rows, TelemetryStore
-from kansoku.kit import semconv
+from kansoku.kit import i18n, semconv
+from kansoku.kit.i18n import Language
 from tests.explorer.alerts.alerting import S
 
 
@@ -54,8 +55,17 @@ def test_the_error_rate_alert_names_the_flag_of_its_failed_requests(
     (alert,) = [a for a in evaluator.alerts.values() if a.rule == "HighErrorRate"]
     assert alert.state == "firing" and alert.labels["service"] == "payments"
     named = "Its failed requests carry the fault flag paymentFailure = 25% (feature_flag.key)."
+    i18n.set_language(Language.JAPANESE)
+    try:
+        japanese = presented(alert).summary
+    finally:
+        i18n.set_language(Language.ENGLISH)
     if flag:
-        assert alert.summary.endswith(named)
+        assert alert.summary.endswith(named) and presented(alert).summary.endswith(named)
         assert alert.details["flag"] == "paymentFailure"
+        # And in the reader's language, the flag and its attribute as they are.
+        assert japanese.endswith("失敗したリクエストには故障フラグ paymentFailure = 25% "
+                                 "(feature_flag.key) が付いています。")
     else:
         assert "fault flag" not in alert.summary and "flag" not in alert.details
+        assert "故障フラグ" not in japanese

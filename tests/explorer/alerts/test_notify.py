@@ -1,6 +1,6 @@
 """Notifications to a real webhook receiver (an HTTP server in the test) and a real SMTP
 server (aiosmtpd): one notification per group, no repeat before the repeat interval,
-and the resolution."""
+and the resolution; in the explorer's language beside the English."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiosmtpd.controller import Controller
 
 from kansoku.explorer.alerts.evaluator import AlertEvaluator
 from kansoku.explorer.alerts.notify import Notifier
+from kansoku.explorer.alerts.rules import default_rules_text
 from kansoku.explorer.slos.budget import burn
 from kansoku.explorer.store import TelemetryStore
+from kansoku.kit.i18n import Language
 from tests.explorer.alerts.alerting import S, write_requests
 from tests.support import free_ports
 
@@ -204,3 +207,92 @@ notifications:
         assert [a["labels"]["service"] for a in webhook.bodies[0]["alerts"]] == ["cart"]
     finally:
         store.close()
+
+
+async def test_notifications_speak_the_explorers_language_beside_the_english(
+        tmp_path: Path, webhook: Webhook, mailbox: tuple[_Inbox, int]) -> None:
+    """With no reader to ask, a notification is in the explorer's language
+    (KANSOKU_EXPLORER_LANGUAGE, else KANSOKU_LANG): the webhook keeps its English
+    annotations for programs and adds `summary_ja` / `resolution_ja`; the e-mail is
+    Japanese through and through (its subject, which mail filters read, as it was)."""
+    inbox, port = mailbox
+    rules = yaml.safe_load(default_rules_text())  # the packaged rules: their words
+    rules["notifications"]["receivers"] = [
+        {"name": "on-call", "webhook": {"url": webhook.url}},
+        {"name": "ops-mail", "email": {"to": ["ops@kansoku.local"], "host": "127.0.0.1",
+                                       "port": port}}]
+    path = tmp_path / "alerts.yaml"
+    path.write_text(yaml.safe_dump(rules))
+    store = TelemetryStore(":memory:")
+    now = time.time_ns()
+    notifier = Notifier(public_url="http://explorer.test:8800", smtp_host="127.0.0.1",
+                        smtp_port=1, language=Language.JAPANESE, clock=lambda: now)
+    evaluator = AlertEvaluator(store, str(path), burn=burn, notifier=notifier)
+    config = evaluator.rules.notifications
+    try:
+        write_requests(store, service="payments", route="/payments", start_ns=now - 30 * S,
+                       count=30, failed=30)
+        evaluator.evaluate(now)
+        evaluator.evaluate(now + 10 * S)  # the packaged HighErrorRate's `for: 10s`
+        assert await notifier.notify(evaluator, config) == 2
+        (alert,) = webhook.bodies[0]["alerts"]
+        annotations = alert["annotations"]
+        assert annotations["summary"].startswith(
+            "payments failed 100.0 % of its requests over the last 1m (alert above 5.0 %).")
+        assert annotations["summary_ja"].startswith(
+            "payments は直近 1m にリクエストの 100.0 % が失敗しました"
+            "（5.0 % を超えると通知）。")  # noqa: RUF001 — Japanese parentheses are full width
+        assert alert["status"] == "firing" and alert["labels"]["alertname"] == "HighErrorRate"
+        (mail,) = inbox.messages
+        assert mail["Subject"] == "[FIRING:1] HighErrorRate (service=payments)"
+        body = _body(mail)
+        assert body.startswith("発火中 HighErrorRate (重大) ")
+        assert "payments は直近 1m にリクエストの 100.0 % が失敗しました" in body
+        assert "  エラーログ: http://explorer.test:8800/logs?service=payments" in body
+        assert "すべてのアラート: http://explorer.test:8800/alerts" in body
+        assert "failed" not in body
+
+        # No more requests: it resolves, for want of traffic — said in both.
+        evaluator.evaluate(now + 200 * S)
+        notifier.clock = lambda: now + 300 * S
+        assert await notifier.notify(evaluator, config) == 2
+        (resolved,) = webhook.bodies[-1]["alerts"]
+        assert resolved["annotations"]["resolution"].startswith("No requests in the last 1m")
+        assert resolved["annotations"]["resolution_ja"].startswith(
+            "直近 1m にリクエストがありません。")
+        body = _body(inbox.messages[-1])
+        assert body.startswith("解決 HighErrorRate (重大) ")
+        assert "解決: 直近 1m にリクエストがありません。" in body
+    finally:
+        store.close()
+
+
+async def test_an_english_explorer_sends_english_alone(tmp_path: Path, webhook: Webhook
+                                                       ) -> None:
+    path = tmp_path / "alerts.yaml"
+    path.write_text(f"""
+rules:
+  - {{name: HighErrorRate, kind: error_rate, window: 1m, min_requests: 20}}
+notifications:
+  receivers: [{{name: hook, webhook: {{url: "{webhook.url}"}}}}]
+""")
+    store = TelemetryStore(":memory:")
+    now = time.time_ns()
+    notifier = Notifier(public_url="http://x", smtp_host="127.0.0.1", smtp_port=1,
+                        clock=lambda: now)
+    evaluator = AlertEvaluator(store, str(path), burn=burn, notifier=notifier)
+    try:
+        write_requests(store, service="cart", route="/cart", start_ns=now - 30 * S,
+                       count=30, failed=30)
+        evaluator.evaluate(now)
+        assert await notifier.notify(evaluator, evaluator.rules.notifications) == 1
+        (alert,) = webhook.bodies[0]["alerts"]
+        assert not [key for key in alert["annotations"] if key.endswith("_ja")]
+    finally:
+        store.close()
+
+
+def _body(mail: Message) -> str:
+    payload = mail.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    return payload.decode()

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from kansoku.explorer.alerts import rules as rules_module
 from kansoku.explorer.alerts.rules import (
+    DEFAULT_RULES_RESOURCE,
     BurnRateRule,
     ErrorRateRule,
     RulesError,
     SaturationRule,
+    extract_packaged_texts,
     load_rules,
+    packaged_texts,
     parse_rules,
 )
 from kansoku.kit.durations import format_duration, parse_duration
@@ -32,6 +36,22 @@ def test_the_packaged_defaults_cover_every_kind_and_the_workbook_pairs() -> None
     errors = next(rule for rule in rules.rules if isinstance(rule, ErrorRateRule))
     # Short enough to fire within a minute and resolve within three.
     assert errors.window <= 120 and errors.for_ <= 30
+
+
+def test_the_catalogs_get_the_packaged_texts_as_the_explorer_looks_them_up() -> None:
+    """scripts/messages extracts the packaged summaries and SLO descriptions with
+    `extract_packaged_texts`; the explorer translates a rules file's text found among
+    `packaged_texts`: the two must read the YAML alike (a folded text is one line)."""
+    path = Path(rules_module.__file__).parent / DEFAULT_RULES_RESOURCE
+    with path.open("rb") as yaml_file:
+        extracted = [(line, text) for line, _function, text, _comments
+                     in extract_packaged_texts(yaml_file, [], [], {})]
+    texts = [text for _line, text in extracted]
+    assert set(texts) == packaged_texts() and len(texts) == len(set(texts))
+    lines = path.read_text().splitlines()
+    assert all(lines[line - 1].strip().startswith(("summary:", "description:"))
+               for line, _text in extracted), "each at the line it starts on"
+    assert "\n" not in "".join(texts)
 
 
 

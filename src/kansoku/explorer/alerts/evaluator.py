@@ -22,6 +22,12 @@ The burn-rate rules measure SLOs with the `BurnMeter` the app hands the evaluato
 The rules file is read again when it changes; a file with a mistake is logged (one line
 naming the file, rule and field) and the rules in use stay as they were.
 
+What an alert says to people — its summary, why it resolved, its value — is written here
+with no reader, so it is kept as sentences and values (`AlertTexts`, `alerts/texts.py`)
+and said in each reader's language when read: `presented` for the API and the pages,
+the notifier in the explorer's language. `AlertRow.summary` and the history's `summary`
+and `reason` keep the English, as they always had it.
+
 Everything here except `AlertEvaluator.run_forever` is synchronous and runs in a worker
 thread.
 """
@@ -35,7 +41,6 @@ import hashlib
 import json
 import logging
 import os
-import string
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -52,12 +57,18 @@ from kansoku.explorer.alerts.models import (
     AlertingStats,
     AlertRow,
     AlertState,
+    AlertTexts,
+    Measure,
+    Quantity,
     RuleOverview,
     RuleState,
     SaturationResource,
+    Sentence,
+    StateChange,
 )
 from kansoku.explorer.alerts.notify import Notifier
 from kansoku.explorer.alerts.rules import (
+    PACKAGED_DEFAULTS,
     SATURATION_RESOURCES,
     BurnRateRule,
     DeadLetterRule,
@@ -69,13 +80,16 @@ from kansoku.explorer.alerts.rules import (
     RulesError,
     SaturationRule,
     SyntheticFailureRule,
+    in_readers_language,
     load_rules,
 )
+from kansoku.explorer.alerts.texts import counted, say, sentence, summary, written
 from kansoku.explorer.metrics.models import Temporality
 from kansoku.explorer.slos.models import SLO, BurnMeter
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit import i18n, semconv
 from kansoku.kit.durations import format_duration
+from kansoku.kit.i18n import N_, Language, Nn_
 
 logger = logging.getLogger("kansoku.explorer.alerts")
 
@@ -92,7 +106,7 @@ class Sample:
     value: float
     details: dict[str, Any] = field(default_factory=dict)
     breaching: bool = True
-    reason: str | None = None
+    reason: list[Sentence] | None = None
 
 
 #: The rules that compare one value with a threshold over a window (all but burn rates,
@@ -101,86 +115,102 @@ ThresholdRule = (ErrorRateRule | LatencyRule | SaturationRule | SyntheticFailure
                  | DeadLetterRule | QueueLagRule)
 
 
+# --- values and what is said about them ------------------------------------------------
+
+
+def measure_of(rule: Rule) -> Measure:
+    """What a rule's value (and threshold) measures."""
+    match rule:
+        case ErrorRateRule():
+            return Measure.SHARE
+        case LatencyRule():
+            return Measure.SECONDS
+        case SaturationRule():
+            # The Prometheus export writes SATURATION_RESOURCES' English unit instead.
+            return {SaturationResource.CPU: Measure.CORES,
+                    SaturationResource.MEMORY: Measure.MIB,
+                    SaturationResource.DB_POOL: Measure.CONNECTIONS}[rule.resource]
+        case BurnRateRule():
+            return Measure.BURN_RATE
+        case SyntheticFailureRule() | DeadLetterRule() | QueueLagRule():
+            return Measure.COUNT
+        case _:
+            assert_never(rule)
+
+
+def quantity(rule: Rule, value: float) -> Quantity:
+    return Quantity(measure=measure_of(rule), amount=value)
+
+
+def format_value(rule: Rule, value: float) -> str:
+    """A rule's value (or threshold) in words, as the reader's language writes it."""
+    return written(quantity(rule, value))
+
+
+def _duration(seconds: float) -> Quantity:
+    return Quantity(measure=Measure.DURATION, amount=seconds)
+
+
+def _count(count: float) -> Quantity:
+    return Quantity(measure=Measure.COUNT, amount=count)
+
+
 def _measured(rule: ThresholdRule, labels: dict[str, str], value: float, breaching: bool,
               details: dict[str, Any]) -> Sample:
     """A sample that breaches, or says its value is within the threshold."""
     if breaching:
         return Sample(labels, value, details)
-    within = f", within the threshold of {format_value(rule, rule.threshold)}"
-    return Sample(labels, value, details, breaching=False, reason=(
-        f"{format_value(rule, value)} over the last {format_duration(rule.window)}{within}."))
+    return Sample(labels, value, details, breaching=False, reason=[sentence(
+        N_("{value} over the last {window}, within the threshold of {threshold}."),
+        value=quantity(rule, value), window=_duration(rule.window),
+        threshold=quantity(rule, rule.threshold))])
 
 
-def _too_few(rule: Rule, labels: dict[str, str], value: float, count: int, needed: int,
-             what: str, window: float, details: dict[str, Any]) -> Sample:
-    """A sample with too little traffic for the rule to judge."""
-    return Sample(labels, value, details, breaching=False, reason=(
-        f"Only {count} {what} in the last {format_duration(window)}, fewer than the "
-        f"{needed} the rule needs: too little traffic to judge, which is not a fix."))
+def _too_few(labels: dict[str, str], value: float, count: int, needed: int, window: float,
+             details: dict[str, Any]) -> Sample:
+    """A sample with too few requests for the rule to judge."""
+    return Sample(labels, value, details, breaching=False, reason=[counted(
+        Nn_("Only {count} request in the last {window}, fewer than the {needed} the rule "
+            "needs: too little traffic to judge, which is not a fix.",
+            "Only {count} requests in the last {window}, fewer than the {needed} the rule "
+            "needs: too little traffic to judge, which is not a fix."),
+        "count", count=_count(count), window=_duration(window), needed=_count(needed))])
 
 
-def no_data_reason(rule: Rule) -> str:
+def no_data_reason(rule: Rule) -> list[Sentence]:
     """Why an alert resolved when its rule measured nothing for its labels at all."""
     match rule:
         case ErrorRateRule() | LatencyRule():
-            return (f"No requests in the last {format_duration(rule.window)}: no traffic, "
-                    "so nothing to judge — which is not a fix.")
+            return [sentence(N_("No requests in the last {window}: no traffic, so nothing "
+                                "to judge — which is not a fix."),
+                             window=_duration(rule.window))]
         case BurnRateRule():
-            return "No requests to the SLO's operations: nothing to judge, which is not a fix."
+            return [sentence(N_("No requests to the SLO's operations: nothing to judge, "
+                                "which is not a fix."))]
         case SaturationRule() | SyntheticFailureRule() | DeadLetterRule() | QueueLagRule():
-            return (f"Nothing reported in the last {format_duration(rule.window)}: no data, "
-                    "so nothing to judge (is the service running?).")
+            return [sentence(N_("Nothing reported in the last {window}: no data, so nothing "
+                                "to judge (is the service running?)."),
+                             window=_duration(rule.window))]
         case _:
             assert_never(rule)
 
 
-# --- formatting values ------------------------------------------------------------------
+#: Why an alert resolved whose rule left the rules file.
+RULE_GONE = N_("Its rule is no longer in the rules file.")
 
 
-def _seconds_text(seconds: float) -> str:
-    return f"{seconds:.2f} s" if seconds >= 1 else f"{seconds * 1000:.0f} ms"
-
-
-def format_value(rule: Rule, value: float) -> str:
-    """A rule's value (or threshold) in words, as a person reads it."""
-    match rule:
-        case ErrorRateRule():
-            return f"{100 * value:.1f} %"
-        case LatencyRule():
-            return _seconds_text(value)
-        case SaturationRule():
-            unit = SATURATION_RESOURCES[rule.resource][2]
-            cores = rule.resource == SaturationResource.CPU
-            return f"{value:.2f} {unit}" if cores else f"{value:.0f} {unit}"
-        case BurnRateRule():
-            return f"{value:.1f}x"
-        case SyntheticFailureRule() | DeadLetterRule() | QueueLagRule():  # counts
-            return f"{value:g}"
-        case _:
-            assert_never(rule)
-
-
-class _Fields(dict[str, str]):
-    """A summary's placeholders: a name the alert does not have stays as written."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def summary_text(rule: Rule, labels: Mapping[str, str], value: float,
-                 threshold: float | None, window: float | None) -> str:
-    """The rule's summary with its placeholders filled in (`_threshold_and_window` gives
-    the threshold and window an alert of the rule is judged by)."""
-    fields = _Fields(labels)
-    fields["value"] = format_value(rule, value)
+def summary_of(rule: Rule, labels: Mapping[str, str], value: float,
+               threshold: float | None, window: float | None) -> Sentence:
+    """The rule's summary and the values of its placeholders: the labels, `{value}`,
+    and the `{threshold}` and `{window}` an alert of the rule is judged by
+    (`_threshold_and_window`)."""
+    fields: dict[str, str | Quantity] = dict(labels)
+    fields["value"] = quantity(rule, value)
     if threshold is not None:
-        fields["threshold"] = format_value(rule, float(threshold))
+        fields["threshold"] = quantity(rule, float(threshold))
     if window is not None:
-        fields["window"] = format_duration(float(window))
-    try:
-        return string.Formatter().vformat(rule.summary, (), fields).strip()
-    except (ValueError, KeyError, IndexError, AttributeError):
-        return rule.summary  # checked when loaded; never fail an evaluation on it
+        fields["window"] = _duration(float(window))
+    return summary(rule.summary, fields)
 
 
 def fingerprint(rule: str, labels: Mapping[str, str]) -> str:
@@ -334,17 +364,25 @@ def _error_rate(store: TelemetryStore, rule: ErrorRateRule, now_ns: int) -> list
             flag, _, variant = row.failed_flag.partition("=")
             details |= {"flag": flag, "flag_variant": variant}
         if row.requests < rule.min_requests:
-            found.append(_too_few(rule, labels, share, row.requests, rule.min_requests,
-                                  "requests", rule.window, details))
+            found.append(_too_few(labels, share, row.requests, rule.min_requests,
+                                  rule.window, details))
         elif share > rule.threshold and row.errors >= rule.min_errors:
             found.append(Sample(labels, share, details))
         else:
-            failed = (f"{format_value(rule, share)} of {row.requests} requests failed "
-                      f"over the last {format_duration(rule.window)} ({row.errors})")
-            found.append(Sample(labels, share, details, breaching=False, reason=(
-                f"{failed}: within the threshold of {format_value(rule, rule.threshold)}."
-                if share <= rule.threshold else
-                f"{failed}: fewer failures than the {rule.min_errors} the rule fires at.")))
+            forms = (Nn_("{share} of {requests} request failed over the last {window} "
+                         "({errors}): within the threshold of {threshold}.",
+                         "{share} of {requests} requests failed over the last {window} "
+                         "({errors}): within the threshold of {threshold}.")
+                     if share <= rule.threshold else
+                     Nn_("{share} of {requests} request failed over the last {window} "
+                         "({errors}): fewer failures than the {min_errors} the rule fires at.",
+                         "{share} of {requests} requests failed over the last {window} "
+                         "({errors}): fewer failures than the {min_errors} the rule fires "
+                         "at."))
+            found.append(Sample(labels, share, details, breaching=False, reason=[counted(
+                forms, "requests", share=quantity(rule, share), requests=_count(row.requests),
+                window=_duration(rule.window), errors=_count(row.errors),
+                threshold=quantity(rule, rule.threshold), min_errors=_count(rule.min_errors))]))
     return found
 
 
@@ -411,8 +449,8 @@ def _latency_from_histogram(store: TelemetryStore, rule: LatencyRule, now_ns: in
         if len(group) > 1:
             labels["route"] = group[1]
         if total < rule.min_requests:
-            found.append(_too_few(rule, labels, value, int(total), rule.min_requests,
-                                  "requests", rule.window, {"requests": int(total)}))
+            found.append(_too_few(labels, value, int(total), rule.min_requests, rule.window,
+                                  {"requests": int(total)}))
         else:
             found.append(_measured(rule, labels, value, value > rule.threshold,
                                    {"requests": int(total)}))
@@ -440,8 +478,8 @@ def _latency(store: TelemetryStore, rule: LatencyRule, now_ns: int) -> list[Samp
             labels["route"] = row.route
         details = {"requests": row.requests, "example_trace_id": row.slowest_trace_id}
         if row.requests < rule.min_requests:
-            found.append(_too_few(rule, labels, seconds, row.requests, rule.min_requests,
-                                  "requests", rule.window, details))
+            found.append(_too_few(labels, seconds, row.requests, rule.min_requests,
+                                  rule.window, details))
         else:
             found.append(_measured(rule, labels, seconds, seconds > rule.threshold, details))
     return found
@@ -528,18 +566,20 @@ def _burn_rate(store: TelemetryStore, rules: RuleFile, rule: BurnRateRule, now_n
                       "severity": pair.severity}
             short = burn(store, slo, pair.short, now_ns)
             if short.total < rule.min_requests:
-                found.append(_too_few(rule, labels, float(short.rate or 0), short.total,
-                                      rule.min_requests, "requests", pair.short, {}))
+                found.append(_too_few(labels, float(short.rate or 0), short.total,
+                                      rule.min_requests, pair.short, {}))
                 continue
             # The long window only when the short one burns fast: it is the costly one.
             long = burn(store, slo, pair.long, now_ns) \
                 if (short.rate or 0) >= pair.factor else None
             if long is None or (long.rate or 0) < pair.factor:
-                slow = (short, pair.short) if long is None else (long, pair.long)
-                found.append(Sample(labels, float(slow[0].rate or 0), {}, breaching=False,
-                                    reason=f"The budget burns {slow[0].rate or 0:.1f}x over "
-                                           f"the last {format_duration(slow[1])}, under "
-                                           f"{pair.factor:g}x."))
+                slow, seconds = (short, pair.short) if long is None else (long, pair.long)
+                rate = float(slow.rate or 0)
+                found.append(Sample(labels, rate, {}, breaching=False, reason=[sentence(
+                    N_("The budget burns {rate} over the last {window}, under {factor}."),
+                    rate=Quantity(measure=Measure.BURN_RATE, amount=rate),
+                    window=_duration(seconds),
+                    factor=Quantity(measure=Measure.FACTOR, amount=pair.factor))]))
                 continue
             found.append(Sample(labels, float(long.rate or 0), {
                 "factor": pair.factor, "long_burn_rate": long.rate,
@@ -641,10 +681,10 @@ class AlertEvaluator:
             logger.error("alert rules not loaded, keeping the %s in use: %s",
                          "defaults" if not self.rules_source else "rules", exc)
             if not self.rules_source:
-                self.rules, self.rules_source = load_rules(None), "(packaged defaults)"
+                self.rules, self.rules_source = load_rules(None), PACKAGED_DEFAULTS
             return False
         self.rules = rules
-        self.rules_source = str(source) if source else "(packaged defaults)"
+        self.rules_source = str(source) if source else PACKAGED_DEFAULTS
         self.load_error = None
         logger.info("alert rules loaded from %s: %d rules, %d SLOs, %d receivers",
                     self.rules_source, len(rules.rules), len(rules.slos),
@@ -653,17 +693,17 @@ class AlertEvaluator:
 
     # --- one evaluation ---
 
-    def evaluate(self, now_ns: int | None = None) -> list[AlertChange]:
+    def evaluate(self, now_ns: int | None = None) -> list[StateChange]:
         """Run every rule at `now_ns` (now) and move the alerts; returns the changes
         (also kept in `self.alerts`, saved by `save`)."""
         now = now_ns if now_ns is not None else self.clock()
         self.reload()
-        transitions: list[AlertChange] = []
+        transitions: list[StateChange] = []
         rules = {rule.name: rule for rule in self.rules.rules}
         breaching: dict[str, tuple[Rule, Sample]] = {}
         #: Why each measured label set that does not breach does not (for the alerts
         #: that resolve now).
-        quiet: dict[str, str] = {}
+        quiet: dict[str, list[Sentence]] = {}
         failed_rules: set[str] = set()
         for rule in self.rules.rules:
             try:
@@ -682,14 +722,14 @@ class AlertEvaluator:
                 if sample.breaching:
                     breaching[key] = (rule, dataclasses.replace(sample, labels=labels))
                 else:
-                    quiet[key] = sample.reason or ""
+                    quiet[key] = sample.reason or []
         for key, (rule, sample) in breaching.items():
             transitions += self._breach(key, rule, sample, now)
         for key, alert in list(self.alerts.items()):
             if key in breaching or alert.rule in failed_rules:
                 continue
             rule_of = rules.get(alert.rule)
-            reason = ("Its rule is no longer in the rules file." if rule_of is None
+            reason = ([sentence(RULE_GONE)] if rule_of is None
                       else quiet.get(key) or no_data_reason(rule_of))
             transitions += self._clear(key, alert, now, rule_known=rule_of is not None,
                                        reason=reason)
@@ -698,38 +738,45 @@ class AlertEvaluator:
         return transitions
 
     def _breach(self, key: str, rule: Rule, sample: Sample, now: int
-                ) -> list[AlertChange]:
+                ) -> list[StateChange]:
         threshold, window = _threshold_and_window(rule, sample)
-        summary = summary_text(rule, sample.labels, sample.value, threshold, window)
+        said = [summary_of(rule, sample.labels, sample.value, threshold, window)]
         if sample.details.get("flag"):
             # The spans say why: a fault flag marked the requests that failed.
-            summary += (f" Its failed requests carry the fault flag "
-                        f"{sample.details['flag']} = {sample.details.get('flag_variant') or 'on'}"
-                        f" ({semconv.FEATURE_FLAG_KEY}).")
+            said.append(sentence(
+                N_("Its failed requests carry the fault flag {flag} = {variant} "
+                   "({attribute})."), flag=str(sample.details["flag"]),
+                variant=str(sample.details.get("flag_variant") or "on"),
+                attribute=semconv.FEATURE_FLAG_KEY))
+        texts = AlertTexts(summary=said, measure=measure_of(rule),
+                           threshold=float(threshold) if threshold is not None else None)
+        # The English, as programs reading the store and the API have always had it.
         details = {**sample.details, "links": links(rule, sample.labels, sample.details),
-                   "kind": rule.kind, "value_text": format_value(rule, sample.value),
-                   "threshold_text": format_value(rule, threshold) if threshold is not None
-                   else None}
+                   "kind": rule.kind,
+                   "value_text": written(quantity(rule, sample.value), Language.ENGLISH),
+                   "threshold_text": written(quantity(rule, threshold), Language.ENGLISH)
+                   if threshold is not None else None}
+        summary_english = say(said, Language.ENGLISH)
         alert = self.alerts.get(key)
         if alert is None or alert.state in (AlertState.RESOLVED, AlertState.INACTIVE):
             state = AlertState.FIRING if rule.for_ <= 0 else AlertState.PENDING
             new = AlertRow(key, rule.name, sample.labels, state, now, now, sample.value,
-                           summary, details,
+                           summary_english, details,
                            alert.notified_state if alert else None,
-                           alert.notified_ns if alert else None)
+                           alert.notified_ns if alert else None, texts)
             self.alerts[key] = new
             return [self._transition(new, alert.state if alert else AlertState.INACTIVE, now)]
         state = alert.state
         if state == AlertState.PENDING and now - alert.active_since_ns >= int(rule.for_ * 1e9):
             state = AlertState.FIRING
         updated = dataclasses.replace(alert, state=state, value=sample.value,
-                                      summary=summary, details=details,
+                                      summary=summary_english, details=details, texts=texts,
                                       since_ns=now if state != alert.state else alert.since_ns)
         self.alerts[key] = updated
         return [self._transition(updated, alert.state, now)] if state != alert.state else []
 
-    def _clear(self, key: str, alert: AlertRow, now: int, *, rule_known: bool, reason: str
-               ) -> list[AlertChange]:
+    def _clear(self, key: str, alert: AlertRow, now: int, *, rule_known: bool,
+               reason: list[Sentence]) -> list[StateChange]:
         """The alert's condition no longer holds, for `reason` (said in the history,
         and by a resolved alert)."""
         if alert.state == AlertState.PENDING:
@@ -737,8 +784,14 @@ class AlertEvaluator:
             gone = dataclasses.replace(alert, state=AlertState.INACTIVE)
             return [self._transition(gone, AlertState.PENDING, now, reason)]
         if alert.state == AlertState.FIRING:
+            english = say(reason, Language.ENGLISH)
+            # An alert kept before its texts were (an explorer updated while it fired)
+            # resolves with its English summary and a reason in every language.
+            texts = (alert.texts or AlertTexts(summary=[])).model_copy(
+                update={"reason": reason})
             resolved = dataclasses.replace(alert, state=AlertState.RESOLVED, since_ns=now,
-                                           details={**alert.details, "resolution": reason})
+                                           details={**alert.details, "resolution": english},
+                                           texts=texts)
             self.alerts[key] = resolved
             return [self._transition(resolved, AlertState.FIRING, now, reason)]
         # Resolved: listed for a while (the history keeps it for good), then forgotten.
@@ -747,11 +800,15 @@ class AlertEvaluator:
         return []
 
     @staticmethod
-    def _transition(alert: AlertRow, from_state: AlertState, now: int, reason: str | None = None
-                    ) -> AlertChange:
-        return AlertChange(time_ns=now, fingerprint=alert.fingerprint, rule=alert.rule,
+    def _transition(alert: AlertRow, from_state: AlertState, now: int,
+                    reason: list[Sentence] | None = None) -> StateChange:
+        texts = alert.texts.model_copy(update={"reason": reason}) if alert.texts else (
+            AlertTexts(summary=[], reason=reason) if reason else None)
+        return StateChange(time_ns=now, fingerprint=alert.fingerprint, rule=alert.rule,
                            labels=alert.labels, from_state=from_state, to_state=alert.state,
-                           value=alert.value, summary=alert.summary, reason=reason)
+                           value=alert.value, summary=alert.summary,
+                           reason=say(reason, Language.ENGLISH) if reason else None,
+                           texts=texts)
 
     def overview(self) -> list[RuleOverview]:
         """Every rule in use, in file order, with its state now (from its alerts) and its
@@ -781,7 +838,12 @@ class AlertEvaluator:
         """The SLOs of the rules in use (what the SLOs page shows)."""
         return self.rules.slos
 
-    def save(self, transitions: list[AlertChange]) -> None:
+    def describe(self, slo: SLO) -> str:
+        """`slo`'s description in the reader's language when it is the packaged
+        defaults' own, else as its rules file has it."""
+        return in_readers_language(slo.description)
+
+    def save(self, transitions: list[StateChange]) -> None:
         queries.save_alerts(self.store, list(self.alerts.values()), transitions)
 
     def mark_notified(self, keys: list[str], now: int) -> None:
@@ -809,7 +871,7 @@ class AlertEvaluator:
             await self.run_once()
 
     async def run_once(self) -> None:
-        transitions: list[AlertChange] = []
+        transitions: list[StateChange] = []
         try:
             transitions = await asyncio.to_thread(self.evaluate)
         except Exception:
@@ -830,21 +892,43 @@ class AlertEvaluator:
 
 
 def presented(alert: AlertRow) -> Alert:
-    """A stored alert as `GET /api/alerts` answers it."""
-    labels, details = alert.labels, alert.details
+    """A stored alert as `GET /api/alerts` answers it, its texts in the reader's
+    language (an alert kept before its texts were: in the English it was kept in)."""
+    labels, details, texts = alert.labels, alert.details, alert.texts
+    resolution: str | None = None
+    if alert.state == AlertState.RESOLVED:
+        resolution = say(texts.reason) if texts and texts.reason else details.get("resolution")
+    value_text, threshold_text = details.get("value_text"), details.get("threshold_text")
+    if texts and texts.measure is not None:
+        if alert.value is not None:
+            value_text = written(Quantity(measure=texts.measure, amount=alert.value))
+        if texts.threshold is not None:
+            threshold_text = written(Quantity(measure=texts.measure, amount=texts.threshold))
     return Alert(
         name=alert.rule, rule=alert.rule, state=alert.state,
         service=labels.get("service"), severity=labels.get("severity", "warning"),
-        value=alert.value, value_text=details.get("value_text"),
-        threshold_text=details.get("threshold_text"),
-        since_ns=alert.since_ns, active_since_ns=alert.active_since_ns,
-        labels=labels, summary=alert.summary, kind=details.get("kind"),
-        links=details.get("links", {}), fingerprint=alert.fingerprint,
-        resolution=details.get("resolution") if alert.state == AlertState.RESOLVED else None,
+        value=alert.value, value_text=value_text, threshold_text=threshold_text,
+        since_ns=alert.since_ns, active_since_ns=alert.active_since_ns, labels=labels,
+        summary=say(texts.summary) if texts and texts.summary else alert.summary,
+        kind=details.get("kind"), links=details.get("links", {}),
+        fingerprint=alert.fingerprint, resolution=resolution,
         details={key: value for key, value in details.items()
                  if key not in ("links", "value_text", "threshold_text", "kind",
                                 "resolution")},
     )
+
+
+def presented_change(change: StateChange) -> AlertChange:
+    """A change of an alert's state as `GET /api/alerts/history` answers it, its summary
+    and reason in the reader's language (a change kept before its texts were: in
+    English)."""
+    texts = change.texts
+    return AlertChange(
+        time_ns=change.time_ns, fingerprint=change.fingerprint, rule=change.rule,
+        labels=change.labels, from_state=change.from_state, to_state=change.to_state,
+        value=change.value,
+        summary=say(texts.summary) if texts and texts.summary else change.summary,
+        reason=say(texts.reason) if texts and texts.reason else change.reason)
 
 
 def listed(alerts: list[Alert]) -> list[Alert]:

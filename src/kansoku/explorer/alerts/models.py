@@ -7,7 +7,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from kansoku.explorer.metrics.models import Temporality
 
@@ -103,6 +103,77 @@ class HistogramPoint:
     inside: bool
 
 
+# --- what alerting says to people (alerts/texts.py writes it out) --------------------
+
+
+class Measure(enum.StrEnum):
+    """What a value measures, which says how it is written."""
+
+    #: A share: 0.125 is "12.5 %".
+    SHARE = "share"
+    #: Seconds: "250 ms" below one, "3.00 s" from one.
+    SECONDS = "seconds"
+    #: CPU cores kept busy: "0.95 cores".
+    CORES = "cores"
+    #: Mebibytes: "512 MiB".
+    MIB = "mib"
+    #: Database connections: "18 connections".
+    CONNECTIONS = "connections"
+    #: How many times faster than allowed an error budget burns: "14.4x" (one decimal).
+    BURN_RATE = "burn_rate"
+    #: A burn-rate pair's factor, as the rules file writes it: "6x", "14.4x".
+    FACTOR = "factor"
+    #: A number of things: "80".
+    COUNT = "count"
+    #: A length of time in seconds, as a rules file writes one: "5m".
+    DURATION = "duration"
+
+
+class _Kept(BaseModel):
+    """Kept in the store as JSON, and read back."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Quantity(_Kept):
+    """A measured value with what it measures."""
+
+    measure: Measure
+    amount: float
+
+
+class Origin(enum.StrEnum):
+    """Whose words a sentence is."""
+
+    #: kansoku's, marked for the catalogs where they are written.
+    KANSOKU = "kansoku"
+    #: A rules file's summary: translated only when it is the packaged defaults' own.
+    RULES_FILE = "rules_file"
+
+
+class Sentence(_Kept):
+    """One sentence for people: its English words, with {placeholders} for `values`."""
+
+    text: str
+    #: The English plural, for a text whose form follows the count in `values[count]`.
+    plural: str | None = None
+    count: str | None = None
+    values: dict[str, str | Quantity] = Field(default_factory=dict)
+    origin: Origin = Origin.KANSOKU
+
+
+class AlertTexts(_Kept):
+    """An alert's texts for people, as the store keeps them (`alert_states.texts`, and
+    each change's in `alert_history.texts`)."""
+
+    summary: list[Sentence]
+    #: Why it resolved (in the history: why it resolved or went away).
+    reason: list[Sentence] | None = None
+    #: What the alert's value measures (how `value` and `threshold` read).
+    measure: Measure | None = None
+    threshold: float | None = None
+
+
 # --- the alerts as kept --------------------------------------------------------------
 
 
@@ -118,13 +189,36 @@ class AlertRow:
     since_ns: int
     active_since_ns: int
     value: float | None
+    #: In English: what programs reading the store saw before `texts`, and what an
+    #: alert kept before them shows.
     summary: str
     #: The evidence (JSON in the store): the rule's measurements, plus what the API
     #: shows of the alert — `links`, `kind`, `value_text`, `threshold_text`, and for a
-    #: resolved alert its `resolution`.
+    #: resolved alert its `resolution` (both texts in English, as `summary`).
     details: dict[str, Any]
     notified_state: AlertState | None
     notified_ns: int | None
+    #: The summary, resolution, value and threshold as they are said to a reader, in
+    #: the reader's language (None: an alert kept before them; its English is shown).
+    texts: AlertTexts | None = None
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """An alert moving from one state to another, as the evaluator appends it to
+    `alert_history` (the API answers it as an `AlertChange`, in the reader's language)."""
+
+    time_ns: int
+    fingerprint: str
+    rule: str
+    labels: dict[str, str]
+    from_state: AlertState
+    to_state: AlertState
+    value: float | None
+    #: In English, as `AlertRow.summary`; why it resolved or went away, too.
+    summary: str | None
+    reason: str | None = None
+    texts: AlertTexts | None = None
 
 
 # --- the answers ----------------------------------------------------------------------
@@ -144,12 +238,15 @@ class Alert(BaseModel):
     value: float | None = Field(description="The measured value at the last evaluation "
                                             "(a share, seconds, cores, MiB, a count, or a "
                                             "burn rate)")
-    value_text: str | None = Field(description="The value in words, e.g. '12.5 %'")
+    value_text: str | None = Field(description="The value in words, e.g. '12.5 %', in the "
+                                               "reader's language (as every text here)")
     threshold_text: str | None
     since_ns: int = Field(description="When it entered its current state")
     active_since_ns: int = Field(description="When it started breaching (pending)")
     labels: dict[str, str]
-    summary: str = Field(description="What it means and where to look")
+    summary: str = Field(description="What it means and where to look, in the reader's "
+                                     "language (Accept-Language; a rules file's own "
+                                     "summary as its author wrote it)")
     links: dict[str, str] = Field(description="Explorer paths: service, traces, logs, "
                                               "example_trace, slos")
     fingerprint: str
@@ -162,8 +259,8 @@ class Alert(BaseModel):
 
 class AlertChange(BaseModel):
     """An alert moving from one state to another (`inactive`: a pending alert whose
-    condition went away before it fired): what the evaluator appends to `alert_history`
-    and the API answers with."""
+    condition went away before it fired), as the API answers with it: a `StateChange`,
+    its texts in the reader's language."""
 
     time_ns: int
     fingerprint: str

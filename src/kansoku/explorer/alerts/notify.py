@@ -18,6 +18,13 @@ Like Alertmanager:
 
 A notification that fails (the receiver is down) is logged and tried again on the next
 evaluation; a receiver that took it may then get it twice — at least once, never lost.
+
+Notifications have no reader to ask for a language: they are written in the explorer's
+(`KANSOKU_EXPLORER_LANGUAGE`, else `KANSOKU_LANG`, else English). An e-mail is written in
+it whole (its subject stays Alertmanager's, for mail filters). A webhook's payload keeps
+its English `summary` and `resolution` annotations, which programs read, and adds them
+in the explorer's language as `summary_<language>` and `resolution_<language>` (e.g.
+`summary_ja`) when that is not English.
 """
 
 from __future__ import annotations
@@ -35,11 +42,20 @@ import httpx
 
 from kansoku.explorer.alerts.models import AlertRow, AlertState
 from kansoku.explorer.alerts.rules import Notifications, Receiver
+from kansoku.explorer.alerts.texts import say
+from kansoku.kit.i18n import DEFAULT_LANGUAGE, N_, Language, translated_in
 
 logger = logging.getLogger("kansoku.explorer.notify")
 
 #: Alertmanager's "not ended yet".
 _NO_END = "0001-01-01T00:00:00Z"
+
+#: The words of an e-mail: the states an alert is sent in, the default rules'
+#: severities (a rules file's own are written as they are), and the links' names.
+_STATE_WORDS = {AlertState.FIRING: N_("Firing"), AlertState.RESOLVED: N_("Resolved")}
+_SEVERITY_WORDS = {"critical": N_("critical"), "warning": N_("warning"), "info": N_("info")}
+_LINK_WORDS = {"service": N_("service"), "traces": N_("traces"), "logs": N_("error logs"),
+               "example_trace": N_("example trace"), "slos": N_("SLOs")}
 
 
 def _iso(ns: int) -> str:
@@ -73,8 +89,11 @@ class Notifier:
     """Sends the alerts' news to the receivers; `notify` runs after every evaluation."""
 
     def __init__(self, *, public_url: str, smtp_host: str, smtp_port: int,
-                 timeout_seconds: float = 5.0, clock: Callable[[], int] = time.time_ns) -> None:
+                 language: Language = DEFAULT_LANGUAGE, timeout_seconds: float = 5.0,
+                 clock: Callable[[], int] = time.time_ns) -> None:
         self.public_url = public_url.rstrip("/")
+        #: What the notifications are written in (see the module's doc).
+        self.language = language
         self.smtp_host = smtp_host
         self.smtp_port = smtp_port
         self.timeout = timeout_seconds
@@ -151,12 +170,32 @@ class Notifier:
     def _link(self, path: str) -> str:
         return f"{self.public_url}{path}"
 
+    def _summary(self, alert: AlertRow, language: Language) -> str:
+        texts = alert.texts
+        return say(texts.summary, language) if texts and texts.summary else alert.summary
+
+    def _resolution(self, alert: AlertRow, language: Language) -> str | None:
+        """Why a resolved alert resolved (None for any other)."""
+        if alert.state != AlertState.RESOLVED:
+            return None
+        texts = alert.texts
+        if texts and texts.reason:
+            return say(texts.reason, language)
+        kept: str | None = alert.details.get("resolution")
+        return kept
+
     def _alert(self, alert: AlertRow) -> dict[str, Any]:
         links = alert.details.get("links", {})
-        annotations = {"summary": alert.summary,
+        annotations = {"summary": self._summary(alert, Language.ENGLISH),
                        **{f"{name}_url": self._link(path) for name, path in links.items()}}
-        if alert.state == AlertState.RESOLVED and alert.details.get("resolution"):
-            annotations["resolution"] = alert.details["resolution"]
+        resolution = self._resolution(alert, Language.ENGLISH)
+        if resolution:
+            annotations["resolution"] = resolution
+        if self.language != Language.ENGLISH:
+            annotations[f"summary_{self.language}"] = self._summary(alert, self.language)
+            resolution = self._resolution(alert, self.language)
+            if resolution:
+                annotations[f"resolution_{self.language}"] = resolution
         return {
             "status": alert.state, "labels": _labels(alert), "annotations": annotations,
             "startsAt": _iso(alert.active_since_ns),
@@ -181,7 +220,8 @@ class Notifier:
 
     def email_message(self, receiver: Receiver, alerts: list[AlertRow],
                       group_by: list[str]) -> EmailMessage:
-        """A plain-text e-mail: one paragraph per alert with its summary and links."""
+        """A plain-text e-mail in the explorer's language: one paragraph per alert with
+        its summary and links."""
         assert receiver.email is not None
         firing = [a for a in alerts if a.state == AlertState.FIRING]
         group = ", ".join(f"{name}={alerts[0].labels.get(name, '')}" for name in group_by)
@@ -191,17 +231,26 @@ class Notifier:
         message["Subject"] = f"[{status}] {names} ({group})"
         message["From"] = receiver.email.from_
         message["To"] = ", ".join(receiver.email.to)
+        language = self.language
+
+        def word(text: str) -> str:
+            return translated_in(language, text)
+
         paragraphs = []
         for alert in sorted(alerts, key=lambda a: (a.state != AlertState.FIRING, a.rule)):
-            when = _iso(alert.since_ns)
-            lines = [f"{alert.state.upper()} {alert.rule} "
-                     f"({alert.labels.get('severity', 'warning')}) since {when}",
-                     alert.summary]
-            if alert.state == AlertState.RESOLVED and alert.details.get("resolution"):
-                lines.append(f"Resolved: {alert.details['resolution']}")
+            severity = alert.labels.get("severity", "warning")
+            lines = [word(N_("{state} {rule} ({severity}) since {time}")).format(
+                state=word(_STATE_WORDS.get(alert.state, alert.state)).upper(),
+                rule=alert.rule, time=_iso(alert.since_ns),
+                severity=word(_SEVERITY_WORDS[severity]) if severity in _SEVERITY_WORDS
+                else severity), self._summary(alert, language)]
+            resolution = self._resolution(alert, language)
+            if resolution:
+                lines.append(word(N_("Resolved: {resolution}")).format(resolution=resolution))
             for name, path in alert.details.get("links", {}).items():
-                lines.append(f"  {name.replace('_', ' ')}: {self._link(path)}")
+                shown = word(_LINK_WORDS[name]) if name in _LINK_WORDS else name
+                lines.append(f"  {shown}: {self._link(path)}")
             paragraphs.append("\n".join(lines))
-        paragraphs.append(f"Every alert: {self._link('/alerts')}")
+        paragraphs.append(word(N_("Every alert: {url}")).format(url=self._link("/alerts")))
         message.set_content("\n\n".join(paragraphs) + "\n")
         return message

@@ -8,19 +8,19 @@ from collections.abc import Sequence
 import duckdb
 
 from kansoku.explorer.alerts.models import (
-    AlertChange,
     AlertRow,
     AlertState,
+    AlertTexts,
     CounterSeries,
     GaugeSeries,
     HistogramPoint,
     RequestWindow,
+    StateChange,
 )
 from kansoku.explorer.common.spans import FAILED_REQUEST, SpanKind
 from kansoku.explorer.common.sql import (
     ESCAPE,
     Where,
-    as_models,
     attribute_filter,
     counter_increase,
     like,
@@ -110,37 +110,47 @@ def histogram_by_series(store: TelemetryStore, name: str, start_ns: int, end_ns:
                            bool(row["inside"])) for row in rows]
 
 
+def _texts(stored: str | None) -> AlertTexts | None:
+    """An alert's texts as kept (None for a row kept before them)."""
+    return AlertTexts.model_validate_json(stored) if stored else None
+
+
 def alert_states(store: TelemetryStore) -> list[AlertRow]:
     """The alerts' current states, as `save_alerts` keeps them."""
     rows = store.rows(
         "SELECT fingerprint, rule, labels, state, since_ns, active_since_ns, value, "
-        "summary, details, notified_state, notified_ns FROM alert_states "
-        "ORDER BY rule, fingerprint")
+        "summary, details, notified_state, notified_ns, texts "
+        "FROM alert_states ORDER BY rule, fingerprint")
     return [AlertRow(
         row["fingerprint"], row["rule"], loads(row["labels"]) or {}, AlertState(row["state"]),
         int(row["since_ns"]), int(row["active_since_ns"]), row["value"],
         row["summary"] or "", loads(row["details"]) or {},
         AlertState(row["notified_state"]) if row["notified_state"] else None,
-        row["notified_ns"]) for row in rows]
+        row["notified_ns"], _texts(row["texts"])) for row in rows]
 
 
 def alert_history(store: TelemetryStore, *, since_ns: int, rule: str | None = None,
-                  service: str | None = None, limit: int = 200) -> list[AlertChange]:
+                  service: str | None = None, limit: int = 200) -> list[StateChange]:
     """Alert state changes since `since_ns`, newest first."""
     where = Where("time_ns >= ?", since_ns)
     where.add_if(rule, "rule = ?")
     where.add_if(service, "json_extract_string(labels, '$.service') = ?")
     rows = store.rows(
         "SELECT time_ns, fingerprint, rule, labels, from_state, to_state, value, summary, "
-        f"reason FROM alert_history WHERE {where} "
+        f"reason, texts FROM alert_history WHERE {where} "
         "ORDER BY time_ns DESC, rule LIMIT ?", [*where.parameters, limit])
-    for row in rows:
-        row["labels"] = loads(row["labels"]) or {}
-    return as_models(AlertChange, rows)
+    return [StateChange(
+        int(row["time_ns"]), row["fingerprint"], row["rule"], loads(row["labels"]) or {},
+        AlertState(row["from_state"]), AlertState(row["to_state"]), row["value"],
+        row["summary"], row["reason"], _texts(row["texts"])) for row in rows]
+
+
+def _json(texts: AlertTexts | None) -> str | None:
+    return texts.model_dump_json(exclude_defaults=True) if texts else None
 
 
 def save_alerts(store: TelemetryStore, alerts: Sequence[AlertRow],
-                transitions: Sequence[AlertChange]) -> None:
+                transitions: Sequence[StateChange]) -> None:
     """Replace the alerts' current states with `alerts` and append `transitions` to
     their history, in one transaction (a few hundred rows at most: the states are
     rewritten whole). Call it from one thread at a time."""
@@ -150,15 +160,17 @@ def save_alerts(store: TelemetryStore, alerts: Sequence[AlertRow],
             cursor.executemany(
                 "INSERT INTO alert_states (fingerprint, rule, labels, state, "
                 "since_ns, active_since_ns, value, summary, details, "
-                "notified_state, notified_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "notified_state, notified_ns, texts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [[a.fingerprint, a.rule, as_json(a.labels), a.state, a.since_ns,
                   a.active_since_ns, a.value, a.summary, as_json(a.details),
-                  a.notified_state, a.notified_ns] for a in alerts])
+                  a.notified_state, a.notified_ns, _json(a.texts)] for a in alerts])
         if transitions:
             cursor.executemany(
                 "INSERT INTO alert_history (time_ns, fingerprint, rule, labels, "
-                "from_state, to_state, value, summary, reason) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "from_state, to_state, value, summary, reason, texts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [[t.time_ns, t.fingerprint, t.rule, as_json(t.labels), t.from_state,
-                  t.to_state, t.value, t.summary, t.reason] for t in transitions])
+                  t.to_state, t.value, t.summary, t.reason, _json(t.texts)]
+                 for t in transitions])
     store.in_transaction(run)

@@ -14,15 +14,26 @@ The explorer ships defaults (`alerts.default.yaml`, beside this module); a user'
 (`KANSOKU_EXPLORER_ALERTS_FILE`, `<data dir>/alerts.yaml` under `kansoku up`) replaces
 them whole. `load_rules` reads and checks a file: anything wrong is one `RulesError`
 naming the file, the rule and the field.
+
+The packaged defaults' summaries and SLO descriptions are kansoku's words, so the
+catalogs hold them in Japanese too (`extract_packaged_texts` is how scripts/messages
+finds them): a reader gets them in their language (`in_readers_language`). A user's own
+file says what its author wrote, in whatever language, and is shown as written. The
+English stays in one place, this YAML, which `kansoku alerts init` copies and the
+Prometheus export reads; the Japanese in one place, the catalog, beside every other
+translation and held to it by tests/kit/test_i18n.py — rather than a second `ja:` field
+in the YAML that the catalogs' checks would not see.
 """
 
 from __future__ import annotations
 
 import re
 import string
+from collections.abc import Collection, Iterator
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import IO, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -42,8 +53,11 @@ from kansoku.explorer.alerts.models import (
 )
 from kansoku.explorer.common.time import Duration
 from kansoku.explorer.slos.models import SLO
+from kansoku.kit import i18n
 
 DEFAULT_RULES_RESOURCE = "alerts.default.yaml"
+#: Where the rules in use come from when no rules file is read (`RulesInUse.source`).
+PACKAGED_DEFAULTS = "(packaged defaults)"
 
 #: Names Prometheus accepts as an alert name or a label name.
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -305,6 +319,7 @@ class RulesInUse(BaseModel):
     """What `/api/alerts/rules` answers: the rules in use and where they come from."""
 
     source: str = Field(description="The rules file, or (packaged defaults)")
+    packaged: bool = Field(description="Whether the rules in use are the packaged defaults")
     load_error: str | None = Field(description="The last error reading the rules file "
                                                "(the previous rules stay in use)")
     rule_errors: dict[str, str] = Field(description="Rules whose last evaluation failed")
@@ -321,6 +336,48 @@ class RulesError(ValueError):
 
 def default_rules_text() -> str:
     return (resources.files("kansoku.explorer.alerts") / DEFAULT_RULES_RESOURCE).read_text("utf-8")
+
+
+@cache
+def packaged_texts() -> frozenset[str]:
+    """The packaged default rules' summaries and SLO descriptions, word for word: the
+    texts of the rules files that the catalogs translate."""
+    defaults = parse_rules(default_rules_text(), f"(packaged) {DEFAULT_RULES_RESOURCE}")
+    return frozenset([rule.summary for rule in defaults.rules if rule.summary]
+                     + [slo.description for slo in defaults.slos if slo.description])
+
+
+def in_language(text: str, language: i18n.Language) -> str:
+    """A rules file's `text` (a summary, an SLO's description) in `language` when it is
+    the packaged defaults' own; any other text as its author wrote it."""
+    return i18n.translated_in(language, text) if text in packaged_texts() else text
+
+
+def in_readers_language(text: str) -> str:
+    """`in_language` for the current reader (the request's language)."""
+    return in_language(text, i18n.current_language())
+
+
+def extract_packaged_texts(fileobj: IO[bytes], keywords: Collection[str],
+                           comment_tags: Collection[str], options: dict[str, Any]
+                           ) -> Iterator[tuple[int, None, str, list[str]]]:
+    """Babel's extractor for a rules file (babel.cfg names it for the packaged
+    defaults): every rule's `summary` and every SLO's `description`, as YAML reads them
+    (a folded `>-` text is one line), with the line it starts on."""
+    document = yaml.compose(fileobj.read().decode("utf-8"))
+    if not isinstance(document, yaml.MappingNode):
+        return
+    wanted = {"rules": "summary", "slos": "description"}
+    for section, entries in document.value:
+        field = wanted.get(section.value)
+        if field is None or not isinstance(entries, yaml.SequenceNode):
+            continue
+        for entry in entries.value:
+            if not isinstance(entry, yaml.MappingNode):
+                continue
+            for key, value in entry.value:
+                if key.value == field and isinstance(value, yaml.ScalarNode) and value.value:
+                    yield value.start_mark.line + 1, None, value.value, []
 
 
 def load_rules(path: str | Path | None = None) -> RuleFile:

@@ -14,6 +14,7 @@ from typing_extensions import TypedDict  # pydantic reads typing's only from 3.1
 from kansoku.explorer.common.spans import INVALID_TRACE_ID
 from kansoku.explorer.store import TelemetryStore
 from kansoku.kit.errors import Problem, invalid_parameter
+from kansoku.kit.i18n import gettext as _
 
 T = TypeVar("T")
 
@@ -69,12 +70,12 @@ def checked_trace_id(trace_id: str, location: str = "path") -> str:
     the form but is no trace (OpenTelemetry calls it invalid): a 404 that says so."""
     trace_id = trace_id.lower()
     if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
-        raise invalid_parameter("trace_id", f"'{trace_id[:40]}' is not a trace id "
-                                "(32 hexadecimal digits).", location)
+        raise invalid_parameter("trace_id", _("'{value}' is not a trace id (32 hexadecimal "
+                                              "digits).").format(value=trace_id[:40]), location)
     if trace_id == INVALID_TRACE_ID:
-        raise Problem(404, "trace-not-found", "The all-zero trace id is no trace: "
-                      "OpenTelemetry calls it invalid, and the explorer keeps no span "
-                      "with it.")
+        raise Problem(404, "trace-not-found", _(
+            "The all-zero trace id is no trace: OpenTelemetry calls it invalid, and the "
+            "explorer keeps no span with it."))
     return trace_id
 
 

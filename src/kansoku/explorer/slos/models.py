@@ -106,6 +106,10 @@ class SloSource(Protocol):
     @property
     def slos(self) -> Sequence[SLO]: ...
 
+    def describe(self, slo: SLO) -> str:
+        """`slo`'s description for the reader: in their language when it is kansoku's
+        own (the packaged defaults), else as its rules file wrote it."""
+
 
 # --- the answers ----------------------------------------------------------------------
 

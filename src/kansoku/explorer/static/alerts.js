@@ -12,8 +12,9 @@ function alertLinks(alert) {
 function alertCard(alert) {
   const extra = Object.entries(alert.labels).filter(([key]) => !["service", "severity"].includes(key))
     .map(([key, value]) => `${key}=${value}`).join(" · ");
-  return el("li", {}, el("article", { class: `alert ${alert.state} ${alert.severity}`, "aria-label": `${alert.name} ${alert.state}` },
-    el("h2", {}, el("span", { class: "state" }, stateLabel[alert.state] || alert.state), " ",
+  const state = stateLabel[alert.state] || alert.state;
+  return el("li", {}, el("article", { class: `alert ${alert.state} ${alert.severity}`, "aria-label": `${alert.name} ${state}` },
+    el("h2", {}, el("span", { class: "state" }, state), " ",
       el("span", { class: "name" }, alert.name), " ",
       alert.service ? link(withLookback(`/services/${encodeURIComponent(alert.service)}`), alert.service) : null,
       extra ? el("span", { class: "muted" }, ` · ${extra}`) : null),
@@ -22,11 +23,13 @@ function alertCard(alert) {
     alert.resolution ? el("p", { class: "resolution" }, el("strong", {}, _("Resolved:")), " ", alert.resolution) : null,
     el("p", { class: "muted" }, _("{severity} · value {value}", { severity: SEVERITIES[alert.severity] || alert.severity, value: alert.value_text ?? alert.value ?? "–" }),
       alert.threshold_text ? [" ", _("(threshold {threshold})", { threshold: alert.threshold_text })] : "",
-      " · ", _("{state} since {time} UTC", { state: stateLabel[alert.state] || alert.state, time: when(alert.since_ns) })),
+      " · ", _("{state} since {time} UTC", { state, time: when(alert.since_ns) })),
     el("p", {}, alertLinks(alert))));
 }
 
 const ruleStateLabel = { firing: _("Firing"), pending: _("Pending"), inactive: _("Inactive") };
+// Where the rules come from: the user's file by its path, or kansoku's own defaults.
+const rulesSource = (rules) => (rules.packaged ? _("the packaged defaults") : rules.source);
 // The severities of the default rules, in words; a rules file's own are shown as written.
 const SEVERITIES = { critical: _("critical"), warning: _("warning"), info: _("info") };
 
@@ -43,7 +46,7 @@ function rulesTable(rules) {
         rule.error ? el("span", { class: "error" }, " ", _("Its last evaluation failed: {error}", { error: rule.error })) : null),
       el("td", { class: "nowrap" }, rule.for_seconds ? lengthOfTime(rule.for_seconds) : _("at once")),
       el("td", {}, SEVERITIES[rule.severity] || rule.severity),
-      el("td", {}, el("code", {}, rule.source))))));
+      el("td", {}, rules.packaged ? rulesSource(rules) : el("code", {}, rule.source))))));
 }
 
 pages.alerts = async () => {
@@ -65,7 +68,7 @@ pages.alerts = async () => {
   show(...problems,
     el("p", { class: "muted" }, ngettext("{n} rule from {source}, evaluated every few seconds; each is listed under Rules with its state.",
       "{n} rules from {source}, evaluated every few seconds; each is listed under Rules with its state.", rules.overview.length,
-      { source: rules.source }), " ", formatNodes(_("The same alerts are {api}."), { api: el("code", {}, "GET /api/alerts") })),
+      { source: rulesSource(rules) }), " ", formatNodes(_("The same alerts are {api}."), { api: el("code", {}, "GET /api/alerts") })),
     el("h2", {}, _("Firing and pending")),
     active.length ? el("ol", { class: "alerts" }, active.map(alertCard)) : empty(_("Nothing is firing. All quiet.")),
     ...(resolved.length ? [el("h2", {}, _("Resolved lately")), el("ol", { class: "alerts" }, resolved.map(alertCard))] : []),

@@ -67,6 +67,10 @@ function chartWords(metric, currencies) {
   }
 }
 
+// The instruments (the API's `instrument`), in words.
+const INSTRUMENTS = { counter: _("counter"), up_down_counter: _("up-down counter"), gauge: _("gauge"),
+  histogram: _("histogram"), exponential_histogram: _("exponential histogram"), summary: _("summary") };
+
 // How each instrument reads, said under the section headings once.
 const INSTRUMENT_NOTE = _("Counters show their rate per second, gauges and up-down counters their value (averaged over each step), histograms their p50, p95 and p99. One colour per service; times in UTC.");
 
@@ -84,7 +88,7 @@ function metricFigure(metric) {
         return;
       }
       const chart = lineChart(data, title, { format: formatFor(metric, currencies), range: { start, end, step }, axis });
-      chart.append(el("p", { class: "metric-name" }, metric.name, ` · ${metric.instrument.replaceAll("_", "-")}`));
+      chart.append(el("p", { class: "metric-name" }, metric.name, ` · ${INSTRUMENTS[metric.instrument] || metric.instrument}`));
       figure.replaceChildren(chart);
     })
     .catch((error) => figure.replaceChildren(el("p", { class: "error" }, `${metric.name}: ${error.message}`)));

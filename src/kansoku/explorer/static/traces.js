@@ -62,6 +62,11 @@ const SOURCES = {
 };
 const sourceOf = (span) => (span.attributes || {})["telemetry.source"] || "otel";
 
+// A span's kind and status (OpenTelemetry's, as the API gives them), in words.
+const SPAN_KINDS = { server: _("server"), client: _("client"), internal: _("internal"),
+  producer: _("producer"), consumer: _("consumer"), unspecified: _("unspecified") };
+const SPAN_STATUSES = { ok: _("ok"), error: _("error"), unset: _("unset") };
+
 function waterfall(spans, logs, found = []) {
   const problemsOf = {};
   for (const problem of found) for (const id of problem.span_ids || []) (problemsOf[id] ||= []).push(problem);
@@ -124,8 +129,10 @@ function waterfall(spans, logs, found = []) {
 function spanDetails(span, logs) {
   const rows = Object.entries(span.attributes).map(([key, value]) => el("tr", {},
     el("th", { scope: "row" }, key), el("td", {}, typeof value === "string" ? value : JSON.stringify(value))));
-  const status = span.status_message ? `${span.status}: ${span.status_message}` : span.status;
-  const parts = [el("p", {}, _("{kind} span · status {status} · started {time} UTC", { kind: span.kind, status, time: when(span.start_ns) })),
+  const statusWord = SPAN_STATUSES[span.status] || span.status;
+  const status = span.status_message ? `${statusWord}: ${span.status_message}` : statusWord;
+  const parts = [el("p", {}, _("{kind} span · status {status} · started {time} UTC", {
+    kind: SPAN_KINDS[span.kind] || span.kind, status, time: when(span.start_ns) })),
     ...(span.warnings || []).map((warning) => el("p", { class: "warning" }, warning))];
   const source = SOURCES[sourceOf(span)];
   if (source && source.note) parts.push(el("p", { class: "muted" }, `${source.name}: ${source.note}`));

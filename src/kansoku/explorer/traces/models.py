@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from typing_extensions import TypedDict  # pydantic reads typing's only from 3.12
 
 from kansoku.explorer.common.spans import Attributes, SpanKind, SpanStatus
+from kansoku.kit.i18n import gettext as _
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,14 @@ class TraceSpans:
 
     def cut_warning(self, trace_id: str, kept: int, bound: str) -> str | None:
         """What to tell about a trace of which `kept` spans are in the answer, if that
-        is not all of them (`bound` says which bound cut it)."""
+        is not all of them (`bound` says which bound cut it), in the reader's language."""
         total = self.span_counts.get(trace_id, kept)
         if total <= kept:
             return None
-        return (f"This answer holds the first {kept:,} of the trace's {total:,} spans"
-                f"{': ' if bound else ''}{bound}.")
+        return (_("This answer holds the first {kept} of the trace's {total} spans: {bound}.")
+                if bound else _("This answer holds the first {kept} of the trace's {total} "
+                                "spans.")).format(kept=f"{kept:,}", total=f"{total:,}",
+                                                  bound=bound)
 
 
 # --- the answers ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from kansoku.explorer.common.spans import SpanStatus
 from kansoku.explorer.common.sql import ESCAPE, Where, as_models, attribute_path, like, loads
 from kansoku.explorer.store import TelemetryStore
 from kansoku.explorer.traces.models import Operation, TraceLog, TraceQuery, TraceSpans
+from kansoku.kit.i18n import gettext as _
 
 #: What one span may carry in an answer of the trace API: its name, status message,
 #: attributes, resource, events and links as stored, in bytes. A span with more comes
@@ -151,11 +152,11 @@ def spans_of(store: TelemetryStore, trace_ids: list[str], *,
         row["attributes"] = loads(row["attributes"]) or {}
         row["events"] = loads(row["events"]) or []
         row["links"] = loads(row["links"]) or []
-        row["warnings"] = None if detail <= detail_limit else [
-            f"This span's details ({detail:,} bytes of attributes, resource, events, "
-            f"links, status message and name) are more than the {detail_limit:,} a span "
-            f"may carry in this answer: they are left out, its name cut to "
-            f"{_CUT_NAME_CHARACTERS} characters."]
+        row["warnings"] = None if detail <= detail_limit else [_(
+            "This span's details ({size} bytes of attributes, resource, events, links, "
+            "status message and name) are more than the {limit} a span may carry in this "
+            "answer: they are left out, its name cut to {characters} characters.").format(
+            size=f"{detail:,}", limit=f"{detail_limit:,}", characters=_CUT_NAME_CHARACTERS)]
         spans.append(row)
     return TraceSpans(spans, counts)
 

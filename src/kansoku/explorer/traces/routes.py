@@ -33,6 +33,7 @@ from kansoku.explorer.traces.models import (
 )
 from kansoku.kit.durations import parse_duration_ns
 from kansoku.kit.errors import Problem, invalid_parameter
+from kansoku.kit.i18n import gettext as _
 from kansoku.kit.openapi import PROBLEM
 
 router = APIRouter()
@@ -103,10 +104,11 @@ async def find_traces(
     try:
         wanted = json.loads(tags) if tags else {}
     except ValueError as exc:
-        raise invalid_parameter("tags", f"tags is not JSON ({exc}); send an object such "
-                                'as {"error": "true"}') from exc
+        raise invalid_parameter("tags", _("tags is not JSON ({error}); send an object "
+                                          "such as {example}").format(
+            error=exc, example='{"error": "true"}')) from exc
     if not isinstance(wanted, dict):
-        raise invalid_parameter("tags", "tags must be a JSON object")
+        raise invalid_parameter("tags", _("tags must be a JSON object"))
     try:
         # At most 2**62 ns (146 years): beyond it DuckDB's BIGINT would overflow.
         minimum = min(parse_duration_ns(minDuration, bare_unit="us", field="minDuration"),
@@ -135,8 +137,8 @@ async def find_traces(
         return trace_ids, queries.spans_of(store, trace_ids, bytes_per_trace=share)
 
     trace_ids, found = await asyncio.to_thread(search, store_of(request))
-    bound = (f"a search's answer holds {mib(budget)} of span data, shared by its "
-             f"{len(trace_ids)} traces; open the trace alone for more")
+    bound = _("a search's answer holds {size} of span data, shared by its {count} traces; "
+              "open the trace alone for more").format(size=mib(budget), count=len(trace_ids))
     return _traces_answer(jaeger_traces(found, trace_ids, bound=bound))
 
 
@@ -147,8 +149,8 @@ def _one_trace(request: Request, trace_id: str) -> TraceSpans:
 
 
 def _one_trace_bound(request: Request) -> str:
-    return (f"one trace's answer holds {mib(request.app.state.settings.max_answer_bytes)} "
-            "of span data")
+    return _("one trace's answer holds {size} of span data").format(
+        size=mib(request.app.state.settings.max_answer_bytes))
 
 
 @router.get("/api/traces/{trace_id}", tags=["jaeger"],
@@ -159,7 +161,8 @@ async def trace(trace_id: TraceIdPath, request: Request) -> Response:
     wanted = checked_trace_id(trace_id)
     found = await asyncio.to_thread(_one_trace, request, wanted)
     if not found.spans:
-        raise Problem(404, "trace-not-found", f"No spans of trace {wanted} have arrived.")
+        raise Problem(404, "trace-not-found", _("No spans of trace {trace_id} have "
+                                                "arrived.").format(trace_id=wanted))
     return _traces_answer(jaeger_traces(found, [wanted], bound=_one_trace_bound(request)))
 
 
@@ -173,14 +176,16 @@ async def trace_with_logs(trace_id: TraceIdPath, request: Request) -> Response:
     wanted = checked_trace_id(trace_id)
     found = await asyncio.to_thread(_one_trace, request, wanted)
     if not found.spans:
-        raise Problem(404, "trace-not-found", f"No spans of trace {wanted} have arrived.")
+        raise Problem(404, "trace-not-found", _("No spans of trace {trace_id} have "
+                                                "arrived.").format(trace_id=wanted))
     logs = await read(request, queries.logs_of, wanted, queries.LOGS_OF_A_TRACE + 1)
     cut = found.cut_warning(wanted, len(found.spans), _one_trace_bound(request))
     warnings = [cut] if cut else []
     if len(logs) > queries.LOGS_OF_A_TRACE:
         logs = logs[:queries.LOGS_OF_A_TRACE]
-        warnings.append(f"Only the trace's first {queries.LOGS_OF_A_TRACE:,} log records "
-                        "are here: search the logs by trace id for the rest.")
+        warnings.append(_("Only the trace's first {count} log records are here: search "
+                          "the logs by trace id for the rest.").format(
+            count=f"{queries.LOGS_OF_A_TRACE:,}"))
     answer = Data[TraceWithLogs].of({
         "trace_id": wanted, "spans": found.spans, "logs": logs,
         "span_count": found.span_counts.get(wanted, len(found.spans)), "warnings": warnings})
