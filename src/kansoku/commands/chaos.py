@@ -32,6 +32,7 @@ from kansoku.commands.common import (
     print_table,
 )
 from kansoku.commands.flags import flags_file
+from kansoku.commands.typer_texts import TranslatedTyper
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.durations import DurationError, format_duration, parse_duration
 from kansoku.kit.flagkinds import OFF
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
 #: The service name the experiments' telemetry carries.
 SERVICE = "chaos"
 
-app = typer.Typer(help=_("Chaos experiments and game days against the running stack."),
-                  no_args_is_help=True)
+app = TranslatedTyper(help=_("Chaos experiments and game days against the running stack."),
+                      no_args_is_help=True)
 
 
 @app.command("list", help=_("The shipped experiments: name, title, parameters and what each "

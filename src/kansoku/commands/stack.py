@@ -39,6 +39,7 @@ from rich.table import Table
 
 from kansoku.commands import health as health_check
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
+from kansoku.commands.typer_texts import TranslatedTyper
 from kansoku.kit.i18n import _
 from kansoku.stack.control import ControlError, Request, ask_supervisor
 from kansoku.stack.state import (
@@ -53,7 +54,7 @@ from kansoku.stack.state import (
 if TYPE_CHECKING:
     from kansoku.stack.settings import StackSettings
 
-app = typer.Typer()
+app = TranslatedTyper()
 
 
 def _read_state(settings: StackSettings) -> StackState | None:
