@@ -119,7 +119,7 @@ def run(
             console.print(" ".join(chosen.description.split()), highlight=False)
         console.print(_("Hypothesis: {title} — {probes}").format(
             title=chosen.hypothesis.title,
-            probes="; ".join(probe.label for probe in chosen.hypothesis.probes)),
+            probes="; ".join(str(probe.label) for probe in chosen.hypothesis.probes)),
             highlight=False)
     telemetry = _telemetry(settings)
     try:

@@ -124,6 +124,73 @@ def translated_in(language: Language, message: str) -> str:
     return translations(language).ugettext(message)
 
 
+def N_(message: str) -> str:
+    """Marks `message` for the catalogs (scripts/messages finds it) and leaves it as it
+    is: for a `Phrase`'s template, translated when the phrase is said."""
+    return message
+
+
+class Phrase:
+    """Words said later, in a language not known yet: an English template (marked with
+    `N_`) and the values it names, which may be phrases themselves. A chaos experiment's
+    report is made of them: people read it in theirs (`str(phrase)`: the current
+    language), programs read its JSON in English (`phrase.english`).
+
+        Phrase(N_("stop {component}"), component="payments")
+    """
+
+    __slots__ = ("template", "values")
+
+    def __init__(self, template: str, **values: object) -> None:
+        self.template = template
+        self.values = values
+
+    def said_in(self, language: Language) -> str:
+        return translated_in(language, self.template).format(**{
+            name: value.said_in(language) if isinstance(value, Phrase) else value
+            for name, value in self.values.items()})
+
+    @property
+    def english(self) -> str:
+        return self.said_in(DEFAULT_LANGUAGE)
+
+    def __str__(self) -> str:
+        return self.said_in(current_language())
+
+    def __repr__(self) -> str:
+        return f"Phrase({self.english!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Phrase) and self.template == other.template
+                and self.values == other.values)
+
+    def __hash__(self) -> int:
+        return hash((self.template, tuple(sorted(self.values.items(), key=lambda item:
+                                                  item[0]))))
+
+
+#: Text to be said later: a `Phrase`, or a text that reads the same in every language (a
+#: name someone wrote, an error a library gave).
+Words = Phrase | str
+
+
+def in_english(words: Words) -> str:
+    """`words` as a program reads them (JSON): English."""
+    return words.english if isinstance(words, Phrase) else words
+
+
+class PhrasedError(Exception):
+    """An error whose message is `Words`: `str(error)` says it in the current language,
+    `error.words` keeps it to be said later (in English, in a report's JSON)."""
+
+    def __init__(self, words: Words) -> None:
+        super().__init__(words)
+        self.words = words
+
+    def __str__(self) -> str:
+        return str(self.words)
+
+
 # --- numbers, money and dates ----------------------------------------------------------
 
 def _locale() -> Locale:
