@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from kansoku.chaos import experiment as model
 from kansoku.cli import app
+from kansoku.kit.i18n import in_english
 
 GOOD = """
 title: Flag and pause
@@ -53,7 +54,7 @@ def test_every_shipped_experiment_reads_and_names_what_it_probes() -> None:
     outage = model.load("payments-outage")
     assert [str(step.describe()) for step in outage.method] == ["stop payments", "wait 20s"]
     assert [str(step.describe()) for step in outage.rollback] == ["start payments"]
-    assert "a customer checks out and pays" in [p.label for p in outage.hypothesis.probes]
+    assert "a customer checks out and pays" in [str(p.label) for p in outage.hypothesis.probes]
 
 
 def test_parameters_fill_in_and_can_be_overridden() -> None:
@@ -147,6 +148,29 @@ def test_in_japanese_the_steps_probes_and_mistakes_are_japanese(japanese: None) 
     with pytest.raises(model.ExperimentError) as raised:
         model.parse(BROKEN, "mine.yaml")
     assert str(raised.value) == "mine.yaml: フィールド 'method': 指定されていません。必須です"
+
+
+def test_a_shipped_experiments_own_words_are_japanese_too(japanese: None) -> None:
+    """Title, description, hypothesis and probe names of a shipped experiment are in
+    the catalogs (scripts/messages extracts them); the JSON keeps them as written, and
+    an experiment someone writes is shown as they wrote it."""
+    outage = model.load("payments-outage")
+    assert model.in_words(outage.title) == "payments の停止"
+    assert model.in_words(outage.hypothesis.title) == "お客さんが閲覧でき、購入できる"
+    labels = [probe.label for probe in outage.hypothesis.probes]
+    assert [str(label) for label in labels] == ["API が商品を返す", "お客さんが購入して支払う",
+                                                "orders が ready"]
+    assert [in_english(label) for label in labels] == [
+        "the API lists products", "a customer checks out and pays", "orders is ready"]
+    mine = model.parse(BROKEN.replace("{type: checkout}", "{type: checkout, name: 'my {x}'}")
+                       + "method: [{action: wait, for: 1s}]", "mine.yaml")
+    assert str(mine.hypothesis.probes[0].label) == "my {x}"
+    assert model.in_words(mine.title) == "T"
+    code, shown, _ = run("--lang", "ja", "chaos", "list")
+    assert code == 0
+    assert "payments の停止" in shown and "NATS の停止" in shown
+    assert "メッセージブローカー (JetStream を使う NATS) がしばらく止まります。" in " ".join(
+        line.strip("│ ") for line in shown.splitlines())
 
 
 def test_an_override_of_a_parameter_it_lacks_is_refused() -> None:

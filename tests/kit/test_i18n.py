@@ -112,7 +112,9 @@ def _marked_texts() -> set[str]:
     found: set[str] = set()
     method_map = [("src/kansoku/**.py", "python"),
                   ("src/kansoku/**/templates/**.html", "jinja2"),
-                  ("src/kansoku/**/static/**.js", "javascript")]
+                  ("src/kansoku/**/static/**.js", "javascript"),
+                  ("src/kansoku/chaos/experiments/*.yaml",
+                   "kansoku.chaos.experiment.extract_shipped_texts")]
     options = {"src/kansoku/**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
     for _filename, _line, message, _comments, _context in extract_from_dir(
             str(ROOT), method_map, options, keywords=KEYWORDS):

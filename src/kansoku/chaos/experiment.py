@@ -22,6 +22,11 @@ docs/chaos.md describes every field.
       - action: start
         component: payments
 
+The shipped experiments' own words — title, description, hypothesis and probe names —
+are in the catalogs too (`scripts/messages` extracts them with `extract_shipped_texts`):
+the command line shows them in the reader's language (`in_words`), the JSON as written.
+An experiment someone writes is shown as they wrote it.
+
 `${name}` is replaced by a parameter's value (its default, or `--param name=value`)
 before the document is checked, so a shipped experiment's durations can be shortened.
 A mistake is reported as one `ExperimentError` naming the file, the step and the field.
@@ -33,6 +38,7 @@ in their language, the report's JSON in English.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -52,7 +58,7 @@ from kansoku import topology
 from kansoku.faults import catalogue
 from kansoku.kit.durations import format_duration, parse_duration
 from kansoku.kit.flagkinds import OFF
-from kansoku.kit.i18n import N_, Phrase, Words, _
+from kansoku.kit.i18n import N_, Phrase, Words, _, gettext
 
 #: The embedded infrastructure's component names, as `kansoku status` lists them (the
 #: supervisor's `build_components`); the services come from `topology.SERVICES`.
@@ -109,7 +115,8 @@ class _Probe(_Model):
 
     @property
     def label(self) -> Words:
-        return self.name or self.describe()
+        # A name is looked up in the catalogs (a shipped experiment's is there).
+        return Phrase(self.name) if self.name else self.describe()
 
     def describe(self) -> Phrase:
         raise NotImplementedError
@@ -356,6 +363,35 @@ class Experiment(_Model):
 
 _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
+
+
+def in_words(text: str) -> str:
+    """An experiment's own text (its title, description, hypothesis) as the command line
+    shows it: on one line, in the reader's language when it is a shipped experiment's."""
+    one_line = " ".join(text.split())
+    return gettext(one_line)
+
+
+def readable_texts(document: Any) -> list[str]:
+    """The texts of an experiment document that people read, as `in_words` looks them
+    up: title, description, hypothesis title and probe names."""
+    if not isinstance(document, dict):
+        return []
+    hypothesis = document.get("hypothesis")
+    hypothesis = hypothesis if isinstance(hypothesis, dict) else {}
+    probes = hypothesis.get("probes")
+    probes = probes if isinstance(probes, list) else []
+    texts = [document.get("title"), document.get("description"), hypothesis.get("title"),
+             *(probe.get("name") for probe in probes if isinstance(probe, dict))]
+    return [" ".join(text.split()) for text in texts if isinstance(text, str) and text.strip()]
+
+
+def extract_shipped_texts(fileobj: Any, keywords: Any, comment_tags: Any, options: Any
+                          ) -> Iterator[tuple[int, str, str, list[str]]]:
+    """Babel's extraction method for the shipped experiments (babel.cfg): their texts
+    people read, for the catalogs."""
+    for text in readable_texts(yaml.safe_load(fileobj.read().decode("utf-8"))):
+        yield 1, "gettext", text, []
 
 
 def shipped() -> dict[str, str]:

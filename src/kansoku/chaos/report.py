@@ -19,6 +19,7 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from kansoku.chaos.experiment import in_words
 from kansoku.chaos.runner import (
     ABORTED,
     FAILED,
@@ -154,7 +155,8 @@ def _record(report: Report, phase: str, probe: Words) -> str:
 def render(report: Report) -> RenderableType:
     """The summary: each probe before, during and after; then the result."""
     table = Table(title=_("{title} — hypothesis: {hypothesis}").format(
-        title=report.title, hypothesis=report.hypothesis), title_justify="left", expand=False)
+        title=in_words(report.title), hypothesis=in_words(report.hypothesis)),
+        title_justify="left", expand=False)
     table.add_column(_("probe"))
     for column in (_("before"), _("during the method"), _("after the rollback")):
         table.add_column(column, no_wrap=True)

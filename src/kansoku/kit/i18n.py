@@ -137,6 +137,10 @@ class Phrase:
     language), programs read its JSON in English (`phrase.english`).
 
         Phrase(N_("stop {component}"), component="payments")
+
+    Without values the template is not formatted: `Phrase(text)` is a text someone
+    wrote (a shipped experiment's probe name), translated when the catalogs have it and
+    shown as written otherwise, braces and all.
     """
 
     __slots__ = ("template", "values")
@@ -146,7 +150,10 @@ class Phrase:
         self.values = values
 
     def said_in(self, language: Language) -> str:
-        return translated_in(language, self.template).format(**{
+        template = translated_in(language, self.template)
+        if not self.values:
+            return template
+        return template.format(**{
             name: value.said_in(language) if isinstance(value, Phrase) else value
             for name, value in self.values.items()})
 
