@@ -116,6 +116,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     yield monkeypatch
 
 
+@pytest.fixture
+def japanese() -> Iterator[None]:
+    """Japanese is the current language during the test (kit/i18n.py: what a command run
+    with `--lang ja` speaks), English again after it."""
+    from kansoku.kit import i18n
+
+    i18n.set_language(i18n.Language.JAPANESE)
+    yield
+    i18n.set_language(i18n.Language.ENGLISH)
+
+
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
     """Debian's Chromium (/usr/bin/chromium), headless, driven by Playwright.

@@ -55,11 +55,11 @@ from kansoku.commands import flags as flags_commands  # noqa: E402
 from kansoku.commands import load as load_commands  # noqa: E402
 from kansoku.commands import services as services_commands  # noqa: E402
 from kansoku.commands import stack as stack_commands  # noqa: E402
-from kansoku.commands.typer_texts import translate_typer  # noqa: E402
+from kansoku.commands.typer_texts import TranslatedTyper, translate_typer  # noqa: E402
 
 translate_typer()
 
-app = typer.Typer(
+app = TranslatedTyper(
     name="kansoku",
     help=_("kansoku (観測): an online shop built to be observed."),
     add_completion=False,
@@ -86,7 +86,7 @@ def choose_language(
 
 #: `kansoku version`, in a group of its own only so that `kansoku --help` lists it where
 #: it has always been: Typer lists an app's own commands before those of its groups.
-about = typer.Typer()
+about = TranslatedTyper()
 
 
 @about.command(help=_("Print kansoku's version."))

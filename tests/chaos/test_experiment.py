@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from kansoku.chaos import experiment as model
 from kansoku.cli import app
+from kansoku.kit.i18n import in_english
 
 GOOD = """
 title: Flag and pause
@@ -51,9 +52,9 @@ def test_every_shipped_experiment_reads_and_names_what_it_probes() -> None:
         assert experiment.hypothesis.probes and experiment.method and experiment.rollback
         assert experiment.source == f"{name} (shipped)"
     outage = model.load("payments-outage")
-    assert [step.describe() for step in outage.method] == ["stop payments", "wait 20s"]
-    assert [step.describe() for step in outage.rollback] == ["start payments"]
-    assert "a customer checks out and pays" in [p.label for p in outage.hypothesis.probes]
+    assert [str(step.describe()) for step in outage.method] == ["stop payments", "wait 20s"]
+    assert [str(step.describe()) for step in outage.rollback] == ["start payments"]
+    assert "a customer checks out and pays" in [str(p.label) for p in outage.hypothesis.probes]
 
 
 def test_parameters_fill_in_and_can_be_overridden() -> None:
@@ -67,15 +68,15 @@ def test_parameters_fill_in_and_can_be_overridden() -> None:
 
 def test_a_written_experiment_reads_with_every_probe_and_action() -> None:
     experiment = model.parse(GOOD, "good.yaml", {"limit": "20"})
-    labels = [probe.label for probe in experiment.hypothesis.probes]
+    labels = [str(probe.label) for probe in experiment.hypothesis.probes]
     assert labels == ["a checkout is paid within 2s", "nats is ready",
                       "GET gateway /api/v1/products answers 200/304",
                       "orders error rate ≤ 20% over 10s",
                       "payments /charges p95 ≤ 500ms over 30s"]
     # YAML reads a bare on/off as true/false: they are the variants' names again.
-    assert [step.describe() for step in experiment.method] == [
+    assert [str(step.describe()) for step in experiment.method] == [
         "set-flag paymentUnreachable=on", "pause payments for 3s", "wait 1500ms"]
-    assert experiment.rollback[0].describe() == "set-flag paymentUnreachable=off"
+    assert str(experiment.rollback[0].describe()) == "set-flag paymentUnreachable=off"
     assert experiment.probe_interval == 1.0 and experiment.recovery_timeout == 30.0
 
 
@@ -129,6 +130,47 @@ def test_mistakes_name_the_step_and_the_field(text: str, message: str) -> None:
     with pytest.raises(model.ExperimentError) as raised:
         model.parse(text, "mine.yaml")
     assert str(raised.value).startswith(f"mine.yaml: {message}"), str(raised.value)
+
+
+def test_in_japanese_the_steps_probes_and_mistakes_are_japanese(japanese: None) -> None:
+    """What a step and a probe are called, and what is wrong with a document, in the
+    reader's language; the report's JSON keeps the English (`Phrase.english`)."""
+    experiment = model.parse(GOOD, "good.yaml", {"limit": "20"})
+    assert [str(probe.label) for probe in experiment.hypothesis.probes][:2] == [
+        "購入の支払いが 2s 以内に済む", "nats が ready"]
+    pause = experiment.method[1].describe()
+    assert (str(pause), pause.english) == ("payments を 3s 一時停止", "pause payments for 3s")
+    with pytest.raises(model.ExperimentError) as raised:
+        model.parse(BROKEN + "method: [{action: stop, component: paymnts}]", "mine.yaml")
+    assert str(raised.value).startswith(
+        "mine.yaml: method[0] (stop), フィールド 'component': コンポーネント 'paymnts' は"
+        "ありません。次から選んでください: postgresql, nats"), str(raised.value)
+    with pytest.raises(model.ExperimentError) as raised:
+        model.parse(BROKEN, "mine.yaml")
+    assert str(raised.value) == "mine.yaml: フィールド 'method': 指定されていません。必須です"
+
+
+def test_a_shipped_experiments_own_words_are_japanese_too(japanese: None) -> None:
+    """Title, description, hypothesis and probe names of a shipped experiment are in
+    the catalogs (scripts/messages extracts them); the JSON keeps them as written, and
+    an experiment someone writes is shown as they wrote it."""
+    outage = model.load("payments-outage")
+    assert model.in_words(outage.title) == "payments の停止"
+    assert model.in_words(outage.hypothesis.title) == "お客さんが閲覧でき、購入できる"
+    labels = [probe.label for probe in outage.hypothesis.probes]
+    assert [str(label) for label in labels] == ["API が商品を返す", "お客さんが購入して支払う",
+                                                "orders が ready"]
+    assert [in_english(label) for label in labels] == [
+        "the API lists products", "a customer checks out and pays", "orders is ready"]
+    mine = model.parse(BROKEN.replace("{type: checkout}", "{type: checkout, name: 'my {x}'}")
+                       + "method: [{action: wait, for: 1s}]", "mine.yaml")
+    assert str(mine.hypothesis.probes[0].label) == "my {x}"
+    assert model.in_words(mine.title) == "T"
+    code, shown, _ = run("--lang", "ja", "chaos", "list")
+    assert code == 0
+    assert "payments の停止" in shown and "NATS の停止" in shown
+    assert "メッセージブローカー (JetStream を使う NATS) がしばらく止まります。" in " ".join(
+        line.strip("│ ") for line in shown.splitlines())
 
 
 def test_an_override_of_a_parameter_it_lacks_is_refused() -> None:

@@ -1,6 +1,7 @@
 """The report's words, from reports as the runner leaves them: each probe held or failed
 in so many rounds, and every sentence of the summary says what happened plainly. (The
-runs against a real stack, in test_runner.py, check the same words in a real report.)"""
+runs against a real stack, in test_runner.py, check the same words in a real report.)
+In Japanese for a Japanese reader; the JSON in English for programs."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import io
 
 from rich.console import Console
 
+from kansoku.chaos import experiment as model
 from kansoku.chaos.probes import ProbeResult
 from kansoku.chaos.report import EventPrinter, render
 from kansoku.chaos.runner import ABORTED, NOT_RECOVERED, RECOVERED, Report, Round, Step
+from kansoku.kit.i18n import N_, Phrase
 
 LISTS, PAYS, READY = "the API lists products", "a customer checks out and pays", "orders is ready"
 
@@ -34,12 +37,12 @@ def _text(report: Report) -> tuple[dict[str, list[str]], str]:
     """The table's rows (probe -> its cells) and the sentences under it, as shown."""
     out = io.StringIO()
     Console(file=out, width=200, force_terminal=False).print(render(report))
-    lines = out.getvalue().splitlines()
+    _title, *lines = out.getvalue().splitlines()  # the title, then the table and the rest
     rows = {cells[0]: cells[1:] for cells in
             ([cell.strip() for cell in line.strip("│").split("│")] for line in lines
              if line.startswith("│"))}
     return rows, " ".join(line.strip() for line in lines if not line.startswith(
-        ("│", "┏", "┃", "┡", "└")) and "hypothesis:" not in line)
+        ("│", "┏", "┃", "┡", "└")))
 
 
 def test_a_payments_outage_in_plain_words() -> None:
@@ -114,3 +117,54 @@ def test_progress_lines_say_the_hypothesis_fails() -> None:
         "    1.5s  during   hypothesis fails: a customer checks out and pays — paying "
         "answered 503",
         "   23.1s  after    hypothesis holds"]
+
+
+def test_a_japanese_reader_reads_it_in_japanese_and_its_json_stays_english(
+        japanese: None) -> None:
+    """The report's own words and the run's (steps, probes, what a probe saw) in the
+    reader's language; `Report.as_dict`, for programs, in English all the same."""
+    pays, ready = model.CheckoutProbe(type="checkout"), model.ReadyProbe(
+        type="ready", component="orders")
+    refused = Phrase(N_("paying answered {status} ({problem}) after {seconds}s"),
+                     status=503, problem="payments-unavailable", seconds="0.20")
+
+    def found(phase: str, at: float, held: bool) -> Round:
+        return Round(phase, at, [ProbeResult(pays.label, held, Phrase(N_("ready"))
+                                             if held else refused, 0.1),
+                                 ProbeResult(ready.label, True, Phrase(N_("ready")), 0.1)])
+
+    report = _report(
+        probes=[pays.label, ready.label], status=RECOVERED, held_before=True,
+        deviated_during=True, recovered=True, rollback_seconds=2.1, recovery_seconds=0.2,
+        since_rollback_began_seconds=2.3, probe_interval=1.0, duration_seconds=23.4,
+        rounds=[found("before", 0.3, True), *(found("during", 1.0 + n, False)
+                                              for n in range(3)), found("after", 22.9, True)],
+        steps=[Step("method", model.Stop(action="stop", component="payments").describe(), 0.3),
+               Step("rollback", model.Start(action="start", component="payments").describe(),
+                    20.6, seconds=2.1)])
+
+    rows, sentences = _text(report)
+
+    assert rows == {"購入の支払いが済む": ["成立", "全 3 回で失敗", "成立"],
+                    "orders が ready": ["成立", "全 3 回で成立", "成立"]}
+    assert sentences == (
+        "手順の最中、仮説はプローブ全 3 回で成り立ちませんでした。 "
+        "ロールバック (payments を起動) に 2.1 秒かかりました。 "
+        "回復しました: ロールバックの終了から 0.2 秒後に仮説が再び成り立ちました (開始から "
+        "2.3 秒後)。プローブは 1 秒ごとだったので、実際の回復は最大 1 秒早かった可能性があり"
+        "ます。 結果: 回復 (0.2 秒)。実行全体で 23 秒でした。")
+    document = report.as_dict()
+    assert document["probes"] == ["a checkout is paid", "orders is ready"]
+    assert [step["action"] for step in document["steps"]] == ["stop payments",
+                                                             "start payments"]
+    assert document["rounds"][1]["probes"][0]["detail"] == (
+        "paying answered 503 (payments-unavailable) after 0.20s")
+
+    out = io.StringIO()
+    printer = EventPrinter(Console(file=out, width=200, force_terminal=False))
+    printer(report.rounds[1])
+    printer(Step("method", model.Stop(action="stop", component="payments").describe(), 0.3))
+    assert out.getvalue().splitlines() == [
+        "    1.1s  手順の最中     仮説が崩れています: 購入の支払いが済む — 支払いが 503 "
+        "(payments-unavailable) を返しました (0.20 秒後)",
+        "    0.3s  手順           payments を停止"]

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from kansoku.chaos.scheduler import Fault, FaultPicker, Scheduler, plan
 from kansoku.cli import app
 from kansoku.faults import catalogue, flagfile
+from kansoku.kit import i18n
 from kansoku.kit.flagkinds import OFF
 from tests.support import stack_environment
 
@@ -147,3 +148,19 @@ def test_ctrl_c_or_sigterm_puts_every_flag_back(tmp_path: Path, signum: int) -> 
     assert variants["loadFlood"] == "on"
     assert [name for name, variant in variants.items() if variant != OFF] == \
         ["loadFlood"]
+
+
+def test_a_game_day_says_what_it_does_in_japanese(tmp_path: Path, japanese: None) -> None:
+    path = tmp_path / "flags.json"
+    flagfile.reset(path)
+    lines: list[str] = []
+    scheduler = Scheduler(path, FaultPicker(5, ["paymentFailure"]), interval=60,
+                          fault_time=30, duration=None, say=lines.append)
+    fault = Fault("paymentFailure", "25%")
+    scheduler.turn_on(fault)
+    scheduler.turn_off(fault)
+    description = i18n.gettext(catalogue.FLAGS["paymentFailure"].description)
+    assert description != catalogue.FLAGS["paymentFailure"].description
+    on, off = (line.split("  ", 2)[2] for line in lines)
+    assert on == f"オン  paymentFailure=25%  期間 30s — {description}"
+    assert off == "オフ  paymentFailure (off に戻しました)"

@@ -73,6 +73,36 @@ def test_health_reaches_a_wildcard_listener_on_loopback() -> None:
         assert healthcheck(env).returncode == 0
 
 
+#: What the image's healthcheck runs, then the heavy modules it loaded (there should be
+#: none: a check runs every few seconds in every container).
+HEALTHCHECK_AND_ITS_MODULES = (
+    "import sys\n"
+    "from kansoku.commands import health\n"
+    "code = health.main(sys.argv[1:])\n"
+    "print(sorted(name for name in sys.modules\n"
+    "             if name.split('.')[0] in ('babel', 'pydantic', 'httpx', 'typer')))\n"
+    "sys.exit(code)")
+
+
+def test_the_healthcheck_speaks_kansoku_lang_without_babel() -> None:
+    """KANSOKU_LANG=ja: the reason is Japanese, looked up in the catalog without Babel."""
+    with serve_in_thread(probe_target(503)) as url:
+        port = url.rsplit(":", 1)[1]
+        env = environment(KANSOKU_LANG="ja", KANSOKU_SERVICE="catalog",
+                          **{topology.port_variable("catalog"): port})
+        unready = subprocess.run([sys.executable, "-c", HEALTHCHECK_AND_ITS_MODULES],
+                                 env=env, capture_output=True, text=True, timeout=30)
+    assert unready.returncode == 1
+    assert unready.stderr.strip() == (f"エラー: catalog は準備ができていません: "
+                                      f"http://127.0.0.1:{port}/health/ready が 503 を返しました")
+    assert unready.stdout.strip() == "[]"
+    unknown = subprocess.run([sys.executable, "-c", HEALTHCHECK_AND_ITS_MODULES, "shipping"],
+                             env=environment(KANSOKU_LANG="ja"), capture_output=True,
+                             text=True, timeout=30)
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("エラー: コンポーネント 'shipping' はありません。")
+
+
 @pytest.mark.parametrize("command", ["serve", "health"])
 def test_a_missing_or_unknown_service_is_one_line(command: str) -> None:
     unnamed = run_cli(command, env=environment())

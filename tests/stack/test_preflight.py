@@ -66,6 +66,17 @@ def test_data_dir_not_writable(tmp_path: Path) -> None:
                           "KANSOKU_DATA_DIR")
 
 
+def test_the_problem_is_said_in_the_command_lines_language(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = run_cli("--lang", "ja", "up", "--detach", env=stack_environment(blocker / "data"))
+    assert result.returncode != 0
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"エラー: データディレクトリ {blocker / 'data'} に書き込めません ("), \
+        line
+    assert line.endswith("--data-dir か KANSOKU_DATA_DIR で別の場所を指定してください"), line
+
+
 def test_unreachable_external_database(tmp_path: Path) -> None:
     env = stack_environment(tmp_path / "data")
     (closed_port,) = free_ports(1)

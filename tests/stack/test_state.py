@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from kansoku.cli import app
+from kansoku.kit import i18n
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import (
     StackNotRunning,
@@ -186,3 +187,19 @@ def test_status_of_a_stack_that_has_gone_lists_it_stopped(settings: StackSetting
         "state": "stopped", "data_dir": str(settings.data_dir),
         "components": [component("payments", process_started=9.0, state="stopped",
                                  health="down")]}
+
+
+def test_status_says_the_states_in_the_command_lines_language(
+        settings: StackSettings) -> None:
+    write_state(settings.state_file, state_file(None, components=[
+        component("payments", pid=4, process_started=9.0, held=True)]))
+    try:
+        result = CliRunner().invoke(app, ["--lang", "ja", "status", "--data-dir",
+                                          str(settings.data_dir)], env={"COLUMNS": "200"})
+    finally:
+        i18n.set_language(i18n.DEFAULT_LANGUAGE)  # what `--lang ja` chose, for this test
+    assert result.exit_code == 0, result.stderr
+    title, *_, row = (line for line in result.stdout.splitlines()
+                      if line.strip() and not line.startswith(("┏", "┡", "└")))
+    assert title.strip() == "kansoku: 停止"
+    assert [cell.strip() for cell in row.split("│")[1:4]] == ["payments", "停止", "応答なし"]

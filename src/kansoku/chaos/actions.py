@@ -12,6 +12,9 @@ killing and pausing components.
 - **pause** sends SIGSTOP to the process and its children, waits, then SIGCONT: a
   process that hangs without exiting, which nothing restarts.
 
+What an action says about how it went, and why it failed, are `Words`: the report shows
+them in the reader's language and writes them in English in its JSON.
+
 `Changes` remembers what is still changed (a flag away from its variant before the
 experiment, a component stopped and not started again, a process still frozen), so the
 runner can put the stack back however the experiment ends.
@@ -32,6 +35,7 @@ import psutil
 
 from kansoku.chaos import experiment as model
 from kansoku.faults import catalogue, flagfile
+from kansoku.kit.i18n import N_, Phrase, PhrasedError, Words
 from kansoku.stack import control
 from kansoku.stack.settings import StackSettings
 from kansoku.stack.state import ComponentState, StackNotRunning, StackState, running_stack
@@ -41,11 +45,11 @@ from kansoku.stack.state import ComponentState, StackNotRunning, StackState, run
 CONTROL_MARGIN_SECONDS = 15.0
 
 
-class StackError(Exception):
+class StackError(PhrasedError):
     """The stack is not there or not in a state to run an experiment; says what to do."""
 
 
-class ActionFailed(Exception):
+class ActionFailed(PhrasedError):
     """A step could not be carried out; the message says why."""
 
 
@@ -68,8 +72,9 @@ class Stack:
         component = state.component(name)
         if component is None:
             names = ", ".join(state.component_names())
-            raise StackError(f"this stack has no component '{name}' (an external server "
-                             f"is not kansoku's to stop) — its components: {names}")
+            raise StackError(Phrase(N_("this stack has no component '{name}' (an external "
+                                       "server is not kansoku's to stop) — its components: "
+                                       "{names}"), name=name, names=names))
         return component
 
     def url(self, name: str) -> str:
@@ -118,7 +123,7 @@ class Actions:
         self.stack = stack
         self.changes = Changes()
 
-    async def run(self, step: Any) -> str:
+    async def run(self, step: Any) -> Words:
         """Carry out one step; returns a few words on how it went. Raises
         `ActionFailed` (or `StackError`)."""
         if isinstance(step, model.SetFlag):
@@ -138,7 +143,7 @@ class Actions:
 
     # --- flags --------------------------------------------------------------------------
 
-    def set_flag(self, name: str, variant: str) -> str:
+    def set_flag(self, name: str, variant: str) -> Words:
         path = self.stack.flags_file
         try:
             before = flagfile.read_variants(path)[name]
@@ -146,30 +151,33 @@ class Actions:
         except catalogue.FlagError as exc:
             raise ActionFailed(str(exc)) from exc
         except OSError as exc:
-            raise ActionFailed(f"cannot write {path}: {exc.strerror}") from exc
+            raise ActionFailed(Phrase(N_("cannot write {path}: {error}"), path=str(path),
+                                      error=exc.strerror or str(exc))) from exc
         original = self.changes.flags.setdefault(name, before)
         if variant == original:
             del self.changes.flags[name]
-        return f"was {before}"
+        return Phrase(N_("was {variant}"), variant=before)
 
     # --- stop and start, through the supervisor -----------------------------------------
 
-    async def stop(self, name: str) -> str:
+    async def stop(self, name: str) -> Words:
         if self.stack.component(name).stopped_by_user:
-            return "already stopped"
+            return Phrase(N_("already stopped"))
         self._ask_supervisor(control.Request("stop", name))
         self.changes.stopped.add(name)
         await self._wait_for(name, self.stop_timeout, lambda c: (
-            True if c.stopped_by_user else None), "stop")
-        return "stopped and held"
+            True if c.stopped_by_user else None),
+            N_("{name} did not stop within {seconds}s — see {log}"))
+        return Phrase(N_("stopped and held"))
 
-    async def start(self, name: str) -> str:
+    async def start(self, name: str) -> Words:
         component = self.stack.component(name)
         self.changes.stopped.discard(name)
         if not component.held:
             if component.state == "running":
-                return "already running"
-            return f"{component.state}: the supervisor is already starting it"
+                return Phrase(N_("already running"))
+            return Phrase(N_("{state}: the supervisor is already starting it"),
+                          state=component.state)
         self._ask_supervisor(control.Request("start", name))
 
         def outcome(component: ComponentState) -> bool | None:
@@ -178,13 +186,15 @@ class Actions:
             if component.state == "running":
                 return True
             if component.state in ("failed", "restarting"):
-                raise ActionFailed(f"{name} did not start; the supervisor keeps retrying "
-                                   f"it — see {component.log}")
+                raise ActionFailed(Phrase(N_("{name} did not start; the supervisor keeps "
+                                             "retrying it — see {log}"),
+                                          name=name, log=str(component.log)))
             return None
 
         await self._wait_for(name, self.stack.settings.ready_timeout + CONTROL_MARGIN_SECONDS,
-                             outcome, "become ready")
-        return "running and ready"
+                             outcome, N_("{name} did not become ready within {seconds}s — see "
+                                         "{log}"))
+        return Phrase(N_("running and ready"))
 
     def _ask_supervisor(self, request: control.Request) -> None:
         try:
@@ -194,14 +204,17 @@ class Actions:
             raise ActionFailed(str(exc)) from exc
 
     async def _wait_for(self, name: str, timeout: float,
-                        outcome: Callable[[ComponentState], bool | None], what: str) -> None:
+                        outcome: Callable[[ComponentState], bool | None],
+                        too_late: str) -> None:
+        """Wait until `outcome` says yes; else fail with `too_late` (a template naming
+        the component, the seconds waited and the supervisor's log)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if outcome(self.stack.component(name)):
                 return
             await asyncio.sleep(0.1)
-        raise ActionFailed(f"{name} did not {what} within {timeout:g}s — see "
-                           f"{self.stack.settings.log_dir / 'supervisor.log'}")
+        raise ActionFailed(Phrase(too_late, name=name, seconds=f"{timeout:g}",
+                                  log=str(self.stack.settings.log_dir / "supervisor.log")))
 
     # --- signals ------------------------------------------------------------------------
 
@@ -209,25 +222,31 @@ class Actions:
         component = self.stack.component(name)
         pid = component.pid
         if pid is None or not component.process_alive():
-            raise ActionFailed(f"{name} has no running process now (it is "
-                               f"{component.state})")
+            raise ActionFailed(Phrase(N_("{name} has no running process now (it is "
+                                         "{state})"), name=name, state=component.state))
         try:
             return psutil.Process(pid)
         except psutil.Error as exc:
-            raise ActionFailed(f"{name} (pid {pid}) is gone: {exc}") from exc
+            raise ActionFailed(Phrase(N_("{name} (pid {pid}) is gone: {error}"),
+                                      name=name, pid=pid, error=str(exc))) from exc
 
-    def kill(self, name: str) -> str:
+    @staticmethod
+    def _not_allowed(name: str, pid: int) -> ActionFailed:
+        return ActionFailed(Phrase(N_("not allowed to signal {name} (pid {pid}) — run "
+                                      "kansoku as the user who started the stack"),
+                                   name=name, pid=pid))
+
+    def kill(self, name: str) -> Words:
         process = self._process(name)
         try:
             process.send_signal(signal.SIGKILL)
         except psutil.AccessDenied as exc:
-            raise ActionFailed(f"not allowed to signal {name} (pid {process.pid}) — run "
-                               "kansoku as the user who started the stack") from exc
+            raise self._not_allowed(name, process.pid) from exc
         except psutil.NoSuchProcess:
-            return f"pid {process.pid} had already exited"
-        return f"pid {process.pid} killed; the supervisor restarts it"
+            return Phrase(N_("pid {pid} had already exited"), pid=process.pid)
+        return Phrase(N_("pid {pid} killed; the supervisor restarts it"), pid=process.pid)
 
-    async def pause(self, name: str, seconds: float) -> str:
+    async def pause(self, name: str, seconds: float) -> Words:
         parent = self._process(name)
         # The parent first, so it starts nothing new; then everything it started (a
         # PostgreSQL backend keeps serving its connection unless it is frozen too).
@@ -242,12 +261,13 @@ class Actions:
                     frozen.append(process)
         except psutil.AccessDenied as exc:
             self._resume(frozen)
-            raise ActionFailed(f"not allowed to signal {name} (pid {parent.pid}) — run "
-                               "kansoku as the user who started the stack") from exc
+            raise self._not_allowed(name, parent.pid) from exc
         self.changes.paused[name] = frozen
         await asyncio.sleep(seconds)
         self.resume(name)
-        return f"{len(frozen)} process{'es' if len(frozen) != 1 else ''} frozen, then resumed"
+        if len(frozen) == 1:
+            return Phrase(N_("1 process frozen, then resumed"))
+        return Phrase(N_("{count} processes frozen, then resumed"), count=len(frozen))
 
     def resume(self, name: str) -> None:
         self._resume(self.changes.paused.pop(name, []))
@@ -261,24 +281,27 @@ class Actions:
 
     # --- putting the stack back ---------------------------------------------------------
 
-    async def undo(self) -> list[str]:
+    async def undo(self) -> list[Words]:
         """Put back whatever is still changed: resume frozen processes, set flags back
         to their variant before the experiment, start components still stopped. Each
         is tried even if another fails; returns what was done (or failed), in words."""
-        done: list[str] = []
+        done: list[Words] = []
         for name in list(self.changes.paused):
             self.resume(name)
-            done.append(f"resumed {name}")
+            done.append(Phrase(N_("resumed {name}"), name=name))
         for name, variant in list(self.changes.flags.items()):
             try:
                 self.set_flag(name, variant)
-                done.append(f"set {name} back to {variant}")
+                done.append(Phrase(N_("set {name} back to {variant}"), name=name,
+                                   variant=variant))
             except ActionFailed as exc:
-                done.append(f"could not set {name} back to {variant}: {exc}")
+                done.append(Phrase(N_("could not set {name} back to {variant}: {error}"),
+                                   name=name, variant=variant, error=exc.words))
         for name in sorted(self.changes.stopped):
             try:
                 await self.start(name)
-                done.append(f"started {name}")
+                done.append(Phrase(N_("started {name}"), name=name))
             except (ActionFailed, StackError) as exc:
-                done.append(f"could not start {name}: {exc}")
+                done.append(Phrase(N_("could not start {name}: {error}"), name=name,
+                                   error=exc.words))
         return done

@@ -22,14 +22,23 @@ docs/chaos.md describes every field.
       - action: start
         component: payments
 
+The shipped experiments' own words — title, description, hypothesis and probe names —
+are in the catalogs too (`scripts/messages` extracts them with `extract_shipped_texts`):
+the command line shows them in the reader's language (`in_words`), the JSON as written.
+An experiment someone writes is shown as they wrote it.
+
 `${name}` is replaced by a parameter's value (its default, or `--param name=value`)
 before the document is checked, so a shipped experiment's durations can be shortened.
 A mistake is reported as one `ExperimentError` naming the file, the step and the field.
+
+What a probe or a step is called in the report (`describe`) is a `Phrase`: people read it
+in their language, the report's JSON in English.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -49,6 +58,7 @@ from kansoku import topology
 from kansoku.faults import catalogue
 from kansoku.kit.durations import format_duration, parse_duration
 from kansoku.kit.flagkinds import OFF
+from kansoku.kit.i18n import N_, Phrase, Words, _, gettext
 
 #: The embedded infrastructure's component names, as `kansoku status` lists them (the
 #: supervisor's `build_components`); the services come from `topology.SERVICES`.
@@ -76,15 +86,15 @@ Duration = Annotated[float, BeforeValidator(_duration)]
 
 def _component(name: str) -> str:
     if name not in COMPONENTS:
-        raise ValueError(f"there is no component '{name}' — choose one of: "
-                         f"{', '.join(COMPONENTS)}")
+        raise ValueError(_("there is no component '{name}' — choose one of: {names}").format(
+            name=name, names=", ".join(COMPONENTS)))
     return name
 
 
 def _service(name: str) -> str:
     if name not in SERVICES:
-        raise ValueError(f"there is no service '{name}' — choose one of: "
-                         f"{', '.join(SERVICES)}")
+        raise ValueError(_("there is no service '{service}' — choose one of: {choices}").format(
+            service=name, choices=", ".join(SERVICES)))
     return name
 
 
@@ -104,10 +114,11 @@ class _Probe(_Model):
     name: str | None = None
 
     @property
-    def label(self) -> str:
-        return self.name or self.describe()
+    def label(self) -> Words:
+        # A name is looked up in the catalogs (a shipped experiment's is there).
+        return Phrase(self.name) if self.name else self.describe()
 
-    def describe(self) -> str:
+    def describe(self) -> Phrase:
         raise NotImplementedError
 
 
@@ -119,8 +130,8 @@ class ReadyProbe(_Probe):
     component: Component
     timeout: Duration = 3.0
 
-    def describe(self) -> str:
-        return f"{self.component} is ready"
+    def describe(self) -> Phrase:
+        return Phrase(N_("{component} is ready"), component=self.component)
 
 
 class HttpProbe(_Probe):
@@ -144,14 +155,18 @@ class HttpProbe(_Probe):
     @classmethod
     def _serves_http(cls, component: str) -> str:
         if component in INFRASTRUCTURE:
-            raise ValueError(f"{component} does not speak HTTP — use a 'ready' probe, or "
-                             f"one of: {', '.join(SERVICES)}")
+            raise ValueError(_("{component} does not speak HTTP — use a 'ready' probe, or "
+                               "one of: {services}").format(component=component,
+                                                            services=", ".join(SERVICES)))
         return component
 
-    def describe(self) -> str:
-        expected = "/".join(str(status) for status in self.status)
-        within = f" within {format_duration(self.max_seconds)}" if self.max_seconds else ""
-        return f"{self.method} {self.component} {self.path} answers {expected}{within}"
+    def describe(self) -> Phrase:
+        request = {"method": self.method, "component": self.component, "path": self.path,
+                   "status": "/".join(str(status) for status in self.status)}
+        if self.max_seconds:
+            return Phrase(N_("{method} {component} {path} answers {status} within {limit}"),
+                          **request, limit=format_duration(self.max_seconds))
+        return Phrase(N_("{method} {component} {path} answers {status}"), **request)
 
 
 class CheckoutProbe(_Probe):
@@ -165,9 +180,11 @@ class CheckoutProbe(_Probe):
     #: The whole checkout must take at most this long.
     max_seconds: Duration | None = None
 
-    def describe(self) -> str:
-        within = f" within {format_duration(self.max_seconds)}" if self.max_seconds else ""
-        return f"a checkout is paid{within}"
+    def describe(self) -> Phrase:
+        if self.max_seconds:
+            return Phrase(N_("a checkout is paid within {limit}"),
+                          limit=format_duration(self.max_seconds))
+        return Phrase(N_("a checkout is paid"))
 
 
 class _RedProbe(_Probe):
@@ -192,9 +209,10 @@ class ErrorRateProbe(_RedProbe):
     type: Literal["error-rate"]
     max_percent: float = Field(ge=0, le=100)
 
-    def describe(self) -> str:
-        return (f"{self._scope()} error rate ≤ {self.max_percent:g}% over "
-                f"{format_duration(self.window)}")
+    def describe(self) -> Phrase:
+        return Phrase(N_("{scope} error rate ≤ {percent}% over {window}"),
+                      scope=self._scope(), percent=f"{self.max_percent:g}",
+                      window=format_duration(self.window))
 
 
 class LatencyProbe(_RedProbe):
@@ -202,9 +220,9 @@ class LatencyProbe(_RedProbe):
     #: The 95th percentile of the requests' durations must stay at or under this.
     max_p95: Duration
 
-    def describe(self) -> str:
-        return (f"{self._scope()} p95 ≤ {format_duration(self.max_p95)} over "
-                f"{format_duration(self.window)}")
+    def describe(self) -> Phrase:
+        return Phrase(N_("{scope} p95 ≤ {limit} over {window}"), scope=self._scope(),
+                      limit=format_duration(self.max_p95), window=format_duration(self.window))
 
 
 Probe = Annotated[ReadyProbe | HttpProbe | CheckoutProbe | ErrorRateProbe | LatencyProbe,
@@ -249,8 +267,8 @@ class SetFlag(_Model):
             return variant
         return catalogue.canonical_variant(catalogue.FLAGS[name], variant)
 
-    def describe(self) -> str:
-        return f"set-flag {self.flag}={self.variant}"
+    def describe(self) -> Phrase:
+        return Phrase(N_("set-flag {flag}={variant}"), flag=self.flag, variant=self.variant)
 
 
 class Stop(_Model):
@@ -259,8 +277,8 @@ class Stop(_Model):
     action: Literal["stop"]
     component: Component
 
-    def describe(self) -> str:
-        return f"stop {self.component}"
+    def describe(self) -> Phrase:
+        return Phrase(N_("stop {component}"), component=self.component)
 
 
 class Start(_Model):
@@ -269,8 +287,8 @@ class Start(_Model):
     action: Literal["start"]
     component: Component
 
-    def describe(self) -> str:
-        return f"start {self.component}"
+    def describe(self) -> Phrase:
+        return Phrase(N_("start {component}"), component=self.component)
 
 
 class Kill(_Model):
@@ -279,8 +297,8 @@ class Kill(_Model):
     action: Literal["kill"]
     component: Component
 
-    def describe(self) -> str:
-        return f"kill {self.component}"
+    def describe(self) -> Phrase:
+        return Phrase(N_("kill {component}"), component=self.component)
 
 
 class Pause(_Model):
@@ -291,8 +309,9 @@ class Pause(_Model):
     component: Component
     for_: Duration = Field(alias="for")
 
-    def describe(self) -> str:
-        return f"pause {self.component} for {format_duration(self.for_)}"
+    def describe(self) -> Phrase:
+        return Phrase(N_("pause {component} for {duration}"), component=self.component,
+                      duration=format_duration(self.for_))
 
 
 class Wait(_Model):
@@ -301,8 +320,8 @@ class Wait(_Model):
     action: Literal["wait"]
     for_: Duration = Field(alias="for")
 
-    def describe(self) -> str:
-        return f"wait {format_duration(self.for_)}"
+    def describe(self) -> Phrase:
+        return Phrase(N_("wait {duration}"), duration=format_duration(self.for_))
 
 
 Action = Annotated[SetFlag | Stop | Start | Kill | Pause | Wait, Discriminator("action")]
@@ -335,7 +354,8 @@ class Experiment(_Model):
     def _parameter_names(cls, parameters: dict[str, Any]) -> dict[str, Any]:
         for name in parameters:
             if not _PARAMETER_NAME.fullmatch(name):
-                raise ValueError(f"parameter name '{name}' must be letters, digits and _")
+                raise ValueError(_("parameter name '{name}' must be letters, digits and "
+                                   "_").format(name=name))
         return parameters
 
 
@@ -343,6 +363,35 @@ class Experiment(_Model):
 
 _PARAMETER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _REFERENCE = re.compile(r"\$\{([^}]*)\}")
+
+
+def in_words(text: str) -> str:
+    """An experiment's own text (its title, description, hypothesis) as the command line
+    shows it: on one line, in the reader's language when it is a shipped experiment's."""
+    one_line = " ".join(text.split())
+    return gettext(one_line)
+
+
+def readable_texts(document: Any) -> list[str]:
+    """The texts of an experiment document that people read, as `in_words` looks them
+    up: title, description, hypothesis title and probe names."""
+    if not isinstance(document, dict):
+        return []
+    hypothesis = document.get("hypothesis")
+    hypothesis = hypothesis if isinstance(hypothesis, dict) else {}
+    probes = hypothesis.get("probes")
+    probes = probes if isinstance(probes, list) else []
+    texts = [document.get("title"), document.get("description"), hypothesis.get("title"),
+             *(probe.get("name") for probe in probes if isinstance(probe, dict))]
+    return [" ".join(text.split()) for text in texts if isinstance(text, str) and text.strip()]
+
+
+def extract_shipped_texts(fileobj: Any, keywords: Any, comment_tags: Any, options: Any
+                          ) -> Iterator[tuple[int, str, str, list[str]]]:
+    """Babel's extraction method for the shipped experiments (babel.cfg): their texts
+    people read, for the catalogs."""
+    for text in readable_texts(yaml.safe_load(fileobj.read().decode("utf-8"))):
+        yield 1, "gettext", text, []
 
 
 def shipped() -> dict[str, str]:
@@ -365,15 +414,18 @@ def load(name_or_path: str, overrides: dict[str, str] | None = None) -> Experime
         try:
             text = path.read_text("utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ExperimentError(f"{path}: cannot be read ({exc})") from exc
+            raise ExperimentError(_("{path}: cannot be read ({error})").format(
+                path=path, error=exc)) from exc
         return parse(text, str(path), overrides)
     if looks_like_a_file or path.exists():
-        what = "is not a file" if path.exists() else "does not exist"
-        raise ExperimentError(f"{path} {what} — give a YAML file, or a shipped experiment: "
-                              f"{', '.join(experiments)}")
-    raise ExperimentError(f"there is no experiment '{name_or_path}' — shipped: "
-                          f"{', '.join(experiments)} ('kansoku chaos list'), or give the "
-                          "path of a YAML file")
+        problem = (_("{path} is not a file — give a YAML file, or a shipped experiment: "
+                     "{shipped}") if path.exists() else
+                   _("{path} does not exist — give a YAML file, or a shipped experiment: "
+                     "{shipped}"))
+        raise ExperimentError(problem.format(path=path, shipped=", ".join(experiments)))
+    raise ExperimentError(_("there is no experiment '{name}' — shipped: {shipped} ('kansoku "
+                            "chaos list'), or give the path of a YAML file").format(
+        name=name_or_path, shipped=", ".join(experiments)))
 
 
 def parse(text: str, source: str, overrides: dict[str, str] | None = None) -> Experiment:
@@ -382,23 +434,26 @@ def parse(text: str, source: str, overrides: dict[str, str] | None = None) -> Ex
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         detail = " ".join(str(exc).split())
-        raise ExperimentError(f"{source}: not valid YAML: {detail}") from exc
+        raise ExperimentError(_("{source}: not valid YAML: {detail}").format(
+            source=source, detail=detail)) from exc
     if not isinstance(document, dict):
-        raise ExperimentError(f"{source}: expected a mapping with title:, hypothesis:, "
-                              "method: and rollback: — see docs/chaos.md")
+        raise ExperimentError(_("{source}: expected a mapping with title:, hypothesis:, "
+                                "method: and rollback: — see docs/chaos.md").format(
+            source=source))
     if "source" in document:  # set from where it was read, never written
-        raise ExperimentError(f"{source}: field 'source': not a field of an experiment — "
-                              "see docs/chaos.md")
+        raise ExperimentError(_("{source}: field 'source': not a field of an experiment — "
+                                "see docs/chaos.md").format(source=source))
     parameters = document.get("parameters") or {}
     if not isinstance(parameters, dict):
-        raise ExperimentError(f"{source}: field 'parameters': must be a mapping of names "
-                              "to values, e.g. {outage: 20s}")
+        raise ExperimentError(_("{source}: field 'parameters': must be a mapping of names "
+                                "to values, e.g. {example}").format(
+            source=source, example="{outage: 20s}"))
     parameters = {str(name): value for name, value in parameters.items()}
     for name, value in (overrides or {}).items():
         if name not in parameters:
-            known = ", ".join(parameters) or "none"
-            raise ExperimentError(f"{source}: no parameter '{name}' to set — its "
-                                  f"parameters: {known}")
+            raise ExperimentError(_("{source}: no parameter '{name}' to set — its "
+                                    "parameters: {known}").format(
+                source=source, name=name, known=", ".join(parameters) or _("none")))
         parameters[name] = value
     document = {key: value if key == "parameters" else
                 _substitute(value, parameters, source, key)
@@ -426,9 +481,10 @@ def _substitute(value: Any, parameters: dict[str, Any], source: str, where: str)
     def lookup(match: re.Match[str]) -> Any:
         name = match.group(1).strip()
         if name not in parameters:
-            known = ", ".join(parameters) or "none (add a parameters: mapping)"
-            raise ExperimentError(f"{source}: field '{where}': unknown parameter "
-                                  f"'${{{name}}}' — parameters: {known}")
+            known = ", ".join(parameters) or _("none (add a parameters: mapping)")
+            raise ExperimentError(_("{source}: field '{where}': unknown parameter "
+                                    "'{reference}' — parameters: {known}").format(
+                source=source, where=where, reference=f"${{{name}}}", known=known))
         return parameters[name]
 
     whole = _REFERENCE.fullmatch(value.strip())
@@ -463,16 +519,20 @@ def _describe(exc: ValidationError, document: dict[str, Any]) -> str:
             if rest and rest[0] in kinds:
                 rest = rest[1:]  # the kind pydantic chose, not a field
             if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
-                return (f"{where[0]}, field '{tag_field}': must be one of "
-                        f"{', '.join(kinds)}")
+                return _("{where}, field '{field}': must be one of {kinds}").format(
+                    where=where[0], field=tag_field, kinds=", ".join(kinds))
     if error["type"] == "extra_forbidden":
         if where:
-            what = "a probe" if location[0] == "hypothesis" else "a step"
+            message = (_("not a field of a probe — see docs/chaos.md")
+                       if location[0] == "hypothesis" else
+                       _("not a field of a step — see docs/chaos.md"))
+        elif len(location) == 1:
+            message = _("not a field of an experiment — see docs/chaos.md")
         else:
-            what = "an experiment" if len(location) == 1 else f"'{location[0]}'"
-        message = f"not a field of {what} — see docs/chaos.md"
+            message = _("not a field of '{section}' — see docs/chaos.md").format(
+                section=location[0])
     elif error["type"] == "missing":
-        message = "missing — it is required"
+        message = _("missing — it is required")
     field = ".".join(str(part) for part in rest).replace("for_", "for") or None
-    parts = [*where, f"field '{field}'" if field else ""]
+    parts = [*where, _("field '{field}'").format(field=field) if field else ""]
     return f"{', '.join(part for part in parts if part)}: {message}"

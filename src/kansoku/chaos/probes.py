@@ -10,6 +10,10 @@ whether the answer is what the steady state needs, with a few words on what it s
 - `error-rate`, `latency`: the explorer's RED figures (`/api/red`) of a service (or one of
   its routes) over the probe's window.
 
+What a probe saw is `Words` (kit/i18n.py): the report says it in the reader's language,
+its JSON in English. A service's own answer (a problem's code, an exception's text) is
+quoted as it came.
+
 Probe traffic carries the baggage `kansoku.synthetic=synthetic`, like the synthetic
 monitors', so the explorer tells it from real customers.
 """
@@ -30,6 +34,7 @@ from kansoku import __version__
 from kansoku.chaos import experiment as model
 from kansoku.chaos.actions import Stack, StackError
 from kansoku.kit.durations import format_duration
+from kansoku.kit.i18n import N_, Phrase, PhrasedError, Words, in_english
 from kansoku.loadgen import shop
 from kansoku.topology import EXPLORER_TOKEN_VARIABLE, explorer_headers
 
@@ -38,27 +43,27 @@ from kansoku.topology import EXPLORER_TOKEN_VARIABLE, explorer_headers
 class ProbeResult:
     """One probe's answer: whether it held, what it saw, how long it took."""
 
-    probe: str
+    probe: Words
     held: bool
-    detail: str
+    detail: Words
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {"probe": self.probe, "held": self.held, "detail": self.detail,
-                "seconds": round(self.seconds, 3)}
+        return {"probe": in_english(self.probe), "held": self.held,
+                "detail": in_english(self.detail), "seconds": round(self.seconds, 3)}
 
 
-class ProbeFailed(Exception):
+class ProbeFailed(PhrasedError):
     """The probe saw something other than the steady state; the message says what."""
 
 
-def _problem(answer: httpx.Response) -> str:
+def _problem(answer: httpx.Response) -> Words:
     """The short reason a service gave: a problem's code (the end of its `type`), else
     its detail or title."""
     try:
         body = answer.json()
     except ValueError:
-        return answer.text[:120].strip() or "no body"
+        return answer.text[:120].strip() or Phrase(N_("no body"))
     if not isinstance(body, dict):
         return str(body)[:120]
     kind = str(body.get("type") or "")
@@ -94,24 +99,26 @@ class Prober:
 
     async def probe(self, probe: Any) -> ProbeResult:
         started = time.perf_counter()
+        detail: Words
         try:
             detail = await self._dispatch(probe)
             held = True
-        except ProbeFailed as exc:
-            detail, held = str(exc), False
-        except StackError as exc:
-            detail, held = str(exc), False
+        except (ProbeFailed, StackError) as exc:
+            detail, held = exc.words, False
         except httpx.TimeoutException as exc:
-            detail, held = f"no answer in time ({type(exc).__name__})", False
+            detail = Phrase(N_("no answer in time ({error})"), error=type(exc).__name__)
+            held = False
         except (httpx.HTTPError, OSError) as exc:
             detail = type(exc).__name__ + (f": {exc}" if str(exc) else "")
             detail, held = detail[:200], False
         except (ValueError, KeyError, TypeError) as exc:
             # An answer of the wrong shape is a failed probe, not the end of the run.
-            detail, held = f"unexpected answer ({type(exc).__name__}: {exc})"[:200], False
+            detail = Phrase(N_("unexpected answer ({error})"),
+                            error=f"{type(exc).__name__}: {exc}"[:160])
+            held = False
         return ProbeResult(probe.label, held, detail, time.perf_counter() - started)
 
-    async def _dispatch(self, probe: Any) -> str:
+    async def _dispatch(self, probe: Any) -> Words:
         if isinstance(probe, model.ReadyProbe):
             return await self.ready(probe)
         if isinstance(probe, model.HttpProbe):
@@ -124,7 +131,7 @@ class Prober:
 
     # --- health ---------------------------------------------------------------------------
 
-    async def ready(self, probe: model.ReadyProbe) -> str:
+    async def ready(self, probe: model.ReadyProbe) -> Words:
         url = self.stack.url(probe.component)
         parts = urlsplit(url)
         if parts.scheme == "http":
@@ -132,35 +139,41 @@ class Prober:
             if answer.status_code != 200:
                 down = [name for name, check in _checks(answer).items()
                         if check.get("status") != "up"]
-                raise ProbeFailed(f"not ready ({answer.status_code}"
-                                  + (f"; down: {', '.join(down)})" if down else ")"))
-            return "ready"
+                if down:
+                    raise ProbeFailed(Phrase(N_("not ready ({status}; down: {down})"),
+                                             status=answer.status_code, down=", ".join(down)))
+                raise ProbeFailed(Phrase(N_("not ready ({status})"), status=answer.status_code))
+            return Phrase(N_("ready"))
         try:
             _, writer = await asyncio.wait_for(
                 asyncio.open_connection(parts.hostname, parts.port), probe.timeout)
         except TimeoutError as exc:
-            raise ProbeFailed(f"no connection within {format_duration(probe.timeout)}"
-                              ) from exc
+            raise ProbeFailed(Phrase(N_("no connection within {limit}"),
+                                     limit=format_duration(probe.timeout))) from exc
         except OSError as exc:
-            raise ProbeFailed(f"refuses connections ({exc.strerror or exc})") from exc
+            raise ProbeFailed(Phrase(N_("refuses connections ({error})"),
+                                     error=exc.strerror or str(exc))) from exc
         writer.close()
-        return "accepts connections"
+        return Phrase(N_("accepts connections"))
 
-    async def http(self, probe: model.HttpProbe) -> str:
+    async def http(self, probe: model.HttpProbe) -> Words:
         url = self.stack.url(probe.component) + probe.path
         started = time.perf_counter()
         answer = await self.client.request(probe.method, url, timeout=probe.timeout)
         took = time.perf_counter() - started
         if answer.status_code not in probe.status:
-            raise ProbeFailed(f"answered {answer.status_code} ({_problem(answer)})")
+            raise ProbeFailed(Phrase(N_("answered {status} ({problem})"),
+                                     status=answer.status_code, problem=_problem(answer)))
         if probe.max_seconds is not None and took > probe.max_seconds:
-            raise ProbeFailed(f"answered {answer.status_code} after {took:.2f}s, over "
-                              f"{format_duration(probe.max_seconds)}")
-        return f"{answer.status_code} in {took * 1000:.0f}ms"
+            raise ProbeFailed(Phrase(N_("answered {status} after {seconds}s, over {limit}"),
+                                     status=answer.status_code, seconds=f"{took:.2f}",
+                                     limit=format_duration(probe.max_seconds)))
+        return Phrase(N_("{status} in {milliseconds}ms"), status=answer.status_code,
+                      milliseconds=f"{took * 1000:.0f}")
 
     # --- a customer buys ------------------------------------------------------------------
 
-    async def checkout(self, probe: model.CheckoutProbe) -> str:
+    async def checkout(self, probe: model.CheckoutProbe) -> Words:
         api = self.stack.url("gateway") + shop.API
         started = time.perf_counter()
         headers = await self._customer(api, probe.timeout)
@@ -175,20 +188,24 @@ class Prober:
         if order.status_code == 401:
             self._token = None  # expired: log in again next time
         if order.status_code != 201:
-            raise ProbeFailed(f"placing the order answered {order.status_code} "
-                              f"({_problem(order)})")
+            raise ProbeFailed(Phrase(N_("placing the order answered {status} ({problem})"),
+                                     status=order.status_code, problem=_problem(order)))
         paid = await self.client.post(f"{api}/payments", timeout=probe.timeout, headers=headers,
                                       json={"order_id": order.json()["id"],
                                             "payment_method": "credit_card",
                                             "payment_details": shop.PAYING_CARD})
         took = time.perf_counter() - started
         if paid.status_code != 201:
-            raise ProbeFailed(f"paying answered {paid.status_code} ({_problem(paid)}) "
-                              f"after {took:.2f}s")
+            raise ProbeFailed(Phrase(N_("paying answered {status} ({problem}) after "
+                                        "{seconds}s"), status=paid.status_code,
+                                     problem=_problem(paid), seconds=f"{took:.2f}"))
         if probe.max_seconds is not None and took > probe.max_seconds:
-            raise ProbeFailed(f"paid, but after {took:.2f}s, over "
-                              f"{format_duration(probe.max_seconds)}")
-        return f"order {paid.json().get('order_number', '?')} paid in {took * 1000:.0f}ms"
+            raise ProbeFailed(Phrase(N_("paid, but after {seconds}s, over {limit}"),
+                                     seconds=f"{took:.2f}",
+                                     limit=format_duration(probe.max_seconds)))
+        return Phrase(N_("order {number} paid in {milliseconds}ms"),
+                      number=paid.json().get("order_number", "?"),
+                      milliseconds=f"{took * 1000:.0f}")
 
     async def _customer(self, api: str, timeout: float) -> dict[str, str]:
         """The probe customer's Authorization header: registered the first time, logged
@@ -199,14 +216,16 @@ class Prober:
                 created = await self.client.post(f"{api}/users", json=account,
                                                  timeout=timeout)
                 if created.status_code != 201:
-                    raise ProbeFailed(f"registering the probe customer answered "
-                                      f"{created.status_code} ({_problem(created)})")
+                    raise ProbeFailed(Phrase(N_("registering the probe customer answered "
+                                                "{status} ({problem})"),
+                                             status=created.status_code,
+                                             problem=_problem(created)))
                 self._account = account
             login = await self.client.post(f"{api}/auth/login", timeout=timeout, json={
                 "email": self._account["email"], "password": self._account["password"]})
             if login.status_code != 200:
-                raise ProbeFailed(f"logging in answered {login.status_code} "
-                                  f"({_problem(login)})")
+                raise ProbeFailed(Phrase(N_("logging in answered {status} ({problem})"),
+                                         status=login.status_code, problem=_problem(login)))
             self._token = login.json()["access_token"]
         return {"Authorization": f"Bearer {self._token}"}
 
@@ -217,29 +236,31 @@ class Prober:
             detail = await self.client.get(f"{api}/products/{self._product_id}",
                                            timeout=timeout)
             if detail.status_code != 200:
-                raise ProbeFailed(f"reading product {self._product_id} answered "
-                                  f"{detail.status_code} ({_problem(detail)})")
+                raise ProbeFailed(Phrase(N_("reading product {product} answered {status} "
+                                            "({problem})"), product=self._product_id,
+                                         status=detail.status_code, problem=_problem(detail)))
             status = detail.json().get("stock_status")
             if status == "in_stock":
                 return self._product_id
             if status not in ("low", "out"):
-                raise ProbeFailed(f"product {self._product_id} shows stock '{status}' "
-                                  "(inventory away?)")
+                raise ProbeFailed(Phrase(N_("product {product} shows stock '{status}' "
+                                            "(inventory away?)"), product=self._product_id,
+                                         status=status))
         listing = await self.client.get(f"{api}/products", timeout=timeout,
                                         params={"limit": 40, "sort": "id"})
         if listing.status_code != 200:
-            raise ProbeFailed(f"listing products answered {listing.status_code} "
-                              f"({_problem(listing)})")
+            raise ProbeFailed(Phrase(N_("listing products answered {status} ({problem})"),
+                                     status=listing.status_code, problem=_problem(listing)))
         for item in listing.json()["items"]:
             detail = await self.client.get(f"{api}/products/{item['id']}", timeout=timeout)
             if detail.status_code == 200 and detail.json().get("stock_status") == "in_stock":
                 self._product_id = int(item["id"])
                 return self._product_id
-        raise ProbeFailed("no product among the first 40 shows plenty in stock")
+        raise ProbeFailed(Phrase(N_("no product among the first 40 shows plenty in stock")))
 
     # --- the explorer's RED figures -------------------------------------------------------
 
-    async def red(self, probe: model.ErrorRateProbe | model.LatencyProbe) -> str:
+    async def red(self, probe: model.ErrorRateProbe | model.LatencyProbe) -> Words:
         window = probe.window
         if self.not_before is not None:
             # Recovering: only what happened since the rollback counts.
@@ -252,8 +273,8 @@ class Prober:
                                        headers=explorer_headers(
                                            os.environ.get(EXPLORER_TOKEN_VARIABLE)))
         if answer.status_code != 200:
-            raise ProbeFailed(f"the explorer answered {answer.status_code} "
-                              f"({_problem(answer)})")
+            raise ProbeFailed(Phrase(N_("the explorer answered {status} ({problem})"),
+                                     status=answer.status_code, problem=_problem(answer)))
         rows = answer.json()["data"]
         if probe.route:
             rows = [row for row in rows if row.get("route") == probe.route]
@@ -262,22 +283,27 @@ class Prober:
         span = f"{window:.0f}s"
         if requests < max(probe.min_requests, 1):
             if probe.min_requests:
-                raise ProbeFailed(f"{requests} requests in the last {span}, fewer than "
-                                  f"{probe.min_requests}")
-            return f"no requests in the last {span}"
+                raise ProbeFailed(Phrase(N_("{requests} requests in the last {span}, fewer "
+                                            "than {least}"), requests=requests, span=span,
+                                         least=probe.min_requests))
+            return Phrase(N_("no requests in the last {span}"), span=span)
         assert row is not None
         if isinstance(probe, model.ErrorRateProbe):
             percent = float(row["error_percent"])
-            text = (f"{percent:.1f}% errors ({row['errors']} of {requests} requests in "
-                    f"the last {span})")
+            seen = Phrase(N_("{percent}% errors ({errors} of {requests} requests in the last "
+                             "{span})"), percent=f"{percent:.1f}", errors=row["errors"],
+                          requests=requests, span=span)
             if percent > probe.max_percent:
-                raise ProbeFailed(f"{text}, over {probe.max_percent:g}%")
-            return text
+                raise ProbeFailed(Phrase(N_("{seen}, over {limit}%"), seen=seen,
+                                         limit=f"{probe.max_percent:g}"))
+            return seen
         p95 = float(row["p95_ms"]) / 1000
-        text = f"p95 {p95 * 1000:.0f}ms ({requests} requests in the last {span})"
+        seen = Phrase(N_("p95 {milliseconds}ms ({requests} requests in the last {span})"),
+                      milliseconds=f"{p95 * 1000:.0f}", requests=requests, span=span)
         if p95 > probe.max_p95:
-            raise ProbeFailed(f"{text}, over {format_duration(probe.max_p95)}")
-        return text
+            raise ProbeFailed(Phrase(N_("{seen}, over {limit}"), seen=seen,
+                                     limit=format_duration(probe.max_p95)))
+        return seen
 
 
 def _checks(answer: httpx.Response) -> dict[str, dict[str, Any]]:

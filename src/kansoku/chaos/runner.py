@@ -16,6 +16,10 @@
 
 Ctrl-C (or SIGTERM) during the probing or the method stops it and goes straight to the
 rollback, which is not interrupted: the stack is always put back (`interrupted`).
+
+The report's words (steps, what probes saw, errors, notes) are `Words` (kit/i18n.py):
+people read them in their language, `Report.as_dict` — the JSON — and the telemetry in
+English.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from kansoku.chaos import experiment as model
 from kansoku.chaos.actions import ActionFailed, Actions, Stack, StackError
 from kansoku.chaos.probes import Prober, ProbeResult
 from kansoku.kit import semconv
+from kansoku.kit.i18n import N_, Phrase, Words, in_english
 
 logger = logging.getLogger("kansoku.chaos")
 
@@ -75,19 +80,20 @@ class Step:
     """One step of the method or the rollback, as it went."""
 
     phase: str  # method, rollback
-    action: str
+    action: Words
     at: float
     seconds: float = 0.0
     ok: bool = True
-    detail: str = ""
+    detail: Words = ""
     #: False while it runs (the runner tells its caller when a step starts and ends).
     done: bool = False
     #: Over at once (a flag, a kill): only its end is worth telling.
     quick: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"phase": self.phase, "action": self.action, "at": round(self.at, 3),
-                "seconds": round(self.seconds, 3), "ok": self.ok, "detail": self.detail}
+        return {"phase": self.phase, "action": in_english(self.action),
+                "at": round(self.at, 3), "seconds": round(self.seconds, 3), "ok": self.ok,
+                "detail": in_english(self.detail)}
 
 
 @dataclass
@@ -97,7 +103,7 @@ class Report:
     title: str
     source: str
     hypothesis: str
-    probes: list[str]
+    probes: list[Words]
     parameters: dict[str, Any]
     started_at: str = ""
     status: str = ABORTED
@@ -113,11 +119,11 @@ class Report:
     recovery_timeout: float = 0.0
     probe_interval: float = 0.0
     duration_seconds: float = 0.0
-    error: str | None = None
+    error: Words | None = None
     rounds: list[Round] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     #: What was put back after the rollback because it was still changed.
-    undone: list[str] = field(default_factory=list)
+    undone: list[Words] = field(default_factory=list)
 
     def rounds_of(self, phase: str) -> list[Round]:
         return [found for found in self.rounds if found.phase == phase]
@@ -129,7 +135,8 @@ class Report:
         during = self.rounds_of("during")
         return {
             "title": self.title, "source": self.source, "hypothesis": self.hypothesis,
-            "probes": self.probes, "parameters": self.parameters,
+            "probes": [in_english(probe) for probe in self.probes],
+            "parameters": self.parameters,
             "started_at": self.started_at, "status": self.status,
             "held_before": self.held_before, "deviated_during": self.deviated_during,
             "during": {"rounds": len(during),
@@ -138,8 +145,9 @@ class Report:
             "recovered": self.recovered, "recovery_seconds": rounded(self.recovery_seconds),
             "since_rollback_began_seconds": rounded(self.since_rollback_began_seconds),
             "recovery_timeout": self.recovery_timeout, "probe_interval": self.probe_interval,
-            "duration_seconds": rounded(self.duration_seconds), "error": self.error,
-            "undone": self.undone,
+            "duration_seconds": rounded(self.duration_seconds),
+            "error": None if self.error is None else in_english(self.error),
+            "undone": [in_english(what) for what in self.undone],
             "steps": [step.as_dict() for step in self.steps],
             "rounds": [found.as_dict() for found in self.rounds],
         }
@@ -150,7 +158,7 @@ class Interrupted(Exception):
 
 
 #: What the runner tells its caller as it goes: a finished round or step, or a note.
-Event = Round | Step | str
+Event = Round | Step | Phrase
 
 
 class Runner:
@@ -237,14 +245,15 @@ class Runner:
         else:
             root.set_status(Status(StatusCode.ERROR, report.status))
             logger.warning("chaos experiment %s: %s%s", report.title, report.status,
-                           f" ({report.error})" if report.error else "", extra=extra)
+                           f" ({in_english(report.error)})" if report.error else "",
+                           extra=extra)
 
     def _on_signal(self) -> None:
         if self._putting_back:
-            self.on_event("the stack is being put back as it was — a moment")
+            self.on_event(Phrase(N_("the stack is being put back as it was — a moment")))
             return
         if not self._interrupted:
-            self.on_event("interrupted — rolling back")
+            self.on_event(Phrase(N_("interrupted — rolling back")))
         self._interrupted = True
         if self._cancellable is not None and not self._cancellable.done():
             self._cancellable.cancel()
@@ -276,8 +285,9 @@ class Runner:
         if not before.held:
             first = before.deviations[0]
             report.status = ABORTED
-            report.error = (f"the hypothesis did not hold before the method ({first.probe}: "
-                            f"{first.detail}) — nothing was changed; see 'kansoku status'")
+            report.error = Phrase(N_("the hypothesis did not hold before the method ({probe}: "
+                                     "{detail}) — nothing was changed; see 'kansoku status'"),
+                                  probe=first.probe, detail=first.detail)
             return
         try:
             await self._cancellable_part(self._method())
@@ -285,7 +295,7 @@ class Runner:
             report.status = INTERRUPTED
             await self._end_probing(cancel=True)
         except (ActionFailed, StackError) as exc:
-            report.status, report.error = FAILED, str(exc)
+            report.status, report.error = FAILED, exc.words
         rollback_began = time.monotonic()
         self._putting_back = True
         await self._rollback()
@@ -313,7 +323,7 @@ class Runner:
             self._root.add_event(
                 "hypothesis held" if found.held else "hypothesis deviated",
                 {semconv.CHAOS_PHASE: phase,
-                 semconv.CHAOS_DEVIATIONS: [r.probe for r in found.deviations]})
+                 semconv.CHAOS_DEVIATIONS: [in_english(r.probe) for r in found.deviations]})
         return found
 
     async def _step(self, phase: str, action: Any) -> None:
@@ -322,18 +332,19 @@ class Runner:
         self.report.steps.append(step)
         self.on_event(step)
         began = time.monotonic()
+        action_name = in_english(step.action)
         with self.tracer.start_as_current_span(
-                f"chaos {phase}: {step.action}", record_exception=False,
+                f"chaos {phase}: {action_name}", record_exception=False,
                 attributes={semconv.CHAOS_PHASE: phase,
-                            semconv.CHAOS_ACTION: step.action}) as span:
+                            semconv.CHAOS_ACTION: action_name}) as span:
             try:
                 step.detail = await self.actions.run(action)
             except (ActionFailed, StackError) as exc:
-                step.ok, step.detail = False, str(exc)
-                span.set_status(Status(StatusCode.ERROR, step.detail[:200]))
+                step.ok, step.detail = False, exc.words
+                span.set_status(Status(StatusCode.ERROR, in_english(exc.words)[:200]))
                 raise
             except asyncio.CancelledError:
-                step.ok, step.detail = False, "interrupted"
+                step.ok, step.detail = False, Phrase(N_("interrupted"))
                 raise
             finally:
                 step.seconds, step.done = time.monotonic() - began, True
@@ -375,11 +386,12 @@ class Runner:
             try:
                 await self._step("rollback", action)
             except (ActionFailed, StackError) as exc:
-                self.report.error = self.report.error or f"rollback: {exc}"
+                self.report.error = self.report.error or Phrase(N_("rollback: {error}"),
+                                                                error=exc.words)
         undone = await self.actions.undo()
         for what in undone:
-            self.on_event(Step("rollback", f"put back: {what}", self._now(), done=True,
-                               quick=True))
+            self.on_event(Step("rollback", Phrase(N_("put back: {what}"), what=what),
+                               self._now(), done=True, quick=True))
         self.report.undone += undone
 
     async def _recover(self, rollback_began: float, rollback_ended: float) -> None:
@@ -402,9 +414,11 @@ class Runner:
                 if report.status != FAILED:
                     report.status = NOT_RECOVERED
                     first = found.deviations[0]
-                    report.error = (f"the hypothesis did not hold again within "
-                                    f"{self.experiment.recovery_timeout:g}s of the rollback "
-                                    f"({first.probe}: {first.detail})")
+                    report.error = Phrase(
+                        N_("the hypothesis did not hold again within {seconds}s of the "
+                           "rollback ({probe}: {detail})"),
+                        seconds=f"{self.experiment.recovery_timeout:g}", probe=first.probe,
+                        detail=first.detail)
                 return
             await asyncio.sleep(min(max(0.0, self.experiment.probe_interval
                                         - (time.monotonic() - began)),

@@ -6,6 +6,8 @@ waits for the next interval. One fault at a time, never the same flag twice in a
 The picks come from a `random.Random(seed)`: the same seed and flags give the same
 faults in the same order, so a game day can be replayed (and the seed is printed).
 
+What it says (`say`) is in the reader's language (kit/i18n.py); a flag's description too.
+
 Whatever it turned on, it puts back when it ends — at the end of `duration`, on Ctrl-C,
 SIGTERM or a closed terminal. Flags that were already on when it started are someone
 else's: it leaves them alone.
@@ -23,6 +25,7 @@ from pathlib import Path
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.durations import format_duration
 from kansoku.kit.flagkinds import OFF
+from kansoku.kit.i18n import _, gettext
 
 
 @dataclass(frozen=True)
@@ -115,14 +118,16 @@ class Scheduler:
         self.changed.setdefault(fault.flag, before)
         flagfile.set_variant(self.flags_file, fault.flag, fault.variant)
         self.faults += 1
-        self._line(f"on   {fault}  for {format_duration(self.fault_time)} — "
-                   f"{catalogue.FLAGS[fault.flag].description}")
+        self._line(_("on   {fault}  for {duration} — {description}").format(
+            fault=fault, duration=format_duration(self.fault_time),
+            description=gettext(catalogue.FLAGS[fault.flag].description)))
 
     def turn_off(self, fault: Fault) -> None:
         original = self.changed.get(fault.flag, OFF)
         flagfile.set_variant(self.flags_file, fault.flag, original)
         self.changed.pop(fault.flag, None)  # only once it is really back
-        self._line(f"off  {fault.flag} (back to {original})")
+        self._line(_("off  {flag} (back to {variant})").format(flag=fault.flag,
+                                                               variant=original))
 
     def restore(self) -> list[str]:
         """Put back every flag still changed; returns them as `flag=variant`."""

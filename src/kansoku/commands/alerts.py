@@ -23,6 +23,7 @@ import typer
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
+from kansoku.commands.typer_texts import TranslatedTyper
 from kansoku.kit.i18n import _, current_language
 from kansoku.topology import EXPLORER_TOKEN_VARIABLE, SERVICES, explorer_headers
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from kansoku.explorer.alerts.rules import RuleFile
     from kansoku.stack.settings import StackSettings
 
-app = typer.Typer(help=_("The alert rules and SLOs."), no_args_is_help=True)
+app = TranslatedTyper(help=_("The alert rules and SLOs."), no_args_is_help=True)
 
 RulesOption = Annotated[Path | None, typer.Option(
     "--rules", help=_("A rules file [default: `<data dir>/alerts.yaml`, else the packaged "

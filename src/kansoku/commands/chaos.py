@@ -32,6 +32,7 @@ from kansoku.commands.common import (
     print_table,
 )
 from kansoku.commands.flags import flags_file
+from kansoku.commands.typer_texts import TranslatedTyper
 from kansoku.faults import catalogue, flagfile
 from kansoku.kit.durations import DurationError, format_duration, parse_duration
 from kansoku.kit.flagkinds import OFF
@@ -44,8 +45,8 @@ if TYPE_CHECKING:
 #: The service name the experiments' telemetry carries.
 SERVICE = "chaos"
 
-app = typer.Typer(help=_("Chaos experiments and game days against the running stack."),
-                  no_args_is_help=True)
+app = TranslatedTyper(help=_("Chaos experiments and game days against the running stack."),
+                      no_args_is_help=True)
 
 
 @app.command("list", help=_("The shipped experiments: name, title, parameters and what each "
@@ -64,9 +65,19 @@ def list_experiments() -> None:
         parameters = " ".join(f"{key}={value}" for key, value
                               in experiment.parameters.items())
         # The first sentence: `kansoku chaos run NAME` prints the rest.
-        about = " ".join(experiment.description.split()).split(". ")[0].rstrip(".") + "."
-        table.add_row(name, experiment.title, parameters, about)
+        table.add_row(name, model.in_words(experiment.title), parameters,
+                      _first_sentence(model.in_words(experiment.description)))
     print_table(table)
+
+
+def _first_sentence(text: str) -> str:
+    """Up to the first full stop, English's or Japanese's."""
+    english, japanese = text.find(". "), text.find("。")
+    ends = [end for end in (english, japanese) if end >= 0]
+    if not ends:
+        return text.rstrip(".") + "."
+    end = min(ends)
+    return text[:end + 1] if end == japanese else text[:end] + "."
 
 
 def _overrides(values: list[str]) -> dict[str, str]:
@@ -112,13 +123,13 @@ def run(
     printer = EventPrinter(errors if as_json else console)
     if not as_json:
         console.print(_("[bold]{title}[/] — {source}, against the stack in {path}").format(
-            title=chosen.title, source=chosen.source, path=settings.data_dir),
+            title=model.in_words(chosen.title), source=chosen.source, path=settings.data_dir),
             highlight=False)
         if chosen.description:
-            console.print(" ".join(chosen.description.split()), highlight=False)
+            console.print(model.in_words(chosen.description), highlight=False)
         console.print(_("Hypothesis: {title} — {probes}").format(
-            title=chosen.hypothesis.title,
-            probes="; ".join(probe.label for probe in chosen.hypothesis.probes)),
+            title=model.in_words(chosen.hypothesis.title),
+            probes="; ".join(str(probe.label) for probe in chosen.hypothesis.probes)),
             highlight=False)
     telemetry = _telemetry(settings)
     try:

@@ -29,6 +29,7 @@ from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
 from kansoku.commands.flags import flags_file
+from kansoku.commands.typer_texts import TranslatedTyper
 from kansoku.kit import i18n
 from kansoku.kit.i18n import _
 
@@ -42,8 +43,8 @@ if TYPE_CHECKING:
     from kansoku.drills.scoring import Attempt, Score
     from kansoku.stack.settings import StackSettings
 
-app = typer.Typer(help=_("Incident drills: break the shop, investigate, answer, fix — "
-                          "scored."), no_args_is_help=True)
+app = TranslatedTyper(help=_("Incident drills: break the shop, investigate, answer, fix — "
+                              "scored."), no_args_is_help=True)
 
 Json = Annotated[bool, typer.Option("--json", help=_("Print JSON, for scripts."))]
 Lang = Annotated[str | None, typer.Option(

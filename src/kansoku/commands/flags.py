@@ -17,12 +17,13 @@ import typer
 from rich.table import Table
 
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
+from kansoku.commands.typer_texts import TranslatedTyper
 from kansoku.faults import catalogue, flagfile
 from kansoku.faults.configmap import FLAGS_CONFIGMAP_VARIABLE, FlagConfigMap
 from kansoku.kit.flagkinds import OFF
 from kansoku.kit.i18n import _
 
-app = typer.Typer(help=_("List, set and reset the fault flags."), no_args_is_help=True)
+app = TranslatedTyper(help=_("List, set and reset the fault flags."), no_args_is_help=True)
 
 
 ConfigMapOption = Annotated[str | None, typer.Option(

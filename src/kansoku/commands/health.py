@@ -2,8 +2,15 @@
 healthcheck, `python -m kansoku.commands.health`.
 
 A healthcheck runs every few seconds in every container, so this module imports only the
-standard library and `kansoku.topology`: about 60 ms of CPU a check, where going through
-the `kansoku` command (which imports every subcommand) costs about 0.8 s.
+standard library, `kansoku.topology` and `kansoku.kit.languages`: about 60 ms of CPU a
+check, where going through the `kansoku` command (which imports every subcommand) costs
+about 0.8 s.
+
+What it says is in the reader's language — the command line's for `kansoku health`, else
+KANSOKU_LANG's or LANG's — through the same catalogs as the rest of kansoku, but looked
+up without Babel (`languages.plain_gettext`): Babel and the catalog's parse would cost a
+check more than the check itself. A healthy service says nothing, so nothing is read;
+a Japanese catalog is read only for a check that has something to say.
 """
 
 from __future__ import annotations
@@ -14,6 +21,11 @@ import urllib.error
 import urllib.request
 
 from kansoku import topology
+from kansoku.kit.languages import command_line_language, plain_gettext, set_language
+
+#: Marks a text for the catalogs (scripts/messages finds `_`) and says it in the current
+#: language.
+_ = plain_gettext
 
 #: The variable that names the service when the command line does not: the container
 #: image has one entry point and one healthcheck for every service, and both read it.
@@ -38,11 +50,13 @@ def service_named(name: str | None) -> topology.ServiceInfo:
     name = name or os.environ.get(SERVICE_VARIABLE)
     choices = ", ".join(topology.SERVICES_BY_NAME)
     if not name:
-        raise UnknownService(f"name the service (kansoku serve catalog) or set "
-                             f"{SERVICE_VARIABLE} — one of: {choices}")
+        raise UnknownService(_("name the service (kansoku serve catalog) or set {variable} "
+                               "— one of: {names}").format(variable=SERVICE_VARIABLE,
+                                                          names=choices))
     info = topology.SERVICES_BY_NAME.get(name)
     if info is None:
-        raise UnknownService(f"there is no component '{name}' — choose one of: {choices}")
+        raise UnknownService(_("there is no component '{name}' — choose one of: {names}"
+                               ).format(name=name, names=choices))
     return info
 
 
@@ -64,8 +78,12 @@ def readiness_problem(service: topology.ServiceInfo, timeout: float = TIMEOUT_SE
     try:
         status = answer_status(url, timeout, quiet=False)
     except (OSError, ValueError) as exc:
-        return f"{service.name} is not answering at {url} ({getattr(exc, 'reason', exc)})"
-    return None if status == 200 else f"{service.name} is not ready: {url} answered {status}"
+        return _("{service} is not answering at {url} ({error})").format(
+            service=service.name, url=url, error=getattr(exc, "reason", exc))
+    if status == 200:
+        return None
+    return _("{service} is not ready: {url} answered {status}").format(
+        service=service.name, url=url, status=status)
 
 
 def answer_status(url: str, timeout: float = TIMEOUT_SECONDS, *, quiet: bool = True
@@ -90,21 +108,24 @@ def bad_port(variable: str, value: str) -> str:
     check.)"""
     from kansoku.kit.settings import service_link_hint
 
-    return service_link_hint(variable, value) or (
-        f"{variable} is not valid: a port is a whole number — fix or unset it")
+    return service_link_hint(variable, value) or _(
+        "{variable} is not valid: a port is a whole number — fix or unset it").format(
+        variable=variable)
 
 
 def main(argv: list[str]) -> int:
     """Check the service named in `argv` (or `KANSOKU_SERVICE`): 0 when ready, else 1
-    (2 for no such service) with one line on stderr saying why."""
+    (2 for no such service) with one line on stderr saying why, in the language of
+    KANSOKU_LANG or LANG."""
+    set_language(command_line_language(None, os.environ))
     try:
         service = service_named(argv[0] if argv else None)
     except UnknownService as exc:
-        print(f"error: {exc}", file=sys.stderr)  # noqa: T201
+        print(_("error: {message}").format(message=exc), file=sys.stderr)  # noqa: T201
         return 2
     problem = readiness_problem(service)
     if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)  # noqa: T201
+        print(_("error: {message}").format(message=problem), file=sys.stderr)  # noqa: T201
         return 1
     return 0
 

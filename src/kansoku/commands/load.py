@@ -37,6 +37,7 @@ from kansoku.commands.common import (
     load_settings,
     print_table,
 )
+from kansoku.commands.typer_texts import TranslatedTyper
 from kansoku.kit.durations import DurationError, parse_duration
 from kansoku.kit.i18n import _
 from kansoku.loadgen.outcomes import FAILURE, JOURNEY_NAMES
@@ -45,7 +46,7 @@ from kansoku.loadgen.steps import STEP_NAMES, WEIGHTS, split_step
 if TYPE_CHECKING:
     from kansoku.stack.settings import StackSettings
 
-app = typer.Typer()
+app = TranslatedTyper()
 
 #: How long a stopped run may take to finish its requests and report.
 STOP_GRACE_SECONDS = 30.0

@@ -25,9 +25,10 @@ from pydantic import ValidationError
 from kansoku import topology
 from kansoku.commands import health as health_check
 from kansoku.commands.common import console, fail, invalid_setting
+from kansoku.commands.typer_texts import TranslatedTyper
 from kansoku.kit.i18n import _
 
-app = typer.Typer()
+app = TranslatedTyper()
 
 ServiceName = Annotated[
     str | None,

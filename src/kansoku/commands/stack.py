@@ -39,7 +39,9 @@ from rich.table import Table
 
 from kansoku.commands import health as health_check
 from kansoku.commands.common import DataDir, console, fail, load_settings, print_table
-from kansoku.kit.i18n import _
+from kansoku.commands.typer_texts import TranslatedTyper
+from kansoku.kit import i18n
+from kansoku.kit.i18n import N_, _, gettext
 from kansoku.stack.control import ControlError, Request, ask_supervisor
 from kansoku.stack.state import (
     ComponentState,
@@ -53,7 +55,7 @@ from kansoku.stack.state import (
 if TYPE_CHECKING:
     from kansoku.stack.settings import StackSettings
 
-app = typer.Typer()
+app = TranslatedTyper()
 
 
 def _read_state(settings: StackSettings) -> StackState | None:
@@ -66,6 +68,29 @@ def _read_state(settings: StackSettings) -> StackState | None:
 
 # --- up / down / status ---------------------------------------------------------------
 
+#: A component's states and health, as the table shows them (the JSON keeps the codes),
+#: with their colours.
+STATE_WORDS: dict[str, str] = {
+    "running": N_("running"), "healthy": N_("healthy"), "failed": N_("failed"),
+    "unhealthy": N_("unhealthy"), "down": N_("down"), "restarting": N_("restarting"),
+    "starting": N_("starting"), "preparing": N_("preparing"), "stopping": N_("stopping"),
+    "stopped": N_("stopped"), "pending": N_("pending"), "unknown": N_("unknown")}
+STATE_COLOURS: dict[str, str] = {
+    "running": "green", "healthy": "green", "failed": "red", "unhealthy": "red",
+    "down": "red", "restarting": "yellow", "starting": "yellow", "preparing": "yellow",
+    "stopping": "yellow"}
+
+
+def _state_words(code: str) -> str:
+    return gettext(STATE_WORDS[code]) if code in STATE_WORDS else code
+
+
+def _state(code: str) -> str:
+    """A state or health in words and colour (console markup)."""
+    words = _state_words(code)
+    return f"[{STATE_COLOURS[code]}]{words}[/]" if code in STATE_COLOURS else words
+
+
 def _state_table(components: list[ComponentState], title: str) -> Table:
     table = Table(title=title, title_justify="left", expand=False)
     for column in (_("component"), _("state"), _("health"), _("pid"), _("restarts")):
@@ -73,13 +98,9 @@ def _state_table(components: list[ComponentState], title: str) -> Table:
     # A URL is there to be copied: in a narrow terminal it folds onto a second line
     # rather than end in "…".
     table.add_column(_("url"), overflow="fold")
-    colours = {"running": "green", "healthy": "green", "failed": "red", "unhealthy": "red",
-               "down": "red", "restarting": "yellow", "starting": "yellow",
-               "preparing": "yellow", "stopping": "yellow"}
     for component in components:
-        cells = [component.name, component.state, component.health,
-                 str(component.pid or "-"), str(component.restarts), component.url]
-        table.add_row(*(f"[{colours[c]}]{c}[/]" if c in colours else c for c in cells))
+        table.add_row(component.name, _state(component.state), _state(component.health),
+                      str(component.pid or "-"), str(component.restarts), component.url)
     return table
 
 
@@ -118,8 +139,10 @@ def _spawn_supervisor(settings: StackSettings) -> subprocess.Popen[bytes]:
     keep_data_private(settings.data_dir)  # files 0600, folders 0700 (docs/security.md)
     settings.log_dir.mkdir(parents=True, exist_ok=True)
     with (settings.log_dir / "supervisor.log").open("ab") as log:
+        # In this command's language: what it tells `up` (its steps, a failure) is shown.
         return subprocess.Popen(
-            [sys.executable, "-m", "kansoku", "supervise", "--data-dir", str(settings.data_dir)],
+            [sys.executable, "-m", "kansoku", "--lang", str(i18n.current_language()),
+             "supervise", "--data-dir", str(settings.data_dir)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -327,7 +350,7 @@ def status(
     if not components:
         console.print(_not_running(settings))
         return
-    print_table(_state_table(components, f"kansoku: {phase}"))
+    print_table(_state_table(components, f"kansoku: {_state_words(phase)}"))
     if running:
         _say_if_the_browser_synthetic_is_off()
 

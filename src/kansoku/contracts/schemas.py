@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -62,3 +63,25 @@ class Payment(_Answer):
         """Whether this payment is exactly `amount` in `currency`: what orders checks
         before it calls an order paid."""
         return self.amount == amount and self.currency == currency
+
+
+class DeclineReason(StrEnum):
+    """Why payments declined a charge: the `reason` of its 402 problem, kept on the
+    payment and carried on to the order's `order.cancelled` event (`decline_reason`)."""
+
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    STOLEN_CARD = "stolen_card"
+    PROCESSING_ERROR = "processing_error"
+
+
+class CancelReason(StrEnum):
+    """Why orders cancelled an order: the `reason_code` of its `order.cancelled` event,
+    which the worker words in the customer's language (the event's `reason` says the
+    same in English, for whoever reads the event or the order)."""
+
+    PAYMENT_DECLINED = "payment-declined"
+    PAYMENTS_UNAVAILABLE = "payments-unavailable"
+    #: The charge's answer never came: it may have gone through, and is refunded.
+    PAYMENTS_TIMED_OUT = "payments-timed-out"
+    #: The order's stock was no longer reserved when it was paid: the payment is refunded.
+    RESERVATION_EXPIRED = "reservation-expired"

@@ -53,7 +53,7 @@ async def switch_on(stack: Stack, fault: Fault) -> str:
                 return f"{fault.flag} set to {fault.variant}"
             case StopFault():
                 stack.state()  # a stack must run for anything to be stopped
-                return await Actions(stack).stop(fault.stop)
+                return str(await Actions(stack).stop(fault.stop))
 
 
 async def switch_off(stack: Stack, fault: Fault) -> str:
@@ -64,7 +64,7 @@ async def switch_off(stack: Stack, fault: Fault) -> str:
                 flagfile.set_variant(stack.flags_file, fault.flag, OFF)
                 return f"{fault.flag} set to {OFF}"
             case StopFault():
-                return await Actions(stack).start(fault.stop)
+                return str(await Actions(stack).start(fault.stop))
 
 
 @contextlib.contextmanager

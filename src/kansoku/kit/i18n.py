@@ -25,34 +25,32 @@ in a background task and read later on a page or in a notification) is marked wi
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Iterable, Mapping
-from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, quote
 
 from babel import Locale
 from babel.support import LazyProxy, NullTranslations, Translations
 
+# The languages and which one is current need no Babel: they live in kit/languages.py
+# (which the containers' healthcheck uses alone), and are part of this module's API.
+from kansoku.kit.languages import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE
+from kansoku.kit.languages import DOMAIN as DOMAIN
+from kansoku.kit.languages import Language as Language
+from kansoku.kit.languages import _current
+from kansoku.kit.languages import catalog_path as catalog_path
+from kansoku.kit.languages import command_line_language as command_line_language
+from kansoku.kit.languages import current_language as current_language
+from kansoku.kit.languages import parse_language as parse_language
+from kansoku.kit.languages import set_language as set_language
+
 if TYPE_CHECKING:
     # Types only: the command line imports this module, and no web framework.
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
-class Language(StrEnum):
-    """The languages kansoku speaks, by their BCP 47 tag."""
-
-    JAPANESE = "ja"
-    ENGLISH = "en"
-
-
-#: The language of the code's own texts, and of a reader who asks for none we have.
-DEFAULT_LANGUAGE: Final = Language.ENGLISH
 
 #: The cookie that keeps a reader's choice of language (a year; not a secret).
 LANGUAGE_COOKIE: Final = "kansoku_lang"
@@ -61,33 +59,6 @@ LANGUAGE_COOKIE_SECONDS: Final = 365 * 24 * 3600
 #: Each language's name in itself, as the language switch shows it.
 LANGUAGE_NAMES: Final[Mapping[Language, str]] = {
     Language.JAPANESE: "日本語", Language.ENGLISH: "English"}
-
-#: The catalogs' domain: one catalog per language for the whole package.
-DOMAIN: Final = "kansoku"
-
-_current: ContextVar[Language] = ContextVar("kansoku_language", default=DEFAULT_LANGUAGE)
-
-
-def current_language() -> Language:
-    return _current.get()
-
-
-def set_language(language: Language) -> None:
-    """Speak `language` in this context (a request, or the command line's run)."""
-    _current.set(language)
-
-
-def parse_language(value: str | None) -> Language | None:
-    """The language a tag such as "ja", "ja-JP", "en_US.UTF-8" or "JA" names, if we
-    speak it."""
-    if not value:
-        return None
-    primary = value.strip().replace("_", "-").split("-")[0].split(".")[0].lower()
-    try:
-        return Language(primary)
-    except ValueError:
-        return None
-
 
 def from_accept_language(header: str | None) -> Language | None:
     """The language a browser's `Accept-Language` prefers most among ours (q-values
@@ -112,23 +83,7 @@ def from_accept_language(header: str | None) -> Language | None:
     return best[2] if best else None
 
 
-def command_line_language(option: str | None = None,
-                          environ: Mapping[str, str] = os.environ) -> Language:
-    """The command line's language: `--lang`, KANSOKU_LANG, LC_ALL/LC_MESSAGES/LANG,
-    else English."""
-    for value in (option, environ.get("KANSOKU_LANG"), environ.get("LC_ALL"),
-                  environ.get("LC_MESSAGES"), environ.get("LANG")):
-        language = parse_language(value)
-        if language is not None:
-            return language
-    return DEFAULT_LANGUAGE
-
-
 # --- the catalogs --------------------------------------------------------------------
-
-def catalog_path(language: Language) -> resources.abc.Traversable:
-    return resources.files("kansoku").joinpath(f"locale/{language}/LC_MESSAGES/{DOMAIN}.po")
-
 
 @cache
 def translations(language: Language) -> NullTranslations:
@@ -188,6 +143,74 @@ def Nn_(singular: str, plural: str) -> tuple[str, str]:
     """A text with a plural form, marked for the catalogs as `ngettext` is, and
     translated later (`translated_plural_in`)."""
     return singular, plural
+
+
+class Phrase:
+    """Words said later, in a language not known yet: an English template (marked with
+    `N_`) and the values it names, which may be phrases themselves. A chaos experiment's
+    report is made of them: people read it in theirs (`str(phrase)`: the current
+    language), programs read its JSON in English (`phrase.english`).
+
+        Phrase(N_("stop {component}"), component="payments")
+
+    Without values the template is not formatted: `Phrase(text)` is a text someone
+    wrote (a shipped experiment's probe name), translated when the catalogs have it and
+    shown as written otherwise, braces and all.
+    """
+
+    __slots__ = ("template", "values")
+
+    def __init__(self, template: str, **values: object) -> None:
+        self.template = template
+        self.values = values
+
+    def said_in(self, language: Language) -> str:
+        template = translated_in(language, self.template)
+        if not self.values:
+            return template
+        return template.format(**{
+            name: value.said_in(language) if isinstance(value, Phrase) else value
+            for name, value in self.values.items()})
+
+    @property
+    def english(self) -> str:
+        return self.said_in(DEFAULT_LANGUAGE)
+
+    def __str__(self) -> str:
+        return self.said_in(current_language())
+
+    def __repr__(self) -> str:
+        return f"Phrase({self.english!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Phrase) and self.template == other.template
+                and self.values == other.values)
+
+    def __hash__(self) -> int:
+        return hash((self.template, tuple(sorted(self.values.items(), key=lambda item:
+                                                  item[0]))))
+
+
+#: Text to be said later: a `Phrase`, or a text that reads the same in every language (a
+#: name someone wrote, an error a library gave).
+Words = Phrase | str
+
+
+def in_english(words: Words) -> str:
+    """`words` as a program reads them (JSON): English."""
+    return words.english if isinstance(words, Phrase) else words
+
+
+class PhrasedError(Exception):
+    """An error whose message is `Words`: `str(error)` says it in the current language,
+    `error.words` keeps it to be said later (in English, in a report's JSON)."""
+
+    def __init__(self, words: Words) -> None:
+        super().__init__(words)
+        self.words = words
+
+    def __str__(self) -> str:
+        return str(self.words)
 
 
 # --- numbers, money and dates ----------------------------------------------------------

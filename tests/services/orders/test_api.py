@@ -312,7 +312,7 @@ async def test_an_order_placed_in_japanese_keeps_its_language_for_the_emails(
 
 
 async def test_a_declined_card_cancels_the_order_and_frees_its_stock(
-        shop: ServedShop, orders: httpx.AsyncClient) -> None:
+        shop: ServedShop, orders: httpx.AsyncClient, postgres_url: str) -> None:
     who = customer()
     product, order = await placed_order(shop, orders, who, units=3, quantity=3)
     assert (await stock(shop, product))["available"] == 0
@@ -330,6 +330,17 @@ async def test_a_declined_card_cancels_the_order_and_frees_its_stock(
     assert (freed["on_hand"], freed["reserved"], freed["available"]) == (3, 0, 3)
     late = await pay(orders, who, order["id"])
     assert late.status_code == 409 and late.json()["type"].endswith("/order-cancelled")
+    # The event says why as codes too, for the worker to word in the customer's language.
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        why = await connection.fetchrow(
+            "SELECT payload->>'reason' AS reason, payload->>'reason_code' AS code, "
+            "payload->>'decline_reason' AS decline FROM orders.outbox "
+            "WHERE subject = 'order.cancelled' AND payload->>'order_id' = $1", order["id"])
+    finally:
+        await connection.close()
+    assert dict(why) == {"reason": "payment declined: insufficient_funds",
+                         "code": "payment-declined", "decline": "insufficient_funds"}
 
 
 async def test_a_card_that_fails_its_checks_leaves_the_order_waiting(

@@ -33,6 +33,7 @@ from kansoku.kit.db import Database
 from kansoku.kit.db_telemetry import DatabaseTelemetry
 from kansoku.kit.errors import DependencyUnavailable
 from kansoku.kit.http import BreakerPolicy, CircuitBreakers, ServiceClient
+from kansoku.kit.i18n import Language
 from kansoku.services.worker import reports, service, store
 from kansoku.services.worker.mailbox import start_mailbox
 from kansoku.services.worker.models import Mail, Notification, ProcessedEvent, Report
@@ -308,11 +309,37 @@ async def test_order_cancellation_pushes_the_reason(db: Database, notifier: Noti
     assert "KS-CANC-1" in push.text and "payment declined" in push.text
 
 
+async def test_a_declined_payment_is_explained_in_the_customers_language(
+        db: Database, notifier: Notifier) -> None:
+    """Orders sends why it cancelled as codes (its own, and payments' decline reason);
+    the worker words them in the language the order was placed in. An event from before
+    the codes keeps its English reason."""
+    declined = order_event("KS-JA-DECL", language="ja", status="cancelled",
+                           reason="payment declined: insufficient_funds",
+                           reason_code="payment-declined", decline_reason="insufficient_funds")
+    event = event_id()
+    await run("order-cancellation", event, db,
+              functools.partial(service.order_cancellation, notifier=notifier), declined)
+    [mail] = await mail_about(db, "KS-JA-DECL")
+    assert "\uff08お支払いが承認されませんでした\uff1a残高不足\uff09" in mail.body
+    assert "insufficient" not in mail.body and "declined" not in mail.body
+    [push] = await notifications_of(db, event)
+    assert "お支払いが承認されませんでした\uff1a残高不足" in push.text
+
+    expired = order_event("KS-EN-EXP", status="cancelled", reason="stock no longer reserved; "
+                          "refunded", reason_code="reservation-expired")
+    await run("order-cancellation", event_id(), db,
+              functools.partial(service.order_cancellation, notifier=notifier), expired)
+    [mail] = await mail_about(db, "KS-EN-EXP")
+    assert "(the items were no longer reserved for it; the payment is refunded)" in mail.body
+
+
 async def test_low_stock_texts_oncall_and_emails_the_admin(
         db: Database, notifier: Notifier, reader: InMemoryMetricReader) -> None:
     event = event_id()
     alert = functools.partial(service.low_stock_alert, notifier=notifier,
-                              admin_email="ops@example.com", oncall_phone="+15550199")
+                              admin_email="ops@example.com", oncall_phone="+15550199",
+                              staff_language=Language.ENGLISH)
     await run("low-stock-alert", event, db, alert,
               {"product_id": 424242, "available": 3, "low_stock_threshold": 5})
     [sms] = await notifications_of(db, event)
@@ -322,6 +349,21 @@ async def test_low_stock_texts_oncall_and_emails_the_admin(
     assert mail.recipients == ["ops@example.com"]
     assert by_channel(reader) == {"email": 1, "sms": 1}
 
+
+
+async def test_the_staff_get_the_low_stock_alert_in_their_language(
+        db: Database, notifier: Notifier) -> None:
+    event = event_id()
+    alert = functools.partial(service.low_stock_alert, notifier=notifier,
+                              admin_email="ops@example.com", oncall_phone="+15550199",
+                              staff_language=Language.JAPANESE)
+    await run("low-stock-alert", event, db, alert,
+              {"product_id": 434343, "available": 2, "low_stock_threshold": 5})
+    [sms] = await notifications_of(db, event)
+    assert sms.text == "kansoku: 商品 434343 の在庫が残り 2 個です (しきい値 5)。"
+    [mail] = await mail_about(db, "434343")
+    assert mail.subject == "在庫僅少: 商品 434343"
+    assert mail.body.startswith("商品 434343 の在庫が 2 個になりました (しきい値 5)。")
 
 # --- image-thumbnail ------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.contracts.calls import Caller, Refused
 from kansoku.contracts.clients import CartClient, CatalogClient, InventoryClient, PaymentsClient
-from kansoku.contracts.schemas import ChargeRequest, Payment, ReservedLine
+from kansoku.contracts.schemas import CancelReason, ChargeRequest, Payment, ReservedLine
 from kansoku.kit import i18n, semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.clock import utc_now
@@ -226,16 +226,21 @@ async def _release(downstream: Downstream, order_id: uuid.UUID, what: str) -> No
                        "reservation expires by itself", what, exc.detail)
 
 
-async def _cancel(session: AsyncSession, order: Order, reason: str,
-                  downstream: Downstream) -> None:
-    """Compensate: free the stock and record why. Stock that cannot be released now is
-    freed by its reservation's expiry."""
+async def _cancel(session: AsyncSession, order: Order, code: CancelReason, reason: str,
+                  downstream: Downstream, decline: str | None = None) -> None:
+    """Compensate: free the stock and record why — `reason` in English on the order and
+    its event, and on the event the `code` (and payments' `decline` code) the worker
+    words in the customer's language. Stock that cannot be released now is freed by its
+    reservation's expiry."""
     await _release(downstream, order.id, f"order {order.number}")
     order.status, order.cancel_reason = "cancelled", reason
     # In the waterfall, between the failed step and the order.cancelled publish.
     trace.get_current_span().add_event("order cancelled",
                                        {semconv.ORDER_CANCEL_REASON: reason})
-    await store.add_event(session, "order.cancelled", _event(order, reason=reason))
+    why: dict[str, str] = {"reason": reason, "reason_code": code.value}
+    if decline:
+        why["decline_reason"] = decline
+    await store.add_event(session, "order.cancelled", _event(order, **why))
     await session.flush()
     _orders.add(1, {"status": "cancelled"})
     logger.info("order %s cancelled: %s", order.number, reason,
@@ -284,9 +289,13 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
         # After a timeout the charge may still go through: payments refunds it when it
         # receives order.cancelled (the reason says so to whoever reads the order). The
         # order is cancelled so that its stock is not held through a payments outage.
-        await _cancel(session, order,
-                      "payments did not answer in time; any charge is refunded"
-                      if exc.request_sent else "payments unavailable", downstream)
+        if exc.request_sent:
+            await _cancel(session, order, CancelReason.PAYMENTS_TIMED_OUT,
+                          "payments did not answer in time; any charge is refunded",
+                          downstream)
+        else:
+            await _cancel(session, order, CancelReason.PAYMENTS_UNAVAILABLE,
+                          "payments unavailable", downstream)
         raise Problem(503, "payments-unavailable",
                       f"Payments are unavailable right now, so order {order.number} was "
                       "cancelled and its items released. Please order again shortly.",
@@ -294,9 +303,9 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
                       order_status=order.status, dependency="payments") from exc
     except Refused as refused:
         if refused.status == 402:
-            await _cancel(session, order,
-                          f"payment declined: {refused.extensions.get('reason', 'declined')}",
-                          downstream)
+            decline = str(refused.extensions.get("reason") or "declined")
+            await _cancel(session, order, CancelReason.PAYMENT_DECLINED,
+                          f"payment declined: {decline}", downstream, decline=decline)
             refused.keep_changes = True
             refused.extensions["order_status"] = order.status
         # Otherwise a card that fails the checks (422): nothing happened, the order waits.
@@ -336,7 +345,8 @@ async def _settle(session: AsyncSession, order: Order, payment: Payment,
             logger.warning("could not refund payment %s of order %s now; payments "
                            "refunds it when it receives order.cancelled",
                            payment.id, order.number)
-        await _cancel(session, order, "stock no longer reserved; refunded", downstream)
+        await _cancel(session, order, CancelReason.RESERVATION_EXPIRED,
+                      "stock no longer reserved; refunded", downstream)
         raise Problem(409, "reservation-expired",
                       f"Order {order.number} waited too long: its items were released. "
                       "The payment was refunded.", keep_changes=True,

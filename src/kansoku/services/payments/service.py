@@ -25,6 +25,7 @@ from opentelemetry import metrics, trace
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kansoku.contracts.schemas import DeclineReason
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.db import Database
@@ -39,9 +40,9 @@ logger = logging.getLogger(__name__)
 #: Test cards that pass every check and are then declined, with the reason the
 #: processor gives. Any other valid card succeeds (4111 1111 1111 1111, for example).
 DECLINING_CARDS = {
-    "4000000000007775": "insufficient_funds",
-    "4000000000008880": "stolen_card",
-    "4000000000006660": "processing_error",
+    "4000000000007775": DeclineReason.INSUFFICIENT_FUNDS,
+    "4000000000008880": DeclineReason.STOLEN_CARD,
+    "4000000000006660": DeclineReason.PROCESSING_ERROR,
 }
 #: The wallet that is always empty.
 EMPTY_WALLET = "empty-wallet"
@@ -188,7 +189,8 @@ async def charge(session: AsyncSession, request: Charge,
         payment.brand, payment.last4 = card_brand(digits), digits[-4:]
         decline = DECLINING_CARDS.get(digits)
     else:
-        decline = "insufficient_funds" if details.wallet_id == EMPTY_WALLET else None
+        decline = (DeclineReason.INSUFFICIENT_FUNDS if details.wallet_id == EMPTY_WALLET
+                   else None)
 
     # The simulated network round-trip to the card scheme.
     latency = faults.active("paymentLatency") if faults else None

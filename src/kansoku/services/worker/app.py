@@ -68,7 +68,7 @@ def create_app(settings: Settings | None = None, telemetry: Telemetry | None = N
             service.order_cancellation, notifier=notifier)),
         "inventory.low_stock": ("low-stock-alert", functools.partial(
             service.low_stock_alert, notifier=notifier, admin_email=settings.admin_email,
-            oncall_phone=settings.oncall_phone)),
+            oncall_phone=settings.oncall_phone, staff_language=settings.staff_language)),
         "product.image_uploaded": (service.ImageThumbnails.NAME,
                                    service.ImageThumbnails(catalog_api, worker)),
     }

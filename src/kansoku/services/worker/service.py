@@ -4,7 +4,12 @@ structured log record and its invocation metrics.
 
 - `order-confirmation`, `order-cancellation`: e-mail and a push notification to the
   customer.
-- `low-stock-alert`: e-mail to the admin and a text message to the on-call phone.
+- `low-stock-alert`: e-mail to the admin and a text message to the on-call phone, in
+  the staff's language (the `staff_language` setting).
+
+A customer's notifications are in the language the order was placed in (its events say
+which). Why an order was cancelled comes as codes (`reason_code`, and payments'
+`decline_reason`), worded here in that language.
 - `image-thumbnail`: a WebP thumbnail of a product's uploaded image, stored in catalog.
 - `inventory-report`: every product's stock as CSV and JSON, on a schedule and on demand.
 
@@ -35,11 +40,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.contracts.calls import Caller, Refused
 from kansoku.contracts.clients import CatalogClient, InventoryClient
+from kansoku.contracts.schemas import CancelReason, DeclineReason
 from kansoku.kit import events, i18n, semconv
 from kansoku.kit.db import Database
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import ActiveFault, FaultFlags
-from kansoku.kit.i18n import _
+from kansoku.kit.i18n import N_, Language, _
 from kansoku.services.worker import reports, store
 from kansoku.services.worker.models import Notification, Report
 from kansoku.services.worker.thumbnails import THUMBNAIL_CONTENT_TYPE, make_thumbnail
@@ -185,15 +191,51 @@ def _customer(payload: dict[str, Any]) -> str:
 
 
 @contextmanager
-def _speaking(payload: dict[str, Any]) -> Iterator[None]:
-    """Write in the language the customer shopped in (the order event says which;
-    English for events from before orders kept it)."""
+def _speaking(language: Language) -> Iterator[None]:
+    """Write in `language` meanwhile."""
     previous = i18n.current_language()
-    i18n.set_language(i18n.parse_language(payload.get("language")) or i18n.DEFAULT_LANGUAGE)
+    i18n.set_language(language)
     try:
         yield
     finally:
         i18n.set_language(previous)
+
+
+def _customers_language(payload: dict[str, Any]) -> Language:
+    """The language the customer shopped in (the order event says which; English for
+    events from before orders kept it)."""
+    return i18n.parse_language(payload.get("language")) or i18n.DEFAULT_LANGUAGE
+
+
+#: Why an order was cancelled, as its customer reads it: by the event's `reason_code`.
+CANCEL_REASONS: dict[str, str] = {
+    CancelReason.PAYMENT_DECLINED: N_("the payment was declined"),
+    CancelReason.PAYMENTS_UNAVAILABLE: N_("payments were unavailable just then"),
+    CancelReason.PAYMENTS_TIMED_OUT: N_("the payment did not go through in time; any "
+                                        "amount taken is refunded"),
+    CancelReason.RESERVATION_EXPIRED: N_("the items were no longer reserved for it; the "
+                                         "payment is refunded"),
+}
+#: A declined payment, by payments' `decline_reason`. A stolen card is not named to the
+#: person holding it: the issuer declined, as a real shop would say.
+DECLINE_REASONS: dict[str, str] = {
+    DeclineReason.INSUFFICIENT_FUNDS: N_("the payment was declined: insufficient funds"),
+    DeclineReason.STOLEN_CARD: N_("the payment was declined by the card issuer"),
+    DeclineReason.PROCESSING_ERROR: N_("the payment was declined: the card network could "
+                                       "not process it"),
+}
+
+
+def cancellation_reason(payload: dict[str, Any]) -> str:
+    """Why the order of an `order.cancelled` event was cancelled, in the current
+    language: from its codes; from its English `reason` for an event from before the
+    codes (or a code this worker does not know yet)."""
+    code, decline = payload.get("reason_code"), payload.get("decline_reason")
+    if code == CancelReason.PAYMENT_DECLINED and decline in DECLINE_REASONS:
+        return _(DECLINE_REASONS[decline])
+    if code in CANCEL_REASONS:
+        return _(CANCEL_REASONS[code])
+    return payload.get("reason") or _("no reason given")
 
 
 # In the functions below the recorded notifications come first and the e-mail last:
@@ -206,7 +248,7 @@ async def order_confirmation(payload: dict[str, Any], run: Invocation, *,
     # Whom it is for first: an event without its customer fails naming that (its dead
     # letter says what the event lacks), before anything is written for them.
     customer = _customer(payload)
-    with _speaking(payload):
+    with _speaking(_customers_language(payload)):
         total = i18n.format_money(payload["total"], payload["currency"])
         push = _("Order {number} is confirmed: we received {total}. Thank you!").format(
             number=payload["number"], total=total)
@@ -221,8 +263,8 @@ async def order_confirmation(payload: dict[str, Any], run: Invocation, *,
 
 async def order_cancellation(payload: dict[str, Any], run: Invocation, *,
                              notifier: Notifier) -> None:
-    with _speaking(payload):
-        reason = payload.get("reason") or _("no reason given")
+    with _speaking(_customers_language(payload)):
+        reason = cancellation_reason(payload)
         push = _("Order {number} was cancelled ({reason}).").format(
             number=payload["number"], reason=reason)
         subject = _("Your order {number} was cancelled").format(number=payload["number"])
@@ -234,16 +276,19 @@ async def order_cancellation(payload: dict[str, Any], run: Invocation, *,
 
 
 async def low_stock_alert(payload: dict[str, Any], run: Invocation, *, notifier: Notifier,
-                          admin_email: str, oncall_phone: str) -> None:
-    # To the shop's staff, in the worker's own language (English).
-    await notifier.sms(run, oncall_phone,
-                       f"kansoku: product {payload['product_id']} is low, "
-                       f"{payload['available']} left (threshold "
-                       f"{payload['low_stock_threshold']}).")
-    await notifier.email(
-        run, admin_email, f"Low stock: product {payload['product_id']}",
-        f"Product {payload['product_id']} is down to {payload['available']} units "
-        f"(threshold {payload['low_stock_threshold']}). Time to restock.\n\nkansoku shop\n")
+                          admin_email: str, oncall_phone: str,
+                          staff_language: Language) -> None:
+    """To the shop's staff, in their language (the worker's `staff_language`)."""
+    stock = {"product": payload["product_id"], "available": payload["available"],
+             "threshold": payload["low_stock_threshold"]}
+    with _speaking(staff_language):
+        text = _("kansoku: product {product} is low, {available} left (threshold "
+                 "{threshold}).").format(**stock)
+        subject = _("Low stock: product {product}").format(**stock)
+        body = _("Product {product} is down to {available} units (threshold "
+                 "{threshold}). Time to restock.\n\nkansoku shop\n").format(**stock)
+    await notifier.sms(run, oncall_phone, text)
+    await notifier.email(run, admin_email, subject, body)
 
 
 # --- Calling other services -----------------------------------------------------------

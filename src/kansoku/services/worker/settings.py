@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import SettingsConfigDict
 
+from kansoku.kit.i18n import DEFAULT_LANGUAGE, Language, parse_language
 from kansoku.kit.settings import ServiceSettings, shared
 from kansoku.topology import DEFAULT_SMTP_PORT, SERVICES_BY_NAME, default_url
+
+
+def _language(value: Any) -> Any:
+    """"ja", "ja_JP.UTF-8" or "EN" as the language they name; anything else as it came,
+    for the field to refuse naming the choices."""
+    if isinstance(value, str):
+        return parse_language(value) or value
+    return value
 
 
 class Settings(ServiceSettings):
@@ -23,6 +34,13 @@ class Settings(ServiceSettings):
     #: The on-call phone that low-stock alerts are texted to (SMS is simulated: the
     #: message is recorded in the worker's notifications table).
     oncall_phone: str = "+15550100"
+    #: The language of the staff's notifications (low-stock text and e-mail): ja or en.
+    #: Read from KANSOKU_WORKER_STAFF_LANGUAGE, else KANSOKU_LANG (the command line's
+    #: language, which the stack's services inherit from the shell that ran `kansoku
+    #: up`; `--lang` is the command's alone), else English. Customers get theirs.
+    staff_language: Annotated[Language, BeforeValidator(_language)] = Field(
+        DEFAULT_LANGUAGE, validation_alias=AliasChoices("KANSOKU_WORKER_STAFF_LANGUAGE",
+                                                         "KANSOKU_LANG"))
     #: Failed deliveries of one event before it goes to the dead letters.
     max_deliveries: int = Field(5, ge=1)
 
