@@ -7,6 +7,7 @@ the trace of that request.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kansoku.kit.context import current_request_id
+from kansoku.kit.i18n import _, ngettext
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +30,12 @@ class Problem(Exception):
     """An error meant for the caller. Raise it anywhere; it becomes problem+json.
 
     `code` is a short stable identifier (e.g. `dependency-unavailable`) that also forms
-    the problem `type`; `detail` is one sentence a person can act on.
+    the problem `type`; `detail` is one sentence a person can act on, in the reader's
+    language: write it `_("… {name} …").format(name=…)`, translated then formatted
+    (the request's language is the reader's: the gateway passes it on as
+    `Accept-Language`). Programs match on `code` and the extensions, never on `detail`.
+    A detail only a program ever reads (a service asking another) may stay English:
+    tests/kit/test_problem_texts.py lists those.
 
     Raising a problem rolls back the request's database work, unless `keep_changes`:
     then what was written is committed first — a saga records that it compensated (an
@@ -67,11 +74,12 @@ class DependencyUnavailable(Problem):
 
     def __init__(self, dependency: str, reason: str, response: Any = None, *,
                  request_sent: bool = False) -> None:
+        # `reason` is for whoever looks into it (a timeout, a status): kept as it is.
         super().__init__(
             503,
             "dependency-unavailable",
-            f"The {dependency} service is unavailable right now ({reason}). "
-            "Please try again in a few seconds.",
+            _("The {dependency} service is unavailable right now ({reason}). Please try "
+              "again in a few seconds.").format(dependency=dependency, reason=reason),
             title="Service Unavailable",
             headers={"Retry-After": "5"},
             dependency=dependency,
@@ -151,10 +159,19 @@ def _code_for_status(status: int) -> str:
         return "error"
 
 
+def _for_operators(problem: Problem) -> str:
+    """What a log line says of `problem`: its code, and for a dependency away which one
+    and why — in English, whatever the language of the reader's `detail`."""
+    if isinstance(problem, DependencyUnavailable):
+        return f"{problem.code} ({problem.dependency}: {problem.reason})"
+    dependency = problem.extensions.get("dependency")
+    return f"{problem.code} ({dependency})" if dependency else problem.code
+
+
 async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
     if exc.status >= 500:
-        logger.warning("answered %s %s: %s", exc.status, exc.code, exc.detail)
+        logger.warning("answered %s %s", exc.status, _for_operators(exc))
     return problem_response(exc.status, exc.code, exc.detail, title=exc.title,
                             instance=request.url.path, headers=exc.headers, **exc.extensions)
 
@@ -181,8 +198,13 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(by_parameters[min(by_parameters)]) if by_parameters else []
 
 
-def _size(limit: int) -> str:
-    return f"{limit // 1024:,} KiB" if limit >= 1024 else f"{limit} bytes"
+def _body_too_large(limit: int) -> str:
+    if limit >= 1024:
+        return _("The request body is larger than {kib} KiB: send less.").format(
+            kib=f"{limit // 1024:,}")
+    return ngettext("The request body is larger than {bytes} byte: send less.",
+                    "The request body is larger than {bytes} bytes: send less.",
+                    limit).format(bytes=limit)
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -190,7 +212,7 @@ class BodyTooLarge(StarletteHTTPException):
     for a declared Content-Length over the limit), answered 413."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"The request body is larger than {_size(limit)}: send less.")
+        super().__init__(413, _body_too_large(limit))
         self.limit = limit
 
 
@@ -201,13 +223,16 @@ async def _handle_http_exception(request: Request, exc: Exception) -> JSONRespon
     headers = dict(exc.headers or {})
     code = _code_for_status(status)
     if status == 404 and exc.detail == "Not Found":
-        detail = f"There is nothing at {request.url.path}."
+        detail = _("There is nothing at {path}.").format(path=request.url.path)
     elif status == 405:
-        detail = f"{request.method} is not allowed on {request.url.path}."
         methods = allowed_methods(request)
         if methods:
             headers["Allow"] = ", ".join(methods)
-            detail += f" It takes {', '.join(methods)}."
+            detail = _("{method} is not allowed on {path}. It takes {methods}.")
+        else:
+            detail = _("{method} is not allowed on {path}.")
+        detail = detail.format(method=request.method, path=request.url.path,
+                               methods=", ".join(methods))
     elif isinstance(exc, BodyTooLarge):
         code = "body-too-large"
     elif status == 400 and exc.detail == "There was an error parsing the body":
@@ -215,12 +240,12 @@ async def _handle_http_exception(request: Request, exc: Exception) -> JSONRespon
         # could not parse).
         cause = exc.__cause__
         if isinstance(cause, UnicodeDecodeError):
-            detail = (f"The body is not valid JSON: it is not UTF-8 text (byte "
-                      f"{cause.start}).")
+            detail = _("The body is not valid JSON: it is not UTF-8 text (byte {byte})."
+                       ).format(byte=cause.start)
             code = "invalid-json"
         else:
-            detail = "The body could not be read: send JSON (or the form the endpoint " \
-                     "documents)."
+            detail = _("The body could not be read: send JSON (or the form the endpoint "
+                       "documents).")
             code = "unreadable-body"
     return problem_response(status, code, detail, instance=request.url.path,
                             headers=headers)
@@ -237,10 +262,93 @@ def _invalid_json(exc: RequestValidationError) -> dict[str, Any] | None:
 def invalid_parameter(field: str, message: str, location: str = "query") -> Problem:
     """A parameter a route checks by hand (a duration, say), refused as FastAPI's own
     validation refuses one: 422 `validation-error` naming the field, with the same
-    `errors` list — so the answer is the one the OpenAPI document promises."""
+    `errors` list — so the answer is the one the OpenAPI document promises. `message`
+    is in the reader's language (`_()`)."""
     return Problem(422, "validation-error", message, title="Unprocessable Content",
                    field=field,
                    errors=[{"field": field, "location": location, "message": message}])
+
+
+def field_message(error: Mapping[str, Any]) -> str:
+    """pydantic's message for one invalid field (an item of `ValidationError.errors()`),
+    in the reader's language. The English is pydantic's own (without the parser's
+    words some kinds add); a kind of error not listed here keeps pydantic's English.
+    The error's `type` and `loc` are what programs read, and stay as they are."""
+    context: Mapping[str, Any] = error.get("ctx") or {}
+    match error.get("type"):
+        case "missing":
+            text = _("Field required")
+        case "extra_forbidden":
+            text = _("Extra inputs are not permitted")
+        case "string_too_short":
+            text = ngettext("String should have at least {min_length} character",
+                            "String should have at least {min_length} characters",
+                            int(context.get("min_length", 0)))
+        case "string_too_long":
+            text = ngettext("String should have at most {max_length} character",
+                            "String should have at most {max_length} characters",
+                            int(context.get("max_length", 0)))
+        case "too_short":
+            text = ngettext("{field_type} should have at least {min_length} item after "
+                            "validation, not {actual_length}",
+                            "{field_type} should have at least {min_length} items after "
+                            "validation, not {actual_length}",
+                            int(context.get("min_length", 0)))
+        case "too_long":
+            text = ngettext("{field_type} should have at most {max_length} item after "
+                            "validation, not {actual_length}",
+                            "{field_type} should have at most {max_length} items after "
+                            "validation, not {actual_length}",
+                            int(context.get("max_length", 0)))
+        case "greater_than":
+            text = _("Input should be greater than {gt}")
+        case "greater_than_equal":
+            text = _("Input should be greater than or equal to {ge}")
+        case "less_than":
+            text = _("Input should be less than {lt}")
+        case "less_than_equal":
+            text = _("Input should be less than or equal to {le}")
+        case "string_pattern_mismatch":
+            text = _("String should match pattern '{pattern}'")
+        case "string_type":
+            text = _("Input should be a valid string")
+        case "int_type":
+            text = _("Input should be a valid integer")
+        case "int_parsing":
+            text = _("Input should be a valid integer, unable to parse string as an integer")
+        case "int_from_float":
+            text = _("Input should be a valid integer, got a number with a fractional part")
+        case "float_type" | "float_parsing":
+            text = _("Input should be a valid number")
+        case "decimal_type" | "decimal_parsing":
+            text = _("Input should be a valid decimal")
+        case "bool_type" | "bool_parsing":
+            text = _("Input should be a valid boolean")
+        case "dict_type" | "model_type" | "model_attributes_type":
+            text = _("Input should be a valid dictionary")
+        case "list_type":
+            text = _("Input should be a valid list")
+        case "uuid_type" | "uuid_parsing":
+            text = _("Input should be a valid UUID")
+        case "datetime_type" | "datetime_parsing" | "datetime_from_date_parsing":
+            text = _("Input should be a valid datetime")
+        case "enum" | "literal_error":
+            text = _("Input should be {expected}")
+        case "union_tag_invalid":
+            text = _("Input tag '{tag}' found using {discriminator} does not match any of "
+                     "the expected tags: {expected_tags}")
+        case "value_error" if "reason" in context:
+            # pydantic's EmailStr: the reason is email-validator's, in English.
+            text = _("value is not a valid email address: {reason}")
+        case "value_error":
+            # Our own validators' words (kit/fields.py), translated where they raise.
+            text = _("Value error, {error}")
+        case _:
+            return str(error.get("msg", ""))
+    try:
+        return text.format(**context)
+    except (KeyError, IndexError, ValueError):  # a context unlike the one pydantic sends
+        return str(error.get("msg", ""))
 
 
 async def _handle_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -249,33 +357,35 @@ async def _handle_validation_error(request: Request, exc: Exception) -> JSONResp
     if invalid is not None:
         # FastAPI reports it as field ("body", <position>); it is the whole body.
         position = invalid["loc"][-1]
+        # The parser's own words (English), for whoever wrote the JSON.
         reason = str(invalid.get("ctx", {}).get("error", "")).rstrip(".")
+        detail = (_("The body is not valid JSON at position {position}: {reason}.")
+                  if reason else _("The body is not valid JSON at position {position}."))
         return problem_response(
             400, "invalid-json",
-            f"The body is not valid JSON at position {position}"
-            + (f": {reason[0].lower()}{reason[1:]}." if reason else "."),
+            detail.format(position=position, reason=reason[:1].lower() + reason[1:]),
             instance=request.url.path, position=position)
     errors = [
         {
             # ("query", "limit") reads better as "limit", and says which field is wrong.
             "field": ".".join(str(part) for part in error["loc"][1:]) or str(error["loc"][0]),
             "location": str(error["loc"][0]),
-            "message": error["msg"],
+            "message": field_message(error),
         }
         for error in exc.errors()
     ]
     names = ", ".join(sorted({error["field"] for error in errors}))
-    return problem_response(422, "validation-error", f"Some fields are not valid: {names}.",
-                            title="Unprocessable Content", instance=request.url.path,
-                            errors=errors)
+    return problem_response(
+        422, "validation-error", _("Some fields are not valid: {names}.").format(names=names),
+        title="Unprocessable Content", instance=request.url.path, errors=errors)
 
 
 async def _handle_pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
     # Every database connection stayed busy for the pool's whole timeout: the service is
     # overloaded, not broken. Say so, and when to come back.
     logger.warning("no database connection became free in time for %s", request.url.path)
-    return problem_response(503, "busy", "The service is too busy to take this request "
-                            "right now. Please try again in a few seconds.",
+    return problem_response(503, "busy", _("The service is too busy to take this request "
+                                           "right now. Please try again in a few seconds."),
                             instance=request.url.path, headers={"Retry-After": "2"})
 
 
