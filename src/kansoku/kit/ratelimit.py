@@ -67,11 +67,15 @@ class RateLimiter:
 
 def _too_many(kind: str) -> str:
     """The 429's sentence, in the reader's language, for the kinds of key the gateway
-    counts by (a user, an address); any other kind goes unnamed."""
+    counts by (a user, an address, a page's telemetry session); any other kind goes
+    unnamed."""
     if kind == "user":
         return _("Too many requests from this user: at most {per_minute} a minute. Try "
                  "again in {seconds} s.")
     if kind == "address":
         return _("Too many requests from this address: at most {per_minute} a minute. "
+                 "Try again in {seconds} s.")
+    if kind == "session":
+        return _("Too many requests from this session: at most {per_minute} a minute. "
                  "Try again in {seconds} s.")
     return _("Too many requests: at most {per_minute} a minute. Try again in {seconds} s.")
