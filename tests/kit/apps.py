@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import FastAPI, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from kansoku.kit.app import build_service_app
-from kansoku.kit.errors import Problem
+from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.kit.fields import Int32, Text
 from kansoku.kit.flags import FaultFlags
 from kansoku.kit.health import Check
@@ -18,7 +18,7 @@ from kansoku.kit.telemetry import Telemetry
 
 
 class Item(BaseModel):
-    name: Text
+    name: Text = Field(min_length=1)
     quantity: Int32
 
 
@@ -41,6 +41,10 @@ def make_app(checks: Mapping[str, Check] | None = None, timeout: float = 0.5, *,
     @app.get("/teapot")
     async def teapot() -> None:
         raise Problem(418, "teapot", "This endpoint only brews tea.", flavour="sencha")
+
+    @app.get("/away")
+    async def away() -> None:
+        raise DependencyUnavailable("warehouse", "no answer in time")
 
     @app.get("/boom")
     async def boom() -> None:

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from kansoku.kit.errors import field_message
 from tests.kit.apps import make_app
 
 
@@ -175,3 +176,77 @@ async def test_the_openapi_document_describes_every_problem() -> None:
     assert "HTTPValidationError" not in document["components"]["schemas"]
     name = document["components"]["schemas"]["Item"]["properties"]["name"]
     assert name["pattern"] == "^[^\\x00]*$"
+
+
+# --- in the reader's language (issue 23) -------------------------------------------------
+
+JAPANESE = {"Accept-Language": "ja"}
+
+
+async def test_a_missing_field_is_explained_in_japanese_with_the_same_fields() -> None:
+    async with client() as http:
+        japanese = await http.post("/items", json={"name": "scope"}, headers=JAPANESE)
+        english = await http.post("/items", json={"name": "scope"})
+    assert japanese.status_code == english.status_code == 422
+    assert japanese.json()["detail"] == "正しくない項目があります: quantity。"
+    assert english.json()["detail"] == "Some fields are not valid: quantity."
+    # What a program reads is the same in both; only the sentences are translated.
+    for key in ("type", "title", "status"):
+        assert japanese.json()[key] == english.json()[key]
+    assert [(e["field"], e["location"]) for e in japanese.json()["errors"]] == \
+        [(e["field"], e["location"]) for e in english.json()["errors"]] == [("quantity", "body")]
+    assert japanese.json()["errors"][0]["message"] == "必須の項目です。"
+    assert english.json()["errors"][0]["message"] == "Field required", "pydantic's own words"
+
+
+@pytest.mark.parametrize(("item", "japanese", "english"), [
+    ({"name": "a", "quantity": True}, "true や false ではなく整数を指定してください。",
+     "Value error, give a whole number, not true or false"),
+    ({"name": "a", "quantity": 2**31}, "2147483647 以下の値にしてください。",
+     "Input should be less than or equal to 2147483647"),
+    ({"name": "", "quantity": 1}, "1 文字以上で入力してください。",
+     "String should have at least 1 character"),
+], ids=["our-validator", "a-range", "too-short"])
+async def test_each_kind_of_field_error_is_worded_in_the_readers_language(
+        item: dict[str, object], japanese: str, english: str) -> None:
+    async with client() as http:
+        in_japanese = await http.post("/items", json=item, headers=JAPANESE)
+        in_english = await http.post("/items", json=item)
+    assert in_japanese.json()["errors"][0]["message"] == japanese
+    assert in_english.json()["errors"][0]["message"] == english
+
+
+def test_an_error_kind_not_worded_here_keeps_pydantics_message() -> None:
+    assert field_message({"type": "url_parsing", "msg": "Input should be a valid URL",
+                          "ctx": {"error": "relative URL without a base"}}) == \
+        "Input should be a valid URL"
+    # A context unlike pydantic's (a placeholder missing) falls back the same way.
+    assert field_message({"type": "greater_than", "msg": "too small", "ctx": {}}) == \
+        "too small"
+
+
+async def test_the_kits_own_problems_speak_japanese() -> None:
+    async with client() as http:
+        missing = await http.get("/nowhere", headers=JAPANESE)
+        wrong_method = await http.delete("/items", headers=JAPANESE)
+        broken = await http.post("/items", content=b'{"name": "x",, "quantity": 1}',
+                                 headers={"Content-Type": "application/json", **JAPANESE})
+    assert missing.json()["detail"] == "/nowhere には何もありません。"
+    assert missing.json()["title"] == "Not Found", "a title is the status's name, as it was"
+    assert wrong_method.json()["detail"] == \
+        "/items では DELETE は使えません。使えるのは GET, POST です。"
+    assert broken.json()["detail"].startswith("リクエストの本文が JSON として正しくありません")
+    assert "13 文字目" in broken.json()["detail"]
+    assert broken.json()["type"].endswith("/invalid-json") and broken.json()["position"] == 13
+
+
+async def test_a_5xx_problem_is_logged_in_english_whatever_the_reader_reads(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="kansoku.kit.errors"):
+        async with client() as http:
+            answer = await http.get("/away", headers=JAPANESE)
+    assert answer.status_code == 503
+    assert answer.json()["detail"].startswith("warehouse サービスは現在利用できません")
+    logged = [record.getMessage() for record in caplog.records
+              if record.name == "kansoku.kit.errors"]
+    assert logged == ["answered 503 dependency-unavailable (warehouse: no answer in time)"]

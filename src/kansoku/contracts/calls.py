@@ -104,7 +104,8 @@ class ServiceCaller:
 # --- what a call can end in -------------------------------------------------------------
 
 class Refused(Problem):
-    """A service said no (4xx). `detail` is its sentence for a person; `field` the
+    """A service said no (4xx). `detail` is its sentence for a person, in the language
+    the call asked for (the reader's: see `ServiceApi._call`); `field` the
     request field it is about, when it names one; `body` its whole problem, which the
     gateway answers with unchanged wherever no page puts the sentence next to a field.
     Its extensions (a decline's `reason`, the `product_ids` not found) are the
@@ -133,7 +134,8 @@ class Refused(Problem):
                    if name in response.headers}
         return cls(response.status_code, str(problem.get("type", "error")).rsplit("/", 1)[-1],
                    str(problem.get("detail")
-                       or f"The request was refused (HTTP {response.status_code})."),
+                       or i18n.gettext("The request was refused (HTTP {status}).").format(
+                           status=response.status_code)),
                    field=str(field) if field else None, body=problem or None, headers=headers)
 
 

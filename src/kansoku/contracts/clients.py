@@ -21,6 +21,7 @@ import httpx
 from kansoku.contracts.calls import Caller, Download, Json, Refused, ServiceApi
 from kansoku.contracts.schemas import ChargeRequest, Payment, Reservation, ReservedLine
 from kansoku.kit.errors import DependencyUnavailable
+from kansoku.kit.i18n import _
 
 #: Catalog's largest page, and the longest `ids` parameter it takes.
 _PRODUCTS_PER_CALL = 100
@@ -217,10 +218,10 @@ class PaymentOutcomeUnknown(DependencyUnavailable):
     def __init__(self, order_id: str) -> None:
         super().__init__("orders", "no answer after the payment was sent", request_sent=True)
         self.code = "payment-outcome-unknown"
-        self.detail = (
+        self.detail = _(
             "The orders service did not answer; the charge may have gone through. Look "
-            f"at order {order_id} in a moment, or retry the payment: paying the same "
-            "order again never charges twice.")
+            "at order {order_id} in a moment, or retry the payment: paying the same "
+            "order again never charges twice.").format(order_id=order_id)
         self.extensions["order_id"] = order_id
 
 

@@ -33,6 +33,7 @@ from opentelemetry import baggage, context, propagate, trace
 from kansoku.kit import approaches, semconv
 from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.kit.http import ServiceClient
+from kansoku.kit.i18n import _
 
 ISSUER = "kansoku-identity"
 AUDIENCE = "kansoku"
@@ -99,14 +100,14 @@ class TokenVerifier:
         if key_id in self._keys:
             return self._keys[key_id]
         if self.jwks_url is None:
-            raise unauthorized("The token was signed with an unknown key.")
+            raise unauthorized(_("The token was signed with an unknown key."))
         async with self._lock:
             if key_id not in self._keys and time.monotonic() - self._fetched_at > (
                 _MIN_REFETCH_SECONDS if self._keys else 0
             ):
                 await self._fetch()
         if key_id not in self._keys:
-            raise unauthorized("The token was signed with an unknown key.")
+            raise unauthorized(_("The token was signed with an unknown key."))
         return self._keys[key_id]
 
     async def _fetch(self) -> None:
@@ -123,8 +124,8 @@ class TokenVerifier:
             self._load(response.json())
         except (httpx.HTTPError, ValueError, jwt.PyJWKSetError) as exc:
             raise Problem(503, "identity-unavailable",
-                          "Tokens cannot be checked right now: the identity service's keys "
-                          "are out of reach. Please try again shortly.") from exc
+                          _("Tokens cannot be checked right now: the identity service's "
+                            "keys are out of reach. Please try again shortly.")) from exc
         finally:
             if self._client is None:
                 await client.aclose()
@@ -138,19 +139,19 @@ class TokenVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
-            raise unauthorized("The access token is malformed.") from exc
+            raise unauthorized(_("The access token is malformed.")) from exc
         key_id = header.get("kid")
         if not isinstance(key_id, str) or not key_id:
-            raise unauthorized("The access token names no signing key.")
+            raise unauthorized(_("The access token names no signing key."))
         key = await self._key(key_id)
         try:
             claims = jwt.decode(token, key=key, algorithms=[ALGORITHM], audience=AUDIENCE,
                                 issuer=ISSUER, options={"require": ["exp", "sub", "iat"]})
         except jwt.ExpiredSignatureError as exc:
-            raise unauthorized("The access token has expired: refresh it or log in again."
-                               ) from exc
+            raise unauthorized(_("The access token has expired: refresh it or log in "
+                                 "again.")) from exc
         except jwt.PyJWTError as exc:
-            raise unauthorized("The access token is not valid.") from exc
+            raise unauthorized(_("The access token is not valid.")) from exc
         return Principal(user_id=str(claims["sub"]), email=str(claims.get("email", "")),
                          name=str(claims.get("name", "")),
                          role=str(claims.get("role", ROLE_CUSTOMER)))
@@ -172,7 +173,7 @@ async def _authenticated(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
 ) -> AsyncIterator[Principal]:
     if credentials is None or not credentials.credentials.strip():
-        raise unauthorized("Log in first: send 'Authorization: Bearer <access token>'.")
+        raise unauthorized(_("Log in first: send 'Authorization: Bearer <access token>'."))
     token = credentials.credentials.strip()
     verifier: TokenVerifier = request.app.state.tokens
     principal = await verifier.verify(token)
@@ -219,19 +220,27 @@ class Access:
                 + ([ROLE_CUSTOMER] if self.customers else []))
 
     def describe(self) -> str:
-        """Who may call, as a sentence part: "the orders service or an admin"."""
-        names = [f"the {name} service" for name in sorted(self.services)]
+        """Who may call, as a sentence part in the reader's language: "the orders
+        service or an admin"."""
+        names = [_("the {name} service").format(name=name) for name in sorted(self.services)]
         if self.admin:
-            names.append("an admin")
+            names.append(_("an admin"))
         if self.customers:
-            names.append("a customer")
-        return " or ".join(names) or "nobody"
+            names.append(_("a customer"))
+        if not names:
+            return _("nobody")
+        described = names[0]
+        for name in names[1:]:
+            described = _("{one} or {other}").format(one=described, other=name)
+        return described
 
     def refusal(self, principal: Principal) -> Problem:
-        who = (f"the {principal.service_name} service" if principal.is_service
-               else "an admin" if principal.is_admin else "a customer")
-        return Problem(403, "forbidden",
-                       f"Only {self.describe()} may do this, and this token is {who}'s.")
+        who = (_("the {name} service").format(name=principal.service_name)
+               if principal.is_service else _("an admin") if principal.is_admin
+               else _("a customer"))
+        return Problem(403, "forbidden", _("Only {allowed} may do this, and this token is "
+                                           "{who}'s.").format(allowed=self.describe(),
+                                                              who=who))
 
 
 #: The attribute of an `allow(...)` check that holds its `Access`, for whoever walks

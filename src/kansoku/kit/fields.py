@@ -12,6 +12,9 @@ a 422 naming the field — never a database error answered as a 500.
     created_at: UtcDateTime             # a response field: always with its zone
     since: Annotated[ZonedDateTime | None, Query()] = None
 
+A check's message is in the reader's language (the request's, while FastAPI validates
+it); the kit's validation handler words it as pydantic's "Value error, …".
+
 Each type's JSON Schema says the same as its check (`maximum`, a `pattern` without NUL,
 `format: date-time`), so a generated client or a fuzzer learns the rule from the
 OpenAPI document.
@@ -26,6 +29,8 @@ from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
+from kansoku.kit.i18n import _
+
 #: The largest value of a PostgreSQL `integer` (int4): ids and quantities are stored so.
 INT32_MAX: Final = 2**31 - 1
 #: The largest value of a PostgreSQL `bigint` (int8): what `OFFSET` takes.
@@ -37,7 +42,7 @@ WITHOUT_NUL: Final = r"^[^\x00]*$"
 def _not_a_boolean(value: Any) -> Any:
     """pydantic takes `true` for 1; a JSON boolean is no number."""
     if isinstance(value, bool):
-        raise ValueError("give a whole number, not true or false")
+        raise ValueError(_("give a whole number, not true or false"))
     return value
 
 
@@ -99,7 +104,8 @@ def _rfc3339(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not _RFC3339.fullmatch(value):
-        raise ValueError("give a date and time with its zone, e.g. 2026-01-31T00:00:00Z")
+        raise ValueError(_("give a date and time with its zone, e.g. "
+                           "2026-01-31T00:00:00Z"))
     return value
 
 
@@ -123,8 +129,8 @@ def _price_string(value: Any) -> Any:
     if isinstance(value, Decimal):
         return value
     if not isinstance(value, str) or not re.fullmatch(_PRICE_PATTERN, value):
-        raise ValueError('give the price as a decimal string with at most two places, '
-                         'more than zero, e.g. "1299.99"')
+        raise ValueError(_('give the price as a decimal string with at most two places, '
+                           'more than zero, e.g. "1299.99"'))
     return value
 
 

@@ -30,6 +30,7 @@ from kansoku.kit import semconv
 from kansoku.kit.approaches import Instrumentation, propagation
 from kansoku.kit.context import new_request_id, set_request_id
 from kansoku.kit.errors import BodyTooLarge, problem_response
+from kansoku.kit.i18n import _
 
 logger = logging.getLogger("kansoku.access")
 
@@ -231,7 +232,7 @@ class ServiceRequestMiddleware:
             status = 500
             response = problem_response(
                 500, "internal-error",
-                "Something went wrong on our side. The request id leads to the details.",
+                _("Something went wrong on our side. The request id leads to the details."),
                 instance=path,
             )
             await response(scope, receive, send_with_request_id)

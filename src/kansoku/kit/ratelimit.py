@@ -23,6 +23,7 @@ from opentelemetry import metrics
 from kansoku.kit import semconv
 from kansoku.kit.clock import WallClock, wall_time
 from kansoku.kit.errors import Problem
+from kansoku.kit.i18n import _
 
 logger = logging.getLogger(__name__)
 _meter = metrics.get_meter("kansoku.ratelimit")
@@ -50,7 +51,7 @@ class RateLimiter:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.incr(window_key)
                 pipe.expire(window_key, 90)
-                count, _ = await pipe.execute()
+                count, _expiry_set = await pipe.execute()
             if int(count) > per_minute:
                 await self.client.decr(window_key)  # refused: not spent
         except redis.RedisError as exc:
@@ -60,6 +61,21 @@ class RateLimiter:
             _limited.add(1, {"kind": kind})
             retry_after = max(1, int(60 - now % 60))
             raise Problem(429, "too-many-requests",
-                          f"Too many requests from this {kind}: at most {per_minute} a "
-                          f"minute. Try again in {retry_after} s.",
+                          _too_many(kind).format(per_minute=per_minute, seconds=retry_after),
                           headers={"Retry-After": str(retry_after)}, limit=per_minute)
+
+
+def _too_many(kind: str) -> str:
+    """The 429's sentence, in the reader's language, for the kinds of key the gateway
+    counts by (a user, an address, a page's telemetry session); any other kind goes
+    unnamed."""
+    if kind == "user":
+        return _("Too many requests from this user: at most {per_minute} a minute. Try "
+                 "again in {seconds} s.")
+    if kind == "address":
+        return _("Too many requests from this address: at most {per_minute} a minute. "
+                 "Try again in {seconds} s.")
+    if kind == "session":
+        return _("Too many requests from this session: at most {per_minute} a minute. "
+                 "Try again in {seconds} s.")
+    return _("Too many requests: at most {per_minute} a minute. Try again in {seconds} s.")

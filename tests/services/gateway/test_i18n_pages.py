@@ -1,10 +1,11 @@
 """The shop's pages in two languages (issue 23): no template holds text outside the
 translation catalogs; a page asked for in Japanese is Japanese; the language switch on
 every page keeps the reader's choice in a cookie that beats the browser's header; money
-and dates are written as the reader's language writes them; products are named in the
-reader's language. In Chromium, every storefront, admin and lab page in Japanese, at a
-laptop's width and a phone's, fits the screen and has no empty button, link or heading
-(screenshots in test-artifacts/screenshots/ja-<page>-<width>.png)."""
+and dates are written as the reader's language writes them; products are named, and a
+service's refusal (a problem's detail) explained, in the reader's language. In
+Chromium, every storefront, admin and lab page in Japanese, at a laptop's width and a
+phone's, fits the screen and has no empty button, link or heading (screenshots in
+test-artifacts/screenshots/ja-<page>-<width>.png)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from kansoku.kit import i18n
 from kansoku.kit.i18n import Language
 from kansoku.services.gateway.web import rendering
 from tests.browser import BrowserPage, served
-from tests.services.gateway.test_pages import ADMIN, Browser
+from tests.services.gateway.test_pages import ADMIN, GOOD_CARD, Browser, add, checkout_form
 from tests.services.shop import Infrastructure, ServedShop, serve_shop, tracing
 
 #: Words a template may hold as they are: the shop's name, and units and codes that read
@@ -160,14 +161,58 @@ async def test_a_page_asked_in_japanese_is_japanese_until_the_reader_switches(
         assert form.status_code == 422 and "お名前を入力してください。" in form.text
 
 
-async def test_the_api_stays_as_it_was_for_programs(gateway: FastAPI) -> None:
-    """Problems for programs stay English; only the product's words follow the
-    language asked for."""
+async def test_the_api_words_a_problem_in_the_language_asked_for(gateway: FastAPI) -> None:
+    """A problem's sentence follows Accept-Language (a service's, passed on by the
+    gateway); what programs match on — type, title, status — stays as it was."""
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway),
                                  base_url="http://gw") as client:
-        answer = await client.get("/api/v1/products/999999999",
-                                  headers={"Accept-Language": "ja"})
-    assert answer.status_code == 404 and answer.json()["title"] == "Not Found"
+        japanese = await client.get("/api/v1/products/999999999",
+                                    headers={"Accept-Language": "ja"})
+        english = await client.get("/api/v1/products/999999999")
+        invalid = await client.get("/api/v1/products", params={"limit": 0},
+                                   headers={"Accept-Language": "ja"})
+    assert japanese.status_code == english.status_code == 404
+    assert japanese.json()["detail"] == "ID 999999999 の商品はありません。"
+    assert english.json()["detail"] == "There is no product with id 999999999."
+    for member in ("type", "title", "status"):
+        assert japanese.json()[member] == english.json()[member]
+    assert japanese.json()["type"].endswith("/product-not-found")
+    assert japanese.json()["title"] == "Not Found"
+    assert invalid.status_code == 422
+    assert invalid.json()["detail"] == "正しくない項目があります: limit。"
+    assert invalid.json()["errors"][0]["message"] == "1 以上の値にしてください。"
+    assert invalid.json()["errors"][0]["field"] == "limit"
+
+
+async def test_a_refused_checkout_is_explained_in_japanese_on_the_form(
+        gateway: FastAPI) -> None:
+    """Orders hands on inventory's refusal, in the language the gateway passed on; the
+    checkout page puts it on the form."""
+    product = await yen_product(gateway)  # 30 in stock
+    async with Browser(gateway) as browser:
+        await browser.get("/language/ja", params={"next": "/"})
+        await browser.register()
+        await add(browser, product["id"], 2)
+        # Meanwhile all but one unit are sold.
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway),
+                                     base_url="http://gw") as api:
+            tokens = (await api.post("/api/v1/auth/login", json={
+                "email": ADMIN[0], "password": ADMIN[1]})).json()
+            sold = await api.post(f"/api/v1/inventory/{product['id']}/adjust", headers={
+                "Authorization": f"Bearer {tokens['access_token']}"},
+                json={"delta": -29, "reason": "sold elsewhere"})
+            assert sold.status_code == 200, sold.text
+        refused = await browser.client.post("/checkout", data=await checkout_form(
+            browser, GOOD_CARD))
+    assert refused.status_code == 409 and '<html lang="ja">' in refused.text
+    expected = i18n.translated_in(Language.JAPANESE, "Product {product_id}: {wanted} wanted, "
+                                  "{left} left.").format(product_id=product["id"], wanted=2,
+                                                         left=1)
+    assert "在庫が足りません" in expected
+    summary = re.search(r'<div class="error-summary" role="alert".*?</div>', refused.text,
+                        re.S)
+    assert summary and expected in summary.group(0), refused.text
+    assert "wanted" not in refused.text
 
 
 # --- in Chromium ----------------------------------------------------------------------

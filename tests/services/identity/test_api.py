@@ -76,6 +76,32 @@ async def test_register_then_the_same_address_again(identity: httpx.AsyncClient)
     assert again.json()["field"] == "email"
 
 
+async def test_a_refusal_speaks_the_readers_language_and_keeps_its_code(
+        identity: httpx.AsyncClient) -> None:
+    """The gateway passes the reader's language on as Accept-Language: the sentence
+    follows it; what programs match on (type, field) does not."""
+    await register(identity, "taken-ja@example.com")
+    in_japanese = await identity.post("/users", headers={"Accept-Language": "ja"}, json={
+        "name": "山田", "email": "taken-ja@example.com", "password": "long-enough-1"})
+    in_english = await register(identity, "taken-ja@example.com")
+    assert in_japanese.status_code == in_english.status_code == 409
+    japanese, english = in_japanese.json(), in_english.json()
+    assert japanese["detail"] == ("taken-ja@example.com のアカウントはすでにあります。"
+                                  "ログインしてください。")
+    assert english["detail"] == ("An account with taken-ja@example.com exists already: "
+                                 "log in instead.")
+    assert japanese["type"] == english["type"] == "https://kansoku.dev/problems/email-taken"
+    assert japanese["field"] == english["field"] == "email"
+    assert japanese["title"] == english["title"] == "Conflict"
+    assert in_japanese.headers["content-language"] == "ja"
+
+    wrong = await identity.post("/auth/login", headers={"Accept-Language": "ja"}, json={
+        "email": "taken-ja@example.com", "password": "not-the-password"})
+    assert wrong.status_code == 401
+    assert wrong.json()["detail"] == "メールアドレスまたはパスワードが正しくありません。"
+    assert wrong.json()["type"].endswith("/bad-credentials")
+
+
 async def test_bad_registrations_name_the_field_and_never_echo_the_password(
     identity: httpx.AsyncClient,
 ) -> None:

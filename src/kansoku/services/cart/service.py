@@ -17,6 +17,7 @@ from opentelemetry import context as otel_context
 
 from kansoku.kit import semconv
 from kansoku.kit.errors import Problem
+from kansoku.kit.i18n import _
 from kansoku.services.cart import store
 from kansoku.services.cart.schemas import MAX_QUANTITY, Cart, CartItem
 
@@ -52,13 +53,15 @@ async def add(client: redis.Redis, user_id: str, item: CartItem) -> Cart:
 
 async def change(client: redis.Redis, user_id: str, product_id: int, quantity: int) -> Cart:
     if not await store.set_quantity(client, user_id, product_id, quantity):
-        raise Problem(404, "not-in-cart", f"Product {product_id} is not in your cart.")
+        raise Problem(404, "not-in-cart", _("Product {product_id} is not in your cart.").format(
+            product_id=product_id))
     return await cart(client, user_id)
 
 
 async def remove(client: redis.Redis, user_id: str, product_id: int) -> Cart:
     if not await store.remove(client, user_id, product_id):
-        raise Problem(404, "not-in-cart", f"Product {product_id} is not in your cart.")
+        raise Problem(404, "not-in-cart", _("Product {product_id} is not in your cart.").format(
+            product_id=product_id))
     return await cart(client, user_id)
 
 

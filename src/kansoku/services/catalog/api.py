@@ -12,6 +12,7 @@ from kansoku.kit.db import DbSession
 from kansoku.kit.errors import Problem
 from kansoku.kit.fields import INT32_MAX, DbId, Offset, Text, id_list_pattern
 from kansoku.kit.flags import Faults
+from kansoku.kit.i18n import _
 from kansoku.kit.openapi import PROBLEM
 from kansoku.services.catalog import service
 from kansoku.services.catalog.schemas import (
@@ -132,14 +133,23 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
         if len(body) > limit:
             raise _too_large(what, limit)
     if not body:
-        raise Problem(422, "validation-error", f"Send the {what} as the request body.",
+        if what == "image":
+            raise Problem(422, "validation-error", _("Send the image as the request body."),
+                          field=what)
+        # Only the worker sends thumbnails: a program reads this one.
+        raise Problem(422, "validation-error", "Send the thumbnail as the request body.",
                       field=what)
     return bytes(body)
 
 
 def _too_large(what: str, limit: int) -> Problem:
-    return Problem(413, f"{what}-too-large",
-                   f"The {what} is larger than {limit // 1024:,} KiB: send a smaller file.")
+    kib = f"{limit // 1024:,}"
+    if what == "image":
+        return Problem(413, "image-too-large", _("The image is larger than {kib} KiB: send "
+                                                 "a smaller file.").format(kib=kib))
+    # Only the worker sends thumbnails: a program reads this one.
+    return Problem(413, "thumbnail-too-large",
+                   f"The thumbnail is larger than {kib} KiB: send a smaller file.")
 
 
 async def _picture_response(request: Request, session: AsyncSession, product_id: int, *,

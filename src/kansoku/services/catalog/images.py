@@ -15,6 +15,8 @@ from xml.sax.saxutils import escape
 
 from PIL import Image, UnidentifiedImageError
 
+from kansoku.kit.i18n import _
+
 #: What uploads may be, by the format Pillow finds in the bytes (never the client's
 #: claim): raster formats only, because an uploaded SVG could carry script.
 UPLOAD_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp",
@@ -109,19 +111,25 @@ def inspect(data: bytes, *, max_pixels: int) -> ImageFacts:
             kind = image.format or ""
             width, height = image.size
             if kind not in UPLOAD_TYPES:
-                raise BadImage(f"{kind or 'This'} files are not accepted: upload a PNG, "
-                               "JPEG, WebP or GIF image.")
+                raise BadImage((_("{kind} files are not accepted: upload a PNG, JPEG, WebP "
+                                  "or GIF image.") if kind else
+                                _("This file is not accepted: upload a PNG, JPEG, WebP or "
+                                  "GIF image.")).format(kind=kind))
             if width * height > max_pixels:
-                raise BadImage(f"The image is {width}x{height} pixels, more than the "
-                               f"{max_pixels:,} pixels allowed: scale it down.")
+                raise BadImage(_("The image is {width}x{height} pixels, more than the "
+                                 "{most} pixels allowed: scale it down.").format(
+                                     width=width, height=height, most=f"{max_pixels:,}"))
             image.verify()
     except BadImage:
         raise
     except Image.DecompressionBombError:
-        raise BadImage(f"The image has far more than the {max_pixels:,} pixels allowed: "
-                       "scale it down.") from None
+        raise BadImage(_("The image has far more than the {most} pixels allowed: scale it "
+                         "down.").format(most=f"{max_pixels:,}")) from None
     except UnidentifiedImageError:
-        raise BadImage("The file is not an image: upload a PNG, JPEG, WebP or GIF.") from None
+        raise BadImage(_("The file is not an image: upload a PNG, JPEG, WebP or GIF."
+                         )) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImage(f"The image is damaged or cut short ({exc}).") from None
+        # The decoder's own words, for whoever looks into the file.
+        raise BadImage(_("The image is damaged or cut short ({reason}).").format(
+            reason=exc)) from None
     return ImageFacts(UPLOAD_TYPES[kind], width, height)

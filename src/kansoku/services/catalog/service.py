@@ -16,6 +16,7 @@ from kansoku.kit import semconv
 from kansoku.kit.cache import Cache
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import FaultFlags
+from kansoku.kit.i18n import _
 from kansoku.services.catalog import images, store
 from kansoku.services.catalog.models import Category, Product, ProductImage
 from kansoku.services.catalog.schemas import CategoryOut, ProductIn, ProductOut, ProductPage
@@ -112,8 +113,8 @@ async def _category_for(session: AsyncSession, slug: str | None) -> Category:
     if category is None:
         known = ", ".join(c.slug for c in await store.list_categories(session))
         raise Problem(422, "unknown-category",
-                      f"There is no category '{slug}'. Choose one of: {known}.",
-                      field="category")
+                      _("There is no category '{slug}'. Choose one of: {known}.").format(
+                          slug=slug, known=known), field="category")
     return category
 
 
@@ -126,7 +127,8 @@ async def create_product(session: AsyncSession, data: ProductIn) -> ProductOut:
     category = await _category_for(session, data.category)
     sku = data.sku or f"KS-{uuid.uuid4().hex[:8].upper()}"
     if await store.sku_taken(session, sku):
-        raise Problem(409, "sku-taken", f"Another product has the SKU {sku}.", field="sku")
+        raise Problem(409, "sku-taken",
+                      _("Another product has the SKU {sku}.").format(sku=sku), field="sku")
     product = await store.add_product(session, Product(
         sku=sku, name=data.name.strip(), description=data.description, price=data.price,
         currency=data.currency, category=category, name_ja=_japanese(data.name_ja),
@@ -138,10 +140,10 @@ async def replace_product(session: AsyncSession, product_id: int, data: ProductI
                           ) -> ProductOut:
     product = await store.get_product(session, product_id)
     if product is None:
-        raise Problem(404, "product-not-found", f"There is no product with id {product_id}.")
+        raise _not_found(product_id)
     if data.sku and await store.sku_taken(session, data.sku, other_than=product_id):
-        raise Problem(409, "sku-taken", f"Another product has the SKU {data.sku}.",
-                      field="sku")
+        raise Problem(409, "sku-taken",
+                      _("Another product has the SKU {sku}.").format(sku=data.sku), field="sku")
     product.category = await _category_for(session, data.category)
     product.name, product.description = data.name.strip(), data.description
     product.name_ja = _japanese(data.name_ja)
@@ -154,7 +156,7 @@ async def replace_product(session: AsyncSession, product_id: int, data: ProductI
 
 async def delete_product(session: AsyncSession, product_id: int) -> None:
     if not await store.delete_product(session, product_id):
-        raise Problem(404, "product-not-found", f"There is no product with id {product_id}.")
+        raise _not_found(product_id)
 
 
 async def categories(session: AsyncSession) -> list[CategoryOut]:
@@ -163,7 +165,8 @@ async def categories(session: AsyncSession) -> list[CategoryOut]:
 
 
 def _not_found(product_id: int) -> Problem:
-    return Problem(404, "product-not-found", f"There is no product with id {product_id}.")
+    return Problem(404, "product-not-found",
+                   _("There is no product with id {product_id}.").format(product_id=product_id))
 
 
 async def _checked(data: bytes, max_pixels: int, field: str) -> images.ImageFacts:

@@ -23,6 +23,7 @@ from kansoku.kit.app import UNOBSERVED_PATHS
 from kansoku.kit.errors import Problem
 from kansoku.kit.flagkinds import FLAGS_FILE_VARIABLE, OFF
 from kansoku.kit.flags import FaultFlags
+from kansoku.kit.i18n import _
 from kansoku.services.gateway.api.schemas import FaultFlag
 from kansoku.services.gateway.settings import Settings
 
@@ -79,12 +80,16 @@ def flag_store(request: Request) -> flagfile.FlagStore:
     except flagfile.FlagFileError as exc:
         raise Problem(503, "flags-unreadable", str(exc)) from exc
     if store is None:
-        raise Problem(503, "flags-unavailable", NO_FLAGS)
+        raise Problem(503, "flags-unavailable", _no_flags())
     return store
 
 
-NO_FLAGS = (f"The gateway does not know the fault flags: set {FLAGS_FILE_VARIABLE} "
-            f"(`kansoku up` does) or, in Kubernetes, {configmap.FLAGS_CONFIGMAP_VARIABLE}.")
+def _no_flags() -> str:
+    """Why the flags cannot be switched here, in the reader's language."""
+    return _("The gateway does not know the fault flags: set {file_variable} (`kansoku up` "
+             "does) or, in Kubernetes, {configmap_variable}.").format(
+                 file_variable=FLAGS_FILE_VARIABLE,
+                 configmap_variable=configmap.FLAGS_CONFIGMAP_VARIABLE)
 
 
 def _problem(exc: catalogue.FlagError | flagfile.FlagFileError, name: str) -> Problem:
@@ -142,7 +147,7 @@ async def page_rows(settings: Settings) -> tuple[list[dict[str, Any]], str | Non
     except flagfile.FlagFileError as exc:
         return [row.model_dump() for row in describe({})], str(exc), False
     if store is None:
-        return [], NO_FLAGS, False
+        return [], _no_flags(), False
     try:
         variants = await asyncio.to_thread(store.read_variants)
     except flagfile.FlagFileError as exc:

@@ -36,6 +36,7 @@ from kansoku.kit.auth import (
 )
 from kansoku.kit.clock import UtcClock, utc_now
 from kansoku.kit.errors import Problem
+from kansoku.kit.i18n import _
 from kansoku.services.identity import store
 from kansoku.services.identity.models import RefreshToken, User
 from kansoku.services.identity.schemas import (
@@ -183,8 +184,8 @@ async def register(session: AsyncSession, registration: Registration, *, role: s
                 password_hash=await hash_password(registration.password.get_secret_value()))
     if not await store.add_user(session, user):
         raise Problem(409, "email-taken",
-                      f"An account with {user.email} exists already: log in instead.",
-                      field="email")
+                      _("An account with {email} exists already: log in instead.").format(
+                          email=user.email), field="email")
     _registrations.add(1)
     created = await store.get_user(session, user.id)
     assert created is not None
@@ -246,8 +247,8 @@ def _throttle_keys(email: str, address: str) -> dict[str, str]:
 def _locked(until: datetime, now: datetime) -> Problem:
     seconds = max(1, math.ceil((until - now).total_seconds()))
     return Problem(429, "login-locked",
-                   f"Too many failed logins: try again in {seconds} s.",
-                   headers={"Retry-After": str(seconds)})
+                   _("Too many failed logins: try again in {seconds} s.").format(
+                       seconds=seconds), headers={"Retry-After": str(seconds)})
 
 
 async def _count_failure(session: AsyncSession, keys: dict[str, str], user: User | None,
@@ -292,7 +293,7 @@ async def login(session: AsyncSession, credentials: Credentials, signer: Signer,
         await _count_failure(session, keys, user, address, throttle, now)
         # One answer for both cases: which addresses have accounts is nobody's business.
         # The failure's count is kept (committed) though the answer is an error.
-        raise Problem(401, "bad-credentials", "The e-mail address or password is wrong.",
+        raise Problem(401, "bad-credentials", _("The e-mail address or password is wrong."),
                       keep_changes=True)
     _logins.add(1, {"outcome": "accepted"})
     await store.forget_login_failures(session, keys["account"])
@@ -306,7 +307,8 @@ async def refresh(session: AsyncSession, refresh_token: str, signer: Signer, *,
     user = await store.get_user(session, used.user_id) if used else None
     if user is None:
         raise Problem(401, "bad-refresh-token",
-                      "The refresh token is unknown, expired or already used: log in again.")
+                      _("The refresh token is unknown, expired or already used: log in "
+                        "again."))
     return await _issue_tokens(session, user, signer, access_seconds, refresh_days)
 
 
@@ -344,7 +346,7 @@ async def _account(session: AsyncSession, principal: Principal) -> User:
         raise Problem(404, "user-not-found", "A service token belongs to no account.")
     user = await store.get_user(session, uuid.UUID(principal.user_id))
     if user is None:
-        raise Problem(404, "user-not-found", "This account no longer exists.")
+        raise Problem(404, "user-not-found", _("This account no longer exists."))
     return user
 
 
@@ -367,7 +369,8 @@ async def change_profile(session: AsyncSession, principal: Principal, change: Pr
         email = change.email.lower()
         if await store.get_user_by_email(session, email) is not None:
             raise Problem(409, "email-taken",
-                          "Another account has this e-mail address already.", field="email")
+                          _("Another account has this e-mail address already."),
+                          field="email")
         user.email = email
     if change.password is not None:
         user.password_hash = await hash_password(change.password.get_secret_value())
@@ -383,8 +386,8 @@ async def _check_current_password(session: AsyncSession, user: User, change: Pro
                                   ) -> None:
     if change.current_password is None:
         raise Problem(422, "current-password-required",
-                      "Changing the e-mail address or password needs your current "
-                      "password: send it as `current_password`.", field="current_password")
+                      _("Changing the e-mail address or password needs your current "
+                        "password: send it as `current_password`."), field="current_password")
     keys = _throttle_keys(user.email, address)
     locked_until = await store.login_locked_until(session, list(keys.values()), now)
     if locked_until is not None:
@@ -392,5 +395,5 @@ async def _check_current_password(session: AsyncSession, user: User, change: Pro
     if not await password_matches(user.password_hash, change.current_password.get_secret_value()):
         await _count_failure(session, keys, user, address, throttle, now)
         # 403, not 401: the access token is fine (a 401 would log a web session out).
-        raise Problem(403, "current-password-wrong", "The current password is wrong.",
+        raise Problem(403, "current-password-wrong", _("The current password is wrong."),
                       field="current_password", keep_changes=True)

@@ -14,6 +14,7 @@ from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import FaultFlags
+from kansoku.kit.i18n import _
 from kansoku.services.inventory import store
 from kansoku.services.inventory.models import Adjustment, Reservation, Stock
 from kansoku.services.inventory.schemas import (
@@ -90,15 +91,16 @@ async def adjust(session: AsyncSession, product_id: int, change: Adjust, actor: 
         stock: Stock | None = await store.add_stock(session, product_id, change.delta)
         if stock is None:
             raise Problem(409, "stock-too-high",
-                          f"Cannot add {change.delta} units of product {product_id}: that "
-                          "would be more units than the shop can count.", field="delta")
+                          _("Cannot add {units} units of product {product_id}: that would be "
+                            "more units than the shop can count.").format(
+                                units=change.delta, product_id=product_id), field="delta")
     else:
         stock = await store.remove_stock(session, product_id, -change.delta)
     if stock is None:
         raise Problem(409, "stock-too-low",
-                      f"Cannot remove {-change.delta} units of product {product_id}: stock "
-                      "cannot go below zero or below what is reserved for unpaid orders.",
-                      field="delta")
+                      _("Cannot remove {units} units of product {product_id}: stock cannot "
+                        "go below zero or below what is reserved for unpaid orders.").format(
+                            units=-change.delta, product_id=product_id), field="delta")
     await store.add_adjustment(session, Adjustment(
         product_id=product_id, delta=change.delta, reason=change.reason, actor=actor.user_id))
     if change.delta < 0:
@@ -159,7 +161,9 @@ async def reserve(session: AsyncSession, request: ReservationRequest, now: datet
 
 def _refuse(product_id: int, wanted: int, left: int) -> NoReturn:
     _out_of_stock.add(1)
-    raise Problem(409, "out-of-stock", f"Product {product_id}: {wanted} wanted, {left} left.",
+    raise Problem(409, "out-of-stock",
+                  _("Product {product_id}: {wanted} wanted, {left} left.").format(
+                      product_id=product_id, wanted=wanted, left=max(left, 0)),
                   product_id=product_id, available=max(left, 0))
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kansoku.kit import semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.errors import Problem
+from kansoku.kit.i18n import _, ngettext
 from kansoku.services.lab import store
 from kansoku.services.lab.schemas import (
     VARIANTS,
@@ -101,9 +102,12 @@ class Lab:
         try:
             if operation.scenario == "slow-query" and not operation.fixed:
                 if self._slow_queries.locked():
+                    most = self.settings.max_concurrent_slow_queries
                     raise Problem(429, "lab-busy",
-                                  f"{self.settings.max_concurrent_slow_queries} slow queries "
-                                  "are running already. Try again in a few seconds.",
+                                  ngettext("{count} slow query is running already. Try "
+                                           "again in a few seconds.",
+                                           "{count} slow queries are running already. Try "
+                                           "again in a few seconds.", most).format(count=most),
                                   headers={"Retry-After": "5"})
                 async with self._slow_queries:
                     return await self._traced(session, operation, variant, request, user_id,
@@ -164,12 +168,14 @@ def _checked_user(request: LabRequest, user: Principal) -> str:
     """The user the run is for: the token's. A request naming another user is refused,
     so nobody can act, or appear in traces, as someone else."""
     if user.is_service:
+        # Only a program meets this one (a service's token; people come through the
+        # gateway with their own): it stays English.
         raise Problem(403, "users-only", "The lab runs operations for users: call it with "
                       "a user's access token.")
     if request.user_id is not None and request.user_id != user.user_id:
         raise Problem(403, "not-your-user-id",
-                      "The request's user_id is not the user of the access token: send "
-                      "your own, or leave it out.")
+                      _("The request's user_id is not the user of the access token: send "
+                        "your own, or leave it out."))
     return user.user_id
 
 
@@ -223,7 +229,8 @@ async def _slow_query(run: Run) -> Results:
         # of a CPU per click for what one category shows as well.
         category = run.parameters.category or await store.first_category(run.session)
         if category is None:
-            raise Problem(404, "no-products", "There are no categories to pair products in.")
+            raise Problem(404, "no-products",
+                          _("There are no categories to pair products in."))
         return await store.cheapest_products_cartesian(
             run.session, limit=run.parameters.limit, category=category)
     # Not for security: how long to pause is no secret.
@@ -245,8 +252,8 @@ async def _product_to_save(run: Run) -> int:
         return run.parameters.product_id
     found = await store.first_product_id(run.session, run.parameters.category)
     if found is None:
-        raise Problem(404, "no-products", "There is no product to save as a favourite "
-                      "(is the catalog empty, or the category unknown?).")
+        raise Problem(404, "no-products", _("There is no product to save as a favourite (is "
+                                            "the catalog empty, or the category unknown?)."))
     return found
 
 
@@ -256,7 +263,7 @@ async def _database_error(run: Run) -> Results:
     the primary key."""
     if run.variant == "constraint":
         product_id = await _product_to_save(run)
-        for _ in range(2):
+        for _twice in range(2):
             await store.insert_favourite(run.session, run.user_id, product_id)
         return await store.favourites(run.session, run.user_id, [product_id])
     return await store.order_summary_from_missing_table(run.session, run.user_id)
@@ -267,7 +274,7 @@ async def _database_error_fixed(run: Run) -> Results:
     favourite twice is saving it once."""
     if run.variant == "constraint":
         product_id = await _product_to_save(run)
-        for _ in range(2):
+        for _twice in range(2):
             await store.save_favourite(run.session, run.user_id, product_id)
         return await store.favourites(run.session, run.user_id, [product_id])
     return await store.order_summary(run.session, run.user_id)

@@ -30,6 +30,7 @@ from kansoku.kit.auth import Principal
 from kansoku.kit.clock import utc_now
 from kansoku.kit.db import Database
 from kansoku.kit.errors import DependencyUnavailable, Problem
+from kansoku.kit.i18n import _, ngettext
 from kansoku.services.orders import store
 from kansoku.services.orders.models import Order, OrderItem
 from kansoku.services.orders.schemas import (
@@ -108,8 +109,8 @@ async def _lines(downstream: Downstream, customer: Caller, request: PlaceOrder
     lines = [LineRequest(**item) for item in await downstream.cart.lines(customer)]
     if not lines:
         # The request is well-formed; the cart it points at is what is lacking.
-        raise Problem(409, "cart-empty", "Your cart is empty: add products first, or send "
-                      "the items with the order.", field="items")
+        raise Problem(409, "cart-empty", _("Your cart is empty: add products first, or send "
+                                           "the items with the order."), field="items")
     return lines, True
 
 
@@ -127,12 +128,15 @@ async def _priced_items(downstream: Downstream, lines: list[LineRequest]
     missing = sorted(set(quantities) - set(products))
     if missing:
         raise Problem(404, "unknown-products",
-                      f"These products do not exist: {', '.join(map(str, missing))}.",
+                      ngettext("This product does not exist: {ids}.",
+                               "These products do not exist: {ids}.", len(missing)).format(
+                          ids=", ".join(map(str, missing))),
                       field="items", product_ids=missing)
     currencies = {products[product_id]["currency"] for product_id in quantities}
     if len(currencies) > 1:
-        raise Problem(409, "mixed-currencies", "One order cannot mix currencies "
-                      f"({', '.join(sorted(currencies))}): order them separately.",
+        raise Problem(409, "mixed-currencies",
+                      _("One order cannot mix currencies ({currencies}): order them "
+                        "separately.").format(currencies=", ".join(sorted(currencies))),
                       field="items")
     currency = currencies.pop()
     items = []
@@ -144,8 +148,9 @@ async def _priced_items(downstream: Downstream, lines: list[LineRequest]
         # Prices are at most ten digits before the point, like every amount here: a
         # hundred lines of 99 such units would not fit the order's (or a charge's) column.
         raise Problem(409, "order-too-large",
-                      f"The order's total would be more than {MAX_AMOUNT:,} {currency}: "
-                      "split it into smaller orders.", field="items")
+                      _("The order's total would be more than {most} {currency}: split it "
+                        "into smaller orders.").format(most=f"{MAX_AMOUNT:,}",
+                                                       currency=currency), field="items")
     return items, currency
 
 
@@ -223,7 +228,7 @@ async def _release(downstream: Downstream, order_id: uuid.UUID, what: str) -> No
         await downstream.inventory.release(downstream.orders, order_id)
     except (DependencyUnavailable, Refused) as exc:
         logger.warning("could not release the stock reserved for %s now (%s); the "
-                       "reservation expires by itself", what, exc.detail)
+                       "reservation expires by itself", what, exc.code)
 
 
 async def _cancel(session: AsyncSession, order: Order, code: CancelReason, reason: str,
@@ -255,11 +260,14 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
     checked against that total before the order is called paid."""
     order = await store.users_order(session, principal.user_id, order_id, lock=True)
     if order is None:
-        raise Problem(404, "order-not-found", f"You have no order {order_id}.")
+        raise Problem(404, "order-not-found",
+                      _("You have no order {order_id}.").format(order_id=order_id))
     _tag_span(order)
     if order.status == "cancelled":
+        # The reason is the one the order keeps (English, as stored).
         raise Problem(409, "order-cancelled",
-                      f"Order {order.number} was cancelled ({order.cancel_reason}).")
+                      _("Order {number} was cancelled ({reason}).").format(
+                          number=order.number, reason=order.cancel_reason))
     if order.customer_email is None:
         # Placed before orders kept whom an order is for.
         order.customer_email, order.customer_name = principal.email or None, principal.name or None
@@ -280,10 +288,10 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
             # `payment.succeeded` settles the order by itself (`payment_succeeded`);
             # if not, paying again charges once. So the order waits, untouched.
             raise Problem(503, "payment-outcome-unknown",
-                          "The payment service did not answer; the charge may have gone "
-                          f"through. Retry with the same key: paying order {order.number} "
-                          "again never charges twice, and a charge that went through "
-                          "pays the order by itself.",
+                          _("The payment service did not answer; the charge may have gone "
+                            "through. Retry with the same key: paying order {number} again "
+                            "never charges twice, and a charge that went through pays the "
+                            "order by itself.").format(number=order.number),
                           headers={"Retry-After": "5"}, order_status=order.status,
                           dependency="payments") from exc
         # After a timeout the charge may still go through: payments refunds it when it
@@ -297,8 +305,9 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
             await _cancel(session, order, CancelReason.PAYMENTS_UNAVAILABLE,
                           "payments unavailable", downstream)
         raise Problem(503, "payments-unavailable",
-                      f"Payments are unavailable right now, so order {order.number} was "
-                      "cancelled and its items released. Please order again shortly.",
+                      _("Payments are unavailable right now, so order {number} was "
+                        "cancelled and its items released. Please order again shortly."
+                        ).format(number=order.number),
                       headers={"Retry-After": "10"}, keep_changes=True,
                       order_status=order.status, dependency="payments") from exc
     except Refused as refused:
@@ -333,9 +342,11 @@ async def _settle(session: AsyncSession, order: Order, payment: Payment,
                      payment.amount, payment.currency, order.total, order.currency,
                      extra={"order_id": str(order.id), "payment_id": str(payment.id)})
         raise Problem(409, "payment-mismatch",
-                      f"Order {order.number} costs {order.total} {order.currency}, but "
-                      f"the payment on record is {payment.amount} {payment.currency}: "
-                      "the order was not marked paid.", order_status=order.status)
+                      _("Order {number} costs {total} {currency}, but the payment on record "
+                        "is {paid} {paid_currency}: the order was not marked paid.").format(
+                          number=order.number, total=order.total, currency=order.currency,
+                          paid=payment.amount, paid_currency=payment.currency),
+                      order_status=order.status)
     try:
         await downstream.inventory.commit(downstream.orders, order.id)
     except Refused:
@@ -348,8 +359,8 @@ async def _settle(session: AsyncSession, order: Order, payment: Payment,
         await _cancel(session, order, CancelReason.RESERVATION_EXPIRED,
                       "stock no longer reserved; refunded", downstream)
         raise Problem(409, "reservation-expired",
-                      f"Order {order.number} waited too long: its items were released. "
-                      "The payment was refunded.", keep_changes=True,
+                      _("Order {number} waited too long: its items were released. The "
+                        "payment was refunded.").format(number=order.number), keep_changes=True,
                       order_status=order.status) from None
     order.status, order.payment_id = "paid", payment.id
     await store.add_event(session, "order.paid", _event(order, payment_id=str(payment.id)))
@@ -412,7 +423,8 @@ async def on_payment_succeeded(db: Database, downstream: Downstream, event: dict
 async def order(session: AsyncSession, principal: Principal, order_id: uuid.UUID) -> OrderOut:
     found = await store.users_order(session, principal.user_id, order_id)
     if found is None:
-        raise Problem(404, "order-not-found", f"You have no order {order_id}.")
+        raise Problem(404, "order-not-found",
+                      _("You have no order {order_id}.").format(order_id=order_id))
     return OrderOut.model_validate(found)
 
 

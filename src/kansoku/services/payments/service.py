@@ -31,6 +31,7 @@ from kansoku.kit.auth import Principal
 from kansoku.kit.db import Database
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import ActiveFault, FaultFlags
+from kansoku.kit.i18n import _
 from kansoku.services.payments import store
 from kansoku.services.payments.models import Payment
 from kansoku.services.payments.schemas import CardDetails, Charge, PaymentOut
@@ -95,16 +96,28 @@ def card_brand(number: str) -> str:
     return "other"
 
 
+def _declined(reason: str) -> str:
+    """The 402's sentence for a decline `reason`, in the reader's language. The reason
+    itself (`insufficient_funds`) goes along unchanged, as the problem's `reason`."""
+    if reason == "insufficient_funds":
+        return _("The payment was declined (insufficient funds).")
+    if reason == "stolen_card":
+        return _("The payment was declined (stolen card).")
+    if reason == "processing_error":
+        return _("The payment was declined (processing error).")
+    return _("The payment was declined ({reason}).").format(reason=reason.replace("_", " "))
+
+
 def _check_card(card: CardDetails) -> str:
     """The card's digits if it can be charged at all; else a 422 naming the field."""
     digits = card.card_number.replace(" ", "").replace("-", "")
     if not digits.isdigit() or not 12 <= len(digits) <= 19 or not luhn_valid(digits):
         raise Problem(422, "invalid-card-number",
-                      "The card number is not valid: check the digits.",
+                      _("The card number is not valid: check the digits."),
                       field="payment_details.card_number")
     now = datetime.now(UTC)
     if (card.expiry_year, card.expiry_month) < (now.year, now.month):
-        raise Problem(422, "card-expired", "The card has expired.",
+        raise Problem(422, "card-expired", _("The card has expired."),
                       field="payment_details.expiry_year")
     return digits
 
@@ -154,9 +167,11 @@ async def _refuse_if_cancelled(session: AsyncSession, order_id: uuid.UUID) -> No
     logger.warning("refused a charge for order %s: the order was cancelled (%s)",
                    order_id, cancelled.reason,
                    extra={"order_id": str(order_id), "cancel_reason": cancelled.reason})
+    # The reason is the one orders gave (English, as stored).
     raise Problem(409, "order-cancelled",
-                  f"Order {order_id} was cancelled ({cancelled.reason}), so it cannot be "
-                  "paid any more; nothing was charged.",
+                  _("Order {order_id} was cancelled ({reason}), so it cannot be paid any "
+                    "more; nothing was charged.").format(order_id=order_id,
+                                                         reason=cancelled.reason),
                   order_id=str(order_id), cancel_reason=cancelled.reason)
 
 
@@ -224,8 +239,7 @@ async def charge(session: AsyncSession, request: Charge,
         span.set_attribute(semconv.PAYMENT_DECLINE_REASON, decline)
         logger.info("payment for order %s declined: %s", request.order_id, decline,
                     extra={"order_id": str(request.order_id), "decline_reason": decline})
-        raise Problem(402, "payment-declined",
-                      f"The payment was declined ({decline.replace('_', ' ')}).",
+        raise Problem(402, "payment-declined", _declined(decline),
                       reason=decline, payment_id=str(payment.id), keep_changes=True)
 
     payment.status = "succeeded"

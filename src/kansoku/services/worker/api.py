@@ -14,6 +14,7 @@ from kansoku.kit import events
 from kansoku.kit.auth import AdminUser
 from kansoku.kit.errors import DependencyUnavailable, Problem
 from kansoku.kit.fields import StreamSequence
+from kansoku.kit.i18n import _
 from kansoku.kit.openapi import PROBLEM
 from kansoku.services.worker import store
 from kansoku.services.worker.models import Report
@@ -77,7 +78,8 @@ async def _report(request: Request, report_id: uuid.UUID) -> Report:
     async with request.app.state.db.transaction() as session:
         report = await store.get_report(session, report_id)
     if report is None:
-        raise Problem(404, "report-not-found", f"There is no report {report_id}.")
+        raise Problem(404, "report-not-found",
+                      _("There is no report {report_id}.").format(report_id=report_id))
     return report
 
 
@@ -115,18 +117,20 @@ async def replay(sequence: StreamSequence, admin: AdminUser, request: Request
     try:
         subject = await events.replay_dead_letter(_jetstream(request), sequence)
     except KeyError as exc:
-        raise Problem(422, "not-a-dead-letter", f"Message {sequence} has no original "
-                      "subject to replay to.") from exc
+        raise Problem(422, "not-a-dead-letter", _("Message {sequence} has no original "
+                                                  "subject to replay to.").format(
+                                                      sequence=sequence)) from exc
     except NotFoundError as exc:
         # Never there, or replayed already (by another admin, or a second click).
         raise Problem(404, "dead-letter-not-found",
-                      f"There is no dead letter {sequence}: it may have been replayed "
-                      "already.") from exc
+                      _("There is no dead letter {sequence}: it may have been replayed "
+                        "already.").format(sequence=sequence)) from exc
     except APIError as exc:
         # JetStream refuses a sequence it never handed out (past the stream's last one)
         # as a bad request, not as "not found"; for the caller it is the same.
         if exc.code is not None and exc.code < 500:
             raise Problem(404, "dead-letter-not-found",
-                          f"There is no dead letter {sequence}.") from exc
+                          _("There is no dead letter {sequence}.").format(
+                              sequence=sequence)) from exc
         raise
     return {"replayed": sequence, "subject": subject}

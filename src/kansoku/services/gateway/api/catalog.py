@@ -12,6 +12,7 @@ from kansoku.kit.auth import AdminUser
 from kansoku.kit.errors import Problem
 from kansoku.kit.fields import DbId, Offset, Text
 from kansoku.kit.flags import Faults
+from kansoku.kit.i18n import _
 from kansoku.kit.openapi import PROBLEM
 from kansoku.services.gateway.api.common import ApiCaller
 from kansoku.services.gateway.api.schemas import (
@@ -122,7 +123,8 @@ async def upload_product_image(
     data = await image.read(limit + 1)
     if len(data) > limit:
         raise Problem(413, "image-too-large",
-                      f"The image is larger than {limit // 1024:,} KiB: send a smaller file.")
+                      _("The image is larger than {kib} KiB: send a smaller file.").format(
+                          kib=f"{limit // 1024:,}"))
     return await gateway.clients.catalog.upload_image(
         caller, product_id, data, image.content_type or "application/octet-stream")
 

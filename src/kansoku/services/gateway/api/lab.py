@@ -22,6 +22,7 @@ from kansoku.contracts.clients import LabAnswer
 from kansoku.kit import semconv
 from kansoku.kit.auth import CurrentUser
 from kansoku.kit.errors import Problem
+from kansoku.kit.i18n import _
 from kansoku.kit.openapi import PROBLEM
 from kansoku.services.gateway.api.common import ApiCaller
 from kansoku.services.gateway.api.schemas import (
@@ -74,8 +75,8 @@ def _endpoint(operation: LabOperation) -> Callable[..., Awaitable[Response]]:
         run = run or model()
         if run.user_id is not None and run.user_id != user.user_id:
             raise Problem(403, "not-your-user-id",
-                          "user_id is not the user of the access token: leave it out, "
-                          "the gateway fills it in.")
+                          _("user_id is not the user of the access token: leave it out, "
+                            "the gateway fills it in."))
         return as_answer(await run_in_lab(gateway, operation, user.user_id,
                                           run.parameters, caller))
 

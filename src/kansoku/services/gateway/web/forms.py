@@ -23,6 +23,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from kansoku.contracts.calls import Refused
 from kansoku.kit import i18n
+from kansoku.kit.errors import field_message
 from kansoku.kit.i18n import _, lazy_gettext
 
 #: Countries the shop ships to (ISO 3166-1 alpha-2), for the address form's list; the
@@ -245,7 +246,9 @@ def validated(model: type[Model], data: Mapping[str, Any]
         errors: dict[str, str] = {}
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "form"
-            errors.setdefault(name, str(FIELD_HELP.get(name, error["msg"])))
+            help_text = FIELD_HELP.get(name)
+            errors.setdefault(name, str(help_text) if help_text is not None
+                              else field_message(error))
         return None, errors
 
 
