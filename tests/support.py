@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import os
@@ -646,3 +647,42 @@ class ServiceProcesses:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+async def relayed_event(nats_url: str, subject: str, matches: Callable[[dict[str, Any]], bool]
+                        ) -> dict[str, str]:
+    """The headers of the last event on `subject` in kansoku's stream once its payload
+    `matches` (the outbox relay publishes within a second): what its consumers read."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from kansoku.kit import events
+
+    connection = await nats.connect(nats_url)
+    found: dict[str, str] = {}
+    try:
+        stream = connection.jetstream()
+
+        async def relayed() -> bool:
+            try:
+                message = await stream.get_last_msg(events.STREAM, subject)
+            except NotFoundError:
+                return False
+            if not matches(json.loads(message.data or b"null")):
+                return False
+            found.update(message.headers or {})
+            return True
+
+        await eventually(relayed, 20, f"an event on {subject} relayed")
+    finally:
+        await connection.close()
+    return found
+
+
+def small_png() -> bytes:
+    """An 8 by 8 pixel PNG, for an image upload."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()

@@ -148,7 +148,7 @@ async def _entry_spans(http: httpx.AsyncClient, service: str) -> list[dict[str, 
 #: writes and reads the headers on both sides (`kit.events`): an event carries what its
 #: publisher can write — OpenTelemetry `traceparent` (and `X-Amzn-Trace-Id`, with an
 #: X-Ray neighbour), X-Ray `X-Amzn-Trace-Id` and a `traceparent` made of the same ids,
-#: New Relic its agent's `traceparent`, `tracestate` and `newrelic`.
+#: New Relic its agent's `traceparent` and `tracestate`.
 EXPECTED = {
     ("http", "otel", "otel"): "joined",
     ("http", "otel", "xray"): "joined",

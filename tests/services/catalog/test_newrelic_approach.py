@@ -20,6 +20,8 @@ from tests.support import (
     free_ports,
     intake_environment,
     migrate,
+    relayed_event,
+    small_png,
 )
 
 ADMIN_ID = "admin-on-newrelic"
@@ -57,6 +59,21 @@ async def test_a_request_on_new_relic_arrives_as_a_trace_with_its_user_sql_and_m
         listed = await http.get("/products", headers={
             "X-Amzn-Trace-Id": f"Root={xray_root};Parent=53995c3f42cd8ad8;Sampled=1"})
         assert listed.status_code == 200
+        # An event written in a request continued from a caller's trace, published later
+        # by the outbox relay: it carries the agent's headers, naming that trace.
+        product_id = created.json()["id"]
+        upload_trace = "5e5e2f3577b34da6a3ce929d0e0e4736"
+        uploaded = await http.put(
+            f"/products/{product_id}/image", content=small_png(),
+            headers={**TOKENS.headers("admin", user_id=ADMIN_ID), "Content-Type": "image/png",
+                     "traceparent": f"00-{upload_trace}-00f067aa0ba902b7-01"})
+        assert uploaded.status_code == 200, uploaded.text
+    event = await relayed_event(nats_url, "product.image_uploaded",
+                                lambda payload: payload["product_id"] == product_id)
+    assert event["traceparent"].startswith(f"00-{upload_trace}-")
+    assert event["tracestate"].startswith("1@nr=")
+    # Agent 14.1 no longer writes its older `newrelic` header (exclude_newrelic_header).
+    assert "newrelic" not in event
     # The agent harvests what it has left as it stops.
     service_processes.stop_all()
     output = service_processes.log("catalog") + json.dumps(

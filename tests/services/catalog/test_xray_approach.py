@@ -19,6 +19,8 @@ from tests.support import (
     free_ports,
     intake_environment,
     migrate,
+    relayed_event,
+    small_png,
 )
 
 ADMIN_ID = "admin-on-xray"
@@ -47,7 +49,23 @@ async def test_a_request_on_xray_arrives_as_a_trace_with_its_user_and_its_metric
         trace_header = created.headers["x-amzn-trace-id"]
         viewed = await http.get(f"/products/{created.json()['id']}")
         assert viewed.status_code == 200
+        # An event written in a request, published later by the outbox relay.
+        product_id = created.json()["id"]
+        uploaded = await http.put(f"/products/{product_id}/image", content=small_png(),
+                                  headers={**TOKENS.headers("admin", user_id=ADMIN_ID),
+                                           "Content-Type": "image/png"})
+        assert uploaded.status_code == 200, uploaded.text
+    event = await relayed_event(nats_url, "product.image_uploaded",
+                                lambda payload: payload["product_id"] == product_id)
     service_processes.stop_all()
+    # The event names the upload's trace in X-Ray's header, and in W3C's with the same
+    # ids, for consumers of any approach.
+    upload_root = dict(part.split("=", 1) for part in
+                       uploaded.headers["x-amzn-trace-id"].split(";"))["Root"]
+    event_header = dict(part.split("=", 1) for part in event["X-Amzn-Trace-Id"].split(";"))
+    assert event_header["Root"] == upload_root and event_header["Sampled"] == "1"
+    assert event["traceparent"] == \
+        f"00-{upload_root[2:10]}{upload_root[11:]}-{event_header['Parent']}-01"
 
     # The answer's X-Amzn-Trace-Id names the trace: Root=1-xxxxxxxx-yyyy…
     root = dict(part.split("=", 1) for part in trace_header.split(";"))["Root"]

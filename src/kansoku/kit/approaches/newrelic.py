@@ -13,11 +13,12 @@ process: only the agent.
   must not start in the template: its harvest thread would not survive the fork.
 - **What it hooks by itself** (agent 14.1): FastAPI, Starlette and uvicorn (a web
   transaction per request, named after the route's function), httpx (an external
-  segment per call, sending `traceparent`, `tracestate: …@nr=…` and `newrelic`), asyncpg
+  segment per call, sending `traceparent` and `tracestate: …@nr=…`: agent 14.1 no
+  longer sends its older `newrelic` header by default), asyncpg
   (a datastore segment per statement) and redis.asyncio. Not nats-py: for kansoku's
   events the kit uses the agent's documented API (`kit.events` asks the approach). An
   event written in a request carries the headers `insert_distributed_trace_headers`
-  gives (`traceparent`, `tracestate`, `newrelic`); a publish inside a request is a
+  gives (`traceparent`, `tracestate`); a publish inside a request is a
   `MessageTrace` (a producer span); each event a consumer handles is a
   `MessageTransaction` (`OtherTransaction/Message/NATS/Topic/Named/<subject>`) that
   accepts the event's headers, so the handler's SQL and calls are in the publisher's

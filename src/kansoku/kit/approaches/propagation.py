@@ -2,8 +2,8 @@
 service of any approach notes a trace header it cannot continue.
 
 Each approach reads and writes its own header: OpenTelemetry and New Relic the W3C
-`traceparent` (New Relic adds `tracestate: …@nr=…` and its own `newrelic` header), the
-X-Ray SDK only `X-Amzn-Trace-Id`. So:
+`traceparent` (New Relic adds `tracestate: …@nr=…`, and reads its older `newrelic`
+header too), the X-Ray SDK only `X-Amzn-Trace-Id`. So:
 
 - **OpenTelemetry next to X-Ray.** When any service of the platform runs `xray`, the
   OpenTelemetry services read and write `X-Amzn-Trace-Id` too: their propagators become
