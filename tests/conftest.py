@@ -11,12 +11,12 @@ import signal
 import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from kansoku.stack import infra
-from tests.support import free_ports
+from tests.support import ServiceProcesses, explorer_with_intakes, free_ports
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser
@@ -103,6 +103,25 @@ async def nats_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[st
         yield f"nats://127.0.0.1:{port}"
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="module")
+def intakes_explorer() -> Iterator[tuple[str, Any]]:
+    """A real explorer with its X-Ray, EMF and New Relic intakes listening on free ports
+    (`explorer_with_intakes`), shared by a module's tests: its URL and app."""
+    with explorer_with_intakes() as running:
+        yield running
+
+
+@pytest.fixture
+def service_processes(tmp_path: Path) -> Iterator[ServiceProcesses]:
+    """Processes the test starts (`ServiceProcesses`), their logs in its `tmp_path`;
+    whichever still run are stopped when it ends."""
+    processes = ServiceProcesses(tmp_path)
+    try:
+        yield processes
+    finally:
+        processes.stop_all()
 
 
 @pytest.fixture

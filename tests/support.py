@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import logging
 import os
@@ -13,11 +14,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -552,3 +555,134 @@ def explorer_with_intakes(**settings: Any) -> Iterator[tuple[str, FastAPI]]:
             yield url, app
     finally:
         root.handlers, root.level = handlers, level_before
+
+
+#: The variables that choose an approach or say where its telemetry goes: a process a
+#: test starts on an approach gets none of the test process's own (a developer's shell,
+#: CI, another test), only what the test gives it (`intake_environment`).
+APPROACH_VARIABLE_PREFIXES = ("KANSOKU_", "OTEL_", "NEW_RELIC_", "AWS_")
+
+
+def intake_environment(explorer_url: str, explorer_app: FastAPI) -> dict[str, str]:
+    """The environment of a process whose telemetry goes to the explorer of
+    `explorer_with_intakes`, whichever approach it runs: OTLP to its URL, the X-Ray
+    daemon and EMF addresses and the New Relic collector at its intakes' ports. The
+    test process's own approach variables are left out."""
+    settings = explorer_app.state.settings
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(APPROACH_VARIABLE_PREFIXES)}
+    environment.update({
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "OTEL_EXPORTER_OTLP_ENDPOINT": explorer_url,
+        "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{settings.xray_port}",
+        "AWS_EMF_AGENT_ENDPOINT": f"udp://127.0.0.1:{settings.emf_port}",
+        "NEW_RELIC_HOST": "127.0.0.1", "NEW_RELIC_PORT": str(settings.newrelic_port),
+    })
+    return environment
+
+
+#: The catalog as `kansoku serve catalog` builds it, trusting the test's token keys
+#: (`TEST_JWKS`); its port is the first argument.
+CATALOG_PROCESS = textwrap.dedent("""
+    import json, os, sys
+    import uvicorn
+    from kansoku.kit.auth import TokenVerifier
+    from kansoku.services.catalog.app import create_app
+
+    app = create_app()
+    app.state.tokens = TokenVerifier(jwks=json.loads(os.environ["TEST_JWKS"]))
+    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+""")
+
+
+@dataclass
+class ServiceProcesses:
+    """Python processes a test starts — a service on an approach, an app under an
+    agent — each with its output in a log file of its own under `logs`. The
+    `service_processes` fixture stops whichever are still running when the test ends;
+    a test that needs the last harvest first calls `stop_all` itself."""
+
+    logs: Path
+    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, code: str, *arguments: str,
+              environment: Mapping[str, str]) -> subprocess.Popen[bytes]:
+        """Run `code` (`python -c`) with `arguments`, as `name`."""
+        with (self.logs / f"{name}.log").open("wb") as output:
+            process = subprocess.Popen([sys.executable, "-c", code, *arguments],
+                                       env=dict(environment), stdout=output,
+                                       stderr=subprocess.STDOUT)
+        self.running[name] = process
+        return process
+
+    def log(self, name: str) -> str:
+        """What `name` has written so far (its end, enough to read why it stopped)."""
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-4000:]
+
+    async def wait_until_answering(self, name: str, url: str, timeout: float = 60) -> None:
+        """Wait until GET `url` answers 200, failing with the process's log as soon as
+        it has stopped."""
+        process = self.running[name]
+        async with httpx.AsyncClient(timeout=10) as http:
+            async def answers() -> bool:
+                assert process.poll() is None, f"{name} stopped:\n{self.log(name)}"
+                try:
+                    return (await http.get(url)).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await eventually(answers, timeout, f"{name} answering {url}")
+
+    def stop_all(self, timeout: float = 30) -> None:
+        """Ask every process to stop (SIGTERM: a vendor's agent harvests what it has
+        left), and wait; one that does not stop in `timeout` seconds is killed."""
+        for process in self.running.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.running.values():
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def relayed_event(nats_url: str, subject: str, matches: Callable[[dict[str, Any]], bool]
+                        ) -> dict[str, str]:
+    """The headers of the last event on `subject` in kansoku's stream once its payload
+    `matches` (the outbox relay publishes within a second): what its consumers read."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from kansoku.kit import events
+
+    connection = await nats.connect(nats_url)
+    found: dict[str, str] = {}
+    try:
+        stream = connection.jetstream()
+
+        async def relayed() -> bool:
+            try:
+                message = await stream.get_last_msg(events.STREAM, subject)
+            except NotFoundError:
+                return False
+            if not matches(json.loads(message.data or b"null")):
+                return False
+            found.update(message.headers or {})
+            return True
+
+        await eventually(relayed, 20, f"an event on {subject} relayed")
+    finally:
+        await connection.close()
+    return found
+
+
+def small_png() -> bytes:
+    """An 8 by 8 pixel PNG, for an image upload."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()

@@ -9,6 +9,11 @@
   trace, into the worker. The request's baggage travels the same way (`event_headers`),
   so the consumer's spans carry what the request's did: the user (`enduser.id`) and the
   mark of generated traffic (`kansoku.synthetic`).
+- Under a vendor's approach (kit/approaches) neither vendor's library sees NATS, so the
+  running approach is asked here: for its trace headers when an event is written, to
+  record the publish, and to open its own segment or transaction around each event a
+  consumer handles, continuing the trace the event carries or marking the break
+  (docs/approaches.md, mixed shops).
 - A message whose handler keeps failing goes, after `max_deliveries`, to the dead-letter
   stream, where an admin can list it and replay it.
 """
@@ -26,14 +31,13 @@ from typing import Any, Protocol
 from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import NotFoundError
 from opentelemetry import context, metrics, trace
-from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import MeterProvider
-from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.trace import SpanKind, StatusCode, TracerProvider
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from kansoku.kit import semconv
+from kansoku.kit import approaches, semconv
+from kansoku.kit.approaches import ConsumedEvent, Instrumentation, propagation
+from kansoku.kit.context import current_user_id
 
 logger = logging.getLogger(__name__)
 _tracer = trace.get_tracer("kansoku.events")
@@ -60,17 +64,15 @@ MESSAGE_ID_HEADER = "Nats-Msg-Id"
 #: replayed, so consumers recognise an event they have already handled.
 EVENT_ID_HEADER = "Kansoku-Event-Id"
 
-#: How an event carries its context: W3C `traceparent` and `baggage`, always. Events are
-#: kansoku's own contract between services, stored in outbox rows and on the stream, so
-#: they do not follow OTEL_PROPAGATORS (which may pick B3 for HTTP, or leave baggage out).
-_PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
-
-
 def event_headers() -> dict[str, str]:
     """The current trace context and baggage, as an event's headers: what the outbox
-    stores with an event, so its publish and its consumers continue the request."""
+    stores with an event, so its publish and its consumers continue the request. W3C
+    `traceparent` and `baggage` always (`propagation.event_propagator`: and
+    `X-Amzn-Trace-Id` with an X-Ray neighbour); under a vendor's approach, the vendor's
+    own trace headers for what it is recording now."""
     headers: dict[str, str] = {}
-    _PROPAGATOR.inject(headers)
+    propagation.event_propagator().inject(headers)
+    headers.update(approaches.running().event_trace_headers())
     return headers
 
 
@@ -106,16 +108,19 @@ async def publish(js: Any, subject: str, payload: dict[str, Any], *, message_id:
     and baggage `trace_headers` hold (`event_headers`); the message carries both on."""
     # The request's context becomes the current one, not only the span's parent: the
     # baggage then reaches the span processors and the message's headers.
-    token = context.attach(_PROPAGATOR.extract(trace_headers))
+    token = context.attach(propagation.event_propagator().extract(trace_headers))
     try:
-        with _tracer_for(tracer_provider).start_as_current_span(
-            f"{subject} publish", kind=SpanKind.PRODUCER,
-            attributes={semconv.MESSAGING_SYSTEM: "nats",
-                        semconv.MESSAGING_DESTINATION: subject,
-                        semconv.MESSAGING_MESSAGE_ID: message_id},
-        ):
-            headers = {MESSAGE_ID_HEADER: message_id, EVENT_ID_HEADER: message_id,
-                       **event_headers()}
+        with approaches.running().publishing(subject, message_id), \
+                _tracer_for(tracer_provider).start_as_current_span(
+                    f"{subject} publish", kind=SpanKind.PRODUCER,
+                    attributes={semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_NATS,
+                                semconv.MESSAGING_DESTINATION: subject,
+                                semconv.MESSAGING_MESSAGE_ID: message_id}):
+            # The headers the request wrote go on unless this publish writes them anew: a
+            # vendor's approach records no publish outside a request (the outbox relay's),
+            # so there its consumers continue the request itself.
+            headers = {**trace_headers, **event_headers(),
+                       MESSAGE_ID_HEADER: message_id, EVENT_ID_HEADER: message_id}
             await js.publish(subject, json.dumps(payload).encode(), headers=headers,
                              timeout=2)
     finally:
@@ -207,9 +212,12 @@ async def subscribe(js: Any, subject: str, durable: str, handler: Handler, *,
                     meter_provider: MeterProvider | None = None) -> Any:
     """Run `handler(payload, message_id)` for every message on `subject`, each in a
     consumer span continuing the producer's trace, with the producer's baggage current
-    (so the handler's own spans and calls carry it too). Acknowledged on success;
-    redelivered on failure; after `max_deliveries` failures moved to the dead-letter
-    stream (and counted in `kansoku.events.dead_letters`)."""
+    (so the handler's own spans and calls carry it too); under a vendor's approach, in
+    the vendor's own segment or transaction (`Approach.consuming`). A trace header this
+    service cannot continue is marked on the consumer span as on a request's
+    (`kansoku.trace.break`). Acknowledged on success; redelivered on failure; after
+    `max_deliveries` failures moved to the dead-letter stream (and counted in
+    `kansoku.events.dead_letters`)."""
     tracer = _tracer_for(tracer_provider)
     dead_letters = _dead_letters if meter_provider is None else _dead_letter_counter(
         metrics.get_meter("kansoku.events", meter_provider=meter_provider))
@@ -220,20 +228,30 @@ async def subscribe(js: Any, subject: str, durable: str, handler: Handler, *,
     async def on_message(message: Any) -> None:
         headers = dict(message.headers or {})
         message_id = headers.get(EVENT_ID_HEADER) or headers.get(MESSAGE_ID_HEADER, "")
-        token = context.attach(_PROPAGATOR.extract(headers))
+        token = context.attach(propagation.event_propagator().extract(headers))
         try:
-            with tracer.start_as_current_span(
-                f"{message.subject} process", kind=SpanKind.CONSUMER,
-                attributes={semconv.MESSAGING_SYSTEM: "nats",
-                            semconv.MESSAGING_DESTINATION: message.subject,
-                            semconv.MESSAGING_MESSAGE_ID: message_id,
-                            semconv.MESSAGING_CONSUMER: durable},
-            ) as span:
+            lowered = {name.lower(): value for name, value in headers.items()}
+            attributes = {semconv.MESSAGING_SYSTEM: semconv.MESSAGING_SYSTEM_NATS,
+                          semconv.MESSAGING_DESTINATION: message.subject,
+                          semconv.MESSAGING_MESSAGE_ID: message_id,
+                          semconv.MESSAGING_CONSUMER: durable}
+            foreign = propagation.foreign_trace(lowered, Instrumentation.OTEL,
+                                                reads_xray=propagation.speaks_xray())
+            if foreign is not None:
+                attributes.update(foreign.attributes())
+            approach = approaches.running()
+            event = ConsumedEvent(subject=message.subject, consumer=durable,
+                                  message_id=message_id, headers=lowered,
+                                  user_id=current_user_id())
+            with approach.consuming(event), tracer.start_as_current_span(
+                    f"{message.subject} process", kind=SpanKind.CONSUMER,
+                    attributes=attributes) as span:
                 try:
                     await handler(json.loads(message.data), message_id)
                 except Exception as exc:
                     span.record_exception(exc)
                     span.set_status(StatusCode.ERROR, type(exc).__name__)
+                    approach.event_failed(exc)
                     deliveries = message.metadata.num_delivered
                     if deliveries >= max_deliveries:
                         await _to_dead_letters(js, message, headers, durable, exc)

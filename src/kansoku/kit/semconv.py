@@ -71,6 +71,12 @@ TRACE_BREAK_REASON: Final = "kansoku.trace.break.reason"
 XRAY_TRACE_BREAK_ANNOTATION: Final = "kansoku_trace_break"
 XRAY_TRACE_BREAK_CALLER_ANNOTATION: Final = "kansoku_trace_break_caller_trace_id"
 XRAY_TRACE_BREAK_REASON_ANNOTATION: Final = "kansoku_trace_break_reason"
+#: The X-Ray annotations of a NATS event's publish (a subsegment) and its handling (a
+#: segment): the SDK knows no messaging, so the kit records them (kit/approaches/xray.py).
+XRAY_MESSAGING_SYSTEM_ANNOTATION: Final = "messaging_system"
+XRAY_MESSAGING_DESTINATION_ANNOTATION: Final = "messaging_destination_name"
+XRAY_MESSAGING_MESSAGE_ID_ANNOTATION: Final = "messaging_message_id"
+XRAY_MESSAGING_CONSUMER_ANNOTATION: Final = "messaging_consumer_group_name"
 
 # --- Baggage keys (travel with the request across every service) --------------------
 #: The logged-in user. Stamped as `enduser.id` on every span of the request.
@@ -109,9 +115,22 @@ ORDER_ID: Final = "kansoku.order.id"
 ORDER_NUMBER: Final = "kansoku.order.number"
 METRIC_DEAD_LETTERS: Final = "kansoku.events.dead_letters"
 MESSAGING_SYSTEM: Final = "messaging.system"
+#: `messaging.system` of kansoku's events.
+MESSAGING_SYSTEM_NATS: Final = "nats"
 MESSAGING_DESTINATION: Final = "messaging.destination.name"
 MESSAGING_MESSAGE_ID: Final = "messaging.message.id"
 MESSAGING_CONSUMER: Final = "messaging.consumer.group.name"
+#: The attribute each of the kit's X-Ray annotations stands for (X-Ray's names cannot
+#: hold dots); the explorer's X-Ray intake stores an annotation under both names.
+XRAY_ANNOTATION_ATTRIBUTES: Final = {
+    XRAY_TRACE_BREAK_ANNOTATION: TRACE_BREAK,
+    XRAY_TRACE_BREAK_CALLER_ANNOTATION: TRACE_BREAK_CALLER_TRACE_ID,
+    XRAY_TRACE_BREAK_REASON_ANNOTATION: TRACE_BREAK_REASON,
+    XRAY_MESSAGING_SYSTEM_ANNOTATION: MESSAGING_SYSTEM,
+    XRAY_MESSAGING_DESTINATION_ANNOTATION: MESSAGING_DESTINATION,
+    XRAY_MESSAGING_MESSAGE_ID_ANNOTATION: MESSAGING_MESSAGE_ID,
+    XRAY_MESSAGING_CONSUMER_ANNOTATION: MESSAGING_CONSUMER,
+}
 METRIC_FUNCTION_INVOCATIONS: Final = "kansoku.worker.invocations"
 METRIC_FUNCTION_DURATION: Final = "kansoku.worker.duration"
 METRIC_CACHE_REQUESTS: Final = "kansoku.cache.requests"

@@ -7,23 +7,16 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from kansoku.explorer.ingest.newrelic import COLLECTOR_PATH
 from kansoku.kit import semconv
-from tests.support import eventually, explorer_with_intakes
+from tests.support import eventually
 
 TRACE_ID = "40188b457e83c3e8f6f0572c8539ed3c"
-
-
-@pytest.fixture(scope="module")
-def explorer() -> Iterator[tuple[str, Any]]:
-    with explorer_with_intakes() as running:
-        yield running
+EVENT_TRACE_ID = "5e5e8b457e83c3e8f6f0572c8539ed3c"
 
 
 def _collector(explorer_app: Any) -> str:
@@ -43,16 +36,17 @@ async def _call(http: httpx.AsyncClient, url: str, method: str, payload: Any,
 
 
 def _span(guid: str, parent: str | None, name: str, start_ms: int, intrinsics: dict[str, Any],
-          user: dict[str, Any], agent: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{"type": "Span", "guid": guid, "traceId": TRACE_ID, "name": name,
+          user: dict[str, Any], agent: dict[str, Any], trace_id: str = TRACE_ID
+          ) -> list[dict[str, Any]]:
+    return [{"type": "Span", "guid": guid, "traceId": trace_id, "name": name,
              "timestamp": start_ms, "duration": 0.0125, "priority": 1.5, "sampled": True,
              "transactionId": TRACE_ID[:16], **({"parentId": parent} if parent else {}),
              **intrinsics}, user, agent]
 
 
 async def test_an_agents_harvest_becomes_spans_metrics_and_logs(
-        explorer: tuple[str, Any]) -> None:
-    explorer_url, explorer_app = explorer
+        intakes_explorer: tuple[str, Any]) -> None:
+    explorer_url, explorer_app = intakes_explorer
     url = _collector(explorer_app)
     now_ms = int(time.time() * 1000)
     async with httpx.AsyncClient(verify=False, timeout=10) as http:
@@ -128,9 +122,59 @@ async def test_an_agents_harvest_becomes_spans_metrics_and_logs(
     assert "kansoku.orders.placed" in names and "WebTransaction" not in names
 
 
+async def test_an_events_publish_and_handling_are_producer_and_consumer_spans(
+        intakes_explorer: tuple[str, Any]) -> None:
+    """The spans of kansoku's event code on New Relic (kit/approaches/newrelic.py): the
+    agent's `MessageTrace` for a publish, its `MessageTransaction` for a handling."""
+    explorer_url, explorer_app = intakes_explorer
+    url = _collector(explorer_app)
+    now_ms = int(time.time() * 1000)
+    async with httpx.AsyncClient(verify=False, timeout=10) as http:
+        orders = (await _call(http, url, "connect", [{"app_name": ["orders"]}])).json()
+        worker = (await _call(http, url, "connect", [{"app_name": ["worker"]}])).json()
+        published = ["orders", {"events_seen": 1, "reservoir_size": 2000}, [
+            _span("a1a1a1a1a1a1a1a1", "18118fb16cd31ffb",
+                  "MessageBroker/NATS/Topic/Produce/Named/order.paid", now_ms,
+                  {"category": "generic", "span.kind": "producer"}, {}, {}, EVENT_TRACE_ID)]]
+        handled = ["worker", {"events_seen": 1, "reservoir_size": 2000}, [
+            _span("b2b2b2b2b2b2b2b2", "a1a1a1a1a1a1a1a1",
+                  "OtherTransaction/Message/NATS/Topic/Named/order.paid", now_ms + 5,
+                  {"category": "generic", "nr.entryPoint": True,
+                   "transaction.name": "OtherTransaction/Message/NATS/Topic/Named/order.paid"},
+                  {semconv.MESSAGING_CONSUMER: "worker-order-paid", "userId": "u-7"}, {},
+                  EVENT_TRACE_ID)]]
+        for payload, answer in ((published, orders), (handled, worker)):
+            run_id = answer["return_value"]["agent_run_id"]
+            assert (await _call(http, url, "span_event_data", payload, run_id)).status_code == 200
+
+    async with httpx.AsyncClient(base_url=explorer_url) as http:
+        found: list[dict[str, Any]] = []
+
+        async def arrived() -> bool:
+            nonlocal found
+            answer = await http.get(f"/api/spans/{EVENT_TRACE_ID}")
+            found = answer.json()["data"]["spans"] if answer.status_code == 200 else []
+            return {"a1a1a1a1a1a1a1a1", "b2b2b2b2b2b2b2b2"} <= {
+                span["span_id"] for span in found}
+
+        await eventually(arrived, 10, "the event's spans")
+    by_id = {span["span_id"]: span for span in found}
+    publish, process = by_id["a1a1a1a1a1a1a1a1"], by_id["b2b2b2b2b2b2b2b2"]
+    assert (publish["service"], publish["kind"], publish["name"]) == \
+        ("orders", "producer", "order.paid publish")
+    assert (process["service"], process["kind"], process["name"]) == \
+        ("worker", "consumer", "order.paid process")
+    for span in (publish, process):
+        assert span["attributes"][semconv.MESSAGING_DESTINATION] == "order.paid"
+        assert span["attributes"][semconv.MESSAGING_SYSTEM] == "nats"
+    assert process["attributes"]["newrelic.name"] == \
+        "OtherTransaction/Message/NATS/Topic/Named/order.paid"
+    assert process["parent_span_id"] == "a1a1a1a1a1a1a1a1" and process["user_id"] == "u-7"
+
+
 async def test_an_unknown_run_is_told_to_connect_again_and_a_bad_body_is_refused(
-        explorer: tuple[str, Any]) -> None:
-    _, explorer_app = explorer
+        intakes_explorer: tuple[str, Any]) -> None:
+    _, explorer_app = intakes_explorer
     url = _collector(explorer_app)
     async with httpx.AsyncClient(verify=False, timeout=10) as http:
         unknown = await _call(http, url, "span_event_data", ["gone-1", {}, []], "gone-1")

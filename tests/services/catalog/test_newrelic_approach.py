@@ -7,75 +7,77 @@ sees of the approach in the explorer."""
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from kansoku.kit import semconv
 from tests.services.catalog.conftest import TOKENS
-from tests.services.catalog.test_xray_approach import start_catalog
-from tests.support import eventually, explorer_with_intakes, free_ports, migrate
+from tests.support import (
+    CATALOG_PROCESS,
+    ServiceProcesses,
+    eventually,
+    free_ports,
+    intake_environment,
+    migrate,
+    relayed_event,
+    small_png,
+)
 
 ADMIN_ID = "admin-on-newrelic"
 
 
-@pytest.fixture(scope="module")
-def explorer() -> Iterator[tuple[str, Any]]:
-    with explorer_with_intakes() as running:
-        yield running
-
-
 async def test_a_request_on_new_relic_arrives_as_a_trace_with_its_user_sql_and_metric(
         postgres_url: str, valkey_url: str, nats_url: str,
-        explorer: tuple[str, Any], tmp_path: Path) -> None:
-    explorer_url, explorer_app = explorer
+        intakes_explorer: tuple[str, Any], service_processes: ServiceProcesses) -> None:
+    explorer_url, explorer_app = intakes_explorer
     await migrate(postgres_url, "catalog")
     (port,) = free_ports(1)
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(__import__("sys").path),
+    environment = {**intake_environment(explorer_url, explorer_app),
                    "KANSOKU_CATALOG_INSTRUMENTATION": "newrelic",
                    "KANSOKU_DATABASE_URL": postgres_url, "KANSOKU_REDIS_URL": valkey_url,
                    "KANSOKU_NATS_URL": nats_url,
-                   "NEW_RELIC_HOST": "127.0.0.1",
-                   "NEW_RELIC_PORT": str(explorer_app.state.settings.newrelic_port),
                    "TEST_JWKS": json.dumps(TOKENS.signer.jwks())}
-    environment.pop("KANSOKU_INSTRUMENTATION", None)
-    log = tmp_path / "catalog.log"
-    catalog = start_catalog(port, environment, log)
+    service_processes.start("catalog", CATALOG_PROCESS, str(port), environment=environment)
+    catalog = f"http://127.0.0.1:{port}"
+    await service_processes.wait_until_answering("catalog", f"{catalog}/health/live")
+    # Ready means connected: the service waited for its agent at start-up.
+    assert "catalog" in explorer_app.state.intakes.newrelic.collector.runs.values()
     caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            async def ready() -> bool:
-                assert catalog.poll() is None, log.read_text()[-3000:]
-                try:
-                    return (await http.get("/health/live")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, 60, "the catalog on newrelic started")
-            # Ready means connected: the service waited for its agent at start-up.
-            assert "catalog" in explorer_app.state.intakes.newrelic.collector.runs.values()
-            # An OpenTelemetry caller's traceparent: the agent continues it.
-            created = await http.post(
-                "/products", headers={**TOKENS.headers("admin", user_id=ADMIN_ID),
-                                      "traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"},
-                json={"name": "Relic Telescope", "description": "Sees the past",
-                      "price": "99.00", "currency": "USD"})
-            assert created.status_code == 201, created.text
-            viewed = await http.get(f"/products/{created.json()['id']}")
-            assert viewed.status_code == 200
-            # An X-Ray caller's header: the agent cannot continue it, and says so.
-            xray_root = "1-5759e988-bd862e3fe1be46a994272793"
-            listed = await http.get("/products", headers={
-                "X-Amzn-Trace-Id": f"Root={xray_root};Parent=53995c3f42cd8ad8;Sampled=1"})
-            assert listed.status_code == 200
-    finally:
-        catalog.terminate()
-        catalog.wait(30)
-    output = log.read_text() + json.dumps(explorer_app.state.intakes.newrelic.collector.calls)
+    async with httpx.AsyncClient(base_url=catalog, timeout=30) as http:
+        # An OpenTelemetry caller's traceparent: the agent continues it.
+        created = await http.post(
+            "/products", headers={**TOKENS.headers("admin", user_id=ADMIN_ID),
+                                  "traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"},
+            json={"name": "Relic Telescope", "description": "Sees the past",
+                  "price": "99.00", "currency": "USD"})
+        assert created.status_code == 201, created.text
+        viewed = await http.get(f"/products/{created.json()['id']}")
+        assert viewed.status_code == 200
+        # An X-Ray caller's header: the agent cannot continue it, and says so.
+        xray_root = "1-5759e988-bd862e3fe1be46a994272793"
+        listed = await http.get("/products", headers={
+            "X-Amzn-Trace-Id": f"Root={xray_root};Parent=53995c3f42cd8ad8;Sampled=1"})
+        assert listed.status_code == 200
+        # An event written in a request continued from a caller's trace, published later
+        # by the outbox relay: it carries the agent's headers, naming that trace.
+        product_id = created.json()["id"]
+        upload_trace = "5e5e2f3577b34da6a3ce929d0e0e4736"
+        uploaded = await http.put(
+            f"/products/{product_id}/image", content=small_png(),
+            headers={**TOKENS.headers("admin", user_id=ADMIN_ID), "Content-Type": "image/png",
+                     "traceparent": f"00-{upload_trace}-00f067aa0ba902b7-01"})
+        assert uploaded.status_code == 200, uploaded.text
+    event = await relayed_event(nats_url, "product.image_uploaded",
+                                lambda payload: payload["product_id"] == product_id)
+    assert event["traceparent"].startswith(f"00-{upload_trace}-")
+    assert event["tracestate"].startswith("1@nr=")
+    # Agent 14.1 no longer writes its older `newrelic` header (exclude_newrelic_header).
+    assert "newrelic" not in event
+    # The agent harvests what it has left as it stops.
+    service_processes.stop_all()
+    output = service_processes.log("catalog") + json.dumps(
+        explorer_app.state.intakes.newrelic.collector.calls)
 
     spans: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=explorer_url) as explorer_http:

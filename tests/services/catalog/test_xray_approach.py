@@ -6,88 +6,66 @@ What arrives is what a learner sees of the approach in the explorer."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from kansoku.kit import semconv
 from tests.services.catalog.conftest import TOKENS
-from tests.support import eventually, explorer_with_intakes, free_ports, migrate
-
-#: The catalog as `kansoku serve catalog` builds it, trusting the test's token keys.
-CATALOG_PROCESS = textwrap.dedent("""
-    import json, os, sys
-    import uvicorn
-    from kansoku.kit.auth import TokenVerifier
-    from kansoku.services.catalog.app import create_app
-
-    app = create_app()
-    app.state.tokens = TokenVerifier(jwks=json.loads(os.environ["TEST_JWKS"]))
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
-""")
+from tests.support import (
+    CATALOG_PROCESS,
+    ServiceProcesses,
+    eventually,
+    free_ports,
+    intake_environment,
+    migrate,
+    relayed_event,
+    small_png,
+)
 
 ADMIN_ID = "admin-on-xray"
 
 
-def start_catalog(port: int, environment: dict[str, str], log: Path
-                  ) -> subprocess.Popen[bytes]:
-    with log.open("wb") as output:
-        return subprocess.Popen([sys.executable, "-c", CATALOG_PROCESS, str(port)],
-                                env=environment, stdout=output, stderr=subprocess.STDOUT)
-
-
-@pytest.fixture(scope="module")
-def explorer() -> Iterator[tuple[str, Any]]:
-    with explorer_with_intakes() as running:
-        yield running
-
-
 async def test_a_request_on_xray_arrives_as_a_trace_with_its_user_and_its_metric(
         postgres_url: str, valkey_url: str, nats_url: str,
-        explorer: tuple[str, Any], tmp_path: Path) -> None:
-    explorer_url, explorer_app = explorer
+        intakes_explorer: tuple[str, Any], service_processes: ServiceProcesses) -> None:
+    explorer_url, explorer_app = intakes_explorer
     await migrate(postgres_url, "catalog")
     (port,) = free_ports(1)
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path),
+    environment = {**intake_environment(explorer_url, explorer_app),
                    "KANSOKU_CATALOG_INSTRUMENTATION": "xray",
                    "KANSOKU_DATABASE_URL": postgres_url, "KANSOKU_REDIS_URL": valkey_url,
                    "KANSOKU_NATS_URL": nats_url,
-                   "AWS_XRAY_DAEMON_ADDRESS":
-                       f"127.0.0.1:{explorer_app.state.settings.xray_port}",
-                   "AWS_EMF_AGENT_ENDPOINT":
-                       f"udp://127.0.0.1:{explorer_app.state.settings.emf_port}",
                    "TEST_JWKS": json.dumps(TOKENS.signer.jwks())}
-    environment.pop("KANSOKU_INSTRUMENTATION", None)
-    log = tmp_path / "catalog.log"
-    catalog = start_catalog(port, environment, log)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
-            async def ready() -> bool:
-                assert catalog.poll() is None, log.read_text()[-3000:]
-                try:
-                    return (await http.get("/health/live")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await eventually(ready, 60, "the catalog on xray started")
-            created = await http.post(
-                "/products", headers=TOKENS.headers("admin", user_id=ADMIN_ID),
-                json={"name": "X-Ray Telescope", "description": "Sees through things",
-                      "price": "99.00", "currency": "USD"})
-            assert created.status_code == 201, created.text
-            trace_header = created.headers["x-amzn-trace-id"]
-            viewed = await http.get(f"/products/{created.json()['id']}")
-            assert viewed.status_code == 200
-    finally:
-        catalog.terminate()
-        catalog.wait(15)
+    service_processes.start("catalog", CATALOG_PROCESS, str(port), environment=environment)
+    catalog = f"http://127.0.0.1:{port}"
+    await service_processes.wait_until_answering("catalog", f"{catalog}/health/live")
+    async with httpx.AsyncClient(base_url=catalog, timeout=30) as http:
+        created = await http.post(
+            "/products", headers=TOKENS.headers("admin", user_id=ADMIN_ID),
+            json={"name": "X-Ray Telescope", "description": "Sees through things",
+                  "price": "99.00", "currency": "USD"})
+        assert created.status_code == 201, created.text
+        trace_header = created.headers["x-amzn-trace-id"]
+        viewed = await http.get(f"/products/{created.json()['id']}")
+        assert viewed.status_code == 200
+        # An event written in a request, published later by the outbox relay.
+        product_id = created.json()["id"]
+        uploaded = await http.put(f"/products/{product_id}/image", content=small_png(),
+                                  headers={**TOKENS.headers("admin", user_id=ADMIN_ID),
+                                           "Content-Type": "image/png"})
+        assert uploaded.status_code == 200, uploaded.text
+    event = await relayed_event(nats_url, "product.image_uploaded",
+                                lambda payload: payload["product_id"] == product_id)
+    service_processes.stop_all()
+    # The event names the upload's trace in X-Ray's header, and in W3C's with the same
+    # ids, for consumers of any approach.
+    upload_root = dict(part.split("=", 1) for part in
+                       uploaded.headers["x-amzn-trace-id"].split(";"))["Root"]
+    event_header = dict(part.split("=", 1) for part in event["X-Amzn-Trace-Id"].split(";"))
+    assert event_header["Root"] == upload_root and event_header["Sampled"] == "1"
+    assert event["traceparent"] == \
+        f"00-{upload_root[2:10]}{upload_root[11:]}-{event_header['Parent']}-01"
 
     # The answer's X-Amzn-Trace-Id names the trace: Root=1-xxxxxxxx-yyyy…
     root = dict(part.split("=", 1) for part in trace_header.split(";"))["Root"]

@@ -23,8 +23,11 @@ What is kept:
 - `span_event_data` → spans. `guid` is the span id, `traceId` the trace id (the W3C
   trace id the agent sends in `traceparent`, so a trace crossing OpenTelemetry services
   is one trace), `parentId` the parent. The entry span (`nr.entryPoint`) is the server
-  span, `category` `http` and `datastore` spans are clients, the rest internal; names
-  and attributes as `_span_attributes` says. Each span gets `telemetry.source=newrelic`
+  span — a consumer span when its transaction is a message transaction
+  (`OtherTransaction/Message/<library>/<type>/Named/<destination>`, kansoku's events) —
+  `category` `http` and `datastore` spans are clients, message spans producers
+  (`MessageBroker/…/Produce/Named/<destination>`), the rest internal; names and
+  attributes as `_span_attributes` says. Each span gets `telemetry.source=newrelic`
   and the custom attribute `userId` also fills `enduser.id`.
 - `metric_data`: the `Custom/…` metrics (`record_custom_metric`) → metric points, each
   a summary (the harvest's count and sum) without the `Custom/` prefix. The agent's own
@@ -48,6 +51,7 @@ import itertools
 import json
 import logging
 import math
+import re
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,6 +107,13 @@ _AGENT_ATTRIBUTES = {
     "db.collection": "db.collection.name", "error.class": "exception.type",
     "error.message": "exception.message",
 }
+
+
+#: How the agent names a message transaction and a message span (its `MessageTransaction`
+#: and `MessageTrace`): the library, the kind of destination, (the operation,) the
+#: destination.
+_MESSAGE_TRANSACTION = re.compile(r"OtherTransaction/Message/([^/]+)/[^/]+/Named/(.+)")
+_MESSAGE_SPAN = re.compile(r"MessageBroker/([^/]+)/[^/]+/([^/]+)/Named/(.+)")
 
 
 class BadPayload(ValueError):
@@ -184,19 +195,36 @@ def span_rows(payload: Any, service: str) -> Rows:
         end = start + round(seconds * 1_000_000_000)
         found = _span_attributes(intrinsics, user, agent)
         category = intrinsics.get("category")
+        name = str(intrinsics.get("name") or "span")
+        consumed = _MESSAGE_TRANSACTION.fullmatch(str(intrinsics.get("transaction.name", "")))
+        published = _MESSAGE_SPAN.fullmatch(name)
         if intrinsics.get("nr.entryPoint"):
-            kind = SpanKind.SERVER
+            kind = SpanKind.CONSUMER if consumed else SpanKind.SERVER
         elif category in ("http", "datastore") or intrinsics.get("span.kind") == "client":
             kind = SpanKind.CLIENT
+        elif intrinsics.get("span.kind") == "producer":
+            kind = SpanKind.PRODUCER
+        elif intrinsics.get("span.kind") == "consumer":
+            kind = SpanKind.CONSUMER
         else:
             kind = SpanKind.INTERNAL
-        name = str(intrinsics.get("name") or "span")
         method, path = found.get(semconv.HTTP_REQUEST_METHOD), found.get(semconv.URL_PATH)
         if kind == SpanKind.SERVER and method and path:
             # The agent names the entry span after its transaction (WebTransaction/Uri/…
             # or the route's function); the span is named as a server span is.
             found["newrelic.name"] = name
             name = f"{method} {path}"
+        elif intrinsics.get("nr.entryPoint") and consumed:
+            # An event's handling, named as OpenTelemetry names a consumer span.
+            found["newrelic.name"] = name
+            found.setdefault(semconv.MESSAGING_SYSTEM, consumed[1].lower())
+            found.setdefault(semconv.MESSAGING_DESTINATION, consumed[2])
+            name = f"{consumed[2]} process"
+        elif published and published[2].lower() == "produce":
+            found["newrelic.name"] = name
+            found.setdefault(semconv.MESSAGING_SYSTEM, published[1].lower())
+            found.setdefault(semconv.MESSAGING_DESTINATION, published[3])
+            name = f"{published[3]} publish"
         message = None
         if "exception.type" in found:
             message = f"{found['exception.type']}: {found.get('exception.message', '')}"

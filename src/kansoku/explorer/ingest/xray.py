@@ -16,12 +16,17 @@ the same columns as OTLP (`otlp._SpanColumns`):
   is the document it is nested in).
 - Kind: a segment is the server span of its service; a subsegment of namespace `remote`
   or `aws` (an outgoing call, a SQL statement) is a client span; others are internal.
+  The SDK knows no messaging: the kit annotates an event's handling (a segment) and its
+  publish (a subsegment) with `messaging_destination_name` (kit/approaches/xray.py),
+  which make them a consumer span named `<subject> process` and a producer span.
 - Service: a segment's name; a subsegment's is its segment's. A subsegment sent on its
   own names only its parent: it waits (up to `ORPHAN_SECONDS`) for a document of its
   trace that names the service, then is stored as `unknown_service`.
 - `http.request`/`response` become the HTTP attributes (`url.full`, `url.path`, …),
-  `sql` the `db.*` ones, each annotation an attribute of its own name (and `user_id`
-  also `enduser.id`), each metadata namespace `aws.xray.metadata.<namespace>`.
+  `sql` the `db.*` ones, each annotation an attribute of its own name (`user_id` also
+  `enduser.id`, and the kit's own annotations also under the dotted names they stand
+  for, `semconv.XRAY_ANNOTATION_ATTRIBUTES`), each metadata namespace
+  `aws.xray.metadata.<namespace>`.
 - Status: `fault` (a 5xx or an exception) is an error; `error` (4xx) and `throttle` (429)
   are kept as `aws.xray.error` / `aws.xray.throttle` with the status unset, as
   OpenTelemetry leaves a server's 4xx; the exceptions of `cause` become `exception` events.
@@ -62,10 +67,6 @@ MAX_WAITING = 10_000
 _TRACE_ID = re.compile(r"1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
 _REMOTE_NAMESPACES = frozenset({"remote", "aws"})
-_TRACE_BREAK_ANNOTATIONS = (
-    (semconv.XRAY_TRACE_BREAK_ANNOTATION, semconv.TRACE_BREAK),
-    (semconv.XRAY_TRACE_BREAK_CALLER_ANNOTATION, semconv.TRACE_BREAK_CALLER_TRACE_ID),
-    (semconv.XRAY_TRACE_BREAK_REASON_ANNOTATION, semconv.TRACE_BREAK_REASON))
 _KIND = {kind: SPAN_KINDS.index(kind.value) for kind in SpanKind}
 _STATUS = {status: STATUS_CODES.index(status.value) for status in SpanStatus}
 
@@ -298,8 +299,13 @@ def _add_span(columns: _SpanColumns, trace_id: str, service: str, resource_json:
     end = _nanoseconds(document.get("end_time"), "end_time")
     found: dict[str, Any] = {}
     namespace = document.get("namespace")
+    annotations = document.get("annotations")
+    annotations = annotations if isinstance(annotations, dict) else {}
+    destination = annotations.get(semconv.XRAY_MESSAGING_DESTINATION_ANNOTATION)
     if entity.is_segment:
-        kind = SpanKind.SERVER
+        kind = SpanKind.CONSUMER if destination else SpanKind.SERVER
+    elif destination:
+        kind = SpanKind.PRODUCER
     elif namespace in _REMOTE_NAMESPACES:
         kind = SpanKind.CLIENT
     else:
@@ -308,18 +314,16 @@ def _add_span(columns: _SpanColumns, trace_id: str, service: str, resource_json:
         found["aws.xray.namespace"] = str(namespace)
     _http_attributes(found, document)
     _sql_attributes(found, document.get("sql"))
-    annotations = document.get("annotations")
-    if isinstance(annotations, dict):
-        for key, value in annotations.items():
-            found[str(key)] = value
-        user = annotations.get(semconv.XRAY_USER_ID_ANNOTATION)
-        if user is not None:
-            found[semconv.ENDUSER_ID] = str(user)
-        # Where a trace came in with a header X-Ray cannot continue (kit/approaches/
-        # propagation.py): under the names the other approaches' spans use.
-        for annotation, attribute in _TRACE_BREAK_ANNOTATIONS:
-            if annotation in annotations:
-                found[attribute] = str(annotations[annotation])
+    for key, value in annotations.items():
+        found[str(key)] = value
+    user = annotations.get(semconv.XRAY_USER_ID_ANNOTATION)
+    if user is not None:
+        found[semconv.ENDUSER_ID] = str(user)
+    # The kit's annotations (a trace header X-Ray could not continue, an event's
+    # messaging) also under the names the other approaches' spans use.
+    for annotation, attribute in semconv.XRAY_ANNOTATION_ATTRIBUTES.items():
+        if annotation in annotations:
+            found[attribute] = str(annotations[annotation])
     metadata = document.get("metadata")
     if isinstance(metadata, dict):
         for key, value in metadata.items():
@@ -341,6 +345,10 @@ def _add_span(columns: _SpanColumns, trace_id: str, service: str, resource_json:
         # span is. X-Ray records no route template: the path is the one requested.
         found["aws.xray.name"] = name
         name = f"{method} {path}"
+    elif entity.is_segment and destination:
+        # An event's handling: named as OpenTelemetry names a consumer span.
+        found["aws.xray.name"] = name
+        name = f"{destination} process"
     columns.add(service, resource_json, trace_id, str(document["id"]), entity.parent_id,
                 name, _KIND[kind], start, end, _STATUS[status], message, found,
                 events or None, None)

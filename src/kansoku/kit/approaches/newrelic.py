@@ -13,9 +13,17 @@ process: only the agent.
   must not start in the template: its harvest thread would not survive the fork.
 - **What it hooks by itself** (agent 14.1): FastAPI, Starlette and uvicorn (a web
   transaction per request, named after the route's function), httpx (an external
-  segment per call, sending `traceparent`, `tracestate: …@nr=…` and `newrelic`), asyncpg
-  (a datastore segment per statement) and redis.asyncio. Not nats-py: events and their
-  consumers are not seen.
+  segment per call, sending `traceparent` and `tracestate: …@nr=…`: agent 14.1 no
+  longer sends its older `newrelic` header by default), asyncpg
+  (a datastore segment per statement) and redis.asyncio. Not nats-py: for kansoku's
+  events the kit uses the agent's documented API (`kit.events` asks the approach). An
+  event written in a request carries the headers `insert_distributed_trace_headers`
+  gives (`traceparent`, `tracestate`); a publish inside a request is a
+  `MessageTrace` (a producer span); each event a consumer handles is a
+  `MessageTransaction` (`OtherTransaction/Message/NATS/Topic/Named/<subject>`) that
+  accepts the event's headers, so the handler's SQL and calls are in the publisher's
+  trace. A `traceparent` the agent refuses, or an `X-Amzn-Trace-Id` alone, is marked on
+  the transaction's entry span as on a request's.
 - **Where it reports**: the agent's collector is `NEW_RELIC_HOST`:`NEW_RELIC_PORT`
   (default 127.0.0.1:8443, the explorer's New Relic intake, explorer/ingest/newrelic.py).
   The agent speaks only HTTPS to a collector; the explorer's certificate is one it
@@ -49,7 +57,8 @@ import asyncio
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import newrelic.agent
@@ -59,7 +68,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from kansoku.kit import semconv
-from kansoku.kit.approaches import Approach, Instrumentation, propagation
+from kansoku.kit.approaches import Approach, ConsumedEvent, Instrumentation, propagation
 from kansoku.kit.approaches.measurements import RecordingMeterProvider
 
 logger = logging.getLogger(__name__)
@@ -77,6 +86,15 @@ MEASUREMENT_EVENT = "KansokuMeasurement"
 SHUTDOWN_SECONDS = 5.0
 #: How long start-up waits for the agent to connect (see the module's docstring).
 CONNECT_WAIT_SECONDS = 5.0
+#: How the agent names kansoku's events: the library (`MessageBroker/NATS/…` for a
+#: publish, `OtherTransaction/Message/NATS/…` for a consumer), the kind of destination
+#: (a subject is a topic: every durable consumer gets each event), and the transport of
+#: a distributed trace (NATS is not among the agent's names; JetStream queues).
+MESSAGE_LIBRARY = "NATS"
+MESSAGE_DESTINATION_TYPE = "Topic"
+MESSAGE_TRANSPORT = "Queue"
+#: The headers the agent reads to continue a trace (`accept_distributed_trace_headers`).
+_TRACE_HEADERS = ("traceparent", "tracestate", "newrelic")
 
 
 def agent_config(service: str, environ: dict[str, str] | os._Environ[str]) -> str:
@@ -123,10 +141,11 @@ def record_measurement(name: str, unit: str, amount: int | float,
         logger.warning("New Relic metric %s not recorded", name, exc_info=True)
 
 
-def add_request_attribute(key: str, value: str) -> None:
-    """A custom attribute of the request: on its transaction (`add_custom_attribute`,
-    which New Relic keeps on the transaction event only) and on its entry span, the
-    span that stands for the request in a trace."""
+def add_transaction_attribute(key: str, value: str) -> None:
+    """A custom attribute of the current transaction (a request, or an event's
+    handling): on the transaction (`add_custom_attribute`, which New Relic keeps on the
+    transaction event only) and on its entry span, the span that stands for it in a
+    trace."""
     newrelic.agent.add_custom_attribute(key, value)
     transaction = newrelic.agent.current_transaction()
     if transaction is not None and transaction.root_span is not None:
@@ -154,7 +173,7 @@ class NewRelicMiddleware:
             propagation.refused_traceparent(headers, newrelic.agent.current_trace_id())
         if foreign is not None:
             for key, value in foreign.attributes().items():
-                add_request_attribute(key, value)
+                add_transaction_attribute(key, value)
         try:
             await self.app(scope, receive, send)
         except Exception:
@@ -189,7 +208,49 @@ class NewRelicApproach(Approach):
                                 timeout=CONNECT_WAIT_SECONDS)
 
     def user_identified(self, user_id: str) -> None:
-        add_request_attribute(semconv.NEWRELIC_USER_ID_ATTRIBUTE, user_id)
+        add_transaction_attribute(semconv.NEWRELIC_USER_ID_ATTRIBUTE, user_id)
+
+    def event_trace_headers(self) -> dict[str, str]:
+        headers: list[tuple[str, str]] = []
+        newrelic.agent.insert_distributed_trace_headers(headers)  # none outside a transaction
+        return dict(headers)
+
+    @contextmanager
+    def publishing(self, subject: str, message_id: str) -> Iterator[None]:
+        if newrelic.agent.current_transaction() is None:  # the outbox relay: no transaction
+            yield
+            return
+        with newrelic.agent.MessageTrace(MESSAGE_LIBRARY, "Produce", MESSAGE_DESTINATION_TYPE,
+                                         subject):
+            yield
+
+    @contextmanager
+    def consuming(self, event: ConsumedEvent) -> Iterator[None]:
+        trace_headers = {name: event.headers[name] for name in _TRACE_HEADERS
+                         if name in event.headers}
+        with newrelic.agent.MessageTransaction(
+                MESSAGE_LIBRARY, MESSAGE_DESTINATION_TYPE, event.subject,
+                application=newrelic.agent.application()):
+            # Accepted first thing, before anything in the transaction could insert
+            # headers of its own (after which the agent ignores an accept). Not through
+            # the transaction's `headers=`, which would also keep every header
+            # (baggage, the trace headers) as attributes.
+            newrelic.agent.accept_distributed_trace_headers(trace_headers,
+                                                            transport_type=MESSAGE_TRANSPORT)
+            add_transaction_attribute(semconv.MESSAGING_CONSUMER, event.consumer)
+            add_transaction_attribute(semconv.MESSAGING_MESSAGE_ID, event.message_id)
+            if event.user_id:
+                add_transaction_attribute(semconv.NEWRELIC_USER_ID_ATTRIBUTE, event.user_id)
+            foreign = propagation.foreign_trace(event.headers, Instrumentation.NEWRELIC) or \
+                propagation.refused_traceparent(event.headers,
+                                                newrelic.agent.current_trace_id())
+            if foreign is not None:
+                for key, value in foreign.attributes().items():
+                    add_transaction_attribute(key, value)
+            yield
+
+    def event_failed(self, error: BaseException) -> None:
+        newrelic.agent.notice_error((type(error), error, error.__traceback__))
 
     def shutdown(self) -> None:
         """The last harvest, then the agent stops."""

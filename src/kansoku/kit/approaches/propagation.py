@@ -2,8 +2,8 @@
 service of any approach notes a trace header it cannot continue.
 
 Each approach reads and writes its own header: OpenTelemetry and New Relic the W3C
-`traceparent` (New Relic adds `tracestate: …@nr=…` and its own `newrelic` header), the
-X-Ray SDK only `X-Amzn-Trace-Id`. So:
+`traceparent` (New Relic adds `tracestate: …@nr=…`, and reads its older `newrelic`
+header too), the X-Ray SDK only `X-Amzn-Trace-Id`. So:
 
 - **OpenTelemetry next to X-Ray.** When any service of the platform runs `xray`, the
   OpenTelemetry services read and write `X-Amzn-Trace-Id` too: their propagators become
@@ -17,6 +17,12 @@ X-Ray SDK only `X-Amzn-Trace-Id`. So:
   `kansoku.trace.break` names the header, `kansoku.trace.break.caller_trace_id` the
   trace it came from (X-Ray: the annotations `kansoku_trace_break…`, which the explorer
   stores under the same names). The explorer shows both among the span's details.
+- **Events over NATS** are kansoku's own code on both sides, so they carry what each
+  approach can write (`kit.events`): an OpenTelemetry publisher `traceparent` and
+  `baggage`, and `X-Amzn-Trace-Id` too with an X-Ray neighbour (`event_propagator`);
+  an X-Ray publisher `X-Amzn-Trace-Id` and a `traceparent` made from the same ids
+  (`traceparent`); a New Relic one what the agent inserts. A consumer that cannot
+  continue any of them marks its first span the same way.
 """
 
 from __future__ import annotations
@@ -47,19 +53,20 @@ XRAY_HEADER_NAME = "X-Amzn-Trace-Id"
 #: The propagators of an OpenTelemetry service with an X-Ray neighbour.
 WITH_XRAY = ("xray", "tracecontext", "baggage")
 
-#: Why a trace breaks, as each span says it (`kansoku.trace.break.reason`).
+#: Why a trace breaks, as each span says it (`kansoku.trace.break.reason`): the same
+#: sentence for a request and for an event's handling.
 XRAY_READS_NO_TRACEPARENT = ("The X-Ray SDK reads only X-Amzn-Trace-Id; the caller sent a "
-                             "W3C traceparent, so this request starts a new trace.")
+                             "W3C traceparent, so a new trace starts here.")
 NEWRELIC_READS_NO_XRAY = ("The New Relic agent reads only W3C traceparent and its own "
-                          "header; the caller sent X-Amzn-Trace-Id, so this request starts "
-                          "a new trace.")
+                          "header; the caller sent X-Amzn-Trace-Id, so a new trace starts "
+                          "here.")
 OTEL_READS_NO_XRAY = ("This service's OpenTelemetry propagators do not read "
-                      "X-Amzn-Trace-Id (no X-Ray neighbour is configured), so this request "
-                      "starts a new trace.")
+                      "X-Amzn-Trace-Id (no X-Ray neighbour is configured), so a new trace "
+                      "starts here.")
 NEWRELIC_REFUSED_TRACEPARENT = ("The New Relic agent did not continue the caller's "
                                 "traceparent (agent 14.1 refuses trace flags other than 00 "
-                                "and 01, and OpenTelemetry sets 03), so this request "
-                                "starts a new trace.")
+                                "and 01, and OpenTelemetry sets 03), so a new trace starts "
+                                "here.")
 
 _XRAY_ROOT = re.compile(r"Root=1-([0-9a-fA-F]{8})-([0-9a-fA-F]{24})")
 _TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
@@ -116,6 +123,41 @@ def speaks_xray() -> bool:
     return XRAY_HEADER_NAME in propagate.get_global_textmap().fields
 
 
+#: How an event carries its context: W3C `traceparent` and `baggage`, always (events
+#: are kansoku's own contract, stored in outbox rows and on the stream, so they do not
+#: follow OTEL_PROPAGATORS, which may pick B3 for HTTP or leave baggage out).
+_EVENT_PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(),
+                                         W3CBaggagePropagator()])
+_event_propagator_with_xray: TextMapPropagator | None = None
+
+
+def event_propagator() -> TextMapPropagator:
+    """The propagator of events' headers in an OpenTelemetry service: W3C trace context
+    and baggage, and `X-Amzn-Trace-Id` too where this service speaks it over HTTP (an
+    X-Ray neighbour: its consumers continue the event's trace). Where both headers
+    came, `traceparent` wins, as with the HTTP propagators."""
+    global _event_propagator_with_xray
+    if not speaks_xray():
+        return _EVENT_PROPAGATOR
+    if _event_propagator_with_xray is None:
+        from opentelemetry.propagators.aws import AwsXRayPropagator  # installed: it speaks
+
+        _event_propagator_with_xray = CompositePropagator(
+            [AwsXRayPropagator(), TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    return _event_propagator_with_xray
+
+
+def traceparent(trace_id: str, parent_id: str, sampled: bool) -> str | None:
+    """A W3C `traceparent` (version 00) for a trace id of 32 hex digits and a parent span
+    id of 16, or None when either is not one (all zeros included)."""
+    trace_id, parent_id = trace_id.lower(), parent_id.lower()
+    if not (re.fullmatch(r"[0-9a-f]{32}", trace_id) and re.fullmatch(r"[0-9a-f]{16}", parent_id)):
+        return None
+    if not trace_id.strip("0") or not parent_id.strip("0"):
+        return None
+    return f"00-{trace_id}-{parent_id}-{'01' if sampled else '00'}"
+
+
 @dataclass(frozen=True)
 class ForeignTrace:
     """A trace header a service received and could not continue."""
@@ -139,6 +181,12 @@ def _xray_trace_id(value: str) -> str | None:
     return (match[1] + match[2]).lower() if match else None
 
 
+def xray_root_trace_id(root: str) -> str | None:
+    """The 32-hex-digit trace id of an X-Ray trace id (`1-5759e988-bd86…`), the mapping
+    OpenTelemetry's X-Ray propagator and the explorer make; None if it is not one."""
+    return _xray_trace_id(f"Root={root}")
+
+
 def _w3c_trace_id(value: str) -> str | None:
     match = _TRACEPARENT.fullmatch(value.strip().lower())
     return match[1] if match else None
@@ -146,8 +194,8 @@ def _w3c_trace_id(value: str) -> str | None:
 
 def foreign_trace(headers: Mapping[str, str], running: Instrumentation,
                   *, reads_xray: bool = False) -> ForeignTrace | None:
-    """The foreign trace header among a request's `headers` (lower-case names) that a
-    service running `running` cannot continue, if any. `reads_xray`: an OpenTelemetry
+    """The foreign trace header among a request's or an event's `headers` (lower-case
+    names) that a service running `running` cannot continue, if any. `reads_xray`: an OpenTelemetry
     service whose propagators include X-Ray's."""
     has_w3c, has_xray = TRACEPARENT in headers, XRAY_HEADER in headers
     match running:

@@ -23,6 +23,16 @@ Wired as the SDK's documentation says, with what it has for this stack:
   `X-Amzn-Trace-Id`) and `sqlalchemy_core` (a subsegment per statement; see
   docs/approaches.md for what it sees through the async engine). The SDK has no patch for
   asyncpg, redis or NATS: those stay unseen.
+- Events over NATS (`kit.events` asks the approach): an event carries `X-Amzn-Trace-Id`
+  naming the segment or subsegment that wrote it, written with the SDK's own
+  `inject_trace_header`, and a W3C `traceparent` made from the same ids (X-Ray's trace
+  id is a W3C one: New Relic and OpenTelemetry consumers continue it). A publish inside
+  a request is a `remote` subsegment. Each event a consumer handles is a segment of its
+  own — the SDK's way of recording work no request started — continuing the event's
+  `X-Amzn-Trace-Id`, with the messaging annotations (`messaging_destination_name`, …),
+  the user (`user_id`) when the event's baggage names one, and the SQL the handler
+  runs as its subsegments; an event that carried only a `traceparent` starts a new
+  trace and its segment says so (`kansoku_trace_break…`).
 - The logged-in user is the annotation `user_id` (`kit.auth` calls `user_identified`).
 - Business metrics: the services record them through the OpenTelemetry *API* (counters
   and histograms, `metrics.get_meter`), which does nothing until a provider is set. Here
@@ -40,7 +50,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aws_embedded_metrics.config import get_config as emf_config
@@ -49,11 +60,13 @@ from aws_embedded_metrics.logger.metrics_logger_factory import create_metrics_lo
 from aws_xray_sdk.core import patch, xray_recorder
 from aws_xray_sdk.core.async_context import AsyncContext
 from aws_xray_sdk.core.models import http
+from aws_xray_sdk.core.models.entity import Entity
 from aws_xray_sdk.core.sampling.local.sampler import LocalSampler
 from aws_xray_sdk.core.utils import stacktrace
 from aws_xray_sdk.ext.util import (
     calculate_sampling_decision,
     construct_xray_header,
+    inject_trace_header,
     prepare_response_header,
 )
 from opentelemetry import metrics
@@ -64,7 +77,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kansoku.kit import semconv
-from kansoku.kit.approaches import Approach, Instrumentation, propagation
+from kansoku.kit.approaches import Approach, ConsumedEvent, Instrumentation, propagation
 from kansoku.kit.approaches.measurements import RecordingMeterProvider
 
 logger = logging.getLogger(__name__)
@@ -112,6 +125,16 @@ def cloudwatch_unit(unit: str) -> str:
     if unit.startswith("{") and unit.endswith("}"):
         return "Count"
     return _CLOUDWATCH_UNITS.get(unit, "None")
+
+
+def _mark_break(entity: Entity, foreign: propagation.ForeignTrace) -> None:
+    """Say on `entity` which trace header it could not continue (annotations: X-Ray's
+    names cannot hold dots; the explorer stores them as `kansoku.trace.break…`)."""
+    entity.put_annotation(semconv.XRAY_TRACE_BREAK_ANNOTATION, foreign.header)
+    entity.put_annotation(semconv.XRAY_TRACE_BREAK_REASON_ANNOTATION, foreign.reason)
+    if foreign.caller_trace_id:
+        entity.put_annotation(semconv.XRAY_TRACE_BREAK_CALLER_ANNOTATION,
+                              foreign.caller_trace_id)
 
 
 def _current_trace_id() -> str | None:
@@ -170,11 +193,7 @@ class XRayMiddleware:
             segment.put_http_meta(http.CLIENT_IP, scope["client"][0])
         foreign = propagation.foreign_trace(headers, Instrumentation.XRAY)
         if foreign is not None:
-            segment.put_annotation(semconv.XRAY_TRACE_BREAK_ANNOTATION, foreign.header)
-            segment.put_annotation(semconv.XRAY_TRACE_BREAK_REASON_ANNOTATION, foreign.reason)
-            if foreign.caller_trace_id:
-                segment.put_annotation(semconv.XRAY_TRACE_BREAK_CALLER_ANNOTATION,
-                                       foreign.caller_trace_id)
+            _mark_break(segment, foreign)
         answer = prepare_response_header(incoming, segment).encode("latin-1")
         status: int | None = None
 
@@ -262,6 +281,81 @@ class XRayApproach(Approach):
         segment = xray_recorder.current_segment()
         if segment is not None:
             segment.put_annotation(semconv.XRAY_USER_ID_ANNOTATION, user_id)
+
+    def event_trace_headers(self) -> dict[str, str]:
+        entity = xray_recorder.get_trace_entity()
+        if entity is None:  # outside any segment (context_missing = IGNORE_ERROR)
+            return {}
+        headers: dict[str, str] = {}
+        inject_trace_header(headers, entity)
+        trace_id = propagation.xray_root_trace_id(entity.trace_id)
+        w3c = propagation.traceparent(trace_id, entity.id, bool(entity.sampled)) \
+            if trace_id else None
+        if w3c is not None:
+            headers[propagation.TRACEPARENT] = w3c
+        return headers
+
+    @contextmanager
+    def publishing(self, subject: str, message_id: str) -> Iterator[None]:
+        # Inside a request a subsegment, as the httpx patch makes for a call out; outside
+        # one (the outbox relay) nothing: the SDK records no work without a segment.
+        if xray_recorder.get_trace_entity() is None:
+            yield
+            return
+        subsegment = xray_recorder.begin_subsegment(f"{subject} publish", namespace="remote")
+        try:
+            subsegment.put_annotation(semconv.XRAY_MESSAGING_SYSTEM_ANNOTATION,
+                                      semconv.MESSAGING_SYSTEM_NATS)
+            subsegment.put_annotation(semconv.XRAY_MESSAGING_DESTINATION_ANNOTATION, subject)
+            subsegment.put_annotation(semconv.XRAY_MESSAGING_MESSAGE_ID_ANNOTATION, message_id)
+            yield
+        except Exception as exc:
+            subsegment.add_exception(exc, stacktrace.get_stacktrace(
+                limit=xray_recorder.max_trace_back))
+            raise
+        finally:
+            xray_recorder.end_subsegment()
+
+    @contextmanager
+    def consuming(self, event: ConsumedEvent) -> Iterator[None]:
+        # nats-py handles a subscription's messages one after another in one task. That
+        # task may share its segment storage with the task that subscribed (the SDK's
+        # task factory shares an empty one): the event's segment must be its own.
+        task = asyncio.current_task()
+        if task is not None:
+            task.context = {}  # type: ignore[attr-defined]  # the SDK's task-local storage
+        incoming = construct_xray_header(
+            {http.XRAY_HEADER: event.headers[propagation.XRAY_HEADER]}
+            if propagation.XRAY_HEADER in event.headers else {})
+        decision = calculate_sampling_decision(
+            trace_header=incoming, recorder=xray_recorder,
+            sampling_req={"host": "", "method": "", "path": event.subject,
+                          "service": xray_recorder.service})
+        segment = xray_recorder.begin_segment(name=xray_recorder.service,
+                                              traceid=incoming.root,
+                                              parent_id=incoming.parent, sampling=decision)
+        segment.save_origin_trace_header(incoming)
+        for annotation, value in (
+                (semconv.XRAY_MESSAGING_SYSTEM_ANNOTATION, semconv.MESSAGING_SYSTEM_NATS),
+                (semconv.XRAY_MESSAGING_DESTINATION_ANNOTATION, event.subject),
+                (semconv.XRAY_MESSAGING_MESSAGE_ID_ANNOTATION, event.message_id),
+                (semconv.XRAY_MESSAGING_CONSUMER_ANNOTATION, event.consumer)):
+            segment.put_annotation(annotation, value)
+        if event.user_id:
+            segment.put_annotation(semconv.XRAY_USER_ID_ANNOTATION, event.user_id)
+        foreign = propagation.foreign_trace(event.headers, Instrumentation.XRAY)
+        if foreign is not None:
+            _mark_break(segment, foreign)
+        try:
+            yield
+        finally:
+            xray_recorder.end_segment()
+
+    def event_failed(self, error: BaseException) -> None:
+        segment = xray_recorder.current_segment()
+        if segment is not None:
+            segment.add_exception(error, stacktrace.get_stacktrace(
+                limit=xray_recorder.max_trace_back))
 
 
 def start(service: str) -> XRayApproach:
