@@ -121,8 +121,9 @@ SOURCE_ROOT = Path(topology.__file__).parent
 SETTLE_SECONDS = 8.0
 #: The New Relic agent's harvest cycle for spans, as the explorer asks for it.
 HARVEST_SECONDS = 5.0
-#: The stock of the product every checkout buys: never sold out.
-STOCK = 100_000_000
+#: The stock of the product every checkout buys (the most a new product may start
+#: with): never sold out in a run.
+STOCK = 1_000_000
 API = shop.API
 
 
@@ -277,7 +278,9 @@ async def prepare(measured: ApproachSet, customers: int) -> None:
         created = await client.post("/products", headers=admin, json={
             "name": f"Approaches benchmark lens {uuid.uuid4().hex[:6]}", "price": "9.99",
             "currency": "USD", "inventory": STOCK})
-        created.raise_for_status()
+        if created.status_code != 201:
+            raise RuntimeError(f"creating the product on {measured.approach}: "
+                               f"{created.status_code} {created.text[:500]}")
         measured.product_id = int(created.json()["id"])
         for _ in range(customers + 1):
             account = shop.new_account(shop.LOAD)
@@ -585,6 +588,20 @@ def run_rounds(sets: list[ApproachSet], rounds: int, seconds: float) -> None:
                            for name, process in measured.processes.items()}
 
 
+def differences(own: dict[tuple[str, str], int] | None,
+                others: list[dict[tuple[str, str], int]],
+                keys: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """What one approach's checkout has spans of and no other's has (`sees_alone`), and
+    what another's has and its has not (`misses`), as `service role` pairs."""
+    if not own or not others:
+        return {"sees_alone": [], "misses": []}
+    return {"sees_alone": [f"{service} {role}" for service, role in keys
+                           if own.get((service, role))
+                           and not any(found.get((service, role)) for found in others)],
+            "misses": [f"{service} {role}" for service, role in keys
+                       if not own.get((service, role))]}
+
+
 def summarise(sets: list[ApproachSet], lone: dict[Instrumentation, LoneCheckout],
               early: dict[Instrumentation, int], args: argparse.Namespace,
               load_before: list[float]) -> Measured:
@@ -628,11 +645,7 @@ def summarise(sets: list[ApproachSet], lone: dict[Instrumentation, LoneCheckout]
             early_requests=len(measured.early_paths) or args.early,
             wiring_lines=sum(modules.values()), wiring_modules=modules,
             not_paid=measured.not_paid,
-            sees_alone=[f"{service} {role}" for service, role in keys
-                        if own and own.get((service, role)) and any(
-                            not found.get((service, role)) for found in others)],
-            misses=[f"{service} {role}" for service, role in keys
-                    if own is not None and not own.get((service, role))]))
+            **differences(own, others, keys)))
     return Measured(
         measured_at=datetime.now(UTC).replace(microsecond=0), machine=machine(),
         load_average_before=load_before, load_average_after=list(os.getloadavg()),
