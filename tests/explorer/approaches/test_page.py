@@ -92,7 +92,9 @@ def measured() -> Measured:
 async def explorer(tmp_path: Path) -> AsyncIterator[tuple[FastAPI, Path]]:
     """An explorer holding two OpenTelemetry checkouts and an X-Ray one, and showing the
     figures of a file of this test's own."""
-    app = create_app(Settings(db_path=":memory:"))
+    # The vendors' intakes off: their fixed ports are not this test's to take.
+    app = create_app(Settings(db_path=":memory:", xray_port=None, emf_port=None,
+                              newrelic_port=None))
     figures = tmp_path / "measured.json"
     figures.write_text(measured().model_dump_json())
     app.state.approaches_file = figures

@@ -95,7 +95,7 @@ function measuredSection(measured) {
   const instrumented = measured.approaches.filter((a) => a.approach !== "none");
   const differences = el("ul", { class: "approach-differences" }, instrumented.map((a) => el("li", {},
     el("strong", {}, approachName(a.approach)), " ",
-    a.sees_alone.length ? _("sees what others miss: {pairs}.", { pairs: a.sees_alone.map(pairText).join(", ") }) : _("sees nothing the others miss."),
+    a.sees_alone.length ? _("sees what no other does: {pairs}.", { pairs: a.sees_alone.map(pairText).join(", ") }) : _("sees nothing the others do not."),
     " ", a.misses.length ? _("Misses: {pairs}.", { pairs: a.misses.map(pairText).join(", ") }) : "")));
   return [el("h2", {}, _("Measured side by side")), el("p", { class: "muted" }, about), table,
     el("p", { class: "muted" }, _("A checkout is one customer logging in, adding a product to the cart, placing the order and paying it. CPU and memory are the eight services' a checkout passes through; the signal matrix is tests/stack/signal_matrix.py, each approach's names mapped to its attributes.")),
