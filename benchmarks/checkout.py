@@ -213,7 +213,7 @@ def report(label: str, seconds: float,
 
 
 def main() -> None:
-    from benchmarks.telemetry_tax import variant
+    from benchmarks._stacks import variant
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)

@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support import run_cli, stack_environment
 
+from benchmarks._stacks import variant
 from benchmarks.checkout import checkouts
-from benchmarks.telemetry_tax import variant
 
 MIB = 1024 * 1024
 #: The goals of issue 25 on a 2-core machine.

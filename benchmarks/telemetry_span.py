@@ -102,7 +102,7 @@ def main() -> None:
         # helpers import this checkout's tests, which another checkout lacks).
         print(json.dumps(measure()), flush=True)
         os._exit(0)  # the exporters' queues are left undrained on purpose
-    from benchmarks.telemetry_tax import variant
+    from benchmarks._stacks import variant
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", default=[], type=variant,

@@ -370,7 +370,8 @@ PAGES = (("/", "services", "table"), ("/services/gateway", "service", "table"),
          ("/problems", "problems", "ol.problems"), ("/alerts", "alerts", "table.rules"),
          ("/slos", "slos", "ol.slos"), ("/logs", "logs", "table"),
          ("/charts", "charts", "section.metric-group svg.chart"), ("/browser", "browser", "h2"),
-         ("/drills", "drills", "section.drill.current"))
+         ("/drills", "drills", "section.drill.current"),
+         ("/approaches", "approaches", "dl.trade-offs"))
 WIDTHS = (1280, 390)
 
 #: Elements that must not be empty: headings, buttons, links, column titles.

@@ -22,14 +22,13 @@ def client(*, problems_in_readers_language: bool = False) -> httpx.AsyncClient:
 JAPANESE = {"Accept-Language": "ja"}
 
 
-async def test_problems_stay_english_for_programs_unless_the_app_speaks_its_reader() -> None:
-    """The shop's APIs answer programs in English whatever they ask for; an app whose
-    pages show its problems (the explorer) answers in the request's language — `type`,
-    `status` and field names as they are."""
+async def test_details_follow_the_reader_and_titles_only_where_pages_show_them() -> None:
+    """Every app words its problems' details in the request's language (the shop puts a
+    refusal next to its field); the standard title stays English but in an app whose
+    pages show it (the explorer) — `type`, `status` and field names as they are."""
     async with client() as http:
-        english = (await http.get("/nowhere", headers=JAPANESE)).json()
-    assert (english["title"], english["detail"]) == ("Not Found",
-                                                     "There is nothing at /nowhere.")
+        shop = (await http.get("/nowhere", headers=JAPANESE)).json()
+    assert (shop["title"], shop["detail"]) == ("Not Found", "/nowhere には何もありません。")
     async with client(problems_in_readers_language=True) as http:
         missing = (await http.get("/nowhere", headers=JAPANESE)).json()
         invalid = (await http.get("/items", params={"limit": 0}, headers=JAPANESE)).json()
@@ -235,7 +234,7 @@ async def test_the_kits_own_problems_speak_japanese() -> None:
     assert missing.json()["title"] == "Not Found", "a title is the status's name, as it was"
     assert wrong_method.json()["detail"] == \
         "/items では DELETE は使えません。使えるのは GET, POST です。"
-    assert broken.json()["detail"].startswith("リクエストの本文が JSON として正しくありません")
+    assert "正しい JSON ではありません" in broken.json()["detail"]
     assert "13 文字目" in broken.json()["detail"]
     assert broken.json()["type"].endswith("/invalid-json") and broken.json()["position"] == 13
 

@@ -1,12 +1,13 @@
 """The signal matrix: every service of a running stack sends traces, metrics and logs,
 each carrying the attributes the explorer's questions rely on.
 
-`MATRIX` is the single source of truth: one row per service, one cell per signal, each
-cell naming what must arrive and the attributes it must carry (names from
-`kit.semconv`). The test drives real traffic through the gateway — an admin adds a
-product with a picture and reads the mailbox; a customer registers, looks at their
-account and the product, fills the cart, checks out, pays, has a second order declined,
-asks for too much, and runs a lab operation; a page is viewed and the page's browser
+`MATRIX` (`tests/stack/signal_matrix.py`, which `benchmarks/approaches.py` reads too) is
+the single source of truth: one row per service, one cell per signal, each cell naming
+what must arrive and the attributes it must carry (names from `kit.semconv`). The
+test drives real traffic through the gateway — an admin adds a product with a picture
+and reads the mailbox; a customer registers, looks at their account and the product,
+fills the cart, checks out, pays, has a second order declined, asks for too much, and
+runs a lab operation; a page is viewed and the page's browser
 telemetry posted — and then asks the explorer's API what arrived, until every cell is
 there or the time is up. Each missing cell fails the test with a message naming the
 service, the signal and the attribute.
@@ -27,7 +28,7 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,205 +38,17 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from kansoku.kit import semconv
+from tests.stack.signal_matrix import (
+    LOG_SPAN_ID,
+    LOG_TRACE_ID,
+    MATRIX,
+    Evidence,
+    gaps,
+)
 from tests.stack.test_up import RunningStack
 from tests.support import eventually, new_customer
 
 pytestmark = pytest.mark.stack
-
-TRACES, METRICS, LOGS = "traces", "metrics", "logs"
-#: The fields kit/logging.py writes on every log record that knows them (no semconv
-#: names: they are the JSON log line's own field names, and the OTLP record's attributes).
-LOG_REQUEST_ID, LOG_USER_ID = "request_id", "user_id"
-#: Every log record found through its trace carries that trace's id; its span's id is a
-#: column of its own.
-LOG_TRACE_ID, LOG_SPAN_ID = "trace_id", "span_id"
-
-
-@dataclass(frozen=True)
-class Spans:
-    """Spans a service must send: of these `kinds`, and (if `marker` is set) carrying
-    it, at least one must carry every attribute of `attributes` (`service.name` is
-    checked on every span's resource)."""
-
-    what: str
-    kinds: frozenset[str]
-    attributes: tuple[str, ...]
-    marker: str | None = None
-    #: Only spans carrying the customer's own user id as `enduser.id` count.
-    of_the_customer: bool = False
-
-
-@dataclass(frozen=True)
-class Records:
-    """Log records a service must write: at least one with every field of `fields`."""
-
-    what: str
-    fields: tuple[str, ...]
-    #: Only records carrying the customer's own user id as `user_id` count.
-    of_the_customer: bool = False
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A metric the service must export, and the attributes its points carry."""
-
-    name: str
-    attributes: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Row:
-    """What one service must send, per signal."""
-
-    traces: tuple[Spans, ...]
-    metrics: tuple[Metric, ...]
-    logs: tuple[Records, ...]
-    #: Cells not emitted today (`"<signal>: <what>: <attribute>"`, as a failure names
-    #: them), each with the reason. A gap that closes fails the test, so the table
-    #: never claims less than is true.
-    known_gaps: Mapping[str, str] = field(default_factory=dict)
-
-
-_HTTP_SERVER = (semconv.HTTP_REQUEST_METHOD, semconv.HTTP_ROUTE,
-                semconv.HTTP_RESPONSE_STATUS_CODE, semconv.URL_PATH, semconv.URL_SCHEME,
-                semconv.REQUEST_ID)
-SERVER = Spans("server spans", frozenset({"server"}), _HTTP_SERVER)
-CUSTOMERS_REQUESTS = Spans("the customer's server spans", frozenset({"server"}),
-                           (semconv.ENDUSER_ID,), of_the_customer=True)
-CUSTOMERS_EVENTS = Spans("the customer's event spans", frozenset({"consumer"}),
-                         (semconv.ENDUSER_ID,), of_the_customer=True)
-DATABASE = Spans("database spans", frozenset({"client"}),
-                 (semconv.DB_SYSTEM, semconv.DB_STATEMENT), marker=semconv.DB_SYSTEM)
-PUBLISH = Spans("messaging spans (publish)", frozenset({"producer"}),
-                (semconv.MESSAGING_SYSTEM, semconv.MESSAGING_DESTINATION))
-PROCESS = Spans("messaging spans (process)", frozenset({"consumer"}),
-                (semconv.MESSAGING_SYSTEM, semconv.MESSAGING_DESTINATION))
-
-REQUEST_DURATION = Metric(semconv.METRIC_HTTP_SERVER_DURATION, (semconv.HTTP_ROUTE,))
-PROCESS_METRICS = tuple(Metric(name) for name in semconv.RUNTIME_METRICS)
-
-LOG_RECORDS = Records("log records", (LOG_TRACE_ID, LOG_SPAN_ID, LOG_REQUEST_ID))
-CUSTOMERS_LOG_RECORDS = Records("the customer's log records",
-                                (LOG_TRACE_ID, LOG_SPAN_ID, LOG_USER_ID), of_the_customer=True)
-
-
-def _service(*traces: Spans, metric: str | None,
-             known_gaps: Mapping[str, str] | None = None) -> Row:
-    """A service's row: its spans, the metrics every service exports plus its own
-    (`metric`), and log records tied to their trace, request and user."""
-    own = (Metric(metric),) if metric else ()
-    return Row(traces=(SERVER, *traces, DATABASE),
-               metrics=(REQUEST_DURATION, *PROCESS_METRICS, *own),
-               logs=(LOG_RECORDS, CUSTOMERS_LOG_RECORDS), known_gaps=known_gaps or {})
-
-
-MATRIX: dict[str, Row] = {
-    # The gateway's own metric counts only refusals (rate limits); its calls to the
-    # services are what it does.
-    "gateway": _service(CUSTOMERS_REQUESTS, metric=semconv.METRIC_HTTP_CLIENT_DURATION),
-    "identity": _service(CUSTOMERS_REQUESTS, metric=semconv.METRIC_USERS_REGISTERED),
-    "catalog": _service(CUSTOMERS_REQUESTS, PUBLISH, metric=semconv.METRIC_PRODUCT_VIEWS),
-    "inventory": _service(CUSTOMERS_REQUESTS, PUBLISH, metric=semconv.METRIC_OUT_OF_STOCK),
-    "cart": _service(CUSTOMERS_REQUESTS, metric=semconv.METRIC_CART_ADDS),
-    "orders": _service(CUSTOMERS_REQUESTS, PUBLISH, metric=semconv.METRIC_ORDERS),
-    "payments": _service(CUSTOMERS_REQUESTS, PROCESS, metric=semconv.METRIC_PAYMENTS),
-    "worker": _service(CUSTOMERS_EVENTS, PROCESS,
-                       metric=semconv.METRIC_FUNCTION_INVOCATIONS),
-    "lab": _service(CUSTOMERS_REQUESTS, metric=semconv.METRIC_LAB_RUNS),
-    # The pages' browser telemetry, forwarded by the gateway's intake as a service of
-    # its own: key actions as client spans, events as log records, and metrics by route
-    # template (no process of its own, so no process metrics).
-    semconv.RUM_SERVICE: Row(
-        traces=(Spans("browser spans", frozenset({"client"}),
-                      (semconv.HTTP_REQUEST_METHOD, semconv.URL_PATH,
-                       semconv.HTTP_RESPONSE_STATUS_CODE, semconv.RUM_ACTION,
-                       semconv.SESSION_ID)),),
-        metrics=(Metric(semconv.METRIC_PAGE_VIEWS),
-                 Metric(semconv.METRIC_WEB_VITALS["LCP"])),
-        logs=(Records("browser events", (semconv.EVENT_NAME, semconv.SESSION_ID,
-                                         semconv.URL_PATH, semconv.RUM_PAGE_VIEW_ID)),),
-    ),
-}
-
-
-# --- What arrived ------------------------------------------------------------------------
-
-@dataclass
-class Evidence:
-    """What the explorer holds of this test's traffic."""
-
-    customer_id: str
-    #: Spans of this test's traces (the explorer's flat form: kind, attributes, resource).
-    spans: list[dict[str, Any]] = field(default_factory=list)
-    #: Log records: each a dict of the record's fields and attributes, with its service.
-    records: list[dict[str, Any]] = field(default_factory=list)
-    #: Metric name → services that exported it.
-    metric_senders: dict[str, set[str]] = field(default_factory=dict)
-    #: Service → metric name → attribute names its points carry (Prometheus endpoint).
-    metric_attributes: dict[str, dict[str, set[str]]] = field(default_factory=dict)
-
-
-def _missing_spans(service: str, rule: Spans, evidence: Evidence) -> list[str]:
-    candidates = [
-        span for span in evidence.spans
-        if span["service"] == service and span["kind"] in rule.kinds
-        and (rule.marker is None or rule.marker in span["attributes"])]
-    if not candidates:
-        return [f"{rule.what}: none arrived"]
-    if rule.of_the_customer:
-        candidates = [span for span in candidates
-                      if span["attributes"].get(semconv.ENDUSER_ID) == evidence.customer_id]
-        if not candidates:
-            return [f"{rule.what}: {semconv.ENDUSER_ID} (none has the customer's id)"]
-    unnamed = [span for span in candidates
-               if span["resource"].get(semconv.SERVICE_NAME) != service]
-    if unnamed:
-        return [f"{rule.what}: {semconv.SERVICE_NAME} (on {unnamed[0]['name']})"]
-    best = max(candidates, key=lambda span: sum(a in span["attributes"]
-                                                for a in rule.attributes))
-    return [f"{rule.what}: {attribute} (on {best['name']})" for attribute in rule.attributes
-            if attribute not in best["attributes"]]
-
-
-def _missing_records(service: str, rule: Records, evidence: Evidence) -> list[str]:
-    candidates = [record for record in evidence.records if record["service"] == service]
-    if not candidates:
-        return [f"{rule.what}: none arrived"]
-    if rule.of_the_customer:
-        candidates = [record for record in candidates
-                      if record.get(LOG_USER_ID) == evidence.customer_id]
-        if not candidates:
-            return [f"{rule.what}: {LOG_USER_ID} (none has the customer's id)"]
-    best = max(candidates, key=lambda record: sum(f in record for f in rule.fields))
-    return [f"{rule.what}: {name}" for name in rule.fields if name not in best]
-
-
-def _missing_metric(service: str, rule: Metric, evidence: Evidence) -> list[str]:
-    if service not in evidence.metric_senders.get(rule.name, set()):
-        return [f"{rule.name}: none arrived"]
-    carried = evidence.metric_attributes.get(service, {}).get(rule.name, set())
-    return [f"{rule.name}: {attribute}" for attribute in rule.attributes
-            if attribute not in carried]
-
-
-def gaps(evidence: Evidence) -> tuple[list[str], list[str]]:
-    """(cells missing, known gaps that are no longer missing), each as
-    `"<service> <signal>: <what>: <attribute>"`."""
-    missing, closed = [], []
-    for service, row in MATRIX.items():
-        cells = [
-            *((TRACES, gap) for rule in row.traces
-              for gap in _missing_spans(service, rule, evidence)),
-            *((METRICS, gap) for rule in row.metrics
-              for gap in _missing_metric(service, rule, evidence)),
-            *((LOGS, gap) for rule in row.logs
-              for gap in _missing_records(service, rule, evidence)),
-        ]
-        found = {f"{signal}: {gap}" for signal, gap in cells}
-        missing += [f"{service} {cell}" for cell in sorted(found)
-                    if cell not in row.known_gaps]
-        closed += [f"{service} {cell}" for cell in row.known_gaps if cell not in found]
-    return missing, closed
 
 
 # --- Traffic -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from kansoku.explorer import SERVICE, auth, pages, stats
 from kansoku.explorer.alerts import routes as alerts
 from kansoku.explorer.alerts.evaluator import AlertEvaluator
 from kansoku.explorer.alerts.notify import Notifier
+from kansoku.explorer.approaches import routes as approaches
 from kansoku.explorer.drills import routes as drills
 from kansoku.explorer.ingest import listeners as intakes
 from kansoku.explorer.ingest import routes as ingest
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     # The features' routes, each feature a package of its own (docs/architecture.md).
     for feature in (ingest, traces, service_map, metrics, logs, rum, problems, alerts,
-                    slos, drills, stats):
+                    slos, drills, approaches, stats):
         app.include_router(feature.router)
     auth.install(app, credentials)
     return app

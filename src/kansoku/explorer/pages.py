@@ -39,13 +39,15 @@ SECTIONS = (
     ("/alerts", "alerts", lazy_gettext("Alerts")), ("/slos", "slos", lazy_gettext("SLOs")),
     ("/logs", "logs", lazy_gettext("Logs")), ("/charts", "charts", lazy_gettext("Metrics")),
     ("/browser", "browser", lazy_gettext("Browser")),
-    ("/drills", "drills", lazy_gettext("Drills")))
+    ("/drills", "drills", lazy_gettext("Drills")),
+    ("/approaches", "approaches", lazy_gettext("Approaches")))
 
 
 #: The pages' scripts, in load order: the shared helpers first, then one per feature
 #: (each adds its page's filler to `pages`).
 SCRIPTS = ("explorer.js", "charts.js", "services.js", "map.js", "traces.js", "problems.js",
-           "logs.js", "metrics.js", "rum.js", "alerts.js", "slos.js", "drills.js")
+           "logs.js", "metrics.js", "rum.js", "alerts.js", "slos.js", "drills.js",
+           "approaches.js")
 
 #: The keywords the scripts mark their texts with, as scripts/messages extracts them.
 SCRIPT_KEYWORDS = {"_": None, "ngettext": (1, 2)}
