@@ -27,8 +27,8 @@ const ROLE_ORDER = Object.keys(ROLES);
 // The trade-offs, in plain words: what each approach costs and gives.
 const TRADE_OFFS = {
   otel: _("One open standard for traces, metrics and logs, which any backend reads. kansoku wires it itself: route templates, request ids, the user carried through baggage, NATS events inside the trace. The most code to own, and it sees the most."),
-  xray: _("AWS's own SDK: little code, but it sees no route template, no Valkey and no NATS event, records each SQL statement twice, and sends no logs; metrics go as CloudWatch EMF. The SDK is in maintenance mode and AWS points to OpenTelemetry (ADOT)."),
-  newrelic: _("An agent that hooks the libraries by itself: the least code of the three, and it sees SQL and Valkey. But it records a span for every middleware, so a checkout has several times the spans and costs more CPU; it harvests every 5 s rather than streaming, and sees no NATS event."),
+  xray: _("AWS's own SDK: little code, but it sees no route template and no Valkey, NATS events only through kansoku's own event code (their consumers, not the relay's publishes), records each SQL statement twice, and sends no logs; metrics go as CloudWatch EMF. The SDK is in maintenance mode and AWS points to OpenTelemetry (ADOT)."),
+  newrelic: _("An agent that hooks the libraries by itself: the least code of the three, and it sees SQL and Valkey. But it records a span for every middleware, so a checkout has several times the spans and costs more CPU; it harvests every 5 s rather than streaming, and sees NATS events only through kansoku's own event code (their consumers, not the relay's publishes)."),
   none: _("Nothing to pay and nothing to see: the baseline the others are measured against."),
 };
 
