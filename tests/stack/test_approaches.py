@@ -4,7 +4,8 @@ sending to the explorer's own intakes (docs/approaches.md).
 
 What issue 22 asks of each: a customer's checkout shows in the explorer as one trace,
 made by that approach, with the user's id, the SQL the services ran and the calls from
-the gateway through orders to inventory and payments. The checkout is found as a learner
+the gateway through orders to inventory and payments; and the order points at the trace
+that placed it, as under OpenTelemetry. The checkout is found as a learner
 would find it: the orders service's traces carrying the customer's id.
 """
 
@@ -49,8 +50,8 @@ def vendor_stack(request: pytest.FixtureRequest,
         run_cli("down", env=env)
 
 
-async def checkout(gateway: str) -> tuple[str, str]:
-    """A new customer buys the first product and pays: (their user id, the order's id)."""
+async def checkout(gateway: str) -> tuple[str, dict[str, Any]]:
+    """A new customer buys the first product and pays: (their user id, the order)."""
     email, password = await new_customer(gateway, "Vendor Buyer")
     async with httpx.AsyncClient(base_url=gateway, timeout=60) as client:
         login = await client.post("/api/v1/auth/login",
@@ -66,7 +67,7 @@ async def checkout(gateway: str) -> tuple[str, str]:
             "order_id": order.json()["id"], "payment_method": "credit_card",
             "payment_details": CARD})
         assert paid.status_code == 201, paid.text
-    return str(user_id), str(order.json()["id"])
+    return str(user_id), order.json()
 
 
 def tags_of(span: dict[str, Any]) -> dict[str, Any]:
@@ -76,7 +77,8 @@ def tags_of(span: dict[str, Any]) -> dict[str, Any]:
 async def test_a_checkout_is_one_trace_with_the_user_the_sql_and_the_calls(
         vendor_stack: tuple[str, RunningStack]) -> None:
     approach, stack = vendor_stack
-    user_id, order_id = await checkout(stack.url("gateway"))
+    user_id, order = await checkout(stack.url("gateway"))
+    order_id = order["id"]
     payment_route = f"POST /orders/{order_id}/payment"
     found: dict[str, Any] = {}
 
@@ -101,6 +103,13 @@ async def test_a_checkout_is_one_trace_with_the_user_the_sql_and_the_calls(
                      f"with spans of each of {sorted(CALLED)}")
     spans = [(found["processes"][span["processID"]]["serviceName"], span)
              for span in found["spans"]]
+    # The order keeps the trace that placed it (its pages link there): the approach's
+    # own trace id, as the explorer names it.
+    async with httpx.AsyncClient(base_url=stack.url("explorer"), timeout=30) as explorer:
+        placed = await explorer.get(f"/api/spans/{order['trace_id']}")
+    assert placed.status_code == 200, f"the order's trace {order['trace_id']}: {placed.text}"
+    assert any(span["name"] == "POST /orders" and span["service"] == "orders"
+               for span in placed.json()["data"]["spans"])
     # Made by the approach, every span of it.
     assert {tags_of(span).get(semconv.TELEMETRY_SOURCE) for _, span in spans} == {approach}
     # The user, as the approach records it.

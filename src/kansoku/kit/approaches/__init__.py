@@ -15,6 +15,7 @@ An approach hooks into a service at these points, the same for every vendor:
 - `on_startup()`, inside the serving event loop (a vendor whose context is per asyncio
   task must be set up on the loop that serves);
 - `user_identified(user_id)`, called by `kit.auth` once a request's user is known;
+- `current_trace_id()`, the trace being recorded, for a record to link to;
 - for kansoku's events over NATS, which neither vendor's library sees (`kit.events`):
   `event_trace_headers()`, the vendor's trace headers an event carries so its consumers
   continue the trace; `publishing(…)` around a publish; `consuming(…)` around the
@@ -85,6 +86,12 @@ class Approach:
         """The vendor's trace headers naming the work being recorded now (a request, or
         an event's publish), for an event to carry; empty when nothing is recorded."""
         return {}
+
+    def current_trace_id(self) -> str | None:
+        """The trace the work being recorded now belongs to, as the explorer names it
+        (32 hex digits), for a record to point at (an order keeps the trace that placed
+        it); None when nothing is recorded."""
+        return None
 
     def publishing(self, subject: str, message_id: str) -> AbstractContextManager[None]:
         """Around publishing one event: the vendor's record of the publish, when it

@@ -210,6 +210,10 @@ class NewRelicApproach(Approach):
     def user_identified(self, user_id: str) -> None:
         add_transaction_attribute(semconv.NEWRELIC_USER_ID_ATTRIBUTE, user_id)
 
+    def current_trace_id(self) -> str | None:
+        trace_id = newrelic.agent.current_trace_id()  # None outside a transaction
+        return str(trace_id).lower() if trace_id else None  # as the explorer keeps it
+
     def event_trace_headers(self) -> dict[str, str]:
         headers: list[tuple[str, str]] = []
         newrelic.agent.insert_distributed_trace_headers(headers)  # none outside a transaction

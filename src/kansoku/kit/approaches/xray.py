@@ -282,6 +282,10 @@ class XRayApproach(Approach):
         if segment is not None:
             segment.put_annotation(semconv.XRAY_USER_ID_ANNOTATION, user_id)
 
+    def current_trace_id(self) -> str | None:
+        entity = xray_recorder.get_trace_entity()
+        return None if entity is None else propagation.xray_root_trace_id(entity.trace_id)
+
     def event_trace_headers(self) -> dict[str, str]:
         entity = xray_recorder.get_trace_entity()
         if entity is None:  # outside any segment (context_missing = IGNORE_ERROR)

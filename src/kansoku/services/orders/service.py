@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kansoku.contracts.calls import Caller, Refused
 from kansoku.contracts.clients import CartClient, CatalogClient, InventoryClient, PaymentsClient
 from kansoku.contracts.schemas import CancelReason, ChargeRequest, Payment, ReservedLine
-from kansoku.kit import i18n, semconv
+from kansoku.kit import approaches, i18n, semconv
 from kansoku.kit.auth import Principal
 from kansoku.kit.clock import utc_now
 from kansoku.kit.db import Database
@@ -90,9 +90,12 @@ def _event(order: Order, **extra: Any) -> dict[str, Any]:
 
 def _current_trace_id() -> str | None:
     """The trace this request is part of (32 hex digits), kept on the order it places so
-    the order's pages can link to it in the explorer; None when nothing is traced."""
+    the order's pages can link to it in the explorer: OpenTelemetry's, else the vendor
+    approach's (kit/approaches); None when nothing is traced."""
     context = trace.get_current_span().get_span_context()
-    return format(context.trace_id, "032x") if context.is_valid else None
+    if context.is_valid:
+        return format(context.trace_id, "032x")
+    return approaches.running().current_trace_id()
 
 
 def _tag_span(order: Order) -> None:
