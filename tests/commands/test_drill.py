@@ -172,12 +172,14 @@ def test_a_japanese_learner_reads_the_drill_in_japanese(
         "outcome": "wrong-service", "message": "障害は cart にはありません。", "right": False}
     code, out, err = run(data_dir, "fix")
     assert code == 0, err
-    assert out.strip() == "回復していません: 障害はまだ残っています。取り除くまでショップは回復できません"
+    assert out.strip() == ("回復していません: 障害はまだ残っています。取り除くまでショップは"
+                           "回復できません")
 
     # Kept as phrases: an English reader of the same attempt reads it in English.
     monkeypatch.setenv("KANSOKU_LANG", "en")
-    status = drill_json(data_dir, "status")
-    assert [(given["outcome"], given["message"]) for given in status["answers"]] == [
+    answers = drill_json(data_dir, "status")["answers"]
+    assert isinstance(answers, list)
+    assert [(given["outcome"], given["message"]) for given in answers] == [
         ("wrong-service", "orders is not where the fault is."),
         ("missed-fault", "Something is wrong — keep looking."),
         ("wrong-service", "cart is not where the fault is.")]

@@ -437,7 +437,7 @@ async def test_checkout_bad_card_declined_card_then_an_order(shop: ServedShop, g
     whys = [re.search(r'class="status cancelled">[^<]*</span> \(([^)]*)\)', page.text)
             for page in order_pages]
     assert [why.group(1) for why in whys if why] == [
-        "お支払いが承認されませんでした：残高不足",
+        "お支払いが承認されませんでした：残高不足",  # noqa: RUF001 - the catalog's own colon
         "the payment was declined: insufficient funds"]
 
 

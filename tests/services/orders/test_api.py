@@ -337,7 +337,7 @@ async def test_a_declined_card_cancels_the_order_and_frees_its_stock(
                              json={"payment_method": "credit_card", "payment_details": CARD})
     assert late.status_code == 409 and late.json()["type"].endswith("/order-cancelled")
     assert late.json()["detail"] == (f"ご注文 {order['number']} はキャンセルされました"
-                                     "（お支払いが承認されませんでした：残高不足）。")
+                                     "（お支払いが承認されませんでした：残高不足）。")  # noqa: RUF001
     # The event says why as codes too, for the worker to word in the customer's language.
     connection = await asyncpg.connect(postgres_url)
     try:
