@@ -127,8 +127,9 @@ def test_a_drill_from_start_to_end(data_dir: Path, explorer: str, history_url: s
     assert ended["first_alert"] is None and ended["alerts_note"] is None
     debrief = ended["debrief"]
     assert isinstance(debrief, list)
-    assert [moment["what"].rsplit(" — ", 1)[-1] for moment in debrief] == [
-        "wrong-service", "no-evidence", "right", "fix: not yet"]
+    assert [moment["outcome"] for moment in debrief] == [
+        "wrong-service", "no-evidence", "right", None]
+    assert debrief[-1]["what"] == "fix: not yet"
     assert debrief[2]["link"] == f"{explorer}/traces/{2:032x}"
     assert (ended["service"], ended["cause"], ended["problems"]) == ("payments", "errors", [])
     assert flagfile.read_variants(data_dir / "flags.json")["paymentFailure"] == "off"
@@ -141,6 +142,60 @@ def test_a_drill_from_start_to_end(data_dir: Path, explorer: str, history_url: s
     assert entry.fault == f"flag paymentFailure = {fault.variant}"
     code, out, _ = run(data_dir, "history", "--user", "aiko")
     assert code == 0 and DRILL in out and "70" in out
+    # The history keeps the fault in English; a Japanese reader reads it in Japanese.
+    result = CliRunner().invoke(app, ["--lang", "ja", "drill", "history", "--user", "aiko",
+                                      "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.stderr
+    assert f"障害フラグ paymentFailure = {fault.variant}" in result.stdout
+
+
+def test_a_japanese_learner_reads_the_drill_in_japanese(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KANSOKU_LANG", "ja")
+    monkeypatch.setenv("KANSOKU_DATABASE_URL", "postgresql://nobody@127.0.0.1:9/none")
+    drill = model.load(DRILL)
+    seed = next(seed for seed in range(100)
+                if getattr(drill.fault(seed), "flag", None) == "paymentFailure")
+    fault = drill.fault(seed)
+    assert isinstance(fault, model.FlagFault)
+    assert run(data_dir, "start", DRILL, "--seed", str(seed), "--no-load")[0] == 0
+    code, out, err = run(data_dir, "answer", "--service", "orders", "--cause", "errors",
+                         "--trace", "ab" * 16)
+    assert code == 0, err
+    assert out.strip() == "サービスが違う: 障害は orders にはありません。"
+    code, out, err = run(data_dir, "answer", "--nothing-wrong")
+    assert code == 0, err
+    assert out.strip() == "見逃し: どこかに異常があります。調査を続けてください。"
+    # The JSON keeps the codes, and the message in the reader's language.
+    assert drill_json(data_dir, "answer", "--service", "cart", "--cause", "errors",
+                      "--trace", "ab" * 16) == {
+        "outcome": "wrong-service", "message": "障害は cart にはありません。", "right": False}
+    code, out, err = run(data_dir, "fix")
+    assert code == 0, err
+    assert out.strip() == ("回復していません: 障害はまだ残っています。取り除くまでショップは"
+                           "回復できません")
+
+    # Kept as phrases: an English reader of the same attempt reads it in English.
+    monkeypatch.setenv("KANSOKU_LANG", "en")
+    answers = drill_json(data_dir, "status")["answers"]
+    assert isinstance(answers, list)
+    assert [(given["outcome"], given["message"]) for given in answers] == [
+        ("wrong-service", "orders is not where the fault is."),
+        ("missed-fault", "Something is wrong — keep looking."),
+        ("wrong-service", "cart is not where the fault is.")]
+    monkeypatch.setenv("KANSOKU_LANG", "ja")
+    code, out, err = run(data_dir, "status")
+    assert code == 0, err
+    assert "時点): サービスが違う — 障害は orders にはありません。" in out
+
+    code, out, err = run(data_dir, "end")
+    assert code == 1  # the score could not be kept: no database
+    assert (f"障害の正体: 障害フラグ paymentFailure = {fault.variant} (payments, errors)。"
+            "paymentFailure を off に切り替えました。") in out
+    assert "回答: orders, errors — サービスが違う" in out
+    assert "回答: 異常なし — 見逃し" in out
+    for english in ("wrong-service", "missed-fault", "set to", "flag paymentFailure"):
+        assert english not in out
 
 
 def test_nothing_wrong_is_the_answer_of_a_quiet_day(data_dir: Path, history_url: str

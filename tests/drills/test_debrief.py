@@ -14,6 +14,8 @@ import pytest
 from kansoku.drills import debrief, model, scoring
 from kansoku.explorer.app import create_app
 from kansoku.explorer.settings import Settings
+from kansoku.kit import i18n
+from kansoku.kit.i18n import Language
 from tests.support import eventually, otlp_export, otlp_span, serve_in_thread
 
 RULES = """
@@ -87,8 +89,19 @@ def test_the_timeline_lines_up_answers_fixes_and_alerts() -> None:
                                 rule="HighErrorRate", labels={"service": "payments"},
                                 from_state="pending", to_state="firing")
     moments = debrief.timeline(attempt, [alert], "http://explorer")
-    assert [(m.seconds, m.who, m.what, m.link) for m in moments] == [
-        (90, "you", "answer: cart, errors — wrong-service", None),
-        (120, "kansoku", "alert HighErrorRate on payments: pending → firing", None),
-        (200, "you", "answer: payments, errors — right", f"http://explorer/traces/{'cd' * 16}"),
-        (300, "you", "fix: held", None)]
+    assert [(m.seconds, m.who, m.what, m.link, m.outcome) for m in moments] == [
+        (90, "you", "answer: cart, errors — wrong service", None, "wrong-service"),
+        (120, "kansoku", "alert HighErrorRate on payments: Pending → Firing", None, None),
+        (200, "you", "answer: payments, errors — right", f"http://explorer/traces/{'cd' * 16}",
+         "right"),
+        (300, "you", "fix: held", None, None)]
+    # A Japanese learner reads it all in Japanese: the outcomes and the alerts' states
+    # as the explorer's Alerts page names them.
+    try:
+        i18n.set_language(Language.JAPANESE)
+        in_japanese = [m.what for m in debrief.timeline(attempt, [alert], None)]
+    finally:
+        i18n.set_language(Language.ENGLISH)
+    assert in_japanese == ["回答: cart, errors — サービスが違う",
+                           "アラート HighErrorRate (payments): 保留中 → 発火中",
+                           "回答: payments, errors — 正解", "対処確認: 回復"]

@@ -3,6 +3,7 @@ mitigate, less hints, wrong tries and false alarms."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,9 +12,12 @@ import pytest
 from kansoku.drills import model, scoring
 from kansoku.drills.evidence import Verdict
 from kansoku.drills.scoring import Outcome
+from kansoku.kit import i18n
+from kansoku.kit.i18n import Language
 
 START = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
 PROOF = Verdict(True, "span 'POST /charges' (payments) carries feature_flag.key=x")
+JA, EN = Language.JAPANESE, Language.ENGLISH
 
 
 def attempt(drill: str = "checkout-fails", seed: int = 1) -> scoring.Attempt:
@@ -27,7 +31,7 @@ def answer(attempt: scoring.Attempt, minutes: float, service: str | None, cause:
     outcome, message = scoring.assess(drill.truth(attempt.seed), service, cause, verdict)
     attempt.answers.append(scoring.Answer(
         at=START + timedelta(minutes=minutes), service=service, cause=cause,
-        trace_id=None, outcome=outcome, message=message))
+        trace_id=None, outcome=outcome, message=scoring.SavedPhrase.of(message)))
     return outcome
 
 
@@ -95,3 +99,52 @@ def test_the_attempt_file_round_trip(tmp_path: Path) -> None:
     with pytest.raises(scoring.AttemptFileError, match="is not a drill in progress — "
                        "delete it to start afresh"):
         scoring.read_attempt(path)
+
+
+def test_what_an_answer_is_told_is_kept_for_either_language(tmp_path: Path) -> None:
+    run = attempt()
+    truth = truth_of(run)
+    assert truth.service and truth.category
+    answer(run, 1, "cart", truth.category)
+    answer(run, 2, truth.service, truth.category,
+           Verdict(False, i18n.Phrase(i18n.N_("no trace was given"))))
+    path = tmp_path / scoring.ATTEMPT_FILE
+    scoring.write_attempt(path, run)
+    kept = scoring.read_attempt(path)
+    assert kept is not None
+    wrong, unproven = (given.message for given in kept.answers)
+    assert not isinstance(wrong, str) and not isinstance(unproven, str)
+    assert wrong.phrase().said_in(EN) == "cart is not where the fault is."
+    assert wrong.phrase().said_in(JA) == "障害は cart にはありません。"
+    # A phrase inside a phrase (the evidence's reason) is said in the same language.
+    assert unproven.phrase().said_in(JA) == (
+        f"{truth.service} と {truth.category} は正しいのですが、証拠がそれを示していません: "
+        "トレースが指定されていません。")
+
+
+def test_an_outcome_in_words_follows_the_reader() -> None:
+    try:
+        i18n.set_language(JA)
+        assert [outcome.words() for outcome in Outcome] == [
+            "正解", "サービスが違う", "原因が違う", "根拠不十分", "誤報", "見逃し"]
+    finally:
+        i18n.set_language(EN)
+    assert Outcome.WRONG_SERVICE.words() == "wrong service"
+
+
+def test_an_answer_kept_before_phrases_is_shown_as_written(tmp_path: Path) -> None:
+    path = tmp_path / scoring.ATTEMPT_FILE
+    old = attempt().model_dump(mode="json")
+    old["answers"] = [{"at": START.isoformat(), "service": "cart", "cause": "errors",
+                       "trace_id": None, "outcome": "wrong-service",
+                       "message": "cart is not where the fault is."}]
+    old["fix_checks"] = [{"at": START.isoformat(), "recovered": False, "detail": "not yet"}]
+    path.write_text(json.dumps(old))
+    kept = scoring.read_attempt(path)
+    assert kept is not None
+    try:
+        i18n.set_language(JA)
+        assert scoring.said(kept.answers[0].message) == "cart is not where the fault is."
+        assert scoring.said(kept.fix_checks[0].detail) == "not yet"
+    finally:
+        i18n.set_language(EN)

@@ -12,6 +12,7 @@ from kansoku.chaos.actions import Stack
 from kansoku.drills import model
 from kansoku.drills import stack as drill_stack
 from kansoku.faults import flagfile
+from kansoku.kit.i18n import Language, Phrase
 from kansoku.stack.settings import StackSettings
 
 
@@ -22,10 +23,14 @@ def stack(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Stack:
 
 async def test_a_flag_fault_is_switched_on_and_off(stack: Stack) -> None:
     fault = model.FlagFault(flag="orderQueueLag", variant="on")
-    assert await drill_stack.switch_on(stack, fault) == "orderQueueLag set to on"
+    assert str(await drill_stack.switch_on(stack, fault)) == "orderQueueLag set to on"
     assert flagfile.read_variants(stack.flags_file)["orderQueueLag"] == "on"
     assert drill_stack.still_on(stack, fault)
-    assert await drill_stack.switch_off(stack, fault) == "orderQueueLag set to off"
+    done = await drill_stack.switch_off(stack, fault)
+    assert str(done) == "orderQueueLag set to off"
+    # Said again in the learner's language: the flag-switching words, too.
+    assert isinstance(done, Phrase) and done.said_in(Language.JAPANESE) == (
+        "orderQueueLag を off に切り替えました")
     assert not drill_stack.still_on(stack, fault)
 
 
@@ -39,7 +44,9 @@ async def test_stopping_needs_a_running_stack(stack: Stack) -> None:
 async def test_a_fix_is_not_probed_while_the_fault_is_on(stack: Stack) -> None:
     fault = model.FlagFault(flag="paymentFailure", variant="100%")
     await drill_stack.switch_on(stack, fault)
-    assert await drill_stack.check_fix(stack, fault) == (False, str(drill_stack.STILL_BROKEN))
+    recovered, detail = await drill_stack.check_fix(stack, fault)
+    assert (recovered, detail) == (False, drill_stack.STILL_BROKEN)
+    assert detail.said_in(Language.JAPANESE).startswith("障害はまだ残っています")
 
 
 def test_the_recovery_probes_follow_the_cause() -> None:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from kansoku.drills.evidence import Verdict
     from kansoku.drills.model import Drill, Truth
     from kansoku.drills.scoring import Attempt, Score
+    from kansoku.drills.store import FinishedAttempt
     from kansoku.stack.settings import StackSettings
 
 app = TranslatedTyper(help=_("Incident drills: break the shop, investigate, answer, fix — "
@@ -285,7 +286,7 @@ def answer(
     data_dir: DataDir = None,
 ) -> None:
     from kansoku.drills import model
-    from kansoku.drills.scoring import Answer, assess, needs_evidence, now
+    from kansoku.drills.scoring import Answer, SavedPhrase, assess, needs_evidence, now
 
     if nothing_wrong and (service or cause or trace):
         fail(_("--nothing-wrong takes no --service, --cause or --trace — give one or the "
@@ -313,14 +314,15 @@ def answer(
         verdict = _check_evidence(settings, data_dir, explorer, str(trace), truth)
     outcome, message = assess(truth, service, said_cause, verdict)
     attempt.answers.append(Answer(at=now(), service=service, cause=said_cause,
-                                  trace_id=trace, outcome=outcome, message=message))
+                                  trace_id=trace, outcome=outcome,
+                                  message=SavedPhrase.of(message)))
     _save(settings, attempt)
     if as_json:
-        _print_json({"outcome": outcome.value, "message": message,
+        _print_json({"outcome": outcome.value, "message": str(message),
                      "right": outcome == "right"})
         return
     colour = "green" if outcome == "right" else "red"
-    console.print(f"[{colour}]{outcome}[/]: {message}", highlight=False)
+    console.print(f"[{colour}]{outcome.words()}[/]: {message}", highlight=False)
 
 
 def _check_evidence(settings: StackSettings, data_dir: Path | None, explorer: str | None,
@@ -356,7 +358,7 @@ def _check_evidence(settings: StackSettings, data_dir: Path | None, explorer: st
                            "and latency back within bounds)."))
 def fix(as_json: Json = False, data_dir: DataDir = None) -> None:
     from kansoku.drills import stack as drill_stack
-    from kansoku.drills.scoring import FixCheck, now
+    from kansoku.drills.scoring import FixCheck, SavedPhrase, now
 
     settings = load_settings(data_dir)
     attempt = _in_progress(settings)
@@ -368,10 +370,11 @@ def fix(as_json: Json = False, data_dir: DataDir = None) -> None:
         fail(_("your fix has already been checked and held — 'kansoku drill end' ends the "
                "drill"))
     recovered, detail = asyncio.run(drill_stack.check_fix(_stack(settings, data_dir), fault))
-    attempt.fix_checks.append(FixCheck(at=now(), recovered=recovered, detail=detail))
+    attempt.fix_checks.append(FixCheck(at=now(), recovered=recovered,
+                                       detail=SavedPhrase.of(detail)))
     _save(settings, attempt)
     if as_json:
-        _print_json({"recovered": recovered, "detail": detail})
+        _print_json({"recovered": recovered, "detail": str(detail)})
         return
     colour = "green" if recovered else "red"
     verdict = _("fixed") if recovered else _("not fixed")
@@ -403,7 +406,7 @@ def _score_table(title: str, score: Score) -> Table:
 @app.command("status", help=_("The drill in progress: its question, the hints taken, your "
                               "answers and fix checks, and the score so far."))
 def status(as_json: Json = False, data_dir: DataDir = None) -> None:
-    from kansoku.drills.scoring import now, score
+    from kansoku.drills.scoring import now, said, score
 
     settings = load_settings(data_dir)
     attempt = _in_progress(settings)
@@ -416,8 +419,12 @@ def status(as_json: Json = False, data_dir: DataDir = None) -> None:
         _print_json({"drill": drill.id, "seed": attempt.seed, "user": attempt.user,
                      "question": drill.question(language), "elapsed_seconds": elapsed,
                      "time_limit_seconds": drill.time_limit, "hints": hints,
-                     "answers": [a.model_dump(mode="json") for a in attempt.answers],
-                     "fix_checks": [c.model_dump(mode="json") for c in attempt.fix_checks],
+                     # What was said, in the reader's language, as before phrases were
+                     # kept: the JSON's shape stays.
+                     "answers": [a.model_dump(mode="json") | {"message": said(a.message)}
+                                 for a in attempt.answers],
+                     "fix_checks": [c.model_dump(mode="json") | {"detail": said(c.detail)}
+                                    for c in attempt.fix_checks],
                      "score": _score_document(so_far)})
         return
     console.print(_("[bold]{title}[/] (drill {drill}, seed {seed}) — {elapsed} of "
@@ -430,11 +437,11 @@ def status(as_json: Json = False, data_dir: DataDir = None) -> None:
                       highlight=False)
     for given in attempt.answers:
         console.print(_("answer at {moment}: {outcome} — {message}").format(
-            moment=_duration(attempt.seconds_to(given.at)), outcome=given.outcome,
-            message=given.message), highlight=False)
+            moment=_duration(attempt.seconds_to(given.at)), outcome=given.outcome.words(),
+            message=said(given.message)), highlight=False)
     for check in attempt.fix_checks:
         console.print(_("fix at {moment}: {detail}").format(
-            moment=_duration(attempt.seconds_to(check.at)), detail=check.detail),
+            moment=_duration(attempt.seconds_to(check.at)), detail=said(check.detail)),
             highlight=False)
     print_table(_score_table(_("Score so far"), so_far))
 
@@ -460,7 +467,7 @@ def end(
     fault = drill.fault(attempt.seed)
     stack = _stack(settings, data_dir)
     problems: list[str] = []
-    undone = _("no fault to undo")
+    undone: i18n.Words = i18n.Phrase(i18n.N_("no fault to undo"))
     if fault is not None:
         try:
             undone = asyncio.run(drill_stack.switch_off(stack, fault))
@@ -476,16 +483,18 @@ def end(
         problems.append(saved)
     _attempt_path(settings).unlink(missing_ok=True)
     truth = drill.truth(attempt.seed)
-    fault_words = fault.describe() if fault else "nothing"
+    fault_words: i18n.Words = fault.describe() if fault else i18n.Phrase(i18n.N_("nothing"))
     explorer_url, changes, note = _alerts(settings, data_dir, explorer, attempt, ended)
     first = debrief.first_alert(changes, truth, attempt.started_at) if note is None else None
     moments = debrief.timeline(attempt, changes, explorer_url)
     if as_json:
         from dataclasses import asdict
 
-        _print_json({"drill": drill.id, "seed": attempt.seed, "fault": fault_words,
-                     "service": truth.service, "cause": truth.category,
-                     "flag": truth.flag, "undone": undone, "score": _score_document(final),
+        # The fault and what undid it in English, for programs (the history's words).
+        _print_json({"drill": drill.id, "seed": attempt.seed,
+                     "fault": i18n.in_english(fault_words),
+                     "service": truth.service, "cause": truth.category, "flag": truth.flag,
+                     "undone": i18n.in_english(undone), "score": _score_document(final),
                      "first_alert": asdict(first) if first else None,
                      "alerts_note": note,
                      "debrief": [asdict(moment) for moment in moments],
@@ -592,11 +601,26 @@ def history(
                    _("diagnose"), _("mitigate"), _("hints"), _("wrong")):
         table.add_column(column)
     for attempt in attempts:
-        table.add_row(f"{attempt.ended_at:%Y-%m-%d %H:%M}", attempt.drill_id, attempt.fault,
+        table.add_row(f"{attempt.ended_at:%Y-%m-%d %H:%M}", attempt.drill_id,
+                      _fault_words(attempt),
                       str(attempt.points), _duration(attempt.detect_seconds),
                       _duration(attempt.diagnose_seconds), _duration(attempt.mitigate_seconds),
                       str(attempt.hints_taken), str(attempt.wrong_tries))
     print_table(table)
+
+
+def _fault_words(attempt: FinishedAttempt) -> str:
+    """A finished attempt's fault in the reader's language. The history keeps it in
+    English; the drill and seed say it again, as long as the catalogue's drill still has
+    that fault (else the English kept is shown)."""
+    from kansoku.drills import model
+
+    try:
+        fault = model.load(attempt.drill_id).fault(attempt.seed)
+    except model.DrillError:
+        return attempt.fault
+    words = fault.describe() if fault else i18n.Phrase(i18n.N_("nothing"))
+    return str(words) if words.english == attempt.fault else attempt.fault
 
 
 def _learner(user: str | None) -> str:
@@ -613,7 +637,8 @@ def _keep(settings: StackSettings, stack: Stack, attempt: Attempt, drill: Drill,
     fault = drill.fault(attempt.seed)
     finished = store.FinishedAttempt(
         user_name=attempt.user, drill_id=drill.id, seed=attempt.seed,
-        fault=fault.describe() if fault else "nothing", started_at=attempt.started_at,
+        fault=fault.describe().english if fault else "nothing",
+        started_at=attempt.started_at,
         ended_at=ended, points=final.points, detect_seconds=final.detect_seconds,
         diagnose_seconds=final.diagnose_seconds, mitigate_seconds=final.mitigate_seconds,
         hints_taken=attempt.hints_taken, hint_points=final.hint_points,

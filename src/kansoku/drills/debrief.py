@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from kansoku.drills.evidence import EvidenceError, ask
 from kansoku.drills.model import Truth
 from kansoku.drills.scoring import Attempt, Outcome
-from kansoku.kit.i18n import _
+from kansoku.kit.i18n import N_, _
 
 #: What the alert changes are read over beyond the drill's own length: the history is
 #: asked for by lookback, and the clock moves on between the drill's end and the request.
@@ -57,15 +57,15 @@ async def alert_changes(explorer: httpx.AsyncClient, started: datetime, ended: d
     """Every change of an alert's state from `started` to `ended`, oldest first."""
     seconds = int((ended - started).total_seconds()) + LOOKBACK_MARGIN_SECONDS
     try:
-        answer = await ask(explorer, "/api/alerts/history", "the alerts' history",
+        answer = await ask(explorer, "/api/alerts/history", _("the alerts' history"),
                            {"lookback": f"{seconds}s", "limit": 1000})
     except EvidenceError as exc:
         raise DebriefError(str(exc)) from exc
     try:
         changes = _History.model_validate_json(answer.content).data
     except ValidationError as exc:
-        raise DebriefError("the explorer's alert history is not in the shape kansoku "
-                           "knows") from exc
+        raise DebriefError(_("the explorer's alert history is not in the shape kansoku "
+                             "knows")) from exc
     since, until = started.timestamp() * 1e9, ended.timestamp() * 1e9
     return sorted((change for change in changes if since <= change.time_ns <= until),
                   key=lambda change: change.time_ns)
@@ -94,13 +94,27 @@ def first_alert(changes: list[AlertChange], truth: Truth, started: datetime
 
 @dataclass(frozen=True)
 class Moment:
-    """One line of the debrief: when (seconds from the start), whose, what, and a link
-    to the evidence where there is one."""
+    """One line of the debrief: when (seconds from the start), whose, what (in the
+    reader's language), and a link to the evidence where there is one."""
 
     seconds: float
     who: Literal["you", "kansoku"]
     what: str
     link: str | None = None
+    #: An answer's outcome as a code (`Outcome`), for programs; None on other lines.
+    outcome: str | None = None
+
+
+#: An alert's states as people read them: the Alerts page's labels (alerts.js), one
+#: vocabulary; a state this list does not know is shown as the explorer says it.
+ALERT_STATE_WORDS: dict[str, str] = {
+    "inactive": N_("Cleared"), "pending": N_("Pending"), "firing": N_("Firing"),
+    "resolved": N_("Resolved")}
+
+
+def alert_state_words(state: str) -> str:
+    """An alert's state in the current language."""
+    return _(ALERT_STATE_WORDS[state]) if state in ALERT_STATE_WORDS else state
 
 
 def timeline(attempt: Attempt, changes: list[AlertChange], explorer_url: str | None
@@ -110,7 +124,8 @@ def timeline(attempt: Attempt, changes: list[AlertChange], explorer_url: str | N
                       (_("alert {rule} on {service}: {before} → {after}") if change.service
                        else _("alert {rule}: {before} → {after}")).format(
                           rule=change.rule, service=change.service,
-                          before=change.from_state, after=change.to_state))
+                          before=alert_state_words(change.from_state),
+                          after=alert_state_words(change.to_state)))
                for change in changes]
     for given in attempt.answers:
         said = (_("nothing is wrong") if given.service is None
@@ -120,7 +135,8 @@ def timeline(attempt: Attempt, changes: list[AlertChange], explorer_url: str | N
                 else None)
         moments.append(Moment(attempt.seconds_to(given.at) or 0.0, "you",
                               _("answer: {said} — {outcome}").format(
-                                  said=said, outcome=given.outcome), link))
+                                  said=said, outcome=given.outcome.words()), link,
+                              given.outcome.value))
     for check in attempt.fix_checks:
         moments.append(Moment(attempt.seconds_to(check.at) or 0.0, "you",
                               _("fix: held") if check.recovered else _("fix: not yet")))

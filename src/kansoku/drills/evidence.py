@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kansoku.drills.model import Truth
 from kansoku.kit import semconv
-from kansoku.kit.i18n import _
+from kansoku.kit.i18n import N_, Phrase, Words, _
 
 #: A span of the service at fault that lasts this long shows a latency fault: the
 #: catalogue's slowest faults add a second or more (paymentLatency's 1s, pg_sleep(2) …).
@@ -83,10 +83,11 @@ class TraceAnswer(_Jaeger):
 @dataclass(frozen=True)
 class Verdict:
     """Whether the trace proves the fault, and the span (and what about it) that does,
-    or why none does — in words the learner reads."""
+    or why none does — in words the learner reads, in their language when they read
+    them (the attempt keeps them)."""
 
     proves: bool
-    reason: str
+    reason: Words
 
 
 def trace_id(text: str) -> str:
@@ -106,28 +107,30 @@ async def ask(explorer: httpx.AsyncClient, path: str, what: str,
     try:
         answer = await explorer.get(path, params=params, timeout=TIMEOUT)
     except httpx.HTTPError as exc:
-        raise EvidenceError(f"cannot reach the explorer at {explorer.base_url} "
-                            f"({type(exc).__name__}) — is the stack up? (kansoku status)"
+        raise EvidenceError(_("cannot reach the explorer at {url} ({error}) — is the stack "
+                              "up? (kansoku status)").format(url=explorer.base_url,
+                                                             error=type(exc).__name__)
                             ) from exc
     if answer.status_code in (401, 403):
-        raise EvidenceError("the explorer refused the request — set KANSOKU_EXPLORER_TOKEN "
-                            "to its token")
+        raise EvidenceError(_("the explorer refused the request — set "
+                              "KANSOKU_EXPLORER_TOKEN to its token"))
     if answer.status_code != 200 and not (missing_ok and answer.status_code == 404):
-        raise EvidenceError(f"the explorer answered {answer.status_code} for {what} — try "
-                            "again, or see its log")
+        raise EvidenceError(_("the explorer answered {status} for {what} — try again, or "
+                              "see its log").format(status=answer.status_code, what=what))
     return answer
 
 
 async def read_trace(explorer: httpx.AsyncClient, wanted: str) -> Trace | None:
     """The trace from the explorer, None if it has no such trace."""
-    answer = await ask(explorer, f"/api/traces/{wanted}", f"trace {wanted}", missing_ok=True)
+    answer = await ask(explorer, f"/api/traces/{wanted}",
+                       _("trace {trace}").format(trace=wanted), missing_ok=True)
     if answer.status_code == 404:
         return None
     try:
         traces = TraceAnswer.model_validate_json(answer.content).data
     except ValidationError as exc:
-        raise EvidenceError(f"the explorer's answer for trace {wanted} is not a trace "
-                            "(is that URL kansoku's explorer?)") from exc
+        raise EvidenceError(_("the explorer's answer for trace {trace} is not a trace (is "
+                              "that URL kansoku's explorer?)").format(trace=wanted)) from exc
     return traces[0] if traces else None
 
 
@@ -135,34 +138,38 @@ def judge(trace: Trace | None, truth: Truth, wanted: str) -> Verdict:
     """Whether `trace` (`wanted`, None when the explorer has none) proves the fault of
     `truth`."""
     if trace is None:
-        return Verdict(False, _("the explorer has no trace {trace} — copy the id of a trace "
-                                "it shows").format(trace=wanted))
+        return Verdict(False, Phrase(N_("the explorer has no trace {trace} — copy the id of "
+                                        "a trace it shows"), trace=wanted))
     if truth.nothing_wrong:
-        return Verdict(False, _("this run has no fault for a trace to prove"))
+        return Verdict(False, Phrase(N_("this run has no fault for a trace to prove")))
     for span in trace.spans:
         if truth.flag is not None and span.tag(semconv.FEATURE_FLAG_KEY) == truth.flag:
-            return Verdict(True, _("span '{span}' ({service}) carries {attribute}={flag}").format(
-                span=span.operationName, service=trace.service_of(span),
-                attribute=semconv.FEATURE_FLAG_KEY, flag=truth.flag))
+            return Verdict(True, Phrase(N_("span '{span}' ({service}) carries "
+                                           "{attribute}={flag}"),
+                                        span=span.operationName, service=trace.service_of(span),
+                                        attribute=semconv.FEATURE_FLAG_KEY, flag=truth.flag))
     for span in trace.spans:
         service = trace.service_of(span)
         called = span.tag(semconv.PEER_SERVICE)
         if truth.service not in (service, called):
             continue
-        where = (_("span '{span}' of {service} calling {called}") if called
-                 and called != service else _("span '{span}' of {service}")).format(
-                     span=span.operationName, service=service, called=called)
+        where = (Phrase(N_("span '{span}' of {service} calling {called}"),
+                        span=span.operationName, service=service, called=called)
+                 if called and called != service
+                 else Phrase(N_("span '{span}' of {service}"), span=span.operationName,
+                             service=service))
         if span.failed:
-            return Verdict(True, _("{span} ended in error").format(span=where))
+            return Verdict(True, Phrase(N_("{span} ended in error"), span=where))
         seconds = span.duration / 1_000_000
         if seconds >= SLOW_SPAN_SECONDS:
-            return Verdict(True, _("{span} took {seconds}s").format(
-                span=where, seconds=f"{seconds:.2f}"))
+            return Verdict(True, Phrase(N_("{span} took {seconds}s"), span=where,
+                                        seconds=f"{seconds:.2f}"))
     services = sorted({trace.service_of(span) for span in trace.spans})
-    return Verdict(False, _("trace {trace} ({count} spans of {services}) shows no error, no "
-                            "slow span and no fault flag on the service you named").format(
-                                trace=wanted, count=len(trace.spans),
-                                services=", ".join(services)))
+    return Verdict(False, Phrase(N_("trace {trace} ({count} spans of {services}) shows no "
+                                    "error, no slow span and no fault flag on the service "
+                                    "you named"),
+                                 trace=wanted, count=len(trace.spans),
+                                 services=", ".join(services)))
 
 
 async def check(explorer: httpx.AsyncClient, text: str, truth: Truth) -> Verdict:

@@ -44,6 +44,7 @@ from kansoku import topology
 from kansoku.faults import catalogue
 from kansoku.faults.catalogue import FaultCategory
 from kansoku.kit.durations import parse_duration
+from kansoku.kit.i18n import N_, Phrase, _
 
 #: Where the shipped drills are: `catalogue/` beside this module (package data).
 CATALOGUE_FOLDER = "catalogue"
@@ -119,8 +120,10 @@ class FlagFault(_Model):
         definition = catalogue.FLAGS[self.flag]
         return Truth(definition.service, definition.category, definition.name)
 
-    def describe(self) -> str:
-        return f"flag {self.flag} = {self.variant}"
+    def describe(self) -> Phrase:
+        """The fault in words, said in the reader's language (`.english`: as the
+        history keeps it)."""
+        return Phrase(N_("flag {flag} = {variant}"), flag=self.flag, variant=self.variant)
 
 
 class StopFault(_Model):
@@ -140,8 +143,8 @@ class StopFault(_Model):
     def truth(self) -> Truth:
         return Truth(self.stop, FaultCategory.OUTAGE, None)
 
-    def describe(self) -> str:
-        return f"{self.stop} stopped"
+    def describe(self) -> Phrase:
+        return Phrase(N_("{service} stopped"), service=self.stop)
 
 
 Fault = FlagFault | StopFault
@@ -226,8 +229,8 @@ def load(drill_id: str) -> Drill:
     """The shipped drill `drill_id`; `DrillError` naming the drills there are."""
     drills = shipped()
     if drill_id not in drills:
-        raise DrillError(f"there is no drill '{drill_id}' — 'kansoku drill list' shows "
-                         f"them: {', '.join(drills)}")
+        raise DrillError(_("there is no drill '{drill}' — 'kansoku drill list' shows them: "
+                           "{choices}").format(drill=drill_id, choices=", ".join(drills)))
     return drills[drill_id]
 
 

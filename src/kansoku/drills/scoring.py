@@ -15,7 +15,11 @@ every wrong answer before it and `FALSE_ALARM_POINTS` for every fault claimed on
 where nothing is wrong; none without a diagnosis.
 
 `Attempt` is what `kansoku drill` keeps between commands (a JSON file in the data
-directory, `ATTEMPT_FILE`); its seed, not its answer, is written down.
+directory, `ATTEMPT_FILE`); its seed, not its answer, is written down. What an answer
+and a fix check say is kept as a `Phrase` (`SavedPhrase`: the English template and its
+values), not as the words of whoever wrote it: the page and the command line, each in
+its reader's language, show the same attempt. Files from before keep plain text, shown
+as written.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Self
 
 from pydantic import BaseModel, ValidationError
 
 from kansoku.drills.evidence import Verdict
 from kansoku.drills.model import NOTHING, Drill, Truth
-from kansoku.kit.i18n import _
+from kansoku.kit.i18n import N_, Phrase, Words, _
 
 FULL_POINTS = 100
 WRONG_TRY_POINTS = 10
@@ -51,30 +56,43 @@ class Outcome(StrEnum):
     #: "Nothing is wrong" said where something is.
     MISSED_FAULT = "missed-fault"
 
+    def words(self) -> str:
+        """The outcome as a person reads it, in the current language (programs read
+        the value)."""
+        return _(OUTCOME_WORDS[self])
+
+
+#: Each outcome in words: the Drills page's own (drills.js), one vocabulary.
+OUTCOME_WORDS: dict[Outcome, str] = {
+    Outcome.RIGHT: N_("right"), Outcome.WRONG_SERVICE: N_("wrong service"),
+    Outcome.WRONG_CAUSE: N_("wrong cause"), Outcome.NO_EVIDENCE: N_("no evidence"),
+    Outcome.FALSE_ALARM: N_("false alarm"), Outcome.MISSED_FAULT: N_("missed fault")}
+
 
 def assess(truth: Truth, service: str | None, cause: str, verdict: Verdict | None
-           ) -> tuple[Outcome, str]:
-    """An answer's outcome and a sentence on it. `verdict` is the evidence's, read only
-    once service and cause are right (None before)."""
+           ) -> tuple[Outcome, Phrase]:
+    """An answer's outcome and a sentence on it, to be said in its reader's language.
+    `verdict` is the evidence's, read only once service and cause are right (None
+    before)."""
     if cause == NOTHING:
         if truth.nothing_wrong:
-            return Outcome.RIGHT, _("Right: nothing is wrong.")
-        return Outcome.MISSED_FAULT, _("Something is wrong — keep looking.")
+            return Outcome.RIGHT, Phrase(N_("Right: nothing is wrong."))
+        return Outcome.MISSED_FAULT, Phrase(N_("Something is wrong — keep looking."))
     if truth.nothing_wrong:
-        return Outcome.FALSE_ALARM, _("False alarm: nothing is wrong with {service} (or "
-                                      "anything else).").format(service=service)
+        return Outcome.FALSE_ALARM, Phrase(N_("False alarm: nothing is wrong with {service} "
+                                              "(or anything else)."), service=service)
     if service != truth.service:
-        return Outcome.WRONG_SERVICE, _("{service} is not where the fault is.").format(
-            service=service)
+        return Outcome.WRONG_SERVICE, Phrase(N_("{service} is not where the fault is."),
+                                             service=service)
     if cause != truth.category:
-        return Outcome.WRONG_CAUSE, _("{service} is right; '{cause}' is not the "
-                                      "cause.").format(service=service, cause=cause)
+        return Outcome.WRONG_CAUSE, Phrase(N_("{service} is right; '{cause}' is not the "
+                                              "cause."), service=service, cause=cause)
     if verdict is None or not verdict.proves:
-        reason = verdict.reason if verdict else _("no trace was given")
-        return Outcome.NO_EVIDENCE, _("{service} and {cause} are right, but the evidence "
-                                      "does not prove it: {reason}.").format(
-                                          service=service, cause=cause, reason=reason)
-    return Outcome.RIGHT, _("Right, and proven: {reason}.").format(reason=verdict.reason)
+        reason = verdict.reason if verdict else Phrase(N_("no trace was given"))
+        return Outcome.NO_EVIDENCE, Phrase(N_("{service} and {cause} are right, but the "
+                                              "evidence does not prove it: {reason}."),
+                                           service=service, cause=cause, reason=reason)
+    return Outcome.RIGHT, Phrase(N_("Right, and proven: {reason}."), reason=verdict.reason)
 
 
 def needs_evidence(truth: Truth, service: str | None, cause: str) -> bool:
@@ -83,19 +101,54 @@ def needs_evidence(truth: Truth, service: str | None, cause: str) -> bool:
             and cause == truth.category)
 
 
+class SavedPhrase(BaseModel):
+    """A `Phrase` as the attempt file keeps it: its English template and its values
+    (texts, numbers, or phrases themselves), said again in whichever language reads
+    it."""
+
+    template: str
+    values: dict[str, SavedPhrase | str | int | float] = {}
+
+    @classmethod
+    def of(cls, words: Words) -> Self | str:
+        """`words` to keep: a phrase as its template and values; a plain text (a name,
+        a library's error) as it is."""
+        if isinstance(words, str):
+            return words
+        return cls(template=words.template, values={
+            name: (cls.of(value) if isinstance(value, Phrase)
+                   else value if isinstance(value, str | int | float) else str(value))
+            for name, value in words.values.items()})
+
+    def phrase(self) -> Phrase:
+        return Phrase(self.template, **{
+            name: value.phrase() if isinstance(value, SavedPhrase) else value
+            for name, value in self.values.items()})
+
+
+#: What an answer or a fix check says, as kept: a phrase, or — in a file written before
+#: phrases were kept — the text in the language of whoever wrote it.
+Saved = SavedPhrase | str
+
+
+def said(saved: Saved) -> str:
+    """What was kept, in the current language (old plain text as written)."""
+    return saved if isinstance(saved, str) else str(saved.phrase())
+
+
 class Answer(BaseModel):
     at: datetime
     service: str | None
     cause: str
     trace_id: str | None
     outcome: Outcome
-    message: str
+    message: Saved
 
 
 class FixCheck(BaseModel):
     at: datetime
     recovered: bool
-    detail: str
+    detail: Saved
 
 
 class Attempt(BaseModel):
@@ -182,12 +235,13 @@ def read_attempt(path: Path) -> Attempt | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise AttemptFileError(f"cannot read {path}: {exc.strerror}") from exc
+        raise AttemptFileError(_("cannot read {path}: {error}").format(
+            path=path, error=exc.strerror)) from exc
     try:
         return Attempt.model_validate_json(text)
     except ValidationError as exc:
-        raise AttemptFileError(f"{path} is not a drill in progress — delete it to start "
-                               "afresh") from exc
+        raise AttemptFileError(_("{path} is not a drill in progress — delete it to start "
+                                 "afresh").format(path=path)) from exc
 
 
 def write_attempt(path: Path, attempt: Attempt) -> None:
@@ -198,5 +252,5 @@ def write_attempt(path: Path, attempt: Attempt) -> None:
         part.write_text(attempt.model_dump_json(indent=2), "utf-8")
         part.replace(path)
     except OSError as exc:
-        raise AttemptFileError(f"cannot write {path}: {exc.strerror} — check the data "
-                               "directory") from exc
+        raise AttemptFileError(_("cannot write {path}: {error} — check the data "
+                                 "directory").format(path=path, error=exc.strerror)) from exc

@@ -21,12 +21,12 @@ import psutil
 
 from kansoku.chaos import experiment as chaos
 from kansoku.chaos.actions import ActionFailed, Actions, Stack, StackError
-from kansoku.chaos.probes import Prober
+from kansoku.chaos.probes import Prober, ProbeResult
 from kansoku.drills.model import Fault, FlagFault, Load, StopFault, Truth
 from kansoku.faults import catalogue, flagfile
 from kansoku.faults.catalogue import FaultCategory
 from kansoku.kit.flagkinds import OFF
-from kansoku.kit.i18n import _, lazy_gettext
+from kansoku.kit.i18n import N_, Phrase, Words, _
 from kansoku.stack import infra
 from kansoku.stack.settings import StackSettings
 
@@ -36,35 +36,37 @@ MAX_P95_SECONDS = 1.0
 RECOVERY_WINDOW = 30.0
 #: What a `fix` says while the fault itself is still switched on. It does not name the
 #: fault: that would answer the drill.
-STILL_BROKEN = lazy_gettext("the fault is still there: the shop cannot recover until it is "
-                            "undone")
+STILL_BROKEN = Phrase(N_("the fault is still there: the shop cannot recover until it is "
+                         "undone"))
 
 
 class DrillStackError(Exception):
     """The stack cannot do what the drill needs; the message says what to do."""
 
 
-async def switch_on(stack: Stack, fault: Fault) -> str:
-    """Switch the fault on; a few words on what was done."""
+async def switch_on(stack: Stack, fault: Fault) -> Words:
+    """Switch the fault on; a few words on what was done (said in the reader's
+    language)."""
     with _as_drill_errors(stack):
         match fault:
             case FlagFault():
                 flagfile.set_variant(stack.flags_file, fault.flag, fault.variant)
-                return f"{fault.flag} set to {fault.variant}"
+                return Phrase(N_("{flag} set to {variant}"), flag=fault.flag,
+                              variant=fault.variant)
             case StopFault():
                 stack.state()  # a stack must run for anything to be stopped
-                return str(await Actions(stack).stop(fault.stop))
+                return await Actions(stack).stop(fault.stop)
 
 
-async def switch_off(stack: Stack, fault: Fault) -> str:
+async def switch_off(stack: Stack, fault: Fault) -> Words:
     """Switch the fault off (whatever the learner did meanwhile); a few words on it."""
     with _as_drill_errors(stack):
         match fault:
             case FlagFault():
                 flagfile.set_variant(stack.flags_file, fault.flag, OFF)
-                return f"{fault.flag} set to {OFF}"
+                return Phrase(N_("{flag} set to {variant}"), flag=fault.flag, variant=OFF)
             case StopFault():
-                return str(await Actions(stack).start(fault.stop))
+                return await Actions(stack).start(fault.stop)
 
 
 @contextlib.contextmanager
@@ -75,8 +77,9 @@ def _as_drill_errors(stack: Stack) -> Iterator[None]:
     except (ActionFailed, StackError, catalogue.FlagError, flagfile.FlagFileError) as exc:
         raise DrillStackError(str(exc)) from exc
     except OSError as exc:
-        raise DrillStackError(f"cannot write {stack.flags_file}: {exc.strerror} — check "
-                              "the data directory") from exc
+        raise DrillStackError(_("cannot write {path}: {error} — check the data "
+                                "directory").format(path=stack.flags_file,
+                                                    error=exc.strerror)) from exc
 
 
 def still_on(stack: Stack, fault: Fault) -> bool:
@@ -111,21 +114,30 @@ def recovery_probes(truth: Truth) -> list[chaos.Probe]:
     return probes
 
 
-async def check_fix(stack: Stack, fault: Fault) -> tuple[bool, str]:
+async def check_fix(stack: Stack, fault: Fault) -> tuple[bool, Phrase]:
     """Whether the learner's fix holds: the fault undone and every recovery probe
-    holding; with what was seen, in words."""
+    holding; with what was seen, in words (said in the reader's language)."""
     if still_on(stack, fault):
-        return False, str(STILL_BROKEN)
+        return False, STILL_BROKEN
     prober = Prober(stack)
     try:
         results = await prober.round(recovery_probes(fault.truth))
     finally:
         await prober.close()
-    failed = [f"{result.probe}: {result.detail}" for result in results if not result.held]
+    failed = [result for result in results if not result.held]
     if failed:
-        return False, _("not recovered yet — {failed}").format(failed="; ".join(failed))
-    return True, _("recovered — {probes}").format(
-        probes="; ".join(f"{r.probe}: {r.detail}" for r in results))
+        return False, Phrase(N_("not recovered yet — {failed}"), failed=_seen(failed))
+    return True, Phrase(N_("recovered — {probes}"), probes=_seen(results))
+
+
+def _seen(results: list[ProbeResult]) -> Phrase:
+    """What the probes saw, one after another: "probe: detail; probe: detail". The
+    template is made here, of placeholders only: nothing in it to translate."""
+    template = "; ".join(f"{{probe{n}}}: {{detail{n}}}" for n in range(len(results)))
+    values: dict[str, Words] = {}
+    for n, result in enumerate(results):
+        values[f"probe{n}"], values[f"detail{n}"] = result.probe, result.detail
+    return Phrase(template, **values)
 
 
 # --- the load ---------------------------------------------------------------------------
@@ -180,9 +192,9 @@ def database_url(settings: StackSettings, stack: Stack) -> str:
     try:
         password = settings.secret_file.read_text().strip()
     except OSError as exc:
-        raise DrillStackError(f"cannot read the stack's secret {settings.secret_file}: "
-                              f"{exc.strerror} — run kansoku as the user who started the "
-                              "stack") from exc
+        raise DrillStackError(_("cannot read the stack's secret {path}: {error} — run "
+                                "kansoku as the user who started the stack").format(
+                                    path=settings.secret_file, error=exc.strerror)) from exc
     assert parts.hostname is not None and parts.port is not None
     return infra.postgres_url(parts.hostname, parts.port, password,
                               database=parts.path.lstrip("/"))

@@ -403,17 +403,21 @@ async def test_inventory_highlights_low_stock_and_adjusts_with_a_reason(admin: B
 
 # --- dashboard ------------------------------------------------------------------------
 
-async def _write_orders(postgres_url: str, *orders: tuple[str, str, str, str | None]) -> None:
+async def _write_orders(postgres_url: str, *orders: tuple[str, str, str, str | None]
+                        | tuple[str, str, str, str | None, str, str | None]) -> None:
     """Orders placed just now, as the checkout leaves them: (status, total, currency,
-    cancel reason)."""
+    cancel reason[, its code, payments' decline code]); without codes, as orders
+    cancelled before codes were kept."""
     connection = await asyncpg.connect(postgres_url)
     try:
-        for status, total, currency, reason in orders:
+        for status, total, currency, reason, *codes in orders:
+            code, decline = codes or (None, None)
             await connection.execute(
                 "INSERT INTO orders.orders (id, number, user_id, status, total, currency, "
-                "shipping_address, cancel_reason) VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)",
+                "shipping_address, cancel_reason, cancel_reason_code, decline_reason) "
+                "VALUES ($1, $2, $3, $4, $5, $6, '{}', $7, $8, $9)",
                 uuid.uuid4(), f"T-{uuid.uuid4().hex[:12]}", "someone", status,
-                Decimal(total), currency, reason)
+                Decimal(total), currency, reason, code, decline)
     finally:
         await connection.close()
 
@@ -444,7 +448,9 @@ async def test_the_dashboard_shows_today_low_stock_and_failures(
     currency = "CHF"  # no other test sells in francs
     await _write_orders(postgres_url, ("paid", "12.30", currency, None),
                         ("paid", "7.70", currency, None),
-                        ("cancelled", "99.00", currency, "payment declined: stolen_card"))
+                        ("cancelled", "99.00", currency, "payment declined: stolen_card"),
+                        ("cancelled", "5.00", currency, "payments were unavailable",
+                         "payments-unavailable", None))
     trace_id = await asyncio.to_thread(_export_failed_trace, shop.urls["explorer"])
 
     page = await admin.get("/admin")
@@ -455,7 +461,13 @@ async def test_the_dashboard_shows_today_low_stock_and_failures(
     assert f'<span class="number" data-testid="revenue-{currency}">20.00</span>' in html
     orders = int(re.search(r'data-testid="orders-today">(\d+)<', html).group(1))  # type: ignore[union-attr]
     assert orders >= 3
+    # An order cancelled before codes were kept: its English reason, as it was kept.
     assert "payment declined: stolen_card" in html
+    assert "payments were unavailable just then" in html
+    in_japanese = (await admin.get("/admin", headers={"Accept-Language": "ja"})).text
+    assert "その時点で決済サービスを利用できませんでした" in in_japanese
+    assert "payments were unavailable" not in in_japanese
+    assert "payment declined: stolen_card" in in_japanese
     assert "Low on stock" in html and 'href="/admin/inventory?low=1"' in html
     assert f'href="{shop.urls["explorer"]}/traces/{trace_id}"' in html
     assert "card processor timed out" in html and ">payments<" in html

@@ -393,6 +393,11 @@ async def test_checkout_bad_card_declined_card_then_an_order(shop: ServedShop, g
         confirmation = await browser.get(paid.headers["location"])
         history = await browser.get("/orders")
         emptied = await browser.get("/cart")
+        # The declined order's page says why it was cancelled in the reader's language.
+        order_pages = [await browser.get(f"/orders/{order_id}", headers={
+            "Accept-Language": language}) for order_id in dict.fromkeys(re.findall(
+                r'href="/orders/([0-9a-f-]{36})"', history.text))
+            for language in ("ja", "en")]
 
     assert bad.status_code == 422 and bad.headers["content-type"].startswith("text/html")
     assert field_error(bad.text, "card_number") == (
@@ -429,6 +434,11 @@ async def test_checkout_bad_card_declined_card_then_an_order(shop: ServedShop, g
             f'rel="noopener" aria-label="Trace of {number.group(1)} in the explorer" '
             'data-order-trace>Open</a>') in history.text
     assert "Your cart is empty" in emptied.text
+    whys = [re.search(r'class="status cancelled">[^<]*</span> \(([^)]*)\)', page.text)
+            for page in order_pages]
+    assert [why.group(1) for why in whys if why] == [
+        "お支払いが承認されませんでした：残高不足",  # noqa: RUF001 - the catalog's own colon
+        "the payment was declined: insufficient funds"]
 
 
 async def test_another_customers_order_is_not_found(shop: ServedShop, gateway: FastAPI) -> None:

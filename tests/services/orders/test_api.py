@@ -326,10 +326,18 @@ async def test_a_declined_card_cancels_the_order_and_frees_its_stock(
     cancelled = (await orders.get(f"/orders/{order['id']}", headers=who)).json()
     assert cancelled["status"] == "cancelled"
     assert cancelled["cancel_reason"] == "payment declined: insufficient_funds"
+    # Kept on the order as codes too, which the shop's pages word in their reader's
+    # language.
+    assert (cancelled["cancel_reason_code"], cancelled["decline_reason"]) == (
+        "payment-declined", "insufficient_funds")
     freed = await stock(shop, product)
     assert (freed["on_hand"], freed["reserved"], freed["available"]) == (3, 0, 3)
-    late = await pay(orders, who, order["id"])
+    late = await orders.post(f"/orders/{order['id']}/payment",
+                             headers={**who, "Accept-Language": "ja"},
+                             json={"payment_method": "credit_card", "payment_details": CARD})
     assert late.status_code == 409 and late.json()["type"].endswith("/order-cancelled")
+    assert late.json()["detail"] == (f"ご注文 {order['number']} はキャンセルされました"
+                                     "（お支払いが承認されませんでした：残高不足）。")  # noqa: RUF001
     # The event says why as codes too, for the worker to word in the customer's language.
     connection = await asyncpg.connect(postgres_url)
     try:

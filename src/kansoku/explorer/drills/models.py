@@ -32,13 +32,15 @@ class DrillAnswer(BaseModel):
     trace_id: str | None
     outcome: str = Field(description="right, wrong-service, wrong-cause, no-evidence, "
                                      "false-alarm or missed-fault")
-    message: str
+    outcome_text: str = Field(description="The outcome in the reader's language")
+    message: str = Field(description="What the answer was told, in the reader's language "
+                                     "(an answer kept before phrases were: as written)")
 
 
 class FixCheck(BaseModel):
     at: datetime
     recovered: bool
-    detail: str
+    detail: str = Field(description="What the check saw, in the reader's language")
 
 
 class CurrentDrill(BaseModel):
@@ -92,6 +94,8 @@ AnswerForm = NothingWrong | FaultFound
 
 
 class AnswerResult(BaseModel):
-    outcome: str
-    message: str
+    outcome: str = Field(description="right, wrong-service, wrong-cause, no-evidence, "
+                                     "false-alarm or missed-fault")
+    outcome_text: str = Field(description="The outcome in the reader's language")
+    message: str = Field(description="What the answer is told, in the reader's language")
     right: bool

@@ -22,10 +22,12 @@ from kansoku.drills.scoring import (
     Answer,
     Attempt,
     AttemptFileError,
+    SavedPhrase,
     assess,
     needs_evidence,
     now,
     read_attempt,
+    said,
     score,
     write_attempt,
 )
@@ -125,10 +127,11 @@ async def answer(form: Annotated[AnswerForm, Body()], request: Request
     # Read again: a hint taken meanwhile (on the command line) is kept.
     attempt = _in_progress(path)
     attempt.answers.append(Answer(at=now(), service=service, cause=said_cause,
-                                  trace_id=trace_id, outcome=outcome, message=message))
+                                  trace_id=trace_id, outcome=outcome,
+                                  message=SavedPhrase.of(message)))
     _write(path, attempt)
-    return Data(data=AnswerResult(outcome=outcome.value, message=message,
-                                  right=outcome == "right"))
+    return Data(data=AnswerResult(outcome=outcome.value, outcome_text=outcome.words(),
+                                  message=str(message), right=outcome == "right"))
 
 
 async def _check_evidence(request: Request, trace_id: str, truth: model.Truth
@@ -199,8 +202,10 @@ def _current(attempt: Attempt) -> CurrentDrill:
         answered=attempt.diagnosed is not None,
         answers=[DrillAnswer(at=given.at, service=given.service, cause=given.cause,
                              trace_id=given.trace_id, outcome=given.outcome.value,
-                             message=given.message) for given in attempt.answers],
-        fix_checks=[FixCheck(at=check.at, recovered=check.recovered, detail=check.detail)
+                             outcome_text=given.outcome.words(),
+                             message=said(given.message)) for given in attempt.answers],
+        fix_checks=[FixCheck(at=check.at, recovered=check.recovered,
+                             detail=said(check.detail))
                     for check in attempt.fix_checks],
         score=so_far,
         services=list(model.STOPPABLE), causes=list(model.CATEGORIES),

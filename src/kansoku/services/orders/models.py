@@ -33,7 +33,13 @@ class Order(Base):
     shipping_address: Mapped[dict[str, Any]] = mapped_column(JSON)
     idempotency_key: Mapped[str | None] = mapped_column(String(100), default=None)
     payment_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    #: Why it was cancelled, in English (what its event's `reason` says).
     cancel_reason: Mapped[str | None] = mapped_column(String(200), default=None)
+    #: The same as codes, which pages word in their reader's language
+    #: (`kansoku.contracts.reasons`): a `CancelReason`, and payments' `DeclineReason`
+    #: when the payment was declined. None for orders cancelled before they were kept.
+    cancel_reason_code: Mapped[str | None] = mapped_column(String(40), default=None)
+    decline_reason: Mapped[str | None] = mapped_column(String(40), default=None)
     #: The trace of the request that placed it (32 hex digits), for a link to it.
     trace_id: Mapped[str | None] = mapped_column(String(32), default=None)
     #: Whom to write to about it, as the customer's token named them when they placed

@@ -52,6 +52,9 @@ class OrderOut(BaseModel):
     shipping_address: dict[str, Any]
     payment_id: uuid.UUID | None
     cancel_reason: str | None
+    #: Why, as codes (`kansoku.contracts.reasons` words them); None before they were kept.
+    cancel_reason_code: str | None = None
+    decline_reason: str | None = None
     #: The trace of the request that placed it, when it was traced.
     trace_id: str | None = None
     created_at: UtcDateTime
@@ -101,6 +104,9 @@ class CancelledOrder(BaseModel):
     total: Decimal
     currency: str
     cancel_reason: str | None
+    #: Why, as codes (`kansoku.contracts.reasons` words them); None before they were kept.
+    cancel_reason_code: str | None = None
+    decline_reason: str | None = None
     created_at: UtcDateTime
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.contracts.calls import Caller, Refused
 from kansoku.contracts.clients import CartClient, CatalogClient, InventoryClient, PaymentsClient
+from kansoku.contracts.reasons import cancellation_words
 from kansoku.contracts.schemas import CancelReason, ChargeRequest, Payment, ReservedLine
 from kansoku.kit import approaches, i18n, semconv
 from kansoku.kit.auth import Principal
@@ -237,11 +238,12 @@ async def _release(downstream: Downstream, order_id: uuid.UUID, what: str) -> No
 async def _cancel(session: AsyncSession, order: Order, code: CancelReason, reason: str,
                   downstream: Downstream, decline: str | None = None) -> None:
     """Compensate: free the stock and record why — `reason` in English on the order and
-    its event, and on the event the `code` (and payments' `decline` code) the worker
-    words in the customer's language. Stock that cannot be released now is freed by its
-    reservation's expiry."""
+    its event, and on both the `code` (and payments' `decline` code), which the worker's
+    e-mails and the shop's pages word in their reader's language. Stock that cannot be
+    released now is freed by its reservation's expiry."""
     await _release(downstream, order.id, f"order {order.number}")
     order.status, order.cancel_reason = "cancelled", reason
+    order.cancel_reason_code, order.decline_reason = code.value, decline
     # In the waterfall, between the failed step and the order.cancelled publish.
     trace.get_current_span().add_event("order cancelled",
                                        {semconv.ORDER_CANCEL_REASON: reason})
@@ -267,10 +269,11 @@ async def pay_order(session: AsyncSession, principal: Principal, order_id: uuid.
                       _("You have no order {order_id}.").format(order_id=order_id))
     _tag_span(order)
     if order.status == "cancelled":
-        # The reason is the one the order keeps (English, as stored).
         raise Problem(409, "order-cancelled",
                       _("Order {number} was cancelled ({reason}).").format(
-                          number=order.number, reason=order.cancel_reason))
+                          number=order.number, reason=cancellation_words(
+                              order.cancel_reason_code, order.decline_reason,
+                              order.cancel_reason)))
     if order.customer_email is None:
         # Placed before orders kept whom an order is for.
         order.customer_email, order.customer_name = principal.email or None, principal.name or None

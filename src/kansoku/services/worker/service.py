@@ -9,7 +9,7 @@ structured log record and its invocation metrics.
 
 A customer's notifications are in the language the order was placed in (its events say
 which). Why an order was cancelled comes as codes (`reason_code`, and payments'
-`decline_reason`), worded here in that language.
+`decline_reason`), worded in that language by `kansoku.contracts.reasons`.
 - `image-thumbnail`: a WebP thumbnail of a product's uploaded image, stored in catalog.
 - `inventory-report`: every product's stock as CSV and JSON, on a schedule and on demand.
 
@@ -40,12 +40,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kansoku.contracts.calls import Caller, Refused
 from kansoku.contracts.clients import CatalogClient, InventoryClient
-from kansoku.contracts.schemas import CancelReason, DeclineReason
+from kansoku.contracts.reasons import cancellation_words
 from kansoku.kit import events, i18n, semconv
 from kansoku.kit.db import Database
 from kansoku.kit.errors import Problem
 from kansoku.kit.flags import ActiveFault, FaultFlags
-from kansoku.kit.i18n import N_, Language, _
+from kansoku.kit.i18n import Language, _
 from kansoku.services.worker import reports, store
 from kansoku.services.worker.models import Notification, Report
 from kansoku.services.worker.thumbnails import THUMBNAIL_CONTENT_TYPE, make_thumbnail
@@ -207,35 +207,13 @@ def _customers_language(payload: dict[str, Any]) -> Language:
     return i18n.parse_language(payload.get("language")) or i18n.DEFAULT_LANGUAGE
 
 
-#: Why an order was cancelled, as its customer reads it: by the event's `reason_code`.
-CANCEL_REASONS: dict[str, str] = {
-    CancelReason.PAYMENT_DECLINED: N_("the payment was declined"),
-    CancelReason.PAYMENTS_UNAVAILABLE: N_("payments were unavailable just then"),
-    CancelReason.PAYMENTS_TIMED_OUT: N_("the payment did not go through in time; any "
-                                        "amount taken is refunded"),
-    CancelReason.RESERVATION_EXPIRED: N_("the items were no longer reserved for it; the "
-                                         "payment is refunded"),
-}
-#: A declined payment, by payments' `decline_reason`. A stolen card is not named to the
-#: person holding it: the issuer declined, as a real shop would say.
-DECLINE_REASONS: dict[str, str] = {
-    DeclineReason.INSUFFICIENT_FUNDS: N_("the payment was declined: insufficient funds"),
-    DeclineReason.STOLEN_CARD: N_("the payment was declined by the card issuer"),
-    DeclineReason.PROCESSING_ERROR: N_("the payment was declined: the card network could "
-                                       "not process it"),
-}
-
-
 def cancellation_reason(payload: dict[str, Any]) -> str:
     """Why the order of an `order.cancelled` event was cancelled, in the current
-    language: from its codes; from its English `reason` for an event from before the
-    codes (or a code this worker does not know yet)."""
-    code, decline = payload.get("reason_code"), payload.get("decline_reason")
-    if code == CancelReason.PAYMENT_DECLINED and decline in DECLINE_REASONS:
-        return _(DECLINE_REASONS[decline])
-    if code in CANCEL_REASONS:
-        return _(CANCEL_REASONS[code])
-    return payload.get("reason") or _("no reason given")
+    language: from its codes (`kansoku.contracts.reasons`); from its English `reason`
+    for an event from before the codes (or a code this worker does not know yet)."""
+    return (cancellation_words(payload.get("reason_code"), payload.get("decline_reason"),
+                               payload.get("reason"))
+            or _("no reason given"))
 
 
 # In the functions below the recorded notifications come first and the e-mail last:

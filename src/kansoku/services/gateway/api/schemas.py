@@ -198,7 +198,14 @@ class Order(BaseModel):
     items: list[OrderLine]
     shipping_address: dict[str, str]
     payment_id: uuid.UUID | None
-    cancel_reason: str | None
+    cancel_reason: str | None = Field(description="Why it was cancelled, in English")
+    cancel_reason_code: str | None = Field(
+        None, description="The same as a code (payment-declined, payments-unavailable, "
+        "payments-timed-out, reservation-expired); null for orders cancelled before "
+        "codes were kept")
+    decline_reason: str | None = Field(
+        None, description="Payments' code for a declined payment (insufficient_funds, "
+        "stolen_card, processing_error)")
     trace_id: str | None = Field(None, description="The trace of the request that placed it "
                                  "(when traced): open it in the explorer, /traces/{trace_id}")
     created_at: UtcDateTime
@@ -310,7 +317,14 @@ class CancelledOrder(BaseModel):
     number: str
     total: Decimal
     currency: str
-    cancel_reason: str | None
+    cancel_reason: str | None = Field(description="Why it was cancelled, in English")
+    cancel_reason_code: str | None = Field(
+        None, description="The same as a code (payment-declined, payments-unavailable, "
+        "payments-timed-out, reservation-expired); null for orders cancelled before "
+        "codes were kept")
+    decline_reason: str | None = Field(
+        None, description="Payments' code for a declined payment (insufficient_funds, "
+        "stolen_card, processing_error)")
     created_at: UtcDateTime
 
 

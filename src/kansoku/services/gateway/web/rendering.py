@@ -18,6 +18,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from kansoku.contracts.reasons import cancellation_words
 from kansoku.kit import i18n
 from kansoku.services.gateway.state import gateway_of
 from kansoku.services.gateway.web.sessions import WebSession
@@ -55,6 +56,18 @@ def order_status(status: str) -> str:
     return str(name) if name is not None else status.replace("_", " ")
 
 
+def cancel_reason(order: Any) -> str:
+    """Why an order (as the orders API gives it) was cancelled, in the reader's language
+    (its codes worded by `kansoku.contracts.reasons`); the English kept on orders
+    cancelled before the codes were, as it is; "" when nothing says why."""
+    def field(name: str) -> str | None:
+        value = order.get(name) if isinstance(order, Mapping) else getattr(order, name, None)
+        return str(value) if value else None
+
+    return cancellation_words(field("cancel_reason_code"), field("decline_reason"),
+                              field("cancel_reason")) or ""
+
+
 def _moment(value: datetime | str) -> datetime:
     """A moment as the API gives it (ISO 8601 text) or as a datetime; UTC if unzoned."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
@@ -75,7 +88,7 @@ def format_date(value: datetime | str, format: str = "medium") -> str:
 # `{% trans %}`, `_()`, and money, numbers and dates in the reader's language.
 i18n.install(templates.env)
 templates.env.filters.update(datetime=format_datetime, date=format_date,
-                             order_status=order_status)
+                             order_status=order_status, cancel_reason=cancel_reason)
 
 
 class _FormToken:
