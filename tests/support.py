@@ -46,6 +46,10 @@ from kansoku.stack import infra
 STACK_PORT_VARIABLES = (
     *(topology.port_variable(service.name) for service in topology.SERVICES),
     "KANSOKU_EXPLORER_OTLP_PORT",
+    # The vendor intakes too: two stacks on one machine must not share them.
+    "KANSOKU_EXPLORER_XRAY_PORT",
+    "KANSOKU_EXPLORER_EMF_PORT",
+    "KANSOKU_EXPLORER_NEWRELIC_PORT",
     "KANSOKU_WORKER_SMTP_PORT",
     "KANSOKU_POSTGRES_PORT",
     "KANSOKU_NATS_PORT",

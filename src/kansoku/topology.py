@@ -61,6 +61,13 @@ DEFAULT_OTLP_PORT = 4318
 #: The worker's embedded mailbox (SMTP), private to the stack.
 DEFAULT_SMTP_PORT = 8025
 
+#: The explorer's vendor intakes, on the vendors' own ports: the X-Ray daemon's (UDP),
+#: the CloudWatch agent's for embedded-metric-format lines (TCP and UDP), and an HTTPS
+#: New Relic collector (docs/approaches.md). `kansoku up` points the services at them.
+DEFAULT_XRAY_PORT = 2000
+DEFAULT_EMF_PORT = 25888
+DEFAULT_NEWRELIC_PORT = 8443
+
 #: Embedded infrastructure ports: the standard ones (5432, 4222, 6379) with a leading 1,
 #: so that they never collide with system servers on the standard ports.
 DEFAULT_POSTGRES_PORT = 15432

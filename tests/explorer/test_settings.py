@@ -27,3 +27,17 @@ def test_a_language_it_does_not_speak_is_a_clear_error(monkeypatch: pytest.Monke
     with pytest.raises(ValidationError, match="'fr' is not a language the explorer "
                                               "speaks: ja or en"):
         Settings()
+
+
+def test_a_vendor_intake_set_empty_is_off_and_a_bad_port_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compose and the chart pass every variable through, empty when unset: an empty
+    intake port turns that intake off (as documented), it is not a number to parse."""
+    monkeypatch.setenv("KANSOKU_EXPLORER_XRAY_PORT", "")
+    monkeypatch.setenv("KANSOKU_EXPLORER_EMF_PORT", " ")
+    monkeypatch.setenv("KANSOKU_EXPLORER_NEWRELIC_PORT", "9443")
+    settings = Settings()
+    assert (settings.xray_port, settings.emf_port, settings.newrelic_port) == (None, None, 9443)
+    monkeypatch.setenv("KANSOKU_EXPLORER_NEWRELIC_PORT", "70000")
+    with pytest.raises(ValidationError, match="newrelic_port"):
+        Settings()

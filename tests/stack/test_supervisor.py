@@ -17,7 +17,7 @@ import pytest
 
 from kansoku.stack import control
 from kansoku.stack.settings import StackSettings
-from kansoku.stack.supervisor import Component, Supervisor, http_probe
+from kansoku.stack.supervisor import Component, Supervisor, http_probe, service_environment
 from tests.support import eventually, free_ports, port_is_free, read_state
 
 #: Serves /health/ready, then exits after 2 s (time enough for the first readiness probe
@@ -178,3 +178,32 @@ def test_requests_are_taken_oldest_first_and_junk_is_dropped(tmp_path: Path) -> 
     assert taken == [control.Request("stop", "payments"), control.Request("start", "payments")]
     # Only the half-written one remains: its writer renames it when complete.
     assert [path.name for path in control.requests_dir(run_dir).iterdir()] == ["2-half.tmp"]
+
+
+def test_services_report_to_the_explorers_own_vendor_intakes(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The services on X-Ray or New Relic are pointed at the intakes this stack's explorer
+    listens on — moved ports included, so a second stack on the machine keeps its own
+    data — unless the user pointed the vendor somewhere else."""
+    for name in ("AWS_XRAY_DAEMON_ADDRESS", "AWS_EMF_AGENT_ENDPOINT", "NEW_RELIC_HOST",
+                 "NEW_RELIC_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KANSOKU_EXPLORER_XRAY_PORT", "32000")
+    monkeypatch.setenv("KANSOKU_EXPLORER_EMF_PORT", "35888")
+    monkeypatch.setenv("KANSOKU_EXPLORER_NEWRELIC_PORT", "38443")
+    def settings() -> StackSettings:  # external infrastructure: no embedded servers
+        return StackSettings(data_dir=tmp_path, database_url="postgresql://db/kansoku",
+                             nats_url="nats://bus:4222", redis_url="redis://cache:6379/0")
+    env = service_environment(settings(), [], "secret")
+    assert (env["AWS_XRAY_DAEMON_ADDRESS"], env["AWS_EMF_AGENT_ENDPOINT"],
+            env["NEW_RELIC_HOST"], env["NEW_RELIC_PORT"]) == (
+        "127.0.0.1:32000", "udp://127.0.0.1:35888", "127.0.0.1", "38443")
+    # The user's own choice stands: New Relic itself is a host and its own port.
+    monkeypatch.setenv("NEW_RELIC_HOST", "collector.eu01.nr-data.net")
+    monkeypatch.setenv("AWS_XRAY_DAEMON_ADDRESS", "10.0.0.5:2000")
+    env = service_environment(settings(), [], "secret")
+    assert "NEW_RELIC_HOST" not in env and "NEW_RELIC_PORT" not in env
+    assert "AWS_XRAY_DAEMON_ADDRESS" not in env
+    # An intake turned off (empty): the vendor's default address, nothing set.
+    monkeypatch.setenv("KANSOKU_EXPLORER_EMF_PORT", "")
+    assert "AWS_EMF_AGENT_ENDPOINT" not in service_environment(settings(), [], "secret")

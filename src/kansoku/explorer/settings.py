@@ -9,8 +9,15 @@ from pydantic import AliasChoices, BeforeValidator, Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from kansoku.kit.i18n import DEFAULT_LANGUAGE, Language, parse_language
-from kansoku.kit.settings import ServiceSettings
-from kansoku.topology import DEFAULT_OTLP_PORT, DEFAULT_SMTP_PORT, SERVICES_BY_NAME
+from kansoku.kit.settings import OptionalPort, ServiceSettings
+from kansoku.topology import (
+    DEFAULT_EMF_PORT,
+    DEFAULT_NEWRELIC_PORT,
+    DEFAULT_OTLP_PORT,
+    DEFAULT_SMTP_PORT,
+    DEFAULT_XRAY_PORT,
+    SERVICES_BY_NAME,
+)
 
 
 def _language(value: object) -> Language:
@@ -31,11 +38,11 @@ class Settings(ServiceSettings):
     #: the CloudWatch agent's EMF port (TCP and UDP) for embedded-metric-format lines
     #: (explorer/ingest/xray.py, emf.py; docs/approaches.md). Unset (empty): that intake
     #: is off. A port that cannot be bound is logged and the explorer runs without it.
-    xray_port: int | None = Field(2000, ge=1, le=65535)
-    emf_port: int | None = Field(25888, ge=1, le=65535)
+    xray_port: OptionalPort = DEFAULT_XRAY_PORT
+    emf_port: OptionalPort = DEFAULT_EMF_PORT
     #: The New Relic collector's HTTPS port, where services on the New Relic agent
     #: report (explorer/ingest/newrelic.py). Unset (empty): off.
-    newrelic_port: int | None = Field(8443, ge=1, le=65535)
+    newrelic_port: OptionalPort = DEFAULT_NEWRELIC_PORT
     #: The DuckDB file everything is kept in (`kansoku up` puts it in the data
     #: directory); ":memory:" keeps nothing across restarts.
     db_path: str = ".kansoku/explorer/telemetry.duckdb"

@@ -11,8 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kansoku.kit.approaches import Instrumentation
@@ -21,6 +29,16 @@ from kansoku.topology import default_url
 
 class ConfigurationError(Exception):
     """A setting is missing or wrong; the message names the variable and the fix."""
+
+
+def _empty_is_none(value: object) -> object:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+#: A port that may be turned off: the variable set empty (compose and the chart pass
+#: every variable through, empty when unset) means none, not a number to parse.
+OptionalPort = Annotated[Annotated[int, Field(ge=1, le=65535)] | None,
+                         BeforeValidator(_empty_is_none)]
 
 
 def require(value: str | None, variable: str, why: str) -> str:

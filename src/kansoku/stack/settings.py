@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kansoku import topology
 from kansoku.kit.i18n import _
-from kansoku.kit.settings import ConfigurationError
+from kansoku.kit.settings import ConfigurationError, OptionalPort
 
 LOOPBACK = "127.0.0.1"
 
@@ -35,6 +35,12 @@ class StackSettings(BaseSettings):
     nats_port: int = topology.DEFAULT_NATS_PORT
     valkey_port: int = topology.DEFAULT_VALKEY_PORT
     explorer_otlp_port: int = topology.DEFAULT_OTLP_PORT
+    #: The explorer's vendor intakes (its own settings read the same variables); the
+    #: services on X-Ray or New Relic are pointed at them. Unset (empty): that intake is
+    #: off, and the services keep the vendor's default address.
+    explorer_xray_port: OptionalPort = topology.DEFAULT_XRAY_PORT
+    explorer_emf_port: OptionalPort = topology.DEFAULT_EMF_PORT
+    explorer_newrelic_port: OptionalPort = topology.DEFAULT_NEWRELIC_PORT
     worker_smtp_port: int = topology.DEFAULT_SMTP_PORT
     #: An external SMTP server for the shop's e-mail; unset, the embedded mailbox.
     smtp_url: str | None = None

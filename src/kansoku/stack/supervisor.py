@@ -756,7 +756,27 @@ def service_environment(settings: StackSettings, infrastructure: list[Component]
     for service in topology.SERVICES:
         env[topology.port_variable(service.name)] = str(settings.service_port(service.name))
         env[topology.url_variable(service.name)] = settings.service_url(service.name)
+    env.update(_vendor_intakes(settings))
     return env
+
+
+def _vendor_intakes(settings: StackSettings) -> dict[str, str]:
+    """Where services on a vendor's approach report: the explorer's intakes on the ports
+    it listens on (a second stack on the machine, or a port moved, still gets its own
+    services' data), unless the user pointed the vendor elsewhere."""
+    host = settings.connect_host
+    found: dict[str, str] = {}
+    if settings.explorer_xray_port is not None and "AWS_XRAY_DAEMON_ADDRESS" not in os.environ:
+        found["AWS_XRAY_DAEMON_ADDRESS"] = f"{host}:{settings.explorer_xray_port}"
+    if settings.explorer_emf_port is not None and "AWS_EMF_AGENT_ENDPOINT" not in os.environ:
+        found["AWS_EMF_AGENT_ENDPOINT"] = f"udp://{host}:{settings.explorer_emf_port}"
+    # The agent's collector is a host and a port: either both the explorer's, or what
+    # the user set (New Relic itself, with its own port).
+    if settings.explorer_newrelic_port is not None and not (
+            {"NEW_RELIC_HOST", "NEW_RELIC_PORT"} & os.environ.keys()):
+        found["NEW_RELIC_HOST"] = host
+        found["NEW_RELIC_PORT"] = str(settings.explorer_newrelic_port)
+    return found
 
 
 def build_components(settings: StackSettings) -> list[list[Component]]:

@@ -70,13 +70,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from kansoku.kit import semconv
 from kansoku.kit.approaches import Approach, ConsumedEvent, Instrumentation, propagation
 from kansoku.kit.approaches.measurements import RecordingMeterProvider
+from kansoku.topology import DEFAULT_NEWRELIC_PORT
 
 logger = logging.getLogger(__name__)
 
 #: Where the agent reports unless NEW_RELIC_HOST / NEW_RELIC_PORT say otherwise: the
 #: explorer's New Relic intake on this machine.
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8443
+DEFAULT_PORT = DEFAULT_NEWRELIC_PORT
 #: The agent needs a license key to start; the explorer takes any. This one says what
 #: it is (40 characters, as New Relic's keys).
 LOCAL_LICENSE_KEY = "kansoku-local-collector-not-a-real-key00"

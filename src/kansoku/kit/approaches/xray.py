@@ -79,16 +79,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from kansoku.kit import semconv
 from kansoku.kit.approaches import Approach, ConsumedEvent, Instrumentation, propagation
 from kansoku.kit.approaches.measurements import RecordingMeterProvider
+from kansoku.topology import DEFAULT_EMF_PORT, DEFAULT_XRAY_PORT
 
 logger = logging.getLogger(__name__)
 
 #: The libraries the SDK patches here (its names). It has none for asyncpg, redis or NATS.
 PATCHED = ("httpx", "sqlalchemy_core")
 #: Where the SDK sends segments unless AWS_XRAY_DAEMON_ADDRESS says otherwise.
-DEFAULT_DAEMON_ADDRESS = "127.0.0.1:2000"
+DEFAULT_DAEMON_ADDRESS = f"127.0.0.1:{DEFAULT_XRAY_PORT}"
 #: Where EMF goes unless AWS_EMF_AGENT_ENDPOINT says otherwise: the CloudWatch agent's
 #: port, over UDP (fire and forget: a missing agent costs the service nothing).
-DEFAULT_EMF_ENDPOINT = "udp://127.0.0.1:25888"
+DEFAULT_EMF_ENDPOINT = f"udp://127.0.0.1:{DEFAULT_EMF_PORT}"
 #: The EMF namespace (CloudWatch's metric namespace) of every service.
 EMF_NAMESPACE = semconv.NAMESPACE
 #: The EMF property carrying the request's X-Ray trace id.
