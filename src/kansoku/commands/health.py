@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import urllib.error
-import urllib.request
 
 from kansoku import topology
 from kansoku.kit.languages import command_line_language, plain_gettext, set_language
@@ -90,6 +88,11 @@ def answer_status(url: str, timeout: float = TIMEOUT_SECONDS, *, quiet: bool = T
                   ) -> int | None:
     """The HTTP status a GET of `url` (an http URL kansoku made) answers; None when
     nothing answers — or, with `quiet=False`, the error saying why."""
+    # Imported for a check (10 ms: http.client, ssl, email): every `kansoku` command
+    # imports this module, and only `health` and `status` ask.
+    import urllib.error
+    import urllib.request
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310
             status: int = answer.status
