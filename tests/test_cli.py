@@ -25,9 +25,11 @@ HEAVY = ("fastapi", "starlette", "sqlalchemy", "alembic", "httpx", "opentelemetr
 
 #: What `kansoku status` must not import, a stack running or not: Typer checks the
 #: command line's values with pydantic, but the settings (pydantic-settings, and the
-#: models they build) are not needed to read the state file (stack/paths.py).
+#: models they build) are not needed to read the state file (stack/paths.py), and the
+#: probes need neither an HTTP client nor a thread pool (commands/health.py).
 HEAVY_FOR_STATUS = ("pydantic_settings", "babel", "asyncio", "httpx", "fastapi",
-                    "starlette", "sqlalchemy", "opentelemetry", "yaml", "kansoku.chaos",
+                    "starlette", "sqlalchemy", "opentelemetry", "yaml", "urllib.request",
+                    "http.client", "ssl", "concurrent.futures", "kansoku.chaos",
                     "kansoku.services", "kansoku.explorer", "kansoku.kit.settings",
                     "kansoku.stack.settings", "kansoku.loadgen.settings")
 
@@ -79,7 +81,7 @@ def test_status_reads_the_state_file_without_the_settings(tmp_path: Path) -> Non
             "browser_synthetic": {"on": False, "reason": "Playwright is not installed",
                                   "command": "kansoku install-browser"}})
         running = _loaded_by(_run_quietly("status", "--data-dir", str(tmp_path)))
-    assert "urllib.request" in running  # it did probe
+    assert "psutil" in running  # it did find the supervisor alive, and so probed
     assert not _heavy(running, HEAVY_FOR_STATUS)
 
 
