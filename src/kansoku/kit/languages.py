@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from enum import StrEnum
 from functools import cache
@@ -117,12 +117,7 @@ def _entries(po_text: str) -> Iterator[tuple[dict[str, str], bool]]:
 def read_catalog(po_text: str) -> dict[str, str]:
     """A .po catalog's translations, message -> translation: the singular messages that
     have one and are not marked fuzzy (what gettext would use)."""
-    found: dict[str, str] = {}
-    for fields, fuzzy in _entries(po_text):
-        message, translation = fields.get("msgid"), fields.get("msgstr")
-        if message and translation and not fuzzy and "msgid_plural" not in fields:
-            found[message] = translation
-    return found
+    return _singulars(_entries(po_text))
 
 
 def read_plurals(po_text: str) -> dict[str, tuple[str, ...]]:
@@ -130,8 +125,21 @@ def read_plurals(po_text: str) -> dict[str, tuple[str, ...]]:
     msgstr[1] …: as many as the language has), for those translated and not marked
     fuzzy. A form left empty is "" (`Catalog.ngettext` says the code's own words for it,
     as gettext does)."""
+    return _plurals(_entries(po_text))
+
+
+def _singulars(entries: Iterable[tuple[dict[str, str], bool]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for fields, fuzzy in entries:
+        message, translation = fields.get("msgid"), fields.get("msgstr")
+        if message and translation and not fuzzy and "msgid_plural" not in fields:
+            found[message] = translation
+    return found
+
+
+def _plurals(entries: Iterable[tuple[dict[str, str], bool]]) -> dict[str, tuple[str, ...]]:
     found: dict[str, tuple[str, ...]] = {}
-    for fields, fuzzy in _entries(po_text):
+    for fields, fuzzy in entries:
         message = fields.get("msgid")
         if not message or fuzzy or "msgid_plural" not in fields:
             continue
@@ -185,8 +193,8 @@ def catalog(language: Language) -> Catalog:
     read."""
     if language == DEFAULT_LANGUAGE:
         return Catalog(language, {}, {})
-    po_text = catalog_path(language).read_text("utf-8")
-    return Catalog(language, read_catalog(po_text), read_plurals(po_text))
+    entries = list(_entries(catalog_path(language).read_text("utf-8")))  # parsed once
+    return Catalog(language, _singulars(entries), _plurals(entries))
 
 
 def plain_gettext(message: str) -> str:
