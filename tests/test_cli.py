@@ -1,7 +1,8 @@
 """What the `kansoku` command loads to start: every command module, and no web framework,
 database toolkit, HTTP client or telemetry SDK — those belong to the commands that use
 them (imported inside them), so `kansoku --help` and `kansoku status` start at once
-(docs/performance.md has the times; this checks the structure, not a time)."""
+(docs/performance.md has the times; this checks the structure, not a time). Nor does it
+load pydantic, Babel or asyncio to show its help, nor the settings to show the status."""
 
 from __future__ import annotations
 
@@ -13,10 +14,24 @@ from pathlib import Path
 import pytest
 
 #: Packages the CLI must not import merely to start: each costs tens of milliseconds to
-#: hundreds, and `kansoku --help` needs none of them (`status` only the settings).
+#: hundreds, and `kansoku --help` needs none of them. pydantic (and pydantic-settings)
+#: come with the commands that read settings, Babel with formatting (the catalogs are
+#: read without it: kit/languages.py), asyncio with the commands that run a loop, and
+#: urllib's client with a health probe.
 HEAVY = ("fastapi", "starlette", "sqlalchemy", "alembic", "httpx", "opentelemetry", "yaml",
-         "uvicorn", "asyncpg", "redis", "duckdb", "psutil", "pydantic_settings", "kansoku.chaos",
-         "kansoku.services", "kansoku.explorer", "kansoku.kit.flags")
+         "uvicorn", "asyncpg", "redis", "duckdb", "psutil", "pydantic", "babel", "asyncio",
+         "concurrent.futures", "urllib.request", "kansoku.chaos", "kansoku.services",
+         "kansoku.explorer", "kansoku.kit.flags")
+
+#: What `kansoku status` must not import, a stack running or not: Typer checks the
+#: command line's values with pydantic, but the settings (pydantic-settings, and the
+#: models they build) are not needed to read the state file (stack/paths.py), and the
+#: probes need neither an HTTP client nor a thread pool (commands/health.py).
+HEAVY_FOR_STATUS = ("pydantic_settings", "babel", "asyncio", "httpx", "fastapi",
+                    "starlette", "sqlalchemy", "opentelemetry", "yaml", "urllib.request",
+                    "http.client", "ssl", "concurrent.futures", "kansoku.chaos",
+                    "kansoku.services", "kansoku.explorer", "kansoku.kit.settings",
+                    "kansoku.stack.settings", "kansoku.loadgen.settings")
 
 
 def _loaded_by(code: str) -> set[str]:
@@ -27,18 +42,47 @@ def _loaded_by(code: str) -> set[str]:
     return set(printed)
 
 
+def _run_quietly(*arguments: str) -> str:
+    """Code that runs `kansoku ARGUMENTS…`, its output thrown away (it exits when done)."""
+    return ("import contextlib, io, kansoku.cli\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            f"    kansoku.cli.app({list(arguments)!r})")
+
+
+def _heavy(loaded: set[str], heavy: tuple[str, ...]) -> list[str]:
+    return sorted(name for name in loaded if name.split(".")[0] in heavy
+                  or name.startswith(heavy))
+
+
 @pytest.mark.parametrize("code", [
-    "import kansoku.cli",
-    # What `kansoku --help` runs, its output thrown away (it exits when done).
-    "import contextlib, io, kansoku.cli\n"
-    "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
-    "    kansoku.cli.app(['--help'])",
-])
+    "import kansoku.cli", _run_quietly("--help"), _run_quietly("--lang", "ja", "--help")])
 def test_the_command_starts_without_the_service_machinery(code: str) -> None:
     loaded = _loaded_by(code)
     assert "kansoku.commands.stack" in loaded  # it did load the commands
-    assert not sorted(name for name in loaded if name.split(".")[0] in HEAVY
-                      or name.startswith(HEAVY))
+    assert not _heavy(loaded, HEAVY)
+
+
+def test_status_reads_the_state_file_without_the_settings(tmp_path: Path) -> None:
+    """With no stack, and with one running (a live supervisor; its components do not
+    answer: the probes run, and find them down)."""
+    from kansoku.stack.state import write_state
+    from tests.support import idle_process
+
+    stopped = _loaded_by(_run_quietly("status", "--data-dir", str(tmp_path / "none")))
+    assert "kansoku.stack.state" in stopped and not _heavy(stopped, HEAVY_FOR_STATUS)
+    with idle_process() as supervisor:
+        write_state(tmp_path / "run" / "state.json", {
+            "supervisor": {"pid": supervisor.pid, "process_started": None,
+                           "state": "running", "data_dir": str(tmp_path), "updated_at": 1.0},
+            "components": [{"name": "payments", "kind": "service",
+                            "url": "http://127.0.0.1:9/", "pid": None,
+                            "process_started": None, "state": "running", "health": "healthy",
+                            "restarts": 0, "held": False, "last_exit": None, "log": "-"}],
+            "browser_synthetic": {"on": False, "reason": "Playwright is not installed",
+                                  "command": "kansoku install-browser"}})
+        running = _loaded_by(_run_quietly("status", "--data-dir", str(tmp_path)))
+    assert "psutil" in running  # it did find the supervisor alive, and so probed
+    assert not _heavy(running, HEAVY_FOR_STATUS)
 
 
 # --- two languages (issue 23) --------------------------------------------------------

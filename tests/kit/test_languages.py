@@ -1,5 +1,6 @@
 """The languages without Babel (kit/languages.py): its own reader of the catalogs, which
-the containers' healthcheck uses, reads each translation as Babel does."""
+the containers' healthcheck and every page and command use, reads each translation as
+Babel does, plural forms too."""
 
 from __future__ import annotations
 
@@ -21,6 +22,34 @@ def test_the_plain_reader_reads_every_translation_babel_reads() -> None:
     assert len(by_babel) > 1000
 
 
+def test_the_plain_reader_reads_every_plural_babel_reads() -> None:
+    path = languages.catalog_path(Language.JAPANESE)
+    with path.open("rb") as po_file:
+        catalog = read_po(po_file, locale="ja")
+    by_babel = {message.id[0]: tuple(message.string) for message in catalog
+                if isinstance(message.id, tuple) and isinstance(message.string, tuple)
+                and any(message.string) and not message.fuzzy}
+    assert languages.read_plurals(path.read_text("utf-8")) == by_babel
+    assert len(by_babel) > 10 and all(len(forms) == 1 for forms in by_babel.values())
+
+
+def test_a_catalog_answers_as_gettext_does() -> None:
+    po_text = ('msgid "{count} item"\nmsgid_plural "{count} items"\nmsgstr[0] "{count} 個"\n\n'
+               'msgid "{count} box"\nmsgid_plural "{count} boxes"\nmsgstr[0] ""\n\n'
+               'msgid "Hello"\nmsgstr "こんにちは"\n')
+    japanese = languages.Catalog(Language.JAPANESE, languages.read_catalog(po_text),
+                                 languages.read_plurals(po_text))
+    assert japanese.gettext("Hello") == "こんにちは" and japanese.gettext("Bye") == "Bye"
+    assert [japanese.ngettext("{count} item", "{count} items", n) for n in (1, 2)] == [
+        "{count} 個", "{count} 個"]
+    # Untranslated: the code's own words, singular for one as English has it.
+    assert [japanese.ngettext("{count} box", "{count} boxes", n) for n in (1, 2)] == [
+        "{count} box", "{count} boxes"]
+    english = languages.catalog(Language.ENGLISH)
+    assert [english.ngettext("{count} item", "{count} items", n) for n in (0, 1, 2)] == [
+        "{count} items", "{count} item", "{count} items"]
+
+
 def test_escapes_continuations_fuzzy_and_plurals() -> None:
     po_text = ('msgid ""\nmsgstr ""\n"Language: ja\\n"\n\n'
                'msgid "Hello {name},\\n"\n"\\"quoted\\" \\\\ tab\\t"\nmsgstr ""\n"こんにちは\\n"\n'
@@ -30,6 +59,7 @@ def test_escapes_continuations_fuzzy_and_plurals() -> None:
                'msgid "untranslated"\nmsgstr ""\n')
     assert languages.read_catalog(po_text) == {
         'Hello {name},\n"quoted" \\ tab\t': "こんにちは\n{name} さん"}
+    assert languages.read_plurals(po_text) == {"{count} item": ("{count} 個",)}
 
 
 def test_plain_gettext_speaks_the_current_language(japanese: None) -> None:

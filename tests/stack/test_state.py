@@ -9,6 +9,7 @@ import json
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +88,30 @@ def test_the_state_file_reads_back_typed(settings: StackSettings,
     assert nats.stopped_by_user and not nats.process_alive() and nats.last_exit == 0
     assert state.component("mongodb") is None
     # The fields in the file's order: `kansoku status --json` prints them so.
-    assert list(nats.model_dump()) == list(component("nats"))
+    assert list(asdict(nats)) == list(component("nats"))
 
 
-@pytest.mark.parametrize("content", ["", "{not json", "[]", '{"supervisor": {}}',
-                                     json.dumps({"components": []})])
+def _with(state: dict[str, Any], part: str, **changes: Any) -> str:
+    """`state` as JSON, with `changes` made to its supervisor or to its first component."""
+    changed = json.loads(json.dumps(state))
+    entry = changed["supervisor"] if part == "supervisor" else changed["components"][0]
+    entry.update(changes)
+    return json.dumps(changed)
+
+
+@pytest.mark.parametrize("content", [
+    "", "{not json", "[]", '{"supervisor": {}}', json.dumps({"components": []}),
+    # What the supervisor never writes: a field of the wrong type, or missing.
+    _with(state_file(None), "component", pid="12"),
+    _with(state_file(None), "component", restarts=True),
+    _with(state_file(None), "component", held=1),
+    _with(state_file(None), "supervisor", updated_at="now"),
+    _with(state_file(None), "supervisor", pid=None),
+    json.dumps({**state_file(None), "components": {"payments": {}}}),
+    json.dumps({**state_file(None), "browser_synthetic": {"on": "yes"}}),
+    json.dumps({key: value for key, value in state_file(None).items()
+                if key != "components"}),
+])
 def test_no_file_or_not_a_state_file_is_no_stack(settings: StackSettings,
                                                   content: str) -> None:
     assert StackState.read(settings.state_file) is None
@@ -99,6 +119,16 @@ def test_no_file_or_not_a_state_file_is_no_stack(settings: StackSettings,
     settings.state_file.write_text(content)
     assert StackState.read(settings.state_file) is None
     assert read_stack_state(settings) is None
+
+
+def test_a_whole_number_is_a_float_and_a_missing_default_is_its_default(
+        settings: StackSettings) -> None:
+    settings.state_file.parent.mkdir(parents=True)
+    settings.state_file.write_text(_with(state_file(None), "supervisor", updated_at=7))
+    state = StackState.read(settings.state_file)
+    assert state is not None
+    assert state.supervisor.updated_at == 7.0 and isinstance(state.supervisor.updated_at, float)
+    assert state.supervisor.template_pid is None and state.browser_synthetic is None
 
 
 def test_a_state_file_that_cannot_be_read_names_the_fix(settings: StackSettings) -> None:
@@ -187,6 +217,25 @@ def test_status_of_a_stack_that_has_gone_lists_it_stopped(settings: StackSetting
         "state": "stopped", "data_dir": str(settings.data_dir),
         "components": [component("payments", process_started=9.0, state="stopped",
                                  health="down")]}
+
+
+def test_status_of_a_running_stack_says_what_its_supervisor_found_for_the_browser(
+        settings: StackSettings, child: subprocess.Popen[bytes]) -> None:
+    """The synthetics run with the stack's environment, which the supervisor has: its
+    finding is in the state file, and `status` says it whatever the shell it runs in."""
+    found = {"on": False, "reason": "Playwright is not installed",
+             "command": "kansoku install-browser"}
+    write_state(settings.state_file, {**state_file(child, components=[
+        component("payments", url="http://127.0.0.1:9")]), "browser_synthetic": found})
+    result = CliRunner().invoke(app, ["status", "--json", "--data-dir",
+                                      str(settings.data_dir)])
+    assert result.exit_code == 0, result.stderr
+    status = json.loads(result.stdout)
+    assert status["state"] == "running" and status["browser_synthetic"] == found
+    assert [c["health"] for c in status["components"]] == ["down"]  # probed now
+    table = CliRunner().invoke(app, ["status", "--data-dir", str(settings.data_dir)],
+                               env={"COLUMNS": "200"})
+    assert "Browser synthetic off: Playwright is not installed" in table.stdout
 
 
 def test_status_says_the_states_in_the_command_lines_language(

@@ -11,7 +11,6 @@ inside the commands: every `kansoku` command imports this module.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -105,6 +104,8 @@ def run(
         "--json", help=_("Print the report as JSON (progress goes to stderr)"))] = False,
     data_dir: DataDir = None,
 ) -> None:
+    import asyncio
+
     from kansoku.chaos import experiment as model
     from kansoku.chaos.actions import Stack, StackError
     from kansoku.chaos.report import EventPrinter, render

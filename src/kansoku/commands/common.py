@@ -8,12 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console, RenderableType
 
 from kansoku.kit.i18n import _
+from kansoku.stack.paths import absolute
 
 if TYPE_CHECKING:
+    # pydantic is imported by the commands that read settings, when they do: `kansoku
+    # --help` needs none of it.
+    from pydantic import ValidationError
+
     from kansoku.stack.settings import StackSettings
 
 console = Console()
@@ -77,11 +81,13 @@ def invalid_setting(exc: ValidationError, prefix: str = "KANSOKU_") -> NoReturn:
 def load_settings(data_dir: Path | None) -> StackSettings:
     """The stack's settings (pydantic-settings, imported here: `kansoku --help` needs
     none, and they are a good part of every command's start)."""
+    from pydantic import ValidationError
+
     from kansoku.stack.settings import StackSettings
 
     try:
         settings = StackSettings() if data_dir is None else StackSettings(data_dir=data_dir)
     except ValidationError as exc:
         invalid_setting(exc)
-    settings.data_dir = settings.data_dir.expanduser().absolute()
+    settings.data_dir = absolute(settings.data_dir)
     return settings

@@ -16,7 +16,6 @@ machinery is imported inside the commands: every `kansoku` command imports this 
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import os
@@ -186,6 +185,7 @@ def start(
     lang: Lang = None,
     data_dir: DataDir = None,
 ) -> None:
+    import asyncio
     import secrets
 
     from kansoku.chaos.actions import StackError
@@ -327,6 +327,8 @@ def answer(
 
 def _check_evidence(settings: StackSettings, data_dir: Path | None, explorer: str | None,
                     trace: str, truth: Truth) -> Verdict:
+    import asyncio
+
     import httpx
 
     from kansoku.chaos.actions import StackError
@@ -357,6 +359,8 @@ def _check_evidence(settings: StackSettings, data_dir: Path | None, explorer: st
                            "chaos probes: the service ready, a checkout paid, its error rate "
                            "and latency back within bounds)."))
 def fix(as_json: Json = False, data_dir: DataDir = None) -> None:
+    import asyncio
+
     from kansoku.drills import stack as drill_stack
     from kansoku.drills.scoring import FixCheck, SavedPhrase, now
 
@@ -457,6 +461,8 @@ def end(
     as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
+    import asyncio
+
     from kansoku.drills import debrief
     from kansoku.drills import stack as drill_stack
     from kansoku.drills.scoring import now, score
@@ -535,6 +541,8 @@ def _alerts(settings: StackSettings, data_dir: Path | None, explorer: str | None
                                                         str | None]:
     """The explorer's URL, its alert changes during the attempt, and why they could not
     be read (None when they were)."""
+    import asyncio
+
     import httpx
 
     from kansoku.chaos.actions import StackError
@@ -568,6 +576,8 @@ def history(
     as_json: Json = False,
     data_dir: DataDir = None,
 ) -> None:
+    import asyncio
+
     from kansoku.drills import stack as drill_stack
     from kansoku.drills import store
     from kansoku.kit.db import Database, redact_url
@@ -630,6 +640,8 @@ def _learner(user: str | None) -> str:
 def _keep(settings: StackSettings, stack: Stack, attempt: Attempt, drill: Drill,
           final: Score, ended: datetime) -> str | None:
     """Add the attempt to the learner's history; None when kept, else why not."""
+    import asyncio
+
     from kansoku.drills import stack as drill_stack
     from kansoku.drills import store
     from kansoku.kit.db import Database, redact_url

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import urllib.error
-import urllib.request
 
 from kansoku import topology
 from kansoku.kit.languages import command_line_language, plain_gettext, set_language
@@ -89,17 +87,42 @@ def readiness_problem(service: topology.ServiceInfo, timeout: float = TIMEOUT_SE
 def answer_status(url: str, timeout: float = TIMEOUT_SECONDS, *, quiet: bool = True
                   ) -> int | None:
     """The HTTP status a GET of `url` (an http URL kansoku made) answers; None when
-    nothing answers — or, with `quiet=False`, the error saying why."""
+    nothing answers — or, with `quiet=False`, the error saying why (an `OSError`, or a
+    `ValueError` for an answer that is not HTTP)."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310
-            status: int = answer.status
-    except urllib.error.HTTPError as exc:
-        status = exc.code
+        return _status_of_get(url, timeout)
     except (OSError, ValueError):
         if quiet:
             return None
         raise
-    return status
+
+
+def _status_of_get(url: str, timeout: float) -> int:
+    """GET `url` with HTTP/1.0 over a plain socket and read the answer's status line.
+
+    A readiness check needs that number only: http.client or urllib.request would bring
+    the email package and ssl, 15 ms of a check and of every `kansoku status` (which
+    probes each component at once), and urllib would also send a loopback request
+    through any proxy the environment names. `timeout` bounds the connection and each
+    read."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"not an http:// URL: {url}")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request = (f"GET {target} HTTP/1.0\r\nHost: {parts.netloc}\r\n"
+               "Connection: close\r\n\r\n")
+    with socket.create_connection((parts.hostname, parts.port or 80), timeout) as peer:
+        peer.sendall(request.encode("ascii"))
+        with peer.makefile("rb") as answer:
+            status_line = answer.readline(256)
+    version, _, rest = status_line.decode("latin-1").partition(" ")
+    code = rest[:3]
+    if not version.startswith("HTTP/") or not code.isdigit():
+        raise ValueError(f"not an HTTP answer: {status_line[:60]!r}")
+    return int(code)
 
 
 def bad_port(variable: str, value: str) -> str:

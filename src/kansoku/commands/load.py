@@ -13,7 +13,6 @@ the commands: every `kansoku` command imports this module.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -390,6 +389,8 @@ def synth(
 ) -> None:
     # Imported here: the monitors bring OpenTelemetry's SDK and httpx, a second of
     # start-up every other command would pay.
+    import asyncio
+
     from kansoku.loadgen.synthetics import SERVICE, Monitor
 
     names = journey or list(JOURNEY_NAMES)

@@ -10,7 +10,6 @@ every `kansoku` command imports this module, and most never need it.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 import logging
@@ -20,7 +19,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
 from kansoku import topology
 from kansoku.commands import health as health_check
@@ -47,6 +45,8 @@ def _service(name: str | None) -> topology.ServiceInfo:
 @app.command(help=_("Run one service in this process until SIGTERM: what the supervisor "
                     "starts, and how to run services yourself (one per container, say)."))
 def serve(name: ServiceName = None) -> None:
+    from pydantic import ValidationError
+
     from kansoku.kit.serve import PortUnavailable
     from kansoku.kit.serve import serve as run_server
     from kansoku.kit.settings import ConfigurationError
@@ -98,6 +98,8 @@ def migrate(
                          "makes; what a pod's init container runs."),
         show_default=False)] = None,
 ) -> None:
+    import asyncio
+
     from kansoku.kit.db import Database, redact_url
     from kansoku.kit.migrate import applied_revisions, upgrade_schema
 
@@ -184,6 +186,8 @@ def _schemas() -> dict[str, Path]:
 
 def _wait_for_migrations(url: str, seconds: float) -> None:
     """Return once every schema is at its newest migration; fail after `seconds`."""
+    import asyncio
+
     from kansoku.kit.db import redact_url
     from kansoku.kit.migrate import applied_revisions, newest_revisions
 

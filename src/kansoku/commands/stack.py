@@ -17,7 +17,6 @@ imports this module, and would otherwise pay for them at start-up.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
@@ -26,10 +25,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
@@ -42,7 +41,9 @@ from kansoku.commands.common import DataDir, console, fail, load_settings, print
 from kansoku.commands.typer_texts import TranslatedTyper
 from kansoku.kit import i18n
 from kansoku.kit.i18n import N_, _, gettext
+from kansoku.loadgen.browser_setup import BrowserSynthetic, browser_synthetic
 from kansoku.stack.control import ControlError, Request, ask_supervisor
+from kansoku.stack.paths import StackPaths
 from kansoku.stack.state import (
     ComponentState,
     StackNotRunning,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 app = TranslatedTyper()
 
 
-def _read_state(settings: StackSettings) -> StackState | None:
+def _read_state(settings: StackSettings | StackPaths) -> StackState | None:
     """The state file, whatever the stack is doing; exits when it cannot be read."""
     try:
         return read_stack_state(settings)
@@ -177,12 +178,11 @@ def _wait_for_start(settings: StackSettings, supervisor: subprocess.Popen[bytes]
     _say_if_the_browser_synthetic_is_off()
 
 
-def _say_if_the_browser_synthetic_is_off() -> None:
+def _say_if_the_browser_synthetic_is_off(known: BrowserSynthetic | None = None) -> None:
     """One line when the synthetics cannot run their browser journey, with the command
-    that turns it on (nothing when they can)."""
-    from kansoku.loadgen.browser_setup import browser_synthetic  # start-up time
-
-    notice = browser_synthetic().notice()
+    that turns it on (nothing when they can): as `known` says (the state file's), else
+    as this environment's settings say."""
+    notice = (known or browser_synthetic()).notice()
     if notice:
         console.print(f"[yellow]{notice}[/]", highlight=False)
 
@@ -286,7 +286,7 @@ def down(data_dir: DataDir = None) -> None:
     console.print(_("kansoku stopped."))
 
 
-def _not_running(settings: StackSettings) -> str:
+def _not_running(settings: StackSettings | StackPaths) -> str:
     return _("kansoku is not running (data directory {path}).").format(
         path=settings.data_dir)
 
@@ -312,11 +312,20 @@ def _probe(url: str) -> str:
 
 
 def _probe_all(urls: list[str]) -> list[str]:
-    """Every component probed at once, each in a thread of its own."""
-    if not urls:
-        return []
-    with ThreadPoolExecutor(max_workers=len(urls)) as pool:
-        return list(pool.map(_probe, urls))
+    """Every component probed at once, each in a thread of its own. (Threads, not a
+    thread pool: `concurrent.futures` would cost `status` more than the probes.)"""
+    healths = ["down"] * len(urls)
+
+    def probe(index: int) -> None:
+        healths[index] = _probe(urls[index])
+
+    threads = [threading.Thread(target=probe, args=(index,), daemon=True)
+               for index in range(len(urls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return healths
 
 
 @app.command(help=_("List every component: name, pid, url, state and health (probed now)."))
@@ -325,26 +334,28 @@ def status(
                                           help=_("Machine-readable output."))] = False,
     data_dir: DataDir = None,
 ) -> None:
-    settings = load_settings(data_dir)
+    # The data directory alone, not the settings: they would cost more than the rest of
+    # `status` (stack/paths.py).
+    settings = StackPaths.chosen(data_dir)
     state = _read_state(settings)
     running = state is not None and state.supervisor_alive()
     components = state.components if state else []
     if running:
         healths = _probe_all([component.url for component in components])
-        components = [component.model_copy(update={"health": health})
+        components = [replace(component, health=health)
                       for component, health in zip(components, healths, strict=True)]
     else:
         # A stop the user asked for ended with the stack: nothing is held any more.
-        components = [component.model_copy(update={
-            "state": "stopped", "health": "down", "pid": None, "held": False})
-            for component in components]
+        components = [replace(component, state="stopped", health="down", pid=None,
+                              held=False) for component in components]
     phase = state.supervisor.state if running and state else "stopped"
+    # A running stack's: what its supervisor found for its synthetics (read from the
+    # state file, without their settings); else what this environment would give them.
+    recorded = state.browser_synthetic if running and state else None
     if as_json:
-        from kansoku.loadgen.browser_setup import browser_synthetic  # start-up time
-
         typer.echo(json.dumps({"state": phase, "data_dir": str(settings.data_dir),
-                               "components": [c.model_dump() for c in components],
-                               "browser_synthetic": asdict(browser_synthetic())},
+                               "components": [asdict(c) for c in components],
+                               "browser_synthetic": asdict(recorded or browser_synthetic())},
                               indent=2))
         return
     if not components:
@@ -352,7 +363,7 @@ def status(
         return
     print_table(_state_table(components, f"kansoku: {_state_words(phase)}"))
     if running:
-        _say_if_the_browser_synthetic_is_off()
+        _say_if_the_browser_synthetic_is_off(recorded)
 
 
 # --- stop / start one component ------------------------------------------------------
@@ -491,6 +502,8 @@ def start(name: ComponentName = None, data_dir: DataDir = None) -> None:
 @app.command(hidden=True)
 def supervise(data_dir: DataDir = None) -> None:
     """Run the supervisor in this process (what `up` starts in the background)."""
+    import asyncio
+
     from kansoku.kit.logging import setup_logging
     from kansoku.stack.infra import keep_data_private
     from kansoku.stack.supervisor import Supervisor, build_components, migrate_command

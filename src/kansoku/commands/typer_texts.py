@@ -59,16 +59,15 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from typer.models import CommandFunctionType
 
 from kansoku.kit import i18n
-from kansoku.kit.i18n import _, lazy_gettext
+from kansoku.kit.i18n import N_, _
 
 RICH_UTILS: Final = "typer.rich_utils"
 
 #: What `typer.core` passes through its `_`, marked here so that scripts/messages puts
 #: them in the catalogs.
 CORE_TEXTS: Final = (
-    lazy_gettext("Missing command."), lazy_gettext("No such command {name!r}."),
-    lazy_gettext("default: {default}"), lazy_gettext("required"),
-    lazy_gettext("env var: {var}"), lazy_gettext("(dynamic)"), lazy_gettext("Aborted!"),
+    N_("Missing command."), N_("No such command {name!r}."), N_("default: {default}"),
+    N_("required"), N_("env var: {var}"), N_("(dynamic)"), N_("Aborted!"),
 )
 
 

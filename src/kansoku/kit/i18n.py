@@ -4,7 +4,9 @@ Every text a person reads — pages, e-mails, the command line's help and messag
 written in English in the code and looked up in the catalog of the reader's language:
 `src/kansoku/locale/<language>/LC_MESSAGES/kansoku.po`, kept up to date with
 `scripts/messages` (Babel's extract and update). The catalogs are read as they are, at
-the first lookup: no compiled `.mo` file to build or to forget.
+the first lookup, by kit/languages.py's reader (the standard library's: Babel's reader
+took longer than the command line's whole start): no compiled `.mo` file to build or to
+forget, and English, the code's own text, is never read.
 
 Which language:
 - a page: the `kansoku_lang` cookie (set by the language switch every page has, through
@@ -20,27 +22,25 @@ in a background task and read later on a page or in a notification) is marked wi
 (or `Nn_` with its plural) and translated when it is read, with `translated_in` (or
 `translated_plural_in`) in the reader's language. Numbers, money and dates follow the language too
 (`format_money`, `format_number`, `format_datetime`, with Babel's CLDR data).
+
+Babel is imported only where it is used — formatting, and `lazy_gettext`'s proxy: the
+command line imports this module to start, and needs neither to show its help.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
-from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, quote
 
-from babel import Locale
-from babel.support import LazyProxy, NullTranslations, Translations
-
-# The languages and which one is current need no Babel: they live in kit/languages.py
-# (which the containers' healthcheck uses alone), and are part of this module's API.
+# The languages, which one is current and the catalogs need no Babel: they live in
+# kit/languages.py (which the containers' healthcheck uses alone), and are part of this
+# module's API.
 from kansoku.kit.languages import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE
 from kansoku.kit.languages import DOMAIN as DOMAIN
+from kansoku.kit.languages import Catalog, _current
 from kansoku.kit.languages import Language as Language
-from kansoku.kit.languages import _current
+from kansoku.kit.languages import catalog as catalog
 from kansoku.kit.languages import catalog_path as catalog_path
 from kansoku.kit.languages import command_line_language as command_line_language
 from kansoku.kit.languages import current_language as current_language
@@ -49,6 +49,11 @@ from kansoku.kit.languages import set_language as set_language
 
 if TYPE_CHECKING:
     # Types only: the command line imports this module, and no web framework.
+    from datetime import datetime
+    from decimal import Decimal
+
+    from babel import Locale
+    from babel.support import LazyProxy
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -85,32 +90,22 @@ def from_accept_language(header: str | None) -> Language | None:
 
 # --- the catalogs --------------------------------------------------------------------
 
-@cache
-def translations(language: Language) -> NullTranslations:
-    """`language`'s catalog, read from its .po file once. English is the code's own text,
-    which its catalog leaves untranslated: nothing to read (the command line, English
-    unless asked otherwise, starts the sooner)."""
-    if language == DEFAULT_LANGUAGE:
-        return NullTranslations()
-    from babel.messages.mofile import write_mo  # Babel's catalog tools: read once, here
-    from babel.messages.pofile import read_po
-
-    with catalog_path(language).open("rb") as po_file:
-        catalog = read_po(po_file, locale=str(language), domain=DOMAIN)
-    compiled = io.BytesIO()
-    write_mo(compiled, catalog)
-    compiled.seek(0)
-    return Translations(compiled, domain=DOMAIN)
+def translations(language: Language) -> Catalog:
+    """`language`'s catalog, read from its .po file the first time it is asked for
+    (`languages.catalog`). English is the code's own text, which its catalog leaves
+    untranslated: nothing to read (the command line, English unless asked otherwise,
+    starts the sooner)."""
+    return catalog(language)
 
 
 def gettext(message: str) -> str:
     """`message` in the current language (itself when the catalog has no translation)."""
-    return translations(current_language()).ugettext(message)
+    return catalog(current_language()).gettext(message)
 
 
 def ngettext(singular: str, plural: str, count: int) -> str:
     """The form for `count` in the current language (Japanese has one form)."""
-    return translations(current_language()).ungettext(singular, plural, count)
+    return catalog(current_language()).ngettext(singular, plural, count)
 
 
 _ = gettext
@@ -119,17 +114,19 @@ _ = gettext
 def lazy_gettext(message: str) -> LazyProxy:
     """`message`, translated each time it is used as text: for texts defined when the
     module loads, before anyone's language is known."""
+    from babel.support import LazyProxy  # Babel's proxy: pages use it, the CLI does not
+
     return LazyProxy(gettext, message, enable_cache=False)
 
 
 def translated_in(language: Language, message: str) -> str:
     """`message` in `language`, whatever the current one is (e-mails to a customer)."""
-    return translations(language).ugettext(message)
+    return catalog(language).gettext(message)
 
 
 def translated_plural_in(language: Language, singular: str, plural: str, count: int) -> str:
     """The form for `count` in `language`, whatever the current one is."""
-    return translations(language).ungettext(singular, plural, count)
+    return catalog(language).ngettext(singular, plural, count)
 
 
 def N_(message: str) -> str:
@@ -216,6 +213,8 @@ class PhrasedError(Exception):
 # --- numbers, money and dates ----------------------------------------------------------
 
 def _locale() -> Locale:
+    from babel import Locale
+
     return Locale.parse(str(current_language()))
 
 
@@ -233,6 +232,8 @@ def format_money(amount: Any, currency: str | None = "USD") -> str:
     the current language writes money (CLDR's patterns: "$1,299.99" and "€5.00" in
     English, "$1,299.99" and "€5.00" in Japanese too, "￥1,300" for yen); an amount that
     is not a number is shown as it came."""
+    from decimal import Decimal, InvalidOperation
+
     try:
         value = Decimal(str(amount))
     except InvalidOperation:

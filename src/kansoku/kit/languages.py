@@ -1,20 +1,21 @@
-"""The languages kansoku speaks, which one is current, and the catalogs read with the
+"""The languages kansoku speaks, which one is current, and their catalogs, read with the
 standard library alone.
 
-kit/i18n.py is what the code uses to speak (it re-exports what is here): it reads the
-catalogs with Babel, which also writes numbers, money and dates as a language does. This
-module is the part that needs no Babel, for a program that must start in milliseconds
-and has only a few sentences to say: the containers' healthcheck (commands/health.py)
-looks its words up with `plain_gettext`, which reads the catalog of a language the
-first time one of its texts is asked for — and only then — with a reader of its own
-(`read_catalog`; tests/kit/test_i18n.py checks it reads what Babel reads).
+kit/i18n.py is what the code uses to speak (it re-exports what is here, and adds lazy
+texts, phrases, and numbers, money and dates written as a language does, with Babel's
+CLDR data). This module needs no Babel: the containers' healthcheck (commands/health.py)
+and the command line must start in milliseconds, and Babel's reader of a catalog would
+cost them more than the reading. A language's catalog is read the first time one of its
+texts is asked for — and only then — by a reader of its own (`read_catalog`,
+`read_plurals`; tests/kit/test_languages.py checks they read what Babel reads); English
+is the code's own text, and has nothing to read.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from enum import StrEnum
 from functools import cache
@@ -94,11 +95,10 @@ def _quoted(text: str) -> str:
     return _ESCAPE.sub(lambda match: _ESCAPES.get(match[1], match[1]), inner)
 
 
-def read_catalog(po_text: str) -> dict[str, str]:
-    """A .po catalog's translations, message -> translation: the singular messages that
-    have one and are not marked fuzzy (what gettext would use). Entries are separated
-    by blank lines, as Babel writes them (`scripts/messages`)."""
-    found: dict[str, str] = {}
+def _entries(po_text: str) -> Iterator[tuple[dict[str, str], bool]]:
+    """A .po catalog's entries: each one's fields (msgid, msgid_plural, msgstr,
+    msgstr[0] …, their escapes undone) and whether it is marked fuzzy. Entries are
+    separated by blank lines, as Babel writes them (`scripts/messages`)."""
     for entry in po_text.split("\n\n"):
         fields: dict[str, str] = {}
         field: str | None = None
@@ -111,20 +111,93 @@ def read_catalog(po_text: str) -> dict[str, str]:
             elif line.strip():
                 field, _, rest = line.partition(" ")
                 fields[field] = _quoted(rest)
+        yield fields, fuzzy
+
+
+def read_catalog(po_text: str) -> dict[str, str]:
+    """A .po catalog's translations, message -> translation: the singular messages that
+    have one and are not marked fuzzy (what gettext would use)."""
+    return _singulars(_entries(po_text))
+
+
+def read_plurals(po_text: str) -> dict[str, tuple[str, ...]]:
+    """A .po catalog's messages with a plural, singular message -> its forms (msgstr[0],
+    msgstr[1] …: as many as the language has), for those translated and not marked
+    fuzzy. A form left empty is "" (`Catalog.ngettext` says the code's own words for it,
+    as gettext does)."""
+    return _plurals(_entries(po_text))
+
+
+def _singulars(entries: Iterable[tuple[dict[str, str], bool]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for fields, fuzzy in entries:
         message, translation = fields.get("msgid"), fields.get("msgstr")
         if message and translation and not fuzzy and "msgid_plural" not in fields:
             found[message] = translation
     return found
 
 
+def _plurals(entries: Iterable[tuple[dict[str, str], bool]]) -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for fields, fuzzy in entries:
+        message = fields.get("msgid")
+        if not message or fuzzy or "msgid_plural" not in fields:
+            continue
+        forms: list[str] = []
+        while (form := fields.get(f"msgstr[{len(forms)}]")) is not None:
+            forms.append(form)
+        if any(forms):
+            found[message] = tuple(forms)
+    return found
+
+
+def plural_form(language: Language, count: int) -> int:
+    """Which of `language`'s plural forms (msgstr[n]) says `count` things: the catalogs'
+    Plural-Forms, written here once for the two languages we speak."""
+    match language:
+        case Language.JAPANESE:  # nplurals=1; plural=0: one form for every number
+            return 0
+        case Language.ENGLISH:  # nplurals=2; plural=(n != 1)
+            return 0 if count == 1 else 1
+        case _:
+            raise AssertionError(f"no plural rule for {language!r}")
+
+
+class Catalog:
+    """A language's translations, read from its catalog: what gettext's `gettext` and
+    `ngettext` answer, each text itself (the code's English) where it has none."""
+
+    __slots__ = ("language", "messages", "plurals")
+
+    def __init__(self, language: Language, messages: Mapping[str, str],
+                 plurals: Mapping[str, tuple[str, ...]]) -> None:
+        self.language = language
+        self.messages = messages
+        self.plurals = plurals
+
+    def gettext(self, message: str) -> str:
+        return self.messages.get(message, message)
+
+    def ngettext(self, singular: str, plural: str, count: int) -> str:
+        forms = self.plurals.get(singular, ())
+        index = plural_form(self.language, count)
+        if index < len(forms) and forms[index]:
+            return forms[index]
+        return singular if count == 1 else plural
+
+
 @cache
-def _plain_catalog(language: Language) -> Mapping[str, str]:
-    if language == DEFAULT_LANGUAGE:  # the code's own text: nothing to read
-        return {}
-    return read_catalog(catalog_path(language).read_text("utf-8"))
+def catalog(language: Language) -> Catalog:
+    """`language`'s catalog, read from its .po file the first time it is asked for.
+    English is the code's own text, which its catalog leaves untranslated: nothing to
+    read."""
+    if language == DEFAULT_LANGUAGE:
+        return Catalog(language, {}, {})
+    entries = list(_entries(catalog_path(language).read_text("utf-8")))  # parsed once
+    return Catalog(language, _singulars(entries), _plurals(entries))
 
 
 def plain_gettext(message: str) -> str:
-    """`message` in the current language, looked up without Babel (itself when the
-    catalog has no translation)."""
-    return _plain_catalog(current_language()).get(message, message)
+    """`message` in the current language (itself when the catalog has no translation):
+    `i18n.gettext` without importing kit/i18n.py."""
+    return catalog(current_language()).gettext(message)

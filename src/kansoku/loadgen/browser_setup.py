@@ -7,13 +7,14 @@ neither. Without them the synthetics skip the journey — and it is the only mon
 loads the pages' images, where imageSlowLoad shows — so `kansoku up` and `kansoku status`
 say so, with the command that turns it on.
 
-Light on purpose (no Playwright, no OpenTelemetry): `kansoku status` imports it.
+Light on purpose (no Playwright, no OpenTelemetry, and the synthetics' settings only when
+`browser_synthetic` reads them): `kansoku status` imports it, and the stack's state file
+keeps a `BrowserSynthetic` (stack/state.py).
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import os
 import shlex
@@ -24,10 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
-
-from pydantic import ValidationError
-
-from kansoku.loadgen.settings import Settings
 
 #: The one command that turns the browser synthetic on.
 INSTALL_COMMAND: Final = "kansoku install-browser"
@@ -76,6 +73,11 @@ class BrowserSynthetic:
 def browser_synthetic() -> BrowserSynthetic:
     """Whether the synthetics of a stack started from this environment run the browser
     journey (their settings: `KANSOKU_SYNTHETICS_JOURNEYS`, `…_CHROMIUM_PATH`)."""
+    # pydantic-settings, imported when asked: more than the rest of `kansoku status`.
+    from pydantic import ValidationError
+
+    from kansoku.loadgen.settings import Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -96,6 +98,8 @@ class InstallFailed(Exception):
 
 def browser_requirements() -> list[str]:
     """What `kansoku[browser]` adds (Playwright), as kansoku's own metadata says."""
+    import importlib.metadata
+
     found = []
     for requirement in importlib.metadata.requires("kansoku") or []:
         name, _, marker = requirement.partition(";")

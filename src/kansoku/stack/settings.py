@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kansoku import topology
 from kansoku.kit.i18n import _
 from kansoku.kit.settings import ConfigurationError, OptionalPort
+from kansoku.stack.paths import DEFAULT_DATA_DIR, StackPaths
 
 LOOPBACK = "127.0.0.1"
 
@@ -22,7 +23,7 @@ LOOPBACK = "127.0.0.1"
 class StackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KANSOKU_", extra="ignore")
 
-    data_dir: Path = Path(".kansoku")
+    data_dir: Path = DEFAULT_DATA_DIR
     #: Where kansoku's services listen. The embedded servers always listen on loopback:
     #: they are private to the stack.
     host: str = "127.0.0.1"
@@ -80,17 +81,22 @@ class StackSettings(BaseSettings):
         return f"http://{self.connect_host}:{self.explorer_otlp_port}"
 
     @property
+    def paths(self) -> StackPaths:
+        """The files the stack keeps in its data directory."""
+        return StackPaths(self.data_dir)
+
+    @property
     def secret_file(self) -> Path:
-        return self.data_dir / "secret"
+        return self.paths.secret_file
 
     @property
     def run_dir(self) -> Path:
-        return self.data_dir / "run"
+        return self.paths.run_dir
 
     @property
     def log_dir(self) -> Path:
-        return self.data_dir / "logs"
+        return self.paths.log_dir
 
     @property
     def state_file(self) -> Path:
-        return self.run_dir / "state.json"
+        return self.paths.state_file

@@ -6,20 +6,25 @@ never see half a file. `StackState` is the file parsed. `running_stack(settings)
 one answer to "is a stack running from this data directory, ready to be used?": its
 state, or a `StackNotRunning` whose message is the line to print (how to start it, to
 wait for it, or to read the file).
+
+The state classes are frozen dataclasses read with the standard library (`StackState.read`
+checks every field's type, as a model would): `kansoku status` reads the file at every
+run, and pydantic's import and models would cost it more than the reading.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import BaseModel, ConfigDict, ValidationError
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from kansoku.kit.i18n import _
+from kansoku.loadgen.browser_setup import BrowserSynthetic
 
 if TYPE_CHECKING:
+    from kansoku.stack.paths import StackPaths
     from kansoku.stack.settings import StackSettings
 
 
@@ -44,11 +49,60 @@ def process_alive(pid: int, started: float | None = None) -> bool:
         return False
 
 
-class _Entry(BaseModel):
-    # Extra keys are dropped: a state file from a newer kansoku still reads.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class NotAStateFile(ValueError):
+    """What is in the file is not what the supervisor writes."""
 
 
+#: The types a field may be written with, by their name in the field's annotation (a
+#: whole number is a float too; True is no number).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def _scalar(annotation: str, value: object) -> object:
+    """`value` if it is what `annotation` ("int", "float | None" …) allows, else
+    `NotAStateFile`; a whole number given for a float is made one."""
+    kinds = [kind.strip() for kind in annotation.split("|")]
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise NotAStateFile(f"null where {annotation} belongs")
+    for kind in kinds:
+        allowed = _JSON_TYPES.get(kind)
+        if allowed is None:
+            continue
+        if isinstance(value, allowed) and (kind == "bool" or not isinstance(value, bool)):
+            if kind == "float":
+                assert isinstance(value, int | float)
+                return float(value)
+            return value
+    raise NotAStateFile(f"{value!r} where {annotation} belongs")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Entry:
+    @classmethod
+    def from_json(cls, value: object) -> Self:
+        """The entry `value` (a JSON object) describes. Every field must be there unless
+        it has a default; keys it does not know are dropped, so a state file from a newer
+        kansoku still reads. `NotAStateFile` when it is not such an entry."""
+        if not isinstance(value, dict):
+            raise NotAStateFile(f"{cls.__name__}: not an object")
+        found: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            if field.name in value:
+                found[field.name] = cls._field_from_json(field, value[field.name])
+            elif field.default is dataclasses.MISSING:
+                raise NotAStateFile(f"{cls.__name__}: no {field.name}")
+        return cls(**found)
+
+    @classmethod
+    def _field_from_json(cls, field: dataclasses.Field[Any], value: object) -> object:
+        assert isinstance(field.type, str)  # `from __future__ import annotations`
+        return _scalar(field.type, value)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class ComponentState(_Entry):
     """One component as the supervisor last described it (fields in the file's order,
     which `kansoku status --json` keeps)."""
@@ -84,6 +138,7 @@ class ComponentState(_Entry):
         return self.pid is not None and process_alive(self.pid, self.process_started)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class SupervisorState(_Entry):
     """The supervisor: its process and its phase."""
 
@@ -106,11 +161,28 @@ class SupervisorState(_Entry):
         return bool(self.pid) and process_alive(self.pid, self.process_started)
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class StackState(_Entry):
     """The state file, parsed."""
 
     supervisor: SupervisorState
     components: list[ComponentState]
+    #: Whether the stack's synthetics run the browser journey, as the supervisor found
+    #: when it started them (its environment is theirs); None from an older kansoku.
+    browser_synthetic: BrowserSynthetic | None = None
+
+    @classmethod
+    def _field_from_json(cls, field: dataclasses.Field[Any], value: object) -> object:
+        match field.name:
+            case "supervisor":
+                return SupervisorState.from_json(value)
+            case "components":
+                if not isinstance(value, list):
+                    raise NotAStateFile("components: not a list")
+                return [ComponentState.from_json(component) for component in value]
+            case "browser_synthetic":
+                return _browser_synthetic(value)
+        raise AssertionError(f"StackState has no field {field.name}")
 
     @classmethod
     def read(cls, path: Path) -> StackState | None:
@@ -118,8 +190,8 @@ class StackState(_Entry):
         supervisor writes it whole, so that is a leftover, not a stack). An `OSError`
         other than a missing file (permissions) is raised."""
         try:
-            return cls.model_validate_json(path.read_bytes())
-        except (FileNotFoundError, ValidationError):
+            return cls.from_json(json.loads(path.read_bytes()))
+        except (FileNotFoundError, ValueError):  # NotAStateFile, and JSON's errors
             return None
 
     def supervisor_alive(self) -> bool:
@@ -131,6 +203,18 @@ class StackState(_Entry):
 
     def component_names(self) -> list[str]:
         return [component.name for component in self.components]
+
+
+def _browser_synthetic(value: object) -> BrowserSynthetic | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise NotAStateFile("browser_synthetic: not an object")
+    on, reason, command = value.get("on"), value.get("reason"), value.get("command")
+    if not (isinstance(on, bool) and isinstance(reason, str | None)
+            and isinstance(command, str | None)):
+        raise NotAStateFile(f"browser_synthetic: {value!r}")
+    return BrowserSynthetic(on, reason, command)
 
 
 #: Why `running_stack` found no stack to use.
@@ -146,9 +230,10 @@ class StackNotRunning(Exception):
         self.reason: NotRunningReason = reason
 
 
-def read_stack_state(settings: StackSettings) -> StackState | None:
+def read_stack_state(settings: StackSettings | StackPaths) -> StackState | None:
     """The state file of this data directory, whatever the stack is doing (None when
-    there is none); `StackNotRunning` ("unreadable") when the file cannot be read."""
+    there is none); `StackNotRunning` ("unreadable") when the file cannot be read.
+    (`StackPaths` is the data directory without the settings: `kansoku status`.)"""
     try:
         return StackState.read(settings.state_file)
     except OSError as exc:
@@ -159,7 +244,7 @@ def read_stack_state(settings: StackSettings) -> StackState | None:
             "unreadable") from exc
 
 
-def running_stack(settings: StackSettings) -> StackState:
+def running_stack(settings: StackSettings | StackPaths) -> StackState:
     """The state of the stack running from this data directory and ready to be used;
     `StackNotRunning` when there is none, it is still starting, or it is stopping."""
     state = read_stack_state(settings)

@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ import psutil
 from kansoku import topology
 from kansoku.faults import flagfile
 from kansoku.kit.i18n import N_, Phrase, PhrasedError, Words, _, in_english
+from kansoku.loadgen.browser_setup import browser_synthetic
 from kansoku.stack import control, infra
 from kansoku.stack.prefork import ForkedProcess, Forker, ForkUnavailable
 from kansoku.stack.settings import LOOPBACK, StackSettings
@@ -217,6 +218,11 @@ class Supervisor:
         self._request_tasks: set[asyncio.Task[None]] = set()
         self._process_started = psutil.Process().create_time()
         self._template_started: float | None = None
+        #: Whether the synthetics, started with this process's environment, can run the
+        #: browser journey: kept in the state file for `kansoku status`, which would
+        #: otherwise read the synthetics' settings itself (pydantic-settings: most of its
+        #: start) — and read them from its own shell's environment, not the stack's.
+        self.browser_synthetic = browser_synthetic()
 
     @property
     def components(self) -> list[Component]:
@@ -243,6 +249,7 @@ class Supervisor:
                 "template_started": self._template_started,
             },
             "components": [component.describe() for component in self.components],
+            "browser_synthetic": asdict(self.browser_synthetic),
         })
 
     def _set(self, component: Component, state: str) -> None:
