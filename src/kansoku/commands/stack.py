@@ -355,7 +355,7 @@ def status(
     if as_json:
         typer.echo(json.dumps({"state": phase, "data_dir": str(settings.data_dir),
                                "components": [asdict(c) for c in components],
-                               "browser_synthetic": asdict(recorded or browser_synthetic())},
+                               "browser_synthetic": (recorded or browser_synthetic()).as_json()},
                               indent=2))
         return
     if not components:

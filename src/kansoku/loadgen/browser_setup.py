@@ -22,9 +22,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from kansoku.kit.i18n import N_, _
 
 #: The one command that turns the browser synthetic on.
 INSTALL_COMMAND: Final = "kansoku install-browser"
@@ -43,31 +45,64 @@ def playwright_installed() -> bool:
     return importlib.util.find_spec("playwright") is not None
 
 
-def missing_browser(chromium: Path) -> str | None:
-    """Why the browser journey cannot run here, or None when it can."""
+#: Why the browser journey cannot run: English templates, kept with their values and
+#: said in the reader's language when shown (`BrowserSynthetic.notice`).
+CHROMIUM_MISSING: Final = N_("Chromium is not installed at {path}")
+PLAYWRIGHT_MISSING: Final = N_("Playwright is not installed")
+JOURNEY_LEFT_OUT: Final = N_("KANSOKU_SYNTHETICS_JOURNEYS leaves out {journey}")
+SETTINGS_NOT_VALID: Final = N_("the synthetics' settings are not valid ({error})")
+
+
+def _why_not(chromium: Path) -> tuple[str, dict[str, str]] | None:
+    """Why the browser journey cannot run here (a template and its values), or None."""
     if not os.access(chromium, os.X_OK):
-        return f"Chromium is not installed at {chromium}"
+        return CHROMIUM_MISSING, {"path": str(chromium)}
     if not playwright_installed():
-        return "Playwright is not installed"
+        return PLAYWRIGHT_MISSING, {}
     return None
+
+
+def missing_browser(chromium: Path) -> str | None:
+    """Why the browser journey cannot run here (in English, for logs), or None when it
+    can."""
+    found = _why_not(chromium)
+    return found[0].format(**found[1]) if found else None
 
 
 @dataclass(frozen=True)
 class BrowserSynthetic:
     """Whether the synthetic monitors run the browser journey; when not, why, and the
-    command that turns it on (None when the fix is a setting, not an install)."""
+    command that turns it on (None when the fix is a setting, not an install).
+    `reason` is English, as programs read it (`status --json`); `reason_template` and
+    `reason_values` say it again in the reader's language."""
 
     on: bool
     reason: str | None = None
     command: str | None = None
+    reason_template: str | None = None
+    reason_values: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def off(cls, template: str, values: dict[str, str], command: str | None = None
+            ) -> BrowserSynthetic:
+        return cls(False, template.format(**values), command, template, values)
+
+    def as_json(self) -> dict[str, object]:
+        """What `status --json` says of it (the reason in English, for programs)."""
+        return {"on": self.on, "reason": self.reason, "command": self.command}
 
     def notice(self) -> str | None:
-        """The line `kansoku up` and `status` print when it is off."""
+        """The line `kansoku up` and `status` print when it is off, in the reader's
+        language (a state file written before the template was kept: its English)."""
         if self.on:
             return None
-        fix = f" Turn it on: {self.command}" if self.command else ""
-        return (f"Browser synthetic off: {self.reason}, so no monitor loads the pages in a "
-                f"browser (imageSlowLoad shows only there).{fix}")
+        reason = (_(self.reason_template).format(**self.reason_values)
+                  if self.reason_template else self.reason or "")
+        line = _("Browser synthetic off: {reason}, so no monitor loads the pages in a "
+                 "browser (imageSlowLoad shows only there).").format(reason=reason)
+        if self.command:
+            line += " " + _("Turn it on: {command}").format(command=self.command)
+        return line
 
 
 def browser_synthetic() -> BrowserSynthetic:
@@ -81,13 +116,13 @@ def browser_synthetic() -> BrowserSynthetic:
     try:
         settings = Settings()
     except ValidationError as exc:
-        return BrowserSynthetic(False, f"the synthetics' settings are not valid "
-                                       f"({exc.errors()[0]['msg']})")
+        return BrowserSynthetic.off(SETTINGS_NOT_VALID, {"error": str(exc.errors()[0]["msg"])})
     if BROWSER_JOURNEY not in settings.journey_names():
-        return BrowserSynthetic(False, "KANSOKU_SYNTHETICS_JOURNEYS leaves out "
-                                       f"{BROWSER_JOURNEY}")
-    reason = missing_browser(settings.chromium_path)
-    return BrowserSynthetic(reason is None, reason, INSTALL_COMMAND if reason else None)
+        return BrowserSynthetic.off(JOURNEY_LEFT_OUT, {"journey": BROWSER_JOURNEY})
+    found = _why_not(settings.chromium_path)
+    if found is None:
+        return BrowserSynthetic(True)
+    return BrowserSynthetic.off(*found, command=INSTALL_COMMAND)
 
 
 # --- installing -----------------------------------------------------------------------

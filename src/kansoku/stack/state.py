@@ -211,10 +211,14 @@ def _browser_synthetic(value: object) -> BrowserSynthetic | None:
     if not isinstance(value, dict):
         raise NotAStateFile("browser_synthetic: not an object")
     on, reason, command = value.get("on"), value.get("reason"), value.get("command")
+    # Files written before the reason's template was kept have neither.
+    template, values = value.get("reason_template"), value.get("reason_values") or {}
     if not (isinstance(on, bool) and isinstance(reason, str | None)
-            and isinstance(command, str | None)):
+            and isinstance(command, str | None) and isinstance(template, str | None)
+            and isinstance(values, dict)
+            and all(isinstance(item, str) for item in values.values())):
         raise NotAStateFile(f"browser_synthetic: {value!r}")
-    return BrowserSynthetic(on, reason, command)
+    return BrowserSynthetic(on, reason, command, template, values)
 
 
 #: Why `running_stack` found no stack to use.
