@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from kansoku.kit.flagkinds import OFF, FlagKind, FlagValue
-from kansoku.kit.i18n import _
+from kansoku.kit.i18n import N_, _
+
+# A flag's words are marked with N_ (kept English here) and shown in the reader's
+# language with `gettext(flag.description)` where a page or the command line says them.
 
 
 class FaultCategory(StrEnum):
@@ -33,13 +36,6 @@ class FaultCategory(StrEnum):
     BROWSER = "browser"
     #: A component does not answer at all: stopped, partitioned, hung.
     OUTAGE = "outage"
-
-
-def N_(text: str) -> str:
-    """Marks a flag's words for the translation catalogs (scripts/messages finds them);
-    they stay English here, and a page or the command line shows them in the reader's
-    language with `gettext(flag.description)`."""
-    return text
 
 
 #: A flag's variants in order, each with the value it gives the code.

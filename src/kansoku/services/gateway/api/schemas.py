@@ -189,6 +189,17 @@ class OrderLine(BaseModel):
     line_total: Decimal
 
 
+#: Why an order was cancelled, as an order and the admin's list of cancellations say it.
+CancelReason = Annotated[str | None, Field(description="Why it was cancelled, in English")]
+CancelReasonCode = Annotated[str | None, Field(
+    description="The same as a code (payment-declined, payments-unavailable, "
+    "payments-timed-out, reservation-expired); null for orders cancelled before codes "
+    "were kept")]
+DeclineReason = Annotated[str | None, Field(
+    description="Payments' code for a declined payment (insufficient_funds, stolen_card, "
+    "processing_error)")]
+
+
 class Order(BaseModel):
     id: uuid.UUID
     number: str = Field(examples=["KS-000042"])
@@ -198,14 +209,9 @@ class Order(BaseModel):
     items: list[OrderLine]
     shipping_address: dict[str, str]
     payment_id: uuid.UUID | None
-    cancel_reason: str | None = Field(description="Why it was cancelled, in English")
-    cancel_reason_code: str | None = Field(
-        None, description="The same as a code (payment-declined, payments-unavailable, "
-        "payments-timed-out, reservation-expired); null for orders cancelled before "
-        "codes were kept")
-    decline_reason: str | None = Field(
-        None, description="Payments' code for a declined payment (insufficient_funds, "
-        "stolen_card, processing_error)")
+    cancel_reason: CancelReason
+    cancel_reason_code: CancelReasonCode = None
+    decline_reason: DeclineReason = None
     trace_id: str | None = Field(None, description="The trace of the request that placed it "
                                  "(when traced): open it in the explorer, /traces/{trace_id}")
     created_at: UtcDateTime
@@ -317,14 +323,9 @@ class CancelledOrder(BaseModel):
     number: str
     total: Decimal
     currency: str
-    cancel_reason: str | None = Field(description="Why it was cancelled, in English")
-    cancel_reason_code: str | None = Field(
-        None, description="The same as a code (payment-declined, payments-unavailable, "
-        "payments-timed-out, reservation-expired); null for orders cancelled before "
-        "codes were kept")
-    decline_reason: str | None = Field(
-        None, description="Payments' code for a declined payment (insufficient_funds, "
-        "stolen_card, processing_error)")
+    cancel_reason: CancelReason
+    cancel_reason_code: CancelReasonCode = None
+    decline_reason: DeclineReason = None
     created_at: UtcDateTime
 
 
